@@ -1,0 +1,40 @@
+# regrl: make setup | demo | test | test-all | bench | tb | clean
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.regrl-installed
+TORCH  ?= torch==2.13.0
+# Local single-node Ray binds to loopback; never set this for cluster runs.
+LOCAL  := RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+
+.PHONY: setup demo test test-all bench tb clean
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml changes. torch is installed first when the
+# venv has none, so the resolver never pulls a multi-GB CUDA build on a CPU machine.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(LOCAL) $(VENV)/bin/regrl train configs/cartpole_ppo.yaml
+	@echo "TensorBoard: make tb   (or: $(VENV)/bin/tensorboard --logdir runs)"
+
+test: setup
+	$(LOCAL) $(PY) -m pytest -q -m "not slow" tests
+
+test-all: setup
+	$(LOCAL) $(PY) -m pytest -q tests
+
+bench: setup
+	$(LOCAL) $(PY) benchmarks/bench_objectives.py
+
+tb: setup
+	$(VENV)/bin/tensorboard --logdir runs --bind_all=false --port 6006
+
+clean:
+	rm -rf runs .pytest_cache

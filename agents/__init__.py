@@ -1,0 +1,1 @@
+"""Models and objectives of regrl: torch only, never ray, never envs."""

@@ -1,0 +1,17 @@
+"""The objective registry: every public loss, advantage and KL function of ``agents.objectives``."""
+from __future__ import annotations
+
+from typing import Any
+
+from agents.registry import Registry
+
+OBJECTIVES = Registry("objective")
+
+
+def get_objective(name: str) -> Any:
+    """Return the objective function registered as ``name``.
+
+    An unknown name raises :class:`agents.registry.UnknownNameError` (a ``KeyError``) whose
+    message lists every known objective and the nearest match.
+    """
+    return OBJECTIVES.get(name)

@@ -1,0 +1,131 @@
+"""``regrl`` command line: train | validate | list | eval.
+
+Bad input (unknown keys, wrong types, out-of-range values, missing files) prints one clear
+``error:`` line and exits with status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from agents.registry import UnknownNameError
+from trainers.config import ConfigError, load_config, to_dict
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="regrl", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train an experiment (or --resume a run)")
+    t.add_argument("config", nargs="?", help="experiment YAML (omit with --resume)")
+    t.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+    t.add_argument("--address", help="Ray address: 'auto' on a cluster head, or ray://HOST:PORT")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no per-iteration progress")
+    v = sub.add_parser("validate", help="check a config without running it")
+    v.add_argument("config")
+    v.add_argument("--set", dest="overrides", action="append", default=[])
+    sub.add_parser("list", help="environments, objective terms and offline plugins")
+    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
+    e.add_argument("run_dir")
+    e.add_argument("--episodes", type=int, help="episodes (default: the run's eval.episodes)")
+    return p
+
+
+def _validated(args) -> "object":
+    from trainers.envs import env_factory
+
+    cfg = load_config(args.config, args.overrides)
+    try:
+        env_factory(cfg.env.name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{args.config}: env.name: {exc}") from None
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from trainers.run import train
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("--resume continues a run with its saved config; "
+                              "give no CONFIG or --set with it")
+        if not Path(args.resume).is_dir():
+            raise ConfigError(f"--resume {args.resume}: no such run directory")
+        result = train(resume=Path(args.resume), address=args.address, progress=not args.quiet)
+    else:
+        if not args.config:
+            raise ConfigError("train needs a CONFIG file (or --resume RUN_DIR)")
+        result = train(_validated(args), address=args.address, progress=not args.quiet)
+    ret = result.metrics.get("env/episode_return_mean", float("nan"))
+    print(f"done: {result.iteration} iterations, {int(result.env_steps)} env steps, "
+          f"episode_return_mean {ret:.2f}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    import yaml
+
+    cfg = _validated(args)
+    print(f"{args.config}: OK")
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from trainers.envs import ENVS
+    from trainers.rllib.terms import TERMS
+    from agents.objectives import OBJECTIVES
+
+    sections = [("environments (plus any gymnasium id)", ENVS),
+                ("objective terms (objective.terms)", TERMS),
+                ("objective functions (agents.objectives)", OBJECTIVES)]
+    try:
+        from agents.offline import PLUGINS
+        sections.append(("offline plugins", PLUGINS))
+    except ImportError:
+        sections.append(("offline plugins", None))
+    for title, reg in sections:
+        print(f"{title}:")
+        if reg is None or not reg.names():
+            print("  (none yet)")
+            continue
+        for entry in reg:
+            print(f"  {entry.name:<28} {entry.description}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from trainers.evaluate import evaluate
+
+    if not Path(args.run_dir).is_dir():
+        raise ConfigError(f"{args.run_dir}: no such run directory")
+    if args.episodes is not None and args.episodes < 1:
+        raise ConfigError("--episodes must be >= 1")
+    report = evaluate(Path(args.run_dir), args.episodes)
+    summary = {k: v for k, v in report.items() if k != "per_episode"}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "validate": cmd_validate, "list": cmd_list, "eval": cmd_eval}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, FileNotFoundError, UnknownNameError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""RLlib new-API-stack glue: the objective-term learner, its connector and the algorithm builder."""

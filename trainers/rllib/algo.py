@@ -1,0 +1,53 @@
+"""ExperimentConfig -> RLlib ``AlgorithmConfig`` (PPO's sampling loop with RegrlLearner)."""
+from __future__ import annotations
+
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from ray.tune.registry import register_env
+
+from trainers.config import ExperimentConfig, to_dict
+from trainers.envs import ENVS, make_env
+from trainers.rllib.learner import CONFIG_KEY, RegrlLearner
+
+
+def rllib_env_id(name: str) -> str:
+    """Register regrl's own environments with Ray (idempotent); gymnasium ids pass through."""
+    if name not in ENVS:
+        return name
+    env_id = f"regrl/{name}"
+    register_env(env_id, lambda env_ctx, _name=name: make_env(_name, dict(env_ctx)))
+    return env_id
+
+
+def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
+    t, r, m = cfg.training, cfg.resources, cfg.model
+    adv = cfg.objective.advantages
+    group = adv.estimator == "group"
+    return (
+        PPOConfig()
+        .environment(env=rllib_env_id(cfg.env.name), env_config=dict(cfg.env.kwargs))
+        .env_runners(
+            num_env_runners=r.num_env_runners,
+            num_envs_per_env_runner=r.num_envs_per_env_runner,
+            num_cpus_per_env_runner=r.num_cpus_per_env_runner,
+            # group-relative advantages compare whole episodes
+            batch_mode="complete_episodes" if group else "truncate_episodes",
+        )
+        .learners(
+            num_learners=r.num_learners,
+            num_gpus_per_learner=r.num_gpus_per_learner,
+            learner_class=RegrlLearner,
+            learner_config_dict={CONFIG_KEY: to_dict(cfg)},
+        )
+        .training(
+            lr=t.lr, train_batch_size_per_learner=t.train_batch_size,
+            minibatch_size=t.minibatch_size, num_epochs=t.num_epochs,
+            gamma=adv.gamma, lambda_=adv.lam, grad_clip=t.grad_clip,
+            use_kl_loss=False, entropy_coeff=0.0,  # both are objective terms here
+        )
+        .rl_module(model_config=DefaultModelConfig(
+            fcnet_hiddens=list(m.hidden), fcnet_activation=m.activation,
+            vf_share_layers=m.share_layers))
+        .fault_tolerance(restart_failed_env_runners=True)
+        .debugging(seed=cfg.seed, log_level="ERROR")
+    )

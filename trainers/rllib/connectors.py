@@ -1,0 +1,96 @@
+"""Learner connector that writes advantages and value targets with ``agents.objectives``.
+
+Replaces RLlib's stock ``GeneralAdvantageEstimation`` (same batch layout: it runs after
+``AddOneTsToEpisodesAndTruncate``, which appends one bootstrap step to every episode chunk
+and marks it in ``loss_mask``), so the GAE the learner trains on is our tested ``gae`` and
+the group-relative (GRPO) estimator is available to any environment that reports group ids.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.utils.numpy import convert_to_numpy
+
+from agents.objectives import gae, group_advantages
+
+GROUP_ID_KEY = "group_id"
+
+
+def _as_tensor(x: Any, device: torch.device, dtype=torch.float32) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(convert_to_numpy(x)), dtype=dtype, device=device)
+
+
+def episode_group_advantages(returns: List[float], group_keys: List[Any], lens: List[int],
+                             std: Optional[str], device: torch.device) -> torch.Tensor:
+    """Group-relative advantage of each episode, repeated over its ``lens[i]`` batch rows."""
+    codes = {k: i for i, k in enumerate(dict.fromkeys(group_keys))}
+    ids = torch.tensor([codes[k] for k in group_keys], device=device)
+    adv = group_advantages(torch.tensor(returns, dtype=torch.float32, device=device), ids,
+                           std=std)
+    return torch.repeat_interleave(adv, torch.tensor(lens, device=device))
+
+
+class RegrlAdvantages(ConnectorV2):
+    """Compute ``advantages`` and ``value_targets`` per module (GAE or group-relative)."""
+
+    def __init__(self, input_observation_space=None, input_action_space=None, *,
+                 gamma: float, lam: float, estimator: str = "gae",
+                 group_std: Optional[str] = "unbiased", normalize: bool = True, **kwargs):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.gamma, self.lam = gamma, lam
+        self.estimator, self.group_std, self.normalize = estimator, group_std, normalize
+
+    def __call__(self, *, rl_module, batch: Dict[str, Any], episodes, explore=None,
+                 shared_data=None, **kwargs):
+        sa_episodes = list(self.single_agent_episode_iterator(episodes,
+                                                              agents_that_stepped_only=False))
+        for module_id, module in rl_module.items():
+            if module_id not in batch or not isinstance(module, ValueFunctionAPI):
+                continue
+            if module.is_stateful():
+                raise NotImplementedError("RegrlAdvantages supports stateless modules only")
+            eps = [e for e in sa_episodes if e.module_id in (None, module_id)]
+            self._write(batch[module_id], module, eps)
+        return batch
+
+    def _write(self, mbatch: Dict[str, Any], module, eps) -> None:
+        with torch.no_grad():
+            values = module.compute_values(mbatch).detach().float()
+        device = values.device
+        rewards = _as_tensor(mbatch[Columns.REWARDS], device)
+        terminateds = _as_tensor(mbatch[Columns.TERMINATEDS], device)
+        truncateds = _as_tensor(mbatch[Columns.TRUNCATEDS], device)
+        next_values = torch.cat([values[1:], values.new_zeros(1)])  # [-1] is a masked phantom
+        advantages, targets = gae(rewards, values, next_values, terminateds, truncateds,
+                                  gamma=self.gamma, lam=self.lam)
+        mask = _as_tensor(mbatch.get(Columns.LOSS_MASK, np.ones(len(values))), device,
+                          dtype=torch.bool)
+        if self.estimator == "group":
+            advantages = self._group(eps, rewards, mask, device)
+        elif self.normalize:
+            valid = advantages[mask]
+            advantages = (advantages - valid.mean()) / valid.std(unbiased=False).clamp_min(1e-4)
+        mbatch[Postprocessing.ADVANTAGES] = advantages * mask
+        mbatch[Postprocessing.VALUE_TARGETS] = targets
+
+    def _group(self, eps, rewards, mask, device) -> torch.Tensor:
+        lens = [len(e) for e in eps]
+        keys, returns, start = [], [], 0
+        for e, n in zip(eps, lens):
+            info = e.get_infos(0) or {}
+            if GROUP_ID_KEY not in info:
+                raise ValueError("advantages.estimator=group needs the environment to put "
+                                 f"'{GROUP_ID_KEY}' into its reset info; episode {e.id_} has "
+                                 f"info keys {sorted(info)}")
+            keys.append(info[GROUP_ID_KEY])
+            returns.append(float((rewards[start:start + n] * mask[start:start + n]).sum()))
+            start += n
+        if start != len(rewards):
+            raise RuntimeError(f"episode lengths {sum(lens)} != batch rows {len(rewards)}")
+        return episode_group_advantages(returns, keys, lens, self.group_std, device)

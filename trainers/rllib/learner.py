@@ -1,0 +1,93 @@
+"""``RegrlLearner``: an RLlib TorchLearner whose loss is the sum of the configured terms.
+
+The experiment config travels in ``learner_config_dict["regrl"]`` (a plain dict), so the
+learner is rebuilt identically on remote learner actors and from checkpoints.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import gymnasium as gym
+import torch
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModule
+from ray.rllib.evaluation.postprocessing import Postprocessing
+
+from trainers.checkpoint import module_checkpoint_path
+from trainers.config import ExperimentConfig, config_from_dict
+from trainers.rllib.connectors import RegrlAdvantages
+from trainers.rllib.terms import TERMS, LossContext, total_loss
+
+CONFIG_KEY = "regrl"
+
+
+def action_dist_kind(space: gym.Space) -> str:
+    if isinstance(space, gym.spaces.Discrete):
+        return "categorical"
+    if isinstance(space, gym.spaces.Box):
+        return "gaussian"
+    raise ValueError(f"regrl learners support Discrete or Box action spaces, got {space}")
+
+
+class RegrlLearner(PPOTorchLearner):
+    """Sums ``objective.terms`` (policy/lp_reg surrogate, value, entropy, demo_kl, ...)."""
+
+    def build(self) -> None:
+        super().build()
+        self.regrl_config: ExperimentConfig = config_from_dict(
+            self.config.learner_config_dict[CONFIG_KEY], source="learner_config_dict")
+        adv = self.regrl_config.objective.advantages
+        if self._learner_connector is not None and \
+                self.config.add_default_connectors_to_learner_pipeline:
+            self._learner_connector.remove("GeneralAdvantageEstimation")
+            self._learner_connector.append(RegrlAdvantages(
+                gamma=adv.gamma, lam=adv.lam, estimator=adv.estimator,
+                group_std=adv.group_std, normalize=adv.normalize))
+        self._reference: Dict[str, RLModule] = {}
+        for spec in self.regrl_config.objective.terms:
+            if TERMS.get(spec.name).needs_reference:
+                for module_id in self.module.keys():
+                    self._reference[module_id] = self._load_reference(
+                        module_id, spec.params.checkpoint)
+
+    def _load_reference(self, module_id: str, checkpoint: Optional[str]) -> RLModule:
+        if checkpoint is None:  # frozen copy of the initial (seeded) weights
+            ref = copy.deepcopy(self.module[module_id].unwrapped())
+        else:
+            ref = RLModule.from_checkpoint(module_checkpoint_path(Path(checkpoint), module_id))
+        ref = ref.to(self._device)
+        ref.eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        return ref
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
+        ctx = self._context(module_id, batch, fwd_out)
+        loss, metrics = total_loss(ctx, self.regrl_config.objective.terms)
+        self.metrics.log_dict(metrics, key=module_id, window=1)
+        return loss
+
+    def _context(self, module_id: str, batch: Dict[str, Any], fwd_out) -> LossContext:
+        module = self.module[module_id].unwrapped()
+        dist_inputs = fwd_out[Columns.ACTION_DIST_INPUTS]
+        cur = module.get_train_action_dist_cls().from_logits(dist_inputs)
+        actions = batch[Columns.ACTIONS]
+        mask = batch.get(Columns.LOSS_MASK)
+        if mask is None:
+            mask = torch.ones(actions.shape[0], dtype=torch.bool, device=dist_inputs.device)
+        ctx = LossContext(
+            dist_inputs=dist_inputs, old_dist_inputs=batch[Columns.ACTION_DIST_INPUTS],
+            actions=actions, logp=cur.logp(actions), old_logp=batch[Columns.ACTION_LOGP],
+            advantages=batch[Postprocessing.ADVANTAGES], entropy=cur.entropy(),
+            mask=mask.bool(), dist=action_dist_kind(module.action_space),
+            value_targets=batch.get(Postprocessing.VALUE_TARGETS))
+        if any(t.name == "value" for t in self.regrl_config.objective.terms):
+            ctx.values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+        if module_id in self._reference:
+            with torch.no_grad():
+                ref_out = self._reference[module_id].forward_train(batch)
+            ctx.ref_dist_inputs = ref_out[Columns.ACTION_DIST_INPUTS]
+        return ctx

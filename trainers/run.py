@@ -1,0 +1,131 @@
+"""The training driver: run directory, Ray session, iterations, checkpoints, resume."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+import yaml
+
+from trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint
+from trainers.config import ConfigError, ExperimentConfig, config_from_dict, to_dict
+from trainers.logging import Progress, TensorBoardLogger, namespace_metrics
+
+CONFIG_FILE = "config.yaml"
+TB_DIR = "tb"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    iteration: int
+    env_steps: float
+    metrics: Dict[str, float]
+    stopped_early: bool
+
+
+def init_ray(address: Optional[str] = None) -> None:
+    """Join ``address`` (``auto`` or ``ray://host:port``) or start a local single-node Ray.
+
+    A local session binds to 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``); a cluster
+    address keeps Ray's own networking.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+        return
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray.init(include_dashboard=False, logging_level=logging.WARNING,
+             configure_logging=True, log_to_driver=True)
+
+
+def new_run_dir(cfg: ExperimentConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.runs_root).resolve() / cfg.name / stamp
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir, n = Path(f"{base}-{n}"), n + 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def load_run_config(run_dir: Path) -> ExperimentConfig:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
+    return config_from_dict(yaml.safe_load(path.read_text()) or {}, source=str(path))
+
+
+def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = None,
+          address: Optional[str] = None, progress: bool = True) -> RunResult:
+    """Train ``cfg`` in a new run directory, or continue the run at ``resume``."""
+    if resume is not None:
+        run_dir = Path(resume).resolve()
+        cfg = load_run_config(run_dir)
+    else:
+        assert cfg is not None, "train() needs a config or a run directory to resume"
+        run_dir = new_run_dir(cfg)
+        (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    init_ray(address)
+    from trainers.rllib.algo import build_algorithm_config
+
+    algo = build_algorithm_config(cfg).build_algo()
+    try:
+        return _loop(cfg, algo, run_dir, resume is not None, progress)
+    finally:
+        algo.stop()
+
+
+def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
+          progress: bool) -> RunResult:
+    start, env_steps = 0, 0.0
+    ckpt = latest_checkpoint(run_dir) if resuming else None
+    if ckpt is not None:
+        algo.restore_from_path(str(ckpt))
+        state = read_state(ckpt)
+        start, env_steps = state["iteration"], state["env_steps"]
+        print(f"resumed {run_dir} from {ckpt.name} (iteration {start})", flush=True)
+    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None)
+    if not resuming:
+        tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
+    bar = Progress(cfg.training.iterations, start, enabled=progress)
+    metrics: Dict[str, float] = {}
+    done, stopped = start, False  # last completed iteration
+
+    def checkpoint(i: int) -> None:
+        save_checkpoint(algo.save_to_path, run_dir, i, {"env_steps": env_steps},
+                        cfg.checkpoint.keep)
+
+    try:
+        for it in range(start + 1, cfg.training.iterations + 1):
+            metrics = namespace_metrics(algo.train())
+            env_steps += metrics.get("env/env_steps", 0.0)
+            metrics["env/env_steps_total"] = env_steps
+            tb.scalars(metrics, it)
+            bar.update(it, metrics, env_steps)
+            done = it
+            target = cfg.training.stop_return
+            stopped = target is not None and metrics.get("env/episode_return_mean",
+                                                         float("-inf")) >= target
+            if stopped or it % cfg.checkpoint.every == 0 or it == cfg.training.iterations:
+                checkpoint(it)
+            if stopped:
+                break
+    except KeyboardInterrupt:
+        last = latest_checkpoint(run_dir)
+        if done > (read_state(last)["iteration"] if last else 0):
+            checkpoint(done)
+        print(f"\ninterrupted; resume with: regrl train --resume {run_dir}", flush=True)
+        raise
+    finally:
+        bar.close()
+        tb.close()
+    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
+          flush=True)
+    return RunResult(run_dir, done, env_steps, metrics, stopped)
