@@ -107,8 +107,8 @@ class TrainingConfig:
     """Passes over each train batch."""
     lr: float = 3e-4
     """Adam learning rate."""
-    grad_clip: Optional[float] = 0.5
-    """Global gradient-norm clip (null disables)."""
+    grad_clip: Optional[float] = None
+    """Global gradient-norm clip over all parameters (null = none, as stock RLlib PPO)."""
 
     def __post_init__(self) -> None:
         _require(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")

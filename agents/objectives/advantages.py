@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 
 from agents.objectives._registry import OBJECTIVES
@@ -111,10 +112,35 @@ def gae(
     not_trunc = 1.0 - truncateds.to(rewards.dtype)
     delta = rewards + gamma * not_term * next_values - values
     carry = gamma * lam * not_term * not_trunc
-    advantages = []
-    last = torch.zeros_like(delta[..., 0])
-    for t in range(delta.shape[-1] - 1, -1, -1):
-        last = delta[..., t] + carry[..., t] * last
-        advantages.append(last)
-    adv = torch.stack(advantages[::-1], dim=-1)
+    adv = _reverse_recursion(delta, carry)
     return adv, adv + values
+
+
+def _reverse_recursion(delta: torch.Tensor, carry: torch.Tensor) -> torch.Tensor:
+    """``A_t = delta_t + carry_t * A_{t+1}`` along the last axis.
+
+    The recursion is sequential in t; per-step torch ops cost ~10 us each, so on the CPU
+    without autograd it runs in numpy (``benchmarks/bench_objectives.py`` measures both).
+    """
+    if delta.device.type != "cpu" or delta.requires_grad or carry.requires_grad:
+        steps, last = [], torch.zeros_like(delta[..., 0])
+        for t in range(delta.shape[-1] - 1, -1, -1):
+            last = delta[..., t] + carry[..., t] * last
+            steps.append(last)
+        return torch.stack(steps[::-1], dim=-1)
+    d, c = delta.numpy(), carry.numpy()
+    if d.ndim == 2 and d.shape[0] == 1:
+        return _reverse_recursion(delta[0], carry[0]).unsqueeze(0)
+    out = np.empty_like(d)
+    if d.ndim == 1:  # python floats beat numpy scalars for a single long row
+        last, dl, cl, acc = 0.0, d.tolist(), c.tolist(), [0.0] * d.shape[0]
+        for t in range(d.shape[0] - 1, -1, -1):
+            last = dl[t] + cl[t] * last
+            acc[t] = last
+        out[:] = acc
+    else:
+        last = np.zeros(d.shape[:-1], dtype=d.dtype)
+        for t in range(d.shape[-1] - 1, -1, -1):
+            last = d[..., t] + c[..., t] * last
+            out[..., t] = last
+    return torch.from_numpy(out)

@@ -130,3 +130,18 @@ def test_gae_bad_args():
     with pytest.raises(ValueError, match="time last"):
         gae(torch.zeros(2, 2, 2), torch.zeros(2, 2, 2), torch.zeros(2, 2, 2), torch.zeros(2, 2, 2),
             torch.zeros(2, 2, 2), gamma=0.9, lam=0.8)
+
+
+@pytest.mark.parametrize("shape", [(7,), (1, 7), (3, 7)])
+def test_gae_numpy_fast_path_matches_autograd_path(shape):
+    """Without autograd the recursion runs in numpy; with it, in torch: same numbers."""
+    g = torch.Generator().manual_seed(0)
+    r, v, nv = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3))
+    term = torch.zeros(shape, dtype=torch.bool)
+    term[..., 2] = True
+    trunc = torch.zeros(shape, dtype=torch.bool)
+    trunc[..., 4] = True
+    fast, _ = gae(r, v, nv, term, trunc, gamma=0.9, lam=0.8)
+    slow, _ = gae(r, v.clone().requires_grad_(True), nv, term, trunc, gamma=0.9, lam=0.8)
+    assert slow.requires_grad and not fast.requires_grad
+    torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-12)

@@ -1,0 +1,64 @@
+"""CLI: validate, list, and bad input -> one 'error:' line and exit status 2, no traceback."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trainers.cli import EXIT_BAD_INPUT, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_validate_ok(capsys):
+    assert main(["validate", str(ROOT / "configs/cartpole_ppo.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "clip_low: 0.2" in out
+
+
+def test_list_shows_envs_terms_and_functions(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("GroupedCartPole-v1", "policy", "lp_reg", "demo_kl", "group_advantages",
+                 "minp_proxy_logprob", "offline plugins"):
+        assert name in out
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["validate", "missing.yaml"], "no such config file"),
+    (["train", "missing.yaml"], "no such config file"),
+    (["train"], "train needs a CONFIG"),
+    (["train", "--resume", "/nonexistent/run"], "no such run directory"),
+    (["eval", "/nonexistent/run"], "no such run directory"),
+])
+def test_bad_invocations_exit_2(capsys, args, pattern):
+    assert main(args) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and pattern in err
+
+
+def test_unknown_env_is_a_config_error(tmp_path, capsys):
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump({"env": {"name": "CartPol-v1"}}))
+    assert main(["validate", str(path)]) == EXIT_BAD_INPUT
+    assert "unknown environment 'CartPol-v1'" in capsys.readouterr().err
+
+
+def test_eval_of_run_without_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("name: x\n")
+    assert main(["eval", str(run)]) == EXIT_BAD_INPUT
+    assert "no complete checkpoint" in capsys.readouterr().err
+
+
+def test_console_script_bad_config_has_no_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"objective": {"terms": [{"name": "policy",
+                                                              "dual_clip": 0.5}]}}))
+    proc = subprocess.run([sys.executable, "-m", "trainers.cli", "train", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == EXIT_BAD_INPUT
+    assert "Traceback" not in proc.stderr
+    assert "dual_clip must be > 1" in proc.stderr and str(path) in proc.stderr
