@@ -38,13 +38,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validated(args) -> "object":
-    from trainers.envs import env_factory
+    from trainers.envs import probe_env
 
     cfg = load_config(args.config, args.overrides)
+    need_discrete = any(t.name == "lp_reg" for t in cfg.objective.terms)
     try:
-        env_factory(cfg.env.name)
-    except UnknownNameError as exc:
-        raise ConfigError(f"{args.config}: env.name: {exc}") from None
+        probe_env(cfg.env.name, dict(cfg.env.kwargs), need_discrete=need_discrete)
+    except (UnknownNameError, ValueError) as exc:
+        raise ConfigError(f"{args.config}: env: {exc}") from None
     return cfg
 
 
@@ -122,6 +123,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return COMMANDS[args.command](args)
     except (ConfigError, FileNotFoundError, UnknownNameError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ConnectionError as exc:  # ray.init(address=...) found no cluster
+        print(f"error: cannot reach the Ray cluster: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130

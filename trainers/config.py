@@ -316,9 +316,12 @@ def apply_overrides(data: Dict[str, Any], overrides: List[str]) -> Dict[str, Any
     for text in overrides:
         path, value = parse_override(text)
         node: Any = data
-        for part in path[:-1]:
+        for i, part in enumerate(path[:-1]):
             if isinstance(node, list):
                 node = node[_list_index(node, part, text)]
+            elif path[i + 1].isdigit() and part not in node:
+                raise ConfigError(f"--set {text!r}: {part!r} is not a list in the file; set the "
+                                  f"whole list, e.g. --set '{part}=[{{name: policy}}]'")
             else:
                 node = node.setdefault(part, {})
         last = path[-1]

@@ -39,3 +39,24 @@ def make_env(name: str, kwargs: dict[str, Any]) -> gym.Env:
                 raise ValueError(f"environment {name!r} has no argument(s) {unknown}; "
                                  f"valid: {sorted(params)}")
     return factory(**kwargs)
+
+
+def probe_env(name: str, kwargs: dict[str, Any], *, need_discrete: bool = False) -> None:
+    """Build the environment once in-process so bad names, arguments or action spaces fail
+    with a clear message (ValueError / UnknownNameError) before any Ray actor starts."""
+    try:
+        env = make_env(name, kwargs)
+    except UnknownNameError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot create environment {name!r} with {kwargs}: {exc}") from None
+    try:
+        space = env.action_space
+        if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
+            raise ValueError(f"environment {name!r} has action space {space}; regrl learners "
+                             "support Discrete and Box")
+        if need_discrete and not isinstance(space, gym.spaces.Discrete):
+            raise ValueError(f"environment {name!r} has action space {space}; the lp_reg "
+                             "term needs a Discrete (categorical) action space")
+    finally:
+        env.close()

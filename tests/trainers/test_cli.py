@@ -1,4 +1,5 @@
 """CLI: validate, list, and bad input -> one 'error:' line and exit status 2, no traceback."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,18 @@ def test_console_script_bad_config_has_no_traceback(tmp_path):
     assert proc.returncode == EXIT_BAD_INPUT
     assert "Traceback" not in proc.stderr
     assert "dual_clip must be > 1" in proc.stderr and str(path) in proc.stderr
+
+
+@pytest.mark.parametrize("env, sets, pattern", [
+    ({"name": "GroupedCartPole-v1", "kwargs": {"group_sz": 4}}, [],
+     r"has no argument\(s\) \['group_sz'\]"),
+    ({"name": "GroupedCartPole-v1", "kwargs": {"group_size": 0}}, [], "group_size must be >= 1"),
+    ({"name": "Pendulum-v1"}, ["objective.terms=[{name: lp_reg}]"],
+     "the lp_reg term needs a Discrete"),
+])
+def test_environment_problems_fail_before_ray_starts(tmp_path, capsys, env, sets, pattern):
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump({"env": env}))
+    overrides = [a for s in sets for a in ("--set", s)]
+    assert main(["validate", str(path), *overrides]) == EXIT_BAD_INPUT
+    assert re.search(pattern, capsys.readouterr().err)

@@ -93,6 +93,8 @@ def test_overrides_apply_to_nested_and_list_items(tmp_path):
     assert cfg.env.kwargs == {"group_size": 8}
     with pytest.raises(ConfigError, match="not an index"):
         load_config(path, ["objective.terms.7.coeff=1"])
+    with pytest.raises(ConfigError, match="'terms' is not a list in the file"):
+        load_config(write(tmp_path, {}, "empty.yaml"), ["objective.terms.0.name=lp_reg"])
     with pytest.raises(ConfigError, match="expected key.path=value"):
         load_config(path, ["training.lr"])
 
