@@ -278,12 +278,18 @@ def _build_terms(value: Any, where: str) -> Tuple[TermSpec, ...]:
     return tuple(specs)
 
 
-def config_from_dict(data: Dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
-    """Build and validate an :class:`ExperimentConfig`; errors name ``source``."""
+def parse(cls: type, data: Dict[str, Any], source: str = "<dict>") -> Any:
+    """Build and validate any frozen config dataclass ``cls`` from a plain dict: unknown keys,
+    wrong types and ``__post_init__`` ValueErrors become a ConfigError naming ``source``."""
     try:
-        return _build(ExperimentConfig, data, "")
+        return _build(cls, data, "")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def config_from_dict(data: Dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig`; errors name ``source``."""
+    return parse(ExperimentConfig, data, source)
 
 
 def to_dict(cfg: Any) -> Any:
