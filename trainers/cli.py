@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--address", help="Ray address: 'auto' on a cluster head, or ray://HOST:PORT")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no per-iteration progress")
+    t.add_argument("--eval", action="store_true", help="run `regrl eval` on the run afterwards")
     v = sub.add_parser("validate", help="check a config without running it")
     v.add_argument("config")
     v.add_argument("--set", dest="overrides", action="append", default=[])
@@ -34,7 +35,24 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, help="episodes (default: the run's eval.episodes)")
+    _turbulence_parser(sub)
     return p
+
+
+def _turbulence_parser(sub) -> None:
+    from dataclasses import fields
+
+    from envs.turbulence.reference import ReferenceSpec
+
+    turb = sub.add_parser("turbulence", help="SMARL turbulence tools")
+    tsub = turb.add_subparsers(dest="action", required=True)
+    ref = tsub.add_parser("reference", help="run the resolved simulation, write the reference "
+                          "spectra/PDF/initial conditions (default: the packaged file)")
+    ref.add_argument("--out", help="output .npz (default: envs/turbulence/data/reference_kf4.npz)")
+    ref.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    for f in fields(ReferenceSpec):
+        ref.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
+                         help=f"(default {f.default})")
 
 
 def _validated(args) -> "object":
@@ -66,6 +84,8 @@ def cmd_train(args) -> int:
     ret = result.metrics.get("env/episode_return_mean", float("nan"))
     print(f"done: {result.iteration} iterations, {int(result.env_steps)} env steps, "
           f"episode_return_mean {ret:.2f}")
+    if args.eval:
+        return cmd_eval(argparse.Namespace(run_dir=str(result.run_dir), episodes=None))
     return 0
 
 
@@ -111,10 +131,21 @@ def cmd_eval(args) -> int:
     report = evaluate(Path(args.run_dir), args.episodes)
     summary = {k: v for k, v in report.items() if k != "per_episode"}
     print(json.dumps(summary, indent=2))
+    print(f"report: {Path(args.run_dir) / 'eval.json'}")
     return 0
 
 
-COMMANDS = {"train": cmd_train, "validate": cmd_validate, "list": cmd_list, "eval": cmd_eval}
+def cmd_turbulence(args) -> int:
+    from trainers.turbulence import reference_command
+
+    try:
+        return reference_command(args)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+COMMANDS = {"train": cmd_train, "validate": cmd_validate, "list": cmd_list, "eval": cmd_eval,
+            "turbulence": cmd_turbulence}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

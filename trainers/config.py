@@ -100,9 +100,10 @@ class TrainingConfig:
     stop_return: Optional[float] = None
     """Stop early once ``env/episode_return_mean`` reaches this value."""
     train_batch_size: int = 2000
-    """Environment steps per iteration (per learner)."""
+    """Environment steps per iteration (per learner); a multi-agent step holds one agent
+    step per agent."""
     minibatch_size: int = 128
-    """SGD minibatch size."""
+    """SGD minibatch size (at most train_batch_size)."""
     num_epochs: int = 6
     """Passes over each train batch."""
     lr: float = 3e-4
@@ -113,7 +114,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         _require(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
         _require(self.train_batch_size >= 1, "train_batch_size must be >= 1")
-        _require(1 <= self.minibatch_size <= self.train_batch_size,
+        _require(1 <= self.minibatch_size <= self.train_batch_size,  # RLlib requires it too
                  f"minibatch_size must be in [1, train_batch_size={self.train_batch_size}],"
                  f" got {self.minibatch_size}")
         _require(self.num_epochs >= 1, f"num_epochs must be >= 1, got {self.num_epochs}")
@@ -156,7 +157,9 @@ class CheckpointConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     episodes: int = 10
-    """Episodes run by ``regrl eval``."""
+    """Episodes (or, for smarl_turb2d, simulations) run by ``regrl eval``."""
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    """Evaluator-specific settings (smarl_turb2d: time_units, spinup, seeds)."""
 
     def __post_init__(self) -> None:
         _require(self.episodes >= 1, "eval.episodes must be >= 1")

@@ -2,43 +2,65 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import gymnasium as gym
 
 from agents.registry import Registry, UnknownNameError
 from envs.classic import GroupedCartPole
+from envs.turbulence.env import TurbulenceEnv
 
 ENVS = Registry("environment")
-ENVS.register("GroupedCartPole-v1",
-              "CartPole-v1 in groups of episodes from one start state (GRPO advantages)")(
-    GroupedCartPole)
 
 
-def is_gym_id(name: str) -> bool:
-    return name in gym.registry
+@dataclass(frozen=True)
+class EnvEntry:
+    factory: Callable[..., Any]
+    multi_agent: bool = False
+    """A PettingZoo ParallelEnv (all agents map to one shared policy)."""
+    module_id: str = "default_policy"
+    """RLModule id of the (shared) policy."""
 
 
-def env_factory(name: str) -> Callable[..., gym.Env]:
-    """Return ``make(**kwargs) -> Env`` for a registered name or a gymnasium id."""
+def register_env(name: str, description: str, factory: Callable[..., Any], **kw: Any) -> None:
+    ENVS.register(name, description)(EnvEntry(factory, **kw))
+
+
+register_env("GroupedCartPole-v1",
+             "CartPole-v1 in groups of episodes from one start state (GRPO advantages)",
+             GroupedCartPole)
+register_env("smarl_turb2d",
+             "SMARL: agents set local Smagorinsky/Leith coefficients of a 2D-turbulence LES",
+             TurbulenceEnv, multi_agent=True, module_id="shared")
+
+
+def env_entry(name: str) -> EnvEntry:
+    """The registry entry of ``name``; a gymnasium id gets a single-agent entry."""
     if name in ENVS:
         return ENVS.get(name)
-    if is_gym_id(name):
-        return lambda **kwargs: gym.make(name, **kwargs)
+    if name in gym.registry:
+        return EnvEntry(lambda **kwargs: gym.make(name, **kwargs))
     raise UnknownNameError(ENVS.unknown_message(name) + " (or any gymnasium id, e.g. CartPole-v1)")
 
 
-def make_env(name: str, kwargs: dict[str, Any]) -> gym.Env:
-    """Instantiate an environment, turning bad keyword arguments into a clear error."""
-    factory = env_factory(name)
+def make_env(name: str, kwargs: dict[str, Any]):
+    """Instantiate an environment, turning unknown keyword arguments into a clear error."""
+    entry = env_entry(name)
     if name in ENVS:
-        params = inspect.signature(factory).parameters
+        params = inspect.signature(entry.factory).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             unknown = sorted(set(kwargs) - set(params))
             if unknown:
                 raise ValueError(f"environment {name!r} has no argument(s) {unknown}; "
                                  f"valid: {sorted(params)}")
-    return factory(**kwargs)
+    return entry.factory(**kwargs)
+
+
+def _action_spaces(env) -> list:
+    if hasattr(env, "possible_agents"):  # PettingZoo ParallelEnv
+        return [env.action_space(a) for a in env.possible_agents]
+    return [env.action_space]
 
 
 def probe_env(name: str, kwargs: dict[str, Any], *, need_discrete: bool = False) -> None:
@@ -48,15 +70,15 @@ def probe_env(name: str, kwargs: dict[str, Any], *, need_discrete: bool = False)
         env = make_env(name, kwargs)
     except UnknownNameError:
         raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, FileNotFoundError) as exc:
         raise ValueError(f"cannot create environment {name!r} with {kwargs}: {exc}") from None
     try:
-        space = env.action_space
-        if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
-            raise ValueError(f"environment {name!r} has action space {space}; regrl learners "
-                             "support Discrete and Box")
-        if need_discrete and not isinstance(space, gym.spaces.Discrete):
-            raise ValueError(f"environment {name!r} has action space {space}; the lp_reg "
-                             "term needs a Discrete (categorical) action space")
+        for space in _action_spaces(env):
+            if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
+                raise ValueError(f"environment {name!r} has action space {space}; regrl "
+                                 "learners support Discrete and Box")
+            if need_discrete and not isinstance(space, gym.spaces.Discrete):
+                raise ValueError(f"environment {name!r} has action space {space}; the lp_reg "
+                                 "term needs a Discrete (categorical) action space")
     finally:
         env.close()

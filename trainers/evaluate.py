@@ -1,28 +1,46 @@
-"""``regrl eval RUN_DIR``: roll out the latest checkpoint greedily, write eval.json + figures."""
+"""``regrl eval RUN_DIR``: evaluate the latest checkpoint, write eval.json + figures.
+
+Environments may register their own evaluator (the SMARL closure comparison); the default
+runs greedy episodes of the learned policy.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 import torch
 
+from agents.registry import Registry
 from trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
-from trainers.envs import make_env
+from trainers.envs import env_entry, make_env
 from trainers.run import TB_DIR, load_run_config
 
-MODULE_ID = "default_policy"
+EVALUATORS = Registry("evaluator")
 
 
-def greedy_action(dist_inputs: torch.Tensor, discrete: bool) -> np.ndarray:
-    if discrete:
+def _evaluate_turbulence(**kwargs):
+    from trainers.turbulence import evaluate_run  # torch solver imported only when needed
+
+    return evaluate_run(**kwargs)
+
+
+EVALUATORS.register("smarl_turb2d", "closure comparison against the filtered-DNS reference")(
+    _evaluate_turbulence)
+
+
+def greedy_action(dist_inputs: torch.Tensor, space) -> np.ndarray:
+    """Argmax for Discrete; the Gaussian mean, un-normalised from [−1, 1] to the Box bounds
+    (RLlib normalises Box actions by default), for Box."""
+    if hasattr(space, "n"):
         return dist_inputs.argmax(-1).cpu().numpy()
-    return dist_inputs[..., : dist_inputs.shape[-1] // 2].cpu().numpy()  # the mean
+    mean = dist_inputs[..., : dist_inputs.shape[-1] // 2].cpu().numpy()
+    low, high = space.low, space.high
+    return low + (np.clip(mean, -1.0, 1.0) + 1.0) * (high - low) / 2.0
 
 
 def rollout(module, env, episodes: int, seed: int) -> List[Dict[str, float]]:
-    discrete = hasattr(env.action_space, "n")
     stats = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
@@ -31,7 +49,7 @@ def rollout(module, env, episodes: int, seed: int) -> List[Dict[str, float]]:
             batch = {"obs": torch.as_tensor(np.asarray(obs), dtype=torch.float32)[None]}
             with torch.no_grad():
                 out = module.forward_inference(batch)
-            action = greedy_action(out["action_dist_inputs"], discrete)[0]
+            action = greedy_action(out["action_dist_inputs"], env.action_space)[0]
             obs, reward, terminated, truncated, _ = env.step(action)
             total, length = total + float(reward), length + 1
             done = terminated or truncated
@@ -39,31 +57,43 @@ def rollout(module, env, episodes: int, seed: int) -> List[Dict[str, float]]:
     return stats
 
 
-def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
+def load_module(ckpt: Path, module_id: str):
     from ray.rllib.core.rl_module.rl_module import RLModule
 
+    module = RLModule.from_checkpoint(module_checkpoint_path(ckpt, module_id))
+    module.eval()
+    return module
+
+
+def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint to evaluate")
-    module = RLModule.from_checkpoint(module_checkpoint_path(ckpt, MODULE_ID))
-    module.eval()
+    name = cfg.env.name
+    fn: Callable[..., Dict[str, Any]] = EVALUATORS.get(name) if name in EVALUATORS \
+        else evaluate_episodes
+    report = fn(run_dir=run_dir, cfg=cfg, ckpt=ckpt, episodes=episodes)
+    report = {"run_dir": str(run_dir), "checkpoint": ckpt.name,
+              "iteration": read_state(ckpt)["iteration"], **report}
+    (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def evaluate_episodes(*, run_dir: Path, cfg, ckpt: Path, episodes: int | None):
+    module = load_module(ckpt, env_entry(cfg.env.name).module_id)
     env = make_env(cfg.env.name, dict(cfg.env.kwargs))
     stats = rollout(module, env, episodes or cfg.eval.episodes, seed=10_000 + cfg.seed)
     env.close()
     returns = np.array([s["return"] for s in stats])
-    report = {
-        "run_dir": str(run_dir), "checkpoint": ckpt.name,
-        "iteration": read_state(ckpt)["iteration"], "episodes": len(stats),
+    return {
+        "episodes": len(stats),
         "eval/return_mean": float(returns.mean()), "eval/return_std": float(returns.std()),
         "eval/return_min": float(returns.min()), "eval/return_max": float(returns.max()),
         "eval/length_mean": float(np.mean([s["length"] for s in stats])),
-        "per_episode": stats,
+        "per_episode": stats, "figures": write_figures(run_dir, returns),
     }
-    (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
-    report["figures"] = write_figures(run_dir, returns)
-    return report
 
 
 def training_curve(run_dir: Path, tag: str = "env/episode_return_mean"):

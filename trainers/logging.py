@@ -56,6 +56,9 @@ def namespace_metrics(result: Mapping[str, Any]) -> Dict[str, float]:
         value = _scalar(flat.get(key))
         if value is not None:
             out[tag] = value
+    for key, value in flat.items():  # environment diagnostics from RegrlCallbacks
+        if key.startswith("env_runners/regrl/") and _scalar(value) is not None:
+            out["env/" + key[len("env_runners/regrl/"):]] = _scalar(value)
     modules = {k.split("/")[1] for k in flat if k.startswith("learners/")} - {"__all_modules__"}
     for key, v in flat.items():
         parts = key.split("/")

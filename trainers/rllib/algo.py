@@ -6,8 +6,18 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.tune.registry import register_env
 
 from trainers.config import ExperimentConfig, to_dict
-from trainers.envs import ENVS, make_env
+from trainers.envs import ENVS, env_entry, make_env
+from trainers.rllib.callbacks import RegrlCallbacks
 from trainers.rllib.learner import CONFIG_KEY, RegrlLearner
+
+
+def _make_rllib_env(name: str, env_ctx):
+    env = make_env(name, dict(env_ctx))
+    if env_entry(name).multi_agent:
+        from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+
+        return ParallelPettingZooEnv(env)
+    return env
 
 
 def rllib_env_id(name: str) -> str:
@@ -15,15 +25,22 @@ def rllib_env_id(name: str) -> str:
     if name not in ENVS:
         return name
     env_id = f"regrl/{name}"
-    register_env(env_id, lambda env_ctx, _name=name: make_env(_name, dict(env_ctx)))
+    register_env(env_id, lambda env_ctx, _name=name: _make_rllib_env(_name, env_ctx))
     return env_id
+
+
+def _shared_policy(config: PPOConfig, module_id: str) -> PPOConfig:
+    """Parameter sharing: every agent of a multi-agent env maps to one module."""
+    return config.multi_agent(policies={module_id},
+                              policy_mapping_fn=lambda agent_id, *a, **kw: module_id)
 
 
 def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
     t, r, m = cfg.training, cfg.resources, cfg.model
     adv = cfg.objective.advantages
     group = adv.estimator == "group"
-    return (
+    entry = env_entry(cfg.env.name)
+    config = (
         PPOConfig()
         .environment(env=rllib_env_id(cfg.env.name), env_config=dict(cfg.env.kwargs))
         .env_runners(
@@ -49,5 +66,7 @@ def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
             fcnet_hiddens=list(m.hidden), fcnet_activation=m.activation,
             vf_share_layers=m.share_layers))
         .fault_tolerance(restart_failed_env_runners=True)
+        .callbacks(RegrlCallbacks)
         .debugging(seed=cfg.seed, log_level="ERROR")
     )
+    return _shared_policy(config, entry.module_id) if entry.multi_agent else config

@@ -1,0 +1,191 @@
+"""SMARL multi-agent environment: agents on a grid choose local eddy-viscosity coefficients
+of an LES of 2D turbulence (Mojgani et al. 2023, arXiv 2312.00907, methods.md §2.2).
+
+Each agent observes the 6 local invariants of the velocity-gradient and Hessian tensors at its
+point plus the global log enstrophy spectrum (as its deviation from the reference), and sets
+C_s² (Smagorinsky) or C_L³ (Leith) in [−0.125, 0.125]; the agent values are interpolated
+periodically to the grid. One decision every ``steps_per_action`` solver steps; all agents
+get the same spectrum-matching reward. A diverging LES truncates every agent with a penalty.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from envs.turbulence.closures import leith_viscosity, smagorinsky_viscosity, \
+    upsample_agent_actions
+from envs.turbulence.metrics import kurtosis, log_spectrum_error, weighted_spectrum_error
+from envs.turbulence.reference import Reference, load_reference
+from envs.turbulence.solver import Turbulence2D
+
+ACTION_BOUND = 0.125  # [−0.5³, 0.5³], SMARL's bounds for C_s² and C_L³
+N_INVARIANTS = 6
+CLOSURES = {"smagorinsky": smagorinsky_viscosity, "leith": leith_viscosity}
+REWARDS = ("log", "z1")
+
+
+def agent_points(n: int, agents_per_side: int):
+    """Grid indices of the agents: a uniform a×a lattice (SMARL's ``pickcenter``)."""
+    idx = np.arange(agents_per_side) * (n // agents_per_side)
+    return np.meshgrid(idx, idx, indexing="ij")
+
+
+def observe_agents(sim: Turbulence2D, ix: np.ndarray, iy: np.ndarray, log_ref: np.ndarray,
+                   spectrum: Optional[np.ndarray] = None) -> np.ndarray:
+    """[batch, agents, 6 + n/2 − 1] observations: the 6 local invariants at each agent point,
+    divided by their domain RMS, and the global log10 enstrophy spectrum (``spectrum``
+    [batch, n/2] if already computed) minus the reference's (k ≥ 1), clipped to [−10, 10]."""
+    inv = sim.local_invariants().cpu().numpy()                       # [B, 6, n, n]
+    scale = np.sqrt(np.mean(inv ** 2, axis=(2, 3), keepdims=True)) + 1e-12
+    local = (inv / scale)[:, :, ix, iy].reshape(inv.shape[0], N_INVARIANTS, -1)
+    local = local.transpose(0, 2, 1)                                  # [B, agents, 6]
+    if spectrum is None:
+        spectrum = sim.enstrophy_spectrum().cpu().numpy()
+    spec = np.log10(spectrum[:, 1:] + 1e-30) - log_ref
+    glob = np.broadcast_to(spec[:, None, :], (spec.shape[0], local.shape[1], spec.shape[1]))
+    return np.clip(np.concatenate([local, glob], axis=2), -10, 10).astype(np.float32)
+
+
+def advance(sim: Turbulence2D, coeff: torch.Tensor, closure: str, n_steps: int) -> None:
+    """Interpolate the agents' coefficients [B, a, a] to the grid and step the LES with the
+    resulting eddy viscosity (recomputed from the current state at every solver step)."""
+    field = upsample_agent_actions(coeff, sim.n)
+    for _ in range(n_steps):
+        sim.step(1, eddy_viscosity=CLOSURES[closure](sim, field))
+
+
+class TurbulenceEnv(ParallelEnv):
+    """PettingZoo ``ParallelEnv`` of SMARL closures; see the module docstring."""
+
+    metadata = {"name": "smarl_turb2d_v0", "render_modes": []}
+
+    def __init__(self, *, agents_per_side: int = 4, closure: str = "smagorinsky",
+                 steps_per_action: int = 10, episode_actions: int = 100,
+                 reward: str = "log", divergence_penalty: float = -10.0,
+                 divergence_factor: float = 20.0, reference: Optional[str] = None,
+                 dt: Optional[float] = None, dtype: str = "float64",
+                 torch_threads: Optional[int] = 1):
+        if closure not in CLOSURES:
+            raise ValueError(f"closure must be one of {sorted(CLOSURES)}, got {closure!r}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+        for name, value in (("agents_per_side", agents_per_side),
+                            ("steps_per_action", steps_per_action),
+                            ("episode_actions", episode_actions)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if torch_threads:  # small FFTs run fastest single-threaded; 2 threads on a busy
+            torch.set_num_threads(int(torch_threads))  # 2-core machine were up to 40x slower
+        self.ref: Reference = load_reference(reference)
+        p = self.ref.provenance["spec"]
+        self.n = self.ref.n_les
+        if self.n % agents_per_side:
+            raise ValueError(f"agents_per_side={agents_per_side} must divide the grid {self.n}")
+        self.a, self.closure, self.reward_kind = agents_per_side, closure, reward
+        self.steps_per_action, self.episode_actions = steps_per_action, episode_actions
+        self.penalty, self.div_factor = float(divergence_penalty), float(divergence_factor)
+        self.sim = Turbulence2D(self.n, nu=p["nu"], alpha=p["alpha"], dt=dt or p["dt"],
+                                kf=p["kf"], beta=p["beta"], dtype=getattr(torch, dtype))
+        self.possible_agents = [f"agent_{i}" for i in range(agents_per_side ** 2)]
+        self.agents: list = []
+        self._log_ref = np.log10(self.ref.enstrophy_spectrum[1:] + 1e-30)
+        obs_dim = N_INVARIANTS + len(self._log_ref)
+        self._obs_space = spaces.Box(-10.0, 10.0, (obs_dim,), np.float32)
+        self._act_space = spaces.Box(-ACTION_BOUND, ACTION_BOUND, (1,), np.float32)
+        self._ix, self._iy = agent_points(self.n, agents_per_side)
+        self._rng = np.random.default_rng()
+        self.diverged_count = 0
+
+    @functools.lru_cache(maxsize=None)
+    def observation_space(self, agent):
+        return self._obs_space
+
+    @functools.lru_cache(maxsize=None)
+    def action_space(self, agent):
+        return self._act_space
+
+    def reset(self, seed: Optional[int] = None, options: Optional[dict] = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        ics = self.ref.initial_conditions
+        start = int(self._rng.integers(len(ics)))
+        self.sim.omega = torch.as_tensor(ics[start], dtype=self.sim.dtype)
+        self.agents = list(self.possible_agents)
+        self._t, self._errors, self._coeffs = 0, [], []
+        obs = self._observe(self._spectrum())
+        info = {"initial_condition": start}
+        return obs, {a: dict(info) for a in self.agents}
+
+    def step(self, actions: Dict[str, Any]):
+        coeff = np.array([np.asarray(actions[a], dtype=np.float64).reshape(-1)[0]
+                          for a in self.possible_agents]).reshape(self.a, self.a)
+        coeff = np.clip(coeff, -ACTION_BOUND, ACTION_BOUND)
+        self._coeffs.append(coeff)
+        advance(self.sim, torch.as_tensor(coeff, dtype=self.sim.dtype)[None],
+                self.closure, self.steps_per_action)
+        self._t += 1
+        diverged = self._diverged()
+        if diverged:
+            self.diverged_count += 1
+            reward, obs = self.penalty, {a: np.zeros(self._obs_space.shape, np.float32)
+                                         for a in self.agents}
+        else:
+            spectrum = self._spectrum()
+            reward, obs = self._reward(spectrum), self._observe(spectrum)
+        done = diverged or self._t >= self.episode_actions
+        info = {"metrics": self.episode_metrics(diverged)} if done else {}
+        agents = self.agents
+        if done:
+            self.agents = []
+        return (obs, {a: reward for a in agents}, {a: False for a in agents},
+                {a: done for a in agents}, {a: dict(info) for a in agents})
+
+    def _diverged(self) -> bool:
+        limit = self.div_factor * 8.0 * self.ref.omega_std  # far beyond the reference tails
+        return not bool(self.sim.is_finite()[0]) or float(self.sim.max_abs_omega()[0]) > limit
+
+    def _spectrum(self) -> np.ndarray:
+        return self.sim.enstrophy_spectrum().cpu().numpy()  # [1, n/2]
+
+    def _reward(self, spectrum: np.ndarray) -> float:
+        """``log``: −RMS log10 spectrum error (bounded variant, in [−10, 0]); ``z1``: SMARL's
+        1 / ‖k ⊙ (Ẑ_LES − Ẑ_ref)‖² (unbounded, capped at 1e6)."""
+        spec, ref = spectrum[0], self.ref.enstrophy_spectrum
+        error = log_spectrum_error(spec, ref)
+        self._errors.append(error)
+        if self.reward_kind == "z1":
+            return float(min(1e6, 1.0 / max(weighted_spectrum_error(spec, ref), 1e-12)))
+        return float(max(-10.0, -error))
+
+    def _observe(self, spectrum: np.ndarray) -> Dict[str, np.ndarray]:
+        obs = observe_agents(self.sim, self._ix, self._iy, self._log_ref, spectrum)[0]
+        return {a: obs[i] for i, a in enumerate(self.possible_agents)}
+
+    def episode_metrics(self, diverged: bool = False) -> Dict[str, float]:
+        """Diagnostics of the episode, reported in the last step's info (TensorBoard
+        ``env/…``): mean log-spectrum error, mean/std of the chosen coefficients, the final
+        vorticity kurtosis, and whether the LES diverged."""
+        coeffs = np.stack(self._coeffs) if self._coeffs else np.zeros((1, self.a, self.a))
+        out = {"diverged": float(diverged), "coeff_mean": float(coeffs.mean()),
+               "coeff_std": float(coeffs.std())}
+        if self._errors:
+            out["spectrum_error"] = float(np.mean(self._errors))
+        if not diverged:
+            out["vorticity_kurtosis"] = kurtosis(self.sim.omega[0].cpu().numpy())
+        return out
+
+    def state(self) -> np.ndarray:
+        return self.sim.omega[0].cpu().numpy().astype(np.float32)
+
+    def close(self) -> None:
+        self.agents = []
+
+
+def parallel_env(**kwargs: Any) -> TurbulenceEnv:
+    """Create the SMARL environment (PettingZoo ``ParallelEnv``)."""
+    return TurbulenceEnv(**kwargs)

@@ -1,0 +1,419 @@
+"""Pseudo-spectral solver of 2D forced turbulence used by SMARL (Mojgani, Waelchli, Guan,
+Koumoutsakos, Hassanzadeh 2023, arXiv 2312.00907; methods.md §2.1, reference code
+``rmojgani/RLonKorali: experiments/flowControl_turb_code/_model/turb.py``), in batched torch.
+
+Equations (vorticity–streamfunction form, doubly periodic [0, 2π]², ``'ij'`` indexing: x is the
+first grid axis, y the second):
+
+    ∂ω/∂t + J(ψ, ω) = ν∇²ω − αω − F − Π + β·v ,   ∇²ψ = −ω ,   u = ∂ψ/∂y , v = −∂ψ/∂x
+    F = k_f cos(k_f y) + k_f cos(k_f x) ,          Π = ∇×∇·τ ,  τ = −2 ν_e S̄
+
+Time stepping (methods.md §2.1 update formula): AB2 for the Jacobian (forward Euler on the first
+step after a reset), Crank–Nicolson for ν, implicit drag α, explicit Euler for F, Π and β·v:
+
+    ω̂ⁿ⁺¹ = [ω̂ⁿ − dt(1.5Ĵⁿ − 0.5Ĵⁿ⁻¹) − 0.5 dt ν k² ω̂ⁿ − dt(F̂ + Π̂ⁿ) + dt β v̂ⁿ]
+           / (1 + dt α + 0.5 dt ν k²)
+
+J = ½[∇·(uω) + u·∇ω], the mean of the conservative and advective forms, pseudo-spectral.
+With ``dealias=True`` the two forms are equal on every retained mode (the 2/3 rule makes the
+grid products exact there and ∇·u = 0 holds exactly), so the step evaluates the advective form
+once: same numbers to round-off, 5 FFTs per step instead of 8 (``jacobian`` computes each
+form; a test checks the equality). Without dealiasing the step averages both forms.
+
+Spectral conventions: ω̂ is the unnormalised ``rfft2`` of ω (numpy's ``fft2`` convention, the
+one the reference spectra use). The state is Galerkin-truncated: k = 0, the Nyquist row and
+column and, with ``dealias``, every mode with |k_x| ≥ n/3 or |k_y| ≥ n/3 (Orszag's 2/3 rule,
+square truncation) are held at zero; only the k_y columns that can be non-zero are stored, and
+the 2D transforms are done as two 1D passes over those columns.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+
+Tensor = torch.Tensor
+EddyViscosity = Union[None, float, Tensor]
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+# ----------------------------------------------------------------------------- spectral grid
+def wavenumbers(n: int, device=None, dtype=torch.float64) -> Tuple[Tensor, Tensor]:
+    """Integer wavenumbers of an ``rfft2`` on an n×n grid of [0, 2π]²: k_x [n, 1] (full,
+    ``fftfreq`` order) and k_y [1, n//2 + 1] (non-negative half)."""
+    kx = torch.fft.fftfreq(n, 1.0 / n, device=device, dtype=dtype).reshape(n, 1)
+    ky = torch.fft.rfftfreq(n, 1.0 / n, device=device, dtype=dtype).reshape(1, n // 2 + 1)
+    return kx, ky
+
+
+def _cutoff(n: int, dealias: bool) -> float:
+    return n / 3.0 if dealias else n / 2.0
+
+
+def retained_modes(n: int, dealias: bool, device=None, dtype=torch.float64) -> Tensor:
+    """[n, n//2+1] 0/1 mask of the modes the solver keeps: no k = 0, no Nyquist mode, and with
+    ``dealias`` only |k_x|, |k_y| < n/3 (2/3 rule: products of kept modes never alias back)."""
+    kx, ky = wavenumbers(n, device, dtype)
+    keep = (kx.abs() < _cutoff(n, dealias)) & (ky < _cutoff(n, dealias))
+    keep[0, 0] = False
+    return keep.to(dtype)
+
+
+def _to_grid(x_hat: Tensor, n: int) -> Tensor:
+    """irfft2 of a half spectrum [..., n, c] whose columns k_y ≥ c are zero → [..., n, n]."""
+    return torch.fft.irfft(torch.fft.ifft(x_hat, dim=-2), n=n, dim=-1)
+
+
+def _to_spectral(x: Tensor, c: int) -> Tensor:
+    """rfft2 of [..., n, n] restricted to the columns k_y < c → [..., n, c]."""
+    return torch.fft.fft(torch.fft.rfft(x, dim=-1)[..., :c], dim=-2)
+
+
+def _coarsen_hat(w_hat: Tensor, n: int, n_les: int) -> Tensor:
+    """Sharp square cut-off of an n-grid rfft2 spectrum to the modes |k_x|, |k_y| < n_les/2 of
+    an n_les grid, rescaled by (n_les/n)² so that ``irfft2`` on the coarse grid returns
+    physical values (the unnormalised FFT scales with the number of grid points)."""
+    h = n_les // 2
+    out = w_hat.new_zeros(w_hat.shape[:-2] + (n_les, h + 1))
+    out[..., :h, :h] = w_hat[..., :h, :h]
+    out[..., n_les - h + 1:, :h] = w_hat[..., n - h + 1:, :h]
+    return out * (n_les / n) ** 2
+
+
+def _check_les_grid(n: int, n_les: int) -> None:
+    if n_les % 2 or n_les < 2 or n_les > n:
+        raise ValueError(f"n_les must be even and in [2, n={n}], got {n_les}")
+
+
+def spectral_filter(omega: Tensor, n_les: int) -> Tensor:
+    """Filter a field [..., n, n] to an n_les grid with a sharp spectral cut-off (keeps
+    |k_x|, |k_y| < n_les/2; the coarse Nyquist modes are dropped). Returns [..., n_les, n_les]
+    physical values on the coarse grid x_j = 2πj/n_les (SMARL's filtered DNS, methods.md §2.1).
+    A field whose modes all lie below the cut-off comes back exactly, sampled every n/n_les
+    points."""
+    n = omega.shape[-1]
+    _check_les_grid(n, n_les)
+    return torch.fft.irfft2(_coarsen_hat(torch.fft.rfft2(omega), n, n_les), s=(n_les, n_les))
+
+
+def gaussian_filter(omega: Tensor, n_les: int, width_factor: float = 2.0) -> Tensor:
+    """Gaussian filter G(k) = exp(−k² Δ_f² / 24) with Δ_f = width_factor · 2π/n_les (the usual
+    LES choice Δ_f = 2Δ_LES), followed by the sharp cut-off to the n_les grid
+    (``spectral_filter``). [..., n, n] → [..., n_les, n_les]."""
+    n = omega.shape[-1]
+    _check_les_grid(n, n_les)
+    kx, ky = wavenumbers(n, omega.device, omega.dtype)
+    delta_f = width_factor * 2.0 * math.pi / n_les
+    g = torch.exp(-(kx ** 2 + ky ** 2) * delta_f ** 2 / 24.0)
+    w_hat = torch.fft.rfft2(omega) * g
+    return torch.fft.irfft2(_coarsen_hat(w_hat, n, n_les), s=(n_les, n_les))
+
+
+def _invariants(a11: Tensor, a12: Tensor, a21: Tensor, a22: Tensor) -> Tuple[Tensor, ...]:
+    """tr(S), tr(S²), tr(R²) of a 2×2 tensor field A = S + R (S symmetric, R antisymmetric);
+    SMARL's ``turb.invariant`` (methods.md §2.2)."""
+    off_s, off_r = 0.5 * (a12 + a21), 0.5 * (a12 - a21)
+    return a11 + a22, a11 ** 2 + a22 ** 2 + 2.0 * off_s ** 2, -2.0 * off_r ** 2
+
+
+# ----------------------------------------------------------------------------- the solver
+class Turbulence2D:
+    """Batched 2D forced, linearly damped Navier–Stokes solver (SMARL's ``turb``; module
+    docstring for equations and scheme). ``batch`` independent simulations advance together;
+    all tensors live on ``device`` and the step path has no host synchronisation.
+
+    ``seed`` (int) draws ``random_initial_condition(seed)``; with ``seed=None`` the vorticity
+    starts at zero (set ``omega`` before stepping). ``nu``, ``alpha``, ``beta``, ``dt``, ``kf``
+    and ``dealias`` are fixed at construction (the step operators are precomputed from them).
+    """
+
+    def __init__(self, n: int, *, nu: float, alpha: float, dt: float, kf: int = 4,
+                 beta: float = 0.0, batch: int = 1, device="cpu", dtype=torch.float64,
+                 dealias: bool = True, forcing: bool = True, seed: Optional[int] = None):
+        if n < 4 or n % 2:
+            raise ValueError(f"n must be an even integer >= 4, got {n}")
+        if dtype not in _COMPLEX:
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.n, self.batch, self.dtype = int(n), int(batch), dtype
+        self.device = torch.device(device)
+        self.nu, self.alpha, self.beta, self.dt = float(nu), float(alpha), float(beta), float(dt)
+        self.kf, self.dealias, self.forcing = int(kf), bool(dealias), bool(forcing)
+        self.delta = 2.0 * math.pi / self.n   # grid spacing Δ, the closures' filter width
+        self._build_operators()
+        self.time, self.steps = 0.0, 0
+        self._w_hat = torch.zeros(self.batch, self.n, self._c, dtype=_COMPLEX[dtype],
+                                  device=self.device)
+        self._jac_prev: Optional[Tensor] = None
+        if seed is not None:
+            self.random_initial_condition(seed)
+
+    # ------------------------------------------------------------------ operators
+    def _build_operators(self) -> None:
+        n, dt = self.n, self.dt
+        kx, ky = wavenumbers(n, self.device, self.dtype)
+        self._c = int((ky < _cutoff(n, self.dealias)).sum())   # stored k_y columns
+        ky = ky[:, :self._c]
+        k2 = kx ** 2 + ky ** 2
+        inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1.0), torch.zeros_like(k2))
+        self._kx, self._ky, self._k2, self._inv_k2 = kx, ky, k2, inv_k2
+        self._mask = retained_modes(n, self.dealias, self.device, self.dtype)[:, :self._c]
+        inv_den = self._mask / (1.0 + dt * self.alpha + 0.5 * dt * self.nu * k2)
+        cdt = _COMPLEX[self.dtype]  # complex-typed weights: no real→complex promotion per step
+        beta_v = -1j * dt * self.beta * kx * inv_k2     # dt·β·v̂ = dt·β·(−i k_x) ω̂ / k²
+        self._lin = ((1.0 - 0.5 * dt * self.nu * k2 + beta_v) * inv_den).to(cdt)
+        self._ab2_now, self._ab2_prev = (-1.5 * dt * inv_den).to(cdt), (0.5 * dt * inv_den).to(cdt)
+        self._neg_dt_inv_den = (-dt * inv_den).to(cdt)
+        self._neg_sgs_scalar = (-dt * inv_den * k2).to(cdt)   # Π̂ = ν_e k² ω̂, constant ν_e
+        self._neg_force = (-dt * inv_den * self._forcing_hat()).to(cdt)
+        self._build_transfer_operators()
+
+    def _build_transfer_operators(self) -> None:
+        """ω̂ → grid fields: ``_to_phys`` = [u, v, ∂xω, ∂yω, ω] and ``_to_strain`` = [S̄11, S̄12];
+        the step transforms only the rows it needs (``_step_rows``)."""
+        kx, ky, inv_k2 = self._kx, self._ky, self._inv_k2
+        ikx, iky = (1j * kx).expand_as(inv_k2), (1j * ky).expand_as(inv_k2)
+        self._to_phys = torch.stack([iky * inv_k2, -ikx * inv_k2, ikx, iky, torch.ones_like(ikx)])
+        strain = torch.stack([-kx * ky * inv_k2, 0.5 * (kx ** 2 - ky ** 2) * inv_k2])
+        self._to_strain = strain.to(ikx.dtype)
+        rows = self._to_phys[:2] if self.dealias else self._to_phys
+        self._step_rows = rows, torch.cat([rows, self._to_strain])
+        # ∇×∇·T of a symmetric tensor T: (k_y² − k_x²) T̂12 + k_x k_y (T̂11 − T̂22)
+        self._curl_a = (ky ** 2 - kx ** 2).to(ikx.dtype)
+        self._curl_b = (kx * ky).expand_as(inv_k2).to(ikx.dtype)
+
+    def _curl_div(self, t12_hat: Tensor, t11_minus_t22_hat: Tensor) -> Tensor:
+        """Spectral ∇×∇·T, the form of both Π = ∇×∇·τ and J = ∇×∇·(u⊗u) (= u·∇ω, ∇·u = 0)."""
+        return torch.addcmul(self._curl_a * t12_hat, self._curl_b, t11_minus_t22_hat)
+
+    def _forcing_hat(self) -> Tensor:
+        """F̂ of F = k_f cos(k_f y) + k_f cos(k_f x) (enters as −dt·F̂, methods.md §2.1)."""
+        if not self.forcing:
+            return torch.zeros_like(self._k2)
+        if self.kf < 1 or self.kf >= _cutoff(self.n, self.dealias):
+            raise ValueError(f"kf={self.kf} is not a resolved wavenumber of the n={self.n} grid")
+        x = torch.arange(self.n, device=self.device, dtype=self.dtype) * self.delta
+        f = self.kf * (torch.cos(self.kf * x)[None, :] + torch.cos(self.kf * x)[:, None])
+        return _to_spectral(f, self._c)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def omega(self) -> Tensor:
+        """Physical vorticity [batch, n, n]. Setting it accepts [n, n] (broadcast) or
+        [batch, n, n], projects it on the retained modes (drops the mean, the Nyquist modes and,
+        with ``dealias``, the 2/3-rule modes) and resets the AB2 history."""
+        return _to_grid(self._w_hat, self.n)
+
+    @omega.setter
+    def omega(self, value) -> None:
+        w = torch.as_tensor(value, dtype=self.dtype, device=self.device)
+        if w.shape == (self.n, self.n):
+            w = w.expand(self.batch, self.n, self.n)
+        if w.shape != (self.batch, self.n, self.n):
+            raise ValueError(f"omega must have shape [{self.n}, {self.n}] or "
+                             f"[{self.batch}, {self.n}, {self.n}], got {list(w.shape)}")
+        self._w_hat = _to_spectral(w, self._c) * self._mask
+        self._jac_prev = None
+
+    @property
+    def omega_hat(self) -> Tensor:
+        """rfft2 of the vorticity [batch, n, n//2+1] (unnormalised; a copy)."""
+        out = self._w_hat.new_zeros(self.batch, self.n, self.n // 2 + 1)
+        out[..., :self._c] = self._w_hat
+        return out
+
+    @property
+    def psi(self) -> Tensor:
+        """Streamfunction [batch, n, n]: ψ̂ = ω̂ / k² (∇²ψ = −ω, zero mean)."""
+        return self._phys(self._inv_k2)
+
+    def _phys(self, op: Tensor) -> Tensor:
+        """Grid field(s) of ω̂·op: op [n, c] → [batch, n, n]; op [f, n, c] → [batch, f, n, n]."""
+        w_hat = self._w_hat if op.dim() == 2 else self._w_hat.unsqueeze(1)
+        return _to_grid(w_hat * op, self.n)
+
+    def random_initial_condition(self, seed: int, energy: float = 0.5,
+                                 k_peak: float = 4.0) -> None:
+        """Smooth random vorticity: Gaussian white noise (``torch.Generator`` seeded with
+        ``seed``, drawn on the CPU so every device gets the same field) shaped to the energy
+        spectrum E(k) ∝ k⁴ exp(−(k/k_peak)²) (the reference's ``turb.IC`` shape, peak moved to
+        low k), truncated to the retained modes and scaled to ½⟨u²+v²⟩ = ``energy`` per element.
+        Batch element b is the b-th draw, so elements differ and a seed is reproducible."""
+        g = torch.Generator().manual_seed(int(seed))
+        noise = torch.randn(self.batch, self.n, self.n, generator=g, dtype=torch.float64)
+        k = self._k2.sqrt()
+        # white noise puts ∝ k modes in a shell; |ω̂|² ∝ k² E(k) / k  ⇒  amplitude ∝ k^2.5
+        shape = k ** 2.5 * torch.exp(-0.5 * (k / k_peak) ** 2) * self._mask
+        w_hat = _to_spectral(noise.to(self.device, self.dtype), self._c) * shape
+        scale = torch.sqrt(energy / self._energy_of(w_hat).clamp_min(torch.finfo(self.dtype).tiny))
+        self._w_hat = w_hat * scale[:, None, None]
+        self._jac_prev = None
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, n_steps: int = 1, eddy_viscosity: EddyViscosity = None) -> None:
+        """Advance ``n_steps`` time steps. ``eddy_viscosity`` is None, a scalar, a per-element
+        tensor [batch], or a field [n, n] / [batch, n, n]; it is held fixed over the call and
+        enters as Π = ∇×∇·(−2 ν_e S̄), explicit (methods.md §2.1). A positive constant ν_e
+        dissipates like an extra viscosity: Π̂ = ν_e k² ω̂."""
+        nu_e = self._eddy_viscosity(eddy_viscosity)
+        for _ in range(int(n_steps)):
+            self._step_once(nu_e)
+        self.steps += int(n_steps)
+        self.time += int(n_steps) * self.dt
+
+    def _eddy_viscosity(self, value: EddyViscosity) -> Optional[Tensor]:
+        if value is None:
+            return None
+        nu_e = torch.as_tensor(value, dtype=self.dtype, device=self.device)
+        b, n = self.batch, self.n
+        if nu_e.dim() == 0 or nu_e.shape == (b,):
+            return nu_e.reshape(-1, 1, 1)
+        if nu_e.shape == (n, n):
+            return nu_e.expand(b, n, n)
+        if nu_e.shape != (b, n, n):
+            raise ValueError(f"eddy_viscosity must be a scalar, [{b}], [{n}, {n}] or "
+                             f"[{b}, {n}, {n}], got {list(nu_e.shape)}")
+        return nu_e
+
+    def _nonlinear_hat(self, nu_e_field: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+        """Ĵ [batch, n, c] and, for an eddy-viscosity field, Π̂ (else None) of the current
+        state, with one batched inverse and one batched forward transform. Dealiased: J from
+        the momentum-flux form ∇×∇·(u⊗u), equal to the average form on every retained mode
+        (4 transforms); otherwise ½[∇·(uω) + u·∇ω] explicitly (8 transforms)."""
+        ops = self._step_rows[0 if nu_e_field is None else 1]
+        phys = _to_grid(self._w_hat.unsqueeze(1) * ops, self.n)
+        u, v = phys[:, 0], phys[:, 1]
+        n_products = (2 if self.dealias else 3) + (0 if nu_e_field is None else 2)
+        prods = phys.new_empty(self.batch, n_products, self.n, self.n)
+        if self.dealias:                                    # (u⊗u)12, (u⊗u)11 − (u⊗u)22
+            torch.mul(u, v, out=prods[:, 0])
+            torch.addcmul(u * u, v, v, value=-1.0, out=prods[:, 1])
+        else:                                               # u·∇ω, uω, vω
+            torch.addcmul(u * phys[:, 2], v, phys[:, 3], out=prods[:, 0])
+            torch.mul(phys[:, 0:2], phys[:, 4:5], out=prods[:, 1:3])
+        if nu_e_field is not None:                          # ν_e S̄11, ν_e S̄12
+            torch.mul(nu_e_field.unsqueeze(1), phys[:, -2:], out=prods[:, -2:])
+        hats = _to_spectral(prods, self._c)
+        if self.dealias:
+            jac = self._curl_div(hats[:, 0], hats[:, 1])
+        else:
+            jac = 0.5 * (hats[:, 0] + 1j * (self._kx * hats[:, 1] + self._ky * hats[:, 2]))
+        pi = None
+        if nu_e_field is not None:  # τ12 = −2 ν_e S̄12, τ11 − τ22 = −4 ν_e S̄11
+            pi = self._curl_div(-2.0 * hats[:, -1], -4.0 * hats[:, -2])
+        return jac, pi
+
+    def _step_once(self, nu_e: Optional[Tensor]) -> None:
+        """One step of the update formula (module docstring), as fused multiply-adds with the
+        precomputed weights: lin·ω̂ − dt·F̂/den − 1.5 dt Ĵ/den + 0.5 dt Ĵ_prev/den − dt Π̂/den."""
+        field = nu_e is not None and nu_e.shape[-1] != 1
+        jac, pi = self._nonlinear_hat(nu_e if field else None)
+        jac_prev = jac if self._jac_prev is None else self._jac_prev
+        w_new = torch.addcmul(self._neg_force, self._w_hat, self._lin)
+        w_new.addcmul_(jac, self._ab2_now).addcmul_(jac_prev, self._ab2_prev)
+        if pi is not None:
+            w_new.addcmul_(pi, self._neg_dt_inv_den)
+        elif nu_e is not None:
+            w_new.addcmul_(self._w_hat, nu_e * self._neg_sgs_scalar)
+        self._w_hat, self._jac_prev = w_new, jac
+
+    # ------------------------------------------------------------------ diagnostics
+    def jacobian(self, form: str = "average") -> Tensor:
+        """J(ψ, ω) [batch, n, n] of the current state on the retained modes, in the
+        ``conservative`` ∇·(uω), ``advective`` u·∇ω or ``average`` form (diagnostic)."""
+        phys = self._phys(self._to_phys)
+        vel, grad_w, w = phys[:, 0:2], phys[:, 2:4], phys[:, 4:5]
+        cons = _to_spectral(vel * w, self._c)
+        cons = 1j * self._kx * cons[:, 0] + 1j * self._ky * cons[:, 1]
+        adv = _to_spectral((vel * grad_w).sum(1), self._c)
+        forms = {"conservative": cons, "advective": adv, "average": 0.5 * (cons + adv)}
+        if form not in forms:
+            raise ValueError(f"form must be one of {sorted(forms)}, got {form!r}")
+        return _to_grid(forms[form] * self._mask, self.n)
+
+    def velocity(self) -> Tuple[Tensor, Tensor]:
+        """(u, v) = (∂ψ/∂y, −∂ψ/∂x), each [batch, n, n]."""
+        uv = self._phys(self._to_phys[:2])
+        return uv[:, 0], uv[:, 1]
+
+    def strain_rate(self) -> Tuple[Tensor, Tensor]:
+        """Resolved strain rate (S̄11, S̄12), each [batch, n, n]; S̄22 = −S̄11 (∇·u = 0)."""
+        s = self._phys(self._to_strain)
+        return s[:, 0], s[:, 1]
+
+    def vorticity_gradient(self) -> Tuple[Tensor, Tensor]:
+        """(∂ω/∂x, ∂ω/∂y), each [batch, n, n]."""
+        g = self._phys(self._to_phys[2:4])
+        return g[:, 0], g[:, 1]
+
+    def _energy_of(self, w_hat: Tensor) -> Tensor:
+        """½⟨u² + v²⟩ = Σ_k |ω̂|²/k² / (2 n⁴), the stored half plane counted twice (k_y > 0)."""
+        weight = torch.full_like(self._ky, 2.0)
+        weight[..., 0] = 1.0
+        return (w_hat.abs() ** 2 * self._inv_k2 * weight).sum((-2, -1)) / (2.0 * self.n ** 4)
+
+    def energy(self) -> Tensor:
+        """Domain-mean kinetic energy ½⟨u² + v²⟩ [batch]."""
+        u, v = self.velocity()
+        return 0.5 * (u ** 2 + v ** 2).mean((-2, -1))
+
+    def enstrophy(self) -> Tensor:
+        """Domain-mean enstrophy ½⟨ω²⟩ [batch]."""
+        return 0.5 * (self.omega ** 2).mean((-2, -1))
+
+    def _directional_spectrum(self, density: Tensor) -> Tensor:
+        """SMARL's ``spec_type='xy'`` 1D spectrum of a full-plane density P(k_x, k_y) given on
+        the rfft half plane [..., n, n//2+1]: ½[mean_{k_x} P(·, k) + mean_{k_y} P(k, ·)] for
+        k = 0..n/2−1."""
+        n, h = self.n, self.n // 2
+        mean_over_kx = density.mean(-2)[..., :h]                   # function of k_y
+        # Σ over all k_y of P(k_x, ·): P(k_x, −k_y) = P(−k_x, k_y) lives in row −k_x
+        mirrored = torch.roll(torch.flip(density, [-2]), 1, -2)    # row k_x ← row −k_x
+        pairs = (density[..., 1:h] + mirrored[..., 1:h]).sum(-1)
+        full_ky = density[..., 0] + pairs + density[..., h]
+        return 0.5 * (mean_over_kx + full_ky[..., :h] / n)
+
+    def enstrophy_spectrum(self) -> Tensor:
+        """Ẑ(k) [batch, n//2] = xy-average (``_directional_spectrum``) of |ω̂|²/2 / n³, as the
+        reference's ``turb.enstrophy_spectrum`` (methods.md §2.1). A directional spectrum is
+        even in k, so Ẑ(0) + 2 Σ_{k≥1} Ẑ(k) = ½⟨ω²⟩ = ``enstrophy()`` exactly (the Nyquist bin,
+        the missing term, is always zero here). A mode (k_x, k_y) shows up at k = |k_y| and at
+        k = |k_x|, half of its weight in each."""
+        p = self.omega_hat.abs() ** 2 / 2.0
+        return self._directional_spectrum(p) / self.n ** 3
+
+    def energy_spectrum(self) -> Tensor:
+        """Ê(k) [batch, n//2] = xy-average of |ω̂|²/(n² k²) / n (k = 0 excluded), as the
+        reference's ``turb.energy_spectrum``: it has no ½, so
+        Ê(0) + 2 Σ_{k≥1} Ê(k) = ⟨u² + v²⟩ = 2 · ``energy()``."""
+        kx, ky = wavenumbers(self.n, self.device, self.dtype)
+        k2 = kx ** 2 + ky ** 2
+        inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1.0), torch.zeros_like(k2))
+        p = self.omega_hat.abs() ** 2 * inv_k2 / self.n ** 2
+        return self._directional_spectrum(p) / self.n
+
+    def is_finite(self) -> Tensor:
+        """[batch] bool: every spectral coefficient finite."""
+        return torch.isfinite(torch.view_as_real(self._w_hat)).flatten(1).all(1)
+
+    def max_abs_omega(self) -> Tensor:
+        """[batch] max |ω| over the grid."""
+        return self.omega.abs().amax((-2, -1))
+
+    def local_invariants(self) -> Tensor:
+        """[batch, 6, n, n] SMARL's local state (methods.md §2.2, ``statetype=invariantlocal…``):
+        tr(S), tr(S²), tr(R²) of the velocity gradient A = [[u_x, u_y], [v_x, v_y]] = S + R,
+        then the same three invariants (trace, trace of the square of the symmetric part, trace
+        of the square of the antisymmetric part) of the second-derivative tensor
+        H = [[u_xx, v_xx], [u_yy, v_yy]], as the reference's ``turb.invariant(gradgradV)``."""
+        ikx, iky = 1j * self._kx, 1j * self._ky
+        u_hat, v_hat = self._to_phys[0], self._to_phys[1]
+        ops = torch.stack(torch.broadcast_tensors(
+            ikx * u_hat, iky * u_hat, ikx * v_hat, iky * v_hat,
+            ikx ** 2 * u_hat, iky ** 2 * u_hat, ikx ** 2 * v_hat, iky ** 2 * v_hat))
+        u_x, u_y, v_x, v_y, u_xx, u_yy, v_xx, v_yy = self._phys(ops).unbind(1)
+        grad = _invariants(u_x, u_y, v_x, v_y)
+        return torch.stack(grad + _invariants(u_xx, v_xx, u_yy, v_yy), 1)

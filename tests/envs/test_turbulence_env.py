@@ -1,0 +1,129 @@
+"""SMARL environment: PettingZoo conformance, determinism, observations, divergence handling,
+reference files and the evaluation metrics."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from pettingzoo.test import parallel_api_test
+
+from envs.turbulence import parallel_env
+from envs.turbulence.env import ACTION_BOUND
+from envs.turbulence.metrics import (hellinger, kurtosis, log_spectrum_error, pdf_histogram,
+                                     tail_probability, weighted_spectrum_error)
+from envs.turbulence.reference import load_reference, save_reference
+
+
+def make(ref, **kw):
+    kw = dict(dict(reference=str(ref), episode_actions=4, steps_per_action=2), **kw)
+    return parallel_env(**kw)
+
+
+def constant(env, value=0.02):
+    return {a: np.array([value], np.float32) for a in env.agents}
+
+
+def test_pettingzoo_parallel_api(tiny_reference):
+    parallel_api_test(make(tiny_reference), num_cycles=12)
+
+
+def test_spaces_and_observations(tiny_reference):
+    env = make(tiny_reference)
+    obs, infos = env.reset(seed=0)
+    assert len(env.agents) == 16 and set(obs) == set(env.agents)
+    assert env.action_space("agent_0").low[0] == -ACTION_BOUND == -0.125
+    space = env.observation_space("agent_0")
+    assert space.shape == (6 + 16 // 2 - 1,)
+    for o in obs.values():
+        assert space.contains(o)
+    # every agent sees the same global spectrum part, different local invariants
+    assert np.allclose(obs["agent_0"][6:], obs["agent_5"][6:])
+    assert not np.allclose(obs["agent_0"][:6], obs["agent_5"][:6])
+
+
+def episode(ref, seed, value=0.02):
+    env = make(ref)
+    env.reset(seed=seed)
+    rewards, last = [], None
+    while env.agents:
+        _, r, term, trunc, info = env.step(constant(env, value))
+        rewards.append(r["agent_0"])
+        last = info["agent_0"]
+    return rewards, last
+
+
+def test_deterministic_for_a_seed_and_reward_shared(tiny_reference):
+    r1, info = episode(tiny_reference, seed=3)
+    r2, _ = episode(tiny_reference, seed=3)
+    assert r1 == r2 and len(r1) == 4
+    assert all(-10.0 <= r <= 0.0 for r in r1)
+    m = info["metrics"]
+    assert m["diverged"] == 0.0 and m["coeff_mean"] == pytest.approx(0.02)
+    assert m["coeff_std"] == pytest.approx(0.0, abs=1e-12)
+    assert m["spectrum_error"] == pytest.approx(-np.mean(r1))
+
+
+def test_divergence_truncates_with_penalty_not_exception(tiny_reference):
+    env = make(tiny_reference, divergence_penalty=-7.0)
+    env.reset(seed=0)
+    env.sim.omega = torch.full((16, 16), float("nan"), dtype=torch.float64)
+    obs, rew, term, trunc, info = env.step(constant(env))
+    assert all(trunc.values()) and not any(term.values()) and env.agents == []
+    assert set(rew.values()) == {-7.0}
+    assert all(np.isfinite(o).all() for o in obs.values())
+    assert info["agent_0"]["metrics"]["diverged"] == 1.0 and env.diverged_count == 1
+
+
+def test_blow_up_beyond_threshold_counts_as_divergence(tiny_reference):
+    env = make(tiny_reference, divergence_factor=1e-6)  # any flow exceeds the threshold
+    env.reset(seed=0)
+    _, rew, _, trunc, info = env.step(constant(env))
+    assert all(trunc.values()) and info["agent_0"]["metrics"]["diverged"] == 1.0
+
+
+@pytest.mark.parametrize("kw, msg", [({"closure": "smag"}, "closure must be one of"),
+                                     ({"reward": "l2"}, "reward must be one of"),
+                                     ({"agents_per_side": 3}, "must divide the grid"),
+                                     ({"episode_actions": 0}, "episode_actions must be >= 1")])
+def test_bad_arguments(tiny_reference, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        make(tiny_reference, **kw)
+
+
+def test_leith_closure_runs(tiny_reference):
+    env = make(tiny_reference, closure="leith", reward="z1")
+    env.reset(seed=1)
+    _, rew, *_ = env.step(constant(env, 0.004913))
+    assert rew["agent_0"] > 0  # z1 reward is 1 / weighted error
+
+
+def test_reference_round_trip_and_bad_files(tiny_reference, tmp_path):
+    ref = load_reference(tiny_reference)
+    assert ref.n_les == 16 and ref.initial_conditions.shape == (4, 16, 16)
+    assert ref.enstrophy_spectrum.shape == (8,) and ref.pdf.shape == (41,)
+    assert ref.provenance["spec"]["n_dns"] == 32 and "code_version" in ref.provenance
+    mass = float(np.sum(ref.pdf * np.diff(ref.pdf_edges)))
+    assert 0.99 < mass <= 1.0 + 1e-9
+    with pytest.raises(FileNotFoundError, match="regrl turbulence reference"):
+        load_reference(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a valid turbulence reference"):
+        load_reference(bad)
+
+
+def test_metric_functions_by_hand():
+    ref = np.array([0.0, 1.0, 0.1, 0.01])
+    assert log_spectrum_error(ref * 10.0, ref) == pytest.approx(1.0)
+    assert weighted_spectrum_error(ref + np.array([0, 1.0, 0, 0.5]), ref) == pytest.approx(
+        1.0 + (3 * 0.5) ** 2)
+    edges = np.linspace(-2, 2, 5)
+    p = pdf_histogram(np.array([-1.5, -0.5, 0.5, 1.5]), edges)
+    assert np.allclose(p, 0.25)
+    assert hellinger(p, p, edges) == pytest.approx(0.0, abs=1e-12)
+    q = pdf_histogram(np.array([-1.5, -1.5]), edges)
+    assert hellinger(p, q, edges) == pytest.approx(np.sqrt(1 - np.sqrt(0.25)))
+    assert tail_probability(np.array([0.0, 1.0, 3.5, -4.0]), sigma=1.0) == 0.5
+    assert kurtosis(np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    assert kurtosis(rng.normal(size=200_000)) == pytest.approx(3.0, abs=0.05)

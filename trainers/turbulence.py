@@ -1,0 +1,251 @@
+"""SMARL orchestration: the reference command and the closure comparison of ``regrl eval``.
+
+Evaluation runs long, batched LES rollouts (one batch element per initial condition) for the
+classical closures and for the learned policy, and compares time-averaged spectra and the
+vorticity PDF with the filtered-DNS reference (methods.md §2.3).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from envs.turbulence.closures import dynamic_smagorinsky_cs2
+from envs.turbulence.env import ACTION_BOUND, CLOSURES, advance, agent_points, observe_agents
+from envs.turbulence.metrics import hellinger, log_spectrum_error, pdf_histogram, \
+    tail_probability
+from envs.turbulence.reference import Reference, load_reference
+from envs.turbulence.solver import Turbulence2D
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    closure: Optional[str]  # None: no SGS model
+    coeff: Optional[float]  # None with a closure: dynamic Smagorinsky
+
+
+BASELINES = (
+    Baseline("no closure", None, 0.0),
+    Baseline("Smagorinsky C_s=0.10", "smagorinsky", 0.10 ** 2),
+    Baseline("Smagorinsky C_s=0.17", "smagorinsky", 0.17 ** 2),
+    Baseline("Leith C_L=0.17", "leith", 0.17 ** 3),
+    Baseline("dynamic Smagorinsky", "smagorinsky", None),
+)
+
+# policy(obs [B, agents, d]) -> coefficients [B, agents] in [−ACTION_BOUND, ACTION_BOUND]
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+def _sim(ref: Reference, batch: int) -> Turbulence2D:
+    p = ref.provenance["spec"]
+    sim = Turbulence2D(ref.n_les, nu=p["nu"], alpha=p["alpha"], dt=p["dt"], kf=p["kf"],
+                       beta=p["beta"], batch=batch)
+    sim.omega = torch.as_tensor(ref.initial_conditions[:batch], dtype=sim.dtype)
+    return sim
+
+
+def _coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
+    if policy is not None:
+        return torch.as_tensor(policy(obs_fn(sim)), dtype=sim.dtype).reshape(-1, a, a)
+    if coeff is None:  # dynamic Smagorinsky: one coefficient per simulation, every decision
+        return dynamic_smagorinsky_cs2(sim)[:, None, None].expand(-1, a, a).to(sim.dtype)
+    return torch.full((sim.batch, a, a), float(coeff), dtype=sim.dtype)
+
+
+def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = None,
+            policy: Optional[Policy] = None, seeds: int = 4, time_units: float = 20.0,
+            spinup: float = 2.0, steps_per_action: int = 10, agents_per_side: int = 4,
+            sample_every: float = 0.5) -> Dict[str, object]:
+    """Run ``seeds`` LES from the reference's initial conditions; statistics over the window
+    after ``spinup`` time units. Diverged simulations are frozen and reported, not raised."""
+    seeds = min(seeds, len(ref.initial_conditions))
+    sim = _sim(ref, seeds)
+    ix, iy = agent_points(sim.n, agents_per_side)
+    log_ref = np.log10(ref.enstrophy_spectrum[1:] + 1e-30)
+    obs_fn = lambda s: observe_agents(s, ix, iy, log_ref)  # noqa: E731
+    dt = sim.dt
+    n_total, n_spin = int(round((spinup + time_units) / dt)), int(round(spinup / dt))
+    every = max(steps_per_action, int(round(sample_every / dt)) // steps_per_action * steps_per_action)
+    z, e, fields = [], [], []
+    alive = np.ones(seeds, bool)
+    start = time.time()
+    for step in range(0, n_total, steps_per_action):
+        if closure is None:
+            sim.step(steps_per_action)
+        else:
+            c = _coefficients(sim, closure, coeff, policy, agents_per_side, obs_fn)
+            advance(sim, c, closure, steps_per_action)
+        alive &= sim.is_finite().cpu().numpy() & \
+            (sim.max_abs_omega().cpu().numpy() < 160.0 * ref.omega_std)
+        if not alive.any():
+            break
+        if step >= n_spin and (step - n_spin) % every == 0:
+            z.append(sim.enstrophy_spectrum().cpu().numpy())
+            e.append(sim.energy_spectrum().cpu().numpy())
+            fields.append(sim.omega.cpu().numpy())
+    seconds = time.time() - start
+    return _summarise(ref, z, e, fields, alive, seconds, sim.time)
+
+
+def _summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]:
+    out: Dict[str, object] = {"diverged": int((~alive).sum()), "simulations": int(alive.size),
+                              "seconds_per_time_unit": seconds / max(sim_time, 1e-9)}
+    if not z or not alive.any():
+        return dict(out, enstrophy_spectrum_error=float("nan"), energy_spectrum_error=float("nan"),
+                    pdf_hellinger=float("nan"), tail_ratio=float("nan"))
+    zs, es = np.mean(np.stack(z)[:, alive], axis=(0, 1)), np.mean(np.stack(e)[:, alive], axis=(0, 1))
+    w = np.stack(fields)[:, alive]
+    edges, sigma = ref.pdf_edges, ref.omega_std
+    return dict(out,
+                enstrophy_spectrum_error=log_spectrum_error(zs, ref.enstrophy_spectrum),
+                energy_spectrum_error=log_spectrum_error(es, ref.energy_spectrum),
+                pdf_hellinger=hellinger(pdf_histogram(w, edges), ref.pdf, edges),
+                tail_ratio=tail_probability(w, sigma) / max(ref.tail_3sigma, 1e-12),
+                enstrophy_spectrum=zs.tolist(), energy_spectrum=es.tolist(),
+                pdf=pdf_histogram(w, edges).tolist())
+
+
+def module_policy(module, deterministic: bool = True) -> Policy:
+    """Mean action of an RLlib Gaussian policy, un-normalised to the env's bounds."""
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        b, n_agents, d = obs.shape
+        with torch.no_grad():
+            out = module.forward_inference({"obs": torch.as_tensor(obs.reshape(-1, d))})
+        mean = out["action_dist_inputs"][:, :1].cpu().numpy()
+        return (np.clip(mean, -1.0, 1.0) * ACTION_BOUND).reshape(b, n_agents)
+
+    return policy
+
+
+def compare(ref: Reference, policy: Optional[Policy], closure: str, *, seeds: int,
+            time_units: float, spinup: float, steps_per_action: int, agents_per_side: int,
+            say: Callable[[str], None] = print) -> List[Dict[str, object]]:
+    rows = []
+    runs = [(b.name, b.closure, b.coeff, None) for b in BASELINES]
+    if policy is not None:
+        runs.append((f"learned ({closure})", closure, None, policy))
+    for name, cl, coeff, pol in runs:
+        say(f"eval: {name} ({seeds} simulations x {time_units} time units)")
+        r = rollout(ref, closure=cl, coeff=coeff, policy=pol, seeds=seeds,
+                    time_units=time_units, spinup=spinup, steps_per_action=steps_per_action,
+                    agents_per_side=agents_per_side)
+        rows.append(dict(r, name=name))
+    dns_cost = _dns_seconds_per_time_unit(ref)
+    for row in rows:
+        row["cost_vs_reference"] = row["seconds_per_time_unit"] / dns_cost if dns_cost else None
+    return rows
+
+
+def _dns_seconds_per_time_unit(ref: Reference) -> Optional[float]:
+    p = ref.provenance
+    total = p["spec"]["spinup_time"] + p["spec"]["average_time"]
+    return p.get("seconds", 0.0) / total if total else None
+
+
+def markdown_table(rows: List[Dict[str, object]]) -> str:
+    head = ("| closure | log-enstrophy-spectrum error | log-energy-spectrum error | "
+            "PDF Hellinger | P(|ω|>3σ) ratio | diverged | s per time unit | cost vs DNS |")
+    lines = [head, "|" + "---|" * 8]
+    for r in rows:
+        cost = r.get("cost_vs_reference")
+        lines.append(
+            f"| {r['name']} | {r['enstrophy_spectrum_error']:.3f} | "
+            f"{r['energy_spectrum_error']:.3f} | {r['pdf_hellinger']:.3f} | "
+            f"{r['tail_ratio']:.2f} | {r['diverged']}/{r['simulations']} | "
+            f"{r['seconds_per_time_unit']:.2f} | "
+            f"{'n/a' if cost is None else f'{cost:.3f}'} |")
+    return "\n".join(lines)
+
+
+EVAL_DEFAULTS = {"time_units": 20.0, "spinup": 2.0, "seeds": 4}
+
+
+def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> Dict[str, object]:
+    """``regrl eval`` for smarl_turb2d: baselines vs the learned closure, table + figures."""
+    from trainers.evaluate import load_module
+
+    opts = dict(EVAL_DEFAULTS, **cfg.eval.kwargs)
+    unknown = sorted(set(opts) - set(EVAL_DEFAULTS))
+    if unknown:
+        raise ValueError(f"eval.kwargs {unknown} unknown for smarl_turb2d; valid: "
+                         f"{sorted(EVAL_DEFAULTS)}")
+    env_kw = dict(cfg.env.kwargs)
+    ref = load_reference(env_kw.get("reference"))
+    policy = module_policy(load_module(ckpt, "shared"))
+    rows = compare(ref, policy, env_kw.get("closure", "smagorinsky"),
+                   seeds=int(episodes or opts["seeds"]), time_units=float(opts["time_units"]),
+                   spinup=float(opts["spinup"]),
+                   steps_per_action=int(env_kw.get("steps_per_action", 10)),
+                   agents_per_side=int(env_kw.get("agents_per_side", 4)))
+    table = markdown_table(rows)
+    (Path(run_dir) / "eval.md").write_text(table + "\n")
+    print(table)
+    figures = write_figures(Path(run_dir), ref, rows, step=read_iteration(ckpt))
+    summary = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows]
+    return {"closures": summary, "table": "eval.md", "figures": figures, **opts}
+
+
+def read_iteration(ckpt: Path) -> int:
+    from trainers.checkpoint import read_state
+
+    return int(read_state(ckpt)["iteration"])
+
+
+def write_figures(run_dir: Path, ref: Reference, rows, step: int) -> List[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trainers.logging import TensorBoardLogger
+    from trainers.run import TB_DIR
+
+    k = np.arange(len(ref.enstrophy_spectrum))
+    centres = 0.5 * (ref.pdf_edges[1:] + ref.pdf_edges[:-1]) / ref.omega_std
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, key, label in ((axes[0], "enstrophy_spectrum", "enstrophy"),
+                           (axes[1], "energy_spectrum", "energy")):
+        ax.loglog(k[1:], getattr(ref, key)[1:], "k-", lw=2.5, label="filtered DNS")
+        for r in rows:
+            if key in r:
+                ax.loglog(k[1:], np.asarray(r[key])[1:], label=r["name"])
+        ax.set(xlabel="k", ylabel=f"{label} spectrum", title=f"{label} spectrum")
+    axes[2].semilogy(centres, ref.pdf * ref.omega_std, "k-", lw=2.5, label="filtered DNS")
+    for r in rows:
+        if "pdf" in r:
+            axes[2].semilogy(centres, np.asarray(r["pdf"]) * ref.omega_std, label=r["name"])
+    axes[2].set(xlabel="ω / σ_ref", ylabel="PDF", title="vorticity PDF")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    path = run_dir / "eval_turbulence.png"
+    fig.savefig(path, dpi=100)
+    tb = TensorBoardLogger(run_dir / TB_DIR)
+    tb.writer.add_figure("eval/spectra_and_pdf", fig, step)
+    tb.close()
+    plt.close(fig)
+    return [str(path)]
+
+
+def reference_command(args) -> int:
+    """``regrl turbulence reference``: run the DNS and write the reference file."""
+    from dataclasses import fields
+
+    from envs.turbulence.reference import DEFAULT_REFERENCE, ReferenceSpec, \
+        generate_reference, save_reference
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(ReferenceSpec)
+                 if getattr(args, f.name, None) is not None}
+    spec = ReferenceSpec(**overrides)
+    out = Path(args.out) if args.out else DEFAULT_REFERENCE
+    print(f"turbulence reference: {spec}")
+    data = generate_reference(spec, device=args.device, progress=lambda m: print(m, flush=True))
+    save_reference(out, data)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return 0
