@@ -5,7 +5,9 @@ Each agent observes the 6 local invariants of the velocity-gradient and Hessian 
 point plus the global log enstrophy spectrum (as its deviation from the reference), and sets
 C_s² (Smagorinsky) or C_L³ (Leith) in [−0.125, 0.125]; the agent values are interpolated
 periodically to the grid. One decision every ``steps_per_action`` solver steps; all agents
-get the same spectrum-matching reward. A diverging LES truncates every agent with a penalty.
+get the same spectrum-matching reward. A diverging LES truncates every agent with a penalty of
+``divergence_penalty`` for each decision left in the episode (the worst bounded reward for
+the rest of the horizon), so that diverging early never pays better than staying alive.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pettingzoo import ParallelEnv
 from envs.turbulence.closures import leith_viscosity, smagorinsky_viscosity, \
     upsample_agent_actions
 from envs.turbulence.metrics import kurtosis, log_spectrum_error, weighted_spectrum_error
-from envs.turbulence.reference import Reference, load_reference
+from envs.turbulence.reference import Reference, les_dt, load_reference
 from envs.turbulence.solver import Turbulence2D
 
 ACTION_BOUND = 0.125  # [−0.5³, 0.5³], SMARL's bounds for C_s² and C_L³
@@ -89,7 +91,7 @@ class TurbulenceEnv(ParallelEnv):
         self.a, self.closure, self.reward_kind = agents_per_side, closure, reward
         self.steps_per_action, self.episode_actions = steps_per_action, episode_actions
         self.penalty, self.div_factor = float(divergence_penalty), float(divergence_factor)
-        self.sim = Turbulence2D(self.n, nu=p["nu"], alpha=p["alpha"], dt=dt or p["dt"],
+        self.sim = Turbulence2D(self.n, nu=p["nu"], alpha=p["alpha"], dt=dt or les_dt(p),
                                 kf=p["kf"], beta=p["beta"], dtype=getattr(torch, dtype))
         self.possible_agents = [f"agent_{i}" for i in range(agents_per_side ** 2)]
         self.agents: list = []
@@ -132,8 +134,9 @@ class TurbulenceEnv(ParallelEnv):
         diverged = self._diverged()
         if diverged:
             self.diverged_count += 1
-            reward, obs = self.penalty, {a: np.zeros(self._obs_space.shape, np.float32)
-                                         for a in self.agents}
+            remaining = self.episode_actions - self._t + 1
+            reward = self.penalty * remaining
+            obs = {a: np.zeros(self._obs_space.shape, np.float32) for a in self.agents}
         else:
             spectrum = self._spectrum()
             reward, obs = self._reward(spectrum), self._observe(spectrum)
