@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from envs.turbulence.reference import ReferenceSpec, generate_reference, save_reference
 
@@ -12,3 +13,14 @@ def tiny_reference(tmp_path_factory):
     path = tmp_path_factory.mktemp("turb") / "tiny_ref.npz"
     save_reference(path, generate_reference(TINY))
     return path
+
+
+@pytest.fixture(autouse=True, scope="package")
+def one_torch_thread():
+    """Grids of 16²–64² gain nothing from intra-op threads, and on a shared 2-core machine
+    busy-waiting OpenMP threads can slow each step down many-fold; restored
+    afterwards. Applies to every test under tests/envs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,16 +11,6 @@ from envs.turbulence import (Turbulence2D, dynamic_smagorinsky_cs2, leith_viscos
 D = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Grids of 16²–64² gain nothing from intra-op threads, and on a shared 2-core machine
-    busy-waiting OpenMP threads can slow each step down many-fold; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def single_mode_sim(n=32, batch=1, **kw):
     """ω = cos(3x + 2y): ψ = cos θ/13, S̄11 = ψ_xy = −6 cos θ/13, S̄12 = ½(ψ_yy − ψ_xx) =
     2.5 cos θ/13, so |S̄|² = 4(S̄11² + S̄12²) = cos²θ and ⟨|S̄|²⟩ = ½; |∇ω| = √13 |sin θ|."""

@@ -12,16 +12,6 @@ from envs.turbulence.solver import retained_modes
 D = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Grids of 16²–64² gain nothing from intra-op threads, and on a shared 2-core machine
-    busy-waiting OpenMP threads can slow each step down many-fold; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def grid(n, dtype=D):
     x = torch.arange(n, dtype=dtype) * 2 * math.pi / n
     return torch.meshgrid(x, x, indexing="ij")
