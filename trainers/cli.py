@@ -70,19 +70,42 @@ def _validated(args) -> "object":
     return cfg
 
 
+def _is_offline(args) -> bool:
+    """Offline (supervised/BC) experiments say ``kind: offline`` at the top of their YAML."""
+    from trainers.config import read_yaml
+    from trainers.offline import is_offline_config
+
+    path = Path(args.resume) / "config.yaml" if getattr(args, "resume", None) else args.config
+    return bool(path) and Path(path).is_file() and is_offline_config(read_yaml(path))
+
+
+def _train_offline(args) -> int:
+    from trainers.offline import load_offline_config, train_offline
+
+    kw = dict(progress=not args.quiet, address=args.address)
+    if args.resume:
+        result = train_offline(resume=Path(args.resume), **kw)
+    else:
+        result = train_offline(load_offline_config(args.config, args.overrides), **kw)
+    print(f"done: {result.epoch} epochs; run directory: {result.run_dir}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from trainers.run import train
 
+    if args.resume and (args.config or args.overrides):
+        raise ConfigError("--resume continues a run with its saved config; "
+                          "give no CONFIG or --set with it")
+    if args.resume and not Path(args.resume).is_dir():
+        raise ConfigError(f"--resume {args.resume}: no such run directory")
+    if not args.resume and not args.config:
+        raise ConfigError("train needs a CONFIG file (or --resume RUN_DIR)")
+    if _is_offline(args):
+        return _train_offline(args)
     if args.resume:
-        if args.config or args.overrides:
-            raise ConfigError("--resume continues a run with its saved config; "
-                              "give no CONFIG or --set with it")
-        if not Path(args.resume).is_dir():
-            raise ConfigError(f"--resume {args.resume}: no such run directory")
         result = train(resume=Path(args.resume), address=args.address, progress=not args.quiet)
     else:
-        if not args.config:
-            raise ConfigError("train needs a CONFIG file (or --resume RUN_DIR)")
         result = train(_validated(args), address=args.address, progress=not args.quiet)
     ret = result.metrics.get("env/episode_return_mean", float("nan"))
     print(f"done: {result.iteration} iterations, {int(result.env_steps)} env steps, "
@@ -96,9 +119,14 @@ def cmd_train(args) -> int:
 def cmd_validate(args) -> int:
     import yaml
 
-    cfg = _validated(args)
+    if _is_offline(args):
+        from trainers.offline import load_offline_config, offline_to_dict
+
+        dumped = offline_to_dict(load_offline_config(args.config, args.overrides))
+    else:
+        dumped = to_dict(_validated(args))
     print(f"{args.config}: OK")
-    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    print(yaml.safe_dump(dumped, sort_keys=False), end="")
     return 0
 
 

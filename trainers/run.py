@@ -45,7 +45,8 @@ def init_ray(address: Optional[str] = None) -> None:
              configure_logging=True, log_to_driver=True)
 
 
-def new_run_dir(cfg: ExperimentConfig) -> Path:
+def new_run_dir(cfg) -> Path:
+    """A fresh ``<runs_root>/<name>/<timestamp>[-N]/`` for any config with those fields."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(cfg.runs_root).resolve() / cfg.name / stamp
     run_dir, n = base, 1
@@ -73,6 +74,10 @@ def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = No
         run_dir = new_run_dir(cfg)
         (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     init_ray(address)
+    if cfg.resources.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.resources.torch_threads)
     from trainers.rllib.algo import build_algorithm_config
 
     algo = build_algorithm_config(cfg).build_algo()

@@ -78,3 +78,19 @@ def test_environment_problems_fail_before_ray_starts(tmp_path, capsys, env, sets
     overrides = [a for s in sets for a in ("--set", s)]
     assert main(["validate", str(path), *overrides]) == EXIT_BAD_INPUT
     assert re.search(pattern, capsys.readouterr().err)
+
+
+def test_train_dispatches_offline_configs(tmp_path, capsys):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    args = ["--set", f"data.path={tmp_path / 'd.npz'}", "--set", f"runs_root={tmp_path}",
+            "--set", "training.epochs=3", "--set", "plugins=[{name: elr}]", "--quiet"]
+    assert main(["train", str(ROOT / "configs/offline_digits.yaml"), *args]) == 0
+    out = capsys.readouterr().out
+    assert "done: 3 epochs" in out
+    run_dir = Path(out.split("run directory: ")[1].split()[0])
+    assert main(["validate", str(run_dir / "config.yaml")]) == 0
+    assert "plugins:" in capsys.readouterr().out
