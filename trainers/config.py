@@ -134,12 +134,18 @@ class ResourcesConfig:
     """Learner actors (0 = local learner in the driver)."""
     num_gpus_per_learner: float = 0
     """GPUs per learner (1 on a GPU node)."""
+    torch_threads: Optional[int] = None
+    """torch CPU threads of the driver (local learner, and envs when num_env_runners=0);
+    null keeps torch's default. 1 avoids oversubscribing a small machine whose other cores
+    run env runners."""
 
     def __post_init__(self) -> None:
         for name in ("num_env_runners", "num_envs_per_env_runner", "num_learners"):
             _require(getattr(self, name) >= 0, f"{name} must be >= 0")
         _require(self.num_envs_per_env_runner >= 1, "num_envs_per_env_runner must be >= 1")
         _require(self.num_gpus_per_learner >= 0, "num_gpus_per_learner must be >= 0")
+        _require(self.torch_threads is None or self.torch_threads >= 1,
+                 "torch_threads must be >= 1 or null")
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint to evaluate")
+    if cfg.resources.torch_threads:
+        torch.set_num_threads(cfg.resources.torch_threads)
     name = cfg.env.name
     fn: Callable[..., Dict[str, Any]] = EVALUATORS.get(name) if name in EVALUATORS \
         else evaluate_episodes

@@ -74,6 +74,7 @@ def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = 
     every = max(steps_per_action, int(round(sample_every / dt)) // steps_per_action * steps_per_action)
     z, e, fields = [], [], []
     alive = np.ones(seeds, bool)
+    diverged_at = np.full(seeds, np.nan)
     start = time.time()
     for step in range(0, n_total, steps_per_action):
         if closure is None:
@@ -81,8 +82,10 @@ def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = 
         else:
             c = _coefficients(sim, closure, coeff, policy, agents_per_side, obs_fn)
             advance(sim, c, closure, steps_per_action)
-        alive &= sim.is_finite().cpu().numpy() & \
+        now_alive = alive & sim.is_finite().cpu().numpy() & \
             (sim.max_abs_omega().cpu().numpy() < 160.0 * ref.omega_std)
+        diverged_at[alive & ~now_alive] = sim.time
+        alive = now_alive
         if not alive.any():
             break
         if step >= n_spin and (step - n_spin) % every == 0:
@@ -90,7 +93,9 @@ def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = 
             e.append(sim.energy_spectrum().cpu().numpy())
             fields.append(sim.omega.cpu().numpy())
     seconds = time.time() - start
-    return _summarise(ref, z, e, fields, alive, seconds, sim.time)
+    out = _summarise(ref, z, e, fields, alive, seconds, sim.time)
+    out["diverged_at"] = [None if np.isnan(t) else round(float(t), 3) for t in diverged_at]
+    return out
 
 
 def _summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]:
@@ -150,6 +155,12 @@ def _dns_seconds_per_time_unit(ref: Reference) -> Optional[float]:
     return p.get("seconds", 0.0) / total if total else None
 
 
+def _diverged_text(row: Dict[str, object]) -> str:
+    times = [t for t in row.get("diverged_at", []) if t is not None]
+    text = f"{row['diverged']}/{row['simulations']}"
+    return text + (f" (t = {min(times):.2f}–{max(times):.2f})" if times else "")
+
+
 def markdown_table(rows: List[Dict[str, object]]) -> str:
     head = ("| closure | log-enstrophy-spectrum error | log-energy-spectrum error | "
             "PDF Hellinger | P(|ω|>3σ) ratio | diverged | s per time unit | cost vs DNS |")
@@ -159,7 +170,7 @@ def markdown_table(rows: List[Dict[str, object]]) -> str:
         lines.append(
             f"| {r['name']} | {r['enstrophy_spectrum_error']:.3f} | "
             f"{r['energy_spectrum_error']:.3f} | {r['pdf_hellinger']:.3f} | "
-            f"{r['tail_ratio']:.2f} | {r['diverged']}/{r['simulations']} | "
+            f"{r['tail_ratio']:.2f} | {_diverged_text(r)} | "
             f"{r['seconds_per_time_unit']:.2f} | "
             f"{'n/a' if cost is None else f'{cost:.3f}'} |")
     return "\n".join(lines)
@@ -208,15 +219,16 @@ def write_figures(run_dir: Path, ref: Reference, rows, step: int) -> List[str]:
     from trainers.logging import TensorBoardLogger
     from trainers.run import TB_DIR
 
-    k = np.arange(len(ref.enstrophy_spectrum))
+    k_max = int(np.flatnonzero(ref.enstrophy_spectrum > 1e-30).max()) + 1  # dealiasing cut
+    k = np.arange(k_max)
     centres = 0.5 * (ref.pdf_edges[1:] + ref.pdf_edges[:-1]) / ref.omega_std
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, key, label in ((axes[0], "enstrophy_spectrum", "enstrophy"),
                            (axes[1], "energy_spectrum", "energy")):
-        ax.loglog(k[1:], getattr(ref, key)[1:], "k-", lw=2.5, label="filtered DNS")
+        ax.loglog(k[1:], getattr(ref, key)[1:k_max], "k-", lw=2.5, label="filtered DNS")
         for r in rows:
             if key in r:
-                ax.loglog(k[1:], np.asarray(r[key])[1:], label=r["name"])
+                ax.loglog(k[1:], np.asarray(r[key])[1:k_max], label=r["name"])
         ax.set(xlabel="k", ylabel=f"{label} spectrum", title=f"{label} spectrum")
     axes[2].semilogy(centres, ref.pdf * ref.omega_std, "k-", lw=2.5, label="filtered DNS")
     for r in rows:

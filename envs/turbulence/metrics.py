@@ -8,9 +8,11 @@ EPS = 1e-30
 
 
 def log_spectrum_error(spec: np.ndarray, ref: np.ndarray, k_min: int = 1) -> float:
-    """Root-mean-square of log10(spec/ref) over k = k_min .. len-1 (k = 0 is empty)."""
+    """Root-mean-square of log10(spec/ref) over the wavenumbers k >= k_min where the
+    reference has energy (k = 0 and the modes removed by dealiasing are empty)."""
     s, r = np.asarray(spec)[k_min:], np.asarray(ref)[k_min:]
-    return float(np.sqrt(np.mean((np.log10(s + EPS) - np.log10(r + EPS)) ** 2)))
+    keep = r > EPS
+    return float(np.sqrt(np.mean((np.log10(s[keep] + EPS) - np.log10(r[keep])) ** 2)))
 
 
 def weighted_spectrum_error(spec: np.ndarray, ref: np.ndarray) -> float:

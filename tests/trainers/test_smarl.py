@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from envs.turbulence.reference import load_reference
@@ -70,3 +71,16 @@ def test_eval_compares_closures(smarl_run, capsys):
     table = (smarl_run.run_dir / "eval.md").read_text()
     assert table.count("\n") == 8 and "learned (smagorinsky)" in table
     assert (smarl_run.run_dir / "eval_turbulence.png").stat().st_size > 10_000
+
+
+def test_rollout_reports_blow_ups_instead_of_raising(reference):
+    from trainers.turbulence import markdown_table, rollout
+
+    ref = load_reference(reference)
+    nan_policy = lambda obs: np.full(obs.shape[:2], np.nan)  # noqa: E731
+    row = rollout(ref, closure="smagorinsky", policy=nan_policy, seeds=2, time_units=0.1,
+                  spinup=0.02, steps_per_action=2)
+    assert row["diverged"] == 2 and all(t is not None and t > 0 for t in row["diverged_at"])
+    assert math.isnan(row["enstrophy_spectrum_error"])
+    table = markdown_table([dict(row, name="nan policy")])
+    assert "| 2/2 (t = " in table
