@@ -1,6 +1,6 @@
 """The offline learner: config validation, data formats and bad data, the three tasks, every
 plugin through the learner, TensorBoard, exact resume, and data-parallel training (two
-torch.distributed processes fast; two Ray Train workers marked slow)."""
+torch.distributed processes, and two Ray Train workers)."""
 import json
 import math
 import os
@@ -281,7 +281,6 @@ def test_worker_mean_single_process():
     assert Worker().mean({"a": 1.5}) == {"a": 1.5}
 
 
-@pytest.mark.slow
 def test_ray_train_two_workers(tmp_path, blob_file):
     import ray
 
