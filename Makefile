@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(LOCAL) $(VENV)/bin/regrl train configs/cartpole_ppo.yaml
+	$(LOCAL) $(VENV)/bin/regrl train configs/smarl_demo.yaml --eval
 	@echo "TensorBoard: make tb   (or: $(VENV)/bin/tensorboard --logdir runs)"
 
 test: setup

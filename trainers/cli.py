@@ -161,9 +161,14 @@ def cmd_eval(args) -> int:
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError("--episodes must be >= 1")
     report = evaluate(Path(args.run_dir), args.episodes)
-    summary = {k: v for k, v in report.items() if k != "per_episode"}
-    print(json.dumps(summary, indent=2))
-    print(f"report: {Path(args.run_dir) / 'eval.json'}")
+    run_dir = Path(args.run_dir)
+    if "table" in report:  # evaluators with a results table (SMARL) print it, not the JSON
+        print((run_dir / report["table"]).read_text(), end="")
+    else:
+        print(json.dumps({k: v for k, v in report.items() if k != "per_episode"}, indent=2))
+    for fig in report.get("figures", []):
+        print(f"figure: {fig}")
+    print(f"report: {run_dir / 'eval.json'}")
     return 0
 
 

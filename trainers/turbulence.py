@@ -198,7 +198,6 @@ def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> 
                    agents_per_side=int(env_kw.get("agents_per_side", 4)))
     table = markdown_table(rows)
     (Path(run_dir) / "eval.md").write_text(table + "\n")
-    print(table)
     figures = write_figures(Path(run_dir), ref, rows, step=read_iteration(ckpt))
     summary = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows]
     return {"closures": summary, "table": "eval.md", "figures": figures, **opts}
