@@ -15,16 +15,12 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import yaml
 
+from trainers.checks import require as _require
 from trainers.rllib.terms import TERMS
 
 
 class ConfigError(ValueError):
     """A configuration problem the user must fix; the CLI prints it and exits with status 2."""
-
-
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 from agents.registry import Registry
 from trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
 from trainers.envs import env_entry, make_env
-from trainers.run import TB_DIR, load_run_config
+from trainers.run import TB_DIR, apply_torch_threads, load_run_config
 
 EVALUATORS = Registry("evaluator")
 
@@ -71,8 +71,7 @@ def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint to evaluate")
-    if cfg.resources.torch_threads:
-        torch.set_num_threads(cfg.resources.torch_threads)
+    apply_torch_threads(cfg)
     name = cfg.env.name
     fn: Callable[..., Dict[str, Any]] = EVALUATORS.get(name) if name in EVALUATORS \
         else evaluate_episodes

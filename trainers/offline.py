@@ -39,19 +39,15 @@ from trainers.checkpoint import (checkpoint_dir, latest_checkpoint, read_state,
                                  save_checkpoint)
 from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, parse, read_yaml,
                              to_dict)
+from trainers.checks import require as _require
 from trainers.logging import Progress, TensorBoardLogger
+from trainers.run import CONFIG_FILE, init_ray, load_run_config, new_run_dir
 
-CONFIG_FILE = "config.yaml"
 TB_DIR = "tb"
 METRICS_FILE = "metrics.json"
 LEARNER_FILE = "learner.pt"
 FORMATS = {".npz": "npz", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 IGNORE_TOKEN = -1  # token targets equal to -1 are padding
-
-
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
 
 
 # =========================================================================== configuration
@@ -775,18 +771,13 @@ class OfflineResult:
 
 
 def new_offline_run_dir(cfg: OfflineConfig) -> Path:
-    from trainers.run import new_run_dir
-
     run_dir = new_run_dir(cfg)
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(offline_to_dict(cfg), sort_keys=False))
     return run_dir
 
 
 def load_offline_run_config(run_dir: Path) -> OfflineConfig:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
-    return offline_config_from_dict(yaml.safe_load(path.read_text()) or {}, source=str(path))
+    return load_run_config(run_dir, offline_config_from_dict)
 
 
 def train_offline(cfg: Optional[OfflineConfig] = None, *, resume: Optional[Path] = None,
@@ -855,8 +846,6 @@ def _fit_ray(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
              address: Optional[str]) -> Dict[str, float]:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
-
-    from trainers.run import init_ray
 
     init_ray(address)
     loop_config = {"config": offline_to_dict(cfg), "source": str(run_dir / CONFIG_FILE),

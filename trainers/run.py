@@ -56,11 +56,20 @@ def new_run_dir(cfg) -> Path:
     return run_dir
 
 
-def load_run_config(run_dir: Path) -> ExperimentConfig:
+def load_run_config(run_dir: Path, parse_fn=config_from_dict):
+    """The resolved config a run saved (``parse_fn`` validates it: RL by default)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
-    return config_from_dict(yaml.safe_load(path.read_text()) or {}, source=str(path))
+    return parse_fn(yaml.safe_load(path.read_text()) or {}, source=str(path))
+
+
+def apply_torch_threads(cfg: ExperimentConfig) -> None:
+    """``resources.torch_threads`` for this process (null keeps torch's default)."""
+    if cfg.resources.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.resources.torch_threads)
 
 
 def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = None,
@@ -74,10 +83,7 @@ def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = No
         run_dir = new_run_dir(cfg)
         (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     init_ray(address)
-    if cfg.resources.torch_threads:
-        import torch
-
-        torch.set_num_threads(cfg.resources.torch_threads)
+    apply_torch_threads(cfg)
     from trainers.rllib.algo import build_algorithm_config
 
     algo = build_algorithm_config(cfg).build_algo()

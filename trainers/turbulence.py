@@ -6,7 +6,6 @@ vorticity PDF with the filtered-DNS reference (methods.md §2.3).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from envs.turbulence.closures import dynamic_smagorinsky_cs2
-from envs.turbulence.env import ACTION_BOUND, CLOSURES, advance, agent_points, observe_agents
+from envs.turbulence.env import ACTION_BOUND, advance, agent_points, observe_agents
 from envs.turbulence.metrics import hellinger, log_spectrum_error, pdf_histogram, \
     tail_probability
 from envs.turbulence.reference import Reference, les_dt, load_reference

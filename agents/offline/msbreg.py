@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin

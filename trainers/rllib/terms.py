@@ -14,6 +14,7 @@ import torch
 
 from agents import objectives as obj
 from agents.registry import Registry
+from trainers.checks import require as _check
 
 Metrics = Dict[str, torch.Tensor]
 TERMS = Registry("objective term")
@@ -54,11 +55,6 @@ def term(name: str, description: str, params_cls: type, **flags: bool):
         TERMS.register(name, description)(TermInfo(fn, params_cls, **flags))
         return fn
     return deco
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
 
 
 # ------------------------------------------------------------------------------ policy
