@@ -273,14 +273,24 @@ def _build_terms(value: Any, where: str) -> Tuple[TermSpec, ...]:
         if isinstance(item, TermSpec):
             specs.append(item)
             continue
-        if not isinstance(item, dict) or "name" not in item:
-            raise _fail(path, f"a term is a mapping with a 'name' key, got {item!r}")
-        params = dict(item)
-        name = params.pop("name")
-        if name not in TERMS:
-            raise _fail(f"{path}.name", TERMS.unknown_message(name))
-        specs.append(TermSpec(name, _build(TERMS.get(name).params_cls, params, path)))
+        name, params = parse_named_entry(item, path, TERMS, lambda t: t.params_cls, "term")
+        specs.append(TermSpec(name, params))
     return tuple(specs)
+
+
+def parse_named_entry(item: Any, path: str, registry, params_cls_of, noun: str,
+                      name_in_path: bool = False):
+    """``{name: ..., **params}`` of a registry (objective terms, offline plugins) ->
+    (name, validated params dataclass); errors name ``path`` (with ``(name)`` appended for
+    parameter errors when ``name_in_path``) and the nearest known name."""
+    if not isinstance(item, dict) or "name" not in item:
+        raise _fail(path, f"a {noun} is a mapping with a 'name' key, got {item!r}")
+    params = dict(item)
+    name = params.pop("name")
+    if name not in registry:
+        raise _fail(f"{path}.name", registry.unknown_message(name))
+    where = f"{path} ({name})" if name_in_path else path
+    return name, _build(params_cls_of(registry.get(name)), params, where)
 
 
 def parse(cls: type, data: Dict[str, Any], source: str = "<dict>") -> Any:

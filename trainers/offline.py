@@ -37,8 +37,8 @@ from agents.models import MLP, TokenMLP
 from agents.offline import PLUGINS, Plugin, TaskInfo, build_plugins, check_combination
 from trainers.checkpoint import (checkpoint_dir, latest_checkpoint, read_state,
                                  save_checkpoint)
-from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, parse, read_yaml,
-                             to_dict)
+from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, parse,
+                             parse_named_entry, read_yaml, to_dict)
 from trainers.checks import require as _require
 from trainers.logging import Progress, TensorBoardLogger
 from trainers.run import CONFIG_FILE, init_ray, load_run_config, new_run_dir
@@ -187,14 +187,10 @@ def _plugin_specs(raw: Any, source: str) -> Tuple[PluginSpec, ...]:
         raise ConfigError(f"{source}: plugins: expected a list like [{{name: elr}}], got {raw!r}")
     specs = []
     for i, item in enumerate(raw):
-        where = f"{source}: plugins[{i}]"
-        if not isinstance(item, dict) or "name" not in item:
-            raise ConfigError(f"{where}: a plugin is a mapping with a 'name' key, got {item!r}")
-        params = dict(item)
-        name = params.pop("name")
-        if name not in PLUGINS:
-            raise ConfigError(f"{where}.name: {PLUGINS.unknown_message(name)}")
-        specs.append(PluginSpec(name, parse(PLUGINS.get(name).Params, params, f"{where} ({name})")))
+        name, params = parse_named_entry(item, f"{source}: plugins[{i}]", PLUGINS,
+                                         lambda plugin: plugin.Params, "plugin",
+                                         name_in_path=True)
+        specs.append(PluginSpec(name, params))
     return tuple(specs)
 
 
