@@ -6,6 +6,7 @@ Bad input (unknown keys, wrong types, out-of-range values, missing files) prints
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,11 @@ from agents.registry import UnknownNameError
 from trainers.config import ConfigError, load_config, to_dict
 
 EXIT_BAD_INPUT = 2
+
+# Domain tool groups (``regrl turbulence ...`` etc.). Each module has ``add_cli(sub)``, which
+# adds its sub-parser and sets ``handler=fn(args) -> int`` as a default; it imports heavy
+# dependencies inside the handler so ``regrl --help`` stays fast and works without extras.
+DOMAIN_CLIS = ("trainers.turbulence_cli",)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,27 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, help="episodes (default: the run's eval.episodes)")
-    _turbulence_parser(sub)
+    for module in DOMAIN_CLIS:
+        importlib.import_module(module).add_cli(sub)
     return p
-
-
-def _turbulence_parser(sub) -> None:
-    from dataclasses import fields
-
-    from envs.turbulence.reference import ReferenceSpec
-
-    turb = sub.add_parser("turbulence", help="SMARL turbulence tools")
-    tsub = turb.add_subparsers(dest="action", required=True)
-    ref = tsub.add_parser("reference", help="run the resolved simulation, write the reference "
-                          "spectra/PDF/initial conditions (default: the packaged file)")
-    ref.add_argument("--out", help="output .npz (default: envs/turbulence/data/reference_kf4.npz)")
-    ref.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
-    ref.add_argument("--threads", type=int, default=1,
-                     help="torch CPU threads (default 1: on a busy 2-core machine two threads "
-                          "ran the 256² solver 10x slower)")
-    for f in fields(ReferenceSpec):
-        ref.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
-                         help=f"(default {f.default})")
 
 
 def _validated(args) -> "object":
@@ -172,23 +160,14 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_turbulence(args) -> int:
-    from trainers.turbulence import reference_command
-
-    try:
-        return reference_command(args)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-COMMANDS = {"train": cmd_train, "validate": cmd_validate, "list": cmd_list, "eval": cmd_eval,
-            "turbulence": cmd_turbulence}
+COMMANDS = {"train": cmd_train, "validate": cmd_validate, "list": cmd_list, "eval": cmd_eval}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args)
     except (ConfigError, FileNotFoundError, UnknownNameError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
