@@ -134,10 +134,27 @@ class ResourcesConfig:
     """torch CPU threads of the driver (local learner, and envs when num_env_runners=0);
     null keeps torch's default. 1 avoids oversubscribing a small machine whose other cores
     run env runners."""
+    env_runner_resources: Dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each env runner needs, to pin runners to a node type (cluster.yaml
+    gives cpu_worker nodes ``env_runner_slot``): e.g. ``{env_runner_slot: 1}``."""
+    learner_resources: Dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each learner actor needs (needs num_learners >= 1), e.g.
+    ``{learner_slot: 1}`` for the gpu_worker nodes of cluster.yaml."""
+    max_env_runner_restarts: int = 1000
+    """A crashed env-runner actor (or one lost with its node) is restarted up to this many
+    times; restarts are logged as ``perf/env_runner_restarts``."""
 
     def __post_init__(self) -> None:
-        for name in ("num_env_runners", "num_envs_per_env_runner", "num_learners"):
+        for name in ("num_env_runners", "num_envs_per_env_runner", "num_learners",
+                     "max_env_runner_restarts"):
             _require(getattr(self, name) >= 0, f"{name} must be >= 0")
+        for name in ("env_runner_resources", "learner_resources"):
+            for key, amount in getattr(self, name).items():
+                _require(isinstance(amount, (int, float)) and amount > 0,
+                         f"resources.{name}.{key} must be a number > 0, got {amount!r}")
+        _require(not self.learner_resources or self.num_learners >= 1,
+                 "resources.learner_resources needs num_learners >= 1 (the learner runs in "
+                 "the driver process otherwise)")
         _require(self.num_envs_per_env_runner >= 1, "num_envs_per_env_runner must be >= 1")
         _require(self.num_gpus_per_learner >= 0, "num_gpus_per_learner must be >= 0")
         _require(self.torch_threads is None or self.torch_threads >= 1,

@@ -18,8 +18,6 @@ _RENAME = {
     "time_this_iter_s": "perf/iteration_s",
     "timers/env_runner_sampling_timer": "perf/sample_s",
     "timers/learner_update_timer": "perf/learn_s",
-    "fault_tolerance/num_remote_worker_restarts": "perf/env_runner_restarts",
-    "fault_tolerance/num_healthy_workers": "perf/healthy_env_runners",
 }
 _LEARNER_SKIP = ("throughput", "num_module_steps", "num_env_steps", "weights_seq_no",
                  "num_trainable_parameters", "num_non_trainable_parameters",

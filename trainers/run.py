@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import yaml
 
@@ -83,14 +83,87 @@ def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = No
         run_dir = new_run_dir(cfg)
         (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     init_ray(address)
+    check_resources(cfg, autoscaling=address is not None)
     apply_torch_threads(cfg)
     from trainers.rllib.algo import build_algorithm_config
 
     algo = build_algorithm_config(cfg).build_algo()
+    if cfg.resources.num_env_runners or cfg.resources.num_learners:
+        print(placement_summary(placement(algo)), flush=True)
     try:
         return _loop(cfg, algo, run_dir, resume is not None, progress)
     finally:
         algo.stop()
+
+
+def required_resources(cfg: ExperimentConfig) -> Dict[str, float]:
+    """Largest single-actor demand per Ray resource (GPU and custom placement labels)."""
+    r = cfg.resources
+    need: Dict[str, float] = {}
+    if r.num_gpus_per_learner:
+        need["GPU"] = r.num_gpus_per_learner
+    for demand, used in ((r.env_runner_resources, r.num_env_runners),
+                         (r.learner_resources, r.num_learners)):
+        for key, amount in demand.items():
+            if used:
+                need[key] = max(need.get(key, 0.0), float(amount))
+    return need
+
+
+def missing_resources(cfg: ExperimentConfig, available: Dict[str, float]) -> List[str]:
+    """``resource: need N, cluster has M`` for every demand no node can meet today."""
+    return [f"{key}: an actor needs {amount:g}, the cluster has {available.get(key, 0):g}"
+            for key, amount in required_resources(cfg).items()
+            if available.get(key, 0.0) < amount]
+
+
+def check_resources(cfg: ExperimentConfig, *, autoscaling: bool) -> None:
+    """Fail fast instead of waiting forever for a GPU or a placement label that no node has.
+    On a cluster (``--address``) the autoscaler may still add such nodes: warn only."""
+    import ray
+
+    missing = missing_resources(cfg, ray.cluster_resources())
+    if not missing:
+        return
+    text = "; ".join(missing)
+    if autoscaling:
+        print(f"warning: waiting for the autoscaler to add nodes with {text}", flush=True)
+        return
+    raise ConfigError(f"resources not available on this machine: {text} (set "
+                      "resources.num_gpus_per_learner: 0 / remove the custom resources, or "
+                      "run on a cluster with --address)")
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def placement(algo) -> Dict[str, list]:
+    """Node ids of the env-runner and learner actors (``driver`` for in-process ones)."""
+    runners = (algo.env_runner_group.foreach_env_runner(lambda r: _node_id(),
+                                                         local_env_runner=False)
+               if algo.config.num_env_runners else [])
+    learners = ([r.get() for r in algo.learner_group.foreach_learner(lambda l: _node_id())]
+                if algo.config.num_learners else [])
+    return {"env_runners": list(runners), "learners": list(learners) or ["driver"]}
+
+
+def runner_health(algo) -> Dict[str, float]:
+    """Env-runner fault-tolerance counters (RLlib's new-stack results omit them)."""
+    group = algo.env_runner_group
+    if group is None or not algo.config.num_env_runners:
+        return {}
+    return {"perf/env_runner_restarts": float(group.num_remote_worker_restarts()),
+            "perf/healthy_env_runners": float(group.num_healthy_remote_workers())}
+
+
+def placement_summary(where: Dict[str, list]) -> str:
+    def short(ids):
+        return ", ".join(i[:8] if i != "driver" else i for i in ids) or "driver"
+    return (f"placement: env runners on node(s) [{short(where['env_runners'])}], "
+            f"learners on [{short(where['learners'])}]")
 
 
 def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
@@ -115,7 +188,7 @@ def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
 
     try:
         for it in range(start + 1, cfg.training.iterations + 1):
-            metrics = namespace_metrics(algo.train())
+            metrics = {**namespace_metrics(algo.train()), **runner_health(algo)}
             env_steps += metrics.get("env/env_steps", 0.0)
             metrics["env/env_steps_total"] = env_steps
             tb.scalars(metrics, it)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One short GPU check (under 8 minutes on one GPU): one learner update per domain on CUDA and
+# the 1024^2 solver benchmark; prints wall time per step. Run on a GPU machine from the repo
+# root after `make setup`:   bash benchmarks/gpu_check.sh
+# Results go to docs/benchmarks.md by hand (with the card's name).
+# `bash benchmarks/gpu_check.sh --cpu` runs the same steps on CPU (checks the commands).
+set -uo pipefail
+PY=${PYTHON:-.venv/bin/python}
+REGRL="$PY -m trainers.cli"
+RUNS=$(mktemp -d)
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 PYTHONUNBUFFERED=1
+status=0
+
+step() {  # step NAME TIMEOUT_S COMMAND...
+  local name=$1 limit=$2; shift 2
+  local t0=$EPOCHREALTIME
+  if timeout "$limit" "$@" > "$RUNS/$name.log" 2>&1; then result=ok; else result="FAILED (rc $?)"; status=1; fi
+  printf '%-28s %-16s %6s s\n' "$name" "$result" \
+    "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')"
+  [ "$result" = ok ] || tail -5 "$RUNS/$name.log"
+}
+
+GPUS=1 USE_GPU=true DEVICE=cuda
+if [ "${1:-}" = --cpu ]; then
+  GPUS=0 USE_GPU=false DEVICE=cpu
+else
+  $PY - <<'PY' || exit 1
+import torch
+assert torch.cuda.is_available(), "no CUDA device visible to torch"
+print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
+      f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB")
+PY
+fi
+
+GPU_LEARNER=(--set resources.num_learners=1 --set resources.num_gpus_per_learner=$GPUS
+             --set "runs_root=$RUNS" --quiet)
+step solver_1024 120 $PY benchmarks/gpu_solver.py --n 1024
+step cartpole_ppo_1_iter 150 $REGRL train configs/cartpole_ppo.yaml --set training.iterations=1 "${GPU_LEARNER[@]}"
+step smarl_1_iter 150 $REGRL train configs/smarl_demo.yaml --set training.iterations=1 "${GPU_LEARNER[@]}"
+step digits_data 60 $PY benchmarks/noisy_labels.py --write-data "$RUNS/digits.npz"
+step offline_elr_1_epoch 90 $REGRL train configs/offline_digits.yaml --set training.epochs=1 \
+     --set resources.use_gpu=$USE_GPU --set "data.path=$RUNS/digits.npz" --set "runs_root=$RUNS" --quiet
+step rlvr_tiny_1_step 120 $REGRL train configs/rlvr_tiny.yaml --set training.steps=1 \
+     --set learner.device=$DEVICE --set "runs_root=$RUNS" --quiet
+step rift_1_iter 150 $REGRL train configs/rift_ci.yaml --set training.iterations=1 "${GPU_LEARNER[@]}"
+grep -h "solver" "$RUNS/solver_1024.log"
+echo "logs: $RUNS"
+exit $status
