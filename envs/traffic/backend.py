@@ -1,0 +1,129 @@
+"""MetaDrive 0.4.3 engine handling: offline start, scenario classes, one engine per process.
+
+Offline start. ``BaseEngine.__init__`` calls ``BaseEngine.try_pull_asset()``, which downloads
+MetaDrive's asset pack (models, textures) with ``urllib`` whenever ``metadrive/assets`` is
+missing, and crashes with ``URLError`` offline. Headless physics mode (no rendering) never
+loads an asset: ``AssetLoader.init_loader`` returns early when the engine has no window. So
+while a *headless* engine is being created, ``offline_engine_start`` swaps that one static
+method for a no-op and restores it afterwards; site-packages are not edited. With
+``use_render=True`` nothing is swapped: MetaDrive uses the real assets, and if they are
+missing we raise a clear error instead of starting a download (run ``python -m
+metadrive.pull_asset`` once with network access).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Dict, Optional
+
+MAPS = ("intersection", "roundabout", "pg")
+_OWNER: Optional[object] = None   # the object holding this process's MetaDrive engine
+
+
+def assets_present() -> bool:
+    from metadrive.engine.asset_loader import AssetLoader
+
+    return os.path.exists(AssetLoader.asset_path)
+
+
+@contextlib.contextmanager
+def offline_engine_start(render: bool):
+    """Create MetaDrive's engine inside this block: headless engines skip the asset pull."""
+    from metadrive.engine.base_engine import BaseEngine
+
+    if render:
+        if not assets_present():
+            raise RuntimeError("rendering needs MetaDrive's asset pack, which is not installed; "
+                               "run `python -m metadrive.pull_asset` once with network access, "
+                               "or use use_render=False (headless physics needs no assets)")
+        yield
+        return
+    original = BaseEngine.__dict__["try_pull_asset"]
+    BaseEngine.try_pull_asset = staticmethod(lambda: None)
+    try:
+        yield
+    finally:
+        BaseEngine.try_pull_asset = original
+
+
+def scenario_class(map_name: str):
+    """MetaDrive multi-agent env class of ``map_name``: 'intersection', 'roundabout', or 'pg'
+    (procedurally generated blocks; pass the block string, e.g. 'SCX', as ``pg_map``)."""
+    from metadrive.envs.marl_envs import (MultiAgentIntersectionEnv, MultiAgentMetaDrive,
+                                          MultiAgentRoundaboutEnv)
+
+    classes = {"intersection": MultiAgentIntersectionEnv,
+               "roundabout": MultiAgentRoundaboutEnv, "pg": MultiAgentMetaDrive}
+    if map_name not in classes:
+        raise ValueError(f"map must be one of {MAPS}, got {map_name!r}")
+    return classes[map_name]
+
+
+def acquire(owner: object) -> None:
+    """Claim this process's single MetaDrive engine for ``owner``, or raise a clear error."""
+    global _OWNER
+    from metadrive.engine.engine_utils import engine_initialized
+
+    if _OWNER is not None and _OWNER is not owner:
+        raise RuntimeError(
+            "MetaDrive allows one engine per process and another traffic env holds it; call "
+            "close() on it first (with RLlib keep num_envs_per_env_runner=1 for this env)")
+    if _OWNER is None and engine_initialized():
+        raise RuntimeError("a MetaDrive engine is already running in this process (created "
+                           "outside envs.traffic); close that MetaDrive env first")
+    _OWNER = owner
+
+
+def release(owner: object) -> None:
+    global _OWNER
+    if _OWNER is owner:
+        _OWNER = None
+
+
+def metadrive_config(map_name: str, num_agents: int, traffic_density: float, seed: int,
+                     num_scenarios: int, pg_map: Any, render: bool,
+                     extra: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """MetaDrive config: our horizon and termination bookkeeping replace MetaDrive's (no
+    respawn, no MetaDrive horizon); crashes and leaving the road end an agent's episode; an
+    episode is a deterministic function of its seed."""
+    cfg = dict(num_agents=num_agents, use_render=render, log_level=50,
+               traffic_density=traffic_density, allow_respawn=False, horizon=None,
+               start_seed=int(seed), num_scenarios=int(num_scenarios),
+               crash_done=True, out_of_road_done=True,
+               # off-road = off the drivable lanes (RIFT's ORR), not touching a solid line:
+               # MetaDrive's intersection U-turns cannot be driven without touching the
+               # centre line, which would otherwise end the episode as "out of road"
+               on_continuous_line_done=False,
+               # determinism per seed: spawn places follow the seed, and no vehicle body is
+               # recycled from an earlier episode (pooled Bullet bodies carry state over)
+               force_seed_spawn_manager=True, num_buffering_objects=0)
+    if map_name == "pg":
+        cfg["map"] = pg_map
+    cfg.update(extra or {})
+    return cfg
+
+
+def null_observation_class():
+    """A MetaDrive observation that computes nothing: the wrapper builds its own scene
+    features, so MetaDrive's default lidar observation (ray casts per agent per step) would
+    be pure overhead."""
+    import gymnasium as gym
+    import numpy as np
+    from metadrive.obs.observation_base import BaseObservation
+
+    class NullObservation(BaseObservation):
+        @property
+        def observation_space(self):
+            return gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+        def observe(self, *args, **kwargs):
+            return np.zeros(1, np.float32)
+
+    return NullObservation
+
+
+def vehicles_of(engine) -> list:
+    """All vehicles in the scene (controlled agents, the ego and traffic)."""
+    from metadrive.component.vehicle.base_vehicle import BaseVehicle
+
+    return [o for o in engine.get_objects().values() if isinstance(o, BaseVehicle)]

@@ -1,0 +1,89 @@
+"""Built-in candidate generator: constant-acceleration profiles along each reference lane.
+
+The env uses it when no planner is injected (``candidate_fn=None``), so that candidate mode is
+runnable and testable without a trained model. Candidate g = r·M + m follows reference lane r
+(current, left, right) with the m-th acceleration of ``np.linspace(A_MIN, A_MAX, M)``; the
+speed is clipped to [0, speed limit] and, in curves, to the speed of A_LAT lateral
+acceleration. A candidate on a neighbouring lane merges smoothly: the
+offset between the agent and the lane fades out as (1 − t/τ)², τ = ``MERGE_TIME`` s for a
+neighbouring lane and ``CENTER_TIME`` s for the current one. The fade starts with a non-zero
+slope on purpose: the env replans every 0.1 s, and a fade that is flat at t = 0 (e.g. a
+smoothstep) would never pull the tracked car back to the centre line.
+"""
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+import numpy as np
+
+from envs.traffic.scene import DT, R, T, unflatten
+
+A_MIN, A_MAX = -4.0, 2.0   # m/s²: hard-but-comfortable braking .. mild acceleration
+MERGE_TIME = 3.0           # s to complete a lane change
+CENTER_TIME = 1.5          # s to return to the centre of the current lane
+A_LAT = 3.0                # m/s² lateral acceleration allowed in curves: v ≤ √(A_LAT / κ)
+
+
+def along_polyline(line: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Points [..., 2] at arc lengths ``s`` along polyline ``line`` [P, 2] measured from its
+    first point, extrapolated along the end segments."""
+    seg = np.linalg.norm(np.diff(line, axis=0), axis=-1)
+    keep = np.concatenate([[True], seg > 1e-6])       # drop repeated points
+    line = line[keep]
+    if len(line) < 2:
+        return np.broadcast_to(line[0], s.shape + (2,)).copy()
+    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=-1))])
+    out = np.stack([np.interp(s, cum, line[:, 0]), np.interp(s, cum, line[:, 1])], -1)
+    for end, (i, j), edge in ((s > cum[-1], (-2, -1), cum[-1]), (s < 0, (0, 1), 0.0)):
+        u = (line[j] - line[i]) / np.linalg.norm(line[j] - line[i])
+        base = line[-1] if edge else line[0]
+        out = np.where(end[..., None], base + (s - edge)[..., None] * u, out)
+    return out
+
+
+def speed_profiles(v0: float, accels: np.ndarray, v_max: float,
+                   curve_cap=None) -> np.ndarray:
+    """Arc lengths [M, T] travelled at constant acceleration, speed clipped to [0, v_max] and,
+    if given, to ``curve_cap(s)`` (m/s at arc length s) evaluated where the unconstrained
+    profile would be (one fixed-point pass: the cap only ever lowers the speed)."""
+    speed = np.clip(v0 + accels[:, None] * DT * np.arange(1, T + 1), 0.0, max(v_max, v0))
+    if curve_cap is not None:
+        speed = np.minimum(speed, np.maximum(curve_cap(np.cumsum(speed * DT, axis=1)), 0.0))
+    return np.cumsum(speed * DT, axis=1)
+
+
+def curvature_cap(line: np.ndarray):
+    """s -> the speed at which a car on polyline ``line`` [P, 2] sees A_LAT of lateral
+    acceleration, from the heading change between consecutive segments."""
+    seg = np.diff(line, axis=0)
+    length = np.hypot(seg[:, 0], seg[:, 1])
+    ok = length > 1e-6
+    if ok.sum() < 2:
+        return None
+    seg, length = seg[ok], length[ok]
+    heading = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))
+    kappa = np.abs(np.diff(heading)) / (0.5 * (length[1:] + length[:-1]))
+    cap = np.sqrt(A_LAT / np.maximum(kappa, 1e-6))
+    at = np.cumsum(length)[:-1]           # arc length of each interior vertex
+    return lambda s: np.interp(s, at, cap)
+
+
+def lane_following_candidates(obs: Any, M: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Candidates [R·M, T, 2] (agent frame, lanes-major) and their validity [R·M] for the
+    scene ``obs`` (flat [OBS_DIM] or ``scene`` dict). Absent lanes give zero candidates that
+    are marked invalid."""
+    if int(M) < 1:
+        raise ValueError(f"number of modes M must be >= 1, got {M}")
+    o = obs if isinstance(obs, dict) else unflatten(np.asarray(obs))
+    v0 = float(np.hypot(*np.asarray(o["agent_hist"])[-1, 4:6]))
+    accels = np.linspace(A_MIN, A_MAX, M) if M > 1 else np.zeros(1)
+    v_max = float(np.asarray(o["speed_limit"]).reshape(-1)[0])
+    t = DT * np.arange(1, T + 1)
+    traj = np.zeros((R, M, T, 2))
+    valid = np.asarray(o["lane_mask"]).reshape(R) > 0.5
+    for r in np.flatnonzero(valid):
+        line = np.asarray(o["lanes"][r], np.float64)
+        s = speed_profiles(v0, accels, v_max, curvature_cap(line))
+        fade = (1.0 - np.clip(t / (CENTER_TIME if r == 0 else MERGE_TIME), 0.0, 1.0)) ** 2
+        traj[r] = along_polyline(line, s) - fade[None, :, None] * line[0]
+    return traj.reshape(R * M, T, 2).astype(np.float32), np.repeat(valid, M)

@@ -1,0 +1,378 @@
+"""RIFT traffic environment: K critical background vehicles (CBVs) driven by a learned policy
+in MetaDrive (methods.md §1.1, §1.7), as a PettingZoo ``ParallelEnv``.
+
+Scene. A MetaDrive multi-agent scenario (``map``: 'intersection', 'roundabout' or 'pg', a
+procedurally generated map of blocks ``pg_map``) with K+1 controlled vehicles: the K CBVs
+``cbv_0 … cbv_{K−1}`` and one ego AV driven by MetaDrive's ``IDMPolicy``; the rest is
+MetaDrive's IDM traffic (``traffic_density``). Headless physics, no asset download (see
+``envs.traffic.backend``).
+
+One env step = one decision = 0.1 s of simulation (MetaDrive: 5 physics steps of 0.02 s).
+Actions (``action_mode``):
+- ``"raw"``: Box [steer, throttle] in [−1, 1]², applied directly (PPO-from-scratch baseline).
+- ``"candidate"``: Discrete(G = R·M) index of a candidate trajectory. Candidates come from the
+  injected ``candidate_fn(obs [K, OBS_DIM]) -> traj [K, G, T, 2]`` (the frozen planner, built
+  by the trainers) or, when it is None, from ``candidates.lane_following_candidates``. The
+  chosen one is tracked by ``control.TrajectoryTracker`` for the next 0.1 s; a new decision
+  (and a new set of candidates) is made every step, like RIFT's 10 Hz replanning. An invalid
+  index (a candidate on an absent lane) executes the best-scoring valid candidate instead
+  and counts ``invalid_action``.
+
+Per-agent observations are the flattened scene features (``envs.traffic.scene``). Per-step
+infos hold ``metrics`` (speed, acc, collision, offroad, uncomfortable, progress_m; the last
+step of the episode adds episode aggregates: cpk, orr, uc, rp, sim_error, ego_crash, …) and,
+in candidate mode, ``candidate_returns`` [G] float32 and ``candidate_valid`` [G] bool of the
+candidates offered at the returned observation. The reward is RIFT's dense reward (§1.3) of
+the executed motion. An agent terminates on crash, leaving the road, or arriving; every agent
+is truncated at ``horizon`` steps. A MetaDrive exception inside ``step`` truncates all agents
+(metric ``sim_error`` = 1) and the simulator is rebuilt at the next ``reset``.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from envs.traffic import backend, features, scene
+from envs.traffic.candidates import lane_following_candidates
+from envs.traffic.control import TrajectoryTracker
+from envs.traffic.scene import DT, R, T
+from envs.traffic.scoring import GAMMA, dense_reward, score_candidates, wrap_angle
+
+ACTION_MODES = ("candidate", "raw")
+OBS_BOUND = 1e4
+UNCOMFORTABLE = 4.0  # |a| or |yaw acc| above this is uncomfortable (RIFT's UC metric)
+BRAKE = np.array([0.0, -1.0], np.float32)
+
+
+class TrafficEnv(ParallelEnv):
+    """PettingZoo ``ParallelEnv`` of RIFT's CBVs in MetaDrive; see the module docstring.
+
+    Arguments: ``num_cbv`` K learned vehicles; ``map`` intersection | roundabout | pg (with
+    ``pg_map``, MetaDrive's block string or block count); ``horizon`` steps (0.1 s each);
+    ``seed`` first MetaDrive scenario seed, ``reset(seed=s)`` plays scenario
+    ``seed + s % num_scenarios`` (deterministic); ``action_mode`` candidate | raw;
+    ``num_modes`` M candidates per reference lane; ``candidate_fn`` the planner (see above);
+    ``traffic_density`` MetaDrive's IDM traffic; ``gamma`` of the candidate returns;
+    ``idm_cbvs`` drive the CBVs by IDM too (demonstrations; actions are ignored);
+    ``use_render`` needs MetaDrive's assets; ``metadrive_config`` extra MetaDrive keys.
+    """
+
+    metadata = {"name": "rift_traffic_v0", "render_modes": []}
+
+    def __init__(self, *, num_cbv: int = 2, map: str = "intersection", horizon: int = 200,
+                 seed: int = 0, action_mode: str = "candidate", num_modes: int = 4,
+                 candidate_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 traffic_density: float = 0.05, pg_map: Any = "SCX", num_scenarios: int = 100,
+                 use_render: bool = False, gamma: float = GAMMA, idm_cbvs: bool = False,
+                 metadrive_config: Optional[Dict[str, Any]] = None):
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
+        backend.scenario_class(map)  # validates the map name
+        for name, value in (("num_cbv", num_cbv), ("horizon", horizon),
+                            ("num_modes", num_modes), ("num_scenarios", num_scenarios)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if candidate_fn is not None and not callable(candidate_fn):
+            raise ValueError("candidate_fn must be callable obs [K, OBS_DIM] -> [K, G, T, 2]")
+        self.num_cbv, self.map, self.horizon = int(num_cbv), map, int(horizon)
+        self.action_mode, self.num_modes = action_mode, int(num_modes)
+        self.num_candidates = R * self.num_modes
+        self.candidate_fn, self.gamma = candidate_fn, float(gamma)
+        self.idm_cbvs = bool(idm_cbvs)  # demonstrations: the CBVs drive by IDM too
+        self.base_seed, self.num_scenarios = int(seed), int(num_scenarios)
+        self._md_config = backend.metadrive_config(
+            map, self.num_cbv + 1, traffic_density, seed, num_scenarios, pg_map, use_render,
+            {"agent_observation": None, **(metadrive_config or {})})
+        self.render_enabled = bool(use_render)
+        self.possible_agents = [f"cbv_{i}" for i in range(self.num_cbv)]
+        self.agents: list = []
+        self._obs_space = spaces.Box(-OBS_BOUND, OBS_BOUND, (scene.OBS_DIM,), np.float32)
+        self._act_space = (spaces.Discrete(self.num_candidates) if action_mode == "candidate"
+                           else spaces.Box(-1.0, 1.0, (2,), np.float32))
+        self._md = None
+        self._broken = False
+        self._rng = np.random.default_rng(seed)
+        self._hist = features.Histories()
+        self._lanes = features.LaneCache()
+        self.sim_errors = 0
+
+    @functools.lru_cache(maxsize=None)
+    def observation_space(self, agent):
+        return self._obs_space
+
+    @functools.lru_cache(maxsize=None)
+    def action_space(self, agent):
+        return self._act_space
+
+    # ------------------------------------------------------------------ engine lifecycle
+    def _md_name(self, agent: str) -> str:
+        return "agent" + agent.split("_")[1]
+
+    @property
+    def _ego_name(self) -> str:
+        return f"agent{self.num_cbv}"
+
+    def _build(self) -> None:
+        backend.acquire(self)
+        cfg = dict(self._md_config)
+        if cfg.get("agent_observation") is None:
+            cfg["agent_observation"] = backend.null_observation_class()
+        self._md = backend.scenario_class(self.map)(cfg)
+
+    def _teardown(self) -> None:
+        if self._md is not None:
+            try:
+                self._md.close()
+            finally:
+                self._md = None
+        backend.release(self)
+
+    def close(self) -> None:
+        self.agents = []
+        self._teardown()
+
+    def __del__(self):  # an engine left open would block every later env in the process
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ reset / step
+    def reset(self, seed: Optional[int] = None, options: Optional[dict] = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            scenario = int(seed) % self.num_scenarios
+        else:
+            scenario = int(self._rng.integers(self.num_scenarios))
+        if self._broken:
+            self._teardown()
+            self._broken = False
+        self._reset_simulator(scenario)
+        self._start_episode(scenario)
+        obs = {a: self._observe(a) for a in self.agents}
+        infos = {a: {"scenario": scenario} for a in self.agents}
+        self._attach_candidates(obs, infos)
+        return obs, infos
+
+    def _reset_simulator(self, scenario: int) -> None:
+        """Reset MetaDrive to ``scenario``; if MetaDrive fails, rebuild it once and retry."""
+        for attempt in (0, 1):
+            if self._md is None:
+                self._build()
+            try:
+                with backend.offline_engine_start(self.render_enabled):
+                    self._md.reset(seed=self.base_seed + scenario)
+                return
+            except (RuntimeError, ValueError) as exc:
+                if "one engine per process" in str(exc) or "asset" in str(exc):
+                    raise
+                error = exc
+            except Exception as exc:  # MetaDrive / Bullet / panda3d internals
+                error = exc
+            self.sim_errors += 1
+            self._teardown()
+        raise RuntimeError(f"MetaDrive failed to reset scenario {scenario} twice: "
+                           f"{type(error).__name__}: {error}")
+
+    def _start_episode(self, scenario: int) -> None:
+        from metadrive.policy.idm_policy import IDMPolicy
+
+        md_agents = self._md.agents
+        ego = md_agents.get(self._ego_name)
+        if ego is not None:  # the AV follows MetaDrive's IDM, not our actions
+            self._md.engine.add_policy(ego.id, IDMPolicy, ego, self.base_seed + scenario)
+        self.agents = [a for a in self.possible_agents if self._md_name(a) in md_agents]
+        self._vehicle = {a: md_agents[self._md_name(a)] for a in self.agents}
+        if self.idm_cbvs:  # actions are then ignored
+            for i, v in enumerate(self._vehicle.values()):
+                self._md.engine.add_policy(v.id, IDMPolicy, v, self.base_seed + scenario + i + 1)
+        self._ego = ego
+        self._trackers = {a: TrajectoryTracker() for a in self.agents}
+        self._cands: Dict[str, np.ndarray] = {}
+        self._returns: Dict[str, np.ndarray] = {}
+        self._valid: Dict[str, np.ndarray] = {}
+        self._hist.clear()
+        current_map = self._md.engine.current_map
+        if current_map is not getattr(self, "_lanes_map", None):  # lane geometry is per map
+            self._lanes.clear()
+            self._lanes_map = current_map
+        self._now = backend.vehicles_of(self._md.engine)
+        self._hist.record(self._now)
+        self._prev_speed = {a: float(self._vehicle[a].speed) for a in self.agents}
+        self._t = 0
+        self._stats = {k: 0.0 for k in ("progress", "collisions", "offroad_steps",
+                                        "uncomfortable_steps", "agent_steps", "invalid")}
+
+    def step(self, actions: Dict[str, Any]):
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"step() needs an action for every live agent; missing {missing}")
+        controls = {self._md_name(a): self._control(a, actions[a]) for a in self.agents}
+        for name in self._md.agents:  # the ego (IDM ignores it) and CBVs whose episode we
+            controls.setdefault(name, BRAKE)  # ended but MetaDrive did not: they stand still
+        try:
+            _, _, md_term, _, md_info = self._md.step(controls)
+            self._now = backend.vehicles_of(self._md.engine)
+            self._hist.record(self._now)
+        except Exception as exc:  # a simulator blow-up must not crash training
+            return self._blow_up(exc)
+        self._t += 1
+        return self._collect(md_term, md_info)
+
+    def _collect(self, md_term, md_info):
+        obs, rew, term, trunc, infos = {}, {}, {}, {}, {}
+        for a in self.agents:
+            info = md_info.get(self._md_name(a), {})
+            obs[a] = self._observe(a)
+            metrics = self._step_metrics(a, info, obs[a])
+            rew[a] = self._reward(obs[a], metrics)
+            term[a] = bool(md_term.get(self._md_name(a), False) or metrics["collision"]
+                           or metrics["offroad"] or info.get("arrive_dest", False))
+            trunc[a] = not term[a] and self._t >= self.horizon
+            infos[a] = {"metrics": metrics}
+        live = [a for a in self.agents if not (term[a] or trunc[a])]
+        self._attach_candidates({a: obs[a] for a in live}, infos)
+        if not live:
+            episode = self.episode_metrics()
+            for a in infos:
+                infos[a]["metrics"].update(episode)
+        self.agents = live
+        return obs, rew, term, trunc, infos
+
+    def _blow_up(self, exc: Exception):
+        self.sim_errors += 1
+        self._broken = True
+        agents, self.agents = self.agents, []
+        episode = {**self.episode_metrics(), "sim_error": 1.0}
+        info = {"metrics": episode, "sim_exception": f"{type(exc).__name__}: {exc}"}
+        zero = np.zeros(scene.OBS_DIM, np.float32)
+        return ({a: zero.copy() for a in agents}, {a: 0.0 for a in agents},
+                {a: False for a in agents}, {a: True for a in agents},
+                {a: dict(info) for a in agents})
+
+    # ------------------------------------------------------------------ actions
+    def _control(self, agent: str, action: Any) -> np.ndarray:
+        if self.action_mode == "raw":
+            act = np.asarray(action, np.float32).reshape(-1)
+            if act.shape != (2,):
+                raise ValueError(f"raw action of {agent} must be [steer, throttle], got {action!r}")
+            return np.clip(act, -1.0, 1.0)
+        g = int(np.asarray(action).reshape(-1)[0])
+        if not 0 <= g < self.num_candidates:
+            raise ValueError(f"candidate index of {agent} must be in [0, {self.num_candidates}), "
+                             f"got {action!r}")
+        valid = self._valid[agent]
+        if not valid[g]:
+            self._stats["invalid"] += 1
+            g = int(np.argmax(np.where(valid, self._returns[agent], -np.inf)))
+        return self._trackers[agent](self._cands[agent][g], self._vehicle[agent].speed)
+
+    def _attach_candidates(self, obs: Dict[str, np.ndarray], infos: Dict[str, dict]) -> None:
+        """Candidates of each live agent at ``obs``; their RIFT returns go into its info."""
+        if self.action_mode != "candidate" or not obs:
+            return
+        names = list(obs)
+        batch = np.stack([obs[a] for a in names])
+        trajs = self._candidates(batch)
+        for i, a in enumerate(names):
+            lanes_ok = scene.unflatten(batch[i])["lane_mask"] > 0.5
+            valid = np.repeat(lanes_ok, self.num_modes) & np.isfinite(trajs[i]).all(axis=(1, 2))
+            returns, _ = score_candidates(np.nan_to_num(trajs[i]), batch[i], valid, self.gamma)
+            self._cands[a], self._valid[a], self._returns[a] = trajs[i], valid, returns
+            infos[a]["candidate_returns"] = returns
+            infos[a]["candidate_valid"] = valid
+
+    def _candidates(self, batch: np.ndarray) -> np.ndarray:
+        if self.candidate_fn is None:
+            trajs = np.stack([lane_following_candidates(o, self.num_modes)[0] for o in batch])
+        else:
+            trajs = np.asarray(self.candidate_fn(batch), np.float32)
+        want = (len(batch), self.num_candidates, T, 2)
+        if trajs.shape != want:
+            raise ValueError(f"candidate_fn returned shape {trajs.shape}, expected {want} "
+                             f"[K, R·M, T, 2] with R={R}, M=num_modes={self.num_modes}")
+        return trajs
+
+    # ------------------------------------------------------------------ observations, reward
+    def vehicles(self) -> list:
+        """Every MetaDrive vehicle in the scene now (CBVs, ego, traffic)."""
+        return backend.vehicles_of(self._md.engine) if self._md is not None else []
+
+    def vehicle_role(self, v) -> int:
+        """0 traffic, 1 CBV, 2 ego."""
+        if self._ego is not None and v.id == self._ego.id:
+            return 2
+        return int(any(v.id == c.id for c in self._vehicle.values()))
+
+    def scene_of(self, v, vehicles: Optional[list] = None) -> np.ndarray:
+        """Flat scene features [OBS_DIM] of any vehicle in the scene (zeros if unrecorded)."""
+        if v.id not in self._hist:
+            return np.zeros(scene.OBS_DIM, np.float32)
+        vehicles = self._now if vehicles is None else vehicles
+        o = features.scene_obs(v, vehicles, self._hist, self._md.engine.current_map.road_network,
+                               self._lanes)
+        return np.clip(scene.flatten(o), -OBS_BOUND, OBS_BOUND)
+
+    def _observe(self, agent: str) -> np.ndarray:
+        return self.scene_of(self._vehicle[agent])
+
+    def _step_metrics(self, agent: str, info: dict, obs: np.ndarray) -> Dict[str, float]:
+        hist = scene.unflatten(obs)["agent_hist"]
+        gone = not hist[-1, 2]   # MetaDrive removed the vehicle this step: zero obs, no motion
+        speed = self._prev_speed[agent] if gone else float(np.hypot(*hist[-1, 4:6]))
+        acc = (speed - self._prev_speed[agent]) / DT
+        self._prev_speed[agent] = speed
+        heading = np.arctan2(hist[-3:, 3], hist[-3:, 2])
+        yaw_acc = 0.0 if gone else float(wrap_angle(heading[2] - 2 * heading[1] + heading[0])
+                                         / DT ** 2)
+        collision = float(bool(info.get("crash_vehicle") or info.get("crash_object")
+                               or info.get("crash_building") or info.get("crash_human")))
+        offroad = float(bool(info.get("out_of_road") or info.get("crash_sidewalk")))
+        progress = float(np.hypot(*hist[-2, :2]))
+        uncomfortable = float(abs(acc) > UNCOMFORTABLE or abs(yaw_acc) > UNCOMFORTABLE)
+        for key, value in (("progress", progress), ("collisions", collision),
+                           ("offroad_steps", offroad), ("uncomfortable_steps", uncomfortable),
+                           ("agent_steps", 1.0)):
+            self._stats[key] += value
+        return {"speed": speed, "acc": float(acc), "yaw_acc": yaw_acc, "collision": collision,
+                "offroad": offroad, "uncomfortable": uncomfortable, "progress_m": progress}
+
+    def _reward(self, obs: np.ndarray, m: Dict[str, float]) -> float:
+        """RIFT's dense reward (methods.md §1.3) of the executed step, measured against the
+        current reference lane: d = offset to its centre line, θ = heading error."""
+        o = scene.unflatten(obs)
+        if o["lane_mask"][0] > 0.5:
+            lane = o["lanes"][0]
+            d = float(np.hypot(*lane[0]))
+            theta = float(np.arctan2(lane[1, 1] - lane[0, 1], lane[1, 0] - lane[0, 0]))
+        else:
+            d, theta = 0.0, 0.0
+        return float(dense_reward(d=d, theta=theta, v=m["speed"], a=m["acc"],
+                                  yaw_acc=m["yaw_acc"], collision=m["collision"],
+                                  offroad=m["offroad"]))
+
+    def episode_metrics(self) -> Dict[str, float]:
+        """RIFT's CBV metrics of the episode so far (methods.md §1.6): cpk (collisions per km
+        of CBV progress), orr / uc (off-road / uncomfortable share of CBV steps, %), rp (CBV
+        progress, m); plus the ego's crash and route completion and the invalid actions."""
+        s = self._stats
+        steps = max(s["agent_steps"], 1.0)
+        out = {"cpk": s["collisions"] / max(s["progress"] / 1000.0, 1e-3),
+               "orr": 100.0 * s["offroad_steps"] / steps,
+               "uc": 100.0 * s["uncomfortable_steps"] / steps, "rp": s["progress"],
+               "invalid_action": s["invalid"], "sim_error": 0.0, "episode_steps": float(self._t)}
+        ego = self._ego
+        if ego is not None:
+            out["ego_crash"] = float(bool(getattr(ego, "crash_vehicle", False)))
+            nav = getattr(ego, "navigation", None)
+            out["ego_route_completion"] = float(getattr(nav, "route_completion", 0.0) or 0.0)
+        return out
+
+
+def parallel_env(**kwargs: Any) -> TrafficEnv:
+    """Create the RIFT traffic environment (PettingZoo ``ParallelEnv``)."""
+    return TrafficEnv(**kwargs)

@@ -1,0 +1,270 @@
+"""RIFT candidate scoring: a cheap forward simulation of every candidate trajectory of one
+agent at one state, giving the group returns R_g of RIFT's group-relative advantage
+(Chen et al. 2025, "RIFT: Closed-Loop RL Fine-Tuning for Realistic and Controllable Traffic
+Simulation", arXiv 2505.03344; methods.md §1.2 steps 2-7 and §1.3; official code
+``traj_evaluator.py::get_grpo_advantage`` and ``reward_model.py::DenseRewardModel``).
+
+Differences to the official code, all forced by the offline CPU setting (methods.md §1.7):
+- the candidate is assumed to be tracked perfectly: speed, acceleration, yaw rate and yaw
+  acceleration are finite differences of the candidate itself (RIFT runs ``TrackPropagate``);
+- neighbours move at constant velocity from their last observed state (RIFT holds their last
+  control in a bicycle model); their boxes are inflated 1.1× (``bbox_inflation_ratio``), the
+  candidate's box is not;
+- collision is a vectorised separating-axis test of oriented boxes (RIFT: shapely STRtree);
+- off-road means outside every observed reference lane, a lane being the set of points within
+  width/2 of its centre polyline, whose first and last segments are extended indefinitely
+  (the scene only sees 38 m of lane; RIFT rasterises the map's lane polygons).
+
+All functions are numpy-only and vectorised over candidates G, steps T and neighbours N.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Tuple
+
+import numpy as np
+
+from envs.traffic.scene import DT, R, unflatten
+
+GAMMA = 0.98
+BBOX_INFLATION = 1.1
+HALF_PI = np.pi / 2
+
+
+def wrap_angle(a: np.ndarray) -> np.ndarray:
+    """Angles wrapped to [−π, π)."""
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+# ----------------------------------------------------------------------------- dense reward
+# RIFT (arXiv 2505.03344) DenseRewardModel, methods.md §1.3. d = |lateral offset| (m),
+# theta = |heading error| (rad), v = speed (m/s), a = acceleration (m/s²), yaw_acc (rad/s²).
+
+def collision_reward(collision: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """R_collision = −(20 + |v|)·collision (RIFT §1.3)."""
+    return -(20.0 + np.abs(v)) * collision
+
+
+def offroad_reward(offroad: np.ndarray) -> np.ndarray:
+    """R_offroad = −5·offroad (RIFT §1.3)."""
+    return -5.0 * offroad
+
+
+def comfort_reward(a: np.ndarray, yaw_acc: np.ndarray) -> np.ndarray:
+    """R_comfort = −0.8·(1[|a| > 4] + 1[|ω̇| > 4]) (RIFT §1.3)."""
+    return -0.8 * ((np.abs(a) > 4).astype(np.float64) + (np.abs(yaw_acc) > 4))
+
+
+def lane_align_reward(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """R_l_align = 0.5·(min(cos θ, 0) + 0.05·min(cos θ·v, 0) + 0.25·(1 − θ/(π/2)))
+    (RIFT §1.3)."""
+    cos = np.cos(theta)
+    return 0.5 * (np.minimum(cos, 0) + 0.05 * np.minimum(cos * v, 0)
+                  + 0.25 * (1 - theta / HALF_PI))
+
+
+def lane_center_reward(d: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """R_l_center = −0.6·1[cos θ > 0.5]·(|d| − 0.05 / exp(|d| − 0.5)) (RIFT §1.3)."""
+    d = np.abs(d)
+    return -0.6 * (np.cos(theta) > 0.5) * (d - 0.05 / np.exp(d - 0.5))
+
+
+def velocity_reward(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """R_velocity = 0.1·max(cos θ, 0)·1[3 < |v| < 20]·|v| (RIFT §1.3)."""
+    speed = np.abs(v)
+    return 0.1 * np.maximum(np.cos(theta), 0) * ((speed > 3) & (speed < 20)) * speed
+
+
+def timestep_reward(v: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """R_timestep = −0.1·1[|v| > 0 or |a| > 0] (RIFT §1.3)."""
+    return -0.1 * ((np.abs(v) > 0) | (np.abs(a) > 0))
+
+
+def dense_reward(*, d, theta, v, a, yaw_acc, collision, offroad) -> np.ndarray:
+    """r = sum of the seven DenseRewardModel terms (RIFT arXiv 2505.03344, methods.md §1.3);
+    ``d`` and ``theta`` may be signed (absolute values are taken)."""
+    d, theta = np.abs(d), np.abs(theta)
+    return (collision_reward(collision, v) + offroad_reward(offroad) + comfort_reward(a, yaw_acc)
+            + lane_align_reward(theta, v) + lane_center_reward(d, theta)
+            + velocity_reward(theta, v) + timestep_reward(v, a))
+
+
+def discounted_returns(reward: np.ndarray, collision: np.ndarray,
+                       gamma: float = GAMMA) -> np.ndarray:
+    """R_g = Σ_t γ^t r_t over [G, T], stopping at the first collision step *inclusive*: the
+    collision step's reward (with its −(20+|v|) penalty) counts, later steps do not
+    (RIFT ``get_grpo_advantage``, methods.md §1.2 step 7)."""
+    hit_before = np.cumsum(collision, axis=-1) - collision > 0  # a collision at an earlier step
+    disc = gamma ** np.arange(reward.shape[-1])
+    return np.sum(np.where(hit_before, 0.0, reward) * disc, axis=-1)
+
+
+# ----------------------------------------------------------------------------- kinematics
+
+def candidate_kinematics(traj: np.ndarray, v0: float, yaw_rate0: float,
+                         dt: float = DT) -> Dict[str, np.ndarray]:
+    """Perfect tracking of candidates ``traj`` [G, T, 2] (agent frame, the agent at the origin
+    heading +x with speed ``v0`` and yaw rate ``yaw_rate0``): heading of each step's
+    displacement (held while the displacement is < 1 mm), speed, acceleration, yaw rate and
+    yaw acceleration, all [G, T]."""
+    G, T, _ = traj.shape
+    pts = np.concatenate([np.zeros((G, 1, 2)), traj], axis=1)
+    disp = np.diff(pts, axis=1)
+    step = np.linalg.norm(disp, axis=-1)
+    raw = np.arctan2(disp[..., 1], disp[..., 0])
+    moving = step > 1e-3
+    # hold the last heading while standing still: index of the latest moving step so far
+    idx = np.where(moving, np.arange(T)[None], -1)
+    idx = np.maximum.accumulate(idx, axis=1)
+    heading = np.where(idx >= 0, np.take_along_axis(raw, np.maximum(idx, 0), 1), 0.0)
+    speed = step / dt
+    acc = np.diff(np.concatenate([np.full((G, 1), v0), speed], 1), axis=1) / dt
+    yaw_rate = wrap_angle(np.diff(np.concatenate([np.zeros((G, 1)), heading], 1), axis=1)) / dt
+    yaw_acc = np.diff(np.concatenate([np.full((G, 1), yaw_rate0), yaw_rate], 1), axis=1) / dt
+    return {"heading": heading, "speed": speed, "acc": acc, "yaw_rate": yaw_rate,
+            "yaw_acc": yaw_acc}
+
+
+def current_motion(agent_hist: np.ndarray, dt: float = DT) -> Tuple[float, float]:
+    """Speed and yaw rate of the agent now, from the last two rows of ``agent_hist``."""
+    v0 = float(np.hypot(agent_hist[-1, 4], agent_hist[-1, 5]))
+    prev_heading = np.arctan2(agent_hist[-2, 3], agent_hist[-2, 2])
+    now_heading = np.arctan2(agent_hist[-1, 3], agent_hist[-1, 2])
+    return v0, float(wrap_angle(now_heading - prev_heading) / dt)
+
+
+def forecast_neighbors(neighbors: np.ndarray, T: int, dt: float = DT):
+    """Constant-velocity forecast from each neighbour's last state: centres [N, T, 2] at steps
+    1..T and headings [N] (held)."""
+    last = neighbors[:, -1]
+    t = dt * np.arange(1, T + 1)
+    centres = last[:, None, 0:2] + last[:, None, 4:6] * t[None, :, None]
+    return centres, np.arctan2(last[:, 3], last[:, 2])
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def boxes_overlap(c1, h1, half1, c2, h2, half2) -> np.ndarray:
+    """Separating-axis test of oriented rectangles, broadcast over leading dims: centres
+    [..., 2], headings [...], half extents [..., 2] = (half length, half width). Two boxes
+    overlap iff none of the four edge normals separates their projections; the projection
+    radii are written with the relative angle, so no small-axis reductions are needed."""
+    dx, dy = c2[..., 0] - c1[..., 0], c2[..., 1] - c1[..., 1]
+    l1, w1, l2, w2 = half1[..., 0], half1[..., 1], half2[..., 0], half2[..., 1]
+    co1, si1, co2, si2 = np.cos(h1), np.sin(h1), np.cos(h2), np.sin(h2)
+    k = np.abs(co1 * co2 + si1 * si2)        # |cos(h2 − h1)|
+    m = np.abs(si1 * co2 - co1 * si2)        # |sin(h2 − h1)|
+    sep = np.abs(dx * co1 + dy * si1) > l1 + l2 * k + w2 * m          # box-1 long axis
+    sep |= np.abs(dy * co1 - dx * si1) > w1 + l2 * m + w2 * k         # box-1 normal
+    sep |= np.abs(dx * co2 + dy * si2) > l2 + l1 * k + w1 * m         # box-2 long axis
+    sep |= np.abs(dy * co2 - dx * si2) > w2 + l1 * m + w1 * k         # box-2 normal
+    return ~sep
+
+
+def collision_matrix(traj, heading, agent_size, neighbors, neighbor_mask, neighbor_size,
+                     inflation: float = BBOX_INFLATION) -> np.ndarray:
+    """[G, T] bool: the candidate's box overlaps a present neighbour's inflated box. Arrays
+    are laid out [neighbour, G·T] so numpy's inner loops run over all candidate points."""
+    G, T, _ = traj.shape
+    present = np.asarray(neighbor_mask) > 0.5
+    if not present.any():
+        return np.zeros((G, T), bool)
+    f32 = np.float32   # metre-scale coordinates: float32 is exact enough and twice as fast
+    nb_c, nb_h = forecast_neighbors(np.asarray(neighbors)[present], T)    # [n, T, 2], [n]
+    nb_half = (0.5 * inflation * np.asarray(neighbor_size, np.float64)[present]).astype(f32)
+    c2 = np.tile(nb_c.astype(f32), (1, G, 1))                              # [n, G·T, 2]
+    hit = boxes_overlap(np.asarray(traj, f32).reshape(1, G * T, 2),
+                        np.asarray(heading, f32).reshape(1, G * T),
+                        (0.5 * np.asarray(agent_size, np.float64)).astype(f32)[None, None],
+                        c2, nb_h.astype(f32)[:, None], nb_half[:, None])    # [n, G·T]
+    return hit.any(0).reshape(G, T)
+
+
+def _segments(line: np.ndarray):
+    """Per segment of one polyline [P, 2] (float32 [S, 1] columns): start point, unit
+    direction, and arc-length limits; the first segment reaches back and the last one
+    forward indefinitely."""
+    line = np.asarray(line, np.float32)
+    seg = np.diff(line, axis=0)
+    length = np.hypot(seg[:, 0], seg[:, 1])
+    u = seg / np.maximum(length, 1e-9)[:, None]
+    lo, hi = np.zeros_like(length), length.copy()
+    lo[0], hi[-1] = -np.inf, np.inf
+    return tuple(x[:, None].copy() for x in (line[:-1, 0], line[:-1, 1], u[:, 0], u[:, 1], lo, hi))
+
+
+def segment_offsets(px, py, line):
+    """Squared distance and signed lateral offset (left +) of the points ``px``, ``py`` [Q]
+    to every segment of ``line`` [P, 2] -> two arrays [S, Q]. Points run along the inner,
+    contiguous axis: numpy's inner loops then run over all Q points (3-10x faster than an
+    inner axis of S = 19 segments)."""
+    ax, ay, ux, uy, lo, hi = _segments(line)
+    rx, ry = px - ax, py - ay
+    s = rx * ux + ry * uy
+    lat = ux * ry - uy * rx
+    out = s - np.minimum(np.maximum(s, lo), hi)
+    return out * out + lat * lat, lat
+
+
+def lane_relations(points: np.ndarray, lanes: np.ndarray, own: np.ndarray,
+                   present: np.ndarray = None):
+    """Distance [G, T, R] of candidate points ``points`` [G, T, 2] to every lane polyline
+    ``lanes`` [R, P, 2] (end segments extended indefinitely; +inf for lanes not
+    ``present`` [R]), and the signed lateral offset and heading [G, T] of the nearest segment
+    of each candidate's own lane ``own`` [G] (0 where that lane is absent)."""
+    G, T, _ = points.shape
+    pts = np.asarray(points, np.float32).reshape(G * T, 2)
+    px, py = pts[:, 0].copy(), pts[:, 1].copy()
+    own_q = np.repeat(np.asarray(own), T)                 # lane of each point
+    dist = np.full((G * T, lanes.shape[0]), np.inf, np.float32)
+    lat_own = np.zeros(G * T, np.float32)
+    head_own = np.zeros(G * T, np.float32)
+    present = np.ones(lanes.shape[0], bool) if present is None else np.asarray(present, bool)
+    for r in np.flatnonzero(present):
+        dist2, lat = segment_offsets(px, py, lanes[r])   # [S, Q]
+        dist[:, r] = np.sqrt(dist2.min(0))
+        q = np.flatnonzero(own_q == r)
+        if len(q):
+            j = np.argmin(dist2[:, q], axis=0)
+            seg = np.diff(np.asarray(lanes[r], np.float32), axis=0)
+            lat_own[q] = lat[j, q]
+            head_own[q] = np.arctan2(seg[:, 1], seg[:, 0])[j]
+    return dist.reshape(G, T, -1), lat_own.reshape(G, T), head_own.reshape(G, T)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+def _as_dict(obs: Any) -> Mapping[str, np.ndarray]:
+    if isinstance(obs, Mapping):
+        return {k: np.asarray(v, np.float64) for k, v in obs.items()}
+    return {k: np.asarray(v, np.float64) for k, v in unflatten(np.asarray(obs)).items()}
+
+
+def score_candidates(traj: np.ndarray, obs: Any, valid_mask: np.ndarray,
+                     gamma: float = GAMMA) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+    """Returns R_g [G] (float32; 0 for invalid candidates) of candidates ``traj`` [G, T, 2]
+    (agent frame, G = R·M lanes-major: candidate g follows reference lane g // M) of one agent
+    whose scene is ``obs`` (``scene`` dict or flat [OBS_DIM] vector), and details [G, T]:
+    ``collision``, ``offroad`` (bool), ``reward`` and the kinematics. RIFT arXiv 2505.03344,
+    methods.md §1.2 (steps 2-7) and §1.3; see the module docstring for the simplifications."""
+    o = _as_dict(obs)
+    traj = np.asarray(traj, np.float64)
+    valid = np.asarray(valid_mask, bool)
+    if traj.ndim != 3 or traj.shape[-1] != 2:
+        raise ValueError(f"traj must be [G, T, 2], got shape {traj.shape}")
+    G, T, _ = traj.shape
+    if G % R or valid.shape != (G,):
+        raise ValueError(f"need G = R·M candidates (R={R}) and valid_mask [G]; got traj "
+                         f"{traj.shape}, valid_mask {valid.shape}")
+    kin = candidate_kinematics(traj, *current_motion(o["agent_hist"]))
+    collision = collision_matrix(traj, kin["heading"], o["agent_size"], o["neighbors"],
+                                 o["neighbor_mask"], o["neighbor_size"])
+    dist, d, lane_heading = lane_relations(traj, o["lanes"], np.arange(G) // (G // R),
+                                           o["lane_mask"] > 0.5)
+    offroad = ~np.any(dist <= 0.5 * o["lane_width"], axis=-1)             # [G, T]
+    theta = wrap_angle(kin["heading"] - lane_heading)
+    reward = dense_reward(d=d, theta=theta, v=kin["speed"], a=kin["acc"],
+                          yaw_acc=kin["yaw_acc"], collision=collision, offroad=offroad)
+    returns = np.where(valid, discounted_returns(reward, collision, gamma), 0.0)
+    details = {"collision": collision, "offroad": offroad, "reward": reward,
+               "delta_dis": d, "delta_angle": theta, **kin}
+    return returns.astype(np.float32), details

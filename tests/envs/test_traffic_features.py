@@ -1,0 +1,96 @@
+"""Scene features from MetaDrive-like objects (stand-ins: no engine needed)."""
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from envs.traffic import features, scene
+
+
+class Lane:
+    """A straight lane from ``a`` to ``b`` with MetaDrive's lane methods."""
+
+    def __init__(self, a, b, width=3.5, speed_limit=20.0):
+        self.a, self.b = np.asarray(a, float), np.asarray(b, float)
+        self.length = float(np.linalg.norm(self.b - self.a))
+        self.u = (self.b - self.a) / self.length
+        self.width, self.speed_limit = width, speed_limit
+
+    def position(self, s, lat):
+        return self.a + s * self.u + lat * np.array([-self.u[1], self.u[0]])
+
+    def local_coordinates(self, p):
+        d = np.asarray(p, float) - self.a
+        return float(d @ self.u), float(self.u[0] * d[1] - self.u[1] * d[0])
+
+    def heading_theta_at(self, s):
+        return math.atan2(self.u[1], self.u[0])
+
+
+def vehicle(vid, x, y, h=0.0, v=0.0, lane=None, index=None, route=None):
+    return SimpleNamespace(id=vid, position=(x, y), heading_theta=h,
+                           velocity=(v * math.cos(h), v * math.sin(h)), lane=lane,
+                           lane_index=index, LENGTH=4.0, WIDTH=2.0,
+                           navigation=SimpleNamespace(checkpoints=route))
+
+
+@pytest.fixture
+def road():
+    """Road A->B with two lanes (y = 0 and y = 3.5), then road B->C (one lane) and a turn
+    B->D; the route goes A, B, C."""
+    a0, a1 = Lane((0, 0), (10, 0)), Lane((0, 3.5), (10, 3.5))
+    bc, bd = Lane((10, 0), (60, 0)), Lane((10, 0), (10, -50))
+    graph = {"A": {"B": [a0, a1]}, "B": {"D": [bd], "C": [bc]}}
+    return SimpleNamespace(graph=graph), a0, a1
+
+
+def test_history_is_extended_back_at_constant_velocity():
+    hist = features.Histories()
+    v = vehicle("v", 5.0, 1.0, v=10.0)
+    hist.record([v])
+    h = hist.get("v")
+    assert h.shape == (scene.H, 5)
+    np.testing.assert_allclose(h[:, 0], 5.0 - 1.0 * np.arange(scene.H - 1, -1, -1))
+    hist.record([])               # gone from the scene -> dropped
+    assert "v" not in hist
+
+
+def test_lane_sampling_follows_the_route_across_roads(road):
+    network, a0, _ = road
+    cache = features.LaneCache()
+    pts = features.sample_lane(network, a0, ("A", "B", 0), (5.0, 0.3), ["A", "B", "C"], cache)
+    np.testing.assert_allclose(pts[:, 0], 5.0 + 2.0 * np.arange(scene.P), atol=1e-9)
+    np.testing.assert_allclose(pts[:, 1], 0.0, atol=1e-9)
+    # without a route the first road leaving B is taken (here the turn to D)
+    turn = features.sample_lane(network, a0, ("A", "B", 0), (5.0, 0.0), None, cache)
+    np.testing.assert_allclose(turn[5:, 0], 10.0, atol=1e-9)
+
+
+def test_left_and_right_lanes_are_found_geometrically(road):
+    network, a0, a1 = road
+    lanes = features.reference_lanes(vehicle("v", 1, 0, lane=a0, index=("A", "B", 0)), network)
+    assert lanes[0][0] is a0 and lanes[1][0] is a1 and lanes[2] is None
+    lanes = features.reference_lanes(vehicle("v", 1, 3.5, lane=a1, index=("A", "B", 1)), network)
+    assert lanes[1] is None and lanes[2][0] is a0
+
+
+def test_scene_obs_in_the_agent_frame(road):
+    network, a0, _ = road
+    ego = vehicle("e", 2.0, 0.0, v=5.0, lane=a0, index=("A", "B", 0), route=["A", "B", "C"])
+    near = vehicle("n", 12.0, 0.0, v=3.0)
+    far = vehicle("f", 200.0, 0.0)
+    side = vehicle("s", 2.0, 3.5, h=math.pi / 2)
+    hist = features.Histories()
+    hist.record([ego, near, far, side])
+    o = features.scene_obs(ego, [ego, near, far, side], hist, network)
+    np.testing.assert_allclose(o["agent_hist"][-1], [0, 0, 1, 0, 5, 0], atol=1e-6)
+    np.testing.assert_array_equal(o["neighbor_mask"][:3], [1, 1, 0])    # far is beyond 50 m
+    np.testing.assert_allclose(o["neighbors"][0, -1], [0, 3.5, 0, 1, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(o["neighbors"][1, -1], [10, 0, 1, 0, 3, 0], atol=1e-6)
+    np.testing.assert_array_equal(o["lane_mask"], [1, 1, 0])
+    np.testing.assert_allclose(o["lanes"][0, :, 0], 2.0 * np.arange(scene.P), atol=1e-6)
+    np.testing.assert_allclose(o["lanes"][1, :4, 1], 3.5, atol=1e-6)   # then merges into B->C
+    np.testing.assert_allclose(o["lanes"][1, 6:, 1], 0.0, atol=1e-6)
+    assert o["lane_width"][0] == 3.5 and o["speed_limit"][0] == 20.0
+    assert scene.flatten(o).shape == (scene.OBS_DIM,)

@@ -1,0 +1,210 @@
+"""RIFT candidate scoring (arXiv 2505.03344, methods.md §1.2-1.3) on hand-built scenes, and the
+scene layout / built-in candidates. Pure numpy: no MetaDrive."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from envs.traffic import candidates, scene, scoring
+
+GAMMA = 0.98
+
+
+def straight_scene(speed=10.0, lane_width=4.0, lanes=(0.0,), lane_mask=(1, 0, 0)):
+    """Agent at the origin heading +x at ``speed``; straight lanes along x at the given y."""
+    o = scene.empty_obs()
+    o["agent_hist"][:, 0] = speed * scene.DT * np.arange(-scene.H + 1, 1)
+    o["agent_hist"][:, 2] = 1.0
+    o["agent_hist"][:, 4] = speed
+    for r, y in enumerate(lanes):
+        o["lanes"][r, :, 0] = scene.LANE_SPACING * np.arange(scene.P)
+        o["lanes"][r, :, 1] = y
+    o["lane_mask"][:] = lane_mask
+    o["lane_width"][:] = lane_width
+    o["agent_size"][:] = [4.0, 2.0]
+    o["speed_limit"][0] = 15.0
+    return o
+
+
+def add_neighbor(o, slot, x, y, vx=0.0, heading=0.0, size=(4.0, 2.0)):
+    o["neighbors"][slot, :, 0] = x + vx * scene.DT * np.arange(-scene.H + 1, 1)
+    o["neighbors"][slot, :, 1] = y
+    o["neighbors"][slot, :, 2] = math.cos(heading)
+    o["neighbors"][slot, :, 3] = math.sin(heading)
+    o["neighbors"][slot, :, 4] = vx
+    o["neighbor_mask"][slot] = 1.0
+    o["neighbor_size"][slot] = size
+
+
+def group(*trajs):
+    """Pad to G = R·1 candidates (one mode per lane); extra lanes invalid."""
+    traj = np.zeros((scene.R, scene.T, 2))
+    for i, t in enumerate(trajs):
+        traj[i] = t
+    return traj, np.arange(scene.R) < len(trajs)
+
+
+def straight(speed=10.0, lateral_per_step=0.0):
+    k = np.arange(1, scene.T + 1)
+    return np.stack([speed * scene.DT * k, lateral_per_step * k], -1)
+
+
+# ---------------------------------------------------------------- reward terms (§1.3)
+def test_reward_terms_hand_computed():
+    assert scoring.collision_reward(1.0, -5.0) == pytest.approx(-25.0)
+    assert scoring.collision_reward(0.0, 7.0) == 0.0
+    assert scoring.offroad_reward(1.0) == -5.0
+    assert scoring.comfort_reward(5.0, -5.0) == pytest.approx(-1.6)
+    assert scoring.comfort_reward(3.0, 4.0) == 0.0      # strict '>' thresholds
+    # θ = π/3: cos = 0.5 -> only the linear term, 0.5·0.25·(1 − 2/3)
+    assert scoring.lane_align_reward(math.pi / 3, 5.0) == pytest.approx(0.5 * 0.25 / 3)
+    # θ = 2π/3, v = 4: 0.5·(−0.5 + 0.05·(−2) + 0.25·(1 − 4/3))
+    assert scoring.lane_align_reward(2 * math.pi / 3, 4.0) == pytest.approx(-0.3416666667)
+    # d = 1, θ = π/4: −0.6·(1 − 0.05/e^0.5)
+    assert scoring.lane_center_reward(1.0, math.pi / 4) == pytest.approx(-0.5818040975)
+    assert scoring.lane_center_reward(1.0, 1.2) == 0.0  # cos 1.2 = 0.36 < 0.5
+    assert scoring.velocity_reward(0.0, 10.0) == pytest.approx(1.0)
+    assert scoring.velocity_reward(math.pi / 4, 10.0) == pytest.approx(0.7071067812)
+    assert scoring.velocity_reward(0.0, 25.0) == 0.0 and scoring.velocity_reward(0.0, 2.0) == 0.0
+    assert scoring.timestep_reward(0.0, 0.0) == 0.0
+    assert scoring.timestep_reward(1.0, 0.0) == scoring.timestep_reward(0.0, -1.0) == -0.1
+
+
+def test_dense_reward_is_the_sum_of_terms():
+    # d = 0, θ = 0, v = 10, a = 0: 0.125 (align) + 0.03·e^0.5 (centre) + 1 (velocity) − 0.1
+    clean = 0.125 + 0.03 * math.exp(0.5) + 1.0 - 0.1
+    r = scoring.dense_reward(d=0.0, theta=0.0, v=10.0, a=0.0, yaw_acc=0.0, collision=0.0,
+                             offroad=0.0)
+    assert r == pytest.approx(clean)
+    r = scoring.dense_reward(d=0.0, theta=0.0, v=10.0, a=0.0, yaw_acc=0.0, collision=1.0,
+                             offroad=1.0)
+    assert r == pytest.approx(clean - 30.0 - 5.0)
+
+
+def test_discounted_returns_stop_after_first_collision_inclusive():
+    reward = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    collision = np.array([[0, 1, 0, 1], [0, 0, 0, 0]], bool)
+    out = scoring.discounted_returns(reward, collision, gamma=0.5)
+    np.testing.assert_allclose(out, [1.5, 1.875])
+
+
+# ---------------------------------------------------------------- geometry
+def test_boxes_overlap_separating_axes():
+    half = np.array([2.0, 1.0])
+    sq = np.array([1.0, 1.0])
+    o = np.zeros(2)
+    assert not scoring.boxes_overlap(o, 0.0, half, np.array([3.5, 0.0]), math.pi / 2, half)
+    assert scoring.boxes_overlap(o, 0.0, half, np.array([2.9, 0.0]), math.pi / 2, half)
+    # a square rotated 45°: its corner reaches √2 toward the first box
+    assert scoring.boxes_overlap(o, 0.0, half, np.array([3.3, 0.0]), math.pi / 4, sq)
+    assert not scoring.boxes_overlap(o, 0.0, half, np.array([3.5, 0.0]), math.pi / 4, sq)
+    # side by side: separated only along the normal
+    assert not scoring.boxes_overlap(o, 0.0, half, np.array([0.0, 2.1]), 0.0, half)
+    assert scoring.boxes_overlap(o, 0.0, half, np.array([0.0, 1.9]), 0.0, half)
+
+
+def test_kinematics_of_a_constant_acceleration_candidate():
+    # v0 = 10, a = −2 m/s²: step speeds 9.8, 9.6, ... (speed = step length / dt)
+    speed = 10.0 - 2.0 * scene.DT * np.arange(1, scene.T + 1)
+    traj = np.stack([np.cumsum(speed * scene.DT), np.zeros(scene.T)], -1)[None]
+    kin = scoring.candidate_kinematics(traj, v0=10.0, yaw_rate0=0.0)
+    np.testing.assert_allclose(kin["speed"][0], speed, atol=1e-9)
+    np.testing.assert_allclose(kin["acc"][0], -2.0, atol=1e-6)
+    np.testing.assert_allclose(kin["heading"][0], 0.0)
+    np.testing.assert_allclose(kin["yaw_acc"][0], 0.0)
+
+
+# ---------------------------------------------------------------- scoring (§1.2)
+def test_straight_into_stopped_neighbour_collides_at_the_right_step():
+    o = straight_scene()
+    add_neighbor(o, 0, x=20.0, y=0.0)
+    traj, valid = group(straight())
+    returns, det = scoring.score_candidates(traj, o, valid, GAMMA)
+    # front bumper x_k + 2 reaches the inflated rear 20 − 2.2 first at x_k = 16 (k = 16)
+    first = np.flatnonzero(det["collision"][0])[0]
+    assert first == 15 and det["collision"][0, :15].sum() == 0
+    clean = 0.125 + 0.03 * math.exp(0.5) + 1.0 - 0.1
+    np.testing.assert_allclose(det["reward"][0, :15], clean, rtol=1e-6)
+    assert det["reward"][0, 15] == pytest.approx(clean - 30.0)
+    expected = clean * sum(GAMMA ** t for t in range(16)) - 30.0 * GAMMA ** 15
+    assert returns[0] == pytest.approx(expected, rel=1e-5)
+    assert returns[1] == returns[2] == 0.0  # invalid candidates
+
+
+def test_moving_neighbour_is_forecast_at_constant_velocity():
+    o = straight_scene()
+    add_neighbor(o, 0, x=20.0, y=0.0, vx=10.0)   # same speed ahead: never reached
+    traj, valid = group(straight())
+    _, det = scoring.score_candidates(traj, o, valid)
+    assert not det["collision"].any()
+
+
+def test_leaving_the_lane_is_offroad_and_clean_candidate_is_not():
+    o = straight_scene(lane_width=4.0)
+    traj, valid = group(straight())
+    _, det = scoring.score_candidates(traj, o, valid)
+    assert not det["offroad"][0].any() and not det["collision"][0].any()
+    traj, valid = group(straight(lateral_per_step=0.2))
+    _, det = scoring.score_candidates(traj, o, valid)
+    # y = 0.2·k leaves the half width 2 at k = 11 (index 10)
+    np.testing.assert_array_equal(np.flatnonzero(det["offroad"][0]), np.arange(10, scene.T))
+    # centre offset and heading error against the candidate's reference lane (lane 0)
+    np.testing.assert_allclose(det["delta_dis"][0], 0.2 * np.arange(1, scene.T + 1), rtol=1e-5)
+    np.testing.assert_allclose(det["delta_angle"][0], math.atan2(0.2, 1.0), rtol=1e-5)
+
+
+def test_a_present_left_lane_extends_the_drivable_area():
+    o = straight_scene(lane_width=4.0, lanes=(0.0, 4.0), lane_mask=(1, 1, 0))
+    traj, valid = group(straight(lateral_per_step=0.2))
+    _, det = scoring.score_candidates(traj, o, valid)
+    # drivable up to y = 6: 0.2·k > 6 from k = 31 (index 30)
+    assert np.flatnonzero(det["offroad"][0])[0] == 30
+
+
+def test_scoring_accepts_flat_obs_and_rejects_bad_shapes():
+    o = straight_scene()
+    traj, valid = group(straight())
+    a, _ = scoring.score_candidates(traj, o, valid)
+    b, _ = scoring.score_candidates(traj, scene.flatten(o), valid)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.float32
+    with pytest.raises(ValueError, match="G = R"):
+        scoring.score_candidates(traj[:2], o, valid[:2])
+    with pytest.raises(ValueError, match="traj must be"):
+        scoring.score_candidates(traj[..., :1], o, valid)
+
+
+# ---------------------------------------------------------------- scene layout
+def test_flatten_unflatten_roundtrip_numpy_and_torch_batched():
+    rng = np.random.default_rng(0)
+    o = {k: rng.normal(size=s).astype(np.float32) for k, s in scene.OBS_LAYOUT.items()}
+    flat = scene.flatten(o)
+    assert flat.shape == (scene.OBS_DIM,) and flat.dtype == np.float32
+    assert scene.OBS_DIM == 60 + 600 + 10 + 20 + 120 + 3 + 3 + 2 + 1
+    back = scene.unflatten(flat)
+    for k in scene.OBS_LAYOUT:
+        np.testing.assert_array_equal(back[k], o[k])
+    batch = torch.as_tensor(np.stack([flat, 2 * flat]))[None]       # [1, 2, D]
+    tb = scene.unflatten(batch)
+    assert tb["neighbors"].shape == (1, 2, scene.N, scene.H, 6)
+    torch.testing.assert_close(tb["lanes"][0, 1], torch.as_tensor(2 * o["lanes"]))
+    with pytest.raises(ValueError, match="OBS_DIM"):
+        scene.unflatten(flat[:-1])
+    with pytest.raises(ValueError, match="lanes"):
+        scene.flatten({**o, "lanes": o["lanes"][:2]})
+
+
+def test_lane_following_candidates_follow_their_lanes():
+    o = straight_scene(speed=8.0, lanes=(0.0, 3.5, -3.5), lane_mask=(1, 1, 0))
+    traj, valid = candidates.lane_following_candidates(scene.flatten(o), 4)
+    assert traj.shape == (12, scene.T, 2) and traj.dtype == np.float32
+    np.testing.assert_array_equal(valid, [1] * 8 + [0] * 4)
+    np.testing.assert_allclose(traj[:4, :, 1], 0.0, atol=1e-6)        # current lane
+    np.testing.assert_allclose(traj[4:8, -1, 1], 3.5, atol=1e-6)      # merged left by 4 s
+    assert np.all(np.diff(traj[:8, :, 0], axis=1) >= -1e-6)           # never reverses
+    # mode 0 brakes at A_MIN until standing still; the last mode accelerates to the limit
+    v_end = np.hypot(*(traj[:, -1] - traj[:, -2]).T) / scene.DT
+    assert v_end[0] == pytest.approx(0.0, abs=1e-4) and v_end[3] == pytest.approx(15.0, abs=1e-3)
+    with pytest.raises(ValueError, match="M"):
+        candidates.lane_following_candidates(o, 0)
