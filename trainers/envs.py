@@ -9,6 +9,7 @@ import gymnasium as gym
 
 from agents.registry import Registry, UnknownNameError
 from envs.classic import GroupedCartPole
+from envs.traffic.env import TrafficEnv
 from envs.turbulence.env import TurbulenceEnv
 
 ENVS = Registry("environment")
@@ -33,6 +34,21 @@ register_env("GroupedCartPole-v1",
 register_env("smarl_turb2d",
              "SMARL: agents set local Smagorinsky/Leith coefficients of a 2D-turbulence LES",
              TurbulenceEnv, multi_agent=True, module_id="shared")
+register_env("rift_traffic",
+             "RIFT: critical background vehicles in MetaDrive (candidate choice or raw control)",
+             TrafficEnv, multi_agent=True, module_id="cbv")
+
+
+def _rift_metadrive(**kwargs):
+    from trainers.traffic import make_rift_env  # torch planner loaded only when used
+
+    return make_rift_env(**kwargs)
+
+
+register_env("rift_metadrive",
+             "RIFT stage 2: rift_traffic whose candidates come from the stage-1 planner "
+             "(env.kwargs.planner); action_mode raw for PPO from scratch",
+             _rift_metadrive, multi_agent=True, module_id="cbv")
 
 
 def env_entry(name: str) -> EnvEntry:

@@ -30,6 +30,16 @@ EVALUATORS.register("smarl_turb2d", "closure comparison against the filtered-DNS
     _evaluate_turbulence)
 
 
+def _evaluate_traffic(**kwargs):
+    from trainers.traffic import evaluate_run  # MetaDrive imported only when needed
+
+    return evaluate_run(**kwargs)
+
+
+EVALUATORS.register("rift_metadrive", "RIFT CBV metrics: CPK, ORR, UC, RP, SW, WD, ego RC/crash")(
+    _evaluate_traffic)
+
+
 def greedy_action(dist_inputs: torch.Tensor, space) -> np.ndarray:
     """Argmax for Discrete; the Gaussian mean, un-normalised from [−1, 1] to the Box bounds
     (RLlib normalises Box actions by default), for Box."""

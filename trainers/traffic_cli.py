@@ -1,4 +1,4 @@
-"""``regrl traffic ...``: RIFT traffic tools (demonstrations)."""
+"""``regrl traffic ...``: RIFT traffic tools (demonstrations, stage-1 pretraining, comparison)."""
 from __future__ import annotations
 
 from trainers.checks import ConfigError
@@ -24,6 +24,34 @@ def add_cli(sub) -> None:
         demo.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
                           default=f.default, help=f"{_HELP[f.name]} (default {f.default})")
     demo.set_defaults(handler=_demos)
+    pre = tsub.add_parser("pretrain", help="RIFT stage 1: imitation pre-training of the "
+                          "multimodal planner on the demonstrations (same as regrl train)")
+    pre.add_argument("config", help="planner YAML (kind: planner), e.g. configs/rift_pretrain.yaml")
+    pre.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a config value (repeatable)")
+    pre.set_defaults(handler=_pretrain)
+    cmp = tsub.add_parser("compare", help="evaluate RIFT / baseline runs on the same held-out "
+                          "scenarios -> markdown table, JSON and metric bars")
+    cmp.add_argument("run_dirs", nargs="+", help="RL run dirs and stage-1 (IL only) run dirs")
+    cmp.add_argument("--out", required=True, help="output directory")
+    cmp.add_argument("--episodes", type=int, help="episodes per run (default: the run's eval)")
+    cmp.add_argument("--no-reuse", dest="no_reuse", action="store_true",
+                     help="re-evaluate runs that already have an eval.json")
+    cmp.set_defaults(handler=_compare)
+
+
+def _pretrain(args) -> int:
+    from trainers.traffic import pretrain_command
+
+    return pretrain_command(args)
+
+
+def _compare(args) -> int:
+    from trainers.traffic import compare_command
+
+    if args.episodes is not None and args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    return compare_command(args)
 
 
 def _spec(args):

@@ -5,6 +5,7 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.tune.registry import register_env
 
+from agents.registry import Registry
 from trainers.config import ExperimentConfig, to_dict
 from trainers.envs import ENVS, env_entry, make_env
 from trainers.rllib.callbacks import RegrlCallbacks
@@ -29,6 +30,32 @@ def rllib_env_id(name: str) -> str:
     return env_id
 
 
+# env name -> fn(cfg) -> RLModuleSpec (or None: RLlib's default MLP from ``model``)
+MODULE_SPECS = Registry("module spec")
+
+
+def _rift_module_spec(cfg: ExperimentConfig):
+    from trainers.traffic import rift_module_spec  # planner + MetaDrive scene only when used
+
+    return rift_module_spec(cfg)
+
+
+MODULE_SPECS.register("rift_metadrive", "RIFT candidate scorer on the frozen stage-1 planner")(
+    _rift_module_spec)
+
+
+def _custom_module(config: PPOConfig, cfg: ExperimentConfig, module_id: str,
+                   multi_agent: bool) -> PPOConfig:
+    spec = MODULE_SPECS.get(cfg.env.name)(cfg) if cfg.env.name in MODULE_SPECS else None
+    if spec is None:
+        return config
+    if multi_agent:
+        from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+
+        spec = MultiRLModuleSpec(rl_module_specs={module_id: spec})
+    return config.rl_module(rl_module_spec=spec)
+
+
 def _shared_policy(config: PPOConfig, module_id: str) -> PPOConfig:
     """Parameter sharing: every agent of a multi-agent env maps to one module."""
     return config.multi_agent(policies={module_id},
@@ -47,12 +74,14 @@ def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
             num_env_runners=r.num_env_runners,
             num_envs_per_env_runner=r.num_envs_per_env_runner,
             num_cpus_per_env_runner=r.num_cpus_per_env_runner,
+            custom_resources_per_env_runner=dict(r.env_runner_resources),
             # group-relative advantages compare whole episodes
             batch_mode="complete_episodes" if group else "truncate_episodes",
         )
         .learners(
             num_learners=r.num_learners,
             num_gpus_per_learner=r.num_gpus_per_learner,
+            custom_resources_per_learner=dict(r.learner_resources),
             learner_class=RegrlLearner,
             learner_config_dict={CONFIG_KEY: to_dict(cfg)},
         )
@@ -65,8 +94,10 @@ def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
         .rl_module(model_config=DefaultModelConfig(
             fcnet_hiddens=list(m.hidden), fcnet_activation=m.activation,
             vf_share_layers=m.share_layers))
-        .fault_tolerance(restart_failed_env_runners=True)
+        .fault_tolerance(restart_failed_env_runners=True,
+                         max_num_env_runner_restarts=r.max_env_runner_restarts)
         .callbacks(RegrlCallbacks)
         .debugging(seed=cfg.seed, log_level="ERROR")
     )
+    config = _custom_module(config, cfg, entry.module_id, entry.multi_agent)
     return _shared_policy(config, entry.module_id) if entry.multi_agent else config

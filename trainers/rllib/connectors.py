@@ -7,7 +7,7 @@ the group-relative (GRPO) estimator is available to any environment that reports
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -20,6 +20,10 @@ from ray.rllib.utils.numpy import convert_to_numpy
 from agents.objectives import gae, group_advantages
 
 GROUP_ID_KEY = "group_id"
+CANDIDATE_RETURNS_KEY = "candidate_returns"   # step info: [G] return of every candidate
+CANDIDATE_VALID_KEY = "candidate_valid"       # step info: [G] bool, candidate exists
+CANDIDATE_ADVANTAGES = "candidate_advantages"  # batch column [N, G] written below
+CANDIDATE_VALID = "candidate_valid"            # batch column [N, G] bool
 
 
 def _as_tensor(x: Any, device: torch.device, dtype=torch.float32) -> torch.Tensor:
@@ -94,3 +98,72 @@ class RegrlAdvantages(ConnectorV2):
         if start != len(rewards):
             raise RuntimeError(f"episode lengths {sum(lens)} != batch rows {len(rewards)}")
         return episode_group_advantages(returns, keys, lens, self.group_std, device)
+
+
+def candidate_group_advantages(returns: torch.Tensor, valid: torch.Tensor, *,
+                               eps: float = 1e-5) -> torch.Tensor:
+    """RIFT's group-relative advantage over the candidates of each state (methods.md §1.2):
+    ``(R_g - mean_g R) / (std_g R + 1e-5)`` with the population std over the valid candidates
+    of one row of returns [N, G]; invalid entries get 0."""
+    rows = torch.arange(returns.shape[0], device=returns.device)[:, None].expand_as(returns)
+    adv = torch.zeros_like(returns)
+    adv[valid] = group_advantages(returns[valid], rows[valid], eps=eps, std="population")
+    return adv
+
+
+def _episode_candidates(episode, n_rows: int, n_real: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Returns [n_rows, G] and valid [n_rows, G] of one episode chunk: the environment puts
+    the returns of the candidates offered at observation t into the info returned with it
+    (reset info for t = 0), so row t reads info t."""
+    returns, valid = [], []
+    for t in range(n_real):
+        info = episode.get_infos(t) or {}
+        if CANDIDATE_RETURNS_KEY not in info:
+            raise ValueError(f"the candidate_policy term needs '{CANDIDATE_RETURNS_KEY}' and "
+                             f"'{CANDIDATE_VALID_KEY}' in every step info (an environment in "
+                             f"candidate action mode); got info keys {sorted(info)}")
+        returns.append(np.asarray(info[CANDIDATE_RETURNS_KEY], np.float32))
+        valid.append(np.asarray(info.get(CANDIDATE_VALID_KEY, np.ones_like(returns[-1])), bool))
+    g = returns[0].shape[-1] if returns else 0
+    for _ in range(n_rows - n_real):  # the bootstrap step AddOneTsToEpisodes appended
+        returns.append(np.zeros(g, np.float32))
+        valid.append(np.zeros(g, bool))
+    return np.stack(returns), np.stack(valid)
+
+
+class CandidateAdvantages(ConnectorV2):
+    """Per-candidate group advantages [N, G] from the environment's candidate returns.
+
+    Writes ``candidate_advantages`` / ``candidate_valid`` for the candidate_policy term, the
+    executed candidate's advantage as ``advantages`` (for metrics) and zero value targets
+    (RIFT has no critic)."""
+
+    def __init__(self, input_observation_space=None, input_action_space=None, *,
+                 eps: float = 1e-5, **kwargs):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.eps = eps
+
+    def __call__(self, *, rl_module, batch: Dict[str, Any], episodes, explore=None,
+                 shared_data=None, **kwargs):
+        sa_episodes = list(self.single_agent_episode_iterator(episodes,
+                                                              agents_that_stepped_only=False))
+        for module_id in list(batch.keys()):
+            eps = [e for e in sa_episodes if e.module_id in (None, module_id)]
+            self._write(batch[module_id], eps)
+        return batch
+
+    def _write(self, mbatch: Dict[str, Any], eps) -> None:
+        n = len(np.asarray(convert_to_numpy(mbatch[Columns.REWARDS])))
+        mask = np.asarray(convert_to_numpy(mbatch.get(Columns.LOSS_MASK, np.ones(n))), bool)
+        parts = [_episode_candidates(e, len(e), int(mask[i:i + len(e)].sum()))
+                 for e, i in zip(eps, np.cumsum([0] + [len(e) for e in eps])[:-1]) if len(e)]
+        if sum(len(r) for r, _ in parts) != n:
+            raise RuntimeError(f"episode lengths {sum(len(r) for r, _ in parts)} != batch rows {n}")
+        returns = torch.as_tensor(np.concatenate([r for r, _ in parts]))
+        valid = torch.as_tensor(np.concatenate([v for _, v in parts])) & torch.as_tensor(mask)[:, None]
+        adv = candidate_group_advantages(returns, valid, eps=self.eps)
+        actions = torch.as_tensor(np.asarray(convert_to_numpy(mbatch[Columns.ACTIONS])), dtype=torch.long)
+        mbatch[CANDIDATE_ADVANTAGES] = adv
+        mbatch[CANDIDATE_VALID] = valid
+        mbatch[Postprocessing.ADVANTAGES] = adv.gather(1, actions[:, None]).squeeze(1)
+        mbatch[Postprocessing.VALUE_TARGETS] = torch.zeros(n)

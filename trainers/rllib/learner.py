@@ -18,7 +18,8 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from trainers.checkpoint import module_checkpoint_path
 from trainers.config import ExperimentConfig, config_from_dict
-from trainers.rllib.connectors import RegrlAdvantages
+from trainers.rllib.connectors import CANDIDATE_ADVANTAGES, CANDIDATE_VALID, \
+    CandidateAdvantages, RegrlAdvantages
 from trainers.rllib.terms import TERMS, LossContext, total_loss
 
 CONFIG_KEY = "regrl"
@@ -43,12 +44,18 @@ class RegrlLearner(PPOTorchLearner):
         if self._learner_connector is not None and \
                 self.config.add_default_connectors_to_learner_pipeline:
             self._learner_connector.remove("GeneralAdvantageEstimation")
-            self._learner_connector.append(RegrlAdvantages(
-                gamma=adv.gamma, lam=adv.lam, estimator=adv.estimator,
-                group_std=adv.group_std, normalize=adv.normalize))
+            terms = self.regrl_config.objective.terms
+            if any(TERMS.get(t.name).needs_candidates for t in terms):
+                self._learner_connector.append(CandidateAdvantages())  # RIFT (methods.md §1.2)
+            else:
+                self._learner_connector.append(RegrlAdvantages(
+                    gamma=adv.gamma, lam=adv.lam, estimator=adv.estimator,
+                    group_std=adv.group_std, normalize=adv.normalize))
         self._reference: Dict[str, RLModule] = {}
         for spec in self.regrl_config.objective.terms:
-            if TERMS.get(spec.name).needs_reference:
+            # a term's params may switch the reference off (candidate_policy with kl_coeff 0)
+            if TERMS.get(spec.name).needs_reference and \
+                    getattr(spec.params, "needs_reference", True):
                 for module_id in self.module.keys():
                     self._reference[module_id] = self._load_reference(
                         module_id, spec.params.checkpoint)
@@ -83,7 +90,9 @@ class RegrlLearner(PPOTorchLearner):
             actions=actions, logp=cur.logp(actions), old_logp=batch[Columns.ACTION_LOGP],
             advantages=batch[Postprocessing.ADVANTAGES], entropy=cur.entropy(),
             mask=mask.bool(), dist=action_dist_kind(module.action_space),
-            value_targets=batch.get(Postprocessing.VALUE_TARGETS))
+            value_targets=batch.get(Postprocessing.VALUE_TARGETS),
+            candidate_advantages=batch.get(CANDIDATE_ADVANTAGES),
+            candidate_valid=batch.get(CANDIDATE_VALID))
         if any(t.name == "value" for t in self.regrl_config.objective.terms):
             ctx.values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
         if module_id in self._reference:

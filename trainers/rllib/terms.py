@@ -36,6 +36,8 @@ class LossContext:
     values: Optional[torch.Tensor] = None         # [N] V(s)
     value_targets: Optional[torch.Tensor] = None  # [N]
     ref_dist_inputs: Optional[torch.Tensor] = None  # frozen BC / reference policy
+    candidate_advantages: Optional[torch.Tensor] = None  # [N, G] per-candidate (RIFT)
+    candidate_valid: Optional[torch.Tensor] = None       # [N, G] bool, valid (state, candidate)
 
     def masked_mean(self, x: torch.Tensor) -> torch.Tensor:
         m = self.mask.to(x.dtype)
@@ -48,6 +50,8 @@ class TermInfo:
     params_cls: type
     is_surrogate: bool = False
     needs_reference: bool = False
+    needs_candidates: bool = False
+    """Reads per-candidate advantages (the learner installs the candidate-advantage connector)."""
 
 
 def term(name: str, description: str, params_cls: type, **flags: bool):
@@ -179,6 +183,77 @@ class DemoKLParams:
 def demo_kl_term(ctx: LossContext, p: DemoKLParams) -> Tuple[torch.Tensor, Metrics]:
     kl = ctx.masked_mean(obj.demo_kl(ctx.dist_inputs, ctx.ref_dist_inputs, dist=ctx.dist))
     return p.coeff * kl, {"demo_kl": kl.detach()}
+
+
+# ------------------------------------------------------------------------- candidate policy
+@dataclass(frozen=True)
+class CandidatePolicyParams:
+    clip: float = 0.2
+    """Clip epsilon of the ratio of every candidate (RIFT: 0.2)."""
+    dual_clip: Optional[float] = 3.0
+    """Dual-clip constant c > 1 on negative-advantage candidates (RIFT: 3); null disables
+    (the GRPO baseline)."""
+    kl_coeff: float = 0.0
+    """Weight of the KL to the frozen reference scorer (RIFT: 0; GRPO baseline: 0.2)."""
+    kl: Literal["reference", "demo"] = "reference"
+    """``reference``: RIFT repo's GRPO baseline, mean over valid (s, g) of
+    pi_ref(g) (log pi_ref(g) - log pi_theta(g)) (torch ``kl_div`` per entry);
+    ``demo``: Tiapkin et al. 2024, mean over states of KL(pi_theta || pi_BC)."""
+    checkpoint: Optional[str] = None
+    """RLModule checkpoint (or run dir) of the reference / behaviour-cloned scorer; null =
+    this run's initial weights, i.e. the stage-1 (imitation) planner."""
+
+    def __post_init__(self) -> None:
+        _check(0 < self.clip < 1, f"clip must be in (0, 1), got {self.clip}")
+        _check(self.dual_clip is None or self.dual_clip > 1,
+               f"dual_clip must be > 1 (or null), got {self.dual_clip}")
+        _check(self.kl_coeff >= 0, f"kl_coeff must be >= 0, got {self.kl_coeff}")
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.kl_coeff > 0
+
+
+def _masked_log_softmax(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    # invalid candidates carry -1e8 logits; zero their log-probs so ratios stay finite
+    logp = torch.log_softmax(logits, dim=-1)
+    return torch.where(valid, logp, torch.zeros_like(logp))
+
+
+@term("candidate_policy", "RIFT: dual-clip surrogate over all candidates of each state "
+      "(+ optional KL to the frozen scorer: GRPO / demo-KL baselines)", CandidatePolicyParams,
+      is_surrogate=True, needs_reference=True, needs_candidates=True)
+def candidate_policy_term(ctx: LossContext, p: CandidatePolicyParams) -> Tuple[torch.Tensor, Metrics]:
+    """RIFT's loss (Chen et al., arXiv 2505.03344; methods.md §1.4): the policy is the
+    categorical over the G candidates; every valid candidate g of every state contributes
+    ``obj_g = min(A_g rho_g, A_g clip(rho_g, 1-eps, 1+eps))``, and for A_g < 0
+    ``max(obj_g, c A_g)``; loss = -mean over valid (s, g) — ``policy_loss`` on [N, G]."""
+    if ctx.candidate_advantages is None or ctx.candidate_valid is None:
+        raise ValueError("candidate_policy needs per-candidate advantages in the batch "
+                         "(an environment in candidate action mode)")
+    valid = ctx.candidate_valid.bool()
+    logp = _masked_log_softmax(ctx.dist_inputs, valid)
+    old_logp = _masked_log_softmax(ctx.old_dist_inputs.detach(), valid)
+    loss, m = obj.policy_loss(logp, old_logp, ctx.candidate_advantages, valid,
+                              clip_low=p.clip, clip_high=p.clip, dual_clip=p.dual_clip)
+    metrics = {"policy_loss": loss.detach(), "clip_frac": m["clip_frac"],
+               "dual_clip_frac": m["dual_clip_frac"], "kl": m["approx_kl"]}
+    if p.kl_coeff > 0:
+        kl = _candidate_kl(ctx, p.kl, valid)
+        loss = loss + p.kl_coeff * kl
+        metrics["candidate_kl"] = kl.detach()
+    return loss, metrics
+
+
+def _candidate_kl(ctx: LossContext, kind: str, valid: torch.Tensor) -> torch.Tensor:
+    ref = ctx.ref_dist_inputs.detach()
+    rows = valid.any(-1)
+    if kind == "demo":  # per-state KL(pi_theta || pi_BC), averaged over states
+        kl = obj.demo_kl(ctx.dist_inputs, ref, dist="categorical")
+        return (kl * rows).sum() / rows.sum().clamp_min(1)
+    # per-entry pi_ref (log pi_ref - log pi_theta) summed over g is KL(pi_ref || pi_theta)
+    kl = obj.categorical_kl(ref, ctx.dist_inputs)
+    return (kl * rows).sum() / valid.sum().clamp_min(1)
 
 
 def total_loss(ctx: LossContext, terms) -> Tuple[torch.Tensor, Metrics]:
