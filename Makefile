@@ -32,6 +32,8 @@ test-all: setup
 
 bench: setup
 	$(LOCAL) $(PY) benchmarks/bench_objectives.py
+	OMP_NUM_THREADS=1 $(LOCAL) $(PY) benchmarks/traffic_scoring.py
+	OMP_NUM_THREADS=1 $(LOCAL) $(PY) benchmarks/traffic_env.py
 
 tb: setup
 	$(VENV)/bin/tensorboard --logdir runs --bind_all=false --port 6006
