@@ -34,6 +34,8 @@ import torch.nn.functional as F
 import yaml
 
 from agents.models import MLP, TokenMLP
+from agents.models.closure import ClosureCNN, LocalCoefficientMLP
+from agents.registry import Registry
 from agents.offline import PLUGINS, Plugin, TaskInfo, build_plugins, check_combination
 from trainers.checkpoint import (checkpoint_dir, latest_checkpoint, read_state,
                                  save_checkpoint)
@@ -72,8 +74,21 @@ class DataConfig:
                  f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
+# Networks other than the default MLP, by ``model.arch``: builder(model_cfg, in_dim, out_dim).
+OFFLINE_MODELS = Registry("offline model")
+OFFLINE_MODELS.register("closure_mlp", "SMARL observation -> local coefficient in (-1, 1)")(
+    lambda m, i, o: LocalCoefficientMLP(i, o, m.hidden, m.activation))
+OFFLINE_MODELS.register("closure_cnn", "periodic CNN, vorticity -> sub-grid term")(
+    lambda m, i, o: ClosureCNN(m.hidden, m.activation, symmetric=False))
+OFFLINE_MODELS.register("closure_cnn_d4", "periodic CNN averaged over D4 (equivariant)")(
+    lambda m, i, o: ClosureCNN(m.hidden, m.activation, symmetric=True))
+
+
 @dataclass(frozen=True)
 class OfflineModelConfig:
+    arch: str = "mlp"
+    """``mlp`` (the default MLP / token model) or a registered network (OFFLINE_MODELS:
+    ``closure_mlp``, ``closure_cnn``, ``closure_cnn_d4``); ``hidden`` sets its widths."""
     hidden: Tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the MLP trunk (the last one is the feature layer)."""
     activation: Literal["relu", "tanh"] = "relu"
@@ -88,6 +103,8 @@ class OfflineModelConfig:
                  f"model.hidden must be a non-empty list of sizes > 0, got {self.hidden}")
         _require(self.out_dim is None or self.out_dim >= 1, "model.out_dim must be >= 1")
         _require(self.embed_dim >= 1, "model.embed_dim must be >= 1")
+        _require(self.arch == "mlp" or self.arch in OFFLINE_MODELS,
+                 f"model.arch: {OFFLINE_MODELS.unknown_message(self.arch)} (or mlp)")
 
 
 @dataclass(frozen=True)
@@ -397,6 +414,11 @@ def _out_dim(cfg: OfflineConfig, x, y, xv, yv) -> int:
 # ========================================================================= model and loss
 def build_model(cfg: OfflineConfig, in_dim: int, out_dim: int) -> nn.Module:
     m = cfg.model
+    if m.arch != "mlp":
+        if cfg.task != "regression" or cfg.training.regression_loss != "mse":
+            raise ConfigError(f"model.arch {m.arch!r} needs task: regression with "
+                              "training.regression_loss: mse")
+        return OFFLINE_MODELS.get(m.arch)(m, in_dim, out_dim)
     if cfg.task == "tokens":
         return TokenMLP(out_dim, m.hidden, m.embed_dim, m.activation)
     gaussian = cfg.task == "regression" and cfg.training.regression_loss == "gaussian_nll"

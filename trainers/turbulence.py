@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from envs.turbulence.env import ACTION_BOUND, advance, agent_points, observe_age
 from envs.turbulence.metrics import hellinger, log_spectrum_error, pdf_histogram, \
     tail_probability
 from envs.turbulence.reference import Reference, les_dt, load_reference
+from envs.turbulence.sgs import step_with_sgs
 from envs.turbulence.solver import Turbulence2D
 
 
@@ -39,6 +40,8 @@ BASELINES = (
 
 # policy(obs [B, agents, d]) -> coefficients [B, agents] in [−ACTION_BOUND, ACTION_BOUND]
 Policy = Callable[[np.ndarray], np.ndarray]
+# field closure: LES state -> sub-grid term Π [B, n, n]
+FieldClosure = Callable[[Turbulence2D], torch.Tensor]
 
 
 def _sim(ref: Reference, batch: int) -> Turbulence2D:
@@ -60,9 +63,12 @@ def _coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
 def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = None,
             policy: Optional[Policy] = None, seeds: int = 4, time_units: float = 20.0,
             spinup: float = 2.0, steps_per_action: int = 10, agents_per_side: int = 4,
-            sample_every: float = 0.5) -> Dict[str, object]:
+            sample_every: float = 0.5, field_closure: Optional[FieldClosure] = None
+            ) -> Dict[str, object]:
     """Run ``seeds`` LES from the reference's initial conditions; statistics over the window
-    after ``spinup`` time units. Diverged simulations are frozen and reported, not raised."""
+    after ``spinup`` time units. Diverged simulations are frozen and reported, not raised.
+    ``field_closure`` (Π of the state, e.g. a CNN) replaces ``closure``; it is evaluated once
+    per ``steps_per_action`` solver steps, as often as the RL agents act."""
     seeds = min(seeds, len(ref.initial_conditions))
     sim = _sim(ref, seeds)
     ix, iy = agent_points(sim.n, agents_per_side)
@@ -76,7 +82,9 @@ def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = 
     diverged_at = np.full(seeds, np.nan)
     start = time.time()
     for step in range(0, n_total, steps_per_action):
-        if closure is None:
+        if field_closure is not None:
+            step_with_sgs(sim, field_closure, steps_per_action, every=steps_per_action)
+        elif closure is None:
             sim.step(steps_per_action)
         else:
             c = _coefficients(sim, closure, coeff, policy, agents_per_side, obs_fn)
@@ -160,14 +168,18 @@ def _diverged_text(row: Dict[str, object]) -> str:
     return text + (f" (t = {min(times):.2f}–{max(times):.2f})" if times else "")
 
 
-def markdown_table(rows: List[Dict[str, object]]) -> str:
-    head = ("| closure | log-enstrophy-spectrum error | log-energy-spectrum error | "
+def markdown_table(rows: List[Dict[str, object]],
+                   extra: Sequence[Tuple[str, Callable[[Dict[str, object]], str]]] = ()) -> str:
+    """The evaluation table; ``extra`` adds (header, row -> cell text) columns after the name."""
+    head = ("| closure | " + "".join(f"{h} | " for h, _ in extra) +
+            "log-enstrophy-spectrum error | log-energy-spectrum error | "
             "PDF Hellinger | P(|ω|>3σ) ratio | diverged | s per time unit | cost vs DNS |")
-    lines = [head, "|" + "---|" * 8]
+    lines = [head, "|" + "---|" * (8 + len(extra))]
     for r in rows:
         cost = r.get("cost_vs_reference")
         lines.append(
-            f"| {r['name']} | {r['enstrophy_spectrum_error']:.3f} | "
+            f"| {r['name']} | " + "".join(f"{fn(r)} | " for _, fn in extra) +
+            f"{r['enstrophy_spectrum_error']:.3f} | "
             f"{r['energy_spectrum_error']:.3f} | {r['pdf_hellinger']:.3f} | "
             f"{r['tail_ratio']:.2f} | {_diverged_text(r)} | "
             f"{r['seconds_per_time_unit']:.2f} | "

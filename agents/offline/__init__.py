@@ -21,6 +21,7 @@ from agents.offline.nested_coteaching import (coteaching_forget_rate, coteaching
 from agents.offline.orthogonality import orthogonality_penalty, soft_orthogonality
 from agents.offline.pskd import pskd_alpha, pskd_targets
 from agents.offline.self_distill import weighted_distillation_targets
+from agents.offline.soft_equivariance import equivariance_penalty, soft_equivariance_loss
 from agents.offline.stablemax import (OrthoGrad, orthogonal_gradient, stablemax,
                                       stablemax_cross_entropy)
 
@@ -36,4 +37,5 @@ __all__ = [
     "glad_gradient", "weighted_distillation_targets", "hft_select_frozen",
     "soft_orthogonality", "orthogonality_penalty", "multiview_centroid_loss",
     "singular_value_loss", "brownian_loss", "msbreg_loss",
+    "equivariance_penalty", "soft_equivariance_loss",
 ]

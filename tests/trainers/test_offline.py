@@ -226,7 +226,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, blob_file):
 
 # ---- every plugin through the learner --------------------------------------------------------
 SMOKE = {"ignite": ("regression", {}), "self_distill": ("classification", {"rounds": 2}),
-         "coteaching": ("classification", {"num_gradual": 2, "forget_rate": 0.2})}
+         "coteaching": ("classification", {"num_gradual": 2, "forget_rate": 0.2}),
+         "soft_equivariance": ("regression", {"rotation": 0.01, "reflection": 0.01})}
 
 
 @pytest.mark.parametrize("name", sorted(PLUGINS.names()))

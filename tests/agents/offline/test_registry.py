@@ -9,7 +9,7 @@ from agents.registry import UnknownNameError
 
 ALL = {"elr", "pskd", "mixup", "nested_dropout", "coteaching", "stablemax", "orthograd",
        "lipschitz", "dispersive", "compander", "ignite", "glad", "self_distill", "hft",
-       "orthogonality", "msbreg"}
+       "orthogonality", "msbreg", "soft_equivariance"}
 
 
 def test_every_method_is_registered_with_a_paper_header():
