@@ -15,12 +15,8 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import yaml
 
-from trainers.checks import require as _require
+from trainers.checks import ConfigError, require as _require
 from trainers.rllib.terms import TERMS
-
-
-class ConfigError(ValueError):
-    """A configuration problem the user must fix; the CLI prints it and exits with status 2."""
 
 
 @dataclass(frozen=True)

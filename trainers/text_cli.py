@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from trainers.config import ConfigError
+from trainers.checks import ConfigError
 
 
 def add_cli(sub) -> None:

