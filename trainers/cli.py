@@ -1,4 +1,4 @@
-"""``regrl`` command line: train | validate | list | eval.
+"""``regrl`` command line: train | validate | list | eval, plus domain tools.
 
 Bad input (unknown keys, wrong types, out-of-range values, missing files) prints one clear
 ``error:`` line and exits with status 2, never a traceback.
@@ -168,11 +168,10 @@ def cmd_list(args) -> int:
     sections = [("environments (plus any gymnasium id)", ENVS),
                 ("objective terms (objective.terms)", TERMS),
                 ("objective functions (agents.objectives)", OBJECTIVES)]
-    try:
-        from agents.offline import PLUGINS
-        sections.append(("offline plugins", PLUGINS))
-    except ImportError:
-        sections.append(("offline plugins", None))
+    from agents.offline import PLUGINS
+    from trainers.rlvr.terms import RLVR_TERMS
+
+    sections += [("offline plugins", PLUGINS), ("RLVR objective terms (kind: rlvr)", RLVR_TERMS)]
     for title, reg in sections:
         print(f"{title}:")
         if reg is None or not reg.names():
