@@ -40,9 +40,14 @@ step smarl_1_iter 150 $REGRL train configs/smarl_demo.yaml --set training.iterat
 step digits_data 60 $PY benchmarks/noisy_labels.py --write-data "$RUNS/digits.npz"
 step offline_elr_1_epoch 90 $REGRL train configs/offline_digits.yaml --set training.epochs=1 \
      --set resources.use_gpu=$USE_GPU --set "data.path=$RUNS/digits.npz" --set "runs_root=$RUNS" --quiet
-step rlvr_tiny_1_step 120 $REGRL train configs/rlvr_tiny.yaml --set training.steps=1 \
-     --set learner.device=$DEVICE --set "runs_root=$RUNS" --quiet
-step rift_1_iter 150 $REGRL train configs/rift_ci.yaml --set training.iterations=1 "${GPU_LEARNER[@]}"
+step rlvr_tiny_1_step 150 $REGRL train configs/rlvr_tiny_grpo.yaml --set model.path=tiny \
+     --set training.steps=1 --set eval.every=0 --set resources.learner_device=$DEVICE \
+     --set "runs_root=$RUNS" --quiet
+step traffic_demos 120 $REGRL traffic demos --episodes 2 --horizon 60 --out "$RUNS/demos.npz"
+step rift_pretrain_1_epoch 90 $REGRL traffic pretrain configs/rift_pretrain.yaml \
+     --set "demos=$RUNS/demos.npz" --set epochs=1 --set "export=$RUNS/planner.pt" --set "runs_root=$RUNS"
+step rift_1_iter 150 $REGRL train configs/rift_ci.yaml --set "env.kwargs.planner=$RUNS/planner.pt" \
+     --set "eval.kwargs.demos=$RUNS/demos.npz" "${GPU_LEARNER[@]}"
 grep -h "solver" "$RUNS/solver_1024.log"
 echo "logs: $RUNS"
 exit $status

@@ -42,7 +42,7 @@ def test_shipped_configs_validate(name):
     ({"objective": {"terms": [{"name": "entropy"}]}}, "exactly one policy surrogate"),
     ({"objective": {"terms": [{"name": "policy", "dual_clip": 1.0}]}}, "dual_clip must be > 1"),
     ({"rollout": {"grup_size": 4}}, "did you mean 'group_size'"),
-    ({"resources": {"num_learners": 2}}, "not implemented"),
+    ({"resources": {"num_learners": 2}}, "needs mode: ray"),
     ({"training": {"minibatches": 3}}, "must divide"),
     ({"task": {"name": "arithmetik"}}, "Did you mean 'arithmetic'"),
     ({"objective": {"terms": [{"name": "policy"}, {"name": "demo_kl"}]}}, "demo_kl needs checkpoint"),

@@ -1,4 +1,4 @@
-"""Ray core actors of RLVR: rollout actors, reward actors and the learner actor.
+"""Ray core actors of RLVR: rollout actors, reward actors and the learner actor(s).
 
 Weights travel as ``ray.put``-style object refs of a CPU state dict plus a version number.
 The ref is passed inside a list so Ray does not fetch it for an actor that is already up to
@@ -7,6 +7,7 @@ before generating, so a restarted rollout actor never samples with stale weights
 """
 from __future__ import annotations
 
+import socket
 from typing import Dict, List, Optional
 
 import ray
@@ -46,6 +47,13 @@ class LearnerActor(Learner):
     def pad_token_id(self) -> int:
         return self.tokenizer.pad_token_id
 
+    def free_address(self) -> str:
+        """``tcp://<node ip>:<free port>``: rank 0's rendezvous for torch.distributed."""
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            port = sock.getsockname()[1]
+        return f"tcp://{ray.util.get_node_ip_address()}:{port}"
+
 
 def _options(cfg, cpus: float, resources: Dict[str, float], **extra):
     r = cfg.resources
@@ -53,6 +61,48 @@ def _options(cfg, cpus: float, resources: Dict[str, float], **extra):
     if resources:
         opts["resources"] = dict(resources)
     return opts
+
+
+class LearnerGroup:
+    """``resources.num_learners`` learner actors. With more than one they form a
+    torch.distributed group: each update sums their shard gradients before the optimizer
+    step (see :meth:`Learner.update`). Rank 0 publishes weights and writes checkpoints."""
+
+    def __init__(self, cfg):
+        r = cfg.resources
+        # A restarted learner would have lost its optimizer state (and left its process
+        # group): it is not restarted; resume the run from its last checkpoint instead.
+        opts = _options(cfg, r.cpus_per_actor, r.learner_resources, num_gpus=r.learner_num_gpus)
+        opts.update(max_restarts=0, max_task_retries=0)
+        self.actors = [ray.remote(LearnerActor).options(**opts).remote(cfg)
+                       for _ in range(r.num_learners)]
+        self.lead = self.actors[0]
+        if len(self.actors) > 1:
+            try:
+                address = ray.get(self.lead.free_address.remote())
+                ray.get([a.init_distributed.remote(address, rank, len(self.actors))
+                         for rank, a in enumerate(self.actors)])
+            except Exception:
+                self.close()  # no half-joined group left holding resources
+                raise
+
+    def update(self, batch):
+        """All learners get the same batch (stored once); their metrics are already reduced."""
+        ref = ray.put(batch) if len(self.actors) > 1 else batch
+        return ray.get([a.update.remote(ref) for a in self.actors])[0]
+
+    def weights(self):
+        return self.lead.weights.remote()
+
+    def save(self, path: str) -> None:
+        ray.get(self.lead.save.remote(path))  # replicas are identical after every step
+
+    def restore(self, path: str) -> None:
+        ray.get([a.restore.remote(path) for a in self.actors])
+
+    def close(self) -> None:
+        for a in self.actors:
+            ray.kill(a)
 
 
 class RayBackend:
@@ -63,11 +113,8 @@ class RayBackend:
     def __init__(self, cfg):
         r = cfg.resources
         self.cfg = cfg
-        # A restarted learner would have lost its optimizer state: it is not restarted (resume
-        # the run from its last checkpoint instead); rollout and reward actors are stateless.
-        learner_opts = _options(cfg, r.cpus_per_actor, r.learner_resources, num_gpus=r.learner_num_gpus)
-        learner_opts.update(max_restarts=0, max_task_retries=0)
-        self.learner = ray.remote(LearnerActor).options(**learner_opts).remote(cfg)
+        self.learners = LearnerGroup(cfg)  # rollout and reward actors are stateless
+        self.learner = self.learners.lead
         kappa = proxy_kappa(cfg)
         self.rollouts = [ray.remote(RolloutActor).options(
             **_options(cfg, r.cpus_per_actor, r.rollout_resources)).remote(cfg, kappa)
@@ -93,21 +140,22 @@ class RayBackend:
         return [x for part in ray.get(refs) for x in part]
 
     def update(self, batch):
-        return ray.get(self.learner.update.remote(batch))
+        return self.learners.update(batch)
 
     def publish(self) -> int:
         """Put the learner's weights in the object store with a new version number."""
         self.version += 1
-        self.weights_box = [self.learner.weights.remote()]
+        self.weights_box = [self.learners.weights()]
         return self.version
 
     def save(self, path: str) -> None:
-        ray.get(self.learner.save.remote(path))
+        self.learners.save(path)
 
     def restore(self, path: str) -> None:
-        ray.get(self.learner.restore.remote(path))
+        self.learners.restore(path)
         self.publish()
 
     def close(self) -> None:
-        for a in self.rollouts + self.rewards + [self.learner]:
+        for a in self.rollouts + self.rewards:
             ray.kill(a)
+        self.learners.close()

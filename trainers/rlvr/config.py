@@ -143,11 +143,13 @@ class RLVRResources:
     learner_device: str = "cpu"
     """torch device of the learner (``cuda`` on a GPU node)."""
     learner_num_gpus: float = 0.0
-    """GPUs reserved for the learner actor (mode ray)."""
+    """GPUs reserved for each learner actor (mode ray)."""
     learner_resources: Dict[str, float] = field(default_factory=dict)
-    """Custom Ray resources of the learner actor."""
+    """Custom Ray resources of each learner actor."""
     num_learners: int = 1
-    """Data-parallel learners; only 1 is implemented (see docs/rlvr.md)."""
+    """Data-parallel learner actors (mode ray): a torch.distributed group (gloo on CPU, nccl
+    on CUDA) that splits each mini-batch by sequences and sums gradients before every
+    optimizer step; the update equals one learner's (see docs/rlvr.md)."""
     rollout_device: str = "cpu"
     """torch device of the rollout actors."""
     max_restarts: int = 3
@@ -160,8 +162,10 @@ class RLVRResources:
                  "resources.num_rollout_actors and num_reward_actors must be >= 1")
         _require(self.cpus_per_actor >= 0 and self.learner_num_gpus >= 0,
                  "resources.cpus_per_actor and learner_num_gpus must be >= 0")
-        _require(self.num_learners == 1, f"resources.num_learners={self.num_learners}: "
-                 "data-parallel RLVR learners are not implemented yet; use 1")
+        _require(self.num_learners >= 1, "resources.num_learners must be >= 1")
+        _require(self.num_learners == 1 or self.mode == "ray",
+                 f"resources.num_learners={self.num_learners} needs mode: ray "
+                 "(data-parallel learners are Ray actors); use 1 with mode: local")
         _require(self.max_restarts >= 0, "resources.max_restarts must be >= 0")
         _require(self.torch_threads is None or self.torch_threads >= 1,
                  "resources.torch_threads must be >= 1 or null")
@@ -226,6 +230,10 @@ class RLVRConfig:
         _require(n_seq % self.training.minibatches == 0,
                  f"training.minibatches={self.training.minibatches} must divide the "
                  f"{n_seq} sequences of a step (prompts_per_step x group_size)")
+        per_mb = n_seq // self.training.minibatches
+        _require(per_mb >= self.resources.num_learners,
+                 f"resources.num_learners={self.resources.num_learners} exceeds the {per_mb} "
+                 "sequences of a mini-batch: every learner needs at least one")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -11,7 +12,7 @@ import torch
 
 from agents.models import lm
 from trainers.rlvr.policy import build_policy, cpu_state_dict, save_policy
-from trainers.rlvr.terms import RLVR_TERMS, TokenContext, total_loss
+from trainers.rlvr.terms import RLVR_TERMS, TokenContext, term_agg, total_loss
 
 LEARNER_STATE = "learner_state.pt"
 BATCH_KEYS = ("prompt_ids", "prompt_mask", "tokens", "mask", "logp", "advantages")
@@ -44,6 +45,7 @@ class Learner:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.version = 0
+        self.rank, self.world_size = 0, 1  # init_distributed joins a data-parallel group
 
     def _frozen(self, model):
         model.eval().requires_grad_(False)
@@ -77,21 +79,66 @@ class Learner:
         self.generator.set_state(state["generator"])
         self.version = int(state["version"])
 
+    # ------------------------------------------------------------------ data parallel
+    def init_distributed(self, init_method: str, rank: int, world_size: int) -> None:
+        """Join the torch.distributed group of ``world_size`` data-parallel learners (gloo on
+        CPU, nccl on CUDA) and take rank 0's weights, so every replica starts identical."""
+        import torch.distributed as dist
+
+        backend = "nccl" if self.device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, init_method=init_method, rank=rank,
+                                world_size=world_size, timeout=timedelta(minutes=10))
+        self.rank, self.world_size = rank, world_size
+        with torch.no_grad():
+            for tensor in self.model.state_dict().values():  # views of the parameters
+                dist.broadcast(tensor, 0)
+        if self.ref_model is not None:  # the frozen reference is the (broadcast) initial policy
+            self.ref_model.load_state_dict(self.model.state_dict())
+
+    def _all_reduce(self, flat: torch.Tensor) -> torch.Tensor:
+        """Sum over the learners (identity for one learner)."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(flat)
+        return flat
+
+    def _reduce_grads(self) -> None:
+        """Sum gradients over learners. Each learner's loss is already scaled by the
+        mini-batch's global token / sequence counts, so the sum is the full-batch gradient."""
+        if self.world_size == 1:
+            return
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = self._all_reduce(torch.cat([g.reshape(-1) for g in grads]))
+        for p, part in zip(params, flat.split([p.numel() for p in params])):
+            p.grad = part.view_as(p).clone()
+
+    def _shard(self, rows: torch.Tensor) -> torch.Tensor:
+        """This learner's contiguous part of a mini-batch's rows (whole sequences)."""
+        bounds = [round(i * len(rows) / self.world_size) for i in range(self.world_size + 1)]
+        return rows[bounds[self.rank]:bounds[self.rank + 1]]
+
     # ------------------------------------------------------------------ update
     def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
-        """Epochs x mini-batches of optimizer steps on one rollout batch of N sequences."""
+        """Epochs x mini-batches of optimizer steps on one rollout batch of N sequences.
+
+        With several data-parallel learners every one receives the whole batch, draws the same
+        mini-batch order (same generator) and computes gradients on its shard of each
+        mini-batch, so the update equals the single-learner one."""
         missing = [k for k in BATCH_KEYS if k not in batch]
         if missing:
             raise ValueError(f"learner batch is missing {missing}")
         t, n = self.cfg.training, batch["tokens"].shape[0]
         start, tokens, sums, count = time.perf_counter(), 0, {}, 0
+        tensors = {k: v for k, v in batch.items() if torch.is_tensor(v)}
         # Eval mode on purpose: dropout would make the recomputed log-probs differ from the
         # behaviour ones, so the on-policy ratio would not be 1 (verl disables it too).
         self.model.eval()
         for _ in range(t.epochs):
             order = torch.randperm(n, generator=self.generator)
-            for mb in order.chunk(t.minibatches):
-                metrics, n_tok = self._minibatch({k: v[mb] for k, v in batch.items() if torch.is_tensor(v)})
+            for rows in order.chunk(t.minibatches):
+                metrics, n_tok = self._minibatch(tensors, rows)
                 tokens += n_tok
                 count += 1
                 for k, v in metrics.items():
@@ -102,27 +149,47 @@ class Learner:
         out["learner/optimizer_steps"] = float(count)
         return out
 
-    def _minibatch(self, mb: Dict[str, torch.Tensor]):
+    def _minibatch(self, batch: Dict[str, torch.Tensor], rows: torch.Tensor):
+        """One optimizer step on ``rows``; this learner back-propagates its shard in
+        micro-batches. Token-mean terms are weighted by valid tokens / the mini-batch's valid
+        tokens, sequence-mean terms by sequences / its sequences, so the summed gradient is
+        the full mini-batch loss's regardless of micro-batch and shard boundaries; a term's
+        metrics get the same weights (token fractions are exact mini-batch values)."""
         self.optimizer.zero_grad(set_to_none=True)
-        n, size = mb["tokens"].shape[0], self.cfg.training.micro_batch_size
+        n_rows, n_tok = len(rows), int(batch["mask"][rows].sum())
+        mine, size = self._shard(rows), self.cfg.training.micro_batch_size
         sums: Dict[str, float] = {}
-        for lo in range(0, n, size):
-            micro = {k: v[lo:lo + size].to(self.device) for k, v in mb.items()}
-            loss, metrics = self._micro_loss(micro)
-            weight = micro["tokens"].shape[0] / n  # verl: loss * micro_bsz / mini_bsz
-            (loss * weight).backward()
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * weight
+        for lo in range(0, len(mine), size):
+            micro = {k: v[mine[lo:lo + size]].to(self.device) for k, v in batch.items()}
+            rows_share = micro["tokens"].shape[0] / n_rows
+            tok_share = float(micro["mask"].sum()) / max(n_tok, 1)
+            share = lambda spec: tok_share if term_agg(spec) == "token-mean" else rows_share
+            loss, metrics = self._micro_loss(micro, share)
+            loss.backward()
+            metrics["entropy"] = metrics["entropy"] * tok_share
+            for k, v in metrics.items():  # shares of the mini-batch values
+                sums[k] = sums.get(k, 0.0) + float(v)
+        sums = self._reduce_metrics(sums)
+        self._reduce_grads()
         clip = self.cfg.training.grad_clip
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf"))
         sums["grad_norm"] = float(norm)
         self.optimizer.step()
-        return sums, int(mb["mask"].sum())
+        return sums, n_tok
 
-    def _micro_loss(self, mb: Dict[str, torch.Tensor]):
+    def _reduce_metrics(self, sums: Dict[str, float]) -> Dict[str, float]:
+        """Sum the learners' shares of each metric (every learner has the same keys)."""
+        if self.world_size == 1:
+            return sums
+        keys = sorted(sums)
+        flat = self._all_reduce(torch.tensor([sums[k] for k in keys], dtype=torch.float64,
+                                             device=self.device))
+        return dict(zip(keys, flat.tolist()))
+
+    def _micro_loss(self, mb: Dict[str, torch.Tensor], share):
         temperature = self.cfg.rollout.temperature
         ctx = self._context(mb, temperature)
-        loss, metrics = total_loss(ctx, self.cfg.objective.terms)
+        loss, metrics = total_loss(ctx, self.cfg.objective.terms, share)
         m = ctx.mask.to(ctx.entropy.dtype)
         metrics["entropy"] = ((ctx.entropy * m).sum() / m.sum().clamp_min(1)).detach()
         return loss, metrics

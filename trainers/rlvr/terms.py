@@ -195,12 +195,26 @@ def demo_kl_term(ctx: TokenContext, p: DemoKLParams) -> Tuple[torch.Tensor, Metr
     return p.coeff * kl, {"demo_kl": kl.detach()}
 
 
-def total_loss(ctx: TokenContext, terms) -> Tuple[torch.Tensor, Metrics]:
-    """Sum the configured terms; metrics of all terms plus ``total_loss``."""
+def term_agg(spec) -> str:
+    """Aggregation mode of a configured term: its ``agg`` parameter, else ``token-mean``
+    (kl and demo_kl average over valid tokens)."""
+    return getattr(spec.params, "agg", "token-mean")
+
+
+def total_loss(ctx: TokenContext, terms,
+               weight: Optional[Callable[[Any], float]] = None) -> Tuple[torch.Tensor, Metrics]:
+    """Sum the configured terms; metrics of all terms plus ``total_loss``.
+
+    ``weight(spec)``, when given, is the micro-batch's share of a term's normaliser in the
+    mini-batch; the term's loss and metrics are scaled by it, so shares add up to the
+    mini-batch values."""
     total = torch.zeros((), dtype=ctx.logp.dtype, device=ctx.logp.device)
     metrics: Metrics = {}
     for spec in terms:
         loss, m = RLVR_TERMS.get(spec.name).fn(ctx, spec.params)
+        if weight is not None:
+            w = weight(spec)
+            loss, m = loss * w, {k: v * w for k, v in m.items()}
         total = total + loss
         metrics.update(m)
     metrics["total_loss"] = total.detach()
