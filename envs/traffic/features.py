@@ -8,7 +8,6 @@ road network, so the tests can drive it with stand-in objects.
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
@@ -18,13 +17,33 @@ from envs.traffic.scene import DT, H, LANE_SPACING, N, P, R
 
 NEIGHBOR_RADIUS = 50.0  # m; vehicles farther away are not neighbours
 SPEED_LIMIT_RANGE = (5.0, 40.0)  # m/s; MetaDrive's PG lanes default to 20
+_BACK_STEPS = np.arange(H - 1, 0, -1, dtype=np.float64)  # steps back of history extensions
+_AHEAD = LANE_SPACING * np.arange(P)                      # arc length of the lane points
+# np.interp minus its Python wrapper (complex-value dispatch); the same compiled routine
+_interp = getattr(getattr(np, "_core", None), "multiarray", None)
+_interp = getattr(_interp, "interp", np.interp)
+_LAYOUT = []                                              # (name, start, end, shape) in flat
+for _name, _shape in scene.OBS_LAYOUT.items():
+    _start = _LAYOUT[-1][2] if _LAYOUT else 0
+    _LAYOUT.append((_name, _start, _start + int(np.prod(_shape)), _shape))
+_VIEWS = {entry[0]: entry[1:] for entry in _LAYOUT}
+
+
+def view(flat: np.ndarray, name: str) -> np.ndarray:
+    """``scene.unflatten(flat)[name]`` of one flat observation, without building the dict."""
+    a, b, shape = _VIEWS[name]
+    return flat[a:b].reshape(shape)
+
+
+def _state_row(v) -> tuple:
+    x, y = v.position
+    vx, vy = v.velocity
+    return x, y, v.heading_theta, vx, vy
 
 
 def vehicle_state(v) -> np.ndarray:
     """Global [x, y, heading, vx, vy] of a MetaDrive vehicle."""
-    x, y = v.position
-    vx, vy = v.velocity
-    return np.array([x, y, v.heading_theta, vx, vy], np.float64)
+    return np.array(_state_row(v), np.float64)
 
 
 def vehicle_size(v) -> np.ndarray:
@@ -32,44 +51,61 @@ def vehicle_size(v) -> np.ndarray:
 
 
 class Histories:
-    """The last H global states of every vehicle, by object id."""
+    """The last H global states of every vehicle, by object id, kept as one array
+    ``stack [V, H, 5]`` (oldest first) in the order of the last ``record`` so that the
+    features of all neighbours are computed with a few vectorised numpy calls.
+
+    A vehicle seen for fewer than H steps is extended backwards at constant velocity from
+    its first state (so spawned vehicles have smooth histories). Those extension rows depend
+    only on the first state, so each step just shifts a vehicle's rows by one."""
 
     def __init__(self):
-        self._states: Dict[str, deque] = {}
-        self._stacked: Dict[str, np.ndarray] = {}   # get() results of the current step
+        self.clear()
 
     def clear(self) -> None:
-        self._states.clear()
-        self._stacked.clear()
+        self.ids: List[str] = []
+        self.index: Dict[str, int] = {}
+        self.stack = np.zeros((0, H, 5), np.float64)
+        self.sizes = np.zeros((0, 2), np.float32)
 
     def record(self, vehicles: Iterable) -> None:
         """Append the current state of each vehicle; vehicles gone from the scene are dropped."""
-        alive = {}
-        for v in vehicles:
-            alive[v.id] = self._states.get(v.id) or deque(maxlen=H)
-            alive[v.id].append(vehicle_state(v))
-        self._states = alive
-        self._stacked = {}
+        vehicles = list(vehicles)
+        ids = [v.id for v in vehicles]
+        states = np.array([_state_row(v) for v in vehicles], np.float64).reshape(-1, 5)
+        stack = np.empty((len(ids), H, 5), np.float64)
+        if ids == self.ids:   # the usual step: same vehicles in the same order
+            stack[:, :-1] = self.stack[:, 1:]
+            stack[:, -1] = states
+            self.stack = stack
+            return
+        old = [self.index.get(i, -1) for i in ids]
+        seen = np.array([k for k, j in enumerate(old) if j >= 0], np.intp)
+        new = np.array([k for k, j in enumerate(old) if j < 0], np.intp)
+        if len(seen):
+            stack[seen, :-1] = self.stack[[old[k] for k in seen], 1:]
+        if len(new):
+            first = states[new]
+            back = first[:, None, 3:5] * DT * _BACK_STEPS[None, :, None]   # [n, H-1, 2]
+            stack[new, :-1, :2] = first[:, None, :2] - back
+            stack[new, :-1, 2:] = first[:, None, 2:]
+        stack[:, -1] = states
+        sizes = np.empty((len(ids), 2), np.float32)
+        for k, v in enumerate(vehicles):
+            sizes[k] = (self.sizes[old[k]] if old[k] >= 0 else vehicle_size(v))
+        self.ids, self.index = ids, {i: k for k, i in enumerate(ids)}
+        self.stack, self.sizes = stack, sizes
 
     def get(self, vid: str) -> np.ndarray:
-        """[H, 5] oldest first. A vehicle seen for fewer than H steps is extended backwards at
-        constant velocity from its oldest state (so spawned vehicles have smooth histories)."""
-        if vid in self._stacked:
-            return self._stacked[vid]
-        rows = list(self._states[vid])
-        first = rows[0]
-        missing = H - len(rows)
-        back = [np.concatenate([first[:2] - first[3:5] * DT * k, first[2:]])
-                for k in range(missing, 0, -1)]
-        self._stacked[vid] = np.stack(back + rows)
-        return self._stacked[vid]
+        """[H, 5] oldest first."""
+        return self.stack[self.index[vid]]
 
     def current(self, vid: str) -> np.ndarray:
         """The latest recorded [x, y, heading, vx, vy]."""
-        return self._states[vid][-1]
+        return self.stack[self.index[vid], -1]
 
     def __contains__(self, vid: str) -> bool:
-        return vid in self._states
+        return vid in self.index
 
 
 def _next_lane(network, lane, lane_index, checkpoints: Optional[List[str]]):
@@ -120,6 +156,10 @@ class LaneCache:
     def chain(self, network, lane, lane_index, checkpoints) -> tuple:
         """(arc lengths [k], points [k, 2]) of ``lane`` and up to 4 successor lanes, enough to
         sample P points ahead of any position on ``lane``."""
+        return self.chain_xy(network, lane, lane_index, checkpoints)[:2]
+
+    def chain_xy(self, network, lane, lane_index, checkpoints) -> tuple:
+        """``chain`` plus contiguous copies of its x and y columns (for ``np.interp``)."""
         key = (lane_index, tuple(checkpoints) if checkpoints else None)
         if key not in self._chains:
             parts, total, cur, index = [self._dense(lane)], lane.length, lane, lane_index
@@ -133,7 +173,7 @@ class LaneCache:
                 total += cur.length
             pts = np.concatenate(parts)
             cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
-            self._chains[key] = (cum, pts)
+            self._chains[key] = (cum, pts, pts[:, 0].copy(), pts[:, 1].copy())
         return self._chains[key]
 
     def sides(self, network, lane, index) -> list:
@@ -153,14 +193,20 @@ class LaneCache:
         return self._sides[index]
 
 
+def _arc_samples(lane, position, cum: np.ndarray) -> np.ndarray:
+    """Arc lengths along a chain of P points every LANE_SPACING m from the projection of
+    ``position`` onto ``lane``, clamped to the chain (np.clip's result without its overhead)."""
+    s = float(lane.local_coordinates(position)[0]) + _AHEAD
+    return np.minimum(np.maximum(s, 0.0), cum[-1])
+
+
 def sample_lane(network, lane, lane_index, position, checkpoints=None,
                 cache: Optional[LaneCache] = None) -> np.ndarray:
     """Global centre-line points [P, 2], every LANE_SPACING m from the projection of
     ``position`` onto ``lane``, continuing onto successor lanes (at most 4 hops; beyond the
     last one the last point is repeated)."""
     cum, pts = (cache or LaneCache()).chain(network, lane, lane_index, checkpoints)
-    s = np.clip(float(lane.local_coordinates(position)[0]) + LANE_SPACING * np.arange(P),
-                0.0, cum[-1])
+    s = _arc_samples(lane, position, cum)
     return np.stack([np.interp(s, cum, pts[:, 0]), np.interp(s, cum, pts[:, 1])], -1)
 
 
@@ -173,49 +219,154 @@ def reference_lanes(v, network, cache: Optional[LaneCache] = None) -> list:
     return [(lane, index)] + (cache or LaneCache()).sides(network, lane, index)
 
 
+def _lane_jobs(obs, vs, network, cache: LaneCache) -> list:
+    """(agent k, slot r, lane, chain) of every reference lane present for agents ``vs``;
+    also writes each agent's speed limit (of its current lane) into the batched ``obs``."""
+    jobs = []
+    for k, v in enumerate(vs):
+        checkpoints = getattr(getattr(v, "navigation", None), "checkpoints", None)
+        limit = None
+        for r, entry in enumerate(reference_lanes(v, network, cache)):
+            if entry is None:
+                continue
+            lane, index = entry
+            jobs.append((k, r, lane, cache.chain_xy(network, lane, index, checkpoints)))
+            if r == 0:
+                limit = float(getattr(lane, "speed_limit", 20.0))
+        limit = 20.0 if limit is None else limit
+        obs["speed_limit"][k, 0] = min(max(limit, SPEED_LIMIT_RANGE[0]), SPEED_LIMIT_RANGE[1])
+    return jobs
+
+
+def _fill_lanes_batch(obs, vs, network, origins, cos_sin, cache: LaneCache) -> None:
+    """Reference lanes of K agents (batched ``obs``). Points are sampled from the cached
+    chains, pass through float32 (the observation's dtype) and then change frame in one
+    vectorised call for all lanes (``scene.to_frame``'s arithmetic, per-agent pose)."""
+    jobs = _lane_jobs(obs, vs, network, cache)
+    if not jobs:
+        return
+    ks, rs = [j[0] for j in jobs], [j[1] for j in jobs]
+    s0 = np.array([float(lane.local_coordinates(origins[k])[0]) for k, _, lane, _ in jobs])
+    ends = np.array([chain[0][-1] for *_, chain in jobs])
+    arcs = np.minimum(np.maximum(s0[:, None] + _AHEAD, 0.0), ends[:, None])
+    world = np.array([(_interp(s, cum, xs), _interp(s, cum, ys))
+                      for s, (_, _, _, (cum, _, xs, ys)) in zip(arcs, jobs)], np.float32)
+    d = world.astype(np.float64) - origins[ks, :, None]                  # [L, 2, P]
+    c, s = cos_sin[0][ks, 0], cos_sin[1][ks, 0]                          # [L, 1]
+    obs["lanes"][ks, rs] = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
+    obs["lane_mask"][ks, rs] = 1.0
+    obs["lane_width"][ks, rs] = [float(j[2].width) for j in jobs]
+
+
 def fill_lanes(obs: Dict[str, np.ndarray], v, network, origin, heading,
                cache: Optional[LaneCache] = None) -> None:
-    cache = cache or LaneCache()
-    checkpoints = getattr(getattr(v, "navigation", None), "checkpoints", None)
-    limit = None
-    for r, entry in enumerate(reference_lanes(v, network, cache)):
-        if entry is None:
-            continue
-        lane, index = entry
-        obs["lanes"][r] = sample_lane(network, lane, index, origin, checkpoints, cache)
-        obs["lane_mask"][r] = 1.0
-        obs["lane_width"][r] = float(lane.width)
-        if r == 0:
-            limit = float(getattr(lane, "speed_limit", 20.0))
-    obs["lanes"][:] = np.where(obs["lane_mask"][:, None, None] > 0,
-                               scene.to_frame(obs["lanes"], origin, heading), 0.0)
-    limit = 20.0 if limit is None else limit
-    obs["speed_limit"][0] = float(np.clip(limit, *SPEED_LIMIT_RANGE))
+    """Fill ``lanes``, ``lane_mask``, ``lane_width`` and ``speed_limit`` of one agent's
+    ``obs`` (unbatched)."""
+    batched = {name: arr[None] for name, arr in obs.items()}
+    headings = np.array([heading], np.float64)
+    _fill_lanes_batch(batched, [v], network, np.asarray(origin, np.float64)[None],
+                      _cos_sin(headings), cache or LaneCache())
+
+
+def _cos_sin(headings: np.ndarray) -> tuple:
+    """cos and sin of K headings, shaped [K, 1, 1] to broadcast over [K, M, H] states."""
+    return np.cos(headings)[:, None, None], np.sin(headings)[:, None, None]
+
+
+def _neighbor_rows(vid: str, vehicles, histories: Histories, origin) -> np.ndarray:
+    """Rows of ``histories.stack`` of the (at most N) nearest other vehicles within
+    NEIGHBOR_RADIUS, nearest first (ties in the order of ``vehicles``)."""
+    index = histories.index
+    rows = np.array([index[o.id] for o in vehicles if o.id != vid and o.id in index], np.intp)
+    if not len(rows):
+        return rows
+    pos = histories.stack[rows, -1, :2]
+    dist = np.hypot(pos[:, 0] - origin[0], pos[:, 1] - origin[1])
+    order = np.argsort(dist, kind="stable")
+    return rows[order[dist[order] <= NEIGHBOR_RADIUS][:N]]
 
 
 def fill_neighbors(obs, v, vehicles, histories: Histories, origin, heading) -> None:
-    others = [o for o in vehicles if o.id != v.id and o.id in histories]
-    if not others:
+    near = _neighbor_rows(v.id, vehicles, histories, origin)
+    if not len(near):
         return
-    pos = np.array([histories.current(o.id)[:2] for o in others], np.float64)
-    dist = np.hypot(pos[:, 0] - origin[0], pos[:, 1] - origin[1])
-    near = [k for k in np.argsort(dist, kind="stable") if dist[k] <= NEIGHBOR_RADIUS][:N]
-    if not near:
-        return
-    hist = np.stack([histories.get(others[k].id) for k in near])         # [n, H, 5]
-    obs["neighbors"][:len(near)] = scene.states_to_frame(hist, origin, heading)
+    obs["neighbors"][:len(near)] = scene.states_to_frame(histories.stack[near], origin, heading)
     obs["neighbor_mask"][:len(near)] = 1.0
-    obs["neighbor_size"][:len(near)] = [vehicle_size(others[k]) for k in near]
+    obs["neighbor_size"][:len(near)] = histories.sizes[near]
+
+
+def _frame_batch(states: np.ndarray, origins: np.ndarray, headings: np.ndarray,
+                 cos_sin: tuple) -> np.ndarray:
+    """``scene.states_to_frame`` of [K, M, H, 5] states with agent k's origin and heading."""
+    c, s = cos_sin
+    dx = states[..., 0] - origins[:, 0, None, None]
+    dy = states[..., 1] - origins[:, 1, None, None]
+    vx, vy = states[..., 3], states[..., 4]
+    rel = states[..., 2] - headings[:, None, None]
+    return np.stack([c * dx + s * dy, c * dy - s * dx, np.cos(rel), np.sin(rel),
+                     c * vx + s * vy, c * vy - s * vx], -1).astype(np.float32)
+
+
+def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
+    """Rows [K, 1 + N] of ``histories.stack``: agent k's own row, then its (at most N) nearest
+    other vehicles within NEIGHBOR_RADIUS, nearest first (ties in the order of
+    ``vehicles``); mask [K, N] of the filled slots (empty slots repeat the agent's row).
+    The same selection as ``_neighbor_rows``, for all agents with one distance matrix."""
+    index = histories.index
+    cols = np.array([index[o.id] for o in vehicles if o.id in index], np.intp)
+    rows = np.empty((len(vs), 1 + N), np.intp)
+    rows[:] = me[:, None]
+    mask = np.zeros((len(vs), N), bool)
+    if not len(cols):
+        return rows, mask
+    pos = histories.stack[cols, -1, :2]
+    dist = np.hypot(pos[None, :, 0] - origins[:, 0, None], pos[None, :, 1] - origins[:, 1, None])
+    dist[cols[None, :] == me[:, None]] = np.inf               # not its own neighbour
+    order = np.argsort(dist, axis=1, kind="stable")[:, :N]
+    n = order.shape[1]
+    mask[:, :n] = dist[np.arange(len(vs))[:, None], order] <= NEIGHBOR_RADIUS
+    rows[:, 1:1 + n] = np.where(mask[:, :n], cols[order], rows[:, :1])
+    return rows, mask
+
+
+def _fill_states_batch(obs, vs, vehicles, histories: Histories, me, origins, headings,
+                       cos_sin: tuple) -> None:
+    """Agent histories and nearest neighbours of K agents (batched ``obs``): one frame
+    change of [K, 1 + N, H] states; absent neighbour slots hold the agent's own row, masked."""
+    rows, mask = _neighbor_table(vs, vehicles, histories, me, origins)
+    framed = _frame_batch(histories.stack[rows], origins, headings, cos_sin)
+    obs["agent_hist"][:] = framed[:, 0]
+    obs["neighbors"][:] = np.where(mask[:, :, None, None], framed[:, 1:], 0.0)
+    obs["neighbor_mask"][:] = mask
+    obs["neighbor_size"][:] = np.where(mask[..., None], histories.sizes[rows[:, 1:]], 0.0)
+    obs["agent_size"][:] = histories.sizes[me]          # vehicle_size, cached per vehicle
+
+
+def scene_batch(vs, vehicles, histories: Histories, network,
+                cache: Optional[LaneCache] = None) -> np.ndarray:
+    """Flat scenes [K, OBS_DIM] float32 of vehicles ``vs`` (each in ``histories``), filled
+    in place through views of the batch: every frame change is one vectorised call for all
+    K agents, only lane look-ups and neighbour selection loop over agents."""
+    flat = np.zeros((len(vs), scene.OBS_DIM), np.float32)
+    obs = {name: flat[:, a:b].reshape((len(vs),) + shape) for name, a, b, shape in _LAYOUT}
+    me = np.array([histories.index[v.id] for v in vs], np.intp)
+    current = histories.stack[me, -1]
+    origins, headings = current[:, :2], current[:, 2]
+    cos_sin = _cos_sin(headings)
+    _fill_states_batch(obs, vs, vehicles, histories, me, origins, headings, cos_sin)
+    _fill_lanes_batch(obs, vs, network, origins, cos_sin, cache or LaneCache())
+    return flat
+
+
+def scene_flat(v, vehicles, histories: Histories, network,
+               cache: Optional[LaneCache] = None) -> np.ndarray:
+    """The scene of vehicle ``v`` (its state must be in ``histories``) as one float32
+    [OBS_DIM] vector."""
+    return scene_batch([v], vehicles, histories, network, cache)[0]
 
 
 def scene_obs(v, vehicles, histories: Histories, network,
               cache: Optional[LaneCache] = None) -> Dict[str, np.ndarray]:
-    """The ``scene`` dict of vehicle ``v`` (its state must be in ``histories``)."""
-    obs = scene.empty_obs()
-    hist = histories.get(v.id)
-    origin, heading = hist[-1, :2], float(hist[-1, 2])
-    obs["agent_hist"][:] = scene.states_to_frame(hist, origin, heading)
-    obs["agent_size"][:] = vehicle_size(v)
-    fill_neighbors(obs, v, vehicles, histories, origin, heading)
-    fill_lanes(obs, v, network, origin, heading, cache)
-    return obs
+    """The ``scene`` dict of vehicle ``v`` (its state must be in ``histories``): views of
+    ``scene_flat``'s vector."""
+    return scene.unflatten(scene_flat(v, vehicles, histories, network, cache))
