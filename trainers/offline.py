@@ -43,7 +43,7 @@ from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, par
                              parse_named_entry, read_yaml, to_dict)
 from trainers.checks import require as _require
 from trainers.logging import Progress, TensorBoardLogger
-from trainers.run import CONFIG_FILE, init_ray, load_run_config, new_run_dir
+from trainers.run import CONFIG_FILE, init_ray, load_run_config, new_run_dir, print_run_location
 
 TB_DIR = "tb"
 METRICS_FILE = "metrics.json"
@@ -817,8 +817,7 @@ def train_offline(cfg: Optional[OfflineConfig] = None, *, resume: Optional[Path]
         metrics = fit(cfg, run_dir, resume is not None, progress, _local_worker(cfg))
     else:
         metrics = _fit_ray(cfg, run_dir, resume is not None, progress, address)
-    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
-          flush=True)
+    print_run_location(run_dir)
     return OfflineResult(run_dir, cfg.training.epochs, metrics)
 
 

@@ -168,6 +168,19 @@ def placement_summary(where: Dict[str, list]) -> str:
             f"learners on [{short(where['learners'])}]")
 
 
+def save_on_interrupt(run_dir: Path, done: int, checkpoint) -> None:
+    """Ctrl-C: checkpoint the last completed iteration unless it is saved already."""
+    last = latest_checkpoint(run_dir)
+    if done > (read_state(last)["iteration"] if last else 0):
+        checkpoint(done)
+    print(f"\ninterrupted; resume with: regrl train --resume {run_dir}", flush=True)
+
+
+def print_run_location(run_dir: Path) -> None:
+    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
+          flush=True)
+
+
 def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
           progress: bool) -> RunResult:
     start, env_steps = 0, 0.0
@@ -204,14 +217,10 @@ def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
             if stopped:
                 break
     except KeyboardInterrupt:
-        last = latest_checkpoint(run_dir)
-        if done > (read_state(last)["iteration"] if last else 0):
-            checkpoint(done)
-        print(f"\ninterrupted; resume with: regrl train --resume {run_dir}", flush=True)
+        save_on_interrupt(run_dir, done, checkpoint)
         raise
     finally:
         bar.close()
         tb.close()
-    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
-          flush=True)
+    print_run_location(run_dir)
     return RunResult(run_dir, done, env_steps, metrics, stopped)

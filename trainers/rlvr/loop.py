@@ -15,7 +15,8 @@ from agents.objectives import group_advantages
 from trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint
 from trainers.logging import Progress, TensorBoardLogger
 from trainers.rlvr import config as rc
-from trainers.run import CONFIG_FILE, TB_DIR, init_ray, new_run_dir
+from trainers.run import CONFIG_FILE, TB_DIR, init_ray, new_run_dir, print_run_location, \
+    save_on_interrupt
 
 EVAL_SEED_OFFSET = 1_000_003  # eval problems come from a stream disjoint from training's
 
@@ -163,15 +164,12 @@ def _loop(cfg, trainer: Trainer, run_dir: Path, resuming: bool, progress: bool) 
             if step % cfg.checkpoint.every == 0 or last:
                 checkpoint(step)
     except KeyboardInterrupt:
-        prev = latest_checkpoint(run_dir)
-        if done > (read_state(prev)["iteration"] if prev else 0):
-            checkpoint(done)
-        print(f"\ninterrupted; resume with: regrl train --resume {run_dir}", flush=True)
+        save_on_interrupt(run_dir, done, checkpoint)
         raise
     finally:
         bar.close()
         tb.close()
-    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}", flush=True)
+    print_run_location(run_dir)
     return RLVRResult(run_dir, done, metrics)
 
 
