@@ -27,7 +27,7 @@ demo: setup
 test: setup
 	$(LOCAL) $(PY) -m pytest -q -m "not slow" tests
 
-test-all: setup
+test-all: setup smollm2
 	$(LOCAL) $(PY) -m pytest -q tests
 
 bench: setup
