@@ -29,8 +29,10 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class AdvantageConfig:
-    estimator: Literal["gae", "group"] = "gae"
-    """``gae`` (Schulman et al. 2015) or ``group`` (GRPO: episode return vs its group)."""
+    estimator: Literal["gae", "group", "candidates"] = "gae"
+    """``gae`` (Schulman et al. 2015), ``group`` (GRPO: episode return vs its group) or
+    ``candidates`` (RIFT: each candidate's simulated return vs the other candidates of its
+    state, population std, eps 1e-5; needs the ``candidate_policy`` term)."""
     gamma: float = 0.99
     """Discount factor."""
     lam: float = 0.95
@@ -70,6 +72,11 @@ class ObjectiveConfig:
         surrogates = [n for n in names if TERMS.get(n).is_surrogate]
         _require(len(surrogates) <= 1,
                  f"terms {surrogates} are both policy surrogates; list only one of them")
+        by_candidate = [n for n in names if TERMS.get(n).needs_candidates]
+        _require(bool(by_candidate) == (self.advantages.estimator == "candidates"),
+                 f"terms {by_candidate} need advantages.estimator: candidates"
+                 if by_candidate else "advantages.estimator: candidates needs the "
+                 "candidate_policy term")
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def test_unknown_term_lists_known(tmp_path):
     ({"objective": {"terms": [{"name": "policy", "clip_low": 0}]}},
      r"clip_low must be in \(0, 1\), got 0"),
     ({"objective": {"advantages": {"estimator": "gea"}}},
-     r"must be one of \['gae', 'group'\], got 'gea' \(did you mean 'gae'\?\)"),
+     r"must be one of \['gae', 'group', 'candidates'\], got 'gea' \(did you mean 'gae'\?\)"),
     ({"objective": {"terms": [{"name": "policy"}, {"name": "lp_reg"}]}},
      r"\['policy', 'lp_reg'\] are both policy surrogates"),
     ({"objective": {"terms": [{"name": "value"}, {"name": "value"}]}}, r"a term is listed twice"),
@@ -112,3 +112,11 @@ def test_round_trip_through_dict():
     again = config_from_dict(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))
     assert again == cfg
     assert again.objective.terms[1].params == DemoKLParams(coeff=0.5, checkpoint="runs/bc")
+
+
+def test_candidate_terms_and_candidate_advantages_go_together():
+    base = {"name": "x", "env": {"name": "CartPole-v1"}}
+    with pytest.raises(ConfigError, match=r"\['candidate_policy'\] need advantages.estimator: candidates"):
+        config_from_dict({**base, "objective": {"terms": [{"name": "candidate_policy"}]}})
+    with pytest.raises(ConfigError, match="estimator: candidates needs the candidate_policy term"):
+        config_from_dict({**base, "objective": {"advantages": {"estimator": "candidates"}}})

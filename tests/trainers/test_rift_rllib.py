@@ -102,7 +102,8 @@ def config(tmp, planner_file, iterations=1, **terms):
     return config_from_dict({
         "name": "rift_standin", "runs_root": str(tmp),
         "env": {"name": "rift_standin", "kwargs": {"planner": str(planner_file)}},
-        "objective": {"terms": [{"name": "candidate_policy", **terms}]},
+        "objective": {"advantages": {"estimator": "candidates"},
+                      "terms": [{"name": "candidate_policy", **terms}]},
         "training": {"iterations": iterations, "train_batch_size": 48, "minibatch_size": 24,
                      "num_epochs": 4, "lr": 3e-3},
         "resources": {"num_env_runners": 0, "torch_threads": 1},

@@ -44,8 +44,7 @@ class RegrlLearner(PPOTorchLearner):
         if self._learner_connector is not None and \
                 self.config.add_default_connectors_to_learner_pipeline:
             self._learner_connector.remove("GeneralAdvantageEstimation")
-            terms = self.regrl_config.objective.terms
-            if any(TERMS.get(t.name).needs_candidates for t in terms):
+            if adv.estimator == "candidates":
                 self._learner_connector.append(CandidateAdvantages())  # RIFT (methods.md §1.2)
             else:
                 self._learner_connector.append(RegrlAdvantages(

@@ -51,7 +51,7 @@ class TermInfo:
     is_surrogate: bool = False
     needs_reference: bool = False
     needs_candidates: bool = False
-    """Reads per-candidate advantages (the learner installs the candidate-advantage connector)."""
+    """Reads per-candidate advantages (needs ``advantages.estimator: candidates``)."""
 
 
 def term(name: str, description: str, params_cls: type, **flags: bool):
