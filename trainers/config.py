@@ -87,9 +87,18 @@ class ModelConfig:
     """Hidden activation."""
     share_layers: bool = False
     """Share the trunk between policy and value heads."""
+    action_init_mean: Optional[float] = None
+    """Initial mean of a Gaussian policy's (normalised) actions: the output layer starts with
+    near-zero weights and this bias (SMARL starts near a physical coefficient). null: RLlib's
+    default initialisation."""
+    action_init_std: Optional[float] = None
+    """Initial standard deviation of a Gaussian policy's (normalised) actions, e.g. 0.1 = 0.05
+    of the range [−1, 1] (SMARL's initial exploration noise). null: RLlib's default."""
 
     def __post_init__(self) -> None:
         _require(all(h > 0 for h in self.hidden), f"hidden sizes must be > 0, got {self.hidden}")
+        _require(self.action_init_std is None or self.action_init_std > 0,
+                 f"action_init_std must be > 0 or null, got {self.action_init_std}")
 
 
 @dataclass(frozen=True)

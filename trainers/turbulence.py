@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from envs.turbulence.closures import dynamic_smagorinsky_cs2
-from envs.turbulence.env import ACTION_BOUND, advance, agent_points, observe_agents
+from envs.turbulence.env import DEFAULT_COEFF_RANGE, action_to_coefficient, advance, \
+    agent_points, observe_agents
 from envs.turbulence.metrics import hellinger, log_spectrum_error, pdf_histogram, \
     tail_probability
 from envs.turbulence.reference import Reference, les_dt, load_reference
@@ -38,7 +39,7 @@ BASELINES = (
     Baseline("dynamic Smagorinsky", "smagorinsky", None),
 )
 
-# policy(obs [B, agents, d]) -> coefficients [B, agents] in [−ACTION_BOUND, ACTION_BOUND]
+# policy(obs [B, agents, d]) -> coefficients [B, agents] (C_s² or C_L³)
 Policy = Callable[[np.ndarray], np.ndarray]
 # field closure: LES state -> sub-grid term Π [B, n, n]
 FieldClosure = Callable[[Turbulence2D], torch.Tensor]
@@ -124,15 +125,22 @@ def _summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]
                 pdf=pdf_histogram(w, edges).tolist())
 
 
-def module_policy(module, deterministic: bool = True) -> Policy:
-    """Mean action of an RLlib Gaussian policy, un-normalised to the env's bounds."""
+def coeff_range_of(env_kwargs) -> Tuple[float, float]:
+    """The coefficient range an env with these kwargs maps its actions onto."""
+    kw = dict(env_kwargs)
+    return tuple(kw.get("coeff_range") or DEFAULT_COEFF_RANGE[kw.get("closure", "smagorinsky")])
+
+
+def module_policy(module, coeff_range) -> Policy:
+    """Mean action of an RLlib Gaussian policy, mapped to coefficients like the env does
+    (``action_to_coefficient`` onto ``coeff_range``)."""
 
     def policy(obs: np.ndarray) -> np.ndarray:
         b, n_agents, d = obs.shape
         with torch.no_grad():
             out = module.forward_inference({"obs": torch.as_tensor(obs.reshape(-1, d))})
-        mean = out["action_dist_inputs"][:, :1].cpu().numpy()
-        return (np.clip(mean, -1.0, 1.0) * ACTION_BOUND).reshape(b, n_agents)
+        mean = out["action_dist_inputs"][:, :1].double().cpu().numpy()
+        return action_to_coefficient(mean, coeff_range).reshape(b, n_agents)
 
     return policy
 
@@ -201,8 +209,9 @@ def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> 
                          f"{sorted(EVAL_DEFAULTS)}")
     env_kw = dict(cfg.env.kwargs)
     ref = load_reference(env_kw.get("reference"))
-    policy = module_policy(load_module(ckpt, "shared"))
-    rows = compare(ref, policy, env_kw.get("closure", "smagorinsky"),
+    closure = env_kw.get("closure", "smagorinsky")
+    policy = module_policy(load_module(ckpt, "shared"), coeff_range_of(env_kw))
+    rows = compare(ref, policy, closure,
                    seeds=int(episodes or opts["seeds"]), time_units=float(opts["time_units"]),
                    spinup=float(opts["spinup"]),
                    steps_per_action=int(env_kw.get("steps_per_action", 10)),

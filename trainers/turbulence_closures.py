@@ -251,15 +251,16 @@ def rl_policy(run_dir: str) -> Policy:
     from trainers.checkpoint import latest_checkpoint
     from trainers.evaluate import load_module
     from trainers.run import load_run_config
-    from trainers.turbulence import module_policy
+    from trainers.turbulence import coeff_range_of, module_policy
 
     ckpt = latest_checkpoint(Path(run_dir))
     if ckpt is None:
         raise ConfigError(f"--rl-run {run_dir}: no complete checkpoint found")
-    closure = dict(load_run_config(Path(run_dir)).env.kwargs).get("closure", "smagorinsky")
+    env_kw = dict(load_run_config(Path(run_dir)).env.kwargs)
+    closure = env_kw.get("closure", "smagorinsky")
     if closure != "smagorinsky":
         raise ConfigError(f"--rl-run {run_dir}: closure {closure!r}; the comparison needs smagorinsky")
-    return module_policy(load_module(ckpt, "shared"))
+    return module_policy(load_module(ckpt, "shared"), coeff_range_of(env_kw))
 
 
 def _entries(data, opts: CompareOptions, out: Path, say) -> List[tuple]:

@@ -8,7 +8,7 @@ from typing import Union
 
 import torch
 
-from envs.turbulence.solver import Turbulence2D, wavenumbers
+from envs.turbulence.solver import StrainScaled, Turbulence2D, wavenumbers
 
 Tensor = torch.Tensor
 Coefficient = Union[float, Tensor]
@@ -33,6 +33,13 @@ def smagorinsky_viscosity(sim: Turbulence2D, cs2: Coefficient) -> Tensor:
     c = _coefficient_field(cs2, sim)
     nu_e = c * sim.delta ** 2 * strain_norm_rms(sim)[:, None, None]
     return nu_e.expand(sim.batch, sim.n, sim.n)
+
+
+def smagorinsky_in_step(sim: Turbulence2D, cs2: Coefficient) -> StrainScaled:
+    """``smagorinsky_viscosity`` for ``sim.step``, evaluated inside every solver step from the
+    strain the step computes anyway: the same ν_e(x, y) = C_s² Δ² ⟨|S̄|²⟩^{1/2} to rounding,
+    without the closure's own transforms (benchmarks/turbulence_closure_cost.py)."""
+    return StrainScaled(_coefficient_field(cs2, sim) * sim.delta ** 2)
 
 
 def leith_viscosity(sim: Turbulence2D, cl3: Coefficient) -> Tensor:

@@ -3,8 +3,10 @@ of an LES of 2D turbulence (Mojgani et al. 2023, arXiv 2312.00907, methods.md §
 
 Each agent observes the 6 local invariants of the velocity-gradient and Hessian tensors at its
 point plus the global log enstrophy spectrum (as its deviation from the reference), and sets
-C_s² (Smagorinsky) or C_L³ (Leith) in [−0.125, 0.125]; the agent values are interpolated
-periodically to the grid. One decision every ``steps_per_action`` solver steps; all agents
+C_s² (Smagorinsky) or C_L³ (Leith) through a normalised action a ∈ [−1, 1] mapped linearly onto
+``coeff_range`` (default: [0, 2·C₀] around the classical C₀ = 0.17² or 0.17³, so the closure
+never anti-diffuses; SMARL's own range is [−0.125, 0.125], docs/smarl.md says why we narrow
+it). The agent values are interpolated periodically to the grid. One decision every ``steps_per_action`` solver steps; all agents
 get the same spectrum-matching reward. A diverging LES truncates every agent with a penalty of
 ``divergence_penalty`` for each decision left in the episode (the worst bounded reward for
 the rest of the horizon), so that diverging early never pays better than staying alive.
@@ -12,22 +14,26 @@ the rest of the horizon), so that diverging early never pays better than staying
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from envs.turbulence.closures import leith_viscosity, smagorinsky_viscosity, \
-    upsample_agent_actions
+from envs.turbulence.closures import leith_viscosity, smagorinsky_in_step, \
+    smagorinsky_viscosity, upsample_agent_actions
 from envs.turbulence.metrics import kurtosis, log_spectrum_error, weighted_spectrum_error
 from envs.turbulence.reference import Reference, les_dt, load_reference
 from envs.turbulence.solver import Turbulence2D
 
 ACTION_BOUND = 0.125  # [−0.5³, 0.5³], SMARL's bounds for C_s² and C_L³
+BASE_COEFF = {"smagorinsky": 0.17 ** 2, "leith": 0.17 ** 3}  # the best constants measured here
+# a ∈ [−1, 1] ↦ C ∈ [0, 2·C₀]: a = 0 is the classical closure and no action anti-diffuses
+DEFAULT_COEFF_RANGE = {name: (0.0, 2.0 * c) for name, c in BASE_COEFF.items()}
 N_INVARIANTS = 6
 CLOSURES = {"smagorinsky": smagorinsky_viscosity, "leith": leith_viscosity}
+IN_STEP = {"smagorinsky": smagorinsky_in_step}  # same ν_e, formed inside the solver step
 REWARDS = ("log", "z1")
 
 
@@ -53,10 +59,22 @@ def observe_agents(sim: Turbulence2D, ix: np.ndarray, iy: np.ndarray, log_ref: n
     return np.clip(np.concatenate([local, glob], axis=2), -10, 10).astype(np.float32)
 
 
+def action_to_coefficient(action, coeff_range) -> np.ndarray:
+    """Map normalised actions a ∈ [−1, 1] (clipped) linearly onto [low, high] of ``coeff_range``:
+    C = low + (a + 1)(high − low)/2."""
+    low, high = coeff_range
+    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    return low + 0.5 * (a + 1.0) * (high - low)
+
+
 def advance(sim: Turbulence2D, coeff: torch.Tensor, closure: str, n_steps: int) -> None:
     """Interpolate the agents' coefficients [B, a, a] to the grid and step the LES with the
-    resulting eddy viscosity (recomputed from the current state at every solver step)."""
+    resulting eddy viscosity (recomputed from the current state at every solver step; inside
+    the solver step where the closure allows it, ``IN_STEP``)."""
     field = upsample_agent_actions(coeff, sim.n)
+    if closure in IN_STEP:
+        sim.step(n_steps, eddy_viscosity=IN_STEP[closure](sim, field))
+        return
     for _ in range(n_steps):
         sim.step(1, eddy_viscosity=CLOSURES[closure](sim, field))
 
@@ -71,9 +89,13 @@ class TurbulenceEnv(ParallelEnv):
                  reward: str = "log", divergence_penalty: float = -10.0,
                  divergence_factor: float = 20.0, reference: Optional[str] = None,
                  dt: Optional[float] = None, dtype: str = "float64",
-                 torch_threads: Optional[int] = 1):
+                 torch_threads: Optional[int] = 1,
+                 coeff_range: Optional[Sequence[float]] = None):
         if closure not in CLOSURES:
             raise ValueError(f"closure must be one of {sorted(CLOSURES)}, got {closure!r}")
+        coeff_range = tuple(float(c) for c in (coeff_range or DEFAULT_COEFF_RANGE[closure]))
+        if len(coeff_range) != 2 or not coeff_range[0] < coeff_range[1]:
+            raise ValueError(f"coeff_range must be [low, high] with low < high, got {coeff_range}")
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
         for name, value in (("agents_per_side", agents_per_side),
@@ -89,6 +111,7 @@ class TurbulenceEnv(ParallelEnv):
         if self.n % agents_per_side:
             raise ValueError(f"agents_per_side={agents_per_side} must divide the grid {self.n}")
         self.a, self.closure, self.reward_kind = agents_per_side, closure, reward
+        self.coeff_range = coeff_range
         self.steps_per_action, self.episode_actions = steps_per_action, episode_actions
         self.penalty, self.div_factor = float(divergence_penalty), float(divergence_factor)
         self.sim = Turbulence2D(self.n, nu=p["nu"], alpha=p["alpha"], dt=dt or les_dt(p),
@@ -98,7 +121,7 @@ class TurbulenceEnv(ParallelEnv):
         self._log_ref = np.log10(self.ref.enstrophy_spectrum[1:] + 1e-30)
         obs_dim = N_INVARIANTS + len(self._log_ref)
         self._obs_space = spaces.Box(-10.0, 10.0, (obs_dim,), np.float32)
-        self._act_space = spaces.Box(-ACTION_BOUND, ACTION_BOUND, (1,), np.float32)
+        self._act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self._ix, self._iy = agent_points(self.n, agents_per_side)
         self._rng = np.random.default_rng()
         self.diverged_count = 0
@@ -124,9 +147,9 @@ class TurbulenceEnv(ParallelEnv):
         return obs, {a: dict(info) for a in self.agents}
 
     def step(self, actions: Dict[str, Any]):
-        coeff = np.array([np.asarray(actions[a], dtype=np.float64).reshape(-1)[0]
-                          for a in self.possible_agents]).reshape(self.a, self.a)
-        coeff = np.clip(coeff, -ACTION_BOUND, ACTION_BOUND)
+        act = np.array([np.asarray(actions[a], dtype=np.float64).reshape(-1)[0]
+                        for a in self.possible_agents]).reshape(self.a, self.a)
+        coeff = action_to_coefficient(act, self.coeff_range)
         self._coeffs.append(coeff)
         advance(self.sim, torch.as_tensor(coeff, dtype=self.sim.dtype)[None],
                 self.closure, self.steps_per_action)

@@ -29,12 +29,25 @@ the 2D transforms are done as two 1D passes over those columns.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 import torch
 
 Tensor = torch.Tensor
-EddyViscosity = Union[None, float, Tensor]
+
+
+@dataclass(frozen=True)
+class StrainScaled:
+    """Eddy viscosity ν_e = ``field`` · ⟨|S̄|²⟩^{1/2} with the strain norm of the state at each
+    step (|S̄| = 2√(S̄11² + S̄12²), domain RMS per simulation): SMARL's Smagorinsky
+    (``field`` = C_s² Δ²) evaluated inside ``step`` from the strain the step transforms anyway,
+    instead of two extra inverse transforms and a dozen small ops per step. ``field`` is a
+    scalar, [batch] or a grid field [n, n] / [batch, n, n]."""
+    field: Union[float, Tensor]
+
+
+EddyViscosity = Union[None, float, Tensor, StrainScaled]
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
@@ -184,6 +197,7 @@ class Turbulence2D:
         # ∇×∇·T of a symmetric tensor T: (k_y² − k_x²) T̂12 + k_x k_y (T̂11 − T̂22)
         self._curl_a = (ky ** 2 - kx ** 2).to(ikx.dtype)
         self._curl_b = (kx * ky).expand_as(inv_k2).to(ikx.dtype)
+        self._pi_a, self._pi_b = -2.0 * self._curl_a, -4.0 * self._curl_b  # Π's τ factors
 
     def _curl_div(self, t12_hat: Tensor, t11_minus_t22_hat: Tensor) -> Tensor:
         """Spectral ∇×∇·T, the form of both Π = ∇×∇·τ and J = ∇×∇·(u⊗u) (= u·∇ω, ∇·u = 0)."""
@@ -257,10 +271,14 @@ class Turbulence2D:
         """Advance ``n_steps`` time steps. ``eddy_viscosity`` is None, a scalar, a per-element
         tensor [batch], or a field [n, n] / [batch, n, n]; it is held fixed over the call and
         enters as Π = ∇×∇·(−2 ν_e S̄), explicit (methods.md §2.1). A positive constant ν_e
-        dissipates like an extra viscosity: Π̂ = ν_e k² ω̂."""
-        nu_e = self._eddy_viscosity(eddy_viscosity)
+        dissipates like an extra viscosity: Π̂ = ν_e k² ω̂. ``StrainScaled(field)`` multiplies
+        the field by the current strain norm at every step (SMARL's Smagorinsky)."""
+        scaled = isinstance(eddy_viscosity, StrainScaled)
+        nu_e = self._eddy_viscosity(eddy_viscosity.field if scaled else eddy_viscosity)
+        if scaled:  # a grid field: the strain-norm product is formed inside the step
+            nu_e = nu_e.expand(self.batch, self.n, self.n)
         for _ in range(int(n_steps)):
-            self._step_once(nu_e)
+            self._step_once(nu_e, scaled)
         self.steps += int(n_steps)
         self.time += int(n_steps) * self.dt
 
@@ -278,11 +296,13 @@ class Turbulence2D:
                              f"[{b}, {n}, {n}], got {list(nu_e.shape)}")
         return nu_e
 
-    def _nonlinear_hat(self, nu_e_field: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+    def _nonlinear_hat(self, nu_e_field: Optional[Tensor], strain_scaled: bool = False
+                       ) -> Tuple[Tensor, Optional[Tensor]]:
         """Ĵ [batch, n, c] and, for an eddy-viscosity field, Π̂ (else None) of the current
         state, with one batched inverse and one batched forward transform. Dealiased: J from
         the momentum-flux form ∇×∇·(u⊗u), equal to the average form on every retained mode
-        (4 transforms); otherwise ½[∇·(uω) + u·∇ω] explicitly (8 transforms)."""
+        (4 transforms); otherwise ½[∇·(uω) + u·∇ω] explicitly (8 transforms). With
+        ``strain_scaled`` the field is multiplied by the domain-RMS strain norm first."""
         ops = self._step_rows[0 if nu_e_field is None else 1]
         phys = _to_grid(self._w_hat.unsqueeze(1) * ops, self.n)
         u, v = phys[:, 0], phys[:, 1]
@@ -295,6 +315,9 @@ class Turbulence2D:
             torch.addcmul(u * phys[:, 2], v, phys[:, 3], out=prods[:, 0])
             torch.mul(phys[:, 0:2], phys[:, 4:5], out=prods[:, 1:3])
         if nu_e_field is not None:                          # ν_e S̄11, ν_e S̄12
+            if strain_scaled:  # ⟨|S̄|²⟩^½ = 2‖(S̄11, S̄12)‖₂ / n
+                norm = torch.linalg.vector_norm(phys[:, -2:], dim=(1, 2, 3))
+                nu_e_field = nu_e_field * (norm * (2.0 / self.n)).reshape(-1, 1, 1)
             torch.mul(nu_e_field.unsqueeze(1), phys[:, -2:], out=prods[:, -2:])
         hats = _to_spectral(prods, self._c)
         if self.dealias:
@@ -303,14 +326,14 @@ class Turbulence2D:
             jac = 0.5 * (hats[:, 0] + 1j * (self._kx * hats[:, 1] + self._ky * hats[:, 2]))
         pi = None
         if nu_e_field is not None:  # τ12 = −2 ν_e S̄12, τ11 − τ22 = −4 ν_e S̄11
-            pi = self._curl_div(-2.0 * hats[:, -1], -4.0 * hats[:, -2])
+            pi = torch.addcmul(self._pi_a * hats[:, -1], self._pi_b, hats[:, -2])
         return jac, pi
 
-    def _step_once(self, nu_e: Optional[Tensor]) -> None:
+    def _step_once(self, nu_e: Optional[Tensor], strain_scaled: bool = False) -> None:
         """One step of the update formula (module docstring), as fused multiply-adds with the
         precomputed weights: lin·ω̂ − dt·F̂/den − 1.5 dt Ĵ/den + 0.5 dt Ĵ_prev/den − dt Π̂/den."""
-        field = nu_e is not None and nu_e.shape[-1] != 1
-        jac, pi = self._nonlinear_hat(nu_e if field else None)
+        field = nu_e is not None and (strain_scaled or nu_e.shape[-1] != 1)
+        jac, pi = self._nonlinear_hat(nu_e if field else None, strain_scaled)
         jac_prev = jac if self._jac_prev is None else self._jac_prev
         w_new = torch.addcmul(self._neg_force, self._w_hat, self._lin)
         w_new.addcmul_(jac, self._ab2_now).addcmul_(jac_prev, self._ab2_prev)

@@ -126,3 +126,25 @@ def test_upsample_constant_and_dtype():
     torch.testing.assert_close(field, torch.full((1, 16, 16), 0.05), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="actions must be"):
         upsample_agent_actions(torch.zeros(1, 4, 3), 16)
+
+
+@pytest.mark.parametrize("dealias", [True, False])
+def test_in_step_smagorinsky_equals_the_closure_evaluated_outside_the_step(dealias):
+    from envs.turbulence.closures import smagorinsky_in_step
+    from envs.turbulence.env import advance
+
+    gen = torch.Generator().manual_seed(3)
+    cs2 = 0.06 * torch.rand(3, 4, 4, generator=gen, dtype=D)   # per-simulation local fields
+    old = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
+    new = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
+    field = upsample_agent_actions(cs2, 32)
+    for _ in range(15):   # the reference path: ν_e from the state, then one step
+        old.step(1, eddy_viscosity=smagorinsky_viscosity(old, field))
+    new.step(15, eddy_viscosity=smagorinsky_in_step(new, field))
+    scale = old.omega.abs().max()
+    assert (new.omega - old.omega).abs().max() < 1e-12 * scale
+    assert (old.omega - Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4,
+                                     dealias=dealias).omega).abs().max() > 1e-3 * scale
+    env_path = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
+    advance(env_path, cs2, "smagorinsky", 15)
+    assert (env_path.omega - old.omega).abs().max() < 1e-12 * scale

@@ -8,7 +8,7 @@ import torch
 from pettingzoo.test import parallel_api_test
 
 from envs.turbulence import parallel_env
-from envs.turbulence.env import ACTION_BOUND
+from envs.turbulence.env import ACTION_BOUND, action_to_coefficient
 from envs.turbulence.metrics import (hellinger, kurtosis, log_spectrum_error, pdf_histogram,
                                      tail_probability, weighted_spectrum_error)
 from envs.turbulence.reference import load_reference, save_reference
@@ -31,7 +31,8 @@ def test_spaces_and_observations(tiny_reference):
     env = make(tiny_reference)
     obs, infos = env.reset(seed=0)
     assert len(env.agents) == 16 and set(obs) == set(env.agents)
-    assert env.action_space("agent_0").low[0] == -ACTION_BOUND == -0.125
+    space = env.action_space("agent_0")
+    assert space.low[0] == -1.0 and space.high[0] == 1.0  # normalised; coeff_range maps it
     space = env.observation_space("agent_0")
     assert space.shape == (6 + 16 // 2 - 1,)
     for o in obs.values():
@@ -58,7 +59,7 @@ def test_deterministic_for_a_seed_and_reward_shared(tiny_reference):
     assert r1 == r2 and len(r1) == 4
     assert all(-10.0 <= r <= 0.0 for r in r1)
     m = info["metrics"]
-    assert m["diverged"] == 0.0 and m["coeff_mean"] == pytest.approx(0.02)
+    assert m["diverged"] == 0.0 and m["coeff_mean"] == pytest.approx(0.17 ** 2 * 1.02)
     assert m["coeff_std"] == pytest.approx(0.0, abs=1e-12)
     assert m["spectrum_error"] == pytest.approx(-np.mean(r1))
 
@@ -81,7 +82,33 @@ def test_blow_up_beyond_threshold_counts_as_divergence(tiny_reference):
     assert all(trunc.values()) and info["agent_0"]["metrics"]["diverged"] == 1.0
 
 
+def test_actions_map_around_the_classical_coefficient_and_never_below_zero():
+    # default Smagorinsky range [0, 2·0.17²]: a = 0 is C_s = 0.17, a = −1 (and below) is 0
+    rng = (0.0, 2 * 0.17 ** 2)
+    got = action_to_coefficient([-3.0, -1.0, 0.0, 0.5, 1.0, 7.0], rng)
+    np.testing.assert_allclose(got, [0, 0, 0.0289, 0.0289 * 1.5, 0.0578, 0.0578], atol=1e-15)
+    # SMARL's own symmetric range
+    assert action_to_coefficient(0.5, (-ACTION_BOUND, ACTION_BOUND)) == pytest.approx(0.0625)
+
+
+@pytest.mark.parametrize("closure, value", [("smagorinsky", 0.17 ** 2), ("leith", 0.17 ** 3)])
+def test_env_applies_the_coefficient_range(tiny_reference, closure, value):
+    env = make(tiny_reference, closure=closure)
+    env.reset(seed=0)
+    *_, info = env.step(constant(env, -1.0))
+    assert env._coeffs[-1] == pytest.approx(np.zeros((4, 4)))
+    env = make(tiny_reference, closure=closure, coeff_range=[-0.125, 0.125])
+    env.reset(seed=0)
+    env.step(constant(env, 0.0))
+    assert env._coeffs[-1] == pytest.approx(np.zeros((4, 4)))
+    env = make(tiny_reference, closure=closure)
+    env.reset(seed=0)
+    env.step(constant(env, 0.0))
+    assert env._coeffs[-1] == pytest.approx(np.full((4, 4), value))
+
+
 @pytest.mark.parametrize("kw, msg", [({"closure": "smag"}, "closure must be one of"),
+                                     ({"coeff_range": [0.1, 0.0]}, "low < high"),
                                      ({"reward": "l2"}, "reward must be one of"),
                                      ({"agents_per_side": 3}, "must divide the grid"),
                                      ({"episode_actions": 0}, "episode_actions must be >= 1")])

@@ -84,3 +84,54 @@ def test_rollout_reports_blow_ups_instead_of_raising(reference):
     assert math.isnan(row["enstrophy_spectrum_error"])
     table = markdown_table([dict(row, name="nan policy")])
     assert "| 2/2 (t = " in table
+
+
+def _module(model_cfg, obs_dim=13):
+    """Build the RLModule ``init_module_spec`` describes, as RLlib would (merged model config)."""
+    from dataclasses import asdict
+
+    from gymnasium.spaces import Box
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    from trainers.rllib.init_module import init_module_spec
+
+    spec = init_module_spec(model_cfg)
+    spec.observation_space = Box(-10.0, 10.0, (obs_dim,), np.float32)
+    spec.action_space = Box(-1.0, 1.0, (1,), np.float32)
+    spec.model_config = asdict(DefaultModelConfig(fcnet_hiddens=list(model_cfg.hidden))) | \
+        spec.model_config
+    return spec.build()
+
+
+def test_initial_policy_has_the_configured_mean_and_std():
+    import torch
+
+    from trainers.config import ModelConfig
+
+    torch.manual_seed(0)
+    module = _module(ModelConfig(hidden=(32, 32), action_init_mean=0.3, action_init_std=0.1))
+    obs = 3.0 * torch.randn(512, 13)
+    with torch.no_grad():
+        mean, log_std = module.forward_inference({"obs": obs})["action_dist_inputs"].chunk(2, -1)
+    # RLlib's default init gives mean ≈ 0 ± 0.5 and std ≈ 1 over such inputs
+    assert (mean - 0.3).abs().max() < 0.02
+    assert torch.allclose(log_std.exp(), torch.full_like(log_std, 0.1), rtol=0.05)
+
+
+def test_no_initial_policy_keys_keep_rllibs_default_module():
+    from trainers.config import ModelConfig
+    from trainers.rllib.init_module import init_module_spec
+
+    assert init_module_spec(ModelConfig()) is None
+
+
+def test_smarl_configs_select_the_initialised_module():
+    from trainers.rllib.algo import build_algorithm_config
+    from trainers.rllib.init_module import InitialisedPPOModule
+
+    for name in ("smarl_demo.yaml", "smarl_turb2d.yaml"):
+        cfg = load_config(CONFIGS / name)
+        assert cfg.model.action_init_mean == 0.0 and cfg.model.action_init_std == 0.1
+        spec = build_algorithm_config(cfg)._rl_module_spec
+        assert spec.rl_module_specs["shared"].module_class is InitialisedPPOModule
+        assert spec.rl_module_specs["shared"].model_config["action_init_std"] == 0.1

@@ -9,6 +9,7 @@ from agents.registry import Registry
 from trainers.config import ExperimentConfig, to_dict
 from trainers.envs import ENVS, env_entry, make_env
 from trainers.rllib.callbacks import RegrlCallbacks
+from trainers.rllib.init_module import init_module_spec
 from trainers.rllib.learner import CONFIG_KEY, RegrlLearner
 
 
@@ -47,6 +48,8 @@ MODULE_SPECS.register("rift_metadrive", "RIFT candidate scorer on the frozen sta
 def _custom_module(config: PPOConfig, cfg: ExperimentConfig, module_id: str,
                    multi_agent: bool) -> PPOConfig:
     spec = MODULE_SPECS.get(cfg.env.name)(cfg) if cfg.env.name in MODULE_SPECS else None
+    if spec is None:  # RLlib's default MLP, with the configured initial policy if any
+        spec = init_module_spec(cfg.model)
     if spec is None:
         return config
     if multi_agent:
