@@ -183,3 +183,30 @@ def test_proxy_shape_mismatch_raises():
     x = t([-1.0, -2.0])
     with pytest.raises(ValueError, match="proxy_logp"):
         lp_reg_loss(x, x, t([-1.0]), t([-1.0, 1.0]), None)
+
+
+def test_selection_ranks_by_current_not_behaviour_probability():
+    """Two negative tokens whose order under pi_theta and pi_old is reversed; rho = 0.5 -> k = 1.
+    The official code ranks by the current log-prob: token 0 (logp -3) is the candidate."""
+    logp, old = t([-3.0, -1.0]), t([-1.0, -3.0])
+    _, m = lp_reg_loss(logp, old, t([-0.5, -0.5]), t([-1.0, -1.0]), None, rho=0.5)
+    assert m["reg_token_num"].item() == 1.0
+    # k3 at token 0 (d = -0.5 + 3 = 2.5); ranking by pi_old would pick token 1 (d = 0.5)
+    assert m["kl_to_proxy"].item() == pytest.approx(math.exp(2.5) - 3.5, abs=1e-12)
+
+
+def test_saturated_k3_leaves_only_the_unclipped_pg_gradient():
+    """Once pi_proxy / pi > ~13.6 the k3 output clamp (10) binds and its gradient is exactly 0;
+    a selected token has no lower clip either, so with A < 0 only -A * ratio acts and it
+    keeps pushing pi down (methods.md §3.2; documented in docs/rlvr.md)."""
+    ratio = 0.5                                            # below 1 - clip_low: clipped for PPO
+    logp = t([math.log(0.001)]).requires_grad_(True)
+    old = logp.detach() - math.log(ratio)
+    loss, m = lp_reg_loss(logp, old, t([math.log(0.02)]), t([-1.0]), None, rho=1.0)  # pi_proxy / pi = 20
+    assert m["reg_token_num"].item() == 1.0 and m["kl_to_proxy"].item() == 10.0
+    (g,) = torch.autograd.grad(loss, logp)
+    assert g.item() == pytest.approx(ratio, abs=1e-12)      # d(-A * ratio)/dlogp with A = -1; k3 adds 0
+    below = t([math.log(0.001)]).requires_grad_(True)     # pi_proxy / pi = 13 < 13.6: k3 still pulls up
+    loss, _ = lp_reg_loss(below, below.detach(), t([math.log(0.013)]), t([-1.0]), None, rho=1.0)
+    (g,) = torch.autograd.grad(loss, below)
+    assert g.item() == pytest.approx(1.0 + (1.0 - 13.0), abs=1e-9)  # -A * ratio + (1 - pi_proxy / pi)

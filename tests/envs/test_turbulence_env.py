@@ -121,7 +121,10 @@ def test_leith_closure_runs(tiny_reference):
     env = make(tiny_reference, closure="leith", reward="z1")
     env.reset(seed=1)
     _, rew, *_ = env.step(constant(env, 0.004913))
-    assert rew["agent_0"] > 0  # z1 reward is 1 / weighted error
+    # z1 is SMARL's 1 / ||k (Z_LES - Z_ref)||^2 of the spectrum after the step, shared by all agents
+    spec = env.sim.enstrophy_spectrum().cpu().numpy()[0]
+    expected = 1.0 / weighted_spectrum_error(spec, load_reference(tiny_reference).enstrophy_spectrum)
+    assert len(rew) > 1 and all(r == pytest.approx(expected, rel=1e-9) for r in rew.values())
 
 
 def test_reference_round_trip_and_bad_files(tiny_reference, tmp_path):

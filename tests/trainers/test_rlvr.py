@@ -130,6 +130,23 @@ def test_on_policy_ratio_is_one_and_proxy_is_present(rollout_batch):
     assert metrics["perf/learner_tokens_per_s"] > 0 and learner.version == 1
 
 
+def test_learner_ratio_uses_the_batch_behaviour_logp(rollout_batch):
+    """Behaviour log-probs 0.3 above the learner's own: the ratio is exp(-0.3) on every token,
+    so approx_kl = mean(log pi_old - log pi_theta) = 0.3 and the A < 0 tokens (ratio < 0.8)
+    clip. A learner that took its own detached log-probs as pi_old would report 0 and 0."""
+    import copy
+
+    cfg, worker, gen = rollout_batch
+    learner = Learner(cfg, model=copy.deepcopy(worker.model), tokenizer=worker.tokenizer)
+    batch = _batch(gen, torch.tensor([1.0, -1.0] * 4))
+    with torch.no_grad():
+        batch["logp"] = learner._context(batch, cfg.rollout.temperature).logp + 0.3
+    metrics = learner.update(batch)
+    assert metrics["learner/approx_kl"] == pytest.approx(0.3, abs=1e-4)
+    negative = (batch["mask"] & (batch["advantages"] < 0).unsqueeze(-1)).sum() / batch["mask"].sum()
+    assert metrics["learner/clip_frac"] == pytest.approx(float(negative), abs=1e-6)
+
+
 def test_demo_kl_pulls_toward_the_sft_policy(tmp_path, rollout_batch):
     """Zero advantages and only the demo-KL term: KL(pi || pi_BC) falls step by step."""
     cfg0, worker, gen = rollout_batch

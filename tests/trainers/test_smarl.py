@@ -53,7 +53,6 @@ def test_shared_policy_trains_and_logs_turbulence_metrics(smarl_run):
     for key in ("env/spectrum_error", "env/coeff_mean", "env/coeff_std", "env/diverged",
                 "env/vorticity_kurtosis", "learner/policy_loss", "perf/env_steps_per_s"):
         assert key in m and math.isfinite(m[key]), key
-    assert -0.125 <= m["env/coeff_mean"] <= 0.125
     assert (smarl_run.run_dir / "checkpoints" / "iter_000001" / "learner_group" / "learner" /
             "rl_module" / "shared").is_dir()
 
