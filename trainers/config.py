@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,9 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import yaml
 
-from trainers.checks import ConfigError, require as _require
+from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_INT, MAX_THREADS, MAX_WIDTH,
+                             ConfigError, require as _require, require_run_name,
+                             require_runs_root, require_size, short_repr)
 from trainers.rllib.terms import TERMS
 
 
@@ -96,7 +100,8 @@ class ModelConfig:
     of the range [−1, 1] (SMARL's initial exploration noise). null: RLlib's default."""
 
     def __post_init__(self) -> None:
-        _require(all(h > 0 for h in self.hidden), f"hidden sizes must be > 0, got {self.hidden}")
+        _require(all(0 < h <= MAX_WIDTH for h in self.hidden),
+                 f"hidden sizes must be in [1, {MAX_WIDTH:,}], got {short_repr(self.hidden)}")
         _require(self.action_init_std is None or self.action_init_std > 0,
                  f"action_init_std must be > 0 or null, got {self.action_init_std}")
 
@@ -121,7 +126,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         _require(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
-        _require(self.train_batch_size >= 1, "train_batch_size must be >= 1")
+        require_size("train_batch_size", self.train_batch_size, MAX_BATCH)
         _require(1 <= self.minibatch_size <= self.train_batch_size,  # RLlib requires it too
                  f"minibatch_size must be in [1, train_batch_size={self.train_batch_size}],"
                  f" got {self.minibatch_size}")
@@ -157,20 +162,21 @@ class ResourcesConfig:
     times; restarts are logged as ``perf/env_runner_restarts``."""
 
     def __post_init__(self) -> None:
-        for name in ("num_env_runners", "num_envs_per_env_runner", "num_learners",
-                     "max_env_runner_restarts"):
-            _require(getattr(self, name) >= 0, f"{name} must be >= 0")
+        for name in ("num_env_runners", "num_envs_per_env_runner", "num_learners"):
+            require_size(name, getattr(self, name), MAX_ACTORS, lo=0)
+        _require(self.max_env_runner_restarts >= 0, "max_env_runner_restarts must be >= 0")
         for name in ("env_runner_resources", "learner_resources"):
             for key, amount in getattr(self, name).items():
                 _require(isinstance(amount, (int, float)) and amount > 0,
-                         f"resources.{name}.{key} must be a number > 0, got {amount!r}")
+                         f"resources.{name}.{short_repr(key)} must be a number > 0, "
+                         f"got {short_repr(amount)}")
         _require(not self.learner_resources or self.num_learners >= 1,
                  "resources.learner_resources needs num_learners >= 1 (the learner runs in "
                  "the driver process otherwise)")
         _require(self.num_envs_per_env_runner >= 1, "num_envs_per_env_runner must be >= 1")
         _require(self.num_gpus_per_learner >= 0, "num_gpus_per_learner must be >= 0")
-        _require(self.torch_threads is None or self.torch_threads >= 1,
-                 "torch_threads must be >= 1 or null")
+        _require(self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
+                 f"torch_threads must be in [1, {MAX_THREADS}] or null")
 
 
 @dataclass(frozen=True)
@@ -220,12 +226,19 @@ class ExperimentConfig:
     """Evaluation settings."""
 
     def __post_init__(self) -> None:
-        _require(bool(self.name) and "/" not in self.name, f"bad experiment name {self.name!r}")
+        require_run_name(self.name)
+        require_runs_root(self.runs_root)
 
 
 # ---------------------------------------------------------------------------- parsing
 def _fail(where: str, msg: str) -> ConfigError:
     return ConfigError(f"{where}: {msg}")
+
+
+def _key(key: Any) -> str:
+    """A mapping key as a path part of an error message (long or odd keys shortened)."""
+    text = str(key) if isinstance(key, (str, int)) else short_repr(key, 60)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _type_name(tp: Any) -> str:
@@ -243,26 +256,48 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], where)
     if origin is Literal:
-        if value not in args:
-            near = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+        if value not in args:  # a tuple compares with ==: lists/dicts are fine here
+            near = difflib.get_close_matches(str(value)[:100], [str(a) for a in args], n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise _fail(where, f"must be one of {list(args)}, got {value!r}{hint}")
+            raise _fail(where, f"must be one of {list(args)}, got {short_repr(value)}{hint}")
         return value
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if origin in (tuple, list, typing.Tuple, typing.List):
         if not isinstance(value, (list, tuple)):
-            raise _fail(where, f"expected a list, got {type(value).__name__} {value!r}")
+            raise _fail(where, f"expected a list, got {type(value).__name__} {short_repr(value)}")
         return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if origin in (dict, typing.Dict):
         if not isinstance(value, dict):
-            raise _fail(where, f"expected a mapping, got {type(value).__name__} {value!r}")
-        return dict(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float) and isinstance(value, bool) or not isinstance(value, tp):
-        raise _fail(where, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+            raise _fail(where, f"expected a mapping, got {type(value).__name__} "
+                               f"{short_repr(value)}")
+        return {_coerce(k, args[0], f"{where} key"): _coerce(v, args[1], f"{where}.{_key(k)}")
+                for k, v in value.items()} if args else dict(value)
+    if tp in (int, float):
+        return _number(value, tp, where)
+    if not isinstance(value, tp):
+        raise _fail(where, f"expected {_type_name(tp)}, got {type(value).__name__} "
+                           f"{short_repr(value)}")
     return value
+
+
+def _number(value: Any, tp: type, where: str) -> Any:
+    """An int or float field: finite, ints within MAX_INT; an integral float such as ``1e3``
+    is accepted for an int field, a fractional one is refused (issue 15)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(where, f"expected {tp.__name__}, got {type(value).__name__} "
+                           f"{short_repr(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(where, f"must be a finite number, got {value}")
+    if tp is float:
+        if abs(value) > 1e300:  # float(int) overflows, and nothing sensible is this large
+            raise _fail(where, f"expected a float, got an integer of {len(str(value))} digits")
+        return float(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise _fail(where, f"expected int, got float {value!r}")
+    if abs(value) > MAX_INT:
+        raise _fail(where, f"must be at most {MAX_INT:,} in magnitude, got {value:.3g}")
+    return int(value)
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -271,16 +306,16 @@ def _build(cls: type, data: Any, where: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise _fail(where, f"expected a mapping, got {type(data).__name__} {data!r}")
+        raise _fail(where, f"expected a mapping, got {type(data).__name__} {short_repr(data)}")
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     kwargs = {}
     for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
+        path = f"{where}.{_key(key)}" if where else _key(key)
         if key not in known:
-            near = difflib.get_close_matches(str(key), known, n=1)
+            near = difflib.get_close_matches(str(key)[:100], known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(known)}"
-            raise _fail(path, f"unknown key {key!r}{hint}")
+            raise _fail(path, f"unknown key {short_repr(key)}{hint}")
         if cls is ObjectiveConfig and key == "terms":
             kwargs[key] = _build_terms(value, path)
         else:
@@ -313,11 +348,12 @@ def parse_named_entry(item: Any, path: str, registry, params_cls_of, noun: str,
     (name, validated params dataclass); errors name ``path`` (with ``(name)`` appended for
     parameter errors when ``name_in_path``) and the nearest known name."""
     if not isinstance(item, dict) or "name" not in item:
-        raise _fail(path, f"a {noun} is a mapping with a 'name' key, got {item!r}")
+        raise _fail(path, f"a {noun} is a mapping with a 'name' key, got {short_repr(item)}")
     params = dict(item)
     name = params.pop("name")
-    if name not in registry:
-        raise _fail(f"{path}.name", registry.unknown_message(name))
+    if not isinstance(name, str) or name not in registry:
+        shown = name if isinstance(name, str) and len(name) <= 100 else short_repr(name, 100)
+        raise _fail(f"{path}.name", registry.unknown_message(shown))
     where = f"{path} ({name})" if name_in_path else path
     return name, _build(params_cls_of(registry.get(name)), params, where)
 
@@ -349,16 +385,162 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
-def parse_override(text: str) -> Tuple[List[str], Any]:
-    """``a.b.c=value`` -> (["a", "b", "c"], yaml-parsed value)."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected key.path=value")
-    key, raw = text.split("=", 1)
+# ------------------------------------------------------------------------- YAML reading
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is text of at most 1 MiB (the shipped ones are under 3 KiB)."""
+MAX_YAML_NODES = 100_000
+"""Values of a document counted with every alias expanded: a 600-byte "billion laughs"
+alias bomb expands to ~10^9 and is refused while measuring, in time linear in the file."""
+MAX_YAML_DEPTH = 64
+"""Nesting depth of a document, aliases expanded (deeper input would hit Python's recursion
+limit in the parser's consumers)."""
+
+# YAML 1.2 floats that YAML 1.1 (PyYAML) reads as strings: 1e-3, 5E-4, 1e3, +1e5, .5e3.
+_FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that reads numbers as users write them and bounds nesting depth while
+    composing (every regrl YAML reader goes through :func:`load_yaml_text`)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+_ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+def _measure(node: yaml.Node, depth: int, memo: Dict[int, Tuple[int, int]]) -> Tuple[int, int]:
+    """(values, height) of a composed node with aliases expanded; each distinct node is
+    visited once (``memo``), so the cost is linear in the file, not in the expansion."""
+    if depth > MAX_YAML_DEPTH:
+        raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels (aliases expanded; a "
+                          "recursive alias never ends)")
+    if id(node) in memo:
+        size, height = memo[id(node)]
+        if depth + height - 1 > MAX_YAML_DEPTH:
+            raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels (aliases expanded)")
+        return size, height
+    children = ([c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode)
+                else node.value if isinstance(node, yaml.SequenceNode) else [])
+    size, height = 1, 1
+    for child in children:
+        s, h = _measure(child, depth + 1, memo)
+        size, height = size + s, max(height, h + 1)
+        if size > MAX_YAML_NODES:
+            raise ConfigError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded "
+                              "(an alias bomb?); write the values out")
+    memo[id(node)] = (size, height)
+    return size, height
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: the problem and its line/column."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        context = f"{exc.context}: " if getattr(exc, "context", None) else ""
+        return f"{context}{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse one YAML document safely: no tags beyond YAML's own, YAML 1.2 numbers, at most
+    MAX_YAML_NODES values with aliases expanded and MAX_YAML_DEPTH levels; every problem is a
+    one-line ConfigError naming ``source``."""
+    loader = _ConfigLoader(text)
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node, 1, {})
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: cannot parse value: {exc}") from None
-    return key.strip().split("."), value
+        raise ConfigError(f"{source}: not valid YAML: {short_repr(_yaml_problem(exc), 300)}") \
+            from None
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def decode_config_bytes(raw: bytes, source: str) -> str:
+    """UTF-8 text of a config file (a BOM is allowed); binary or other encodings refused."""
+    if b"\0" in raw:
+        raise ConfigError(f"{source}: a binary file (NUL bytes), not a YAML config "
+                          "(UTF-16 text? save it as UTF-8)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start}); save the file as UTF-8") from None
+
+
+def read_yaml(path: str | Path) -> Dict[str, Any]:
+    """The top-level mapping of a config file (any kind, or a run's saved config.yaml)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{short_repr(str(path))}: no such config file")
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes; a config file "
+                              "is a short text (put data in data files)")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    data = load_yaml_text(decode_config_bytes(raw, str(path)), str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    kind = data.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        raise ConfigError(f"{path}: kind must be a name such as rlvr or offline, got "
+                          f"{type(kind).__name__} {short_repr(kind)}")
+    return data
+
+
+# ------------------------------------------------------------------------- --set overrides
+def parse_override(text: str) -> Tuple[List[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], value read as YAML, numbers as in files)."""
+    shown = short_repr(text, 120)
+    if "=" not in text:
+        raise ConfigError(f"--set {shown}: expected key.path=value")
+    key, raw = text.split("=", 1)
+    path = key.strip().split(".")
+    if not all(part.strip() for part in path):
+        raise ConfigError(f"--set {shown}: the key path has an empty part; expected "
+                          "key.path=value, e.g. training.lr=1e-3")
+    if len(path) > MAX_YAML_DEPTH:
+        raise ConfigError(f"--set {shown}: a key path of more than {MAX_YAML_DEPTH} parts")
+    value = load_yaml_text(raw, f"--set {shown}") if raw.strip() else ""
+    return [p.strip() for p in path], value
+
+
+def _is_index(part: str) -> bool:
+    return part.isascii() and part.isdigit()
+
+
+def _child(node: Any, part: str, nxt: str, text: str, where: str) -> Any:
+    """The container at ``node[part]`` on the way down an override path (created if absent)."""
+    if isinstance(node, list):
+        node = node[_list_index(node, part, text)]
+    elif not isinstance(node, dict):
+        raise _not_container(text, where, node)
+    elif _is_index(nxt) and part not in node:
+        raise ConfigError(f"--set {short_repr(text, 120)}: {part!r} is not a list in the file; "
+                          f"set the whole list, e.g. --set '{part}=[{{name: policy}}]'")
+    else:
+        node = node.setdefault(part, {})
+    return node
 
 
 def apply_overrides(data: Dict[str, Any], overrides: List[str]) -> Dict[str, Any]:
@@ -367,42 +549,27 @@ def apply_overrides(data: Dict[str, Any], overrides: List[str]) -> Dict[str, Any
         path, value = parse_override(text)
         node: Any = data
         for i, part in enumerate(path[:-1]):
-            if isinstance(node, list):
-                node = node[_list_index(node, part, text)]
-            elif path[i + 1].isdigit() and part not in node:
-                raise ConfigError(f"--set {text!r}: {part!r} is not a list in the file; set the "
-                                  f"whole list, e.g. --set '{part}=[{{name: policy}}]'")
-            else:
-                node = node.setdefault(part, {})
-        last = path[-1]
+            node = _child(node, part, path[i + 1], text, ".".join(path[:i]) or "the config")
+        last, where = path[-1], ".".join(path[:-1])
         if isinstance(node, list):
             node[_list_index(node, last, text)] = value
         elif isinstance(node, dict):
             node[last] = value
         else:
-            raise ConfigError(f"--set {text!r}: {'.'.join(path[:-1])} is not a mapping")
+            raise _not_container(text, where, node)
     return data
+
+
+def _not_container(text: str, where: str, node: Any) -> ConfigError:
+    return ConfigError(f"--set {short_repr(text, 120)}: {where} holds {type(node).__name__} "
+                       f"{short_repr(node, 60)}, not a mapping or list")
 
 
 def _list_index(node: list, part: str, text: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"--set {text!r}: {part!r} is not an index of a {len(node)}-item list")
+    if not _is_index(part) or int(part) >= len(node):
+        raise ConfigError(f"--set {short_repr(text, 120)}: {short_repr(part, 40)} is not an "
+                          f"index of a {len(node)}-item list")
     return int(part)
-
-
-def read_yaml(path: str | Path) -> Dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-    return data
 
 
 def load_config(path: str | Path, overrides: Optional[List[str]] = None) -> ExperimentConfig:
