@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -20,7 +19,8 @@ EXIT_BAD_INPUT = 2
 # Domain tool groups (``regrl turbulence ...`` etc.). Each module has ``add_cli(sub)``, which
 # adds its sub-parser and sets ``handler=fn(args) -> int`` as a default; it imports heavy
 # dependencies inside the handler so ``regrl --help`` stays fast and works without extras.
-DOMAIN_CLIS = ("trainers.turbulence_cli", "trainers.text_cli", "trainers.traffic_cli", "trainers.rlvr.cli")
+DOMAIN_CLIS = ("trainers.turbulence_cli", "trainers.text_cli", "trainers.traffic_cli",
+               "trainers.rlvr.cli", "trainers.sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,61 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _validated(args) -> "object":
-    from trainers.envs import probe_env
-
-    from trainers.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    need_discrete = any(t.name == "lp_reg" for t in cfg.objective.terms)
-    try:
-        probe_env(cfg.env.name, dict(cfg.env.kwargs), need_discrete=need_discrete)
-    except (UnknownNameError, ValueError) as exc:
-        raise ConfigError(f"{args.config}: env: {exc}") from None
-    return cfg
-
-
-def _is_offline(args) -> bool:
-    """Offline (supervised/BC) experiments say ``kind: offline`` at the top of their YAML."""
-    from trainers.config import read_yaml
-    from trainers.offline import is_offline_config
-
-    path = Path(args.resume) / "config.yaml" if getattr(args, "resume", None) else args.config
-    return bool(path) and Path(path).is_file() and is_offline_config(read_yaml(path))
-
-
-def _rlvr_kind(args) -> bool:
-    """RLVR and SFT experiments say ``kind: rlvr`` / ``kind: sft`` at the top of their YAML."""
-    from trainers.rlvr.cli import kind_of
-
-    return kind_of(args) is not None
-
-
-def _train_offline(args) -> int:
-    from trainers.offline import load_offline_config, train_offline
-
-    kw = dict(progress=not args.quiet, address=args.address)
-    if args.resume:
-        result = train_offline(resume=Path(args.resume), **kw)
-    else:
-        result = train_offline(load_offline_config(args.config, args.overrides), **kw)
-    print(f"done: {result.epoch} epochs; run directory: {result.run_dir}")
-    return 0
-
-
-def _yaml_kind(args) -> Optional[str]:
-    """The ``kind:`` of the config file (or of a --resume run's saved config), if any."""
-    from trainers.config import read_yaml
-
-    path = Path(args.resume) / "config.yaml" if getattr(args, "resume", None) else args.config
-    if not path or not Path(path).is_file():
-        return None
-    data = read_yaml(path)
-    return data.get("kind") if isinstance(data, dict) else None
+def _config_path(args) -> Optional[str]:
+    """The file whose ``kind:`` picks the driver: the config, or a run's saved config."""
+    run_dir = getattr(args, "resume", None) or getattr(args, "run_dir", None)
+    return str(Path(run_dir) / "config.yaml") if run_dir else getattr(args, "config", None)
 
 
 def cmd_train(args) -> int:
-    from trainers.run import train
+    from trainers.kinds import KINDS, kind_of_path, train_kind
 
     if args.resume and (args.config or args.overrides):
         raise ConfigError("--resume continues a run with its saved config; "
@@ -109,25 +62,14 @@ def cmd_train(args) -> int:
         raise ConfigError(f"--resume {args.resume}: no such run directory")
     if not args.resume and not args.config:
         raise ConfigError("train needs a CONFIG file (or --resume RUN_DIR)")
-    if _rlvr_kind(args):  # kind: rlvr | sft -> trainers.rlvr
-        from trainers.rlvr import cli as rlvr_cli
-        return rlvr_cli.train(args)
-    if _yaml_kind(args) == "planner":  # RIFT stage 1
-        if args.resume:
-            raise ConfigError("planner pre-training has no --resume; rerun it (minutes)")
-        from trainers.traffic import pretrain_command
-        return pretrain_command(args)
-    if _is_offline(args):
-        return _train_offline(args)
-    if args.resume:
-        result = train(resume=Path(args.resume), address=args.address, progress=not args.quiet)
-    else:
-        result = train(_validated(args), address=args.address, progress=not args.quiet)
-    ret = result.metrics.get("env/episode_return_mean", float("nan"))
-    print(f"done: {result.iteration} iterations, {int(result.env_steps)} env steps, "
-          f"episode_return_mean {ret:.2f}")
+    kind = kind_of_path(_config_path(args))
+    driver = KINDS.get(kind)
+    cfg = None if args.resume else driver.load(args.config, args.overrides)
+    result = train_kind(kind, cfg, resume=Path(args.resume) if args.resume else None,
+                        address=args.address, progress=not args.quiet)
+    print(result.done)
     if args.eval:
-        cmd_eval(argparse.Namespace(run_dir=str(result.run_dir), episodes=None))
+        driver.evaluate(result.run_dir, None)
         print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}")
     return 0
 
@@ -135,26 +77,10 @@ def cmd_train(args) -> int:
 def cmd_validate(args) -> int:
     import yaml
 
-    if _rlvr_kind(args):
-        from trainers.rlvr import cli as rlvr_cli
-        return rlvr_cli.validate(args)
-    if _yaml_kind(args) == "planner":
-        from dataclasses import asdict
+    from trainers.kinds import driver_for
 
-        from trainers.traffic import load_pretrain_config
-
-        print(f"{args.config}: OK")
-        print(yaml.safe_dump(asdict(load_pretrain_config(args.config, args.overrides)),
-                             sort_keys=False), end="")
-        return 0
-    if _is_offline(args):
-        from trainers.offline import load_offline_config, offline_to_dict
-
-        dumped = offline_to_dict(load_offline_config(args.config, args.overrides))
-    else:
-        from trainers.config import to_dict
-
-        dumped = to_dict(_validated(args))
+    driver = driver_for(args.config)
+    dumped = driver.dump(driver.load(args.config, args.overrides))
     print(f"{args.config}: OK")
     print(yaml.safe_dump(dumped, sort_keys=False), end="")
     return 0
@@ -183,25 +109,13 @@ def cmd_list(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from trainers.evaluate import evaluate
+    from trainers.kinds import driver_for
 
     if not Path(args.run_dir).is_dir():
         raise ConfigError(f"{args.run_dir}: no such run directory")
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError("--episodes must be >= 1")
-    if _rlvr_kind(args):  # RLVR / SFT runs: curves from the logged metrics
-        from trainers.rlvr import cli as rlvr_cli
-        return rlvr_cli.evaluate(args)
-    report = evaluate(Path(args.run_dir), args.episodes)
-    run_dir = Path(args.run_dir)
-    if "table" in report:  # evaluators with a results table (SMARL) print it, not the JSON
-        print((run_dir / report["table"]).read_text(), end="")
-    else:
-        print(json.dumps({k: v for k, v in report.items() if k != "per_episode"}, indent=2))
-    for fig in report.get("figures", []):
-        print(f"figure: {fig}")
-    print(f"report: {run_dir / 'eval.json'}")
-    return 0
+    return driver_for(args.run_dir).evaluate(Path(args.run_dir), args.episodes)
 
 
 COMMANDS = {"train": cmd_train, "validate": cmd_validate, "list": cmd_list, "eval": cmd_eval}

@@ -1,6 +1,7 @@
 """Metric namespacing, the TensorBoard writer and the per-iteration progress display."""
 from __future__ import annotations
 
+import json
 import math
 import sys
 from numbers import Number
@@ -71,18 +72,52 @@ def namespace_metrics(result: Mapping[str, Any]) -> Dict[str, float]:
     return out
 
 
-class TensorBoardLogger:
-    """Scalars per iteration; ``purge_step`` drops steps written after the resumed checkpoint."""
+METRICS_JSONL = "metrics.jsonl"
 
-    def __init__(self, log_dir: Path, purge_step: Optional[int] = None):
+
+def purge_jsonl(path: Path, purge_step: int) -> None:
+    """Drop the lines of ``step >= purge_step`` (written after the checkpoint a run resumes
+    from), as TensorBoard's ``purge_step`` does for the event files."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) < purge_step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def read_jsonl(path: Path) -> list:
+    """The per-iteration records of a run's ``metrics.jsonl`` (``[]`` if there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class TensorBoardLogger:
+    """Scalars per iteration; ``purge_step`` drops steps written after the resumed checkpoint.
+
+    With ``jsonl`` (a run's ``metrics.jsonl``) every ``scalars`` call also appends one line
+    ``{"step": i, tag: value, ...}``: the curves ``regrl sweep`` aggregates over seeds, readable
+    without TensorBoard."""
+
+    def __init__(self, log_dir: Path, purge_step: Optional[int] = None,
+                 jsonl: Optional[Path] = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+        self.jsonl = Path(jsonl) if jsonl is not None else None
+        if self.jsonl is not None:
+            purge_jsonl(self.jsonl, purge_step if purge_step is not None else 0)
 
     def scalars(self, metrics: Mapping[str, float], step: int) -> None:
         for tag, value in sorted(metrics.items()):
             self.writer.add_scalar(tag, value, step)
         self.writer.flush()
+        if self.jsonl is not None:
+            record = {"step": step, **{k: _scalar(v) for k, v in metrics.items()}}
+            with self.jsonl.open("a") as f:
+                f.write(json.dumps(record) + "\n")
 
     def text(self, tag: str, body: str) -> None:
         self.writer.add_text(tag, body, 0)

@@ -42,7 +42,7 @@ from trainers.checkpoint import (checkpoint_dir, latest_checkpoint, read_state,
 from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, parse,
                              parse_named_entry, read_yaml, to_dict)
 from trainers.checks import require as _require
-from trainers.logging import Progress, TensorBoardLogger
+from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
 from trainers.run import CONFIG_FILE, init_ray, load_run_config, new_run_dir, print_run_location
 
 TB_DIR = "tb"
@@ -685,7 +685,8 @@ def fit(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
         print(f"{run_dir} already finished {start} epochs", flush=True)
         return json.loads((run_dir / METRICS_FILE).read_text())
     main = worker.rank == 0
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None) if main else None
+    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
+                           jsonl=run_dir / METRICS_JSONL) if main else None
     if main and not resuming:
         tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
     bar = OfflineProgress(cfg.training.epochs, start, enabled=progress and main)

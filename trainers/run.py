@@ -12,7 +12,7 @@ import yaml
 
 from trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint
 from trainers.config import ConfigError, ExperimentConfig, config_from_dict, to_dict
-from trainers.logging import Progress, TensorBoardLogger, namespace_metrics
+from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger, namespace_metrics
 
 CONFIG_FILE = "config.yaml"
 TB_DIR = "tb"
@@ -190,7 +190,8 @@ def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
         state = read_state(ckpt)
         start, env_steps = state["iteration"], state["env_steps"]
         print(f"resumed {run_dir} from {ckpt.name} (iteration {start})", flush=True)
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None)
+    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
+                           jsonl=run_dir / METRICS_JSONL)
     if not resuming:
         tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
     bar = Progress(cfg.training.iterations, start, enabled=progress)

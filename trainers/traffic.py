@@ -142,7 +142,7 @@ def _epoch(planner, opt, demos, idx_batches, cfg: PretrainConfig, train: bool) -
 def pretrain(cfg: PretrainConfig, progress: bool = True) -> Path:
     """Stage 1: fit the planner to demonstrations; writes planner.pt (best validation loss),
     TensorBoard scalars ``pretrain/{train,val}_*`` and config.yaml into a new run dir."""
-    from trainers.logging import TensorBoardLogger
+    from trainers.logging import METRICS_JSONL, TensorBoardLogger
     from trainers.run import CONFIG_FILE, TB_DIR, new_run_dir
 
     torch.set_num_threads(cfg.torch_threads)
@@ -157,7 +157,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> Path:
     opt = torch.optim.AdamW(planner.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     run_dir = new_run_dir(cfg)
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-    tb, best = TensorBoardLogger(run_dir / TB_DIR), math.inf
+    tb, best = TensorBoardLogger(run_dir / TB_DIR, jsonl=run_dir / METRICS_JSONL), math.inf
     for epoch in range(1, cfg.epochs + 1):
         tr = _epoch(planner, opt, demos, [train_idx[b] for b in
                                           _batches(len(train_idx), cfg.batch_size, gen)], cfg, True)

@@ -1,72 +1,10 @@
-"""CLI glue for RLVR and SFT files: ``regrl train|validate|eval`` dispatch here when the YAML
-(or the run's saved config) says ``kind: rlvr`` or ``kind: sft``."""
+"""``regrl rlvr terms|compare``. ``kind: rlvr`` / ``kind: sft`` files train, validate and
+evaluate through their drivers in :mod:`trainers.kinds`."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Optional
 
-import yaml
-
-from trainers.config import ConfigError, read_yaml
-
-
-def kind_of(args) -> Optional[str]:
-    """``rlvr``/``sft`` when the config (or ``--resume``/eval run dir's config) is one of ours."""
-    from trainers.rlvr.config import config_kind
-
-    run_dir = getattr(args, "resume", None) or getattr(args, "run_dir", None)
-    path = Path(run_dir) / "config.yaml" if run_dir else getattr(args, "config", None)
-    if not path or not Path(path).is_file():
-        return None
-    return config_kind(read_yaml(path))
-
-
-def train(args) -> int:
-    from trainers.rlvr import config as rc
-
-    resume = Path(args.resume) if args.resume else None
-    cfg = None if resume else rc.load(args.config, args.overrides)
-    if kind_of(args) == "sft":
-        from trainers.rlvr.sft import train_sft
-
-        result = train_sft(cfg, resume=resume, progress=not args.quiet)
-        print(f"done: {result.epoch} epochs; run directory: {result.run_dir}")
-        return 0
-    from trainers.rlvr.loop import train_rlvr
-
-    result = train_rlvr(cfg, resume=resume, address=args.address, progress=not args.quiet)
-    acc = result.metrics.get("eval/pass@1", result.metrics.get("train/accuracy", float("nan")))
-    print(f"done: {result.step} steps; accuracy {acc:.3f}; run directory: {result.run_dir}")
-    if getattr(args, "eval", False):
-        evaluate(argparse_namespace(run_dir=str(result.run_dir)))
-    return 0
-
-
-def argparse_namespace(**kw):
-    import argparse
-
-    return argparse.Namespace(**kw)
-
-
-def validate(args) -> int:
-    from trainers.rlvr import config as rc
-
-    cfg = rc.load(args.config, args.overrides)
-    print(f"{args.config}: OK")
-    print(yaml.safe_dump(rc.dump(cfg), sort_keys=False), end="")
-    return 0
-
-
-def evaluate(args) -> int:
-    from trainers.rlvr.evaluate import evaluate_run
-
-    report = evaluate_run(Path(args.run_dir))
-    print(json.dumps(report["last"], indent=2, sort_keys=True))
-    for fig in report["figures"]:
-        print(f"figure: {fig}")
-    print(f"report: {Path(args.run_dir) / 'eval.json'}")
-    return 0
+from trainers.config import ConfigError
 
 
 def add_cli(sub) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 from agents.objectives import group_advantages
 from trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint
-from trainers.logging import Progress, TensorBoardLogger
+from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
 from trainers.rlvr import config as rc
 from trainers.run import CONFIG_FILE, TB_DIR, init_ray, new_run_dir, print_run_location, \
     save_on_interrupt
@@ -141,7 +141,8 @@ def load_rlvr_run_config(run_dir: Path):
 
 def _loop(cfg, trainer: Trainer, run_dir: Path, resuming: bool, progress: bool) -> RLVRResult:
     start = _restore(trainer, run_dir) if resuming else 0
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None)
+    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
+                           jsonl=run_dir / METRICS_JSONL)
     if not resuming:
         tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
     bar = Progress(cfg.training.steps, start, enabled=progress)

@@ -15,7 +15,7 @@ import yaml
 
 from agents.models import lm
 from trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint
-from trainers.logging import Progress, TensorBoardLogger
+from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
 from trainers.rlvr import config as rc
 from trainers.rlvr.policy import build_policy, save_policy
 from trainers.run import CONFIG_FILE, TB_DIR, new_run_dir
@@ -91,7 +91,8 @@ def _restore(model, opt, run_dir: Path) -> int:
 
 def _fit(cfg, model, tokenizer, opt, data, run_dir, start, progress) -> SFTResult:
     t, n = cfg.training, data[0].shape[0]
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if start else None)
+    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if start else None,
+                           jsonl=run_dir / METRICS_JSONL)
     bar = Progress(t.epochs, start, enabled=progress)
     bar.line = lambda e, total, m, _=0.0: (f"epoch {e:>3}/{total}  loss {m['train/loss']:.4f}  "
                                           f"token_acc {m['train/token_acc']:.3f}")

@@ -1,0 +1,216 @@
+"""regrl sweep: value/grid parsing, the t interval, aggregation that never averages failures
+in, trial bookkeeping (finished trials are skipped, unfinished ones resume), and end-to-end
+sweeps on Ray Tune (RL with 2 seeds; offline with a failing grid point, then --resume)."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainers.checks import ConfigError
+from trainers.sweep import (aggregate, assign, curve_band, expand_grid, parse_grid,
+                            point_label, render_markdown, run_dirs, run_trial, t_interval,
+                            yaml_value)
+
+ROOT = Path(__file__).resolve().parents[2]
+T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
+
+
+# ---- pure parts --------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, expected", [
+    ("1e-3", 0.001), ("5E-4", 0.0005), ("-2e+2", -200.0), (".5", 0.5), ("1_000", 1000),
+    ("3", 3), ("true", True), ("null", None), ("[64, 64]", [64, 64]), ("adam", "adam"),
+    ("e5", "e5"),
+])
+def test_yaml_value_types_as_users_write_them(raw, expected):
+    value = yaml_value(raw)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_parse_grid_typed_values_and_brackets():
+    grid = parse_grid(["training.lr=1e-3,3e-4", "model.hidden=[64,64],[32]"])
+    assert grid == [("training.lr", [0.001, 0.0003]), ("model.hidden", [[64, 64], [32]])]
+
+
+@pytest.mark.parametrize("items, match", [
+    (["training.lr"], "expected KEY.PATH=VALUE"), (["=1,2"], "expected KEY.PATH=VALUE"),
+    (["a=1", "a=2"], "given twice"), (["a=1,,2"], "empty value"),
+])
+def test_parse_grid_errors(items, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_grid(items)
+
+
+def test_expand_grid_is_the_cross_product():
+    points = expand_grid([("a", [1, 2]), ("b.c", ["x", "y", "z"])])
+    assert len(points) == 6 and {"a": 2, "b.c": "z"} in points and {"a": 1, "b.c": "x"} in points
+    assert expand_grid([]) == [{}]
+
+
+def test_point_label_is_one_path_segment():
+    assert point_label({}) == "base"
+    label = point_label({"data.path": "../x/y.npz", "training.lr": 0.001})
+    assert "/" not in label and "lr=0.001" in label
+
+
+def test_assign_sets_typed_nested_values():
+    data = {"training": {"lr": 0.1}}
+    assign(data, "training.lr", 0.001)
+    assign(data, "model.hidden", [8])
+    assert data == {"training": {"lr": 0.001}, "model": {"hidden": [8]}}
+
+
+def test_t_interval_known_values():
+    mean, half = t_interval([1.0, 2.0, 3.0])  # s = 1, n = 3
+    assert mean == 2.0 and half == pytest.approx(T_975_2 / math.sqrt(3), rel=1e-9)
+    assert half == pytest.approx(2.484, abs=1e-3)
+    assert t_interval([5.0]) == (5.0, None)
+    assert t_interval([4.0, 4.0])[1] == 0.0
+
+
+def _rec(name, seed, status, metrics=None, error=None, label="p"):
+    return {"name": name, "label": label, "point": {"a": 1}, "seed": seed, "status": status,
+            "metrics": metrics or {}, "error": error}
+
+
+def test_aggregate_lists_failures_and_never_averages_them_in():
+    points = aggregate([_rec("p_seed0", 0, "finished", {"m": 1.0}),
+                        _rec("p_seed1", 1, "finished", {"m": 3.0, "only1": 7.0}),
+                        _rec("p_seed2", 2, "failed", error="ValueError: boom"),
+                        _rec("p_seed3", 3, "unfinished")])
+    (p,) = points
+    assert p["n"] == 2 and p["metrics"]["m"]["mean"] == 2.0
+    assert p["metrics"]["m"]["per_seed"] == {"0": 1.0, "1": 3.0}
+    # s = sqrt(2), n = 2: half-width t_{0.975,1} * s / sqrt(n) = t_{0.975,1} = 12.7062047
+    assert p["metrics"]["m"]["ci95"] == pytest.approx(12.7062047)
+    assert p["metrics"]["only1"]["n"] == 1 and p["metrics"]["only1"]["ci95"] is None
+    assert p["failed"] == [{"trial": "p_seed2", "seed": 2, "error": "ValueError: boom"}]
+    assert p["unfinished"] == [{"trial": "p_seed3", "seed": 3}]
+    md = render_markdown("s", points)
+    assert "2 ± 12.71" in md and "n=1, no interval" in md and "Student-t" in md
+    assert "**FAILED** trial `p_seed2` (seed 2): ValueError: boom" in md
+    assert "**UNFINISHED** trial `p_seed3`" in md
+
+
+def test_curve_band_uses_steps_every_seed_logged():
+    runs = [[{"step": 1, "m": 1.0}, {"step": 2, "m": 2.0}, {"step": 3, "m": 9.0}],
+            [{"step": 1, "m": 3.0}, {"step": 2, "m": 4.0}]]
+    steps, mean, half = curve_band(runs, "m")
+    assert steps == [1, 2] and mean == [2.0, 3.0]
+    assert half[0] == pytest.approx(12.7062047, rel=1e-6)
+    assert curve_band(runs, "missing") == ([], [], [])
+
+
+# ---- trial bookkeeping (no Ray: the offline kind trains in-process) ----------------------------
+@pytest.fixture(scope="module")
+def blob_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    path = tmp_path_factory.mktemp("data") / "d.npz"
+    np.savez(path, x=x, y=(x[:, 0] > 0).astype(np.int64))
+    return path
+
+
+def _offline_raw(trial_dir: Path, data: Path, epochs=4):
+    return {"kind": "offline", "name": trial_dir.name, "runs_root": str(trial_dir.parent),
+            "data": {"path": str(data), "val_fraction": 0.25}, "model": {"hidden": [8]},
+            "training": {"epochs": epochs, "batch_size": 32, "lr": 0.01},
+            "checkpoint": {"every": 2, "keep": 3}}
+
+
+def test_run_trial_skips_finished_and_resumes_unfinished(tmp_path, blob_file, monkeypatch):
+    import shutil
+
+    trial = tmp_path / "trials" / "base_seed0"
+    metrics = run_trial(trial, "offline", _offline_raw(trial, blob_file))
+    (run,) = run_dirs(trial)
+    assert json.loads((run / "summary.json").read_text())["metrics"] == metrics
+    # a crash after epoch 2: no summary, the epoch-4 checkpoint never written
+    (run / "summary.json").unlink()
+    shutil.rmtree(run / "checkpoints" / "iter_000004")
+    again = run_trial(trial, "offline", _offline_raw(trial, blob_file))
+    assert run_dirs(trial) == [run]  # resumed in place, not started anew
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # lines after the checkpoint were dropped, then rewritten
+    assert (run / "summary.json").is_file() and set(again) == set(metrics)
+
+    def must_not_train(*a, **k):
+        raise AssertionError("a finished trial was trained again")
+
+    monkeypatch.setattr("trainers.kinds.train_kind", must_not_train)
+    assert run_trial(trial, "offline", _offline_raw(trial, blob_file)) == again
+
+
+def test_run_trial_records_the_error(tmp_path):
+    trial = tmp_path / "trials" / "bad_seed0"
+    with pytest.raises(ConfigError):
+        run_trial(trial, "offline", _offline_raw(trial, tmp_path / "missing.npz"))
+    first = (trial / "error.txt").read_text().splitlines()[0]
+    assert first.startswith("ConfigError: ") and "missing.npz" in first
+
+
+# ---- end to end through Ray Tune (subprocesses: each starts and stops its own Ray) -------------
+def _regrl(*args, timeout=240):
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    return subprocess.run([sys.executable, "-m", "trainers.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def _sweep_dir(stdout: str) -> Path:
+    return Path(stdout.split("results: ")[1].split()[0]).parent
+
+
+def test_rl_sweep_two_seeds_end_to_end(tmp_path):
+    proc = _regrl("sweep", "configs/cartpole_ppo.yaml", "--seeds", "2",
+                  "--set", "training.iterations=2", "--set", "training.train_batch_size=200",
+                  "--set", "training.minibatch_size=64", "--set", "resources.num_env_runners=0",
+                  "--set", f"runs_root={tmp_path}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    sweep = _sweep_dir(proc.stdout)
+    body = json.loads((sweep / "results.json").read_text())
+    (point,) = body["points"]
+    ret = point["metrics"]["env/episode_return_mean"]
+    assert ret["n"] == 2 and set(ret["per_seed"]) == {"0", "1"} and ret["ci95"] is not None
+    assert ret["mean"] == pytest.approx(sum(ret["per_seed"].values()) / 2)
+    md = (sweep / "results.md").read_text()
+    assert "| env/episode_return_mean |" in md and " ± " in md
+    assert (sweep / "curves" / "env_episode_return_mean.png").is_file()
+    for seed in (0, 1):
+        (run,) = run_dirs(sweep / "trials" / f"base_seed{seed}")
+        assert list((run / "tb").iterdir())  # tensorboard --logdir SWEEP_DIR sees every trial
+        import yaml
+        assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed
+
+
+@pytest.mark.slow  # ~85 s on 2 cores (two Ray sessions); the fast tests above cover error
+# recording, skipping finished trials and aggregation without Ray
+def test_failed_trial_is_reported_then_resume_reruns_only_it(tmp_path, blob_file):
+    missing = tmp_path / "late.npz"
+    proc = _regrl("sweep", "configs/offline_digits.yaml", "--seeds", "1",
+                  "--grid", f"data.path={blob_file},{missing}",
+                  "--set", "training.epochs=2", "--set", f"runs_root={tmp_path}",
+                  "--name", "offline_sweep")
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
+    sweep = _sweep_dir(proc.stdout)
+    body = json.loads((sweep / "results.json").read_text())
+    ok, bad = body["points"]
+    assert ok["n"] == 1 and not ok["failed"] and ok["metrics"]["val/accuracy"]["ci95"] is None
+    assert bad["n"] == 0 and not bad["metrics"]
+    assert "late.npz" in bad["failed"][0]["error"]
+    assert "**FAILED**" in (sweep / "results.md").read_text()
+    good_trial = next(t for t in body["trials"] if t["status"] == "finished")
+    summary = Path(good_trial["run_dir"]) / "summary.json"
+    stamp = summary.stat().st_mtime_ns
+    # the cause of the failure goes away; --resume reruns the failed trial only
+    import shutil
+    shutil.copy(blob_file, missing)
+    proc = _regrl("sweep", "--resume", str(sweep))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    body = json.loads((sweep / "results.json").read_text())
+    assert [p["n"] for p in body["points"]] == [1, 1]
+    assert summary.stat().st_mtime_ns == stamp and len(run_dirs(summary.parent.parent)) == 1
+    assert "2/2 trials finished" in proc.stdout

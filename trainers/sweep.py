@@ -1,0 +1,492 @@
+"""``regrl sweep``: grid points x seeds as Ray Tune trials, aggregated with confidence intervals.
+
+Every trial is a normal run of its kind's driver (:mod:`trainers.kinds`), in
+``SWEEP_DIR/trials/<point>_seed<k>/<timestamp>/``; ``tensorboard --logdir SWEEP_DIR`` shows all
+of them. The sweep's own bookkeeping is on disk, so ``--resume`` after a crash of the driver
+process reruns only what has not finished: a run directory with ``summary.json`` is done, an
+unfinished one continues from its last checkpoint through the driver's resume, a failed one
+(``error.txt``) starts again.
+
+Outputs: ``SWEEP_DIR/results.json`` and ``results.md`` (per grid point, every final metric as
+mean ± 95% Student-t confidence interval over seeds, the per-seed values, failed trials listed
+with their errors and never averaged in) and ``curves/*.png`` (mean with a 95% band over seeds).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from trainers.checks import ConfigError
+
+SPEC_FILE = "sweep.json"
+ERROR_FILE = "error.txt"
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+CONFIDENCE = 0.95
+_FLOAT_EXP = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE][-+]?\d+")
+
+
+# ============================================================================ pure parts
+def yaml_value(raw: str) -> Any:
+    """A value as a user writes it on the command line: YAML types, plus the floats PyYAML
+    reads as strings (``1e-3``, ``5E-4``: YAML 1.1 wants a dot and a signed exponent)."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse value {raw!r}: {exc}") from None
+    if isinstance(value, str) and _FLOAT_EXP.fullmatch(raw.strip()):
+        return float(raw.strip().replace("_", ""))
+    return value
+
+
+def split_top_level(text: str) -> List[str]:
+    """Split on commas outside brackets/braces: ``1,[64,64],{a: 1}`` -> 3 items."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return parts + [cur]
+
+
+def parse_assignment(text: str, flag: str) -> Tuple[str, str]:
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise ConfigError(f"{flag} {text!r}: expected KEY.PATH=VALUE")
+    key, raw = text.split("=", 1)
+    return key.strip(), raw
+
+
+def parse_grid(items: Sequence[str]) -> List[Tuple[str, List[Any]]]:
+    """``--grid KEY=V1,V2`` flags -> [(key, [typed values])]; a key may appear once."""
+    grid: List[Tuple[str, List[Any]]] = []
+    for text in items:
+        key, raw = parse_assignment(text, "--grid")
+        if key in [k for k, _ in grid]:
+            raise ConfigError(f"--grid {key} is given twice; list all its values in one flag")
+        values = [yaml_value(v.strip()) for v in split_top_level(raw)]
+        if not raw.strip() or any(v == "" for v in values):
+            raise ConfigError(f"--grid {text!r}: empty value")
+        grid.append((key, values))
+    return grid
+
+
+def expand_grid(grid: Sequence[Tuple[str, Sequence[Any]]]) -> List[Dict[str, Any]]:
+    """The cross product of the grid as a list of ``{key: value}`` points ([{}] for none)."""
+    keys = [k for k, _ in grid]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*[v for _, v in grid])]
+
+
+def point_label(point: Dict[str, Any]) -> str:
+    """A path-segment-safe name for a grid point (``base`` for the empty grid)."""
+    if not point:
+        return "base"
+    text = ",".join(f"{k.split('.')[-1]}={json.dumps(v) if not isinstance(v, str) else v}"
+                    for k, v in point.items())
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)[:80]
+
+
+def assign(data: Dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` of a raw config mapping to an already typed ``value`` (the
+    path is checked and created as ``--set`` does)."""
+    from trainers.config import apply_overrides
+
+    apply_overrides(data, [f"{key}=null"])
+    parts, node = key.split("."), data
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE
+               ) -> Tuple[float, Optional[float]]:
+    """(mean, half-width) of the Student-t interval mean ± t_{(1+c)/2, n-1} s/√n; the
+    half-width is None for n < 2 (no interval from one seed)."""
+    from scipy import stats
+
+    n = len(values)
+    if n == 0:
+        return float("nan"), None
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, float(stats.t.ppf((1 + confidence) / 2, n - 1)) * s / math.sqrt(n)
+
+
+def aggregate_point(finished: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Per metric over the finished seeds ``[{"seed", "metrics"}]``: mean, ci95 half-width,
+    n and the per-seed values (a metric some seeds lack is aggregated over those that have it)."""
+    names = sorted({k for t in finished for k in t["metrics"]})
+    out = {}
+    for name in names:
+        per_seed = {t["seed"]: t["metrics"][name] for t in finished if name in t["metrics"]}
+        mean, half = t_interval(list(per_seed.values()))
+        out[name] = {"mean": mean, "ci95": half, "n": len(per_seed),
+                     "per_seed": {str(k): v for k, v in per_seed.items()}}
+    return out
+
+
+def aggregate(trials: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Group trial records ``{"point", "label", "seed", "status", "metrics", "error"}`` by
+    grid point; only ``finished`` trials enter the statistics, the others are listed."""
+    points: Dict[str, Dict[str, Any]] = {}
+    for t in trials:
+        p = points.setdefault(t["label"], {"label": t["label"], "point": t["point"],
+                                           "finished": [], "failed": [], "unfinished": []})
+        if t["status"] == "finished":
+            p["finished"].append({"seed": t["seed"], "metrics": t["metrics"]})
+        elif t["status"] == "failed":
+            p["failed"].append({"trial": t["name"], "seed": t["seed"], "error": t["error"]})
+        else:
+            p["unfinished"].append({"trial": t["name"], "seed": t["seed"]})
+    for p in points.values():
+        p["n"] = len(p["finished"])
+        p["metrics"] = aggregate_point(p.pop("finished"))
+    return list(points.values())
+
+
+def _fmt(x: Optional[float]) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+def render_markdown(title: str, points: List[Dict[str, Any]]) -> str:
+    """results.md: one table per grid point (mean ± 95% t half-width, n, per-seed values)."""
+    lines = [f"# Sweep {title}", "",
+             "Each cell: mean ± half-width of the 95% Student-t confidence interval over seeds "
+             "(mean ± t_{0.975,n-1}·s/√n); with n=1, no interval. Failed trials are listed "
+             "below their point and are not averaged in.", ""]
+    for p in points:
+        lines += [f"## {p['label']}", "", f"grid point: `{json.dumps(p['point'])}`; "
+                  f"finished seeds: {p['n']}", ""]
+        lines += ["| metric | mean ± 95% CI | n | per seed |", "|---|---|---|---|"]
+        for name, m in p["metrics"].items():
+            ci = f"{_fmt(m['mean'])} ± {_fmt(m['ci95'])}" if m["ci95"] is not None \
+                else f"{_fmt(m['mean'])} (n=1, no interval)"
+            seeds = ", ".join(f"{s}: {_fmt(v)}" for s, v in m["per_seed"].items())
+            lines.append(f"| {name} | {ci} | {m['n']} | {seeds} |")
+        for f in p["failed"]:
+            lines.append(f"\n**FAILED** trial `{f['trial']}` (seed {f['seed']}): {f['error']}")
+        for u in p["unfinished"]:
+            lines.append(f"\n**UNFINISHED** trial `{u['trial']}` (seed {u['seed']}): resume "
+                         "with `regrl sweep --resume`")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def curve_band(runs: List[List[Dict[str, Any]]], metric: str
+               ) -> Tuple[List[int], List[float], List[Optional[float]]]:
+    """Steps logged by every seed, the mean over seeds and the 95% t half-width per step."""
+    series = [{r["step"]: r[metric] for r in recs if r.get(metric) is not None} for recs in runs]
+    series = [s for s in series if s]
+    if not series:
+        return [], [], []
+    steps = sorted(set.intersection(*[set(s) for s in series]))
+    stats = [t_interval([s[i] for s in series]) for i in steps]
+    return steps, [m for m, _ in stats], [h for _, h in stats]
+
+
+# ============================================================================ the sweep on disk
+def trial_records(sweep_dir: Path, spec: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The state of every trial, read from its directory (finished / failed / unfinished)."""
+    out = []
+    for t in spec["trials"]:
+        trial_dir = Path(sweep_dir) / "trials" / t["name"]
+        run = finished_run(trial_dir)
+        rec = dict(t, status="unfinished", metrics={}, error=None, run_dir=None)
+        if run is not None:
+            summary = json.loads((run / "summary.json").read_text())
+            rec.update(status="finished", metrics=summary["metrics"], run_dir=str(run))
+        elif (trial_dir / ERROR_FILE).is_file():
+            error = (trial_dir / ERROR_FILE).read_text().strip().splitlines()
+            rec.update(status="failed", error=error[0] if error else "unknown error")
+        out.append(rec)
+    return out
+
+
+def run_dirs(trial_dir: Path) -> List[Path]:
+    """The run directories a trial has made (normally one), oldest first."""
+    if not Path(trial_dir).is_dir():
+        return []
+    return sorted(p for p in Path(trial_dir).iterdir() if (p / "config.yaml").is_file())
+
+
+def finished_run(trial_dir: Path) -> Optional[Path]:
+    from trainers.kinds import SUMMARY_FILE
+
+    done = [p for p in run_dirs(trial_dir) if (p / SUMMARY_FILE).is_file()]
+    return done[-1] if done else None
+
+
+def run_trial(trial_dir: Path, kind: str, raw: Dict[str, Any]) -> Dict[str, float]:
+    """One trial: skip it when finished, resume its run from a checkpoint, or start it.
+    An exception is written to ``error.txt`` (first line: the message) and re-raised."""
+    from trainers.checkpoint import latest_checkpoint
+    from trainers.kinds import KINDS, train_kind
+
+    trial_dir = Path(trial_dir)
+    done = finished_run(trial_dir)
+    if done is not None:
+        return json.loads((done / "summary.json").read_text())["metrics"]
+    (trial_dir / ERROR_FILE).unlink(missing_ok=True)
+    started = [p for p in run_dirs(trial_dir) if latest_checkpoint(p) is not None]
+    try:
+        if started:
+            result = train_kind(kind, resume=started[-1], progress=False)
+        else:
+            result = train_kind(kind, KINDS.get(kind).load(raw), progress=False)
+    except BaseException as exc:
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        (trial_dir / ERROR_FILE).write_text(message + "\n\n" + traceback.format_exc())
+        raise
+    return result.metrics
+
+
+def make_spec(config: str, seeds: int, grid: Sequence[str], sets: Sequence[str],
+              name: Optional[str], metrics: Sequence[str], max_concurrent: Optional[int]
+              ) -> Tuple[Path, Dict[str, Any]]:
+    """Validate every trial's config and lay out a new sweep directory (nothing runs yet)."""
+    from trainers.kinds import KINDS, kind_of_data, raw_config
+    from trainers.run import new_run_dir
+
+    if seeds < 1:
+        raise ConfigError("--seeds must be >= 1")
+    base = raw_config(config)
+    for text in sets:
+        assign(base, *_typed(parse_assignment(text, "--set")))
+    kind = kind_of_data(base)
+    driver = KINDS.get(kind)
+    first = driver.load(base, where=str(config))  # base-config errors name the file
+    sweep_name = name or first.name
+    _check_segment(sweep_name, "--name")
+    trials = _trials(driver, str(config), base, parse_grid(grid), seeds,
+                     int(getattr(first, "seed", 0)))
+    holder = _Holder(runs_root=str(Path(first.runs_root) / "sweeps"), name=sweep_name)
+    sweep_dir = new_run_dir(holder)
+    spec = {"config": str(config), "kind": kind, "seeds": seeds, "grid": list(grid),
+            "sets": list(sets), "metrics": list(metrics) or list(driver.curve_metrics),
+            "max_concurrent": max_concurrent, "cwd": str(Path.cwd()), "trials": trials}
+    for t in trials:
+        t["config"]["runs_root"] = str(sweep_dir / "trials")
+    (sweep_dir / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    return sweep_dir, spec
+
+
+class _Holder:
+    def __init__(self, runs_root: str, name: str):
+        self.runs_root, self.name = runs_root, name
+
+
+def _typed(assignment: Tuple[str, str]) -> Tuple[str, Any]:
+    return assignment[0], yaml_value(assignment[1])
+
+
+def _check_segment(name: str, flag: str) -> None:
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ConfigError(f"{flag} {name!r}: a name is one path segment")
+
+
+def _trials(driver, config: str, base: Dict[str, Any], grid, seeds: int,
+            base_seed: int) -> List[Dict]:
+    import copy
+
+    trials, labels = [], set()
+    for point in expand_grid(grid):
+        label = point_label(point)
+        label = label if label not in labels else f"{label}-{len(labels)}"
+        labels.add(label)
+        for k in range(seeds):
+            raw = copy.deepcopy(base)
+            for key, value in point.items():
+                assign(raw, key, value)
+            name = f"{label}_seed{k}"
+            raw.update(seed=base_seed + k, name=name)
+            raw = driver.trial_config(raw)
+            try:
+                cfg = driver.load(raw, where=f"{config} at grid point {json.dumps(point)}")
+            except ConfigError as exc:
+                raise ConfigError(str(exc)) from None
+            trials.append({"name": name, "label": label, "point": point,
+                           "seed": base_seed + k, "config": raw,
+                           "bundles": driver.bundles(cfg)})
+    return trials
+
+
+# ============================================================================ Ray Tune
+def _trainable(config: Dict[str, Any], sweep_dir: str) -> None:
+    """The Tune function trainable: one trial = one run of its kind's driver."""
+    import os
+
+    from ray import tune
+
+    spec = json.loads((Path(sweep_dir) / SPEC_FILE).read_text())
+    os.chdir(spec["cwd"])  # relative data paths in configs mean the sweep's working directory
+    trial = next(t for t in spec["trials"] if t["name"] == config["trial"])
+    metrics = run_trial(Path(sweep_dir) / "trials" / trial["name"], spec["kind"],
+                        trial["config"])
+    tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))} or
+                {"done": 1})
+
+
+def _trial_callback():
+    from ray.tune import Callback
+
+    class OneLinePerTrial(Callback):
+        """``trial NAME: finished | FAILED`` as each trial ends (the runs themselves are quiet)."""
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            print(f"trial {trial.config['trial']}: finished", flush=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            print(f"trial {trial.config['trial']}: FAILED (see its error.txt)", flush=True)
+
+    return OneLinePerTrial()
+
+
+def run_tune(sweep_dir: Path, spec: Dict[str, Any], address: Optional[str]) -> None:
+    """Run the trials that have not finished as Ray Tune trials, each reserving its driver's
+    resource bundles (a placement group: the trial's own actors are scheduled inside it)."""
+    import os
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # runs write their own tb/
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    from trainers.run import init_ray
+
+    pending = [t for t in trial_records(sweep_dir, spec) if t["status"] != "finished"]
+    if not pending:
+        return
+    init_ray(address)
+    bundles = {t["name"]: t["bundles"] for t in pending}
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, sweep_dir=str(sweep_dir)),
+        lambda cfg: tune.PlacementGroupFactory(bundles[cfg["trial"]], strategy="PACK"))
+    tuner = tune.Tuner(
+        trainable, param_space={"trial": tune.grid_search([t["name"] for t in pending])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=spec.get("max_concurrent")),
+        run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  storage_path=str(Path(sweep_dir).resolve()), verbose=0,
+                                  callbacks=[_trial_callback(), JsonLoggerCallback()],
+                                  failure_config=tune.FailureConfig(max_failures=0)))
+    tuner.fit()
+
+
+# ============================================================================ outputs
+def write_results(sweep_dir: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
+    """results.json, results.md and curves/*.png from what the trial directories hold."""
+    records = trial_records(sweep_dir, spec)
+    points = aggregate(records)
+    figures = write_curves(sweep_dir, records, spec["metrics"])
+    body = {"sweep_dir": str(sweep_dir), "kind": spec["kind"], "config": spec["config"],
+            "interval": "95% Student t over seeds: mean ± t_{0.975,n-1} s/sqrt(n)",
+            "points": points, "figures": figures,
+            "trials": [{k: r[k] for k in ("name", "label", "seed", "status", "run_dir",
+                                          "error")} for r in records]}
+    (Path(sweep_dir) / RESULTS_JSON).write_text(json.dumps(body, indent=2))
+    md = render_markdown(Path(sweep_dir).parent.name, points)
+    md += "\n" + "\n".join(f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})"
+                           for f in figures) + "\n"
+    (Path(sweep_dir) / RESULTS_MD).write_text(md)
+    return body
+
+
+def write_curves(sweep_dir: Path, records: List[Dict[str, Any]], metrics: Sequence[str]
+                 ) -> List[str]:
+    """One PNG per metric: per grid point the mean over finished seeds with a 95% t band."""
+    from trainers.logging import METRICS_JSONL, read_jsonl
+
+    by_label: Dict[str, List[List[Dict[str, Any]]]] = {}
+    for r in records:
+        if r["status"] == "finished":
+            by_label.setdefault(r["label"], []).append(read_jsonl(Path(r["run_dir"]) /
+                                                                  METRICS_JSONL))
+    figures = []
+    for metric in metrics:
+        curves = {label: curve_band(runs, metric) for label, runs in by_label.items()}
+        curves = {k: v for k, v in curves.items() if v[0]}
+        if curves:
+            figures.append(str(_plot(Path(sweep_dir) / "curves", metric, curves)))
+    return figures
+
+
+def _plot(out_dir: Path, metric: str, curves: Dict[str, tuple]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for label, (steps, mean, half) in curves.items():
+        line, = ax.plot(steps, mean, marker=".", label=label)
+        band = [(i, m, h) for i, m, h in zip(steps, mean, half) if h is not None]
+        if band:
+            ax.fill_between([b[0] for b in band], [b[1] - b[2] for b in band],
+                            [b[1] + b[2] for b in band], color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="iteration", ylabel=metric, title=f"{metric} (mean, 95% t band over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / (re.sub(r"[^A-Za-z0-9._-]", "_", metric) + ".png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ============================================================================ CLI
+def add_cli(sub) -> None:
+    """``regrl sweep CONFIG --seeds N [--grid K=V1,V2] ...`` and ``regrl sweep --resume DIR``."""
+    p = sub.add_parser("sweep", help="grid x seeds as Ray Tune trials, with 95%% intervals")
+    p.add_argument("config", nargs="?", help="experiment YAML of any kind (omit with --resume)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (seed, seed+1, ..)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY.PATH=V1,V2",
+                   help="a grid axis (repeatable; the cross product is run)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--address", help="Ray address: 'auto' on a cluster head")
+    p.add_argument("--max-concurrent", type=int, help="trials running at once (default: "
+                   "as many as the resources allow)")
+    p.add_argument("--name", help="sweep name (default: the config's name)")
+    p.add_argument("--metric", dest="metrics", action="append", default=[],
+                   help="metric to plot as a learning curve (repeatable; default by kind)")
+    p.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep")
+    p.set_defaults(handler=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    if args.resume:
+        if args.config or args.overrides or args.grid:
+            raise ConfigError("--resume continues a sweep with its saved spec; give no CONFIG, "
+                              "--grid or --set with it")
+        sweep_dir = Path(args.resume).resolve()
+        if not (sweep_dir / SPEC_FILE).is_file():
+            raise ConfigError(f"--resume {args.resume}: not a sweep directory (no {SPEC_FILE})")
+        spec = json.loads((sweep_dir / SPEC_FILE).read_text())
+    elif not args.config:
+        raise ConfigError("sweep needs a CONFIG file (or --resume SWEEP_DIR)")
+    else:
+        if args.max_concurrent is not None and args.max_concurrent < 1:
+            raise ConfigError("--max-concurrent must be >= 1")
+        sweep_dir, spec = make_spec(args.config, args.seeds, args.grid, args.overrides,
+                                    args.name, args.metrics, args.max_concurrent)
+    print(f"sweep: {len(spec['trials'])} trials ({spec['kind']}) in {sweep_dir}", flush=True)
+    start = time.perf_counter()
+    run_tune(sweep_dir, spec, args.address)
+    body = write_results(sweep_dir, spec)
+    failed = [t for t in body["trials"] if t["status"] != "finished"]
+    print(f"done in {time.perf_counter() - start:.0f}s: "
+          f"{len(body['trials']) - len(failed)}/{len(body['trials'])} trials finished"
+          + (f"; NOT finished: {', '.join(t['name'] for t in failed)}" if failed else ""))
+    print(f"results: {sweep_dir / RESULTS_MD}\nTensorBoard: tensorboard --logdir {sweep_dir}")
+    return 1 if failed else 0
