@@ -5,7 +5,7 @@ Every public function is registered in :data:`OBJECTIVES` under its own name;
 """
 from agents.objectives._registry import OBJECTIVES, get_objective
 from agents.objectives.advantages import gae, group_advantages
-from agents.objectives.kl import categorical_kl, demo_kl, gaussian_kl, kl_penalty
+from agents.objectives.kl import categorical_kl, demo_kl, gaussian_kl, kl_penalty, smooth_logits
 from agents.objectives.lp_reg import lp_reg_loss, minp_proxy_logprob
 from agents.objectives.policy import aggregate, policy_loss
 
@@ -20,6 +20,7 @@ __all__ = [
     "categorical_kl",
     "gaussian_kl",
     "demo_kl",
+    "smooth_logits",
     "minp_proxy_logprob",
     "lp_reg_loss",
 ]

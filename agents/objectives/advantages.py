@@ -37,7 +37,9 @@ def group_advantages(
 
     Returns:
         [N] advantages. A group whose rewards are all equal (including a group of one) gets
-        exactly 0.0, never NaN.
+        exactly 0.0, never NaN. verl instead gives a group of one r / (1 + eps) (its mean 0 and
+        std 1 convention for singletons); we choose 0 because a lone sample has no group
+        baseline, so GRPO has no signal for it (with ``group_size: 1`` nothing is learned).
     """
     if std not in _STD_MODES:
         raise ValueError(f"std must be one of {_STD_MODES}, got {std!r}")

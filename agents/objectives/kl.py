@@ -1,6 +1,7 @@
 """KL terms: sample estimators k1/k2/k3 (Schulman, "Approximating KL divergence", 2020; verl), exact categorical/Gaussian KL, and the demonstration-regularised KL to a BC policy (Tiapkin et al., ICLR 2024, arXiv 2310.17303)."""
 from __future__ import annotations
 
+import math
 from typing import Tuple, Union
 
 import torch
@@ -104,6 +105,29 @@ def _split_gaussian(params: DistParams, name: str) -> Tuple[torch.Tensor, torch.
         raise ValueError(f"{name}: RLlib diag-Gaussian params need an even last dim [..., 2D], got {tuple(params.shape)}")
     mean, log_std = params.chunk(2, dim=-1)
     return mean, log_std
+
+
+@OBJECTIVES.register("smooth_logits", "log((1 - lam) softmax(logits) + lam / A): a categorical mixed with uniform")
+def smooth_logits(logits: torch.Tensor, lam: float) -> torch.Tensor:
+    """Log-probs of ``(1 − λ)·π + λ·uniform`` for π = softmax(logits) over the last axis.
+
+    The regularised behaviour cloning of Tiapkin et al. (arXiv 2310.17303, §4: BC with a
+    log-regulariser keeps every action's probability ≥ λ/A), so KL(π_θ ‖ π_BC) stays finite
+    even where π_BC has (numerically) zero mass. λ = 0 returns ``log_softmax(logits)``.
+
+    Args:
+        logits: [..., A]; lam: mixing weight in [0, 1].
+
+    Returns:
+        [..., A] normalised log-probabilities.
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    log_p = F.log_softmax(logits, dim=-1)
+    if lam == 0.0:
+        return log_p
+    log_u = torch.full_like(log_p, -math.log(logits.shape[-1]))
+    return torch.logaddexp(log_p + math.log1p(-lam), log_u + math.log(lam)) if lam < 1.0 else log_u
 
 
 @OBJECTIVES.register("demo_kl", "demonstration-regularised KL(pi_theta || pi_BC) per state (Tiapkin et al. 2023)")

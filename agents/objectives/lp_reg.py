@@ -23,24 +23,31 @@ FILTERED_LOGIT = -1e4  # the official code's hard min-p fill value
 
 
 @OBJECTIVES.register("minp_proxy_logprob", "Lp-Reg min-p proxy log-prob of the taken action (kappa * max p filter)")
-def minp_proxy_logprob(logits: torch.Tensor, actions: torch.Tensor, *, kappa: float = 0.02) -> torch.Tensor:
+def minp_proxy_logprob(
+    logits: torch.Tensor, actions: torch.Tensor, *, kappa: float = 0.02, temperature: float = 1.0
+) -> torch.Tensor:
     """log π_proxy(action) of Lp-Reg's min-p proxy (arXiv 2510.03222, §3.1; ``compute_minp_log_prob``).
 
-    Keep action o iff π(o) ≥ κ · max_o' π(o'), i.e. logit(o) ≥ max logit + log κ; set the other
-    logits to −1e4, renormalise with ``log_softmax`` and gather the taken action. A filtered
-    ("noise") action gets a very negative but finite value ≈ −1e4 − logsumexp(kept logits);
-    a kept action gets π_proxy ≥ π. The proxy is a fixed target, so the result is detached.
+    In the official order: filter the raw logits z first, keeping action o iff
+    z(o) ≥ max z + log κ (π(o) ≥ κ · max π at temperature 1), set the others to −1e4, then
+    divide by the temperature, renormalise with ``log_softmax`` and gather the taken action.
+    Filtering after the temperature would keep z(o) ≥ max z + T·log κ instead (identical at
+    T = 1, more tokens kept at T < 1). A filtered ("noise") action gets a very negative but
+    finite value; a kept action gets π_proxy ≥ π_T. The proxy is a fixed target: detached.
 
     Args:
-        logits: [..., V] logits of the behaviour (old) policy.
+        logits: [..., V] raw (temperature-1) logits of the behaviour (old) policy.
         actions: [...] long indices of the taken actions.
         kappa: min-p threshold in (0, 1]; the Lp-Reg recipe uses 0.02.
+        temperature: the rollout temperature > 0 applied after the filter.
 
     Returns:
         [...] proxy log-probabilities.
     """
     if not 0.0 < kappa <= 1.0:
         raise ValueError(f"kappa must be in (0, 1], got {kappa}")
+    if not temperature > 0.0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     if logits.dim() == 0 or actions.shape != logits.shape[:-1]:
         raise ValueError(
             f"actions must be shaped like logits[..., 0]: logits {tuple(logits.shape)}, actions {tuple(actions.shape)}"
@@ -52,7 +59,7 @@ def minp_proxy_logprob(logits: torch.Tensor, actions: torch.Tensor, *, kappa: fl
     logits = logits.detach()
     threshold = logits.max(dim=-1, keepdim=True).values + math.log(kappa)
     filtered = torch.where(logits >= threshold, logits, torch.full_like(logits, FILTERED_LOGIT))
-    log_proxy = F.log_softmax(filtered, dim=-1)
+    log_proxy = F.log_softmax(filtered / temperature, dim=-1)
     return log_proxy.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
 
@@ -102,6 +109,12 @@ def lp_reg_loss(
     ``topk(largest=False)``) are candidates; those with logp < proxy_logp are regularised, so
     min-p "noise" tokens (proxy ≈ −1e4) never are. The official code applies this only when
     k > 1 (tiny batches get no Lp-Reg); this contract applies it for every k ≥ 1.
+
+    Two properties of the official loss, kept here: a regularised token loses the lower clip
+    (with A < 0 its −A·ratio keeps pushing π down below 1 − clip_low), and k3 is clamped to
+    [−10, 10], so its pull toward the proxy is exactly zero once π_proxy/π > ≈ 13.6
+    (r − log r − 1 = 10). Unlike the official code, log(ratio) is clamped to ±20 as in verl's
+    vanilla loss: the two differ only where |log π_θ − log π_old| > 20 in one update.
 
     Args:
         logp, old_logp, proxy_logp: [B] or [B, T] log-probs of the sampled tokens under π_θ,

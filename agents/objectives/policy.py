@@ -36,8 +36,9 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _check_clip(clip_low: float, clip_high: float) -> None:
-    if not 0.0 < clip_low < 1.0:
-        raise ValueError(f"clip_low must be in (0, 1) so that 1 - clip_low > 0, got {clip_low}")
+    # clip_low >= 1 is allowed: 1 - clip_low <= 0 < ratio, i.e. no lower clip (Lp-Reg's recipe: 1.0)
+    if not clip_low > 0.0:
+        raise ValueError(f"clip_low must be > 0, got {clip_low}")
     if not clip_high > 0.0:
         raise ValueError(f"clip_high must be > 0, got {clip_high}")
 
@@ -99,7 +100,7 @@ def policy_loss(
 
     ``ratio = exp(clamp(logp - old_logp, -20, 20))``, ``pg_loss1 = -A·ratio``,
     ``pg_loss2 = -A·clip(ratio, 1 - clip_low, 1 + clip_high)`` (asymmetric = DAPO clip-higher,
-    arXiv 2503.14476), ``pg_losses = max(pg_loss1, pg_loss2)``. With ``dual_clip = c > 1``
+    arXiv 2503.14476; ``clip_low >= 1`` means no lower clip), ``pg_losses = max(pg_loss1, pg_loss2)``. With ``dual_clip = c > 1``
     (Ye et al., arXiv 1912.09729, eq. 5; RIFT uses c = 3): for A < 0,
     ``pg_losses = min(pg_losses, -c·A)``, bounding the update on negative-advantage samples.
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, Normal, kl_divergence
 
-from agents.objectives import categorical_kl, demo_kl, gaussian_kl, kl_penalty
+from agents.objectives import categorical_kl, demo_kl, gaussian_kl, kl_penalty, smooth_logits
 
 D = torch.float64
 
@@ -123,3 +123,16 @@ def test_demo_kl_bad_args():
         demo_kl(t([[0.0]]), t([[0.0]]), dist="beta")
     with pytest.raises(ValueError, match="even"):
         demo_kl(t([[0.0, 1.0, 2.0]]), t([[0.0, 1.0, 2.0]]), dist="gaussian")
+
+
+def test_smooth_logits_mixes_with_uniform_and_keeps_the_kl_finite():
+    bc = torch.log(t([0.5, 0.5, 0.0]))                 # pi_BC gives the third action no mass
+    sm = smooth_logits(bc, 0.3)
+    torch.testing.assert_close(sm.exp(), t([0.7 * 0.5 + 0.1, 0.7 * 0.5 + 0.1, 0.1]), rtol=0, atol=1e-15)
+    policy = torch.log(t([0.2, 0.3, 0.5]))
+    assert math.isinf(categorical_kl(policy, bc).item())
+    expected = sum(p * math.log(p / q) for p, q in zip([0.2, 0.3, 0.5], [0.45, 0.45, 0.1]))
+    assert categorical_kl(policy, sm).item() == pytest.approx(expected, abs=1e-12)
+    torch.testing.assert_close(smooth_logits(bc, 0.0), torch.log_softmax(bc, -1))
+    with pytest.raises(ValueError, match="lam"):
+        smooth_logits(bc, 1.5)

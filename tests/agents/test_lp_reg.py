@@ -171,7 +171,7 @@ def test_all_zero_mask_and_extreme_ratios():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(rho=0.0), "rho"), (dict(rho=1.5), "rho"), (dict(beta=-1.0), "beta"),
-    (dict(clip_low=1.5), "clip_low"), (dict(agg="sum"), "token-mean"),
+    (dict(clip_low=0.0), "clip_low"), (dict(agg="sum"), "token-mean"),
 ])
 def test_invalid_arguments_raise(kwargs, match):
     x = t([-1.0, -2.0])
@@ -210,3 +210,27 @@ def test_saturated_k3_leaves_only_the_unclipped_pg_gradient():
     loss, _ = lp_reg_loss(below, below.detach(), t([math.log(0.013)]), t([-1.0]), None, rho=1.0)
     (g,) = torch.autograd.grad(loss, below)
     assert g.item() == pytest.approx(1.0 + (1.0 - 13.0), abs=1e-9)  # -A * ratio + (1 - pi_proxy / pi)
+
+
+def test_recipe_clips_low_1_high_9_leave_ratios_up_to_10_unclipped():
+    """The official recipe (clip_ratio_low 1.0, high 9.0): no lower clip, upper clip at 10."""
+    logp, old = t([math.log(0.05), math.log(12.0)]), t([0.0, 0.0])   # ratios 0.05 and 12
+    loss, m = lp_reg_loss(logp, old, t([-1e4, -1e4]), t([-1.0, 1.0]), None, clip_low=1.0, clip_high=9.0)
+    assert m["reg_token_num"].item() == 0.0                           # proxy = noise: nothing selected
+    assert loss.item() == pytest.approx((0.05 - 10.0) / 2, abs=1e-12)  # DAPO clips would give (0.8 - 1.28) / 2
+
+
+def test_minp_filters_raw_logits_before_the_temperature():
+    """Official order at T = 0.6: p = (0.8, 0.15, 0.04, 0.01) at T = 1 and kappa = 0.02 keep
+    p / p_max >= 0.02: tokens 0, 1, 2 (0.04 / 0.8 = 0.05). Filtering z / T instead would keep
+    p / p_max >= 0.02 ** 0.6 = 0.096 and drop token 2."""
+    z = torch.log(t([0.8, 0.15, 0.04, 0.01]))
+    T = 0.6
+    actions = torch.tensor([0, 1, 2, 3])
+    out = minp_proxy_logprob(z.expand(4, 4), actions, kappa=0.02, temperature=T)
+    kept = torch.log_softmax(z[:3] / T, -1)                           # renormalised over {0, 1, 2} at T
+    torch.testing.assert_close(out[:3], kept, rtol=0, atol=1e-12)
+    assert out[3].item() < -1000                                      # 0.01 / 0.8 < 0.02: noise
+    assert minp_proxy_logprob(z.expand(4, 4) / T, actions, kappa=0.02)[2].item() < -1000  # the other order
+    with pytest.raises(ValueError, match="temperature"):
+        minp_proxy_logprob(z, torch.tensor(0), kappa=0.02, temperature=0.0)

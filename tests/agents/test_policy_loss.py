@@ -133,7 +133,7 @@ def test_metrics_are_detached_scalars():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(dual_clip=1.0), "dual_clip"),
     (dict(dual_clip=0.5), "dual_clip"),
-    (dict(clip_low=1.5), "clip_low"),
+    (dict(clip_low=-0.1), "clip_low"),
     (dict(clip_low=0.0), "clip_low"),
     (dict(clip_high=0.0), "clip_high"),
     (dict(agg="mean"), "token-mean, seq-mean-token-mean, seq-mean-token-sum"),
@@ -159,7 +159,7 @@ def test_bad_shapes_raise():
 # ---- the objective registry (shared by every file of agents.objectives) ---------------------
 
 PUBLIC = ["group_advantages", "gae", "policy_loss", "aggregate", "kl_penalty", "categorical_kl",
-          "gaussian_kl", "demo_kl", "minp_proxy_logprob", "lp_reg_loss"]
+          "gaussian_kl", "demo_kl", "smooth_logits", "minp_proxy_logprob", "lp_reg_loss"]
 
 
 def test_every_public_function_is_registered_under_its_name():
@@ -178,3 +178,11 @@ def test_unknown_objective_lists_known_names():
     assert "nope" in msg and all(name in msg for name in PUBLIC)
     with pytest.raises(KeyError, match="Did you mean 'policy_loss'"):
         objectives.get_objective("policy_los")
+
+
+def test_clip_low_one_switches_the_lower_clip_off():
+    """Lp-Reg's recipe clip_ratio_low = 1.0: a ratio of 0.5 with A < 0 is no longer clipped."""
+    logp, old_logp, adv = _inputs()
+    loss, m = policy_loss(logp, old_logp, adv, clip_low=1.0, clip_high=0.2)
+    assert loss.item() == pytest.approx((0.5 - 1.0 - 2.4 + 5.0) / 4, abs=1e-12)
+    assert m["clip_frac"].item() == pytest.approx(0.25)        # only the r = 1.5, A > 0 element
