@@ -13,6 +13,7 @@ from typing import List, Optional
 
 from agents.registry import UnknownNameError
 from trainers.checks import ConfigError  # light: `regrl --help` does not load torch
+from trainers.checkpoint import RunAborted  # light as well (file logic only)
 
 EXIT_BAD_INPUT = 2
 
@@ -132,6 +133,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConnectionError as exc:  # ray.init(address=...) found no cluster
         print(f"error: cannot reach the Ray cluster: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunAborted as exc:  # not bad input: the run could not go on (it is checkpointed)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -37,13 +37,13 @@ from agents.models import MLP, TokenMLP
 from agents.models.closure import ClosureCNN, LocalCoefficientMLP
 from agents.registry import Registry
 from agents.offline import PLUGINS, Plugin, TaskInfo, build_plugins, check_combination
-from trainers.checkpoint import (checkpoint_dir, latest_checkpoint, read_state,
-                                 save_checkpoint)
+from trainers.checkpoint import (checkpoint_dir, load_torch_state, log_resume, read_state,
+                                 resume_checkpoint, save_checkpoint)
 from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, parse,
                              parse_named_entry, read_yaml, to_dict)
 from trainers.checks import require as _require
 from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
-from trainers.run import CONFIG_FILE, init_ray, load_run_config, new_run_dir, print_run_location
+from trainers.run import CONFIG_FILE, load_run_config, new_run_dir, print_run_location, ray_session
 
 TB_DIR = "tb"
 METRICS_FILE = "metrics.json"
@@ -680,13 +680,16 @@ def fit(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
     worker = worker or Worker()
     data = prepare_data(cfg)
     learner = OfflineLearner(cfg, data, worker.device, worker.wrap)
-    start = _restore(learner, run_dir, worker) if resuming else 0
+    choice = _resume_choice(run_dir, worker) if resuming else None
+    start = _restore(learner, choice, worker)
     if start >= cfg.training.epochs and (run_dir / METRICS_FILE).is_file():
         print(f"{run_dir} already finished {start} epochs", flush=True)
         return json.loads((run_dir / METRICS_FILE).read_text())
     main = worker.rank == 0
     tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
                            jsonl=run_dir / METRICS_JSONL) if main else None
+    if main:
+        log_resume(tb, choice, start + 1)
     if main and not resuming:
         tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
     bar = OfflineProgress(cfg.training.epochs, start, enabled=progress and main)
@@ -766,18 +769,26 @@ def _save(learner: OfflineLearner, run_dir: Path, epoch: int, keep: int, worker:
     worker.barrier()
 
 
-def _restore(learner: OfflineLearner, run_dir: Path, worker: Worker) -> int:
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
+def _resume_choice(run_dir: Path, worker: Worker):
+    """Rank 0 cleans up, reports and picks; the other ranks pick the same one silently."""
+    if worker.rank == 0:
+        return resume_checkpoint(run_dir)
+    return resume_checkpoint(run_dir, say=lambda line: None, clean=False)
+
+
+def _restore(learner: OfflineLearner, choice, worker: Worker) -> int:
+    """The epoch of the checkpoint ``resume_checkpoint`` chose (0 when there is none)."""
+    if choice is None or choice.path is None:
         return 0
+    ckpt = choice.path
     state = read_state(ckpt)
     if state.get("world_size", 1) != worker.world:
         raise ValueError(f"{ckpt} was written by {state.get('world_size')} workers; resume with "
                          f"resources.num_workers matching it (now {worker.world})")
-    learner.restore(torch.load(ckpt / LEARNER_FILE, map_location=worker.device, weights_only=False),
-                    torch.load(ckpt / _plugin_file(worker.rank), weights_only=False))
+    learner.restore(load_torch_state(ckpt / LEARNER_FILE, map_location=worker.device),
+                    load_torch_state(ckpt / _plugin_file(worker.rank)))
     if worker.rank == 0:
-        print(f"resumed {run_dir} from {ckpt.name} (epoch {state['epoch']})", flush=True)
+        print(f"resumed {ckpt.parents[1]} from {ckpt.name} (epoch {state['epoch']})", flush=True)
     return int(state["epoch"])
 
 
@@ -865,15 +876,15 @@ def _fit_ray(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    init_ray(address)
     loop_config = {"config": offline_to_dict(cfg), "source": str(run_dir / CONFIG_FILE),
                    "run_dir": str(run_dir), "resuming": resuming, "progress": progress}
-    trainer = TorchTrainer(
-        ray_train_loop, train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=cfg.resources.num_workers,
-                                     use_gpu=cfg.resources.use_gpu),
-        run_config=RunConfig(storage_path=str(run_dir / "ray_train"), name="offline"))
-    result = trainer.fit()
+    with ray_session(address):
+        trainer = TorchTrainer(
+            ray_train_loop, train_loop_config=loop_config,
+            scaling_config=ScalingConfig(num_workers=cfg.resources.num_workers,
+                                         use_gpu=cfg.resources.use_gpu),
+            run_config=RunConfig(storage_path=str(run_dir / "ray_train"), name="offline"))
+        result = trainer.fit()
     if result.error is not None:
         raise result.error
     return json.loads((run_dir / METRICS_FILE).read_text())

@@ -4,13 +4,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import yaml
 
-from trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint
+from trainers.checkpoint import (CheckpointChoice, RunAborted, empty_iteration_streak, log_resume,
+                                 newest_saved_iteration, read_state, resume_checkpoint,
+                                 save_checkpoint)
 from trainers.config import ConfigError, ExperimentConfig, config_from_dict, to_dict
 from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger, namespace_metrics
 
@@ -27,8 +30,9 @@ class RunResult:
     stopped_early: bool
 
 
-def init_ray(address: Optional[str] = None) -> None:
-    """Join ``address`` (``auto`` or ``ray://host:port``) or start a local single-node Ray.
+def init_ray(address: Optional[str] = None) -> bool:
+    """Join ``address`` (``auto`` or ``ray://host:port``) or start a local single-node Ray;
+    True when this call started (or connected) a session, which its caller then owns.
 
     A local session binds to 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``); a cluster
     address keeps Ray's own networking.
@@ -36,15 +40,31 @@ def init_ray(address: Optional[str] = None) -> None:
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
-        return
+        return True
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     # address="local": always a fresh single-node session, never an already running cluster
     # found through RAY_ADDRESS or /tmp/ray (use --address for that)
     ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
              configure_logging=True, log_to_driver=True)
+    return True
+
+
+@contextmanager
+def ray_session(address: Optional[str] = None):
+    """``init_ray`` for the block; on leaving it (normal end, error or Ctrl-C) shut down the
+    session this block started, so no raylet/GCS/agent processes of ours outlive the run
+    (disconnects only from a cluster; a session someone else started is left alone)."""
+    started = init_ray(address)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 def new_run_dir(cfg) -> Path:
@@ -84,18 +104,19 @@ def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = No
         assert cfg is not None, "train() needs a config or a run directory to resume"
         run_dir = new_run_dir(cfg)
         (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    init_ray(address)
-    check_resources(cfg, autoscaling=address is not None)
-    apply_torch_threads(cfg)
-    from trainers.rllib.algo import build_algorithm_config
+    choice = resume_checkpoint(run_dir) if resume is not None else None  # before Ray starts
+    with ray_session(address):
+        check_resources(cfg, autoscaling=address is not None)
+        apply_torch_threads(cfg)
+        from trainers.rllib.algo import build_algorithm_config
 
-    algo = build_algorithm_config(cfg).build_algo()
-    if cfg.resources.num_env_runners or cfg.resources.num_learners:
-        print(placement_summary(placement(algo)), flush=True)
-    try:
-        return _loop(cfg, algo, run_dir, resume is not None, progress)
-    finally:
-        algo.stop()
+        algo = build_algorithm_config(cfg).build_algo()
+        if cfg.resources.num_env_runners or cfg.resources.num_learners:
+            print(placement_summary(placement(algo)), flush=True)
+        try:
+            return _loop(cfg, algo, run_dir, choice, progress)
+        finally:
+            algo.stop()
 
 
 def required_resources(cfg: ExperimentConfig) -> Dict[str, float]:
@@ -168,12 +189,12 @@ def placement_summary(where: Dict[str, list]) -> str:
             f"learners on [{short(where['learners'])}]")
 
 
-def save_on_interrupt(run_dir: Path, done: int, checkpoint) -> None:
-    """Ctrl-C: checkpoint the last completed iteration unless it is saved already."""
-    last = latest_checkpoint(run_dir)
-    if done > (read_state(last)["iteration"] if last else 0):
+def save_on_interrupt(run_dir: Path, done: int, checkpoint, why: str = "interrupted") -> None:
+    """Ctrl-C (or an aborted run): checkpoint the last completed iteration unless it is
+    saved already."""
+    if done > newest_saved_iteration(run_dir):
         checkpoint(done)
-    print(f"\ninterrupted; resume with: regrl train --resume {run_dir}", flush=True)
+    print(f"\n{why}; resume with: regrl train --resume {run_dir}", flush=True)
 
 
 def print_run_location(run_dir: Path) -> None:
@@ -181,17 +202,15 @@ def print_run_location(run_dir: Path) -> None:
           flush=True)
 
 
-def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
+def _loop(cfg: ExperimentConfig, algo, run_dir: Path, choice: Optional[CheckpointChoice],
           progress: bool) -> RunResult:
-    start, env_steps = 0, 0.0
-    ckpt = latest_checkpoint(run_dir) if resuming else None
-    if ckpt is not None:
-        algo.restore_from_path(str(ckpt))
-        state = read_state(ckpt)
-        start, env_steps = state["iteration"], state["env_steps"]
-        print(f"resumed {run_dir} from {ckpt.name} (iteration {start})", flush=True)
+    """Iterations until ``training.iterations``; ``choice`` is what ``resume_checkpoint``
+    picked when resuming (None for a new run)."""
+    resuming = choice is not None
+    start, env_steps = _restore_algo(algo, run_dir, choice)
     tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
                            jsonl=run_dir / METRICS_JSONL)
+    log_resume(tb, choice, start + 1)
     if not resuming:
         tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
     bar = Progress(cfg.training.iterations, start, enabled=progress)
@@ -203,8 +222,13 @@ def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
                         cfg.checkpoint.keep)
 
     try:
-        for it in range(start + 1, cfg.training.iterations + 1):
+        it, empty = start, 0
+        while it < cfg.training.iterations:
             metrics = {**namespace_metrics(algo.train()), **runner_health(algo)}
+            empty = empty_iteration_streak(empty, metrics, it + 1)
+            if empty:  # a restarting env runner: not a training iteration
+                continue
+            it += 1
             env_steps += metrics.get("env/env_steps", 0.0)
             metrics["env/env_steps_total"] = env_steps
             tb.scalars(metrics, it)
@@ -220,8 +244,22 @@ def _loop(cfg: ExperimentConfig, algo, run_dir: Path, resuming: bool,
     except KeyboardInterrupt:
         save_on_interrupt(run_dir, done, checkpoint)
         raise
+    except RunAborted:
+        save_on_interrupt(run_dir, done, checkpoint, why="aborted")
+        raise
     finally:
         bar.close()
         tb.close()
     print_run_location(run_dir)
     return RunResult(run_dir, done, env_steps, metrics, stopped)
+
+
+def _restore_algo(algo, run_dir: Path, choice) -> tuple:
+    """(iteration, env steps) of the checkpoint ``resume_checkpoint`` chose; (0, 0) if none."""
+    if choice is None or choice.path is None:
+        return 0, 0.0
+    algo.restore_from_path(str(choice.path))
+    state = read_state(choice.path)
+    print(f"resumed {run_dir} from {choice.path.name} (iteration {state['iteration']})",
+          flush=True)
+    return state["iteration"], state["env_steps"]

@@ -132,10 +132,13 @@ def train_closure(config: str, data_path: str, val_path: str, name: str, runs_ro
 
 
 def _learner_state(run_dir: Path):
-    from trainers.checkpoint import latest_checkpoint
+    from trainers.checkpoint import latest_checkpoint, load_torch_state
     from trainers.offline import LEARNER_FILE
 
-    return torch.load(latest_checkpoint(run_dir) / LEARNER_FILE, weights_only=False)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir}: the closure run wrote no checkpoint")
+    return load_torch_state(ckpt / LEARNER_FILE)  # weights_only: a crafted file runs no code
 
 
 # ===================================================================== closures as callables

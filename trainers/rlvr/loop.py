@@ -3,6 +3,7 @@ publish weights, evaluate, log to TensorBoard, checkpoint atomically, resume."""
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
@@ -12,11 +13,11 @@ import torch
 import yaml
 
 from agents.objectives import group_advantages
-from trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint
+from trainers.checkpoint import log_resume, read_state, resume_checkpoint, save_checkpoint
 from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
 from trainers.rlvr import config as rc
 from trainers.run import CONFIG_FILE, TB_DIR, init_ray, new_run_dir, print_run_location, \
-    save_on_interrupt
+    ray_session, save_on_interrupt
 
 EVAL_SEED_OFFSET = 1_000_003  # eval problems come from a stream disjoint from training's
 
@@ -125,11 +126,14 @@ def train_rlvr(cfg=None, *, resume: Optional[Path] = None, address: Optional[str
     if cfg.resources.torch_threads:
         torch.set_num_threads(cfg.resources.torch_threads)
     torch.manual_seed(cfg.seed)
-    backend = make_backend(cfg, address)
-    try:
-        return _loop(cfg, Trainer(cfg, backend), run_dir, resume is not None, progress)
-    finally:
-        backend.close()
+    choice = resume_checkpoint(run_dir) if resume is not None else None  # before Ray starts
+    local = cfg.resources.mode == "local"  # no Ray at all
+    with nullcontext() if local else ray_session(address):
+        backend = make_backend(cfg, address)
+        try:
+            return _loop(cfg, Trainer(cfg, backend), run_dir, choice, progress)
+        finally:
+            backend.close()
 
 
 def load_rlvr_run_config(run_dir: Path):
@@ -139,10 +143,13 @@ def load_rlvr_run_config(run_dir: Path):
     return rc.config_from_dict(yaml.safe_load(path.read_text()) or {}, source=str(path))
 
 
-def _loop(cfg, trainer: Trainer, run_dir: Path, resuming: bool, progress: bool) -> RLVRResult:
-    start = _restore(trainer, run_dir) if resuming else 0
+def _loop(cfg, trainer: Trainer, run_dir: Path, choice, progress: bool) -> RLVRResult:
+    """Steps until ``training.steps``; ``choice``: the checkpoint to resume from (or None)."""
+    resuming = choice is not None
+    start = _restore(trainer, run_dir, choice)
     tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
                            jsonl=run_dir / METRICS_JSONL)
+    log_resume(tb, choice, start + 1)
     if not resuming:
         tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
     bar = Progress(cfg.training.steps, start, enabled=progress)
@@ -174,10 +181,11 @@ def _loop(cfg, trainer: Trainer, run_dir: Path, resuming: bool, progress: bool) 
     return RLVRResult(run_dir, done, metrics)
 
 
-def _restore(trainer: Trainer, run_dir: Path) -> int:
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
+def _restore(trainer: Trainer, run_dir: Path, choice) -> int:
+    """The step of the checkpoint ``resume_checkpoint`` chose (0 when there is none)."""
+    if choice is None or choice.path is None:
         return 0
+    ckpt = choice.path
     trainer.backend.restore(str(ckpt))
     state = read_state(ckpt)
     trainer.load_state(state)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 import yaml
 
 from agents.models import lm
-from trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint
+from trainers.checkpoint import (load_torch_state, log_resume, read_state, resume_checkpoint,
+                                 save_checkpoint)
 from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
 from trainers.rlvr import config as rc
 from trainers.rlvr.policy import build_policy, save_policy
@@ -73,26 +74,29 @@ def train_sft(cfg=None, *, resume: Optional[Path] = None, progress: bool = True)
     data = encode_demonstrations(tokenizer, demonstrations(task, cfg.data.n, cfg.data.seed),
                                  cfg.model.chat_template)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.training.lr)
-    start = _restore(model, opt, run_dir) if resume is not None else 0
-    return _fit(cfg, model, tokenizer, opt, data, run_dir, start, progress)
+    choice = resume_checkpoint(run_dir) if resume is not None else None
+    start = _restore(model, opt, choice)
+    return _fit(cfg, model, tokenizer, opt, data, run_dir, start, progress, choice)
 
 
-def _restore(model, opt, run_dir: Path) -> int:
+def _restore(model, opt, choice) -> int:
+    """The epoch of the checkpoint ``resume_checkpoint`` chose (0 when there is none)."""
     from transformers import AutoModelForCausalLM
 
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
+    if choice is None or choice.path is None:
         return 0
+    ckpt = choice.path
     saved = AutoModelForCausalLM.from_pretrained(str(ckpt / "policy"), local_files_only=True)
     model.load_state_dict(saved.state_dict())
-    opt.load_state_dict(torch.load(ckpt / SFT_STATE, weights_only=False)["optimizer"])
+    opt.load_state_dict(load_torch_state(ckpt / SFT_STATE)["optimizer"])
     return int(read_state(ckpt)["iteration"])
 
 
-def _fit(cfg, model, tokenizer, opt, data, run_dir, start, progress) -> SFTResult:
+def _fit(cfg, model, tokenizer, opt, data, run_dir, start, progress, choice=None) -> SFTResult:
     t, n = cfg.training, data[0].shape[0]
     tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if start else None,
                            jsonl=run_dir / METRICS_JSONL)
+    log_resume(tb, choice, start + 1)
     bar = Progress(t.epochs, start, enabled=progress)
     bar.line = lambda e, total, m, _=0.0: (f"epoch {e:>3}/{total}  loss {m['train/loss']:.4f}  "
                                           f"token_acc {m['train/token_acc']:.3f}")

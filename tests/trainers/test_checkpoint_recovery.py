@@ -1,0 +1,367 @@
+"""Damaged, stray and partial checkpoints, crafted state files, empty iterations and the
+Ray session: resume and eval recover from what a crash or a careless user leaves behind
+(issue 15). No Ray is started here; the RL loop runs against a scripted fake algorithm."""
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from trainers.checkpoint import (MANIFEST_FILE, STATE_FILE, CheckpointError, RunAborted,
+                                 choose_checkpoint, empty_iteration_streak, latest_checkpoint,
+                                 list_checkpoints, load_torch_state, resume_checkpoint,
+                                 save_checkpoint)
+from trainers.cli import EXIT_BAD_INPUT, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fake_save(path):
+    Path(path, "sub").mkdir(parents=True)
+    Path(path, "algorithm_state.pkl").write_bytes(b"weights-" * 64)
+    Path(path, "sub", "module.pt").write_bytes(b"module-" * 32)
+
+
+def two_checkpoints(run_dir):
+    for i in (2, 4):
+        save_checkpoint(fake_save, run_dir, i, {"env_steps": 10.0 * i}, keep=5)
+    return run_dir / "checkpoints" / "iter_000004"
+
+
+# ----------------------------------------------------------------------------- manifests
+def test_manifest_lists_every_file_with_size_and_hash(tmp_path):
+    newest = two_checkpoints(tmp_path)
+    files = json.loads((newest / MANIFEST_FILE).read_text())["files"]
+    assert sorted(files) == ["algorithm_state.pkl", STATE_FILE, "sub/module.pt"]
+    assert files["sub/module.pt"]["size"] == 7 * 32
+    assert choose_checkpoint(tmp_path).path == newest
+    assert not choose_checkpoint(tmp_path).legacy
+
+
+def _delete(ckpt):
+    (ckpt / "sub" / "module.pt").unlink()
+
+
+def _truncate(ckpt):
+    p = ckpt / "algorithm_state.pkl"
+    p.write_bytes(p.read_bytes()[:100])
+
+
+def _garble_same_size(ckpt):
+    p = ckpt / "algorithm_state.pkl"
+    data = bytearray(p.read_bytes())
+    data[200] ^= 0xFF
+    p.write_bytes(bytes(data))
+
+
+def _garble_state(ckpt):
+    (ckpt / STATE_FILE).write_text('{"iteration": 4, "env_st')
+
+
+@pytest.mark.parametrize("damage, why", [
+    (_delete, "missing file sub/module.pt"),
+    (_truncate, "algorithm_state.pkl has 100 bytes, the manifest says 512"),
+    (_garble_same_size, "algorithm_state.pkl differs from its manifest sha256"),
+    (_garble_state, f"{STATE_FILE} is not valid JSON"),
+])
+def test_damaged_newest_checkpoint_falls_back_to_the_intact_one(tmp_path, damage, why):
+    damage(two_checkpoints(tmp_path))
+    lines = []
+    choice = resume_checkpoint(tmp_path, say=lines.append)
+    assert choice.path.name == "iter_000002"
+    assert choice.skipped[0][0] == "iter_000004" and why in choice.skipped[0][1]
+    assert any("iter_000004 is damaged" in line and why in line for line in lines)
+    assert any("falling back to iter_000002" in line for line in lines)
+    warned = []
+    assert latest_checkpoint(tmp_path, warn=warned.append).name == "iter_000002"  # eval path
+    assert warned
+
+
+def test_checkpoint_without_manifest_is_accepted_with_a_warning(tmp_path):
+    newest = two_checkpoints(tmp_path)
+    (newest / MANIFEST_FILE).unlink()  # as written by regrl before manifests
+    lines = []
+    choice = resume_checkpoint(tmp_path, say=lines.append)
+    assert choice.path == newest and choice.legacy and not choice.skipped
+    assert [line for line in lines if "no regrl_manifest.json" in line]
+
+
+def test_every_checkpoint_damaged_is_refused_naming_each(tmp_path):
+    _truncate(two_checkpoints(tmp_path))
+    _garble_state(tmp_path / "checkpoints" / "iter_000002")
+    with pytest.raises(CheckpointError, match=r"every checkpoint is damaged \(iter_000004: .*"
+                                              r"iter_000002: regrl_state.json is not valid"):
+        resume_checkpoint(tmp_path, say=lambda line: None)
+
+
+def test_run_without_checkpoint_says_it_starts_over(tmp_path):
+    lines = []
+    choice = resume_checkpoint(tmp_path, say=lines.append)
+    assert choice.path is None
+    assert lines == [f"{tmp_path} has no checkpoint yet; starting from iteration 1"]
+
+
+def test_manifest_cannot_point_outside_the_checkpoint(tmp_path):
+    newest = two_checkpoints(tmp_path)
+    manifest = json.loads((newest / MANIFEST_FILE).read_text())
+    manifest["files"]["../../secret"] = {"size": 1, "sha256": "0"}
+    (newest / MANIFEST_FILE).write_text(json.dumps(manifest))
+    (tmp_path / "secret").write_text("x")
+    assert "outside the checkpoint" in choose_checkpoint(tmp_path).skipped[0][1]
+
+
+# ----------------------------------------------------------------------------- strays, partials
+def test_stray_entries_are_not_ours_and_are_ignored(tmp_path):
+    two_checkpoints(tmp_path)
+    root = tmp_path / "checkpoints"
+    for name in ("iter_000003.bak", "iter_abc", "iter_7", "iter_0000099"):
+        (root / name).mkdir()
+        (root / name / STATE_FILE).write_text(json.dumps({"iteration": 3}))
+    (root / "iter_000009").write_text("a file, not a checkpoint")
+    (root / "notes.txt").write_text("x")
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["iter_000002", "iter_000004"]
+    assert latest_checkpoint(tmp_path).name == "iter_000004"
+
+
+def test_partial_checkpoints_of_a_killed_run_are_removed_on_resume(tmp_path):
+    two_checkpoints(tmp_path)
+    root = tmp_path / "checkpoints"
+    for name in (".tmp_iter_000006_999999", ".stage_000006"):
+        (root / name).mkdir()
+        (root / name / "half.pkl").write_bytes(b"x")
+    lines = []
+    choice = resume_checkpoint(tmp_path, say=lines.append)
+    assert sorted(p.name for p in root.iterdir()) == ["iter_000002", "iter_000004"]
+    assert choice.path.name == "iter_000004"
+    assert "removed 2 partial checkpoint(s)" in lines[0]
+
+
+# ----------------------------------------------------------------------------- untrusted files
+class Payload:
+    """What an attacker puts in a state file: unpickling it creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_crafted_pickle_state_is_not_executed(tmp_path):
+    marker, path = tmp_path / "pwned", tmp_path / "learner.pt"
+    torch.save(Payload(marker), path)
+    torch.load(path, weights_only=False).close()  # the payload is real: an unsafe load runs it
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(CheckpointError, match="refused to load; not a plain regrl state file"):
+        load_torch_state(path)
+    assert not marker.exists()
+    torch.save({"model": {"w": torch.ones(2)}, "step": 3, "rng": torch.ByteTensor([1])}, path)
+    assert load_torch_state(path)["step"] == 3  # our own plain state still loads
+
+
+def test_no_unsafe_torch_load_in_the_packages():
+    offenders = [f"{p.relative_to(ROOT)}:{i}" for pkg in ("trainers", "agents", "envs")
+                 for p in (ROOT / pkg).rglob("*.py")
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if re.search(r"weights_only\s*=\s*False|pickle\.loads?\(", line)]
+    assert offenders == []
+
+
+@pytest.fixture
+def offline_run(tmp_path):
+    """A finished 2-epoch offline run (seconds, CPU)."""
+    from trainers.offline import offline_config_from_dict, train_offline
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 2, 64)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    cfg = offline_config_from_dict({
+        "kind": "offline", "name": "t", "runs_root": str(tmp_path / "runs"),
+        "data": {"path": str(tmp_path / "d.npz"), "val_fraction": 0.25},
+        "model": {"hidden": [8]}, "training": {"epochs": 2, "batch_size": 16},
+        "checkpoint": {"every": 1, "keep": 3}})
+    run_dir = train_offline(cfg, progress=False).run_dir
+    (run_dir / "metrics.json").unlink()  # as if killed before the end
+    return run_dir
+
+
+def test_resume_with_a_crafted_state_file_is_one_error_line(offline_run, tmp_path, capsys):
+    from trainers.checkpoint import write_manifest
+    from trainers.offline import LEARNER_FILE
+
+    marker = tmp_path / "pwned"
+    for ckpt in list_checkpoints(offline_run):  # the attacker also rewrites the manifests
+        torch.save(Payload(marker), ckpt / LEARNER_FILE)
+        write_manifest(ckpt)
+    assert main(["train", "--resume", str(offline_run), "--quiet"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "refused to load" in err[0]
+    assert not marker.exists()
+
+
+def test_offline_resume_falls_back_and_logs_it(offline_run, capsys):
+    _truncate_file(offline_run / "checkpoints" / "iter_000002" / "learner.pt")
+    assert main(["train", "--resume", str(offline_run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "iter_000002 is damaged" in out and "from iter_000001 (epoch 1)" in out
+    acc = EventAccumulator(str(offline_run / "tb"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("perf/resume_fallbacks")] == [(2, 1.0)]
+    assert "resume/text_summary" in acc.Tags()["tensors"]
+
+
+def _truncate_file(path):
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+def test_eval_of_a_run_whose_checkpoints_are_all_damaged(tmp_path, capsys):
+    import yaml
+
+    from trainers.config import load_config, to_dict
+
+    cfg = load_config(str(ROOT / "configs/cartpole_ppo.yaml"), [])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    _truncate(two_checkpoints(tmp_path))
+    _delete(tmp_path / "checkpoints" / "iter_000002")
+    (tmp_path / "checkpoints" / "iter_000005.bak").mkdir()
+    assert main(["eval", str(tmp_path)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and "every checkpoint is damaged" in err[-1]
+    assert "iter_000002: missing file sub/module.pt" in err[-1]
+
+
+# ----------------------------------------------------------------------------- empty iterations
+def test_empty_iteration_streak_counts_and_gives_up():
+    lines = []
+    assert empty_iteration_streak(0, {"env/env_steps": 400.0}, 1, lines.append) == 0
+    assert lines == []
+    assert empty_iteration_streak(0, {"env/env_steps": 0.0}, 2, lines.append, limit=3) == 1
+    assert empty_iteration_streak(1, {}, 2, lines.append, limit=3) == 2
+    assert lines[0] == ("iteration 2 sampled 0 env steps (env runner restarting?); "
+                        "not counted (1/3 in a row)")
+    assert empty_iteration_streak(2, {"env/env_steps": 1.0}, 2, lines.append, limit=3) == 0
+    with pytest.raises(RunAborted, match="3 iterations in a row sampled no env steps"):
+        empty_iteration_streak(2, {"env/env_steps": 0.0}, 2, lines.append, limit=3)
+
+
+class FakeAlgo:
+    """Stands in for an RLlib Algorithm: ``train()`` samples the scripted env-step counts."""
+
+    env_runner_group = None
+
+    def __init__(self, steps):
+        self.steps, self.restored = list(steps), []
+
+    def train(self):
+        n = self.steps.pop(0)
+        return {"time_this_iter_s": 1.0, "env_runners": {"num_env_steps_sampled": n,
+                                "episode_return_mean": 10.0 if n else float("nan")}}
+
+    def save_to_path(self, path):
+        Path(path).mkdir(parents=True)
+        Path(path, "algorithm_state.pkl").write_bytes(os.urandom(256))
+
+    def restore_from_path(self, path):
+        self.restored.append(Path(path).name)
+
+
+def rl_config(tmp_path, iterations):
+    from trainers.config import load_config
+
+    return load_config(str(ROOT / "configs/cartpole_ppo.yaml"),
+                       [f"runs_root={tmp_path}", f"training.iterations={iterations}",
+                        "training.stop_return=null", "checkpoint.every=1"])
+
+
+def _rl_run(tmp_path, iterations):
+    import yaml
+
+    from trainers.config import to_dict
+    from trainers.run import CONFIG_FILE, new_run_dir
+
+    cfg = rl_config(tmp_path, iterations)
+    run_dir = new_run_dir(cfg)
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg)))
+    return cfg, run_dir
+
+
+def test_rl_loop_does_not_count_empty_iterations(tmp_path, capsys):
+    from trainers.run import _loop
+
+    cfg, run_dir = _rl_run(tmp_path, 3)
+    result = _loop(cfg, FakeAlgo([400, 0, 0, 400, 400]), run_dir, None, True)
+    out = capsys.readouterr().out
+    assert result.iteration == 3 and result.env_steps == 1200
+    assert out.count("sampled 0 env steps") == 2 and "nan" not in out.lower()
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("env/env_steps")] == [1, 2, 3]
+
+
+def test_rl_loop_gives_up_after_too_many_empty_iterations_and_keeps_the_run(tmp_path):
+    from trainers.checkpoint import MAX_EMPTY_ITERATIONS
+    from trainers.run import _loop
+
+    cfg, run_dir = _rl_run(tmp_path, 5)
+    cfg = dataclasses.replace(cfg, checkpoint=dataclasses.replace(cfg.checkpoint, every=10))
+    with pytest.raises(RunAborted):
+        _loop(cfg, FakeAlgo([400] + [0] * MAX_EMPTY_ITERATIONS), run_dir, None, False)
+    assert [p.name for p in list_checkpoints(run_dir)] == ["iter_000001"]  # nothing lost
+
+
+def test_rl_resume_falls_back_and_logs_it_to_tensorboard(tmp_path, capsys):
+    from trainers.run import _loop
+
+    cfg, run_dir = _rl_run(tmp_path, 2)
+    _loop(cfg, FakeAlgo([400, 400]), run_dir, None, False)
+    _truncate_file(run_dir / "checkpoints" / "iter_000002" / "algorithm_state.pkl")
+    choice = resume_checkpoint(run_dir)
+    algo = FakeAlgo([400])
+    result = _loop(cfg, algo, run_dir, choice, False)
+    assert algo.restored == ["iter_000001"] and result.iteration == 2
+    assert "from iter_000001 (iteration 1)" in capsys.readouterr().out
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("perf/resume_fallbacks")] == [(2, 1.0)]
+
+
+# ----------------------------------------------------------------------------- the Ray session
+def test_ray_session_shuts_down_only_what_it_started(monkeypatch):
+    import ray
+
+    import trainers.run as run
+
+    calls = []
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+    for started in (True, False):
+        monkeypatch.setattr(run, "init_ray", lambda address=None, s=started: s)
+        with pytest.raises(KeyboardInterrupt):
+            with run.ray_session():
+                raise KeyboardInterrupt  # Ctrl-C mid-run
+    assert calls == ["shutdown"]
+
+
+def test_train_shuts_down_its_ray_session_when_building_fails(tmp_path, monkeypatch):
+    import ray
+
+    import trainers.rllib.algo as algo_mod
+    import trainers.run as run
+
+    calls = []
+    monkeypatch.setattr(run, "init_ray", lambda address=None: True)
+    monkeypatch.setattr(run, "check_resources", lambda cfg, autoscaling: None)
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+
+    def broken(cfg):
+        raise RuntimeError("env runner failed to start")
+
+    monkeypatch.setattr(algo_mod, "build_algorithm_config", broken)
+    with pytest.raises(RuntimeError, match="env runner failed"):
+        run.train(rl_config(tmp_path, 1), progress=False)
+    assert calls == ["shutdown"]
