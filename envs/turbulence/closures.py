@@ -60,7 +60,8 @@ def spectral_test_filter(fields: Tensor, ratio: float) -> Tensor:
     return torch.fft.irfft2(torch.fft.rfft2(fields) * keep, s=(n, n))
 
 
-def dynamic_smagorinsky_cs2(sim: Turbulence2D, test_filter_ratio: float = 2.0) -> Tensor:
+def dynamic_smagorinsky_cs2(sim: Turbulence2D, test_filter_ratio: float = 2.0,
+                            clip: bool = True) -> Tensor:
     """Dynamic Smagorinsky C_s² [batch] (Germano et al. 1991 identity, Lilly 1992 least squares;
     SMARL's ``DSMAG.py`` baseline, methods.md §2.2) for the model τ_ij = −2 C_s² Δ² |S̄| S̄_ij:
 
@@ -69,8 +70,12 @@ def dynamic_smagorinsky_cs2(sim: Turbulence2D, test_filter_ratio: float = 2.0) -
 
     with ^ the sharp spectral test filter of width r·Δ (r = ``test_filter_ratio``), L^d the
     deviatoric part, ⟨·⟩ the domain mean and |S̄| = √(2 S̄ij S̄ij). Clipped at 0 (no
-    backscatter); 0 where ⟨M:M⟩ = 0. The coefficient belongs to the local-|S̄| model; SMARL
-    feeds it to ``smagorinsky_viscosity`` (global strain norm) like the static C_s²."""
+    backscatter; ``clip=False`` returns the raw least-squares value); 0 where ⟨M:M⟩ = 0. The
+    coefficient belongs to the local-|S̄| model; SMARL feeds it to ``smagorinsky_viscosity``
+    (global strain norm) like the static C_s². Differences from the authors' ``DSMAG.py``
+    (docs/smarl.md §Dynamic Smagorinsky): there |S̄| = √(S̄ij S̄ij), Δ = 2·2π/n and the second
+    term of M is r²·(|S̄|)^·Ŝij (filtered norm) instead of r²|Ŝ|Ŝij (norm of the filtered
+    strain, Germano's form used here); their test filter also keeps the k = −n/4 row/column."""
     u, v = sim.velocity()
     s11, s12 = sim.strain_rate()
     s_norm = 2.0 * torch.sqrt(s11 ** 2 + s12 ** 2)
@@ -86,7 +91,7 @@ def dynamic_smagorinsky_cs2(sim: Turbulence2D, test_filter_ratio: float = 2.0) -
     lm = (2.0 * (l11_d * m11 + l12 * m12)).mean((-2, -1))
     mm = (2.0 * (m11 ** 2 + m12 ** 2)).mean((-2, -1))
     cs2 = torch.where(mm > 0, lm / mm.clamp_min(torch.finfo(mm.dtype).tiny), torch.zeros_like(mm))
-    return cs2.clamp_min(0.0)
+    return cs2.clamp_min(0.0) if clip else cs2
 
 
 def _cardinal_matrix(a: int, n: int, dtype, device) -> Tensor:

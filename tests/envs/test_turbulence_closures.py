@@ -2,6 +2,7 @@
 arXiv 2312.00907, methods.md §2.2) against hand-computed values."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,3 +149,45 @@ def test_in_step_smagorinsky_equals_the_closure_evaluated_outside_the_step(deali
     env_path = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
     advance(env_path, cs2, "smagorinsky", 15)
     assert (env_path.omega - old.omega).abs().max() < 1e-12 * scale
+
+
+def _germano_lilly_by_hand(omega: np.ndarray, ratio: float = 2.0) -> float:
+    """Domain-averaged Germano–Lilly C_s² of one vorticity field [n, n], written from the
+    textbook tensor form with all four components (S22, L22, M22 explicit, as in SMARL's
+    DSMAG.py), full complex FFTs, |S̄| = √(2 S̄ij S̄ij), Δ = 2π/n, |Ŝ| of the filtered strain."""
+    n = omega.shape[-1]
+    k = np.fft.fftfreq(n, 1.0 / n)
+    kx, ky = np.meshgrid(k, k, indexing="ij")
+    k2 = np.where(kx ** 2 + ky ** 2 == 0, 1.0, kx ** 2 + ky ** 2)
+    psi_hat = np.fft.fft2(omega) / k2
+    real = lambda h: np.fft.ifft2(h).real  # noqa: E731
+    u, v = real(1j * ky * psi_hat), real(-1j * kx * psi_hat)
+    ux, uy = real(1j * kx * np.fft.fft2(u)), real(1j * ky * np.fft.fft2(u))
+    vx, vy = real(1j * kx * np.fft.fft2(v)), real(1j * ky * np.fft.fft2(v))
+    S = {(1, 1): ux, (1, 2): 0.5 * (uy + vx), (2, 1): 0.5 * (uy + vx), (2, 2): vy}
+    cut = (np.abs(kx) < n / (2 * ratio)) & (np.abs(ky) < n / (2 * ratio))
+    F = lambda f: real(np.fft.fft2(f) * cut)  # noqa: E731
+    vel = {1: u, 2: v}
+    norm = np.sqrt(2 * sum(S[ij] ** 2 for ij in S))
+    norm_h = np.sqrt(2 * sum(F(S[ij]) ** 2 for ij in S))
+    delta = 2 * np.pi / n
+    L = {(i, j): F(vel[i] * vel[j]) - F(vel[i]) * F(vel[j]) for i, j in S}
+    trace = 0.5 * (L[1, 1] + L[2, 2])
+    M = {ij: 2 * delta ** 2 * (F(norm * S[ij]) - ratio ** 2 * norm_h * F(S[ij])) for ij in S}
+    aa = sum((L[ij] - (trace if ij[0] == ij[1] else 0.0)) * M[ij] for ij in S).sum()
+    bb = sum(M[ij] ** 2 for ij in S).sum()
+    return float(aa / bb)
+
+
+def test_dynamic_smagorinsky_matches_the_tensor_form_by_hand():
+    sim = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, seed=5, batch=3)
+    sim.step(200)
+    raw = dynamic_smagorinsky_cs2(sim, clip=False)
+    want = [_germano_lilly_by_hand(w) for w in sim.omega.numpy()]
+    np.testing.assert_allclose(raw.numpy(), want, rtol=1e-9)
+    assert max(abs(w) for w in want) > 1e-5                   # not a trivial zero
+    # clipping: max(0, C) per simulation, as DSMAG.py's "averaged with clipping"
+    np.testing.assert_allclose(dynamic_smagorinsky_cs2(sim).numpy(), np.maximum(want, 0.0),
+                               rtol=1e-9)
+    assert abs(float(dynamic_smagorinsky_cs2(sim, test_filter_ratio=4.0, clip=False)[0])
+               - _germano_lilly_by_hand(sim.omega[0].numpy(), 4.0)) < 1e-9 * abs(want[0]) + 1e-15
