@@ -93,12 +93,11 @@ def cmd_list(args) -> int:
     from agents.objectives import OBJECTIVES
 
     sections = [("environments (plus any gymnasium id)", ENVS),
-                ("objective terms (objective.terms)", TERMS),
+                ("objective terms (objective.terms; kind rl and kind rlvr)", TERMS),
                 ("objective functions (agents.objectives)", OBJECTIVES)]
     from agents.offline import PLUGINS
-    from trainers.rlvr.terms import RLVR_TERMS
 
-    sections += [("offline plugins", PLUGINS), ("RLVR objective terms (kind: rlvr)", RLVR_TERMS)]
+    sections += [("offline plugins", PLUGINS)]
     for title, reg in sections:
         print(f"{title}:")
         if reg is None or not reg.names():

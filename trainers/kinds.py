@@ -193,7 +193,9 @@ def _probe_env(cfg, source: str) -> None:
     from agents.registry import UnknownNameError
     from trainers.envs import probe_env
 
-    need_discrete = any(t.name == "lp_reg" for t in cfg.objective.terms)
+    from agents.objectives.terms import needs  # capabilities by flag, never by term name
+
+    need_discrete = needs(cfg.objective.terms, "needs_discrete")
     try:
         probe_env(cfg.env.name, dict(cfg.env.kwargs), need_discrete=need_discrete)
     except (UnknownNameError, ValueError) as exc:

@@ -9,6 +9,7 @@ PPO ratio is exactly 1 (up to float round-off between cached and full forwards) 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,52 +185,159 @@ class Samples:
     mask: torch.Tensor        # [B, T] bool, True on generated tokens up to and including EOS
     logp: torch.Tensor        # [B, T] behaviour log-prob at the sampling temperature
     entropy: torch.Tensor     # [B, T] entropy of the sampling distribution
-    hook: Optional[torch.Tensor] = None  # [B, T] per-step values of ``step_hook``
+    proxy_logp: Optional[torch.Tensor] = None  # [B, T] Lp-Reg min-p proxy log-prob (if asked)
 
 
-def _pick(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
-    if temperature == 0:
-        return logits.argmax(-1)
-    probs = F.softmax(logits.float() / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+def minp_proxy_from_logp(logp_all: torch.Tensor, logp: torch.Tensor, tok: torch.Tensor, kappa: float,
+                         lse: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Lp-Reg's min-p proxy log-prob of ``tok`` from the sampling distribution's log-probs [B, V].
+
+    Equals ``agents.objectives.minp_proxy_logprob(z, tok, kappa=kappa, temperature=T)`` for raw
+    logits z with ``logp_all = log_softmax(z / T)`` and ``lse = logsumexp(z / T)`` [B] (Huang et
+    al., arXiv 2510.03222, §3.1, the official order: filter raw logits, then temperature), without
+    a second softmax: z(o) ≥ max z + log κ ⇔ log π_T(o) ≥ max log π_T + log κ / T; a kept token
+    gets log π_T(tok) − log Σ_kept π_T, a filtered one −1e4 / T − logsumexp over kept z / T.
+    """
+    from agents.objectives.lp_reg import FILTERED_LOGIT
+
+    top = logp_all.max(dim=-1).values
+    kept = logp_all >= (top + math.log(kappa) / temperature).unsqueeze(-1)
+    log_mass = torch.logsumexp(logp_all.masked_fill(~kept, float("-inf")), dim=-1)
+    tok_kept = kept.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+    return torch.where(tok_kept, logp - log_mass, FILTERED_LOGIT / temperature - (lse + log_mass))
+
+
+def fused_pick(logits: torch.Tensor, temperature: float, generator, kappa: Optional[float] = None):
+    """(token, log-prob, entropy, proxy log-prob or None) of one step from [B, V] logits.
+
+    One log-softmax serves the draw, the log-prob, the entropy and the min-p proxy. The draw is
+    ``torch.multinomial`` on the same probabilities as a plain ``softmax(logits / T)`` draw, so a
+    fixed generator gives the same tokens. Temperature 0 is greedy, log-probs then at T = 1.
+    """
+    z = logits.float() / (temperature if temperature > 0 else 1.0)
+    logp_all = F.log_softmax(z, dim=-1)
+    probs = logp_all.exp()
+    if temperature > 0:
+        tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    else:
+        tok = logp_all.argmax(-1)
+    logp = logp_all.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+    entropy = -(probs * logp_all).sum(-1)
+    proxy = None
+    if kappa is not None and temperature > 0:
+        lse = z.gather(-1, tok.unsqueeze(-1)).squeeze(-1) - logp
+        proxy = minp_proxy_from_logp(logp_all, logp, tok, kappa, lse, temperature)
+    return tok, logp, entropy, proxy
+
+
+class _HFForward:
+    """Fallback for architectures without a lean adapter: the model's own cached forward."""
+
+    can_select = False
+
+    def __init__(self, model):
+        self.model = model
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, t_max: int) -> torch.Tensor:
+        self.mask = mask.long()
+        out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions(self.mask),
+                         use_cache=True, logits_to_keep=1)
+        self.cache = out.cache
+        return out.logits[:, -1, :]
+
+    def step(self, tok: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        out = self.model(input_ids=tok[:, None], attention_mask=self.mask, cache=self.cache,
+                         position_ids=pos[:, None], use_cache=True)
+        self.cache = out.cache
+        return out.logits[:, -1, :]
+
+
+class _LeanForward:
+    """:mod:`agents.models.kv_decode` with a static cache; finished rows can be dropped."""
+
+    can_select = True
+
+    def __init__(self, model):
+        from agents.models import kv_decode
+
+        self.decoder = kv_decode.Decoder(model)
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, t_max: int) -> torch.Tensor:
+        logits, self.cache = self.decoder.prefill(ids, mask, t_max)
+        self.rows = torch.arange(ids.shape[0], device=ids.device)
+        return logits
+
+    def step(self, tok: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Logits of ``rows`` (indices into the batch, a subset of the cached rows)."""
+        if len(rows) != len(self.rows):
+            self.cache.select_rows(torch.searchsorted(self.rows, rows))
+            self.rows = rows
+        return self.decoder.step(tok[rows], pos[rows], self.cache)
+
+
+def _forward_for(model):
+    from agents.models import kv_decode
+
+    return _LeanForward(model) if kv_decode.supports(model) else _HFForward(model)
 
 
 @torch.no_grad()
 def sample(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
            temperature: float, eos_id: int, pad_id: int, generator: Optional[torch.Generator] = None,
-           stop_at_eos: bool = True, step_hook=None) -> Samples:
-    """Sample completions with a KV cache; temperature 0 is greedy (log-probs then at T = 1).
+           stop_at_eos: bool = True, minp_kappa: Optional[float] = None) -> Samples:
+    """Sample completions with a static KV cache; temperature 0 is greedy (log-probs at T = 1).
 
-    ``step_hook(logits_t, tokens_t)`` (if given) sees each step's raw [B, V] logits and the
-    chosen tokens and returns a [B] tensor; the stacked results are returned in
-    ``Samples.hook`` (used for the Lp-Reg min-p proxy log-prob, so no [B, T, V] is kept).
+    Tokens equal those of a plain loop ``multinomial(softmax(logits / T))`` over the whole batch
+    with the same generator (finished rows still take their draw, so the stream stays aligned,
+    but their forward pass is skipped once half the rows are done). ``minp_kappa`` adds Lp-Reg's
+    min-p proxy log-prob (:func:`minp_proxy_from_logp`) from the same softmax.
     """
-    B = prompt_ids.shape[0]
-    mask = prompt_mask.long()
-    done = torch.zeros(B, dtype=torch.bool, device=prompt_ids.device)
-    out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=positions(mask), use_cache=True)
-    cols: Dict[str, list] = {"tok": [], "alive": [], "logp": [], "ent": [], "hook": []}
-    t_eff = temperature if temperature > 0 else 1.0
-    for _ in range(max_new_tokens):
-        logits = out.logits[:, -1, :]
-        tok = _pick(logits, temperature, generator)
-        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
-        logp, ent = token_logprobs(logits, tok, t_eff)
-        for key, val in (("tok", tok), ("alive", ~done), ("logp", logp), ("ent", ent)):
-            cols[key].append(val)
-        if step_hook is not None:
-            cols["hook"].append(step_hook(logits, tok))
+    B, T = prompt_ids.shape[0], max_new_tokens
+    fwd = _forward_for(model)
+    logits = fwd.prefill(prompt_ids, prompt_mask, prompt_ids.shape[1] + T)
+    kappa = minp_kappa if temperature > 0 else None  # greedy eval rollouts need no proxy
+    buf = _Buffers(B, T, pad_id, prompt_ids.device, kappa is not None)
+    pos, full = prompt_mask.long().sum(1), logits
+    rows = torch.arange(B, device=prompt_ids.device)
+    for t in range(T):
+        if len(rows) < B:  # dropped rows keep stale (valid) logits: they only consume their draw
+            full[rows] = logits.to(full.dtype)
+        else:
+            full = logits
+        tok, logp, ent, proxy = fused_pick(full, temperature, generator, kappa)
+        buf.write(t, tok, logp, ent, proxy)
         if stop_at_eos:
-            done = done | (tok == eos_id)
-            if bool(done.all()):
-                break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        out = model(input_ids=tok[:, None], attention_mask=mask, cache=out.cache,
-                    position_ids=positions(mask)[:, -1:], use_cache=True)
-    alive = torch.stack(cols["alive"], 1)
-    stack = lambda k: torch.stack(cols[k], 1) * alive  # noqa: E731 - zero the padded steps
-    return Samples(tokens=torch.stack(cols["tok"], 1), mask=alive, logp=stack("logp"),
-                   entropy=stack("ent"), hook=stack("hook") if cols["hook"] else None)
+            buf.done |= tok == eos_id
+        if t == T - 1 or bool(buf.done.all()):
+            return buf.result(t + 1)
+        if fwd.can_select and 2 * int((~buf.done).sum()) <= len(rows):
+            rows = torch.nonzero(~buf.done).squeeze(-1)
+        logits = fwd.step(buf.tokens[:, t], pos + t, rows)
+    return buf.result(0)
+
+
+class _Buffers:
+    """Preallocated [B, T] outputs of :func:`sample`, written in place one column per step."""
+
+    def __init__(self, B: int, T: int, pad_id: int, device, proxy: bool):
+        self.pad_id, self.done = pad_id, torch.zeros(B, dtype=torch.bool, device=device)
+        self.tokens = torch.full((B, T), pad_id, dtype=torch.long, device=device)
+        self.mask = torch.zeros(B, T, dtype=torch.bool, device=device)
+        self.logp, self.entropy = torch.zeros(B, T, device=device), torch.zeros(B, T, device=device)
+        self.proxy = torch.zeros(B, T, device=device) if proxy else None
+
+    def write(self, t: int, tok, logp, ent, proxy) -> None:
+        alive = ~self.done
+        self.tokens[:, t] = torch.where(alive, tok, torch.full_like(tok, self.pad_id))
+        self.mask[:, t] = alive
+        self.logp[:, t], self.entropy[:, t] = logp * alive, ent * alive  # zero the padded steps
+        if self.proxy is not None:
+            self.proxy[:, t] = proxy * alive
+
+    def result(self, n: int) -> Samples:
+        cut = lambda x: None if x is None else x[:, :n]  # noqa: E731
+        return Samples(cut(self.tokens), cut(self.mask), cut(self.logp), cut(self.entropy), cut(self.proxy))
 
 
 def encode_prompts(tokenizer, prompts, chat_template: bool, device="cpu"):

@@ -98,15 +98,6 @@ def test_sample_masks_and_pads_after_eos():
     assert (s.logp[0, 2:] == 0).all() and s.logp[0, 1].item() == pytest.approx(0.0, abs=1e-9)
 
 
-def test_greedy_and_step_hook(tok, model):
-    ids, mask = lm.encode_prompts(tok, ["7+8="], chat_template=False)
-    kw = dict(max_new_tokens=5, temperature=0.0, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
-    a = lm.sample(model, ids, mask, **kw)
-    b = lm.sample(model, ids, mask, step_hook=lambda logits, t: logits.argmax(-1).float(), **kw)
-    assert torch.equal(a.tokens, b.tokens)
-    assert torch.equal(b.hook[b.mask].long(), b.tokens[b.mask])
-
-
 def test_save_and_load_round_trip(tmp_path, tok, model):
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")

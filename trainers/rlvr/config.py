@@ -96,6 +96,11 @@ class ObjectiveConfig:
         surrogates = [n for n in names if RLVR_TERMS.get(n).is_surrogate]
         _require(len(surrogates) == 1, f"list exactly one policy surrogate (policy or lp_reg), "
                                        f"got {surrogates}")
+        # the token backend has no critic and no candidate actions (flags, not names)
+        unsupported = [n for n in names if RLVR_TERMS.get(n).needs_values
+                       or RLVR_TERMS.get(n).needs_candidates]
+        _require(not unsupported, f"terms {unsupported} need a critic or candidate actions, "
+                                  "which kind: rlvr does not have")
 
 
 @dataclass(frozen=True)

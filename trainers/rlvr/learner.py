@@ -11,23 +11,17 @@ from typing import Dict, Optional
 import torch
 
 from agents.models import lm
-from trainers.checkpoint import load_torch_state
 from trainers.rlvr.policy import build_policy, cpu_state_dict, save_policy
-from trainers.rlvr.terms import RLVR_TERMS, TokenContext, term_agg, total_loss
+from agents.objectives import terms as term_layer
+from trainers.rlvr.terms import TermContext, term_agg, token_context, total_loss
 
 LEARNER_STATE = "learner_state.pt"
 BATCH_KEYS = ("prompt_ids", "prompt_mask", "tokens", "mask", "logp", "advantages")
 
 
-def _flag(cfg, flag: str):
-    """The first configured term whose registry entry sets ``flag`` (or None)."""
-    return next((t for t in cfg.objective.terms if getattr(RLVR_TERMS.get(t.name), flag)), None)
-
-
 def proxy_kappa(cfg) -> Optional[float]:
-    """kappa of the Lp-Reg term when configured: the rollout then computes proxy log-probs."""
-    spec = _flag(cfg, "needs_proxy")
-    return spec.params.kappa if spec is not None else None
+    """kappa of the term that reads the min-p proxy: the rollout then computes proxy log-probs."""
+    return term_layer.proxy_kappa(cfg.objective.terms)
 
 
 class Learner:
@@ -39,9 +33,10 @@ class Learner:
         if model is None:
             model, tokenizer = build_policy(cfg.model, seed=cfg.seed)
         self.model, self.tokenizer = model.to(self.device), tokenizer
-        self.ref_model = self._frozen(copy.deepcopy(self.model)) if _flag(cfg, "needs_reference") else None
-        demo = _flag(cfg, "needs_demo")
-        self.demo_model = self._load_demo(demo.params.checkpoint) if demo else None
+        # frozen policies by checkpoint; key None = the initial policy (a copy of this one)
+        self.references = {key: self._frozen(copy.deepcopy(self.model)) if key is None
+                           else self._load_demo(key)
+                           for key in term_layer.reference_keys(cfg.objective.terms)}
         t = cfg.training
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
@@ -75,7 +70,7 @@ class Learner:
 
         saved = AutoModelForCausalLM.from_pretrained(str(Path(directory) / "policy"), local_files_only=True)
         self.model.load_state_dict(saved.state_dict())
-        state = load_torch_state(Path(directory) / LEARNER_STATE)  # weights_only: no code runs
+        state = torch.load(Path(directory) / LEARNER_STATE, weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.version = int(state["version"])
@@ -93,8 +88,8 @@ class Learner:
         with torch.no_grad():
             for tensor in self.model.state_dict().values():  # views of the parameters
                 dist.broadcast(tensor, 0)
-        if self.ref_model is not None:  # the frozen reference is the (broadcast) initial policy
-            self.ref_model.load_state_dict(self.model.state_dict())
+        if None in self.references:  # the frozen reference is the (broadcast) initial policy
+            self.references[None].load_state_dict(self.model.state_dict())
 
     def _all_reduce(self, flat: torch.Tensor) -> torch.Tensor:
         """Sum over the learners (identity for one learner)."""
@@ -195,17 +190,14 @@ class Learner:
         metrics["entropy"] = ((ctx.entropy * m).sum() / m.sum().clamp_min(1)).detach()
         return loss, metrics
 
-    def _context(self, mb: Dict[str, torch.Tensor], temperature: float) -> TokenContext:
+    def _context(self, mb: Dict[str, torch.Tensor], temperature: float) -> TermContext:
+        """The term context of a micro-batch: pi_theta's logits at the rollout temperature, the
+        rollout's behaviour log-probs and proxy, and the frozen policies the terms read."""
         args = (mb["prompt_ids"], mb["prompt_mask"], mb["tokens"], mb["mask"])
         logits = lm.completion_logits(self.model, *args).float() / temperature
-        logp, entropy = lm.token_logprobs(logits, mb["tokens"], 1.0)
-        ctx = TokenContext(tokens=mb["tokens"], logp=logp, old_logp=mb["logp"],
-                           advantages=mb["advantages"], mask=mb["mask"].bool(), entropy=entropy,
-                           logits=logits, proxy_logp=mb.get("proxy_logp"))
         with torch.no_grad():
-            if self.ref_model is not None:
-                ref_logits = lm.completion_logits(self.ref_model, *args).float() / temperature
-                ctx.ref_logp = lm.token_logprobs(ref_logits, mb["tokens"], 1.0)[0]
-            if self.demo_model is not None:
-                ctx.demo_logits = lm.completion_logits(self.demo_model, *args).float() / temperature
-        return ctx
+            reference = {key: lm.completion_logits(model, *args).float() / temperature
+                         for key, model in self.references.items()}
+        return token_context(logits=logits, tokens=mb["tokens"], old_logp=mb["logp"],
+                             advantages=mb["advantages"], mask=mb["mask"],
+                             proxy_logp=mb.get("proxy_logp"), reference=reference)

@@ -9,7 +9,6 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from agents.models import lm
-from agents.objectives import minp_proxy_logprob
 
 
 class RolloutWorker:
@@ -48,28 +47,21 @@ class RolloutWorker:
         rows = [p for p in prompts for _ in range(n)]
         ids, mask = lm.encode_prompts(self.tokenizer, rows, self.cfg.model.chat_template, self.device)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        hook = self._proxy_hook(temperature)
         start = time.perf_counter()
         self.model.eval()
         s = lm.sample(self.model, ids, mask, max_new_tokens=max_new_tokens or self.cfg.rollout.max_new_tokens,
                       temperature=temperature, eos_id=self.tokenizer.eos_token_id,
-                      pad_id=self.tokenizer.pad_token_id, generator=gen, step_hook=hook)
+                      pad_id=self.tokenizer.pad_token_id, generator=gen, minp_kappa=self.proxy_kappa)
         seconds = time.perf_counter() - start
         texts = [lm.decode(self.tokenizer, row[m].tolist()) for row, m in zip(s.tokens, s.mask)]
         out = {"prompt_ids": ids, "prompt_mask": mask, "tokens": s.tokens, "mask": s.mask,
                "logp": s.logp, "entropy": s.entropy, "texts": texts,
                "gen_tokens": int(s.mask.sum()), "gen_seconds": seconds}
-        if s.hook is not None:
-            out["proxy_logp"] = s.hook
+        if s.proxy_logp is not None:
+            # Lp-Reg's min-p proxy from pi_old at the rollout temperature (arXiv 2510.03222 §3.1),
+            # computed by the sampler from the softmax it already drew from
+            out["proxy_logp"] = s.proxy_logp
         return {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
-
-    def _proxy_hook(self, temperature: float):
-        """Lp-Reg's min-p proxy log-prob of each sampled token, from pi_old at the rollout
-        temperature (arXiv 2510.03222 §3.1, ``agents.objectives.minp_proxy_logprob``)."""
-        if self.proxy_kappa is None or temperature <= 0:
-            return None
-        kappa = self.proxy_kappa
-        return lambda logits, tok: minp_proxy_logprob(logits.float() / temperature, tok, kappa=kappa)
 
 
 class RewardWorker:
