@@ -265,9 +265,11 @@ def load_torch_state(path: Path, map_location=None) -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        # torch's own message recommends the unsafe loader; name only what was refused
+        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(exc))
+        why = found.group(0) if found else f"{type(exc).__name__}: {str(exc).split('. ')[0][:120]}"
         raise CheckpointError(f"{path}: refused to load; not a plain regrl state file "
-                              f"({first})") from None
+                              f"({why}); only load checkpoints you trust") from None
 
 
 def module_checkpoint_path(path: Path, module_id: str) -> Path:

@@ -254,81 +254,108 @@ class FakeAlgo:
     """Stands in for an RLlib Algorithm: ``train()`` samples the scripted env-step counts."""
 
     env_runner_group = None
+    restored: list = []
 
     def __init__(self, steps):
-        self.steps, self.restored = list(steps), []
+        self.steps = list(steps)
 
     def train(self):
         n = self.steps.pop(0)
         return {"time_this_iter_s": 1.0, "env_runners": {"num_env_steps_sampled": n,
-                                "episode_return_mean": 10.0 if n else float("nan")}}
+                "episode_return_mean": 10.0 if n else float("nan")}}
 
     def save_to_path(self, path):
         Path(path).mkdir(parents=True)
         Path(path, "algorithm_state.pkl").write_bytes(os.urandom(256))
 
     def restore_from_path(self, path):
-        self.restored.append(Path(path).name)
+        FakeAlgo.restored.append(Path(path).name)
+
+    def stop(self):
+        pass
 
 
-def rl_config(tmp_path, iterations):
+@pytest.fixture
+def fake_rllib(monkeypatch):
+    """``regrl train`` of the RL kind without Ray: each build gets the next scripted algo."""
+    import trainers.rllib.algo as algo_mod
+    import trainers.run as run
+
+    scripts = []
+
+    class Built:
+        def __init__(self, cfg):
+            pass
+
+        def build_algo(self):
+            return FakeAlgo(scripts.pop(0))
+
+    FakeAlgo.restored = []
+    monkeypatch.setattr(run, "init_ray", lambda address=None: False)
+    monkeypatch.setattr(run, "check_resources", lambda cfg, autoscaling: None)
+    monkeypatch.setattr(algo_mod, "build_algorithm_config", Built)
+    return scripts
+
+
+def rl_config(tmp_path, iterations, every=1):
     from trainers.config import load_config
 
     return load_config(str(ROOT / "configs/cartpole_ppo.yaml"),
                        [f"runs_root={tmp_path}", f"training.iterations={iterations}",
-                        "training.stop_return=null", "checkpoint.every=1"])
+                        "training.stop_return=null", f"checkpoint.every={every}",
+                        "resources.num_env_runners=0", "resources.num_learners=0"])
 
 
-def _rl_run(tmp_path, iterations):
-    import yaml
+def test_rl_run_does_not_count_empty_iterations(tmp_path, fake_rllib, capsys):
+    from trainers.run import train
 
-    from trainers.config import to_dict
-    from trainers.run import CONFIG_FILE, new_run_dir
-
-    cfg = rl_config(tmp_path, iterations)
-    run_dir = new_run_dir(cfg)
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg)))
-    return cfg, run_dir
-
-
-def test_rl_loop_does_not_count_empty_iterations(tmp_path, capsys):
-    from trainers.run import _loop
-
-    cfg, run_dir = _rl_run(tmp_path, 3)
-    result = _loop(cfg, FakeAlgo([400, 0, 0, 400, 400]), run_dir, None, True)
+    fake_rllib.append([400, 0, 0, 400, 400])
+    result = train(rl_config(tmp_path, 3))
     out = capsys.readouterr().out
     assert result.iteration == 3 and result.env_steps == 1200
     assert out.count("sampled 0 env steps") == 2 and "nan" not in out.lower()
-    acc = EventAccumulator(str(run_dir / "tb"))
+    acc = EventAccumulator(str(result.run_dir / "tb"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("env/env_steps")] == [1, 2, 3]
 
 
-def test_rl_loop_gives_up_after_too_many_empty_iterations_and_keeps_the_run(tmp_path):
+def test_rl_run_gives_up_after_too_many_empty_iterations_and_keeps_the_run(tmp_path, fake_rllib,
+                                                                           capsys):
     from trainers.checkpoint import MAX_EMPTY_ITERATIONS
-    from trainers.run import _loop
+    from trainers.run import train
 
-    cfg, run_dir = _rl_run(tmp_path, 5)
-    cfg = dataclasses.replace(cfg, checkpoint=dataclasses.replace(cfg.checkpoint, every=10))
+    fake_rllib.append([400] + [0] * MAX_EMPTY_ITERATIONS)
     with pytest.raises(RunAborted):
-        _loop(cfg, FakeAlgo([400] + [0] * MAX_EMPTY_ITERATIONS), run_dir, None, False)
+        train(rl_config(tmp_path, 5, every=10), progress=False)
+    run_dir = next(tmp_path.glob("cartpole_ppo/*"))
     assert [p.name for p in list_checkpoints(run_dir)] == ["iter_000001"]  # nothing lost
+    assert f"aborted; resume with: regrl train --resume {run_dir}" in capsys.readouterr().out
 
 
-def test_rl_resume_falls_back_and_logs_it_to_tensorboard(tmp_path, capsys):
-    from trainers.run import _loop
+def test_rl_resume_falls_back_and_logs_it_to_tensorboard(tmp_path, fake_rllib, capsys):
+    from trainers.run import train
 
-    cfg, run_dir = _rl_run(tmp_path, 2)
-    _loop(cfg, FakeAlgo([400, 400]), run_dir, None, False)
+    fake_rllib.extend([[400, 400], [400]])
+    run_dir = train(rl_config(tmp_path, 2), progress=False).run_dir
     _truncate_file(run_dir / "checkpoints" / "iter_000002" / "algorithm_state.pkl")
-    choice = resume_checkpoint(run_dir)
-    algo = FakeAlgo([400])
-    result = _loop(cfg, algo, run_dir, choice, False)
-    assert algo.restored == ["iter_000001"] and result.iteration == 2
+    result = train(resume=run_dir, progress=False)
+    assert FakeAlgo.restored == ["iter_000001"] and result.iteration == 2
     assert "from iter_000001 (iteration 1)" in capsys.readouterr().out
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("perf/resume_fallbacks")] == [(2, 1.0)]
+
+
+def test_rl_resume_of_a_run_with_only_damaged_checkpoints_never_starts_ray(tmp_path, fake_rllib,
+                                                                           monkeypatch):
+    import trainers.run as run
+
+    fake_rllib.append([400])
+    run_dir = run.train(rl_config(tmp_path, 1), progress=False).run_dir
+    _garble_state(run_dir / "checkpoints" / "iter_000001")
+    monkeypatch.setattr(run, "init_ray", lambda address=None: pytest.fail("Ray started"))
+    with pytest.raises(CheckpointError, match="every checkpoint is damaged"):
+        run.train(resume=run_dir, progress=False)
 
 
 # ----------------------------------------------------------------------------- the Ray session
@@ -365,3 +392,62 @@ def test_train_shuts_down_its_ray_session_when_building_fails(tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="env runner failed"):
         run.train(rl_config(tmp_path, 1), progress=False)
     assert calls == ["shutdown"]
+
+
+# ----------------------------------------------------------------------------- RLVR and SFT runs
+LM_RUNS = {  # kind -> (config, the torch state file each checkpoint holds)
+    "rlvr": ({"kind": "rlvr", "model": {"path": "tiny", "tiny_width": 16},
+              "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
+              "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4},
+              "training": {"steps": 2, "micro_batch_size": 4}, "eval": {"every": 0},
+              "checkpoint": {"every": 1, "keep": 3}}, "learner_state.pt"),
+    "sft": ({"kind": "sft", "model": {"path": "tiny", "tiny_width": 16},
+             "data": {"task": {"name": "arithmetic", "kwargs": {"digits": 1}}, "n": 16},
+             "training": {"epochs": 2, "batch_size": 8}, "checkpoint": {"every": 1, "keep": 3}},
+            "sft_state.pt"),
+}
+
+
+def lm_run(tmp_path, kind):
+    """A finished 2-step tiny RLVR (local mode, no Ray) or 2-epoch SFT run (seconds)."""
+    from trainers.rlvr import config as rc
+    from trainers.rlvr.loop import train_rlvr
+    from trainers.rlvr.sft import train_sft
+
+    raw, state_file = LM_RUNS[kind]
+    cfg = rc.config_from_dict({**raw, "runs_root": str(tmp_path / "runs")}, "test")
+    result = (train_rlvr if kind == "rlvr" else train_sft)(cfg, progress=False)
+    return result.run_dir, state_file
+
+
+@pytest.mark.parametrize("kind", sorted(LM_RUNS))
+def test_lm_resume_falls_back_from_a_damaged_state_file(tmp_path, kind, capsys):
+    run_dir, state_file = lm_run(tmp_path, kind)
+    _truncate_file(run_dir / "checkpoints" / "iter_000002" / state_file)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"iter_000002 is damaged ({state_file} has" in out
+    assert "falling back to iter_000001" in out
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("perf/resume_fallbacks")] == [(2, 1.0)]
+    assert choose_checkpoint(run_dir).path.name == "iter_000002"  # rewritten, intact again
+
+
+@pytest.mark.parametrize("kind", sorted(LM_RUNS))
+def test_lm_resume_refuses_a_crafted_state_file(tmp_path, kind, capsys):
+    from trainers.checkpoint import write_manifest
+
+    run_dir, state_file = lm_run(tmp_path, kind)
+    marker = tmp_path / "pwned"
+    for ckpt in list_checkpoints(run_dir):
+        torch.save(Payload(marker), ckpt / state_file)
+        write_manifest(ckpt)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--quiet"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "refused to load" in errors[0] and state_file in errors[0]
+    assert "Unsupported global: GLOBAL io.open" in errors[0] and "Traceback" not in err
+    assert not marker.exists()
