@@ -8,6 +8,8 @@ Rows, per batch size (simulations advancing together):
   state before every step (the previous path; 2 more inverse transforms and ~15 small ops);
 - Smagorinsky, in the step: ``StrainScaled`` (the strain norm taken from the step's own
   transforms; what ``env.advance`` uses now, same tendency to 1e-12, tested);
+- Smagorinsky with one coefficient per simulation (the constant baselines, dynamic
+  Smagorinsky), in the step: ⟨|S̄|²⟩ = ⟨ω²⟩ from ω̂ and Π̂ = ν_e k² ω̂, no transform;
 - Leith (outside the step; the mean |∇ω| needs the vorticity gradient).
 Cost per simulated time unit per simulation = seconds per step / batch / dt. The DNS row is the
 reference's configuration (256², float32, dt 2.5·10⁻⁴), one simulation.
@@ -53,6 +55,8 @@ def steppers(sim: Turbulence2D) -> dict:
             "Smagorinsky, outside the step (old)": outside,
             "Smagorinsky, in the step (new)": lambda k: sim.step(
                 k, eddy_viscosity=smagorinsky_in_step(sim, field)),
+            "Smagorinsky uniform C_s², in the step (new)": lambda k: sim.step(
+                k, eddy_viscosity=smagorinsky_in_step(sim, field[:, 0, 0])),
             "Leith, outside the step": leith}
 
 

@@ -39,7 +39,8 @@ def smagorinsky_in_step(sim: Turbulence2D, cs2: Coefficient) -> StrainScaled:
     """``smagorinsky_viscosity`` for ``sim.step``, evaluated inside every solver step from the
     strain the step computes anyway: the same ν_e(x, y) = C_s² Δ² ⟨|S̄|²⟩^{1/2} to rounding,
     without the closure's own transforms (benchmarks/turbulence_closure_cost.py)."""
-    return StrainScaled(_coefficient_field(cs2, sim) * sim.delta ** 2)
+    c = torch.as_tensor(cs2, dtype=sim.dtype, device=sim.device)
+    return StrainScaled(c * sim.delta ** 2)  # scalar, [batch] or a grid field, as step takes
 
 
 def leith_viscosity(sim: Turbulence2D, cl3: Coefficient) -> Tensor:

@@ -71,10 +71,13 @@ def advance(sim: Turbulence2D, coeff: torch.Tensor, closure: str, n_steps: int) 
     """Interpolate the agents' coefficients [B, a, a] to the grid and step the LES with the
     resulting eddy viscosity (recomputed from the current state at every solver step; inside
     the solver step where the closure allows it, ``IN_STEP``)."""
-    field = upsample_agent_actions(coeff, sim.n)
-    if closure in IN_STEP:
+    if closure in IN_STEP:  # a uniform coefficient needs no field (and no transforms)
+        flat = coeff.reshape(coeff.shape[0], -1)
+        uniform = bool((flat == flat[:, :1]).all())
+        field = flat[:, 0] if uniform else upsample_agent_actions(coeff, sim.n)
         sim.step(n_steps, eddy_viscosity=IN_STEP[closure](sim, field))
         return
+    field = upsample_agent_actions(coeff, sim.n)
     for _ in range(n_steps):
         sim.step(1, eddy_viscosity=CLOSURES[closure](sim, field))
 

@@ -43,7 +43,9 @@ class StrainScaled:
     step (|S̄| = 2√(S̄11² + S̄12²), domain RMS per simulation): SMARL's Smagorinsky
     (``field`` = C_s² Δ²) evaluated inside ``step`` from the strain the step transforms anyway,
     instead of two extra inverse transforms and a dozen small ops per step. ``field`` is a
-    scalar, [batch] or a grid field [n, n] / [batch, n, n]."""
+    scalar, [batch] or a grid field [n, n] / [batch, n, n]. A scalar or [batch] field needs no
+    transform at all: ⟨|S̄|²⟩ = ⟨ω²⟩ for a periodic incompressible 2D flow (Parseval:
+    |Ŝ11|² + |Ŝ12|² = |ω̂|²/4 mode by mode), and Π̂ = ν_e k² ω̂."""
     field: Union[float, Tensor]
 
 
@@ -181,6 +183,10 @@ class Turbulence2D:
         self._ab2_now, self._ab2_prev = (-1.5 * dt * inv_den).to(cdt), (0.5 * dt * inv_den).to(cdt)
         self._neg_dt_inv_den = (-dt * inv_den).to(cdt)
         self._neg_sgs_scalar = (-dt * inv_den * k2).to(cdt)   # Π̂ = ν_e k² ω̂, constant ν_e
+        # ⟨ω²⟩^½ = ‖ω̂ · √weight‖ / n² over the stored half plane (k_y > 0 columns count twice)
+        half = torch.full_like(ky, math.sqrt(2.0))
+        half[..., 0] = 1.0
+        self._rms_weight = (half / n ** 2).to(cdt)
         self._neg_force = (-dt * inv_den * self._forcing_hat()).to(cdt)
         self._build_transfer_operators()
 
@@ -275,7 +281,7 @@ class Turbulence2D:
         the field by the current strain norm at every step (SMARL's Smagorinsky)."""
         scaled = isinstance(eddy_viscosity, StrainScaled)
         nu_e = self._eddy_viscosity(eddy_viscosity.field if scaled else eddy_viscosity)
-        if scaled:  # a grid field: the strain-norm product is formed inside the step
+        if scaled and nu_e.shape[-1] != 1:  # a grid field: ν_e S̄ formed inside the step
             nu_e = nu_e.expand(self.batch, self.n, self.n)
         for _ in range(int(n_steps)):
             self._step_once(nu_e, scaled)
@@ -332,7 +338,10 @@ class Turbulence2D:
     def _step_once(self, nu_e: Optional[Tensor], strain_scaled: bool = False) -> None:
         """One step of the update formula (module docstring), as fused multiply-adds with the
         precomputed weights: lin·ω̂ − dt·F̂/den − 1.5 dt Ĵ/den + 0.5 dt Ĵ_prev/den − dt Π̂/den."""
-        field = nu_e is not None and (strain_scaled or nu_e.shape[-1] != 1)
+        field = nu_e is not None and nu_e.shape[-1] != 1
+        if strain_scaled and not field:   # ⟨|S̄|²⟩^½ = ⟨ω²⟩^½, from ω̂ without a transform
+            rms = torch.linalg.vector_norm(self._w_hat * self._rms_weight, dim=(-2, -1))
+            nu_e = nu_e * rms.reshape(-1, 1, 1)
         jac, pi = self._nonlinear_hat(nu_e if field else None, strain_scaled)
         jac_prev = jac if self._jac_prev is None else self._jac_prev
         w_new = torch.addcmul(self._neg_force, self._w_hat, self._lin)

@@ -130,12 +130,15 @@ def test_upsample_constant_and_dtype():
 
 
 @pytest.mark.parametrize("dealias", [True, False])
-def test_in_step_smagorinsky_equals_the_closure_evaluated_outside_the_step(dealias):
+@pytest.mark.parametrize("uniform", [False, True])
+def test_in_step_smagorinsky_equals_the_closure_evaluated_outside_the_step(dealias, uniform):
     from envs.turbulence.closures import smagorinsky_in_step
     from envs.turbulence.env import advance
 
     gen = torch.Generator().manual_seed(3)
     cs2 = 0.06 * torch.rand(3, 4, 4, generator=gen, dtype=D)   # per-simulation local fields
+    if uniform:   # one coefficient per simulation: the transform-free path
+        cs2 = cs2[:, :1, :1].expand(3, 4, 4).clone()
     old = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
     new = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
     field = upsample_agent_actions(cs2, 32)
