@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from pathlib import Path
 from typing import List, Optional
 
@@ -16,6 +17,8 @@ from trainers.checks import ConfigError  # light: `regrl --help` does not load t
 from trainers.checkpoint import RunAborted  # light as well (file logic only)
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+MAX_ERROR_CHARS = 2000
 
 # Domain tool groups (``regrl turbulence ...`` etc.). Each module has ``add_cli(sub)``, which
 # adds its sub-parser and sets ``handler=fn(args) -> int`` as a default; it imports heavy
@@ -127,16 +130,34 @@ def main(argv: Optional[List[str]] = None) -> int:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)
     except (ConfigError, FileNotFoundError, UnknownNameError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_BAD_INPUT
     except ConnectionError as exc:  # ray.init(address=...) found no cluster
-        print(f"error: cannot reach the Ray cluster: {exc}", file=sys.stderr)
+        _error(f"cannot reach the Ray cluster: {exc}")
         return EXIT_BAD_INPUT
     except RunAborted as exc:  # not bad input: the run could not go on (it is checkpointed)
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a user path we cannot read or write (permissions, a file in the way)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug in regrl: keep the traceback, end with one line saying so
+        traceback.print_exc()
+        _error(f"internal error in regrl (this is a bug, please report it): "
+               f"{type(exc).__name__}: {exc}")
+        return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    """Print ``message`` as exactly one ``error:`` line on stderr, cut to MAX_ERROR_CHARS
+    (a message may quote user values; it never prints a whole one, issue 15)."""
+    line = " ".join(message.split())
+    if len(line) > MAX_ERROR_CHARS:
+        line = line[:MAX_ERROR_CHARS - 3] + "..."
+    print(f"error: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -456,20 +456,21 @@ def load_yaml_text(text: str, source: str) -> Any:
     """Parse one YAML document safely: no tags beyond YAML's own, YAML 1.2 numbers, at most
     MAX_YAML_NODES values with aliases expanded and MAX_YAML_DEPTH levels; every problem is a
     one-line ConfigError naming ``source``."""
-    loader = _ConfigLoader(text)
+    loader = None
     try:
+        loader = _ConfigLoader(text)  # its reader already refuses control characters
         node = loader.get_single_node()
         if node is None:
             return None
         _measure(node, 1, {})
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {short_repr(_yaml_problem(exc), 300)}") \
-            from None
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)[:300]}") from None
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def decode_config_bytes(raw: bytes, source: str) -> str:

@@ -41,7 +41,8 @@ from trainers.checkpoint import (checkpoint_dir, load_torch_state, log_resume, r
                                  resume_checkpoint, save_checkpoint)
 from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, parse,
                              parse_named_entry, read_yaml, to_dict)
-from trainers.checks import require as _require
+from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_WIDTH, require as _require,
+                             require_run_name, require_runs_root, require_size, short_repr)
 from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
 from trainers.run import CONFIG_FILE, load_run_config, new_run_dir, print_run_location, ray_session
 
@@ -99,10 +100,12 @@ class OfflineModelConfig:
     """Token embedding size (task ``tokens`` only)."""
 
     def __post_init__(self) -> None:
-        _require(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden),
-                 f"model.hidden must be a non-empty list of sizes > 0, got {self.hidden}")
-        _require(self.out_dim is None or self.out_dim >= 1, "model.out_dim must be >= 1")
-        _require(self.embed_dim >= 1, "model.embed_dim must be >= 1")
+        _require(len(self.hidden) >= 1 and all(0 < h <= MAX_WIDTH for h in self.hidden),
+                 f"model.hidden must be a non-empty list of sizes in [1, {MAX_WIDTH:,}], "
+                 f"got {short_repr(self.hidden)}")
+        _require(self.out_dim is None or 1 <= self.out_dim <= MAX_BATCH,
+                 f"model.out_dim must be in [1, {MAX_BATCH:,}] or null")
+        require_size("model.embed_dim", self.embed_dim, MAX_WIDTH)
         _require(self.arch == "mlp" or self.arch in OFFLINE_MODELS,
                  f"model.arch: {OFFLINE_MODELS.unknown_message(self.arch)} (or mlp)")
 
@@ -124,7 +127,7 @@ class OfflineTrainingConfig:
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, f"training.epochs must be >= 1, got {self.epochs}")
-        _require(self.batch_size >= 1, f"training.batch_size must be >= 1, got {self.batch_size}")
+        require_size("training.batch_size", self.batch_size, MAX_BATCH)
         _require(self.lr > 0, f"training.lr must be > 0, got {self.lr}")
         _require(self.weight_decay >= 0, "training.weight_decay must be >= 0")
         _require(self.grad_clip is None or self.grad_clip > 0, "training.grad_clip must be > 0")
@@ -138,7 +141,7 @@ class OfflineResourcesConfig:
     """One GPU per worker (or for the single process) when true."""
 
     def __post_init__(self) -> None:
-        _require(self.num_workers >= 0, f"resources.num_workers must be >= 0, got {self.num_workers}")
+        require_size("resources.num_workers", self.num_workers, MAX_ACTORS, lo=0)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,8 @@ class OfflineConfig:
     """Checkpoint every N epochs (and at the end); keep the last K."""
 
     def __post_init__(self) -> None:
-        _require(bool(self.name) and "/" not in self.name, f"bad experiment name {self.name!r}")
+        require_run_name(self.name)
+        require_runs_root(self.runs_root)
         names = [p.name for p in self.plugins]
         check_combination(names, self.task, data_parallel=self.resources.num_workers > 0)
         for spec in self.plugins:
@@ -201,7 +205,8 @@ def offline_config_from_dict(data: Dict[str, Any], source: str = "<dict>") -> Of
 
 def _plugin_specs(raw: Any, source: str) -> Tuple[PluginSpec, ...]:
     if not isinstance(raw, (list, tuple)):
-        raise ConfigError(f"{source}: plugins: expected a list like [{{name: elr}}], got {raw!r}")
+        raise ConfigError(f"{source}: plugins: expected a list like [{{name: elr}}], "
+                          f"got {short_repr(raw)}")
     specs = []
     for i, item in enumerate(raw):
         name, params = parse_named_entry(item, f"{source}: plugins[{i}]", PLUGINS,

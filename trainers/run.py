@@ -68,14 +68,30 @@ def ray_session(address: Optional[str] = None):
 
 
 def new_run_dir(cfg) -> Path:
-    """A fresh ``<runs_root>/<name>/<timestamp>[-N]/`` for any config with those fields."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.runs_root).resolve() / cfg.name / stamp
-    run_dir, n = base, 1
-    while run_dir.exists():
-        run_dir, n = Path(f"{base}-{n}"), n + 1
-    run_dir.mkdir(parents=True)
-    return run_dir
+    """A fresh ``<runs_root>/<name>/<timestamp>[-N]/`` for any config with those fields.
+
+    Each candidate is created with one atomic ``mkdir`` (no exists-then-create gap), so two
+    processes starting in the same second get different directories, never the same one
+    and never a FileExistsError; ``name`` is checked to be one path segment again here."""
+    from trainers.checks import require_run_name, short_repr
+
+    try:
+        require_run_name(cfg.name)
+        parent = Path(cfg.runs_root).resolve() / cfg.name
+        parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"runs_root {short_repr(cfg.runs_root)}, name {short_repr(cfg.name)}: "
+                          f"cannot create the run directory: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    base = parent / time.strftime("%Y%m%d-%H%M%S")
+    for n in range(10_000):
+        run_dir = base if n == 0 else Path(f"{base}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:  # taken (by us earlier, or by a process racing us): next one
+            continue
+    raise ConfigError(f"{parent}: 10,000 run directories named {base.name}[-N] exist already")
 
 
 def load_run_config(run_dir: Path, parse_fn=config_from_dict):

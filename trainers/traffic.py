@@ -25,7 +25,8 @@ import yaml
 
 from agents.models.planner import Planner, PlannerConfig, load_planner, planning_loss, \
     save_planner
-from trainers.checks import require as _require
+from trainers.checks import (MAX_BATCH, MAX_THREADS, MAX_WIDTH, require as _require,
+                             require_run_name, require_runs_root, require_size)
 
 PLANNER_FILE = "planner.pt"
 PRETRAIN_KIND = "planner"
@@ -69,11 +70,16 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.kind == PRETRAIN_KIND, f"kind must be {PRETRAIN_KIND!r}, got {self.kind!r}")
+        require_run_name(self.name)
+        require_runs_root(self.runs_root)
         _require(self.num_modes >= 1 and self.dim >= 1, "num_modes and dim must be >= 1")
+        require_size("num_modes", self.num_modes, 1024)
+        require_size("dim", self.dim, MAX_WIDTH)
         _require(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
+        require_size("batch_size", self.batch_size, MAX_BATCH)
         _require(self.lr > 0 and self.grad_clip > 0, "lr and grad_clip must be > 0")
         _require(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        _require(self.torch_threads >= 1, "torch_threads must be >= 1")
+        require_size("torch_threads", self.torch_threads, MAX_THREADS)
 
 
 def load_pretrain_config(path, overrides: Optional[List[str]] = None) -> PretrainConfig:

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
-from trainers.checks import require as _require
+from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_THREADS, MAX_TOKENS, MAX_WIDTH,
+                             require as _require, require_run_name, require_runs_root,
+                             require_size)
 from trainers.config import (CheckpointConfig, ConfigError, _fail, apply_overrides,
-                             parse, parse_named_entry, read_yaml, to_dict)
+                             parse, parse_named_entry, read_yaml, short_repr, to_dict)
 from trainers.rlvr.terms import RLVR_TERMS
 
 
@@ -32,6 +34,8 @@ class LMConfig:
         _require(bool(self.path), "model.path must not be empty")
         _require(self.tiny_layers >= 1 and self.tiny_width >= 4 and self.tiny_width % 4 == 0,
                  "model.tiny_layers must be >= 1 and tiny_width a positive multiple of 4")
+        require_size("model.tiny_layers", self.tiny_layers, 1024)
+        require_size("model.tiny_width", self.tiny_width, MAX_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         _require(self.prompts_per_step >= 1, "rollout.prompts_per_step must be >= 1")
         _require(self.group_size >= 1, "rollout.group_size must be >= 1")
-        _require(self.max_new_tokens >= 1, "rollout.max_new_tokens must be >= 1")
+        require_size("rollout.max_new_tokens", self.max_new_tokens, MAX_TOKENS)
+        require_size("rollout.prompts_per_step x group_size",
+                     self.prompts_per_step * self.group_size, MAX_BATCH)
         _require(self.temperature > 0, f"rollout.temperature must be > 0, got {self.temperature}")
 
 
@@ -127,7 +133,7 @@ class TrainingConfig:
         _require(self.grad_clip is None or self.grad_clip > 0, "training.grad_clip must be > 0")
         _require(self.minibatches >= 1 and self.epochs >= 1,
                  "training.minibatches and training.epochs must be >= 1")
-        _require(self.micro_batch_size >= 1, "training.micro_batch_size must be >= 1")
+        require_size("training.micro_batch_size", self.micro_batch_size, MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -167,13 +173,14 @@ class RLVRResources:
                  "resources.num_rollout_actors and num_reward_actors must be >= 1")
         _require(self.cpus_per_actor >= 0 and self.learner_num_gpus >= 0,
                  "resources.cpus_per_actor and learner_num_gpus must be >= 0")
-        _require(self.num_learners >= 1, "resources.num_learners must be >= 1")
+        for key in ("num_rollout_actors", "num_reward_actors", "num_learners"):
+            require_size(f"resources.{key}", getattr(self, key), MAX_ACTORS)
         _require(self.num_learners == 1 or self.mode == "ray",
                  f"resources.num_learners={self.num_learners} needs mode: ray "
                  "(data-parallel learners are Ray actors); use 1 with mode: local")
         _require(self.max_restarts >= 0, "resources.max_restarts must be >= 0")
-        _require(self.torch_threads is None or self.torch_threads >= 1,
-                 "resources.torch_threads must be >= 1 or null")
+        _require(self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
+                 f"resources.torch_threads must be in [1, {MAX_THREADS}] or null")
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,7 @@ class RLVREval:
     def __post_init__(self) -> None:
         _require(self.every >= 0 and self.prompts >= 1 and self.pass_k >= 1,
                  "eval.every must be >= 0, eval.prompts and eval.pass_k >= 1")
+        require_size("eval.prompts x pass_k", self.prompts * self.pass_k, MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -230,7 +238,8 @@ class RLVRConfig:
     """Checkpoint cadence (``every`` counts steps)."""
 
     def __post_init__(self) -> None:
-        _require(bool(self.name) and "/" not in self.name, f"bad experiment name {self.name!r}")
+        require_run_name(self.name)
+        require_runs_root(self.runs_root)
         n_seq = self.rollout.prompts_per_step * self.rollout.group_size
         _require(n_seq % self.training.minibatches == 0,
                  f"training.minibatches={self.training.minibatches} must divide the "
@@ -251,7 +260,7 @@ class SFTData:
     """Seed of the demonstration stream (pick one that differs from RL runs' seeds)."""
 
     def __post_init__(self) -> None:
-        _require(self.n >= 1, "data.n must be >= 1")
+        require_size("data.n", self.n, MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -272,6 +281,7 @@ class SFTTraining:
         _require(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0,
                  "training.epochs, batch_size must be >= 1 and lr > 0")
         _require(0 <= self.label_smoothing < 1, "training.label_smoothing must be in [0, 1)")
+        require_size("training.batch_size", self.batch_size, MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -297,6 +307,12 @@ class SFTConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     """Checkpoint cadence (``every`` counts epochs)."""
 
+    def __post_init__(self) -> None:
+        require_run_name(self.name)
+        require_runs_root(self.runs_root)
+        _require(self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
+                 f"torch_threads must be in [1, {MAX_THREADS}] or null")
+
 
 KINDS = {"rlvr": RLVRConfig, "sft": SFTConfig}
 
@@ -304,7 +320,7 @@ KINDS = {"rlvr": RLVRConfig, "sft": SFTConfig}
 def config_kind(data: Any) -> Optional[str]:
     """``rlvr`` / ``sft`` for a raw YAML mapping of this package, else None."""
     kind = data.get("kind") if isinstance(data, dict) else None
-    return kind if kind in KINDS else None
+    return kind if isinstance(kind, str) and kind in KINDS else None
 
 
 def _build_terms(value: Any, where: str) -> Tuple[TermSpec, ...]:
@@ -319,7 +335,8 @@ def config_from_dict(data: Dict[str, Any], source: str = "<dict>"):
     """Validate a raw ``kind: rlvr`` or ``kind: sft`` mapping into its frozen config."""
     kind = config_kind(data)
     if kind is None:
-        raise ConfigError(f"{source}: kind must be 'rlvr' or 'sft', got {data.get('kind')!r}")
+        raise ConfigError(f"{source}: kind must be 'rlvr' or 'sft', "
+                          f"got {short_repr(data.get('kind'))}")
     data = dict(data)
     objective = data.get("objective")
     if kind == "rlvr" and isinstance(objective, dict) and "terms" in objective:
