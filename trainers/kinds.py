@@ -15,7 +15,6 @@ The protocol (see :class:`Driver`):
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -26,7 +25,7 @@ from trainers.checks import ConfigError
 KINDS = Registry("experiment kind")
 DEFAULT_KIND = "rl"
 CONFIG_FILE = "config.yaml"  # the resolved config every run directory holds
-SUMMARY_FILE = "summary.json"  # written when a run finished: its final metrics
+SUMMARY_FILE = "summary.json"  # written when a run finished: its final metrics (harness)
 
 Source = Union[str, Path, Mapping[str, Any]]
 
@@ -75,26 +74,13 @@ def driver_for(path: Union[str, Path, None]) -> "Driver":
     return KINDS.get(kind_of_path(path))
 
 
-def write_summary(result: TrainResult, kind: str) -> Path:
-    """``run_dir/summary.json``: marks a finished run and holds its final metrics."""
-    path = Path(result.run_dir) / SUMMARY_FILE
-    body = {"kind": kind, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "metrics": {k: v for k, v in result.metrics.items() if _is_number(v)}}
-    tmp = path.with_name(f".{SUMMARY_FILE}.tmp")
-    tmp.write_text(json.dumps(body, indent=2))
-    tmp.replace(path)
-    return path
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def train_kind(kind: str, cfg: Any = None, *, resume: Optional[Path] = None,
                address: Optional[str] = None, progress: bool = True) -> TrainResult:
     """Train through the ``kind`` driver and mark the run finished (summary.json)."""
+    from trainers.harness import write_summary
+
     result = KINDS.get(kind).train(cfg, resume=resume, address=address, progress=progress)
-    write_summary(result, kind)
+    write_summary(result.run_dir, kind, result.metrics)
     return result
 
 
@@ -127,10 +113,33 @@ class Driver:
         return [{"CPU": 1.0}]
 
 
+class HarnessDriver(Driver):
+    """A kind whose run loop is :mod:`trainers.harness`: it builds a session per run."""
+    unit = "iteration"
+    progress_line = None  # or fn(i, total, metrics, env_steps) -> str
+
+    def build(self, cfg: Any, run_dir: Path, choice: Any) -> Any:
+        """The :class:`trainers.harness.Session` of one run (``choice``: resume checkpoint)."""
+        raise NotImplementedError
+
+    def preflight(self, cfg: Any) -> None:
+        """Problems to report before a run directory is created (missing data files)."""
+
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+        from trainers import harness
+
+        out = harness.train(self, cfg, resume=resume, address=address, progress=progress)
+        done = f"done: {out.done} {self.unit}s; run directory: {out.run_dir}"
+        return TrainResult(out.run_dir, out.metrics, done,
+                           {"done": out.done, "stopped": out.stopped})
+
+
 def _kind(name: str, description: str):
     """Register one instance of the decorated driver class as kind ``name``."""
     def deco(cls):
-        KINDS.register(name, description)(cls())
+        driver = cls()
+        driver.name = name
+        KINDS.register(name, description)(driver)
         return cls
     return deco
 
@@ -253,15 +262,20 @@ class RLVRDriver(_LMDriver):
 
 
 @_kind("sft", "supervised fine-tuning of a language model on solved problems")
-class SFTDriver(_LMDriver):
+class SFTDriver(_LMDriver, HarnessDriver):
     curve_metrics = ("train/loss", "train/token_acc")
+    unit = "epoch"
 
-    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
-        from trainers.rlvr.sft import train_sft
+    def build(self, cfg, run_dir: Path, choice) -> Any:
+        from trainers.rlvr.sft import SFTSession
 
-        result = train_sft(cfg, resume=resume, progress=progress)
-        done = f"done: {result.epoch} epochs; run directory: {result.run_dir}"
-        return TrainResult(result.run_dir, result.metrics, done)
+        return SFTSession(cfg, run_dir, choice)
+
+    @staticmethod
+    def progress_line(epoch: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+        from trainers.rlvr.sft import progress_line
+
+        return progress_line(epoch, total, m)
 
     def bundles(self, cfg) -> List[Dict[str, float]]:
         return [{"CPU": 1.0, **({"GPU": 1.0} if cfg.device.startswith("cuda") else {})}]
@@ -310,8 +324,9 @@ class OfflineDriver(Driver):
 
 # ---------------------------------------------------------------------------- planner
 @_kind("planner", "RIFT stage 1: imitation pre-training of the trajectory planner")
-class PlannerDriver(Driver):
+class PlannerDriver(HarnessDriver):
     curve_metrics = ("pretrain/val_loss", "pretrain/val_min_ade")
+    unit = "epoch"
 
     def load(self, source: Source, overrides: Sequence[str] = (), *,
              where: Optional[str] = None) -> Any:
@@ -330,21 +345,25 @@ class PlannerDriver(Driver):
         """Trials never overwrite the shared exported planner (``export``)."""
         return dict(raw, export=None)
 
+    def preflight(self, cfg) -> None:
+        from trainers.traffic import load_demos
+
+        load_demos(cfg.demos)
+
+    def build(self, cfg, run_dir: Path, choice) -> Any:
+        from trainers.traffic import PretrainSession
+
+        return PretrainSession(cfg, run_dir, choice)
+
+    @staticmethod
+    def progress_line(epoch: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+        from trainers.traffic import pretrain_progress_line
+
+        return pretrain_progress_line(epoch, total, m)
+
     def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
-        from trainers.traffic import pretrain
+        from trainers.traffic import export_planner, load_pretrain_config
 
-        if resume is not None:
-            raise ConfigError("planner pre-training has no --resume; rerun it (minutes)")
-        try:
-            run_dir = pretrain(cfg, progress=progress)
-        except FileNotFoundError as exc:
-            raise ConfigError(str(exc)) from None
-        return TrainResult(run_dir, _last_metrics(run_dir), f"done: run directory: {run_dir}")
-
-
-def _last_metrics(run_dir: Path) -> Dict[str, float]:
-    """The last record of a run's metrics.jsonl (for loops that return no metrics)."""
-    from trainers.logging import METRICS_JSONL, read_jsonl
-
-    records = read_jsonl(Path(run_dir) / METRICS_JSONL)
-    return {k: v for k, v in (records[-1] if records else {}).items() if k != "step"}
+        result = super().train(cfg, resume=resume, address=address, progress=progress)
+        export_planner(load_pretrain_config(result.run_dir / CONFIG_FILE), result.run_dir)
+        return result

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -27,6 +27,7 @@ from agents.models.planner import Planner, PlannerConfig, load_planner, planning
     save_planner
 from trainers.checks import (MAX_BATCH, MAX_THREADS, MAX_WIDTH, require as _require,
                              require_run_name, require_runs_root, require_size)
+from trainers.config import CheckpointConfig
 
 PLANNER_FILE = "planner.pt"
 PRETRAIN_KIND = "planner"
@@ -67,6 +68,8 @@ class PretrainConfig:
     """torch CPU threads."""
     export: Optional[str] = "data/rift_planner.pt"
     """Also copy the best planner.pt here (the stage-2 configs read it); null: don't."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint cadence (``every`` counts epochs); ``regrl train --resume`` continues."""
 
     def __post_init__(self) -> None:
         _require(self.kind == PRETRAIN_KIND, f"kind must be {PRETRAIN_KIND!r}, got {self.kind!r}")
@@ -145,47 +148,82 @@ def _epoch(planner, opt, demos, idx_batches, cfg: PretrainConfig, train: bool) -
     return {k: v / max(total, 1) for k, v in sums.items()}
 
 
-def pretrain(cfg: PretrainConfig, progress: bool = True) -> Path:
-    """Stage 1: fit the planner to demonstrations; writes planner.pt (best validation loss),
-    TensorBoard scalars ``pretrain/{train,val}_*`` and config.yaml into a new run dir."""
-    from trainers.logging import METRICS_JSONL, TensorBoardLogger
-    from trainers.run import CONFIG_FILE, TB_DIR, new_run_dir
+def pretrain(cfg: Optional[PretrainConfig] = None, progress: bool = True, *,
+             resume: Optional[Path] = None) -> Path:
+    """Stage 1: fit the planner to demonstrations (or continue the run at ``resume``) through
+    the run harness; writes planner.pt (best validation loss), TensorBoard scalars
+    ``pretrain/{train,val}_*`` and config.yaml, and copies planner.pt to ``cfg.export``."""
+    from trainers.kinds import train_kind
 
-    torch.set_num_threads(cfg.torch_threads)
-    torch.manual_seed(cfg.seed)
-    demos = load_demos(cfg.demos)
-    planner = Planner(scene_planner_config(cfg.num_modes, cfg.dim))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    n = len(demos["obs"])
-    perm = torch.randperm(n, generator=gen)
-    n_val = int(round(cfg.val_fraction * n))
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
-    opt = torch.optim.AdamW(planner.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    run_dir = new_run_dir(cfg)
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-    tb, best = TensorBoardLogger(run_dir / TB_DIR, jsonl=run_dir / METRICS_JSONL), math.inf
-    for epoch in range(1, cfg.epochs + 1):
-        tr = _epoch(planner, opt, demos, [train_idx[b] for b in
-                                          _batches(len(train_idx), cfg.batch_size, gen)], cfg, True)
-        va = _epoch(planner, opt, demos, [val_idx[i:i + 1024] for i in range(0, n_val, 1024)],
-                    cfg, False) if n_val else tr
-        tb.scalars({**{f"pretrain/train_{k}": v for k, v in tr.items()},
-                    **{f"pretrain/val_{k}": v for k, v in va.items()}}, epoch)
-        if va["loss"] < best:
-            best = va["loss"]
-            _atomic_save(run_dir / PLANNER_FILE, planner, {"epoch": epoch, "val": va})
-        if progress:
-            print(f"epoch {epoch:>3}/{cfg.epochs}  train loss {tr['loss']:.3f} "
-                  f"minADE {tr['min_ade']:.2f}  val loss {va['loss']:.3f} minADE "
-                  f"{va['min_ade']:.2f} top1 {va['top1_acc']:.2f}", flush=True)
-    tb.close()
-    print(f"run directory: {run_dir}\nplanner:       {run_dir / PLANNER_FILE}", flush=True)
+    return train_kind("planner", cfg, resume=resume, progress=progress).run_dir
+
+
+class PretrainSession:
+    """One stage-1 run for :mod:`trainers.harness`: an iteration is one epoch."""
+    unit = "epoch"
+    STATE = "pretrain_state.pt"
+
+    def __init__(self, cfg: PretrainConfig, run_dir: Path, choice=None):
+        torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.run_dir, self.total, self.best = cfg, Path(run_dir), cfg.epochs, math.inf
+        self.demos = load_demos(cfg.demos)
+        self.planner = Planner(scene_planner_config(cfg.num_modes, cfg.dim))
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        perm = torch.randperm(len(self.demos["obs"]), generator=self.gen)
+        n_val = int(round(cfg.val_fraction * len(perm)))
+        self.val_idx, self.train_idx = perm[:n_val], perm[n_val:]
+        self.opt = torch.optim.AdamW(self.planner.parameters(), lr=cfg.lr,
+                                     weight_decay=cfg.weight_decay)
+
+    def step(self, epoch: int) -> Dict[str, float]:
+        cfg, n_val = self.cfg, len(self.val_idx)
+        batches = [self.train_idx[b] for b in _batches(len(self.train_idx), cfg.batch_size, self.gen)]
+        tr = _epoch(self.planner, self.opt, self.demos, batches, cfg, True)
+        va = _epoch(self.planner, self.opt, self.demos,
+                    [self.val_idx[i:i + 1024] for i in range(0, n_val, 1024)], cfg, False) \
+            if n_val else tr
+        if va["loss"] < self.best:  # planner.pt: the best validation loss so far
+            self.best = va["loss"]
+            _atomic_save(self.run_dir / PLANNER_FILE, self.planner, {"epoch": epoch, "val": va})
+        return {**{f"pretrain/train_{k}": v for k, v in tr.items()},
+                **{f"pretrain/val_{k}": v for k, v in va.items()}}
+
+    def save(self, path: str) -> Dict[str, Any]:
+        torch.save({"planner": self.planner.state_dict(), "optimizer": self.opt.state_dict(),
+                    "generator": self.gen.get_state()}, Path(path) / self.STATE)
+        return {"best": self.best}
+
+    def restore(self, ckpt: Path, state: Dict[str, Any]) -> None:
+        from trainers.checkpoint import load_torch_state
+
+        blob = load_torch_state(Path(ckpt) / self.STATE)
+        self.planner.load_state_dict(blob["planner"])
+        self.opt.load_state_dict(blob["optimizer"])
+        self.gen.set_state(blob["generator"])
+        self.best = float(state["best"])
+
+    def should_stop(self, epoch: int, metrics: Dict[str, float]) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def pretrain_progress_line(epoch: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+    return (f"epoch {epoch:>3}/{total}  train loss {m['pretrain/train_loss']:.3f} "
+            f"minADE {m['pretrain/train_min_ade']:.2f}  val loss {m['pretrain/val_loss']:.3f} "
+            f"minADE {m['pretrain/val_min_ade']:.2f} top1 {m['pretrain/val_top1_acc']:.2f}")
+
+
+def export_planner(cfg: PretrainConfig, run_dir: Path) -> None:
+    """Say where planner.pt is, and copy it to ``cfg.export`` (what stage-2 configs read)."""
+    print(f"planner:       {run_dir / PLANNER_FILE}", flush=True)
     if cfg.export:
         export = Path(cfg.export)
         export.parent.mkdir(parents=True, exist_ok=True)
         _atomic_save(export, load_planner(run_dir / PLANNER_FILE), {"source": str(run_dir)})
         print(f"exported:      {export}", flush=True)
-    return run_dir
 
 
 def _atomic_save(path: Path, planner: Planner, extra: Dict[str, Any]) -> None:

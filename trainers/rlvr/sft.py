@@ -11,15 +11,10 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 from agents.models import lm
-from trainers.checkpoint import (load_torch_state, log_resume, read_state, resume_checkpoint,
-                                 save_checkpoint)
-from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
-from trainers.rlvr import config as rc
+from trainers.checkpoint import load_torch_state
 from trainers.rlvr.policy import build_policy, save_policy
-from trainers.run import CONFIG_FILE, TB_DIR, new_run_dir
 
 SFT_STATE = "sft_state.pt"
 
@@ -56,69 +51,60 @@ class SFTResult:
 
 
 def train_sft(cfg=None, *, resume: Optional[Path] = None, progress: bool = True) -> SFTResult:
-    """Fine-tune ``cfg.model`` on ``cfg.data.n`` demonstrations; checkpoints hold ``policy/``."""
-    from envs.text import demonstrations, get_task
+    """Fine-tune ``cfg.model`` on ``cfg.data.n`` demonstrations (or continue the run at
+    ``resume``) through the run harness; checkpoints hold ``policy/`` and the optimizer."""
+    from trainers.kinds import train_kind
 
-    if resume is not None:
-        run_dir = Path(resume).resolve()
-        cfg = rc.config_from_dict(yaml.safe_load((run_dir / CONFIG_FILE).read_text()), str(run_dir))
-    else:
-        run_dir = new_run_dir(cfg)
-        (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(rc.dump(cfg), sort_keys=False))
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    torch.manual_seed(cfg.seed)
-    model, tokenizer = build_policy(cfg.model, seed=cfg.seed)
-    model.to(cfg.device)
-    task = get_task(cfg.data.task.name, **dict(cfg.data.task.kwargs))
-    data = encode_demonstrations(tokenizer, demonstrations(task, cfg.data.n, cfg.data.seed),
-                                 cfg.model.chat_template)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.training.lr)
-    choice = resume_checkpoint(run_dir) if resume is not None else None
-    start = _restore(model, opt, choice)
-    return _fit(cfg, model, tokenizer, opt, data, run_dir, start, progress, choice)
+    result = train_kind("sft", cfg, resume=resume, progress=progress)
+    return SFTResult(result.run_dir, result.extra["done"], result.metrics)
 
 
-def _restore(model, opt, choice) -> int:
-    """The epoch of the checkpoint ``resume_checkpoint`` chose (0 when there is none)."""
-    from transformers import AutoModelForCausalLM
+class SFTSession:
+    """One SFT run for :mod:`trainers.harness`: an iteration is one epoch over the data."""
+    unit = "epoch"
 
-    if choice is None or choice.path is None:
-        return 0
-    ckpt = choice.path
-    saved = AutoModelForCausalLM.from_pretrained(str(ckpt / "policy"), local_files_only=True)
-    model.load_state_dict(saved.state_dict())
-    opt.load_state_dict(load_torch_state(ckpt / SFT_STATE)["optimizer"])
-    return int(read_state(ckpt)["iteration"])
+    def __init__(self, cfg, run_dir: Path, choice=None):
+        from envs.text import demonstrations, get_task
+
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.total = cfg, cfg.training.epochs
+        self.model, self.tokenizer = build_policy(cfg.model, seed=cfg.seed)
+        self.model.to(cfg.device)
+        task = get_task(cfg.data.task.name, **dict(cfg.data.task.kwargs))
+        self.data = encode_demonstrations(
+            self.tokenizer, demonstrations(task, cfg.data.n, cfg.data.seed), cfg.model.chat_template)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.training.lr)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    def step(self, epoch: int) -> Dict[str, float]:
+        order = torch.randperm(self.data[0].shape[0], generator=self.gen)
+        return _epoch(self.cfg, self.model, self.opt, self.data, order)
+
+    def save(self, path: str) -> Dict[str, object]:
+        save_policy(self.model, self.tokenizer, Path(path))
+        torch.save({"optimizer": self.opt.state_dict()}, Path(path) / SFT_STATE)
+        return {}
+
+    def restore(self, ckpt: Path, state: Dict[str, object]) -> None:
+        from transformers import AutoModelForCausalLM
+
+        saved = AutoModelForCausalLM.from_pretrained(str(ckpt / "policy"), local_files_only=True)
+        self.model.load_state_dict(saved.state_dict())
+        self.opt.load_state_dict(load_torch_state(ckpt / SFT_STATE)["optimizer"])
+        for _ in range(int(state["iteration"])):  # the shuffle stream of an uninterrupted run
+            torch.randperm(self.data[0].shape[0], generator=self.gen)
+
+    def should_stop(self, epoch: int, metrics: Dict[str, float]) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
 
 
-def _fit(cfg, model, tokenizer, opt, data, run_dir, start, progress, choice=None) -> SFTResult:
-    t, n = cfg.training, data[0].shape[0]
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if start else None,
-                           jsonl=run_dir / METRICS_JSONL)
-    log_resume(tb, choice, start + 1)
-    bar = Progress(t.epochs, start, enabled=progress)
-    bar.line = lambda e, total, m, _=0.0: (f"epoch {e:>3}/{total}  loss {m['train/loss']:.4f}  "
-                                          f"token_acc {m['train/token_acc']:.3f}")
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(start):  # keep the shuffle stream of an uninterrupted run
-        torch.randperm(n, generator=gen)
-    metrics: Dict[str, float] = {}
-
-    def save(path: str) -> None:
-        save_policy(model, tokenizer, Path(path))
-        torch.save({"optimizer": opt.state_dict()}, Path(path) / SFT_STATE)
-
-    for epoch in range(start + 1, t.epochs + 1):
-        metrics = _epoch(cfg, model, opt, data, torch.randperm(n, generator=gen))
-        tb.scalars(metrics, epoch)
-        bar.update(epoch, metrics, 0.0)
-        if epoch % cfg.checkpoint.every == 0 or epoch == t.epochs:
-            save_checkpoint(save, run_dir, epoch, {}, cfg.checkpoint.keep)
-    bar.close()
-    tb.close()
-    print(f"run directory: {run_dir}", flush=True)
-    return SFTResult(run_dir, t.epochs, metrics)
+def progress_line(epoch: int, total: int, m: Dict[str, float], _unused: float = 0.0) -> str:
+    return f"epoch {epoch:>3}/{total}  loss {m['train/loss']:.4f}  token_acc {m['train/token_acc']:.3f}"
 
 
 def _epoch(cfg, model, opt, data, order: torch.Tensor) -> Dict[str, float]:

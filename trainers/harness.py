@@ -1,0 +1,187 @@
+"""One run harness for every kind: what each experiment does the same way is written here once.
+
+The harness owns the run directory (a new ``<runs_root>/<name>/<timestamp>/`` or a resumed
+one), the resolved-config dump, the TensorBoard writer and ``metrics.jsonl``, the progress
+line, the checkpoint cadence (atomic writes and pruning through :mod:`trainers.checkpoint`),
+the Ctrl-C checkpoint, ``--resume`` and the final ``summary.json``.
+
+A kind's driver (:mod:`trainers.kinds`) provides only ``build(cfg, run_dir, choice)``, which
+returns a :class:`Session`: ``step(i) -> metrics``, ``save(path) -> state``,
+``restore(ckpt, state)``, ``should_stop(i, metrics)`` and ``close()``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Protocol
+
+import yaml
+
+from trainers.checkpoint import (RunAborted, log_resume, read_state, resume_checkpoint,
+                                 save_checkpoint)
+from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
+
+CONFIG_FILE = "config.yaml"
+TB_DIR = "tb"
+SUMMARY_FILE = "summary.json"
+
+
+class Session(Protocol):
+    """One run of one kind, as the harness drives it (built by the kind's driver)."""
+    total: int
+    """Iterations (steps, epochs) in the schedule."""
+    unit: str
+    """What one iteration is called in messages: ``iteration``, ``step``, ``epoch``."""
+
+    def step(self, i: int) -> Optional[Dict[str, float]]:
+        """Run iteration ``i``; None when it must not count (it is retried as ``i``)."""
+
+    def save(self, path: str) -> Dict[str, Any]:
+        """Write the model/optimizer into the new directory ``path``; return JSON state."""
+
+    def restore(self, ckpt: Path, state: Dict[str, Any]) -> None:
+        """Load what :meth:`save` wrote (``state`` is its JSON state plus ``iteration``)."""
+
+    def should_stop(self, i: int, metrics: Dict[str, float]) -> bool:
+        """Early stop after iteration ``i`` (the schedule's end stops it anyway)."""
+
+    def close(self) -> None:
+        """Release actors and files."""
+
+
+@dataclass
+class Outcome:
+    """How a run ended: the last completed iteration, its metrics, early stop or not."""
+    run_dir: Path
+    done: int
+    metrics: Dict[str, float]
+    stopped: bool
+
+
+def open_run(driver, cfg: Any, resume: Optional[Path]):
+    """(run_dir, cfg, choice): a new run directory holding the resolved config, or the run at
+    ``resume`` with its saved config and the checkpoint ``resume_checkpoint`` picks."""
+    from trainers.run import new_run_dir
+
+    if resume is None:
+        run_dir = new_run_dir(cfg)
+        (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(driver.dump(cfg), sort_keys=False))
+        return run_dir, cfg, None
+    run_dir = Path(resume).resolve()
+    if not (run_dir / CONFIG_FILE).is_file():
+        from trainers.checks import ConfigError
+        raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
+    return run_dir, driver.load(run_dir / CONFIG_FILE), resume_checkpoint(run_dir)
+
+
+def train(driver, cfg: Any = None, *, resume: Optional[Path] = None,
+          address: Optional[str] = None, progress: bool = True) -> Outcome:
+    """Open (or resume) the run, let the driver build its session and run it (the caller,
+    :func:`trainers.kinds.train_kind`, writes the summary)."""
+    if resume is None:
+        driver.preflight(cfg)  # bad data: an error, and no run directory left behind
+    run_dir, cfg, choice = open_run(driver, cfg, resume)
+    context = driver.context(cfg, address) if hasattr(driver, "context") else nullcontext()
+    with context:
+        session = driver.build(cfg, run_dir, choice)
+        try:
+            outcome = run(session, run_dir, choice, cfg.checkpoint, progress,
+                          driver.progress_line)
+        finally:
+            session.close()
+    return outcome
+
+
+def run(session: Session, run_dir: Path, choice, checkpoint_cfg, progress: bool,
+        line: Optional[Callable] = None) -> Outcome:
+    """Iterations ``start+1 .. total`` with logging, checkpoint cadence and Ctrl-C saving."""
+    start = _restore(session, run_dir, choice)
+    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if choice else None,
+                           jsonl=run_dir / METRICS_JSONL)
+    log_resume(tb, choice, start + 1)
+    if choice is None:
+        tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
+    bar = Progress(session.total, start, enabled=progress)
+    if line is not None:
+        bar.line = line
+    loop = _Cadence(session, run_dir, checkpoint_cfg, start)
+    try:
+        metrics, stopped = loop.iterate(tb, bar)
+    except (KeyboardInterrupt, RunAborted) as exc:
+        loop.save_unsaved()
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"
+        print(f"\n{why}; resume with: regrl train --resume {run_dir}", flush=True)
+        raise
+    finally:
+        bar.close()
+        tb.close()
+    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
+          flush=True)
+    return Outcome(run_dir, loop.done, metrics, stopped)
+
+
+class _Cadence:
+    """The iteration loop: which iterations are done, and which are saved."""
+
+    def __init__(self, session: Session, run_dir: Path, checkpoint_cfg, start: int):
+        self.session, self.run_dir, self.cfg = session, run_dir, checkpoint_cfg
+        self.done = self.saved = start
+
+    def iterate(self, tb, bar):
+        metrics: Dict[str, float] = {}
+        while self.done < self.session.total:
+            got = self.session.step(self.done + 1)
+            if got is None:  # not counted (e.g. an env runner restarting): retry
+                continue
+            metrics, self.done = got, self.done + 1
+            tb.scalars(metrics, self.done)
+            bar.update(self.done, metrics, metrics.get("env/env_steps_total", 0.0))
+            stopped = self.session.should_stop(self.done, metrics)
+            if stopped or self.done % self.cfg.every == 0 or self.done == self.session.total:
+                self.save()
+            if stopped:
+                return metrics, True
+        return metrics, False
+
+    def save(self) -> None:
+        state: Dict[str, Any] = {}
+
+        def save_fn(path: str) -> None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            state.update(self.session.save(path) or {})
+
+        # save_checkpoint serialises ``state`` after save_fn ran, so it holds what save returned
+        save_checkpoint(save_fn, self.run_dir, self.done, state, self.cfg.keep)
+        self.saved = self.done
+
+    def save_unsaved(self) -> None:
+        """Ctrl-C or an aborted run: checkpoint the last completed iteration if unsaved."""
+        if self.done > self.saved:
+            self.save()
+
+
+def _restore(session: Session, run_dir: Path, choice) -> int:
+    """The iteration of the checkpoint ``resume_checkpoint`` chose (0 when there is none)."""
+    if choice is None or choice.path is None:
+        return 0
+    state = read_state(choice.path)
+    session.restore(choice.path, state)
+    print(f"resumed {run_dir} from {choice.path.name} ({session.unit} {state['iteration']})",
+          flush=True)
+    return int(state["iteration"])
+
+
+def write_summary(run_dir: Path, kind: str, metrics: Dict[str, Any], **extra: Any) -> Path:
+    """``run_dir/summary.json``: marks a finished run and holds its final metrics (what
+    ``regrl sweep`` aggregates; a run without one is unfinished)."""
+    path = Path(run_dir) / SUMMARY_FILE
+    body = {"kind": kind, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
+            "metrics": {k: v for k, v in metrics.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+    tmp = path.with_name(f".{SUMMARY_FILE}.tmp")
+    tmp.write_text(json.dumps(body, indent=2))
+    tmp.replace(path)
+    return path
