@@ -13,7 +13,7 @@ from trainers.rlvr.backends import merge_rollouts
 from trainers.rlvr.learner import Learner
 from trainers.rlvr.loop import rollout_metrics, train_rlvr
 from trainers.rlvr.policy import build_policy, save_policy
-from trainers.rlvr.terms import RLVR_TERMS, TokenContext
+from trainers.rlvr.terms import RLVR_TERMS, TermContext
 
 torch.set_num_threads(1)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -57,11 +57,11 @@ def test_bad_configs_name_the_problem(tmp_path, patch, message):
 def _ctx(logp, old_logp, proxy, adv, requires_grad=True):
     logp = torch.tensor(logp, dtype=torch.float64, requires_grad=requires_grad)
     B, T = logp.shape
-    return TokenContext(tokens=torch.zeros(B, T, dtype=torch.long), logp=logp,
-                        old_logp=torch.tensor(old_logp, dtype=torch.float64),
-                        advantages=torch.tensor(adv, dtype=torch.float64),
-                        mask=torch.ones(B, T, dtype=torch.bool), entropy=torch.zeros(B, T),
-                        logits=torch.zeros(B, T, 3), proxy_logp=torch.tensor(proxy, dtype=torch.float64))
+    return TermContext(actions=torch.zeros(B, T, dtype=torch.long), logp=logp,
+                       old_logp=torch.tensor(old_logp, dtype=torch.float64),
+                       advantages=torch.tensor(adv, dtype=torch.float64),
+                       mask=torch.ones(B, T, dtype=torch.bool), entropy=torch.zeros(B, T),
+                       dist_inputs=torch.zeros(B, T, 3), proxy_logp=torch.tensor(proxy, dtype=torch.float64))
 
 
 def test_lp_reg_term_changes_only_the_low_prob_negative_token():

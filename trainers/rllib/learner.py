@@ -20,7 +20,8 @@ from trainers.checkpoint import module_checkpoint_path
 from trainers.config import ExperimentConfig, config_from_dict
 from trainers.rllib.connectors import CANDIDATE_ADVANTAGES, CANDIDATE_VALID, \
     CandidateAdvantages, RegrlAdvantages
-from trainers.rllib.terms import TERMS, LossContext, total_loss
+from agents.objectives.terms import TermContext, needs, proxy_kappa, reference_keys, total_loss
+from trainers.rllib.terms import step_context
 
 CONFIG_KEY = "regrl"
 
@@ -50,14 +51,13 @@ class RegrlLearner(PPOTorchLearner):
                 self._learner_connector.append(RegrlAdvantages(
                     gamma=adv.gamma, lam=adv.lam, estimator=adv.estimator,
                     group_std=adv.group_std, normalize=adv.normalize))
-        self._reference: Dict[str, RLModule] = {}
-        for spec in self.regrl_config.objective.terms:
-            # a term's params may switch the reference off (candidate_policy with kl_coeff 0)
-            if TERMS.get(spec.name).needs_reference and \
-                    getattr(spec.params, "needs_reference", True):
-                for module_id in self.module.keys():
-                    self._reference[module_id] = self._load_reference(
-                        module_id, spec.params.checkpoint)
+        terms = self.regrl_config.objective.terms
+        # one frozen copy per (checkpoint, module); key None = this run's initial weights
+        self._reference: Dict[Optional[str], Dict[str, RLModule]] = {
+            key: {mid: self._load_reference(mid, key) for mid in self.module.keys()}
+            for key in reference_keys(terms)}
+        self._needs_values = needs(terms, "needs_values")
+        self._proxy_kappa = proxy_kappa(terms)
 
     def _load_reference(self, module_id: str, checkpoint: Optional[str]) -> RLModule:
         if checkpoint is None:  # frozen copy of the initial (seeded) weights
@@ -73,10 +73,13 @@ class RegrlLearner(PPOTorchLearner):
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
         ctx = self._context(module_id, batch, fwd_out)
         loss, metrics = total_loss(ctx, self.regrl_config.objective.terms)
+        metrics["entropy"] = (ctx.entropy * ctx.mask).sum().detach() / ctx.mask.sum().clamp_min(1)
         self.metrics.log_dict(metrics, key=module_id, window=1)
         return loss
 
-    def _context(self, module_id: str, batch: Dict[str, Any], fwd_out) -> LossContext:
+    def _context(self, module_id: str, batch: Dict[str, Any], fwd_out) -> TermContext:
+        """The steps of ``batch`` as length-one sequences; values, the min-p proxy and the
+        frozen policies' outputs only when a configured term's flag asks for them."""
         module = self.module[module_id].unwrapped()
         dist_inputs = fwd_out[Columns.ACTION_DIST_INPUTS]
         cur = module.get_train_action_dist_cls().from_logits(dist_inputs)
@@ -84,18 +87,18 @@ class RegrlLearner(PPOTorchLearner):
         mask = batch.get(Columns.LOSS_MASK)
         if mask is None:
             mask = torch.ones(actions.shape[0], dtype=torch.bool, device=dist_inputs.device)
-        ctx = LossContext(
+        values = None
+        if self._needs_values:
+            values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+        reference = {}
+        with torch.no_grad():
+            for key, modules in self._reference.items():
+                reference[key] = modules[module_id].forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+        return step_context(
             dist_inputs=dist_inputs, old_dist_inputs=batch[Columns.ACTION_DIST_INPUTS],
             actions=actions, logp=cur.logp(actions), old_logp=batch[Columns.ACTION_LOGP],
-            advantages=batch[Postprocessing.ADVANTAGES], entropy=cur.entropy(),
-            mask=mask.bool(), dist=action_dist_kind(module.action_space),
-            value_targets=batch.get(Postprocessing.VALUE_TARGETS),
-            candidate_advantages=batch.get(CANDIDATE_ADVANTAGES),
+            advantages=batch[Postprocessing.ADVANTAGES], entropy=cur.entropy(), mask=mask,
+            dist=action_dist_kind(module.action_space), proxy_kappa=self._proxy_kappa,
+            values=values, value_targets=batch.get(Postprocessing.VALUE_TARGETS),
+            reference=reference, candidate_advantages=batch.get(CANDIDATE_ADVANTAGES),
             candidate_valid=batch.get(CANDIDATE_VALID))
-        if any(t.name == "value" for t in self.regrl_config.objective.terms):
-            ctx.values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
-        if module_id in self._reference:
-            with torch.no_grad():
-                ref_out = self._reference[module_id].forward_train(batch)
-            ctx.ref_dist_inputs = ref_out[Columns.ACTION_DIST_INPUTS]
-        return ctx
