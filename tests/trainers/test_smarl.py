@@ -61,14 +61,15 @@ def test_eval_compares_closures(smarl_run, capsys):
     assert main(["eval", str(smarl_run.run_dir)]) == 0
     report = json.loads((smarl_run.run_dir / "eval.json").read_text())
     names = [r["name"] for r in report["closures"]]
-    assert names == ["no closure", "Smagorinsky C_s=0.10", "Smagorinsky C_s=0.17",
+    assert names == ["no closure", "Smagorinsky C_s=0.10", "Smagorinsky C_s=0.14",
+                     "Smagorinsky C_s=0.17",
                      "Leith C_L=0.17", "dynamic Smagorinsky", "learned (smagorinsky)"]
     for row in report["closures"]:
         assert row["simulations"] == 2
         if row["diverged"] == 0:
             assert math.isfinite(row["enstrophy_spectrum_error"]) and 0 <= row["pdf_hellinger"] <= 1
     table = (smarl_run.run_dir / "eval.md").read_text()
-    assert table.count("\n") == 8 and "learned (smagorinsky)" in table
+    assert table.count("\n") == 9 and "learned (smagorinsky)" in table
     assert (smarl_run.run_dir / "eval_turbulence.png").stat().st_size > 10_000
 
 
