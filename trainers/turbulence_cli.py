@@ -2,7 +2,11 @@
 supervised-vs-RL closure comparison)."""
 from __future__ import annotations
 
-from trainers.checks import ConfigError
+from trainers.checks import MAX_THREADS, ConfigError
+
+DEFAULT_REFERENCE_OUT = "data/turbulence/reference_kf4.npz"
+"""Where `regrl turbulence reference` writes by default: a user path, never the packaged file
+(envs/turbulence/data/reference_kf4.npz is replaced only when --out names it)."""
 
 
 def add_cli(sub) -> None:
@@ -25,8 +29,10 @@ def _add_reference(tsub) -> None:
     from envs.turbulence.reference import ReferenceSpec
 
     ref = tsub.add_parser("reference", help="run the resolved simulation, write the reference "
-                          "spectra/PDF/initial conditions (default: the packaged file)")
-    ref.add_argument("--out", help="output .npz (default: envs/turbulence/data/reference_kf4.npz)")
+                          "spectra/PDF/initial conditions (checked, written atomically)")
+    ref.add_argument("--out", default=DEFAULT_REFERENCE_OUT,
+                     help="output .npz (default %(default)s; the packaged reference "
+                          "envs/turbulence/data/reference_kf4.npz only when named here)")
     ref.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     ref.add_argument("--threads", type=int, default=1,
                      help="torch CPU threads (default 1: on a busy 2-core machine two threads "
@@ -76,13 +82,63 @@ def _add_compare(tsub) -> None:
 def _run(fn, args) -> int:
     try:
         return fn(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:  # FPE: DNS diverged
         raise ConfigError(str(exc)) from None
+
+
+def check_device(name: str) -> None:
+    """Refuse a torch device this machine does not have (before any simulation starts)."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name[:60]!r} is not a torch device (cpu, cuda, cuda:1, "
+                          "mps)") from None
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} "
+                          "CUDA device(s)")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available()}
+    if not available.get(dev.type, False):
+        raise ConfigError(f"--device {name}: not available on this machine "
+                          f"(available: {', '.join(k for k, v in available.items() if v)})")
+
+
+def _check_out(out: str, suffix: str) -> None:
+    from pathlib import Path
+
+    path = Path(out)
+    if path.suffix != suffix:
+        raise ConfigError(f"--out must end in {suffix}, got {out}")
+    if path.is_dir():
+        raise ConfigError(f"--out {out} is a directory")
+    if any(p.exists() and not p.is_dir() for p in path.parents):
+        raise ConfigError(f"--out {out}: a parent of it is a file, not a directory")
+
+
+def _check_reference_args(args) -> None:
+    """Every argument of `regrl turbulence reference`, checked before the DNS starts."""
+    from dataclasses import fields
+
+    from envs.turbulence.reference import ReferenceSpec, check_spec
+
+    spec = ReferenceSpec(**{f.name: getattr(args, f.name) for f in fields(ReferenceSpec)
+                            if getattr(args, f.name, None) is not None})
+    try:
+        check_spec(spec)
+    except ValueError as exc:
+        raise ConfigError(f"turbulence reference: {exc}") from None
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise ConfigError(f"--threads must be in 1..{MAX_THREADS}, got {args.threads}")
+    _check_out(args.out, ".npz")
+    check_device(args.device)
 
 
 def _reference(args) -> int:
     from trainers.turbulence import reference_command
 
+    _check_reference_args(args)
     return _run(reference_command, args)
 
 

@@ -9,15 +9,36 @@ filtered snapshots as LES initial conditions. ``regrl turbulence reference`` cal
 from __future__ import annotations
 
 import json
+import math
+import os
+import tempfile
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
 
 DEFAULT_REFERENCE = Path(__file__).resolve().parent / "data" / "reference_kf4.npz"
+
+# Bounds that refuse a run before it starts instead of after minutes of simulation.
+MAX_GRID = 4096
+"""Largest DNS grid (one 4096² float64 field is 128 MiB and the solver holds dozens)."""
+MAX_STEPS = 10 ** 8
+"""Most DNS steps (spin-up + averaging): the default reference takes 2·10⁵."""
+MAX_SAMPLES = 10_000
+"""Most snapshots of the averaging window (each filtered field is kept in memory)."""
+MAX_PDF_BINS = 10_000
+VELOCITY_SCALE = 10.0
+"""Velocity scale of the k_f = 4 forced flow for the CFL-style bound on ``dt`` (max |u| of
+the packaged reference's filtered fields is 6.4). A ``dt`` beyond dx / VELOCITY_SCALE (CFL
+number 1) diverges for certain with the explicit AB2 advection; smaller ones may still
+diverge (5e-4 did at 256², CFL ~ 0.2), which the spin-up loop detects."""
+ARRAY_KEYS = ("enstrophy_spectrum", "energy_spectrum", "enstrophy_spectrum_dns",
+              "energy_spectrum_dns", "pdf_edges", "pdf", "omega_std", "tail_3sigma",
+              "initial_conditions")
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,75 @@ class ReferenceSpec:
     """Precision of the DNS (float32 is ~3x faster on CPU; statistics agree to ~1e-6)."""
 
 
+def _number(name: str, value: Any, low: float, *, strict: bool = True,
+            integer: bool = False) -> List[str]:
+    """[] when ``value`` is a finite number (an integer if ``integer``) > ``low`` (>= when not
+    ``strict``), else the one problem with it."""
+    kinds = (int,) if integer else (int, float)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and (value > low if strict else value >= low):
+        return []
+    what = "an integer" if integer else "a finite number"
+    return [f"{name} must be {what} {'>' if strict else '>='} {low:g}, got {value!r}"]
+
+
+def _grid_problems(spec: ReferenceSpec) -> List[str]:
+    out = _number("n_dns", spec.n_dns, 4, strict=False, integer=True)
+    out += _number("n_les", spec.n_les, 4, strict=False, integer=True)
+    out += _number("kf", spec.kf, 1, strict=False, integer=True)
+    if out:
+        return out
+    if spec.n_dns % 2 or spec.n_les % 2 or spec.n_dns > MAX_GRID:
+        out.append(f"n_dns and n_les must be even and n_dns <= {MAX_GRID}, "
+                   f"got {spec.n_dns}, {spec.n_les}")
+    if spec.n_les > spec.n_dns:
+        out.append(f"n_les must be <= n_dns, got {spec.n_les} > {spec.n_dns}")
+    if spec.kf >= spec.n_les / 3:  # forcing must survive the LES grid's 2/3 de-aliasing
+        out.append(f"kf must be < n_les/3 = {spec.n_les / 3:g}, got {spec.kf}")
+    return out
+
+
+def _time_problems(spec: ReferenceSpec) -> List[str]:
+    out = _number("dt", spec.dt, 0) + _number("les_dt", spec.les_dt, 0)
+    out += _number("spinup_time", spec.spinup_time, 0, strict=False)
+    out += _number("average_time", spec.average_time, 0)
+    out += _number("sample_every", spec.sample_every, 0)
+    if out:
+        return out
+    for name, dt, n in (("dt", spec.dt, spec.n_dns), ("les_dt", spec.les_dt, spec.n_les)):
+        bound = 2 * math.pi / n / VELOCITY_SCALE  # CFL number 1 at |u| = VELOCITY_SCALE
+        if dt > bound:
+            out.append(f"{name} must be <= {bound:.3g} (CFL bound dx/|u| on the {n}² grid at "
+                       f"|u| = {VELOCITY_SCALE:g}), got {dt:g}")
+    if spec.dt > spec.sample_every:
+        out.append(f"dt must be <= sample_every, got {spec.dt:g} > {spec.sample_every:g}")
+    samples = spec.average_time / spec.sample_every
+    steps = (spec.spinup_time + spec.average_time) / spec.dt
+    if samples > MAX_SAMPLES or steps > MAX_STEPS:
+        out.append(f"average_time/sample_every ({samples:.3g}) must be <= {MAX_SAMPLES} and "
+                   f"(spinup_time + average_time)/dt ({steps:.3g}) <= {MAX_STEPS:.0e}")
+    return out
+
+
+def check_spec(spec: ReferenceSpec) -> None:
+    """Raise ValueError naming every setting of ``spec`` that would make
+    :func:`generate_reference` fail, produce NaNs or run without end, before it starts."""
+    out = _grid_problems(spec) + _time_problems(spec)
+    out += _number("nu", spec.nu, 0) + _number("alpha", spec.alpha, 0, strict=False)
+    out += _number("beta", spec.beta, -math.inf)
+    out += _number("n_init", spec.n_init, 1, strict=False, integer=True)
+    out += _number("seed", spec.seed, 0, strict=False, integer=True)
+    bins = _number("pdf_bins", spec.pdf_bins, 2, strict=False, integer=True)
+    out += bins or ([] if spec.pdf_bins <= MAX_PDF_BINS else
+                    [f"pdf_bins must be <= {MAX_PDF_BINS}, got {spec.pdf_bins}"])
+    if spec.filter not in ("spectral", "gaussian"):
+        out.append(f"filter must be 'spectral' or 'gaussian', got {spec.filter!r:.60}")
+    if spec.dtype not in ("float32", "float64"):
+        out.append(f"dtype must be 'float32' or 'float64', got {spec.dtype!r:.60}")
+    if out:
+        raise ValueError("; ".join(out))
+
+
 def _filter(omega: torch.Tensor, spec: ReferenceSpec) -> torch.Tensor:
     from envs.turbulence.solver import gaussian_filter, spectral_filter
 
@@ -81,10 +171,9 @@ def generate_reference(spec: ReferenceSpec = ReferenceSpec(), *, device: str = "
     """Run the DNS and return the arrays ``save_reference`` writes."""
     from envs.turbulence.solver import Turbulence2D
 
+    check_spec(spec)
     say = progress or (lambda msg: None)
     torch.manual_seed(spec.seed)
-    if spec.dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {spec.dtype!r}")
     dns = Turbulence2D(spec.n_dns, nu=spec.nu, alpha=spec.alpha, dt=spec.dt, kf=spec.kf,
                        beta=spec.beta, device=device, seed=spec.seed,
                        dtype=getattr(torch, spec.dtype))
@@ -143,10 +232,92 @@ def _provenance(spec: ReferenceSpec, device: str, seconds: float) -> dict:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def _array_problems(data: Mapping[str, Any]) -> List[str]:
+    arrays = {k: np.asarray(data[k]) for k in ARRAY_KEYS}
+    out = []
+    for key, a in arrays.items():
+        if a.dtype.kind not in "fiu":
+            out.append(f"{key} is not numeric ({a.dtype})")
+        elif not np.isfinite(a).all():
+            out.append(f"{key} has {int(np.size(a) - np.isfinite(a).sum())} non-finite values")
+    if out:
+        return out
+    ic = arrays["initial_conditions"]
+    if ic.ndim != 3 or ic.shape[0] < 1 or ic.shape[1] != ic.shape[2] or ic.shape[1] < 4:
+        return [f"initial_conditions must have shape [k >= 1, n, n], got {ic.shape}"]
+    half, edges = ic.shape[-1] // 2, arrays["pdf_edges"]
+    shapes = {"enstrophy_spectrum": (half,), "energy_spectrum": (half,), "omega_std": (),
+              "tail_3sigma": (), "pdf": (max(edges.size - 1, 0),)}
+    out += [f"{k} must have shape {v}, got {arrays[k].shape}" for k, v in shapes.items()
+            if arrays[k].shape != v]
+    out += [f"{k} must be 1-D with >= {half} bins, got {arrays[k].shape}"
+            for k in ("enstrophy_spectrum_dns", "energy_spectrum_dns")
+            if arrays[k].ndim != 1 or arrays[k].size < half]
+    return out
+
+
+def _value_problems(data: Mapping[str, Any]) -> List[str]:
+    """Signs and ranges: spectra and PDF >= 0 with a non-zero enstrophy, increasing edges."""
+    a = {k: np.asarray(data[k], dtype=np.float64) for k in ARRAY_KEYS}
+    out = [f"{k} has negative values" for k in ("enstrophy_spectrum", "energy_spectrum",
+                                               "enstrophy_spectrum_dns", "energy_spectrum_dns",
+                                               "pdf") if (a[k] < 0).any()]
+    if not a["enstrophy_spectrum"].sum() > 0:
+        out.append("enstrophy_spectrum is all zero (no flow)")
+    edges = a["pdf_edges"]
+    if edges.ndim != 1 or edges.size < 3 or not (np.diff(edges) > 0).all():
+        out.append("pdf_edges must be >= 3 increasing values")
+    if not a["omega_std"] > 0 or not 0 <= a["tail_3sigma"] <= 1:
+        out.append(f"need omega_std > 0 and tail_3sigma in [0, 1], got {float(a['omega_std']):g}, "
+                   f"{float(a['tail_3sigma']):g}")
+    return out
+
+
+def _provenance_problems(provenance: Any) -> List[str]:
+    """The physics an env rebuilds its LES from (``provenance['spec']``) must be usable."""
+    try:
+        spec = json.loads(str(provenance)) if not isinstance(provenance, dict) else provenance
+        p = spec["spec"]
+        return (_number("nu", p["nu"], 0) + _number("alpha", p["alpha"], 0, strict=False)
+                + _number("beta", p["beta"], -math.inf) + _number("dt", les_dt(p), 0)
+                + _number("kf", p["kf"], 1, strict=False, integer=True))
+    except (ValueError, TypeError, KeyError) as exc:
+        return [f"provenance is not a JSON object with the run's spec ({type(exc).__name__}: "
+                f"{str(exc)[:200]})"]
+
+
+def check_reference(data: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``data`` is a usable reference: every array present, finite and
+    of consistent shape, spectra and PDF non-negative, and a provenance with the physics."""
+    missing = [k for k in ARRAY_KEYS + ("provenance",) if k not in data]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    out = _array_problems(data)
+    out = out or _value_problems(data)
+    out += _provenance_problems(data["provenance"])
+    if out:
+        raise ValueError("; ".join(out))
+
+
 def save_reference(path: Path, data: Dict[str, np.ndarray]) -> Path:
+    """Check ``data`` (:func:`check_reference`), then write it atomically: a temporary file in
+    the same directory replaces ``path`` only once complete, so a failed or interrupted run
+    never leaves a broken file where a good one was."""
+    check_reference(data)
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a .npz file path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **data)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 
@@ -182,11 +353,13 @@ def load_reference(path: Optional[Path] = None) -> Reference:
     try:
         with np.load(path, allow_pickle=False) as z:
             fields = {k: z[k] for k in z.files}
+        check_reference(fields)
         return Reference(
             **{k: fields[k] for k in ("enstrophy_spectrum", "energy_spectrum",
                                       "enstrophy_spectrum_dns", "energy_spectrum_dns",
                                       "pdf_edges", "pdf", "initial_conditions")},
             omega_std=float(fields["omega_std"]), tail_3sigma=float(fields["tail_3sigma"]),
             provenance=json.loads(str(fields["provenance"])))
-    except (KeyError, ValueError, OSError) as exc:
-        raise ValueError(f"{path} is not a valid turbulence reference file: {exc}") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a valid turbulence reference file: "
+                         f"{str(exc)[:300]}") from None
