@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from trainers.checks import ConfigError
+
+MAX_DEMOS = 1_000_000
+"""Most rows `regrl text demos` writes (they are built in memory first)."""
+MAX_SAMPLES = 1_000
+"""Most problems `regrl text sample` prints."""
 
 
 def add_cli(sub) -> None:
@@ -45,40 +51,54 @@ def _task_kwargs(pairs) -> dict:
     return out
 
 
-def _build(args):
-    from envs.text import TaskError, get_task
+def _rows(args, max_n: int):
+    """The task's demonstrations for ``args``; every bad setting is a ConfigError."""
+    from envs.text import TaskError, demonstrations, get_task
 
-    if args.n < 0:
-        raise ConfigError(f"--n must be >= 0, got {args.n}")
+    if not 0 <= args.n <= max_n:
+        raise ConfigError(f"--n must be >= 0 and <= {max_n}, got {args.n}")
     try:
-        return get_task(args.task, **_task_kwargs(args.kw))
+        return demonstrations(get_task(args.task, **_task_kwargs(args.kw)), args.n, args.seed)
     except TaskError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a .jsonl file path")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: {out.parent} is not a directory")
+
+
+def write_jsonl_atomic(out: Path, rows) -> None:
+    """Write ``rows`` to a temporary file beside ``out`` that replaces it only when complete,
+    so a reader never sees a half-written file; the temporary file never outlives a failure."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _demos(args) -> int:
-    from envs.text import TaskError, demonstrations
-
-    task = _build(args)
-    try:
-        rows = demonstrations(task, args.n, args.seed)
-    except TaskError as exc:
-        raise ConfigError(str(exc)) from None
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)  # a reader never sees a half-written file
+    _check_out(out)
+    rows = _rows(args, MAX_DEMOS)
+    try:
+        write_jsonl_atomic(out, rows)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     print(f"wrote {len(rows)} {args.task} demonstrations (seed {args.seed}) to {out}")
     return 0
 
 
 def _sample(args) -> int:
-    from envs.text import demonstrations
-
-    for i, row in enumerate(demonstrations(_build(args), args.n, args.seed)):
+    for i, row in enumerate(_rows(args, MAX_SAMPLES)):
         print(f"--- {i}\nprompt: {row['prompt']}\nanswer: {row['answer']}\n"
               f"demonstration:\n{row['completion']}")
     return 0

@@ -45,11 +45,20 @@ class Countdown(TextTask):
         super().__post_init__()
         if not isinstance(self.n_numbers, int) or not 2 <= self.n_numbers <= 8:
             self._fail(f"n_numbers must be an integer in 2..8, got {self.n_numbers!r}")
+        bounds = (self.min_number, self.max_number, self.min_target, self.max_target)
+        if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
+            self._fail(f"min_number, max_number, min_target and max_target must be integers, "
+                       f"got {', '.join(repr(b)[:40] for b in bounds)}")
         if not 0 <= self.min_number <= self.max_number < 10 ** 6:
             self._fail(f"need 0 <= min_number <= max_number < 10**6, "
                        f"got {self.min_number}, {self.max_number}")
-        if not self.min_target <= self.max_target:
-            self._fail(f"need min_target <= max_target, got {self.min_target}, {self.max_target}")
+        if not 0 <= self.max_target or not self.min_target <= self.max_target:
+            self._fail(f"need min_target <= max_target and max_target >= 0 (every intermediate "
+                       f"result is >= 0), got {self.min_target}, {self.max_target}")
+        reach = max(self.max_number, 2) ** self.n_numbers
+        if self.min_target > reach:
+            self._fail(f"min_target {self.min_target} cannot be reached: {self.n_numbers} numbers "
+                       f"<= {self.max_number} combine to at most {reach}")
         try:
             self.question_template.format(numbers="1, 2", target=3)
         except (KeyError, IndexError, ValueError) as exc:

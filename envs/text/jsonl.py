@@ -1,7 +1,9 @@
 """User problems from a JSONL file: one ``{"prompt": ..., "answer": ...}`` object per line.
 
 An optional ``"completion"`` on a line is used as that problem's demonstration; other keys are
-ignored. Blank lines are skipped. A bad line raises :class:`TaskError` naming ``file:line``.
+ignored. Blank lines are skipped. A bad line (not UTF-8, not JSON, nested too deeply, a value
+too long, a missing or mistyped key) raises :class:`TaskError` naming ``file:line``; an error
+never quotes more than :data:`MAX_QUOTE` characters of the file.
 """
 from __future__ import annotations
 
@@ -14,6 +16,29 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 
 from envs.text.base import Problem, TaskError, TextTask, register_task
+
+
+MAX_PROMPT_CHARS = 8192
+"""Longest prompt accepted (the RLVR prompts are a few hundred tokens; a longer one is a data
+error, and would be tokenised and padded into every batch it lands in)."""
+MAX_ANSWER_CHARS = 1024
+"""Longest reference answer (answers are numbers or short expressions)."""
+MAX_COMPLETION_CHARS = 16384
+"""Longest demonstration completion."""
+MAX_LINE_BYTES = 1 << 20
+"""Longest line read at all (other keys are ignored but still parsed), so a huge line is
+refused before it is decoded."""
+MAX_QUOTE = 200
+"""Characters of a bad value quoted in an error message."""
+
+
+def _clip(text: str) -> str:
+    """``text`` cut to :data:`MAX_QUOTE` characters (errors never echo a whole value)."""
+    return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + "..."
+
+
+def _quote(value: Any) -> str:
+    return _clip(repr(value))
 
 
 class MissingFileError(TaskError, FileNotFoundError):
@@ -57,8 +82,9 @@ def read_problems(path: "str | Path") -> List[Tuple[str, str, Dict[str, Any]]]:
     if not path.is_file():
         raise MissingFileError(f"{path}: no such JSONL file")
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 2), b""), 1):
+            line = _decode(raw, f"{path}:{lineno}")
             if line.strip():
                 out.append(_record(line, f"{path}:{lineno}"))
     if not out:
@@ -66,21 +92,49 @@ def read_problems(path: "str | Path") -> List[Tuple[str, str, Dict[str, Any]]]:
     return out
 
 
-def _record(line: str, where: str) -> Tuple[str, str, Dict[str, Any]]:
+def _decode(raw: bytes, where: str) -> str:
+    """One line of the file as text: at most :data:`MAX_LINE_BYTES` bytes of UTF-8."""
+    if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+        raise TaskError(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
     try:
-        obj = json.loads(line)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"{where}: not valid UTF-8 (byte {raw[exc.start]:#04x} at byte "
+                        f"{exc.start + 1} of the line)") from None
+
+
+def _parse(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
     except json.JSONDecodeError as exc:
         raise TaskError(f"{where}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+        raise TaskError(f"{where}: not valid JSON: {_clip(str(exc))}") from None
+    except RecursionError:  # json's C scanner recurses once per nesting level
+        raise TaskError(f"{where}: JSON nested too deeply") from None
+
+
+def _check_size(where: str, key: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise TaskError(f"{where}: {key!r} is {len(value)} characters long; at most {limit} "
+                        f"are allowed (starts {_quote(value[:60])})")
+
+
+def _record(line: str, where: str) -> Tuple[str, str, Dict[str, Any]]:
+    obj = _parse(line, where)
     if not isinstance(obj, dict):
         raise TaskError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     for key in ("prompt", "answer"):
         if key not in obj:
-            raise TaskError(f"{where}: missing key {key!r} (keys: {', '.join(obj) or 'none'})")
+            raise TaskError(f"{where}: missing key {key!r} "
+                            f"(keys: {_clip(', '.join(obj)) or 'none'})")
     prompt, answer = obj["prompt"], obj["answer"]
     if not isinstance(prompt, str) or not prompt.strip():
-        raise TaskError(f"{where}: 'prompt' must be a non-empty string, got {prompt!r:.60}")
+        raise TaskError(f"{where}: 'prompt' must be a non-empty string, got {_quote(prompt)}")
+    _check_size(where, "prompt", prompt, MAX_PROMPT_CHARS)
     if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise TaskError(f"{where}: 'answer' must be a string or a number, got {answer!r:.60}")
+        raise TaskError(f"{where}: 'answer' must be a string or a number, got {_quote(answer)}")
+    _check_size(where, "answer", str(answer), MAX_ANSWER_CHARS)
     if isinstance(answer, float) and not math.isfinite(answer):
         raise TaskError(f"{where}: 'answer' must be finite, got {answer!r}")
     if isinstance(answer, str) and not answer.strip():
@@ -89,6 +143,7 @@ def _record(line: str, where: str) -> Tuple[str, str, Dict[str, Any]]:
     completion = obj.get("completion")
     if completion is not None:
         if not isinstance(completion, str):
-            raise TaskError(f"{where}: 'completion' must be a string, got {completion!r:.60}")
+            raise TaskError(f"{where}: 'completion' must be a string, got {_quote(completion)}")
+        _check_size(where, "completion", completion, MAX_COMPLETION_CHARS)
         meta["completion"] = completion
     return prompt, str(answer).strip(), meta

@@ -187,8 +187,12 @@ def test_countdown_samples_are_solvable_and_in_range():
 
 
 def test_countdown_impossible_range_and_missing_meta():
+    with pytest.raises(TaskError, match="cannot be reached"):  # beyond max_number**n_numbers
+        get_task("countdown", n_numbers=2, max_number=2, min_target=90)
+    # 2 and 2 make 0, 1 or 4: within the bound, yet never 3; sampling gives up
     with pytest.raises(TaskError, match="widen"):
-        get_task("countdown", n_numbers=2, max_number=2, min_target=90).sample(rng())
+        get_task("countdown", n_numbers=2, min_number=2, max_number=2, min_target=3,
+                 max_target=3).sample(rng())
     with pytest.raises(ValueError, match=r"meta\['numbers'\]"):
         get_task("countdown").reward("Answer: 1+2", Problem("p", "1+2"))
 
