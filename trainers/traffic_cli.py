@@ -1,7 +1,14 @@
 """``regrl traffic ...``: RIFT traffic tools (demonstrations, stage-1 pretraining, comparison)."""
 from __future__ import annotations
 
-from trainers.checks import ConfigError
+from trainers.checks import ConfigError, short_repr
+
+RIFT_ENVS = ("rift_traffic", "rift_metadrive")
+"""Environments of RIFT RL runs (registered in trainers/envs.py)."""
+PLANNER_KIND, PLANNER_FILE = "planner", "planner.pt"
+"""A stage-1 run: ``kind: planner`` in its config.yaml, or only its planner file
+(trainers.traffic's PRETRAIN_KIND and PLANNER_FILE; not imported here, that module loads RLlib
+and takes seconds, and these checks run before it)."""
 
 
 _HELP = {"episodes": "episodes to record", "seed": "first scenario seed (episode e uses seed+e)",
@@ -46,11 +53,41 @@ def _pretrain(args) -> int:
     return pretrain_command(args)
 
 
+def check_rift_run(run_dir: str) -> None:
+    """Refuse (ConfigError) a directory that is not a RIFT RL run or a stage-1 planner run,
+    before anything is evaluated."""
+    from pathlib import Path
+
+    from trainers.config import read_yaml
+
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise ConfigError(f"{short_repr(run_dir)}: no such run directory")
+    if not (d / "config.yaml").is_file():
+        if (d / PLANNER_FILE).is_file():
+            return
+        raise ConfigError(f"{short_repr(run_dir)}: not a regrl run directory (no config.yaml)")
+    data = read_yaml(d / "config.yaml")
+    kind, env = data.get("kind", "rl"), data.get("env")
+    name = env.get("name") if isinstance(env, dict) else None
+    if kind == PLANNER_KIND or (kind == "rl" and name in RIFT_ENVS):
+        return
+    raise ConfigError(f"{short_repr(run_dir)}: not a RIFT run (kind {short_repr(kind)}, env "
+                      f"{short_repr(name)}); compare takes RL runs on {' or '.join(RIFT_ENVS)} "
+                      f"and stage-1 runs (kind: {PLANNER_KIND})")
+
+
 def _compare(args) -> int:
-    from trainers.traffic import compare_command
+    from pathlib import Path
 
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {short_repr(args.out)} is a file; give a directory")
+    for run_dir in args.run_dirs:
+        check_rift_run(run_dir)
+    from trainers.traffic import compare_command
+
     return compare_command(args)
 
 
