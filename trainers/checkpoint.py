@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -251,12 +252,13 @@ def save_checkpoint(save_fn, run_dir: Path, iteration: int, state: Dict[str, Any
     return final
 
 
+LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError)
+
+
 def load_torch_state(path: Path, map_location=None) -> Any:
     """Load one of our own ``torch.save`` state files with ``weights_only=True``: tensors,
     dicts, lists and numbers only, so a crafted pickle in a checkpoint cannot run code. A
     file that is not such a state raises CheckpointError (one ``error:`` line in the CLI)."""
-    import pickle
-
     import torch
 
     path = Path(path)
@@ -264,12 +266,17 @@ def load_torch_state(path: Path, map_location=None) -> Any:
         raise CheckpointError(f"{path}: state file missing")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError) as exc:
-        # torch's own message recommends the unsafe loader; name only what was refused
-        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(exc))
-        why = found.group(0) if found else f"{type(exc).__name__}: {str(exc).split('. ')[0][:120]}"
+    except LOAD_ERRORS as exc:
         raise CheckpointError(f"{path}: refused to load; not a plain regrl state file "
-                              f"({why}); only load checkpoints you trust") from None
+                              f"({load_error_reason(exc)}); only load checkpoints you trust") \
+            from None
+
+
+def load_error_reason(exc: BaseException) -> str:
+    """A short reason for a failed ``weights_only`` load: the refused global of a crafted
+    pickle, else the first sentence. (torch's own message recommends the unsafe loader.)"""
+    found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(exc))
+    return found.group(0) if found else f"{type(exc).__name__}: {str(exc).split('. ')[0][:120]}"
 
 
 def module_checkpoint_path(path: Path, module_id: str) -> Path:

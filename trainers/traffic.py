@@ -23,14 +23,26 @@ import numpy as np
 import torch
 import yaml
 
-from agents.models.planner import Planner, PlannerConfig, load_planner, planning_loss, \
-    save_planner
+from agents.models.planner import Planner, PlannerConfig, planning_loss, save_planner
+from agents.models.planner import load_planner as _load_planner_file
 from trainers.checks import (MAX_BATCH, MAX_THREADS, MAX_WIDTH, require as _require,
                              require_run_name, require_runs_root, require_size)
 from trainers.config import CheckpointConfig
 
 PLANNER_FILE = "planner.pt"
 PRETRAIN_KIND = "planner"
+
+
+def load_planner(path, map_location: str = "cpu") -> Planner:
+    """A stage-1 planner checkpoint (``weights_only`` load); a truncated, foreign or crafted
+    file is one CheckpointError naming it (one ``error:`` line in the CLI), not a traceback."""
+    from trainers.checkpoint import LOAD_ERRORS, CheckpointError, load_error_reason
+
+    try:
+        return _load_planner_file(path, map_location=map_location)
+    except LOAD_ERRORS as exc:
+        raise CheckpointError(f"{path}: not a readable planner checkpoint "
+                              f"({load_error_reason(exc)})") from None
 
 
 # ================================================================== stage 1: imitation

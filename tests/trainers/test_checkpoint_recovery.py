@@ -451,3 +451,23 @@ def test_lm_resume_refuses_a_crafted_state_file(tmp_path, kind, capsys):
     assert len(errors) == 1 and "refused to load" in errors[0] and state_file in errors[0]
     assert "Unsupported global: GLOBAL io.open" in errors[0] and "Traceback" not in err
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- RIFT planner file
+@pytest.mark.parametrize("content", ["truncated", "crafted"])
+def test_damaged_or_crafted_planner_file_is_one_error_line(tmp_path, content, capsys):
+    pytest.importorskip("metadrive")
+    from agents.models.planner import Planner, PlannerConfig, save_planner
+
+    path, marker = tmp_path / "planner.pt", tmp_path / "pwned"
+    if content == "truncated":
+        save_planner(path, Planner(PlannerConfig()))
+        path.write_bytes(path.read_bytes()[:-100])
+    else:
+        torch.save({"config": {}, "state_dict": Payload(marker)}, path)
+    code = main(["validate", str(ROOT / "configs/rift_ci.yaml"),
+                 "--set", f"env.kwargs.planner={path}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_BAD_INPUT and len(err) == 1
+    assert err[0].startswith("error:") and "not a readable planner checkpoint" in err[0]
+    assert not marker.exists()
