@@ -136,3 +136,17 @@ def test_smooth_logits_mixes_with_uniform_and_keeps_the_kl_finite():
     torch.testing.assert_close(smooth_logits(bc, 0.0), torch.log_softmax(bc, -1))
     with pytest.raises(ValueError, match="lam"):
         smooth_logits(bc, 1.5)
+
+
+def test_k3_gradient_in_expectation_is_the_forward_kl_gradient():
+    """Documented in the kl / demo_kl terms: sum_a pi(a) d k3(a) / d theta, with k3 differentiated
+    through log pi_theta only, equals d KL(pi_ref || pi_theta) / d theta, not d KL(pi_theta || pi_ref)."""
+    theta = t([0.3, -1.0, 0.8, 0.1]).requires_grad_(True)
+    ref = torch.log_softmax(t([1.0, 0.2, -0.5, 0.0]), -1)
+    logp = torch.log_softmax(theta, -1)
+    k3 = kl_penalty(logp, ref, "k3")
+    (g_k3,) = torch.autograd.grad((logp.exp().detach() * k3).sum(), theta)
+    (g_fwd,) = torch.autograd.grad(categorical_kl(ref, theta), theta)
+    (g_rev,) = torch.autograd.grad(categorical_kl(theta, ref), theta)
+    torch.testing.assert_close(g_k3, g_fwd, rtol=0, atol=1e-12)
+    assert (g_k3 - g_rev).abs().max().item() > 1e-2

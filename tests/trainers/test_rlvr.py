@@ -46,6 +46,8 @@ def test_shipped_configs_validate(name):
     ({"training": {"minibatches": 3}}, "must divide"),
     ({"task": {"name": "arithmetik"}}, "Did you mean 'arithmetic'"),
     ({"objective": {"terms": [{"name": "policy"}, {"name": "demo_kl"}]}}, "demo_kl needs checkpoint"),
+    ({"objective": {"terms": [{"name": "policy"}, {"name": "value"}]}}, "need a critic or candidate"),
+    ({"objective": {"terms": [{"name": "candidate_policy"}]}}, "need a critic or candidate"),
 ])
 def test_bad_configs_name_the_problem(tmp_path, patch, message):
     data = dict(TINY, **patch)

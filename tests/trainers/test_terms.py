@@ -121,3 +121,16 @@ def test_a_term_gives_the_same_loss_through_both_backends(spec):
     g_lm, = torch.autograd.grad(loss_lm, logits)
     torch.testing.assert_close(g_rl, g_lm, rtol=1e-5, atol=1e-7)
     assert m_rl.keys() == m_lm.keys()
+
+
+def test_backends_read_needs_from_flags_and_references_by_checkpoint():
+    from agents.objectives.terms import needs, proxy_kappa, reference_keys
+    from trainers.rllib.terms import CandidatePolicyParams
+
+    terms = (TermSpec("lp_reg", LpRegParams(kappa=0.05)), TermSpec("kl", KLParams()),
+             TermSpec("demo_kl", DemoKLParams(checkpoint="runs/bc")),
+             TermSpec("candidate_policy", CandidatePolicyParams(kl_coeff=0.0, checkpoint="runs/x")))
+    assert reference_keys(terms) == (None, "runs/bc")   # kl_coeff 0: RIFT loads no reference
+    assert proxy_kappa(terms) == 0.05 and proxy_kappa(terms[1:]) is None
+    assert needs(terms, "needs_discrete") and not needs(terms[1:3], "needs_discrete")
+    assert not needs(terms, "needs_values") and needs((TermSpec("value", ValueParams()),), "needs_values")

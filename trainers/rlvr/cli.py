@@ -35,6 +35,8 @@ def _terms(args) -> int:
     from trainers.rlvr.terms import RLVR_TERMS
 
     for entry in RLVR_TERMS:
+        if entry.obj.needs_values or entry.obj.needs_candidates:
+            continue  # no critic and no candidate actions in the token backend
         print(f"{entry.name:<10} {entry.description}")
         for f in fields(entry.obj.params_cls):
             print(f"    {f.name} = {f.default!r}")
