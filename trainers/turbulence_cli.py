@@ -7,6 +7,12 @@ from trainers.checks import MAX_THREADS, ConfigError
 DEFAULT_REFERENCE_OUT = "data/turbulence/reference_kf4.npz"
 """Where `regrl turbulence reference` writes by default: a user path, never the packaged file
 (envs/turbulence/data/reference_kf4.npz is replaced only when --out names it)."""
+MAX_TIME_UNITS = 10_000.0
+"""Longest LES run of `regrl turbulence compare` (spin-up + statistics: 2·10⁷ steps at the
+LES dt of 5e-4)."""
+MAX_OPT_STEPS = 10 ** 7
+"""Most optimizer steps of one supervised closure model."""
+MAX_SEEDS = 1_000
 
 
 def add_cli(sub) -> None:
@@ -129,10 +135,79 @@ def _check_reference_args(args) -> None:
         check_spec(spec)
     except ValueError as exc:
         raise ConfigError(f"turbulence reference: {exc}") from None
-    if not 1 <= args.threads <= MAX_THREADS:
-        raise ConfigError(f"--threads must be in 1..{MAX_THREADS}, got {args.threads}")
+    _check_threads(args.threads)
     _check_out(args.out, ".npz")
     check_device(args.device)
+
+
+def _check_threads(threads: int) -> None:
+    if not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"--threads must be in 1..{MAX_THREADS}, got {threads}")
+
+
+def _check_dataset_args(args) -> None:
+    """`regrl turbulence dataset`: the spec's own checks plus finite times, the CFL-style dt
+    bound and bounds on the run length (envs.turbulence.reference), before the DNS starts."""
+    import math
+    from dataclasses import fields
+
+    from envs.turbulence.dataset import DatasetSpec
+    from envs.turbulence.reference import MAX_GRID, MAX_SAMPLES, MAX_STEPS, VELOCITY_SCALE
+
+    try:
+        spec = DatasetSpec(**{f.name: getattr(args, f.name) for f in fields(DatasetSpec)
+                              if getattr(args, f.name, None) is not None})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"turbulence dataset: {exc}") from None
+    if not all(math.isfinite(t) for t in (spec.dt, spec.spinup_time, spec.sample_every)):
+        raise ConfigError("turbulence dataset: --dt, --spinup-time and --sample-every must be "
+                          "finite")
+    bound = 2 * math.pi / spec.n_dns / VELOCITY_SCALE
+    samples = spec.snapshots + spec.heldout_snapshots
+    runs = spec.train_trajectories + spec.heldout_trajectories
+    steps = (runs * spec.spinup_time + samples * spec.sample_every) / spec.dt
+    for ok, msg in ((spec.n_dns <= MAX_GRID, f"--n-dns must be <= {MAX_GRID}"),
+                    (spec.dt <= bound, f"--dt must be <= {bound:.3g} (CFL bound dx/|u| at "
+                                       f"|u| = {VELOCITY_SCALE:g})"),
+                    (samples <= MAX_SAMPLES, f"at most {MAX_SAMPLES} snapshots in all"),
+                    (steps <= MAX_STEPS, f"the DNS would run {steps:.3g} > {MAX_STEPS:.0e} steps")):
+        if not ok:
+            raise ConfigError(f"turbulence dataset: {msg}")
+    _check_threads(args.threads)
+    _check_out(args.out, ".npz")
+    if args.dns_cache and not args.dns_cache.endswith(".npz"):  # numpy would append .npz
+        raise ConfigError(f"--dns-cache must end in .npz, got {args.dns_cache}")
+
+
+def _check_compare_args(args) -> None:
+    """`regrl turbulence compare`: sizes, run lengths and paths, before any LES runs."""
+    import math
+    from pathlib import Path
+
+    from envs.turbulence.reference import MAX_SAMPLES
+
+    try:
+        sizes = [int(s) for s in args.snapshots.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or not all(1 <= s <= MAX_SAMPLES for s in sizes):
+        raise ConfigError(f"--snapshots must be comma-separated integers in 1..{MAX_SAMPLES}, "
+                          f"got {args.snapshots[:60]!r}")
+    times = (args.time_units, args.spinup)
+    if not all(math.isfinite(t) and t >= 0 for t in times) or args.time_units <= 0 \
+            or sum(times) > MAX_TIME_UNITS:
+        raise ConfigError(f"--time-units must be > 0 and --spinup >= 0, finite, together <= "
+                          f"{MAX_TIME_UNITS:g}; got {args.time_units}, {args.spinup}")
+    for name, hi in (("seeds", MAX_SEEDS), ("local_steps", MAX_OPT_STEPS),
+                     ("cnn_steps", MAX_OPT_STEPS)):
+        if not 1 <= getattr(args, name) <= hi:
+            raise ConfigError(f"--{name.replace('_', '-')} must be in 1..{hi}, "
+                              f"got {getattr(args, name)}")
+    _check_threads(args.threads)
+    if args.rl_run and not Path(args.rl_run).is_dir():
+        raise ConfigError(f"--rl-run {args.rl_run}: no such run directory")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a directory")
 
 
 def _reference(args) -> int:
@@ -145,10 +220,12 @@ def _reference(args) -> int:
 def _dataset(args) -> int:
     from trainers.turbulence_closures import dataset_command
 
+    _check_dataset_args(args)
     return _run(dataset_command, args)
 
 
 def _compare(args) -> int:
     from trainers.turbulence_closures import compare_command
 
+    _check_compare_args(args)
     return _run(compare_command, args)

@@ -168,6 +168,50 @@ def test_a_reference_with_non_finite_values_is_refused_on_load(tmp_path):
                     f"env.kwargs.reference={bad}"), "non-finite values")
 
 
+@pytest.mark.parametrize("bad, pattern", [
+    (["--spinup-time", "inf"], "must be finite"),
+    (["--dt", "nan"], "dt > 0"),
+    (["--dt", "0.1"], "CFL bound"),
+    (["--spinup-time", "1e6"], "steps"),  # 1.6e10 DNS steps
+    (["--snapshots", "100000"], "snapshots in all"),
+    (["--n-dns", "8192"], "--n-dns must be <= 4096"),
+    (["--threads", "0"], "--threads must be in 1.."),
+    (["--dns-cache", "cache"], "--dns-cache must end in .npz"),
+    (["--out", "pairs.npy"], "--out must end in .npz"),
+])
+def test_dataset_arguments_checked_before_the_dns(tmp_path, monkeypatch, capsys, bad, pattern):
+    monkeypatch.chdir(tmp_path)
+    started = mock.Mock(side_effect=AssertionError("the DNS started"))
+    with mock.patch("trainers.turbulence_closures.dataset_command", started):
+        assert main(["turbulence", "dataset", "--out", "pairs.npz", *bad]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and pattern in err, err
+    assert not started.called
+
+
+@pytest.mark.parametrize("bad, pattern", [
+    (["--snapshots", "1,x"], "--snapshots must be comma-separated integers"),
+    (["--snapshots", "0"], "--snapshots must be"),
+    (["--time-units", "nan"], "--time-units must be > 0"),
+    (["--time-units", "1e9"], "together <= 10000"),
+    (["--spinup", "-1"], "--spinup >= 0"),
+    (["--seeds", "0"], "--seeds must be in 1.."),
+    (["--local-steps", "-5"], "--local-steps must be in 1.."),
+    (["--rl-run", "no/such/run"], "--rl-run no/such/run: no such run directory"),
+    (["--out", "a_file"], "is a file"),
+])
+def test_closure_compare_arguments_checked_first(tmp_path, monkeypatch, capsys, bad, pattern):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    started = mock.Mock(side_effect=AssertionError("the comparison started"))
+    with mock.patch("trainers.turbulence_closures.compare_command", started):
+        assert main(["turbulence", "compare", "--dataset", "d.npz", "--out", "cmp",
+                     *bad]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and pattern in err, err
+    assert not started.called
+
+
 # ------------------------------------------------------------------ text tasks
 def _jsonl_bad_utf8(path: Path) -> None:
     path.write_bytes(b'{"prompt": "ok", "answer": 1}\n{"prompt": "caf\xe9\xff", "answer": 2}\n')
@@ -275,6 +319,15 @@ def test_text_n_is_bounded(tmp_path, capsys):
     assert main(["text", "demos", "--task", "arithmetic", "--n", str(10 ** 12),
                  "--out", str(tmp_path / "d.jsonl")]) == EXIT_BAD_INPUT
     assert "<= 1000000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", ["figure", "figure.weird", "."])
+def test_rlvr_compare_out_must_be_an_image_file(tmp_path, monkeypatch, capsys, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "tb").mkdir(parents=True)
+    assert main(["rlvr", "compare", "run", "--out", out]) == EXIT_BAD_INPUT
+    assert "--out must be an image file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written elsewhere
 
 
 # ------------------------------------------------------------------ traffic compare

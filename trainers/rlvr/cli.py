@@ -6,6 +6,8 @@ from pathlib import Path
 
 from trainers.config import ConfigError
 
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
 
 def add_cli(sub) -> None:
     """``regrl rlvr terms``: the RLVR objective terms and their YAML parameters."""
@@ -21,6 +23,10 @@ def add_cli(sub) -> None:
 def _compare(args) -> int:
     from trainers.rlvr.evaluate import compare_runs
 
+    out = Path(args.out)
+    if out.suffix.lower() not in FIGURE_SUFFIXES or out.is_dir():  # matplotlib would append .png
+        raise ConfigError(f"--out must be an image file ({', '.join(FIGURE_SUFFIXES)}), "
+                          f"got {args.out}")
     missing = [d for d in args.run_dirs if not (Path(d) / "tb").is_dir()]
     if missing:
         raise ConfigError(f"not RLVR run directories (no tb/): {', '.join(missing)}")
