@@ -11,6 +11,7 @@ and the loss is the ``candidate_policy`` term over every candidate.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -202,6 +203,7 @@ class PretrainSession:
                 **{f"pretrain/val_{k}": v for k, v in va.items()}}
 
     def save(self, path: str) -> Dict[str, Any]:
+        Path(path).mkdir(parents=True)
         torch.save({"planner": self.planner.state_dict(), "optimizer": self.opt.state_dict(),
                     "generator": self.gen.get_state()}, Path(path) / self.STATE)
         return {"best": self.best}
@@ -367,6 +369,7 @@ METRICS = (  # key, column title, format, better
     ("ego_route_completion", "ego RC ↑", "{:.2f}", "high"),
     ("ego_crash", "ego crash ↓", "{:.2f}", "low"))
 Policy = Callable[[np.ndarray], np.ndarray]  # obs [K, OBS_DIM] -> actions [K] or [K, 2]
+EVAL_TORCH_THREADS = 1  # evaluation runs K <= a few CBVs per call: one thread is enough
 
 
 def scorer_policy(score: Callable[[Dict[str, torch.Tensor]], torch.Tensor]) -> Policy:
@@ -459,9 +462,32 @@ def demo_speeds(path) -> Optional[np.ndarray]:
         return np.asarray(d["speed"], float).ravel() if "speed" in d.files else None
 
 
+@contextlib.contextmanager
+def fixed_torch_threads(n: int = EVAL_TORCH_THREADS):
+    """Run the block with ``n`` torch intra-op threads, restoring the caller's setting after.
+    The planner's float results (and so the candidates, the tracked motion and every metric
+    bit) may depend on how a reduction is split over threads; ``regrl eval`` took the run's
+    ``torch_threads`` while a script calling ``compare_runs`` kept torch's default (one per
+    core), so one checkpoint could be evaluated under different thread counts."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def evaluate_policy(env_kwargs: Dict[str, Any], policy: Policy, opts: Dict[str, Any],
                     say: Callable[[str], None] = print) -> Dict[str, Any]:
-    """``blocks`` evaluation seeds x ``episodes // blocks`` episodes -> metrics per block."""
+    """``blocks`` evaluation seeds x ``episodes // blocks`` episodes -> metrics per block;
+    bit-identical for the same policy, env settings and options (fixed torch threads, every
+    episode reset with its own seed; nothing reads the clock)."""
+    with fixed_torch_threads():
+        return _evaluate_blocks(env_kwargs, policy, opts, say)
+
+
+def _evaluate_blocks(env_kwargs: Dict[str, Any], policy: Policy, opts: Dict[str, Any],
+                     say: Callable[[str], None]) -> Dict[str, Any]:
     env = make_rift_env(**dict(env_kwargs, seed=int(opts["env_seed"])))
     demo = demo_speeds(opts["demos"])
     blocks, per = int(opts["blocks"]), max(1, int(opts["episodes"]) // int(opts["blocks"]))
