@@ -24,7 +24,7 @@ MAX_ERROR_CHARS = 2000
 # adds its sub-parser and sets ``handler=fn(args) -> int`` as a default; it imports heavy
 # dependencies inside the handler so ``regrl --help`` stays fast and works without extras.
 DOMAIN_CLIS = ("trainers.turbulence_cli", "trainers.text_cli", "trainers.traffic_cli",
-               "trainers.rlvr.cli", "trainers.sweep")
+               "trainers.rlvr.cli", "trainers.sweep", "trainers.results")
 
 
 def _parser() -> argparse.ArgumentParser:
