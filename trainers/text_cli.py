@@ -57,6 +57,8 @@ def _rows(args, max_n: int):
 
     if not 0 <= args.n <= max_n:
         raise ConfigError(f"--n must be >= 0 and <= {max_n}, got {args.n}")
+    if args.seed < 0:  # numpy seeds are non-negative
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     try:
         return demonstrations(get_task(args.task, **_task_kwargs(args.kw)), args.n, args.seed)
     except TaskError as exc:

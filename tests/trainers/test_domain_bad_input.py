@@ -313,12 +313,14 @@ def test_countdown_bad_ranges_exit_2(capsys, kws, pattern):
     assert err.startswith("error:") and pattern in err, err
 
 
-def test_text_n_is_bounded(tmp_path, capsys):
+def test_text_n_and_seed_are_checked(tmp_path, capsys):
     assert main(["text", "sample", "--task", "arithmetic", "--n", "10000000"]) == EXIT_BAD_INPUT
     assert "--n must be >= 0 and <= 1000" in capsys.readouterr().err
     assert main(["text", "demos", "--task", "arithmetic", "--n", str(10 ** 12),
                  "--out", str(tmp_path / "d.jsonl")]) == EXIT_BAD_INPUT
     assert "<= 1000000" in capsys.readouterr().err
+    assert main(["text", "sample", "--task", "arithmetic", "--seed", "-1"]) == EXIT_BAD_INPUT
+    assert "--seed must be >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("out", ["figure", "figure.weird", "."])
