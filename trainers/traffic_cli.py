@@ -1,7 +1,7 @@
 """``regrl traffic ...``: RIFT traffic tools (demonstrations, stage-1 pretraining, comparison)."""
 from __future__ import annotations
 
-from trainers.checks import ConfigError, short_repr
+from trainers.checks import MAX_INT, ConfigError, short_repr
 
 RIFT_ENVS = ("rift_traffic", "rift_metadrive")
 """Environments of RIFT RL runs (registered in trainers/envs.py)."""
@@ -10,6 +10,10 @@ PLANNER_KIND, PLANNER_FILE = "planner", "planner.pt"
 (trainers.traffic's PRETRAIN_KIND and PLANNER_FILE; not imported here, that module loads RLlib
 and takes seconds, and these checks run before it)."""
 
+
+DEMO_LIMITS = {"episodes": 100_000, "horizon": 100_000, "every": 100_000, "num_cbv": 64}
+"""Upper bounds of `regrl traffic demos` counts (10⁵ episodes of MetaDrive take days; a
+horizon of 10⁵ steps is ~3 h of simulated driving)."""
 
 _HELP = {"episodes": "episodes to record", "seed": "first scenario seed (episode e uses seed+e)",
          "map": "intersection | roundabout | pg", "num_cbv": "CBV slots (IDM-driven here)",
@@ -98,9 +102,12 @@ def _spec(args):
     from envs.traffic.demos import DemoSpec
 
     spec = DemoSpec(**{f.name: getattr(args, f.name) for f in fields(DemoSpec)})
-    for name in ("episodes", "horizon", "every", "num_cbv"):
-        if getattr(spec, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(spec, name)}")
+    for name, hi in DEMO_LIMITS.items():
+        if not 1 <= getattr(spec, name) <= hi:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 and <= {hi}, "
+                              f"got {getattr(spec, name)}")
+    if not 0 <= spec.seed <= MAX_INT - spec.episodes:  # MetaDrive seeds are int32
+        raise ConfigError(f"--seed must be in 0..{MAX_INT - spec.episodes}, got {spec.seed}")
     if spec.map not in MAPS:
         raise ConfigError(f"--map must be one of {', '.join(MAPS)}, got {spec.map!r}")
     if not 0.0 <= spec.traffic_density <= 1.0:

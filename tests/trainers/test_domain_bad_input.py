@@ -332,6 +332,21 @@ def test_rlvr_compare_out_must_be_an_image_file(tmp_path, monkeypatch, capsys, o
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written elsewhere
 
 
+@pytest.mark.parametrize("bad, pattern", [
+    (["--episodes", "10000000"], "--episodes must be >= 1 and <= 100000"),
+    (["--horizon", "0"], "--horizon must be >= 1"),
+    (["--seed", "-3"], "--seed must be in 0.."),
+    (["--traffic-density", "nan"], "--traffic-density must be in [0, 1]"),
+])
+def test_traffic_demos_arguments_checked_before_metadrive(tmp_path, capsys, bad, pattern):
+    started = mock.Mock(side_effect=AssertionError("MetaDrive started"))
+    with mock.patch("envs.traffic.demos.record_demos", started):
+        assert main(["traffic", "demos", "--out", str(tmp_path / "d.npz"), *bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and pattern in err, err
+    assert not started.called
+
+
 # ------------------------------------------------------------------ traffic compare
 def _run_dir(tmp_path: Path, name: str, config_text) -> Path:
     d = tmp_path / name
