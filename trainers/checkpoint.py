@@ -13,6 +13,7 @@ import pickle
 import re
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -25,6 +26,7 @@ PREFIX = "iter_"
 NAME = re.compile(r"iter_(\d{6})")  # what we write; anything else in checkpoints/ is not ours
 TMP_PREFIXES = (".tmp_iter_", ".stage_")  # partial checkpoints (save_checkpoint, offline ranks)
 MAX_EMPTY_ITERATIONS = 20
+MIN_EMPTY_SECONDS = 300.0  # and at least this long: an actor restart can take minutes
 
 
 class CheckpointError(ConfigError):
@@ -298,18 +300,39 @@ def module_checkpoint_path(path: Path, module_id: str) -> Path:
 
 
 # ------------------------------------------------------------------------------ empty samples
-def empty_iteration_streak(streak: int, metrics: Mapping[str, float], iteration: int,
+@dataclass(frozen=True)
+class EmptyStreak:
+    """Consecutive iterations that sampled no env steps, and when the first of them ended;
+    false when there is none (so ``if streak:`` reads "the last iteration was empty")."""
+
+    count: int = 0
+    since: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+def empty_iteration_streak(streak, metrics: Mapping[str, float], iteration: int,
                            say: Callable[[str], None] = print,
-                           limit: int = MAX_EMPTY_ITERATIONS) -> int:
-    """The number of consecutive iterations that sampled no env steps, this one included
-    (0 when it sampled). Such an iteration (an env runner died and is restarting) is not
-    counted toward ``training.iterations``; ``limit`` of them in a row raise RunAborted."""
+                           limit: Optional[int] = None, min_seconds: Optional[float] = None,
+                           clock: Optional[Callable[[], float]] = None) -> EmptyStreak:
+    """The streak of empty iterations after this one (empty: it sampled no env steps, e.g.
+    its only env runner died and Ray is restarting it). Such an iteration is not counted
+    toward ``training.iterations``. ``streak`` is the previous return value (or 0). RunAborted
+    once ``limit`` of them in a row have also lasted ``min_seconds``: RLlib returns an empty
+    iteration every ~2 s while a restart takes tens of seconds on a loaded machine, so a count
+    alone would give up on a run that was about to recover. ``limit``/``min_seconds``
+    default to MAX_EMPTY_ITERATIONS/MIN_EMPTY_SECONDS, ``clock`` to ``time.monotonic``."""
     if metrics.get("env/env_steps", 0.0) > 0:
-        return 0
-    streak += 1
+        return EmptyStreak()
+    limit = MAX_EMPTY_ITERATIONS if limit is None else limit
+    min_seconds = MIN_EMPTY_SECONDS if min_seconds is None else min_seconds
+    now = (clock or time.monotonic)()
+    streak = EmptyStreak(streak.count + 1, streak.since) if streak else EmptyStreak(1, now)
+    waited = now - streak.since
     say(f"iteration {iteration} sampled 0 env steps (env runner restarting?); not counted "
-        f"({streak}/{limit} in a row)")
-    if streak >= limit:
-        raise RunAborted(f"{limit} iterations in a row sampled no env steps; the env runners "
-                         "keep failing (see the Ray logs above)")
+        f"({streak.count} in a row, {waited:.0f} s)")
+    if streak.count >= limit and waited >= min_seconds:
+        raise RunAborted(f"{streak.count} iterations in a row ({waited:.0f} s) sampled no env "
+                         "steps; the env runners keep failing (see the Ray logs above)")
     return streak

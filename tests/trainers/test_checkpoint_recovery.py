@@ -237,17 +237,28 @@ def test_eval_of_a_run_whose_checkpoints_are_all_damaged(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- empty iterations
-def test_empty_iteration_streak_counts_and_gives_up():
-    lines = []
-    assert empty_iteration_streak(0, {"env/env_steps": 400.0}, 1, lines.append) == 0
+def test_empty_iteration_streak_counts_and_gives_up_after_count_and_time():
+    lines, now = [], [100.0]
+    kw = dict(say=lines.append, limit=3, min_seconds=60.0, clock=lambda: now[0])
+    assert not empty_iteration_streak(0, {"env/env_steps": 400.0}, 1, **kw)
     assert lines == []
-    assert empty_iteration_streak(0, {"env/env_steps": 0.0}, 2, lines.append, limit=3) == 1
-    assert empty_iteration_streak(1, {}, 2, lines.append, limit=3) == 2
-    assert lines[0] == ("iteration 2 sampled 0 env steps (env runner restarting?); "
-                        "not counted (1/3 in a row)")
-    assert empty_iteration_streak(2, {"env/env_steps": 1.0}, 2, lines.append, limit=3) == 0
-    with pytest.raises(RunAborted, match="3 iterations in a row sampled no env steps"):
-        empty_iteration_streak(2, {"env/env_steps": 0.0}, 2, lines.append, limit=3)
+    streak = empty_iteration_streak(0, {"env/env_steps": 0.0}, 2, **kw)
+    assert streak and streak.count == 1
+    now[0] = 1000.0  # long enough, but only 2 in a row: keep waiting
+    streak = empty_iteration_streak(streak, {}, 2, **kw)  # no env_steps key at all: empty too
+    assert streak.count == 2
+    assert lines == ["iteration 2 sampled 0 env steps (env runner restarting?); not counted "
+                     "(1 in a row, 0 s)",
+                     "iteration 2 sampled 0 env steps (env runner restarting?); not counted "
+                     "(2 in a row, 900 s)"]
+    streak = empty_iteration_streak(streak, {"env/env_steps": 1.0}, 2, **kw)
+    assert not streak and streak.count == 0  # recovered: the next empty one starts over
+    for _ in range(3):  # 3 in a row, but within 60 s: keep waiting
+        streak = empty_iteration_streak(streak, {}, 2, **kw)
+    assert streak.count == 3
+    now[0] = 1060.0
+    with pytest.raises(RunAborted, match=r"4 iterations in a row \(60 s\) sampled no env steps"):
+        empty_iteration_streak(streak, {}, 2, **kw)
 
 
 class FakeAlgo:
@@ -320,10 +331,11 @@ def test_rl_run_does_not_count_empty_iterations(tmp_path, fake_rllib, capsys):
 
 
 def test_rl_run_gives_up_after_too_many_empty_iterations_and_keeps_the_run(tmp_path, fake_rllib,
-                                                                           capsys):
+                                                                           capsys, monkeypatch):
     from trainers.checkpoint import MAX_EMPTY_ITERATIONS
     from trainers.run import train
 
+    monkeypatch.setattr("trainers.checkpoint.MIN_EMPTY_SECONDS", 0.0)
     fake_rllib.append([400] + [0] * MAX_EMPTY_ITERATIONS)
     with pytest.raises(RunAborted):
         train(rl_config(tmp_path, 5, every=10), progress=False)
