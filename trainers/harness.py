@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Protocol
@@ -40,7 +39,8 @@ class Session(Protocol):
         """Run iteration ``i``; None when it must not count (it is retried as ``i``)."""
 
     def save(self, path: str) -> Dict[str, Any]:
-        """Write the model/optimizer into the new directory ``path``; return JSON state."""
+        """Write the model/optimizer into the directory ``path`` (not yet created); return
+        the JSON state to keep next to it."""
 
     def restore(self, ckpt: Path, state: Dict[str, Any]) -> None:
         """Load what :meth:`save` wrote (``state`` is its JSON state plus ``iteration``)."""
@@ -84,8 +84,7 @@ def train(driver, cfg: Any = None, *, resume: Optional[Path] = None,
     if resume is None:
         driver.preflight(cfg)  # bad data: an error, and no run directory left behind
     run_dir, cfg, choice = open_run(driver, cfg, resume)
-    context = driver.context(cfg, address) if hasattr(driver, "context") else nullcontext()
-    with context:
+    with driver.context(cfg, address):  # e.g. the Ray session, after resume_checkpoint
         session = driver.build(cfg, run_dir, choice)
         try:
             outcome = run(session, run_dir, choice, cfg.checkpoint, progress,
@@ -150,7 +149,6 @@ class _Cadence:
         state: Dict[str, Any] = {}
 
         def save_fn(path: str) -> None:
-            Path(path).mkdir(parents=True, exist_ok=True)
             state.update(self.session.save(path) or {})
 
         # save_checkpoint serialises ``state`` after save_fn ran, so it holds what save returned

@@ -125,6 +125,12 @@ class HarnessDriver(Driver):
     def preflight(self, cfg: Any) -> None:
         """Problems to report before a run directory is created (missing data files)."""
 
+    def context(self, cfg: Any, address: Optional[str]):
+        """What the session runs inside (a Ray session for kinds that use Ray)."""
+        from contextlib import nullcontext
+
+        return nullcontext()
+
     def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
         from trainers import harness
 
@@ -150,7 +156,7 @@ def _name(source: Source, where: Optional[str]) -> str:
 
 # ---------------------------------------------------------------------------- rl
 @_kind("rl", "simulator RL through RLlib (the default kind)")
-class RLDriver(Driver):
+class RLDriver(HarnessDriver):
     curve_metrics = ("env/episode_return_mean",)
 
     def load(self, source: Source, overrides: Sequence[str] = (), *,
@@ -163,14 +169,23 @@ class RLDriver(Driver):
         _probe_env(cfg, _name(source, where))
         return cfg
 
-    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
-        from trainers.run import train
+    def context(self, cfg, address: Optional[str]):
+        from trainers.run import rl_context
 
-        result = train(cfg, resume=resume, address=address, progress=progress)
-        ret = result.metrics.get("env/episode_return_mean", float("nan"))
-        done = (f"done: {result.iteration} iterations, {int(result.env_steps)} env steps, "
-                f"episode_return_mean {ret:.2f}")
-        return TrainResult(result.run_dir, result.metrics, done)
+        return rl_context(cfg, address)
+
+    def build(self, cfg, run_dir: Path, choice) -> Any:
+        from trainers.run import RLSession
+
+        return RLSession(cfg, run_dir, choice)
+
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+        result = super().train(cfg, resume=resume, address=address, progress=progress)
+        m = result.metrics
+        result.done = (f"done: {result.extra['done']} iterations, "
+                       f"{int(m.get('env/env_steps_total', 0))} env steps, "
+                       f"episode_return_mean {m.get('env/episode_return_mean', float('nan')):.2f}")
+        return result
 
     def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
         from trainers.evaluate import evaluate
@@ -237,17 +252,33 @@ class _LMDriver(Driver):
 
 
 @_kind("rlvr", "language-model RL with verifiable rewards on Ray core actors")
-class RLVRDriver(_LMDriver):
+class RLVRDriver(_LMDriver, HarnessDriver):
     curve_metrics = ("train/accuracy", "eval/pass@1")
+    unit = "step"
+
+    def context(self, cfg, address: Optional[str]):
+        from trainers.rlvr.loop import rlvr_context
+
+        return rlvr_context(cfg, address)
+
+    def build(self, cfg, run_dir: Path, choice) -> Any:
+        from trainers.rlvr.loop import RLVRSession
+
+        return RLVRSession(cfg, run_dir, choice)
+
+    @staticmethod
+    def progress_line(step: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+        from trainers.rlvr.loop import progress_line
+
+        return progress_line(step, total, m)
 
     def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
-        from trainers.rlvr.loop import train_rlvr
-
-        result = train_rlvr(cfg, resume=resume, address=address, progress=progress)
+        result = super().train(cfg, resume=resume, address=address, progress=progress)
         m = result.metrics
         acc = m.get("eval/pass@1", m.get("train/accuracy", float("nan")))
-        done = f"done: {result.step} steps; accuracy {acc:.3f}; run directory: {result.run_dir}"
-        return TrainResult(result.run_dir, result.metrics, done)
+        result.done = (f"done: {result.extra['done']} steps; accuracy {acc:.3f}; "
+                       f"run directory: {result.run_dir}")
+        return result
 
     def bundles(self, cfg) -> List[Dict[str, float]]:
         r = cfg.resources

@@ -1,4 +1,5 @@
-"""The training driver: run directory, Ray session, iterations, checkpoints, resume."""
+"""The rl kind: the Ray session, RLlib resources and placement, and :class:`RLSession`,
+which the run harness (:mod:`trainers.harness`) drives."""
 from __future__ import annotations
 
 import logging
@@ -11,11 +12,9 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from trainers.checkpoint import (CheckpointChoice, RunAborted, empty_iteration_streak, log_resume,
-                                 newest_saved_iteration, read_state, resume_checkpoint,
-                                 save_checkpoint)
-from trainers.config import ConfigError, ExperimentConfig, config_from_dict, to_dict
-from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger, namespace_metrics
+from trainers.checkpoint import empty_iteration_streak, newest_saved_iteration
+from trainers.config import ConfigError, ExperimentConfig, config_from_dict
+from trainers.logging import namespace_metrics
 
 CONFIG_FILE = "config.yaml"
 TB_DIR = "tb"
@@ -112,27 +111,63 @@ def apply_torch_threads(cfg: ExperimentConfig) -> None:
 
 def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = None,
           address: Optional[str] = None, progress: bool = True) -> RunResult:
-    """Train ``cfg`` in a new run directory, or continue the run at ``resume``."""
-    if resume is not None:
-        run_dir = Path(resume).resolve()
-        cfg = load_run_config(run_dir)
-    else:
-        assert cfg is not None, "train() needs a config or a run directory to resume"
-        run_dir = new_run_dir(cfg)
-        (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    choice = resume_checkpoint(run_dir) if resume is not None else None  # before Ray starts
+    """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the ``rl``
+    kind's driver on :mod:`trainers.harness`)."""
+    from trainers.kinds import train_kind
+
+    assert cfg is not None or resume is not None, "train() needs a config or a run to resume"
+    result = train_kind("rl", cfg, resume=resume, address=address, progress=progress)
+    return RunResult(result.run_dir, result.extra["done"],
+                     result.metrics.get("env/env_steps_total", 0.0), result.metrics,
+                     result.extra["stopped"])
+
+
+@contextmanager
+def rl_context(cfg: ExperimentConfig, address: Optional[str]):
+    """The Ray session an RL run needs (checked for its resources; shut down if ours)."""
     with ray_session(address):
         check_resources(cfg, autoscaling=address is not None)
         apply_torch_threads(cfg)
+        yield
+
+
+class RLSession:
+    """One RLlib run for :mod:`trainers.harness`: an iteration is one ``algo.train()``."""
+    unit = "iteration"
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, choice=None):
         from trainers.rllib.algo import build_algorithm_config
 
-        algo = build_algorithm_config(cfg).build_algo()
+        self.cfg, self.total = cfg, cfg.training.iterations
+        self.env_steps, self.empty = 0.0, 0
+        self.algo = build_algorithm_config(cfg).build_algo()
         if cfg.resources.num_env_runners or cfg.resources.num_learners:
-            print(placement_summary(placement(algo)), flush=True)
-        try:
-            return _loop(cfg, algo, run_dir, choice, progress)
-        finally:
-            algo.stop()
+            print(placement_summary(placement(self.algo)), flush=True)
+
+    def step(self, i: int) -> Optional[Dict[str, float]]:
+        metrics = {**namespace_metrics(self.algo.train()), **runner_health(self.algo)}
+        self.empty = empty_iteration_streak(self.empty, metrics, i)
+        if self.empty:  # a restarting env runner: not a training iteration
+            return None
+        self.env_steps += metrics.get("env/env_steps", 0.0)
+        metrics["env/env_steps_total"] = self.env_steps
+        return metrics
+
+    def save(self, path: str) -> Dict[str, float]:
+        self.algo.save_to_path(path)
+        return {"env_steps": self.env_steps}
+
+    def restore(self, ckpt: Path, state: Dict[str, float]) -> None:
+        self.algo.restore_from_path(str(ckpt))
+        self.env_steps = state["env_steps"]
+
+    def should_stop(self, i: int, metrics: Dict[str, float]) -> bool:
+        target = self.cfg.training.stop_return
+        return target is not None and metrics.get("env/episode_return_mean",
+                                                  float("-inf")) >= target
+
+    def close(self) -> None:
+        self.algo.stop()
 
 
 def required_resources(cfg: ExperimentConfig) -> Dict[str, float]:
@@ -216,66 +251,3 @@ def save_on_interrupt(run_dir: Path, done: int, checkpoint, why: str = "interrup
 def print_run_location(run_dir: Path) -> None:
     print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
           flush=True)
-
-
-def _loop(cfg: ExperimentConfig, algo, run_dir: Path, choice: Optional[CheckpointChoice],
-          progress: bool) -> RunResult:
-    """Iterations until ``training.iterations``; ``choice`` is what ``resume_checkpoint``
-    picked when resuming (None for a new run)."""
-    resuming = choice is not None
-    start, env_steps = _restore_algo(algo, run_dir, choice)
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
-                           jsonl=run_dir / METRICS_JSONL)
-    log_resume(tb, choice, start + 1)
-    if not resuming:
-        tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
-    bar = Progress(cfg.training.iterations, start, enabled=progress)
-    metrics: Dict[str, float] = {}
-    done, stopped = start, False  # last completed iteration
-
-    def checkpoint(i: int) -> None:
-        save_checkpoint(algo.save_to_path, run_dir, i, {"env_steps": env_steps},
-                        cfg.checkpoint.keep)
-
-    try:
-        it, empty = start, 0
-        while it < cfg.training.iterations:
-            metrics = {**namespace_metrics(algo.train()), **runner_health(algo)}
-            empty = empty_iteration_streak(empty, metrics, it + 1)
-            if empty:  # a restarting env runner: not a training iteration
-                continue
-            it += 1
-            env_steps += metrics.get("env/env_steps", 0.0)
-            metrics["env/env_steps_total"] = env_steps
-            tb.scalars(metrics, it)
-            bar.update(it, metrics, env_steps)
-            done = it
-            target = cfg.training.stop_return
-            stopped = target is not None and metrics.get("env/episode_return_mean",
-                                                         float("-inf")) >= target
-            if stopped or it % cfg.checkpoint.every == 0 or it == cfg.training.iterations:
-                checkpoint(it)
-            if stopped:
-                break
-    except KeyboardInterrupt:
-        save_on_interrupt(run_dir, done, checkpoint)
-        raise
-    except RunAborted:
-        save_on_interrupt(run_dir, done, checkpoint, why="aborted")
-        raise
-    finally:
-        bar.close()
-        tb.close()
-    print_run_location(run_dir)
-    return RunResult(run_dir, done, env_steps, metrics, stopped)
-
-
-def _restore_algo(algo, run_dir: Path, choice) -> tuple:
-    """(iteration, env steps) of the checkpoint ``resume_checkpoint`` chose; (0, 0) if none."""
-    if choice is None or choice.path is None:
-        return 0, 0.0
-    algo.restore_from_path(str(choice.path))
-    state = read_state(choice.path)
-    print(f"resumed {run_dir} from {choice.path.name} (iteration {state['iteration']})",
-          flush=True)
-    return state["iteration"], state["env_steps"]

@@ -47,6 +47,7 @@ class FakeSession:
         return {"x": float(self.x)}
 
     def save(self, path):
+        Path(path).mkdir(parents=True)  # a session creates its checkpoint directory
         (Path(path) / "x.txt").write_text(str(self.x))
         return {"x": self.x}
 
@@ -63,6 +64,11 @@ class FakeSession:
 
 class FakeDriver:
     name, progress_line = "fake", None
+
+    def context(self, cfg, address):
+        from contextlib import nullcontext
+
+        return nullcontext()
 
     def dump(self, cfg):
         return asdict(cfg)

@@ -1,5 +1,6 @@
-"""The RLVR training driver: sample problems, generate, verify, GRPO advantages, learn,
-publish weights, evaluate, log to TensorBoard, checkpoint atomically, resume."""
+"""The RLVR kind: sample problems, generate, verify, GRPO advantages, learn, publish
+weights, evaluate. :class:`RLVRSession` is one run; the run harness (:mod:`trainers.harness`)
+logs it, checkpoints it and resumes it."""
 from __future__ import annotations
 
 import time
@@ -10,14 +11,9 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-import yaml
 
 from agents.objectives import group_advantages
-from trainers.checkpoint import log_resume, read_state, resume_checkpoint, save_checkpoint
-from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
-from trainers.rlvr import config as rc
-from trainers.run import CONFIG_FILE, TB_DIR, init_ray, new_run_dir, print_run_location, \
-    ray_session, save_on_interrupt
+from trainers.run import init_ray, ray_session
 
 EVAL_SEED_OFFSET = 1_000_003  # eval problems come from a stream disjoint from training's
 
@@ -116,84 +112,54 @@ class Trainer:
 
 def train_rlvr(cfg=None, *, resume: Optional[Path] = None, address: Optional[str] = None,
                progress: bool = True) -> RLVRResult:
-    """Train ``cfg`` in a new run directory, or continue the run at ``resume``."""
-    if resume is not None:
-        run_dir = Path(resume).resolve()
-        cfg = load_rlvr_run_config(run_dir)
-    else:
-        run_dir = new_run_dir(cfg)
-        (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(rc.dump(cfg), sort_keys=False))
-    if cfg.resources.torch_threads:
-        torch.set_num_threads(cfg.resources.torch_threads)
-    torch.manual_seed(cfg.seed)
-    choice = resume_checkpoint(run_dir) if resume is not None else None  # before Ray starts
-    local = cfg.resources.mode == "local"  # no Ray at all
-    with nullcontext() if local else ray_session(address):
-        backend = make_backend(cfg, address)
-        try:
-            return _loop(cfg, Trainer(cfg, backend), run_dir, choice, progress)
-        finally:
-            backend.close()
+    """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the ``rlvr``
+    kind's driver on :mod:`trainers.harness`)."""
+    from trainers.kinds import train_kind
+
+    result = train_kind("rlvr", cfg, resume=resume, address=address, progress=progress)
+    return RLVRResult(result.run_dir, result.extra["done"], result.metrics)
 
 
-def load_rlvr_run_config(run_dir: Path):
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise rc.ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
-    return rc.config_from_dict(yaml.safe_load(path.read_text()) or {}, source=str(path))
+def rlvr_context(cfg, address: Optional[str]):
+    """Local mode runs without Ray; ray mode inside a Ray session (shut down if ours)."""
+    return nullcontext() if cfg.resources.mode == "local" else ray_session(address)
 
 
-def _loop(cfg, trainer: Trainer, run_dir: Path, choice, progress: bool) -> RLVRResult:
-    """Steps until ``training.steps``; ``choice``: the checkpoint to resume from (or None)."""
-    resuming = choice is not None
-    start = _restore(trainer, run_dir, choice)
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
-                           jsonl=run_dir / METRICS_JSONL)
-    log_resume(tb, choice, start + 1)
-    if not resuming:
-        tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
-    bar = Progress(cfg.training.steps, start, enabled=progress)
-    bar.line = _progress_line
-    metrics: Dict[str, float] = {}
-    done = start
+class RLVRSession:
+    """One RLVR run for :mod:`trainers.harness`: an iteration is one rollout batch and one
+    learner update (plus the held-out evaluation every ``eval.every`` steps)."""
+    unit = "step"
 
-    def checkpoint(step: int) -> None:
-        save_checkpoint(trainer.backend.save, run_dir, step, trainer.state(), cfg.checkpoint.keep)
+    def __init__(self, cfg, run_dir: Path, choice=None):
+        if cfg.resources.torch_threads:
+            torch.set_num_threads(cfg.resources.torch_threads)
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.total = cfg, cfg.training.steps
+        self.trainer = Trainer(cfg, make_backend(cfg))
 
-    try:
-        for step in range(start + 1, cfg.training.steps + 1):
-            metrics = trainer.step(step)
-            last = step == cfg.training.steps
-            if cfg.eval.every and (step % cfg.eval.every == 0 or last):
-                metrics.update(trainer.evaluate(step))
-            tb.scalars(metrics, step)
-            bar.update(step, metrics, 0.0)
-            done = step
-            if step % cfg.checkpoint.every == 0 or last:
-                checkpoint(step)
-    except KeyboardInterrupt:
-        save_on_interrupt(run_dir, done, checkpoint)
-        raise
-    finally:
-        bar.close()
-        tb.close()
-    print_run_location(run_dir)
-    return RLVRResult(run_dir, done, metrics)
+    def step(self, step: int) -> Dict[str, float]:
+        metrics = self.trainer.step(step)
+        every = self.cfg.eval.every
+        if every and (step % every == 0 or step == self.total):
+            metrics.update(self.trainer.evaluate(step))
+        return metrics
+
+    def save(self, path: str) -> Dict[str, object]:
+        self.trainer.backend.save(path)
+        return self.trainer.state()
+
+    def restore(self, ckpt: Path, state: Dict[str, object]) -> None:
+        self.trainer.backend.restore(str(ckpt))
+        self.trainer.load_state(state)
+
+    def should_stop(self, step: int, metrics: Dict[str, float]) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.trainer.backend.close()
 
 
-def _restore(trainer: Trainer, run_dir: Path, choice) -> int:
-    """The step of the checkpoint ``resume_checkpoint`` chose (0 when there is none)."""
-    if choice is None or choice.path is None:
-        return 0
-    ckpt = choice.path
-    trainer.backend.restore(str(ckpt))
-    state = read_state(ckpt)
-    trainer.load_state(state)
-    print(f"resumed {run_dir} from {ckpt.name} (step {state['iteration']})", flush=True)
-    return int(state["iteration"])
-
-
-def _progress_line(step: int, total: int, m: Dict[str, float], _unused: float = 0.0) -> str:
+def progress_line(step: int, total: int, m: Dict[str, float], _unused: float = 0.0) -> str:
     return (f"step {step:>4}/{total}  acc {m.get('train/accuracy', float('nan')):.3f}  "
             f"entropy {m.get('learner/entropy', float('nan')):.3f}  "
             f"len {m.get('train/response_len', float('nan')):5.1f}  {m.get('perf/step_s', 0):6.2f}s")
