@@ -211,21 +211,21 @@ def _check_compare_args(args) -> None:
 
 
 def _reference(args) -> int:
+    _check_reference_args(args)  # before the slow import
     from trainers.turbulence import reference_command
 
-    _check_reference_args(args)
     return _run(reference_command, args)
 
 
 def _dataset(args) -> int:
+    _check_dataset_args(args)  # before the slow import
     from trainers.turbulence_closures import dataset_command
 
-    _check_dataset_args(args)
     return _run(dataset_command, args)
 
 
 def _compare(args) -> int:
+    _check_compare_args(args)  # before the slow import
     from trainers.turbulence_closures import compare_command
 
-    _check_compare_args(args)
     return _run(compare_command, args)
