@@ -483,3 +483,39 @@ def test_damaged_or_crafted_planner_file_is_one_error_line(tmp_path, content, ca
     assert code == EXIT_BAD_INPUT and len(err) == 1
     assert err[0].startswith("error:") and "not a readable planner checkpoint" in err[0]
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_killed_env_runner_iterations_are_not_counted(tmp_path, ray_session, monkeypatch, capsys):
+    """Real RLlib (minutes on 2 cores): SIGKILL the only env runner after iteration 1; the
+    iterations that sample nothing while Ray restarts it are reported and not counted. The
+    fake-algorithm tests above cover the same loop path in seconds."""
+    import signal
+
+    import trainers.run as run
+
+    killed, health = [], run.runner_health
+
+    def health_then_kill(algo):
+        out = health(algo)
+        if not killed:
+            pid = algo.env_runner_group.foreach_env_runner(lambda r: os.getpid(),
+                                                           local_env_runner=False)[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        return out
+
+    monkeypatch.setattr(run, "runner_health", health_then_kill)
+    cfg = rl_config(tmp_path, 3)
+    cfg = dataclasses.replace(cfg, resources=dataclasses.replace(
+        cfg.resources, num_env_runners=1, num_cpus_per_env_runner=0.5))
+    cfg = dataclasses.replace(cfg, training=dataclasses.replace(
+        cfg.training, train_batch_size=200, minibatch_size=64, num_epochs=1))
+    result = run.train(cfg)
+    out = capsys.readouterr().out
+    assert killed and result.iteration == 3
+    assert "sampled 0 env steps" in out and not re.search(r"return\s+nan", out)
+    acc = EventAccumulator(str(result.run_dir / "tb"))
+    acc.Reload()
+    events = acc.Scalars("env/env_steps")
+    assert [e.step for e in events] == [1, 2, 3] and all(e.value > 0 for e in events)

@@ -1,6 +1,7 @@
 """Kill a training driver with SIGKILL after its first checkpoint and resume it: the
 iteration counter, optimizer state and TensorBoard run continue without duplicate steps."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,11 +54,15 @@ def test_sigkill_then_resume(tmp_path):
     first = read_state(latest_checkpoint(run_dir))["iteration"]
     assert 1 <= first < TOTAL
     steps_before = optimizer_step_count(latest_checkpoint(run_dir))
+    partial = run_dir / "checkpoints" / f".tmp_iter_{first + 1:06d}_{proc.pid}"
+    partial.mkdir(exist_ok=True)  # what a SIGKILL during a checkpoint write leaves
+    (partial / "algorithm_state.pkl").write_bytes(b"half")
 
     resumed = regrl("train", "--resume", str(run_dir))
     out, _ = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, out
     assert f"from iter_{first:06d} (iteration {first})" in out
+    assert not partial.exists() and re.search(r"removed \d+ partial checkpoint\(s\)", out)
     assert f"iter {first + 1:>4}/{TOTAL}" in out and f"iter {first:>4}/{TOTAL}" not in out
 
     final = latest_checkpoint(run_dir)
