@@ -11,6 +11,7 @@ from typing import Dict, Optional
 import torch
 
 from agents.models import lm
+from trainers.checkpoint import load_torch_state
 from trainers.rlvr.policy import build_policy, cpu_state_dict, save_policy
 from agents.objectives import terms as term_layer
 from trainers.rlvr.terms import TermContext, term_agg, token_context, total_loss
@@ -70,7 +71,7 @@ class Learner:
 
         saved = AutoModelForCausalLM.from_pretrained(str(Path(directory) / "policy"), local_files_only=True)
         self.model.load_state_dict(saved.state_dict())
-        state = torch.load(Path(directory) / LEARNER_STATE, weights_only=False)
+        state = load_torch_state(Path(directory) / LEARNER_STATE)  # weights_only: no code runs
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.version = int(state["version"])
