@@ -83,11 +83,14 @@ def _number(name: str, value: Any, low: float, *, strict: bool = True,
     """[] when ``value`` is a finite number (an integer if ``integer``) > ``low`` (>= when not
     ``strict``), else the one problem with it."""
     kinds = (int,) if integer else (int, float)
-    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        ok = False
     if ok and (value > low if strict else value >= low):
         return []
     what = "an integer" if integer else "a finite number"
-    return [f"{name} must be {what} {'>' if strict else '>='} {low:g}, got {value!r}"]
+    return [f"{name} must be {what} {'>' if strict else '>='} {low:g}, got {value!r:.60}"]
 
 
 def _grid_problems(spec: ReferenceSpec) -> List[str]:
@@ -131,7 +134,8 @@ def _time_problems(spec: ReferenceSpec) -> List[str]:
 def check_spec(spec: ReferenceSpec) -> None:
     """Raise ValueError naming every setting of ``spec`` that would make
     :func:`generate_reference` fail, produce NaNs or run without end, before it starts."""
-    out = _grid_problems(spec) + _time_problems(spec)
+    out = _grid_problems(spec)
+    out += [] if out else _time_problems(spec)  # the CFL bound needs a valid grid
     out += _number("nu", spec.nu, 0) + _number("alpha", spec.alpha, 0, strict=False)
     out += _number("beta", spec.beta, -math.inf)
     out += _number("n_init", spec.n_init, 1, strict=False, integer=True)

@@ -93,6 +93,15 @@ def test_reference_arguments_checked_before_the_simulation(tmp_path, monkeypatch
     assert not started.called and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("field, value", [("n_dns", 10 ** 400), ("nu", 10 ** 400),
+                                          ("n_dns", "64"), ("dt", None), ("n_init", True)])
+def test_check_spec_refuses_wrong_types_and_ints_beyond_float(field, value):
+    from envs.turbulence.reference import ReferenceSpec, check_spec
+
+    with pytest.raises(ValueError, match=f"{field} must be"):
+        check_spec(ReferenceSpec(**{field: value}))
+
+
 def test_reference_out_must_not_be_a_directory(tmp_path, capsys):
     assert main(["turbulence", "reference", *TINY, "--out", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "must end in .npz" in capsys.readouterr().err
