@@ -173,6 +173,7 @@ class RLVRResources:
                  "resources.num_rollout_actors and num_reward_actors must be >= 1")
         _require(self.cpus_per_actor >= 0 and self.learner_num_gpus >= 0,
                  "resources.cpus_per_actor and learner_num_gpus must be >= 0")
+        _require(self.num_learners >= 1, "resources.num_learners must be >= 1")
         for key in ("num_rollout_actors", "num_reward_actors", "num_learners"):
             require_size(f"resources.{key}", getattr(self, key), MAX_ACTORS)
         _require(self.num_learners == 1 or self.mode == "ray",
