@@ -3,7 +3,9 @@ on the same LES initial conditions (the baselines are deterministic, so they run
 rows and mean ± 95% Student-t interval of the learned rows (docs/smarl.md §Results).
 
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_seeds.py RUN_DIR [RUN_DIR ...]
-         [--sims 4] [--time 20] [--spinup 2] [--out docs/smarl_seeds.json]
+         [--sims 4] [--time 20] [--spinup 2] [--out seeds.json] [--baselines-from seeds.json]
+(``--baselines-from`` reuses the baseline rows of an earlier ``--out`` with the same options:
+they are deterministic, so they need not run again.)
 """
 from __future__ import annotations
 
@@ -41,6 +43,21 @@ def learned_rows(run_dirs, ref, opts) -> list:
     return rows
 
 
+def baseline_rows(ref, opts, earlier) -> list:
+    if earlier:
+        data = json.loads(Path(earlier).read_text())
+        if data["options"] != opts:
+            raise SystemExit(f"error: {earlier} was evaluated with {data['options']}, not {opts}")
+        names = {b.name for b in BASELINES}
+        return [r for r in data["rows"] if r["name"] in names]
+    rows = []
+    for b in BASELINES:
+        rows.append(dict(rollout(ref, closure=b.closure, coeff=b.coeff, **opts), name=b.name))
+        print(f"  {b.name}: enstrophy error {rows[-1]['enstrophy_spectrum_error']:.4f}",
+              flush=True)
+    return rows
+
+
 def interval_row(rows) -> dict:
     out = {"name": f"learned, mean ± 95% CI over {len(rows)} seeds"}
     for key in METRICS:
@@ -56,15 +73,12 @@ def main() -> None:
     parser.add_argument("--time", type=float, default=20.0)
     parser.add_argument("--spinup", type=float, default=2.0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--baselines-from", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     ref = load_reference()
     opts = dict(seeds=args.sims, time_units=args.time, spinup=args.spinup)
-    rows = []
-    for b in BASELINES:
-        rows.append(dict(rollout(ref, closure=b.closure, coeff=b.coeff, **opts), name=b.name))
-        print(f"  {b.name}: enstrophy error {rows[-1]['enstrophy_spectrum_error']:.4f}",
-              flush=True)
+    rows = baseline_rows(ref, opts, args.baselines_from)
     learned = learned_rows(args.runs, ref, opts)
     print(markdown_table(rows + learned))
     summary = interval_row(learned)
