@@ -95,15 +95,12 @@ def train(driver, cfg: Any = None, *, resume: Optional[Path] = None,
 
 
 def run(session: Session, run_dir: Path, choice, checkpoint_cfg, progress: bool,
-        line: Optional[Callable] = None) -> Outcome:
-    """Iterations ``start+1 .. total`` with logging, checkpoint cadence and Ctrl-C saving."""
-    start = _restore(session, run_dir, choice)
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if choice else None,
-                           jsonl=run_dir / METRICS_JSONL)
-    log_resume(tb, choice, start + 1)
-    if choice is None:
-        tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
-    bar = Progress(session.total, start, enabled=progress)
+        line: Optional[Callable] = None, main: bool = True) -> Outcome:
+    """Iterations ``start+1 .. total`` with logging, checkpoint cadence and Ctrl-C saving.
+    In a data-parallel group every worker runs this; only the ``main`` one writes logs."""
+    start = _restore(session, run_dir, choice, main)
+    tb = _logger(run_dir, choice, start) if main else _Silent()
+    bar = Progress(session.total, start, enabled=progress and main)
     if line is not None:
         bar.line = line
     loop = _Cadence(session, run_dir, checkpoint_cfg, start)
@@ -117,9 +114,30 @@ def run(session: Session, run_dir: Path, choice, checkpoint_cfg, progress: bool,
     finally:
         bar.close()
         tb.close()
-    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
-          flush=True)
+    if main:
+        print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir "
+              f"{run_dir / TB_DIR}", flush=True)
     return Outcome(run_dir, loop.done, metrics, stopped)
+
+
+def _logger(run_dir: Path, choice, start: int) -> TensorBoardLogger:
+    """TensorBoard + metrics.jsonl; a resumed run drops what was logged after its checkpoint."""
+    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if choice else None,
+                           jsonl=run_dir / METRICS_JSONL)
+    log_resume(tb, choice, start + 1)
+    if choice is None:
+        tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
+    return tb
+
+
+class _Silent:
+    """The logger of the non-main workers of a data-parallel group."""
+
+    def scalars(self, metrics, step) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _Cadence:
@@ -146,6 +164,10 @@ class _Cadence:
         return metrics, False
 
     def save(self) -> None:
+        if hasattr(self.session, "write_checkpoint"):  # e.g. every data-parallel rank writes
+            self.session.write_checkpoint(self.run_dir, self.done, self.cfg.keep)
+            self.saved = self.done
+            return
         state: Dict[str, Any] = {}
 
         def save_fn(path: str) -> None:
@@ -156,19 +178,21 @@ class _Cadence:
         self.saved = self.done
 
     def save_unsaved(self) -> None:
-        """Ctrl-C or an aborted run: checkpoint the last completed iteration if unsaved."""
-        if self.done > self.saved:
+        """Ctrl-C or an aborted run: checkpoint the last completed iteration if unsaved (not
+        where the session cannot: a data-parallel group whose peers may be gone)."""
+        if self.done > self.saved and getattr(self.session, "save_on_interrupt", True):
             self.save()
 
 
-def _restore(session: Session, run_dir: Path, choice) -> int:
+def _restore(session: Session, run_dir: Path, choice, main: bool = True) -> int:
     """The iteration of the checkpoint ``resume_checkpoint`` chose (0 when there is none)."""
     if choice is None or choice.path is None:
         return 0
     state = read_state(choice.path)
     session.restore(choice.path, state)
-    print(f"resumed {run_dir} from {choice.path.name} ({session.unit} {state['iteration']})",
-          flush=True)
+    if main:
+        print(f"resumed {run_dir} from {choice.path.name} ({session.unit} "
+              f"{state['iteration']})", flush=True)
     return int(state["iteration"])
 
 

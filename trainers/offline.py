@@ -37,13 +37,13 @@ from agents.models import MLP, TokenMLP
 from agents.models.closure import ClosureCNN, LocalCoefficientMLP
 from agents.registry import Registry
 from agents.offline import PLUGINS, Plugin, TaskInfo, build_plugins, check_combination
-from trainers.checkpoint import (checkpoint_dir, load_torch_state, log_resume, read_state,
+from trainers.checkpoint import (checkpoint_dir, load_torch_state, read_state,
                                  resume_checkpoint, save_checkpoint)
 from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, parse,
                              parse_named_entry, read_yaml, to_dict)
 from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_WIDTH, require as _require,
                              require_run_name, require_runs_root, require_size, short_repr)
-from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
+from trainers.logging import Progress
 from trainers.run import CONFIG_FILE, load_run_config, new_run_dir, print_run_location, ray_session
 
 TB_DIR = "tb"
@@ -681,68 +681,54 @@ class OfflineProgress(Progress):
 
 def fit(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
         worker: Optional[Worker] = None) -> Dict[str, float]:
-    """Train (or continue) the run in ``run_dir`` on this worker; returns the last metrics."""
+    """Train (or continue) the run in ``run_dir`` on this worker through the run harness
+    (:mod:`trainers.harness`); returns the last metrics. Every worker of a data-parallel group
+    runs this; rank 0 logs and writes metrics.json."""
+    from trainers.harness import run
+
     worker = worker or Worker()
-    data = prepare_data(cfg)
-    learner = OfflineLearner(cfg, data, worker.device, worker.wrap)
     choice = _resume_choice(run_dir, worker) if resuming else None
-    start = _restore(learner, choice, worker)
-    if start >= cfg.training.epochs and (run_dir / METRICS_FILE).is_file():
-        print(f"{run_dir} already finished {start} epochs", flush=True)
+    if choice is not None and choice.path is not None and (run_dir / METRICS_FILE).is_file() \
+            and read_state(choice.path)["epoch"] >= cfg.training.epochs:
+        print(f"{run_dir} already finished {cfg.training.epochs} epochs", flush=True)
         return json.loads((run_dir / METRICS_FILE).read_text())
+    session = OfflineSession(cfg, worker)
     main = worker.rank == 0
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if resuming else None,
-                           jsonl=run_dir / METRICS_JSONL) if main else None
-    if main:
-        log_resume(tb, choice, start + 1)
-    if main and not resuming:
-        tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
-    bar = OfflineProgress(cfg.training.epochs, start, enabled=progress and main)
-    loop = _Loop(cfg, learner, data, worker, run_dir, start)
-    try:
-        metrics = loop.run(tb, bar)
-    except KeyboardInterrupt:
-        loop.interrupted()
-        raise
-    finally:
-        bar.close()
-        if tb is not None:
-            tb.close()
+    metrics = run(session, run_dir, choice, cfg.checkpoint, progress, OfflineProgress.line,
+                  main=main).metrics
     if main:
         (run_dir / METRICS_FILE).write_text(json.dumps(dict(metrics, epoch=cfg.training.epochs), indent=2))
     return metrics
 
 
-class _Loop:
-    """The epoch loop of :func:`fit`, remembering the last finished epoch for Ctrl-C."""
+class OfflineSession:
+    """One offline run on one worker for :mod:`trainers.harness`: an iteration is an epoch
+    over this worker's shard; checkpoints are written by every rank together."""
+    unit = "epoch"
 
-    def __init__(self, cfg, learner, data, worker, run_dir, start):
-        self.cfg, self.learner, self.data, self.worker, self.run_dir = cfg, learner, data, worker, run_dir
-        self.done = self.saved = start
-        self.shard = shard_indices(len(data.x_train), worker.rank, worker.world)
+    def __init__(self, cfg: OfflineConfig, worker: Worker):
+        self.cfg, self.worker, self.total = cfg, worker, cfg.training.epochs
+        self.data = prepare_data(cfg)
+        self.learner = OfflineLearner(cfg, self.data, worker.device, worker.wrap)
+        self.shard = shard_indices(len(self.data.x_train), worker.rank, worker.world)
         self.batch = max(1, math.ceil(cfg.training.batch_size / worker.world))
+        # Ctrl-C reaches one process; a group cannot save without its peers
+        self.save_on_interrupt = worker.world == 1
 
-    def run(self, tb, bar) -> Dict[str, float]:
-        cfg, metrics = self.cfg, {}
-        for epoch in range(self.done, cfg.training.epochs):
-            metrics = _epoch(self.learner, self.data, self.shard, self.batch, epoch, self.worker)
-            self.done = epoch + 1
-            if tb is not None:
-                tb.scalars(metrics, self.done)
-                bar.update(self.done, metrics, 0.0)
-            if self.done % cfg.checkpoint.every == 0 or self.done == cfg.training.epochs:
-                self.save()
-        return metrics
+    def step(self, epoch: int) -> Dict[str, float]:
+        return _epoch(self.learner, self.data, self.shard, self.batch, epoch - 1, self.worker)
 
-    def save(self) -> None:
-        _save(self.learner, self.run_dir, self.done, self.cfg.checkpoint.keep, self.worker)
-        self.saved = self.done
+    def write_checkpoint(self, run_dir: Path, epoch: int, keep: int) -> None:
+        _save(self.learner, run_dir, epoch, keep, self.worker)
 
-    def interrupted(self) -> None:
-        """Ctrl-C in one process: checkpoint the last finished epoch, say how to resume."""
-        if self.worker.world == 1 and self.done > self.saved:
-            self.save()
-        print(f"\ninterrupted; resume with: regrl train --resume {self.run_dir}", flush=True)
+    def restore(self, ckpt: Path, state: Dict[str, Any]) -> None:
+        _restore(self.learner, ckpt, state, self.worker)
+
+    def should_stop(self, epoch: int, metrics: Dict[str, float]) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
 
 
 def _epoch(learner, data, shard, batch, epoch, worker) -> Dict[str, float]:
@@ -781,20 +767,13 @@ def _resume_choice(run_dir: Path, worker: Worker):
     return resume_checkpoint(run_dir, say=lambda line: None, clean=False)
 
 
-def _restore(learner: OfflineLearner, choice, worker: Worker) -> int:
-    """The epoch of the checkpoint ``resume_checkpoint`` chose (0 when there is none)."""
-    if choice is None or choice.path is None:
-        return 0
-    ckpt = choice.path
-    state = read_state(ckpt)
+def _restore(learner: OfflineLearner, ckpt: Path, state: Dict[str, Any], worker: Worker) -> None:
+    """Load this worker's part of checkpoint ``ckpt`` (written by as many workers)."""
     if state.get("world_size", 1) != worker.world:
         raise ValueError(f"{ckpt} was written by {state.get('world_size')} workers; resume with "
                          f"resources.num_workers matching it (now {worker.world})")
     learner.restore(load_torch_state(ckpt / LEARNER_FILE, map_location=worker.device),
                     load_torch_state(ckpt / _plugin_file(worker.rank)))
-    if worker.rank == 0:
-        print(f"resumed {ckpt.parents[1]} from {ckpt.name} (epoch {state['epoch']})", flush=True)
-    return int(state["epoch"])
 
 
 # ============================================================================ entry points
@@ -834,7 +813,7 @@ def train_offline(cfg: Optional[OfflineConfig] = None, *, resume: Optional[Path]
         metrics = fit(cfg, run_dir, resume is not None, progress, _local_worker(cfg))
     else:
         metrics = _fit_ray(cfg, run_dir, resume is not None, progress, address)
-    print_run_location(run_dir)
+        print_run_location(run_dir)  # the workers' own lines went to the Ray logs
     return OfflineResult(run_dir, cfg.training.epochs, metrics)
 
 
