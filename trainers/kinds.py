@@ -11,6 +11,12 @@ The protocol (see :class:`Driver`):
 - ``evaluate(run_dir, episodes) -> int``: print the evaluation of a finished run;
 - ``bundles(cfg)``: the Ray resource bundles one run needs (a sweep trial reserves them);
 - ``curve_metrics``: the metrics a sweep plots by default.
+
+Kinds on the run harness (:class:`HarnessDriver`: rl, rlvr, sft, planner) add
+``build(cfg, run_dir, choice) -> Session`` (see :mod:`trainers.harness`), ``context(cfg,
+address)`` (their Ray session), ``preflight(cfg)`` and ``progress_line``; the harness does the
+rest. The offline kind runs the same harness inside each data-parallel worker
+(:func:`trainers.offline.fit`).
 """
 from __future__ import annotations
 
@@ -228,6 +234,13 @@ def _probe_env(cfg, source: str) -> None:
 
 # ---------------------------------------------------------------------------- rlvr / sft
 class _LMDriver(Driver):
+    def preflight(self, cfg) -> None:
+        """Every LM policy (tiny, GGUF, HF) is a transformers model: without the `lm` extra,
+        one error line before a run directory exists."""
+        from trainers.checks import require_module
+
+        require_module("transformers")
+
     def load(self, source: Source, overrides: Sequence[str] = (), *,
              where: Optional[str] = None) -> Any:
         from trainers.rlvr import config as rc

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from trainers.checkpoint import empty_iteration_streak, newest_saved_iteration
+from trainers.checkpoint import empty_iteration_streak
 from trainers.config import ConfigError, ExperimentConfig, config_from_dict
 from trainers.logging import namespace_metrics
 
@@ -238,14 +238,6 @@ def placement_summary(where: Dict[str, list]) -> str:
         return ", ".join(i[:8] if i != "driver" else i for i in ids) or "driver"
     return (f"placement: env runners on node(s) [{short(where['env_runners'])}], "
             f"learners on [{short(where['learners'])}]")
-
-
-def save_on_interrupt(run_dir: Path, done: int, checkpoint, why: str = "interrupted") -> None:
-    """Ctrl-C (or an aborted run): checkpoint the last completed iteration unless it is
-    saved already."""
-    if done > newest_saved_iteration(run_dir):
-        checkpoint(done)
-    print(f"\n{why}; resume with: regrl train --resume {run_dir}", flush=True)
 
 
 def print_run_location(run_dir: Path) -> None:

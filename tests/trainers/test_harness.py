@@ -198,3 +198,10 @@ def test_planner_resume_after_ctrl_c_matches_the_uninterrupted_run(tmp_path, mon
     assert _steps(run_dir) == [1, 2, 3] and (run_dir / "planner.pt").is_file()
     for key in ("pretrain/train_loss", "pretrain/val_loss"):
         assert _final(run_dir, key) == pytest.approx(_final(full, key), rel=1e-5)
+
+
+def test_unknown_kind_is_one_error_line_naming_the_nearest(tmp_path, capsys):
+    (tmp_path / "x.yaml").write_text("kind: rlvx\n")
+    assert main(["validate", str(tmp_path / "x.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown experiment kind 'rlvx'") and "Did you mean 'rlvr'" in err

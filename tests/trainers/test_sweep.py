@@ -214,3 +214,29 @@ def test_failed_trial_is_reported_then_resume_reruns_only_it(tmp_path, blob_file
     assert [p["n"] for p in body["points"]] == [1, 1]
     assert summary.stat().st_mtime_ns == stamp and len(run_dirs(summary.parent.parent)) == 1
     assert "2/2 trials finished" in proc.stdout
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["sweep"], "sweep needs a CONFIG"),
+    (["sweep", "configs/cartpole_ppo.yaml", "--seeds", "0"], "--seeds must be >= 1"),
+    (["sweep", "configs/cartpole_ppo.yaml", "--grid", "training.lr=1e-3,-1"],
+     r'at grid point \{"training.lr": -1\}.*lr must be > 0'),
+    (["sweep", "configs/cartpole_ppo.yaml", "--grid", "training.lrr=1e-3"], "did you mean 'lr'"),
+    (["sweep", "configs/cartpole_ppo.yaml", "--name", ".."], "one path segment"),
+    (["sweep", "--resume", "/nonexistent/sweep"], "not a sweep directory"),
+])
+def test_bad_sweeps_are_one_error_line_before_anything_runs(tmp_path, capsys, args, pattern):
+    import re
+
+    from trainers.cli import EXIT_BAD_INPUT, main
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        assert main([*args, "--set", f"runs_root={tmp_path}"] if len(args) > 1 and
+                    args[1] != "--resume" else args) == EXIT_BAD_INPUT
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and re.search(pattern, err), err
+    assert not (tmp_path / "sweeps").exists()
