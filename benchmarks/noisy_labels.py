@@ -6,7 +6,7 @@ baseline: plain CE, trained by the same learner in the same run (every row repor
 difference to it). Writes docs/noisy_labels.md.
 
 Run: .venv/bin/python benchmarks/noisy_labels.py            (about 5-10 minutes on 2 cores)
-     .venv/bin/python benchmarks/noisy_labels.py --write-data data/digits.npz   (data only)
+     regrl data digits   (data only: data/digits.npz for configs/offline_digits.yaml)
 """
 from __future__ import annotations
 
@@ -63,10 +63,10 @@ MODEL = {"hidden": [64, 64], "activation": "relu"}
 
 
 def digits() -> Tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    from trainers.data_cli import digits_arrays  # the arrays `regrl data digits` writes
 
-    d = load_digits()
-    return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+    d = digits_arrays()
+    return d["x"], d["y"]
 
 
 def split(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, ...]:
@@ -240,11 +240,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "docs" / "noisy_labels.md"))
     p.add_argument("--write-data", metavar="PATH", help="only write digits to an npz and exit")
     args = p.parse_args(argv)
-    if args.write_data:
-        x, y = digits()
-        Path(args.write_data).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.write_data, x=x, y=y)
-        print(f"wrote {args.write_data}: x {x.shape}, y {y.shape}")
+    if args.write_data:  # kept for old instructions; `regrl data digits --out PATH` is the same
+        from trainers.data_cli import write_dataset
+
+        print(f"wrote {write_dataset('digits', args.write_data)}")
         return 0
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:

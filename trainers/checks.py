@@ -80,3 +80,46 @@ def require_runs_root(runs_root: str) -> None:
                 return
         except OSError as exc:  # unreadable parent: say so now, not at run start
             raise ValueError(f"runs_root {short_repr(runs_root)}: {exc.strerror}") from None
+
+
+# Optional dependencies: which `pip install 'regrl[EXTRA]'` brings each module a plain install
+# lacks (pyproject.toml's extras). Core dependencies (torch, ray[rllib] with scipy and pyarrow,
+# gymnasium, pettingzoo, ...) are never missing from an installed regrl.
+OPTIONAL_MODULES = {
+    "metadrive": ("traffic", "the RIFT traffic simulator (MetaDrive)"),
+    "panda3d": ("traffic", "the RIFT traffic simulator (MetaDrive)"),
+    "transformers": ("lm", "a language-model policy"),
+    "tokenizers": ("lm", "a language-model policy"),
+    "safetensors": ("lm", "a language-model policy"),
+    "huggingface_hub": ("lm", "a language-model policy"),
+    "gguf": ("lm", "a GGUF model file (SmolLM2)"),
+    "accelerate": ("lm", "a language-model policy"),
+    "sklearn": ("offline", "the digits data set (scikit-learn)"),
+}
+"""Top-level module -> (extra, what needs it)."""
+
+
+def missing_extra(exc: BaseException) -> str | None:
+    """The one-line fix for a ModuleNotFoundError of an optional dependency (None for any other
+    error: a missing core module is a broken install or a regrl bug, not a user's choice)."""
+    name = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    top = (name or "").split(".")[0]
+    if top not in OPTIONAL_MODULES:
+        return None
+    extra, what = OPTIONAL_MODULES[top]
+    return (f"no module named {top!r}: {what} needs the '{extra}' extra, which this install "
+            f"lacks; install it with: pip install 'regrl[{extra}]'")
+
+
+def require_module(module: str) -> None:
+    """Raise the ConfigError of :func:`missing_extra` now if optional ``module`` is missing,
+    so a run fails before its run directory or Ray session exists."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package
+        found = False
+    if not found:
+        raise ConfigError(missing_extra(ModuleNotFoundError(name=module))
+                          or f"module {module!r} is not installed")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from agents.registry import UnknownNameError
-from trainers.checks import ConfigError  # light: `regrl --help` does not load torch
+from trainers.checks import ConfigError, missing_extra  # light: no torch for `regrl --help`
 from trainers.checkpoint import RunAborted  # light as well (file logic only)
 
 EXIT_BAD_INPUT = 2
@@ -24,7 +24,7 @@ MAX_ERROR_CHARS = 2000
 # adds its sub-parser and sets ``handler=fn(args) -> int`` as a default; it imports heavy
 # dependencies inside the handler so ``regrl --help`` stays fast and works without extras.
 DOMAIN_CLIS = ("trainers.turbulence_cli", "trainers.text_cli", "trainers.traffic_cli",
-               "trainers.rlvr.cli", "trainers.sweep", "trainers.results")
+               "trainers.rlvr.cli", "trainers.sweep", "trainers.results", "trainers.data_cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,15 +140,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:  # an optional dependency: name the extra that brings it
+        fix = missing_extra(exc)
+        if fix is None:
+            return _internal_error(exc)
+        _error(fix)
+        return EXIT_BAD_INPUT
     except OSError as exc:  # a user path we cannot read or write (permissions, a file in the way)
         where = f"{exc.filename}: " if exc.filename else ""
         _error(f"{where}{exc.strerror or exc}")
         return EXIT_BAD_INPUT
-    except Exception as exc:  # a bug in regrl: keep the traceback, end with one line saying so
-        traceback.print_exc()
-        _error(f"internal error in regrl (this is a bug, please report it): "
-               f"{type(exc).__name__}: {exc}")
-        return EXIT_INTERNAL
+    except Exception as exc:
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """A bug in regrl: keep the traceback, end with one line saying so."""
+    traceback.print_exception(exc)
+    _error(f"internal error in regrl (this is a bug, please report it): "
+           f"{type(exc).__name__}: {exc}")
+    return EXIT_INTERNAL
 
 
 def _error(message: str) -> None:

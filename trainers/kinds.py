@@ -234,6 +234,13 @@ def _probe_env(cfg, source: str) -> None:
 
 # ---------------------------------------------------------------------------- rlvr / sft
 class _LMDriver(Driver):
+    def preflight(self, cfg) -> None:
+        """Every LM policy (tiny, GGUF, HF) is a transformers model: without the `lm` extra,
+        one error line before a run directory exists."""
+        from trainers.checks import require_module
+
+        require_module("transformers")
+
     def load(self, source: Source, overrides: Sequence[str] = (), *,
              where: Optional[str] = None) -> Any:
         from trainers.rlvr import config as rc

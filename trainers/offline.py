@@ -258,7 +258,9 @@ def read_arrays(path: str | Path, fmt: str, keys: Sequence[str]) -> Dict[str, np
     """Read ``keys`` from an npz / parquet / jsonl file; errors name the file and the key."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such dataset file")
+        from trainers.data_cli import make_hint
+
+        raise ValueError(f"{path}: no such dataset file{make_hint(path)}")
     fmt = infer_format(path, fmt)
     try:
         return _READERS[fmt](path, list(keys))

@@ -120,16 +120,20 @@ def _demos(args) -> int:
     from pathlib import Path
 
     from envs.traffic.demos import record_demos, save_demos
+    from trainers.data_cli import atomic_output
 
     spec = _spec(args)
     out = Path(args.out)
     if out.suffix != ".npz":
         raise ConfigError(f"--out must end in .npz, got {out}")
-    if not out.parent.exists():
-        raise ConfigError(f"--out: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a .npz file path")
+    # a fresh clone has no data/; a file in the way is an error now, not after the recording
+    out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     data = record_demos(spec, progress=lambda msg: print(f"[{time.time() - start:6.1f}s] {msg}",
                                                          flush=True))
-    save_demos(out, data, spec)
+    with atomic_output(out) as fh:
+        save_demos(fh, data, spec)
     print(f"wrote {out}: {len(data['obs'])} samples, {len(data['speed'])} vehicle-steps")
     return 0
