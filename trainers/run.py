@@ -98,7 +98,9 @@ def load_run_config(run_dir: Path, parse_fn=config_from_dict):
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
-    return parse_fn(yaml.safe_load(path.read_text()) or {}, source=str(path))
+    from trainers.config import read_yaml
+
+    return parse_fn(read_yaml(path), source=str(path))
 
 
 def apply_torch_threads(cfg: ExperimentConfig) -> None:

@@ -29,22 +29,15 @@ ERROR_FILE = "error.txt"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 CONFIDENCE = 0.95
-_FLOAT_EXP = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE][-+]?\d+")
 
 
 # ============================================================================ pure parts
 def yaml_value(raw: str) -> Any:
-    """A value as a user writes it on the command line: YAML types, plus the floats PyYAML
-    reads as strings (``1e-3``, ``5E-4``: YAML 1.1 wants a dot and a signed exponent)."""
-    import yaml
+    """A value as a user writes it on the command line, read like ``--set`` values (YAML
+    types, YAML 1.2 numbers such as ``1e-3``; the config loader's bounds apply)."""
+    from trainers.config import load_yaml_text
 
-    try:
-        value = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse value {raw!r}: {exc}") from None
-    if isinstance(value, str) and _FLOAT_EXP.fullmatch(raw.strip()):
-        return float(raw.strip().replace("_", ""))
-    return value
+    return load_yaml_text(raw, f"value {raw[:60]!r}") if raw.strip() else ""
 
 
 def split_top_level(text: str) -> List[str]:

@@ -617,7 +617,9 @@ def _is_planner_run(run_dir: Path) -> bool:
     cfg = Path(run_dir) / "config.yaml"
     if not cfg.is_file():
         return (Path(run_dir) / PLANNER_FILE).is_file()
-    return (yaml.safe_load(cfg.read_text()) or {}).get("kind") == PRETRAIN_KIND
+    from trainers.config import read_yaml
+
+    return read_yaml(cfg).get("kind") == PRETRAIN_KIND
 
 
 def _rl_row(run_dir: Path, episodes: Optional[int], reuse: bool) -> Dict[str, Any]:
