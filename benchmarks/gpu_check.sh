@@ -45,7 +45,7 @@ step rlvr_tiny_1_step 150 $REGRL train configs/rlvr_tiny_grpo.yaml --set model.p
      --set "runs_root=$RUNS" --quiet
 step traffic_demos 120 $REGRL traffic demos --episodes 2 --horizon 60 --out "$RUNS/demos.npz"
 step rift_pretrain_1_epoch 90 $REGRL traffic pretrain configs/rift_pretrain.yaml \
-     --set "demos=$RUNS/demos.npz" --set epochs=1 --set num_modes=2 --set "export=$RUNS/planner.pt" \
+     --set "demos=$RUNS/demos.npz" --set epochs=1 --set num_modes=4 --set "export=$RUNS/planner.pt" \
      --set "runs_root=$RUNS"
 step rift_1_iter 150 $REGRL train configs/rift_ci.yaml --set "env.kwargs.planner=$RUNS/planner.pt" \
      --set "eval.kwargs.demos=$RUNS/demos.npz" "${GPU_LEARNER[@]}"

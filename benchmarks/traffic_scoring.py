@@ -53,9 +53,9 @@ def loop_collisions(traj, heading, o) -> np.ndarray:
         for t in range(T):
             a = corners(traj[g, t], heading[g, t], 0.5 * o["agent_size"])
             for n in range(scene.N):
-                b = corners(nb_c[n, t], nb_h[n], 0.55 * o["neighbor_size"][n])
-                angles = (heading[g, t], heading[g, t] + math.pi / 2, nb_h[n],
-                          nb_h[n] + math.pi / 2)
+                b = corners(nb_c[n, t], nb_h[n, t], 0.55 * o["neighbor_size"][n])
+                angles = (heading[g, t], heading[g, t] + math.pi / 2, nb_h[n, t],
+                          nb_h[n, t] + math.pi / 2)
                 axes = [np.array([math.cos(x), math.sin(x)]) for x in angles]
                 if all(max(p @ ax for p in a) >= min(p @ ax for p in b) and
                        max(p @ ax for p in b) >= min(p @ ax for p in a) for ax in axes):

@@ -127,3 +127,37 @@ def vehicles_of(engine) -> list:
     from metadrive.component.vehicle.base_vehicle import BaseVehicle
 
     return [o for o in engine.get_objects().values() if isinstance(o, BaseVehicle)]
+
+
+def _idm_policy():
+    from metadrive.policy.idm_policy import IDMPolicy
+
+    return IDMPolicy
+
+
+def _expert_policy():
+    """MetaDrive's PPO expert (``metadrive.examples.expert``; its weights ship inside the
+    package, and its lidar is a physics ray cast, so it runs offline and headless), acting
+    with the mean of its Gaussian: the stock ``ExpertPolicy`` samples the action from numpy's
+    *global* random state, which would tie every episode to whatever else drew from it."""
+    from metadrive.examples.ppo_expert.numpy_expert import expert
+    from metadrive.policy.base_policy import BasePolicy
+
+    class DeterministicExpertPolicy(BasePolicy):
+        def act(self, agent_id=None):
+            action = expert(self.control_object, deterministic=True)
+            self.action_info["action"] = action
+            return action
+
+    return DeterministicExpertPolicy
+
+
+EGO_POLICIES = {"idm": _idm_policy, "expert": _expert_policy}
+
+
+def ego_policy_class(name: str):
+    """MetaDrive policy class that drives the ego AV: 'idm' (rule-based IDM + lane changes)
+    or 'expert' (MetaDrive's PPO expert; RIFT's AV is the rule-based expert PDM-Lite)."""
+    if name not in EGO_POLICIES:
+        raise ValueError(f"ego_policy must be one of {sorted(EGO_POLICIES)}, got {name!r}")
+    return EGO_POLICIES[name]()

@@ -3,9 +3,9 @@ in MetaDrive (methods.md §1.1, §1.7), as a PettingZoo ``ParallelEnv``.
 
 Scene. A MetaDrive multi-agent scenario (``map``: 'intersection', 'roundabout' or 'pg', a
 procedurally generated map of blocks ``pg_map``) with K+1 controlled vehicles: the K CBVs
-``cbv_0 … cbv_{K−1}`` and one ego AV driven by MetaDrive's ``IDMPolicy``; the rest is
-MetaDrive's IDM traffic (``traffic_density``). Headless physics, no asset download (see
-``envs.traffic.backend``).
+``cbv_0 … cbv_{K−1}`` and one ego AV driven by MetaDrive's ``IDMPolicy`` (or by its PPO
+expert, ``ego_policy="expert"``); the rest is MetaDrive's IDM traffic (``traffic_density``).
+Headless physics, no asset download (see ``envs.traffic.backend``).
 
 One env step = one decision = 0.1 s of simulation (MetaDrive: 5 physics steps of 0.02 s).
 Actions (``action_mode``):
@@ -40,7 +40,7 @@ from envs.traffic import backend, features, scene
 from envs.traffic.candidates import lane_following_candidates
 from envs.traffic.control import TrajectoryTracker
 from envs.traffic.scene import DT, R, T
-from envs.traffic.scoring import GAMMA, dense_reward, score_candidates, wrap_angle
+from envs.traffic.scoring import FORECASTS, GAMMA, dense_reward, score_candidates, wrap_angle
 
 ACTION_MODES = ("candidate", "raw")
 OBS_BOUND = 1e4
@@ -58,6 +58,9 @@ class TrafficEnv(ParallelEnv):
     ``num_modes`` M candidates per reference lane; ``candidate_fn`` the planner (see above);
     ``traffic_density`` MetaDrive's IDM traffic; ``gamma`` of the candidate returns;
     ``idm_cbvs`` drive the CBVs by IDM too (demonstrations; actions are ignored);
+    ``neighbor_forecast`` how candidate scoring moves the neighbours (``scoring.FORECASTS``:
+    bicycle, RIFT's held-control bicycle, or constant_velocity); ``ego_policy`` idm | expert
+    (MetaDrive's PPO expert, deterministic);
     ``use_render`` needs MetaDrive's assets; ``metadrive_config`` extra MetaDrive keys.
     """
 
@@ -68,6 +71,7 @@ class TrafficEnv(ParallelEnv):
                  candidate_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
                  traffic_density: float = 0.05, pg_map: Any = "SCX", num_scenarios: int = 100,
                  use_render: bool = False, gamma: float = GAMMA, idm_cbvs: bool = False,
+                 neighbor_forecast: str = "bicycle", ego_policy: str = "idm",
                  metadrive_config: Optional[Dict[str, Any]] = None):
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
@@ -76,6 +80,11 @@ class TrafficEnv(ParallelEnv):
                             ("num_modes", num_modes), ("num_scenarios", num_scenarios)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if neighbor_forecast not in FORECASTS:
+            raise ValueError(f"neighbor_forecast must be one of {sorted(FORECASTS)}, "
+                             f"got {neighbor_forecast!r}")
+        self.neighbor_forecast = neighbor_forecast
+        self._ego_policy = backend.ego_policy_class(ego_policy)   # validates the name
         if candidate_fn is not None and not callable(candidate_fn):
             raise ValueError("candidate_fn must be callable obs [K, OBS_DIM] -> [K, G, T, 2]")
         self.num_cbv, self.map, self.horizon = int(num_cbv), map, int(horizon)
@@ -183,8 +192,8 @@ class TrafficEnv(ParallelEnv):
 
         md_agents = self._md.agents
         ego = md_agents.get(self._ego_name)
-        if ego is not None:  # the AV follows MetaDrive's IDM, not our actions
-            self._md.engine.add_policy(ego.id, IDMPolicy, ego, self.base_seed + scenario)
+        if ego is not None:  # the AV follows MetaDrive's IDM or expert, not our actions
+            self._md.engine.add_policy(ego.id, self._ego_policy, ego, self.base_seed + scenario)
         self.agents = [a for a in self.possible_agents if self._md_name(a) in md_agents]
         self._vehicle = {a: md_agents[self._md_name(a)] for a in self.agents}
         if self.idm_cbvs:  # actions are then ignored
@@ -283,7 +292,8 @@ class TrafficEnv(ParallelEnv):
         for i, a in enumerate(names):
             lanes_ok = scene.unflatten(batch[i])["lane_mask"] > 0.5
             valid = np.repeat(lanes_ok, self.num_modes) & np.isfinite(trajs[i]).all(axis=(1, 2))
-            returns, _ = score_candidates(np.nan_to_num(trajs[i]), batch[i], valid, self.gamma)
+            returns, _ = score_candidates(np.nan_to_num(trajs[i]), batch[i], valid, self.gamma,
+                                          self.neighbor_forecast)
             self._cands[a], self._valid[a], self._returns[a] = trajs[i], valid, returns
             infos[a]["candidate_returns"] = returns
             infos[a]["candidate_valid"] = valid

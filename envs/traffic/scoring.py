@@ -7,9 +7,11 @@ Simulation", arXiv 2505.03344; methods.md §1.2 steps 2-7 and §1.3; official co
 Differences to the official code, all forced by the offline CPU setting (methods.md §1.7):
 - the candidate is assumed to be tracked perfectly: speed, acceleration, yaw rate and yaw
   acceleration are finite differences of the candidate itself (RIFT runs ``TrackPropagate``);
-- neighbours move at constant velocity from their last observed state (RIFT holds their last
-  control in a bicycle model); their boxes are inflated 1.1× (``bbox_inflation_ratio``), the
-  candidate's box is not;
+- neighbours are forecast with a kinematic bicycle model holding their last control, like
+  RIFT (PDM-Lite's ``forecast_other_vehicles``), but the control (steering angle, acceleration)
+  is recovered from the last two observed states since the scene holds no controls
+  (``forecast="bicycle"``, the default; ``"constant_velocity"`` keeps the earlier forecast);
+  their boxes are inflated 1.1× (``bbox_inflation_ratio``), the candidate's box is not;
 - collision is a vectorised separating-axis test of oriented boxes (RIFT: shapely STRtree);
 - off-road means outside every observed reference lane, a lane being the set of points within
   width/2 of its centre polyline, whose first and last segments are extended indefinitely
@@ -132,13 +134,73 @@ def current_motion(agent_hist: np.ndarray, dt: float = DT) -> Tuple[float, float
     return v0, float(wrap_angle(now_heading - prev_heading) / dt)
 
 
-def forecast_neighbors(neighbors: np.ndarray, T: int, dt: float = DT):
-    """Constant-velocity forecast from each neighbour's last state: centres [N, T, 2] at steps
-    1..T and headings [N] (held)."""
+WHEELBASE = 2.7       # m, kinematic bicycle wheelbase L of a neighbour (a mid-size car)
+MAX_STEER = 0.7       # rad, |δ| held by the bicycle forecast (MetaDrive's max is 40° = 0.698)
+ACC_RANGE = (-8.0, 4.0)  # m/s², held acceleration (finite differences of 0.1 s steps are noisy)
+
+
+def forecast_constant_velocity(neighbors: np.ndarray, T: int, dt: float = DT):
+    """Constant-velocity forecast from each neighbour's last state [N, H, 6]: centres
+    [N, T, 2] at steps 1..T and headings [N, T] (held)."""
     last = neighbors[:, -1]
     t = dt * np.arange(1, T + 1)
     centres = last[:, None, 0:2] + last[:, None, 4:6] * t[None, :, None]
-    return centres, np.arctan2(last[:, 3], last[:, 2])
+    heading = np.arctan2(last[:, 3], last[:, 2])
+    return centres, np.repeat(heading[:, None], T, axis=1)
+
+
+def bicycle_rollout(x, y, heading, v, acc, steer, T: int, dt: float = DT,
+                    wheelbase: float = WHEELBASE):
+    """Kinematic bicycle holding steering ``steer`` δ and acceleration ``acc`` for T steps of
+    ``dt``, all inputs [N], from reference point (x, y) (the observed centre stands in for the
+    rear axle): ψ' = v·tan(δ)/L, v' = a (speed stops at 0).
+    Each step is integrated exactly along its arc of curvature tan(δ)/L, so constant δ traces
+    a circle of radius L/tan(δ). Returns positions [N, T, 2] and headings [N, T]."""
+    kappa = np.tan(steer) / wheelbase
+    t = dt * np.arange(T + 1)
+    stop = np.where(acc < 0, -v / np.minimum(acc, -1e-12), np.inf)[:, None]  # time of v = 0
+    tt = np.minimum(t, stop)
+    s = v[:, None] * tt + 0.5 * acc[:, None] * tt ** 2                      # arc length
+    ds = np.diff(s, axis=1)                                                  # [N, T]
+    psi = heading[:, None] + kappa[:, None] * s                              # [N, T+1]
+    mid = 0.5 * (psi[:, 1:] + psi[:, :-1])
+    chord = ds * np.sinc(kappa[:, None] * ds / (2 * np.pi))                 # 2 sin(Δψ/2)/κ
+    xy = np.stack([x[:, None] + np.cumsum(chord * np.cos(mid), 1),
+                   y[:, None] + np.cumsum(chord * np.sin(mid), 1)], -1)
+    return xy, psi[:, 1:]
+
+
+def last_control(neighbors: np.ndarray, dt: float = DT, wheelbase: float = WHEELBASE):
+    """Speed, acceleration and steering angle [N] of each neighbour now, from its last two
+    states [N, H, 6]: a = Δv/dt, δ = atan(L·ω/v) with ω = Δψ/dt (δ = 0 below 0.5 m/s, where
+    the heading is noise); both clipped to plausible ranges."""
+    prev, last = neighbors[:, -2], neighbors[:, -1]
+    v = np.hypot(last[:, 4], last[:, 5])
+    acc = np.clip((v - np.hypot(prev[:, 4], prev[:, 5])) / dt, *ACC_RANGE)
+    omega = wrap_angle(np.arctan2(last[:, 3], last[:, 2]) - np.arctan2(prev[:, 3], prev[:, 2])) / dt
+    steer = np.where(v > 0.5, np.arctan(wheelbase * omega / np.maximum(v, 0.5)), 0.0)
+    return v, acc, np.clip(steer, -MAX_STEER, MAX_STEER)
+
+
+def forecast_bicycle(neighbors: np.ndarray, T: int, dt: float = DT):
+    """RIFT's neighbour forecast (methods.md §1.2 step 4): a kinematic bicycle holding the
+    last control, recovered by ``last_control``; centres [N, T, 2], headings [N, T]."""
+    last = neighbors[:, -1]
+    v, acc, steer = last_control(neighbors, dt)
+    return bicycle_rollout(last[:, 0], last[:, 1], np.arctan2(last[:, 3], last[:, 2]), v, acc,
+                           steer, T, dt)
+
+
+FORECASTS = {"bicycle": forecast_bicycle, "constant_velocity": forecast_constant_velocity}
+
+
+def forecast_neighbors(neighbors: np.ndarray, T: int, dt: float = DT,
+                       forecast: str = "bicycle"):
+    """Neighbour centres [N, T, 2] at steps 1..T and headings [N, T] by the named forecast
+    (``FORECASTS``: bicycle | constant_velocity)."""
+    if forecast not in FORECASTS:
+        raise ValueError(f"neighbour forecast must be one of {sorted(FORECASTS)}, got {forecast!r}")
+    return FORECASTS[forecast](np.asarray(neighbors, np.float64), T, dt)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -161,21 +223,23 @@ def boxes_overlap(c1, h1, half1, c2, h2, half2) -> np.ndarray:
 
 
 def collision_matrix(traj, heading, agent_size, neighbors, neighbor_mask, neighbor_size,
-                     inflation: float = BBOX_INFLATION) -> np.ndarray:
-    """[G, T] bool: the candidate's box overlaps a present neighbour's inflated box. Arrays
-    are laid out [neighbour, G·T] so numpy's inner loops run over all candidate points."""
+                     inflation: float = BBOX_INFLATION, forecast: str = "bicycle") -> np.ndarray:
+    """[G, T] bool: the candidate's box overlaps a present neighbour's inflated box, the
+    neighbours moved by ``forecast`` (see ``forecast_neighbors``). Arrays are laid out
+    [neighbour, G·T] so numpy's inner loops run over all candidate points."""
     G, T, _ = traj.shape
     present = np.asarray(neighbor_mask) > 0.5
     if not present.any():
         return np.zeros((G, T), bool)
     f32 = np.float32   # metre-scale coordinates: float32 is exact enough and twice as fast
-    nb_c, nb_h = forecast_neighbors(np.asarray(neighbors)[present], T)    # [n, T, 2], [n]
+    nb_c, nb_h = forecast_neighbors(np.asarray(neighbors)[present], T,
+                                    forecast=forecast)                     # [n, T, 2], [n, T]
     nb_half = (0.5 * inflation * np.asarray(neighbor_size, np.float64)[present]).astype(f32)
     c2 = np.tile(nb_c.astype(f32), (1, G, 1))                              # [n, G·T, 2]
     hit = boxes_overlap(np.asarray(traj, f32).reshape(1, G * T, 2),
                         np.asarray(heading, f32).reshape(1, G * T),
                         (0.5 * np.asarray(agent_size, np.float64)).astype(f32)[None, None],
-                        c2, nb_h.astype(f32)[:, None], nb_half[:, None])    # [n, G·T]
+                        c2, np.tile(nb_h.astype(f32), (1, G)), nb_half[:, None])  # [n, G·T]
     return hit.any(0).reshape(G, T)
 
 
@@ -240,10 +304,12 @@ def _as_dict(obs: Any) -> Mapping[str, np.ndarray]:
 
 
 def score_candidates(traj: np.ndarray, obs: Any, valid_mask: np.ndarray,
-                     gamma: float = GAMMA) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+                     gamma: float = GAMMA, forecast: str = "bicycle"
+                     ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """Returns R_g [G] (float32; 0 for invalid candidates) of candidates ``traj`` [G, T, 2]
     (agent frame, G = R·M lanes-major: candidate g follows reference lane g // M) of one agent
-    whose scene is ``obs`` (``scene`` dict or flat [OBS_DIM] vector), and details [G, T]:
+    whose scene is ``obs`` (``scene`` dict or flat [OBS_DIM] vector), neighbours moved by
+    ``forecast`` (bicycle | constant_velocity), and details [G, T]:
     ``collision``, ``offroad`` (bool), ``reward`` and the kinematics. RIFT arXiv 2505.03344,
     methods.md §1.2 (steps 2-7) and §1.3; see the module docstring for the simplifications."""
     o = _as_dict(obs)
@@ -257,7 +323,7 @@ def score_candidates(traj: np.ndarray, obs: Any, valid_mask: np.ndarray,
                          f"{traj.shape}, valid_mask {valid.shape}")
     kin = candidate_kinematics(traj, *current_motion(o["agent_hist"]))
     collision = collision_matrix(traj, kin["heading"], o["agent_size"], o["neighbors"],
-                                 o["neighbor_mask"], o["neighbor_size"])
+                                 o["neighbor_mask"], o["neighbor_size"], forecast=forecast)
     dist, d, lane_heading = lane_relations(traj, o["lanes"], np.arange(G) // (G // R),
                                            o["lane_mask"] > 0.5)
     offroad = ~np.any(dist <= 0.5 * o["lane_width"], axis=-1)             # [G, T]

@@ -208,3 +208,51 @@ def test_lane_following_candidates_follow_their_lanes():
     assert v_end[0] == pytest.approx(0.0, abs=1e-4) and v_end[3] == pytest.approx(15.0, abs=1e-3)
     with pytest.raises(ValueError, match="M"):
         candidates.lane_following_candidates(o, 0)
+
+
+# ----------------------------------------------------------------- neighbour forecasts (§1.2.4)
+def test_bicycle_with_constant_steering_drives_the_circle_of_radius_L_over_tan_delta():
+    L, delta, v, T = 2.7, 0.3, 5.0, 40
+    rho = L / math.tan(delta)                      # 8.87 m
+    xy, psi = scoring.bicycle_rollout(np.zeros(1), np.zeros(1), np.zeros(1), np.array([v]),
+                                      np.zeros(1), np.array([delta]), T, wheelbase=L)
+    phi = v * scene.DT * np.arange(1, T + 1) / rho  # angle travelled around the centre (0, rho)
+    np.testing.assert_allclose(xy[0, :, 0], rho * np.sin(phi), atol=1e-9)
+    np.testing.assert_allclose(xy[0, :, 1], rho * (1 - np.cos(phi)), atol=1e-9)
+    np.testing.assert_allclose(psi[0], phi, atol=1e-12)
+
+
+def test_bicycle_holds_braking_until_standstill_and_never_reverses():
+    # v0 = 4 m/s, a = -2 m/s², heading +y: stops after 2 s at 4 m, then stays
+    xy, _ = scoring.bicycle_rollout(np.array([1.0]), np.array([2.0]), np.array([math.pi / 2]),
+                                    np.array([4.0]), np.array([-2.0]), np.zeros(1), 30)
+    t = scene.DT * np.arange(1, 31)
+    along = np.where(t < 2.0, 4.0 * t - t ** 2, 4.0)
+    np.testing.assert_allclose(xy[0, :, 1], 2.0 + along, atol=1e-9)
+    np.testing.assert_allclose(xy[0, :, 0], 1.0, atol=1e-9)
+
+
+def circling_neighbor(rho=10.0, v=6.0):
+    """History [1, H, 6] of a vehicle driving counter-clockwise on a circle of radius rho
+    around the origin at speed v; its last state is at angle 0, i.e. at (rho, 0), heading +y."""
+    ang = v * scene.DT * np.arange(-scene.H + 1, 1) / rho
+    h = ang + math.pi / 2
+    return np.stack([rho * np.cos(ang), rho * np.sin(ang), np.cos(h), np.sin(h),
+                     v * np.cos(h), v * np.sin(h)], -1)[None]
+
+
+def test_bicycle_forecast_holds_the_observed_turn_and_constant_velocity_does_not():
+    nb = circling_neighbor()
+    v, acc, steer = scoring.last_control(nb)
+    assert v[0] == pytest.approx(6.0) and acc[0] == pytest.approx(0.0, abs=1e-9)
+    assert steer[0] == pytest.approx(math.atan(scoring.WHEELBASE / 10.0), rel=1e-3)
+    bike, heading = scoring.forecast_neighbors(nb, 30, forecast="bicycle")
+    np.testing.assert_allclose(np.hypot(*bike[0].T), 10.0, rtol=2e-3)   # stays on the circle
+    assert heading[0, -1] - heading[0, 0] == pytest.approx(6.0 * 2.9 / 10.0, rel=2e-3)
+    straight_on, held = scoring.forecast_neighbors(nb, 30, forecast="constant_velocity")
+    assert np.hypot(*straight_on[0, -1]) > 15.0 and np.ptp(held) == 0.0
+    o = straight_scene()
+    add_neighbor(o, 0, x=20.0, y=0.0, vx=10.0)
+    traj, valid = group(straight())
+    with pytest.raises(ValueError, match="bicycle"):
+        scoring.score_candidates(traj, o, valid, forecast="unicycle")

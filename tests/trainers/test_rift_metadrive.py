@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 def test_one_rift_iteration_on_metadrive_then_eval(ray_session, tmp_path):
     torch.manual_seed(0)
     planner = tmp_path / "planner.pt"
-    save_planner(planner, Planner(scene_planner_config(num_modes=2, dim=8)))
+    save_planner(planner, Planner(scene_planner_config(num_modes=4, dim=8)))
     cfg = load_config(CONFIGS / "rift_ci.yaml", [f"runs_root={tmp_path}",
                                                  f"env.kwargs.planner={planner}"])
     result = train(cfg, progress=False)

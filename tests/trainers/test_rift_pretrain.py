@@ -57,3 +57,21 @@ def test_pretrain_config_errors(tmp_path):
         load_pretrain_config(tmp_path / "p.yaml")
     with pytest.raises(FileNotFoundError, match="regrl traffic demos"):
         pretrain(PretrainConfig(runs_root=str(tmp_path), demos=str(tmp_path / "none.npz")))
+
+
+def test_shipped_rift_configs_agree_on_the_mode_count():
+    """Stage 2 refuses a planner whose M differs from env.kwargs.num_modes, so every shipped
+    stage-2 config must ask for the M that configs/rift_pretrain.yaml exports."""
+    from pathlib import Path
+
+    import yaml
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    exported = yaml.safe_load((configs / "rift_pretrain.yaml").read_text())["num_modes"]
+    stage2 = {p.name: yaml.safe_load(p.read_text())["env"]["kwargs"]
+              for p in sorted(configs.glob("rift_*.yaml")) if p.name != "rift_pretrain.yaml"}
+    assert "rift_ci.yaml" in stage2
+    wrong = {name: kw.get("num_modes") for name, kw in stage2.items()
+             if kw.get("action_mode", "candidate") == "candidate"
+             and kw.get("num_modes") != exported}
+    assert not wrong, f"rift_pretrain.yaml exports M={exported}; these ask otherwise: {wrong}"
