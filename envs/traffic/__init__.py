@@ -13,13 +13,14 @@ Interface used by the planner / RIFT trainer side (numpy-only, no MetaDrive need
 - Candidates: float arrays ``traj [G, T, 2]`` of (x, y) in the agent frame, G = R·M in
   lanes-major order (candidate g follows reference lane g // M); candidates of absent lanes
   are masked. Headings are derived from consecutive points.
-- ``envs.traffic.scoring.score_candidates(traj [G,T,2], obs, valid [G], gamma=0.98) ->
-  (returns [G] float32, details)`` with details ``collision``/``offroad`` [G,T] bool and
+- ``envs.traffic.scoring.score_candidates(traj [G,T,2], obs, valid [G], gamma=0.98,
+  forecast="bicycle"|"constant_velocity") -> (returns [G] float32, details)`` with details ``collision``/``offroad`` [G,T] bool and
   ``reward`` [G,T] (RIFT's dense reward, methods.md §1.3; discounted sum stopping after the
   first collision step, which is included).
 - ``envs.traffic.candidates.lane_following_candidates(obs, M) -> (traj [R·M,T,2], valid)``.
 - ``envs.traffic.parallel_env(num_cbv=K, map=..., horizon=..., seed=..., action_mode=
-  "candidate"|"raw", num_modes=M, candidate_fn=None, ...)``: the PettingZoo ParallelEnv
+  "candidate"|"raw", num_modes=M, candidate_fn=None, neighbor_forecast="bicycle",
+  ego_policy="idm"|"expert", ...)``: the PettingZoo ParallelEnv
   (``envs.traffic.env``); candidate mode puts ``candidate_returns`` [G] float32 and
   ``candidate_valid`` [G] bool into each agent's info, for the candidates offered at the
   observation returned with that info.
