@@ -38,16 +38,20 @@ def init_ray(address: Optional[str] = None) -> bool:
     """
     import ray
 
+    from trainers import quiet
+
     if ray.is_initialized():
         return False
+    quiet.install()  # Ray's start-up noise regrl cannot fix; workers get it through the hook
+    hook = {"worker_process_setup_hook": quiet.WORKER_HOOK}
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env=hook)
         return True
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     # address="local": always a fresh single-node session, never an already running cluster
     # found through RAY_ADDRESS or /tmp/ray (use --address for that)
     ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
-             configure_logging=True, log_to_driver=True)
+             configure_logging=True, log_to_driver=True, runtime_env=hook)
     return True
 
 
