@@ -1,0 +1,199 @@
+"""The README's command blocks run as a new user would run them (issue 12 §6).
+
+Every command of every ```bash block must match a rule of :data:`RULES` (first match wins),
+so the README cannot gain a command nobody runs. A rule runs the command as written, runs it
+with small settings appended (argparse and ``--set`` take the last value), runs another
+command in its place, or skips it for a stated reason.
+
+- default suite: every command matches a rule, and the cheap read-only commands run;
+- ``-m slow``: a fresh ``git clone`` of HEAD runs every command in README order (later
+  blocks use the files and runs of earlier ones; ``runs/NAME/<timestamp>`` becomes the newest
+  run of NAME), with the repository's venv and the clone's code.
+
+Extend :data:`RULES` when the README gains a command: put specific patterns before general
+ones.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    """Regular expression matched at the start of the command (comments stripped)."""
+    action: str
+    """``cheap``: read-only and quick, run by the default suite too; ``run``: run as written;
+    ``small``: run with ``append`` added; ``instead``: run ``append`` in its place;
+    ``skip``: never run (``why`` says why)."""
+    append: str = ""
+    why: str = ""
+
+
+SMARL_SMALL = ("--set training.iterations=1 --set training.train_batch_size=160 "
+               "--set training.minibatch_size=160 --set training.num_epochs=1 "
+               "--set env.kwargs.episode_actions=10 --set eval.kwargs.time_units=0.05 "
+               "--set eval.kwargs.spinup=0.02 --set eval.kwargs.seeds=1")
+RIFT_SMALL = ("--set training.iterations=1 --set training.train_batch_size=32 "
+              "--set training.minibatch_size=16 --set training.num_epochs=1 "
+              "--set env.kwargs.horizon=16 --set resources.num_env_runners=0 "
+              "--set eval.kwargs.episodes=1 --set eval.kwargs.blocks=1")
+PLACEHOLDER = r".*(\b(CONFIG|RUN_DIR|PATH|NAME|DIR|JOB_ID|N|S)\b|\.\.\.|\[--)"
+
+RULES: List[Rule] = [
+    # cluster and cloud commands: need an AWS account and a running cluster
+    Rule(r"(ray (up|down|dashboard|attach|exec|job) |export RAY_AUTH_MODE|tensorboard --logdir "
+         r"/home/ubuntu)", "skip", why="needs a Ray cluster (cloud account); tests/cluster "
+         "covers placement, faults and ray job submit on one machine"),
+    # usage synopses (the Commands section): placeholders in capitals, [--options], "..."
+    Rule(PLACEHOLDER, "skip", why="usage synopsis with placeholders, not a runnable command"),
+    Rule(r"make test\b", "skip", why="the test suite itself"),
+    Rule(r"make demo\b", "instead", "regrl train configs/smarl_demo.yaml --eval " + SMARL_SMALL,
+         why="make would (re)install the venv; this is its recipe at small settings"),
+    Rule(r"regrl train configs/rlvr_arith_", "skip",
+         why="needs the SmolLM2 weights (make smollm2, ~100 MB)"),
+    Rule(r"regrl (list|rlvr terms|results$|text sample |validate configs/)", "cheap"),
+    Rule(r"regrl train configs/(smarl_turb2d|smarl_demo)\.yaml", "small", SMARL_SMALL),
+    Rule(r"regrl eval runs/smarl_", "small", "--episodes 1"),
+    Rule(r"regrl turbulence dataset --out", "small",
+         "--n-dns 128 --snapshots 2 --heldout-snapshots 1 --train-trajectories 1 "
+         "--heldout-trajectories 1 --spinup-time 0.02 --sample-every 0.02"),
+    Rule(r"regrl turbulence compare --dataset", "small",
+         "--snapshots 1,2 --seeds 1 --time-units 0.04 --spinup 0.02 --local-steps 5 "
+         "--cnn-steps 2"),
+    Rule(r"regrl traffic demos --episodes \d+ --out", "small", "--episodes 2 --horizon 80"),
+    Rule(r"regrl traffic pretrain configs/", "small", "--set epochs=1"),
+    Rule(r"regrl train configs/rift_", "small", RIFT_SMALL),
+    Rule(r"regrl eval runs/rift_", "small", "--episodes 1"),
+    Rule(r"regrl traffic compare runs/", "small", "--episodes 1"),
+    Rule(r"regrl text demos --task \w+ --n \d+ --seed \d+ --out data/", "run"),
+    Rule(r"regrl train configs/sft_arith\.yaml", "small", "--set training.epochs=1"),
+    Rule(r"regrl train configs/rlvr_tiny_", "small",
+         "--set training.steps=2 --set eval.every=1 --set eval.prompts=4"),
+    Rule(r"regrl data \w+", "run"),
+    Rule(r"\.venv/bin/python benchmarks/noisy_labels\.py --write-data ", "run"),
+    Rule(r"regrl train configs/offline_digits\.yaml", "small", "--set training.epochs=2"),
+]
+
+
+def readme_commands(text: str) -> List[str]:
+    """The commands of the ```bash blocks, in order: continuation lines joined, comments and
+    blank lines dropped, quoting kept as written."""
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+        for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines():
+            line = re.sub(r"(^|\s)#\s.*$", "", line).strip()
+            if line:
+                commands.append(line)
+    return commands
+
+
+def rule_for(command: str) -> Optional[Rule]:
+    return next((r for r in RULES if re.match(r.pattern, command)), None)
+
+
+def _readme() -> List[str]:
+    return readme_commands((ROOT / "README.md").read_text())
+
+
+def test_every_readme_command_has_a_rule():
+    missing = [c for c in _readme() if rule_for(c) is None]
+    assert not missing, ("README commands no rule of tests/test_readme_blocks.py covers (add "
+                         "one: run, small settings or a stated skip):\n" + "\n".join(missing))
+
+
+def test_rules_parse_and_order():
+    """The parser keeps quoting and joins continuations; specific rules beat the synopsis."""
+    text = ("```bash\nregrl train configs/offline_digits.yaml --set 'plugins=[{name: a}]'  "
+            "# note\nregrl turbulence compare --dataset d.npz \\\n    --out o\n```\n"
+            "```\nregrl not-bash\n```\n")
+    assert readme_commands(text) == [
+        "regrl train configs/offline_digits.yaml --set 'plugins=[{name: a}]'",
+        "regrl turbulence compare --dataset d.npz --out o"]
+    assert rule_for(readme_commands(text)[0]).action == "small"
+    assert rule_for("regrl train CONFIG --set x=1").action == "skip"
+    assert rule_for("regrl frobnicate configs/x.yaml") is None
+
+
+def _run(command: str, cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _env(code_root: Path) -> dict:
+    return dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+                PYTHONPATH=str(code_root), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+
+
+def test_cheap_readme_commands_run():
+    cheap = [c for c in _readme() if (rule_for(c) or Rule("", "")).action == "cheap"]
+    failed = []
+    for command in cheap:
+        proc = _run(command, ROOT, _env(ROOT), 300)
+        if proc.returncode != 0:
+            failed.append(f"{command}: exit {proc.returncode}\n{proc.stderr[-1500:]}")
+    assert not failed, "\n".join(failed)
+
+
+def resolve_runs(command: str, cwd: Path) -> str:
+    """``runs/NAME/<timestamp>`` (or ``<ts>``, NAME may be a glob) -> the newest run directory
+    of each matching experiment, each directory once per command."""
+    seen: List[str] = []
+
+    def newest(match: re.Match) -> str:
+        out = []
+        for exp in sorted(glob.glob(str(cwd / match.group(1)))):
+            runs = sorted(p for p in Path(exp).iterdir() if p.is_dir())
+            rel = str(runs[-1].relative_to(cwd)) if runs else match.group(0)
+            if rel not in seen:
+                seen.append(rel)
+                out.append(rel)
+        return " ".join(out) or match.group(0)
+
+    return re.sub(r"(\S+)/<(?:timestamp|ts)>", newest, command)
+
+
+def planned(command: str, cwd: Path) -> Optional[str]:
+    """What the slow test runs for a README command (None: skipped)."""
+    rule = rule_for(command)
+    if rule.action == "skip":
+        return None
+    if rule.action == "instead":
+        return rule.append
+    line = resolve_runs(command, cwd)
+    return f"{line} {rule.append}".strip() if rule.action == "small" else line
+
+
+@pytest.mark.slow
+def test_readme_blocks_run_on_a_fresh_clone(tmp_path):
+    clone = tmp_path / "regrl"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    env, failed, log = _env(clone), [], []
+    for command in _readme():
+        line = planned(command, clone)
+        if line is None:
+            log.append(f"skip  {command}  ({rule_for(command).why})")
+            continue
+        try:
+            proc = _run(line, clone, env, 1200)
+            ok, tail = proc.returncode == 0, proc.stderr[-1500:] or proc.stdout[-1500:]
+        except subprocess.TimeoutExpired:
+            ok, tail = False, "timed out after 1200 s"
+        log.append(f"{'ok' if ok else 'FAIL':<5} {line}")
+        if not ok:
+            failed.append(f"{line}\n{tail}")
+    print("\n".join(log))
+    assert not failed, "README commands that failed on a fresh clone:\n\n" + "\n\n".join(failed)
