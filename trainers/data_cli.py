@@ -53,6 +53,16 @@ def make_hint(path: Path) -> str:
     return ""
 
 
+def make_parent(path: Path) -> None:
+    """Create the parent directories of output ``path`` (a fresh clone has no ``data/``); a
+    file where a directory should be is a ConfigError naming it."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"--out {short_repr(str(path))}: a file is in the way of its "
+                          "parent directory") from None
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator:
     """A binary file handle whose content replaces ``path`` only once the block completes;
@@ -60,7 +70,7 @@ def atomic_output(path: Path) -> Iterator:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"--out {short_repr(str(path))} is a directory; give a file path")
-    path.parent.mkdir(parents=True, exist_ok=True)  # a file in the way: OSError -> error line
+    make_parent(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -120,7 +120,7 @@ def _demos(args) -> int:
     from pathlib import Path
 
     from envs.traffic.demos import record_demos, save_demos
-    from trainers.data_cli import atomic_output
+    from trainers.data_cli import atomic_output, make_parent
 
     spec = _spec(args)
     out = Path(args.out)
@@ -128,8 +128,7 @@ def _demos(args) -> int:
         raise ConfigError(f"--out must end in .npz, got {out}")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a .npz file path")
-    # a fresh clone has no data/; a file in the way is an error now, not after the recording
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(out)  # now: a file in the way is an error before the recording, not after
     start = time.time()
     data = record_demos(spec, progress=lambda msg: print(f"[{time.time() - start:6.1f}s] {msg}",
                                                          flush=True))

@@ -45,13 +45,17 @@ def test_atomic_output_keeps_the_old_file_on_failure(tmp_path):
 @pytest.mark.parametrize("argv, pattern", [
     (["data", "digitz"], "unknown data set 'digitz'. Did you mean 'digits'"),
     (["data", "digits", "--out", "x.csv"], "--out must end in .npz"),
+    (["data", "digits", "--out", "f/d.npz"], "a file is in the way of its parent directory"),
+    (["traffic", "demos", "--out", "f/d.npz"], "a file is in the way of its parent directory"),
 ])
 def test_data_bad_input(argv, pattern, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(argv) == 2
+    (tmp_path / "f").write_text("a file, not a directory")
+    with mock.patch("envs.traffic.demos.record_demos", side_effect=AssertionError("recorded")):
+        assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and pattern in err, err
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
 def test_traffic_demos_creates_missing_parent_directories(tmp_path, capsys):
