@@ -181,6 +181,7 @@ def planned(command: str, cwd: Path) -> Optional[str]:
 def test_readme_blocks_run_on_a_fresh_clone(tmp_path):
     clone = tmp_path / "regrl"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    (clone / ".venv").symlink_to(VENV_BIN.parent)  # what `make setup` made for the README user
     env, failed, log = _env(clone), [], []
     for command in _readme():
         line = planned(command, clone)
