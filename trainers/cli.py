@@ -57,7 +57,7 @@ def _config_path(args) -> Optional[str]:
 
 
 def cmd_train(args) -> int:
-    from trainers.kinds import KINDS, kind_of_path, train_kind
+    from trainers.kinds import KINDS, kind_of_path, train_kind  # lazy: torch, not at --help
 
     if args.resume and (args.config or args.overrides):
         raise ConfigError("--resume continues a run with its saved config; "
@@ -81,7 +81,7 @@ def cmd_train(args) -> int:
 def cmd_validate(args) -> int:
     import yaml
 
-    from trainers.kinds import driver_for
+    from trainers.kinds import driver_for  # lazy: torch, not at --help
 
     driver = driver_for(args.config)
     dumped = driver.dump(driver.load(args.config, args.overrides))
@@ -91,16 +91,16 @@ def cmd_validate(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from trainers.envs import ENVS
-    from trainers.rllib.terms import TERMS
+    # lazy: these registries import torch (and ENVS its domain modules), not at --help
     from agents.objectives import OBJECTIVES
+    from agents.objectives.terms import TERMS
+    from agents.offline import PLUGINS
+    from trainers.envs import ENVS
 
     sections = [("environments (plus any gymnasium id)", ENVS),
                 ("objective terms (objective.terms; kind rl and kind rlvr)", TERMS),
-                ("objective functions (agents.objectives)", OBJECTIVES)]
-    from agents.offline import PLUGINS
-
-    sections += [("offline plugins", PLUGINS)]
+                ("objective functions (agents.objectives)", OBJECTIVES),
+                ("offline plugins", PLUGINS)]
     for title, reg in sections:
         print(f"{title}:")
         if reg is None or not reg.names():
@@ -112,7 +112,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from trainers.kinds import driver_for
+    from trainers.kinds import driver_for  # lazy: torch, not at --help
 
     if not Path(args.run_dir).is_dir():
         raise ConfigError(f"{args.run_dir}: no such run directory")

@@ -20,7 +20,7 @@ import yaml
 from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_INT, MAX_THREADS, MAX_WIDTH,
                              ConfigError, require as _require, require_run_name,
                              require_runs_root, require_size, short_repr)
-from trainers.rllib.terms import TERMS
+from agents.objectives.terms import TERMS
 
 
 @dataclass(frozen=True)
@@ -577,3 +577,11 @@ def load_config(path: str | Path, overrides: Optional[List[str]] = None) -> Expe
     """Read a YAML experiment file, apply ``--set`` overrides and validate it."""
     data = apply_overrides(read_yaml(path), list(overrides or []))
     return config_from_dict(data, source=str(path))
+
+
+def apply_torch_threads(cfg: ExperimentConfig) -> None:
+    """``resources.torch_threads`` for this process (null keeps torch's default)."""
+    if cfg.resources.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.resources.torch_threads)

@@ -7,12 +7,16 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
-from agents.registry import Registry, UnknownNameError
+from agents.registry import UnknownNameError
 from envs.classic import GroupedCartPole
 from envs.traffic.env import TrafficEnv
 from envs.turbulence.env import TurbulenceEnv
+from trainers.plugins import PluginRegistry
 
-ENVS = Registry("environment")
+# Domain modules that register more environments (rift_metadrive: trainers.traffic), imported
+# by name on the first lookup so that this core module imports no domain (trainers.plugins).
+ENV_MODULES = ("trainers.traffic",)
+ENVS = PluginRegistry("environment", ENV_MODULES)
 
 
 @dataclass(frozen=True)
@@ -38,17 +42,6 @@ register_env("rift_traffic",
              "RIFT: critical background vehicles in MetaDrive (candidate choice or raw control)",
              TrafficEnv, multi_agent=True, module_id="cbv")
 
-
-def _rift_metadrive(**kwargs):
-    from trainers.traffic import make_rift_env  # torch planner loaded only when used
-
-    return make_rift_env(**kwargs)
-
-
-register_env("rift_metadrive",
-             "RIFT stage 2: rift_traffic whose candidates come from the stage-1 planner "
-             "(env.kwargs.planner); action_mode raw for PPO from scratch",
-             _rift_metadrive, multi_agent=True, module_id="cbv")
 
 
 def env_entry(name: str) -> EnvEntry:

@@ -12,32 +12,17 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 import torch
 
-from agents.registry import Registry
 from trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
 from trainers.envs import env_entry, make_env
-from trainers.run import TB_DIR, apply_torch_threads, load_run_config
+from trainers.config import apply_torch_threads
+from trainers.harness import TB_DIR, load_run_config
+from trainers.plugins import PluginRegistry
 
-EVALUATORS = Registry("evaluator")
-
-
-def _evaluate_turbulence(**kwargs):
-    from trainers.turbulence import evaluate_run  # torch solver imported only when needed
-
-    return evaluate_run(**kwargs)
-
-
-EVALUATORS.register("smarl_turb2d", "closure comparison against the filtered-DNS reference")(
-    _evaluate_turbulence)
-
-
-def _evaluate_traffic(**kwargs):
-    from trainers.traffic import evaluate_run  # MetaDrive imported only when needed
-
-    return evaluate_run(**kwargs)
-
-
-EVALUATORS.register("rift_metadrive", "RIFT CBV metrics: CPK, ORR, UC, RP, SW, WD, ego RC/crash")(
-    _evaluate_traffic)
+# env name -> evaluator; the domain modules register theirs (smarl_turb2d: the closure
+# comparison in trainers.turbulence; rift_metadrive: the RIFT metrics in trainers.traffic),
+# imported by name on the first lookup so that this core module imports no domain.
+EVALUATOR_MODULES = ("trainers.turbulence", "trainers.traffic")
+EVALUATORS = PluginRegistry("evaluator", EVALUATOR_MODULES)
 
 
 def greedy_action(dist_inputs: torch.Tensor, space) -> np.ndarray:

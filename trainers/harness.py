@@ -19,8 +19,10 @@ from typing import Any, Callable, Dict, Optional, Protocol
 
 import yaml
 
+from trainers.checks import ConfigError, require_run_name, short_repr
 from trainers.checkpoint import (RunAborted, log_resume, read_state, resume_checkpoint,
                                  save_checkpoint)
+from trainers.config import config_from_dict, read_yaml
 from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
 
 CONFIG_FILE = "config.yaml"
@@ -61,18 +63,53 @@ class Outcome:
     stopped: bool
 
 
+def new_run_dir(cfg) -> Path:
+    """A fresh ``<runs_root>/<name>/<timestamp>[-N]/`` for any config with those fields.
+
+    Each candidate is created with one atomic ``mkdir`` (no exists-then-create gap), so two
+    processes starting in the same second get different directories, never the same one
+    and never a FileExistsError; ``name`` is checked to be one path segment again here."""
+    try:
+        require_run_name(cfg.name)
+        parent = Path(cfg.runs_root).resolve() / cfg.name
+        parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"runs_root {short_repr(cfg.runs_root)}, name {short_repr(cfg.name)}: "
+                          f"cannot create the run directory: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    base = parent / time.strftime("%Y%m%d-%H%M%S")
+    for n in range(10_000):
+        run_dir = base if n == 0 else Path(f"{base}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:  # taken (by us earlier, or by a process racing us): next one
+            continue
+    raise ConfigError(f"{parent}: 10,000 run directories named {base.name}[-N] exist already")
+
+
+def load_run_config(run_dir: Path, parse_fn=config_from_dict):
+    """The resolved config a run saved (``parse_fn`` validates it: RL by default)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
+    return parse_fn(read_yaml(path), source=str(path))
+
+
+def print_run_location(run_dir: Path) -> None:
+    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
+          flush=True)
+
+
 def open_run(driver, cfg: Any, resume: Optional[Path]):
     """(run_dir, cfg, choice): a new run directory holding the resolved config, or the run at
     ``resume`` with its saved config and the checkpoint ``resume_checkpoint`` picks."""
-    from trainers.run import new_run_dir
-
     if resume is None:
         run_dir = new_run_dir(cfg)
         (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(driver.dump(cfg), sort_keys=False))
         return run_dir, cfg, None
     run_dir = Path(resume).resolve()
     if not (run_dir / CONFIG_FILE).is_file():
-        from trainers.checks import ConfigError
         raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
     return run_dir, driver.load(run_dir / CONFIG_FILE), resume_checkpoint(run_dir)
 

@@ -43,8 +43,12 @@ from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, par
                              parse_named_entry, read_yaml, to_dict)
 from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_WIDTH, require as _require,
                              require_run_name, require_runs_root, require_size, short_repr)
+from trainers.data_cli import make_hint
+from trainers.harness import CONFIG_FILE, load_run_config, new_run_dir, print_run_location
+from trainers.harness import run as run_harness
+from trainers.kinds import Driver, Source, TrainResult, raw_config, register_kind, source_name
 from trainers.logging import Progress
-from trainers.run import CONFIG_FILE, load_run_config, new_run_dir, print_run_location, ray_session
+from trainers.run import ray_session
 
 TB_DIR = "tb"
 METRICS_FILE = "metrics.json"
@@ -258,8 +262,6 @@ def read_arrays(path: str | Path, fmt: str, keys: Sequence[str]) -> Dict[str, np
     """Read ``keys`` from an npz / parquet / jsonl file; errors name the file and the key."""
     path = Path(path)
     if not path.is_file():
-        from trainers.data_cli import make_hint
-
         raise ValueError(f"{path}: no such dataset file{make_hint(path)}")
     fmt = infer_format(path, fmt)
     try:
@@ -686,8 +688,6 @@ def fit(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
     """Train (or continue) the run in ``run_dir`` on this worker through the run harness
     (:mod:`trainers.harness`); returns the last metrics. Every worker of a data-parallel group
     runs this; rank 0 logs and writes metrics.json."""
-    from trainers.harness import run
-
     worker = worker or Worker()
     choice = _resume_choice(run_dir, worker) if resuming else None
     if choice is not None and choice.path is not None and (run_dir / METRICS_FILE).is_file() \
@@ -696,7 +696,7 @@ def fit(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
         return json.loads((run_dir / METRICS_FILE).read_text())
     session = OfflineSession(cfg, worker)
     main = worker.rank == 0
-    metrics = run(session, run_dir, choice, cfg.checkpoint, progress, OfflineProgress.line,
+    metrics = run_harness(session, run_dir, choice, cfg.checkpoint, progress, OfflineProgress.line,
                   main=main).metrics
     if main:
         (run_dir / METRICS_FILE).write_text(json.dumps(dict(metrics, epoch=cfg.training.epochs), indent=2))
@@ -874,3 +874,36 @@ def _fit_ray(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
     if result.error is not None:
         raise result.error
     return json.loads((run_dir / METRICS_FILE).read_text())
+
+
+# ---------------------------------------------------------------------------- offline
+@register_kind("offline", "supervised / behaviour-cloning learner with plugins")
+class OfflineDriver(Driver):
+    curve_metrics = ("val/accuracy", "train/task_loss")
+
+    def load(self, source: Source, overrides: Sequence[str] = (), *,
+             where: Optional[str] = None) -> Any:
+        return offline_config_from_dict(raw_config(source, overrides), source_name(source, where))
+
+    def dump(self, cfg) -> Dict[str, Any]:
+        return offline_to_dict(cfg)
+
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+        result = train_offline(cfg, resume=resume, progress=progress, address=address)
+        done = f"done: {result.epoch} epochs; run directory: {result.run_dir}"
+        return TrainResult(result.run_dir, result.metrics, done)
+
+    def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
+        path = Path(run_dir) / METRICS_FILE
+        if not path.is_file():
+            raise ConfigError(f"{run_dir}: no {METRICS_FILE} yet (the run has not finished)")
+        print(path.read_text())
+        print(f"report: {path}")
+        return 0
+
+    def bundles(self, cfg) -> List[Dict[str, float]]:
+        r = cfg.resources
+        gpu = {"GPU": 1.0} if r.use_gpu else {}
+        if r.num_workers == 0:
+            return [{"CPU": 1.0, **gpu}]
+        return [{"CPU": 1.0}] + [{"CPU": 1.0, **gpu}] * r.num_workers

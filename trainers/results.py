@@ -67,7 +67,7 @@ def _entry(name: str, raw, where: str) -> Entry:
 
 def load_manifest(root: Path) -> Registry:
     """The manifest as a registry (unknown names get "did you mean")."""
-    from trainers.config import read_yaml
+    from trainers.config import read_yaml  # lazy: torch, not at --help
 
     path = root / MANIFEST
     reg = Registry("result")

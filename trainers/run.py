@@ -2,22 +2,33 @@
 which the run harness (:mod:`trainers.harness`) drives."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from agents.objectives.terms import needs  # capabilities by flag, never by term name
+from agents.registry import UnknownNameError
+from trainers import quiet
 from trainers.checkpoint import empty_iteration_streak
-from trainers.config import ConfigError, ExperimentConfig, config_from_dict
+from trainers.config import ConfigError, ExperimentConfig, apply_torch_threads, config_from_dict
+from trainers.envs import probe_env
+from trainers.evaluate import evaluate
+from trainers.harness import CONFIG_FILE, TB_DIR, load_run_config, new_run_dir, print_run_location
+from trainers.kinds import HarnessDriver, Source, TrainResult, raw_config, register_kind, \
+    source_name, train_kind
 from trainers.logging import namespace_metrics
+from trainers.rllib.algo import build_algorithm_config
 
-CONFIG_FILE = "config.yaml"
-TB_DIR = "tb"
+__all__ = ["CONFIG_FILE", "TB_DIR", "load_run_config", "new_run_dir", "print_run_location",
+           "apply_torch_threads", "init_ray", "ray_session", "train", "RLSession", "RLDriver"]
+
 
 
 @dataclass
@@ -37,8 +48,6 @@ def init_ray(address: Optional[str] = None) -> bool:
     address keeps Ray's own networking.
     """
     import ray
-
-    from trainers import quiet
 
     if ray.is_initialized():
         return False
@@ -70,57 +79,10 @@ def ray_session(address: Optional[str] = None):
             ray.shutdown()
 
 
-def new_run_dir(cfg) -> Path:
-    """A fresh ``<runs_root>/<name>/<timestamp>[-N]/`` for any config with those fields.
-
-    Each candidate is created with one atomic ``mkdir`` (no exists-then-create gap), so two
-    processes starting in the same second get different directories, never the same one
-    and never a FileExistsError; ``name`` is checked to be one path segment again here."""
-    from trainers.checks import require_run_name, short_repr
-
-    try:
-        require_run_name(cfg.name)
-        parent = Path(cfg.runs_root).resolve() / cfg.name
-        parent.mkdir(parents=True, exist_ok=True)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"runs_root {short_repr(cfg.runs_root)}, name {short_repr(cfg.name)}: "
-                          f"cannot create the run directory: "
-                          f"{getattr(exc, 'strerror', None) or exc}") from None
-    base = parent / time.strftime("%Y%m%d-%H%M%S")
-    for n in range(10_000):
-        run_dir = base if n == 0 else Path(f"{base}-{n}")
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:  # taken (by us earlier, or by a process racing us): next one
-            continue
-    raise ConfigError(f"{parent}: 10,000 run directories named {base.name}[-N] exist already")
-
-
-def load_run_config(run_dir: Path, parse_fn=config_from_dict):
-    """The resolved config a run saved (``parse_fn`` validates it: RL by default)."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")
-    from trainers.config import read_yaml
-
-    return parse_fn(read_yaml(path), source=str(path))
-
-
-def apply_torch_threads(cfg: ExperimentConfig) -> None:
-    """``resources.torch_threads`` for this process (null keeps torch's default)."""
-    if cfg.resources.torch_threads:
-        import torch
-
-        torch.set_num_threads(cfg.resources.torch_threads)
-
-
 def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = None,
           address: Optional[str] = None, progress: bool = True) -> RunResult:
     """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the ``rl``
     kind's driver on :mod:`trainers.harness`)."""
-    from trainers.kinds import train_kind
-
     assert cfg is not None or resume is not None, "train() needs a config or a run to resume"
     result = train_kind("rl", cfg, resume=resume, address=address, progress=progress)
     return RunResult(result.run_dir, result.extra["done"],
@@ -142,8 +104,6 @@ class RLSession:
     unit = "iteration"
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, choice=None):
-        from trainers.rllib.algo import build_algorithm_config
-
         self.cfg, self.total = cfg, cfg.training.iterations
         self.env_steps, self.empty = 0.0, 0
         self.algo = build_algorithm_config(cfg).build_algo()
@@ -246,6 +206,60 @@ def placement_summary(where: Dict[str, list]) -> str:
             f"learners on [{short(where['learners'])}]")
 
 
-def print_run_location(run_dir: Path) -> None:
-    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
-          flush=True)
+# ---------------------------------------------------------------------------- rl
+@register_kind("rl", "simulator RL through RLlib (the default kind)")
+class RLDriver(HarnessDriver):
+    curve_metrics = ("env/episode_return_mean",)
+
+    def load(self, source: Source, overrides: Sequence[str] = (), *,
+             where: Optional[str] = None) -> Any:
+        data = raw_config(source, overrides)
+        data.pop("kind", None)  # `kind: rl` may be written; the schema has no such field
+        cfg = config_from_dict(data, source=source_name(source, where))
+        _probe_env(cfg, source_name(source, where))
+        return cfg
+
+    def context(self, cfg, address: Optional[str]):
+        return rl_context(cfg, address)
+
+    def build(self, cfg, run_dir: Path, choice) -> Any:
+        return RLSession(cfg, run_dir, choice)
+
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+        result = super().train(cfg, resume=resume, address=address, progress=progress)
+        m = result.metrics
+        result.done = (f"done: {result.extra['done']} iterations, "
+                       f"{int(m.get('env/env_steps_total', 0))} env steps, "
+                       f"episode_return_mean {m.get('env/episode_return_mean', float('nan')):.2f}")
+        return result
+
+    def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
+        report = evaluate(Path(run_dir), episodes)
+        if "table" in report:  # evaluators with a results table (SMARL) print it, not JSON
+            print((Path(run_dir) / report["table"]).read_text(), end="")
+        else:
+            print(json.dumps({k: v for k, v in report.items() if k != "per_episode"},
+                             indent=2))
+        for fig in report.get("figures", []):
+            print(f"figure: {fig}")
+        print(f"report: {Path(run_dir) / 'eval.json'}")
+        return 0
+
+    def bundles(self, cfg) -> List[Dict[str, float]]:
+        """The driver (with the local learner's GPU), each env runner, each learner actor."""
+        r = cfg.resources
+        gpu = r.num_gpus_per_learner
+        head = {"CPU": 1.0, **({"GPU": float(gpu)} if gpu and not r.num_learners else {})}
+        runner = {"CPU": float(r.num_cpus_per_env_runner), **r.env_runner_resources}
+        learner = {"CPU": 0.0 if gpu else 1.0, **({"GPU": float(gpu)} if gpu else {}),
+                   **r.learner_resources}
+        return [head] + [runner] * r.num_env_runners + [learner] * r.num_learners
+
+
+def _probe_env(cfg, source: str) -> None:
+    """Build the environment once so its problems are config errors, before Ray starts."""
+    need_discrete = needs(cfg.objective.terms, "needs_discrete")
+    try:
+        probe_env(cfg.env.name, dict(cfg.env.kwargs), need_discrete=need_discrete)
+    except (UnknownNameError, ValueError) as exc:
+        raise ConfigError(f"{source}: env: {exc}") from None

@@ -22,7 +22,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from trainers.checkpoint import latest_checkpoint
 from trainers.checks import ConfigError
+from trainers.logging import METRICS_JSONL, read_jsonl
 
 SPEC_FILE = "sweep.json"
 ERROR_FILE = "error.txt"
@@ -35,7 +37,7 @@ CONFIDENCE = 0.95
 def yaml_value(raw: str) -> Any:
     """A value as a user writes it on the command line, read like ``--set`` values (YAML
     types, YAML 1.2 numbers such as ``1e-3``; the config loader's bounds apply)."""
-    from trainers.config import load_yaml_text
+    from trainers.config import load_yaml_text  # lazy: torch, not at --help
 
     return load_yaml_text(raw, f"value {raw[:60]!r}") if raw.strip() else ""
 
@@ -92,7 +94,7 @@ def point_label(point: Dict[str, Any]) -> str:
 def assign(data: Dict[str, Any], key: str, value: Any) -> None:
     """Set the dotted ``key`` of a raw config mapping to an already typed ``value`` (the
     path is checked and created as ``--set`` does)."""
-    from trainers.config import apply_overrides
+    from trainers.config import apply_overrides  # lazy: torch, not at --help
 
     apply_overrides(data, [f"{key}=null"])
     parts, node = key.split("."), data
@@ -215,7 +217,7 @@ def run_dirs(trial_dir: Path) -> List[Path]:
 
 
 def finished_run(trial_dir: Path) -> Optional[Path]:
-    from trainers.kinds import SUMMARY_FILE
+    from trainers.kinds import SUMMARY_FILE  # lazy: torch, not at --help
 
     done = [p for p in run_dirs(trial_dir) if (p / SUMMARY_FILE).is_file()]
     return done[-1] if done else None
@@ -224,8 +226,7 @@ def finished_run(trial_dir: Path) -> Optional[Path]:
 def run_trial(trial_dir: Path, kind: str, raw: Dict[str, Any]) -> Dict[str, float]:
     """One trial: skip it when finished, resume its run from a checkpoint, or start it.
     An exception is written to ``error.txt`` (first line: the message) and re-raised."""
-    from trainers.checkpoint import latest_checkpoint
-    from trainers.kinds import KINDS, train_kind
+    from trainers.kinds import KINDS, train_kind  # lazy: torch, not at --help
 
     trial_dir = Path(trial_dir)
     done = finished_run(trial_dir)
@@ -250,8 +251,8 @@ def make_spec(config: str, seeds: int, grid: Sequence[str], sets: Sequence[str],
               name: Optional[str], metrics: Sequence[str], max_concurrent: Optional[int]
               ) -> Tuple[Path, Dict[str, Any]]:
     """Validate every trial's config and lay out a new sweep directory (nothing runs yet)."""
-    from trainers.kinds import KINDS, kind_of_data, raw_config
-    from trainers.run import new_run_dir
+    from trainers.kinds import KINDS, kind_of_data, raw_config  # lazy: torch, not at --help
+    from trainers.harness import new_run_dir  # lazy: torch, not at --help
 
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
@@ -356,7 +357,7 @@ def run_tune(sweep_dir: Path, spec: Dict[str, Any], address: Optional[str]) -> N
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from trainers.run import init_ray
+    from trainers.run import init_ray  # lazy: torch and ray.rllib, for a sweep that runs
 
     pending = [t for t in trial_records(sweep_dir, spec) if t["status"] != "finished"]
     if not pending:
@@ -398,7 +399,6 @@ def write_results(sweep_dir: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
 def write_curves(sweep_dir: Path, records: List[Dict[str, Any]], metrics: Sequence[str]
                  ) -> List[str]:
     """One PNG per metric: per grid point the mean over finished seeds with a 95% t band."""
-    from trainers.logging import METRICS_JSONL, read_jsonl
 
     by_label: Dict[str, List[List[Dict[str, Any]]]] = {}
     for r in records:

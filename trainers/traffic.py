@@ -798,3 +798,56 @@ def compare_command(args) -> int:
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     return 0
+
+
+# ---------------------------------------------------------------------------- registrations
+# This domain registers itself into the core's tables (trainers.plugins: the core names this
+# module and imports it on its first lookup; it never imports it directly).
+from trainers.envs import register_env  # noqa: E402
+from trainers.evaluate import EVALUATORS  # noqa: E402
+from trainers.kinds import (CONFIG_FILE, HarnessDriver, Source, TrainResult,  # noqa: E402
+                            raw_config, register_kind, source_name)
+from trainers.rllib.algo import MODULE_SPECS  # noqa: E402
+
+register_env("rift_metadrive",
+             "RIFT stage 2: rift_traffic whose candidates come from the stage-1 planner "
+             "(env.kwargs.planner); action_mode raw for PPO from scratch",
+             make_rift_env, multi_agent=True, module_id="cbv")
+MODULE_SPECS.register("rift_metadrive", "RIFT candidate scorer on the frozen stage-1 planner")(
+    rift_module_spec)
+EVALUATORS.register("rift_metadrive", "RIFT CBV metrics: CPK, ORR, UC, RP, SW, WD, ego RC/crash")(
+    evaluate_run)
+
+
+@register_kind("planner", "RIFT stage 1: imitation pre-training of the trajectory planner")
+class PlannerDriver(HarnessDriver):
+    curve_metrics = ("pretrain/val_loss", "pretrain/val_min_ade")
+    unit = "epoch"
+
+    def load(self, source: Source, overrides=(), *, where: Optional[str] = None) -> Any:
+        from trainers.config import parse
+
+        return parse(PretrainConfig, raw_config(source, overrides),
+                     source=source_name(source, where))
+
+    def dump(self, cfg) -> Dict[str, Any]:
+        return asdict(cfg)
+
+    def trial_config(self, raw: Dict[str, Any]) -> Dict[str, Any]:
+        """Trials never overwrite the shared exported planner (``export``)."""
+        return dict(raw, export=None)
+
+    def preflight(self, cfg) -> None:
+        load_demos(cfg.demos)
+
+    def build(self, cfg, run_dir: Path, choice) -> Any:
+        return PretrainSession(cfg, run_dir, choice)
+
+    @staticmethod
+    def progress_line(epoch: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+        return pretrain_progress_line(epoch, total, m)
+
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+        result = super().train(cfg, resume=resume, address=address, progress=progress)
+        export_planner(load_pretrain_config(result.run_dir / CONFIG_FILE), result.run_dir)
+        return result

@@ -289,7 +289,6 @@ class FakeAlgo:
 @pytest.fixture
 def fake_rllib(monkeypatch):
     """``regrl train`` of the RL kind without Ray: each build gets the next scripted algo."""
-    import trainers.rllib.algo as algo_mod
     import trainers.run as run
 
     scripts = []
@@ -304,7 +303,7 @@ def fake_rllib(monkeypatch):
     FakeAlgo.restored = []
     monkeypatch.setattr(run, "init_ray", lambda address=None: False)
     monkeypatch.setattr(run, "check_resources", lambda cfg, autoscaling: None)
-    monkeypatch.setattr(algo_mod, "build_algorithm_config", Built)
+    monkeypatch.setattr(run, "build_algorithm_config", Built)  # where RLSession looks it up
     return scripts
 
 
@@ -389,7 +388,6 @@ def test_ray_session_shuts_down_only_what_it_started(monkeypatch):
 def test_train_shuts_down_its_ray_session_when_building_fails(tmp_path, monkeypatch):
     import ray
 
-    import trainers.rllib.algo as algo_mod
     import trainers.run as run
 
     calls = []
@@ -400,7 +398,7 @@ def test_train_shuts_down_its_ray_session_when_building_fails(tmp_path, monkeypa
     def broken(cfg):
         raise RuntimeError("env runner failed to start")
 
-    monkeypatch.setattr(algo_mod, "build_algorithm_config", broken)
+    monkeypatch.setattr(run, "build_algorithm_config", broken)
     with pytest.raises(RuntimeError, match="env runner failed"):
         run.train(rl_config(tmp_path, 1), progress=False)
     assert calls == ["shutdown"]

@@ -5,9 +5,9 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.tune.registry import register_env
 
-from agents.registry import Registry
 from trainers.config import ExperimentConfig, to_dict
 from trainers.envs import ENVS, env_entry, make_env
+from trainers.plugins import PluginRegistry
 from trainers.rllib.callbacks import RegrlCallbacks
 from trainers.rllib.init_module import init_module_spec
 from trainers.rllib.learner import CONFIG_KEY, RegrlLearner
@@ -31,18 +31,10 @@ def rllib_env_id(name: str) -> str:
     return env_id
 
 
-# env name -> fn(cfg) -> RLModuleSpec (or None: RLlib's default MLP from ``model``)
-MODULE_SPECS = Registry("module spec")
-
-
-def _rift_module_spec(cfg: ExperimentConfig):
-    from trainers.traffic import rift_module_spec  # planner + MetaDrive scene only when used
-
-    return rift_module_spec(cfg)
-
-
-MODULE_SPECS.register("rift_metadrive", "RIFT candidate scorer on the frozen stage-1 planner")(
-    _rift_module_spec)
+# env name -> fn(cfg) -> RLModuleSpec (or None: RLlib's default MLP from ``model``); the
+# domain modules register theirs (rift_metadrive: trainers.traffic), imported by name
+MODULE_SPEC_MODULES = ("trainers.traffic",)
+MODULE_SPECS = PluginRegistry("module spec", MODULE_SPEC_MODULES)
 
 
 def _custom_module(config: PPOConfig, cfg: ExperimentConfig, module_id: str,

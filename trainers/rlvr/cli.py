@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainers.config import ConfigError
+from trainers.checks import ConfigError  # light: `regrl --help` builds this parser
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -21,7 +21,7 @@ def add_cli(sub) -> None:
 
 
 def _compare(args) -> int:
-    from trainers.rlvr.evaluate import compare_runs
+    from trainers.rlvr.evaluate import compare_runs  # lazy: torch, not at --help
 
     out = Path(args.out)
     if out.suffix.lower() not in FIGURE_SUFFIXES or out.is_dir():  # matplotlib would append .png
@@ -38,7 +38,7 @@ def _compare(args) -> int:
 def _terms(args) -> int:
     from dataclasses import fields
 
-    from trainers.rlvr.terms import RLVR_TERMS
+    from trainers.rlvr.terms import RLVR_TERMS  # lazy: torch, not at --help
 
     for entry in RLVR_TERMS:
         if entry.obj.needs_values or entry.obj.needs_candidates:

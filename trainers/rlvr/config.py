@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
+from envs.text import TaskError, get_task
 from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_THREADS, MAX_TOKENS, MAX_WIDTH,
                              require as _require, require_run_name, require_runs_root,
                              require_size)
@@ -356,8 +357,6 @@ def config_from_dict(data: Dict[str, Any], source: str = "<dict>"):
 
 def _check_task(task: TaskConfig, source: str, where: str) -> None:
     """Build the task once so unknown task names / settings fail at load time."""
-    from envs.text import TaskError, get_task
-
     try:
         get_task(task.name, **dict(task.kwargs))
     except (TaskError, TypeError) as exc:

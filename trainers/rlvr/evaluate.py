@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from trainers.run import TB_DIR
+from trainers.harness import TB_DIR
 
 ACCURACY_TAGS = ("train/accuracy", "train/pass@G", "eval/pass@1", "eval/pass@k", "train/token_acc")
 ENTROPY_TAGS = ("learner/entropy", "rollout/entropy", "eval/entropy")

@@ -12,6 +12,7 @@ import torch
 
 from agents.models import lm
 from trainers.checkpoint import load_torch_state
+from trainers.rlvr.config import LMConfig
 from trainers.rlvr.policy import build_policy, cpu_state_dict, save_policy
 from agents.objectives import terms as term_layer
 from trainers.rlvr.terms import TermContext, term_agg, token_context, total_loss
@@ -49,8 +50,6 @@ class Learner:
         return model.to(self.device)
 
     def _load_demo(self, checkpoint: str):
-        from trainers.rlvr.config import LMConfig
-
         model, tokenizer = build_policy(LMConfig(path=checkpoint))
         if len(tokenizer) != len(self.tokenizer) or tokenizer.get_vocab() != self.tokenizer.get_vocab():
             raise ValueError(f"demo_kl checkpoint {checkpoint}: its tokenizer differs from the "

@@ -13,6 +13,10 @@ import numpy as np
 import torch
 
 from agents.objectives import group_advantages
+from envs.text import get_task
+from trainers.kinds import train_kind
+from trainers.rlvr.actors import RayBackend
+from trainers.rlvr.backends import LocalBackend
 from trainers.run import init_ray, ray_session
 
 EVAL_SEED_OFFSET = 1_000_003  # eval problems come from a stream disjoint from training's
@@ -49,12 +53,8 @@ def rollout_metrics(gen: Dict[str, object], rewards: torch.Tensor, group_size: i
 
 def make_backend(cfg, address: Optional[str] = None):
     if cfg.resources.mode == "local":
-        from trainers.rlvr.backends import LocalBackend
-
         return LocalBackend(cfg)
     init_ray(address)
-    from trainers.rlvr.actors import RayBackend
-
     return RayBackend(cfg)
 
 
@@ -62,8 +62,6 @@ class Trainer:
     """One RLVR run: ``step()`` is one rollout batch and one learner update."""
 
     def __init__(self, cfg, backend):
-        from envs.text import get_task
-
         self.cfg, self.backend = cfg, backend
         self.task = get_task(cfg.task.name, **dict(cfg.task.kwargs))
         self.rng = np.random.default_rng(cfg.seed)
@@ -114,8 +112,6 @@ def train_rlvr(cfg=None, *, resume: Optional[Path] = None, address: Optional[str
                progress: bool = True) -> RLVRResult:
     """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the ``rlvr``
     kind's driver on :mod:`trainers.harness`)."""
-    from trainers.kinds import train_kind
-
     result = train_kind("rlvr", cfg, resume=resume, address=address, progress=progress)
     return RLVRResult(result.run_dir, result.extra["done"], result.metrics)
 

@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from agents.models import lm
+from envs.text import demonstrations, get_task
 from trainers.checkpoint import load_torch_state
+from trainers.kinds import train_kind
 from trainers.rlvr.policy import build_policy, save_policy
 
 SFT_STATE = "sft_state.pt"
@@ -53,8 +55,6 @@ class SFTResult:
 def train_sft(cfg=None, *, resume: Optional[Path] = None, progress: bool = True) -> SFTResult:
     """Fine-tune ``cfg.model`` on ``cfg.data.n`` demonstrations (or continue the run at
     ``resume``) through the run harness; checkpoints hold ``policy/`` and the optimizer."""
-    from trainers.kinds import train_kind
-
     result = train_kind("sft", cfg, resume=resume, progress=progress)
     return SFTResult(result.run_dir, result.extra["done"], result.metrics)
 
@@ -64,8 +64,6 @@ class SFTSession:
     unit = "epoch"
 
     def __init__(self, cfg, run_dir: Path, choice=None):
-        from envs.text import demonstrations, get_task
-
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)

@@ -1,0 +1,111 @@
+"""The layer rules of DESIGN.md as import-linter contracts (`.importlinter`), run on this tree.
+
+agents and envs never import trainers or ray; agents never imports envs; no import cycles
+inside trainers. grimp sees function-level imports too, so a lazy import cannot hide a cycle.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / ".importlinter"
+CONTRACTS = (
+    "agents and envs never import trainers or ray",
+    "agents never imports envs",
+    "no import cycles inside trainers",
+)
+# the console script `lint-imports`, called through this interpreter so the venv's copy runs
+LINT = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+
+
+def lint(root: Path) -> subprocess.CompletedProcess:
+    """Run `lint-imports` with the repo's contract file over the packages found in `root`."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [sys.executable, "-c", LINT, str(CONFIG), "--no-cache", "--no-logo"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_every_contract_is_kept():
+    proc = lint(ROOT)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, report
+    for name in CONTRACTS:
+        assert f"{name} KEPT" in report, report
+
+
+def _write(root: Path, files: dict) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+# a miniature tree that keeps every rule; each case below adds one forbidden import to it
+CLEAN = {
+    "agents/__init__.py": "", "agents/loss.py": "import math\n",
+    "envs/__init__.py": "", "envs/sim.py": "import math\n",
+    "trainers/__init__.py": "", "trainers/a.py": "import ray\nimport agents.loss\n",
+    "trainers/b.py": "import trainers.a\nimport envs.sim\n",
+    "ray/__init__.py": "",
+}
+BREAKS = {
+    "envs imports ray (function level)": ("envs/sim.py", "def f():\n    import ray\n", CONTRACTS[0]),
+    "agents imports trainers": ("agents/loss.py", "import trainers.a\n", CONTRACTS[0]),
+    "agents imports envs": ("agents/loss.py", "from envs import sim\n", CONTRACTS[1]),
+    "trainers cycle (function level)": ("trainers/a.py", "def f():\n    import trainers.b\n", CONTRACTS[2]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BREAKS))
+def test_contract_file_catches_a_forbidden_import(tmp_path, case):
+    """The contracts themselves can fail: one added import breaks exactly its contract."""
+    _write(tmp_path, CLEAN)
+    assert lint(tmp_path).returncode == 0, "the miniature tree must keep every contract"
+    rel, extra, broken = BREAKS[case]
+    _write(tmp_path, {rel: (tmp_path / rel).read_text() + extra})
+    proc = lint(tmp_path)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode != 0, report
+    assert f"{broken} BROKEN" in report, report
+    for name in set(CONTRACTS) - {broken}:
+        assert f"{name} KEPT" in report, report
+
+
+# `regrl turbulence` builds its flags from dataclasses that live in torch modules
+# (envs.turbulence.reference / dataset, trainers.turbulence_closures): the one domain CLI
+# that imports torch at --help, left to the move of the domains into packages.
+TORCH_AT_HELP = ("trainers.turbulence_cli",)
+
+
+def _help_modules(skip) -> list:
+    """``regrl --help`` in a fresh interpreter (minus the domain CLIs in ``skip``): which of
+    torch and ray it imported."""
+    code = ("import sys, runpy\n"
+            "import trainers.cli as cli\n"
+            f"cli.DOMAIN_CLIS = tuple(m for m in cli.DOMAIN_CLIS if m not in {tuple(skip)!r})\n"
+            "sys.argv = ['regrl', '--help']\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: regrl" in proc.stdout, proc.stdout
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_cli_help_imports_no_ray():
+    """`regrl --help` stays fast and works without a Ray session: no command module imports
+    ray when its parser is built."""
+    assert "ray" not in _help_modules(skip=())
+
+
+def test_cli_help_imports_no_torch():
+    """The core CLI and every domain CLI but TORCH_AT_HELP defer torch to their handlers."""
+    assert _help_modules(skip=TORCH_AT_HELP) == "[]"

@@ -1,0 +1,92 @@
+"""The ``rlvr`` and ``sft`` kinds' drivers (:mod:`trainers.kinds`): language-model RL with
+verifiable rewards (:mod:`trainers.rlvr.loop`) and supervised fine-tuning
+(:mod:`trainers.rlvr.sft`), both on the run harness. Registered when
+:data:`trainers.kinds.KIND_MODULES` is imported."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from trainers.checks import require_module
+from trainers.kinds import (Driver, HarnessDriver, Source, TrainResult, raw_config,
+                            register_kind, source_name)
+from trainers.rlvr import config as rc
+from trainers.rlvr import loop, sft
+from trainers.rlvr.evaluate import evaluate_run
+
+
+class _LMDriver(Driver):
+    def preflight(self, cfg) -> None:
+        """Every LM policy (tiny, GGUF, HF) is a transformers model: without the `lm` extra,
+        one error line before a run directory exists."""
+        require_module("transformers")
+
+    def load(self, source: Source, overrides: Sequence[str] = (), *,
+             where: Optional[str] = None) -> Any:
+        return rc.config_from_dict(raw_config(source, overrides),
+                                   source=source_name(source, where))
+
+    def dump(self, cfg) -> Dict[str, Any]:
+        return rc.dump(cfg)
+
+    def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
+        report = evaluate_run(Path(run_dir))
+        print(json.dumps(report["last"], indent=2, sort_keys=True))
+        for fig in report["figures"]:
+            print(f"figure: {fig}")
+        print(f"report: {Path(run_dir) / 'eval.json'}")
+        return 0
+
+
+@register_kind("rlvr", "language-model RL with verifiable rewards on Ray core actors")
+class RLVRDriver(_LMDriver, HarnessDriver):
+    curve_metrics = ("train/accuracy", "eval/pass@1")
+    unit = "step"
+
+    def context(self, cfg, address: Optional[str]):
+        return loop.rlvr_context(cfg, address)
+
+    def build(self, cfg, run_dir: Path, choice) -> Any:
+        return loop.RLVRSession(cfg, run_dir, choice)
+
+    @staticmethod
+    def progress_line(step: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+        return loop.progress_line(step, total, m)
+
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+        result = super().train(cfg, resume=resume, address=address, progress=progress)
+        m = result.metrics
+        acc = m.get("eval/pass@1", m.get("train/accuracy", float("nan")))
+        result.done = (f"done: {result.extra['done']} steps; accuracy {acc:.3f}; "
+                       f"run directory: {result.run_dir}")
+        return result
+
+    def bundles(self, cfg) -> List[Dict[str, float]]:
+        r = cfg.resources
+        if r.mode == "local":
+            return [{"CPU": 1.0, **({"GPU": 1.0} if r.learner_device.startswith("cuda") else {})}]
+        actor = {"CPU": float(r.cpus_per_actor)}
+        learner = {**actor, **({"GPU": float(r.learner_num_gpus)} if r.learner_num_gpus else {}),
+                   **r.learner_resources}
+        return ([{"CPU": 1.0}] + [{**actor, **r.rollout_resources}] * r.num_rollout_actors
+                + [{**actor, **r.reward_resources}] * r.num_reward_actors
+                + [learner] * r.num_learners)
+
+
+@register_kind("sft", "supervised fine-tuning of a language model on solved problems")
+class SFTDriver(_LMDriver, HarnessDriver):
+    curve_metrics = ("train/loss", "train/token_acc")
+    unit = "epoch"
+
+    def build(self, cfg, run_dir: Path, choice) -> Any:
+        return sft.SFTSession(cfg, run_dir, choice)
+
+    @staticmethod
+    def progress_line(epoch: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+        return sft.progress_line(epoch, total, m)
+
+    def bundles(self, cfg) -> List[Dict[str, float]]:
+        return [{"CPU": 1.0, **({"GPU": 1.0} if cfg.device.startswith("cuda") else {})}]
+
+
