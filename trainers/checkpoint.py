@@ -261,7 +261,7 @@ def load_torch_state(path: Path, map_location=None) -> Any:
     """Load one of our own ``torch.save`` state files with ``weights_only=True``: tensors,
     dicts, lists and numbers only, so a crafted pickle in a checkpoint cannot run code. A
     file that is not such a state raises CheckpointError (one ``error:`` line in the CLI)."""
-    import torch
+    import torch  # lazy: trainers.cli imports this module at --help
 
     path = Path(path)
     if not path.is_file():

@@ -79,7 +79,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    import yaml
+    import yaml  # lazy: only validate prints YAML
 
     from trainers.kinds import driver_for  # lazy: torch, not at --help
 

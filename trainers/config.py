@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
+import torch
 import yaml
 
 from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_INT, MAX_THREADS, MAX_WIDTH,
@@ -582,6 +583,4 @@ def load_config(path: str | Path, overrides: Optional[List[str]] = None) -> Expe
 def apply_torch_threads(cfg: ExperimentConfig) -> None:
     """``resources.torch_threads`` for this process (null keeps torch's default)."""
     if cfg.resources.torch_threads:
-        import torch
-
         torch.set_num_threads(cfg.resources.torch_threads)

@@ -53,6 +53,7 @@ def rollout(module, env, episodes: int, seed: int) -> List[Dict[str, float]]:
 
 
 def load_module(ckpt: Path, module_id: str):
+    # lazy: ray.rllib takes seconds; `regrl turbulence` imports this module at --help
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     module = RLModule.from_checkpoint(module_checkpoint_path(ckpt, module_id))
@@ -93,6 +94,7 @@ def evaluate_episodes(*, run_dir: Path, cfg, ckpt: Path, episodes: int | None):
 
 
 def training_curve(run_dir: Path, tag: str = "env/episode_return_mean"):
+    # lazy: only for figures
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir / TB_DIR), size_guidance={"scalars": 0})
@@ -104,10 +106,10 @@ def training_curve(run_dir: Path, tag: str = "env/episode_return_mean"):
 
 
 def write_figures(run_dir: Path, returns: np.ndarray) -> List[str]:
-    import matplotlib
+    import matplotlib  # lazy: only for figures
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after matplotlib.use
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     steps, values = training_curve(run_dir)

@@ -103,6 +103,7 @@ class TensorBoardLogger:
 
     def __init__(self, log_dir: Path, purge_step: Optional[int] = None,
                  jsonl: Optional[Path] = None):
+        # lazy: torch, not at --help (sweep imports this module)
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
@@ -135,6 +136,7 @@ class Progress:
         self.total = total
         self._bar = None
         if enabled and self.stream.isatty():
+            # lazy: only for an interactive terminal
             from rich.progress import BarColumn, Progress as RichProgress, TextColumn, \
                 TimeElapsedColumn
 

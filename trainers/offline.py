@@ -285,7 +285,7 @@ def _read_npz(path: Path, keys: List[str]) -> Dict[str, np.ndarray]:
 
 
 def _read_parquet(path: Path, keys: List[str]) -> Dict[str, np.ndarray]:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: only for parquet datasets
 
     names = pq.read_schema(path).names
     for k in keys:
@@ -835,7 +835,7 @@ def _local_worker(cfg: OfflineConfig) -> Worker:
 def ddp_worker(device: Optional[torch.device] = None) -> Worker:
     """The :class:`Worker` of this process inside an initialised torch.distributed group;
     ``device`` is its GPU (one per worker) or None for CPU (gloo)."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # lazy: data-parallel workers only
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -847,7 +847,7 @@ def ddp_worker(device: Optional[torch.device] = None) -> Worker:
 
 def ray_train_loop(config: Dict[str, Any]) -> None:
     """Per-worker entry point of the Ray Train TorchTrainer (the process group is set up)."""
-    import ray.train
+    import ray.train  # lazy: data-parallel runs only
     import ray.train.torch
 
     cfg = offline_config_from_dict(config["config"], source=config["source"])
@@ -859,10 +859,14 @@ def ray_train_loop(config: Dict[str, Any]) -> None:
 
 def _fit_ray(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
              address: Optional[str]) -> Dict[str, float]:
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train import RunConfig, ScalingConfig  # lazy: data-parallel runs only
+    from ray.train.torch import TorchTrainer  # lazy: data-parallel runs only
 
-    loop_config = {"config": offline_to_dict(cfg), "source": str(run_dir / CONFIG_FILE),
+    config = offline_to_dict(cfg)
+    for key in ("path", "val_path"):  # Ray Train workers chdir to their own trial directory
+        if config["data"].get(key):
+            config["data"][key] = str(Path(config["data"][key]).resolve())
+    loop_config = {"config": config, "source": str(run_dir / CONFIG_FILE),
                    "run_dir": str(run_dir), "resuming": resuming, "progress": progress}
     with ray_session(address):
         trainer = TorchTrainer(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import ray
 import yaml
 
 from agents.objectives.terms import needs  # capabilities by flag, never by term name
@@ -47,8 +48,6 @@ def init_ray(address: Optional[str] = None) -> bool:
     A local session binds to 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``); a cluster
     address keeps Ray's own networking.
     """
-    import ray
-
     if ray.is_initialized():
         return False
     quiet.install()  # Ray's start-up noise regrl cannot fix; workers get it through the hook
@@ -74,8 +73,6 @@ def ray_session(address: Optional[str] = None):
         yield
     finally:
         if started:
-            import ray
-
             ray.shutdown()
 
 
@@ -160,8 +157,6 @@ def missing_resources(cfg: ExperimentConfig, available: Dict[str, float]) -> Lis
 def check_resources(cfg: ExperimentConfig, *, autoscaling: bool) -> None:
     """Fail fast instead of waiting forever for a GPU or a placement label that no node has.
     On a cluster (``--address``) the autoscaler may still add such nodes: warn only."""
-    import ray
-
     missing = missing_resources(cfg, ray.cluster_resources())
     if not missing:
         return
@@ -175,8 +170,6 @@ def check_resources(cfg: ExperimentConfig, *, autoscaling: bool) -> None:
 
 
 def _node_id() -> str:
-    import ray
-
     return ray.get_runtime_context().get_node_id()
 
 

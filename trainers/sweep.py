@@ -107,7 +107,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE
                ) -> Tuple[float, Optional[float]]:
     """(mean, half-width) of the Student-t interval mean ± t_{(1+c)/2, n-1} s/√n; the
     half-width is None for n < 2 (no interval from one seed)."""
-    from scipy import stats
+    from scipy import stats  # lazy: not at --help
 
     n = len(values)
     if n == 0:
@@ -322,7 +322,7 @@ def _trainable(config: Dict[str, Any], sweep_dir: str) -> None:
     """The Tune function trainable: one trial = one run of its kind's driver."""
     import os
 
-    from ray import tune
+    from ray import tune  # lazy: not at --help
 
     spec = json.loads((Path(sweep_dir) / SPEC_FILE).read_text())
     os.chdir(spec["cwd"])  # relative data paths in configs mean the sweep's working directory
@@ -334,7 +334,7 @@ def _trainable(config: Dict[str, Any], sweep_dir: str) -> None:
 
 
 def _trial_callback():
-    from ray.tune import Callback
+    from ray.tune import Callback  # lazy: not at --help
 
     class OneLinePerTrial(Callback):
         """``trial NAME: finished | FAILED`` as each trial ends (the runs themselves are quiet)."""
@@ -354,8 +354,8 @@ def run_tune(sweep_dir: Path, spec: Dict[str, Any], address: Optional[str]) -> N
     import os
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # runs write their own tb/
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
+    from ray import tune  # lazy: not at --help
+    from ray.tune.logger import JsonLoggerCallback  # lazy: not at --help
 
     from trainers.run import init_ray  # lazy: torch and ray.rllib, for a sweep that runs
 
@@ -415,10 +415,10 @@ def write_curves(sweep_dir: Path, records: List[Dict[str, Any]], metrics: Sequen
 
 
 def _plot(out_dir: Path, metric: str, curves: Dict[str, tuple]) -> Path:
-    import matplotlib
+    import matplotlib  # lazy: not at --help
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after matplotlib.use
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, (steps, mean, half) in curves.items():

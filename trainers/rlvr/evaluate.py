@@ -14,6 +14,7 @@ LOW_PROB_TAGS = ("rollout/low_prob_token_frac", "learner/lp_reg_token_frac", "tr
 
 
 def read_scalars(run_dir: Path) -> Dict[str, Tuple[List[int], List[float]]]:
+    # lazy: only for figures
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not (Path(run_dir) / TB_DIR).is_dir():
@@ -41,10 +42,10 @@ def evaluate_run(run_dir: Path) -> Dict[str, object]:
 
 
 def _plot(run_dir: Path, scalars) -> Path:
-    import matplotlib
+    import matplotlib  # lazy: only for figures
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after matplotlib.use
 
     panels = [("accuracy", ACCURACY_TAGS), ("entropy (nats/token)", ENTROPY_TAGS),
               ("token fraction / SFT loss", LOW_PROB_TAGS)]
@@ -71,10 +72,10 @@ COMPARE_TAGS = ("learner/entropy", "train/accuracy", "rollout/low_prob_token_fra
 def compare_runs(run_dirs: List[Path], out_png: Path) -> str:
     """A markdown table (first / last / min over steps per tag) and a figure of several runs'
     entropy and accuracy curves, one line per run (the experiment name labels it)."""
-    import matplotlib
+    import matplotlib  # lazy: only for figures
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after matplotlib.use
 
     runs = [(Path(d).parent.name, read_scalars(Path(d))) for d in run_dirs]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))

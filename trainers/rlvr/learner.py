@@ -66,7 +66,7 @@ class Learner:
                     "generator": self.generator.get_state()}, Path(directory) / LEARNER_STATE)
 
     def restore(self, directory: str) -> None:
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM  # optional extra: transformers (regrl[lm])
 
         saved = AutoModelForCausalLM.from_pretrained(str(Path(directory) / "policy"), local_files_only=True)
         self.model.load_state_dict(saved.state_dict())
@@ -79,7 +79,7 @@ class Learner:
     def init_distributed(self, init_method: str, rank: int, world_size: int) -> None:
         """Join the torch.distributed group of ``world_size`` data-parallel learners (gloo on
         CPU, nccl on CUDA) and take rank 0's weights, so every replica starts identical."""
-        import torch.distributed as dist
+        import torch.distributed as dist  # lazy: multi-learner (DDP) runs only
 
         backend = "nccl" if self.device.type == "cuda" else "gloo"
         dist.init_process_group(backend, init_method=init_method, rank=rank,
@@ -94,7 +94,7 @@ class Learner:
     def _all_reduce(self, flat: torch.Tensor) -> torch.Tensor:
         """Sum over the learners (identity for one learner)."""
         if self.world_size > 1:
-            import torch.distributed as dist
+            import torch.distributed as dist  # lazy: multi-learner (DDP) runs only
 
             dist.all_reduce(flat)
         return flat

@@ -86,7 +86,7 @@ class SFTSession:
         return {}
 
     def restore(self, ckpt: Path, state: Dict[str, object]) -> None:
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM  # optional extra: transformers (regrl[lm])
 
         saved = AutoModelForCausalLM.from_pretrained(str(ckpt / "policy"), local_files_only=True)
         self.model.load_state_dict(saved.state_dict())
