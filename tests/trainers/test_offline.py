@@ -282,14 +282,17 @@ def test_worker_mean_single_process():
     assert Worker().mean({"a": 1.5}) == {"a": 1.5}
 
 
-def test_ray_train_two_workers(tmp_path, blob_file):
+def test_ray_train_two_workers(tmp_path, blob_file, monkeypatch):
+    """Also with a data path relative to the driver's directory (Ray Train workers chdir)."""
     import ray
 
+    monkeypatch.chdir(Path(blob_file).parent)
+    raw = config(tmp_path, blob_file, plugins=[{"name": "elr"}], resources={"num_workers": 2},
+                 training={"epochs": 2})
+    raw["data"]["path"] = Path(blob_file).name
     ray.init(num_cpus=2, include_dashboard=False)
     try:
-        cfg = offline_config_from_dict(config(
-            tmp_path, blob_file, plugins=[{"name": "elr"}], resources={"num_workers": 2},
-            training={"epochs": 2}))
+        cfg = offline_config_from_dict(raw)
         result = train_offline(cfg, progress=False)
     finally:
         ray.shutdown()
