@@ -12,7 +12,7 @@ import argparse
 import torch
 
 from envs.turbulence.reference import load_reference
-from trainers.turbulence import markdown_table, rollout
+from trainers.turbulence.smarl import markdown_table, rollout
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from trainers.checkpoint import latest_checkpoint
 from trainers.evaluate import load_module
 from trainers.run import load_run_config
 from trainers.sweep import t_interval
-from trainers.turbulence import BASELINES, coeff_range_of, markdown_table, module_policy, \
+from trainers.turbulence.smarl import BASELINES, coeff_range_of, markdown_table, module_policy, \
     rollout
 
 METRICS = ("enstrophy_spectrum_error", "energy_spectrum_error", "pdf_hellinger", "tail_ratio")

@@ -78,9 +78,9 @@ def test_contract_file_catches_a_forbidden_import(tmp_path, case):
 
 
 # `regrl turbulence` builds its flags from dataclasses that live in torch modules
-# (envs.turbulence.reference / dataset, trainers.turbulence_closures): the one domain CLI
+# (envs.turbulence.reference / dataset, trainers.turbulence.closures): the one domain CLI
 # that imports torch at --help, left to the move of the domains into packages.
-TORCH_AT_HELP = ("trainers.turbulence_cli",)
+TORCH_AT_HELP = ("trainers.turbulence.cli",)
 
 
 def _help_modules(skip) -> list:

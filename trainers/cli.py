@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from agents.registry import UnknownNameError
+from trainers.plugins import DOMAIN_CLIS as DOMAIN_CLI_MODULES
 from trainers.checks import ConfigError, missing_extra  # light: no torch for `regrl --help`
 from trainers.checkpoint import RunAborted  # light as well (file logic only)
 
@@ -23,8 +24,8 @@ MAX_ERROR_CHARS = 2000
 # Domain tool groups (``regrl turbulence ...`` etc.). Each module has ``add_cli(sub)``, which
 # adds its sub-parser and sets ``handler=fn(args) -> int`` as a default; it imports heavy
 # dependencies inside the handler so ``regrl --help`` stays fast and works without extras.
-DOMAIN_CLIS = ("trainers.turbulence_cli", "trainers.text_cli", "trainers.traffic_cli",
-               "trainers.rlvr.cli", "trainers.sweep", "trainers.results", "trainers.data_cli")
+CORE_CLIS = ("trainers.sweep", "trainers.results", "trainers.data_cli")
+DOMAIN_CLIS = DOMAIN_CLI_MODULES + CORE_CLIS
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,13 +9,11 @@ import gymnasium as gym
 
 from agents.registry import UnknownNameError
 from envs.classic import GroupedCartPole
-from envs.traffic.env import TrafficEnv
-from envs.turbulence.env import TurbulenceEnv
-from trainers.plugins import PluginRegistry
+from trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
-# Domain modules that register more environments (rift_metadrive: trainers.traffic), imported
+# Domain modules that register more environments (rift_metadrive: trainers.traffic.rift), imported
 # by name on the first lookup so that this core module imports no domain (trainers.plugins).
-ENV_MODULES = ("trainers.traffic",)
+ENV_MODULES = DOMAIN_PLUGINS
 ENVS = PluginRegistry("environment", ENV_MODULES)
 
 
@@ -35,12 +33,6 @@ def register_env(name: str, description: str, factory: Callable[..., Any], **kw:
 register_env("GroupedCartPole-v1",
              "CartPole-v1 in groups of episodes from one start state (GRPO advantages)",
              GroupedCartPole)
-register_env("smarl_turb2d",
-             "SMARL: agents set local Smagorinsky/Leith coefficients of a 2D-turbulence LES",
-             TurbulenceEnv, multi_agent=True, module_id="shared")
-register_env("rift_traffic",
-             "RIFT: critical background vehicles in MetaDrive (candidate choice or raw control)",
-             TrafficEnv, multi_agent=True, module_id="cbv")
 
 
 

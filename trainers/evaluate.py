@@ -16,12 +16,12 @@ from trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_
 from trainers.envs import env_entry, make_env
 from trainers.config import apply_torch_threads
 from trainers.harness import TB_DIR, load_run_config
-from trainers.plugins import PluginRegistry
+from trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
 # env name -> evaluator; the domain modules register theirs (smarl_turb2d: the closure
-# comparison in trainers.turbulence; rift_metadrive: the RIFT metrics in trainers.traffic),
+# comparison in trainers.turbulence.smarl; rift_metadrive: the RIFT metrics in trainers.traffic.rift),
 # imported by name on the first lookup so that this core module imports no domain.
-EVALUATOR_MODULES = ("trainers.turbulence", "trainers.traffic")
+EVALUATOR_MODULES = DOMAIN_PLUGINS
 EVALUATORS = PluginRegistry("evaluator", EVALUATOR_MODULES)
 
 

@@ -30,12 +30,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from trainers import harness
 from trainers.checks import ConfigError
 from trainers.config import apply_overrides, read_yaml, to_dict
-from trainers.plugins import PluginRegistry
+from trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
 # The modules whose import registers their kinds' drivers (each driver lives next to its
 # loop). Imported by name on first use of KINDS: the plugin mechanism, like DOMAIN_CLIS in
 # trainers.cli, so this core module imports no kind's backend.
-KIND_MODULES = ("trainers.run", "trainers.rlvr.driver", "trainers.offline", "trainers.traffic")
+KIND_MODULES = ("trainers.run", "trainers.offline") + DOMAIN_PLUGINS
 KINDS = PluginRegistry("experiment kind", KIND_MODULES)
 DEFAULT_KIND = "rl"
 CONFIG_FILE = harness.CONFIG_FILE  # the resolved config every run directory holds

@@ -49,3 +49,11 @@ class PluginRegistry(Registry):
     def names(self) -> Tuple[str, ...]:
         self.load()
         return super().names()
+
+
+# The domain packages. Each one registers what it adds to the core (environments, RLModule
+# specs, evaluators, experiment kinds) in its ``plugin`` module and adds its CLI verbs in its
+# ``cli`` module; adding a domain is one package and one name here.
+DOMAINS = ("trainers.turbulence", "trainers.traffic", "trainers.rlvr")
+DOMAIN_PLUGINS = tuple(f"{d}.plugin" for d in DOMAINS)
+DOMAIN_CLIS = tuple(f"{d}.cli" for d in DOMAINS)

@@ -26,7 +26,7 @@ CARTPOLE = ROOT / "configs" / "cartpole_ppo.yaml"
 def _loaders():
     from trainers.offline import load_offline_config
     from trainers.rlvr.config import load as load_rlvr
-    from trainers.traffic import load_pretrain_config
+    from trainers.traffic.rift import load_pretrain_config
 
     return {"rl": load_config, "rlvr": load_rlvr, "sft": load_rlvr,
             "offline": load_offline_config, "planner": load_pretrain_config}

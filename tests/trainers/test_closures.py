@@ -1,6 +1,6 @@
 """Supervised closures: D4 helpers and models (agents/models/closure.py), the soft-equivariance
 plugin (agents/offline/soft_equivariance.py), the offline model registry, and the tiny
-end-to-end ``regrl turbulence dataset`` + ``compare`` (trainers/turbulence_closures.py)."""
+end-to-end ``regrl turbulence dataset`` + ``compare`` (trainers/turbulence/closures.py)."""
 import json
 
 import numpy as np
@@ -102,7 +102,7 @@ def test_offline_model_arch_errors_are_named(tmp_path):
 
 
 def test_correlation_hand_values():
-    from trainers.turbulence_closures import correlation
+    from trainers.turbulence.closures import correlation
 
     t = np.array([1.0, 2.0, 4.0])
     assert correlation(torch.tensor(2 * t + 1), t) == pytest.approx(1.0)
@@ -130,7 +130,7 @@ def tiny_files(tmp_path_factory):
 
 def test_training_files_normalise_and_bound_the_targets(tiny_files, tmp_path):
     from envs.turbulence.dataset import load_dataset
-    from trainers.turbulence_closures import training_files
+    from trainers.turbulence.closures import training_files
 
     data = load_dataset(tiny_files / "ds.npz")
     files = training_files(data, 2, tmp_path)

@@ -21,7 +21,7 @@ def write(tmp_path, data, name="exp.yaml"):
 def test_shipped_configs_validate(path):
     from trainers.offline import load_offline_config
     from trainers.rlvr.config import load as load_rlvr_config
-    from trainers.traffic import load_pretrain_config
+    from trainers.traffic.rift import load_pretrain_config
 
     loaders = {None: load_config, "offline": load_offline_config, "rlvr": load_rlvr_config,
                "sft": load_rlvr_config, "planner": load_pretrain_config}

@@ -191,7 +191,7 @@ def test_a_reference_with_non_finite_values_is_refused_on_load(tmp_path):
 def test_dataset_arguments_checked_before_the_dns(tmp_path, monkeypatch, capsys, bad, pattern):
     monkeypatch.chdir(tmp_path)
     started = mock.Mock(side_effect=AssertionError("the DNS started"))
-    with mock.patch("trainers.turbulence_closures.dataset_command", started):
+    with mock.patch("trainers.turbulence.closures.dataset_command", started):
         assert main(["turbulence", "dataset", "--out", "pairs.npz", *bad]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert err.startswith("error:") and pattern in err, err
@@ -213,7 +213,7 @@ def test_closure_compare_arguments_checked_first(tmp_path, monkeypatch, capsys, 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a_file").write_text("x")
     started = mock.Mock(side_effect=AssertionError("the comparison started"))
-    with mock.patch("trainers.turbulence_closures.compare_command", started):
+    with mock.patch("trainers.turbulence.closures.compare_command", started):
         assert main(["turbulence", "compare", "--dataset", "d.npz", "--out", "cmp",
                      *bad]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
@@ -281,7 +281,7 @@ def test_demos_out_existing_directory_is_an_error_and_leaves_no_tmp(tmp_path):
 
 
 def test_jsonl_write_failure_leaves_no_tmp_and_keeps_the_old_file(tmp_path):
-    from trainers.text_cli import write_jsonl_atomic
+    from trainers.rlvr.text_cli import write_jsonl_atomic
 
     as_dir = tmp_path / "a_dir"
     as_dir.mkdir()
@@ -385,9 +385,10 @@ def test_compare_refuses_non_rift_run_dirs(tmp_path, capsys, config_text, patter
 
 
 def test_compare_accepts_rift_rl_and_planner_run_dirs(tmp_path):
-    from trainers import traffic, traffic_cli
+    from trainers.traffic import cli as traffic_cli
+    from trainers.traffic import rift as traffic
     from trainers.envs import ENVS
-    from trainers.traffic_cli import check_rift_run
+    from trainers.traffic.cli import check_rift_run
 
     # the CLI's copies (kept to check runs before RLlib is imported) match the real names
     assert (traffic_cli.PLANNER_KIND, traffic_cli.PLANNER_FILE) == (traffic.PRETRAIN_KIND,

@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("metadrive")
 
 from agents.models.planner import Planner, save_planner  # noqa: E402
-from trainers.traffic import evaluate_policy, load_planner, scene_planner_config, \
+from trainers.traffic.rift import evaluate_policy, load_planner, scene_planner_config, \
     scorer_policy  # noqa: E402
 
 SPIN = "while True: pass"

@@ -12,7 +12,7 @@ pytest.importorskip("metadrive")
 from agents.models.planner import Planner, save_planner  # noqa: E402
 from trainers.config import load_config  # noqa: E402
 from trainers.run import train  # noqa: E402
-from trainers.traffic import scene_planner_config  # noqa: E402
+from trainers.traffic.rift import scene_planner_config  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 torch.set_num_threads(1)

@@ -7,7 +7,7 @@ import torch
 from agents.models.planner import load_planner
 from envs.traffic import scene
 from trainers.config import ConfigError
-from trainers.traffic import PretrainConfig, load_pretrain_config, planner_path, pretrain
+from trainers.traffic.rift import PretrainConfig, load_pretrain_config, planner_path, pretrain
 
 torch.set_num_threads(1)
 

@@ -16,7 +16,7 @@ from trainers.config import config_from_dict
 from trainers.envs import ENVS, register_env
 from trainers.rllib.algo import MODULE_SPECS
 from trainers.run import train
-from trainers.traffic import rift_module_spec, scene_planner_config
+from trainers.traffic.rift import rift_module_spec, scene_planner_config
 
 torch.set_num_threads(1)
 M = 2

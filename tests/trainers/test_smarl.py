@@ -74,7 +74,7 @@ def test_eval_compares_closures(smarl_run, capsys):
 
 
 def test_rollout_reports_blow_ups_instead_of_raising(reference):
-    from trainers.turbulence import markdown_table, rollout
+    from trainers.turbulence.smarl import markdown_table, rollout
 
     ref = load_reference(reference)
     nan_policy = lambda obs: np.full(obs.shape[:2], np.nan)  # noqa: E731

@@ -7,7 +7,7 @@ from ray.tune.registry import register_env
 
 from trainers.config import ExperimentConfig, to_dict
 from trainers.envs import ENVS, env_entry, make_env
-from trainers.plugins import PluginRegistry
+from trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 from trainers.rllib.callbacks import RegrlCallbacks
 from trainers.rllib.init_module import init_module_spec
 from trainers.rllib.learner import CONFIG_KEY, RegrlLearner
@@ -32,8 +32,8 @@ def rllib_env_id(name: str) -> str:
 
 
 # env name -> fn(cfg) -> RLModuleSpec (or None: RLlib's default MLP from ``model``); the
-# domain modules register theirs (rift_metadrive: trainers.traffic), imported by name
-MODULE_SPEC_MODULES = ("trainers.traffic",)
+# domain modules register theirs (rift_metadrive: trainers.traffic.rift), imported by name
+MODULE_SPEC_MODULES = DOMAIN_PLUGINS
 MODULE_SPECS = PluginRegistry("module spec", MODULE_SPEC_MODULES)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainers.checks import ConfigError  # light: `regrl --help` builds this parser
+from trainers.rlvr import text_cli
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def add_cli(sub) -> None:
-    """``regrl rlvr terms``: the RLVR objective terms and their YAML parameters."""
+    """The text/RLVR domain's verbs: ``regrl rlvr terms|compare`` and ``regrl text ...``."""
+    text_cli.add_cli(sub)
     p = sub.add_parser("rlvr", help="RLVR tools (kind: rlvr / kind: sft files train with `regrl train`)")
     psub = p.add_subparsers(dest="action", required=True)
     psub.add_parser("terms", help="list RLVR objective terms and their parameters").set_defaults(handler=_terms)

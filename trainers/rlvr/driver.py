@@ -1,7 +1,7 @@
 """The ``rlvr`` and ``sft`` kinds' drivers (:mod:`trainers.kinds`): language-model RL with
 verifiable rewards (:mod:`trainers.rlvr.loop`) and supervised fine-tuning
 (:mod:`trainers.rlvr.sft`), both on the run harness. Registered when
-:data:`trainers.kinds.KIND_MODULES` is imported."""
+the core imports :mod:`trainers.rlvr.plugin`."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from trainers.checks import require_module
 from trainers.kinds import (Driver, HarnessDriver, Source, TrainResult, raw_config,
-                            register_kind, source_name)
+                            source_name)
 from trainers.rlvr import config as rc
 from trainers.rlvr import loop, sft
 from trainers.rlvr.evaluate import evaluate_run
@@ -39,7 +39,6 @@ class _LMDriver(Driver):
         return 0
 
 
-@register_kind("rlvr", "language-model RL with verifiable rewards on Ray core actors")
 class RLVRDriver(_LMDriver, HarnessDriver):
     curve_metrics = ("train/accuracy", "eval/pass@1")
     unit = "step"
@@ -74,7 +73,6 @@ class RLVRDriver(_LMDriver, HarnessDriver):
                 + [learner] * r.num_learners)
 
 
-@register_kind("sft", "supervised fine-tuning of a language model on solved problems")
 class SFTDriver(_LMDriver, HarnessDriver):
     curve_metrics = ("train/loss", "train/token_acc")
     unit = "epoch"

@@ -62,7 +62,7 @@ def _add_dataset(tsub) -> None:
 
 
 def _add_compare(tsub) -> None:
-    from trainers.turbulence_closures import CompareOptions
+    from trainers.turbulence.closures import CompareOptions
 
     d = CompareOptions()
     cmp = tsub.add_parser("compare", help="train supervised closures on 1/10/100 snapshots "
@@ -212,20 +212,20 @@ def _check_compare_args(args) -> None:
 
 def _reference(args) -> int:
     _check_reference_args(args)  # before the slow import
-    from trainers.turbulence import reference_command
+    from trainers.turbulence.smarl import reference_command
 
     return _run(reference_command, args)
 
 
 def _dataset(args) -> int:
     _check_dataset_args(args)  # before the slow import
-    from trainers.turbulence_closures import dataset_command
+    from trainers.turbulence.closures import dataset_command
 
     return _run(dataset_command, args)
 
 
 def _compare(args) -> int:
     _check_compare_args(args)  # before the slow import
-    from trainers.turbulence_closures import compare_command
+    from trainers.turbulence.closures import compare_command
 
     return _run(compare_command, args)

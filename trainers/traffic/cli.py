@@ -7,7 +7,7 @@ RIFT_ENVS = ("rift_traffic", "rift_metadrive")
 """Environments of RIFT RL runs (registered in trainers/envs.py)."""
 PLANNER_KIND, PLANNER_FILE = "planner", "planner.pt"
 """A stage-1 run: ``kind: planner`` in its config.yaml, or only its planner file
-(trainers.traffic's PRETRAIN_KIND and PLANNER_FILE; not imported here, that module loads RLlib
+(trainers.traffic.rift's PRETRAIN_KIND and PLANNER_FILE; not imported here, that module loads RLlib
 and takes seconds, and these checks run before it)."""
 
 
@@ -52,7 +52,7 @@ def add_cli(sub) -> None:
 
 
 def _pretrain(args) -> int:
-    from trainers.traffic import pretrain_command
+    from trainers.traffic.rift import pretrain_command
 
     return pretrain_command(args)
 
@@ -90,7 +90,7 @@ def _compare(args) -> int:
         raise ConfigError(f"--out {short_repr(args.out)} is a file; give a directory")
     for run_dir in args.run_dirs:
         check_rift_run(run_dir)
-    from trainers.traffic import compare_command
+    from trainers.traffic.rift import compare_command
 
     return compare_command(args)
 

@@ -30,7 +30,7 @@ from envs.turbulence.reference import Reference, les_dt, load_reference
 from envs.turbulence.sgs import eddy_viscosity_term
 from envs.turbulence.solver import Turbulence2D
 from trainers.config import ConfigError
-from trainers.turbulence import (BASELINES, FieldClosure, Policy, markdown_table, rollout,
+from trainers.turbulence.smarl import (BASELINES, FieldClosure, Policy, markdown_table, rollout,
                                  write_figures, _dns_seconds_per_time_unit)
 
 CONFIGS = {"local": "configs/closure_local.yaml", "cnn": "configs/closure_cnn.yaml"}
@@ -254,7 +254,7 @@ def rl_policy(run_dir: str) -> Policy:
     from trainers.checkpoint import latest_checkpoint
     from trainers.evaluate import load_module
     from trainers.run import load_run_config
-    from trainers.turbulence import coeff_range_of, module_policy
+    from trainers.turbulence.smarl import coeff_range_of, module_policy
 
     ckpt = latest_checkpoint(Path(run_dir))
     if ckpt is None:

@@ -800,26 +800,12 @@ def compare_command(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------- registrations
-# This domain registers itself into the core's tables (trainers.plugins: the core names this
-# module and imports it on its first lookup; it never imports it directly).
-from trainers.envs import register_env  # noqa: E402
-from trainers.evaluate import EVALUATORS  # noqa: E402
+# ---------------------------------------------------------------------------- the planner kind
+# Registered, with the rest of this domain, in trainers/traffic/plugin.py.
 from trainers.kinds import (CONFIG_FILE, HarnessDriver, Source, TrainResult,  # noqa: E402
-                            raw_config, register_kind, source_name)
-from trainers.rllib.algo import MODULE_SPECS  # noqa: E402
-
-register_env("rift_metadrive",
-             "RIFT stage 2: rift_traffic whose candidates come from the stage-1 planner "
-             "(env.kwargs.planner); action_mode raw for PPO from scratch",
-             make_rift_env, multi_agent=True, module_id="cbv")
-MODULE_SPECS.register("rift_metadrive", "RIFT candidate scorer on the frozen stage-1 planner")(
-    rift_module_spec)
-EVALUATORS.register("rift_metadrive", "RIFT CBV metrics: CPK, ORR, UC, RP, SW, WD, ego RC/crash")(
-    evaluate_run)
+                            raw_config, source_name)
 
 
-@register_kind("planner", "RIFT stage 1: imitation pre-training of the trajectory planner")
 class PlannerDriver(HarnessDriver):
     curve_metrics = ("pretrain/val_loss", "pretrain/val_min_ade")
     unit = "epoch"

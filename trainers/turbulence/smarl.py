@@ -283,11 +283,3 @@ def reference_command(args) -> int:
     save_reference(out, data)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
     return 0
-
-
-# This domain registers its evaluator into the core's table (trainers.plugins: trainers.evaluate
-# names this module and imports it on its first lookup; it never imports it directly).
-from trainers.evaluate import EVALUATORS  # noqa: E402
-
-EVALUATORS.register("smarl_turb2d", "closure comparison against the filtered-DNS reference")(
-    evaluate_run)
