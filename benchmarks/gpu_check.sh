@@ -6,7 +6,7 @@
 # `bash benchmarks/gpu_check.sh --cpu` runs the same steps on CPU (checks the commands).
 set -uo pipefail
 PY=${PYTHON:-.venv/bin/python}
-REGRL="$PY -m trainers.cli"
+REGRL="$PY -m regrl.trainers.cli"
 RUNS=$(mktemp -d)
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 PYTHONUNBUFFERED=1
 status=0

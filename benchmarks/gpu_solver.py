@@ -3,6 +3,7 @@
 Run on a GPU machine: .venv/bin/python benchmarks/gpu_solver.py --n 1024
 Without CUDA it measures the CPU only and says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,12 +11,11 @@ import time
 
 import torch
 
-from envs.turbulence.solver import Turbulence2D
+from regrl.envs.turbulence.solver import Turbulence2D
 
 
 def steps_per_s(n: int, device: str, steps: int, dtype=torch.float64) -> float:
-    sim = Turbulence2D(n, nu=5e-5, alpha=0.1, dt=5e-5, kf=4, batch=1, device=device,
-                       dtype=dtype)
+    sim = Turbulence2D(n, nu=5e-5, alpha=0.1, dt=5e-5, kf=4, batch=1, device=device, dtype=dtype)
     sim.omega = 0.1 * torch.randn(1, n, n, dtype=dtype, device=device)
     sim.step()  # warm-up: cuFFT plans / allocations
     if device.startswith("cuda"):
@@ -41,8 +41,10 @@ def main() -> None:
         print("no CUDA device: GPU timing skipped")
         return
     gpu = steps_per_s(args.n, "cuda", args.gpu_steps)
-    print(f"solver {args.n}^2 float64: cuda ({torch.cuda.get_device_name()}) {gpu:.1f} steps/s"
-          f"  ratio cuda/cpu x{gpu / cpu:.1f}")
+    print(
+        f"solver {args.n}^2 float64: cuda ({torch.cuda.get_device_name()}) {gpu:.1f} steps/s"
+        f"  ratio cuda/cpu x{gpu / cpu:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Run: .venv/bin/python benchmarks/lipschitz_bc.py                 (PPO expert, ca
      .venv/bin/python benchmarks/lipschitz_bc.py --expert linear  (hand-written expert)
      .venv/bin/python benchmarks/lipschitz_bc.py --quick --expert linear   (smoke run)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,14 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.offline.lipschitz import model_lipschitz_bound  # noqa: E402
-from trainers.checkpoint import latest_checkpoint  # noqa: E402
-from trainers.offline import (LEARNER_FILE, build_model, offline_config_from_dict,  # noqa: E402
-                              train_offline)
+from regrl.agents.offline.lipschitz import model_lipschitz_bound  # noqa: E402
+from regrl.trainers.checkpoint import latest_checkpoint  # noqa: E402
+from regrl.trainers.offline import (  # noqa: E402
+    LEARNER_FILE,
+    build_model,
+    offline_config_from_dict,  # noqa: E402
+    train_offline,
+)
 
 ENV_ID = "CartPole-v1"
 OBS_DIM, NUM_ACTIONS = 4, 2
@@ -67,8 +72,15 @@ class Budget:
     """Gradient-sign steps of the attack (1 = FGSM)."""
 
 
-QUICK = Budget(alphas=(1.0, 10.0), eps=(0.02,), seeds=(0,), demo_episodes=2, eval_episodes=2,
-               horizon=100, epochs=2)
+QUICK = Budget(
+    alphas=(1.0, 10.0),
+    eps=(0.02,),
+    seeds=(0,),
+    demo_episodes=2,
+    eval_episodes=2,
+    horizon=100,
+    epochs=2,
+)
 MODEL = {"hidden": [64, 64], "activation": "relu"}
 TRAINING = {"batch_size": 256, "lr": 0.003}
 
@@ -105,14 +117,19 @@ def ppo_expert(expert_dir: Path, iterations: int = 40) -> Tuple[nn.Module, str]:
     if ckpt is None:
         _train_ppo(expert_dir, iterations)
         ckpt = _latest_ppo_checkpoint(expert_dir)
-    from trainers.evaluate import load_module
+    from regrl.trainers.evaluate import load_module
 
     return RLModulePolicy(load_module(ckpt, "default_policy")), str(ckpt)
 
 
 def _latest_ppo_checkpoint(expert_dir: Path) -> Optional[Path]:
-    found = [c for run in sorted(expert_dir.glob("cartpole_ppo/*")) if run.is_dir()
-             for c in [latest_checkpoint(run)] if c is not None]
+    found = [
+        c
+        for run in sorted(expert_dir.glob("cartpole_ppo/*"))
+        if run.is_dir()
+        for c in [latest_checkpoint(run)]
+        if c is not None
+    ]
     return found[-1] if found else None
 
 
@@ -120,12 +137,18 @@ def _train_ppo(expert_dir: Path, iterations: int) -> None:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
-    from trainers.config import load_config
-    from trainers.run import train
+    from regrl.trainers.config import load_config
+    from regrl.trainers.run import train
 
-    cfg = load_config(str(ROOT / "configs" / "cartpole_ppo.yaml"),
-                      [f"runs_root={expert_dir}", "resources.num_env_runners=0",
-                       "training.stop_return=450", f"training.iterations={iterations}"])
+    cfg = load_config(
+        str(ROOT / "configs" / "cartpole_ppo.yaml"),
+        [
+            f"runs_root={expert_dir}",
+            "resources.num_env_runners=0",
+            "training.stop_return=450",
+            f"training.iterations={iterations}",
+        ],
+    )
     try:
         train(cfg, progress=False)
     finally:
@@ -143,8 +166,9 @@ def make_expert(kind: str, expert_dir: Path) -> Tuple[nn.Module, str]:
 
 
 # ========================================================================= demonstrations
-def record_demos(policy: Policy, episodes: int, seed: int = 0, horizon: int = 500
-                 ) -> Dict[str, np.ndarray]:
+def record_demos(
+    policy: Policy, episodes: int, seed: int = 0, horizon: int = 500
+) -> Dict[str, np.ndarray]:
     """Greedy expert episodes with reset seeds ``seed .. seed + episodes - 1``:
     ``x`` states [N, 4] (float32), ``y`` actions [N] (int64), ``returns`` [episodes]."""
     import gymnasium as gym
@@ -156,7 +180,9 @@ def record_demos(policy: Policy, episodes: int, seed: int = 0, horizon: int = 50
         done, ret = False, 0.0
         while not done:
             with torch.no_grad():
-                action = int(policy(torch.as_tensor(obs, dtype=torch.float32)[None])["out"].argmax(-1))
+                action = int(
+                    policy(torch.as_tensor(obs, dtype=torch.float32)[None])["out"].argmax(-1)
+                )
             xs.append(np.asarray(obs, dtype=np.float32))
             ys.append(action)
             obs, reward, term, trunc, _ = env.step(action)
@@ -164,8 +190,11 @@ def record_demos(policy: Policy, episodes: int, seed: int = 0, horizon: int = 50
             done = term or trunc
         returns.append(ret)
         env.close()
-    return {"x": np.stack(xs), "y": np.asarray(ys, dtype=np.int64),
-            "returns": np.asarray(returns, dtype=np.float64)}
+    return {
+        "x": np.stack(xs),
+        "y": np.asarray(ys, dtype=np.int64),
+        "returns": np.asarray(returns, dtype=np.float64),
+    }
 
 
 # ============================================================================ attacks
@@ -204,8 +233,9 @@ def random_perturb(obs: torch.Tensor, eps: float, gen: torch.Generator) -> torch
     return obs + eps * (2 * torch.rand(obs.shape, generator=gen) - 1)
 
 
-def perturb(policy: Policy, obs: torch.Tensor, eps: float, kind: str, gen: torch.Generator,
-            steps: int = 1) -> torch.Tensor:
+def perturb(
+    policy: Policy, obs: torch.Tensor, eps: float, kind: str, gen: torch.Generator, steps: int = 1
+) -> torch.Tensor:
     if eps == 0 or kind == "none":
         return obs
     if kind == "random":
@@ -216,8 +246,15 @@ def perturb(policy: Policy, obs: torch.Tensor, eps: float, kind: str, gen: torch
 
 
 # =========================================================================== closed loop
-def closed_loop_returns(policy: Policy, episodes: int, seed: int, eps: float = 0.0,
-                        kind: str = "none", horizon: int = 500, steps: int = 1) -> np.ndarray:
+def closed_loop_returns(
+    policy: Policy,
+    episodes: int,
+    seed: int,
+    eps: float = 0.0,
+    kind: str = "none",
+    horizon: int = 500,
+    steps: int = 1,
+) -> np.ndarray:
     """Returns of ``episodes`` greedy episodes run in lockstep (batched policy calls); at every
     step the policy sees the perturbed measurement, the plant moves from the true state."""
     import gymnasium as gym
@@ -247,22 +284,35 @@ def conditions(budget: Budget) -> List[Tuple[float, str]]:
 def evaluate_policy(policy: Policy, budget: Budget) -> Dict[Tuple[float, str], float]:
     """Mean closed-loop return per (eps, perturbation) condition."""
     seed = EVAL_SEED_OFFSET
-    return {(e, k): float(closed_loop_returns(policy, budget.eval_episodes, seed, e, k,
-                                              budget.horizon, budget.attack_steps).mean())
-            for e, k in conditions(budget)}
+    return {
+        (e, k): float(
+            closed_loop_returns(
+                policy, budget.eval_episodes, seed, e, k, budget.horizon, budget.attack_steps
+            ).mean()
+        )
+        for e, k in conditions(budget)
+    }
 
 
 # ================================================================================ cloning
-def train_clone(demo_path: Path, alpha: Optional[float], seed: int, runs_root: Path,
-                epochs: int) -> nn.Module:
+def train_clone(
+    demo_path: Path, alpha: Optional[float], seed: int, runs_root: Path, epochs: int
+) -> nn.Module:
     """Behaviour cloning (cross-entropy on the expert's actions) with the offline learner;
     ``alpha`` None = plain BC, else the ``lipschitz`` plugin. Returns the final model."""
     plugins = [] if alpha is None else [{"name": "lipschitz", "alpha": alpha}]
-    raw = {"kind": "offline", "name": "lipschitz_bc", "seed": seed, "runs_root": str(runs_root),
-           "task": "classification",
-           "data": {"path": str(demo_path), "val_fraction": 0.1},
-           "model": dict(MODEL, out_dim=NUM_ACTIONS), "training": dict(TRAINING, epochs=epochs),
-           "plugins": plugins, "checkpoint": {"every": epochs, "keep": 1}}
+    raw = {
+        "kind": "offline",
+        "name": "lipschitz_bc",
+        "seed": seed,
+        "runs_root": str(runs_root),
+        "task": "classification",
+        "data": {"path": str(demo_path), "val_fraction": 0.1},
+        "model": dict(MODEL, out_dim=NUM_ACTIONS),
+        "training": dict(TRAINING, epochs=epochs),
+        "plugins": plugins,
+        "checkpoint": {"every": epochs, "keep": 1},
+    }
     cfg = offline_config_from_dict(raw, source=f"lipschitz_bc alpha={alpha} seed={seed}")
     with contextlib.redirect_stdout(io.StringIO()):
         result = train_offline(cfg, progress=False)
@@ -288,21 +338,31 @@ def run_all(expert: Policy, budget: Budget, work: Path) -> Tuple[List[Row], dict
     demos = record_demos(expert, budget.demo_episodes, 0, budget.horizon)
     demo_path = work / f"demos_{budget.demo_episodes}x{budget.horizon}.npz"
     np.savez(demo_path, x=demos["x"], y=demos["y"])
-    info = {"demo_samples": len(demos["y"]), "demo_return": float(demos["returns"].mean()),
-            "push_right": float(demos["y"].mean()), "theta_std": float(demos["x"][:, 2].std())}
+    info = {
+        "demo_samples": len(demos["y"]),
+        "demo_return": float(demos["returns"].mean()),
+        "push_right": float(demos["y"].mean()),
+        "theta_std": float(demos["x"][:, 2].std()),
+    }
     expert_eval = evaluate_policy(expert, budget)
     rows = [Row("expert", math.inf, [], {c: [v] for c, v in expert_eval.items()}, [], [])]
     print(_line(rows[0], budget), flush=True)
     for alpha in (None,) + tuple(budget.alphas):
-        row = Row("plain BC" if alpha is None else f"α = {alpha:g}",
-                  math.inf if alpha is None else alpha, [], {c: [] for c in conditions(budget)},
-                  [], [])
+        row = Row(
+            "plain BC" if alpha is None else f"α = {alpha:g}",
+            math.inf if alpha is None else alpha,
+            [],
+            {c: [] for c in conditions(budget)},
+            [],
+            [],
+        )
         for seed in budget.seeds:
             model = train_clone(demo_path, alpha, seed, work / "runs", budget.epochs)
             row.bounds.append(float(model_lipschitz_bound(model)))
             row.accuracy.append(_accuracy(model, demos))
-            row.certified.append(certified_fraction(model, demos["x"], row.bounds[-1],
-                                                    min(budget.eps)))
+            row.certified.append(
+                certified_fraction(model, demos["x"], row.bounds[-1], min(budget.eps))
+            )
             for c, v in evaluate_policy(model, budget).items():
                 row.returns[c].append(v)
         rows.append(row)
@@ -337,7 +397,9 @@ def _cell(values: Sequence[float]) -> str:
 
 
 def _line(row: Row, budget: Budget) -> str:
-    cells = "  ".join(f"{k[:4]}@{e:g}={_ms(row.returns[(e, k)])[0]:5.0f}" for e, k in conditions(budget))
+    cells = "  ".join(
+        f"{k[:4]}@{e:g}={_ms(row.returns[(e, k)])[0]:5.0f}" for e, k in conditions(budget)
+    )
     bound = f"bound {_ms(row.bounds)[0]:9.3g}" if row.bounds else " " * 15
     return f"{row.label:<10} {bound}  {cells}"
 
@@ -348,8 +410,11 @@ def _col(e: float, k: str) -> str:
 
 def table(rows: List[Row], budget: Budget) -> str:
     conds = conditions(budget)
-    head = (f"| policy | α | certified bound | demo acc. | certified ε={min(budget.eps):g} | "
-            + " | ".join(_col(e, k) for e, k in conds) + " |")
+    head = (
+        f"| policy | α | certified bound | demo acc. | certified ε={min(budget.eps):g} | "
+        + " | ".join(_col(e, k) for e, k in conds)
+        + " |"
+    )
     lines = [head, "|---" * (5 + len(conds)) + "|"]
     for row in rows:
         bound = f"{_ms(row.bounds)[0]:.3g}" if row.bounds else "–"
@@ -366,17 +431,28 @@ def verdict(rows: List[Row], budget: Budget) -> str:
     and the loss to a perturbation falling as alpha shrinks, and whether any constrained
     clone actually returns more than plain BC under a perturbation."""
     clones = sorted([r for r in rows if r.label != "expert"], key=lambda r: r.alpha)
-    parts = [_clean_part(clones), _certified_part(clones, budget), _loss_part(clones, budget),
-             _absolute_part(clones, budget)]
+    parts = [
+        _clean_part(clones),
+        _certified_part(clones, budget),
+        _loss_part(clones, budget),
+        _absolute_part(clones, budget),
+    ]
     names = ["in clean return", "in the certificate", "in the loss to the perturbation"]
     shown = [n for n, (_, ok) in zip(names, parts) if ok]
     missing = [n for n, (_, ok) in zip(names, parts) if not ok]
-    listed = ", ".join(shown[:-1]) + (" and " if len(shown) > 1 else "") + (shown[-1] if shown else "")
-    summary = ("Overall, the paper's trade-off shows up " + (listed or "nowhere")
-               + (f", not {' or '.join(missing)}" if shown and missing else "")
-               + ("; and a constrained clone returns more than plain BC under some perturbation."
-                  if parts[3][1] else
-                  "; but no α returns more than plain BC under any perturbation tried."))
+    listed = (
+        ", ".join(shown[:-1]) + (" and " if len(shown) > 1 else "") + (shown[-1] if shown else "")
+    )
+    summary = (
+        "Overall, the paper's trade-off shows up "
+        + (listed or "nowhere")
+        + (f", not {' or '.join(missing)}" if shown and missing else "")
+        + (
+            "; and a constrained clone returns more than plain BC under some perturbation."
+            if parts[3][1]
+            else "; but no α returns more than plain BC under any perturbation tried."
+        )
+    )
     return " ".join(text for text, _ in parts) + " " + summary
 
 
@@ -392,9 +468,11 @@ def _clean_part(clones: List[Row]) -> Tuple[str, bool]:
     clean = [_mean(r, (0.0, "none")) for r in clones]
     rho = _spearman(clean)
     word = "shows up" if rho > 0.5 else "does not show up"
-    return (f"Nominal half: clean return goes from {clean[0]:.0f} ({_alpha(clones[0])}) to "
-            f"{clean[-1]:.0f} ({_alpha(clones[-1])}), Spearman ρ with α {rho:+.2f}: it {word}.",
-            rho > 0.5)
+    return (
+        f"Nominal half: clean return goes from {clean[0]:.0f} ({_alpha(clones[0])}) to "
+        f"{clean[-1]:.0f} ({_alpha(clones[-1])}), Spearman ρ with α {rho:+.2f}: it {word}.",
+        rho > 0.5,
+    )
 
 
 def _certified_part(clones: List[Row], budget: Budget) -> Tuple[str, bool]:
@@ -402,10 +480,12 @@ def _certified_part(clones: List[Row], budget: Budget) -> Tuple[str, bool]:
     cert = [100 * _ms(r.certified)[0] for r in finite]
     rho = _spearman(cert)
     word = "falls" if rho < -0.5 else "does not fall"
-    return (f"Certified half: the share of demonstration states with a provably flip-proof "
-            f"action at ε = {min(budget.eps):g} {word} as α grows ({cert[0]:.0f}% at "
-            f"{_alpha(finite[0])}, {cert[-1]:.0f}% at {_alpha(finite[-1])}, ρ {rho:+.2f}).",
-            rho < -0.5)
+    return (
+        f"Certified half: the share of demonstration states with a provably flip-proof "
+        f"action at ε = {min(budget.eps):g} {word} as α grows ({cert[0]:.0f}% at "
+        f"{_alpha(finite[0])}, {cert[-1]:.0f}% at {_alpha(finite[-1])}, ρ {rho:+.2f}).",
+        rho < -0.5,
+    )
 
 
 def _loss_part(clones: List[Row], budget: Budget) -> Tuple[str, bool]:
@@ -413,10 +493,14 @@ def _loss_part(clones: List[Row], budget: Budget) -> Tuple[str, bool]:
     for kind in PERTURBATIONS:
         loss = [_mean(r, (0.0, "none")) - _mean(r, (e, kind)) for r in clones]
         rhos.append(_spearman(loss))
-        parts.append(f"{_col(e, kind)}: {loss[0]:.0f} at {_alpha(clones[0])}, {loss[-1]:.0f} "
-                     f"for plain BC, ρ with α {rhos[-1]:+.2f}")
-    return ("Loss of return to the perturbation (clean minus perturbed): " + "; ".join(parts)
-            + ".", max(rhos) > 0.5)
+        parts.append(
+            f"{_col(e, kind)}: {loss[0]:.0f} at {_alpha(clones[0])}, {loss[-1]:.0f} "
+            f"for plain BC, ρ with α {rhos[-1]:+.2f}"
+        )
+    return (
+        "Loss of return to the perturbation (clean minus perturbed): " + "; ".join(parts) + ".",
+        max(rhos) > 0.5,
+    )
 
 
 def _absolute_part(clones: List[Row], budget: Budget) -> Tuple[str, bool]:
@@ -427,13 +511,22 @@ def _absolute_part(clones: List[Row], budget: Budget) -> Tuple[str, bool]:
         best = max((r for r in clones if not math.isinf(r.alpha)), key=lambda r: _mean(r, cond))
         gap = _mean(best, cond) - _mean(plain, cond)
         if gap > max(_ms(best.returns[cond])[1], _ms(plain.returns[cond])[1]):
-            wins.append(f"{_col(*cond)} ({_alpha(best)}: {_mean(best, cond):.0f} vs "
-                        f"{_mean(plain, cond):.0f})")
+            wins.append(
+                f"{_col(*cond)} ({_alpha(best)}: {_mean(best, cond):.0f} vs "
+                f"{_mean(plain, cond):.0f})"
+            )
     if not wins:
-        return ("In absolute return no constrained clone beats plain BC by more than a seed "
-                "std under any perturbation.", False)
-    return ("A constrained clone beats plain BC by more than a seed std under: "
-            + "; ".join(wins) + ".", True)
+        return (
+            "In absolute return no constrained clone beats plain BC by more than a seed "
+            "std under any perturbation.",
+            False,
+        )
+    return (
+        "A constrained clone beats plain BC by more than a seed std under: "
+        + "; ".join(wins)
+        + ".",
+        True,
+    )
 
 
 def _spearman(values: Sequence[float]) -> float:
@@ -469,21 +562,33 @@ def plot(rows: List[Row], budget: Budget, path: Path) -> None:
     inf_x = max(finite) * 10 if finite else 1.0
     xs = [inf_x if math.isinf(r.alpha) else r.alpha for r in clones]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colors = {e: plt.cm.viridis(0.15 + 0.7 * i / max(len(budget.eps) - 1, 1))
-              for i, e in enumerate(sorted(budget.eps))}
+    colors = {
+        e: plt.cm.viridis(0.15 + 0.7 * i / max(len(budget.eps) - 1, 1))
+        for i, e in enumerate(sorted(budget.eps))
+    }
     for e, k in conditions(budget):
         means = np.array([_ms(r.returns[(e, k)])[0] for r in clones])
         stds = np.array([_ms(r.returns[(e, k)])[1] for r in clones])
         color = "black" if k == "none" else colors[e]
-        ax.plot(xs, means, ":" if k == "random" else "-", marker="o" if k != "random" else "s",
-                color=color, label=_col(e, k), lw=2 if k == "none" else 1.5)
+        ax.plot(
+            xs,
+            means,
+            ":" if k == "random" else "-",
+            marker="o" if k != "random" else "s",
+            color=color,
+            label=_col(e, k),
+            lw=2 if k == "none" else 1.5,
+        )
         ax.fill_between(xs, means - stds, means + stds, color=color, alpha=0.08)
     ax.set_xscale("log")
     ax.set_xticks(xs, [("∞ (plain)" if math.isinf(r.alpha) else f"{r.alpha:g}") for r in clones])
     ax.set_xlabel("Lipschitz bound α (certified bound ≤ α)")
     ax.set_ylabel(f"closed-loop return (mean over {len(budget.seeds)} seeds)")
-    ax.set_title("Lipschitz-constrained BC on CartPole-v1: return vs α "
-                 "(solid: FGSM, dotted: random, band: ± std)", fontsize=10)
+    ax.set_title(
+        "Lipschitz-constrained BC on CartPole-v1: return vs α "
+        "(solid: FGSM, dotted: random, band: ± std)",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -492,20 +597,40 @@ def plot(rows: List[Row], budget: Budget, path: Path) -> None:
     plt.close(fig)
 
 
-def write_doc(path: Path, rows: List[Row], budget: Budget, info: dict, expert_desc: str,
-              seconds: float, command: str, png: Path) -> None:
-    text = DOC.format(command=command, minutes=seconds / 60, expert=expert_desc,
-                      expert_time=info["expert_time"],
-                      reading=READING.format(theta_std=info["theta_std"]),
-                      png=png.name, table=table(rows, budget), verdict=verdict(rows, budget),
-                      n_demo=budget.demo_episodes, n_demo_last=budget.demo_episodes - 1,
-                      eps_min=min(budget.eps), samples=info["demo_samples"],
-                      demo_return=info["demo_return"], right=100 * info["push_right"],
-                      epochs=budget.epochs, seeds=", ".join(map(str, budget.seeds)),
-                      eval_episodes=budget.eval_episodes, horizon=budget.horizon,
-                      eps=", ".join(f"{e:g}" for e in budget.eps),
-                      lr=TRAINING["lr"], batch=TRAINING["batch_size"],
-                      hidden="-".join(map(str, MODEL["hidden"])))
+def write_doc(
+    path: Path,
+    rows: List[Row],
+    budget: Budget,
+    info: dict,
+    expert_desc: str,
+    seconds: float,
+    command: str,
+    png: Path,
+) -> None:
+    text = DOC.format(
+        command=command,
+        minutes=seconds / 60,
+        expert=expert_desc,
+        expert_time=info["expert_time"],
+        reading=READING.format(theta_std=info["theta_std"]),
+        png=png.name,
+        table=table(rows, budget),
+        verdict=verdict(rows, budget),
+        n_demo=budget.demo_episodes,
+        n_demo_last=budget.demo_episodes - 1,
+        eps_min=min(budget.eps),
+        samples=info["demo_samples"],
+        demo_return=info["demo_return"],
+        right=100 * info["push_right"],
+        epochs=budget.epochs,
+        seeds=", ".join(map(str, budget.seeds)),
+        eval_episodes=budget.eval_episodes,
+        horizon=budget.horizon,
+        eps=", ".join(f"{e:g}" for e in budget.eps),
+        lr=TRAINING["lr"],
+        batch=TRAINING["batch_size"],
+        hidden="-".join(map(str, MODEL["hidden"])),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
@@ -585,43 +710,67 @@ def _budget(args: argparse.Namespace) -> Budget:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--expert", choices=("ppo", "linear"), default="ppo",
-                   help="ppo: a PPO policy trained with configs/cartpole_ppo.yaml (cached in "
-                        "--expert-dir); linear: the hand-written controller of LinearExpert")
-    p.add_argument("--expert-dir", default="/tmp/regrl_lipschitz_bc/expert",
-                   help="where the PPO expert is trained once and reused")
-    p.add_argument("--work-dir", default="/tmp/regrl_lipschitz_bc/work",
-                   help="demonstrations and BC run folders")
+    p.add_argument(
+        "--expert",
+        choices=("ppo", "linear"),
+        default="ppo",
+        help="ppo: a PPO policy trained with configs/cartpole_ppo.yaml (cached in "
+        "--expert-dir); linear: the hand-written controller of LinearExpert",
+    )
+    p.add_argument(
+        "--expert-dir",
+        default="/tmp/regrl_lipschitz_bc/expert",
+        help="where the PPO expert is trained once and reused",
+    )
+    p.add_argument(
+        "--work-dir",
+        default="/tmp/regrl_lipschitz_bc/work",
+        help="demonstrations and BC run folders",
+    )
     p.add_argument("--quick", action="store_true", help="tiny budget (smoke run)")
     p.add_argument("--alphas", type=float, nargs="*", help="override the alpha list")
     p.add_argument("--seeds", type=int, help="number of BC seeds")
-    p.add_argument("--out", help="markdown report (default docs/lipschitz_bc.md; with --quick "
-                                 "<work-dir>/lipschitz_bc_quick.md); the plot goes next to it")
+    p.add_argument(
+        "--out",
+        help="markdown report (default docs/lipschitz_bc.md; with --quick "
+        "<work-dir>/lipschitz_bc_quick.md); the plot goes next to it",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # tiny MLPs: threads only contend on a small machine
     budget = _budget(args)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    out = Path(args.out) if args.out else (work / "lipschitz_bc_quick.md" if args.quick
-                                           else ROOT / "docs" / "lipschitz_bc.md")
+    out = (
+        Path(args.out)
+        if args.out
+        else (work / "lipschitz_bc_quick.md" if args.quick else ROOT / "docs" / "lipschitz_bc.md")
+    )
     start = time.time()
     cached = args.expert == "ppo" and _latest_ppo_checkpoint(Path(args.expert_dir)) is not None
     expert, expert_desc = make_expert(args.expert, Path(args.expert_dir))
     expert_seconds = time.time() - start
     rows, info = run_all(expert, budget, work)
-    info["expert_time"] = ("the linear expert needs no training" if args.expert == "linear" else
-                           f"the PPO expert was loaded from {args.expert_dir} in "
-                           f"{expert_seconds:.0f} s; training it there once takes about 5 "
-                           f"minutes more" if cached else
-                           f"including {expert_seconds:.0f} s to train the PPO expert")
+    info["expert_time"] = (
+        "the linear expert needs no training"
+        if args.expert == "linear"
+        else f"the PPO expert was loaded from {args.expert_dir} in "
+        f"{expert_seconds:.0f} s; training it there once takes about 5 "
+        f"minutes more"
+        if cached
+        else f"including {expert_seconds:.0f} s to train the PPO expert"
+    )
     seconds = time.time() - start
-    command = "python benchmarks/lipschitz_bc.py" + (
-        " " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    command = (
+        "python benchmarks/lipschitz_bc.py"
+        + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    )
     png = out.with_suffix(".png")
     plot(rows, budget, png)
     write_doc(out, rows, budget, info, expert_desc, seconds, command, png)
-    print(f"\n{table(rows, budget)}\n\n{verdict(rows, budget)}\nwrote {out} and {png} "
-          f"in {seconds:.0f}s")
+    print(
+        f"\n{table(rows, budget)}\n\n{verdict(rows, budget)}\nwrote {out} and {png} "
+        f"in {seconds:.0f}s"
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ difference to it). Writes docs/noisy_labels.md.
 Run: .venv/bin/python benchmarks/noisy_labels.py            (about 5-10 minutes on 2 cores)
      regrl data digits   (data only: data/digits.npz for configs/offline_digits.yaml)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trainers.offline import offline_config_from_dict, train_offline  # noqa: E402
+from regrl.trainers.offline import offline_config_from_dict, train_offline  # noqa: E402
 
 NOISE = (0.0, 0.2, 0.4)
 SEEDS = (0, 1, 2)
@@ -42,12 +43,14 @@ METHODS: Dict[str, List[dict]] = {
     "MixUp": [{"name": "mixup", "alpha": 1.0}],
     "Nested Dropout (σ=10, paper)": [{"name": "nested_dropout", "sigma": 10.0}],
     "Nested Dropout (σ=30)": [{"name": "nested_dropout", "sigma": 30.0}],
-    "Co-teaching (T_k=10, paper)": [{"name": "coteaching", "forget_rate": "{noise}",
-                                     "num_gradual": 10}],
+    "Co-teaching (T_k=10, paper)": [
+        {"name": "coteaching", "forget_rate": "{noise}", "num_gradual": 10}
+    ],
     "Co-teaching (T_k=30)": [{"name": "coteaching", "forget_rate": "{noise}", "num_gradual": 30}],
     "Nested (σ=30) + Co-teaching (T_k=30)": [
         {"name": "nested_dropout", "sigma": 30.0},
-        {"name": "coteaching", "forget_rate": "{noise}", "num_gradual": 30}],
+        {"name": "coteaching", "forget_rate": "{noise}", "num_gradual": 30},
+    ],
     "StableMax": [{"name": "stablemax"}],
     "⊥Grad": [{"name": "orthograd"}],
     "Dispersive": [{"name": "dispersive", "lam": 0.5, "tau": 0.5}],
@@ -63,7 +66,7 @@ MODEL = {"hidden": [64, 64], "activation": "relu"}
 
 
 def digits() -> Tuple[np.ndarray, np.ndarray]:
-    from trainers.data_cli import digits_arrays  # the arrays `regrl data digits` writes
+    from regrl.trainers.data_cli import digits_arrays  # the arrays `regrl data digits` writes
 
     d = digits_arrays()
     return d["x"], d["y"]
@@ -94,14 +97,27 @@ def plugins_for(method: str, noise: float) -> List[dict]:
     return out
 
 
-def run_one(method: str, noise: float, seed: int, train_path: Path, test_path: Path,
-            runs_root: Path, epochs: int) -> float:
-    raw = {"kind": "offline", "name": "noisy", "seed": seed, "runs_root": str(runs_root),
-           "task": "classification",
-           "data": {"path": str(train_path), "val_path": str(test_path)},
-           "model": MODEL, "training": dict(TRAINING, epochs=epochs),
-           "plugins": plugins_for(method, noise),
-           "checkpoint": {"every": epochs, "keep": 1}}
+def run_one(
+    method: str,
+    noise: float,
+    seed: int,
+    train_path: Path,
+    test_path: Path,
+    runs_root: Path,
+    epochs: int,
+) -> float:
+    raw = {
+        "kind": "offline",
+        "name": "noisy",
+        "seed": seed,
+        "runs_root": str(runs_root),
+        "task": "classification",
+        "data": {"path": str(train_path), "val_path": str(test_path)},
+        "model": MODEL,
+        "training": dict(TRAINING, epochs=epochs),
+        "plugins": plugins_for(method, noise),
+        "checkpoint": {"every": epochs, "keep": 1},
+    }
     cfg = offline_config_from_dict(raw, source=f"{method} @ {noise:.0%}")
     with contextlib.redirect_stdout(io.StringIO()):
         result = train_offline(cfg, progress=False)
@@ -123,16 +139,24 @@ def make_files(tmp: Path, seeds: Sequence[int]) -> Tuple[Dict[Tuple[float, int],
     return files, test_path, info
 
 
-def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int
-            ) -> Tuple[Dict[str, Dict[float, List[float]]], dict]:
+def run_all(
+    methods: Sequence[str], seeds: Sequence[int], epochs: int
+) -> Tuple[Dict[str, Dict[float, List[float]]], dict]:
     results: Dict[str, Dict[float, List[float]]] = {m: {n: [] for n in NOISE} for m in methods}
     with tempfile.TemporaryDirectory() as tmp:
         files, test_path, info = make_files(Path(tmp), seeds)
         for method in methods:
             for noise in NOISE:
                 for seed in seeds:
-                    acc = run_one(method, noise, seed, files[(noise, seed)], test_path,
-                                  Path(tmp) / "runs", epochs)
+                    acc = run_one(
+                        method,
+                        noise,
+                        seed,
+                        files[(noise, seed)],
+                        test_path,
+                        Path(tmp) / "runs",
+                        epochs,
+                    )
                     results[method][noise].append(acc)
                 print(_progress_line(method, noise, results), flush=True)
     return results, info
@@ -168,7 +192,7 @@ def table(results) -> str:
 
 def _t_halfwidth(values: Sequence[float]) -> float:
     """Half-width of the 95% Student-t interval of the mean (0 for one value)."""
-    from trainers.sweep import t_interval
+    from regrl.trainers.sweep import t_interval
 
     return t_interval(list(values))[1] or 0.0
 
@@ -186,31 +210,37 @@ def verdict(results) -> str:
         m, h = statistics.mean(results[method][0.4]), _t_halfwidth(results[method][0.4])
         diff = 100 * (m - ce_m)
         clear = abs(m - ce_m) > h + ce_h
-        word = ("beats" if diff > 0 else "is worse than") if clear else \
-            "is not separable from"
-        parts.append(f"{method} {word} CE ({100 * m:.1f} ± {100 * h:.1f} vs "
-                     f"{100 * ce_m:.1f} ± {100 * ce_h:.1f}, {diff:+.1f} pts)")
-    return ("At 40% noise (mean ± 95% t-interval half-width over seeds; a difference is "
-            "claimed only where the intervals do not overlap): " + "; ".join(parts) + ".")
+        word = ("beats" if diff > 0 else "is worse than") if clear else "is not separable from"
+        parts.append(
+            f"{method} {word} CE ({100 * m:.1f} ± {100 * h:.1f} vs "
+            f"{100 * ce_m:.1f} ± {100 * ce_h:.1f}, {diff:+.1f} pts)"
+        )
+    return (
+        "At 40% noise (mean ± 95% t-interval half-width over seeds; a difference is "
+        "claimed only where the intervals do not overlap): " + "; ".join(parts) + "."
+    )
 
 
-def write_doc(path: Path, results, info, seconds: float, command: str, epochs: int,
-              seeds: Sequence[int]) -> None:
-    noise_note = ", ".join(f"{n:.0%}: {100 * statistics.mean(v for (nn, _), v in info['actual_noise'].items() if nn == n):.1f}%"
-                           for n in NOISE)
+def write_doc(
+    path: Path, results, info, seconds: float, command: str, epochs: int, seeds: Sequence[int]
+) -> None:
+    noise_note = ", ".join(
+        f"{n:.0%}: {100 * statistics.mean(v for (nn, _), v in info['actual_noise'].items() if nn == n):.1f}%"
+        for n in NOISE
+    )
     text = f"""# Learning with noisy labels: offline plugins on digits
 
 Generated by `{command}` in {seconds / 60:.1f} minutes (wall time, 2 CPU cores, one torch
 thread). Do not edit by hand; rerun the command.
 
 **Setup.** scikit-learn's bundled `load_digits` (1797 images of 8x8 pixels scaled to [0, 1],
-10 classes), one fixed split: {info['train']} training and {info['test']} test samples.
+10 classes), one fixed split: {info["train"]} training and {info["test"]} test samples.
 Symmetric label noise on the training labels only: each label is flipped with probability
 0%, 20% or 40% to one of the 9 other classes (realised rates, mean over seeds: {noise_note}).
-Test labels are clean. Model: MLP 64-{MODEL['hidden'][0]}-{MODEL['hidden'][1]}-10 (ReLU),
-AdamW lr {TRAINING['lr']}, batch {TRAINING['batch_size']}, {epochs} epochs, no early stopping:
+Test labels are clean. Model: MLP 64-{MODEL["hidden"][0]}-{MODEL["hidden"][1]}-10 (ReLU),
+AdamW lr {TRAINING["lr"]}, batch {TRAINING["batch_size"]}, {epochs} epochs, no early stopping:
 the number is the **test accuracy after the last epoch** (%), mean ± sample std over seeds
-{', '.join(map(str, seeds))} (the seed sets the initialisation, the shuffling and the noise
+{", ".join(map(str, seeds))} (the seed sets the initialisation, the shuffling and the noise
 draw). In brackets: difference to plain CE in points. Bold: best mean in the column.
 Plugin parameters are the papers' defaults (see `METHODS` in the script); Co-teaching's
 forget rate is set to the true noise rate, as in the Co-teaching paper (an oracle).
@@ -249,7 +279,7 @@ def main(argv=None) -> int:
     p.add_argument("--write-data", metavar="PATH", help="only write digits to an npz and exit")
     args = p.parse_args(argv)
     if args.write_data:  # kept for old instructions; `regrl data digits --out PATH` is the same
-        from trainers.data_cli import write_dataset
+        from regrl.trainers.data_cli import write_dataset
 
         print(f"wrote {write_dataset('digits', args.write_data)}")
         return 0
@@ -261,8 +291,9 @@ def main(argv=None) -> int:
     start = time.time()
     results, info = run_all(args.methods, seeds, args.epochs)
     seconds = time.time() - start
-    command = "python benchmarks/noisy_labels.py" + ("" if argv is None and len(sys.argv) == 1
-                                                     else " " + " ".join(sys.argv[1:]))
+    command = "python benchmarks/noisy_labels.py" + (
+        "" if argv is None and len(sys.argv) == 1 else " " + " ".join(sys.argv[1:])
+    )
     write_doc(Path(args.out), results, info, seconds, command, args.epochs, seeds)
     print(f"\n{table(results)}\n\n{verdict(results)}\nwrote {args.out} in {seconds:.0f}s")
     return 0

@@ -5,6 +5,7 @@ the first and last ``--window`` logged steps, so one noisy step does not decide 
 
 Run: .venv/bin/python benchmarks/rlvr_pilot_summary.py runs/rlvr_exp_collapse_grpo [RUN_OR_EXPERIMENT_DIR ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,16 +36,26 @@ def _ends(values: List[float], window: int) -> str:
 
 
 def summary(run: Path, window: int) -> str:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     ent = _series(rows, "learner/entropy")
-    change = (statistics.fmean(ent[-window:]) / statistics.fmean(ent[:window]) - 1) if ent else float("nan")
+    change = (
+        (statistics.fmean(ent[-window:]) / statistics.fmean(ent[:window]) - 1)
+        if ent
+        else float("nan")
+    )
     lp = _series(rows, "learner/lp_reg_token_num")
     lp_cell = f"{statistics.fmean(lp):.1f} (min {min(lp):.0f})" if lp else "—"
     evals = _series(rows, "eval/pass@1")
     eval_cell = " ".join(f"{v:.2f}" for v in evals) if evals else "—"
-    return (f"| {run.parent.name} | {len(rows)} | {_ends(ent, window)} ({change:+.0%}) | "
-            f"{_ends(_series(rows, 'train/accuracy'), window)} | {eval_cell} | {lp_cell} | "
-            f"{_ends(_series(rows, 'train/response_len'), window)} |")
+    return (
+        f"| {run.parent.name} | {len(rows)} | {_ends(ent, window)} ({change:+.0%}) | "
+        f"{_ends(_series(rows, 'train/accuracy'), window)} | {eval_cell} | {lp_cell} | "
+        f"{_ends(_series(rows, 'train/response_len'), window)} |"
+    )
 
 
 def main() -> None:
@@ -52,8 +63,10 @@ def main() -> None:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--window", type=int, default=5, help="steps averaged at each end")
     a = p.parse_args()
-    print("| run | steps | learner entropy start → end (change) | train accuracy start → end | "
-          "eval pass@1 | Lp-Reg tokens per step (mean) | response length |")
+    print(
+        "| run | steps | learner entropy start → end (change) | train accuracy start → end | "
+        "eval pass@1 | Lp-Reg tokens per step (mean) | response length |"
+    )
     print("|---|---|---|---|---|---|---|")
     for run in a.runs:
         print(summary(_run_dir(run), a.window))

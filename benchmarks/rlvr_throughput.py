@@ -11,6 +11,7 @@ from other processes hits both alike; the ratio is of the medians.
 
 Run: .venv/bin/python benchmarks/rlvr_throughput.py [--model tiny|smollm2] [--prompts 4 --group 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,14 +21,16 @@ import time
 import numpy as np
 import torch
 
-from agents.models import lm
+from regrl.agents.models import lm
 
 
 def _args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="tiny", help="tiny (4-layer, width 128) or smollm2")
     p.add_argument("--prompts", type=int, default=4, help="distinct prompts per call")
-    p.add_argument("--group", type=int, default=4, help="completions per prompt (rows = prompts x group)")
+    p.add_argument(
+        "--group", type=int, default=4, help="completions per prompt (rows = prompts x group)"
+    )
     p.add_argument("--new-tokens", type=int, default=24)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
@@ -37,7 +40,7 @@ def _args():
 
 def _model(name: str):
     if name == "tiny":
-        from trainers.rlvr.policy import TINY_ALPHABET
+        from regrl.trainers.rlvr.policy import TINY_ALPHABET
 
         tok = lm.char_tokenizer(TINY_ALPHABET)
         return lm.tiny_lm(tok, n_layer=4, n_embd=128, n_head=4, seed=0), tok, False
@@ -46,7 +49,7 @@ def _model(name: str):
 
 
 def _prompts(n: int):
-    from envs.text import get_task
+    from regrl.envs.text import get_task
 
     task, rng = get_task("arithmetic", digits=2), np.random.default_rng(0)
     return [task.sample(rng).prompt for _ in range(n)]
@@ -84,22 +87,41 @@ def main() -> None:
     def plain():
         torch.manual_seed(0)
         with torch.no_grad():
-            return model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=1.0,
-                                  top_k=0, top_p=1.0, max_new_tokens=T, min_new_tokens=T,
-                                  pad_token_id=tok.pad_token_id)
+            return model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=T,
+                min_new_tokens=T,
+                pad_token_id=tok.pad_token_id,
+            )
 
     def ours():
         gen = torch.Generator().manual_seed(0)
-        return lm.sample(model, ids, mask, max_new_tokens=T, temperature=1.0, eos_id=tok.eos_token_id,
-                         pad_id=tok.pad_token_id, generator=gen, stop_at_eos=False,
-                         minp_kappa=0.02 if a.lp_reg else None)
+        return lm.sample(
+            model,
+            ids,
+            mask,
+            max_new_tokens=T,
+            temperature=1.0,
+            eos_id=tok.eos_token_id,
+            pad_id=tok.pad_token_id,
+            generator=gen,
+            stop_at_eos=False,
+            minp_kappa=0.02 if a.lp_reg else None,
+        )
 
     out, s = plain(), ours()  # warm-up
     assert out.shape[1] - ids.shape[1] == T and s.tokens.shape == (B, T)
     t_plain, t_ours, _ = _time_pair(plain, ours, a.repeats)
     t_learn = _learner(model, ids, mask, s, a.repeats)
-    print(f"model {a.model}, {a.prompts} prompts x {a.group} = {B} rows x {T} new tokens "
-          f"(prompt length {ids.shape[1]}), {a.threads} thread(s), lp-reg proxy: {a.lp_reg}")
+    print(
+        f"model {a.model}, {a.prompts} prompts x {a.group} = {B} rows x {T} new tokens "
+        f"(prompt length {ids.shape[1]}), {a.threads} thread(s), lp-reg proxy: {a.lp_reg}"
+    )
     print(f"plain model.generate : {n_tok / t_plain:9.1f} tokens/s  ({t_plain:.3f} s)")
     print(f"rollout sampler      : {n_tok / t_ours:9.1f} tokens/s  ({t_ours:.3f} s)")
     print(f"ratio sampler / generate = {t_plain / t_ours:.3f}   (target >= 1.5)")

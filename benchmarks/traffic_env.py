@@ -13,6 +13,7 @@ Goal: raw-mode overhead <= 15 % over the bare (null-observation) loop. On a load
 separate loops' rates drift by tens of percent between rounds; the last line (wrapper code vs
 MetaDrive's step inside the same raw-mode loop) is the load-robust view of the same overhead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,11 @@ CLOCK = time.process_time
 def bare_loop(num_cbv: int, steps: int, stock_obs: bool, **kw) -> float:
     from metadrive.policy.idm_policy import IDMPolicy
 
-    from envs.traffic import backend
+    from regrl.envs.traffic import backend
 
-    cfg = backend.metadrive_config("intersection", num_cbv + 1, kw["traffic_density"], 0, 100,
-                                   None, False, None)
+    cfg = backend.metadrive_config(
+        "intersection", num_cbv + 1, kw["traffic_density"], 0, 100, None, False, None
+    )
     if not stock_obs:
         cfg["agent_observation"] = backend.null_observation_class()
     env = backend.scenario_class("intersection")(cfg)
@@ -62,10 +64,15 @@ def wrapper_loop(num_cbv: int, steps: int, mode: str, split: dict = None, **kw) 
     """Steps per CPU-second of the wrapper; ``split`` (if given) receives the CPU seconds per
     step spent inside MetaDrive's own ``step`` and in the wrapper's code around it (resets
     excluded): a same-loop measure of the overhead, robust to load shared with other jobs."""
-    from envs.traffic import parallel_env
+    from regrl.envs.traffic import parallel_env
 
-    env = parallel_env(num_cbv=num_cbv, action_mode=mode, num_modes=kw["num_modes"],
-                       horizon=kw["horizon"], traffic_density=kw["traffic_density"])
+    env = parallel_env(
+        num_cbv=num_cbv,
+        action_mode=mode,
+        num_modes=kw["num_modes"],
+        horizon=kw["horizon"],
+        traffic_density=kw["traffic_density"],
+    )
     inside = [0.0]
     try:
         seed = 0
@@ -86,7 +93,7 @@ def wrapper_loop(num_cbv: int, steps: int, mode: str, split: dict = None, **kw) 
                 seed, t = seed + 1, CLOCK()
                 env.reset(seed=seed)
                 resets += CLOCK() - t
-            act = (np.array([0.0, 0.5], np.float32) if mode == "raw" else kw["num_modes"] - 1)
+            act = np.array([0.0, 0.5], np.float32) if mode == "raw" else kw["num_modes"] - 1
             env.step({a: act for a in env.agents})
             done += 1
         total = CLOCK() - start
@@ -106,14 +113,18 @@ def main() -> None:
     args = p.parse_args()
     kw = dict(horizon=100, traffic_density=0.05, num_modes=args.num_modes)
     split: dict = {}
-    runs = {"bare MetaDrive, null observation": lambda: bare_loop(args.num_cbv, args.steps,
-                                                                  False, **kw),
-            "bare MetaDrive, stock lidar observation": lambda: bare_loop(args.num_cbv,
-                                                                         args.steps, True, **kw),
-            "wrapper, raw actions": lambda: wrapper_loop(args.num_cbv, args.steps, "raw", split,
-                                                          **kw),
-            f"wrapper, candidate mode ({3 * args.num_modes} candidates/CBV)":
-                lambda: wrapper_loop(args.num_cbv, args.steps, "candidate", **kw)}
+    runs = {
+        "bare MetaDrive, null observation": lambda: bare_loop(
+            args.num_cbv, args.steps, False, **kw
+        ),
+        "bare MetaDrive, stock lidar observation": lambda: bare_loop(
+            args.num_cbv, args.steps, True, **kw
+        ),
+        "wrapper, raw actions": lambda: wrapper_loop(args.num_cbv, args.steps, "raw", split, **kw),
+        f"wrapper, candidate mode ({3 * args.num_modes} candidates/CBV)": lambda: wrapper_loop(
+            args.num_cbv, args.steps, "candidate", **kw
+        ),
+    }
     best = {k: 0.0 for k in runs}
     shares = []
     for _ in range(args.rounds):
@@ -123,15 +134,21 @@ def main() -> None:
             if split:
                 shares.append((split["wrapper"] / split["metadrive"], dict(split)))
     base = best["bare MetaDrive, null observation"]
-    print(f"intersection, {args.num_cbv} CBVs + IDM ego + IDM traffic, {args.steps} steps "
-          f"(0.1 s each), best of {args.rounds} rounds")
+    print(
+        f"intersection, {args.num_cbv} CBVs + IDM ego + IDM traffic, {args.steps} steps "
+        f"(0.1 s each), best of {args.rounds} rounds"
+    )
     for name, rate in best.items():
-        print(f"  {name:48s} {rate:8.1f} steps/CPU-s   x{rate / base:5.2f} of bare "
-              f"(overhead {100 * (base / rate - 1):+.0f}%)")
+        print(
+            f"  {name:48s} {rate:8.1f} steps/CPU-s   x{rate / base:5.2f} of bare "
+            f"(overhead {100 * (base / rate - 1):+.0f}%)"
+        )
     share, cpu = min(shares, key=lambda s: s[0])
-    print(f"  raw mode, same loop (best round): MetaDrive step {1e3 * cpu['metadrive']:.2f} ms, "
-          f"wrapper code around it {1e3 * cpu['wrapper']:.2f} ms per step "
-          f"(+{100 * share:.0f}% of MetaDrive's step)")
+    print(
+        f"  raw mode, same loop (best round): MetaDrive step {1e3 * cpu['metadrive']:.2f} ms, "
+        f"wrapper code around it {1e3 * cpu['wrapper']:.2f} ms per step "
+        f"(+{100 * share:.0f}% of MetaDrive's step)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """RIFT candidate scoring cost per decision: 36 candidates (R=3 lanes × M=12 modes) × 40 steps
-× 10 neighbours, vectorised ``envs.traffic.scoring.score_candidates`` vs a plain-Python
+× 10 neighbours, vectorised ``regrl.envs.traffic.scoring.score_candidates`` vs a plain-Python
 corner-based separating-axis loop for the collision matrix alone (the baseline, measured in
 the same run; it also cross-checks the vectorised collision matrix).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/traffic_scoring.py [--repeats 200]
 Goal: < 5 ms per decision on one core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 
-from envs.traffic import candidates, scene, scoring
+from regrl.envs.traffic import candidates, scene, scoring
 
 
 def busy_scene(seed: int = 0) -> dict:
@@ -25,12 +26,16 @@ def busy_scene(seed: int = 0) -> dict:
     o["agent_hist"][:, 2], o["agent_hist"][:, 4] = 1.0, 10.0
     for r, y in enumerate((0.0, 3.5, -3.5)):
         o["lanes"][r, :, 0] = scene.LANE_SPACING * np.arange(scene.P)
-        o["lanes"][r, :, 1] = y + 0.002 * o["lanes"][r, :, 0] ** 2 / 10   # gentle curve
+        o["lanes"][r, :, 1] = y + 0.002 * o["lanes"][r, :, 0] ** 2 / 10  # gentle curve
     o["lane_mask"][:], o["lane_width"][:] = 1.0, 3.5
     o["agent_size"][:], o["speed_limit"][0] = [4.5, 1.9], 15.0
     for n in range(scene.N):
-        x, y, v, h = rng.uniform(-30, 90), rng.choice([0, 3.5, -3.5]), rng.uniform(5, 12), \
-            rng.normal(0, 0.05)
+        x, y, v, h = (
+            rng.uniform(-30, 90),
+            rng.choice([0, 3.5, -3.5]),
+            rng.uniform(5, 12),
+            rng.normal(0, 0.05),
+        )
         o["neighbors"][n, :, 0] = x + v * scene.DT * np.arange(-scene.H + 1, 1)
         o["neighbors"][n, :, 1] = y
         o["neighbors"][n, :, 2], o["neighbors"][n, :, 3] = math.cos(h), math.sin(h)
@@ -54,11 +59,18 @@ def loop_collisions(traj, heading, o) -> np.ndarray:
             a = corners(traj[g, t], heading[g, t], 0.5 * o["agent_size"])
             for n in range(scene.N):
                 b = corners(nb_c[n, t], nb_h[n, t], 0.55 * o["neighbor_size"][n])
-                angles = (heading[g, t], heading[g, t] + math.pi / 2, nb_h[n, t],
-                          nb_h[n, t] + math.pi / 2)
+                angles = (
+                    heading[g, t],
+                    heading[g, t] + math.pi / 2,
+                    nb_h[n, t],
+                    nb_h[n, t] + math.pi / 2,
+                )
                 axes = [np.array([math.cos(x), math.sin(x)]) for x in angles]
-                if all(max(p @ ax for p in a) >= min(p @ ax for p in b) and
-                       max(p @ ax for p in b) >= min(p @ ax for p in a) for ax in axes):
+                if all(
+                    max(p @ ax for p in a) >= min(p @ ax for p in b)
+                    and max(p @ ax for p in b) >= min(p @ ax for p in a)
+                    for ax in axes
+                ):
                     out[g, t] = True
                     break
     return out
@@ -88,21 +100,33 @@ def main() -> None:
     od = {k: np.asarray(v, np.float64) for k, v in o.items()}
     kin = scoring.candidate_kinematics(traj.astype(np.float64), 10.0, 0.0)
     vec = timed(lambda: scoring.score_candidates(traj, flat, valid), args.repeats)
-    vec_coll = timed(lambda: scoring.collision_matrix(traj, kin["heading"], od["agent_size"],
-                                                      od["neighbors"], od["neighbor_mask"],
-                                                      od["neighbor_size"]), args.repeats)
+    vec_coll = timed(
+        lambda: scoring.collision_matrix(
+            traj,
+            kin["heading"],
+            od["agent_size"],
+            od["neighbors"],
+            od["neighbor_mask"],
+            od["neighbor_size"],
+        ),
+        args.repeats,
+    )
     t0 = time.process_time()
     ref = loop_collisions(traj.astype(np.float64), kin["heading"], od)
     loop = time.process_time() - t0
     _, det = scoring.score_candidates(traj, flat, valid)
     agree = bool(np.array_equal(ref, det["collision"]))
-    print(f"candidate scoring, G={len(traj)} x T={scene.T} x N={scene.N}, one core "
-          f"(CPU time, best of 5 blocks)")
+    print(
+        f"candidate scoring, G={len(traj)} x T={scene.T} x N={scene.N}, one core "
+        f"(CPU time, best of 5 blocks)"
+    )
     print(f"  score_candidates (all of it)      {vec * 1e3:8.2f} ms/decision  (goal < 5 ms)")
     print(f"  vectorised collision matrix       {vec_coll * 1e3:8.2f} ms")
-    print(f"  python-loop collision (baseline)  {loop * 1e3:8.2f} ms  -> speed-up "
-          f"{loop / vec_coll:.0f}x; identical matrices: {agree}; "
-          f"{int(det['collision'].any(1).sum())}/{len(traj)} candidates collide")
+    print(
+        f"  python-loop collision (baseline)  {loop * 1e3:8.2f} ms  -> speed-up "
+        f"{loop / vec_coll:.0f}x; identical matrices: {agree}; "
+        f"{int(det['collision'].any(1).sum())}/{len(traj)} candidates collide"
+    )
 
 
 if __name__ == "__main__":

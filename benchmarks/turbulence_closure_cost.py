@@ -15,6 +15,7 @@ Cost per simulated time unit per simulation = seconds per step / batch / dt. The
 reference's configuration (256², float32, dt 2.5·10⁻⁴), one simulation.
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_closure_cost.py [--rounds 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,23 +26,37 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/turbulence
 
 import torch  # noqa: E402
 
-from envs.turbulence.closures import leith_viscosity, smagorinsky_in_step, \
-    smagorinsky_viscosity, upsample_agent_actions  # noqa: E402
-from envs.turbulence.reference import les_dt, load_reference  # noqa: E402
-from envs.turbulence.solver import Turbulence2D  # noqa: E402
+from regrl.envs.turbulence.closures import (
+    leith_viscosity,
+    smagorinsky_in_step,
+    smagorinsky_viscosity,
+    upsample_agent_actions,
+)  # noqa: E402
+from regrl.envs.turbulence.reference import les_dt, load_reference  # noqa: E402
+from regrl.envs.turbulence.solver import Turbulence2D  # noqa: E402
 
 
 def les(batch: int, n: int = 64, dtype=torch.float64) -> Turbulence2D:
     p = load_reference().provenance["spec"]
-    return Turbulence2D(n, nu=p["nu"], alpha=p["alpha"], dt=les_dt(p), kf=p["kf"],
-                        beta=p["beta"], batch=batch, seed=0, dtype=dtype)
+    return Turbulence2D(
+        n,
+        nu=p["nu"],
+        alpha=p["alpha"],
+        dt=les_dt(p),
+        kf=p["kf"],
+        beta=p["beta"],
+        batch=batch,
+        seed=0,
+        dtype=dtype,
+    )
 
 
 def steppers(sim: Turbulence2D) -> dict:
     """name -> fn(k) advancing k steps; the coefficient field is fixed like one RL decision."""
     gen = torch.Generator().manual_seed(0)
-    field = upsample_agent_actions(0.0578 * torch.rand(sim.batch, 4, 4, generator=gen,
-                                                       dtype=torch.float64), sim.n)
+    field = upsample_agent_actions(
+        0.0578 * torch.rand(sim.batch, 4, 4, generator=gen, dtype=torch.float64), sim.n
+    )
 
     def outside(k):
         for _ in range(k):
@@ -49,15 +64,19 @@ def steppers(sim: Turbulence2D) -> dict:
 
     def leith(k):
         for _ in range(k):
-            sim.step(1, eddy_viscosity=leith_viscosity(sim, 0.17 ** 3 * field / 0.0289))
+            sim.step(1, eddy_viscosity=leith_viscosity(sim, 0.17**3 * field / 0.0289))
 
-    return {"bare LES": sim.step,
-            "Smagorinsky, outside the step (old)": outside,
-            "Smagorinsky, in the step (new)": lambda k: sim.step(
-                k, eddy_viscosity=smagorinsky_in_step(sim, field)),
-            "Smagorinsky uniform C_s², in the step (new)": lambda k: sim.step(
-                k, eddy_viscosity=smagorinsky_in_step(sim, field[:, 0, 0])),
-            "Leith, outside the step": leith}
+    return {
+        "bare LES": sim.step,
+        "Smagorinsky, outside the step (old)": outside,
+        "Smagorinsky, in the step (new)": lambda k: sim.step(
+            k, eddy_viscosity=smagorinsky_in_step(sim, field)
+        ),
+        "Smagorinsky uniform C_s², in the step (new)": lambda k: sim.step(
+            k, eddy_viscosity=smagorinsky_in_step(sim, field[:, 0, 0])
+        ),
+        "Leith, outside the step": leith,
+    }
 
 
 def best_seconds(fns: dict, steps: int, rounds: int) -> dict:
@@ -81,23 +100,38 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     p = load_reference().provenance["spec"]
-    dns = Turbulence2D(p["n_dns"], nu=p["nu"], alpha=p["alpha"], dt=p["dt"], kf=p["kf"],
-                       beta=p["beta"], seed=0, dtype=torch.float32)
+    dns = Turbulence2D(
+        p["n_dns"],
+        nu=p["nu"],
+        alpha=p["alpha"],
+        dt=p["dt"],
+        kf=p["kf"],
+        beta=p["beta"],
+        seed=0,
+        dtype=torch.float32,
+    )
     dns_s = best_seconds({"dns": dns.step}, max(5, args.steps // 10), args.rounds)["dns"]
     dns_tu = dns_s / dns.dt
-    print(f"torch {torch.__version__}, 1 thread, load avg {os.getloadavg()[0]:.2f}; "
-          f"reference DNS {p['n_dns']}² float32 dt {dns.dt:g}: {dns_s * 1e3:.2f} ms/step = "
-          f"{dns_tu:.2f} s per time unit")
-    print("| batch | LES 64² float64 | ms per step | x bare step | s per time unit per "
-          "simulation | DNS / LES cost |\n|---|---|---|---|---|---|")
+    print(
+        f"torch {torch.__version__}, 1 thread, load avg {os.getloadavg()[0]:.2f}; "
+        f"reference DNS {p['n_dns']}² float32 dt {dns.dt:g}: {dns_s * 1e3:.2f} ms/step = "
+        f"{dns_tu:.2f} s per time unit"
+    )
+    print(
+        "| batch | LES 64² float64 | ms per step | x bare step | s per time unit per "
+        "simulation | DNS / LES cost |\n|---|---|---|---|---|---|"
+    )
     for batch in (1, 4, 16):
         sim = les(batch)
         best = best_seconds(steppers(sim), args.steps, args.rounds)
         bare = best["bare LES"]
         for name, sec in best.items():
             per_tu = sec / batch / sim.dt
-            print(f"| {batch} | {name} | {sec * 1e3:.3f} | {sec / bare:.2f} | {per_tu:.3f} | "
-                  f"{dns_tu / per_tu:.1f} |", flush=True)
+            print(
+                f"| {batch} | {name} | {sec * 1e3:.3f} | {sec / bare:.2f} | {per_tu:.3f} | "
+                f"{dns_tu / per_tu:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -5,14 +5,15 @@ rollouts and metrics as ``regrl eval`` (SMARL, Mojgani et al. 2023, arXiv 2312.0
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_constant_scan.py [--cs 0.14,0.17,0.2,0.23]
          [--sims 4] [--time 10] [--spinup 1]
 """
+
 from __future__ import annotations
 
 import argparse
 
 import torch
 
-from envs.turbulence.reference import load_reference
-from trainers.turbulence.smarl import markdown_table, rollout
+from regrl.envs.turbulence.reference import load_reference
+from regrl.trainers.turbulence.smarl import markdown_table, rollout
 
 
 def main() -> None:
@@ -26,8 +27,14 @@ def main() -> None:
     ref = load_reference()
     rows = []
     for cs in (float(c) for c in args.cs.split(",")):
-        r = rollout(ref, closure="smagorinsky", coeff=cs ** 2, seeds=args.sims,
-                    time_units=args.time, spinup=args.spinup)
+        r = rollout(
+            ref,
+            closure="smagorinsky",
+            coeff=cs**2,
+            seeds=args.sims,
+            time_units=args.time,
+            spinup=args.spinup,
+        )
         rows.append(dict(r, name=f"Smagorinsky C_s={cs:g} (C_s²={cs * cs:.4f})"))
         print(f"  C_s={cs:g}: {r['enstrophy_spectrum_error']:.4f}", flush=True)
     print(markdown_table(rows))

@@ -9,6 +9,7 @@ from the reference's initial conditions. It prints, per scenario: how many simul
 coefficients drawn, and the mean coefficient over the last 0.1 time units before blow-up.
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_divergence.py [--sims 4] [--time 6]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,11 @@ from typing import Callable, Dict
 import numpy as np
 import torch
 
-from envs.turbulence.env import ACTION_BOUND, advance
-from envs.turbulence.reference import les_dt, load_reference
-from envs.turbulence.solver import Turbulence2D
+from regrl.envs.turbulence.env import ACTION_BOUND, advance
+from regrl.envs.turbulence.reference import les_dt, load_reference
+from regrl.envs.turbulence.solver import Turbulence2D
 
-CS2_017 = 0.17 ** 2
+CS2_017 = 0.17**2
 Draw = Callable[[np.random.Generator, tuple], np.ndarray]
 
 
@@ -45,8 +46,15 @@ SCENARIOS: Dict[str, Draw] = {
 def run(draw: Draw, sims: int, time_units: float, seed: int) -> Dict[str, object]:
     ref = load_reference()
     p = ref.provenance["spec"]
-    sim = Turbulence2D(ref.n_les, nu=p["nu"], alpha=p["alpha"], dt=les_dt(p), kf=p["kf"],
-                       beta=p["beta"], batch=sims)
+    sim = Turbulence2D(
+        ref.n_les,
+        nu=p["nu"],
+        alpha=p["alpha"],
+        dt=les_dt(p),
+        kf=p["kf"],
+        beta=p["beta"],
+        batch=sims,
+    )
     sim.omega = torch.as_tensor(ref.initial_conditions[:sims], dtype=sim.dtype)
     rng = np.random.default_rng(seed)
     alive, t_div = np.ones(sims, bool), np.full(sims, np.nan)
@@ -65,8 +73,12 @@ def run(draw: Draw, sims: int, time_units: float, seed: int) -> Dict[str, object
             w = sim.omega.clone()
             w[torch.as_tensor(~alive)] = 0.0
             sim.omega = torch.nan_to_num(w)
-    return {"diverged": int((~alive).sum()), "t_div": t_div, "neg_share": neg / max(total, 1),
-            "mean_before_div": last_mean}
+    return {
+        "diverged": int((~alive).sum()),
+        "t_div": t_div,
+        "neg_share": neg / max(total, 1),
+        "mean_before_div": last_mean,
+    }
 
 
 def main() -> None:
@@ -77,8 +89,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{args.sims} simulations x {args.time} time units per scenario, seed {args.seed}")
-    print("| coefficients per decision | diverged | t of blow-up | share C_s²<0 | "
-          "mean C_s² over the 0.1 t.u. before blow-up |\n|---|---|---|---|---|")
+    print(
+        "| coefficients per decision | diverged | t of blow-up | share C_s²<0 | "
+        "mean C_s² over the 0.1 t.u. before blow-up |\n|---|---|---|---|---|"
+    )
     for name, draw in SCENARIOS.items():
         start = time.time()
         r = run(draw, args.sims, args.time, args.seed)
@@ -86,8 +100,11 @@ def main() -> None:
         means = r["mean_before_div"][~np.isnan(r["mean_before_div"])]
         span = f"{times.min():.2f}–{times.max():.2f}" if times.size else "–"
         mspan = f"{means.min():+.4f}…{means.max():+.4f}" if means.size else "–"
-        print(f"| {name} | {r['diverged']}/{args.sims} | {span} | {r['neg_share']:.2f} | "
-              f"{mspan} |  ({time.time() - start:.0f} s)", flush=True)
+        print(
+            f"| {name} | {r['diverged']}/{args.sims} | {span} | {r['neg_share']:.2f} | "
+            f"{mspan} |  ({time.time() - start:.0f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ through an RLlib EnvRunner (with the shared-policy RLModule), measured in the sa
 
 Run: .venv/bin/python benchmarks/turbulence_env_overhead.py [--steps 200] [--reference PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ import numpy as np
 
 
 def bare_loop(env_kwargs: dict, steps: int) -> float:
-    from envs.turbulence import parallel_env
+    from regrl.envs.turbulence import parallel_env
 
     env = parallel_env(**env_kwargs)
     rng = np.random.default_rng(0)
@@ -28,8 +29,8 @@ def bare_loop(env_kwargs: dict, steps: int) -> float:
 
 
 def env_runner(env_kwargs: dict, steps: int) -> float:
-    from trainers.config import load_config
-    from trainers.rllib.algo import build_algorithm_config
+    from regrl.trainers.config import load_config
+    from regrl.trainers.rllib.algo import build_algorithm_config
 
     cfg = load_config("configs/smarl_turb2d.yaml", ["resources.num_env_runners=0"])
     cfg = type(cfg)(**{**cfg.__dict__, "env": type(cfg.env)(cfg.env.name, env_kwargs)})
@@ -59,8 +60,10 @@ def main() -> None:
     rllib = env_runner(kw, args.steps)
     print(f"SMARL env, 16 agents, 10 solver steps per decision, {args.steps} decisions")
     print(f"  bare loop          {bare:8.1f} decisions/s")
-    print(f"  RLlib EnvRunner    {rllib:8.1f} decisions/s   ratio x{rllib / bare:.2f} "
-          f"(overhead {100 * (1 - rllib / bare):.0f}%)")
+    print(
+        f"  RLlib EnvRunner    {rllib:8.1f} decisions/s   ratio x{rllib / bare:.2f} "
+        f"(overhead {100 * (1 - rllib / bare):.0f}%)"
+    )
     ray.shutdown()
 
 

@@ -7,22 +7,27 @@ Run: nice -n 5 .venv/bin/python benchmarks/turbulence_seeds.py RUN_DIR [RUN_DIR 
 (``--baselines-from`` reuses the baseline rows of an earlier ``--out`` with the same options:
 they are deterministic, so they need not run again.)
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from envs.turbulence.reference import load_reference
-from trainers.checkpoint import latest_checkpoint
-from trainers.evaluate import load_module
-from trainers.run import load_run_config
-from trainers.sweep import t_interval
-from trainers.turbulence.smarl import BASELINES, coeff_range_of, markdown_table, module_policy, \
-    rollout
+from regrl.envs.turbulence.reference import load_reference
+from regrl.trainers.checkpoint import latest_checkpoint
+from regrl.trainers.evaluate import load_module
+from regrl.trainers.run import load_run_config
+from regrl.trainers.sweep import t_interval
+from regrl.trainers.turbulence.smarl import (
+    BASELINES,
+    coeff_range_of,
+    markdown_table,
+    module_policy,
+    rollout,
+)
 
 METRICS = ("enstrophy_spectrum_error", "energy_spectrum_error", "pdf_hellinger", "tail_ratio")
 
@@ -32,14 +37,23 @@ def learned_rows(run_dirs, ref, opts) -> list:
     for run_dir in run_dirs:
         cfg = load_run_config(Path(run_dir))
         env_kw = dict(cfg.env.kwargs)
-        policy = module_policy(load_module(latest_checkpoint(Path(run_dir)), "shared"),
-                               coeff_range_of(env_kw))
-        r = rollout(ref, closure=env_kw.get("closure", "smagorinsky"), policy=policy, **opts,
-                    steps_per_action=int(env_kw.get("steps_per_action", 10)),
-                    agents_per_side=int(env_kw.get("agents_per_side", 4)))
+        policy = module_policy(
+            load_module(latest_checkpoint(Path(run_dir)), "shared"), coeff_range_of(env_kw)
+        )
+        r = rollout(
+            ref,
+            closure=env_kw.get("closure", "smagorinsky"),
+            policy=policy,
+            **opts,
+            steps_per_action=int(env_kw.get("steps_per_action", 10)),
+            agents_per_side=int(env_kw.get("agents_per_side", 4)),
+        )
         rows.append(dict(r, name=f"learned, seed {cfg.seed}"))
-        print(f"  {rows[-1]['name']}: diverged {r['diverged']}/{r['simulations']}, "
-              f"enstrophy error {r['enstrophy_spectrum_error']:.4f}", flush=True)
+        print(
+            f"  {rows[-1]['name']}: diverged {r['diverged']}/{r['simulations']}, "
+            f"enstrophy error {r['enstrophy_spectrum_error']:.4f}",
+            flush=True,
+        )
     return rows
 
 
@@ -53,8 +67,7 @@ def baseline_rows(ref, opts, earlier) -> list:
     rows = []
     for b in BASELINES:
         rows.append(dict(rollout(ref, closure=b.closure, coeff=b.coeff, **opts), name=b.name))
-        print(f"  {b.name}: enstrophy error {rows[-1]['enstrophy_spectrum_error']:.4f}",
-              flush=True)
+        print(f"  {b.name}: enstrophy error {rows[-1]['enstrophy_spectrum_error']:.4f}", flush=True)
     return rows
 
 
@@ -83,13 +96,23 @@ def main() -> None:
     print(markdown_table(rows + learned))
     summary = interval_row(learned)
     print("\n| " + " | ".join(["closure"] + list(METRICS)) + " |\n|" + "---|" * 5)
-    print(f"| {summary['name']} | " + " | ".join(
-        f"{summary[k]:.4f} ± " + ("n/a" if summary[k + "_ci"] is None else
-                                  f"{summary[k + '_ci']:.4f}") for k in METRICS) + " |")
+    print(
+        f"| {summary['name']} | "
+        + " | ".join(
+            f"{summary[k]:.4f} ± "
+            + ("n/a" if summary[k + "_ci"] is None else f"{summary[k + '_ci']:.4f}")
+            for k in METRICS
+        )
+        + " |"
+    )
     if args.out:
         keep = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows + learned]
-        Path(args.out).write_text(json.dumps({"rows": keep, "learned_mean_ci": summary,
-                                              "options": opts, "runs": args.runs}, indent=2))
+        Path(args.out).write_text(
+            json.dumps(
+                {"rows": keep, "learned_mean_ci": summary, "options": opts, "runs": args.runs},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ rfft2 pseudo-spectral products. The NumPy baseline uses ``numpy.fft`` (pocketfft
 a batch by looping over its simulations, as a single-simulation NumPy code would be used.
 Run: .venv/bin/python benchmarks/turbulence_solver.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from envs.turbulence.solver import Turbulence2D  # noqa: E402
+from regrl.envs.turbulence.solver import Turbulence2D  # noqa: E402
 
 NU, ALPHA, DT, KF = 5e-5, 0.1, 5e-4, 4
 
@@ -45,7 +46,7 @@ class NumpyTurb:
         self.n, self.c = n, int(np.sum(np.arange(n // 2 + 1) < n / 3))
         kx = np.fft.fftfreq(n, 1.0 / n)[:, None]
         ky = np.arange(self.c, dtype=float)[None, :]
-        k2 = kx ** 2 + ky ** 2
+        k2 = kx**2 + ky**2
         inv_k2 = np.where(k2 > 0, 1.0 / np.maximum(k2, 1.0), 0.0)
         mask = (np.abs(kx) < n / 3) & (ky < n / 3) & (k2 > 0)
         inv_den = mask / (1.0 + DT * ALPHA + 0.5 * DT * NU * k2)
@@ -54,9 +55,10 @@ class NumpyTurb:
         x = np.arange(n) * 2 * np.pi / n
         force = KF * (np.cos(KF * x)[None, :] + np.cos(KF * x)[:, None])
         self.force = (DT * inv_den * np_to_spectral(force, self.c)).astype(cdtype)
-        self.to_phys = np.stack(np.broadcast_arrays(1j * ky * inv_k2,
-                                                    -1j * kx * inv_k2)).astype(cdtype)
-        self.curl_a, self.curl_b = (ky ** 2 - kx ** 2).astype(dtype), (kx * ky).astype(dtype)
+        self.to_phys = np.stack(np.broadcast_arrays(1j * ky * inv_k2, -1j * kx * inv_k2)).astype(
+            cdtype
+        )
+        self.curl_a, self.curl_b = (ky**2 - kx**2).astype(dtype), (kx * ky).astype(dtype)
         self.w_hat = np_to_spectral(omega.astype(dtype), self.c) * mask.astype(dtype)
         self.jac_prev = None
 
@@ -65,8 +67,7 @@ class NumpyTurb:
         flux = np_to_spectral(np.stack([u * v, u * u - v * v]), self.c)
         jac = self.curl_a * flux[0] + self.curl_b * flux[1]
         prev = jac if self.jac_prev is None else self.jac_prev
-        self.w_hat = (self.w_hat * self.lin + (0.5 * prev - 1.5 * jac) * self.dt_inv_den
-                      - self.force)
+        self.w_hat = self.w_hat * self.lin + (0.5 * prev - 1.5 * jac) * self.dt_inv_den - self.force
         self.jac_prev = jac
 
     @property
@@ -119,27 +120,37 @@ def main() -> None:
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     torch.set_num_threads(threads[0])
-    print(f"torch {torch.__version__} (threads {torch.get_num_threads()}, OMP_WAIT_POLICY="
-          f"{os.environ['OMP_WAIT_POLICY']})  numpy {np.__version__} (numpy.fft single-threaded)"
-          f"  cpus {os.cpu_count()}  load avg {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__} (threads {torch.get_num_threads()}, OMP_WAIT_POLICY="
+        f"{os.environ['OMP_WAIT_POLICY']})  numpy {np.__version__} (numpy.fft single-threaded)"
+        f"  cpus {os.cpu_count()}  load avg {os.getloadavg()[0]:.2f}"
+    )
     for n in (64, 256):
-        print(f"agreement after 50 steps at {n}²: max rel diff float64 {check_agree(n):.1e}, "
-              f"float32 {check_agree(n, torch.float32):.1e}")
+        print(
+            f"agreement after 50 steps at {n}²: max rel diff float64 {check_agree(n):.1e}, "
+            f"float32 {check_agree(n, torch.float32):.1e}"
+        )
     scale = 0.2 if args.quick else 1.0
     cases = [(64, 1, 400), (64, 16, 60), (256, 1, 40)]
-    print(f"{'grid':>6} {'batch':>5} {'dtype':>7} {'thr':>3} | {'torch steps/s':>13} "
-          f"{'numpy steps/s':>13} | {'sim-steps/s torch':>17} | {'ratio':>6}")
+    print(
+        f"{'grid':>6} {'batch':>5} {'dtype':>7} {'thr':>3} | {'torch steps/s':>13} "
+        f"{'numpy steps/s':>13} | {'sim-steps/s torch':>17} | {'ratio':>6}"
+    )
     for dtype in (torch.float64, torch.float32):
         for nthreads in threads:
             torch.set_num_threads(nthreads)
             for n, batch, steps in cases:
                 t_rate, np_rate = bench_case(n, batch, max(4, int(steps * scale)), dtype)
                 name = str(dtype).split(".")[-1]
-                print(f"{n:>4}² {batch:>5} {name:>7} {nthreads:>3} | {t_rate:13.1f} "
-                      f"{np_rate:13.1f} | {t_rate * batch:17.1f} | x{t_rate / np_rate:5.2f}")
-    print(f"steps/s: steps of the whole batch per second (best of 9 interleaved rounds); the "
-          f"numpy baseline runs in the row's dtype and loops over the batch. Targets: x2 at "
-          f"256², x5 at 16 × 64². load avg {os.getloadavg()[0]:.2f}")
+                print(
+                    f"{n:>4}² {batch:>5} {name:>7} {nthreads:>3} | {t_rate:13.1f} "
+                    f"{np_rate:13.1f} | {t_rate * batch:17.1f} | x{t_rate / np_rate:5.2f}"
+                )
+    print(
+        f"steps/s: steps of the whole batch per second (best of 9 interleaved rounds); the "
+        f"numpy baseline runs in the row's dtype and loops over the batch. Targets: x2 at "
+        f"256², x5 at 16 × 64². load avg {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

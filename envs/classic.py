@@ -1,4 +1,5 @@
 """Classic-control environments with the extras regrl's learners use (group ids for GRPO)."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -32,4 +33,3 @@ class GroupedCartPole(gym.Wrapper):
         obs, info = self.env.reset(seed=self._base_seed * 1_000_003 + group, options=options)
         info = dict(info, group_id=f"{self._base_seed}:{group}")
         return obs, info
-

@@ -1,4 +1,5 @@
 """Shared fixtures. Ray binds to loopback in tests; one Ray session per test module."""
+
 import os
 
 import pytest
@@ -11,7 +12,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 def ray_session():
     import ray
 
-    from trainers.run import init_ray
+    from regrl.trainers.run import init_ray
 
     init_ray()
     yield ray

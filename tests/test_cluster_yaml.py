@@ -1,5 +1,6 @@
 """cluster.yaml (AWS) and configs/cluster/local.yaml (on-premises) pass Ray's own launcher
 validation, and a typo in either is caught."""
+
 import copy
 from pathlib import Path
 

@@ -27,12 +27,28 @@ def lint(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.run(
         [sys.executable, "-c", LINT, str(CONFIG), "--no-cache", "--no-logo"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
-def test_every_contract_is_kept():
-    proc = lint(ROOT)
+def installed_layout(tmp: Path) -> Path:
+    """``tmp/regrl/`` as the wheel lays it out (``regrl/__init__.py`` plus the three folders,
+    here as links): grimp finds a package's modules on the file system, and in the checkout
+    the folders sit beside ``regrl/``, mapped in only by setuptools' ``package-dir``."""
+    pkg = tmp / "regrl"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text((ROOT / "regrl" / "__init__.py").read_text())
+    for folder in ("agents", "envs", "trainers"):
+        (pkg / folder).symlink_to(ROOT / folder, target_is_directory=True)
+    return tmp
+
+
+def test_every_contract_is_kept(tmp_path):
+    proc = lint(installed_layout(tmp_path))
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report
     for name in CONTRACTS:
@@ -48,17 +64,29 @@ def _write(root: Path, files: dict) -> None:
 
 # a miniature tree that keeps every rule; each case below adds one forbidden import to it
 CLEAN = {
-    "agents/__init__.py": "", "agents/loss.py": "import math\n",
-    "envs/__init__.py": "", "envs/sim.py": "import math\n",
-    "trainers/__init__.py": "", "trainers/a.py": "import ray\nimport agents.loss\n",
-    "trainers/b.py": "import trainers.a\nimport envs.sim\n",
+    "regrl/__init__.py": "",
+    "regrl/agents/__init__.py": "",
+    "regrl/agents/loss.py": "import math\n",
+    "regrl/envs/__init__.py": "",
+    "regrl/envs/sim.py": "import math\n",
+    "regrl/trainers/__init__.py": "",
+    "regrl/trainers/a.py": "import ray\nimport regrl.agents.loss\n",
+    "regrl/trainers/b.py": "import regrl.trainers.a\nimport regrl.envs.sim\n",
     "ray/__init__.py": "",
 }
 BREAKS = {
-    "envs imports ray (function level)": ("envs/sim.py", "def f():\n    import ray\n", CONTRACTS[0]),
-    "agents imports trainers": ("agents/loss.py", "import trainers.a\n", CONTRACTS[0]),
-    "agents imports envs": ("agents/loss.py", "from envs import sim\n", CONTRACTS[1]),
-    "trainers cycle (function level)": ("trainers/a.py", "def f():\n    import trainers.b\n", CONTRACTS[2]),
+    "envs imports ray (function level)": (
+        "regrl/envs/sim.py",
+        "def f():\n    import ray\n",
+        CONTRACTS[0],
+    ),
+    "agents imports trainers": ("regrl/agents/loss.py", "import regrl.trainers.a\n", CONTRACTS[0]),
+    "agents imports envs": ("regrl/agents/loss.py", "from regrl.envs import sim\n", CONTRACTS[1]),
+    "trainers cycle (function level)": (
+        "regrl/trainers/a.py",
+        "def f():\n    import regrl.trainers.b\n",
+        CONTRACTS[2],
+    ),
 }
 
 
@@ -78,23 +106,26 @@ def test_contract_file_catches_a_forbidden_import(tmp_path, case):
 
 
 # `regrl turbulence` builds its flags from dataclasses that live in torch modules
-# (envs.turbulence.reference / dataset, trainers.turbulence.closures): the one domain CLI
+# (regrl.envs.turbulence.reference / dataset, regrl.trainers.turbulence.closures): the one domain CLI
 # that imports torch at --help, left to the move of the domains into packages.
-TORCH_AT_HELP = ("trainers.turbulence.cli",)
+TORCH_AT_HELP = ("regrl.trainers.turbulence.cli",)
 
 
 def _help_modules(skip) -> list:
     """``regrl --help`` in a fresh interpreter (minus the domain CLIs in ``skip``): which of
     torch and ray it imported."""
-    code = ("import sys, runpy\n"
-            "import trainers.cli as cli\n"
-            f"cli.DOMAIN_CLIS = tuple(m for m in cli.DOMAIN_CLIS if m not in {tuple(skip)!r})\n"
-            "sys.argv = ['regrl', '--help']\n"
-            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
+    code = (
+        "import sys, runpy\n"
+        "import regrl.trainers.cli as cli\n"
+        f"cli.DOMAIN_CLIS = tuple(m for m in cli.DOMAIN_CLIS if m not in {tuple(skip)!r})\n"
+        "sys.argv = ['regrl', '--help']\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "usage: regrl" in proc.stdout, proc.stdout
     return proc.stdout.strip().splitlines()[-1]

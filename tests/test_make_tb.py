@@ -3,6 +3,7 @@
 The command is taken from the Makefile itself (`make -n tb`), so the test runs exactly what
 users run, on a free port and a temporary log directory.
 """
+
 import shlex
 import shutil
 import socket
@@ -26,8 +27,14 @@ def _free_port() -> int:
 def _tb_command(port: int, logdir: Path) -> list:
     """The tensorboard line `make tb` would run (the setup prerequisite's lines, if the venv
     is stale, come first and are dropped)."""
-    out = subprocess.run(["make", "-s", "-n", "tb", f"TB_PORT={port}", f"TB_LOGDIR={logdir}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["make", "-s", "-n", "tb", f"TB_PORT={port}", f"TB_LOGDIR={logdir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     lines = [ln for ln in out.splitlines() if "tensorboard" in ln.split(" ", 1)[0]]
     assert lines, f"make -n tb printed no tensorboard command:\n{out}"
     return shlex.split(lines[-1])
@@ -37,22 +44,29 @@ def _listening(proc: subprocess.Popen, port: int) -> list:
     """Local addresses the process (or a child) listens on at ``port``."""
     procs = [psutil.Process(proc.pid)]
     procs += procs[0].children(recursive=True)
-    return [c.laddr.ip for p in procs for c in p.net_connections(kind="inet")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+    return [
+        c.laddr.ip
+        for p in procs
+        for c in p.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    ]
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_tb_listens_on_loopback_only(tmp_path):
     port = _free_port()
     cmd = _tb_command(port, tmp_path)
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline, addrs = time.monotonic() + START_TIMEOUT_S, []
         while not addrs and time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"`{shlex.join(cmd)}` exited with {proc.returncode}:\n"
-                            f"{proc.stdout.read()[-2000:]}")
+                pytest.fail(
+                    f"`{shlex.join(cmd)}` exited with {proc.returncode}:\n"
+                    f"{proc.stdout.read()[-2000:]}"
+                )
             addrs = _listening(proc, port)
             time.sleep(0.2)
         assert addrs, f"tensorboard did not listen on port {port} within {START_TIMEOUT_S} s"

@@ -3,9 +3,10 @@ for the rest in one ``error:`` line (issue 12 §4).
 
 The test venv has every extra, so a child process simulates the plain install: it hides every
 module and distribution that ``regrl``'s core dependencies (pyproject.toml, walked through the
-installed packages' metadata) do not bring in, then runs ``trainers.cli.main`` on the
+installed packages' metadata) do not bring in, then runs ``regrl.trainers.cli.main`` on the
 commands below.
 """
+
 import importlib.metadata as md
 import json
 import os
@@ -17,7 +18,7 @@ from unittest import mock
 import pytest
 from packaging.requirements import Requirement
 
-from trainers.checks import OPTIONAL_MODULES, missing_extra
+from regrl.trainers.checks import OPTIONAL_MODULES, missing_extra
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,8 +59,11 @@ def plain_install_hidden():
     """(top-level modules, distributions) installed here that a plain install lacks."""
     keep = closure(_pyproject()["dependencies"]) | {"regrl"}
     dists = {_norm(d.metadata["Name"] or "") for d in md.distributions()} - keep
-    modules = {m for m, owners in md.packages_distributions().items()
-               if m.isidentifier() and not any(_norm(o) in keep for o in owners)}
+    modules = {
+        m
+        for m, owners in md.packages_distributions().items()
+        if m.isidentifier() and not any(_norm(o) in keep for o in owners)
+    }
     return sorted(modules), sorted(dists)
 
 
@@ -87,7 +91,7 @@ def _visible(cls, **kw):
     return (d for d in _discover(cls, **kw) if norm(d.metadata["Name"]) not in DISTS)
 importlib.metadata.Distribution.discover = classmethod(_visible)
 
-from trainers.cli import main
+from regrl.trainers.cli import main
 results = {}
 for argv in json.loads(sys.argv[4]):
     err = io.StringIO()
@@ -108,12 +112,25 @@ def run_plain(commands, cwd=ROOT):
     hidden, dists = plain_install_hidden()
     site = str(Path(md.distribution("ray").locate_file("")))
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    proc = subprocess.run([sys.executable, "-c", CHILD, " ".join(hidden), " ".join(dists), site,
-                           json.dumps(commands)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            " ".join(hidden),
+            " ".join(dists),
+            site,
+            json.dumps(commands),
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULTS ")]
     assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(line[-1][len("RESULTS "):])
+    return json.loads(line[-1][len("RESULTS ") :])
 
 
 def one_error_naming(result, extra: str) -> None:
@@ -126,11 +143,13 @@ def one_error_naming(result, extra: str) -> None:
 
 def test_plain_install_names_the_extra_and_runs_the_rest(tmp_path):
     runs = tmp_path / "runs"
-    cmds = {"traffic": ["validate", "configs/rift_ppo.yaml"],
-            "lm": ["train", "configs/sft_arith.yaml", "--set", f"runs_root={runs}"],
-            "offline": ["data", "digits", "--out", str(tmp_path / "data" / "digits.npz")],
-            "smarl": ["validate", "configs/smarl_demo.yaml"],
-            "list": ["list"]}
+    cmds = {
+        "traffic": ["validate", "configs/rift_ppo.yaml"],
+        "lm": ["train", "configs/sft_arith.yaml", "--set", f"runs_root={runs}"],
+        "offline": ["data", "digits", "--out", str(tmp_path / "data" / "digits.npz")],
+        "smarl": ["validate", "configs/smarl_demo.yaml"],
+        "list": ["list"],
+    }
     out = run_plain(list(cmds.values()))
     # the simulation hides what the extras bring and keeps the core (RLlib)
     assert [out[f"import {m}"][0] for m in ("metadrive", "transformers", "sklearn")] == [1] * 3
@@ -152,13 +171,14 @@ def test_every_optional_module_comes_with_its_extra():
         dists = {_norm(d) for d in owners.get(module, [])}
         assert dists, f"{module} is not installed in the test venv"
         assert dists & closure(extras[extra]), f"regrl[{extra}] does not install {module}"
-        assert not dists & closure(_pyproject()["dependencies"]), \
+        assert not dists & closure(_pyproject()["dependencies"]), (
             f"{module} is a core dependency; it needs no extra"
+        )
 
 
 def test_only_optional_modules_become_error_lines(capsys):
     """A missing optional module is bad input (2); a missing core module is a bug (1)."""
-    from trainers import cli
+    from regrl.trainers import cli
 
     assert "regrl[traffic]" in missing_extra(ModuleNotFoundError(name="metadrive.envs"))
     assert missing_extra(ModuleNotFoundError(name="numpy")) is None
@@ -173,7 +193,7 @@ def test_only_optional_modules_become_error_lines(capsys):
 
 
 def test_require_module_names_the_extra_of_a_missing_module():
-    from trainers.checks import ConfigError, require_module
+    from regrl.trainers.checks import ConfigError, require_module
 
     require_module("sklearn")  # installed in the test venv: no error
     with mock.patch("importlib.util.find_spec", return_value=None):

@@ -13,12 +13,12 @@ command in its place, or skips it for a stated reason.
 Extend :data:`RULES` when the README gains a command: put specific patterns before general
 ones.
 """
+
 from __future__ import annotations
 
 import glob
 import os
 import re
-import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -43,37 +43,57 @@ class Rule:
     why: str = ""
 
 
-SMARL_SMALL = ("--set training.iterations=1 --set training.train_batch_size=160 "
-               "--set training.minibatch_size=160 --set training.num_epochs=1 "
-               "--set env.kwargs.episode_actions=10 --set eval.kwargs.time_units=0.05 "
-               "--set eval.kwargs.spinup=0.02 --set eval.kwargs.seeds=1")
-RIFT_SMALL = ("--set training.iterations=1 --set training.train_batch_size=32 "
-              "--set training.minibatch_size=16 --set training.num_epochs=1 "
-              "--set env.kwargs.horizon=16 --set resources.num_env_runners=0 "
-              "--set eval.kwargs.episodes=1 --set eval.kwargs.blocks=1")
+SMARL_SMALL = (
+    "--set training.iterations=1 --set training.train_batch_size=160 "
+    "--set training.minibatch_size=160 --set training.num_epochs=1 "
+    "--set env.kwargs.episode_actions=10 --set eval.kwargs.time_units=0.05 "
+    "--set eval.kwargs.spinup=0.02 --set eval.kwargs.seeds=1"
+)
+RIFT_SMALL = (
+    "--set training.iterations=1 --set training.train_batch_size=32 "
+    "--set training.minibatch_size=16 --set training.num_epochs=1 "
+    "--set env.kwargs.horizon=16 --set resources.num_env_runners=0 "
+    "--set eval.kwargs.episodes=1 --set eval.kwargs.blocks=1"
+)
 PLACEHOLDER = r".*(\b(CONFIG|RUN_DIR|PATH|NAME|DIR|JOB_ID|N|S)\b|\.\.\.|\[--)"
 
 RULES: List[Rule] = [
     # cluster and cloud commands: need an AWS account and a running cluster
-    Rule(r"(ray (up|down|dashboard|attach|exec|job) |export RAY_AUTH_MODE|tensorboard --logdir "
-         r"/home/ubuntu)", "skip", why="needs a Ray cluster (cloud account); tests/cluster "
-         "covers placement, faults and ray job submit on one machine"),
+    Rule(
+        r"(ray (up|down|dashboard|attach|exec|job) |export RAY_AUTH_MODE|tensorboard --logdir "
+        r"/home/ubuntu)",
+        "skip",
+        why="needs a Ray cluster (cloud account); tests/cluster "
+        "covers placement, faults and ray job submit on one machine",
+    ),
     # usage synopses (the Commands section): placeholders in capitals, [--options], "..."
     Rule(PLACEHOLDER, "skip", why="usage synopsis with placeholders, not a runnable command"),
     Rule(r"make test\b", "skip", why="the test suite itself"),
-    Rule(r"make demo\b", "instead", "regrl train configs/smarl_demo.yaml --eval " + SMARL_SMALL,
-         why="make would (re)install the venv; this is its recipe at small settings"),
-    Rule(r"regrl train configs/rlvr_arith_", "skip",
-         why="needs the SmolLM2 weights (make smollm2, ~100 MB)"),
+    Rule(
+        r"make demo\b",
+        "instead",
+        "regrl train configs/smarl_demo.yaml --eval " + SMARL_SMALL,
+        why="make would (re)install the venv; this is its recipe at small settings",
+    ),
+    Rule(
+        r"regrl train configs/rlvr_arith_",
+        "skip",
+        why="needs the SmolLM2 weights (make smollm2, ~100 MB)",
+    ),
     Rule(r"regrl (list|rlvr terms|results$|text sample |validate configs/)", "cheap"),
     Rule(r"regrl train configs/(smarl_turb2d|smarl_demo)\.yaml", "small", SMARL_SMALL),
     Rule(r"regrl eval runs/smarl_", "small", "--episodes 1"),
-    Rule(r"regrl turbulence dataset --out", "small",
-         "--n-dns 128 --snapshots 2 --heldout-snapshots 1 --train-trajectories 1 "
-         "--heldout-trajectories 1 --spinup-time 0.02 --sample-every 0.02"),
-    Rule(r"regrl turbulence compare --dataset", "small",
-         "--snapshots 1,2 --seeds 1 --time-units 0.04 --spinup 0.02 --local-steps 5 "
-         "--cnn-steps 2"),
+    Rule(
+        r"regrl turbulence dataset --out",
+        "small",
+        "--n-dns 128 --snapshots 2 --heldout-snapshots 1 --train-trajectories 1 "
+        "--heldout-trajectories 1 --spinup-time 0.02 --sample-every 0.02",
+    ),
+    Rule(
+        r"regrl turbulence compare --dataset",
+        "small",
+        "--snapshots 1,2 --seeds 1 --time-units 0.04 --spinup 0.02 --local-steps 5 --cnn-steps 2",
+    ),
     Rule(r"regrl traffic demos --episodes \d+ --out", "small", "--episodes 2 --horizon 80"),
     Rule(r"regrl traffic pretrain configs/", "small", "--set epochs=1"),
     Rule(r"regrl train configs/rift_", "small", RIFT_SMALL),
@@ -81,8 +101,11 @@ RULES: List[Rule] = [
     Rule(r"regrl traffic compare runs/", "small", "--episodes 1"),
     Rule(r"regrl text demos --task \w+ --n \d+ --seed \d+ --out data/", "run"),
     Rule(r"regrl train configs/sft_arith\.yaml", "small", "--set training.epochs=1"),
-    Rule(r"regrl train configs/rlvr_tiny_", "small",
-         "--set training.steps=2 --set eval.every=1 --set eval.prompts=4"),
+    Rule(
+        r"regrl train configs/rlvr_tiny_",
+        "small",
+        "--set training.steps=2 --set eval.every=1 --set eval.prompts=4",
+    ),
     Rule(r"regrl data \w+", "run"),
     Rule(r"\.venv/bin/python benchmarks/noisy_labels\.py --write-data ", "run"),
     Rule(r"regrl train configs/offline_digits\.yaml", "small", "--set training.epochs=2"),
@@ -111,31 +134,41 @@ def _readme() -> List[str]:
 
 def test_every_readme_command_has_a_rule():
     missing = [c for c in _readme() if rule_for(c) is None]
-    assert not missing, ("README commands no rule of tests/test_readme_blocks.py covers (add "
-                         "one: run, small settings or a stated skip):\n" + "\n".join(missing))
+    assert not missing, (
+        "README commands no rule of tests/test_readme_blocks.py covers (add "
+        "one: run, small settings or a stated skip):\n" + "\n".join(missing)
+    )
 
 
 def test_rules_parse_and_order():
     """The parser keeps quoting and joins continuations; specific rules beat the synopsis."""
-    text = ("```bash\nregrl train configs/offline_digits.yaml --set 'plugins=[{name: a}]'  "
-            "# note\nregrl turbulence compare --dataset d.npz \\\n    --out o\n```\n"
-            "```\nregrl not-bash\n```\n")
+    text = (
+        "```bash\nregrl train configs/offline_digits.yaml --set 'plugins=[{name: a}]'  "
+        "# note\nregrl turbulence compare --dataset d.npz \\\n    --out o\n```\n"
+        "```\nregrl not-bash\n```\n"
+    )
     assert readme_commands(text) == [
         "regrl train configs/offline_digits.yaml --set 'plugins=[{name: a}]'",
-        "regrl turbulence compare --dataset d.npz --out o"]
+        "regrl turbulence compare --dataset d.npz --out o",
+    ]
     assert rule_for(readme_commands(text)[0]).action == "small"
     assert rule_for("regrl train CONFIG --set x=1").action == "skip"
     assert rule_for("regrl frobnicate configs/x.yaml") is None
 
 
 def _run(command: str, cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _env(code_root: Path) -> dict:
-    return dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-                PYTHONPATH=str(code_root), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    return dict(
+        os.environ,
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=str(code_root),
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+    )
 
 
 def test_cheap_readme_commands_run():

@@ -4,6 +4,7 @@ newest intact one, pruning, clean-up after a crash, and the empty-iteration guar
 Pure file logic (no Ray, no torch at import), so every run loop calls it through one-line
 hooks and the tests need no framework.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from trainers.checks import ConfigError
+from regrl.trainers.checks import ConfigError
 
 STATE_FILE = "regrl_state.json"
 MANIFEST_FILE = "regrl_manifest.json"
@@ -149,8 +150,10 @@ class CheckpointChoice:
         if self.path is not None and self.skipped:
             lines.append(f"falling back to {self.path.name}, the newest intact checkpoint")
         if self.legacy:
-            lines.append(f"checkpoint {self.path.name} has no {MANIFEST_FILE} (written by an "
-                         "older regrl); its files cannot be verified")
+            lines.append(
+                f"checkpoint {self.path.name} has no {MANIFEST_FILE} (written by an "
+                "older regrl); its files cannot be verified"
+            )
         return lines
 
 
@@ -207,8 +210,9 @@ def remove_partial_checkpoints(run_dir: Path) -> List[str]:
     return [p.name for p in stale]
 
 
-def resume_checkpoint(run_dir: Path, say: Callable[[str], None] = print,
-                      clean: bool = True) -> CheckpointChoice:
+def resume_checkpoint(
+    run_dir: Path, say: Callable[[str], None] = print, clean: bool = True
+) -> CheckpointChoice:
     """The resume hook of every run loop: clean up partial checkpoints (``clean``), pick the
     newest intact checkpoint with a warning per skipped one, say so when there is none (the
     run restarts at iteration 1), and refuse when every checkpoint is damaged."""
@@ -235,8 +239,9 @@ def log_resume(tb, choice: Optional[CheckpointChoice], step: int) -> None:
 
 
 # ------------------------------------------------------------------------------ writing
-def save_checkpoint(save_fn, run_dir: Path, iteration: int, state: Dict[str, Any],
-                    keep: int) -> Path:
+def save_checkpoint(
+    save_fn, run_dir: Path, iteration: int, state: Dict[str, Any], keep: int
+) -> Path:
     """``save_fn(path)`` writes the algorithm; we add the state file and, last, the manifest,
     then rename atomically."""
     root = checkpoint_dir(run_dir).resolve()  # pyarrow wants absolute paths
@@ -261,7 +266,7 @@ def load_torch_state(path: Path, map_location=None) -> Any:
     """Load one of our own ``torch.save`` state files with ``weights_only=True``: tensors,
     dicts, lists and numbers only, so a crafted pickle in a checkpoint cannot run code. A
     file that is not such a state raises CheckpointError (one ``error:`` line in the CLI)."""
-    import torch  # lazy: trainers.cli imports this module at --help
+    import torch  # lazy: regrl.trainers.cli imports this module at --help
 
     path = Path(path)
     if not path.is_file():
@@ -269,9 +274,10 @@ def load_torch_state(path: Path, map_location=None) -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except LOAD_ERRORS as exc:
-        raise CheckpointError(f"{path}: refused to load; not a plain regrl state file "
-                              f"({load_error_reason(exc)}); only load checkpoints you trust") \
-            from None
+        raise CheckpointError(
+            f"{path}: refused to load; not a plain regrl state file "
+            f"({load_error_reason(exc)}); only load checkpoints you trust"
+        ) from None
 
 
 def load_error_reason(exc: BaseException) -> str:
@@ -292,8 +298,12 @@ def module_checkpoint_path(path: Path, module_id: str) -> Path:
         if latest is None:
             raise FileNotFoundError(f"run {path} has no complete checkpoint yet")
         path = latest
-    for candidate in (path / "learner_group" / "learner" / "rl_module" / module_id,
-                      path / "rl_module" / module_id, path / module_id, path):
+    for candidate in (
+        path / "learner_group" / "learner" / "rl_module" / module_id,
+        path / "rl_module" / module_id,
+        path / module_id,
+        path,
+    ):
         if (candidate / "class_and_ctor_args.pkl").is_file():
             return candidate
     raise FileNotFoundError(f"no RLModule {module_id!r} found under {path}")
@@ -312,10 +322,15 @@ class EmptyStreak:
         return self.count > 0
 
 
-def empty_iteration_streak(streak, metrics: Mapping[str, float], iteration: int,
-                           say: Callable[[str], None] = print,
-                           limit: Optional[int] = None, min_seconds: Optional[float] = None,
-                           clock: Optional[Callable[[], float]] = None) -> EmptyStreak:
+def empty_iteration_streak(
+    streak,
+    metrics: Mapping[str, float],
+    iteration: int,
+    say: Callable[[str], None] = print,
+    limit: Optional[int] = None,
+    min_seconds: Optional[float] = None,
+    clock: Optional[Callable[[], float]] = None,
+) -> EmptyStreak:
     """The streak of empty iterations after this one (empty: it sampled no env steps, e.g.
     its only env runner died and Ray is restarting it). Such an iteration is not counted
     toward ``training.iterations``. ``streak`` is the previous return value (or 0). RunAborted
@@ -330,9 +345,13 @@ def empty_iteration_streak(streak, metrics: Mapping[str, float], iteration: int,
     now = (clock or time.monotonic)()
     streak = EmptyStreak(streak.count + 1, streak.since) if streak else EmptyStreak(1, now)
     waited = now - streak.since
-    say(f"iteration {iteration} sampled 0 env steps (env runner restarting?); not counted "
-        f"({streak.count} in a row, {waited:.0f} s)")
+    say(
+        f"iteration {iteration} sampled 0 env steps (env runner restarting?); not counted "
+        f"({streak.count} in a row, {waited:.0f} s)"
+    )
     if streak.count >= limit and waited >= min_seconds:
-        raise RunAborted(f"{streak.count} iterations in a row ({waited:.0f} s) sampled no env "
-                         "steps; the env runners keep failing (see the Ray logs above)")
+        raise RunAborted(
+            f"{streak.count} iterations in a row ({waited:.0f} s) sampled no env "
+            "steps; the env runners keep failing (see the Ray logs above)"
+        )
     return streak

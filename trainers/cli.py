@@ -3,6 +3,7 @@
 Bad input (unknown keys, wrong types, out-of-range values, missing files) prints one clear
 ``error:`` line and exits with status 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,10 @@ import traceback
 from pathlib import Path
 from typing import List, Optional
 
-from agents.registry import UnknownNameError
-from trainers.plugins import DOMAIN_CLIS as DOMAIN_CLI_MODULES
-from trainers.checks import ConfigError, missing_extra  # light: no torch for `regrl --help`
-from trainers.checkpoint import RunAborted  # light as well (file logic only)
+from regrl.agents.registry import UnknownNameError
+from regrl.trainers.checkpoint import RunAborted  # light as well (file logic only)
+from regrl.trainers.checks import ConfigError, missing_extra  # light: no torch for `regrl --help`
+from regrl.trainers.plugins import DOMAIN_CLIS as DOMAIN_CLI_MODULES
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -24,7 +25,7 @@ MAX_ERROR_CHARS = 2000
 # Domain tool groups (``regrl turbulence ...`` etc.). Each module has ``add_cli(sub)``, which
 # adds its sub-parser and sets ``handler=fn(args) -> int`` as a default; it imports heavy
 # dependencies inside the handler so ``regrl --help`` stays fast and works without extras.
-CORE_CLIS = ("trainers.sweep", "trainers.results", "trainers.data_cli")
+CORE_CLIS = ("regrl.trainers.sweep", "regrl.trainers.results", "regrl.trainers.data_cli")
 DOMAIN_CLIS = DOMAIN_CLI_MODULES + CORE_CLIS
 
 
@@ -33,8 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an experiment (or --resume a run)")
     t.add_argument("config", nargs="?", help="experiment YAML (omit with --resume)")
-    t.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config value (repeatable)",
+    )
     t.add_argument("--address", help="Ray address: 'auto' on a cluster head, or ray://HOST:PORT")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no per-iteration progress")
@@ -58,11 +65,12 @@ def _config_path(args) -> Optional[str]:
 
 
 def cmd_train(args) -> int:
-    from trainers.kinds import KINDS, kind_of_path, train_kind  # lazy: torch, not at --help
+    from regrl.trainers.kinds import KINDS, kind_of_path, train_kind  # lazy: torch, not at --help
 
     if args.resume and (args.config or args.overrides):
-        raise ConfigError("--resume continues a run with its saved config; "
-                          "give no CONFIG or --set with it")
+        raise ConfigError(
+            "--resume continues a run with its saved config; give no CONFIG or --set with it"
+        )
     if args.resume and not Path(args.resume).is_dir():
         raise ConfigError(f"--resume {args.resume}: no such run directory")
     if not args.resume and not args.config:
@@ -70,8 +78,13 @@ def cmd_train(args) -> int:
     kind = kind_of_path(_config_path(args))
     driver = KINDS.get(kind)
     cfg = None if args.resume else driver.load(args.config, args.overrides)
-    result = train_kind(kind, cfg, resume=Path(args.resume) if args.resume else None,
-                        address=args.address, progress=not args.quiet)
+    result = train_kind(
+        kind,
+        cfg,
+        resume=Path(args.resume) if args.resume else None,
+        address=args.address,
+        progress=not args.quiet,
+    )
     print(result.done)
     if args.eval:
         driver.evaluate(result.run_dir, None)
@@ -82,7 +95,7 @@ def cmd_train(args) -> int:
 def cmd_validate(args) -> int:
     import yaml  # lazy: only validate prints YAML
 
-    from trainers.kinds import driver_for  # lazy: torch, not at --help
+    from regrl.trainers.kinds import driver_for  # lazy: torch, not at --help
 
     driver = driver_for(args.config)
     dumped = driver.dump(driver.load(args.config, args.overrides))
@@ -93,15 +106,17 @@ def cmd_validate(args) -> int:
 
 def cmd_list(args) -> int:
     # lazy: these registries import torch (and ENVS its domain modules), not at --help
-    from agents.objectives import OBJECTIVES
-    from agents.objectives.terms import TERMS
-    from agents.offline import PLUGINS
-    from trainers.envs import ENVS
+    from regrl.agents.objectives import OBJECTIVES
+    from regrl.agents.objectives.terms import TERMS
+    from regrl.agents.offline import PLUGINS
+    from regrl.trainers.envs import ENVS
 
-    sections = [("environments (plus any gymnasium id)", ENVS),
-                ("objective terms (objective.terms; kind rl and kind rlvr)", TERMS),
-                ("objective functions (agents.objectives)", OBJECTIVES),
-                ("offline plugins", PLUGINS)]
+    sections = [
+        ("environments (plus any gymnasium id)", ENVS),
+        ("objective terms (objective.terms; kind rl and kind rlvr)", TERMS),
+        ("objective functions (regrl.agents.objectives)", OBJECTIVES),
+        ("offline plugins", PLUGINS),
+    ]
     for title, reg in sections:
         print(f"{title}:")
         if reg is None or not reg.names():
@@ -113,7 +128,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from trainers.kinds import driver_for  # lazy: torch, not at --help
+    from regrl.trainers.kinds import driver_for  # lazy: torch, not at --help
 
     if not Path(args.run_dir).is_dir():
         raise ConfigError(f"{args.run_dir}: no such run directory")
@@ -158,8 +173,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _internal_error(exc: BaseException) -> int:
     """A bug in regrl: keep the traceback, end with one line saying so."""
     traceback.print_exception(exc)
-    _error(f"internal error in regrl (this is a bug, please report it): "
-           f"{type(exc).__name__}: {exc}")
+    _error(
+        f"internal error in regrl (this is a bug, please report it): {type(exc).__name__}: {exc}"
+    )
     return EXIT_INTERNAL
 
 
@@ -168,7 +184,7 @@ def _error(message: str) -> None:
     (a message may quote user values; it never prints a whole one, issue 15)."""
     line = " ".join(message.split())
     if len(line) > MAX_ERROR_CHARS:
-        line = line[:MAX_ERROR_CHARS - 3] + "..."
+        line = line[: MAX_ERROR_CHARS - 3] + "..."
     print(f"error: {line}", file=sys.stderr)
 
 

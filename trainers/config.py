@@ -4,6 +4,7 @@ Every field has a docstring-style comment; unknown keys are errors that name the
 file and the nearest valid key. Range checks live in ``__post_init__`` of each dataclass and
 raise ``ValueError``; :func:`load_config` turns every problem into a :class:`ConfigError`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,10 +19,22 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 import torch
 import yaml
 
-from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_INT, MAX_THREADS, MAX_WIDTH,
-                             ConfigError, require as _require, require_run_name,
-                             require_runs_root, require_size, short_repr)
-from agents.objectives.terms import TERMS
+from regrl.agents.objectives.terms import TERMS
+from regrl.trainers.checks import (
+    MAX_ACTORS,
+    MAX_BATCH,
+    MAX_INT,
+    MAX_THREADS,
+    MAX_WIDTH,
+    ConfigError,
+    require_run_name,
+    require_runs_root,
+    require_size,
+    short_repr,
+)
+from regrl.trainers.checks import (
+    require as _require,
+)
 
 
 @dataclass(frozen=True)
@@ -75,13 +88,17 @@ class ObjectiveConfig:
         names = [t.name for t in self.terms]
         _require(len(names) == len(set(names)), f"a term is listed twice: {names}")
         surrogates = [n for n in names if TERMS.get(n).is_surrogate]
-        _require(len(surrogates) <= 1,
-                 f"terms {surrogates} are both policy surrogates; list only one of them")
+        _require(
+            len(surrogates) <= 1,
+            f"terms {surrogates} are both policy surrogates; list only one of them",
+        )
         by_candidate = [n for n in names if TERMS.get(n).needs_candidates]
-        _require(bool(by_candidate) == (self.advantages.estimator == "candidates"),
-                 f"terms {by_candidate} need advantages.estimator: candidates"
-                 if by_candidate else "advantages.estimator: candidates needs the "
-                 "candidate_policy term")
+        _require(
+            bool(by_candidate) == (self.advantages.estimator == "candidates"),
+            f"terms {by_candidate} need advantages.estimator: candidates"
+            if by_candidate
+            else "advantages.estimator: candidates needs the candidate_policy term",
+        )
 
 
 @dataclass(frozen=True)
@@ -101,10 +118,14 @@ class ModelConfig:
     of the range [−1, 1] (SMARL's initial exploration noise). null: RLlib's default."""
 
     def __post_init__(self) -> None:
-        _require(all(0 < h <= MAX_WIDTH for h in self.hidden),
-                 f"hidden sizes must be in [1, {MAX_WIDTH:,}], got {short_repr(self.hidden)}")
-        _require(self.action_init_std is None or self.action_init_std > 0,
-                 f"action_init_std must be > 0 or null, got {self.action_init_std}")
+        _require(
+            all(0 < h <= MAX_WIDTH for h in self.hidden),
+            f"hidden sizes must be in [1, {MAX_WIDTH:,}], got {short_repr(self.hidden)}",
+        )
+        _require(
+            self.action_init_std is None or self.action_init_std > 0,
+            f"action_init_std must be > 0 or null, got {self.action_init_std}",
+        )
 
 
 @dataclass(frozen=True)
@@ -128,9 +149,11 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         _require(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
         require_size("train_batch_size", self.train_batch_size, MAX_BATCH)
-        _require(1 <= self.minibatch_size <= self.train_batch_size,  # RLlib requires it too
-                 f"minibatch_size must be in [1, train_batch_size={self.train_batch_size}],"
-                 f" got {self.minibatch_size}")
+        _require(
+            1 <= self.minibatch_size <= self.train_batch_size,  # RLlib requires it too
+            f"minibatch_size must be in [1, train_batch_size={self.train_batch_size}],"
+            f" got {self.minibatch_size}",
+        )
         _require(self.num_epochs >= 1, f"num_epochs must be >= 1, got {self.num_epochs}")
         _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _require(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or null")
@@ -168,16 +191,22 @@ class ResourcesConfig:
         _require(self.max_env_runner_restarts >= 0, "max_env_runner_restarts must be >= 0")
         for name in ("env_runner_resources", "learner_resources"):
             for key, amount in getattr(self, name).items():
-                _require(isinstance(amount, (int, float)) and amount > 0,
-                         f"resources.{name}.{short_repr(key)} must be a number > 0, "
-                         f"got {short_repr(amount)}")
-        _require(not self.learner_resources or self.num_learners >= 1,
-                 "resources.learner_resources needs num_learners >= 1 (the learner runs in "
-                 "the driver process otherwise)")
+                _require(
+                    isinstance(amount, (int, float)) and amount > 0,
+                    f"resources.{name}.{short_repr(key)} must be a number > 0, "
+                    f"got {short_repr(amount)}",
+                )
+        _require(
+            not self.learner_resources or self.num_learners >= 1,
+            "resources.learner_resources needs num_learners >= 1 (the learner runs in "
+            "the driver process otherwise)",
+        )
         _require(self.num_envs_per_env_runner >= 1, "num_envs_per_env_runner must be >= 1")
         _require(self.num_gpus_per_learner >= 0, "num_gpus_per_learner must be >= 0")
-        _require(self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
-                 f"torch_threads must be in [1, {MAX_THREADS}] or null")
+        _require(
+            self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
+            f"torch_threads must be in [1, {MAX_THREADS}] or null",
+        )
 
 
 @dataclass(frozen=True)
@@ -270,15 +299,23 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if origin in (dict, typing.Dict):
         if not isinstance(value, dict):
-            raise _fail(where, f"expected a mapping, got {type(value).__name__} "
-                               f"{short_repr(value)}")
-        return {_coerce(k, args[0], f"{where} key"): _coerce(v, args[1], f"{where}.{_key(k)}")
-                for k, v in value.items()} if args else dict(value)
+            raise _fail(
+                where, f"expected a mapping, got {type(value).__name__} {short_repr(value)}"
+            )
+        return (
+            {
+                _coerce(k, args[0], f"{where} key"): _coerce(v, args[1], f"{where}.{_key(k)}")
+                for k, v in value.items()
+            }
+            if args
+            else dict(value)
+        )
     if tp in (int, float):
         return _number(value, tp, where)
     if not isinstance(value, tp):
-        raise _fail(where, f"expected {_type_name(tp)}, got {type(value).__name__} "
-                           f"{short_repr(value)}")
+        raise _fail(
+            where, f"expected {_type_name(tp)}, got {type(value).__name__} {short_repr(value)}"
+        )
     return value
 
 
@@ -286,8 +323,9 @@ def _number(value: Any, tp: type, where: str) -> Any:
     """An int or float field: finite, ints within MAX_INT; an integral float such as ``1e3``
     is accepted for an int field, a fractional one is refused (issue 15)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(where, f"expected {tp.__name__}, got {type(value).__name__} "
-                           f"{short_repr(value)}")
+        raise _fail(
+            where, f"expected {tp.__name__}, got {type(value).__name__} {short_repr(value)}"
+        )
     if isinstance(value, float) and not math.isfinite(value):
         raise _fail(where, f"must be a finite number, got {value}")
     if tp is float:
@@ -343,8 +381,9 @@ def _build_terms(value: Any, where: str) -> Tuple[TermSpec, ...]:
     return tuple(specs)
 
 
-def parse_named_entry(item: Any, path: str, registry, params_cls_of, noun: str,
-                      name_in_path: bool = False):
+def parse_named_entry(
+    item: Any, path: str, registry, params_cls_of, noun: str, name_in_path: bool = False
+):
     """``{name: ..., **params}`` of a registry (objective terms, offline plugins) ->
     (name, validated params dataclass); errors name ``path`` (with ``(name)`` appended for
     parameter errors when ``name_in_path``) and the nearest known name."""
@@ -423,22 +462,31 @@ def _measure(node: yaml.Node, depth: int, memo: Dict[int, Tuple[int, int]]) -> T
     """(values, height) of a composed node with aliases expanded; each distinct node is
     visited once (``memo``), so the cost is linear in the file, not in the expansion."""
     if depth > MAX_YAML_DEPTH:
-        raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels (aliases expanded; a "
-                          "recursive alias never ends)")
+        raise ConfigError(
+            f"nested deeper than {MAX_YAML_DEPTH} levels (aliases expanded; a "
+            "recursive alias never ends)"
+        )
     if id(node) in memo:
         size, height = memo[id(node)]
         if depth + height - 1 > MAX_YAML_DEPTH:
             raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels (aliases expanded)")
         return size, height
-    children = ([c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode)
-                else node.value if isinstance(node, yaml.SequenceNode) else [])
+    children = (
+        [c for pair in node.value for c in pair]
+        if isinstance(node, yaml.MappingNode)
+        else node.value
+        if isinstance(node, yaml.SequenceNode)
+        else []
+    )
     size, height = 1, 1
     for child in children:
         s, h = _measure(child, depth + 1, memo)
         size, height = size + s, max(height, h + 1)
         if size > MAX_YAML_NODES:
-            raise ConfigError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded "
-                              "(an alias bomb?); write the values out")
+            raise ConfigError(
+                f"more than {MAX_YAML_NODES:,} values once aliases are expanded "
+                "(an alias bomb?); write the values out"
+            )
     memo[id(node)] = (size, height)
     return size, height
 
@@ -477,13 +525,17 @@ def load_yaml_text(text: str, source: str) -> Any:
 def decode_config_bytes(raw: bytes, source: str) -> str:
     """UTF-8 text of a config file (a BOM is allowed); binary or other encodings refused."""
     if b"\0" in raw:
-        raise ConfigError(f"{source}: a binary file (NUL bytes), not a YAML config "
-                          "(UTF-16 text? save it as UTF-8)")
+        raise ConfigError(
+            f"{source}: a binary file (NUL bytes), not a YAML config "
+            "(UTF-16 text? save it as UTF-8)"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-                          f"{exc.start}); save the file as UTF-8") from None
+        raise ConfigError(
+            f"{source}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); save the file as UTF-8"
+        ) from None
 
 
 def read_yaml(path: str | Path) -> Dict[str, Any]:
@@ -493,8 +545,10 @@ def read_yaml(path: str | Path) -> Dict[str, Any]:
         raise ConfigError(f"{short_repr(str(path))}: no such config file")
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes; a config file "
-                              "is a short text (put data in data files)")
+            raise ConfigError(
+                f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes; a config file "
+                "is a short text (put data in data files)"
+            )
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -505,8 +559,10 @@ def read_yaml(path: str | Path) -> Dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     kind = data.get("kind")
     if kind is not None and not isinstance(kind, str):
-        raise ConfigError(f"{path}: kind must be a name such as rlvr or offline, got "
-                          f"{type(kind).__name__} {short_repr(kind)}")
+        raise ConfigError(
+            f"{path}: kind must be a name such as rlvr or offline, got "
+            f"{type(kind).__name__} {short_repr(kind)}"
+        )
     return data
 
 
@@ -519,8 +575,10 @@ def parse_override(text: str) -> Tuple[List[str], Any]:
     key, raw = text.split("=", 1)
     path = key.strip().split(".")
     if not all(part.strip() for part in path):
-        raise ConfigError(f"--set {shown}: the key path has an empty part; expected "
-                          "key.path=value, e.g. training.lr=1e-3")
+        raise ConfigError(
+            f"--set {shown}: the key path has an empty part; expected "
+            "key.path=value, e.g. training.lr=1e-3"
+        )
     if len(path) > MAX_YAML_DEPTH:
         raise ConfigError(f"--set {shown}: a key path of more than {MAX_YAML_DEPTH} parts")
     value = load_yaml_text(raw, f"--set {shown}") if raw.strip() else ""
@@ -538,8 +596,10 @@ def _child(node: Any, part: str, nxt: str, text: str, where: str) -> Any:
     elif not isinstance(node, dict):
         raise _not_container(text, where, node)
     elif _is_index(nxt) and part not in node:
-        raise ConfigError(f"--set {short_repr(text, 120)}: {part!r} is not a list in the file; "
-                          f"set the whole list, e.g. --set '{part}=[{{name: policy}}]'")
+        raise ConfigError(
+            f"--set {short_repr(text, 120)}: {part!r} is not a list in the file; "
+            f"set the whole list, e.g. --set '{part}=[{{name: policy}}]'"
+        )
     else:
         node = node.setdefault(part, {})
     return node
@@ -563,14 +623,18 @@ def apply_overrides(data: Dict[str, Any], overrides: List[str]) -> Dict[str, Any
 
 
 def _not_container(text: str, where: str, node: Any) -> ConfigError:
-    return ConfigError(f"--set {short_repr(text, 120)}: {where} holds {type(node).__name__} "
-                       f"{short_repr(node, 60)}, not a mapping or list")
+    return ConfigError(
+        f"--set {short_repr(text, 120)}: {where} holds {type(node).__name__} "
+        f"{short_repr(node, 60)}, not a mapping or list"
+    )
 
 
 def _list_index(node: list, part: str, text: str) -> int:
     if not _is_index(part) or int(part) >= len(node):
-        raise ConfigError(f"--set {short_repr(text, 120)}: {short_repr(part, 40)} is not an "
-                          f"index of a {len(node)}-item list")
+        raise ConfigError(
+            f"--set {short_repr(text, 120)}: {short_repr(part, 40)} is not an "
+            f"index of a {len(node)}-item list"
+        )
     return int(part)
 
 

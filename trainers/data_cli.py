@@ -5,6 +5,7 @@ offline learner's "no such dataset file" error names this command when a missing
 of these. Files are written atomically (a reader never sees half a file) and parent
 directories are created, so the commands work on a fresh clone.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional
 
-from agents.registry import Registry
-from trainers.checks import ConfigError, require_module, short_repr
+from regrl.agents.registry import Registry
+from regrl.trainers.checks import ConfigError, require_module, short_repr
 
 DATASETS = Registry("data set")
 
@@ -41,7 +42,8 @@ def digits_arrays() -> Dict:
 
 
 DATASETS.register("digits", "8x8 handwritten digits for configs/offline_digits.yaml")(
-    DataSet("data/digits.npz", digits_arrays, module="sklearn"))
+    DataSet("data/digits.npz", digits_arrays, module="sklearn")
+)
 
 
 def make_hint(path: Path) -> str:
@@ -59,8 +61,9 @@ def make_parent(path: Path) -> None:
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise ConfigError(f"--out {short_repr(str(path))}: a file is in the way of its "
-                          "parent directory") from None
+        raise ConfigError(
+            f"--out {short_repr(str(path))}: a file is in the way of its parent directory"
+        ) from None
 
 
 @contextmanager

@@ -1,4 +1,5 @@
 """Environment registry: regrl's own environments by name, plus any gymnasium id."""
+
 from __future__ import annotations
 
 import inspect
@@ -7,12 +8,12 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
-from agents.registry import UnknownNameError
-from envs.classic import GroupedCartPole
-from trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
+from regrl.agents.registry import UnknownNameError
+from regrl.envs.classic import GroupedCartPole
+from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
-# Domain modules that register more environments (rift_metadrive: trainers.traffic.rift), imported
-# by name on the first lookup so that this core module imports no domain (trainers.plugins).
+# Domain modules that register more environments (rift_metadrive: regrl.trainers.traffic.rift), imported
+# by name on the first lookup so that this core module imports no domain (regrl.trainers.plugins).
 ENV_MODULES = DOMAIN_PLUGINS
 ENVS = PluginRegistry("environment", ENV_MODULES)
 
@@ -30,10 +31,11 @@ def register_env(name: str, description: str, factory: Callable[..., Any], **kw:
     ENVS.register(name, description)(EnvEntry(factory, **kw))
 
 
-register_env("GroupedCartPole-v1",
-             "CartPole-v1 in groups of episodes from one start state (GRPO advantages)",
-             GroupedCartPole)
-
+register_env(
+    "GroupedCartPole-v1",
+    "CartPole-v1 in groups of episodes from one start state (GRPO advantages)",
+    GroupedCartPole,
+)
 
 
 def env_entry(name: str) -> EnvEntry:
@@ -53,8 +55,9 @@ def make_env(name: str, kwargs: dict[str, Any]):
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             unknown = sorted(set(kwargs) - set(params))
             if unknown:
-                raise ValueError(f"environment {name!r} has no argument(s) {unknown}; "
-                                 f"valid: {sorted(params)}")
+                raise ValueError(
+                    f"environment {name!r} has no argument(s) {unknown}; valid: {sorted(params)}"
+                )
     return entry.factory(**kwargs)
 
 
@@ -76,10 +79,14 @@ def probe_env(name: str, kwargs: dict[str, Any], *, need_discrete: bool = False)
     try:
         for space in _action_spaces(env):
             if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
-                raise ValueError(f"environment {name!r} has action space {space}; regrl "
-                                 "learners support Discrete and Box")
+                raise ValueError(
+                    f"environment {name!r} has action space {space}; regrl "
+                    "learners support Discrete and Box"
+                )
             if need_discrete and not isinstance(space, gym.spaces.Discrete):
-                raise ValueError(f"environment {name!r} has action space {space}; the lp_reg "
-                                 "term needs a Discrete (categorical) action space")
+                raise ValueError(
+                    f"environment {name!r} has action space {space}; the lp_reg "
+                    "term needs a Discrete (categorical) action space"
+                )
     finally:
         env.close()

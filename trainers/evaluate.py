@@ -3,6 +3,7 @@
 Environments may register their own evaluator (the SMARL closure comparison); the default
 runs greedy episodes of the learned policy.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,14 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 import torch
 
-from trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
-from trainers.envs import env_entry, make_env
-from trainers.config import apply_torch_threads
-from trainers.harness import TB_DIR, load_run_config
-from trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
+from regrl.trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
+from regrl.trainers.config import apply_torch_threads
+from regrl.trainers.envs import env_entry, make_env
+from regrl.trainers.harness import TB_DIR, load_run_config
+from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
 # env name -> evaluator; the domain modules register theirs (smarl_turb2d: the closure
-# comparison in trainers.turbulence.smarl; rift_metadrive: the RIFT metrics in trainers.traffic.rift),
+# comparison in regrl.trainers.turbulence.smarl; rift_metadrive: the RIFT metrics in regrl.trainers.traffic.rift),
 # imported by name on the first lookup so that this core module imports no domain.
 EVALUATOR_MODULES = DOMAIN_PLUGINS
 EVALUATORS = PluginRegistry("evaluator", EVALUATOR_MODULES)
@@ -69,11 +70,16 @@ def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint to evaluate")
     apply_torch_threads(cfg)
     name = cfg.env.name
-    fn: Callable[..., Dict[str, Any]] = EVALUATORS.get(name) if name in EVALUATORS \
-        else evaluate_episodes
+    fn: Callable[..., Dict[str, Any]] = (
+        EVALUATORS.get(name) if name in EVALUATORS else evaluate_episodes
+    )
     report = fn(run_dir=run_dir, cfg=cfg, ckpt=ckpt, episodes=episodes)
-    report = {"run_dir": str(run_dir), "checkpoint": ckpt.name,
-              "iteration": read_state(ckpt)["iteration"], **report}
+    report = {
+        "run_dir": str(run_dir),
+        "checkpoint": ckpt.name,
+        "iteration": read_state(ckpt)["iteration"],
+        **report,
+    }
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -86,10 +92,13 @@ def evaluate_episodes(*, run_dir: Path, cfg, ckpt: Path, episodes: int | None):
     returns = np.array([s["return"] for s in stats])
     return {
         "episodes": len(stats),
-        "eval/return_mean": float(returns.mean()), "eval/return_std": float(returns.std()),
-        "eval/return_min": float(returns.min()), "eval/return_max": float(returns.max()),
+        "eval/return_mean": float(returns.mean()),
+        "eval/return_std": float(returns.std()),
+        "eval/return_min": float(returns.min()),
+        "eval/return_max": float(returns.max()),
         "eval/length_mean": float(np.mean([s["length"] for s in stats])),
-        "per_episode": stats, "figures": write_figures(run_dir, returns),
+        "per_episode": stats,
+        "figures": write_figures(run_dir, returns),
     }
 
 

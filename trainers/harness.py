@@ -2,13 +2,14 @@
 
 The harness owns the run directory (a new ``<runs_root>/<name>/<timestamp>/`` or a resumed
 one), the resolved-config dump, the TensorBoard writer and ``metrics.jsonl``, the progress
-line, the checkpoint cadence (atomic writes and pruning through :mod:`trainers.checkpoint`),
+line, the checkpoint cadence (atomic writes and pruning through :mod:`regrl.trainers.checkpoint`),
 the Ctrl-C checkpoint, ``--resume`` and the final ``summary.json``.
 
-A kind's driver (:mod:`trainers.kinds`) provides only ``build(cfg, run_dir, choice)``, which
+A kind's driver (:mod:`regrl.trainers.kinds`) provides only ``build(cfg, run_dir, choice)``, which
 returns a :class:`Session`: ``step(i) -> metrics``, ``save(path) -> state``,
 ``restore(ckpt, state)``, ``should_stop(i, metrics)`` and ``close()``.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,16 @@ from typing import Any, Callable, Dict, Optional, Protocol
 
 import yaml
 
-from trainers.checks import ConfigError, require_run_name, short_repr
-from trainers.checkpoint import (RunAborted, log_resume, read_state, resume_checkpoint,
-                                 save_checkpoint)
-from trainers.config import config_from_dict, read_yaml
-from trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
+from regrl.trainers.checkpoint import (
+    RunAborted,
+    log_resume,
+    read_state,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from regrl.trainers.checks import ConfigError, require_run_name, short_repr
+from regrl.trainers.config import config_from_dict, read_yaml
+from regrl.trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
 
 CONFIG_FILE = "config.yaml"
 TB_DIR = "tb"
@@ -32,6 +38,7 @@ SUMMARY_FILE = "summary.json"
 
 class Session(Protocol):
     """One run of one kind, as the harness drives it (built by the kind's driver)."""
+
     total: int
     """Iterations (steps, epochs) in the schedule."""
     unit: str
@@ -57,6 +64,7 @@ class Session(Protocol):
 @dataclass
 class Outcome:
     """How a run ended: the last completed iteration, its metrics, early stop or not."""
+
     run_dir: Path
     done: int
     metrics: Dict[str, float]
@@ -74,9 +82,11 @@ def new_run_dir(cfg) -> Path:
         parent = Path(cfg.runs_root).resolve() / cfg.name
         parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"runs_root {short_repr(cfg.runs_root)}, name {short_repr(cfg.name)}: "
-                          f"cannot create the run directory: "
-                          f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(
+            f"runs_root {short_repr(cfg.runs_root)}, name {short_repr(cfg.name)}: "
+            f"cannot create the run directory: "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        ) from None
     base = parent / time.strftime("%Y%m%d-%H%M%S")
     for n in range(10_000):
         run_dir = base if n == 0 else Path(f"{base}-{n}")
@@ -97,8 +107,10 @@ def load_run_config(run_dir: Path, parse_fn=config_from_dict):
 
 
 def print_run_location(run_dir: Path) -> None:
-    print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
-          flush=True)
+    print(
+        f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
+        flush=True,
+    )
 
 
 def open_run(driver, cfg: Any, resume: Optional[Path]):
@@ -114,25 +126,37 @@ def open_run(driver, cfg: Any, resume: Optional[Path]):
     return run_dir, driver.load(run_dir / CONFIG_FILE), resume_checkpoint(run_dir)
 
 
-def train(driver, cfg: Any = None, *, resume: Optional[Path] = None,
-          address: Optional[str] = None, progress: bool = True) -> Outcome:
+def train(
+    driver,
+    cfg: Any = None,
+    *,
+    resume: Optional[Path] = None,
+    address: Optional[str] = None,
+    progress: bool = True,
+) -> Outcome:
     """Open (or resume) the run, let the driver build its session and run it (the caller,
-    :func:`trainers.kinds.train_kind`, writes the summary)."""
+    :func:`regrl.trainers.kinds.train_kind`, writes the summary)."""
     if resume is None:
         driver.preflight(cfg)  # bad data: an error, and no run directory left behind
     run_dir, cfg, choice = open_run(driver, cfg, resume)
     with driver.context(cfg, address):  # e.g. the Ray session, after resume_checkpoint
         session = driver.build(cfg, run_dir, choice)
         try:
-            outcome = run(session, run_dir, choice, cfg.checkpoint, progress,
-                          driver.progress_line)
+            outcome = run(session, run_dir, choice, cfg.checkpoint, progress, driver.progress_line)
         finally:
             session.close()
     return outcome
 
 
-def run(session: Session, run_dir: Path, choice, checkpoint_cfg, progress: bool,
-        line: Optional[Callable] = None, main: bool = True) -> Outcome:
+def run(
+    session: Session,
+    run_dir: Path,
+    choice,
+    checkpoint_cfg,
+    progress: bool,
+    line: Optional[Callable] = None,
+    main: bool = True,
+) -> Outcome:
     """Iterations ``start+1 .. total`` with logging, checkpoint cadence and Ctrl-C saving.
     In a data-parallel group every worker runs this; only the ``main`` one writes logs."""
     start = _restore(session, run_dir, choice, main)
@@ -152,15 +176,18 @@ def run(session: Session, run_dir: Path, choice, checkpoint_cfg, progress: bool,
         bar.close()
         tb.close()
     if main:
-        print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir "
-              f"{run_dir / TB_DIR}", flush=True)
+        print(
+            f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
+            flush=True,
+        )
     return Outcome(run_dir, loop.done, metrics, stopped)
 
 
 def _logger(run_dir: Path, choice, start: int) -> TensorBoardLogger:
     """TensorBoard + metrics.jsonl; a resumed run drops what was logged after its checkpoint."""
-    tb = TensorBoardLogger(run_dir / TB_DIR, purge_step=start + 1 if choice else None,
-                           jsonl=run_dir / METRICS_JSONL)
+    tb = TensorBoardLogger(
+        run_dir / TB_DIR, purge_step=start + 1 if choice else None, jsonl=run_dir / METRICS_JSONL
+    )
     log_resume(tb, choice, start + 1)
     if choice is None:
         tb.text("config", "```yaml\n" + (run_dir / CONFIG_FILE).read_text() + "\n```")
@@ -228,8 +255,10 @@ def _restore(session: Session, run_dir: Path, choice, main: bool = True) -> int:
     state = read_state(choice.path)
     session.restore(choice.path, state)
     if main:
-        print(f"resumed {run_dir} from {choice.path.name} ({session.unit} "
-              f"{state['iteration']})", flush=True)
+        print(
+            f"resumed {run_dir} from {choice.path.name} ({session.unit} {state['iteration']})",
+            flush=True,
+        )
     return int(state["iteration"])
 
 
@@ -237,9 +266,16 @@ def write_summary(run_dir: Path, kind: str, metrics: Dict[str, Any], **extra: An
     """``run_dir/summary.json``: marks a finished run and holds its final metrics (what
     ``regrl sweep`` aggregates; a run without one is unfinished)."""
     path = Path(run_dir) / SUMMARY_FILE
-    body = {"kind": kind, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
-            "metrics": {k: v for k, v in metrics.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+    body = {
+        "kind": kind,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **extra,
+        "metrics": {
+            k: v
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        },
+    }
     tmp = path.with_name(f".{SUMMARY_FILE}.tmp")
     tmp.write_text(json.dumps(body, indent=2))
     tmp.replace(path)

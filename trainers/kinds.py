@@ -14,11 +14,12 @@ The protocol (see :class:`Driver`):
 - ``curve_metrics``: the metrics a sweep plots by default.
 
 Kinds on the run harness (:class:`HarnessDriver`: rl, rlvr, sft, planner) add
-``build(cfg, run_dir, choice) -> Session`` (see :mod:`trainers.harness`), ``context(cfg,
+``build(cfg, run_dir, choice) -> Session`` (see :mod:`regrl.trainers.harness`), ``context(cfg,
 address)`` (their Ray session), ``preflight(cfg)`` and ``progress_line``; the harness does the
 rest. The offline kind runs the same harness inside each data-parallel worker
-(:func:`trainers.offline.fit`).
+(:func:`regrl.trainers.offline.fit`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,15 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from trainers import harness
-from trainers.checks import ConfigError
-from trainers.config import apply_overrides, read_yaml, to_dict
-from trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
+from regrl.trainers import harness
+from regrl.trainers.checks import ConfigError
+from regrl.trainers.config import apply_overrides, read_yaml, to_dict
+from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
 # The modules whose import registers their kinds' drivers (each driver lives next to its
 # loop). Imported by name on first use of KINDS: the plugin mechanism, like DOMAIN_CLIS in
-# trainers.cli, so this core module imports no kind's backend.
-KIND_MODULES = ("trainers.run", "trainers.offline") + DOMAIN_PLUGINS
+# regrl.trainers.cli, so this core module imports no kind's backend.
+KIND_MODULES = ("regrl.trainers.run", "regrl.trainers.offline") + DOMAIN_PLUGINS
 KINDS = PluginRegistry("experiment kind", KIND_MODULES)
 DEFAULT_KIND = "rl"
 CONFIG_FILE = harness.CONFIG_FILE  # the resolved config every run directory holds
@@ -48,6 +49,7 @@ Source = Union[str, Path, Mapping[str, Any]]
 class TrainResult:
     """What every kind's training returns: the run directory, the last iteration's metrics and
     the one ``done: ...`` line the CLI prints."""
+
     run_dir: Path
     metrics: Dict[str, float]
     done: str
@@ -82,8 +84,14 @@ def driver_for(path: Union[str, Path, None]) -> "Driver":
     return KINDS.get(kind_of_path(path))
 
 
-def train_kind(kind: str, cfg: Any = None, *, resume: Optional[Path] = None,
-               address: Optional[str] = None, progress: bool = True) -> TrainResult:
+def train_kind(
+    kind: str,
+    cfg: Any = None,
+    *,
+    resume: Optional[Path] = None,
+    address: Optional[str] = None,
+    progress: bool = True,
+) -> TrainResult:
     """Train through the ``kind`` driver and mark the run finished (summary.json)."""
     result = KINDS.get(kind).train(cfg, resume=resume, address=address, progress=progress)
     harness.write_summary(result.run_dir, kind, result.metrics)
@@ -92,10 +100,12 @@ def train_kind(kind: str, cfg: Any = None, *, resume: Optional[Path] = None,
 
 class Driver:
     """Base of the kind drivers: one-process CPU runs need one CPU."""
+
     curve_metrics: Tuple[str, ...] = ()
 
-    def load(self, source: Source, overrides: Sequence[str] = (), *,
-             where: Optional[str] = None) -> Any:
+    def load(
+        self, source: Source, overrides: Sequence[str] = (), *, where: Optional[str] = None
+    ) -> Any:
         """Validate; errors name ``where`` (default: the file, or ``<config>`` for a mapping)."""
         raise NotImplementedError
 
@@ -106,8 +116,14 @@ class Driver:
     def dump(self, cfg: Any) -> Dict[str, Any]:
         return to_dict(cfg)
 
-    def train(self, cfg: Any = None, *, resume: Optional[Path] = None,
-              address: Optional[str] = None, progress: bool = True) -> TrainResult:
+    def train(
+        self,
+        cfg: Any = None,
+        *,
+        resume: Optional[Path] = None,
+        address: Optional[str] = None,
+        progress: bool = True,
+    ) -> TrainResult:
         raise NotImplementedError
 
     def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
@@ -118,12 +134,13 @@ class Driver:
 
 
 class HarnessDriver(Driver):
-    """A kind whose run loop is :mod:`trainers.harness`: it builds a session per run."""
+    """A kind whose run loop is :mod:`regrl.trainers.harness`: it builds a session per run."""
+
     unit = "iteration"
     progress_line = None  # or fn(i, total, metrics, env_steps) -> str
 
     def build(self, cfg: Any, run_dir: Path, choice: Any) -> Any:
-        """The :class:`trainers.harness.Session` of one run (``choice``: resume checkpoint)."""
+        """The :class:`regrl.trainers.harness.Session` of one run (``choice``: resume checkpoint)."""
         raise NotImplementedError
 
     def preflight(self, cfg: Any) -> None:
@@ -136,17 +153,20 @@ class HarnessDriver(Driver):
     def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
         out = harness.train(self, cfg, resume=resume, address=address, progress=progress)
         done = f"done: {out.done} {self.unit}s; run directory: {out.run_dir}"
-        return TrainResult(out.run_dir, out.metrics, done,
-                           {"done": out.done, "stopped": out.stopped})
+        return TrainResult(
+            out.run_dir, out.metrics, done, {"done": out.done, "stopped": out.stopped}
+        )
 
 
 def register_kind(name: str, description: str):
     """Register one instance of the decorated driver class as kind ``name``."""
+
     def deco(cls):
         driver = cls()
         driver.name = name
         KINDS.register(name, description)(driver)
         return cls
+
     return deco
 
 

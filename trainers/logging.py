@@ -1,4 +1,5 @@
 """Metric namespacing, the TensorBoard writer and the per-iteration progress display."""
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,18 @@ _RENAME = {
     "timers/env_runner_sampling_timer": "perf/sample_s",
     "timers/learner_update_timer": "perf/learn_s",
 }
-_LEARNER_SKIP = ("throughput", "num_module_steps", "num_env_steps", "weights_seq_no",
-                 "num_trainable_parameters", "num_non_trainable_parameters",
-                 "diff_num_grad_updates", "module_train_batch_size", "curr_kl_coeff",
-                 "curr_entropy_coeff")
+_LEARNER_SKIP = (
+    "throughput",
+    "num_module_steps",
+    "num_env_steps",
+    "weights_seq_no",
+    "num_trainable_parameters",
+    "num_non_trainable_parameters",
+    "diff_num_grad_updates",
+    "module_train_batch_size",
+    "curr_kl_coeff",
+    "curr_entropy_coeff",
+)
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -57,7 +66,7 @@ def namespace_metrics(result: Mapping[str, Any]) -> Dict[str, float]:
             out[tag] = value
     for key, value in flat.items():  # environment diagnostics from RegrlCallbacks
         if key.startswith("env_runners/regrl/") and _scalar(value) is not None:
-            out["env/" + key[len("env_runners/regrl/"):]] = _scalar(value)
+            out["env/" + key[len("env_runners/regrl/") :]] = _scalar(value)
     modules = {k.split("/")[1] for k in flat if k.startswith("learners/")} - {"__all_modules__"}
     for key, v in flat.items():
         parts = key.split("/")
@@ -81,8 +90,11 @@ def purge_jsonl(path: Path, purge_step: int) -> None:
     path = Path(path)
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) < purge_step]
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) < purge_step
+    ]
     path.write_text("".join(line + "\n" for line in kept))
 
 
@@ -101,8 +113,9 @@ class TensorBoardLogger:
     ``{"step": i, tag: value, ...}``: the curves ``regrl sweep`` aggregates over seeds, readable
     without TensorBoard."""
 
-    def __init__(self, log_dir: Path, purge_step: Optional[int] = None,
-                 jsonl: Optional[Path] = None):
+    def __init__(
+        self, log_dir: Path, purge_step: Optional[int] = None, jsonl: Optional[Path] = None
+    ):
         # lazy: torch, not at --help (sweep imports this module)
         from torch.utils.tensorboard import SummaryWriter
 
@@ -137,12 +150,22 @@ class Progress:
         self._bar = None
         if enabled and self.stream.isatty():
             # lazy: only for an interactive terminal
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, \
-                TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
+            )
 
-            self._bar = RichProgress(TextColumn("[bold]train"), BarColumn(),
-                                     TextColumn("{task.completed}/{task.total}"),
-                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+            self._bar = RichProgress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+            )
             self._task = self._bar.add_task("train", total=total, completed=start, info="")
             self._bar.start()
 
@@ -150,8 +173,10 @@ class Progress:
     def line(iteration: int, total: int, metrics: Mapping[str, float], env_steps: float) -> str:
         ret = metrics.get("env/episode_return_mean", float("nan"))
         secs = metrics.get("perf/iteration_s", float("nan"))
-        return (f"iter {iteration:>4}/{total}  env_steps {int(env_steps):>8}  "
-                f"return {ret:8.2f}  {secs:6.2f}s")
+        return (
+            f"iter {iteration:>4}/{total}  env_steps {int(env_steps):>8}  "
+            f"return {ret:8.2f}  {secs:6.2f}s"
+        )
 
     def update(self, iteration: int, metrics: Mapping[str, float], env_steps: float) -> None:
         if not self.enabled:

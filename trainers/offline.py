@@ -1,5 +1,5 @@
 """The offline learner: supervised / behaviour-cloning / SFT training from a dataset file with
-any list of plugins from :mod:`agents.offline`, in one process or data-parallel on Ray Train.
+any list of plugins from :mod:`regrl.agents.offline`, in one process or data-parallel on Ray Train.
 
 A YAML file with top-level ``kind: offline`` is an offline experiment::
 
@@ -16,6 +16,7 @@ Runs go to ``<runs_root>/<name>/<timestamp>/`` with ``config.yaml``, TensorBoard
 (``train/…``, ``val/…``, ``plugin/<name>/…``, ``perf/…``), atomic checkpoints every
 ``checkpoint.every`` epochs and ``metrics.json`` (the last epoch's metrics).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,22 +34,44 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
-from agents.models import MLP, TokenMLP
-from agents.models.closure import ClosureCNN, LocalCoefficientMLP
-from agents.registry import Registry
-from agents.offline import PLUGINS, Plugin, TaskInfo, build_plugins, check_combination
-from trainers.checkpoint import (checkpoint_dir, load_torch_state, read_state,
-                                 resume_checkpoint, save_checkpoint)
-from trainers.config import (CheckpointConfig, ConfigError, apply_overrides, parse,
-                             parse_named_entry, read_yaml, to_dict)
-from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_WIDTH, require as _require,
-                             require_run_name, require_runs_root, require_size, short_repr)
-from trainers.data_cli import make_hint
-from trainers.harness import CONFIG_FILE, load_run_config, new_run_dir, print_run_location
-from trainers.harness import run as run_harness
-from trainers.kinds import Driver, Source, TrainResult, raw_config, register_kind, source_name
-from trainers.logging import Progress
-from trainers.run import ray_session
+from regrl.agents.models import MLP, TokenMLP
+from regrl.agents.models.closure import ClosureCNN, LocalCoefficientMLP
+from regrl.agents.offline import PLUGINS, Plugin, TaskInfo, build_plugins, check_combination
+from regrl.agents.registry import Registry
+from regrl.trainers.checkpoint import (
+    checkpoint_dir,
+    load_torch_state,
+    read_state,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from regrl.trainers.checks import (
+    MAX_ACTORS,
+    MAX_BATCH,
+    MAX_WIDTH,
+    require_run_name,
+    require_runs_root,
+    require_size,
+    short_repr,
+)
+from regrl.trainers.checks import (
+    require as _require,
+)
+from regrl.trainers.config import (
+    CheckpointConfig,
+    ConfigError,
+    apply_overrides,
+    parse,
+    parse_named_entry,
+    read_yaml,
+    to_dict,
+)
+from regrl.trainers.data_cli import make_hint
+from regrl.trainers.harness import CONFIG_FILE, load_run_config, new_run_dir, print_run_location
+from regrl.trainers.harness import run as run_harness
+from regrl.trainers.kinds import Driver, Source, TrainResult, raw_config, register_kind, source_name
+from regrl.trainers.logging import Progress
+from regrl.trainers.run import ray_session
 
 TB_DIR = "tb"
 METRICS_FILE = "metrics.json"
@@ -75,18 +98,23 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _require(bool(self.path), "data.path is required")
-        _require(0.0 <= self.val_fraction < 1.0,
-                 f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        _require(
+            0.0 <= self.val_fraction < 1.0,
+            f"data.val_fraction must be in [0, 1), got {self.val_fraction}",
+        )
 
 
 # Networks other than the default MLP, by ``model.arch``: builder(model_cfg, in_dim, out_dim).
 OFFLINE_MODELS = Registry("offline model")
 OFFLINE_MODELS.register("closure_mlp", "SMARL observation -> local coefficient in (-1, 1)")(
-    lambda m, i, o: LocalCoefficientMLP(i, o, m.hidden, m.activation))
+    lambda m, i, o: LocalCoefficientMLP(i, o, m.hidden, m.activation)
+)
 OFFLINE_MODELS.register("closure_cnn", "periodic CNN, vorticity -> sub-grid term")(
-    lambda m, i, o: ClosureCNN(m.hidden, m.activation, symmetric=False))
+    lambda m, i, o: ClosureCNN(m.hidden, m.activation, symmetric=False)
+)
 OFFLINE_MODELS.register("closure_cnn_d4", "periodic CNN averaged over D4 (equivariant)")(
-    lambda m, i, o: ClosureCNN(m.hidden, m.activation, symmetric=True))
+    lambda m, i, o: ClosureCNN(m.hidden, m.activation, symmetric=True)
+)
 
 
 @dataclass(frozen=True)
@@ -104,14 +132,20 @@ class OfflineModelConfig:
     """Token embedding size (task ``tokens`` only)."""
 
     def __post_init__(self) -> None:
-        _require(len(self.hidden) >= 1 and all(0 < h <= MAX_WIDTH for h in self.hidden),
-                 f"model.hidden must be a non-empty list of sizes in [1, {MAX_WIDTH:,}], "
-                 f"got {short_repr(self.hidden)}")
-        _require(self.out_dim is None or 1 <= self.out_dim <= MAX_BATCH,
-                 f"model.out_dim must be in [1, {MAX_BATCH:,}] or null")
+        _require(
+            len(self.hidden) >= 1 and all(0 < h <= MAX_WIDTH for h in self.hidden),
+            f"model.hidden must be a non-empty list of sizes in [1, {MAX_WIDTH:,}], "
+            f"got {short_repr(self.hidden)}",
+        )
+        _require(
+            self.out_dim is None or 1 <= self.out_dim <= MAX_BATCH,
+            f"model.out_dim must be in [1, {MAX_BATCH:,}] or null",
+        )
         require_size("model.embed_dim", self.embed_dim, MAX_WIDTH)
-        _require(self.arch == "mlp" or self.arch in OFFLINE_MODELS,
-                 f"model.arch: {OFFLINE_MODELS.unknown_message(self.arch)} (or mlp)")
+        _require(
+            self.arch == "mlp" or self.arch in OFFLINE_MODELS,
+            f"model.arch: {OFFLINE_MODELS.unknown_message(self.arch)} (or mlp)",
+        )
 
 
 @dataclass(frozen=True)
@@ -209,13 +243,19 @@ def offline_config_from_dict(data: Dict[str, Any], source: str = "<dict>") -> Of
 
 def _plugin_specs(raw: Any, source: str) -> Tuple[PluginSpec, ...]:
     if not isinstance(raw, (list, tuple)):
-        raise ConfigError(f"{source}: plugins: expected a list like [{{name: elr}}], "
-                          f"got {short_repr(raw)}")
+        raise ConfigError(
+            f"{source}: plugins: expected a list like [{{name: elr}}], got {short_repr(raw)}"
+        )
     specs = []
     for i, item in enumerate(raw):
-        name, params = parse_named_entry(item, f"{source}: plugins[{i}]", PLUGINS,
-                                         lambda plugin: plugin.Params, "plugin",
-                                         name_in_path=True)
+        name, params = parse_named_entry(
+            item,
+            f"{source}: plugins[{i}]",
+            PLUGINS,
+            lambda plugin: plugin.Params,
+            "plugin",
+            name_in_path=True,
+        )
         specs.append(PluginSpec(name, params))
     return tuple(specs)
 
@@ -253,8 +293,10 @@ def infer_format(path: Path, fmt: str) -> str:
         return fmt
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"{path}: cannot infer the format from suffix {suffix!r}; "
-                         f"use one of {', '.join(FORMATS)} or set data.format")
+        raise ValueError(
+            f"{path}: cannot infer the format from suffix {suffix!r}; "
+            f"use one of {', '.join(FORMATS)} or set data.format"
+        )
     return FORMATS[suffix]
 
 
@@ -273,7 +315,9 @@ def read_arrays(path: str | Path, fmt: str, keys: Sequence[str]) -> Dict[str, np
 
 
 def _missing(path: Path, key: str, available: Sequence[str]) -> ValueError:
-    return ValueError(f"{path}: missing key {key!r}; the file has: {', '.join(map(str, available))}")
+    return ValueError(
+        f"{path}: missing key {key!r}; the file has: {', '.join(map(str, available))}"
+    )
 
 
 def _read_npz(path: Path, keys: List[str]) -> Dict[str, np.ndarray]:
@@ -308,8 +352,9 @@ def _read_jsonl(path: Path, keys: List[str]) -> Dict[str, np.ndarray]:
             for k in keys:
                 if not isinstance(row, dict) or k not in row:
                     have = list(row) if isinstance(row, dict) else []
-                    raise ValueError(f"{path}:{lineno}: missing key {k!r}; the row has: "
-                                     f"{', '.join(have)}")
+                    raise ValueError(
+                        f"{path}:{lineno}: missing key {k!r}; the row has: {', '.join(have)}"
+                    )
                 cols[k].append(row[k])
     return {k: _to_array(v, path, k) for k, v in cols.items()}
 
@@ -322,8 +367,9 @@ def _to_array(values: list, path: Path, key: str) -> np.ndarray:
     except ValueError:
         arr = np.asarray(values, dtype=object)
     if arr.dtype == object:
-        raise ValueError(f"{path}: key {key!r} is ragged or not numeric "
-                         "(every row needs the same shape)")
+        raise ValueError(
+            f"{path}: key {key!r} is ragged or not numeric (every row needs the same shape)"
+        )
     return arr
 
 
@@ -350,8 +396,9 @@ def _as_ids(arr: np.ndarray, path: Any, key: str, low: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def convert_arrays(task: str, x: np.ndarray, y: np.ndarray, path: Any, x_key: str,
-                   y_key: str) -> Tuple[torch.Tensor, torch.Tensor]:
+def convert_arrays(
+    task: str, x: np.ndarray, y: np.ndarray, path: Any, x_key: str, y_key: str
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Check and convert raw arrays for ``task`` (shapes, dtypes, NaNs, id ranges >= 0)."""
     if len(x) != len(y):
         raise ValueError(f"{path}: {x_key!r} has {len(x)} rows but {y_key!r} has {len(y)}")
@@ -362,8 +409,10 @@ def convert_arrays(task: str, x: np.ndarray, y: np.ndarray, path: Any, x_key: st
     if task == "tokens":
         xt, yt = _as_ids(x, path, x_key, 0), _as_ids(y, path, y_key, IGNORE_TOKEN)
         if xt.ndim != 2 or xt.shape != yt.shape:
-            raise ValueError(f"{path}: tokens need {x_key!r} and {y_key!r} both [N, T], got "
-                             f"{xt.shape} and {yt.shape}")
+            raise ValueError(
+                f"{path}: tokens need {x_key!r} and {y_key!r} both [N, T], got "
+                f"{xt.shape} and {yt.shape}"
+            )
         return torch.from_numpy(xt), torch.from_numpy(yt)
     xf = torch.from_numpy(x.reshape(len(x), -1).astype(np.float32))
     if task == "classification":
@@ -387,8 +436,10 @@ def prepare_data(cfg: OfflineConfig) -> OfflineData:
         val = read_arrays(d.val_path, d.format, [d.x_key, d.y_key])
         xv, yv = convert_arrays(cfg.task, val[d.x_key], val[d.y_key], d.val_path, d.x_key, d.y_key)
         if xv.shape[1:] != x.shape[1:] or yv.shape[1:] != y.shape[1:]:
-            raise ValueError(f"{d.val_path}: shapes {tuple(xv.shape)}, {tuple(yv.shape)} do not "
-                             f"match {d.path}: {tuple(x.shape)}, {tuple(y.shape)}")
+            raise ValueError(
+                f"{d.val_path}: shapes {tuple(xv.shape)}, {tuple(yv.shape)} do not "
+                f"match {d.path}: {tuple(x.shape)}, {tuple(y.shape)}"
+            )
     else:
         x, y, xv, yv = _split(x, y, d.val_fraction, cfg.seed, d.path)
     return OfflineData(x, y, xv, yv, in_dim=x.shape[1], out_dim=_out_dim(cfg, x, y, xv, yv))
@@ -425,8 +476,9 @@ def build_model(cfg: OfflineConfig, in_dim: int, out_dim: int) -> nn.Module:
     m = cfg.model
     if m.arch != "mlp":
         if cfg.task != "regression" or cfg.training.regression_loss != "mse":
-            raise ConfigError(f"model.arch {m.arch!r} needs task: regression with "
-                              "training.regression_loss: mse")
+            raise ConfigError(
+                f"model.arch {m.arch!r} needs task: regression with training.regression_loss: mse"
+            )
         return OFFLINE_MODELS.get(m.arch)(m, in_dim, out_dim)
     if cfg.task == "tokens":
         return TokenMLP(out_dim, m.hidden, m.embed_dim, m.activation)
@@ -444,11 +496,12 @@ def gaussian_nll(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     mean, log_std = out.chunk(2, dim=-1)
     log_std = log_std.clamp(-5.0, 2.0)
     z = (target - mean) / log_std.exp()
-    return (0.5 * z ** 2 + log_std + 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+    return (0.5 * z**2 + log_std + 0.5 * math.log(2 * math.pi)).sum(dim=-1)
 
 
-def default_task_loss(task: str, regression_loss: str, outputs: Dict[str, torch.Tensor],
-                      target: torch.Tensor) -> torch.Tensor:
+def default_task_loss(
+    task: str, regression_loss: str, outputs: Dict[str, torch.Tensor], target: torch.Tensor
+) -> torch.Tensor:
     """Per-sample task loss [B]: soft-target cross-entropy, MSE / Gaussian NLL, or the mean
     token cross-entropy over each sequence's non-pad positions."""
     out = outputs["out"]
@@ -473,8 +526,13 @@ def weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor]) -> torc
 class OfflineLearner:
     """Model, optimizer and plugins of one process; ``wrap`` adds DDP in data-parallel runs."""
 
-    def __init__(self, cfg: OfflineConfig, data: OfflineData, device: torch.device,
-                 wrap: Optional[Callable[[nn.Module], nn.Module]] = None):
+    def __init__(
+        self,
+        cfg: OfflineConfig,
+        data: OfflineData,
+        device: torch.device,
+        wrap: Optional[Callable[[nn.Module], nn.Module]] = None,
+    ):
         self.cfg, self.device, self.out_dim = cfg, device, data.out_dim
         torch.manual_seed(cfg.seed)
         info = TaskInfo(cfg.task, len(data.x_train), data.out_dim, cfg.training.epochs, cfg.seed)
@@ -495,17 +553,24 @@ class OfflineLearner:
         t = self.cfg.training
         return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
 
-    def per_sample_loss(self, outputs: Dict[str, torch.Tensor], batch: Dict[str, Any]) -> torch.Tensor:
+    def per_sample_loss(
+        self, outputs: Dict[str, torch.Tensor], batch: Dict[str, Any]
+    ) -> torch.Tensor:
         for p in self.plugins:
             loss = p.task_loss(outputs, batch["target"], batch)
             if loss is not None:
                 return loss
-        return default_task_loss(self.cfg.task, self.cfg.training.regression_loss, outputs,
-                                 batch["target"])
+        return default_task_loss(
+            self.cfg.task, self.cfg.training.regression_loss, outputs, batch["target"]
+        )
 
     def make_batch(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Dict[str, Any]:
-        batch = {"x": x.to(self.device), "y": y.to(self.device), "idx": idx,
-                 "target": dense_targets(self.cfg.task, y, self.out_dim).to(self.device)}
+        batch = {
+            "x": x.to(self.device),
+            "y": y.to(self.device),
+            "idx": idx,
+            "target": dense_targets(self.cfg.task, y, self.out_dim).to(self.device),
+        }
         if self.cfg.task == "tokens":
             batch["token_mask"] = (batch["y"] != IGNORE_TOKEN).float()
         return batch
@@ -570,8 +635,9 @@ class OfflineLearner:
             return {"train/accuracy": _token_accuracy(pred, batch["y"])}
         return {"train/accuracy": (pred == batch["target"].argmax(dim=-1)).float().mean()}
 
-    def train_epoch(self, epoch: int, data: OfflineData, shard: torch.Tensor,
-                    batch_size: int) -> Dict[str, float]:
+    def train_epoch(
+        self, epoch: int, data: OfflineData, shard: torch.Tensor, batch_size: int
+    ) -> Dict[str, float]:
         """Shuffle this worker's shard (seeded by seed, epoch and shard) and step through it."""
         for p in self.plugins:
             p.on_epoch_start(epoch, self.model)
@@ -580,8 +646,10 @@ class OfflineLearner:
         sums: Dict[str, float] = {}
         steps = 0
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            step = self.train_step(self.make_batch(data.x_train[idx], data.y_train[idx], idx), epoch)
+            idx = order[start : start + batch_size]
+            step = self.train_step(
+                self.make_batch(data.x_train[idx], data.y_train[idx], idx), epoch
+            )
             for k, v in step.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
@@ -597,7 +665,9 @@ class OfflineLearner:
         self.model.eval()
         losses, correct, count, sq = [], 0.0, 0.0, 0.0
         for s in range(0, len(x), chunk):
-            batch = self.make_batch(x[s:s + chunk], y[s:s + chunk], torch.arange(s, min(s + chunk, len(x))))
+            batch = self.make_batch(
+                x[s : s + chunk], y[s : s + chunk], torch.arange(s, min(s + chunk, len(x)))
+            )
             out = self.model(batch["x"])
             losses.append(self.per_sample_loss(out, batch).float().cpu())
             if self.cfg.task == "regression":
@@ -620,8 +690,10 @@ class OfflineLearner:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}
 
     def plugin_state(self) -> Dict[str, Any]:
-        return {"plugins": {p.name: p.state_dict() for p in self.plugins},
-                "torch_rng": torch.get_rng_state()}
+        return {
+            "plugins": {p.name: p.state_dict() for p in self.plugins},
+            "torch_rng": torch.get_rng_state(),
+        }
 
     def restore(self, state: Dict[str, Any], plugin_state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -632,8 +704,10 @@ class OfflineLearner:
 
 
 def _prefixed(name: str, metrics: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    return {f"plugin/{name}/{k}": v.detach() if torch.is_tensor(v) else v
-            for k, v in (metrics or {}).items()}
+    return {
+        f"plugin/{name}/{k}": v.detach() if torch.is_tensor(v) else v
+        for k, v in (metrics or {}).items()
+    }
 
 
 def _token_accuracy(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -679,33 +753,48 @@ class OfflineProgress(Progress):
     def line(epoch: int, total: int, metrics: Dict[str, float], _unused: float = 0.0) -> str:
         val = metrics.get("val/accuracy", metrics.get("val/mse", float("nan")))
         name = "val_acc" if "val/accuracy" in metrics else "val_mse"
-        return (f"epoch {epoch:>4}/{total}  task_loss {metrics.get('train/task_loss', float('nan')):7.4f}  "
-                f"{name} {val:7.4f}  {metrics.get('perf/epoch_s', float('nan')):6.2f}s")
+        return (
+            f"epoch {epoch:>4}/{total}  task_loss {metrics.get('train/task_loss', float('nan')):7.4f}  "
+            f"{name} {val:7.4f}  {metrics.get('perf/epoch_s', float('nan')):6.2f}s"
+        )
 
 
-def fit(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
-        worker: Optional[Worker] = None) -> Dict[str, float]:
+def fit(
+    cfg: OfflineConfig,
+    run_dir: Path,
+    resuming: bool,
+    progress: bool,
+    worker: Optional[Worker] = None,
+) -> Dict[str, float]:
     """Train (or continue) the run in ``run_dir`` on this worker through the run harness
-    (:mod:`trainers.harness`); returns the last metrics. Every worker of a data-parallel group
+    (:mod:`regrl.trainers.harness`); returns the last metrics. Every worker of a data-parallel group
     runs this; rank 0 logs and writes metrics.json."""
     worker = worker or Worker()
     choice = _resume_choice(run_dir, worker) if resuming else None
-    if choice is not None and choice.path is not None and (run_dir / METRICS_FILE).is_file() \
-            and read_state(choice.path)["epoch"] >= cfg.training.epochs:
+    if (
+        choice is not None
+        and choice.path is not None
+        and (run_dir / METRICS_FILE).is_file()
+        and read_state(choice.path)["epoch"] >= cfg.training.epochs
+    ):
         print(f"{run_dir} already finished {cfg.training.epochs} epochs", flush=True)
         return json.loads((run_dir / METRICS_FILE).read_text())
     session = OfflineSession(cfg, worker)
     main = worker.rank == 0
-    metrics = run_harness(session, run_dir, choice, cfg.checkpoint, progress, OfflineProgress.line,
-                  main=main).metrics
+    metrics = run_harness(
+        session, run_dir, choice, cfg.checkpoint, progress, OfflineProgress.line, main=main
+    ).metrics
     if main:
-        (run_dir / METRICS_FILE).write_text(json.dumps(dict(metrics, epoch=cfg.training.epochs), indent=2))
+        (run_dir / METRICS_FILE).write_text(
+            json.dumps(dict(metrics, epoch=cfg.training.epochs), indent=2)
+        )
     return metrics
 
 
 class OfflineSession:
-    """One offline run on one worker for :mod:`trainers.harness`: an iteration is an epoch
+    """One offline run on one worker for :mod:`regrl.trainers.harness`: an iteration is an epoch
     over this worker's shard; checkpoints are written by every rank together."""
+
     unit = "epoch"
 
     def __init__(self, cfg: OfflineConfig, worker: Worker):
@@ -754,6 +843,7 @@ def _save(learner: OfflineLearner, run_dir: Path, epoch: int, keep: int, worker:
     torch.save(learner.plugin_state(), stage / _plugin_file(worker.rank))
     worker.barrier()
     if worker.rank == 0:
+
         def save_fn(path: str) -> None:
             os.replace(stage, path)
             torch.save(learner.state(), Path(path) / LEARNER_FILE)
@@ -772,10 +862,14 @@ def _resume_choice(run_dir: Path, worker: Worker):
 def _restore(learner: OfflineLearner, ckpt: Path, state: Dict[str, Any], worker: Worker) -> None:
     """Load this worker's part of checkpoint ``ckpt`` (written by as many workers)."""
     if state.get("world_size", 1) != worker.world:
-        raise ValueError(f"{ckpt} was written by {state.get('world_size')} workers; resume with "
-                         f"resources.num_workers matching it (now {worker.world})")
-    learner.restore(load_torch_state(ckpt / LEARNER_FILE, map_location=worker.device),
-                    load_torch_state(ckpt / _plugin_file(worker.rank)))
+        raise ValueError(
+            f"{ckpt} was written by {state.get('world_size')} workers; resume with "
+            f"resources.num_workers matching it (now {worker.world})"
+        )
+    learner.restore(
+        load_torch_state(ckpt / LEARNER_FILE, map_location=worker.device),
+        load_torch_state(ckpt / _plugin_file(worker.rank)),
+    )
 
 
 # ============================================================================ entry points
@@ -796,8 +890,13 @@ def load_offline_run_config(run_dir: Path) -> OfflineConfig:
     return load_run_config(run_dir, offline_config_from_dict)
 
 
-def train_offline(cfg: Optional[OfflineConfig] = None, *, resume: Optional[Path] = None,
-                  progress: bool = True, address: Optional[str] = None) -> OfflineResult:
+def train_offline(
+    cfg: Optional[OfflineConfig] = None,
+    *,
+    resume: Optional[Path] = None,
+    progress: bool = True,
+    address: Optional[str] = None,
+) -> OfflineResult:
     """Train ``cfg`` in a new run directory, or continue the run at ``resume``.
 
     ``resources.num_workers == 0`` trains in this process; N >= 1 starts N Ray Train workers
@@ -852,13 +951,15 @@ def ray_train_loop(config: Dict[str, Any]) -> None:
 
     cfg = offline_config_from_dict(config["config"], source=config["source"])
     device = ray.train.torch.get_device() if cfg.resources.use_gpu else None
-    metrics = fit(cfg, Path(config["run_dir"]), config["resuming"], config["progress"],
-                  ddp_worker(device))
+    metrics = fit(
+        cfg, Path(config["run_dir"]), config["resuming"], config["progress"], ddp_worker(device)
+    )
     ray.train.report(metrics)
 
 
-def _fit_ray(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
-             address: Optional[str]) -> Dict[str, float]:
+def _fit_ray(
+    cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool, address: Optional[str]
+) -> Dict[str, float]:
     from ray.train import RunConfig, ScalingConfig  # lazy: data-parallel runs only
     from ray.train.torch import TorchTrainer  # lazy: data-parallel runs only
 
@@ -866,14 +967,22 @@ def _fit_ray(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
     for key in ("path", "val_path"):  # Ray Train workers chdir to their own trial directory
         if config["data"].get(key):
             config["data"][key] = str(Path(config["data"][key]).resolve())
-    loop_config = {"config": config, "source": str(run_dir / CONFIG_FILE),
-                   "run_dir": str(run_dir), "resuming": resuming, "progress": progress}
+    loop_config = {
+        "config": config,
+        "source": str(run_dir / CONFIG_FILE),
+        "run_dir": str(run_dir),
+        "resuming": resuming,
+        "progress": progress,
+    }
     with ray_session(address):
         trainer = TorchTrainer(
-            ray_train_loop, train_loop_config=loop_config,
-            scaling_config=ScalingConfig(num_workers=cfg.resources.num_workers,
-                                         use_gpu=cfg.resources.use_gpu),
-            run_config=RunConfig(storage_path=str(run_dir / "ray_train"), name="offline"))
+            ray_train_loop,
+            train_loop_config=loop_config,
+            scaling_config=ScalingConfig(
+                num_workers=cfg.resources.num_workers, use_gpu=cfg.resources.use_gpu
+            ),
+            run_config=RunConfig(storage_path=str(run_dir / "ray_train"), name="offline"),
+        )
         result = trainer.fit()
     if result.error is not None:
         raise result.error
@@ -885,8 +994,9 @@ def _fit_ray(cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool,
 class OfflineDriver(Driver):
     curve_metrics = ("val/accuracy", "train/task_loss")
 
-    def load(self, source: Source, overrides: Sequence[str] = (), *,
-             where: Optional[str] = None) -> Any:
+    def load(
+        self, source: Source, overrides: Sequence[str] = (), *, where: Optional[str] = None
+    ) -> Any:
         return offline_config_from_dict(raw_config(source, overrides), source_name(source, where))
 
     def dump(self, cfg) -> Dict[str, Any]:

@@ -2,16 +2,17 @@
 
 A core module (kinds, environments, evaluators, RLlib module specs) never imports a domain
 module; it names the modules that register into its table, and the table imports them by name
-on its first lookup (like ``DOMAIN_CLIS`` in :mod:`trainers.cli`). So the import graph has no
+on its first lookup (like ``DOMAIN_CLIS`` in :mod:`regrl.trainers.cli`). So the import graph has no
 edge from the core to a domain (import-linter checks it, ``.importlinter``), and a process that
 never looks a name up imports none of them.
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import Any, Iterator, Sequence, Tuple
 
-from agents.registry import Entry, Registry
+from regrl.agents.registry import Entry, Registry
 
 
 class PluginRegistry(Registry):
@@ -54,6 +55,6 @@ class PluginRegistry(Registry):
 # The domain packages. Each one registers what it adds to the core (environments, RLModule
 # specs, evaluators, experiment kinds) in its ``plugin`` module and adds its CLI verbs in its
 # ``cli`` module; adding a domain is one package and one name here.
-DOMAINS = ("trainers.turbulence", "trainers.traffic", "trainers.rlvr")
+DOMAINS = ("regrl.trainers.turbulence", "regrl.trainers.traffic", "regrl.trainers.rlvr")
 DOMAIN_PLUGINS = tuple(f"{d}.plugin" for d in DOMAINS)
 DOMAIN_CLIS = tuple(f"{d}.cli" for d in DOMAINS)

@@ -1,7 +1,7 @@
 """Ray start-up lines that regrl cannot fix, silenced or explained in one place (issue 12 §4).
 
 :func:`install` drops the messages of :data:`NOISE` with a ``logging.Filter`` on the exact
-logger that emits each one. :func:`trainers.run.init_ray` calls it in the driver before
+logger that emits each one. :func:`regrl.trainers.run.init_ray` calls it in the driver before
 ``ray.init`` and names :func:`quiet_worker` as the job's ``worker_process_setup_hook``, so
 every Ray worker (env runners, learners, RLVR and Ray Train actors) installs the same filters
 before it builds anything. Every other message, and these loggers' other messages, pass.
@@ -15,6 +15,7 @@ runner. RLlib puts its config in the object store once (``EnvRunnerGroup.__init_
 holds the reference for the whole run, so the restart this line worries about works
 (tests/cluster SIGKILLs a runner and sees it restart).
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,19 +34,29 @@ class Noise:
 
 
 NOISE: Tuple[Noise, ...] = (
-    Noise("ray._common.deprecation",
-          "`RLModule(config=[RLModuleConfig object])` has been deprecated",
-          "RLlib 2.60's own RLModule.__init__ builds an RLModuleConfig (rl_module.py), for "
-          "every module, however it is constructed: regrl's modules pass no config"),
-    Noise("ray._private.authentication.authentication_token_setup",
-          "Token authentication is enabled for this Ray cluster",
-          "Ray 2.60's default for every local session, which Ray authenticates itself; the "
-          "README's cluster section says where a job client finds the token"),
-    Noise("ray.tune.utils.util", "Install gputil for GPU system monitoring",
-          "RLlib starts Tune's resource monitor; regrl does not use it, and GPU metrics come "
-          "from the learners"),
-    Noise("ray.rllib.algorithms.algorithm_config", "on the new API stack! This is the new "
-          "default behavior", "regrl uses RLlib's new API stack on purpose (DESIGN.md)"),
+    Noise(
+        "ray._common.deprecation",
+        "`RLModule(config=[RLModuleConfig object])` has been deprecated",
+        "RLlib 2.60's own RLModule.__init__ builds an RLModuleConfig (rl_module.py), for "
+        "every module, however it is constructed: regrl's modules pass no config",
+    ),
+    Noise(
+        "ray._private.authentication.authentication_token_setup",
+        "Token authentication is enabled for this Ray cluster",
+        "Ray 2.60's default for every local session, which Ray authenticates itself; the "
+        "README's cluster section says where a job client finds the token",
+    ),
+    Noise(
+        "ray.tune.utils.util",
+        "Install gputil for GPU system monitoring",
+        "RLlib starts Tune's resource monitor; regrl does not use it, and GPU metrics come "
+        "from the learners",
+    ),
+    Noise(
+        "ray.rllib.algorithms.algorithm_config",
+        "on the new API stack! This is the new default behavior",
+        "regrl uses RLlib's new API stack on purpose (DESIGN.md)",
+    ),
 )
 
 
@@ -74,5 +85,5 @@ def quiet_worker() -> None:
     install()
 
 
-WORKER_HOOK = "trainers.quiet.quiet_worker"
+WORKER_HOOK = "regrl.trainers.quiet.quiet_worker"
 """The hook as Ray wants it in a runtime_env (a module path: workers import it)."""

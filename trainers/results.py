@@ -5,6 +5,7 @@ it, the files they write, where the numbers are quoted, and the expected run tim
 reference machine (2 CPU cores). ``regrl results`` lists the entries; ``regrl results NAME``
 reruns one in the repository root and checks that every output was rewritten.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from agents.registry import Registry
-from trainers.checks import ConfigError
+from regrl.agents.registry import Registry
+from regrl.trainers.checks import ConfigError
 
 MANIFEST = Path("docs") / "results.yaml"
 KEYS = ("steps", "outputs", "minutes", "quoted_in", "description")
@@ -44,8 +45,9 @@ def find_root(start: Optional[Path] = None) -> Path:
     for d in (here, *here.parents):
         if (d / MANIFEST).is_file():
             return d
-    raise ConfigError(f"no {MANIFEST} in {here} or above: run `regrl results` from a regrl "
-                      "checkout")
+    raise ConfigError(
+        f"no {MANIFEST} in {here} or above: run `regrl results` from a regrl checkout"
+    )
 
 
 def _entry(name: str, raw, where: str) -> Entry:
@@ -61,13 +63,19 @@ def _entry(name: str, raw, where: str) -> Entry:
     minutes = raw.get("minutes")
     if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or minutes <= 0:
         raise ConfigError(f"{where}: {name}.minutes: expected a number > 0")
-    return Entry(name, str(raw.get("description", "")), tuple(steps), tuple(outputs),
-                 float(minutes), tuple(raw.get("quoted_in") or ()))
+    return Entry(
+        name,
+        str(raw.get("description", "")),
+        tuple(steps),
+        tuple(outputs),
+        float(minutes),
+        tuple(raw.get("quoted_in") or ()),
+    )
 
 
 def load_manifest(root: Path) -> Registry:
     """The manifest as a registry (unknown names get "did you mean")."""
-    from trainers.config import read_yaml  # lazy: torch, not at --help
+    from regrl.trainers.config import read_yaml  # lazy: torch, not at --help
 
     path = root / MANIFEST
     reg = Registry("result")
@@ -89,8 +97,9 @@ def run_entry(entry: Entry, root: Path, *, dry_run: bool = False) -> List[str]:
             continue
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", step], cwd=root, env=env)
         if proc.returncode:
-            raise ConfigError(f"{entry.name}: step {i} exited with status {proc.returncode}: "
-                              f"{step}")
+            raise ConfigError(
+                f"{entry.name}: step {i} exited with status {proc.returncode}: {step}"
+            )
     if dry_run:
         return []
     return [o for o in entry.outputs if _mtime(root / o) in (None, before[o])]
@@ -127,8 +136,10 @@ def cmd_results(args) -> int:
     if stale:
         raise ConfigError(f"{entry.name}: these outputs were not rewritten: {', '.join(stale)}")
     if not args.dry_run:
-        print(f"{entry.name}: done in {(time.perf_counter() - start) / 60:.1f} min "
-              f"(expected ~{entry.minutes:g}); outputs: {', '.join(entry.outputs)}")
+        print(
+            f"{entry.name}: done in {(time.perf_counter() - start) / 60:.1f} min "
+            f"(expected ~{entry.minutes:g}); outputs: {', '.join(entry.outputs)}"
+        )
     return 0
 
 

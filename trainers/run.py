@@ -1,35 +1,62 @@
 """The rl kind: the Ray session, RLlib resources and placement, and :class:`RLSession`,
-which the run harness (:mod:`trainers.harness`) drives."""
+which the run harness (:mod:`regrl.trainers.harness`) drives."""
+
 from __future__ import annotations
 
 import json
 import logging
 import os
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import ray
-import yaml
 
-from agents.objectives.terms import needs  # capabilities by flag, never by term name
-from agents.registry import UnknownNameError
-from trainers import quiet
-from trainers.checkpoint import empty_iteration_streak
-from trainers.config import ConfigError, ExperimentConfig, apply_torch_threads, config_from_dict
-from trainers.envs import probe_env
-from trainers.evaluate import evaluate
-from trainers.harness import CONFIG_FILE, TB_DIR, load_run_config, new_run_dir, print_run_location
-from trainers.kinds import HarnessDriver, Source, TrainResult, raw_config, register_kind, \
-    source_name, train_kind
-from trainers.logging import namespace_metrics
-from trainers.rllib.algo import build_algorithm_config
+from regrl.agents.objectives.terms import needs  # capabilities by flag, never by term name
+from regrl.agents.registry import UnknownNameError
+from regrl.trainers import quiet
+from regrl.trainers.checkpoint import empty_iteration_streak
+from regrl.trainers.config import (
+    ConfigError,
+    ExperimentConfig,
+    apply_torch_threads,
+    config_from_dict,
+)
+from regrl.trainers.envs import probe_env
+from regrl.trainers.evaluate import evaluate
+from regrl.trainers.harness import (
+    CONFIG_FILE,
+    TB_DIR,
+    load_run_config,
+    new_run_dir,
+    print_run_location,
+)
+from regrl.trainers.kinds import (
+    HarnessDriver,
+    Source,
+    TrainResult,
+    raw_config,
+    register_kind,
+    source_name,
+    train_kind,
+)
+from regrl.trainers.logging import namespace_metrics
+from regrl.trainers.rllib.algo import build_algorithm_config
 
-__all__ = ["CONFIG_FILE", "TB_DIR", "load_run_config", "new_run_dir", "print_run_location",
-           "apply_torch_threads", "init_ray", "ray_session", "train", "RLSession", "RLDriver"]
-
+__all__ = [
+    "CONFIG_FILE",
+    "TB_DIR",
+    "load_run_config",
+    "new_run_dir",
+    "print_run_location",
+    "apply_torch_threads",
+    "init_ray",
+    "ray_session",
+    "train",
+    "RLSession",
+    "RLDriver",
+]
 
 
 @dataclass
@@ -58,8 +85,14 @@ def init_ray(address: Optional[str] = None) -> bool:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     # address="local": always a fresh single-node session, never an already running cluster
     # found through RAY_ADDRESS or /tmp/ray (use --address for that)
-    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
-             configure_logging=True, log_to_driver=True, runtime_env=hook)
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        configure_logging=True,
+        log_to_driver=True,
+        runtime_env=hook,
+    )
     return True
 
 
@@ -76,15 +109,24 @@ def ray_session(address: Optional[str] = None):
             ray.shutdown()
 
 
-def train(cfg: Optional[ExperimentConfig] = None, *, resume: Optional[Path] = None,
-          address: Optional[str] = None, progress: bool = True) -> RunResult:
+def train(
+    cfg: Optional[ExperimentConfig] = None,
+    *,
+    resume: Optional[Path] = None,
+    address: Optional[str] = None,
+    progress: bool = True,
+) -> RunResult:
     """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the ``rl``
-    kind's driver on :mod:`trainers.harness`)."""
+    kind's driver on :mod:`regrl.trainers.harness`)."""
     assert cfg is not None or resume is not None, "train() needs a config or a run to resume"
     result = train_kind("rl", cfg, resume=resume, address=address, progress=progress)
-    return RunResult(result.run_dir, result.extra["done"],
-                     result.metrics.get("env/env_steps_total", 0.0), result.metrics,
-                     result.extra["stopped"])
+    return RunResult(
+        result.run_dir,
+        result.extra["done"],
+        result.metrics.get("env/env_steps_total", 0.0),
+        result.metrics,
+        result.extra["stopped"],
+    )
 
 
 @contextmanager
@@ -97,7 +139,8 @@ def rl_context(cfg: ExperimentConfig, address: Optional[str]):
 
 
 class RLSession:
-    """One RLlib run for :mod:`trainers.harness`: an iteration is one ``algo.train()``."""
+    """One RLlib run for :mod:`regrl.trainers.harness`: an iteration is one ``algo.train()``."""
+
     unit = "iteration"
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, choice=None):
@@ -126,8 +169,9 @@ class RLSession:
 
     def should_stop(self, i: int, metrics: Dict[str, float]) -> bool:
         target = self.cfg.training.stop_return
-        return target is not None and metrics.get("env/episode_return_mean",
-                                                  float("-inf")) >= target
+        return (
+            target is not None and metrics.get("env/episode_return_mean", float("-inf")) >= target
+        )
 
     def close(self) -> None:
         self.algo.stop()
@@ -139,8 +183,10 @@ def required_resources(cfg: ExperimentConfig) -> Dict[str, float]:
     need: Dict[str, float] = {}
     if r.num_gpus_per_learner:
         need["GPU"] = r.num_gpus_per_learner
-    for demand, used in ((r.env_runner_resources, r.num_env_runners),
-                         (r.learner_resources, r.num_learners)):
+    for demand, used in (
+        (r.env_runner_resources, r.num_env_runners),
+        (r.learner_resources, r.num_learners),
+    ):
         for key, amount in demand.items():
             if used:
                 need[key] = max(need.get(key, 0.0), float(amount))
@@ -149,9 +195,11 @@ def required_resources(cfg: ExperimentConfig) -> Dict[str, float]:
 
 def missing_resources(cfg: ExperimentConfig, available: Dict[str, float]) -> List[str]:
     """``resource: need N, cluster has M`` for every demand no node can meet today."""
-    return [f"{key}: an actor needs {amount:g}, the cluster has {available.get(key, 0):g}"
-            for key, amount in required_resources(cfg).items()
-            if available.get(key, 0.0) < amount]
+    return [
+        f"{key}: an actor needs {amount:g}, the cluster has {available.get(key, 0):g}"
+        for key, amount in required_resources(cfg).items()
+        if available.get(key, 0.0) < amount
+    ]
 
 
 def check_resources(cfg: ExperimentConfig, *, autoscaling: bool) -> None:
@@ -164,9 +212,11 @@ def check_resources(cfg: ExperimentConfig, *, autoscaling: bool) -> None:
     if autoscaling:
         print(f"warning: waiting for the autoscaler to add nodes with {text}", flush=True)
         return
-    raise ConfigError(f"resources not available on this machine: {text} (set "
-                      "resources.num_gpus_per_learner: 0 / remove the custom resources, or "
-                      "run on a cluster with --address)")
+    raise ConfigError(
+        f"resources not available on this machine: {text} (set "
+        "resources.num_gpus_per_learner: 0 / remove the custom resources, or "
+        "run on a cluster with --address)"
+    )
 
 
 def _node_id() -> str:
@@ -175,11 +225,16 @@ def _node_id() -> str:
 
 def placement(algo) -> Dict[str, list]:
     """Node ids of the env-runner and learner actors (``driver`` for in-process ones)."""
-    runners = (algo.env_runner_group.foreach_env_runner(lambda r: _node_id(),
-                                                         local_env_runner=False)
-               if algo.config.num_env_runners else [])
-    learners = ([r.get() for r in algo.learner_group.foreach_learner(lambda l: _node_id())]
-                if algo.config.num_learners else [])
+    runners = (
+        algo.env_runner_group.foreach_env_runner(lambda r: _node_id(), local_env_runner=False)
+        if algo.config.num_env_runners
+        else []
+    )
+    learners = (
+        [r.get() for r in algo.learner_group.foreach_learner(lambda _learner: _node_id())]
+        if algo.config.num_learners
+        else []
+    )
     return {"env_runners": list(runners), "learners": list(learners) or ["driver"]}
 
 
@@ -188,15 +243,20 @@ def runner_health(algo) -> Dict[str, float]:
     group = algo.env_runner_group
     if group is None or not algo.config.num_env_runners:
         return {}
-    return {"perf/env_runner_restarts": float(group.num_remote_worker_restarts()),
-            "perf/healthy_env_runners": float(group.num_healthy_remote_workers())}
+    return {
+        "perf/env_runner_restarts": float(group.num_remote_worker_restarts()),
+        "perf/healthy_env_runners": float(group.num_healthy_remote_workers()),
+    }
 
 
 def placement_summary(where: Dict[str, list]) -> str:
     def short(ids):
         return ", ".join(i[:8] if i != "driver" else i for i in ids) or "driver"
-    return (f"placement: env runners on node(s) [{short(where['env_runners'])}], "
-            f"learners on [{short(where['learners'])}]")
+
+    return (
+        f"placement: env runners on node(s) [{short(where['env_runners'])}], "
+        f"learners on [{short(where['learners'])}]"
+    )
 
 
 # ---------------------------------------------------------------------------- rl
@@ -204,8 +264,9 @@ def placement_summary(where: Dict[str, list]) -> str:
 class RLDriver(HarnessDriver):
     curve_metrics = ("env/episode_return_mean",)
 
-    def load(self, source: Source, overrides: Sequence[str] = (), *,
-             where: Optional[str] = None) -> Any:
+    def load(
+        self, source: Source, overrides: Sequence[str] = (), *, where: Optional[str] = None
+    ) -> Any:
         data = raw_config(source, overrides)
         data.pop("kind", None)  # `kind: rl` may be written; the schema has no such field
         cfg = config_from_dict(data, source=source_name(source, where))
@@ -221,9 +282,11 @@ class RLDriver(HarnessDriver):
     def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
         result = super().train(cfg, resume=resume, address=address, progress=progress)
         m = result.metrics
-        result.done = (f"done: {result.extra['done']} iterations, "
-                       f"{int(m.get('env/env_steps_total', 0))} env steps, "
-                       f"episode_return_mean {m.get('env/episode_return_mean', float('nan')):.2f}")
+        result.done = (
+            f"done: {result.extra['done']} iterations, "
+            f"{int(m.get('env/env_steps_total', 0))} env steps, "
+            f"episode_return_mean {m.get('env/episode_return_mean', float('nan')):.2f}"
+        )
         return result
 
     def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
@@ -231,8 +294,7 @@ class RLDriver(HarnessDriver):
         if "table" in report:  # evaluators with a results table (SMARL) print it, not JSON
             print((Path(run_dir) / report["table"]).read_text(), end="")
         else:
-            print(json.dumps({k: v for k, v in report.items() if k != "per_episode"},
-                             indent=2))
+            print(json.dumps({k: v for k, v in report.items() if k != "per_episode"}, indent=2))
         for fig in report.get("figures", []):
             print(f"figure: {fig}")
         print(f"report: {Path(run_dir) / 'eval.json'}")
@@ -244,8 +306,11 @@ class RLDriver(HarnessDriver):
         gpu = r.num_gpus_per_learner
         head = {"CPU": 1.0, **({"GPU": float(gpu)} if gpu and not r.num_learners else {})}
         runner = {"CPU": float(r.num_cpus_per_env_runner), **r.env_runner_resources}
-        learner = {"CPU": 0.0 if gpu else 1.0, **({"GPU": float(gpu)} if gpu else {}),
-                   **r.learner_resources}
+        learner = {
+            "CPU": 0.0 if gpu else 1.0,
+            **({"GPU": float(gpu)} if gpu else {}),
+            **r.learner_resources,
+        }
         return [head] + [runner] * r.num_env_runners + [learner] * r.num_learners
 
 

@@ -1,6 +1,6 @@
 """``regrl sweep``: grid points x seeds as Ray Tune trials, aggregated with confidence intervals.
 
-Every trial is a normal run of its kind's driver (:mod:`trainers.kinds`), in
+Every trial is a normal run of its kind's driver (:mod:`regrl.trainers.kinds`), in
 ``SWEEP_DIR/trials/<point>_seed<k>/<timestamp>/``; ``tensorboard --logdir SWEEP_DIR`` shows all
 of them. The sweep's own bookkeeping is on disk, so ``--resume`` after a crash of the driver
 process reruns only what has not finished: a run directory with ``summary.json`` is done, an
@@ -11,6 +11,7 @@ Outputs: ``SWEEP_DIR/results.json`` and ``results.md`` (per grid point, every fi
 mean ± 95% Student-t confidence interval over seeds, the per-seed values, failed trials listed
 with their errors and never averaged in) and ``curves/*.png`` (mean with a 95% band over seeds).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -22,9 +23,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from trainers.checkpoint import latest_checkpoint
-from trainers.checks import ConfigError
-from trainers.logging import METRICS_JSONL, read_jsonl
+from regrl.trainers.checkpoint import latest_checkpoint
+from regrl.trainers.checks import ConfigError
+from regrl.trainers.logging import METRICS_JSONL, read_jsonl
 
 SPEC_FILE = "sweep.json"
 ERROR_FILE = "error.txt"
@@ -37,7 +38,7 @@ CONFIDENCE = 0.95
 def yaml_value(raw: str) -> Any:
     """A value as a user writes it on the command line, read like ``--set`` values (YAML
     types, YAML 1.2 numbers such as ``1e-3``; the config loader's bounds apply)."""
-    from trainers.config import load_yaml_text  # lazy: torch, not at --help
+    from regrl.trainers.config import load_yaml_text  # lazy: torch, not at --help
 
     return load_yaml_text(raw, f"value {raw[:60]!r}") if raw.strip() else ""
 
@@ -86,15 +87,17 @@ def point_label(point: Dict[str, Any]) -> str:
     """A path-segment-safe name for a grid point (``base`` for the empty grid)."""
     if not point:
         return "base"
-    text = ",".join(f"{k.split('.')[-1]}={json.dumps(v) if not isinstance(v, str) else v}"
-                    for k, v in point.items())
+    text = ",".join(
+        f"{k.split('.')[-1]}={json.dumps(v) if not isinstance(v, str) else v}"
+        for k, v in point.items()
+    )
     return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)[:80]
 
 
 def assign(data: Dict[str, Any], key: str, value: Any) -> None:
     """Set the dotted ``key`` of a raw config mapping to an already typed ``value`` (the
     path is checked and created as ``--set`` does)."""
-    from trainers.config import apply_overrides  # lazy: torch, not at --help
+    from regrl.trainers.config import apply_overrides  # lazy: torch, not at --help
 
     apply_overrides(data, [f"{key}=null"])
     parts, node = key.split("."), data
@@ -103,8 +106,9 @@ def assign(data: Dict[str, Any], key: str, value: Any) -> None:
     node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
 
 
-def t_interval(values: Sequence[float], confidence: float = CONFIDENCE
-               ) -> Tuple[float, Optional[float]]:
+def t_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> Tuple[float, Optional[float]]:
     """(mean, half-width) of the Student-t interval mean ± t_{(1+c)/2, n-1} s/√n; the
     half-width is None for n < 2 (no interval from one seed)."""
     from scipy import stats  # lazy: not at --help
@@ -127,8 +131,12 @@ def aggregate_point(finished: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]
     for name in names:
         per_seed = {t["seed"]: t["metrics"][name] for t in finished if name in t["metrics"]}
         mean, half = t_interval(list(per_seed.values()))
-        out[name] = {"mean": mean, "ci95": half, "n": len(per_seed),
-                     "per_seed": {str(k): v for k, v in per_seed.items()}}
+        out[name] = {
+            "mean": mean,
+            "ci95": half,
+            "n": len(per_seed),
+            "per_seed": {str(k): v for k, v in per_seed.items()},
+        }
     return out
 
 
@@ -137,8 +145,16 @@ def aggregate(trials: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     grid point; only ``finished`` trials enter the statistics, the others are listed."""
     points: Dict[str, Dict[str, Any]] = {}
     for t in trials:
-        p = points.setdefault(t["label"], {"label": t["label"], "point": t["point"],
-                                           "finished": [], "failed": [], "unfinished": []})
+        p = points.setdefault(
+            t["label"],
+            {
+                "label": t["label"],
+                "point": t["point"],
+                "finished": [],
+                "failed": [],
+                "unfinished": [],
+            },
+        )
         if t["status"] == "finished":
             p["finished"].append({"seed": t["seed"], "metrics": t["metrics"]})
         elif t["status"] == "failed":
@@ -157,30 +173,44 @@ def _fmt(x: Optional[float]) -> str:
 
 def render_markdown(title: str, points: List[Dict[str, Any]]) -> str:
     """results.md: one table per grid point (mean ± 95% t half-width, n, per-seed values)."""
-    lines = [f"# Sweep {title}", "",
-             "Each cell: mean ± half-width of the 95% Student-t confidence interval over seeds "
-             "(mean ± t_{0.975,n-1}·s/√n); with n=1, no interval. Failed trials are listed "
-             "below their point and are not averaged in.", ""]
+    lines = [
+        f"# Sweep {title}",
+        "",
+        "Each cell: mean ± half-width of the 95% Student-t confidence interval over seeds "
+        "(mean ± t_{0.975,n-1}·s/√n); with n=1, no interval. Failed trials are listed "
+        "below their point and are not averaged in.",
+        "",
+    ]
     for p in points:
-        lines += [f"## {p['label']}", "", f"grid point: `{json.dumps(p['point'])}`; "
-                  f"finished seeds: {p['n']}", ""]
+        lines += [
+            f"## {p['label']}",
+            "",
+            f"grid point: `{json.dumps(p['point'])}`; finished seeds: {p['n']}",
+            "",
+        ]
         lines += ["| metric | mean ± 95% CI | n | per seed |", "|---|---|---|---|"]
         for name, m in p["metrics"].items():
-            ci = f"{_fmt(m['mean'])} ± {_fmt(m['ci95'])}" if m["ci95"] is not None \
+            ci = (
+                f"{_fmt(m['mean'])} ± {_fmt(m['ci95'])}"
+                if m["ci95"] is not None
                 else f"{_fmt(m['mean'])} (n=1, no interval)"
+            )
             seeds = ", ".join(f"{s}: {_fmt(v)}" for s, v in m["per_seed"].items())
             lines.append(f"| {name} | {ci} | {m['n']} | {seeds} |")
         for f in p["failed"]:
             lines.append(f"\n**FAILED** trial `{f['trial']}` (seed {f['seed']}): {f['error']}")
         for u in p["unfinished"]:
-            lines.append(f"\n**UNFINISHED** trial `{u['trial']}` (seed {u['seed']}): resume "
-                         "with `regrl sweep --resume`")
+            lines.append(
+                f"\n**UNFINISHED** trial `{u['trial']}` (seed {u['seed']}): resume "
+                "with `regrl sweep --resume`"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
-def curve_band(runs: List[List[Dict[str, Any]]], metric: str
-               ) -> Tuple[List[int], List[float], List[Optional[float]]]:
+def curve_band(
+    runs: List[List[Dict[str, Any]]], metric: str
+) -> Tuple[List[int], List[float], List[Optional[float]]]:
     """Steps logged by every seed, the mean over seeds and the 95% t half-width per step."""
     series = [{r["step"]: r[metric] for r in recs if r.get(metric) is not None} for recs in runs]
     series = [s for s in series if s]
@@ -217,7 +247,7 @@ def run_dirs(trial_dir: Path) -> List[Path]:
 
 
 def finished_run(trial_dir: Path) -> Optional[Path]:
-    from trainers.kinds import SUMMARY_FILE  # lazy: torch, not at --help
+    from regrl.trainers.kinds import SUMMARY_FILE  # lazy: torch, not at --help
 
     done = [p for p in run_dirs(trial_dir) if (p / SUMMARY_FILE).is_file()]
     return done[-1] if done else None
@@ -226,7 +256,7 @@ def finished_run(trial_dir: Path) -> Optional[Path]:
 def run_trial(trial_dir: Path, kind: str, raw: Dict[str, Any]) -> Dict[str, float]:
     """One trial: skip it when finished, resume its run from a checkpoint, or start it.
     An exception is written to ``error.txt`` (first line: the message) and re-raised."""
-    from trainers.kinds import KINDS, train_kind  # lazy: torch, not at --help
+    from regrl.trainers.kinds import KINDS, train_kind  # lazy: torch, not at --help
 
     trial_dir = Path(trial_dir)
     done = finished_run(trial_dir)
@@ -247,12 +277,18 @@ def run_trial(trial_dir: Path, kind: str, raw: Dict[str, Any]) -> Dict[str, floa
     return result.metrics
 
 
-def make_spec(config: str, seeds: int, grid: Sequence[str], sets: Sequence[str],
-              name: Optional[str], metrics: Sequence[str], max_concurrent: Optional[int]
-              ) -> Tuple[Path, Dict[str, Any]]:
+def make_spec(
+    config: str,
+    seeds: int,
+    grid: Sequence[str],
+    sets: Sequence[str],
+    name: Optional[str],
+    metrics: Sequence[str],
+    max_concurrent: Optional[int],
+) -> Tuple[Path, Dict[str, Any]]:
     """Validate every trial's config and lay out a new sweep directory (nothing runs yet)."""
-    from trainers.kinds import KINDS, kind_of_data, raw_config  # lazy: torch, not at --help
-    from trainers.harness import new_run_dir  # lazy: torch, not at --help
+    from regrl.trainers.harness import new_run_dir  # lazy: torch, not at --help
+    from regrl.trainers.kinds import KINDS, kind_of_data, raw_config  # lazy: torch, not at --help
 
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
@@ -264,13 +300,22 @@ def make_spec(config: str, seeds: int, grid: Sequence[str], sets: Sequence[str],
     first = driver.load(base, where=str(config))  # base-config errors name the file
     sweep_name = name or first.name
     _check_segment(sweep_name, "--name")
-    trials = _trials(driver, str(config), base, parse_grid(grid), seeds,
-                     int(getattr(first, "seed", 0)))
+    trials = _trials(
+        driver, str(config), base, parse_grid(grid), seeds, int(getattr(first, "seed", 0))
+    )
     holder = _Holder(runs_root=str(Path(first.runs_root) / "sweeps"), name=sweep_name)
     sweep_dir = new_run_dir(holder)
-    spec = {"config": str(config), "kind": kind, "seeds": seeds, "grid": list(grid),
-            "sets": list(sets), "metrics": list(metrics) or list(driver.curve_metrics),
-            "max_concurrent": max_concurrent, "cwd": str(Path.cwd()), "trials": trials}
+    spec = {
+        "config": str(config),
+        "kind": kind,
+        "seeds": seeds,
+        "grid": list(grid),
+        "sets": list(sets),
+        "metrics": list(metrics) or list(driver.curve_metrics),
+        "max_concurrent": max_concurrent,
+        "cwd": str(Path.cwd()),
+        "trials": trials,
+    }
     for t in trials:
         t["config"]["runs_root"] = str(sweep_dir / "trials")
     (sweep_dir / SPEC_FILE).write_text(json.dumps(spec, indent=2))
@@ -291,8 +336,9 @@ def _check_segment(name: str, flag: str) -> None:
         raise ConfigError(f"{flag} {name!r}: a name is one path segment")
 
 
-def _trials(driver, config: str, base: Dict[str, Any], grid, seeds: int,
-            base_seed: int) -> List[Dict]:
+def _trials(
+    driver, config: str, base: Dict[str, Any], grid, seeds: int, base_seed: int
+) -> List[Dict]:
     import copy
 
     trials, labels = [], set()
@@ -311,9 +357,16 @@ def _trials(driver, config: str, base: Dict[str, Any], grid, seeds: int,
                 cfg = driver.load(raw, where=f"{config} at grid point {json.dumps(point)}")
             except ConfigError as exc:
                 raise ConfigError(str(exc)) from None
-            trials.append({"name": name, "label": label, "point": point,
-                           "seed": base_seed + k, "config": raw,
-                           "bundles": driver.bundles(cfg)})
+            trials.append(
+                {
+                    "name": name,
+                    "label": label,
+                    "point": point,
+                    "seed": base_seed + k,
+                    "config": raw,
+                    "bundles": driver.bundles(cfg),
+                }
+            )
     return trials
 
 
@@ -327,10 +380,8 @@ def _trainable(config: Dict[str, Any], sweep_dir: str) -> None:
     spec = json.loads((Path(sweep_dir) / SPEC_FILE).read_text())
     os.chdir(spec["cwd"])  # relative data paths in configs mean the sweep's working directory
     trial = next(t for t in spec["trials"] if t["name"] == config["trial"])
-    metrics = run_trial(Path(sweep_dir) / "trials" / trial["name"], spec["kind"],
-                        trial["config"])
-    tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))} or
-                {"done": 1})
+    metrics = run_trial(Path(sweep_dir) / "trials" / trial["name"], spec["kind"], trial["config"])
+    tune.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))} or {"done": 1})
 
 
 def _trial_callback():
@@ -357,7 +408,7 @@ def run_tune(sweep_dir: Path, spec: Dict[str, Any], address: Optional[str]) -> N
     from ray import tune  # lazy: not at --help
     from ray.tune.logger import JsonLoggerCallback  # lazy: not at --help
 
-    from trainers.run import init_ray  # lazy: torch and ray.rllib, for a sweep that runs
+    from regrl.trainers.run import init_ray  # lazy: torch and ray.rllib, for a sweep that runs
 
     pending = [t for t in trial_records(sweep_dir, spec) if t["status"] != "finished"]
     if not pending:
@@ -366,14 +417,20 @@ def run_tune(sweep_dir: Path, spec: Dict[str, Any], address: Optional[str]) -> N
     bundles = {t["name"]: t["bundles"] for t in pending}
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, sweep_dir=str(sweep_dir)),
-        lambda cfg: tune.PlacementGroupFactory(bundles[cfg["trial"]], strategy="PACK"))
+        lambda cfg: tune.PlacementGroupFactory(bundles[cfg["trial"]], strategy="PACK"),
+    )
     tuner = tune.Tuner(
-        trainable, param_space={"trial": tune.grid_search([t["name"] for t in pending])},
+        trainable,
+        param_space={"trial": tune.grid_search([t["name"] for t in pending])},
         tune_config=tune.TuneConfig(max_concurrent_trials=spec.get("max_concurrent")),
-        run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=str(Path(sweep_dir).resolve()), verbose=0,
-                                  callbacks=[_trial_callback(), JsonLoggerCallback()],
-                                  failure_config=tune.FailureConfig(max_failures=0)))
+        run_config=tune.RunConfig(
+            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(Path(sweep_dir).resolve()),
+            verbose=0,
+            callbacks=[_trial_callback(), JsonLoggerCallback()],
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
     tuner.fit()
 
 
@@ -383,28 +440,40 @@ def write_results(sweep_dir: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
     records = trial_records(sweep_dir, spec)
     points = aggregate(records)
     figures = write_curves(sweep_dir, records, spec["metrics"])
-    body = {"sweep_dir": str(sweep_dir), "kind": spec["kind"], "config": spec["config"],
-            "interval": "95% Student t over seeds: mean ± t_{0.975,n-1} s/sqrt(n)",
-            "points": points, "figures": figures,
-            "trials": [{k: r[k] for k in ("name", "label", "seed", "status", "run_dir",
-                                          "error")} for r in records]}
+    body = {
+        "sweep_dir": str(sweep_dir),
+        "kind": spec["kind"],
+        "config": spec["config"],
+        "interval": "95% Student t over seeds: mean ± t_{0.975,n-1} s/sqrt(n)",
+        "points": points,
+        "figures": figures,
+        "trials": [
+            {k: r[k] for k in ("name", "label", "seed", "status", "run_dir", "error")}
+            for r in records
+        ],
+    }
     (Path(sweep_dir) / RESULTS_JSON).write_text(json.dumps(body, indent=2))
     md = render_markdown(Path(sweep_dir).parent.name, points)
-    md += "\n" + "\n".join(f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})"
-                           for f in figures) + "\n"
+    md += (
+        "\n"
+        + "\n".join(f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})" for f in figures)
+        + "\n"
+    )
     (Path(sweep_dir) / RESULTS_MD).write_text(md)
     return body
 
 
-def write_curves(sweep_dir: Path, records: List[Dict[str, Any]], metrics: Sequence[str]
-                 ) -> List[str]:
+def write_curves(
+    sweep_dir: Path, records: List[Dict[str, Any]], metrics: Sequence[str]
+) -> List[str]:
     """One PNG per metric: per grid point the mean over finished seeds with a 95% t band."""
 
     by_label: Dict[str, List[List[Dict[str, Any]]]] = {}
     for r in records:
         if r["status"] == "finished":
-            by_label.setdefault(r["label"], []).append(read_jsonl(Path(r["run_dir"]) /
-                                                                  METRICS_JSONL))
+            by_label.setdefault(r["label"], []).append(
+                read_jsonl(Path(r["run_dir"]) / METRICS_JSONL)
+            )
     figures = []
     for metric in metrics:
         curves = {label: curve_band(runs, metric) for label, runs in by_label.items()}
@@ -422,11 +491,16 @@ def _plot(out_dir: Path, metric: str, curves: Dict[str, tuple]) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, (steps, mean, half) in curves.items():
-        line, = ax.plot(steps, mean, marker=".", label=label)
+        (line,) = ax.plot(steps, mean, marker=".", label=label)
         band = [(i, m, h) for i, m, h in zip(steps, mean, half) if h is not None]
         if band:
-            ax.fill_between([b[0] for b in band], [b[1] - b[2] for b in band],
-                            [b[1] + b[2] for b in band], color=line.get_color(), alpha=0.2)
+            ax.fill_between(
+                [b[0] for b in band],
+                [b[1] - b[2] for b in band],
+                [b[1] + b[2] for b in band],
+                color=line.get_color(),
+                alpha=0.2,
+            )
     ax.set(xlabel="iteration", ylabel=metric, title=f"{metric} (mean, 95% t band over seeds)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -443,16 +517,35 @@ def add_cli(sub) -> None:
     p = sub.add_parser("sweep", help="grid x seeds as Ray Tune trials, with 95%% intervals")
     p.add_argument("config", nargs="?", help="experiment YAML of any kind (omit with --resume)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (seed, seed+1, ..)")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY.PATH=V1,V2",
-                   help="a grid axis (repeatable; the cross product is run)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=V1,V2",
+        help="a grid axis (repeatable; the cross product is run)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config value (repeatable)",
+    )
     p.add_argument("--address", help="Ray address: 'auto' on a cluster head")
-    p.add_argument("--max-concurrent", type=int, help="trials running at once (default: "
-                   "as many as the resources allow)")
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="trials running at once (default: as many as the resources allow)",
+    )
     p.add_argument("--name", help="sweep name (default: the config's name)")
-    p.add_argument("--metric", dest="metrics", action="append", default=[],
-                   help="metric to plot as a learning curve (repeatable; default by kind)")
+    p.add_argument(
+        "--metric",
+        dest="metrics",
+        action="append",
+        default=[],
+        help="metric to plot as a learning curve (repeatable; default by kind)",
+    )
     p.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep")
     p.set_defaults(handler=cmd_sweep)
 
@@ -460,8 +553,10 @@ def add_cli(sub) -> None:
 def cmd_sweep(args) -> int:
     if args.resume:
         if args.config or args.overrides or args.grid:
-            raise ConfigError("--resume continues a sweep with its saved spec; give no CONFIG, "
-                              "--grid or --set with it")
+            raise ConfigError(
+                "--resume continues a sweep with its saved spec; give no CONFIG, "
+                "--grid or --set with it"
+            )
         sweep_dir = Path(args.resume).resolve()
         if not (sweep_dir / SPEC_FILE).is_file():
             raise ConfigError(f"--resume {args.resume}: not a sweep directory (no {SPEC_FILE})")
@@ -471,15 +566,24 @@ def cmd_sweep(args) -> int:
     else:
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent must be >= 1")
-        sweep_dir, spec = make_spec(args.config, args.seeds, args.grid, args.overrides,
-                                    args.name, args.metrics, args.max_concurrent)
+        sweep_dir, spec = make_spec(
+            args.config,
+            args.seeds,
+            args.grid,
+            args.overrides,
+            args.name,
+            args.metrics,
+            args.max_concurrent,
+        )
     print(f"sweep: {len(spec['trials'])} trials ({spec['kind']}) in {sweep_dir}", flush=True)
     start = time.perf_counter()
     run_tune(sweep_dir, spec, args.address)
     body = write_results(sweep_dir, spec)
     failed = [t for t in body["trials"] if t["status"] != "finished"]
-    print(f"done in {time.perf_counter() - start:.0f}s: "
-          f"{len(body['trials']) - len(failed)}/{len(body['trials'])} trials finished"
-          + (f"; NOT finished: {', '.join(t['name'] for t in failed)}" if failed else ""))
+    print(
+        f"done in {time.perf_counter() - start:.0f}s: "
+        f"{len(body['trials']) - len(failed)}/{len(body['trials'])} trials finished"
+        + (f"; NOT finished: {', '.join(t['name'] for t in failed)}" if failed else "")
+    )
     print(f"results: {sweep_dir / RESULTS_MD}\nTensorBoard: tensorboard --logdir {sweep_dir}")
     return 1 if failed else 0

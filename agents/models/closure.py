@@ -14,6 +14,7 @@ Vorticity is a pseudo-scalar: reflecting the flow maps ω(x) to −ω(Rx), and �
 ρ(g)x = det(g) · x∘g⁻¹ on [..., n, n] grids: 4 rotations by 90° (det +1) and 4 reflections
 (det −1, the field changes sign unless ``pseudoscalar=False``).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from agents.models.mlp import ACTIVATIONS, MLP
+from regrl.agents.models.mlp import ACTIVATIONS, MLP
 
 D4: Tuple[Tuple[int, bool], ...] = tuple((k, f) for f in (False, True) for k in range(4))
 """Elements of D4 as (quarter turns k, reflect first); (0, False) is the identity."""
@@ -58,8 +59,13 @@ class LocalCoefficientMLP(nn.Module):
     """``obs [B, d] -> {"out": tanh(head) [B, 1], "features"}``: the RL policy's features to a
     coefficient in (−1, 1), to be multiplied by the action bound (as the RL action)."""
 
-    def __init__(self, in_dim: int, out_dim: int = 1, hidden: Sequence[int] = (128, 128),
-                 activation: str = "tanh"):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 1,
+        hidden: Sequence[int] = (128, 128),
+        activation: str = "tanh",
+    ):
         super().__init__()
         self.mlp = MLP(in_dim, out_dim, hidden, activation)
         self.head = self.mlp.head
@@ -78,16 +84,23 @@ class ClosureCNN(nn.Module):
     representation; costs 8 forward passes, done as one batch).
     """
 
-    def __init__(self, hidden: Sequence[int] = (16, 16, 16), activation: str = "tanh",
-                 symmetric: bool = True, kernel: int = 3):
+    def __init__(
+        self,
+        hidden: Sequence[int] = (16, 16, 16),
+        activation: str = "tanh",
+        symmetric: bool = True,
+        kernel: int = 3,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
         layers: List[nn.Module] = []
         prev = 1
         for width in hidden:
-            layers += [nn.Conv2d(prev, width, kernel, padding=kernel // 2,
-                                 padding_mode="circular"), ACTIVATIONS[activation]()]
+            layers += [
+                nn.Conv2d(prev, width, kernel, padding=kernel // 2, padding_mode="circular"),
+                ACTIVATIONS[activation](),
+            ]
             prev = width
         self.trunk = nn.Sequential(*layers)
         self.head = nn.Conv2d(prev, 1, kernel, padding=kernel // 2, padding_mode="circular")
@@ -103,7 +116,7 @@ class ClosureCNN(nn.Module):
         if not self.symmetric:
             out, feats = self._raw(grid)
             return {"out": out.reshape(x.shape[0], -1), "features": feats}
-        stacked = torch.cat([d4_apply(grid, k, f) for k, f in D4])          # [8B, 1, n, n]
+        stacked = torch.cat([d4_apply(grid, k, f) for k, f in D4])  # [8B, 1, n, n]
         out, feats = self._raw(stacked)
         parts = out.chunk(len(D4))
         avg = torch.stack([d4_inverse(p, k, f) for p, (k, f) in zip(parts, D4)]).mean(0)

@@ -12,6 +12,7 @@ An architecture not in :data:`ADAPTERS` is simply not fast-pathed (:func:`suppor
 caller falls back to the HF forward. Numerics match the HF forward up to float round-off
 (pinned by tests/agents/test_kv_decode.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ class StaticKV:
     length: int = 0
 
     @classmethod
-    def empty(cls, n_layers: int, batch: int, heads: int, t_max: int, head_dim: int,
-              like: torch.Tensor) -> "StaticKV":
+    def empty(
+        cls, n_layers: int, batch: int, heads: int, t_max: int, head_dim: int, like: torch.Tensor
+    ) -> "StaticKV":
         shape = (batch, heads, t_max, head_dim)
         kv = lambda: [like.new_zeros(shape) for _ in range(n_layers)]  # noqa: E731
         return cls(kv(), kv(), torch.zeros(batch, t_max, dtype=torch.bool, device=like.device))
@@ -40,7 +42,9 @@ class StaticKV:
     def expand_rows(self, index: torch.Tensor, t_max: int) -> "StaticKV":
         """A cache of ``len(index)`` rows (row i copies row ``index[i]``) with room for t_max."""
         n, t = len(index), self.length
-        out = StaticKV.empty(len(self.k), n, self.k[0].shape[1], t_max, self.k[0].shape[-1], self.k[0])
+        out = StaticKV.empty(
+            len(self.k), n, self.k[0].shape[1], t_max, self.k[0].shape[-1], self.k[0]
+        )
         for src, dst in ((self.k, out.k), (self.v, out.v)):
             for a, b in zip(src, dst):
                 b[:, :, :t] = a[index, :, :t]
@@ -55,8 +59,9 @@ class StaticKV:
         self.valid = self.valid[index]
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: StaticKV, layer: int,
-            scale: float) -> torch.Tensor:
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: StaticKV, layer: int, scale: float
+) -> torch.Tensor:
     """Write k, v [B, H_kv, S, D] at the cache end; attend q [B, H, S, D] to all valid keys.
 
     The S new keys are causal among themselves. A left-pad query sees no key at all; SDPA
@@ -76,7 +81,9 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: StaticKV, 
         causal = j[None, :] <= i[:, None]
         mask = cache.valid[:, None, None, :end] & causal
     gqa = q.shape[1] != k.shape[1]
-    return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=scale, enable_gqa=gqa)
+    return F.scaled_dot_product_attention(
+        q, keys, values, attn_mask=mask, scale=scale, enable_gqa=gqa
+    )
 
 
 # ------------------------------------------------------------------------------ adapters
@@ -88,7 +95,7 @@ class _GPT2:
         cfg = model.config
         self.layers, self.heads = list(self.t.h), cfg.n_head
         self.kv_heads, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
-        self.scale = self.head_dim ** -0.5 if cfg.scale_attn_weights else 1.0
+        self.scale = self.head_dim**-0.5 if cfg.scale_attn_weights else 1.0
 
     def embed(self, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         return self.t.wte(ids) + self.t.wpe(pos)
@@ -96,7 +103,9 @@ class _GPT2:
     def block(self, i: int, x: torch.Tensor, pos: torch.Tensor, cache: StaticKV) -> torch.Tensor:
         layer = self.layers[i]
         B, S, E = x.shape
-        q, k, v = layer.attn.c_attn(layer.ln_1(x)).view(B, S, 3, self.heads, self.head_dim).unbind(2)
+        q, k, v = (
+            layer.attn.c_attn(layer.ln_1(x)).view(B, S, 3, self.heads, self.head_dim).unbind(2)
+        )
         a = _attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), cache, i, self.scale)
         x = x + layer.attn.c_proj(a.transpose(1, 2).reshape(B, S, E))
         h = F.gelu(layer.mlp.c_fc(layer.ln_2(x)), approximate="tanh")  # = HF's gelu_new, one kernel
@@ -115,7 +124,7 @@ class _Llama:
         self.layers, self.heads = list(self.t.layers), cfg.num_attention_heads
         self.kv_heads = cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         self._rope: Tuple[torch.Tensor, torch.Tensor] | None = None
 
     def embed(self, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -158,7 +167,10 @@ def supports(model) -> bool:
     if cfg is None or getattr(cfg, "model_type", None) not in ADAPTERS:
         return False
     if cfg.model_type == "gpt2":
-        return not cfg.add_cross_attention and cfg.activation_function in ("gelu_new", "gelu_pytorch_tanh")
+        return not cfg.add_cross_attention and cfg.activation_function in (
+            "gelu_new",
+            "gelu_pytorch_tanh",
+        )
     return getattr(cfg, "hidden_act", "silu") == "silu" and not getattr(cfg, "sliding_window", None)
 
 
@@ -175,16 +187,24 @@ class Decoder:
         cache.length += ids.shape[1]
         return self.a.head(x[:, -1:, :])[:, 0, :]
 
-    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, t_max: int) -> Tuple[torch.Tensor, StaticKV]:
+    def prefill(
+        self, ids: torch.Tensor, mask: torch.Tensor, t_max: int
+    ) -> Tuple[torch.Tensor, StaticKV]:
         """Logits after left-padded prompts [B, P] and a cache with room for t_max positions.
 
         Identical rows (a GRPO group's prompt) are run once and their cache copied.
         """
         rows = torch.cat([ids, mask.long()], dim=1)
         uniq, inverse = torch.unique(rows, dim=0, return_inverse=True)
-        u_ids, u_mask = uniq[:, :ids.shape[1]], uniq[:, ids.shape[1]:].bool()
-        small = StaticKV.empty(len(self.a.layers), len(uniq), self.a.kv_heads, ids.shape[1],
-                               self.a.head_dim, self.a.m.lm_head.weight)
+        u_ids, u_mask = uniq[:, : ids.shape[1]], uniq[:, ids.shape[1] :].bool()
+        small = StaticKV.empty(
+            len(self.a.layers),
+            len(uniq),
+            self.a.kv_heads,
+            ids.shape[1],
+            self.a.head_dim,
+            self.a.m.lm_head.weight,
+        )
         small.valid[:] = u_mask
         pos = (u_mask.long().cumsum(-1) - 1).clamp_min(0)
         logits = self._forward(u_ids, pos, small)

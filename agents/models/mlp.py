@@ -3,6 +3,7 @@
 Both models return ``{"out": ..., "features": ...}`` so that plugins (Dispersive loss, Nested
 Dropout, MSBReg) can reach the penultimate features without knowing the architecture.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -32,8 +33,9 @@ class MLP(nn.Module):
     Lipschitz constant of the map x -> out is at most the product of the layers' spectral norms.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64),
-                 activation: str = "relu"):
+    def __init__(
+        self, in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "relu"
+    ):
         super().__init__()
         self.trunk = _trunk(in_dim, hidden, activation)
         self.feature_dim = hidden[-1] if hidden else in_dim
@@ -51,8 +53,13 @@ class TokenMLP(nn.Module):
     bag-of-words context), followed by an MLP trunk and a linear ``head`` over the vocabulary.
     """
 
-    def __init__(self, vocab_size: int, hidden: Sequence[int] = (64, 64), embed_dim: int = 32,
-                 activation: str = "relu"):
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden: Sequence[int] = (64, 64),
+        embed_dim: int = 32,
+        activation: str = "relu",
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.trunk = _trunk(2 * embed_dim, hidden, activation)
@@ -60,8 +67,8 @@ class TokenMLP(nn.Module):
         self.head = nn.Linear(self.feature_dim, vocab_size)
 
     def forward(self, tokens: torch.Tensor) -> Dict[str, torch.Tensor]:
-        e = self.embed(tokens.long())                                   # [B, T, E]
+        e = self.embed(tokens.long())  # [B, T, E]
         counts = torch.arange(1, e.shape[1] + 1, device=e.device, dtype=e.dtype)
-        context = e.cumsum(dim=1) / counts.view(1, -1, 1)               # causal prefix mean
+        context = e.cumsum(dim=1) / counts.view(1, -1, 1)  # causal prefix mean
         features = self.trunk(torch.cat([e, context], dim=-1))
         return {"out": self.head(features), "features": features}

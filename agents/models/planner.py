@@ -11,6 +11,7 @@ R reference lanes as polylines) and outputs, for every reference lane r and mode
 Candidates are flattened lanes-major: g = r * M + m, G = R * M. Torch only: the scene arrives
 as a dict of tensors; the environment package that defines the layout is never imported.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -52,8 +53,9 @@ class PlannerConfig:
 
 
 def _mlp(in_dim: int, dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(),
-                         nn.Linear(dim, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim)
+    )
 
 
 def _hist_features(hist: torch.Tensor) -> torch.Tensor:
@@ -121,23 +123,34 @@ class Planner(nn.Module):
         self.mode_emb = nn.Parameter(torch.randn(c.num_modes, d) * 0.1)
         self.decoder = _mlp(d, d, d)
         self.traj_head = nn.Linear(d, 2 * c.horizon)  # per step: raw arclength step, lateral
-        self.pi_head = _mlp(d, d, 1)                   # the scoring head (RIFT trains only it)
+        self.pi_head = _mlp(d, d, 1)  # the scoring head (RIFT trains only it)
         with torch.no_grad():  # start on the lane centre, advancing softplus(0.5) ~ 1 m/step
             self.traj_head.bias[: c.horizon].fill_(0.5)
-            self.traj_head.bias[c.horizon:].zero_()
+            self.traj_head.bias[c.horizon :].zero_()
 
     def features(self, scene: Dict[str, torch.Tensor]) -> torch.Tensor:
         """Query features f[b, r, m] [B, R, M, D] of every (lane, mode) pair."""
-        agent = torch.cat([_hist_features(scene["agent_hist"]),
-                           scene["agent_size"] / 5.0, scene["speed_limit"] / 20.0], -1)
+        agent = torch.cat(
+            [
+                _hist_features(scene["agent_hist"]),
+                scene["agent_size"] / 5.0,
+                scene["speed_limit"] / 20.0,
+            ],
+            -1,
+        )
         a = self.agent_enc(agent)
         nb = torch.cat([_hist_features(scene["neighbors"]), scene["neighbor_size"] / 5.0], -1)
         n = _masked_pool(self.neighbor_enc(nb), scene["neighbor_mask"] > 0.5)
-        lanes = torch.cat([(scene["lanes"] / POS_SCALE).flatten(-2),
-                           scene["lane_width"].unsqueeze(-1) / 4.0,
-                           project_origin(scene["lanes"]).unsqueeze(-1) / POS_SCALE], -1)
-        lane = self.lane_enc(lanes)                                        # [B, R, D]
-        ctx = self.context(torch.cat([a, n], -1))                          # [B, D]
+        lanes = torch.cat(
+            [
+                (scene["lanes"] / POS_SCALE).flatten(-2),
+                scene["lane_width"].unsqueeze(-1) / 4.0,
+                project_origin(scene["lanes"]).unsqueeze(-1) / POS_SCALE,
+            ],
+            -1,
+        )
+        lane = self.lane_enc(lanes)  # [B, R, D]
+        ctx = self.context(torch.cat([a, n], -1))  # [B, D]
         q = ctx[:, None, None] + lane[:, :, None] + self.mode_emb[None, None]
         return self.decoder(q)
 
@@ -145,19 +158,23 @@ class Planner(nn.Module):
         """Decode f [B, R, M, D] to agent-frame trajectories [B, G, T, 2]."""
         c = self.config
         raw = self.traj_head(f)
-        step, lateral = F.softplus(raw[..., : c.horizon]), raw[..., c.horizon:]
+        step, lateral = F.softplus(raw[..., : c.horizon]), raw[..., c.horizon :]
         s = project_origin(scene["lanes"])[..., None, None] + step.cumsum(-1)
-        traj = along_lane(scene["lanes"], s, lateral)                      # [B, R, M, T, 2]
+        traj = along_lane(scene["lanes"], s, lateral)  # [B, R, M, T, 2]
         return traj.flatten(1, 2)
 
-    def scores(self, scene: Dict[str, torch.Tensor], f: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def scores(
+        self, scene: Dict[str, torch.Tensor], f: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """(masked logits [B, G], valid [B, G]); candidates of padded lanes get -1e8."""
         valid = (scene["lane_mask"] > 0.5)[..., None].expand(-1, -1, self.config.num_modes)
         logits = self.pi_head(f).squeeze(-1)
         logits = torch.where(valid, logits, torch.full_like(logits, MASKED_LOGIT))
         return logits.flatten(1), valid.flatten(1)
 
-    def forward(self, scene: Dict[str, torch.Tensor], with_traj: bool = True) -> Dict[str, torch.Tensor]:
+    def forward(
+        self, scene: Dict[str, torch.Tensor], with_traj: bool = True
+    ) -> Dict[str, torch.Tensor]:
         f = self.features(scene)
         logits, valid = self.scores(scene, f)
         out = {"logits": logits, "valid": valid}
@@ -167,8 +184,9 @@ class Planner(nn.Module):
 
 
 # ----------------------------------------------------------------------------- stage-1 loss
-def lane_distance(lanes: torch.Tensor, lane_mask: torch.Tensor, future: torch.Tensor,
-                  future_mask: torch.Tensor) -> torch.Tensor:
+def lane_distance(
+    lanes: torch.Tensor, lane_mask: torch.Tensor, future: torch.Tensor, future_mask: torch.Tensor
+) -> torch.Tensor:
     """Mean over valid future steps of the distance to each lane's nearest vertex, [B, R];
     padded lanes get +inf (Pluto assigns the ground truth to its nearest reference line)."""
     d = (future[:, None, :, None, :] - lanes[:, :, None, :, :]).norm(dim=-1).amin(-1)  # [B,R,T]
@@ -177,7 +195,9 @@ def lane_distance(lanes: torch.Tensor, lane_mask: torch.Tensor, future: torch.Te
     return torch.where(lane_mask > 0.5, mean, torch.full_like(mean, float("inf")))
 
 
-def displacement(traj: torch.Tensor, future: torch.Tensor, future_mask: torch.Tensor) -> torch.Tensor:
+def displacement(
+    traj: torch.Tensor, future: torch.Tensor, future_mask: torch.Tensor
+) -> torch.Tensor:
     """Average displacement error of traj [B, G, T, 2] against future [B, T, 2] over the
     valid steps of future_mask [B, T]: [B, G]."""
     err = (traj - future[:, None]).norm(dim=-1)
@@ -185,11 +205,17 @@ def displacement(traj: torch.Tensor, future: torch.Tensor, future_mask: torch.Te
     return (err * m).sum(-1) / m.sum(-1).clamp_min(1.0)
 
 
-def wta_target(traj: torch.Tensor, future: torch.Tensor, future_mask: torch.Tensor,
-               lanes: torch.Tensor, lane_mask: torch.Tensor, num_modes: int) -> torch.Tensor:
+def wta_target(
+    traj: torch.Tensor,
+    future: torch.Tensor,
+    future_mask: torch.Tensor,
+    lanes: torch.Tensor,
+    lane_mask: torch.Tensor,
+    num_modes: int,
+) -> torch.Tensor:
     """Winner-take-all target candidate index g* = r*·M + m* [B]: r* is the valid lane
     nearest to the ground truth, m* the mode of lane r* with the smallest ADE."""
-    r_star = lane_distance(lanes, lane_mask, future, future_mask).argmin(-1)      # [B]
+    r_star = lane_distance(lanes, lane_mask, future, future_mask).argmin(-1)  # [B]
     ade = displacement(traj, future, future_mask).detach()
     b, g = ade.shape
     ade = ade.reshape(b, g // num_modes, num_modes)
@@ -197,9 +223,17 @@ def wta_target(traj: torch.Tensor, future: torch.Tensor, future_mask: torch.Tens
     return r_star * num_modes + m_star
 
 
-def planning_loss(traj: torch.Tensor, logits: torch.Tensor, future: torch.Tensor,
-                  future_mask: torch.Tensor, lanes: torch.Tensor, lane_mask: torch.Tensor, *,
-                  num_modes: int, ce_weight: float = 1.0) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def planning_loss(
+    traj: torch.Tensor,
+    logits: torch.Tensor,
+    future: torch.Tensor,
+    future_mask: torch.Tensor,
+    lanes: torch.Tensor,
+    lane_mask: torch.Tensor,
+    *,
+    num_modes: int,
+    ce_weight: float = 1.0,
+) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """Pluto's imitation loss (Cheng et al. 2024, arXiv 2404.14327: the planning loss
     L_reg + L_cls of its decoder; the auxiliary and contrastive terms are left out):
     winner-take-all L2 on the mode nearest the ground truth within the reference line nearest
@@ -216,8 +250,10 @@ def planning_loss(traj: torch.Tensor, logits: torch.Tensor, future: torch.Tensor
     ``top1_acc`` (argmax logit == g*).
     """
     if traj.shape[1] != logits.shape[1] or traj.shape[1] != lanes.shape[1] * num_modes:
-        raise ValueError(f"traj {tuple(traj.shape)} / logits {tuple(logits.shape)} do not hold "
-                         f"R·M = {lanes.shape[1]}·{num_modes} candidates")
+        raise ValueError(
+            f"traj {tuple(traj.shape)} / logits {tuple(logits.shape)} do not hold "
+            f"R·M = {lanes.shape[1]}·{num_modes} candidates"
+        )
     target = wta_target(traj, future, future_mask, lanes, lane_mask, num_modes)
     ok = ((future_mask > 0.5).any(-1) & (lane_mask > 0.5).any(-1)).to(traj.dtype)
     ade = displacement(traj, future, future_mask)
@@ -227,14 +263,20 @@ def planning_loss(traj: torch.Tensor, logits: torch.Tensor, future: torch.Tensor
     reg_loss, ce_loss = (reg * ok).sum() / n, (ce * ok).sum() / n
     acc = ((logits.argmax(-1) == target).to(traj.dtype) * ok).sum() / n
     loss = reg_loss + ce_weight * ce_loss
-    return loss, {"reg_loss": reg_loss.detach(), "ce_loss": ce_loss.detach(),
-                  "min_ade": reg_loss.detach(), "top1_acc": acc.detach()}
+    return loss, {
+        "reg_loss": reg_loss.detach(),
+        "ce_loss": ce_loss.detach(),
+        "min_ade": reg_loss.detach(),
+        "top1_acc": acc.detach(),
+    }
 
 
 def save_planner(path, planner: Planner, extra: Dict | None = None) -> None:
     """A self-describing checkpoint: config + weights (+ anything in ``extra``)."""
-    torch.save({"config": asdict(planner.config), "state_dict": planner.state_dict(),
-                **(extra or {})}, path)
+    torch.save(
+        {"config": asdict(planner.config), "state_dict": planner.state_dict(), **(extra or {})},
+        path,
+    )
 
 
 def load_planner(path, map_location: str = "cpu") -> Planner:

@@ -1,4 +1,5 @@
 """Advantage estimators: GRPO group-relative advantages (DeepSeekMath, arXiv 2402.03300; Dr.GRPO, arXiv 2503.20783) and GAE (Schulman et al., arXiv 1506.02438)."""
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -6,7 +7,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from agents.objectives._registry import OBJECTIVES
+from regrl.agents.objectives._registry import OBJECTIVES
 
 _STD_MODES = ("unbiased", "population", None)
 
@@ -15,14 +16,22 @@ def _group_sums(x: torch.Tensor, inverse: torch.Tensor, n_groups: int) -> torch.
     return torch.zeros(n_groups, dtype=x.dtype, device=x.device).index_add_(0, inverse, x)
 
 
-def _group_extreme(x: torch.Tensor, inverse: torch.Tensor, n_groups: int, reduce: str) -> torch.Tensor:
+def _group_extreme(
+    x: torch.Tensor, inverse: torch.Tensor, n_groups: int, reduce: str
+) -> torch.Tensor:
     init = torch.zeros(n_groups, dtype=x.dtype, device=x.device)
     return init.scatter_reduce(0, inverse, x, reduce=reduce, include_self=False)
 
 
-@OBJECTIVES.register("group_advantages", "GRPO / Dr.GRPO group-relative advantage (r - mean_g) / (std_g + eps)")
+@OBJECTIVES.register(
+    "group_advantages", "GRPO / Dr.GRPO group-relative advantage (r - mean_g) / (std_g + eps)"
+)
 def group_advantages(
-    rewards: torch.Tensor, group_ids: torch.Tensor, *, eps: float = 1e-6, std: Optional[str] = "unbiased"
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    *,
+    eps: float = 1e-6,
+    std: Optional[str] = "unbiased",
 ) -> torch.Tensor:
     """Group-relative advantage of GRPO (Shao et al., DeepSeekMath, arXiv 2402.03300, §4.1.2).
 
@@ -44,7 +53,9 @@ def group_advantages(
     if std not in _STD_MODES:
         raise ValueError(f"std must be one of {_STD_MODES}, got {std!r}")
     if rewards.dim() != 1 or group_ids.shape != rewards.shape:
-        raise ValueError(f"rewards and group_ids must both be [N]; got {tuple(rewards.shape)} and {tuple(group_ids.shape)}")
+        raise ValueError(
+            f"rewards and group_ids must both be [N]; got {tuple(rewards.shape)} and {tuple(group_ids.shape)}"
+        )
     if group_ids.is_floating_point() or group_ids.is_complex():
         raise ValueError(f"group_ids must be an integer tensor, got {group_ids.dtype}")
     if eps < 0:
@@ -55,7 +66,9 @@ def group_advantages(
     mean = _group_sums(rewards, inverse, n_groups) / count
     centred = rewards - mean[inverse]
     # Float round-off can leave r - mean ~ 1e-17 in a constant group; pin those to exactly 0.
-    constant = _group_extreme(rewards, inverse, n_groups, "amax") == _group_extreme(rewards, inverse, n_groups, "amin")
+    constant = _group_extreme(rewards, inverse, n_groups, "amax") == _group_extreme(
+        rewards, inverse, n_groups, "amin"
+    )
     centred = torch.where(constant[inverse], torch.zeros_like(centred), centred)
     if std is None:
         return centred
@@ -69,17 +82,23 @@ def group_advantages(
 def _check_gae_inputs(tensors: dict, gamma: float, lam: float) -> None:
     shape = tensors["rewards"].shape
     if len(shape) not in (1, 2):
-        raise ValueError(f"gae inputs must be [T] or [B, T] (time last), got rewards of shape {tuple(shape)}")
+        raise ValueError(
+            f"gae inputs must be [T] or [B, T] (time last), got rewards of shape {tuple(shape)}"
+        )
     if shape[-1] == 0:
         raise ValueError("gae needs at least one time step")
     for name, t in tensors.items():
         if t.shape != shape:
-            raise ValueError(f"gae: {name} has shape {tuple(t.shape)}, expected {tuple(shape)} like rewards")
+            raise ValueError(
+                f"gae: {name} has shape {tuple(t.shape)}, expected {tuple(shape)} like rewards"
+            )
     if not 0.0 <= gamma <= 1.0 or not 0.0 <= lam <= 1.0:
         raise ValueError(f"gae needs gamma and lam in [0, 1], got gamma={gamma}, lam={lam}")
 
 
-@OBJECTIVES.register("gae", "generalised advantage estimation with separate terminations and truncations")
+@OBJECTIVES.register(
+    "gae", "generalised advantage estimation with separate terminations and truncations"
+)
 def gae(
     rewards: torch.Tensor,
     values: torch.Tensor,
@@ -108,8 +127,17 @@ def gae(
         Gradients flow into ``values``/``next_values`` if they require grad; detach them first
         for the usual fixed-target use.
     """
-    _check_gae_inputs(dict(rewards=rewards, values=values, next_values=next_values,
-                           terminateds=terminateds, truncateds=truncateds), gamma, lam)
+    _check_gae_inputs(
+        dict(
+            rewards=rewards,
+            values=values,
+            next_values=next_values,
+            terminateds=terminateds,
+            truncateds=truncateds,
+        ),
+        gamma,
+        lam,
+    )
     not_term = 1.0 - terminateds.to(rewards.dtype)
     not_trunc = 1.0 - truncateds.to(rewards.dtype)
     delta = rewards + gamma * not_term * next_values - values

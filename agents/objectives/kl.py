@@ -1,4 +1,5 @@
 """KL terms: sample estimators k1/k2/k3 (Schulman, "Approximating KL divergence", 2020; verl), exact categorical/Gaussian KL, and the demonstration-regularised KL to a BC policy (Tiapkin et al., ICLR 2024, arXiv 2310.17303)."""
+
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ from typing import Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from agents.objectives._registry import OBJECTIVES
+from regrl.agents.objectives._registry import OBJECTIVES
 
 KL_KINDS = ("k1", "k2", "k3", "low_var_kl", "mse", "kl")
 _ALIASES = {"low_var_kl": "k3", "mse": "k2", "kl": "k1"}
@@ -17,7 +18,9 @@ _K3_OUTPUT_CLAMP = 10.0
 DistParams = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
 
 
-@OBJECTIVES.register("kl_penalty", "per-element KL estimators k1, k2, k3 (low_var_kl) between sampled log-probs")
+@OBJECTIVES.register(
+    "kl_penalty", "per-element KL estimators k1, k2, k3 (low_var_kl) between sampled log-probs"
+)
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.Tensor:
     """Per-element KL(π ‖ π_ref) estimator at sampled actions (Schulman 2020 blog; verl ``kl_penalty``).
 
@@ -36,7 +39,9 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.T
     if kind not in KL_KINDS:
         raise ValueError(f"unknown KL kind {kind!r}; valid: {', '.join(KL_KINDS)}")
     if logp.shape != ref_logp.shape:
-        raise ValueError(f"logp and ref_logp must have the same shape, got {tuple(logp.shape)} and {tuple(ref_logp.shape)}")
+        raise ValueError(
+            f"logp and ref_logp must have the same shape, got {tuple(logp.shape)} and {tuple(ref_logp.shape)}"
+        )
     kind = _ALIASES.get(kind, kind)
     if kind == "k1":
         return logp - ref_logp
@@ -47,7 +52,9 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.T
     return torch.clamp(k3, -_K3_OUTPUT_CLAMP, _K3_OUTPUT_CLAMP)
 
 
-@OBJECTIVES.register("categorical_kl", "exact KL(p || q) between categorical distributions given by logits")
+@OBJECTIVES.register(
+    "categorical_kl", "exact KL(p || q) between categorical distributions given by logits"
+)
 def categorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
     """Exact KL(p ‖ q) = Σ_a p(a) (log p(a) − log q(a)) for categoricals given by logits.
 
@@ -73,7 +80,9 @@ def categorical_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tens
     return (p * diff).sum(-1)
 
 
-@OBJECTIVES.register("gaussian_kl", "exact KL(p || q) between diagonal Gaussians, summed over action dims")
+@OBJECTIVES.register(
+    "gaussian_kl", "exact KL(p || q) between diagonal Gaussians, summed over action dims"
+)
 def gaussian_kl(
     mu_p: torch.Tensor, log_std_p: torch.Tensor, mu_q: torch.Tensor, log_std_q: torch.Tensor
 ) -> torch.Tensor:
@@ -99,15 +108,21 @@ def gaussian_kl(
 def _split_gaussian(params: DistParams, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
     if isinstance(params, (tuple, list)):
         if len(params) != 2:
-            raise ValueError(f"{name}: a Gaussian tuple must be (mean, log_std), got {len(params)} items")
+            raise ValueError(
+                f"{name}: a Gaussian tuple must be (mean, log_std), got {len(params)} items"
+            )
         return params[0], params[1]
     if params.dim() == 0 or params.shape[-1] % 2:
-        raise ValueError(f"{name}: RLlib diag-Gaussian params need an even last dim [..., 2D], got {tuple(params.shape)}")
+        raise ValueError(
+            f"{name}: RLlib diag-Gaussian params need an even last dim [..., 2D], got {tuple(params.shape)}"
+        )
     mean, log_std = params.chunk(2, dim=-1)
     return mean, log_std
 
 
-@OBJECTIVES.register("smooth_logits", "log((1 - lam) softmax(logits) + lam / A): a categorical mixed with uniform")
+@OBJECTIVES.register(
+    "smooth_logits", "log((1 - lam) softmax(logits) + lam / A): a categorical mixed with uniform"
+)
 def smooth_logits(logits: torch.Tensor, lam: float) -> torch.Tensor:
     """Log-probs of ``(1 − λ)·π + λ·uniform`` for π = softmax(logits) over the last axis.
 
@@ -130,8 +145,12 @@ def smooth_logits(logits: torch.Tensor, lam: float) -> torch.Tensor:
     return torch.logaddexp(log_p + math.log1p(-lam), log_u + math.log(lam)) if lam < 1.0 else log_u
 
 
-@OBJECTIVES.register("demo_kl", "demonstration-regularised KL(pi_theta || pi_BC) per state (Tiapkin et al. 2023)")
-def demo_kl(policy_dist_params: DistParams, bc_dist_params: DistParams, *, dist: str = "categorical") -> torch.Tensor:
+@OBJECTIVES.register(
+    "demo_kl", "demonstration-regularised KL(pi_theta || pi_BC) per state (Tiapkin et al. 2023)"
+)
+def demo_kl(
+    policy_dist_params: DistParams, bc_dist_params: DistParams, *, dist: str = "categorical"
+) -> torch.Tensor:
     """Per-state KL(π_θ(·|s) ‖ π_BC(·|s)) of demonstration-regularised RL.
 
     Tiapkin et al., ICLR 2024, arXiv 2310.17303: solve
@@ -148,7 +167,9 @@ def demo_kl(policy_dist_params: DistParams, bc_dist_params: DistParams, *, dist:
         [...] KL per row.
     """
     if dist == "categorical":
-        if isinstance(policy_dist_params, (tuple, list)) or isinstance(bc_dist_params, (tuple, list)):
+        if isinstance(policy_dist_params, (tuple, list)) or isinstance(
+            bc_dist_params, (tuple, list)
+        ):
             raise ValueError("categorical demo_kl takes logit tensors, not tuples")
         return categorical_kl(policy_dist_params, bc_dist_params.detach())
     if dist == "gaussian":

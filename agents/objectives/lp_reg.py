@@ -1,4 +1,5 @@
 """Lp-Reg, low-probability regularisation (Huang et al., "Low-probability Tokens Sustain Exploration in RLVR", arXiv 2510.03222): the min-p proxy and the selective KL-to-proxy loss."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,9 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from agents.objectives._registry import OBJECTIVES
-from agents.objectives.kl import kl_penalty
-from agents.objectives.policy import (
+from regrl.agents.objectives._registry import OBJECTIVES
+from regrl.agents.objectives.kl import kl_penalty
+from regrl.agents.objectives.policy import (
     AGG_MODES,
     _as_mask,
     _broadcast_advantages,
@@ -22,7 +23,9 @@ from agents.objectives.policy import (
 FILTERED_LOGIT = -1e4  # the official code's hard min-p fill value
 
 
-@OBJECTIVES.register("minp_proxy_logprob", "Lp-Reg min-p proxy log-prob of the taken action (kappa * max p filter)")
+@OBJECTIVES.register(
+    "minp_proxy_logprob", "Lp-Reg min-p proxy log-prob of the taken action (kappa * max p filter)"
+)
 def minp_proxy_logprob(
     logits: torch.Tensor, actions: torch.Tensor, *, kappa: float = 0.02, temperature: float = 1.0
 ) -> torch.Tensor:
@@ -78,12 +81,16 @@ def _select_regularised(
         return selected
     k = max(1, int(n_neg * rho))
     inf = torch.full_like(logp, math.inf)
-    candidates = torch.where(negative, logp.detach(), inf).reshape(-1).topk(k, largest=False).indices
+    candidates = (
+        torch.where(negative, logp.detach(), inf).reshape(-1).topk(k, largest=False).indices
+    )
     selected.view(-1)[candidates] = True
     return selected & (logp.detach() < proxy_logp)
 
 
-@OBJECTIVES.register("lp_reg_loss", "Lp-Reg: clipped PG plus k3 KL-to-min-p-proxy on the lowest-prob negative tokens")
+@OBJECTIVES.register(
+    "lp_reg_loss", "Lp-Reg: clipped PG plus k3 KL-to-min-p-proxy on the lowest-prob negative tokens"
+)
 def lp_reg_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -123,7 +130,7 @@ def lp_reg_loss(
         mask: shaped like ``logp`` (bool or float), None = all ones.
         rho: fraction in (0, 1] of negative tokens that are candidates (recipe: 0.01).
         beta: KL coefficient ≥ 0 (recipe ``ppo_kl_coef`` = 1).
-        agg: see :func:`agents.objectives.policy.aggregate`.
+        agg: see :func:`regrl.agents.objectives.policy.aggregate`.
 
     Returns:
         (loss, metrics): detached 0-d ``reg_token_num``, ``reg_token_frac`` (over valid tokens),
@@ -134,7 +141,9 @@ def lp_reg_loss(
     A = _broadcast_advantages(advantages, logp)
     M = _as_mask(mask, logp)
     proxy_logp = proxy_logp.detach()
-    log_ratio, ratio, pg_loss1, pg_loss2 = _clipped_surrogate(logp, old_logp, A, clip_low, clip_high)
+    log_ratio, ratio, pg_loss1, pg_loss2 = _clipped_surrogate(
+        logp, old_logp, A, clip_low, clip_high
+    )
     regularised = _select_regularised(logp, proxy_logp, A, M > 0, rho)
     k3 = kl_penalty(logp, proxy_logp, "k3")
     pg_losses = torch.where(regularised, pg_loss1 + beta * k3, torch.maximum(pg_loss1, pg_loss2))
@@ -160,4 +169,6 @@ def _check_lp_reg_args(rho, beta, clip_low, clip_high, agg, logp, proxy_logp) ->
     if agg not in AGG_MODES:
         raise ValueError(f"unknown agg {agg!r}; valid: {', '.join(AGG_MODES)}")
     if proxy_logp.shape != logp.shape:
-        raise ValueError(f"proxy_logp must be shaped like logp {tuple(logp.shape)}, got {tuple(proxy_logp.shape)}")
+        raise ValueError(
+            f"proxy_logp must be shaped like logp {tuple(logp.shape)}, got {tuple(proxy_logp.shape)}"
+        )

@@ -1,11 +1,12 @@
 """Clipped policy-gradient losses: PPO (Schulman et al., arXiv 1707.06347) with DAPO clip-higher (arXiv 2503.14476), dual-clip (Ye et al., arXiv 1912.09729; RIFT's loss) and verl's loss aggregation modes."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
 import torch
 
-from agents.objectives._registry import OBJECTIVES
+from regrl.agents.objectives._registry import OBJECTIVES
 
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum")
 LOG_RATIO_CLAMP = 20.0  # verl clamps log(ratio) to +-20 so exp() stays finite
@@ -16,7 +17,9 @@ def _as_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     if mask is None:
         return torch.ones_like(like)
     if mask.shape != like.shape:
-        raise ValueError(f"mask must have the shape of the loss {tuple(like.shape)}, got {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must have the shape of the loss {tuple(like.shape)}, got {tuple(mask.shape)}"
+        )
     return mask.to(like.dtype)
 
 
@@ -28,7 +31,9 @@ def _broadcast_advantages(advantages: torch.Tensor, logp: torch.Tensor) -> torch
         return advantages
     if logp.dim() == 2 and advantages.shape == logp.shape[:1]:
         return advantages.unsqueeze(-1).expand_as(logp)
-    raise ValueError(f"advantages must be [B] or shaped like logp {tuple(logp.shape)}, got {tuple(advantages.shape)}")
+    raise ValueError(
+        f"advantages must be [B] or shaped like logp {tuple(logp.shape)}, got {tuple(advantages.shape)}"
+    )
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -46,7 +51,9 @@ def _check_clip(clip_low: float, clip_high: float) -> None:
 def _clipped_surrogate(logp, old_logp, A, clip_low, clip_high):
     """The PPO terms (log_ratio, ratio, pg_loss1, pg_loss2) of verl's ``compute_policy_loss_vanilla``."""
     if old_logp.shape != logp.shape:
-        raise ValueError(f"old_logp must be shaped like logp {tuple(logp.shape)}, got {tuple(old_logp.shape)}")
+        raise ValueError(
+            f"old_logp must be shaped like logp {tuple(logp.shape)}, got {tuple(old_logp.shape)}"
+        )
     log_ratio = torch.clamp(logp - old_logp, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
     ratio = torch.exp(log_ratio)
     pg_loss1 = -A * ratio
@@ -54,7 +61,10 @@ def _clipped_surrogate(logp, old_logp, A, clip_low, clip_high):
     return log_ratio, ratio, pg_loss1, pg_loss2
 
 
-@OBJECTIVES.register("aggregate", "reduce a [B] or [B, T] loss matrix: token-mean, seq-mean-token-mean, seq-mean-token-sum")
+@OBJECTIVES.register(
+    "aggregate",
+    "reduce a [B] or [B, T] loss matrix: token-mean, seq-mean-token-mean, seq-mean-token-sum",
+)
 def aggregate(loss_mat: torch.Tensor, mask: Optional[torch.Tensor], agg: str) -> torch.Tensor:
     """Reduce per-element losses to a scalar, as verl's ``agg_loss`` (``loss_agg_mode``).
 
@@ -84,7 +94,10 @@ def aggregate(loss_mat: torch.Tensor, mask: Optional[torch.Tensor], agg: str) ->
     return seq_sum.sum() / max(seq_sum.shape[0], 1)
 
 
-@OBJECTIVES.register("policy_loss", "PPO clipped surrogate with clip-higher and optional dual clip (verl vanilla / RIFT)")
+@OBJECTIVES.register(
+    "policy_loss",
+    "PPO clipped surrogate with clip-higher and optional dual clip (verl vanilla / RIFT)",
+)
 def policy_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -122,7 +135,9 @@ def policy_loss(
         raise ValueError(f"unknown agg {agg!r}; valid: {', '.join(AGG_MODES)}")
     A = _broadcast_advantages(advantages, logp)
     M = _as_mask(mask, logp)
-    log_ratio, ratio, pg_loss1, pg_loss2 = _clipped_surrogate(logp, old_logp, A, clip_low, clip_high)
+    log_ratio, ratio, pg_loss1, pg_loss2 = _clipped_surrogate(
+        logp, old_logp, A, clip_low, clip_high
+    )
     pg_losses = torch.maximum(pg_loss1, pg_loss2)
     dual_frac = torch.zeros((), dtype=logp.dtype, device=logp.device)
     if dual_clip is not None:

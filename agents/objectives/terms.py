@@ -3,10 +3,11 @@
 
 A term is ``fn(ctx, params) -> (loss, metrics)`` plus a frozen params dataclass (the YAML keys
 next to ``name`` in ``objective.terms``). Terms hold no math of their own: they call the pure
-functions of :mod:`agents.objectives`, where the papers and equations are cited. The RLlib
+functions of :mod:`regrl.agents.objectives`, where the papers and equations are cited. The RLlib
 learner (a simulator step is a length-1 sequence, T = 1) and the RLVR learner (T tokens of a
 completion) only build the context; neither looks at a term's name. Torch only, no ray.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,8 +15,8 @@ from typing import Any, Callable, Dict, Literal, Optional, Tuple
 
 import torch
 
-from agents import objectives as obj
-from agents.registry import Registry
+from regrl.agents import objectives as obj
+from regrl.agents.registry import Registry
 
 Metrics = Dict[str, torch.Tensor]
 Agg = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
@@ -34,23 +35,23 @@ class TermContext:
     Optional fields are filled by the backend only when a configured term's flag asks for them.
     """
 
-    logp: torch.Tensor            # [B, T] log pi_theta(a_t) (at the rollout temperature)
-    old_logp: torch.Tensor        # [B, T] behaviour log-prob pi_old(a_t), from the batch
-    advantages: torch.Tensor      # [B] (broadcast over T) or [B, T]
-    mask: torch.Tensor            # [B, T] bool, False on padding / bootstrap steps
-    entropy: torch.Tensor         # [B, T] entropy of pi_theta
-    dist_inputs: torch.Tensor     # [B, T, A] logits (/ temperature) or [B, T, 2D] mean|log_std
-    actions: torch.Tensor         # [B, T] (discrete) or [B, T, D]
+    logp: torch.Tensor  # [B, T] log pi_theta(a_t) (at the rollout temperature)
+    old_logp: torch.Tensor  # [B, T] behaviour log-prob pi_old(a_t), from the batch
+    advantages: torch.Tensor  # [B] (broadcast over T) or [B, T]
+    mask: torch.Tensor  # [B, T] bool, False on padding / bootstrap steps
+    entropy: torch.Tensor  # [B, T] entropy of pi_theta
+    dist_inputs: torch.Tensor  # [B, T, A] logits (/ temperature) or [B, T, 2D] mean|log_std
+    actions: torch.Tensor  # [B, T] (discrete) or [B, T, D]
     dist: Literal["categorical", "gaussian"] = "categorical"
     old_dist_inputs: Optional[torch.Tensor] = None  # [B, T, ...] of pi_old (candidate_policy)
-    proxy_logp: Optional[torch.Tensor] = None       # [B, T] Lp-Reg min-p proxy of pi_old
-    values: Optional[torch.Tensor] = None           # [B, T] V(s)
-    value_targets: Optional[torch.Tensor] = None    # [B, T]
+    proxy_logp: Optional[torch.Tensor] = None  # [B, T] Lp-Reg min-p proxy of pi_old
+    values: Optional[torch.Tensor] = None  # [B, T] V(s)
+    value_targets: Optional[torch.Tensor] = None  # [B, T]
     reference: Dict[Optional[str], torch.Tensor] = field(default_factory=dict)
     """Dist inputs [B, T, ...] of frozen policies by checkpoint; key None = this run's initial
     weights."""
     candidate_advantages: Optional[torch.Tensor] = None  # [B, T, G] per-candidate (RIFT)
-    candidate_valid: Optional[torch.Tensor] = None       # [B, T, G] bool
+    candidate_valid: Optional[torch.Tensor] = None  # [B, T, G] bool
 
     def ref_logp(self, key: Optional[str]) -> torch.Tensor:
         """[B, T] log-prob of the taken actions under the frozen policy ``key``."""
@@ -90,6 +91,7 @@ def term(name: str, description: str, params_cls: type, **flags: bool):
     def deco(fn):
         TERMS.register(name, description)(TermInfo(fn, params_cls, **flags))
         return fn
+
     return deco
 
 
@@ -125,8 +127,9 @@ def term_agg(spec) -> str:
     return getattr(spec.params, "agg", "token-mean")
 
 
-def total_loss(ctx: TermContext, terms,
-               weight: Optional[Callable[[Any], float]] = None) -> Tuple[torch.Tensor, Metrics]:
+def total_loss(
+    ctx: TermContext, terms, weight: Optional[Callable[[Any], float]] = None
+) -> Tuple[torch.Tensor, Metrics]:
     """Sum the configured terms; metrics of all terms plus ``total_loss``.
 
     ``weight(spec)``, when given, is the micro-batch's share of a term's normaliser in the
@@ -145,13 +148,16 @@ def total_loss(ctx: TermContext, terms,
     return total, metrics
 
 
-
 def _clip_checks(clip_low: float, clip_high: float) -> None:
-    _require(clip_low > 0, f"clip_low must be > 0 (>= 1 switches the lower clip off), got {clip_low}")
+    _require(
+        clip_low > 0, f"clip_low must be > 0 (>= 1 switches the lower clip off), got {clip_low}"
+    )
     _require(clip_high > 0, f"clip_high must be > 0, got {clip_high}")
 
 
-def _clip_sides(ctx: TermContext, clip_low: float, clip_high: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def _clip_sides(
+    ctx: TermContext, clip_low: float, clip_high: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Fractions of valid tokens clipped at 1 - eps_low (A < 0) and 1 + eps_high (A > 0),
     i.e. where the clipped term is active (verl's pg_clipfrac split by side)."""
     ratio = torch.exp((ctx.logp - ctx.old_logp).detach().clamp(-20, 20))
@@ -177,20 +183,35 @@ class PolicyParams:
 
     def __post_init__(self) -> None:
         _clip_checks(self.clip_low, self.clip_high)
-        _require(self.dual_clip is None or self.dual_clip > 1,
-                 f"dual_clip must be > 1 (or null), got {self.dual_clip}")
+        _require(
+            self.dual_clip is None or self.dual_clip > 1,
+            f"dual_clip must be > 1 (or null), got {self.dual_clip}",
+        )
 
 
-@term("policy", "PPO/GRPO clipped surrogate: clip-higher, dual-clip", PolicyParams,
-      is_surrogate=True)
+@term(
+    "policy", "PPO/GRPO clipped surrogate: clip-higher, dual-clip", PolicyParams, is_surrogate=True
+)
 def policy_term(ctx: TermContext, p: PolicyParams) -> Tuple[torch.Tensor, Metrics]:
-    loss, m = obj.policy_loss(ctx.logp, ctx.old_logp, ctx.advantages, ctx.mask,
-                              clip_low=p.clip_low, clip_high=p.clip_high,
-                              dual_clip=p.dual_clip, agg=p.agg)
+    loss, m = obj.policy_loss(
+        ctx.logp,
+        ctx.old_logp,
+        ctx.advantages,
+        ctx.mask,
+        clip_low=p.clip_low,
+        clip_high=p.clip_high,
+        dual_clip=p.dual_clip,
+        agg=p.agg,
+    )
     low, high = _clip_sides(ctx, p.clip_low, p.clip_high)
-    return loss, {"policy_loss": loss.detach(), "clip_frac": m["clip_frac"],
-                  "clip_frac_low": low, "clip_frac_high": high,
-                  "dual_clip_frac": m["dual_clip_frac"], "approx_kl": m["approx_kl"]}
+    return loss, {
+        "policy_loss": loss.detach(),
+        "clip_frac": m["clip_frac"],
+        "clip_frac_low": low,
+        "clip_frac_high": high,
+        "dual_clip_frac": m["dual_clip_frac"],
+        "approx_kl": m["approx_kl"],
+    }
 
 
 # ------------------------------------------------------------------------------ lp-reg
@@ -216,20 +237,41 @@ class LpRegParams:
         _clip_checks(self.clip_low, self.clip_high)
 
 
-@term("lp_reg", "Lp-Reg surrogate: k3 KL to the min-p proxy on the lowest-prob negative tokens",
-      LpRegParams, is_surrogate=True, needs_discrete=True, needs_proxy=True)
+@term(
+    "lp_reg",
+    "Lp-Reg surrogate: k3 KL to the min-p proxy on the lowest-prob negative tokens",
+    LpRegParams,
+    is_surrogate=True,
+    needs_discrete=True,
+    needs_proxy=True,
+)
 def lp_reg_term(ctx: TermContext, p: LpRegParams) -> Tuple[torch.Tensor, Metrics]:
-    """Lp-Reg (arXiv 2510.03222 §3.2, :func:`agents.objectives.lp_reg_loss`). Selected tokens
+    """Lp-Reg (arXiv 2510.03222 §3.2, :func:`regrl.agents.objectives.lp_reg_loss`). Selected tokens
     lose the lower clip, and their k3 pull toward the proxy is exactly 0 once
     pi_proxy / pi > ~13.6 (the official [-10, 10] clamp of k3 binds)."""
-    loss, m = obj.lp_reg_loss(ctx.logp, ctx.old_logp, ctx.proxy_logp, ctx.advantages, ctx.mask,
-                              rho=p.rho, beta=p.beta, clip_low=p.clip_low,
-                              clip_high=p.clip_high, agg=p.agg)
+    loss, m = obj.lp_reg_loss(
+        ctx.logp,
+        ctx.old_logp,
+        ctx.proxy_logp,
+        ctx.advantages,
+        ctx.mask,
+        rho=p.rho,
+        beta=p.beta,
+        clip_low=p.clip_low,
+        clip_high=p.clip_high,
+        agg=p.agg,
+    )
     low, high = _clip_sides(ctx, p.clip_low, p.clip_high)
-    return loss, {"policy_loss": loss.detach(), "clip_frac": m["clip_frac"],
-                  "clip_frac_low": low, "clip_frac_high": high,
-                  "approx_kl": m["approx_kl"], "lp_reg_token_num": m["reg_token_num"],
-                  "lp_reg_token_frac": m["reg_token_frac"], "kl_to_proxy": m["kl_to_proxy"]}
+    return loss, {
+        "policy_loss": loss.detach(),
+        "clip_frac": m["clip_frac"],
+        "clip_frac_low": low,
+        "clip_frac_high": high,
+        "approx_kl": m["approx_kl"],
+        "lp_reg_token_num": m["reg_token_num"],
+        "lp_reg_token_frac": m["reg_token_frac"],
+        "kl_to_proxy": m["kl_to_proxy"],
+    }
 
 
 # ------------------------------------------------------------------------------ value
@@ -245,8 +287,12 @@ class ValueParams:
         _require(self.clip is None or self.clip > 0, "clip must be > 0 or null")
 
 
-@term("value", "Squared-error value loss against GAE value targets (needs a critic)",
-      ValueParams, needs_values=True)
+@term(
+    "value",
+    "Squared-error value loss against GAE value targets (needs a critic)",
+    ValueParams,
+    needs_values=True,
+)
 def value_term(ctx: TermContext, p: ValueParams) -> Tuple[torch.Tensor, Metrics]:
     err = (ctx.values - ctx.value_targets) ** 2
     vf_loss = obj.aggregate(err if p.clip is None else err.clamp(0, p.clip), ctx.mask, "token-mean")
@@ -272,8 +318,10 @@ def entropy_term(ctx: TermContext, p: EntropyParams) -> Tuple[torch.Tensor, Metr
 
 
 # ------------------------------------------------------------------------------ KL terms
-_K3_NOTE = ("k3 at actions sampled from pi_theta, differentiated through log pi_theta only, "
-            "has the gradient of the forward KL(pi_ref || pi_theta), not of KL(pi_theta || pi_ref)")
+_K3_NOTE = (
+    "k3 at actions sampled from pi_theta, differentiated through log pi_theta only, "
+    "has the gradient of the forward KL(pi_ref || pi_theta), not of KL(pi_theta || pi_ref)"
+)
 
 
 @dataclass(frozen=True)
@@ -289,12 +337,19 @@ class KLParams:
         _require(self.coeff >= 0, f"coeff must be >= 0, got {self.coeff}")
 
 
-@term("kl", "KL(pi_theta || pi_ref) to this run's frozen initial policy (k1/k2/k3 or full)",
-      KLParams, needs_reference=True)
+@term(
+    "kl",
+    "KL(pi_theta || pi_ref) to this run's frozen initial policy (k1/k2/k3 or full)",
+    KLParams,
+    needs_reference=True,
+)
 def kl_term(ctx: TermContext, p: KLParams) -> Tuple[torch.Tensor, Metrics]:
     if p.estimator == "full":
-        per_step = obj.demo_kl(_dist_params(ctx, ctx.dist_inputs), _dist_params(ctx, ctx.reference[None]),
-                               dist=ctx.dist)
+        per_step = obj.demo_kl(
+            _dist_params(ctx, ctx.dist_inputs),
+            _dist_params(ctx, ctx.reference[None]),
+            dist=ctx.dist,
+        )
     else:
         per_step = obj.kl_penalty(ctx.logp, ctx.ref_logp(None), p.estimator)
     kl = obj.aggregate(per_step, ctx.mask, "token-mean")
@@ -322,21 +377,30 @@ class DemoKLParams:
 
     def __post_init__(self) -> None:
         _require(self.coeff >= 0, f"coeff must be >= 0, got {self.coeff}")
-        _require(bool(self.checkpoint), "demo_kl needs checkpoint: the behaviour-cloned policy "
-                 "(an RLVR SFT run: configs/sft_arith.yaml); for a KL to the initial weights "
-                 "use the kl term")
+        _require(
+            bool(self.checkpoint),
+            "demo_kl needs checkpoint: the behaviour-cloned policy "
+            "(an RLVR SFT run: configs/sft_arith.yaml); for a KL to the initial weights "
+            "use the kl term",
+        )
         _require(0 <= self.smoothing < 1, f"smoothing must be in [0, 1), got {self.smoothing}")
 
 
-@term("demo_kl", "lambda * KL(pi_theta || pi_BC) to a frozen behaviour-cloned policy "
-      "(Tiapkin et al. 2024)", DemoKLParams, needs_reference=True)
+@term(
+    "demo_kl",
+    "lambda * KL(pi_theta || pi_BC) to a frozen behaviour-cloned policy (Tiapkin et al. 2024)",
+    DemoKLParams,
+    needs_reference=True,
+)
 def demo_kl_term(ctx: TermContext, p: DemoKLParams) -> Tuple[torch.Tensor, Metrics]:
     bc = ctx.reference[p.checkpoint]
     if p.smoothing > 0:
         _require(ctx.dist == "categorical", "demo_kl smoothing needs a categorical head")
         bc = obj.smooth_logits(bc.float(), p.smoothing)
     if p.estimator == "full":
-        per_step = obj.demo_kl(_dist_params(ctx, ctx.dist_inputs), _dist_params(ctx, bc), dist=ctx.dist)
+        per_step = obj.demo_kl(
+            _dist_params(ctx, ctx.dist_inputs), _dist_params(ctx, bc), dist=ctx.dist
+        )
     else:
         per_step = obj.kl_penalty(ctx.logp, _logp_of(bc, ctx.actions, ctx.dist).detach(), "k3")
     kl = obj.aggregate(per_step, ctx.mask, "token-mean")
@@ -363,8 +427,10 @@ class CandidatePolicyParams:
 
     def __post_init__(self) -> None:
         _require(0 < self.clip < 1, f"clip must be in (0, 1), got {self.clip}")
-        _require(self.dual_clip is None or self.dual_clip > 1,
-                 f"dual_clip must be > 1 (or null), got {self.dual_clip}")
+        _require(
+            self.dual_clip is None or self.dual_clip > 1,
+            f"dual_clip must be > 1 (or null), got {self.dual_clip}",
+        )
         _require(self.kl_coeff >= 0, f"kl_coeff must be >= 0, got {self.kl_coeff}")
 
     @property
@@ -378,27 +444,49 @@ def _masked_log_softmax(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tens
     return torch.where(valid, logp, torch.zeros_like(logp))
 
 
-@term("candidate_policy", "RIFT: dual-clip surrogate over all candidates of each state "
-      "(+ optional KL to the frozen scorer: GRPO / demo-KL baselines)", CandidatePolicyParams,
-      is_surrogate=True, needs_discrete=True, needs_reference=True, needs_candidates=True)
-def candidate_policy_term(ctx: TermContext, p: CandidatePolicyParams) -> Tuple[torch.Tensor, Metrics]:
+@term(
+    "candidate_policy",
+    "RIFT: dual-clip surrogate over all candidates of each state "
+    "(+ optional KL to the frozen scorer: GRPO / demo-KL baselines)",
+    CandidatePolicyParams,
+    is_surrogate=True,
+    needs_discrete=True,
+    needs_reference=True,
+    needs_candidates=True,
+)
+def candidate_policy_term(
+    ctx: TermContext, p: CandidatePolicyParams
+) -> Tuple[torch.Tensor, Metrics]:
     """RIFT's loss (Chen et al., arXiv 2505.03344; methods.md §1.4): the policy is the
     categorical over the G candidates; every valid candidate g of every state contributes
     ``obj_g = min(A_g rho_g, A_g clip(rho_g, 1-eps, 1+eps))``, and for A_g < 0
     ``max(obj_g, c A_g)``; loss = -mean over valid (s, g) — ``policy_loss`` on [N, G].
     Unlike RIFT's trainer, log(rho_g) is clamped to +-20 (verl's guard), so the two differ
     only for candidates whose probability moved by a factor > e^20 in one update."""
-    _require(ctx.candidate_advantages is not None and ctx.candidate_valid is not None,
-             "candidate_policy needs per-candidate advantages in the batch "
-             "(an environment in candidate action mode)")
+    _require(
+        ctx.candidate_advantages is not None and ctx.candidate_valid is not None,
+        "candidate_policy needs per-candidate advantages in the batch "
+        "(an environment in candidate action mode)",
+    )
     G = ctx.dist_inputs.shape[-1]
     logits, old = ctx.dist_inputs.reshape(-1, G), ctx.old_dist_inputs.reshape(-1, G)
     valid = ctx.candidate_valid.reshape(-1, G).bool()
     logp, old_logp = _masked_log_softmax(logits, valid), _masked_log_softmax(old.detach(), valid)
-    loss, m = obj.policy_loss(logp, old_logp, ctx.candidate_advantages.reshape(-1, G), valid,
-                              clip_low=p.clip, clip_high=p.clip, dual_clip=p.dual_clip)
-    metrics = {"policy_loss": loss.detach(), "clip_frac": m["clip_frac"],
-               "dual_clip_frac": m["dual_clip_frac"], "approx_kl": m["approx_kl"]}
+    loss, m = obj.policy_loss(
+        logp,
+        old_logp,
+        ctx.candidate_advantages.reshape(-1, G),
+        valid,
+        clip_low=p.clip,
+        clip_high=p.clip,
+        dual_clip=p.dual_clip,
+    )
+    metrics = {
+        "policy_loss": loss.detach(),
+        "clip_frac": m["clip_frac"],
+        "dual_clip_frac": m["dual_clip_frac"],
+        "approx_kl": m["approx_kl"],
+    }
     if p.kl_coeff > 0:
         kl = _candidate_kl(logits, ctx.reference[p.checkpoint].reshape(-1, G).detach(), p.kl, valid)
         loss = loss + p.kl_coeff * kl
@@ -406,7 +494,9 @@ def candidate_policy_term(ctx: TermContext, p: CandidatePolicyParams) -> Tuple[t
     return loss, metrics
 
 
-def _candidate_kl(logits: torch.Tensor, ref: torch.Tensor, kind: str, valid: torch.Tensor) -> torch.Tensor:
+def _candidate_kl(
+    logits: torch.Tensor, ref: torch.Tensor, kind: str, valid: torch.Tensor
+) -> torch.Tensor:
     rows = valid.any(-1)
     if kind == "demo":  # per-state KL(pi_theta || pi_BC), averaged over states
         kl = obj.demo_kl(logits, ref, dist="categorical")

@@ -10,16 +10,28 @@ no-ops. The learner (``trainers/offline.py``) calls the hooks in this order each
 
 Hooks never reach into the learner's config; the math lives in pure functions next to them.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import torch
 import torch.nn as nn
 
-from agents.registry import Registry
+from regrl.agents.registry import Registry
 
 TASKS: Tuple[str, ...] = ("classification", "regression", "tokens")
 ALL_TASKS: FrozenSet[str] = frozenset(TASKS)
@@ -85,8 +97,9 @@ class Plugin:
     def wrap_optimizer(self, optimizer: Any, model: nn.Module) -> Any:
         return optimizer
 
-    def setup(self, model: nn.Module, optimizer: Any,
-              make_optimizer: Callable[[nn.Module], Any]) -> None:
+    def setup(
+        self, model: nn.Module, optimizer: Any, make_optimizer: Callable[[nn.Module], Any]
+    ) -> None:
         """Called once after every wrap; plugins that own extra networks build them here."""
 
     # ---- per epoch ----------------------------------------------------------------------
@@ -107,24 +120,31 @@ class Plugin:
     def observe(self, batch: Batch, outputs: Dict[str, torch.Tensor], epoch: int) -> None:
         """See the training forward pass once per step (buffer updates live here)."""
 
-    def sample_weights(self, batch: Batch, outputs: Dict[str, torch.Tensor], epoch: int,
-                       per_sample_loss: Callable[[Dict[str, torch.Tensor]], torch.Tensor]
-                       ) -> Optional[torch.Tensor]:
+    def sample_weights(
+        self,
+        batch: Batch,
+        outputs: Dict[str, torch.Tensor],
+        epoch: int,
+        per_sample_loss: Callable[[Dict[str, torch.Tensor]], torch.Tensor],
+    ) -> Optional[torch.Tensor]:
         """Per-sample weights [B] of the task loss, or None."""
         return None
 
-    def task_loss(self, outputs: Dict[str, torch.Tensor], target: torch.Tensor,
-                  batch: Batch) -> Optional[torch.Tensor]:
+    def task_loss(
+        self, outputs: Dict[str, torch.Tensor], target: torch.Tensor, batch: Batch
+    ) -> Optional[torch.Tensor]:
         """Per-sample task loss [B] replacing the default one, or None."""
         return None
 
-    def extra_loss(self, outputs: Dict[str, torch.Tensor], batch: Batch, model: nn.Module,
-                   epoch: int) -> Optional[Tuple[torch.Tensor, Metrics]]:
+    def extra_loss(
+        self, outputs: Dict[str, torch.Tensor], batch: Batch, model: nn.Module, epoch: int
+    ) -> Optional[Tuple[torch.Tensor, Metrics]]:
         """A regulariser added to the task loss; must not change plugin state."""
         return None
 
-    def after_backward(self, model: nn.Module, batch: Batch,
-                       closure: Callable[[], torch.Tensor]) -> Metrics:
+    def after_backward(
+        self, model: nn.Module, batch: Batch, closure: Callable[[], torch.Tensor]
+    ) -> Metrics:
         """Edit ``p.grad`` in place; ``closure()`` recomputes the step's loss at the current
         weights (no state updates), for methods that need a second gradient."""
         return {}
@@ -149,7 +169,7 @@ def register_plugin(cls: type) -> type:
         raise TypeError(f"{cls!r} must subclass Plugin and set a name")
     if not dataclasses.is_dataclass(cls.Params):
         raise TypeError(f"{cls.name}: Params must be a frozen dataclass")
-    unknown = (set(cls.tasks) - ALL_TASKS)
+    unknown = set(cls.tasks) - ALL_TASKS
     if unknown:
         raise TypeError(f"{cls.name}: unknown tasks {sorted(unknown)}")
     doc = (cls.__doc__ or "").strip().splitlines()
@@ -169,17 +189,23 @@ def check_combination(names: Sequence[str], task: str, data_parallel: bool = Fal
     classes = [get_plugin(n) for n in names]
     for cls in classes:
         if task not in cls.tasks:
-            raise ValueError(f"plugin {cls.name!r} does not apply to task {task!r} "
-                             f"(it applies to: {', '.join(sorted(cls.tasks))})")
+            raise ValueError(
+                f"plugin {cls.name!r} does not apply to task {task!r} "
+                f"(it applies to: {', '.join(sorted(cls.tasks))})"
+            )
         clash = sorted(cls.conflicts & set(names))
         if clash:
-            raise ValueError(f"plugin {cls.name!r} cannot be combined with {clash}: "
-                             f"{_conflict_reason(cls)}")
+            raise ValueError(
+                f"plugin {cls.name!r} cannot be combined with {clash}: {_conflict_reason(cls)}"
+            )
         if data_parallel and not cls.data_parallel:
-            raise ValueError(f"plugin {cls.name!r} runs only in one process; "
-                             "set resources.num_workers: 0")
-    for flag, what in (("replaces_task_loss", "replace the task loss"),
-                       ("provides_targets", "provide soft targets")):
+            raise ValueError(
+                f"plugin {cls.name!r} runs only in one process; set resources.num_workers: 0"
+            )
+    for flag, what in (
+        ("replaces_task_loss", "replace the task loss"),
+        ("provides_targets", "provide soft targets"),
+    ):
         both = [c.name for c in classes if getattr(c, flag)]
         if len(both) > 1:
             raise ValueError(f"plugins {both} both {what}; list only one of them")
@@ -202,7 +228,7 @@ def plugin_generator(seed: int, *salt: int) -> torch.Generator:
     g = torch.Generator()
     value = seed
     for s in salt:
-        value = (value * 1_000_003 + s + 1) % (2 ** 62)
+        value = (value * 1_000_003 + s + 1) % (2**62)
     g.manual_seed(value)
     return g
 

@@ -1,4 +1,5 @@
 """Weight Compander (Cakaj, Mehnert, Yang, "Weight Compander: A Simple Weight Reparameterization for Regularization", IJCNN 2023, arXiv 2306.16993)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils import parametrize
 
-from agents.offline.base import Plugin, register_plugin, weight_matrices
+from regrl.agents.offline.base import Plugin, register_plugin, weight_matrices
 
 
 def compander(w: torch.Tensor, alpha, beta) -> torch.Tensor:
@@ -18,12 +19,12 @@ def compander(w: torch.Tensor, alpha, beta) -> torch.Tensor:
     alpha * beta^(alpha - 1) at 0 (> 1 for small beta: pushes small weights away from zero).
     ``alpha`` and ``beta`` may be tensors (learned hyperparameters).
     """
-    return torch.sign(w) * ((w.abs() + beta) ** alpha - beta ** alpha)
+    return torch.sign(w) * ((w.abs() + beta) ** alpha - beta**alpha)
 
 
 def compander_inverse(v: torch.Tensor, alpha, beta) -> torch.Tensor:
     """f^{-1}(v) = sign(v) * ((|v| + beta^alpha)^(1/alpha) - beta)."""
-    return torch.sign(v) * ((v.abs() + beta ** alpha) ** (1.0 / alpha) - beta)
+    return torch.sign(v) * ((v.abs() + beta**alpha) ** (1.0 / alpha) - beta)
 
 
 class Compander(nn.Module):
@@ -82,8 +83,9 @@ class WeightCompander(Plugin):
     def wrap_model(self, model: nn.Module) -> nn.Module:
         p = self.params
         for _, layer in weight_matrices(model):
-            parametrize.register_parametrization(layer, "weight",
-                                                 Compander(p.alpha, p.beta, p.learnable))
+            parametrize.register_parametrization(
+                layer, "weight", Compander(p.alpha, p.beta, p.learnable)
+            )
         return model
 
     def on_epoch_end(self, epoch, model):

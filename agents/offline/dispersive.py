@@ -1,4 +1,5 @@
 """Dispersive loss (Wang & He, "Diffuse and Disperse: Image Generation with Representation Regularization", arXiv 2506.09027)."""
+
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from agents.offline.base import Plugin, register_plugin
+from regrl.agents.offline.base import Plugin, register_plugin
 
 
 def dispersive_loss(z: torch.Tensor, tau: float) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:

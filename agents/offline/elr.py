@@ -1,4 +1,5 @@
 """ELR: Early-Learning Regularization (Liu, Niles-Weed, Razavian, Fernandez-Granda, "Early-Learning Regularization Prevents Memorization of Noisy Labels", NeurIPS 2020, arXiv 2007.00151)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from typing import Any, Dict, Tuple
 import torch
 import torch.nn.functional as F
 
-from agents.offline.base import Plugin, TaskInfo, register_plugin
+from regrl.agents.offline.base import Plugin, TaskInfo, register_plugin
 
 CLAMP = 1e-4  # the official code clamps p to [1e-4, 1 - 1e-4]
 
@@ -35,8 +36,9 @@ def elr_update_targets(targets_ema: torch.Tensor, probs: torch.Tensor, beta: flo
     return beta * targets_ema + (1.0 - beta) * p_hat / p_hat.sum(dim=1, keepdim=True)
 
 
-def elr_penalty(probs: torch.Tensor, targets_ema: torch.Tensor, lam: float
-                ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def elr_penalty(
+    probs: torch.Tensor, targets_ema: torch.Tensor, lam: float
+) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """ELR regulariser ``lam * mean_i log(1 - <t_i, p_hat_i>)`` (arXiv 2007.00151, Eq. 6).
 
     Gradients flow through ``p_hat = clamp(p, 1e-4, 1 - 1e-4)``; ``targets_ema`` is detached.
@@ -49,7 +51,9 @@ def elr_penalty(probs: torch.Tensor, targets_ema: torch.Tensor, lam: float
         (loss, {"penalty": mean log term, "agreement": mean <t, p_hat>}), metrics detached.
     """
     if probs.shape != targets_ema.shape:
-        raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets_ema.shape)} differ")
+        raise ValueError(
+            f"probs {tuple(probs.shape)} and targets {tuple(targets_ema.shape)} differ"
+        )
     agreement = (targets_ema.detach() * _clamped(probs)).sum(dim=1)
     reg = torch.log(1.0 - agreement).mean()
     return lam * reg, {"penalty": reg.detach(), "agreement": agreement.mean().detach()}

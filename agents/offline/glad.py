@@ -1,4 +1,5 @@
 """GLAD-style SAM-gradient regularisation (Peng, Wang, Liu, Chen, "GLAD: Generalizable Tuning for Vision-Language Models" — Generalizable LoRA tuning with RegulArized GraDient, arXiv 2507.13089)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,18 +7,19 @@ from typing import List, Sequence
 
 import torch
 
-from agents.offline.base import Plugin, register_plugin
+from regrl.agents.offline.base import Plugin, register_plugin
 
 
 def sam_perturbation(grads: Sequence[torch.Tensor], rho: float) -> List[torch.Tensor]:
     """SAM's ascent step e = rho * g / ||g|| over all parameters (Foret et al., ICLR 2021,
     arXiv 2010.01412, Eq. 2), the point at which GLAD takes its reference gradient."""
-    norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    norm = torch.sqrt(sum((g**2).sum() for g in grads))
     return [rho * g / (norm + 1e-12) for g in grads]
 
 
-def glad_gradient(g: Sequence[torch.Tensor], g_sam: Sequence[torch.Tensor], gamma: float
-                  ) -> List[torch.Tensor]:
+def glad_gradient(
+    g: Sequence[torch.Tensor], g_sam: Sequence[torch.Tensor], gamma: float
+) -> List[torch.Tensor]:
     """GLAD's regularised gradient ``g + gamma * (g_SAM - g)`` (arXiv 2507.13089, §3; the
     exact form is [inferred] in methods.md §6.8): the SAM gradient, taken at w + rho g/||g||,
     steers the ordinary gradient toward flatter regions; gamma = 1 is plain SAM."""
@@ -55,8 +57,9 @@ class Glad(Plugin):
         for p in params:
             p.grad = None
         closure().backward()
-        g_sam = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                 for p in params]
+        g_sam = [
+            p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params
+        ]
         with torch.no_grad():
             for p, ei, gi in zip(params, e, glad_gradient(g, g_sam, self.params.gamma)):
                 p.sub_(ei)
@@ -66,6 +69,6 @@ class Glad(Plugin):
 
 def _cosine(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
     dot = sum((x * y).sum() for x, y in zip(a, b))
-    na = torch.sqrt(sum((x ** 2).sum() for x in a))
-    nb = torch.sqrt(sum((y ** 2).sum() for y in b))
+    na = torch.sqrt(sum((x**2).sum() for x in a))
+    nb = torch.sqrt(sum((y**2).sum() for y in b))
     return (dot / (na * nb + 1e-12)).detach()

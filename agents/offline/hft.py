@@ -1,4 +1,5 @@
 """HFT: Half Fine-Tuning (Hui, Zhang, Wang, Xu, Sun, Wu, "HFT: Half Fine-Tuning for Large Language Models", arXiv 2404.18466)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from typing import List, Sequence
 import torch
 import torch.nn as nn
 
-from agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin
+from regrl.agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin
 
 
 def hft_select_frozen(names: Sequence[str], generator: torch.Generator) -> List[str]:

@@ -1,4 +1,5 @@
 """IGNITE (Dao, Nguyen, Hoang et al., "Incorporating Surrogate Gradient Norm to Improve Offline Optimization Techniques", NeurIPS 2024; code ``cuong-dm/IGNITE``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from typing import Any, Callable, Dict, List, Sequence
 import torch
 import torch.nn as nn
 
-from agents.offline.base import Plugin, TaskInfo, register_plugin
+from regrl.agents.offline.base import Plugin, TaskInfo, register_plugin
 
 Tensors = Sequence[torch.Tensor]
 
@@ -16,8 +17,9 @@ def _norm(gs: Tensors) -> torch.Tensor:
     return torch.sqrt(sum((g.detach() ** 2).sum() for g in gs))
 
 
-def ignite_gradient(g_fit: Tensors, grad_G: Tensors, grad_G_shifted: Tensors, lam: float,
-                    rho: float, r: float) -> List[torch.Tensor]:
+def ignite_gradient(
+    g_fit: Tensors, grad_G: Tensors, grad_G_shifted: Tensors, lam: float, rho: float, r: float
+) -> List[torch.Tensor]:
     """IGNITE's regularised gradient (NeurIPS 2024, §4, Alg. 1; ``gradient_ascent_IGNITE``):
     ``g = grad L_fit + lam * (rho / r) * (grad G(beta + r u) - grad G(beta))`` with
     ``u = grad G / ||grad G||``. The finite difference is r * H u, i.e. the gradient of
@@ -39,7 +41,9 @@ def ignite_dual_update(lam: float, grad_norm: float, rho: float, eps: float, eta
     return max(0.0, lam + eta * (rho * grad_norm - eps))
 
 
-def surrogate_mean_gradient(model: nn.Module, x: torch.Tensor, params: Tensors) -> List[torch.Tensor]:
+def surrogate_mean_gradient(
+    model: nn.Module, x: torch.Tensor, params: Tensors
+) -> List[torch.Tensor]:
     """grad_beta G(beta), G = mean over the batch (and outputs) of the surrogate f_beta(x)."""
     G = model(x)["out"].mean()
     return list(torch.autograd.grad(G, params, allow_unused=True))

@@ -1,4 +1,5 @@
 """Lipschitz-constrained behaviour cloning (Al Makdah, Krishnan, Pasqualetti, "Learning Lipschitz Feedback Policies from Expert Demonstrations: Closed-Loop Guarantees, Generalization and Robustness", IEEE OJ-CSYS 2022, arXiv 2103.16629)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
-from agents.offline.base import Plugin, TaskInfo, register_plugin, weight_matrices
+from regrl.agents.offline.base import Plugin, TaskInfo, register_plugin, weight_matrices
 
 
 def spectral_norm(W: torch.Tensor) -> torch.Tensor:
@@ -84,7 +85,8 @@ class LipschitzBC(Plugin):
 
     def on_epoch_end(self, epoch, model):
         bound = model_lipschitz_bound(model)
-        return {"certified_bound": bound, "log_certified_bound": torch.log(bound),
-                "alpha": torch.tensor(self.params.alpha)}
-
-
+        return {
+            "certified_bound": bound,
+            "log_certified_bound": torch.log(bound),
+            "alpha": torch.tensor(self.params.alpha),
+        }

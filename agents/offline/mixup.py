@@ -1,4 +1,5 @@
 """MixUp (Zhang, Cisse, Dauphin, Lopez-Paz, "mixup: Beyond Empirical Risk Minimization", ICLR 2018, arXiv 1710.09412); the AdaMixUp line (Guo, Mao, Zhang, AAAI 2019) builds on it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,11 +8,12 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 
-from agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin
+from regrl.agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin
 
 
-def mixup(x: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor
-          ) -> Tuple[torch.Tensor, torch.Tensor]:
+def mixup(
+    x: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """MixUp of a batch with a permutation of itself (arXiv 1710.09412, Eq. 1).
 
     ``x~ = lam * x_i + (1 - lam) * x_perm(i)`` and ``y~ = lam * y_i + (1 - lam) * y_perm(i)``.
@@ -62,7 +64,7 @@ class MixUp(Plugin):
 
     def on_epoch_start(self, epoch, model) -> None:
         self.gen = plugin_generator(self.info.seed, 11, epoch)
-        self.rng = np.random.default_rng(int(torch.randint(2 ** 31, (1,), generator=self.gen)))
+        self.rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=self.gen)))
 
     def transform_batch(self, batch, epoch) -> Dict[str, torch.Tensor]:
         lam = sample_mixup_lambda(self.params.alpha, self.rng)

@@ -1,4 +1,5 @@
 """MSBReg (Moon, Buracas, Park, Kim, Canny, "An Embedding-Dynamic Approach to Self-supervised Learning", WACV 2023, arXiv 2207.03552): Multiview centroid, Singular value and Brownian diffusive losses."""
+
 from __future__ import annotations
 
 import copy
@@ -8,7 +9,7 @@ from typing import Any, Dict, Tuple
 import torch
 import torch.nn.functional as F
 
-from agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin
+from regrl.agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin
 
 
 def multiview_centroid_loss(z_views: torch.Tensor, target_views: torch.Tensor) -> torch.Tensor:
@@ -38,9 +39,14 @@ def brownian_loss(z: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return (F.normalize(z, dim=-1) * noise.detach()).sum(dim=-1).mean()
 
 
-def msbreg_loss(z_views: torch.Tensor, target_views: torch.Tensor, noise: torch.Tensor,
-                w_mc: float = 1.0, w_sv: float = 1.0, w_br: float = 1.0
-                ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def msbreg_loss(
+    z_views: torch.Tensor,
+    target_views: torch.Tensor,
+    noise: torch.Tensor,
+    w_mc: float = 1.0,
+    w_sv: float = 1.0,
+    w_br: float = 1.0,
+) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """Weighted sum of the three MSBReg parts on [V, B, D] view embeddings."""
     flat = z_views.reshape(-1, z_views.shape[-1])
     mc = multiview_centroid_loss(z_views, target_views)

@@ -1,4 +1,5 @@
 """Nested Dropout + Co-teaching (Chen, Hu, Shen, Ai, Suykens, "Compressing Features for Learning with Noisy Labels", IEEE TNNLS 2022, arXiv 2206.13140; Co-teaching: Han et al., NeurIPS 2018, arXiv 1804.06872)."""
+
 from __future__ import annotations
 
 import copy
@@ -8,7 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin
+from regrl.agents.offline.base import Plugin, TaskInfo, plugin_generator, register_plugin
 
 
 # ---- Nested Dropout ---------------------------------------------------------------------
@@ -18,7 +19,7 @@ def nested_dropout_probs(D: int, sigma: float, mu: float = 0.0) -> torch.Tensor:
     if D < 1 or sigma <= 0:
         raise ValueError(f"need D >= 1 and sigma > 0, got D={D}, sigma={sigma}")
     k = torch.arange(1, D + 1, dtype=torch.float64)
-    logits = -((k - mu) / sigma) ** 2
+    logits = -(((k - mu) / sigma) ** 2)
     return torch.softmax(logits, dim=0)  # = exp(.) / sum exp(.), without underflow
 
 
@@ -99,18 +100,20 @@ class NestedDropout(Plugin):
 
 
 # ---- Co-teaching ------------------------------------------------------------------------
-def coteaching_forget_rate(epoch: int, forget_rate: float, num_gradual: int,
-                           exponent: float = 1.0) -> float:
+def coteaching_forget_rate(
+    epoch: int, forget_rate: float, num_gradual: int, exponent: float = 1.0
+) -> float:
     """Co-teaching schedule (arXiv 1804.06872, Alg. 1; official ``rate_schedule``): ramps
     linearly from 0 to ``forget_rate ** exponent`` over the first ``num_gradual`` epochs, then
     stays at ``forget_rate``."""
     if epoch >= num_gradual:
         return forget_rate
-    return forget_rate ** exponent * epoch / max(num_gradual - 1, 1)
+    return forget_rate**exponent * epoch / max(num_gradual - 1, 1)
 
 
-def coteaching_select(loss_1: torch.Tensor, loss_2: torch.Tensor, forget_rate: float
-                      ) -> Tuple[torch.Tensor, torch.Tensor]:
+def coteaching_select(
+    loss_1: torch.Tensor, loss_2: torch.Tensor, forget_rate: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Small-loss selection of Co-teaching (arXiv 1804.06872, Alg. 1 step 4-5; official
     ``SampleSelection``): each network keeps the ``int((1 - forget_rate) * B)`` samples with the
     smallest loss (at least one). Network 1 is then trained on ``idx_2`` and network 2 on

@@ -1,4 +1,5 @@
 """Soft orthogonality regulariser (Wang, Chen, Chakraborty, Yu, "Orthogonal Convolutional Neural Networks", CVPR 2020, arXiv 1911.12207; analysed by Achour, Malgouyres, Mamalet, "Existence, Stability and Scalability of Orthogonal Convolutional Neural Networks", JMLR 2022, arXiv 2108.05623)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,7 +7,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from agents.offline.base import Plugin, register_plugin, weight_matrices
+from regrl.agents.offline.base import Plugin, register_plugin, weight_matrices
 
 
 def soft_orthogonality(W: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """PS-KD: Progressive Self-Knowledge Distillation (Kim, Ji, Yoon, Hwang, "Self-Knowledge Distillation with Progressive Refinement of Targets", ICCV 2021, arXiv 2006.12000)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from typing import Any, Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from agents.offline.base import Plugin, TaskInfo, register_plugin
+from regrl.agents.offline.base import Plugin, TaskInfo, register_plugin
 
 
 def pskd_alpha(epoch: int, alpha_T: float, end_epoch: int) -> float:

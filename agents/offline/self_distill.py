@@ -1,4 +1,5 @@
 """Self-distillation with weighted ground truth (Borup & Andersen, "Even your Teacher Needs Guidance: Ground-Truth Targets Dampen Regularization Imposed by Self-Distillation", NeurIPS 2021, arXiv 2102.13088)."""
+
 from __future__ import annotations
 
 import copy
@@ -9,11 +10,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from agents.offline.base import Plugin, TaskInfo, register_plugin
-from agents.offline.nested_coteaching import reinitialise
+from regrl.agents.offline.base import Plugin, TaskInfo, register_plugin
+from regrl.agents.offline.nested_coteaching import reinitialise
 
 
-def weighted_distillation_targets(y: torch.Tensor, teacher: torch.Tensor, alpha: float) -> torch.Tensor:
+def weighted_distillation_targets(
+    y: torch.Tensor, teacher: torch.Tensor, alpha: float
+) -> torch.Tensor:
     """Round-t targets ``alpha * y + (1 - alpha) * f^(t-1)(x)`` (arXiv 2102.13088, Eq. 4).
 
     Args:
@@ -66,7 +69,9 @@ class SelfDistill(Plugin):
     @classmethod
     def check_config(cls, params, task, epochs) -> None:
         if params.rounds > epochs:
-            raise ValueError(f"self_distill.rounds={params.rounds} exceeds training.epochs={epochs}")
+            raise ValueError(
+                f"self_distill.rounds={params.rounds} exceeds training.epochs={epochs}"
+            )
 
     def setup(self, model, optimizer, make_optimizer) -> None:
         self.model, self.optimizer = model, optimizer
@@ -87,8 +92,9 @@ class SelfDistill(Plugin):
             return None
         out = self.teacher(batch["x"])["out"].float()
         teacher = F.softmax(out, dim=-1) if self.info.task == "classification" else out
-        return weighted_distillation_targets(batch["target"], teacher.to(batch["target"]),
-                                             self.params.alpha)
+        return weighted_distillation_targets(
+            batch["target"], teacher.to(batch["target"]), self.params.alpha
+        )
 
     def on_epoch_end(self, epoch, model):
         return {"round": torch.tensor(float(self.round))}

@@ -11,12 +11,13 @@ they are fixed hyper-parameters):
 
     R_G(f) = E_x mean_{g ∈ G \\ {e}} mean_pixels (f(ρ(g)x) − ρ(g) f(x))²          [inferred]
 
-with ρ the pseudo-scalar representation of ``agents.models.closure.d4_apply`` (vorticity and
+with ρ the pseudo-scalar representation of ``regrl.agents.models.closure.d4_apply`` (vorticity and
 the sub-grid term change sign under reflections). An exactly equivariant model has R = 0.
 Inputs must be flattened square fields [B, n²]; outputs shaped like the input are
 equivariant fields, any other output (a vector of targets or logits) is regularised towards
 invariance, f(ρ(g)x) = f(x) (the trivial output representation).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,16 +25,21 @@ from typing import Callable, Dict, Sequence, Tuple
 
 import torch
 
-from agents.models.closure import d4_apply, square_side
-from agents.offline.base import Plugin, register_plugin
+from regrl.agents.models.closure import d4_apply, square_side
+from regrl.agents.offline.base import Plugin, register_plugin
 
 ROTATIONS: Tuple[Tuple[int, bool], ...] = ((1, False), (2, False), (3, False))
 REFLECTIONS: Tuple[Tuple[int, bool], ...] = tuple((k, True) for k in range(4))
 
 
-def equivariance_penalty(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                         group: Sequence[Tuple[int, bool]], fx: torch.Tensor = None,
-                         pseudoscalar: bool = True, invariant: bool = False) -> torch.Tensor:
+def equivariance_penalty(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    group: Sequence[Tuple[int, bool]],
+    fx: torch.Tensor = None,
+    pseudoscalar: bool = True,
+    invariant: bool = False,
+) -> torch.Tensor:
     """R_G(f) (module docstring) for fields x [B, n, n] and f: [B, n, n] → [B, n, n]
     (``invariant``: f(x) [B, ...] any shape, compared with f(ρ(g)x) untransformed);
     ``fx`` = f(x) if already computed. Returns a scalar."""
@@ -46,17 +52,20 @@ def equivariance_penalty(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
     return torch.stack(terms).mean()
 
 
-def soft_equivariance_loss(f, x, fx, rotation: float, reflection: float,
-                           pseudoscalar: bool = True, invariant: bool = False
-                           ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def soft_equivariance_loss(
+    f, x, fx, rotation: float, reflection: float, pseudoscalar: bool = True, invariant: bool = False
+) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """λ_rot R_C4 + λ_ref R_reflections, with both penalties as metrics."""
+
     def penalty(group):
         return equivariance_penalty(f, x, group, fx, pseudoscalar, invariant)
 
     r_rot = penalty(ROTATIONS) if rotation else fx.new_zeros(())
     r_ref = penalty(REFLECTIONS) if reflection else fx.new_zeros(())
-    return rotation * r_rot + reflection * r_ref, {"rotation": r_rot.detach(),
-                                                   "reflection": r_ref.detach()}
+    return rotation * r_rot + reflection * r_ref, {
+        "rotation": r_rot.detach(),
+        "reflection": r_ref.detach(),
+    }
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,10 @@ class SoftEquivarianceParams:
 
     def __post_init__(self) -> None:
         if self.rotation < 0 or self.reflection < 0:
-            raise ValueError("soft_equivariance weights must be >= 0, got "
-                             f"rotation={self.rotation}, reflection={self.reflection}")
+            raise ValueError(
+                "soft_equivariance weights must be >= 0, got "
+                f"rotation={self.rotation}, reflection={self.reflection}"
+            )
 
 
 @register_plugin
@@ -85,10 +96,12 @@ class SoftEquivariance(Plugin):
     def extra_loss(self, outputs, batch, model, epoch):
         x = batch["x"]
         if x.dim() != 2:
-            raise ValueError(f"soft_equivariance needs flattened fields [B, n²], got {tuple(x.shape)}")
+            raise ValueError(
+                f"soft_equivariance needs flattened fields [B, n²], got {tuple(x.shape)}"
+            )
         n = square_side(x.shape[-1])
         out = outputs["out"]
-        invariant = out.shape != x.shape   # not a field: regularise towards invariance
+        invariant = out.shape != x.shape  # not a field: regularise towards invariance
 
         def f(grid: torch.Tensor) -> torch.Tensor:
             y = model(grid.reshape(len(grid), -1))["out"]
@@ -96,5 +109,6 @@ class SoftEquivariance(Plugin):
 
         p = self.params
         fx = out if invariant else out.reshape(-1, n, n)
-        return soft_equivariance_loss(f, x.reshape(-1, n, n), fx, p.rotation, p.reflection,
-                                      p.pseudoscalar, invariant)
+        return soft_equivariance_loss(
+            f, x.reshape(-1, n, n), fx, p.rotation, p.reflection, p.pseudoscalar, invariant
+        )

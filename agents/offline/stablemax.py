@@ -1,11 +1,12 @@
 """StableMax and ⊥Grad (Prieto, Barsbey, Mediano, Birdal, "Grokking at the Edge of Numerical Stability", ICLR 2025, arXiv 2501.04697)."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Tuple
 
 import torch
 
-from agents.offline.base import Plugin, register_plugin
+from regrl.agents.offline.base import Plugin, register_plugin
 
 EPS = 1e-30  # the official code's epsilon, in s(x) and in the ⊥Grad projection
 
@@ -23,8 +24,9 @@ def stablemax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return s / s.sum(dim=dim, keepdim=True)
 
 
-def stablemax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
-                            ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def stablemax_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """Cross-entropy through StableMax, computed in float64 like the official
     ``stablemax_cross_entropy`` (arXiv 2501.04697, §4): ``-log StableMax(z)_y``.
 

@@ -1,4 +1,5 @@
 """Multi-digit arithmetic: ``Compute 37+85.``, exact integer answers."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,7 +7,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from envs.text.base import Problem, TextTask, register_task
+from regrl.envs.text.base import Problem, TextTask, register_task
 
 MAX_TASK_DIGITS = 100  # operands stay far below the verifier's digit cap
 
@@ -33,8 +34,9 @@ class Arithmetic(TextTask):
         if not isinstance(self.digits, int) or not 1 <= self.digits <= MAX_TASK_DIGITS:
             self._fail(f"digits must be an integer in 1..{MAX_TASK_DIGITS}, got {self.digits!r}")
         if not isinstance(self.max_digits, int) or self.max_digits > MAX_TASK_DIGITS:
-            self._fail(f"max_digits must be an integer <= {MAX_TASK_DIGITS}, "
-                       f"got {self.max_digits!r}")
+            self._fail(
+                f"max_digits must be an integer <= {MAX_TASK_DIGITS}, got {self.max_digits!r}"
+            )
         if not self.ops or not isinstance(self.ops, str) or set(self.ops) - set("+-*"):
             self._fail(f"ops must be a non-empty string of '+', '-', '*', got {self.ops!r}")
         try:
@@ -49,9 +51,9 @@ class Arithmetic(TextTask):
         lo = 0 if d == 1 else 10 ** (d - 1)
         # rng.integers is limited to int64, so wide operands are built from 9-digit chunks
         if d <= 18:
-            return int(rng.integers(lo, 10 ** d))
+            return int(rng.integers(lo, 10**d))
         while True:
-            chunks = [int(rng.integers(0, 10 ** 9)) for _ in range((d + 8) // 9)]
+            chunks = [int(rng.integers(0, 10**9)) for _ in range((d + 8) // 9)]
             value = int("".join(f"{c:09d}" for c in chunks)[-d:])
             if value >= lo:
                 return value
@@ -70,7 +72,7 @@ class Arithmetic(TextTask):
         if op != "*" or b < 10:
             return f"{a} {op} {b} = {problem.answer}."
         # long multiplication: one partial product per nonzero digit of b
-        parts = [(int(ch) * 10 ** i) for i, ch in enumerate(reversed(str(b))) if ch != "0"][::-1]
+        parts = [(int(ch) * 10**i) for i, ch in enumerate(reversed(str(b))) if ch != "0"][::-1]
         split = " + ".join(f"{a} * {p}" for p in parts)
         partial = " + ".join(str(a * p) for p in parts)
         if len(parts) == 1:

@@ -5,6 +5,7 @@ A task is a frozen dataclass of its settings (every field documented) with
 ``demonstration(problem) -> str``. Tasks are registered by name with :func:`register_task`
 and built with :func:`get_task`.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -14,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from envs.text.extract import answers_match, extract_answer
+from regrl.envs.text.extract import answers_match, extract_answer
 
 ANSWER_FORMATS = ("answer", "boxed")
 
@@ -79,10 +80,14 @@ def get_task(name: str, **kwargs: Any) -> "TextTask":
         if key not in known:
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise TaskError(f"text task {name!r}: unknown setting {key!r}{hint} "
-                            f"(settings: {', '.join(known)})")
-    missing = [f.name for f in fields(cls) if f.default is MISSING
-               and f.default_factory is MISSING and f.name not in kwargs]
+            raise TaskError(
+                f"text task {name!r}: unknown setting {key!r}{hint} (settings: {', '.join(known)})"
+            )
+    missing = [
+        f.name
+        for f in fields(cls)
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in kwargs
+    ]
     if missing:
         raise TaskError(f"text task {name!r} needs the setting(s): {', '.join(missing)}")
     return cls(**kwargs)
@@ -152,8 +157,9 @@ class TextTask:
         found = extract_answer(completion, self.fallback_last_number)
         return None if found is None else answers_match(found, problem.answer)
 
-    def reward(self, completion: str, problem: Problem,
-               format_penalty: Optional[float] = None) -> float:
+    def reward(
+        self, completion: str, problem: Problem, format_penalty: Optional[float] = None
+    ) -> float:
         """1.0 for a correct final answer, 0.0 for a wrong one, and ``-format_penalty`` (the
         argument, else the task setting) when no answer can be extracted."""
         ok = self.check(completion, problem)
@@ -173,8 +179,10 @@ def _check_template(template: str, fail: Callable[[str], None]) -> None:
         fail("prompt_template must contain {question}")
     extra = names - {"question", "instruction"}
     if extra:
-        fail(f"prompt_template has unknown field(s) {sorted(extra)}; "
-             "allowed: {question}, {instruction}")
+        fail(
+            f"prompt_template has unknown field(s) {sorted(extra)}; "
+            "allowed: {question}, {instruction}"
+        )
 
 
 def demonstrations(task: "TextTask | str", n: int, seed: int) -> List[Dict[str, str]]:

@@ -1,8 +1,9 @@
 """Countdown: reach a target with + - * / and parentheses, each given number at most once.
 
-The completion's expression is read by :mod:`envs.text.expr` (never ``eval``) and computed
+The completion's expression is read by :mod:`regrl.envs.text.expr` (never ``eval``) and computed
 with exact fractions, so ``(7/3)*3`` reaches 7 but no float rounding can fake a hit.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -11,9 +12,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from envs.text.base import Problem, TextTask, register_task
-from envs.text.expr import ExprError, evaluate_postfix, to_postfix, tokenize
-from envs.text.extract import after_marker, last_boxed, tail
+from regrl.envs.text.base import Problem, TextTask, register_task
+from regrl.envs.text.expr import ExprError, evaluate_postfix, to_postfix, tokenize
+from regrl.envs.text.extract import after_marker, last_boxed, tail
 
 MAX_TRIES = 2_000
 
@@ -35,8 +36,10 @@ class Countdown(TextTask):
     """Largest target."""
     use_all: bool = False
     """True: a solution must use every given number (exactly once)."""
-    question_template: str = ("Using the numbers {numbers}, make {target} with + - * / and "
-                              "parentheses, using each number at most once.")
+    question_template: str = (
+        "Using the numbers {numbers}, make {target} with + - * / and "
+        "parentheses, using each number at most once."
+    )
     """Question text; fields ``{numbers}`` (comma-separated) and ``{target}``."""
 
     answer_noun = "expression"
@@ -47,18 +50,26 @@ class Countdown(TextTask):
             self._fail(f"n_numbers must be an integer in 2..8, got {self.n_numbers!r}")
         bounds = (self.min_number, self.max_number, self.min_target, self.max_target)
         if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
-            self._fail(f"min_number, max_number, min_target and max_target must be integers, "
-                       f"got {', '.join(repr(b)[:40] for b in bounds)}")
-        if not 0 <= self.min_number <= self.max_number < 10 ** 6:
-            self._fail(f"need 0 <= min_number <= max_number < 10**6, "
-                       f"got {self.min_number}, {self.max_number}")
+            self._fail(
+                f"min_number, max_number, min_target and max_target must be integers, "
+                f"got {', '.join(repr(b)[:40] for b in bounds)}"
+            )
+        if not 0 <= self.min_number <= self.max_number < 10**6:
+            self._fail(
+                f"need 0 <= min_number <= max_number < 10**6, "
+                f"got {self.min_number}, {self.max_number}"
+            )
         if not 0 <= self.max_target or not self.min_target <= self.max_target:
-            self._fail(f"need min_target <= max_target and max_target >= 0 (every intermediate "
-                       f"result is >= 0), got {self.min_target}, {self.max_target}")
+            self._fail(
+                f"need min_target <= max_target and max_target >= 0 (every intermediate "
+                f"result is >= 0), got {self.min_target}, {self.max_target}"
+            )
         reach = max(self.max_number, 2) ** self.n_numbers
         if self.min_target > reach:
-            self._fail(f"min_target {self.min_target} cannot be reached: {self.n_numbers} numbers "
-                       f"<= {self.max_number} combine to at most {reach}")
+            self._fail(
+                f"min_target {self.min_target} cannot be reached: {self.n_numbers} numbers "
+                f"<= {self.max_number} combine to at most {reach}"
+            )
         try:
             self.question_template.format(numbers="1, 2", target=3)
         except (KeyError, IndexError, ValueError) as exc:
@@ -66,15 +77,20 @@ class Countdown(TextTask):
 
     def _question(self, rng: np.random.Generator) -> Tuple[str, str, Dict[str, Any]]:
         for _ in range(MAX_TRIES):
-            numbers = [int(x) for x in rng.integers(self.min_number, self.max_number + 1,
-                                                    size=self.n_numbers)]
+            numbers = [
+                int(x)
+                for x in rng.integers(self.min_number, self.max_number + 1, size=self.n_numbers)
+            ]
             value, expr, steps = _random_solution(numbers, rng)
             if self.min_target <= value <= self.max_target and value not in numbers:
                 question = self.question_template.format(
-                    numbers=", ".join(map(str, numbers)), target=value)
+                    numbers=", ".join(map(str, numbers)), target=value
+                )
                 return question, expr, {"numbers": numbers, "target": value, "steps": steps}
-        self._fail(f"no problem with a target in {self.min_target}..{self.max_target} found "
-                   f"in {MAX_TRIES} tries; widen the number or target range")
+        self._fail(
+            f"no problem with a target in {self.min_target}..{self.max_target} found "
+            f"in {MAX_TRIES} tries; widen the number or target range"
+        )
 
     def _worked(self, problem: Problem) -> str:
         return " ".join(problem.meta.get("steps", ()))
@@ -112,8 +128,10 @@ def _numbers_target(problem: Problem) -> Tuple[List[int], int]:
         numbers = [int(x) for x in problem.meta["numbers"]]
         return numbers, int(problem.meta["target"])
     except (KeyError, TypeError, ValueError):
-        raise ValueError("a countdown problem needs meta['numbers'] (ints) and "
-                         "meta['target'] (int); build it with task.sample()") from None
+        raise ValueError(
+            "a countdown problem needs meta['numbers'] (ints) and "
+            "meta['target'] (int); build it with task.sample()"
+        ) from None
 
 
 def _random_solution(numbers: List[int], rng: np.random.Generator) -> Tuple[int, str, List[str]]:

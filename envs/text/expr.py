@@ -6,13 +6,14 @@ evaluated by Python's ``eval``; the parser is iterative (no recursion), powers (
 are rejected, and tokens, nesting depth and number lengths are capped, so any string is read
 in time linear in its (bounded) length.
 """
+
 from __future__ import annotations
 
 import re
 from fractions import Fraction
 from typing import List, Tuple, Union
 
-from envs.text.extract import MAX_DIGITS, normalize
+from regrl.envs.text.extract import MAX_DIGITS, normalize
 
 MAX_TOKENS = 256
 """Longest expression read, in tokens."""
@@ -20,9 +21,23 @@ MAX_DEPTH = 64
 """Deepest parenthesis nesting accepted."""
 MAX_CHARS = 4096
 
-_LATEX = (("\\left", ""), ("\\right", ""), ("\\times", "*"), ("\\cdot", "*"), ("\\div", "/"),
-          ("×", "*"), ("·", "*"), ("⋅", "*"), ("÷", "/"), ("[", "("), ("]", ")"),
-          ("\\(", ""), ("\\)", ""), ("{", "("), ("}", ")"))
+_LATEX = (
+    ("\\left", ""),
+    ("\\right", ""),
+    ("\\times", "*"),
+    ("\\cdot", "*"),
+    ("\\div", "/"),
+    ("×", "*"),
+    ("·", "*"),
+    ("⋅", "*"),
+    ("÷", "/"),
+    ("[", "("),
+    ("]", ")"),
+    ("\\(", ""),
+    ("\\)", ""),
+    ("{", "("),
+    ("}", ")"),
+)
 _TOKEN_RE = re.compile(r"\s*(?:(\d+)|(\*\*|[-+*/()^]))")
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 
@@ -107,8 +122,9 @@ def evaluate_postfix(postfix: List[Token]) -> Fraction:
         b, a = values.pop(), values.pop()
         if tok == "/" and b == 0:
             raise ExprError("division by zero")
-        values.append(a + b if tok == "+" else a - b if tok == "-" else
-                      a * b if tok == "*" else a / b)
+        values.append(
+            a + b if tok == "+" else a - b if tok == "-" else a * b if tok == "*" else a / b
+        )
     return values[0]
 
 

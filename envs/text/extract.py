@@ -6,6 +6,7 @@ as a short one), numbers longer than :data:`MAX_DIGITS` digits or with exponents
 :data:`MAX_EXPONENT` are rejected instead of computed, and brace matching is a linear scan
 (no recursion, so nesting depth cannot raise ``RecursionError``).
 """
+
 from __future__ import annotations
 
 import re
@@ -24,15 +25,22 @@ MAX_EXPONENT = 30
 """Largest |exponent| accepted in scientific notation (``1e999999`` is rejected, not computed)."""
 
 # Separators and signs that are not ASCII but mean the ASCII character in a number.
-_CHAR_MAP = str.maketrans({
-    "\x00": None,  # NUL bytes are dropped so they cannot split or hide a number
-    "\u2212": "-", "\uff0d": "-", "\ufe63": "-",  # minus sign, full-width/small hyphen-minus
-    "\uff0b": "+",
-    "\u066b": ".", "\uff0e": ".",  # Arabic decimal separator, full-width full stop
-    "\u066c": ",", "\uff0c": ",",  # Arabic thousands separator, full-width comma
-    "\uff1a": ":",  # full-width colon (``Answer：``)
-    "\uff5b": "{", "\uff5d": "}",
-})
+_CHAR_MAP = str.maketrans(
+    {
+        "\x00": None,  # NUL bytes are dropped so they cannot split or hide a number
+        "\u2212": "-",
+        "\uff0d": "-",
+        "\ufe63": "-",  # minus sign, full-width/small hyphen-minus
+        "\uff0b": "+",
+        "\u066b": ".",
+        "\uff0e": ".",  # Arabic decimal separator, full-width full stop
+        "\u066c": ",",
+        "\uff0c": ",",  # Arabic thousands separator, full-width comma
+        "\uff1a": ":",  # full-width colon (``Answer：``)
+        "\uff5b": "{",
+        "\uff5d": "}",
+    }
+)
 _GROUP_SEP = ",\u00a0\u2009\u202f "  # thousands separators: comma, (no-break/thin) spaces
 
 _BOXED_RE = re.compile(r"\\boxed\s*\{|[{}]")
@@ -98,7 +106,7 @@ def last_boxed(text: str) -> Optional[str]:
         inner = text[start:end]
         lead = len(inner) - len(inner.lstrip())
         box = boxes.get(start + lead)
-        if box is None or text[box[1] + 1:end].strip():
+        if box is None or text[box[1] + 1 : end].strip():
             return inner.strip()
         start, end = box
 
@@ -107,11 +115,11 @@ def after_marker(text: str) -> Optional[str]:
     """What follows the last ``Answer:`` (any case, markdown bold allowed) up to the end of its
     line (or the next non-empty line when the marker ends its line), without decoration."""
     last = None
-    for last in _MARKER_RE.finditer(text):
+    for last in _MARKER_RE.finditer(text):  # noqa: B007 (keeps the last match)
         pass
     if last is None:
         return None
-    rest = text[last.end():].lstrip()
+    rest = text[last.end() :].lstrip()
     span = rest.split("\n", 1)[0]
     return strip_decoration(span)
 
@@ -128,7 +136,7 @@ def last_number(text: str) -> Optional[str]:
     """The last number-looking token in ``text`` (with its sign when the ``-`` is a sign and
     not a binary minus), or None."""
     last = None
-    for last in _NUM_RE.finditer(text):
+    for last in _NUM_RE.finditer(text):  # noqa: B007 (keeps the last match)
         pass
     if last is None:
         return None
@@ -137,7 +145,7 @@ def last_number(text: str) -> Optional[str]:
         before = text[start - 2] if start >= 2 else " "
         if not (before.isalnum() or before in ")]}"):
             start -= 1
-    return text[start:last.end()]
+    return text[start : last.end()]
 
 
 def extract_answer(completion: str, fallback_last_number: bool = True) -> Optional[str]:

@@ -5,6 +5,7 @@ ignored. Blank lines are skipped. A bad line (not UTF-8, not JSON, nested too de
 too long, a missing or mistyped key) raises :class:`TaskError` naming ``file:line``; an error
 never quotes more than :data:`MAX_QUOTE` characters of the file.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from envs.text.base import Problem, TaskError, TextTask, register_task
-
+from regrl.envs.text.base import Problem, TaskError, TextTask, register_task
 
 MAX_PROMPT_CHARS = 8192
 """Longest prompt accepted (the RLVR prompts are a few hundred tokens; a longer one is a data
@@ -99,8 +99,10 @@ def _decode(raw: bytes, where: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TaskError(f"{where}: not valid UTF-8 (byte {raw[exc.start]:#04x} at byte "
-                        f"{exc.start + 1} of the line)") from None
+        raise TaskError(
+            f"{where}: not valid UTF-8 (byte {raw[exc.start]:#04x} at byte "
+            f"{exc.start + 1} of the line)"
+        ) from None
 
 
 def _parse(line: str, where: str) -> Any:
@@ -116,8 +118,10 @@ def _parse(line: str, where: str) -> Any:
 
 def _check_size(where: str, key: str, value: str, limit: int) -> None:
     if len(value) > limit:
-        raise TaskError(f"{where}: {key!r} is {len(value)} characters long; at most {limit} "
-                        f"are allowed (starts {_quote(value[:60])})")
+        raise TaskError(
+            f"{where}: {key!r} is {len(value)} characters long; at most {limit} "
+            f"are allowed (starts {_quote(value[:60])})"
+        )
 
 
 def _record(line: str, where: str) -> Tuple[str, str, Dict[str, Any]]:
@@ -126,8 +130,9 @@ def _record(line: str, where: str) -> Tuple[str, str, Dict[str, Any]]:
         raise TaskError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     for key in ("prompt", "answer"):
         if key not in obj:
-            raise TaskError(f"{where}: missing key {key!r} "
-                            f"(keys: {_clip(', '.join(obj)) or 'none'})")
+            raise TaskError(
+                f"{where}: missing key {key!r} (keys: {_clip(', '.join(obj)) or 'none'})"
+            )
     prompt, answer = obj["prompt"], obj["answer"]
     if not isinstance(prompt, str) or not prompt.strip():
         raise TaskError(f"{where}: 'prompt' must be a non-empty string, got {_quote(prompt)}")

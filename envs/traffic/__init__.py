@@ -2,7 +2,7 @@
 
 Interface used by the planner / RIFT trainer side (numpy-only, no MetaDrive needed):
 
-- ``envs.traffic.scene``: ``H=10`` history steps (1 s at 10 Hz), ``N=10`` neighbours,
+- ``regrl.envs.traffic.scene``: ``H=10`` history steps (1 s at 10 Hz), ``N=10`` neighbours,
   ``R=3`` reference lanes (current, left, right; masked when absent), ``P=20`` lane points
   (every 2 m ahead, agent frame), ``T=40`` future steps (4 s), ``DT=0.1``; ``OBS_LAYOUT``
   (ordered name -> shape: agent_hist (H,6) [x, y, cos h, sin h, vx, vy] in the agent's current
@@ -13,28 +13,29 @@ Interface used by the planner / RIFT trainer side (numpy-only, no MetaDrive need
 - Candidates: float arrays ``traj [G, T, 2]`` of (x, y) in the agent frame, G = R·M in
   lanes-major order (candidate g follows reference lane g // M); candidates of absent lanes
   are masked. Headings are derived from consecutive points.
-- ``envs.traffic.scoring.score_candidates(traj [G,T,2], obs, valid [G], gamma=0.98,
+- ``regrl.envs.traffic.scoring.score_candidates(traj [G,T,2], obs, valid [G], gamma=0.98,
   forecast="bicycle"|"constant_velocity") -> (returns [G] float32, details)`` with details ``collision``/``offroad`` [G,T] bool and
   ``reward`` [G,T] (RIFT's dense reward, methods.md §1.3; discounted sum stopping after the
   first collision step, which is included).
-- ``envs.traffic.candidates.lane_following_candidates(obs, M) -> (traj [R·M,T,2], valid)``.
-- ``envs.traffic.parallel_env(num_cbv=K, map=..., horizon=..., seed=..., action_mode=
+- ``regrl.envs.traffic.candidates.lane_following_candidates(obs, M) -> (traj [R·M,T,2], valid)``.
+- ``regrl.envs.traffic.parallel_env(num_cbv=K, map=..., horizon=..., seed=..., action_mode=
   "candidate"|"raw", num_modes=M, candidate_fn=None, neighbor_forecast="bicycle",
   ego_policy="idm"|"expert", ...)``: the PettingZoo ParallelEnv
-  (``envs.traffic.env``); candidate mode puts ``candidate_returns`` [G] float32 and
+  (``regrl.envs.traffic.env``); candidate mode puts ``candidate_returns`` [G] float32 and
   ``candidate_valid`` [G] bool into each agent's info, for the candidates offered at the
   observation returned with that info.
 
 ``parallel_env`` imports MetaDrive lazily (at the first ``reset``); the other modules never do.
 """
+
 from typing import Any
 
-from envs.traffic import scene  # noqa: F401  (the interface modules are importable as attributes)
+from regrl.envs.traffic import scene  # noqa: F401  (the interface modules are importable as attributes)
 
 
 def parallel_env(**kwargs: Any):
-    """Create the RIFT traffic environment (see ``envs.traffic.env.TrafficEnv``)."""
-    from envs.traffic.env import TrafficEnv
+    """Create the RIFT traffic environment (see ``regrl.envs.traffic.env.TrafficEnv``)."""
+    from regrl.envs.traffic.env import TrafficEnv
 
     return TrafficEnv(**kwargs)
 

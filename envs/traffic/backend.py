@@ -10,6 +10,7 @@ method for a no-op and restores it afterwards; site-packages are not edited. Wit
 missing we raise a clear error instead of starting a download (run ``python -m
 metadrive.pull_asset`` once with network access).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +18,7 @@ import os
 from typing import Any, Dict, Optional
 
 MAPS = ("intersection", "roundabout", "pg")
-_OWNER: Optional[object] = None   # the object holding this process's MetaDrive engine
+_OWNER: Optional[object] = None  # the object holding this process's MetaDrive engine
 
 
 def assets_present() -> bool:
@@ -33,9 +34,11 @@ def offline_engine_start(render: bool):
 
     if render:
         if not assets_present():
-            raise RuntimeError("rendering needs MetaDrive's asset pack, which is not installed; "
-                               "run `python -m metadrive.pull_asset` once with network access, "
-                               "or use use_render=False (headless physics needs no assets)")
+            raise RuntimeError(
+                "rendering needs MetaDrive's asset pack, which is not installed; "
+                "run `python -m metadrive.pull_asset` once with network access, "
+                "or use use_render=False (headless physics needs no assets)"
+            )
         yield
         return
     original = BaseEngine.__dict__["try_pull_asset"]
@@ -49,11 +52,17 @@ def offline_engine_start(render: bool):
 def scenario_class(map_name: str):
     """MetaDrive multi-agent env class of ``map_name``: 'intersection', 'roundabout', or 'pg'
     (procedurally generated blocks; pass the block string, e.g. 'SCX', as ``pg_map``)."""
-    from metadrive.envs.marl_envs import (MultiAgentIntersectionEnv, MultiAgentMetaDrive,
-                                          MultiAgentRoundaboutEnv)
+    from metadrive.envs.marl_envs import (
+        MultiAgentIntersectionEnv,
+        MultiAgentMetaDrive,
+        MultiAgentRoundaboutEnv,
+    )
 
-    classes = {"intersection": MultiAgentIntersectionEnv,
-               "roundabout": MultiAgentRoundaboutEnv, "pg": MultiAgentMetaDrive}
+    classes = {
+        "intersection": MultiAgentIntersectionEnv,
+        "roundabout": MultiAgentRoundaboutEnv,
+        "pg": MultiAgentMetaDrive,
+    }
     if map_name not in classes:
         raise ValueError(f"map must be one of {MAPS}, got {map_name!r}")
     return classes[map_name]
@@ -67,10 +76,13 @@ def acquire(owner: object) -> None:
     if _OWNER is not None and _OWNER is not owner:
         raise RuntimeError(
             "MetaDrive allows one engine per process and another traffic env holds it; call "
-            "close() on it first (with RLlib keep num_envs_per_env_runner=1 for this env)")
+            "close() on it first (with RLlib keep num_envs_per_env_runner=1 for this env)"
+        )
     if _OWNER is None and engine_initialized():
-        raise RuntimeError("a MetaDrive engine is already running in this process (created "
-                           "outside envs.traffic); close that MetaDrive env first")
+        raise RuntimeError(
+            "a MetaDrive engine is already running in this process (created "
+            "outside regrl.envs.traffic); close that MetaDrive env first"
+        )
     _OWNER = owner
 
 
@@ -80,23 +92,39 @@ def release(owner: object) -> None:
         _OWNER = None
 
 
-def metadrive_config(map_name: str, num_agents: int, traffic_density: float, seed: int,
-                     num_scenarios: int, pg_map: Any, render: bool,
-                     extra: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def metadrive_config(
+    map_name: str,
+    num_agents: int,
+    traffic_density: float,
+    seed: int,
+    num_scenarios: int,
+    pg_map: Any,
+    render: bool,
+    extra: Optional[Dict[str, Any]],
+) -> Dict[str, Any]:
     """MetaDrive config: our horizon and termination bookkeeping replace MetaDrive's (no
     respawn, no MetaDrive horizon); crashes and leaving the road end an agent's episode; an
     episode is a deterministic function of its seed."""
-    cfg = dict(num_agents=num_agents, use_render=render, log_level=50,
-               traffic_density=traffic_density, allow_respawn=False, horizon=None,
-               start_seed=int(seed), num_scenarios=int(num_scenarios),
-               crash_done=True, out_of_road_done=True,
-               # off-road = off the drivable lanes (RIFT's ORR), not touching a solid line:
-               # MetaDrive's intersection U-turns cannot be driven without touching the
-               # centre line, which would otherwise end the episode as "out of road"
-               on_continuous_line_done=False,
-               # determinism per seed: spawn places follow the seed, and no vehicle body is
-               # recycled from an earlier episode (pooled Bullet bodies carry state over)
-               force_seed_spawn_manager=True, num_buffering_objects=0)
+    cfg = dict(
+        num_agents=num_agents,
+        use_render=render,
+        log_level=50,
+        traffic_density=traffic_density,
+        allow_respawn=False,
+        horizon=None,
+        start_seed=int(seed),
+        num_scenarios=int(num_scenarios),
+        crash_done=True,
+        out_of_road_done=True,
+        # off-road = off the drivable lanes (RIFT's ORR), not touching a solid line:
+        # MetaDrive's intersection U-turns cannot be driven without touching the
+        # centre line, which would otherwise end the episode as "out of road"
+        on_continuous_line_done=False,
+        # determinism per seed: spawn places follow the seed, and no vehicle body is
+        # recycled from an earlier episode (pooled Bullet bodies carry state over)
+        force_seed_spawn_manager=True,
+        num_buffering_objects=0,
+    )
     if map_name == "pg":
         cfg["map"] = pg_map
     cfg.update(extra or {})

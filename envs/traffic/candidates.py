@@ -10,25 +10,26 @@ neighbouring lane and ``CENTER_TIME`` s for the current one. The fade starts wit
 slope on purpose: the env replans every 0.1 s, and a fade that is flat at t = 0 (e.g. a
 smoothstep) would never pull the tracked car back to the centre line.
 """
+
 from __future__ import annotations
 
 from typing import Any, Tuple
 
 import numpy as np
 
-from envs.traffic.scene import DT, R, T, unflatten
+from regrl.envs.traffic.scene import DT, R, T, unflatten
 
-A_MIN, A_MAX = -4.0, 2.0   # m/s²: hard-but-comfortable braking .. mild acceleration
-MERGE_TIME = 3.0           # s to complete a lane change
-CENTER_TIME = 1.5          # s to return to the centre of the current lane
-A_LAT = 3.0                # m/s² lateral acceleration allowed in curves: v ≤ √(A_LAT / κ)
+A_MIN, A_MAX = -4.0, 2.0  # m/s²: hard-but-comfortable braking .. mild acceleration
+MERGE_TIME = 3.0  # s to complete a lane change
+CENTER_TIME = 1.5  # s to return to the centre of the current lane
+A_LAT = 3.0  # m/s² lateral acceleration allowed in curves: v ≤ √(A_LAT / κ)
 
 
 def along_polyline(line: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Points [..., 2] at arc lengths ``s`` along polyline ``line`` [P, 2] measured from its
     first point, extrapolated along the end segments."""
     seg = np.linalg.norm(np.diff(line, axis=0), axis=-1)
-    keep = np.concatenate([[True], seg > 1e-6])       # drop repeated points
+    keep = np.concatenate([[True], seg > 1e-6])  # drop repeated points
     line = line[keep]
     if len(line) < 2:
         return np.broadcast_to(line[0], s.shape + (2,)).copy()
@@ -41,8 +42,7 @@ def along_polyline(line: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
-def speed_profiles(v0: float, accels: np.ndarray, v_max: float,
-                   curve_cap=None) -> np.ndarray:
+def speed_profiles(v0: float, accels: np.ndarray, v_max: float, curve_cap=None) -> np.ndarray:
     """Arc lengths [M, T] travelled at constant acceleration, speed clipped to [0, v_max] and,
     if given, to ``curve_cap(s)`` (m/s at arc length s) evaluated where the unconstrained
     profile would be (one fixed-point pass: the cap only ever lowers the speed)."""
@@ -64,7 +64,7 @@ def curvature_cap(line: np.ndarray):
     heading = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))
     kappa = np.abs(np.diff(heading)) / (0.5 * (length[1:] + length[:-1]))
     cap = np.sqrt(A_LAT / np.maximum(kappa, 1e-6))
-    at = np.cumsum(length)[:-1]           # arc length of each interior vertex
+    at = np.cumsum(length)[:-1]  # arc length of each interior vertex
     return lambda s: np.interp(s, at, cap)
 
 

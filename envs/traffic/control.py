@@ -6,6 +6,7 @@ Pursuit Path Tracking Algorithm", CMU-RI-TR-92-01: δ = atan(2·L·sin α / l_d)
 longitudinal command a PID on the speed error plus a feed-forward of the candidate's own
 acceleration. Everything runs in the agent frame of the decision (agent at the origin, +x ahead).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,12 +14,13 @@ from typing import Tuple
 
 import numpy as np
 
-from envs.traffic.scene import DT
+from regrl.envs.traffic.scene import DT
 
 
 @dataclass
 class PID:
     """Discrete PID with integral clamping (anti wind-up)."""
+
     kp: float = 0.5
     ki: float = 0.05
     kd: float = 0.0
@@ -35,19 +37,24 @@ class PID:
         return self.kp * error + self.ki * self._integral + self.kd * deriv
 
 
-def pure_pursuit_steer(traj: np.ndarray, speed: float, wheelbase: float,
-                       max_steer_rad: float, gain: float = 0.5, min_lookahead: float = 3.0
-                       ) -> float:
+def pure_pursuit_steer(
+    traj: np.ndarray,
+    speed: float,
+    wheelbase: float,
+    max_steer_rad: float,
+    gain: float = 0.5,
+    min_lookahead: float = 3.0,
+) -> float:
     """Normalised steering in [−1, 1] toward the first point of ``traj`` [T, 2] at least the
     look-ahead distance l_d = max(min_lookahead, gain·speed) away (else the last point)."""
     lookahead = max(min_lookahead, gain * speed)
     dist = np.hypot(traj[:, 0], traj[:, 1])
-    if dist[-1] < 0.5:            # (nearly) standing: nothing to steer toward
+    if dist[-1] < 0.5:  # (nearly) standing: nothing to steer toward
         return 0.0
     far = np.flatnonzero(dist >= lookahead)
     if len(far):
         target = traj[far[0]]
-    else:                         # short path: extend its last direction to the look-ahead
+    else:  # short path: extend its last direction to the look-ahead
         moved = np.flatnonzero(np.hypot(*(traj[-1] - traj).T) > 1e-3)
         tail = traj[-1] - (traj[moved[-1]] if len(moved) else np.zeros(2))
         target = traj[-1] + tail / max(np.hypot(*tail), 1e-9) * (lookahead - dist[-1])
@@ -57,11 +64,12 @@ def pure_pursuit_steer(traj: np.ndarray, speed: float, wheelbase: float,
     return float(np.clip(delta / max_steer_rad, -1.0, 1.0))
 
 
-def target_motion(traj: np.ndarray, speed: float, horizon: int = 3,
-                  dt: float = DT) -> Tuple[float, float]:
+def target_motion(
+    traj: np.ndarray, speed: float, horizon: int = 3, dt: float = DT
+) -> Tuple[float, float]:
     """Target speed (mean over the first ``horizon`` steps of the candidate) and the
     candidate's acceleration over those steps relative to the current ``speed``."""
-    pts = np.concatenate([np.zeros((1, 2)), traj[:horizon + 1]], 0)
+    pts = np.concatenate([np.zeros((1, 2)), traj[: horizon + 1]], 0)
     step_speed = np.hypot(*np.diff(pts, axis=0).T) / dt
     v_target = float(step_speed[:horizon].mean())
     return v_target, (float(step_speed[horizon - 1]) - speed) / (horizon * dt)
@@ -70,8 +78,13 @@ def target_motion(traj: np.ndarray, speed: float, horizon: int = 3,
 class TrajectoryTracker:
     """Pure pursuit + PID tracker of one vehicle; ``reset()`` at each episode start."""
 
-    def __init__(self, wheelbase: float = 2.6, max_steer_rad: float = np.deg2rad(40.0),
-                 max_accel: float = 5.0, pid: PID = None):
+    def __init__(
+        self,
+        wheelbase: float = 2.6,
+        max_steer_rad: float = np.deg2rad(40.0),
+        max_accel: float = 5.0,
+        pid: PID = None,
+    ):
         self.wheelbase, self.max_steer_rad, self.max_accel = wheelbase, max_steer_rad, max_accel
         self.pid = pid or PID()
 
@@ -84,6 +97,6 @@ class TrajectoryTracker:
         steer = pure_pursuit_steer(traj, speed, self.wheelbase, self.max_steer_rad)
         v_target, accel = target_motion(traj, speed)
         throttle = self.pid(v_target - speed) + accel / self.max_accel
-        if v_target < 0.2 and speed < 0.5:   # hold still instead of creeping on the PID
+        if v_target < 0.2 and speed < 0.5:  # hold still instead of creeping on the PID
             throttle = -1.0
         return np.array([steer, np.clip(throttle, -1.0, 1.0)], np.float32)

@@ -8,6 +8,7 @@ validity mask (False where the vehicle has left the scene or the episode ended).
 also holds per-vehicle speed / acceleration / heading series (the "target" distributions of
 the realism metrics, methods.md §1.6).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from envs.traffic import scene
-from envs.traffic.features import vehicle_state
-from envs.traffic.scene import DT, T
+from regrl.envs.traffic import scene
+from regrl.envs.traffic.features import vehicle_state
+from regrl.envs.traffic.scene import DT, T
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class DemoSpec:
 class _Episode:
     def __init__(self):
         self.states: Dict[str, Dict[int, np.ndarray]] = {}
-        self.samples: List[tuple] = []   # (vehicle id, t, flat obs, role)
+        self.samples: List[tuple] = []  # (vehicle id, t, flat obs, role)
 
     def log(self, env, t: int, sample: bool) -> None:
         vehicles = env.vehicles()
@@ -66,7 +67,7 @@ class _Episode:
     def series(self):
         """Per-vehicle speed, acceleration (finite difference) and heading series."""
         out = {"speed": [], "acc": [], "heading": [], "track": []}
-        for n, (vid, track) in enumerate(self.states.items()):
+        for n, (_vid, track) in enumerate(self.states.items()):
             steps = sorted(track)
             st = np.stack([track[t] for t in steps])
             speed = np.hypot(st[:, 3], st[:, 4])
@@ -88,21 +89,40 @@ def record_episode(env, seed: int, spec: DemoSpec) -> _Episode:
     return ep
 
 
-def record_demos(spec: DemoSpec, progress: Optional[Callable[[str], None]] = None,
-                 env=None) -> dict:
+def record_demos(
+    spec: DemoSpec, progress: Optional[Callable[[str], None]] = None, env=None
+) -> dict:
     """Run ``spec.episodes`` IDM episodes; returns the arrays written by ``save_demos``.
     ``env``: reuse an open ``TrafficEnv`` (its map / CBV count / density win over ``spec``'s;
     it is switched to IDM-driven CBVs and left open) instead of building one (MetaDrive
     allows one engine per process)."""
-    from envs.traffic.env import TrafficEnv
+    from regrl.envs.traffic.env import TrafficEnv
 
     owned = env is None
     if owned:
-        env = TrafficEnv(num_cbv=spec.num_cbv, map=spec.map, horizon=spec.horizon + 1,
-                         seed=0, action_mode="raw", traffic_density=spec.traffic_density)
+        env = TrafficEnv(
+            num_cbv=spec.num_cbv,
+            map=spec.map,
+            horizon=spec.horizon + 1,
+            seed=0,
+            action_mode="raw",
+            traffic_density=spec.traffic_density,
+        )
     env.idm_cbvs = True
-    parts: Dict[str, list] = {k: [] for k in ("obs", "future", "future_mask", "role",
-                                              "episode", "speed", "acc", "heading", "track")}
+    parts: Dict[str, list] = {
+        k: []
+        for k in (
+            "obs",
+            "future",
+            "future_mask",
+            "role",
+            "episode",
+            "speed",
+            "acc",
+            "heading",
+            "track",
+        )
+    }
     tracks = 0
     try:
         for e in range(spec.episodes):
@@ -120,8 +140,10 @@ def record_demos(spec: DemoSpec, progress: Optional[Callable[[str], None]] = Non
             parts["track"].append(np.concatenate(series["track"]) + tracks)
             tracks += len(series["track"])
             if progress:
-                progress(f"episode {e + 1}/{spec.episodes}: {int(keep.sum())} samples, "
-                         f"{len(series['track'])} vehicles")
+                progress(
+                    f"episode {e + 1}/{spec.episodes}: {int(keep.sum())} samples, "
+                    f"{len(series['track'])} vehicles"
+                )
     finally:
         if owned:
             env.close()
@@ -129,8 +151,12 @@ def record_demos(spec: DemoSpec, progress: Optional[Callable[[str], None]] = Non
 
 
 def save_demos(path, data: dict, spec: DemoSpec) -> None:
-    from dataclasses import asdict
     import json
+    from dataclasses import asdict
 
-    np.savez_compressed(path, **data, spec=json.dumps(asdict(spec)),
-                        obs_layout=json.dumps({k: list(v) for k, v in scene.OBS_LAYOUT.items()}))
+    np.savez_compressed(
+        path,
+        **data,
+        spec=json.dumps(asdict(spec)),
+        obs_layout=json.dumps({k: list(v) for k, v in scene.OBS_LAYOUT.items()}),
+    )

@@ -5,7 +5,7 @@ Scene. A MetaDrive multi-agent scenario (``map``: 'intersection', 'roundabout' o
 procedurally generated map of blocks ``pg_map``) with K+1 controlled vehicles: the K CBVs
 ``cbv_0 … cbv_{K−1}`` and one ego AV driven by MetaDrive's ``IDMPolicy`` (or by its PPO
 expert, ``ego_policy="expert"``); the rest is MetaDrive's IDM traffic (``traffic_density``).
-Headless physics, no asset download (see ``envs.traffic.backend``).
+Headless physics, no asset download (see ``regrl.envs.traffic.backend``).
 
 One env step = one decision = 0.1 s of simulation (MetaDrive: 5 physics steps of 0.02 s).
 Actions (``action_mode``):
@@ -18,7 +18,7 @@ Actions (``action_mode``):
   index (a candidate on an absent lane) executes the best-scoring valid candidate instead
   and counts ``invalid_action``.
 
-Per-agent observations are the flattened scene features (``envs.traffic.scene``). Per-step
+Per-agent observations are the flattened scene features (``regrl.envs.traffic.scene``). Per-step
 infos hold ``metrics`` (speed, acc, collision, offroad, uncomfortable, progress_m; the last
 step of the episode adds episode aggregates: cpk, orr, uc, rp, sim_error, ego_crash, …) and,
 in candidate mode, ``candidate_returns`` [G] float32 and ``candidate_valid`` [G] bool of the
@@ -27,6 +27,7 @@ the executed motion. An agent terminates on crash, leaving the road, or arriving
 is truncated at ``horizon`` steps. A MetaDrive exception inside ``step`` truncates all agents
 (metric ``sim_error`` = 1) and the simulator is rebuilt at the next ``reset``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,11 +37,11 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from envs.traffic import backend, features, scene
-from envs.traffic.candidates import lane_following_candidates
-from envs.traffic.control import TrajectoryTracker
-from envs.traffic.scene import DT, R, T
-from envs.traffic.scoring import FORECASTS, GAMMA, dense_reward, score_candidates, wrap_angle
+from regrl.envs.traffic import backend, features, scene
+from regrl.envs.traffic.candidates import lane_following_candidates
+from regrl.envs.traffic.control import TrajectoryTracker
+from regrl.envs.traffic.scene import DT, R, T
+from regrl.envs.traffic.scoring import FORECASTS, GAMMA, dense_reward, score_candidates, wrap_angle
 
 ACTION_MODES = ("candidate", "raw")
 OBS_BOUND = 1e4
@@ -66,25 +67,43 @@ class TrafficEnv(ParallelEnv):
 
     metadata = {"name": "rift_traffic_v0", "render_modes": []}
 
-    def __init__(self, *, num_cbv: int = 2, map: str = "intersection", horizon: int = 200,
-                 seed: int = 0, action_mode: str = "candidate", num_modes: int = 4,
-                 candidate_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                 traffic_density: float = 0.05, pg_map: Any = "SCX", num_scenarios: int = 100,
-                 use_render: bool = False, gamma: float = GAMMA, idm_cbvs: bool = False,
-                 neighbor_forecast: str = "bicycle", ego_policy: str = "idm",
-                 metadrive_config: Optional[Dict[str, Any]] = None):
+    def __init__(
+        self,
+        *,
+        num_cbv: int = 2,
+        map: str = "intersection",
+        horizon: int = 200,
+        seed: int = 0,
+        action_mode: str = "candidate",
+        num_modes: int = 4,
+        candidate_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        traffic_density: float = 0.05,
+        pg_map: Any = "SCX",
+        num_scenarios: int = 100,
+        use_render: bool = False,
+        gamma: float = GAMMA,
+        idm_cbvs: bool = False,
+        neighbor_forecast: str = "bicycle",
+        ego_policy: str = "idm",
+        metadrive_config: Optional[Dict[str, Any]] = None,
+    ):
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         backend.scenario_class(map)  # validates the map name
-        for name, value in (("num_cbv", num_cbv), ("horizon", horizon),
-                            ("num_modes", num_modes), ("num_scenarios", num_scenarios)):
+        for name, value in (
+            ("num_cbv", num_cbv),
+            ("horizon", horizon),
+            ("num_modes", num_modes),
+            ("num_scenarios", num_scenarios),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if neighbor_forecast not in FORECASTS:
-            raise ValueError(f"neighbor_forecast must be one of {sorted(FORECASTS)}, "
-                             f"got {neighbor_forecast!r}")
+            raise ValueError(
+                f"neighbor_forecast must be one of {sorted(FORECASTS)}, got {neighbor_forecast!r}"
+            )
         self.neighbor_forecast = neighbor_forecast
-        self._ego_policy = backend.ego_policy_class(ego_policy)   # validates the name
+        self._ego_policy = backend.ego_policy_class(ego_policy)  # validates the name
         if candidate_fn is not None and not callable(candidate_fn):
             raise ValueError("candidate_fn must be callable obs [K, OBS_DIM] -> [K, G, T, 2]")
         self.num_cbv, self.map, self.horizon = int(num_cbv), map, int(horizon)
@@ -94,14 +113,24 @@ class TrafficEnv(ParallelEnv):
         self.idm_cbvs = bool(idm_cbvs)  # demonstrations: the CBVs drive by IDM too
         self.base_seed, self.num_scenarios = int(seed), int(num_scenarios)
         self._md_config = backend.metadrive_config(
-            map, self.num_cbv + 1, traffic_density, seed, num_scenarios, pg_map, use_render,
-            {"agent_observation": None, **(metadrive_config or {})})
+            map,
+            self.num_cbv + 1,
+            traffic_density,
+            seed,
+            num_scenarios,
+            pg_map,
+            use_render,
+            {"agent_observation": None, **(metadrive_config or {})},
+        )
         self.render_enabled = bool(use_render)
         self.possible_agents = [f"cbv_{i}" for i in range(self.num_cbv)]
         self.agents: list = []
         self._obs_space = spaces.Box(-OBS_BOUND, OBS_BOUND, (scene.OBS_DIM,), np.float32)
-        self._act_space = (spaces.Discrete(self.num_candidates) if action_mode == "candidate"
-                           else spaces.Box(-1.0, 1.0, (2,), np.float32))
+        self._act_space = (
+            spaces.Discrete(self.num_candidates)
+            if action_mode == "candidate"
+            else spaces.Box(-1.0, 1.0, (2,), np.float32)
+        )
         self._md = None
         self._broken = False
         self._rng = np.random.default_rng(seed)
@@ -169,7 +198,7 @@ class TrafficEnv(ParallelEnv):
 
     def _reset_simulator(self, scenario: int) -> None:
         """Reset MetaDrive to ``scenario``; if MetaDrive fails, rebuild it once and retry."""
-        for attempt in (0, 1):
+        for _attempt in (0, 1):
             if self._md is None:
                 self._build()
             try:
@@ -184,8 +213,9 @@ class TrafficEnv(ParallelEnv):
                 error = exc
             self.sim_errors += 1
             self._teardown()
-        raise RuntimeError(f"MetaDrive failed to reset scenario {scenario} twice: "
-                           f"{type(error).__name__}: {error}")
+        raise RuntimeError(
+            f"MetaDrive failed to reset scenario {scenario} twice: {type(error).__name__}: {error}"
+        )
 
     def _start_episode(self, scenario: int) -> None:
         from metadrive.policy.idm_policy import IDMPolicy
@@ -214,8 +244,17 @@ class TrafficEnv(ParallelEnv):
         self._hist.record(self._now)
         self._prev_speed = {a: float(self._vehicle[a].speed) for a in self.agents}
         self._t = 0
-        self._stats = {k: 0.0 for k in ("progress", "collisions", "offroad_steps",
-                                        "uncomfortable_steps", "agent_steps", "invalid")}
+        self._stats = {
+            k: 0.0
+            for k in (
+                "progress",
+                "collisions",
+                "offroad_steps",
+                "uncomfortable_steps",
+                "agent_steps",
+                "invalid",
+            )
+        }
 
     def step(self, actions: Dict[str, Any]):
         missing = [a for a in self.agents if a not in actions]
@@ -235,14 +274,25 @@ class TrafficEnv(ParallelEnv):
 
     def _collect(self, md_term, md_info):
         obs, term, trunc, infos = self._observe_all(self.agents), {}, {}, {}
-        step_metrics = {a: self._step_metrics(a, md_info.get(self._md_name(a), {}), obs[a])
-                        for a in self.agents}
-        rew = dict(zip(self.agents, self._rewards([obs[a] for a in self.agents],
-                                                  [step_metrics[a] for a in self.agents])))
+        step_metrics = {
+            a: self._step_metrics(a, md_info.get(self._md_name(a), {}), obs[a]) for a in self.agents
+        }
+        rew = dict(
+            zip(
+                self.agents,
+                self._rewards(
+                    [obs[a] for a in self.agents], [step_metrics[a] for a in self.agents]
+                ),
+            )
+        )
         for a in self.agents:
             info, metrics = md_info.get(self._md_name(a), {}), step_metrics[a]
-            term[a] = bool(md_term.get(self._md_name(a), False) or metrics["collision"]
-                           or metrics["offroad"] or info.get("arrive_dest", False))
+            term[a] = bool(
+                md_term.get(self._md_name(a), False)
+                or metrics["collision"]
+                or metrics["offroad"]
+                or info.get("arrive_dest", False)
+            )
             trunc[a] = not term[a] and self._t >= self.horizon
             infos[a] = {"metrics": metrics}
         live = [a for a in self.agents if not (term[a] or trunc[a])]
@@ -261,9 +311,13 @@ class TrafficEnv(ParallelEnv):
         episode = {**self.episode_metrics(), "sim_error": 1.0}
         info = {"metrics": episode, "sim_exception": f"{type(exc).__name__}: {exc}"}
         zero = np.zeros(scene.OBS_DIM, np.float32)
-        return ({a: zero.copy() for a in agents}, {a: 0.0 for a in agents},
-                {a: False for a in agents}, {a: True for a in agents},
-                {a: dict(info) for a in agents})
+        return (
+            {a: zero.copy() for a in agents},
+            {a: 0.0 for a in agents},
+            {a: False for a in agents},
+            {a: True for a in agents},
+            {a: dict(info) for a in agents},
+        )
 
     # ------------------------------------------------------------------ actions
     def _control(self, agent: str, action: Any) -> np.ndarray:
@@ -274,8 +328,9 @@ class TrafficEnv(ParallelEnv):
             return np.minimum(np.maximum(act, -1.0), 1.0)  # np.clip without its overhead
         g = int(np.asarray(action).reshape(-1)[0])
         if not 0 <= g < self.num_candidates:
-            raise ValueError(f"candidate index of {agent} must be in [0, {self.num_candidates}), "
-                             f"got {action!r}")
+            raise ValueError(
+                f"candidate index of {agent} must be in [0, {self.num_candidates}), got {action!r}"
+            )
         valid = self._valid[agent]
         if not valid[g]:
             self._stats["invalid"] += 1
@@ -292,8 +347,9 @@ class TrafficEnv(ParallelEnv):
         for i, a in enumerate(names):
             lanes_ok = scene.unflatten(batch[i])["lane_mask"] > 0.5
             valid = np.repeat(lanes_ok, self.num_modes) & np.isfinite(trajs[i]).all(axis=(1, 2))
-            returns, _ = score_candidates(np.nan_to_num(trajs[i]), batch[i], valid, self.gamma,
-                                          self.neighbor_forecast)
+            returns, _ = score_candidates(
+                np.nan_to_num(trajs[i]), batch[i], valid, self.gamma, self.neighbor_forecast
+            )
             self._cands[a], self._valid[a], self._returns[a] = trajs[i], valid, returns
             infos[a]["candidate_returns"] = returns
             infos[a]["candidate_valid"] = valid
@@ -305,8 +361,10 @@ class TrafficEnv(ParallelEnv):
             trajs = np.asarray(self.candidate_fn(batch), np.float32)
         want = (len(batch), self.num_candidates, T, 2)
         if trajs.shape != want:
-            raise ValueError(f"candidate_fn returned shape {trajs.shape}, expected {want} "
-                             f"[K, R·M, T, 2] with R={R}, M=num_modes={self.num_modes}")
+            raise ValueError(
+                f"candidate_fn returned shape {trajs.shape}, expected {want} "
+                f"[K, R·M, T, 2] with R={R}, M=num_modes={self.num_modes}"
+            )
         return trajs
 
     # ------------------------------------------------------------------ observations, reward
@@ -344,24 +402,42 @@ class TrafficEnv(ParallelEnv):
 
     def _step_metrics(self, agent: str, info: dict, obs: np.ndarray) -> Dict[str, float]:
         hist = features.view(obs, "agent_hist")
-        gone = not hist[-1, 2]   # MetaDrive removed the vehicle this step: zero obs, no motion
+        gone = not hist[-1, 2]  # MetaDrive removed the vehicle this step: zero obs, no motion
         speed = self._prev_speed[agent] if gone else float(np.hypot(*hist[-1, 4:6]))
         acc = (speed - self._prev_speed[agent]) / DT
         self._prev_speed[agent] = speed
         heading = np.arctan2(hist[-3:, 3], hist[-3:, 2])
-        yaw_acc = 0.0 if gone else float(wrap_angle(heading[2] - 2 * heading[1] + heading[0])
-                                         / DT ** 2)
-        collision = float(bool(info.get("crash_vehicle") or info.get("crash_object")
-                               or info.get("crash_building") or info.get("crash_human")))
+        yaw_acc = (
+            0.0 if gone else float(wrap_angle(heading[2] - 2 * heading[1] + heading[0]) / DT**2)
+        )
+        collision = float(
+            bool(
+                info.get("crash_vehicle")
+                or info.get("crash_object")
+                or info.get("crash_building")
+                or info.get("crash_human")
+            )
+        )
         offroad = float(bool(info.get("out_of_road") or info.get("crash_sidewalk")))
         progress = float(np.hypot(*hist[-2, :2]))
         uncomfortable = float(abs(acc) > UNCOMFORTABLE or abs(yaw_acc) > UNCOMFORTABLE)
-        for key, value in (("progress", progress), ("collisions", collision),
-                           ("offroad_steps", offroad), ("uncomfortable_steps", uncomfortable),
-                           ("agent_steps", 1.0)):
+        for key, value in (
+            ("progress", progress),
+            ("collisions", collision),
+            ("offroad_steps", offroad),
+            ("uncomfortable_steps", uncomfortable),
+            ("agent_steps", 1.0),
+        ):
             self._stats[key] += value
-        return {"speed": speed, "acc": float(acc), "yaw_acc": yaw_acc, "collision": collision,
-                "offroad": offroad, "uncomfortable": uncomfortable, "progress_m": progress}
+        return {
+            "speed": speed,
+            "acc": float(acc),
+            "yaw_acc": yaw_acc,
+            "collision": collision,
+            "offroad": offroad,
+            "uncomfortable": uncomfortable,
+            "progress_m": progress,
+        }
 
     def _reward(self, obs: np.ndarray, m: Dict[str, float]) -> float:
         """RIFT's dense reward (methods.md §1.3) of the executed step, measured against the
@@ -373,16 +449,25 @@ class TrafficEnv(ParallelEnv):
         are computed in float32 from the observation, like the scalar version, then widened)."""
         if not obs:
             return []
-        lanes = np.stack([features.view(o, "lanes")[0, :2] for o in obs])       # [K, 2, 2]
+        lanes = np.stack([features.view(o, "lanes")[0, :2] for o in obs])  # [K, 2, 2]
         ok = np.array([features.view(o, "lane_mask")[0] > 0.5 for o in obs])
         d = np.hypot(lanes[:, 0, 0], lanes[:, 0, 1])
         theta = np.arctan2(lanes[:, 1, 1] - lanes[:, 0, 1], lanes[:, 1, 0] - lanes[:, 0, 0])
         d = np.where(ok, d.astype(np.float64), 0.0)
         theta = np.where(ok, theta.astype(np.float64), 0.0)
-        m = {k: np.array([x[k] for x in metrics], np.float64)
-             for k in ("speed", "acc", "yaw_acc", "collision", "offroad")}
-        r = dense_reward(d=d, theta=theta, v=m["speed"], a=m["acc"], yaw_acc=m["yaw_acc"],
-                         collision=m["collision"], offroad=m["offroad"])
+        m = {
+            k: np.array([x[k] for x in metrics], np.float64)
+            for k in ("speed", "acc", "yaw_acc", "collision", "offroad")
+        }
+        r = dense_reward(
+            d=d,
+            theta=theta,
+            v=m["speed"],
+            a=m["acc"],
+            yaw_acc=m["yaw_acc"],
+            collision=m["collision"],
+            offroad=m["offroad"],
+        )
         return [float(x) for x in r]
 
     def episode_metrics(self) -> Dict[str, float]:
@@ -391,10 +476,15 @@ class TrafficEnv(ParallelEnv):
         progress, m); plus the ego's crash and route completion and the invalid actions."""
         s = self._stats
         steps = max(s["agent_steps"], 1.0)
-        out = {"cpk": s["collisions"] / max(s["progress"] / 1000.0, 1e-3),
-               "orr": 100.0 * s["offroad_steps"] / steps,
-               "uc": 100.0 * s["uncomfortable_steps"] / steps, "rp": s["progress"],
-               "invalid_action": s["invalid"], "sim_error": 0.0, "episode_steps": float(self._t)}
+        out = {
+            "cpk": s["collisions"] / max(s["progress"] / 1000.0, 1e-3),
+            "orr": 100.0 * s["offroad_steps"] / steps,
+            "uc": 100.0 * s["uncomfortable_steps"] / steps,
+            "rp": s["progress"],
+            "invalid_action": s["invalid"],
+            "sim_error": 0.0,
+            "episode_steps": float(self._t),
+        }
         ego = self._ego
         if ego is not None:
             out["ego_crash"] = float(bool(getattr(ego, "crash_vehicle", False)))

@@ -1,4 +1,4 @@
-"""Scene features (``envs.traffic.scene``) of MetaDrive vehicles: state histories, nearest
+"""Scene features (``regrl.envs.traffic.scene``) of MetaDrive vehicles: state histories, nearest
 neighbours and reference lanes sampled from MetaDrive's road network.
 
 MetaDrive-specific but engine-agnostic in its inputs: it reads only ``position``,
@@ -6,23 +6,24 @@ MetaDrive-specific but engine-agnostic in its inputs: it reads only ``position``
 ``navigation.checkpoints`` of vehicle objects and ``graph[start][end] -> [lanes]`` of the
 road network, so the tests can drive it with stand-in objects.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from envs.traffic import scene
-from envs.traffic.scene import DT, H, LANE_SPACING, N, P, R
+from regrl.envs.traffic import scene
+from regrl.envs.traffic.scene import DT, LANE_SPACING, H, N, P, R
 
 NEIGHBOR_RADIUS = 50.0  # m; vehicles farther away are not neighbours
 SPEED_LIMIT_RANGE = (5.0, 40.0)  # m/s; MetaDrive's PG lanes default to 20
 _BACK_STEPS = np.arange(H - 1, 0, -1, dtype=np.float64)  # steps back of history extensions
-_AHEAD = LANE_SPACING * np.arange(P)                      # arc length of the lane points
+_AHEAD = LANE_SPACING * np.arange(P)  # arc length of the lane points
 # np.interp minus its Python wrapper (complex-value dispatch); the same compiled routine
 _interp = getattr(getattr(np, "_core", None), "multiarray", None)
 _interp = getattr(_interp, "interp", np.interp)
-_LAYOUT = []                                              # (name, start, end, shape) in flat
+_LAYOUT = []  # (name, start, end, shape) in flat
 for _name, _shape in scene.OBS_LAYOUT.items():
     _start = _LAYOUT[-1][2] if _LAYOUT else 0
     _LAYOUT.append((_name, _start, _start + int(np.prod(_shape)), _shape))
@@ -74,7 +75,7 @@ class Histories:
         ids = [v.id for v in vehicles]
         states = np.array([_state_row(v) for v in vehicles], np.float64).reshape(-1, 5)
         stack = np.empty((len(ids), H, 5), np.float64)
-        if ids == self.ids:   # the usual step: same vehicles in the same order
+        if ids == self.ids:  # the usual step: same vehicles in the same order
             stack[:, :-1] = self.stack[:, 1:]
             stack[:, -1] = states
             self.stack = stack
@@ -86,13 +87,13 @@ class Histories:
             stack[seen, :-1] = self.stack[[old[k] for k in seen], 1:]
         if len(new):
             first = states[new]
-            back = first[:, None, 3:5] * DT * _BACK_STEPS[None, :, None]   # [n, H-1, 2]
+            back = first[:, None, 3:5] * DT * _BACK_STEPS[None, :, None]  # [n, H-1, 2]
             stack[new, :-1, :2] = first[:, None, :2] - back
             stack[new, :-1, 2:] = first[:, None, 2:]
         stack[:, -1] = states
         sizes = np.empty((len(ids), 2), np.float32)
         for k, v in enumerate(vehicles):
-            sizes[k] = (self.sizes[old[k]] if old[k] >= 0 else vehicle_size(v))
+            sizes[k] = self.sizes[old[k]] if old[k] >= 0 else vehicle_size(v)
         self.ids, self.index = ids, {i: k for k, i in enumerate(ids)}
         self.stack, self.sizes = stack, sizes
 
@@ -200,8 +201,9 @@ def _arc_samples(lane, position, cum: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum(s, 0.0), cum[-1])
 
 
-def sample_lane(network, lane, lane_index, position, checkpoints=None,
-                cache: Optional[LaneCache] = None) -> np.ndarray:
+def sample_lane(
+    network, lane, lane_index, position, checkpoints=None, cache: Optional[LaneCache] = None
+) -> np.ndarray:
     """Global centre-line points [P, 2], every LANE_SPACING m from the projection of
     ``position`` onto ``lane``, continuing onto successor lanes (at most 4 hops; beyond the
     last one the last point is repeated)."""
@@ -249,23 +251,35 @@ def _fill_lanes_batch(obs, vs, network, origins, cos_sin, cache: LaneCache) -> N
     s0 = np.array([float(lane.local_coordinates(origins[k])[0]) for k, _, lane, _ in jobs])
     ends = np.array([chain[0][-1] for *_, chain in jobs])
     arcs = np.minimum(np.maximum(s0[:, None] + _AHEAD, 0.0), ends[:, None])
-    world = np.array([(_interp(s, cum, xs), _interp(s, cum, ys))
-                      for s, (_, _, _, (cum, _, xs, ys)) in zip(arcs, jobs)], np.float32)
-    d = world.astype(np.float64) - origins[ks, :, None]                  # [L, 2, P]
-    c, s = cos_sin[0][ks, 0], cos_sin[1][ks, 0]                          # [L, 1]
+    world = np.array(
+        [
+            (_interp(s, cum, xs), _interp(s, cum, ys))
+            for s, (_, _, _, (cum, _, xs, ys)) in zip(arcs, jobs)
+        ],
+        np.float32,
+    )
+    d = world.astype(np.float64) - origins[ks, :, None]  # [L, 2, P]
+    c, s = cos_sin[0][ks, 0], cos_sin[1][ks, 0]  # [L, 1]
     obs["lanes"][ks, rs] = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
     obs["lane_mask"][ks, rs] = 1.0
     obs["lane_width"][ks, rs] = [float(j[2].width) for j in jobs]
 
 
-def fill_lanes(obs: Dict[str, np.ndarray], v, network, origin, heading,
-               cache: Optional[LaneCache] = None) -> None:
+def fill_lanes(
+    obs: Dict[str, np.ndarray], v, network, origin, heading, cache: Optional[LaneCache] = None
+) -> None:
     """Fill ``lanes``, ``lane_mask``, ``lane_width`` and ``speed_limit`` of one agent's
     ``obs`` (unbatched)."""
     batched = {name: arr[None] for name, arr in obs.items()}
     headings = np.array([heading], np.float64)
-    _fill_lanes_batch(batched, [v], network, np.asarray(origin, np.float64)[None],
-                      _cos_sin(headings), cache or LaneCache())
+    _fill_lanes_batch(
+        batched,
+        [v],
+        network,
+        np.asarray(origin, np.float64)[None],
+        _cos_sin(headings),
+        cache or LaneCache(),
+    )
 
 
 def _cos_sin(headings: np.ndarray) -> tuple:
@@ -290,21 +304,31 @@ def fill_neighbors(obs, v, vehicles, histories: Histories, origin, heading) -> N
     near = _neighbor_rows(v.id, vehicles, histories, origin)
     if not len(near):
         return
-    obs["neighbors"][:len(near)] = scene.states_to_frame(histories.stack[near], origin, heading)
-    obs["neighbor_mask"][:len(near)] = 1.0
-    obs["neighbor_size"][:len(near)] = histories.sizes[near]
+    obs["neighbors"][: len(near)] = scene.states_to_frame(histories.stack[near], origin, heading)
+    obs["neighbor_mask"][: len(near)] = 1.0
+    obs["neighbor_size"][: len(near)] = histories.sizes[near]
 
 
-def _frame_batch(states: np.ndarray, origins: np.ndarray, headings: np.ndarray,
-                 cos_sin: tuple) -> np.ndarray:
+def _frame_batch(
+    states: np.ndarray, origins: np.ndarray, headings: np.ndarray, cos_sin: tuple
+) -> np.ndarray:
     """``scene.states_to_frame`` of [K, M, H, 5] states with agent k's origin and heading."""
     c, s = cos_sin
     dx = states[..., 0] - origins[:, 0, None, None]
     dy = states[..., 1] - origins[:, 1, None, None]
     vx, vy = states[..., 3], states[..., 4]
     rel = states[..., 2] - headings[:, None, None]
-    return np.stack([c * dx + s * dy, c * dy - s * dx, np.cos(rel), np.sin(rel),
-                     c * vx + s * vy, c * vy - s * vx], -1).astype(np.float32)
+    return np.stack(
+        [
+            c * dx + s * dy,
+            c * dy - s * dx,
+            np.cos(rel),
+            np.sin(rel),
+            c * vx + s * vy,
+            c * vy - s * vx,
+        ],
+        -1,
+    ).astype(np.float32)
 
 
 def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
@@ -321,16 +345,17 @@ def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
         return rows, mask
     pos = histories.stack[cols, -1, :2]
     dist = np.hypot(pos[None, :, 0] - origins[:, 0, None], pos[None, :, 1] - origins[:, 1, None])
-    dist[cols[None, :] == me[:, None]] = np.inf               # not its own neighbour
+    dist[cols[None, :] == me[:, None]] = np.inf  # not its own neighbour
     order = np.argsort(dist, axis=1, kind="stable")[:, :N]
     n = order.shape[1]
     mask[:, :n] = dist[np.arange(len(vs))[:, None], order] <= NEIGHBOR_RADIUS
-    rows[:, 1:1 + n] = np.where(mask[:, :n], cols[order], rows[:, :1])
+    rows[:, 1 : 1 + n] = np.where(mask[:, :n], cols[order], rows[:, :1])
     return rows, mask
 
 
-def _fill_states_batch(obs, vs, vehicles, histories: Histories, me, origins, headings,
-                       cos_sin: tuple) -> None:
+def _fill_states_batch(
+    obs, vs, vehicles, histories: Histories, me, origins, headings, cos_sin: tuple
+) -> None:
     """Agent histories and nearest neighbours of K agents (batched ``obs``): one frame
     change of [K, 1 + N, H] states; absent neighbour slots hold the agent's own row, masked."""
     rows, mask = _neighbor_table(vs, vehicles, histories, me, origins)
@@ -339,11 +364,12 @@ def _fill_states_batch(obs, vs, vehicles, histories: Histories, me, origins, hea
     obs["neighbors"][:] = np.where(mask[:, :, None, None], framed[:, 1:], 0.0)
     obs["neighbor_mask"][:] = mask
     obs["neighbor_size"][:] = np.where(mask[..., None], histories.sizes[rows[:, 1:]], 0.0)
-    obs["agent_size"][:] = histories.sizes[me]          # vehicle_size, cached per vehicle
+    obs["agent_size"][:] = histories.sizes[me]  # vehicle_size, cached per vehicle
 
 
-def scene_batch(vs, vehicles, histories: Histories, network,
-                cache: Optional[LaneCache] = None) -> np.ndarray:
+def scene_batch(
+    vs, vehicles, histories: Histories, network, cache: Optional[LaneCache] = None
+) -> np.ndarray:
     """Flat scenes [K, OBS_DIM] float32 of vehicles ``vs`` (each in ``histories``), filled
     in place through views of the batch: every frame change is one vectorised call for all
     K agents, only lane look-ups and neighbour selection loop over agents."""
@@ -358,15 +384,17 @@ def scene_batch(vs, vehicles, histories: Histories, network,
     return flat
 
 
-def scene_flat(v, vehicles, histories: Histories, network,
-               cache: Optional[LaneCache] = None) -> np.ndarray:
+def scene_flat(
+    v, vehicles, histories: Histories, network, cache: Optional[LaneCache] = None
+) -> np.ndarray:
     """The scene of vehicle ``v`` (its state must be in ``histories``) as one float32
     [OBS_DIM] vector."""
     return scene_batch([v], vehicles, histories, network, cache)[0]
 
 
-def scene_obs(v, vehicles, histories: Histories, network,
-              cache: Optional[LaneCache] = None) -> Dict[str, np.ndarray]:
+def scene_obs(
+    v, vehicles, histories: Histories, network, cache: Optional[LaneCache] = None
+) -> Dict[str, np.ndarray]:
     """The ``scene`` dict of vehicle ``v`` (its state must be in ``histories``): views of
     ``scene_flat``'s vector."""
     return scene.unflatten(scene_flat(v, vehicles, histories, network, cache))

@@ -17,6 +17,7 @@ heading, y to its left, at the time of the decision. Shapes (``OBS_LAYOUT``):
 entries (the order of ``OBS_LAYOUT``); ``unflatten`` works on any leading batch shape, with
 numpy arrays or torch tensors (views, no copies).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -24,26 +25,28 @@ from typing import Any, Dict, Mapping
 
 import numpy as np
 
-H = 10            # history steps (1 s at 10 Hz), current state last
-N = 10            # nearest neighbours
-R = 3             # reference lanes: current, left, right
-P = 20            # lane points, every LANE_SPACING m ahead
-T = 40            # future steps of a candidate (4 s at 10 Hz)
-DT = 0.1          # s per step
+H = 10  # history steps (1 s at 10 Hz), current state last
+N = 10  # nearest neighbours
+R = 3  # reference lanes: current, left, right
+P = 20  # lane points, every LANE_SPACING m ahead
+T = 40  # future steps of a candidate (4 s at 10 Hz)
+DT = 0.1  # s per step
 LANE_SPACING = 2.0  # m between lane points
-STATE_DIM = 6     # x, y, cos h, sin h, vx, vy
+STATE_DIM = 6  # x, y, cos h, sin h, vx, vy
 
-OBS_LAYOUT: "OrderedDict[str, tuple]" = OrderedDict([
-    ("agent_hist", (H, STATE_DIM)),
-    ("neighbors", (N, H, STATE_DIM)),
-    ("neighbor_mask", (N,)),
-    ("neighbor_size", (N, 2)),
-    ("lanes", (R, P, 2)),
-    ("lane_mask", (R,)),
-    ("lane_width", (R,)),
-    ("agent_size", (2,)),
-    ("speed_limit", (1,)),
-])
+OBS_LAYOUT: "OrderedDict[str, tuple]" = OrderedDict(
+    [
+        ("agent_hist", (H, STATE_DIM)),
+        ("neighbors", (N, H, STATE_DIM)),
+        ("neighbor_mask", (N,)),
+        ("neighbor_size", (N, 2)),
+        ("lanes", (R, P, 2)),
+        ("lane_mask", (R,)),
+        ("lane_width", (R,)),
+        ("agent_size", (2,)),
+        ("speed_limit", (1,)),
+    ]
+)
 
 
 def _size(shape: tuple) -> int:
@@ -80,11 +83,13 @@ def flatten(obs: Mapping[str, Any]) -> np.ndarray:
 def unflatten(flat: Any) -> Dict[str, Any]:
     """float [..., OBS_DIM] (numpy or torch) -> dict of [..., *shape] views."""
     if flat.shape[-1] != OBS_DIM:
-        raise ValueError(f"expected last dimension {OBS_DIM} (scene.OBS_DIM), "
-                         f"got shape {tuple(flat.shape)}")
+        raise ValueError(
+            f"expected last dimension {OBS_DIM} (scene.OBS_DIM), got shape {tuple(flat.shape)}"
+        )
     lead = tuple(flat.shape[:-1])
-    return {name: flat[..., a:b].reshape(lead + OBS_LAYOUT[name])
-            for name, (a, b) in _OFFSETS.items()}
+    return {
+        name: flat[..., a:b].reshape(lead + OBS_LAYOUT[name]) for name, (a, b) in _OFFSETS.items()
+    }
 
 
 def to_frame(xy: np.ndarray, origin: np.ndarray, heading: float) -> np.ndarray:
@@ -105,5 +110,14 @@ def states_to_frame(states: np.ndarray, origin: np.ndarray, heading: float) -> n
     dx, dy = states[..., 0] - origin[0], states[..., 1] - origin[1]
     vx, vy = states[..., 3], states[..., 4]
     rel = states[..., 2] - heading
-    return np.stack([c * dx + s * dy, c * dy - s * dx, np.cos(rel), np.sin(rel),
-                     c * vx + s * vy, c * vy - s * vx], -1).astype(np.float32)
+    return np.stack(
+        [
+            c * dx + s * dy,
+            c * dy - s * dx,
+            np.cos(rel),
+            np.sin(rel),
+            c * vx + s * vy,
+            c * vy - s * vx,
+        ],
+        -1,
+    ).astype(np.float32)

@@ -19,13 +19,14 @@ Differences to the official code, all forced by the offline CPU setting (methods
 
 All functions are numpy-only and vectorised over candidates G, steps T and neighbours N.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 
-from envs.traffic.scene import DT, R, unflatten
+from regrl.envs.traffic.scene import DT, R, unflatten
 
 GAMMA = 0.98
 BBOX_INFLATION = 1.1
@@ -40,6 +41,7 @@ def wrap_angle(a: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- dense reward
 # RIFT (arXiv 2505.03344) DenseRewardModel, methods.md §1.3. d = |lateral offset| (m),
 # theta = |heading error| (rad), v = speed (m/s), a = acceleration (m/s²), yaw_acc (rad/s²).
+
 
 def collision_reward(collision: np.ndarray, v: np.ndarray) -> np.ndarray:
     """R_collision = −(20 + |v|)·collision (RIFT §1.3)."""
@@ -60,8 +62,7 @@ def lane_align_reward(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
     """R_l_align = 0.5·(min(cos θ, 0) + 0.05·min(cos θ·v, 0) + 0.25·(1 − θ/(π/2)))
     (RIFT §1.3)."""
     cos = np.cos(theta)
-    return 0.5 * (np.minimum(cos, 0) + 0.05 * np.minimum(cos * v, 0)
-                  + 0.25 * (1 - theta / HALF_PI))
+    return 0.5 * (np.minimum(cos, 0) + 0.05 * np.minimum(cos * v, 0) + 0.25 * (1 - theta / HALF_PI))
 
 
 def lane_center_reward(d: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -85,13 +86,20 @@ def dense_reward(*, d, theta, v, a, yaw_acc, collision, offroad) -> np.ndarray:
     """r = sum of the seven DenseRewardModel terms (RIFT arXiv 2505.03344, methods.md §1.3);
     ``d`` and ``theta`` may be signed (absolute values are taken)."""
     d, theta = np.abs(d), np.abs(theta)
-    return (collision_reward(collision, v) + offroad_reward(offroad) + comfort_reward(a, yaw_acc)
-            + lane_align_reward(theta, v) + lane_center_reward(d, theta)
-            + velocity_reward(theta, v) + timestep_reward(v, a))
+    return (
+        collision_reward(collision, v)
+        + offroad_reward(offroad)
+        + comfort_reward(a, yaw_acc)
+        + lane_align_reward(theta, v)
+        + lane_center_reward(d, theta)
+        + velocity_reward(theta, v)
+        + timestep_reward(v, a)
+    )
 
 
-def discounted_returns(reward: np.ndarray, collision: np.ndarray,
-                       gamma: float = GAMMA) -> np.ndarray:
+def discounted_returns(
+    reward: np.ndarray, collision: np.ndarray, gamma: float = GAMMA
+) -> np.ndarray:
     """R_g = Σ_t γ^t r_t over [G, T], stopping at the first collision step *inclusive*: the
     collision step's reward (with its −(20+|v|) penalty) counts, later steps do not
     (RIFT ``get_grpo_advantage``, methods.md §1.2 step 7)."""
@@ -102,8 +110,10 @@ def discounted_returns(reward: np.ndarray, collision: np.ndarray,
 
 # ----------------------------------------------------------------------------- kinematics
 
-def candidate_kinematics(traj: np.ndarray, v0: float, yaw_rate0: float,
-                         dt: float = DT) -> Dict[str, np.ndarray]:
+
+def candidate_kinematics(
+    traj: np.ndarray, v0: float, yaw_rate0: float, dt: float = DT
+) -> Dict[str, np.ndarray]:
     """Perfect tracking of candidates ``traj`` [G, T, 2] (agent frame, the agent at the origin
     heading +x with speed ``v0`` and yaw rate ``yaw_rate0``): heading of each step's
     displacement (held while the displacement is < 1 mm), speed, acceleration, yaw rate and
@@ -122,8 +132,13 @@ def candidate_kinematics(traj: np.ndarray, v0: float, yaw_rate0: float,
     acc = np.diff(np.concatenate([np.full((G, 1), v0), speed], 1), axis=1) / dt
     yaw_rate = wrap_angle(np.diff(np.concatenate([np.zeros((G, 1)), heading], 1), axis=1)) / dt
     yaw_acc = np.diff(np.concatenate([np.full((G, 1), yaw_rate0), yaw_rate], 1), axis=1) / dt
-    return {"heading": heading, "speed": speed, "acc": acc, "yaw_rate": yaw_rate,
-            "yaw_acc": yaw_acc}
+    return {
+        "heading": heading,
+        "speed": speed,
+        "acc": acc,
+        "yaw_rate": yaw_rate,
+        "yaw_acc": yaw_acc,
+    }
 
 
 def current_motion(agent_hist: np.ndarray, dt: float = DT) -> Tuple[float, float]:
@@ -134,8 +149,8 @@ def current_motion(agent_hist: np.ndarray, dt: float = DT) -> Tuple[float, float
     return v0, float(wrap_angle(now_heading - prev_heading) / dt)
 
 
-WHEELBASE = 2.7       # m, kinematic bicycle wheelbase L of a neighbour (a mid-size car)
-MAX_STEER = 0.7       # rad, |δ| held by the bicycle forecast (MetaDrive's max is 40° = 0.698)
+WHEELBASE = 2.7  # m, kinematic bicycle wheelbase L of a neighbour (a mid-size car)
+MAX_STEER = 0.7  # rad, |δ| held by the bicycle forecast (MetaDrive's max is 40° = 0.698)
 ACC_RANGE = (-8.0, 4.0)  # m/s², held acceleration (finite differences of 0.1 s steps are noisy)
 
 
@@ -149,8 +164,9 @@ def forecast_constant_velocity(neighbors: np.ndarray, T: int, dt: float = DT):
     return centres, np.repeat(heading[:, None], T, axis=1)
 
 
-def bicycle_rollout(x, y, heading, v, acc, steer, T: int, dt: float = DT,
-                    wheelbase: float = WHEELBASE):
+def bicycle_rollout(
+    x, y, heading, v, acc, steer, T: int, dt: float = DT, wheelbase: float = WHEELBASE
+):
     """Kinematic bicycle holding steering ``steer`` δ and acceleration ``acc`` for T steps of
     ``dt``, all inputs [N], from reference point (x, y) (the observed centre stands in for the
     rear axle): ψ' = v·tan(δ)/L, v' = a (speed stops at 0).
@@ -160,13 +176,18 @@ def bicycle_rollout(x, y, heading, v, acc, steer, T: int, dt: float = DT,
     t = dt * np.arange(T + 1)
     stop = np.where(acc < 0, -v / np.minimum(acc, -1e-12), np.inf)[:, None]  # time of v = 0
     tt = np.minimum(t, stop)
-    s = v[:, None] * tt + 0.5 * acc[:, None] * tt ** 2                      # arc length
-    ds = np.diff(s, axis=1)                                                  # [N, T]
-    psi = heading[:, None] + kappa[:, None] * s                              # [N, T+1]
+    s = v[:, None] * tt + 0.5 * acc[:, None] * tt**2  # arc length
+    ds = np.diff(s, axis=1)  # [N, T]
+    psi = heading[:, None] + kappa[:, None] * s  # [N, T+1]
     mid = 0.5 * (psi[:, 1:] + psi[:, :-1])
-    chord = ds * np.sinc(kappa[:, None] * ds / (2 * np.pi))                 # 2 sin(Δψ/2)/κ
-    xy = np.stack([x[:, None] + np.cumsum(chord * np.cos(mid), 1),
-                   y[:, None] + np.cumsum(chord * np.sin(mid), 1)], -1)
+    chord = ds * np.sinc(kappa[:, None] * ds / (2 * np.pi))  # 2 sin(Δψ/2)/κ
+    xy = np.stack(
+        [
+            x[:, None] + np.cumsum(chord * np.cos(mid), 1),
+            y[:, None] + np.cumsum(chord * np.sin(mid), 1),
+        ],
+        -1,
+    )
     return xy, psi[:, 1:]
 
 
@@ -187,15 +208,15 @@ def forecast_bicycle(neighbors: np.ndarray, T: int, dt: float = DT):
     last control, recovered by ``last_control``; centres [N, T, 2], headings [N, T]."""
     last = neighbors[:, -1]
     v, acc, steer = last_control(neighbors, dt)
-    return bicycle_rollout(last[:, 0], last[:, 1], np.arctan2(last[:, 3], last[:, 2]), v, acc,
-                           steer, T, dt)
+    return bicycle_rollout(
+        last[:, 0], last[:, 1], np.arctan2(last[:, 3], last[:, 2]), v, acc, steer, T, dt
+    )
 
 
 FORECASTS = {"bicycle": forecast_bicycle, "constant_velocity": forecast_constant_velocity}
 
 
-def forecast_neighbors(neighbors: np.ndarray, T: int, dt: float = DT,
-                       forecast: str = "bicycle"):
+def forecast_neighbors(neighbors: np.ndarray, T: int, dt: float = DT, forecast: str = "bicycle"):
     """Neighbour centres [N, T, 2] at steps 1..T and headings [N, T] by the named forecast
     (``FORECASTS``: bicycle | constant_velocity)."""
     if forecast not in FORECASTS:
@@ -205,6 +226,7 @@ def forecast_neighbors(neighbors: np.ndarray, T: int, dt: float = DT,
 
 # ----------------------------------------------------------------------------- geometry
 
+
 def boxes_overlap(c1, h1, half1, c2, h2, half2) -> np.ndarray:
     """Separating-axis test of oriented rectangles, broadcast over leading dims: centres
     [..., 2], headings [...], half extents [..., 2] = (half length, half width). Two boxes
@@ -213,17 +235,25 @@ def boxes_overlap(c1, h1, half1, c2, h2, half2) -> np.ndarray:
     dx, dy = c2[..., 0] - c1[..., 0], c2[..., 1] - c1[..., 1]
     l1, w1, l2, w2 = half1[..., 0], half1[..., 1], half2[..., 0], half2[..., 1]
     co1, si1, co2, si2 = np.cos(h1), np.sin(h1), np.cos(h2), np.sin(h2)
-    k = np.abs(co1 * co2 + si1 * si2)        # |cos(h2 − h1)|
-    m = np.abs(si1 * co2 - co1 * si2)        # |sin(h2 − h1)|
-    sep = np.abs(dx * co1 + dy * si1) > l1 + l2 * k + w2 * m          # box-1 long axis
-    sep |= np.abs(dy * co1 - dx * si1) > w1 + l2 * m + w2 * k         # box-1 normal
-    sep |= np.abs(dx * co2 + dy * si2) > l2 + l1 * k + w1 * m         # box-2 long axis
-    sep |= np.abs(dy * co2 - dx * si2) > w2 + l1 * m + w1 * k         # box-2 normal
+    k = np.abs(co1 * co2 + si1 * si2)  # |cos(h2 − h1)|
+    m = np.abs(si1 * co2 - co1 * si2)  # |sin(h2 − h1)|
+    sep = np.abs(dx * co1 + dy * si1) > l1 + l2 * k + w2 * m  # box-1 long axis
+    sep |= np.abs(dy * co1 - dx * si1) > w1 + l2 * m + w2 * k  # box-1 normal
+    sep |= np.abs(dx * co2 + dy * si2) > l2 + l1 * k + w1 * m  # box-2 long axis
+    sep |= np.abs(dy * co2 - dx * si2) > w2 + l1 * m + w1 * k  # box-2 normal
     return ~sep
 
 
-def collision_matrix(traj, heading, agent_size, neighbors, neighbor_mask, neighbor_size,
-                     inflation: float = BBOX_INFLATION, forecast: str = "bicycle") -> np.ndarray:
+def collision_matrix(
+    traj,
+    heading,
+    agent_size,
+    neighbors,
+    neighbor_mask,
+    neighbor_size,
+    inflation: float = BBOX_INFLATION,
+    forecast: str = "bicycle",
+) -> np.ndarray:
     """[G, T] bool: the candidate's box overlaps a present neighbour's inflated box, the
     neighbours moved by ``forecast`` (see ``forecast_neighbors``). Arrays are laid out
     [neighbour, G·T] so numpy's inner loops run over all candidate points."""
@@ -231,15 +261,20 @@ def collision_matrix(traj, heading, agent_size, neighbors, neighbor_mask, neighb
     present = np.asarray(neighbor_mask) > 0.5
     if not present.any():
         return np.zeros((G, T), bool)
-    f32 = np.float32   # metre-scale coordinates: float32 is exact enough and twice as fast
-    nb_c, nb_h = forecast_neighbors(np.asarray(neighbors)[present], T,
-                                    forecast=forecast)                     # [n, T, 2], [n, T]
+    f32 = np.float32  # metre-scale coordinates: float32 is exact enough and twice as fast
+    nb_c, nb_h = forecast_neighbors(
+        np.asarray(neighbors)[present], T, forecast=forecast
+    )  # [n, T, 2], [n, T]
     nb_half = (0.5 * inflation * np.asarray(neighbor_size, np.float64)[present]).astype(f32)
-    c2 = np.tile(nb_c.astype(f32), (1, G, 1))                              # [n, G·T, 2]
-    hit = boxes_overlap(np.asarray(traj, f32).reshape(1, G * T, 2),
-                        np.asarray(heading, f32).reshape(1, G * T),
-                        (0.5 * np.asarray(agent_size, np.float64)).astype(f32)[None, None],
-                        c2, np.tile(nb_h.astype(f32), (1, G)), nb_half[:, None])  # [n, G·T]
+    c2 = np.tile(nb_c.astype(f32), (1, G, 1))  # [n, G·T, 2]
+    hit = boxes_overlap(
+        np.asarray(traj, f32).reshape(1, G * T, 2),
+        np.asarray(heading, f32).reshape(1, G * T),
+        (0.5 * np.asarray(agent_size, np.float64)).astype(f32)[None, None],
+        c2,
+        np.tile(nb_h.astype(f32), (1, G)),
+        nb_half[:, None],
+    )  # [n, G·T]
     return hit.any(0).reshape(G, T)
 
 
@@ -269,8 +304,9 @@ def segment_offsets(px, py, line):
     return out * out + lat * lat, lat
 
 
-def lane_relations(points: np.ndarray, lanes: np.ndarray, own: np.ndarray,
-                   present: np.ndarray = None):
+def lane_relations(
+    points: np.ndarray, lanes: np.ndarray, own: np.ndarray, present: np.ndarray = None
+):
     """Distance [G, T, R] of candidate points ``points`` [G, T, 2] to every lane polyline
     ``lanes`` [R, P, 2] (end segments extended indefinitely; +inf for lanes not
     ``present`` [R]), and the signed lateral offset and heading [G, T] of the nearest segment
@@ -278,13 +314,13 @@ def lane_relations(points: np.ndarray, lanes: np.ndarray, own: np.ndarray,
     G, T, _ = points.shape
     pts = np.asarray(points, np.float32).reshape(G * T, 2)
     px, py = pts[:, 0].copy(), pts[:, 1].copy()
-    own_q = np.repeat(np.asarray(own), T)                 # lane of each point
+    own_q = np.repeat(np.asarray(own), T)  # lane of each point
     dist = np.full((G * T, lanes.shape[0]), np.inf, np.float32)
     lat_own = np.zeros(G * T, np.float32)
     head_own = np.zeros(G * T, np.float32)
     present = np.ones(lanes.shape[0], bool) if present is None else np.asarray(present, bool)
     for r in np.flatnonzero(present):
-        dist2, lat = segment_offsets(px, py, lanes[r])   # [S, Q]
+        dist2, lat = segment_offsets(px, py, lanes[r])  # [S, Q]
         dist[:, r] = np.sqrt(dist2.min(0))
         q = np.flatnonzero(own_q == r)
         if len(q):
@@ -297,15 +333,20 @@ def lane_relations(points: np.ndarray, lanes: np.ndarray, own: np.ndarray,
 
 # ----------------------------------------------------------------------------- scoring
 
+
 def _as_dict(obs: Any) -> Mapping[str, np.ndarray]:
     if isinstance(obs, Mapping):
         return {k: np.asarray(v, np.float64) for k, v in obs.items()}
     return {k: np.asarray(v, np.float64) for k, v in unflatten(np.asarray(obs)).items()}
 
 
-def score_candidates(traj: np.ndarray, obs: Any, valid_mask: np.ndarray,
-                     gamma: float = GAMMA, forecast: str = "bicycle"
-                     ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+def score_candidates(
+    traj: np.ndarray,
+    obs: Any,
+    valid_mask: np.ndarray,
+    gamma: float = GAMMA,
+    forecast: str = "bicycle",
+) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """Returns R_g [G] (float32; 0 for invalid candidates) of candidates ``traj`` [G, T, 2]
     (agent frame, G = R·M lanes-major: candidate g follows reference lane g // M) of one agent
     whose scene is ``obs`` (``scene`` dict or flat [OBS_DIM] vector), neighbours moved by
@@ -319,18 +360,41 @@ def score_candidates(traj: np.ndarray, obs: Any, valid_mask: np.ndarray,
         raise ValueError(f"traj must be [G, T, 2], got shape {traj.shape}")
     G, T, _ = traj.shape
     if G % R or valid.shape != (G,):
-        raise ValueError(f"need G = R·M candidates (R={R}) and valid_mask [G]; got traj "
-                         f"{traj.shape}, valid_mask {valid.shape}")
+        raise ValueError(
+            f"need G = R·M candidates (R={R}) and valid_mask [G]; got traj "
+            f"{traj.shape}, valid_mask {valid.shape}"
+        )
     kin = candidate_kinematics(traj, *current_motion(o["agent_hist"]))
-    collision = collision_matrix(traj, kin["heading"], o["agent_size"], o["neighbors"],
-                                 o["neighbor_mask"], o["neighbor_size"], forecast=forecast)
-    dist, d, lane_heading = lane_relations(traj, o["lanes"], np.arange(G) // (G // R),
-                                           o["lane_mask"] > 0.5)
-    offroad = ~np.any(dist <= 0.5 * o["lane_width"], axis=-1)             # [G, T]
+    collision = collision_matrix(
+        traj,
+        kin["heading"],
+        o["agent_size"],
+        o["neighbors"],
+        o["neighbor_mask"],
+        o["neighbor_size"],
+        forecast=forecast,
+    )
+    dist, d, lane_heading = lane_relations(
+        traj, o["lanes"], np.arange(G) // (G // R), o["lane_mask"] > 0.5
+    )
+    offroad = ~np.any(dist <= 0.5 * o["lane_width"], axis=-1)  # [G, T]
     theta = wrap_angle(kin["heading"] - lane_heading)
-    reward = dense_reward(d=d, theta=theta, v=kin["speed"], a=kin["acc"],
-                          yaw_acc=kin["yaw_acc"], collision=collision, offroad=offroad)
+    reward = dense_reward(
+        d=d,
+        theta=theta,
+        v=kin["speed"],
+        a=kin["acc"],
+        yaw_acc=kin["yaw_acc"],
+        collision=collision,
+        offroad=offroad,
+    )
     returns = np.where(valid, discounted_returns(reward, collision, gamma), 0.0)
-    details = {"collision": collision, "offroad": offroad, "reward": reward,
-               "delta_dis": d, "delta_angle": theta, **kin}
+    details = {
+        "collision": collision,
+        "offroad": offroad,
+        "reward": reward,
+        "delta_dis": d,
+        "delta_angle": theta,
+        **kin,
+    }
     return returns.astype(np.float32), details

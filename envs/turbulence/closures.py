@@ -1,6 +1,7 @@
 """Eddy-viscosity SGS closures of SMARL (Mojgani et al. 2023, arXiv 2312.00907; methods.md §2.2,
 reference code ``turb.smag_cs``, ``turb.leith_cs``, ``DSMAG.py``, ``turb.upsample``): pure
 functions of a ``Turbulence2D`` state, returning ν_e(x, y) [batch, n, n] for ``sim.step``."""
+
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ from typing import Union
 
 import torch
 
-from envs.turbulence.solver import StrainScaled, Turbulence2D, wavenumbers
+from regrl.envs.turbulence.solver import StrainScaled, Turbulence2D, wavenumbers
 
 Tensor = torch.Tensor
 Coefficient = Union[float, Tensor]
@@ -23,7 +24,7 @@ def _coefficient_field(coeff: Coefficient, sim: Turbulence2D) -> Tensor:
 def strain_norm_rms(sim: Turbulence2D) -> Tensor:
     """⟨|S̄|²⟩^{1/2} [batch] with |S̄| = 2√(S̄11² + S̄12²) = √(2 S̄ij S̄ij) (``turb.smag_cs``)."""
     s11, s12 = sim.strain_rate()
-    return torch.sqrt((4.0 * (s11 ** 2 + s12 ** 2)).mean((-2, -1)))
+    return torch.sqrt((4.0 * (s11**2 + s12**2)).mean((-2, -1)))
 
 
 def smagorinsky_viscosity(sim: Turbulence2D, cs2: Coefficient) -> Tensor:
@@ -31,7 +32,7 @@ def smagorinsky_viscosity(sim: Turbulence2D, cs2: Coefficient) -> Tensor:
     Δ = 2π/n. The strain norm is global (domain RMS), the coefficient local: ``cs2`` is a
     scalar, [batch] or a field [batch, n, n]. Returns [batch, n, n]."""
     c = _coefficient_field(cs2, sim)
-    nu_e = c * sim.delta ** 2 * strain_norm_rms(sim)[:, None, None]
+    nu_e = c * sim.delta**2 * strain_norm_rms(sim)[:, None, None]
     return nu_e.expand(sim.batch, sim.n, sim.n)
 
 
@@ -40,15 +41,15 @@ def smagorinsky_in_step(sim: Turbulence2D, cs2: Coefficient) -> StrainScaled:
     strain the step computes anyway: the same ν_e(x, y) = C_s² Δ² ⟨|S̄|²⟩^{1/2} to rounding,
     without the closure's own transforms (benchmarks/turbulence_closure_cost.py)."""
     c = torch.as_tensor(cs2, dtype=sim.dtype, device=sim.device)
-    return StrainScaled(c * sim.delta ** 2)  # scalar, [batch] or a grid field, as step takes
+    return StrainScaled(c * sim.delta**2)  # scalar, [batch] or a grid field, as step takes
 
 
 def leith_viscosity(sim: Turbulence2D, cl3: Coefficient) -> Tensor:
     """SMARL's Leith closure (methods.md §2.2): ν_e(x, y) = C_L³(x, y) Δ³ ⟨|∇ω|⟩ with the
     domain mean of |∇ω| (``turb.leith_cs``). ``cl3`` scalar, [batch] or [batch, n, n]."""
     wx, wy = sim.vorticity_gradient()
-    grad_mean = torch.sqrt(wx ** 2 + wy ** 2).mean((-2, -1))
-    nu_e = _coefficient_field(cl3, sim) * sim.delta ** 3 * grad_mean[:, None, None]
+    grad_mean = torch.sqrt(wx**2 + wy**2).mean((-2, -1))
+    nu_e = _coefficient_field(cl3, sim) * sim.delta**3 * grad_mean[:, None, None]
     return nu_e.expand(sim.batch, sim.n, sim.n)
 
 
@@ -61,8 +62,9 @@ def spectral_test_filter(fields: Tensor, ratio: float) -> Tensor:
     return torch.fft.irfft2(torch.fft.rfft2(fields) * keep, s=(n, n))
 
 
-def dynamic_smagorinsky_cs2(sim: Turbulence2D, test_filter_ratio: float = 2.0,
-                            clip: bool = True) -> Tensor:
+def dynamic_smagorinsky_cs2(
+    sim: Turbulence2D, test_filter_ratio: float = 2.0, clip: bool = True
+) -> Tensor:
     """Dynamic Smagorinsky C_s² [batch] (Germano et al. 1991 identity, Lilly 1992 least squares;
     SMARL's ``DSMAG.py`` baseline, methods.md §2.2) for the model τ_ij = −2 C_s² Δ² |S̄| S̄_ij:
 
@@ -79,18 +81,18 @@ def dynamic_smagorinsky_cs2(sim: Turbulence2D, test_filter_ratio: float = 2.0,
     strain, Germano's form used here); their test filter also keeps the k = −n/4 row/column."""
     u, v = sim.velocity()
     s11, s12 = sim.strain_rate()
-    s_norm = 2.0 * torch.sqrt(s11 ** 2 + s12 ** 2)
+    s_norm = 2.0 * torch.sqrt(s11**2 + s12**2)
     stack = torch.stack([u, v, u * u, u * v, v * v, s11, s12, s_norm * s11, s_norm * s12], 1)
     f = spectral_test_filter(stack, test_filter_ratio).unbind(1)
     uh, vh, uu_h, uv_h, vv_h, s11h, s12h, ss11_h, ss12_h = f
-    l11_d = 0.5 * ((uu_h - uh * uh) - (vv_h - vh * vh))     # L^d_11 = −L^d_22
+    l11_d = 0.5 * ((uu_h - uh * uh) - (vv_h - vh * vh))  # L^d_11 = −L^d_22
     l12 = uv_h - uh * vh
-    sh_norm = 2.0 * torch.sqrt(s11h ** 2 + s12h ** 2)
-    two_d2, r2 = 2.0 * sim.delta ** 2, float(test_filter_ratio) ** 2
-    m11 = two_d2 * (ss11_h - r2 * sh_norm * s11h)            # M_22 = −M_11
+    sh_norm = 2.0 * torch.sqrt(s11h**2 + s12h**2)
+    two_d2, r2 = 2.0 * sim.delta**2, float(test_filter_ratio) ** 2
+    m11 = two_d2 * (ss11_h - r2 * sh_norm * s11h)  # M_22 = −M_11
     m12 = two_d2 * (ss12_h - r2 * sh_norm * s12h)
     lm = (2.0 * (l11_d * m11 + l12 * m12)).mean((-2, -1))
-    mm = (2.0 * (m11 ** 2 + m12 ** 2)).mean((-2, -1))
+    mm = (2.0 * (m11**2 + m12**2)).mean((-2, -1))
     cs2 = torch.where(mm > 0, lm / mm.clamp_min(torch.finfo(mm.dtype).tiny), torch.zeros_like(mm))
     return cs2.clamp_min(0.0) if clip else cs2
 
@@ -99,8 +101,14 @@ def _cardinal_matrix(a: int, n: int, dtype, device) -> Tensor:
     """[n, a] values at grid points x_j = 2πj/n of the periodic trigonometric cardinal functions
     D(x − 2πi/a) through a equispaced nodes: D(x) = (1/a)[1 + 2Σ_{1≤k<a/2} cos kx (+ cos(a x/2)
     for even a, the Nyquist term split evenly between ±a/2)]; D = δ at the nodes."""
-    x = 2.0 * math.pi * (torch.arange(n, dtype=dtype, device=device)[:, None] / n
-                         - torch.arange(a, dtype=dtype, device=device)[None, :] / a)
+    x = (
+        2.0
+        * math.pi
+        * (
+            torch.arange(n, dtype=dtype, device=device)[:, None] / n
+            - torch.arange(a, dtype=dtype, device=device)[None, :] / a
+        )
+    )
     k = torch.arange(1, (a + 1) // 2, dtype=dtype, device=device)
     d = 1.0 + 2.0 * torch.cos(x[..., None] * k).sum(-1)
     if a % 2 == 0:

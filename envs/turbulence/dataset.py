@@ -10,11 +10,12 @@ small scales fill in, then sampled every ``sample_every`` time units. The first
 ones. Each snapshot becomes, on the LES grid:
 
 - ``omega`` the filtered vorticity, ``pi`` the exact sub-grid term Π, ``m`` the unit
-  Smagorinsky term (``envs.turbulence.sgs``);
+  Smagorinsky term (``regrl.envs.turbulence.sgs``);
 - ``obs`` [agents, 6 + n/2 − 1] the RL agents' observations (``env.observe_agents``:
   the same features as the SMARL policy) and ``cs2`` [agents] the least-squares local
   coefficient of each agent's region, clipped to the action bound (``cs2_raw`` unclipped).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,10 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import torch
 
-from envs.turbulence.env import ACTION_BOUND, agent_points, observe_agents
-from envs.turbulence.reference import Reference
-from envs.turbulence.sgs import FILTERS, les_filter, sgs_pairs, spectral_upsample
-from envs.turbulence.solver import Turbulence2D
+from regrl.envs.turbulence.env import ACTION_BOUND, agent_points, observe_agents
+from regrl.envs.turbulence.reference import Reference
+from regrl.envs.turbulence.sgs import FILTERS, les_filter, sgs_pairs, spectral_upsample
+from regrl.envs.turbulence.solver import Turbulence2D
 
 Say = Callable[[str], None]
 
@@ -63,19 +64,24 @@ class DatasetSpec:
     """Precision of the DNS (the LES-side computations run in float64)."""
 
     def __post_init__(self) -> None:
-        checks = [(self.snapshots >= 1, "snapshots must be >= 1"),
-                  (self.heldout_snapshots >= 0, "heldout_snapshots must be >= 0"),
-                  (self.train_trajectories >= 1, "train_trajectories must be >= 1"),
-                  (self.heldout_trajectories >= 0, "heldout_trajectories must be >= 0"),
-                  (self.heldout_snapshots == 0 or self.heldout_trajectories >= 1,
-                   "heldout_snapshots > 0 needs heldout_trajectories >= 1"),
-                  (self.spinup_time >= 0 and self.sample_every > 0 and self.dt > 0,
-                   "spinup_time must be >= 0, sample_every and dt > 0"),
-                  (self.filter in FILTERS, f"filter must be one of {FILTERS}"),
-                  (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
-                  (self.n_les % 2 == 0 and self.n_dns >= self.n_les,
-                   "n_les must be even and <= n_dns"),
-                  (self.n_les % self.agents_per_side == 0, "agents_per_side must divide n_les")]
+        checks = [
+            (self.snapshots >= 1, "snapshots must be >= 1"),
+            (self.heldout_snapshots >= 0, "heldout_snapshots must be >= 0"),
+            (self.train_trajectories >= 1, "train_trajectories must be >= 1"),
+            (self.heldout_trajectories >= 0, "heldout_trajectories must be >= 0"),
+            (
+                self.heldout_snapshots == 0 or self.heldout_trajectories >= 1,
+                "heldout_snapshots > 0 needs heldout_trajectories >= 1",
+            ),
+            (
+                self.spinup_time >= 0 and self.sample_every > 0 and self.dt > 0,
+                "spinup_time must be >= 0, sample_every and dt > 0",
+            ),
+            (self.filter in FILTERS, f"filter must be one of {FILTERS}"),
+            (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
+            (self.n_les % 2 == 0 and self.n_dns >= self.n_les, "n_les must be even and <= n_dns"),
+            (self.n_les % self.agents_per_side == 0, "agents_per_side must divide n_les"),
+        ]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"{msg} (got {self})")
@@ -103,8 +109,16 @@ def run_dns(ref: Reference, spec: DatasetSpec, say: Say = print) -> Dict[str, np
     S snapshots each) and ``time`` [S]."""
     p = ref.provenance["spec"]
     ics = _initial_conditions(ref, spec)
-    dns = Turbulence2D(spec.n_dns, nu=p["nu"], alpha=p["alpha"], dt=spec.dt, kf=p["kf"],
-                       beta=p["beta"], batch=len(ics), dtype=getattr(torch, spec.dtype))
+    dns = Turbulence2D(
+        spec.n_dns,
+        nu=p["nu"],
+        alpha=p["alpha"],
+        dt=spec.dt,
+        kf=p["kf"],
+        beta=p["beta"],
+        batch=len(ics),
+        dtype=getattr(torch, spec.dtype),
+    )
     dns.omega = ics.to(dns.dtype)
     chunk = max(1, int(round(spec.sample_every / spec.dt)))
     n_spin = int(round(spec.spinup_time / spec.dt))
@@ -115,8 +129,10 @@ def run_dns(ref: Reference, spec: DatasetSpec, say: Say = print) -> Dict[str, np
         _advance(dns, chunk, chunk, lambda m: None, start, "")
         snaps.append(dns.omega.cpu().numpy().astype(np.float32))
         times.append(dns.time)
-        say(f"dns snapshot {i + 1}/{spec.per_trajectory} t={dns.time:.2f} "
-            f"({len(ics)} trajectories, {time.time() - start:.0f} s)")
+        say(
+            f"dns snapshot {i + 1}/{spec.per_trajectory} t={dns.time:.2f} "
+            f"({len(ics)} trajectories, {time.time() - start:.0f} s)"
+        )
     return {"omega": np.stack(snaps, 1), "time": np.asarray(times)}
 
 
@@ -130,19 +146,26 @@ def _advance(dns: Turbulence2D, steps: int, chunk: int, say: Say, start: float, 
 
 def _les(ref: Reference, spec: DatasetSpec, batch: int) -> Turbulence2D:
     p = ref.provenance["spec"]
-    return Turbulence2D(spec.n_les, nu=p["nu"], alpha=p["alpha"], dt=p.get("les_dt", p["dt"]),
-                        kf=p["kf"], beta=p["beta"], batch=batch)
+    return Turbulence2D(
+        spec.n_les,
+        nu=p["nu"],
+        alpha=p["alpha"],
+        dt=p.get("les_dt", p["dt"]),
+        kf=p["kf"],
+        beta=p["beta"],
+        batch=batch,
+    )
 
 
-def snapshot_pairs(omega_dns: np.ndarray, ref: Reference, spec: DatasetSpec,
-                   log_ref: np.ndarray, chunk: int = 8) -> Dict[str, np.ndarray]:
+def snapshot_pairs(
+    omega_dns: np.ndarray, ref: Reference, spec: DatasetSpec, log_ref: np.ndarray, chunk: int = 8
+) -> Dict[str, np.ndarray]:
     """Training pairs (module docstring) of DNS snapshots [S, n_dns, n_dns]."""
     ix, iy = agent_points(spec.n_les, spec.agents_per_side)
     out: Dict[str, list] = {k: [] for k in ("omega", "pi", "m", "obs", "cs2_raw")}
     for s in range(0, len(omega_dns), chunk):
-        w = torch.as_tensor(omega_dns[s:s + chunk], dtype=torch.float64)
-        dns = Turbulence2D(spec.n_dns, nu=0.0, alpha=0.0, dt=spec.dt, batch=len(w),
-                           forcing=False)
+        w = torch.as_tensor(omega_dns[s : s + chunk], dtype=torch.float64)
+        dns = Turbulence2D(spec.n_dns, nu=0.0, alpha=0.0, dt=spec.dt, batch=len(w), forcing=False)
         dns.omega = w
         les = _les(ref, spec, len(w))
         les.omega = les_filter(w, spec.n_les, spec.filter)
@@ -157,20 +180,19 @@ def snapshot_pairs(omega_dns: np.ndarray, ref: Reference, spec: DatasetSpec,
     return arrays
 
 
-def reference_log_spectrum(ref: Reference, spec: DatasetSpec,
-                           omega_dns: np.ndarray) -> np.ndarray:
+def reference_log_spectrum(ref: Reference, spec: DatasetSpec, omega_dns: np.ndarray) -> np.ndarray:
     """log10 Ẑ_ref(k ≥ 1) of the RL observations: the reference's when it is on the LES grid
     (the SMARL env's features exactly), else the mean filtered spectrum of these snapshots."""
     if ref.n_les == spec.n_les:
         return np.log10(ref.enstrophy_spectrum[1:] + 1e-30)
     les = _les(ref, spec, len(omega_dns))
-    les.omega = les_filter(torch.as_tensor(omega_dns, dtype=torch.float64), spec.n_les,
-                           spec.filter)
+    les.omega = les_filter(torch.as_tensor(omega_dns, dtype=torch.float64), spec.n_les, spec.filter)
     return np.log10(les.enstrophy_spectrum().mean(0).numpy()[1:] + 1e-30)
 
 
-def build_dataset(ref: Reference, spec: DatasetSpec, say: Say = print,
-                  dns: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
+def build_dataset(
+    ref: Reference, spec: DatasetSpec, say: Say = print, dns: Optional[Dict[str, np.ndarray]] = None
+) -> Dict[str, np.ndarray]:
     """DNS (or the given ``dns`` output of ``run_dns``) → the arrays ``save_dataset`` writes.
     Training rows come first (``split`` 0), held-out rows after them (``split`` 1)."""
     dns = dns if dns is not None else run_dns(ref, spec, say)
@@ -179,18 +201,25 @@ def build_dataset(ref: Reference, spec: DatasetSpec, say: Say = print,
     train = _take(omega[:n_tr], spec.snapshots)
     held = _take(omega[n_tr:], spec.heldout_snapshots)
     log_ref = reference_log_spectrum(ref, spec, train["omega"])
-    parts = [snapshot_pairs(part["omega"], ref, spec, log_ref) for part in (train, held)
-             if len(part["omega"])]
+    parts = [
+        snapshot_pairs(part["omega"], ref, spec, log_ref)
+        for part in (train, held)
+        if len(part["omega"])
+    ]
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    arrays["split"] = np.concatenate([np.zeros(len(train["omega"]), np.int64),
-                                      np.ones(len(held["omega"]), np.int64)])
+    arrays["split"] = np.concatenate(
+        [np.zeros(len(train["omega"]), np.int64), np.ones(len(held["omega"]), np.int64)]
+    )
     arrays["trajectory"] = np.concatenate([train["trajectory"], held["trajectory"] + n_tr])
     arrays["time"] = times[np.concatenate([train["index"], held["index"]])]
     arrays["log_ref"] = log_ref.astype(np.float32)
-    arrays["spec"] = np.array(json.dumps({"dataset": asdict(spec),
-                                          "physics": ref.provenance["spec"]}))
-    say(f"dataset: {int((arrays['split'] == 0).sum())} training and "
-        f"{int((arrays['split'] == 1).sum())} held-out snapshots on a {spec.n_les}² grid")
+    arrays["spec"] = np.array(
+        json.dumps({"dataset": asdict(spec), "physics": ref.provenance["spec"]})
+    )
+    say(
+        f"dataset: {int((arrays['split'] == 0).sum())} training and "
+        f"{int((arrays['split'] == 1).sum())} held-out snapshots on a {spec.n_les}² grid"
+    )
     return arrays
 
 
@@ -215,8 +244,10 @@ def load_dataset(path: Path) -> Dict[str, np.ndarray]:
     """Read a dataset written by ``save_dataset``; errors name the file and the missing key."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"closure dataset {path} not found; create it with "
-                                "`regrl turbulence dataset --out PATH`")
+        raise FileNotFoundError(
+            f"closure dataset {path} not found; create it with "
+            "`regrl turbulence dataset --out PATH`"
+        )
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     need = ("omega", "pi", "m", "obs", "cs2", "split", "spec")

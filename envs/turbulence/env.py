@@ -11,6 +11,7 @@ get the same spectrum-matching reward. A diverging LES truncates every agent wit
 ``divergence_penalty`` for each decision left in the episode (the worst bounded reward for
 the rest of the horizon), so that diverging early never pays better than staying alive.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,14 +22,18 @@ import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from envs.turbulence.closures import leith_viscosity, smagorinsky_in_step, \
-    smagorinsky_viscosity, upsample_agent_actions
-from envs.turbulence.metrics import kurtosis, log_spectrum_error, weighted_spectrum_error
-from envs.turbulence.reference import Reference, les_dt, load_reference
-from envs.turbulence.solver import Turbulence2D
+from regrl.envs.turbulence.closures import (
+    leith_viscosity,
+    smagorinsky_in_step,
+    smagorinsky_viscosity,
+    upsample_agent_actions,
+)
+from regrl.envs.turbulence.metrics import kurtosis, log_spectrum_error, weighted_spectrum_error
+from regrl.envs.turbulence.reference import Reference, les_dt, load_reference
+from regrl.envs.turbulence.solver import Turbulence2D
 
 ACTION_BOUND = 0.125  # [−0.5³, 0.5³], SMARL's bounds for C_s² and C_L³
-BASE_COEFF = {"smagorinsky": 0.17 ** 2, "leith": 0.17 ** 3}  # the best constants measured here
+BASE_COEFF = {"smagorinsky": 0.17**2, "leith": 0.17**3}  # the best constants measured here
 # a ∈ [−1, 1] ↦ C ∈ [0, 2·C₀]: a = 0 is the classical closure and no action anti-diffuses
 DEFAULT_COEFF_RANGE = {name: (0.0, 2.0 * c) for name, c in BASE_COEFF.items()}
 N_INVARIANTS = 6
@@ -43,15 +48,20 @@ def agent_points(n: int, agents_per_side: int):
     return np.meshgrid(idx, idx, indexing="ij")
 
 
-def observe_agents(sim: Turbulence2D, ix: np.ndarray, iy: np.ndarray, log_ref: np.ndarray,
-                   spectrum: Optional[np.ndarray] = None) -> np.ndarray:
+def observe_agents(
+    sim: Turbulence2D,
+    ix: np.ndarray,
+    iy: np.ndarray,
+    log_ref: np.ndarray,
+    spectrum: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """[batch, agents, 6 + n/2 − 1] observations: the 6 local invariants at each agent point,
     divided by their domain RMS, and the global log10 enstrophy spectrum (``spectrum``
     [batch, n/2] if already computed) minus the reference's (k ≥ 1), clipped to [−10, 10]."""
-    inv = sim.local_invariants().cpu().numpy()                       # [B, 6, n, n]
-    scale = np.sqrt(np.mean(inv ** 2, axis=(2, 3), keepdims=True)) + 1e-12
+    inv = sim.local_invariants().cpu().numpy()  # [B, 6, n, n]
+    scale = np.sqrt(np.mean(inv**2, axis=(2, 3), keepdims=True)) + 1e-12
     local = (inv / scale)[:, :, ix, iy].reshape(inv.shape[0], N_INVARIANTS, -1)
-    local = local.transpose(0, 2, 1)                                  # [B, agents, 6]
+    local = local.transpose(0, 2, 1)  # [B, agents, 6]
     if spectrum is None:
         spectrum = sim.enstrophy_spectrum().cpu().numpy()
     spec = np.log10(spectrum[:, 1:] + 1e-30) - log_ref
@@ -87,13 +97,22 @@ class TurbulenceEnv(ParallelEnv):
 
     metadata = {"name": "smarl_turb2d_v0", "render_modes": []}
 
-    def __init__(self, *, agents_per_side: int = 4, closure: str = "smagorinsky",
-                 steps_per_action: int = 10, episode_actions: int = 100,
-                 reward: str = "log", divergence_penalty: float = -10.0,
-                 divergence_factor: float = 20.0, reference: Optional[str] = None,
-                 dt: Optional[float] = None, dtype: str = "float64",
-                 torch_threads: Optional[int] = 1,
-                 coeff_range: Optional[Sequence[float]] = None):
+    def __init__(
+        self,
+        *,
+        agents_per_side: int = 4,
+        closure: str = "smagorinsky",
+        steps_per_action: int = 10,
+        episode_actions: int = 100,
+        reward: str = "log",
+        divergence_penalty: float = -10.0,
+        divergence_factor: float = 20.0,
+        reference: Optional[str] = None,
+        dt: Optional[float] = None,
+        dtype: str = "float64",
+        torch_threads: Optional[int] = 1,
+        coeff_range: Optional[Sequence[float]] = None,
+    ):
         if closure not in CLOSURES:
             raise ValueError(f"closure must be one of {sorted(CLOSURES)}, got {closure!r}")
         coeff_range = tuple(float(c) for c in (coeff_range or DEFAULT_COEFF_RANGE[closure]))
@@ -101,9 +120,11 @@ class TurbulenceEnv(ParallelEnv):
             raise ValueError(f"coeff_range must be [low, high] with low < high, got {coeff_range}")
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        for name, value in (("agents_per_side", agents_per_side),
-                            ("steps_per_action", steps_per_action),
-                            ("episode_actions", episode_actions)):
+        for name, value in (
+            ("agents_per_side", agents_per_side),
+            ("steps_per_action", steps_per_action),
+            ("episode_actions", episode_actions),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if torch_threads:  # small FFTs run fastest single-threaded; 2 threads on a busy
@@ -117,9 +138,16 @@ class TurbulenceEnv(ParallelEnv):
         self.coeff_range = coeff_range
         self.steps_per_action, self.episode_actions = steps_per_action, episode_actions
         self.penalty, self.div_factor = float(divergence_penalty), float(divergence_factor)
-        self.sim = Turbulence2D(self.n, nu=p["nu"], alpha=p["alpha"], dt=dt or les_dt(p),
-                                kf=p["kf"], beta=p["beta"], dtype=getattr(torch, dtype))
-        self.possible_agents = [f"agent_{i}" for i in range(agents_per_side ** 2)]
+        self.sim = Turbulence2D(
+            self.n,
+            nu=p["nu"],
+            alpha=p["alpha"],
+            dt=dt or les_dt(p),
+            kf=p["kf"],
+            beta=p["beta"],
+            dtype=getattr(torch, dtype),
+        )
+        self.possible_agents = [f"agent_{i}" for i in range(agents_per_side**2)]
         self.agents: list = []
         self._log_ref = np.log10(self.ref.enstrophy_spectrum[1:] + 1e-30)
         obs_dim = N_INVARIANTS + len(self._log_ref)
@@ -150,12 +178,17 @@ class TurbulenceEnv(ParallelEnv):
         return obs, {a: dict(info) for a in self.agents}
 
     def step(self, actions: Dict[str, Any]):
-        act = np.array([np.asarray(actions[a], dtype=np.float64).reshape(-1)[0]
-                        for a in self.possible_agents]).reshape(self.a, self.a)
+        act = np.array(
+            [np.asarray(actions[a], dtype=np.float64).reshape(-1)[0] for a in self.possible_agents]
+        ).reshape(self.a, self.a)
         coeff = action_to_coefficient(act, self.coeff_range)
         self._coeffs.append(coeff)
-        advance(self.sim, torch.as_tensor(coeff, dtype=self.sim.dtype)[None],
-                self.closure, self.steps_per_action)
+        advance(
+            self.sim,
+            torch.as_tensor(coeff, dtype=self.sim.dtype)[None],
+            self.closure,
+            self.steps_per_action,
+        )
         self._t += 1
         diverged = self._diverged()
         if diverged:
@@ -171,8 +204,13 @@ class TurbulenceEnv(ParallelEnv):
         agents = self.agents
         if done:
             self.agents = []
-        return (obs, {a: reward for a in agents}, {a: False for a in agents},
-                {a: done for a in agents}, {a: dict(info) for a in agents})
+        return (
+            obs,
+            {a: reward for a in agents},
+            {a: False for a in agents},
+            {a: done for a in agents},
+            {a: dict(info) for a in agents},
+        )
 
     def _diverged(self) -> bool:
         limit = self.div_factor * 8.0 * self.ref.omega_std  # far beyond the reference tails
@@ -200,8 +238,11 @@ class TurbulenceEnv(ParallelEnv):
         ``env/…``): mean log-spectrum error, mean/std of the chosen coefficients, the final
         vorticity kurtosis, and whether the LES diverged."""
         coeffs = np.stack(self._coeffs) if self._coeffs else np.zeros((1, self.a, self.a))
-        out = {"diverged": float(diverged), "coeff_mean": float(coeffs.mean()),
-               "coeff_std": float(coeffs.std())}
+        out = {
+            "diverged": float(diverged),
+            "coeff_mean": float(coeffs.mean()),
+            "coeff_std": float(coeffs.std()),
+        }
         if self._errors:
             out["spectrum_error"] = float(np.mean(self._errors))
         if not diverged:

@@ -1,5 +1,6 @@
 """Statistics that compare an LES with the filtered DNS reference (SMARL, Mojgani et al. 2023,
 arXiv 2312.00907, §2.3 of methods.md: spectra and vorticity-PDF tails). numpy only."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,5 +48,5 @@ def kurtosis(omega: np.ndarray) -> float:
     """Excess-free kurtosis ⟨ω⁴⟩/⟨ω²⟩² of the (zero-mean) vorticity; 3 for a Gaussian."""
     w = np.asarray(omega, dtype=np.float64).ravel()
     w = w - w.mean()
-    var = np.mean(w ** 2)
-    return float(np.mean(w ** 4) / var ** 2) if var > 0 else float("nan")
+    var = np.mean(w**2)
+    return float(np.mean(w**4) / var**2) if var > 0 else float("nan")

@@ -6,6 +6,7 @@ high-fidelity samples; evaluation compares spectra and vorticity-PDF tails).
 of the DNS filtered to the LES grid, the vorticity PDF of the filtered field, and keeps a few
 filtered snapshots as LES initial conditions. ``regrl turbulence reference`` calls it.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ DEFAULT_REFERENCE = Path(__file__).resolve().parent / "data" / "reference_kf4.np
 # Bounds that refuse a run before it starts instead of after minutes of simulation.
 MAX_GRID = 4096
 """Largest DNS grid (one 4096² float64 field is 128 MiB and the solver holds dozens)."""
-MAX_STEPS = 10 ** 8
+MAX_STEPS = 10**8
 """Most DNS steps (spin-up + averaging): the default reference takes 2·10⁵."""
 MAX_SAMPLES = 10_000
 """Most snapshots of the averaging window (each filtered field is kept in memory)."""
@@ -36,9 +37,17 @@ VELOCITY_SCALE = 10.0
 the packaged reference's filtered fields is 6.4). A ``dt`` beyond dx / VELOCITY_SCALE (CFL
 number 1) diverges for certain with the explicit AB2 advection; smaller ones may still
 diverge (5e-4 did at 256², CFL ~ 0.2), which the spin-up loop detects."""
-ARRAY_KEYS = ("enstrophy_spectrum", "energy_spectrum", "enstrophy_spectrum_dns",
-              "energy_spectrum_dns", "pdf_edges", "pdf", "omega_std", "tail_3sigma",
-              "initial_conditions")
+ARRAY_KEYS = (
+    "enstrophy_spectrum",
+    "energy_spectrum",
+    "enstrophy_spectrum_dns",
+    "energy_spectrum_dns",
+    "pdf_edges",
+    "pdf",
+    "omega_std",
+    "tail_3sigma",
+    "initial_conditions",
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +87,9 @@ class ReferenceSpec:
     """Precision of the DNS (float32 is ~3x faster on CPU; statistics agree to ~1e-6)."""
 
 
-def _number(name: str, value: Any, low: float, *, strict: bool = True,
-            integer: bool = False) -> List[str]:
+def _number(
+    name: str, value: Any, low: float, *, strict: bool = True, integer: bool = False
+) -> List[str]:
     """[] when ``value`` is a finite number (an integer if ``integer``) > ``low`` (>= when not
     ``strict``), else the one problem with it."""
     kinds = (int,) if integer else (int, float)
@@ -100,8 +110,9 @@ def _grid_problems(spec: ReferenceSpec) -> List[str]:
     if out:
         return out
     if spec.n_dns % 2 or spec.n_les % 2 or spec.n_dns > MAX_GRID:
-        out.append(f"n_dns and n_les must be even and n_dns <= {MAX_GRID}, "
-                   f"got {spec.n_dns}, {spec.n_les}")
+        out.append(
+            f"n_dns and n_les must be even and n_dns <= {MAX_GRID}, got {spec.n_dns}, {spec.n_les}"
+        )
     if spec.n_les > spec.n_dns:
         out.append(f"n_les must be <= n_dns, got {spec.n_les} > {spec.n_dns}")
     if spec.kf >= spec.n_les / 3:  # forcing must survive the LES grid's 2/3 de-aliasing
@@ -119,15 +130,19 @@ def _time_problems(spec: ReferenceSpec) -> List[str]:
     for name, dt, n in (("dt", spec.dt, spec.n_dns), ("les_dt", spec.les_dt, spec.n_les)):
         bound = 2 * math.pi / n / VELOCITY_SCALE  # CFL number 1 at |u| = VELOCITY_SCALE
         if dt > bound:
-            out.append(f"{name} must be <= {bound:.3g} (CFL bound dx/|u| on the {n}² grid at "
-                       f"|u| = {VELOCITY_SCALE:g}), got {dt:g}")
+            out.append(
+                f"{name} must be <= {bound:.3g} (CFL bound dx/|u| on the {n}² grid at "
+                f"|u| = {VELOCITY_SCALE:g}), got {dt:g}"
+            )
     if spec.dt > spec.sample_every:
         out.append(f"dt must be <= sample_every, got {spec.dt:g} > {spec.sample_every:g}")
     samples = spec.average_time / spec.sample_every
     steps = (spec.spinup_time + spec.average_time) / spec.dt
     if samples > MAX_SAMPLES or steps > MAX_STEPS:
-        out.append(f"average_time/sample_every ({samples:.3g}) must be <= {MAX_SAMPLES} and "
-                   f"(spinup_time + average_time)/dt ({steps:.3g}) <= {MAX_STEPS:.0e}")
+        out.append(
+            f"average_time/sample_every ({samples:.3g}) must be <= {MAX_SAMPLES} and "
+            f"(spinup_time + average_time)/dt ({steps:.3g}) <= {MAX_STEPS:.0e}"
+        )
     return out
 
 
@@ -141,8 +156,11 @@ def check_spec(spec: ReferenceSpec) -> None:
     out += _number("n_init", spec.n_init, 1, strict=False, integer=True)
     out += _number("seed", spec.seed, 0, strict=False, integer=True)
     bins = _number("pdf_bins", spec.pdf_bins, 2, strict=False, integer=True)
-    out += bins or ([] if spec.pdf_bins <= MAX_PDF_BINS else
-                    [f"pdf_bins must be <= {MAX_PDF_BINS}, got {spec.pdf_bins}"])
+    out += bins or (
+        []
+        if spec.pdf_bins <= MAX_PDF_BINS
+        else [f"pdf_bins must be <= {MAX_PDF_BINS}, got {spec.pdf_bins}"]
+    )
     if spec.filter not in ("spectral", "gaussian"):
         out.append(f"filter must be 'spectral' or 'gaussian', got {spec.filter!r:.60}")
     if spec.dtype not in ("float32", "float64"):
@@ -152,7 +170,7 @@ def check_spec(spec: ReferenceSpec) -> None:
 
 
 def _filter(omega: torch.Tensor, spec: ReferenceSpec) -> torch.Tensor:
-    from envs.turbulence.solver import gaussian_filter, spectral_filter
+    from regrl.envs.turbulence.solver import gaussian_filter, spectral_filter
 
     fn = {"spectral": spectral_filter, "gaussian": gaussian_filter}.get(spec.filter)
     if fn is None:
@@ -162,25 +180,44 @@ def _filter(omega: torch.Tensor, spec: ReferenceSpec) -> torch.Tensor:
 
 def _les_view(omega_les: torch.Tensor, spec: ReferenceSpec):
     """A throw-away LES-grid solver holding the filtered field, for its diagnostics."""
-    from envs.turbulence.solver import Turbulence2D
+    from regrl.envs.turbulence.solver import Turbulence2D
 
-    les = Turbulence2D(spec.n_les, nu=spec.nu, alpha=spec.alpha, dt=spec.dt, kf=spec.kf,
-                       beta=spec.beta, device=omega_les.device)
+    les = Turbulence2D(
+        spec.n_les,
+        nu=spec.nu,
+        alpha=spec.alpha,
+        dt=spec.dt,
+        kf=spec.kf,
+        beta=spec.beta,
+        device=omega_les.device,
+    )
     les.omega = omega_les.to(torch.float64)
     return les
 
 
-def generate_reference(spec: ReferenceSpec = ReferenceSpec(), *, device: str = "cpu",
-                       progress: Optional[Callable[[str], None]] = None) -> Dict[str, np.ndarray]:
+def generate_reference(
+    spec: ReferenceSpec = ReferenceSpec(),
+    *,
+    device: str = "cpu",
+    progress: Optional[Callable[[str], None]] = None,
+) -> Dict[str, np.ndarray]:
     """Run the DNS and return the arrays ``save_reference`` writes."""
-    from envs.turbulence.solver import Turbulence2D
+    from regrl.envs.turbulence.solver import Turbulence2D
 
     check_spec(spec)
     say = progress or (lambda msg: None)
     torch.manual_seed(spec.seed)
-    dns = Turbulence2D(spec.n_dns, nu=spec.nu, alpha=spec.alpha, dt=spec.dt, kf=spec.kf,
-                       beta=spec.beta, device=device, seed=spec.seed,
-                       dtype=getattr(torch, spec.dtype))
+    dns = Turbulence2D(
+        spec.n_dns,
+        nu=spec.nu,
+        alpha=spec.alpha,
+        dt=spec.dt,
+        kf=spec.kf,
+        beta=spec.beta,
+        device=device,
+        seed=spec.seed,
+        dtype=getattr(torch, spec.dtype),
+    )
     start = time.time()
     chunk = max(1, int(round(spec.sample_every / spec.dt)))
     n_spin = int(round(spec.spinup_time / spec.dt))
@@ -188,8 +225,10 @@ def generate_reference(spec: ReferenceSpec = ReferenceSpec(), *, device: str = "
         dns.step(min(chunk, n_spin - done))
         if not bool(dns.is_finite().all()):
             raise FloatingPointError(f"DNS diverged at t={dns.time:.2f}; lower dt")
-        say(f"spin-up t={dns.time:7.2f}/{spec.spinup_time}  E={float(dns.energy()[0]):.4f}"
-            f"  ({time.time() - start:.0f} s)")
+        say(
+            f"spin-up t={dns.time:7.2f}/{spec.spinup_time}  E={float(dns.energy()[0]):.4f}"
+            f"  ({time.time() - start:.0f} s)"
+        )
     samples = _average_window(dns, spec, chunk, say, start)
     samples["provenance"] = np.array(json.dumps(_provenance(spec, device, time.time() - start)))
     return samples
@@ -210,15 +249,18 @@ def _average_window(dns, spec: ReferenceSpec, chunk: int, say, start: float):
     fields_np = np.stack(fields)
     sigma = float(fields_np.std())
     edges = np.linspace(-8 * sigma, 8 * sigma, spec.pdf_bins + 1)
-    from envs.turbulence.metrics import pdf_histogram, tail_probability
+    from regrl.envs.turbulence.metrics import pdf_histogram, tail_probability
 
     keep = np.linspace(0, n_samples - 1, min(spec.n_init, n_samples)).round().astype(int)
     return {
-        "enstrophy_spectrum": np.mean(z_les, axis=0), "energy_spectrum": np.mean(e_les, axis=0),
+        "enstrophy_spectrum": np.mean(z_les, axis=0),
+        "energy_spectrum": np.mean(e_les, axis=0),
         "enstrophy_spectrum_dns": np.mean(z_dns, axis=0),
         "energy_spectrum_dns": np.mean(e_dns, axis=0),
-        "pdf_edges": edges, "pdf": pdf_histogram(fields_np, edges),
-        "omega_std": np.array(sigma), "tail_3sigma": np.array(tail_probability(fields_np, sigma)),
+        "pdf_edges": edges,
+        "pdf": pdf_histogram(fields_np, edges),
+        "omega_std": np.array(sigma),
+        "tail_3sigma": np.array(tail_probability(fields_np, sigma)),
         "initial_conditions": fields_np[keep].astype(np.float32),
     }
 
@@ -227,13 +269,23 @@ def _provenance(spec: ReferenceSpec, device: str, seconds: float) -> dict:
     import subprocess
 
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         rev = ""
-    return {"spec": asdict(spec), "device": device, "seconds": round(seconds, 1),
-            "torch": torch.__version__, "code_version": rev or "unknown",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "spec": asdict(spec),
+        "device": device,
+        "seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        "code_version": rev or "unknown",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def _array_problems(data: Mapping[str, Any]) -> List[str]:
@@ -250,30 +302,50 @@ def _array_problems(data: Mapping[str, Any]) -> List[str]:
     if ic.ndim != 3 or ic.shape[0] < 1 or ic.shape[1] != ic.shape[2] or ic.shape[1] < 4:
         return [f"initial_conditions must have shape [k >= 1, n, n], got {ic.shape}"]
     half, edges = ic.shape[-1] // 2, arrays["pdf_edges"]
-    shapes = {"enstrophy_spectrum": (half,), "energy_spectrum": (half,), "omega_std": (),
-              "tail_3sigma": (), "pdf": (max(edges.size - 1, 0),)}
-    out += [f"{k} must have shape {v}, got {arrays[k].shape}" for k, v in shapes.items()
-            if arrays[k].shape != v]
-    out += [f"{k} must be 1-D with >= {half} bins, got {arrays[k].shape}"
-            for k in ("enstrophy_spectrum_dns", "energy_spectrum_dns")
-            if arrays[k].ndim != 1 or arrays[k].size < half]
+    shapes = {
+        "enstrophy_spectrum": (half,),
+        "energy_spectrum": (half,),
+        "omega_std": (),
+        "tail_3sigma": (),
+        "pdf": (max(edges.size - 1, 0),),
+    }
+    out += [
+        f"{k} must have shape {v}, got {arrays[k].shape}"
+        for k, v in shapes.items()
+        if arrays[k].shape != v
+    ]
+    out += [
+        f"{k} must be 1-D with >= {half} bins, got {arrays[k].shape}"
+        for k in ("enstrophy_spectrum_dns", "energy_spectrum_dns")
+        if arrays[k].ndim != 1 or arrays[k].size < half
+    ]
     return out
 
 
 def _value_problems(data: Mapping[str, Any]) -> List[str]:
     """Signs and ranges: spectra and PDF >= 0 with a non-zero enstrophy, increasing edges."""
     a = {k: np.asarray(data[k], dtype=np.float64) for k in ARRAY_KEYS}
-    out = [f"{k} has negative values" for k in ("enstrophy_spectrum", "energy_spectrum",
-                                               "enstrophy_spectrum_dns", "energy_spectrum_dns",
-                                               "pdf") if (a[k] < 0).any()]
+    out = [
+        f"{k} has negative values"
+        for k in (
+            "enstrophy_spectrum",
+            "energy_spectrum",
+            "enstrophy_spectrum_dns",
+            "energy_spectrum_dns",
+            "pdf",
+        )
+        if (a[k] < 0).any()
+    ]
     if not a["enstrophy_spectrum"].sum() > 0:
         out.append("enstrophy_spectrum is all zero (no flow)")
     edges = a["pdf_edges"]
     if edges.ndim != 1 or edges.size < 3 or not (np.diff(edges) > 0).all():
         out.append("pdf_edges must be >= 3 increasing values")
     if not a["omega_std"] > 0 or not 0 <= a["tail_3sigma"] <= 1:
-        out.append(f"need omega_std > 0 and tail_3sigma in [0, 1], got {float(a['omega_std']):g}, "
-                   f"{float(a['tail_3sigma']):g}")
+        out.append(
+            f"need omega_std > 0 and tail_3sigma in [0, 1], got {float(a['omega_std']):g}, "
+            f"{float(a['tail_3sigma']):g}"
+        )
     return out
 
 
@@ -282,12 +354,18 @@ def _provenance_problems(provenance: Any) -> List[str]:
     try:
         spec = json.loads(str(provenance)) if not isinstance(provenance, dict) else provenance
         p = spec["spec"]
-        return (_number("nu", p["nu"], 0) + _number("alpha", p["alpha"], 0, strict=False)
-                + _number("beta", p["beta"], -math.inf) + _number("dt", les_dt(p), 0)
-                + _number("kf", p["kf"], 1, strict=False, integer=True))
+        return (
+            _number("nu", p["nu"], 0)
+            + _number("alpha", p["alpha"], 0, strict=False)
+            + _number("beta", p["beta"], -math.inf)
+            + _number("dt", les_dt(p), 0)
+            + _number("kf", p["kf"], 1, strict=False, integer=True)
+        )
     except (ValueError, TypeError, KeyError) as exc:
-        return [f"provenance is not a JSON object with the run's spec ({type(exc).__name__}: "
-                f"{str(exc)[:200]})"]
+        return [
+            f"provenance is not a JSON object with the run's spec ({type(exc).__name__}: "
+            f"{str(exc)[:200]})"
+        ]
 
 
 def check_reference(data: Mapping[str, Any]) -> None:
@@ -352,18 +430,32 @@ def load_reference(path: Optional[Path] = None) -> Reference:
     """Load a reference file (default: the committed k_f = 4 reference)."""
     path = Path(path) if path is not None else DEFAULT_REFERENCE
     if not path.is_file():
-        raise FileNotFoundError(f"turbulence reference {path} not found; create it with "
-                                "`regrl turbulence reference --out PATH`")
+        raise FileNotFoundError(
+            f"turbulence reference {path} not found; create it with "
+            "`regrl turbulence reference --out PATH`"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             fields = {k: z[k] for k in z.files}
         check_reference(fields)
         return Reference(
-            **{k: fields[k] for k in ("enstrophy_spectrum", "energy_spectrum",
-                                      "enstrophy_spectrum_dns", "energy_spectrum_dns",
-                                      "pdf_edges", "pdf", "initial_conditions")},
-            omega_std=float(fields["omega_std"]), tail_3sigma=float(fields["tail_3sigma"]),
-            provenance=json.loads(str(fields["provenance"])))
+            **{
+                k: fields[k]
+                for k in (
+                    "enstrophy_spectrum",
+                    "energy_spectrum",
+                    "enstrophy_spectrum_dns",
+                    "energy_spectrum_dns",
+                    "pdf_edges",
+                    "pdf",
+                    "initial_conditions",
+                )
+            },
+            omega_std=float(fields["omega_std"]),
+            tail_3sigma=float(fields["tail_3sigma"]),
+            provenance=json.loads(str(fields["provenance"])),
+        )
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is not a valid turbulence reference file: "
-                         f"{str(exc)[:300]}") from None
+        raise ValueError(
+            f"{path} is not a valid turbulence reference file: {str(exc)[:300]}"
+        ) from None

@@ -14,15 +14,21 @@ The Smagorinsky model term M is the solver's own Π for the eddy viscosity ν_e 
 ``closures.smagorinsky_viscosity`` with unit coefficient, so C_s² M is what the LES applies
 for a uniform coefficient C_s².
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict
 
 import torch
 
-from envs.turbulence.closures import smagorinsky_viscosity
-from envs.turbulence.solver import (Turbulence2D, _to_spectral, gaussian_filter,
-                                    retained_modes, spectral_filter)
+from regrl.envs.turbulence.closures import smagorinsky_viscosity
+from regrl.envs.turbulence.solver import (
+    Turbulence2D,
+    _to_spectral,
+    gaussian_filter,
+    retained_modes,
+    spectral_filter,
+)
 
 Tensor = torch.Tensor
 FILTERS = ("spectral", "gaussian")
@@ -57,7 +63,7 @@ def spectral_upsample(omega: Tensor, n: int) -> Tensor:
     w_hat = torch.fft.rfft2(omega)
     out = w_hat.new_zeros(w_hat.shape[:-2] + (n, n // 2 + 1))
     out[..., :h, :h] = w_hat[..., :h, :h]
-    out[..., n - h + 1:, :h] = w_hat[..., m - h + 1:, :h]
+    out[..., n - h + 1 :, :h] = w_hat[..., m - h + 1 :, :h]
     return torch.fft.irfft2(out * (n / m) ** 2, s=(n, n))
 
 
@@ -66,8 +72,9 @@ def exact_sgs(dns: Turbulence2D, les: Turbulence2D, kind: str = "spectral") -> T
     ``les`` must hold the filtered field (``les.omega = les_filter(dns.omega, …)``)."""
     if dns.batch != les.batch:
         raise ValueError(f"dns batch {dns.batch} != les batch {les.batch}")
-    filtered_jac = project(les_filter(dns.jacobian("average"), les.n, kind).to(les.dtype),
-                           les.dealias)
+    filtered_jac = project(
+        les_filter(dns.jacobian("average"), les.n, kind).to(les.dtype), les.dealias
+    )
     return filtered_jac - les.jacobian("average")
 
 
@@ -79,7 +86,7 @@ def eddy_viscosity_term(sim: Turbulence2D, nu_e: Tensor) -> Tensor:
     _, pi_hat = sim._nonlinear_hat(nu_e)
     mask = retained_modes(sim.n, sim.dealias, sim.device, sim.dtype)
     full = pi_hat.new_zeros(sim.batch, sim.n, sim.n // 2 + 1)
-    full[..., :pi_hat.shape[-1]] = pi_hat
+    full[..., : pi_hat.shape[-1]] = pi_hat
     return torch.fft.irfft2(full * mask, s=(sim.n, sim.n))
 
 
@@ -107,8 +114,9 @@ def least_squares_cs2(pi: Tensor, m: Tensor, agents_per_side: int) -> Tensor:
     return torch.where(mm > tiny, pm / mm.clamp_min(tiny), torch.zeros_like(mm))
 
 
-def sgs_pairs(dns: Turbulence2D, les: Turbulence2D, agents_per_side: int,
-              kind: str = "spectral") -> Dict[str, Tensor]:
+def sgs_pairs(
+    dns: Turbulence2D, les: Turbulence2D, agents_per_side: int, kind: str = "spectral"
+) -> Dict[str, Tensor]:
     """Π, M and the region-wise least-squares C_s² of the state in ``dns`` (filtered into
     ``les``): {"pi", "m": [batch, n_les, n_les], "cs2": [batch, a, a]}."""
     pi = exact_sgs(dns, les, kind)
@@ -116,8 +124,9 @@ def sgs_pairs(dns: Turbulence2D, les: Turbulence2D, agents_per_side: int,
     return {"pi": pi, "m": m, "cs2": least_squares_cs2(pi, m, agents_per_side)}
 
 
-def step_with_sgs(sim: Turbulence2D, sgs: Callable[[Turbulence2D], Tensor], n_steps: int = 1,
-                  every: int = 1) -> None:
+def step_with_sgs(
+    sim: Turbulence2D, sgs: Callable[[Turbulence2D], Tensor], n_steps: int = 1, every: int = 1
+) -> None:
     """Advance ``n_steps`` with a sub-grid term Π = ``sgs(sim)`` [batch, n, n] of any form (a
     learned field closure), treated like the solver's eddy-viscosity Π (explicit Euler at the
     old state, methods.md §2.1): ω̂ⁿ⁺¹ = (step without Π) − dt Π̂ⁿ / (1 + dt α + ½ dt ν k²),

@@ -26,6 +26,7 @@ column and, with ``dealias``, every mode with |k_x| ≥ n/3 or |k_y| ≥ n/3 (Or
 square truncation) are held at zero; only the k_y columns that can be non-zero are stored, and
 the 2D transforms are done as two 1D passes over those columns.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,6 +47,7 @@ class StrainScaled:
     scalar, [batch] or a grid field [n, n] / [batch, n, n]. A scalar or [batch] field needs no
     transform at all: ⟨|S̄|²⟩ = ⟨ω²⟩ for a periodic incompressible 2D flow (Parseval:
     |Ŝ11|² + |Ŝ12|² = |ω̂|²/4 mode by mode), and Π̂ = ν_e k² ω̂."""
+
     field: Union[float, Tensor]
 
 
@@ -93,7 +95,7 @@ def _coarsen_hat(w_hat: Tensor, n: int, n_les: int) -> Tensor:
     h = n_les // 2
     out = w_hat.new_zeros(w_hat.shape[:-2] + (n_les, h + 1))
     out[..., :h, :h] = w_hat[..., :h, :h]
-    out[..., n_les - h + 1:, :h] = w_hat[..., n - h + 1:, :h]
+    out[..., n_les - h + 1 :, :h] = w_hat[..., n - h + 1 :, :h]
     return out * (n_les / n) ** 2
 
 
@@ -121,7 +123,7 @@ def gaussian_filter(omega: Tensor, n_les: int, width_factor: float = 2.0) -> Ten
     _check_les_grid(n, n_les)
     kx, ky = wavenumbers(n, omega.device, omega.dtype)
     delta_f = width_factor * 2.0 * math.pi / n_les
-    g = torch.exp(-(kx ** 2 + ky ** 2) * delta_f ** 2 / 24.0)
+    g = torch.exp(-(kx**2 + ky**2) * delta_f**2 / 24.0)
     w_hat = torch.fft.rfft2(omega) * g
     return torch.fft.irfft2(_coarsen_hat(w_hat, n, n_les), s=(n_les, n_les))
 
@@ -130,7 +132,7 @@ def _invariants(a11: Tensor, a12: Tensor, a21: Tensor, a22: Tensor) -> Tuple[Ten
     """tr(S), tr(S²), tr(R²) of a 2×2 tensor field A = S + R (S symmetric, R antisymmetric);
     SMARL's ``turb.invariant`` (methods.md §2.2)."""
     off_s, off_r = 0.5 * (a12 + a21), 0.5 * (a12 - a21)
-    return a11 + a22, a11 ** 2 + a22 ** 2 + 2.0 * off_s ** 2, -2.0 * off_r ** 2
+    return a11 + a22, a11**2 + a22**2 + 2.0 * off_s**2, -2.0 * off_r**2
 
 
 # ----------------------------------------------------------------------------- the solver
@@ -144,9 +146,22 @@ class Turbulence2D:
     and ``dealias`` are fixed at construction (the step operators are precomputed from them).
     """
 
-    def __init__(self, n: int, *, nu: float, alpha: float, dt: float, kf: int = 4,
-                 beta: float = 0.0, batch: int = 1, device="cpu", dtype=torch.float64,
-                 dealias: bool = True, forcing: bool = True, seed: Optional[int] = None):
+    def __init__(
+        self,
+        n: int,
+        *,
+        nu: float,
+        alpha: float,
+        dt: float,
+        kf: int = 4,
+        beta: float = 0.0,
+        batch: int = 1,
+        device="cpu",
+        dtype=torch.float64,
+        dealias: bool = True,
+        forcing: bool = True,
+        seed: Optional[int] = None,
+    ):
         if n < 4 or n % 2:
             raise ValueError(f"n must be an even integer >= 4, got {n}")
         if dtype not in _COMPLEX:
@@ -157,11 +172,12 @@ class Turbulence2D:
         self.device = torch.device(device)
         self.nu, self.alpha, self.beta, self.dt = float(nu), float(alpha), float(beta), float(dt)
         self.kf, self.dealias, self.forcing = int(kf), bool(dealias), bool(forcing)
-        self.delta = 2.0 * math.pi / self.n   # grid spacing Δ, the closures' filter width
+        self.delta = 2.0 * math.pi / self.n  # grid spacing Δ, the closures' filter width
         self._build_operators()
         self.time, self.steps = 0.0, 0
-        self._w_hat = torch.zeros(self.batch, self.n, self._c, dtype=_COMPLEX[dtype],
-                                  device=self.device)
+        self._w_hat = torch.zeros(
+            self.batch, self.n, self._c, dtype=_COMPLEX[dtype], device=self.device
+        )
         self._jac_prev: Optional[Tensor] = None
         if seed is not None:
             self.random_initial_condition(seed)
@@ -170,23 +186,23 @@ class Turbulence2D:
     def _build_operators(self) -> None:
         n, dt = self.n, self.dt
         kx, ky = wavenumbers(n, self.device, self.dtype)
-        self._c = int((ky < _cutoff(n, self.dealias)).sum())   # stored k_y columns
-        ky = ky[:, :self._c]
-        k2 = kx ** 2 + ky ** 2
+        self._c = int((ky < _cutoff(n, self.dealias)).sum())  # stored k_y columns
+        ky = ky[:, : self._c]
+        k2 = kx**2 + ky**2
         inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1.0), torch.zeros_like(k2))
         self._kx, self._ky, self._k2, self._inv_k2 = kx, ky, k2, inv_k2
-        self._mask = retained_modes(n, self.dealias, self.device, self.dtype)[:, :self._c]
+        self._mask = retained_modes(n, self.dealias, self.device, self.dtype)[:, : self._c]
         inv_den = self._mask / (1.0 + dt * self.alpha + 0.5 * dt * self.nu * k2)
         cdt = _COMPLEX[self.dtype]  # complex-typed weights: no real→complex promotion per step
-        beta_v = -1j * dt * self.beta * kx * inv_k2     # dt·β·v̂ = dt·β·(−i k_x) ω̂ / k²
+        beta_v = -1j * dt * self.beta * kx * inv_k2  # dt·β·v̂ = dt·β·(−i k_x) ω̂ / k²
         self._lin = ((1.0 - 0.5 * dt * self.nu * k2 + beta_v) * inv_den).to(cdt)
         self._ab2_now, self._ab2_prev = (-1.5 * dt * inv_den).to(cdt), (0.5 * dt * inv_den).to(cdt)
         self._neg_dt_inv_den = (-dt * inv_den).to(cdt)
-        self._neg_sgs_scalar = (-dt * inv_den * k2).to(cdt)   # Π̂ = ν_e k² ω̂, constant ν_e
+        self._neg_sgs_scalar = (-dt * inv_den * k2).to(cdt)  # Π̂ = ν_e k² ω̂, constant ν_e
         # ⟨ω²⟩^½ = ‖ω̂ · √weight‖ / n² over the stored half plane (k_y > 0 columns count twice)
         half = torch.full_like(ky, math.sqrt(2.0))
         half[..., 0] = 1.0
-        self._rms_weight = (half / n ** 2).to(cdt)
+        self._rms_weight = (half / n**2).to(cdt)
         self._neg_force = (-dt * inv_den * self._forcing_hat()).to(cdt)
         self._build_transfer_operators()
 
@@ -196,12 +212,12 @@ class Turbulence2D:
         kx, ky, inv_k2 = self._kx, self._ky, self._inv_k2
         ikx, iky = (1j * kx).expand_as(inv_k2), (1j * ky).expand_as(inv_k2)
         self._to_phys = torch.stack([iky * inv_k2, -ikx * inv_k2, ikx, iky, torch.ones_like(ikx)])
-        strain = torch.stack([-kx * ky * inv_k2, 0.5 * (kx ** 2 - ky ** 2) * inv_k2])
+        strain = torch.stack([-kx * ky * inv_k2, 0.5 * (kx**2 - ky**2) * inv_k2])
         self._to_strain = strain.to(ikx.dtype)
         rows = self._to_phys[:2] if self.dealias else self._to_phys
         self._step_rows = rows, torch.cat([rows, self._to_strain])
         # ∇×∇·T of a symmetric tensor T: (k_y² − k_x²) T̂12 + k_x k_y (T̂11 − T̂22)
-        self._curl_a = (ky ** 2 - kx ** 2).to(ikx.dtype)
+        self._curl_a = (ky**2 - kx**2).to(ikx.dtype)
         self._curl_b = (kx * ky).expand_as(inv_k2).to(ikx.dtype)
         self._pi_a, self._pi_b = -2.0 * self._curl_a, -4.0 * self._curl_b  # Π's τ factors
 
@@ -233,8 +249,10 @@ class Turbulence2D:
         if w.shape == (self.n, self.n):
             w = w.expand(self.batch, self.n, self.n)
         if w.shape != (self.batch, self.n, self.n):
-            raise ValueError(f"omega must have shape [{self.n}, {self.n}] or "
-                             f"[{self.batch}, {self.n}, {self.n}], got {list(w.shape)}")
+            raise ValueError(
+                f"omega must have shape [{self.n}, {self.n}] or "
+                f"[{self.batch}, {self.n}, {self.n}], got {list(w.shape)}"
+            )
         self._w_hat = _to_spectral(w, self._c) * self._mask
         self._jac_prev = None
 
@@ -242,7 +260,7 @@ class Turbulence2D:
     def omega_hat(self) -> Tensor:
         """rfft2 of the vorticity [batch, n, n//2+1] (unnormalised; a copy)."""
         out = self._w_hat.new_zeros(self.batch, self.n, self.n // 2 + 1)
-        out[..., :self._c] = self._w_hat
+        out[..., : self._c] = self._w_hat
         return out
 
     @property
@@ -255,8 +273,7 @@ class Turbulence2D:
         w_hat = self._w_hat if op.dim() == 2 else self._w_hat.unsqueeze(1)
         return _to_grid(w_hat * op, self.n)
 
-    def random_initial_condition(self, seed: int, energy: float = 0.5,
-                                 k_peak: float = 4.0) -> None:
+    def random_initial_condition(self, seed: int, energy: float = 0.5, k_peak: float = 4.0) -> None:
         """Smooth random vorticity: Gaussian white noise (``torch.Generator`` seeded with
         ``seed``, drawn on the CPU so every device gets the same field) shaped to the energy
         spectrum E(k) ∝ k⁴ exp(−(k/k_peak)²) (the reference's ``turb.IC`` shape, peak moved to
@@ -266,7 +283,7 @@ class Turbulence2D:
         noise = torch.randn(self.batch, self.n, self.n, generator=g, dtype=torch.float64)
         k = self._k2.sqrt()
         # white noise puts ∝ k modes in a shell; |ω̂|² ∝ k² E(k) / k  ⇒  amplitude ∝ k^2.5
-        shape = k ** 2.5 * torch.exp(-0.5 * (k / k_peak) ** 2) * self._mask
+        shape = k**2.5 * torch.exp(-0.5 * (k / k_peak) ** 2) * self._mask
         w_hat = _to_spectral(noise.to(self.device, self.dtype), self._c) * shape
         scale = torch.sqrt(energy / self._energy_of(w_hat).clamp_min(torch.finfo(self.dtype).tiny))
         self._w_hat = w_hat * scale[:, None, None]
@@ -298,12 +315,15 @@ class Turbulence2D:
         if nu_e.shape == (n, n):
             return nu_e.expand(b, n, n)
         if nu_e.shape != (b, n, n):
-            raise ValueError(f"eddy_viscosity must be a scalar, [{b}], [{n}, {n}] or "
-                             f"[{b}, {n}, {n}], got {list(nu_e.shape)}")
+            raise ValueError(
+                f"eddy_viscosity must be a scalar, [{b}], [{n}, {n}] or "
+                f"[{b}, {n}, {n}], got {list(nu_e.shape)}"
+            )
         return nu_e
 
-    def _nonlinear_hat(self, nu_e_field: Optional[Tensor], strain_scaled: bool = False
-                       ) -> Tuple[Tensor, Optional[Tensor]]:
+    def _nonlinear_hat(
+        self, nu_e_field: Optional[Tensor], strain_scaled: bool = False
+    ) -> Tuple[Tensor, Optional[Tensor]]:
         """Ĵ [batch, n, c] and, for an eddy-viscosity field, Π̂ (else None) of the current
         state, with one batched inverse and one batched forward transform. Dealiased: J from
         the momentum-flux form ∇×∇·(u⊗u), equal to the average form on every retained mode
@@ -314,13 +334,13 @@ class Turbulence2D:
         u, v = phys[:, 0], phys[:, 1]
         n_products = (2 if self.dealias else 3) + (0 if nu_e_field is None else 2)
         prods = phys.new_empty(self.batch, n_products, self.n, self.n)
-        if self.dealias:                                    # (u⊗u)12, (u⊗u)11 − (u⊗u)22
+        if self.dealias:  # (u⊗u)12, (u⊗u)11 − (u⊗u)22
             torch.mul(u, v, out=prods[:, 0])
             torch.addcmul(u * u, v, v, value=-1.0, out=prods[:, 1])
-        else:                                               # u·∇ω, uω, vω
+        else:  # u·∇ω, uω, vω
             torch.addcmul(u * phys[:, 2], v, phys[:, 3], out=prods[:, 0])
             torch.mul(phys[:, 0:2], phys[:, 4:5], out=prods[:, 1:3])
-        if nu_e_field is not None:                          # ν_e S̄11, ν_e S̄12
+        if nu_e_field is not None:  # ν_e S̄11, ν_e S̄12
             if strain_scaled:  # ⟨|S̄|²⟩^½ = 2‖(S̄11, S̄12)‖₂ / n
                 norm = torch.linalg.vector_norm(phys[:, -2:], dim=(1, 2, 3))
                 nu_e_field = nu_e_field * (norm * (2.0 / self.n)).reshape(-1, 1, 1)
@@ -339,7 +359,7 @@ class Turbulence2D:
         """One step of the update formula (module docstring), as fused multiply-adds with the
         precomputed weights: lin·ω̂ − dt·F̂/den − 1.5 dt Ĵ/den + 0.5 dt Ĵ_prev/den − dt Π̂/den."""
         field = nu_e is not None and nu_e.shape[-1] != 1
-        if strain_scaled and not field:   # ⟨|S̄|²⟩^½ = ⟨ω²⟩^½, from ω̂ without a transform
+        if strain_scaled and not field:  # ⟨|S̄|²⟩^½ = ⟨ω²⟩^½, from ω̂ without a transform
             rms = torch.linalg.vector_norm(self._w_hat * self._rms_weight, dim=(-2, -1))
             nu_e = nu_e * rms.reshape(-1, 1, 1)
         jac, pi = self._nonlinear_hat(nu_e if field else None, strain_scaled)
@@ -385,25 +405,25 @@ class Turbulence2D:
         """½⟨u² + v²⟩ = Σ_k |ω̂|²/k² / (2 n⁴), the stored half plane counted twice (k_y > 0)."""
         weight = torch.full_like(self._ky, 2.0)
         weight[..., 0] = 1.0
-        return (w_hat.abs() ** 2 * self._inv_k2 * weight).sum((-2, -1)) / (2.0 * self.n ** 4)
+        return (w_hat.abs() ** 2 * self._inv_k2 * weight).sum((-2, -1)) / (2.0 * self.n**4)
 
     def energy(self) -> Tensor:
         """Domain-mean kinetic energy ½⟨u² + v²⟩ [batch]."""
         u, v = self.velocity()
-        return 0.5 * (u ** 2 + v ** 2).mean((-2, -1))
+        return 0.5 * (u**2 + v**2).mean((-2, -1))
 
     def enstrophy(self) -> Tensor:
         """Domain-mean enstrophy ½⟨ω²⟩ [batch]."""
-        return 0.5 * (self.omega ** 2).mean((-2, -1))
+        return 0.5 * (self.omega**2).mean((-2, -1))
 
     def _directional_spectrum(self, density: Tensor) -> Tensor:
         """SMARL's ``spec_type='xy'`` 1D spectrum of a full-plane density P(k_x, k_y) given on
         the rfft half plane [..., n, n//2+1]: ½[mean_{k_x} P(·, k) + mean_{k_y} P(k, ·)] for
         k = 0..n/2−1."""
         n, h = self.n, self.n // 2
-        mean_over_kx = density.mean(-2)[..., :h]                   # function of k_y
+        mean_over_kx = density.mean(-2)[..., :h]  # function of k_y
         # Σ over all k_y of P(k_x, ·): P(k_x, −k_y) = P(−k_x, k_y) lives in row −k_x
-        mirrored = torch.roll(torch.flip(density, [-2]), 1, -2)    # row k_x ← row −k_x
+        mirrored = torch.roll(torch.flip(density, [-2]), 1, -2)  # row k_x ← row −k_x
         pairs = (density[..., 1:h] + mirrored[..., 1:h]).sum(-1)
         full_ky = density[..., 0] + pairs + density[..., h]
         return 0.5 * (mean_over_kx + full_ky[..., :h] / n)
@@ -415,16 +435,16 @@ class Turbulence2D:
         the missing term, is always zero here). A mode (k_x, k_y) shows up at k = |k_y| and at
         k = |k_x|, half of its weight in each."""
         p = self.omega_hat.abs() ** 2 / 2.0
-        return self._directional_spectrum(p) / self.n ** 3
+        return self._directional_spectrum(p) / self.n**3
 
     def energy_spectrum(self) -> Tensor:
         """Ê(k) [batch, n//2] = xy-average of |ω̂|²/(n² k²) / n (k = 0 excluded), as the
         reference's ``turb.energy_spectrum``: it has no ½, so
         Ê(0) + 2 Σ_{k≥1} Ê(k) = ⟨u² + v²⟩ = 2 · ``energy()``."""
         kx, ky = wavenumbers(self.n, self.device, self.dtype)
-        k2 = kx ** 2 + ky ** 2
+        k2 = kx**2 + ky**2
         inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1.0), torch.zeros_like(k2))
-        p = self.omega_hat.abs() ** 2 * inv_k2 / self.n ** 2
+        p = self.omega_hat.abs() ** 2 * inv_k2 / self.n**2
         return self._directional_spectrum(p) / self.n
 
     def is_finite(self) -> Tensor:
@@ -443,9 +463,18 @@ class Turbulence2D:
         H = [[u_xx, v_xx], [u_yy, v_yy]], as the reference's ``turb.invariant(gradgradV)``."""
         ikx, iky = 1j * self._kx, 1j * self._ky
         u_hat, v_hat = self._to_phys[0], self._to_phys[1]
-        ops = torch.stack(torch.broadcast_tensors(
-            ikx * u_hat, iky * u_hat, ikx * v_hat, iky * v_hat,
-            ikx ** 2 * u_hat, iky ** 2 * u_hat, ikx ** 2 * v_hat, iky ** 2 * v_hat))
+        ops = torch.stack(
+            torch.broadcast_tensors(
+                ikx * u_hat,
+                iky * u_hat,
+                ikx * v_hat,
+                iky * v_hat,
+                ikx**2 * u_hat,
+                iky**2 * u_hat,
+                ikx**2 * v_hat,
+                iky**2 * v_hat,
+            )
+        )
         u_x, u_y, v_x, v_y, u_xx, u_yy, v_xx, v_yy = self._phys(ops).unbind(1)
         grad = _invariants(u_x, u_y, v_x, v_y)
         return torch.stack(grad + _invariants(u_xx, v_xx, u_yy, v_yy), 1)

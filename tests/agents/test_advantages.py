@@ -1,4 +1,5 @@
 """Hand-computed checks of GRPO group advantages and GAE."""
+
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.objectives import gae, group_advantages
+from regrl.agents.objectives import gae, group_advantages
 
 D = torch.float64
 
@@ -71,7 +72,13 @@ def test_group_bad_shapes_raise():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(-3, 3), st.sampled_from([0.0, 0.5, 1.0, -2.0, 7.25])), min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(st.integers(-3, 3), st.sampled_from([0.0, 0.5, 1.0, -2.0, 7.25])),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_group_matches_per_group_torch_std(pairs):
     ids = torch.tensor([g for g, _ in pairs])
     rewards = t([r for _, r in pairs])
@@ -82,7 +89,9 @@ def test_group_matches_per_group_torch_std(pairs):
         if len(r) == 1 or bool((r == r[0]).all()):
             assert adv[sel].tolist() == [0.0] * len(r)
         else:
-            torch.testing.assert_close(adv[sel], (r - r.mean()) / (r.std() + 1e-6), rtol=1e-9, atol=1e-9)
+            torch.testing.assert_close(
+                adv[sel], (r - r.mean()) / (r.std() + 1e-6), rtol=1e-9, atol=1e-9
+            )
 
 
 # GAE, gamma = 0.9, lam = 0.8 (gamma*lam = 0.72), worked by hand:
@@ -94,16 +103,25 @@ R, V, NV = [1.0, 2.0, 3.0], [0.5, 1.0, 1.5], [1.0, 2.0, 4.0]
 def test_gae_termination_and_truncation_batched():
     rows_term = [[0, 0, 0], [0, 1, 0], [0, 0, 0]]
     rows_trunc = [[0, 0, 0], [0, 0, 0], [0, 1, 0]]
-    adv, ret = gae(t([R] * 3), t([V] * 3), t([NV] * 3), torch.tensor(rows_term, dtype=torch.bool),
-                   torch.tensor(rows_trunc, dtype=torch.bool), gamma=0.9, lam=0.8)
-    expected = t([
-        # no flags: A1 = 2.8 + 0.72*5.1 = 6.472; A0 = 1.4 + 0.72*6.472 = 6.05984
-        [6.05984, 6.472, 5.1],
-        # terminated at t=1: delta_1 = 2 - 1 = 1 (no bootstrap), chain cut; A0 = 1.4 + 0.72*1
-        [2.12, 1.0, 5.1],
-        # truncated at t=1: delta_1 = 2 + 0.9*2 - 1 = 2.8 (bootstraps), chain cut; A0 = 1.4 + 0.72*2.8
-        [3.416, 2.8, 5.1],
-    ])
+    adv, ret = gae(
+        t([R] * 3),
+        t([V] * 3),
+        t([NV] * 3),
+        torch.tensor(rows_term, dtype=torch.bool),
+        torch.tensor(rows_trunc, dtype=torch.bool),
+        gamma=0.9,
+        lam=0.8,
+    )
+    expected = t(
+        [
+            # no flags: A1 = 2.8 + 0.72*5.1 = 6.472; A0 = 1.4 + 0.72*6.472 = 6.05984
+            [6.05984, 6.472, 5.1],
+            # terminated at t=1: delta_1 = 2 - 1 = 1 (no bootstrap), chain cut; A0 = 1.4 + 0.72*1
+            [2.12, 1.0, 5.1],
+            # truncated at t=1: delta_1 = 2 + 0.9*2 - 1 = 2.8 (bootstraps), chain cut; A0 = 1.4 + 0.72*2.8
+            [3.416, 2.8, 5.1],
+        ]
+    )
     torch.testing.assert_close(adv, expected, rtol=0, atol=1e-12)
     torch.testing.assert_close(ret, expected + t([V] * 3), rtol=0, atol=1e-12)
 
@@ -117,7 +135,9 @@ def test_gae_1d_with_termination_then_truncation():
 
 def test_gae_lam_one_gamma_one_is_monte_carlo():
     # consistent next_values (nv_t = v_{t+1}) and a final termination: returns are reward-to-go
-    adv, ret = gae(t(R), t(V), t([1.0, 1.5, 99.0]), t([0.0, 0.0, 1.0]), t([0.0, 0.0, 0.0]), gamma=1.0, lam=1.0)
+    adv, ret = gae(
+        t(R), t(V), t([1.0, 1.5, 99.0]), t([0.0, 0.0, 1.0]), t([0.0, 0.0, 0.0]), gamma=1.0, lam=1.0
+    )
     torch.testing.assert_close(ret, t([6.0, 5.0, 3.0]), rtol=0, atol=1e-12)
 
 
@@ -128,8 +148,15 @@ def test_gae_bad_args():
     with pytest.raises(ValueError, match="gamma"):
         gae(t(R), t(V), t(NV), z, z, gamma=1.5, lam=0.8)
     with pytest.raises(ValueError, match="time last"):
-        gae(torch.zeros(2, 2, 2), torch.zeros(2, 2, 2), torch.zeros(2, 2, 2), torch.zeros(2, 2, 2),
-            torch.zeros(2, 2, 2), gamma=0.9, lam=0.8)
+        gae(
+            torch.zeros(2, 2, 2),
+            torch.zeros(2, 2, 2),
+            torch.zeros(2, 2, 2),
+            torch.zeros(2, 2, 2),
+            torch.zeros(2, 2, 2),
+            gamma=0.9,
+            lam=0.8,
+        )
 
 
 @pytest.mark.parametrize("shape", [(7,), (1, 7), (3, 7)])

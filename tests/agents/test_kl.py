@@ -1,11 +1,12 @@
 """Hand-computed checks of the KL estimators, exact categorical/Gaussian KL and demo-KL."""
+
 import math
 
 import pytest
 import torch
 from torch.distributions import Categorical, Independent, Normal, kl_divergence
 
-from agents.objectives import categorical_kl, demo_kl, gaussian_kl, kl_penalty, smooth_logits
+from regrl.agents.objectives import categorical_kl, demo_kl, gaussian_kl, kl_penalty, smooth_logits
 
 D = torch.float64
 
@@ -57,7 +58,9 @@ def test_unknown_kind_raises():
 
 def test_categorical_kl_hand_and_torch():
     logits_p = torch.log(t([[0.5, 0.5], [0.9, 0.1]]))
-    logits_q = torch.log(t([[0.25, 0.75], [0.9, 0.1]])) + 3.0  # shift: logits need not be normalised
+    logits_q = (
+        torch.log(t([[0.25, 0.75], [0.9, 0.1]])) + 3.0
+    )  # shift: logits need not be normalised
     kl = categorical_kl(logits_p, logits_q)
     # 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3)
     torch.testing.assert_close(kl, t([0.14384103622589045, 0.0]), rtol=0, atol=1e-12)
@@ -110,7 +113,9 @@ def test_demo_kl_gaussian_layouts():
     mean_p, log_std_p = t([[0.0, 1.0]]), t([[0.0, 0.0]])
     mean_q, log_std_q = t([[1.0, 1.0]]), torch.log(t([[2.0, 1.0]]))
     expected = math.log(2.0) - 0.25  # dim 0 as above; dim 1 identical -> 0
-    flat = demo_kl(torch.cat([mean_p, log_std_p], -1), torch.cat([mean_q, log_std_q], -1), dist="gaussian")
+    flat = demo_kl(
+        torch.cat([mean_p, log_std_p], -1), torch.cat([mean_q, log_std_q], -1), dist="gaussian"
+    )
     tup = demo_kl((mean_p, log_std_p), (mean_q, log_std_q), dist="gaussian")
     assert flat.item() == pytest.approx(expected, abs=1e-12)
     assert tup.item() == pytest.approx(expected, abs=1e-12)
@@ -126,9 +131,11 @@ def test_demo_kl_bad_args():
 
 
 def test_smooth_logits_mixes_with_uniform_and_keeps_the_kl_finite():
-    bc = torch.log(t([0.5, 0.5, 0.0]))                 # pi_BC gives the third action no mass
+    bc = torch.log(t([0.5, 0.5, 0.0]))  # pi_BC gives the third action no mass
     sm = smooth_logits(bc, 0.3)
-    torch.testing.assert_close(sm.exp(), t([0.7 * 0.5 + 0.1, 0.7 * 0.5 + 0.1, 0.1]), rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        sm.exp(), t([0.7 * 0.5 + 0.1, 0.7 * 0.5 + 0.1, 0.1]), rtol=0, atol=1e-15
+    )
     policy = torch.log(t([0.2, 0.3, 0.5]))
     assert math.isinf(categorical_kl(policy, bc).item())
     expected = sum(p * math.log(p / q) for p, q in zip([0.2, 0.3, 0.5], [0.45, 0.45, 0.1]))

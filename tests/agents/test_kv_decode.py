@@ -1,12 +1,13 @@
 """The fast rollout sampler (static KV cache, lean GPT-2 / Llama forward, fused sampling, shared
 prompt prefill, dropped finished rows) against a straightforward reference loop: a full HF
 forward over prompt + tokens so far at every step, ``multinomial(softmax(logits / T))``."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.models import kv_decode, lm
-from agents.objectives import minp_proxy_logprob
+from regrl.agents.models import kv_decode, lm
+from regrl.agents.objectives import minp_proxy_logprob
 
 torch.set_num_threads(1)
 ALPHABET = "0123456789+-*= .:?ACenmoprsuwt"
@@ -22,9 +23,17 @@ def _llama(tok):
     """A tiny random Llama with grouped-query attention (SmolLM2's architecture)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     return LlamaForCausalLM(cfg).eval()
 
@@ -49,7 +58,11 @@ def reference_sample(model, ids, mask, T, temperature, eos_id, pad_id, gen):
         probs = F.softmax(logits / temperature, dim=-1)
         t = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
         t = torch.where(done, torch.full_like(t, pad_id), t)
-        toks.append(t), alive.append(~done), logps.append(torch.log(probs.gather(-1, t[:, None]))[:, 0])
+        (
+            toks.append(t),
+            alive.append(~done),
+            logps.append(torch.log(probs.gather(-1, t[:, None]))[:, 0]),
+        )
         done = done | (t == eos_id)
         if bool(done.all()):
             break
@@ -64,8 +77,17 @@ def _batch(tok, group=3):
 
 def _frequent_token(model, tok, ids, mask):
     """The token found in most rows of a free run, used as EOS so rows end at different steps."""
-    s = lm.sample(model, ids, mask, max_new_tokens=24, temperature=0.8, eos_id=-1,
-                  pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(0), stop_at_eos=False)
+    s = lm.sample(
+        model,
+        ids,
+        mask,
+        max_new_tokens=24,
+        temperature=0.8,
+        eos_id=-1,
+        pad_id=tok.pad_token_id,
+        generator=torch.Generator().manual_seed(0),
+        stop_at_eos=False,
+    )
     rows_with = F.one_hot(s.tokens, len(tok)).amax(1).sum(0)
     return int(rows_with.argmax())
 
@@ -80,8 +102,12 @@ def test_sampler_matches_reference_loop(model, tok):
     ids, mask = _batch(tok)
     eos = _frequent_token(model, tok, ids, mask)
     kw = dict(temperature=0.8, eos_id=eos, pad_id=tok.pad_token_id)
-    s = lm.sample(model, ids, mask, max_new_tokens=24, generator=torch.Generator().manual_seed(0), **kw)
-    r_tok, r_alive, r_logp = reference_sample(model, ids, mask, 24, gen=torch.Generator().manual_seed(0), **kw)
+    s = lm.sample(
+        model, ids, mask, max_new_tokens=24, generator=torch.Generator().manual_seed(0), **kw
+    )
+    r_tok, r_alive, r_logp = reference_sample(
+        model, ids, mask, 24, gen=torch.Generator().manual_seed(0), **kw
+    )
     ended = (~s.mask).any(1)
     assert 2 * int(ended.sum()) >= len(ended) and s.mask[:, -1].any()  # rows were dropped mid-run
     assert torch.equal(s.tokens, r_tok) and torch.equal(s.mask, r_alive)
@@ -90,8 +116,16 @@ def test_sampler_matches_reference_loop(model, tok):
 
 def test_sampler_logp_and_entropy_match_full_forward(model, tok):
     ids, mask = _batch(tok, group=2)
-    s = lm.sample(model, ids, mask, max_new_tokens=10, temperature=0.7, eos_id=tok.eos_token_id,
-                  pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(0))
+    s = lm.sample(
+        model,
+        ids,
+        mask,
+        max_new_tokens=10,
+        temperature=0.7,
+        eos_id=tok.eos_token_id,
+        pad_id=tok.pad_token_id,
+        generator=torch.Generator().manual_seed(0),
+    )
     logits = lm.completion_logits(model, ids, mask, s.tokens, s.mask)
     logp, ent = lm.token_logprobs(logits, s.tokens, 0.7)
     torch.testing.assert_close(logp * s.mask, s.logp, atol=1e-5, rtol=0)
@@ -112,14 +146,25 @@ def test_proxy_from_logp_equals_minp_proxy_logprob():
         kept = ref > -1000
         assert kept.any() and (~kept).any()
         torch.testing.assert_close(ours[kept], ref[kept], atol=1e-5, rtol=0)
-        torch.testing.assert_close(ours[~kept], ref[~kept], atol=1e-2, rtol=0)  # ≈ -1e4 / T in float32
+        torch.testing.assert_close(
+            ours[~kept], ref[~kept], atol=1e-2, rtol=0
+        )  # ≈ -1e4 / T in float32
 
 
 def test_sampler_returns_the_proxy_of_its_own_softmax(tok):
     model = lm.tiny_lm(tok, n_layer=2, n_embd=32, n_head=4, seed=0)
     ids, mask = _batch(tok, group=2)
-    s = lm.sample(model, ids, mask, max_new_tokens=8, temperature=1.3, eos_id=tok.eos_token_id,
-                  pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(0), minp_kappa=0.9)
+    s = lm.sample(
+        model,
+        ids,
+        mask,
+        max_new_tokens=8,
+        temperature=1.3,
+        eos_id=tok.eos_token_id,
+        pad_id=tok.pad_token_id,
+        generator=torch.Generator().manual_seed(0),
+        minp_kappa=0.9,
+    )
     logits = lm.completion_logits(model, ids, mask, s.tokens, s.mask)
     ref = minp_proxy_logprob(logits, s.tokens, kappa=0.9, temperature=1.3) * s.mask
     torch.testing.assert_close(s.proxy_logp, ref, atol=1e-2, rtol=0)
@@ -129,8 +174,16 @@ def test_sampler_returns_the_proxy_of_its_own_softmax(tok):
 
 def test_greedy_matches_argmax_of_full_forward(model, tok):
     ids, mask = _batch(tok, group=1)
-    s = lm.sample(model, ids, mask, max_new_tokens=6, temperature=0.0, eos_id=tok.eos_token_id,
-                  pad_id=tok.pad_token_id, minp_kappa=0.02)
+    s = lm.sample(
+        model,
+        ids,
+        mask,
+        max_new_tokens=6,
+        temperature=0.0,
+        eos_id=tok.eos_token_id,
+        pad_id=tok.pad_token_id,
+        minp_kappa=0.02,
+    )
     logits = lm.completion_logits(model, ids, mask, s.tokens, s.mask)
     assert torch.equal(logits.argmax(-1)[s.mask], s.tokens[s.mask]) and s.proxy_logp is None
 

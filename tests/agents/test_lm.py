@@ -1,12 +1,13 @@
 """Language-model policy helpers: char tokenizer, tiny model, log-prob formula, KV-cached
 sampler (EOS masking, consistency with a full forward), offline loading errors."""
+
 import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from agents.models import lm
+from regrl.agents.models import lm
 
 torch.set_num_threads(1)
 ALPHABET = "0123456789+-*= .:?ACenmoprsuwt"
@@ -43,7 +44,9 @@ def test_token_logprobs_hand_computed():
     logits = torch.tensor([[0.0, math.log(2.0)]])  # p = (1/3, 2/3) at T = 1
     logp, ent = lm.token_logprobs(logits, torch.tensor([1]), 1.0)
     assert logp.item() == pytest.approx(math.log(2 / 3), abs=1e-6)
-    assert ent.item() == pytest.approx(-(1 / 3) * math.log(1 / 3) - (2 / 3) * math.log(2 / 3), abs=1e-6)
+    assert ent.item() == pytest.approx(
+        -(1 / 3) * math.log(1 / 3) - (2 / 3) * math.log(2 / 3), abs=1e-6
+    )
     logp2, _ = lm.token_logprobs(logits, torch.tensor([1]), 2.0)  # p ∝ (1, sqrt 2)
     assert logp2.item() == pytest.approx(math.log(math.sqrt(2) / (1 + math.sqrt(2))), abs=1e-6)
     with pytest.raises(ValueError, match="temperature"):
@@ -64,8 +67,16 @@ def test_left_padding_does_not_change_completion_logits(tok, model):
 def test_sample_logp_matches_full_forward(tok, model):
     ids, mask = lm.encode_prompts(tok, ["7+8=", "12*34="], chat_template=False)
     gen = torch.Generator().manual_seed(0)
-    s = lm.sample(model, ids, mask, max_new_tokens=6, temperature=0.7, eos_id=tok.eos_token_id,
-                  pad_id=tok.pad_token_id, generator=gen)
+    s = lm.sample(
+        model,
+        ids,
+        mask,
+        max_new_tokens=6,
+        temperature=0.7,
+        eos_id=tok.eos_token_id,
+        pad_id=tok.pad_token_id,
+        generator=gen,
+    )
     logits = lm.completion_logits(model, ids, mask, s.tokens, s.mask)
     logp, ent = lm.token_logprobs(logits, s.tokens, 0.7)
     torch.testing.assert_close(logp * s.mask, s.logp, atol=1e-5, rtol=0)
@@ -80,7 +91,9 @@ class ScriptedLM(torch.nn.Module):
         self.p, self.v = prompt_len, vocab
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, input_ids, attention_mask, position_ids=None, cache=None, use_cache=True, **_):
+    def forward(
+        self, input_ids, attention_mask, position_ids=None, cache=None, use_cache=True, **_
+    ):
         step = attention_mask.shape[1] - self.p  # tokens generated so far
         logits = torch.full((input_ids.shape[0], input_ids.shape[1], self.v), -30.0)
         logits[:, -1, 5] = 0.0
@@ -91,8 +104,15 @@ class ScriptedLM(torch.nn.Module):
 
 def test_sample_masks_and_pads_after_eos():
     ids = torch.tensor([[4, 4], [4, 4]])
-    s = lm.sample(ScriptedLM(2), ids, torch.ones_like(ids), max_new_tokens=4, temperature=1.0,
-                  eos_id=2, pad_id=0)
+    s = lm.sample(
+        ScriptedLM(2),
+        ids,
+        torch.ones_like(ids),
+        max_new_tokens=4,
+        temperature=1.0,
+        eos_id=2,
+        pad_id=0,
+    )
     assert s.tokens.tolist() == [[5, 2, 0, 0], [5, 5, 5, 5]]
     assert s.mask.tolist() == [[True, True, False, False], [True] * 4]  # EOS itself counts
     assert (s.logp[0, 2:] == 0).all() and s.logp[0, 1].item() == pytest.approx(0.0, abs=1e-9)
@@ -124,6 +144,13 @@ def test_smollm2_gguf_loads_offline():
     model, tok = lm.load_lm("smollm2")
     assert type(model).__name__ == "LlamaForCausalLM" and len(tok) == 49152
     ids, mask = lm.encode_prompts(tok, ["Compute 2+3."], chat_template=True)
-    s = lm.sample(model, ids, mask, max_new_tokens=4, temperature=0.0, eos_id=tok.eos_token_id,
-                  pad_id=tok.pad_token_id)
+    s = lm.sample(
+        model,
+        ids,
+        mask,
+        max_new_tokens=4,
+        temperature=0.0,
+        eos_id=tok.eos_token_id,
+        pad_id=tok.pad_token_id,
+    )
     assert s.tokens.shape == (1, 4) or bool(s.mask[0, -1] == 0) or s.tokens.shape[1] < 4

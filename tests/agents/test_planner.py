@@ -1,16 +1,27 @@
 """Multimodal planner (Pluto-style, RIFT stage 1): shapes, lane geometry, WTA loss numbers."""
+
 import math
 
 import pytest
 import torch
 
-from agents.models.planner import (MASKED_LOGIT, Planner, PlannerConfig, along_lane,
-                                   lane_distance, load_planner, planning_loss, project_origin,
-                                   save_planner, wta_target)
+from regrl.agents.models.planner import (
+    MASKED_LOGIT,
+    Planner,
+    PlannerConfig,
+    along_lane,
+    lane_distance,
+    load_planner,
+    planning_loss,
+    project_origin,
+    save_planner,
+    wta_target,
+)
 
 torch.set_num_threads(1)
-TINY = PlannerConfig(hist_steps=3, num_neighbors=2, num_lanes=2, lane_points=5, horizon=4,
-                     num_modes=3, dim=8)
+TINY = PlannerConfig(
+    hist_steps=3, num_neighbors=2, num_lanes=2, lane_points=5, horizon=4, num_modes=3, dim=8
+)
 
 
 def scene(b=2, c=TINY, seed=0):
@@ -75,10 +86,16 @@ def _example():
     # one sample, R=2 lanes (y=0 and y=3.5), M=2 modes, T=2 steps
     lanes = torch.tensor([[[[0.0, 0.0], [10.0, 0.0]], [[0.0, 3.5], [10.0, 3.5]]]])
     future = torch.tensor([[[1.0, 3.0], [2.0, 3.0]]])  # near lane 1
-    traj = torch.tensor([[[[1.0, 0.0], [2.0, 0.0]],     # g0 = (lane 0, mode 0): ADE 3.0
-                          [[1.0, 3.0], [2.0, 3.0]],     # g1 = (lane 0, mode 1): ADE 0 (exact)
-                          [[1.0, 3.5], [2.0, 4.0]],     # g2 = (lane 1, mode 0): ADE 0.75
-                          [[1.0, 3.0], [3.0, 3.0]]]])   # g3 = (lane 1, mode 1): ADE 0.5
+    traj = torch.tensor(
+        [
+            [
+                [[1.0, 0.0], [2.0, 0.0]],  # g0 = (lane 0, mode 0): ADE 3.0
+                [[1.0, 3.0], [2.0, 3.0]],  # g1 = (lane 0, mode 1): ADE 0 (exact)
+                [[1.0, 3.5], [2.0, 4.0]],  # g2 = (lane 1, mode 0): ADE 0.75
+                [[1.0, 3.0], [3.0, 3.0]],
+            ]
+        ]
+    )  # g3 = (lane 1, mode 1): ADE 0.5
     return lanes, future, traj
 
 
@@ -99,13 +116,14 @@ def test_planning_loss_numbers_and_winner_only_gradient():
     lanes, future, traj = _example()
     traj = traj.clone().requires_grad_(True)
     logits = torch.tensor([[0.0, 1.0, 2.0, 0.5]])
-    loss, m = planning_loss(traj, logits, future, torch.ones(1, 2), lanes, torch.ones(1, 2),
-                            num_modes=2, ce_weight=0.5)
+    loss, m = planning_loss(
+        traj, logits, future, torch.ones(1, 2), lanes, torch.ones(1, 2), num_modes=2, ce_weight=0.5
+    )
     ce = -(0.5 - math.log(math.exp(0) + math.exp(1) + math.exp(2) + math.exp(0.5)))
-    assert m["reg_loss"].item() == pytest.approx(0.5)       # ADE of g3: (0 + 1) / 2
+    assert m["reg_loss"].item() == pytest.approx(0.5)  # ADE of g3: (0 + 1) / 2
     assert m["ce_loss"].item() == pytest.approx(ce, rel=1e-6)
     assert loss.item() == pytest.approx(0.5 + 0.5 * ce, rel=1e-6)
-    assert m["top1_acc"].item() == 0.0                      # argmax is g2, target g3
+    assert m["top1_acc"].item() == 0.0  # argmax is g2, target g3
     loss.backward()
     assert traj.grad[0, :3].abs().sum() == 0 and traj.grad[0, 3].abs().sum() > 0
 
@@ -113,19 +131,20 @@ def test_planning_loss_numbers_and_winner_only_gradient():
 def test_future_mask_drops_steps_and_samples():
     lanes, future, traj = _example()
     fm = torch.tensor([[1.0, 0.0]])  # only step 0 counts: g3 matches it exactly
-    _, m = planning_loss(traj, torch.zeros(1, 4), future, fm, lanes, torch.ones(1, 2),
-                         num_modes=2)
+    _, m = planning_loss(traj, torch.zeros(1, 4), future, fm, lanes, torch.ones(1, 2), num_modes=2)
     assert m["reg_loss"].item() == pytest.approx(0.0)
-    loss, m = planning_loss(traj, torch.zeros(1, 4), future, torch.zeros(1, 2), lanes,
-                            torch.ones(1, 2), num_modes=2)
+    loss, m = planning_loss(
+        traj, torch.zeros(1, 4), future, torch.zeros(1, 2), lanes, torch.ones(1, 2), num_modes=2
+    )
     assert loss.item() == 0.0  # no valid future step: the sample is excluded
 
 
 def test_bad_shapes_and_config_raise():
     lanes, future, traj = _example()
     with pytest.raises(ValueError, match="R·M"):
-        planning_loss(traj, torch.zeros(1, 4), future, torch.ones(1, 2), lanes,
-                      torch.ones(1, 2), num_modes=3)
+        planning_loss(
+            traj, torch.zeros(1, 4), future, torch.ones(1, 2), lanes, torch.ones(1, 2), num_modes=3
+        )
     with pytest.raises(ValueError, match="num_modes"):
         PlannerConfig(num_modes=0)
 

@@ -1,12 +1,13 @@
 """Hand-computed checks of the PPO / clip-higher / dual-clip loss and of the aggregation modes."""
+
 import math
 
 import pytest
 import torch
 
-import agents.objectives as objectives
-from agents.objectives import aggregate, policy_loss
-from agents.registry import UnknownNameError
+import regrl.agents.objectives as objectives
+from regrl.agents.objectives import aggregate, policy_loss
+from regrl.agents.registry import UnknownNameError
 
 D = torch.float64
 
@@ -76,7 +77,11 @@ def test_2d_with_broadcast_advantages_and_each_agg():
     logp = old_logp.clone()  # ratio 1 -> per-token loss is -A
     adv = t([2.0, -1.0])
     mask = torch.tensor([[True, True, False], [True, False, False]])
-    expected = {"token-mean": (-2 - 2 + 1) / 3, "seq-mean-token-mean": (-2 + 1) / 2, "seq-mean-token-sum": (-4 + 1) / 2}
+    expected = {
+        "token-mean": (-2 - 2 + 1) / 3,
+        "seq-mean-token-mean": (-2 + 1) / 2,
+        "seq-mean-token-sum": (-4 + 1) / 2,
+    }
     for agg, value in expected.items():
         loss, _ = policy_loss(logp, old_logp, adv, mask, agg=agg)
         assert loss.item() == pytest.approx(value, abs=1e-12), agg
@@ -102,7 +107,14 @@ def test_aggregate_1d_elements_are_length_one_sequences():
 @pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
 def test_all_zero_mask_gives_zero_loss_and_finite_grads(agg):
     logp = t([[-1.0, -2.0], [-0.1, -5.0]]).requires_grad_(True)
-    loss, m = policy_loss(logp, t([[-1.5, -1.0], [-3.0, -0.2]]), t([1.0, -2.0]), torch.zeros(2, 2), agg=agg, dual_clip=3.0)
+    loss, m = policy_loss(
+        logp,
+        t([[-1.5, -1.0], [-3.0, -0.2]]),
+        t([1.0, -2.0]),
+        torch.zeros(2, 2),
+        agg=agg,
+        dual_clip=3.0,
+    )
     assert loss.item() == 0.0
     loss.backward()
     assert torch.all(torch.isfinite(logp.grad)) and logp.grad.abs().sum().item() == 0.0
@@ -130,14 +142,17 @@ def test_metrics_are_detached_scalars():
         float(v)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(dual_clip=1.0), "dual_clip"),
-    (dict(dual_clip=0.5), "dual_clip"),
-    (dict(clip_low=-0.1), "clip_low"),
-    (dict(clip_low=0.0), "clip_low"),
-    (dict(clip_high=0.0), "clip_high"),
-    (dict(agg="mean"), "token-mean, seq-mean-token-mean, seq-mean-token-sum"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(dual_clip=1.0), "dual_clip"),
+        (dict(dual_clip=0.5), "dual_clip"),
+        (dict(clip_low=-0.1), "clip_low"),
+        (dict(clip_low=0.0), "clip_low"),
+        (dict(clip_high=0.0), "clip_high"),
+        (dict(agg="mean"), "token-mean, seq-mean-token-mean, seq-mean-token-sum"),
+    ],
+)
 def test_invalid_arguments_raise(kwargs, match):
     logp, old_logp, adv = _inputs()
     with pytest.raises(ValueError, match=match):
@@ -156,15 +171,28 @@ def test_bad_shapes_raise():
         aggregate(logp, None, "sum")
 
 
-# ---- the objective registry (shared by every file of agents.objectives) ---------------------
+# ---- the objective registry (shared by every file of regrl.agents.objectives) ---------------------
 
-PUBLIC = ["group_advantages", "gae", "policy_loss", "aggregate", "kl_penalty", "categorical_kl",
-          "gaussian_kl", "demo_kl", "smooth_logits", "minp_proxy_logprob", "lp_reg_loss"]
+PUBLIC = [
+    "group_advantages",
+    "gae",
+    "policy_loss",
+    "aggregate",
+    "kl_penalty",
+    "categorical_kl",
+    "gaussian_kl",
+    "demo_kl",
+    "smooth_logits",
+    "minp_proxy_logprob",
+    "lp_reg_loss",
+]
 
 
 def test_every_public_function_is_registered_under_its_name():
     assert sorted(objectives.OBJECTIVES.names()) == sorted(PUBLIC)
-    assert sorted(n for n in objectives.__all__ if n not in ("OBJECTIVES", "get_objective")) == sorted(PUBLIC)
+    assert sorted(
+        n for n in objectives.__all__ if n not in ("OBJECTIVES", "get_objective")
+    ) == sorted(PUBLIC)
     for name in PUBLIC:
         assert objectives.get_objective(name) is getattr(objectives, name)
         assert name in objectives.OBJECTIVES
@@ -185,4 +213,4 @@ def test_clip_low_one_switches_the_lower_clip_off():
     logp, old_logp, adv = _inputs()
     loss, m = policy_loss(logp, old_logp, adv, clip_low=1.0, clip_high=0.2)
     assert loss.item() == pytest.approx((0.5 - 1.0 - 2.4 + 5.0) / 4, abs=1e-12)
-    assert m["clip_frac"].item() == pytest.approx(0.25)        # only the r = 1.5, A > 0 element
+    assert m["clip_frac"].item() == pytest.approx(0.25)  # only the r = 1.5, A > 0 element

@@ -1,5 +1,6 @@
 """``ray job submit -- regrl train ... --address auto`` against a head node started with
 ``ray start --head`` (dashboard/job server on loopback), as on a cluster head."""
+
 import json
 import os
 import secrets
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("aiohttp", reason="the job server needs ray[default] (pip install -e .[cluster])")
+pytest.importorskip(
+    "aiohttp", reason="the job server needs ray[default] (pip install -e .[cluster])"
+)
 ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -26,17 +29,32 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
     # Ray 2.60 clusters use token authentication; the submitter must present the same token.
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token",
-               RAY_AUTH_TOKEN=secrets.token_hex(16))
+    env = dict(
+        os.environ,
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(16),
+    )
     gcs, dash = _free_port(), _free_port()
     tmp = tmp_path_factory.mktemp("ray")
-    start = [RAY, "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-             f"--dashboard-port={dash}", f"--temp-dir={tmp}", "--disable-usage-stats"]
+    start = [
+        RAY,
+        "start",
+        "--head",
+        "--block",
+        f"--port={gcs}",
+        "--num-cpus=2",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}",
+        f"--temp-dir={tmp}",
+        "--disable-usage-stats",
+    ]
     # --block in its own session: teardown stops this head only (never `ray stop`, which would
     # kill every Ray process of the machine, a user's training included)
-    proc = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{dash}"
     try:
         _wait_for_job_server(url, env, proc)
@@ -53,8 +71,13 @@ def _wait_for_job_server(url, env, proc, timeout=180.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, "ray start --head exited early"
-        out = subprocess.run([RAY, "job", "list", "--address", url], env=env,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [RAY, "job", "list", "--address", url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if out.returncode == 0:
             return
         time.sleep(2)
@@ -64,12 +87,36 @@ def _wait_for_job_server(url, env, proc, timeout=180.0):
 def test_ray_job_submit_runs_regrl_train(head, tmp_path):
     env, gcs, dashboard = head
     # the job server starts the entrypoint with RAY_ADDRESS set: `--address auto` joins it
-    cmd = [RAY, "job", "submit", "--address", dashboard, "--working-dir", str(ROOT),
-           "--runtime-env-json", json.dumps({"excludes": [".venv", "runs", "data", ".git"]}),
-           "--", sys.executable, "-m", "trainers.cli", "train", "configs/cartpole_ppo.yaml",
-           "--address", "auto", "--quiet", "--set", "training.iterations=1",
-           "--set", "training.train_batch_size=400", "--set", "training.minibatch_size=100",
-           "--set", "resources.num_env_runners=1", "--set", f"runs_root={tmp_path}"]
+    cmd = [
+        RAY,
+        "job",
+        "submit",
+        "--address",
+        dashboard,
+        "--working-dir",
+        str(ROOT),
+        "--runtime-env-json",
+        json.dumps({"excludes": [".venv", "runs", "data", ".git"]}),
+        "--",
+        sys.executable,
+        "-m",
+        "regrl.trainers.cli",
+        "train",
+        "configs/cartpole_ppo.yaml",
+        "--address",
+        "auto",
+        "--quiet",
+        "--set",
+        "training.iterations=1",
+        "--set",
+        "training.train_batch_size=400",
+        "--set",
+        "training.minibatch_size=100",
+        "--set",
+        "resources.num_env_runners=1",
+        "--set",
+        f"runs_root={tmp_path}",
+    ]
     start = time.time()
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     log = out.stdout + out.stderr

@@ -1,6 +1,7 @@
 """A head and two worker nodes on one machine (``ray.cluster_utils.Cluster``): custom
 resources pin env runners and the learner to nodes; a killed env runner and a removed worker
 node do not stop training."""
+
 import os
 import signal
 import subprocess
@@ -12,12 +13,12 @@ import ray
 import torch
 from ray.cluster_utils import Cluster
 
-from trainers.config import config_from_dict
-from trainers.logging import namespace_metrics
-from trainers.rllib.algo import build_algorithm_config
-from trainers.run import placement, runner_health
+from regrl.trainers.config import config_from_dict
+from regrl.trainers.logging import namespace_metrics
+from regrl.trainers.rllib.algo import build_algorithm_config
+from regrl.trainers.run import placement, runner_health
 
-MB = 1024 ** 2
+MB = 1024**2
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +26,21 @@ def cluster():
     assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0"
     if ray.is_initialized():
         ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args=dict(
-        num_cpus=1, object_store_memory=80 * MB, include_dashboard=False))
-    workers = [c.add_node(num_cpus=1, object_store_memory=80 * MB,
-                          resources={"env_runner_slot": 2, "rollout_slot": 2, f"node_{i}": 1})
-               for i in range(2)]
-    learner_node = c.add_node(num_cpus=1, object_store_memory=80 * MB,
-                              resources={"learner_slot": 1})
+    c = Cluster(
+        initialize_head=True,
+        head_node_args=dict(num_cpus=1, object_store_memory=80 * MB, include_dashboard=False),
+    )
+    workers = [
+        c.add_node(
+            num_cpus=1,
+            object_store_memory=80 * MB,
+            resources={"env_runner_slot": 2, "rollout_slot": 2, f"node_{i}": 1},
+        )
+        for i in range(2)
+    ]
+    learner_node = c.add_node(
+        num_cpus=1, object_store_memory=80 * MB, resources={"learner_slot": 1}
+    )
     c.wait_for_nodes()
     ray.init(address=c.address)
     yield c, workers, learner_node
@@ -40,13 +49,25 @@ def cluster():
 
 
 def cartpole(**resources):
-    return config_from_dict({
-        "name": "multinode", "seed": 0, "env": {"name": "CartPole-v1"},
-        "training": {"iterations": 3, "train_batch_size": 400, "minibatch_size": 100,
-                     "num_epochs": 1},
-        "resources": {"num_env_runners": 2, "env_runner_resources": {"env_runner_slot": 1},
-                      "num_cpus_per_env_runner": 0.5, **resources},
-    })
+    return config_from_dict(
+        {
+            "name": "multinode",
+            "seed": 0,
+            "env": {"name": "CartPole-v1"},
+            "training": {
+                "iterations": 3,
+                "train_batch_size": 400,
+                "minibatch_size": 100,
+                "num_epochs": 1,
+            },
+            "resources": {
+                "num_env_runners": 2,
+                "env_runner_resources": {"env_runner_slot": 1},
+                "num_cpus_per_env_runner": 0.5,
+                **resources,
+            },
+        }
+    )
 
 
 def train(algo, n):
@@ -59,8 +80,10 @@ def train_until_restored(algo, max_iterations=12):
     metrics = []
     while len(metrics) < max_iterations:
         metrics += train(algo, 1)
-        if metrics[-1]["perf/env_runner_restarts"] >= 1 and \
-                metrics[-1]["perf/healthy_env_runners"] == 2:
+        if (
+            metrics[-1]["perf/env_runner_restarts"] >= 1
+            and metrics[-1]["perf/healthy_env_runners"] == 2
+        ):
             break
     return metrics
 
@@ -78,12 +101,13 @@ def test_env_runners_and_learner_are_placed_on_the_configured_nodes(cluster):
     assert len(where["env_runners"]) == 2 and set(where["env_runners"]) <= worker_ids
     assert where["learners"] == [learner_node.node_id]
     assert metrics[-1]["env/env_steps"] >= 400
-    assert "learner/policy_loss" in metrics[-1] or any(k.startswith("learner/") for k in metrics[-1])
+    assert "learner/policy_loss" in metrics[-1] or any(
+        k.startswith("learner/") for k in metrics[-1]
+    )
 
 
 def _runner_pids(algo):
-    return algo.env_runner_group.foreach_env_runner(lambda r: os.getpid(),
-                                                    local_env_runner=False)
+    return algo.env_runner_group.foreach_env_runner(lambda r: os.getpid(), local_env_runner=False)
 
 
 def test_killed_env_runner_is_restarted_and_counted(cluster):
@@ -104,42 +128,69 @@ def test_regrl_train_joins_the_cluster_by_address(cluster, tmp_path):
     env runners on the worker nodes and checkpoints; the driver is a separate process."""
     c, workers, _ = cluster
     root = Path(__file__).resolve().parents[2]
-    sets = ["training.iterations=2", "training.train_batch_size=400",
-            "training.minibatch_size=100", "training.num_epochs=1",
-            "resources.num_env_runners=2", "resources.num_cpus_per_env_runner=0.5",
-            "resources.env_runner_resources={env_runner_slot: 1}", f"runs_root={tmp_path}"]
-    cmd = [sys.executable, "-m", "trainers.cli", "train", "configs/cartpole_ppo.yaml",
-           "--address", c.address, "--quiet"] + [a for s in sets for a in ("--set", s)]
+    sets = [
+        "training.iterations=2",
+        "training.train_batch_size=400",
+        "training.minibatch_size=100",
+        "training.num_epochs=1",
+        "resources.num_env_runners=2",
+        "resources.num_cpus_per_env_runner=0.5",
+        "resources.env_runner_resources={env_runner_slot: 1}",
+        f"runs_root={tmp_path}",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "regrl.trainers.cli",
+        "train",
+        "configs/cartpole_ppo.yaml",
+        "--address",
+        c.address,
+        "--quiet",
+    ] + [a for s in sets for a in ("--set", s)]
     out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     line = next(x for x in out.stdout.splitlines() if x.startswith("placement:"))
-    live = {w.node_id[:8] for w in workers if w.node_id in {n["NodeID"] for n in ray.nodes()
-                                                             if n["Alive"]}}
+    live = {
+        w.node_id[:8]
+        for w in workers
+        if w.node_id in {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    }
     assert any(short in line for short in live), line
     assert "done: 2 iterations" in out.stdout
     assert list(tmp_path.glob("cartpole_ppo/*/checkpoints/iter_*2"))
 
 
-RLVR = {"kind": "rlvr", "name": "rlvr_multinode", "model": {"path": "tiny", "tiny_width": 32},
-        "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
-        "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4},
-        "training": {"steps": 2, "micro_batch_size": 4},
-        "resources": {"mode": "ray", "num_rollout_actors": 2, "num_reward_actors": 1,
-                      "cpus_per_actor": 0.25, "max_restarts": 2,
-                      "rollout_resources": {"rollout_slot": 0.5},
-                      "reward_resources": {"rollout_slot": 0.5},
-                      "learner_resources": {"learner_slot": 1}},
-        "eval": {"every": 0}}
+RLVR = {
+    "kind": "rlvr",
+    "name": "rlvr_multinode",
+    "model": {"path": "tiny", "tiny_width": 32},
+    "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
+    "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4},
+    "training": {"steps": 2, "micro_batch_size": 4},
+    "resources": {
+        "mode": "ray",
+        "num_rollout_actors": 2,
+        "num_reward_actors": 1,
+        "cpus_per_actor": 0.25,
+        "max_restarts": 2,
+        "rollout_resources": {"rollout_slot": 0.5},
+        "reward_resources": {"rollout_slot": 0.5},
+        "learner_resources": {"learner_slot": 1},
+    },
+    "eval": {"every": 0},
+}
 
 
 def test_rlvr_actors_placed_and_a_killed_rollout_actor_reloads_the_latest_weights(
-        cluster, tmp_path):
+    cluster, tmp_path
+):
     """RLVR tiny-model loop on the multi-node cluster: rollout/reward actors on the workers,
     the learner on the learner node; a SIGKILLed rollout actor is restarted by Ray and syncs to
     the newest published weights before it generates again."""
-    from trainers.rlvr import config as rc
-    from trainers.rlvr.actors import RayBackend
-    from trainers.rlvr.loop import Trainer
+    from regrl.trainers.rlvr import config as rc
+    from regrl.trainers.rlvr.actors import RayBackend
+    from regrl.trainers.rlvr.loop import Trainer
 
     _, workers, learner_node = cluster
     cfg = rc.config_from_dict(dict(RLVR, runs_root=str(tmp_path)), "multinode")

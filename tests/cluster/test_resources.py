@@ -1,14 +1,15 @@
 """Resource mapping without Ray: the cluster configs ask for what cluster.yaml's node types
 offer, RLlib receives the placement, and a missing GPU/label fails fast with a clear message."""
+
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from trainers.config import ConfigError, config_from_dict, load_config
-from trainers.rllib.algo import build_algorithm_config
-from trainers.run import missing_resources, required_resources
+from regrl.trainers.config import ConfigError, config_from_dict, load_config
+from regrl.trainers.rllib.algo import build_algorithm_config
+from regrl.trainers.run import missing_resources, required_resources
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_TYPES = yaml.safe_load((ROOT / "cluster.yaml").read_text())["available_node_types"]
@@ -37,11 +38,21 @@ def test_missing_gpu_is_reported_not_waited_for():
 
 def test_learner_resources_need_a_learner_actor():
     with pytest.raises(ConfigError, match="learner_resources needs num_learners >= 1"):
-        config_from_dict({"name": "x", "env": {"name": "CartPole-v1"},
-                          "resources": {"learner_resources": {"learner_slot": 1}}})
+        config_from_dict(
+            {
+                "name": "x",
+                "env": {"name": "CartPole-v1"},
+                "resources": {"learner_resources": {"learner_slot": 1}},
+            }
+        )
     with pytest.raises(ConfigError, match="env_runner_resources.slot must be a number > 0"):
-        config_from_dict({"name": "x", "env": {"name": "CartPole-v1"},
-                          "resources": {"env_runner_resources": {"slot": 0}}})
+        config_from_dict(
+            {
+                "name": "x",
+                "env": {"name": "CartPole-v1"},
+                "resources": {"env_runner_resources": {"slot": 0}},
+            }
+        )
 
 
 def test_learner_device_string_with_one_gpu(monkeypatch):
@@ -51,7 +62,9 @@ def test_learner_device_string_with_one_gpu(monkeypatch):
     from ray.rllib.utils.framework import get_device
 
     monkeypatch.setattr(tu, "get_devices", lambda: [torch.device("cuda:0")])
-    monkeypatch.setattr("ray._private.worker._mode", lambda: __import__("ray")._private.worker.WORKER_MODE)
+    monkeypatch.setattr(
+        "ray._private.worker._mode", lambda: __import__("ray")._private.worker.WORKER_MODE
+    )
     algo_cfg = build_algorithm_config(load_config(ROOT / CLUSTER_RUNS[1], []))
     assert str(get_device(algo_cfg, algo_cfg.num_gpus_per_learner)) == "cuda:0"
     assert str(get_device(algo_cfg, 0)) == "cpu"

@@ -1,39 +1,57 @@
 """The eval-free expression reader (envs/text/expr.py) against a Fraction reference."""
+
 import time
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from envs.text.expr import MAX_DEPTH, MAX_TOKENS, ExprError, parse_expression, tokenize
+from regrl.envs.text.expr import MAX_DEPTH, MAX_TOKENS, ExprError, parse_expression, tokenize
 
 
-@pytest.mark.parametrize("text, value, numbers", [
-    ("(3+5)*7", Fraction(56), [3, 5, 7]),
-    ("3+5*7", Fraction(38), [3, 5, 7]),             # * binds tighter than +
-    ("20-5-3", Fraction(12), [20, 5, 3]),           # left associative
-    ("48/4/2", Fraction(6), [48, 4, 2]),
-    ("7/3*3", Fraction(7), [7, 3, 3]),              # exact: no float rounding
-    ("1/3+1/6", Fraction(1, 2), [1, 3, 1, 6]),
-    ("((((2))))", Fraction(2), [2]),
-    ("[4 + 4] × 2 ÷ 4", Fraction(4), [4, 4, 2, 4]),
-    ("\\left(6 \\times 2\\right) \\div 3 \\cdot 5", Fraction(20), [6, 2, 3, 5]),
-    ("１２ + ٣", Fraction(15), [12, 3]),
-    ("  8  ", Fraction(8), [8]),
-])
+@pytest.mark.parametrize(
+    "text, value, numbers",
+    [
+        ("(3+5)*7", Fraction(56), [3, 5, 7]),
+        ("3+5*7", Fraction(38), [3, 5, 7]),  # * binds tighter than +
+        ("20-5-3", Fraction(12), [20, 5, 3]),  # left associative
+        ("48/4/2", Fraction(6), [48, 4, 2]),
+        ("7/3*3", Fraction(7), [7, 3, 3]),  # exact: no float rounding
+        ("1/3+1/6", Fraction(1, 2), [1, 3, 1, 6]),
+        ("((((2))))", Fraction(2), [2]),
+        ("[4 + 4] × 2 ÷ 4", Fraction(4), [4, 4, 2, 4]),
+        ("\\left(6 \\times 2\\right) \\div 3 \\cdot 5", Fraction(20), [6, 2, 3, 5]),
+        ("１２ + ٣", Fraction(15), [12, 3]),
+        ("  8  ", Fraction(8), [8]),
+    ],
+)
 def test_pinned_values(text, value, numbers):
     assert parse_expression(text) == (value, numbers)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("2**3", "powers"), ("2^3", "powers"), ("9**9**9", "powers"),
-    ("-3+5", "needs a number"), ("3+", "ends early"), ("(3+5", "unclosed"),
-    ("3+5)", "unexpected"), ("()", "unexpected"), ("3 4", "missing operator"),
-    ("3(4)", "missing operator"), ("", "empty"), ("x+1", "unexpected character"),
-    ("4/0", "division by zero"), ("4/(2-2)", "division by zero"),
-    ("__import__('os')", "unexpected character"), ("1e999999", "unexpected character"),
-    ("3.5+1", "unexpected character"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("2**3", "powers"),
+        ("2^3", "powers"),
+        ("9**9**9", "powers"),
+        ("-3+5", "needs a number"),
+        ("3+", "ends early"),
+        ("(3+5", "unclosed"),
+        ("3+5)", "unexpected"),
+        ("()", "unexpected"),
+        ("3 4", "missing operator"),
+        ("3(4)", "missing operator"),
+        ("", "empty"),
+        ("x+1", "unexpected character"),
+        ("4/0", "division by zero"),
+        ("4/(2-2)", "division by zero"),
+        ("__import__('os')", "unexpected character"),
+        ("1e999999", "unexpected character"),
+        ("3.5+1", "unexpected character"),
+    ],
+)
 def test_rejects(text, message):
     with pytest.raises(ExprError, match=message):
         parse_expression(text)
@@ -47,7 +65,7 @@ def test_depth_and_length_caps():
     with pytest.raises(ExprError, match="tokens"):
         parse_expression("+".join(["1"] * MAX_TOKENS))
     with pytest.raises(ExprError, match="longer than"):
-        tokenize("(" * 10 ** 6)
+        tokenize("(" * 10**6)
     with pytest.raises(ExprError, match="digits"):
         tokenize("9" * 2000)
 
@@ -64,10 +82,12 @@ def test_hostile_inputs_are_fast():
 
 # ---- random trees: the parser must agree with a Fraction evaluation of the tree -------------
 
+
 def _trees():
     leaf = st.integers(min_value=0, max_value=999)
-    return st.recursive(leaf, lambda kids: st.tuples(st.sampled_from("+-*/"), kids, kids),
-                        max_leaves=12)
+    return st.recursive(
+        leaf, lambda kids: st.tuples(st.sampled_from("+-*/"), kids, kids), max_leaves=12
+    )
 
 
 def _reference(tree):

@@ -1,4 +1,5 @@
 """Text tasks (envs/text): registry, sampling, rewards, demonstrations, JSONL files."""
+
 import json
 import pickle
 import re
@@ -6,10 +7,11 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import envs.text as text
-from envs.text import Problem, TaskError, UnknownTaskError, demonstrations, get_task
+import regrl.envs.text as text
+from regrl.envs.text import Problem, TaskError, UnknownTaskError, demonstrations, get_task
 
 GENERATED = ("arithmetic", "countdown", "word_problems")
 
@@ -20,8 +22,11 @@ def rng(seed=0):
 
 def test_registry_names_and_errors():
     assert text.TASK_NAMES == ("arithmetic", "countdown", "jsonl", "word_problems")
-    with pytest.raises(UnknownTaskError, match=r"'arithmetc'. Did you mean 'arithmetic'\? "
-                                                r"Known: arithmetic, countdown, jsonl"):
+    with pytest.raises(
+        UnknownTaskError,
+        match=r"'arithmetc'. Did you mean 'arithmetic'\? "
+        r"Known: arithmetic, countdown, jsonl",
+    ):
         get_task("arithmetc")
     with pytest.raises(TaskError, match="unknown setting 'digit'; did you mean 'digits'"):
         get_task("arithmetic", digit=3)
@@ -29,19 +34,22 @@ def test_registry_names_and_errors():
         get_task("jsonl")
 
 
-@pytest.mark.parametrize("name, kwargs, message", [
-    ("arithmetic", {"digits": 0}, "digits must be"),
-    ("arithmetic", {"ops": "+/"}, "ops must be"),
-    ("arithmetic", {"answer_format": "xml"}, "answer_format must be"),
-    ("arithmetic", {"format_penalty": -1}, "format_penalty"),
-    ("arithmetic", {"prompt_template": "{instruction}"}, "must contain {question}"),
-    ("arithmetic", {"prompt_template": "{question} {foo}"}, "unknown field"),
-    ("arithmetic", {"prompt_template": "{question"}, "not a valid format string"),
-    ("arithmetic", {"question_template": "{a}{c}"}, "question_template"),
-    ("countdown", {"n_numbers": 1}, "n_numbers"),
-    ("countdown", {"min_target": 5, "max_target": 1}, "min_target"),
-    ("word_problems", {"templates": ["boxes", "nope"]}, "unknown template"),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        ("arithmetic", {"digits": 0}, "digits must be"),
+        ("arithmetic", {"ops": "+/"}, "ops must be"),
+        ("arithmetic", {"answer_format": "xml"}, "answer_format must be"),
+        ("arithmetic", {"format_penalty": -1}, "format_penalty"),
+        ("arithmetic", {"prompt_template": "{instruction}"}, "must contain {question}"),
+        ("arithmetic", {"prompt_template": "{question} {foo}"}, "unknown field"),
+        ("arithmetic", {"prompt_template": "{question"}, "not a valid format string"),
+        ("arithmetic", {"question_template": "{a}{c}"}, "question_template"),
+        ("countdown", {"n_numbers": 1}, "n_numbers"),
+        ("countdown", {"min_target": 5, "max_target": 1}, "min_target"),
+        ("word_problems", {"templates": ["boxes", "nope"]}, "unknown template"),
+    ],
+)
 def test_bad_settings(name, kwargs, message):
     with pytest.raises(TaskError, match=message):
         get_task(name, **kwargs)
@@ -55,7 +63,7 @@ def test_sampling_is_deterministic_per_seed(name):
     assert a == b and [p.meta for p in a] == [p.meta for p in b]
     assert demonstrations(task, 20, 3) == demonstrations(name, 20, 3)
     assert demonstrations(task, 20, 3) != demonstrations(task, 20, 4)
-    json.dumps([p.meta for p in a])                 # plain values only
+    json.dumps([p.meta for p in a])  # plain values only
     assert pickle.loads(pickle.dumps(a[0])) == a[0]
     assert pickle.loads(pickle.dumps(task)) == task  # tasks travel to Ray actors
 
@@ -66,12 +74,12 @@ def test_sample_needs_a_generator():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(GENERATED), st.integers(0, 2 ** 32), st.sampled_from(["answer", "boxed"]))
+@given(st.sampled_from(GENERATED), st.integers(0, 2**32), st.sampled_from(["answer", "boxed"]))
 def test_demonstrations_earn_full_reward(name, seed, fmt):
     task = get_task(name, answer_format=fmt)
     for row in demonstrations(task, 3, seed):
         problem = Problem(row["prompt"], row["answer"])
-        if name != "countdown":                    # countdown also needs meta: checked below
+        if name != "countdown":  # countdown also needs meta: checked below
             assert task.reward(row["completion"], problem) == 1.0
     p = task.sample(rng(seed))
     assert task.reward(task.demonstration(p), p) == 1.0
@@ -81,18 +89,34 @@ def test_demonstrations_earn_full_reward(name, seed, fmt):
 
 # ---- arithmetic --------------------------------------------------------------------------
 
+
 def test_arithmetic_pinned():
     p = get_task("arithmetic").sample(rng(0))
     assert p.prompt == "Compute 86-67. Put the final answer after 'Answer:'."
     assert p.answer == "19" == str(86 - 67)
     task = get_task("arithmetic")
     q = Problem("Compute 37+85. Put the final answer after 'Answer:'.", "122")
-    for right in ["Answer: 122", "37 + 85 = 122", "\\boxed{122}", "Answer: 122.0",
-                  "Answer: １２２", "Answer: ١٢٢", "I added them.\n**Answer:** 122",
-                  "Answer: 1.22e2", "Answer: 122/1"]:
+    for right in [
+        "Answer: 122",
+        "37 + 85 = 122",
+        "\\boxed{122}",
+        "Answer: 122.0",
+        "Answer: １２２",
+        "Answer: ١٢٢",
+        "I added them.\n**Answer:** 122",
+        "Answer: 1.22e2",
+        "Answer: 122/1",
+    ]:
         assert task.reward(right, q) == 1.0, right
-    for wrong in ["Answer: 121", "\\boxed{122} no wait \\boxed{123}", "Answer: 12 2",
-                  "122\nAnswer: 123", "Answer: -122", "Answer: 122.5", "Answer: 1e999999"]:
+    for wrong in [
+        "Answer: 121",
+        "\\boxed{122} no wait \\boxed{123}",
+        "Answer: 12 2",
+        "122\nAnswer: 123",
+        "Answer: -122",
+        "Answer: 122.5",
+        "Answer: 1e999999",
+    ]:
         assert task.reward(wrong, q) == 0.0, wrong
 
 
@@ -114,15 +138,17 @@ def test_arithmetic_settings():
 def test_long_multiplication_demo():
     task = get_task("arithmetic")
     p = Problem("Compute 37*85.", "3145", {"a": 37, "op": "*", "b": 85})
-    assert task.demonstration(p) == ("37 * 85 = 37 * 80 + 37 * 5 = 2960 + 185 = 3145.\n"
-                                     "Answer: 3145")
+    assert task.demonstration(p) == (
+        "37 * 85 = 37 * 80 + 37 * 5 = 2960 + 185 = 3145.\nAnswer: 3145"
+    )
     p = Problem("Compute 37*50.", "1850", {"a": 37, "op": "*", "b": 50})
     assert task.demonstration(p) == "37 * 50 = 1850 = 1850.\nAnswer: 1850"
 
 
 def test_prompt_template_and_boxed_format():
-    task = get_task("arithmetic", prompt_template="Q: {question}\n{instruction}\nA:",
-                    answer_format="boxed")
+    task = get_task(
+        "arithmetic", prompt_template="Q: {question}\n{instruction}\nA:", answer_format="boxed"
+    )
     p = task.sample(rng(0))
     assert p.prompt == "Q: Compute 86-67.\nPut the final answer in \\boxed{}.\nA:"
     assert task.demonstration(p).endswith("The final answer is \\boxed{19}.")
@@ -141,25 +167,31 @@ def test_format_penalty():
 
 # ---- countdown -----------------------------------------------------------------------------
 
-CD = Problem("Using the numbers 3, 5, 7, 2, make 56 ...", "(3 + 5) * 7",
-             {"numbers": [3, 5, 7, 2], "target": 56})
+CD = Problem(
+    "Using the numbers 3, 5, 7, 2, make 56 ...",
+    "(3 + 5) * 7",
+    {"numbers": [3, 5, 7, 2], "target": 56},
+)
 
 
-@pytest.mark.parametrize("completion, reward", [
-    ("Answer: (3 + 5) * 7", 1.0),
-    ("Answer: 7*(5+3) = 56", 1.0),
-    ("\\boxed{(3+5)\\times 7}", 1.0),
-    ("so\n(3+5)*7", 1.0),                           # fallback: the last line
-    ("Answer: (3+5)*7*2/2", 0.0),                   # 2 used twice
-    ("Answer: (3+5)*7 + 2 - 2", 0.0),
-    ("Answer: 8*7", 0.0),                           # 8 is not a given number
-    ("Answer: 56", 0.0),
-    ("Answer: (3+5)*7+2", 0.0),                     # wrong value
-    ("Answer: 7/(5-5)", 0.0),                       # 5 twice anyway; also divides by 0
-    ("Answer: 2**5+3*7+3", -0.25),                  # powers: not an expression
-    ("Answer: eval('56')", -0.25),
-    ("I give up", -0.25),
-])
+@pytest.mark.parametrize(
+    "completion, reward",
+    [
+        ("Answer: (3 + 5) * 7", 1.0),
+        ("Answer: 7*(5+3) = 56", 1.0),
+        ("\\boxed{(3+5)\\times 7}", 1.0),
+        ("so\n(3+5)*7", 1.0),  # fallback: the last line
+        ("Answer: (3+5)*7*2/2", 0.0),  # 2 used twice
+        ("Answer: (3+5)*7 + 2 - 2", 0.0),
+        ("Answer: 8*7", 0.0),  # 8 is not a given number
+        ("Answer: 56", 0.0),
+        ("Answer: (3+5)*7+2", 0.0),  # wrong value
+        ("Answer: 7/(5-5)", 0.0),  # 5 twice anyway; also divides by 0
+        ("Answer: 2**5+3*7+3", -0.25),  # powers: not an expression
+        ("Answer: eval('56')", -0.25),
+        ("I give up", -0.25),
+    ],
+)
 def test_countdown_pinned(completion, reward):
     assert get_task("countdown", format_penalty=0.25).reward(completion, CD) == reward
 
@@ -191,8 +223,9 @@ def test_countdown_impossible_range_and_missing_meta():
         get_task("countdown", n_numbers=2, max_number=2, min_target=90)
     # 2 and 2 make 0, 1 or 4: within the bound, yet never 3; sampling gives up
     with pytest.raises(TaskError, match="widen"):
-        get_task("countdown", n_numbers=2, min_number=2, max_number=2, min_target=3,
-                 max_target=3).sample(rng())
+        get_task(
+            "countdown", n_numbers=2, min_number=2, max_number=2, min_target=3, max_target=3
+        ).sample(rng())
     with pytest.raises(ValueError, match=r"meta\['numbers'\]"):
         get_task("countdown").reward("Answer: 1+2", Problem("p", "1+2"))
 
@@ -200,8 +233,12 @@ def test_countdown_impossible_range_and_missing_meta():
 def test_countdown_hostile_completion_is_fast():
     task = get_task("countdown")
     p = task.sample(rng())
-    junks = ["(" * 10_000_000, "9" * 10_000_000 + "\nAnswer: " + "9*" * 2000 + "9",
-             "Answer: " + "(" * 5000 + "1" + ")" * 5000, "\\boxed{9**9**9}"]
+    junks = [
+        "(" * 10_000_000,
+        "9" * 10_000_000 + "\nAnswer: " + "9*" * 2000 + "9",
+        "Answer: " + "(" * 5000 + "1" + ")" * 5000,
+        "\\boxed{9**9**9}",
+    ]
     t0 = time.perf_counter()
     for junk in junks:
         assert task.reward(junk, p) <= 0.0
@@ -210,11 +247,16 @@ def test_countdown_hostile_completion_is_fast():
 
 # ---- word problems ---------------------------------------------------------------------------
 
+
 def test_word_problems_pinned():
     task = get_task("word_problems", templates=["change"])
     p = task.sample(rng(0))
-    qty, price, paid = map(int, re.search(
-        r"buys (\d+) notebooks at (\d+) dollars each and pays with (\d+)", p.prompt).groups())
+    qty, price, paid = map(
+        int,
+        re.search(
+            r"buys (\d+) notebooks at (\d+) dollars each and pays with (\d+)", p.prompt
+        ).groups(),
+    )
     assert int(p.answer) == paid - qty * price >= 0
     kinds = {get_task("word_problems").sample(rng(s)).meta["template"] for s in range(80)}
     assert len(kinds) == 8
@@ -226,11 +268,14 @@ def test_word_problems_pinned():
 
 # ---- JSONL files -----------------------------------------------------------------------------
 
+
 def test_jsonl_task(tmp_path):
     path = tmp_path / "p.jsonl"
-    rows = [{"prompt": "Capital of France?", "answer": "Paris"},
-            {"prompt": "Half of one?", "answer": 0.5, "source": "x"},
-            {"prompt": "2+2?", "answer": "4", "completion": "2+2 = 4.\nAnswer: 4"}]
+    rows = [
+        {"prompt": "Capital of France?", "answer": "Paris"},
+        {"prompt": "Half of one?", "answer": 0.5, "source": "x"},
+        {"prompt": "2+2?", "answer": "4", "completion": "2+2 = 4.\nAnswer: 4"},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     task = get_task("jsonl", path=str(path))
     assert len(task) == 3
@@ -247,19 +292,22 @@ def test_jsonl_task(tmp_path):
     assert with_instr.sample(rng(0)).prompt.endswith("after 'Answer:'.")
 
 
-@pytest.mark.parametrize("line, message", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "expected a JSON object, got list"),
-    ('{"prompt": "q"}', "missing key 'answer'"),
-    ('{"answer": "1"}', "missing key 'prompt'"),
-    ('{"prompt": "", "answer": "1"}', "'prompt' must be a non-empty string"),
-    ('{"prompt": 3, "answer": "1"}', "'prompt' must be a non-empty string"),
-    ('{"prompt": "q", "answer": true}', "'answer' must be a string or a number"),
-    ('{"prompt": "q", "answer": [1]}', "'answer' must be a string or a number"),
-    ('{"prompt": "q", "answer": NaN}', "finite"),
-    ('{"prompt": "q", "answer": " "}', "'answer' is empty"),
-    ('{"prompt": "q", "answer": "1", "completion": 5}', "'completion' must be a string"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"prompt": "q"}', "missing key 'answer'"),
+        ('{"answer": "1"}', "missing key 'prompt'"),
+        ('{"prompt": "", "answer": "1"}', "'prompt' must be a non-empty string"),
+        ('{"prompt": 3, "answer": "1"}', "'prompt' must be a non-empty string"),
+        ('{"prompt": "q", "answer": true}', "'answer' must be a string or a number"),
+        ('{"prompt": "q", "answer": [1]}', "'answer' must be a string or a number"),
+        ('{"prompt": "q", "answer": NaN}', "finite"),
+        ('{"prompt": "q", "answer": " "}', "'answer' is empty"),
+        ('{"prompt": "q", "answer": "1", "completion": 5}', "'completion' must be a string"),
+    ],
+)
 def test_jsonl_bad_line_names_file_and_line(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "ok", "answer": "1"}\n\n' + line + "\n")
@@ -276,10 +324,20 @@ def test_jsonl_missing_or_empty_file(tmp_path):
         get_task("jsonl", path=str(tmp_path / "empty.jsonl"))
 
 
-HOSTILE = {"groups": "1" + ",111" * 1200 + "1", "dots": "9." * 3000, "exps": "1e" * 3000,
-           "markers": "Answer:" * 700, "slashes": "1/" * 3000, "boxes": "\\boxed{" * 700,
-           "braces": "{}" * 3000, "digits": "9" * 5000, "arabic": "٣," * 3000,
-           "newlines": "\n" * 5000, "signs": "-" * 5000 + "1", "nul": "\x00" * 5000}
+HOSTILE = {
+    "groups": "1" + ",111" * 1200 + "1",
+    "dots": "9." * 3000,
+    "exps": "1e" * 3000,
+    "markers": "Answer:" * 700,
+    "slashes": "1/" * 3000,
+    "boxes": "\\boxed{" * 700,
+    "braces": "{}" * 3000,
+    "digits": "9" * 5000,
+    "arabic": "٣," * 3000,
+    "newlines": "\n" * 5000,
+    "signs": "-" * 5000 + "1",
+    "nul": "\x00" * 5000,
+}
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE))

@@ -1,11 +1,12 @@
-"""Pure-pursuit + PID tracker (envs.traffic.control), hand-computed cases."""
+"""Pure-pursuit + PID tracker (regrl.envs.traffic.control), hand-computed cases."""
+
 import math
 
 import numpy as np
 import pytest
 
-from envs.traffic.control import PID, TrajectoryTracker, pure_pursuit_steer, target_motion
-from envs.traffic.scene import DT, T
+from regrl.envs.traffic.control import PID, TrajectoryTracker, pure_pursuit_steer, target_motion
+from regrl.envs.traffic.scene import DT, T
 
 
 def line(speed, lateral=0.0):
@@ -21,8 +22,8 @@ def test_pure_pursuit_hand_computed():
     assert steer == pytest.approx(min(delta / math.radians(40), 1.0))
     assert pure_pursuit_steer(line(10.0), 10.0, 2.6, math.radians(40)) == 0.0
     right = pure_pursuit_steer(line(10.0, -0.05), 10.0, 2.6, math.radians(40))
-    assert right < 0.0                                  # MetaDrive: positive steer turns left
-    assert pure_pursuit_steer(np.zeros((T, 2)), 0.0, 2.6, 0.7) == 0.0   # standing
+    assert right < 0.0  # MetaDrive: positive steer turns left
+    assert pure_pursuit_steer(np.zeros((T, 2)), 0.0, 2.6, 0.7) == 0.0  # standing
 
 
 def test_target_motion_and_pid():

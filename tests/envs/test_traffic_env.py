@@ -1,6 +1,7 @@
 """RIFT traffic env in candidate mode (one MetaDrive engine for the whole module: MetaDrive
 allows one per process and takes seconds to start). The engine is started with the network
 blocked, to show that headless mode never tries to download MetaDrive's assets."""
+
 import socket
 import urllib.request
 
@@ -10,8 +11,8 @@ from pettingzoo.test import parallel_api_test
 
 pytest.importorskip("metadrive")  # the `traffic` extra
 
-from envs.traffic import backend, parallel_env, scene  # noqa: E402
-from envs.traffic.scene import R, T  # noqa: E402
+from regrl.envs.traffic import backend, parallel_env, scene  # noqa: E402
+from regrl.envs.traffic.scene import R, T  # noqa: E402
 
 K, M = 2, 3
 ATTEMPTS = []
@@ -27,15 +28,14 @@ def env():
 
     import metadrive.engine.base_engine as base_engine
 
-    mp.setattr(base_engine, "pull_asset", refuse)   # MetaDrive's downloader itself
+    mp.setattr(base_engine, "pull_asset", refuse)  # MetaDrive's downloader itself
     mp.setattr(urllib.request, "urlretrieve", refuse)
     mp.setattr(urllib.request, "urlopen", refuse)
     mp.setattr(socket.socket, "connect", refuse)
     mp.setattr(socket, "create_connection", refuse)
-    e = parallel_env(num_cbv=K, map="intersection", horizon=25, num_modes=M,
-                     traffic_density=0.05)
+    e = parallel_env(num_cbv=K, map="intersection", horizon=25, num_modes=M, traffic_density=0.05)
     try:
-        e.reset(seed=0)   # starts the engine (and would trigger MetaDrive's asset pull)
+        e.reset(seed=0)  # starts the engine (and would trigger MetaDrive's asset pull)
     finally:
         mp.undo()
     yield e
@@ -47,8 +47,9 @@ def test_headless_engine_starts_offline_without_download_attempts(env):
 
     assert ATTEMPTS == []
     # the bypass is scoped to engine creation: MetaDrive's own check is back in place
-    assert BaseEngine.__dict__["try_pull_asset"].__func__.__qualname__ == \
-        "BaseEngine.try_pull_asset"
+    assert (
+        BaseEngine.__dict__["try_pull_asset"].__func__.__qualname__ == "BaseEngine.try_pull_asset"
+    )
 
 
 def test_rendering_without_assets_is_a_clear_error(monkeypatch):
@@ -98,6 +99,7 @@ def test_episode_is_deterministic_per_seed(env):
             obs, *_ = env.step({a: 1 for a in env.agents})
             trace.append(np.stack([obs[a] for a in sorted(obs)]))
         return trace
+
     for x, y in zip(roll(), roll()):
         np.testing.assert_array_equal(x, y)
 
@@ -141,8 +143,11 @@ def test_bad_actions_and_arguments_are_clear_errors(env):
         env.step({})
     with pytest.raises(ValueError, match="candidate index"):
         env.step({a: R * M for a in env.agents})
-    for kw, msg in (({"map": "moon"}, "map must be"), ({"action_mode": "x"}, "action_mode"),
-                    ({"num_cbv": 0}, "num_cbv")):
+    for kw, msg in (
+        ({"map": "moon"}, "map must be"),
+        ({"action_mode": "x"}, "action_mode"),
+        ({"num_cbv": 0}, "num_cbv"),
+    ):
         with pytest.raises(ValueError, match=msg):
             parallel_env(**kw)
 
@@ -156,13 +161,14 @@ def test_second_engine_in_one_process_is_a_clear_error(env):
 
 def test_simulator_exception_truncates_and_rebuilds(env, monkeypatch):
     env.reset(seed=7)
-    monkeypatch.setattr(env._md, "step", lambda *a, **k: (_ for _ in ()).throw(
-        AssertionError("bullet blew up")))
+    monkeypatch.setattr(
+        env._md, "step", lambda *a, **k: (_ for _ in ()).throw(AssertionError("bullet blew up"))
+    )
     obs, rew, term, trunc, infos = env.step({a: 0 for a in env.agents})
     assert all(trunc.values()) and not any(term.values()) and env.agents == []
     assert all(i["metrics"]["sim_error"] == 1.0 for i in infos.values())
     assert env.sim_errors == 1
     monkeypatch.undo()
-    obs, _ = env.reset(seed=7)      # a fresh simulator
+    obs, _ = env.reset(seed=7)  # a fresh simulator
     assert env.agents == ["cbv_0", "cbv_1"]
     env.step({a: 0 for a in env.agents})

@@ -1,11 +1,12 @@
 """Scene features from MetaDrive-like objects (stand-ins: no engine needed)."""
+
 import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from envs.traffic import features, scene
+from regrl.envs.traffic import features, scene
 
 
 class Lane:
@@ -29,10 +30,17 @@ class Lane:
 
 
 def vehicle(vid, x, y, h=0.0, v=0.0, lane=None, index=None, route=None):
-    return SimpleNamespace(id=vid, position=(x, y), heading_theta=h,
-                           velocity=(v * math.cos(h), v * math.sin(h)), lane=lane,
-                           lane_index=index, LENGTH=4.0, WIDTH=2.0,
-                           navigation=SimpleNamespace(checkpoints=route))
+    return SimpleNamespace(
+        id=vid,
+        position=(x, y),
+        heading_theta=h,
+        velocity=(v * math.cos(h), v * math.sin(h)),
+        lane=lane,
+        lane_index=index,
+        LENGTH=4.0,
+        WIDTH=2.0,
+        navigation=SimpleNamespace(checkpoints=route),
+    )
 
 
 @pytest.fixture
@@ -52,7 +60,7 @@ def test_history_is_extended_back_at_constant_velocity():
     h = hist.get("v")
     assert h.shape == (scene.H, 5)
     np.testing.assert_allclose(h[:, 0], 5.0 - 1.0 * np.arange(scene.H - 1, -1, -1))
-    hist.record([])               # gone from the scene -> dropped
+    hist.record([])  # gone from the scene -> dropped
     assert "v" not in hist
 
 
@@ -85,12 +93,12 @@ def test_scene_obs_in_the_agent_frame(road):
     hist.record([ego, near, far, side])
     o = features.scene_obs(ego, [ego, near, far, side], hist, network)
     np.testing.assert_allclose(o["agent_hist"][-1], [0, 0, 1, 0, 5, 0], atol=1e-6)
-    np.testing.assert_array_equal(o["neighbor_mask"][:3], [1, 1, 0])    # far is beyond 50 m
+    np.testing.assert_array_equal(o["neighbor_mask"][:3], [1, 1, 0])  # far is beyond 50 m
     np.testing.assert_allclose(o["neighbors"][0, -1], [0, 3.5, 0, 1, 0, 0], atol=1e-6)
     np.testing.assert_allclose(o["neighbors"][1, -1], [10, 0, 1, 0, 3, 0], atol=1e-6)
     np.testing.assert_array_equal(o["lane_mask"], [1, 1, 0])
     np.testing.assert_allclose(o["lanes"][0, :, 0], 2.0 * np.arange(scene.P), atol=1e-6)
-    np.testing.assert_allclose(o["lanes"][1, :4, 1], 3.5, atol=1e-6)   # then merges into B->C
+    np.testing.assert_allclose(o["lanes"][1, :4, 1], 3.5, atol=1e-6)  # then merges into B->C
     np.testing.assert_allclose(o["lanes"][1, 6:, 1], 0.0, atol=1e-6)
     assert o["lane_width"][0] == 3.5 and o["speed_limit"][0] == 20.0
     assert scene.flatten(o).shape == (scene.OBS_DIM,)

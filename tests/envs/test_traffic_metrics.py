@@ -1,9 +1,10 @@
-"""RIFT's realism statistics (envs.traffic.metrics), hand-computed cases."""
+"""RIFT's realism statistics (regrl.envs.traffic.metrics), hand-computed cases."""
+
 import math
 
 import numpy as np
 
-from envs.traffic.metrics import gaussian_w2, shapiro_w, summarise
+from regrl.envs.traffic.metrics import gaussian_w2, shapiro_w, summarise
 
 
 def test_gaussian_w2_is_the_distance_between_gaussian_fits():
@@ -20,9 +21,14 @@ def test_shapiro_w_is_high_for_gaussian_low_for_bimodal_and_nan_when_undefined()
 
 
 def test_summarise_uses_totals_over_all_steps():
-    steps = {"speed": np.array([2.0, 4.0, 6.0, 8.0]), "acc": np.array([0.0, 1.0, -1.0, 0.5]),
-             "collision": np.array([1.0, 0.0, 1.0, 0.0]), "progress_m": np.array([100.0] * 4),
-             "offroad": np.array([0.0, 1.0, 0.0, 0.0]), "uncomfortable": np.array([1.0, 1.0, 0, 0])}
+    steps = {
+        "speed": np.array([2.0, 4.0, 6.0, 8.0]),
+        "acc": np.array([0.0, 1.0, -1.0, 0.5]),
+        "collision": np.array([1.0, 0.0, 1.0, 0.0]),
+        "progress_m": np.array([100.0] * 4),
+        "offroad": np.array([0.0, 1.0, 0.0, 0.0]),
+        "uncomfortable": np.array([1.0, 1.0, 0, 0]),
+    }
     out = summarise({"steps": steps, "episodes": [{"rp": 10.0}, {"rp": 30.0}]}, None)
     assert out["cpk"] == 2 / 0.4  # 2 collisions over 400 m of progress
     assert out["orr"] == 25.0 and out["uc"] == 50.0 and out["rp"] == 20.0

@@ -1,12 +1,13 @@
 """RIFT candidate scoring (arXiv 2505.03344, methods.md §1.2-1.3) on hand-built scenes, and the
 scene layout / built-in candidates. Pure numpy: no MetaDrive."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from envs.traffic import candidates, scene, scoring
+from regrl.envs.traffic import candidates, scene, scoring
 
 GAMMA = 0.98
 
@@ -56,7 +57,7 @@ def test_reward_terms_hand_computed():
     assert scoring.collision_reward(0.0, 7.0) == 0.0
     assert scoring.offroad_reward(1.0) == -5.0
     assert scoring.comfort_reward(5.0, -5.0) == pytest.approx(-1.6)
-    assert scoring.comfort_reward(3.0, 4.0) == 0.0      # strict '>' thresholds
+    assert scoring.comfort_reward(3.0, 4.0) == 0.0  # strict '>' thresholds
     # θ = π/3: cos = 0.5 -> only the linear term, 0.5·0.25·(1 − 2/3)
     assert scoring.lane_align_reward(math.pi / 3, 5.0) == pytest.approx(0.5 * 0.25 / 3)
     # θ = 2π/3, v = 4: 0.5·(−0.5 + 0.05·(−2) + 0.25·(1 − 4/3))
@@ -74,11 +75,13 @@ def test_reward_terms_hand_computed():
 def test_dense_reward_is_the_sum_of_terms():
     # d = 0, θ = 0, v = 10, a = 0: 0.125 (align) + 0.03·e^0.5 (centre) + 1 (velocity) − 0.1
     clean = 0.125 + 0.03 * math.exp(0.5) + 1.0 - 0.1
-    r = scoring.dense_reward(d=0.0, theta=0.0, v=10.0, a=0.0, yaw_acc=0.0, collision=0.0,
-                             offroad=0.0)
+    r = scoring.dense_reward(
+        d=0.0, theta=0.0, v=10.0, a=0.0, yaw_acc=0.0, collision=0.0, offroad=0.0
+    )
     assert r == pytest.approx(clean)
-    r = scoring.dense_reward(d=0.0, theta=0.0, v=10.0, a=0.0, yaw_acc=0.0, collision=1.0,
-                             offroad=1.0)
+    r = scoring.dense_reward(
+        d=0.0, theta=0.0, v=10.0, a=0.0, yaw_acc=0.0, collision=1.0, offroad=1.0
+    )
     assert r == pytest.approx(clean - 30.0 - 5.0)
 
 
@@ -127,14 +130,14 @@ def test_straight_into_stopped_neighbour_collides_at_the_right_step():
     clean = 0.125 + 0.03 * math.exp(0.5) + 1.0 - 0.1
     np.testing.assert_allclose(det["reward"][0, :15], clean, rtol=1e-6)
     assert det["reward"][0, 15] == pytest.approx(clean - 30.0)
-    expected = clean * sum(GAMMA ** t for t in range(16)) - 30.0 * GAMMA ** 15
+    expected = clean * sum(GAMMA**t for t in range(16)) - 30.0 * GAMMA**15
     assert returns[0] == pytest.approx(expected, rel=1e-5)
     assert returns[1] == returns[2] == 0.0  # invalid candidates
 
 
 def test_moving_neighbour_is_forecast_at_constant_velocity():
     o = straight_scene()
-    add_neighbor(o, 0, x=20.0, y=0.0, vx=10.0)   # same speed ahead: never reached
+    add_neighbor(o, 0, x=20.0, y=0.0, vx=10.0)  # same speed ahead: never reached
     traj, valid = group(straight())
     _, det = scoring.score_candidates(traj, o, valid)
     assert not det["collision"].any()
@@ -185,7 +188,7 @@ def test_flatten_unflatten_roundtrip_numpy_and_torch_batched():
     back = scene.unflatten(flat)
     for k in scene.OBS_LAYOUT:
         np.testing.assert_array_equal(back[k], o[k])
-    batch = torch.as_tensor(np.stack([flat, 2 * flat]))[None]       # [1, 2, D]
+    batch = torch.as_tensor(np.stack([flat, 2 * flat]))[None]  # [1, 2, D]
     tb = scene.unflatten(batch)
     assert tb["neighbors"].shape == (1, 2, scene.N, scene.H, 6)
     torch.testing.assert_close(tb["lanes"][0, 1], torch.as_tensor(2 * o["lanes"]))
@@ -200,9 +203,9 @@ def test_lane_following_candidates_follow_their_lanes():
     traj, valid = candidates.lane_following_candidates(scene.flatten(o), 4)
     assert traj.shape == (12, scene.T, 2) and traj.dtype == np.float32
     np.testing.assert_array_equal(valid, [1] * 8 + [0] * 4)
-    np.testing.assert_allclose(traj[:4, :, 1], 0.0, atol=1e-6)        # current lane
-    np.testing.assert_allclose(traj[4:8, -1, 1], 3.5, atol=1e-6)      # merged left by 4 s
-    assert np.all(np.diff(traj[:8, :, 0], axis=1) >= -1e-6)           # never reverses
+    np.testing.assert_allclose(traj[:4, :, 1], 0.0, atol=1e-6)  # current lane
+    np.testing.assert_allclose(traj[4:8, -1, 1], 3.5, atol=1e-6)  # merged left by 4 s
+    assert np.all(np.diff(traj[:8, :, 0], axis=1) >= -1e-6)  # never reverses
     # mode 0 brakes at A_MIN until standing still; the last mode accelerates to the limit
     v_end = np.hypot(*(traj[:, -1] - traj[:, -2]).T) / scene.DT
     assert v_end[0] == pytest.approx(0.0, abs=1e-4) and v_end[3] == pytest.approx(15.0, abs=1e-3)
@@ -213,9 +216,17 @@ def test_lane_following_candidates_follow_their_lanes():
 # ----------------------------------------------------------------- neighbour forecasts (§1.2.4)
 def test_bicycle_with_constant_steering_drives_the_circle_of_radius_L_over_tan_delta():
     L, delta, v, T = 2.7, 0.3, 5.0, 40
-    rho = L / math.tan(delta)                      # 8.87 m
-    xy, psi = scoring.bicycle_rollout(np.zeros(1), np.zeros(1), np.zeros(1), np.array([v]),
-                                      np.zeros(1), np.array([delta]), T, wheelbase=L)
+    rho = L / math.tan(delta)  # 8.87 m
+    xy, psi = scoring.bicycle_rollout(
+        np.zeros(1),
+        np.zeros(1),
+        np.zeros(1),
+        np.array([v]),
+        np.zeros(1),
+        np.array([delta]),
+        T,
+        wheelbase=L,
+    )
     phi = v * scene.DT * np.arange(1, T + 1) / rho  # angle travelled around the centre (0, rho)
     np.testing.assert_allclose(xy[0, :, 0], rho * np.sin(phi), atol=1e-9)
     np.testing.assert_allclose(xy[0, :, 1], rho * (1 - np.cos(phi)), atol=1e-9)
@@ -224,10 +235,17 @@ def test_bicycle_with_constant_steering_drives_the_circle_of_radius_L_over_tan_d
 
 def test_bicycle_holds_braking_until_standstill_and_never_reverses():
     # v0 = 4 m/s, a = -2 m/s², heading +y: stops after 2 s at 4 m, then stays
-    xy, _ = scoring.bicycle_rollout(np.array([1.0]), np.array([2.0]), np.array([math.pi / 2]),
-                                    np.array([4.0]), np.array([-2.0]), np.zeros(1), 30)
+    xy, _ = scoring.bicycle_rollout(
+        np.array([1.0]),
+        np.array([2.0]),
+        np.array([math.pi / 2]),
+        np.array([4.0]),
+        np.array([-2.0]),
+        np.zeros(1),
+        30,
+    )
     t = scene.DT * np.arange(1, 31)
-    along = np.where(t < 2.0, 4.0 * t - t ** 2, 4.0)
+    along = np.where(t < 2.0, 4.0 * t - t**2, 4.0)
     np.testing.assert_allclose(xy[0, :, 1], 2.0 + along, atol=1e-9)
     np.testing.assert_allclose(xy[0, :, 0], 1.0, atol=1e-9)
 
@@ -237,8 +255,10 @@ def circling_neighbor(rho=10.0, v=6.0):
     around the origin at speed v; its last state is at angle 0, i.e. at (rho, 0), heading +y."""
     ang = v * scene.DT * np.arange(-scene.H + 1, 1) / rho
     h = ang + math.pi / 2
-    return np.stack([rho * np.cos(ang), rho * np.sin(ang), np.cos(h), np.sin(h),
-                     v * np.cos(h), v * np.sin(h)], -1)[None]
+    return np.stack(
+        [rho * np.cos(ang), rho * np.sin(ang), np.cos(h), np.sin(h), v * np.cos(h), v * np.sin(h)],
+        -1,
+    )[None]
 
 
 def test_bicycle_forecast_holds_the_observed_turn_and_constant_velocity_does_not():
@@ -247,7 +267,7 @@ def test_bicycle_forecast_holds_the_observed_turn_and_constant_velocity_does_not
     assert v[0] == pytest.approx(6.0) and acc[0] == pytest.approx(0.0, abs=1e-9)
     assert steer[0] == pytest.approx(math.atan(scoring.WHEELBASE / 10.0), rel=1e-3)
     bike, heading = scoring.forecast_neighbors(nb, 30, forecast="bicycle")
-    np.testing.assert_allclose(np.hypot(*bike[0].T), 10.0, rtol=2e-3)   # stays on the circle
+    np.testing.assert_allclose(np.hypot(*bike[0].T), 10.0, rtol=2e-3)  # stays on the circle
     assert heading[0, -1] - heading[0, 0] == pytest.approx(6.0 * 2.9 / 10.0, rel=2e-3)
     straight_on, held = scoring.forecast_neighbors(nb, 30, forecast="constant_velocity")
     assert np.hypot(*straight_on[0, -1]) > 15.0 and np.ptp(held) == 0.0

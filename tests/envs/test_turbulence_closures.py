@@ -1,13 +1,19 @@
 """Checks of SMARL's eddy-viscosity closures and agent-action upsampling (Mojgani et al. 2023,
 arXiv 2312.00907, methods.md §2.2) against hand-computed values."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from envs.turbulence import (Turbulence2D, dynamic_smagorinsky_cs2, leith_viscosity,
-                             smagorinsky_viscosity, upsample_agent_actions)
+from regrl.envs.turbulence import (
+    Turbulence2D,
+    dynamic_smagorinsky_cs2,
+    leith_viscosity,
+    smagorinsky_viscosity,
+    upsample_agent_actions,
+)
 
 D = torch.float64
 
@@ -35,23 +41,25 @@ def test_smagorinsky_local_coefficient_field_and_per_element_coefficients():
     n = 32
     sim, _ = single_mode_sim(n, batch=2)
     gen = torch.Generator().manual_seed(0)
-    cs2 = 0.25 * torch.rand(2, n, n, generator=gen, dtype=D) - 0.125   # backscatter allowed
+    cs2 = 0.25 * torch.rand(2, n, n, generator=gen, dtype=D) - 0.125  # backscatter allowed
     scale = (2 * math.pi / n) ** 2 * math.sqrt(0.5)
     torch.testing.assert_close(smagorinsky_viscosity(sim, cs2), cs2 * scale, rtol=1e-12, atol=0)
     per_element = smagorinsky_viscosity(sim, torch.tensor([0.01, 0.02], dtype=D))
-    torch.testing.assert_close(per_element[:, 0, 0], torch.tensor([0.01, 0.02], dtype=D) * scale,
-                               rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        per_element[:, 0, 0], torch.tensor([0.01, 0.02], dtype=D) * scale, rtol=1e-12, atol=0
+    )
 
 
 def test_leith_constant_coefficient_matches_hand_formula():
     n = 32
     sim, theta = single_mode_sim(n)
-    cl3 = 0.17 ** 3
+    cl3 = 0.17**3
     grad_mean = float((math.sqrt(13) * torch.sin(theta).abs()).mean())
     assert grad_mean == pytest.approx(math.sqrt(13) * 2 / math.pi, rel=0.02)
     expected = cl3 * (2 * math.pi / n) ** 3 * grad_mean
-    torch.testing.assert_close(leith_viscosity(sim, cl3),
-                               torch.full((1, n, n), expected, dtype=D), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        leith_viscosity(sim, cl3), torch.full((1, n, n), expected, dtype=D), rtol=1e-12, atol=0
+    )
 
 
 def test_positive_constant_eddy_viscosity_dissipates_like_extra_viscosity():
@@ -70,7 +78,7 @@ def test_positive_constant_eddy_viscosity_dissipates_like_extra_viscosity():
     plain.step(steps)
     amp = float(sgs.omega.norm() / torch.cos(theta).norm())
     g = (1 - 0.5 * dt * nu * k2 - dt * nu_e * k2) / (1 + dt * alpha + 0.5 * dt * nu * k2)
-    assert amp == pytest.approx(g ** steps, rel=1e-12)               # explicit SGS update
+    assert amp == pytest.approx(g**steps, rel=1e-12)  # explicit SGS update
     assert amp == pytest.approx(float(more_nu.omega.norm() / torch.cos(theta).norm()), rel=1e-5)
     assert amp == pytest.approx(math.exp(-((nu + nu_e) * k2 + alpha) * steps * dt), rel=1e-4)
     assert amp < float(plain.omega.norm() / torch.cos(theta).norm())
@@ -92,7 +100,7 @@ def test_dynamic_smagorinsky_is_finite_and_non_negative_on_turbulence():
     cs2 = dynamic_smagorinsky_cs2(sim)
     assert cs2.shape == (2,) and bool(torch.isfinite(cs2).all())
     assert bool((cs2 >= 0).all()) and bool((cs2 < 0.1).all())
-    assert float(cs2.max()) > 0.0                    # forward cascade present: not clipped
+    assert float(cs2.max()) > 0.0  # forward cascade present: not clipped
     nu_e = smagorinsky_viscosity(sim, cs2)
     assert bool((nu_e >= 0).all())
 
@@ -108,12 +116,13 @@ def test_upsample_hits_agent_values_and_is_periodic(a, n):
     actions = 0.25 * torch.rand(2, a, a, generator=gen, dtype=D) - 0.125
     field = upsample_agent_actions(actions, n)
     assert field.shape == (2, n, n)
-    stride = n // a                                  # agents at linspace(0, n, a, endpoint=False)
+    stride = n // a  # agents at linspace(0, n, a, endpoint=False)
     torch.testing.assert_close(field[:, ::stride, ::stride], actions, rtol=0, atol=1e-14)
     # periodic: moving the agents by one lattice cell moves the field by n/a points
     shifted = upsample_agent_actions(torch.roll(actions, (1, -1), (1, 2)), n)
-    torch.testing.assert_close(shifted, torch.roll(field, (stride, -stride), (1, 2)),
-                               rtol=0, atol=1e-14)
+    torch.testing.assert_close(
+        shifted, torch.roll(field, (stride, -stride), (1, 2)), rtol=0, atol=1e-14
+    )
     # smooth: band-limited to |k| <= a/2
     spec = torch.fft.fft2(field).abs()
     k = torch.fft.fftfreq(n, 1 / n).abs()
@@ -132,23 +141,25 @@ def test_upsample_constant_and_dtype():
 @pytest.mark.parametrize("dealias", [True, False])
 @pytest.mark.parametrize("uniform", [False, True])
 def test_in_step_smagorinsky_equals_the_closure_evaluated_outside_the_step(dealias, uniform):
-    from envs.turbulence.closures import smagorinsky_in_step
-    from envs.turbulence.env import advance
+    from regrl.envs.turbulence.closures import smagorinsky_in_step
+    from regrl.envs.turbulence.env import advance
 
     gen = torch.Generator().manual_seed(3)
-    cs2 = 0.06 * torch.rand(3, 4, 4, generator=gen, dtype=D)   # per-simulation local fields
-    if uniform:   # one coefficient per simulation: the transform-free path
+    cs2 = 0.06 * torch.rand(3, 4, 4, generator=gen, dtype=D)  # per-simulation local fields
+    if uniform:  # one coefficient per simulation: the transform-free path
         cs2 = cs2[:, :1, :1].expand(3, 4, 4).clone()
     old = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
     new = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
     field = upsample_agent_actions(cs2, 32)
-    for _ in range(15):   # the reference path: ν_e from the state, then one step
+    for _ in range(15):  # the reference path: ν_e from the state, then one step
         old.step(1, eddy_viscosity=smagorinsky_viscosity(old, field))
     new.step(15, eddy_viscosity=smagorinsky_in_step(new, field))
     scale = old.omega.abs().max()
     assert (new.omega - old.omega).abs().max() < 1e-12 * scale
-    assert (old.omega - Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4,
-                                     dealias=dealias).omega).abs().max() > 1e-3 * scale
+    assert (
+        old.omega
+        - Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias).omega
+    ).abs().max() > 1e-3 * scale
     env_path = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=3, seed=4, dealias=dealias)
     advance(env_path, cs2, "smagorinsky", 15)
     assert (env_path.omega - old.omega).abs().max() < 1e-12 * scale
@@ -161,7 +172,7 @@ def _germano_lilly_by_hand(omega: np.ndarray, ratio: float = 2.0) -> float:
     n = omega.shape[-1]
     k = np.fft.fftfreq(n, 1.0 / n)
     kx, ky = np.meshgrid(k, k, indexing="ij")
-    k2 = np.where(kx ** 2 + ky ** 2 == 0, 1.0, kx ** 2 + ky ** 2)
+    k2 = np.where(kx**2 + ky**2 == 0, 1.0, kx**2 + ky**2)
     psi_hat = np.fft.fft2(omega) / k2
     real = lambda h: np.fft.ifft2(h).real  # noqa: E731
     u, v = real(1j * ky * psi_hat), real(-1j * kx * psi_hat)
@@ -176,7 +187,7 @@ def _germano_lilly_by_hand(omega: np.ndarray, ratio: float = 2.0) -> float:
     delta = 2 * np.pi / n
     L = {(i, j): F(vel[i] * vel[j]) - F(vel[i]) * F(vel[j]) for i, j in S}
     trace = 0.5 * (L[1, 1] + L[2, 2])
-    M = {ij: 2 * delta ** 2 * (F(norm * S[ij]) - ratio ** 2 * norm_h * F(S[ij])) for ij in S}
+    M = {ij: 2 * delta**2 * (F(norm * S[ij]) - ratio**2 * norm_h * F(S[ij])) for ij in S}
     aa = sum((L[ij] - (trace if ij[0] == ij[1] else 0.0)) * M[ij] for ij in S).sum()
     bb = sum(M[ij] ** 2 for ij in S).sum()
     return float(aa / bb)
@@ -188,9 +199,15 @@ def test_dynamic_smagorinsky_matches_the_tensor_form_by_hand():
     raw = dynamic_smagorinsky_cs2(sim, clip=False)
     want = [_germano_lilly_by_hand(w) for w in sim.omega.numpy()]
     np.testing.assert_allclose(raw.numpy(), want, rtol=1e-9)
-    assert max(abs(w) for w in want) > 1e-5                   # not a trivial zero
+    assert max(abs(w) for w in want) > 1e-5  # not a trivial zero
     # clipping: max(0, C) per simulation, as DSMAG.py's "averaged with clipping"
-    np.testing.assert_allclose(dynamic_smagorinsky_cs2(sim).numpy(), np.maximum(want, 0.0),
-                               rtol=1e-9)
-    assert abs(float(dynamic_smagorinsky_cs2(sim, test_filter_ratio=4.0, clip=False)[0])
-               - _germano_lilly_by_hand(sim.omega[0].numpy(), 4.0)) < 1e-9 * abs(want[0]) + 1e-15
+    np.testing.assert_allclose(
+        dynamic_smagorinsky_cs2(sim).numpy(), np.maximum(want, 0.0), rtol=1e-9
+    )
+    assert (
+        abs(
+            float(dynamic_smagorinsky_cs2(sim, test_filter_ratio=4.0, clip=False)[0])
+            - _germano_lilly_by_hand(sim.omega[0].numpy(), 4.0)
+        )
+        < 1e-9 * abs(want[0]) + 1e-15
+    )

@@ -1,17 +1,22 @@
 """SMARL environment: PettingZoo conformance, determinism, observations, divergence handling,
 reference files and the evaluation metrics."""
-import json
 
 import numpy as np
 import pytest
 import torch
 from pettingzoo.test import parallel_api_test
 
-from envs.turbulence import parallel_env
-from envs.turbulence.env import ACTION_BOUND, action_to_coefficient
-from envs.turbulence.metrics import (hellinger, kurtosis, log_spectrum_error, pdf_histogram,
-                                     tail_probability, weighted_spectrum_error)
-from envs.turbulence.reference import load_reference, save_reference
+from regrl.envs.turbulence import parallel_env
+from regrl.envs.turbulence.env import ACTION_BOUND, action_to_coefficient
+from regrl.envs.turbulence.metrics import (
+    hellinger,
+    kurtosis,
+    log_spectrum_error,
+    pdf_histogram,
+    tail_probability,
+    weighted_spectrum_error,
+)
+from regrl.envs.turbulence.reference import load_reference
 
 
 def make(ref, **kw):
@@ -59,7 +64,7 @@ def test_deterministic_for_a_seed_and_reward_shared(tiny_reference):
     assert r1 == r2 and len(r1) == 4
     assert all(-10.0 <= r <= 0.0 for r in r1)
     m = info["metrics"]
-    assert m["diverged"] == 0.0 and m["coeff_mean"] == pytest.approx(0.17 ** 2 * 1.02)
+    assert m["diverged"] == 0.0 and m["coeff_mean"] == pytest.approx(0.17**2 * 1.02)
     assert m["coeff_std"] == pytest.approx(0.0, abs=1e-12)
     assert m["spectrum_error"] == pytest.approx(-np.mean(r1))
 
@@ -84,14 +89,14 @@ def test_blow_up_beyond_threshold_counts_as_divergence(tiny_reference):
 
 def test_actions_map_around_the_classical_coefficient_and_never_below_zero():
     # default Smagorinsky range [0, 2·0.17²]: a = 0 is C_s = 0.17, a = −1 (and below) is 0
-    rng = (0.0, 2 * 0.17 ** 2)
+    rng = (0.0, 2 * 0.17**2)
     got = action_to_coefficient([-3.0, -1.0, 0.0, 0.5, 1.0, 7.0], rng)
     np.testing.assert_allclose(got, [0, 0, 0.0289, 0.0289 * 1.5, 0.0578, 0.0578], atol=1e-15)
     # SMARL's own symmetric range
     assert action_to_coefficient(0.5, (-ACTION_BOUND, ACTION_BOUND)) == pytest.approx(0.0625)
 
 
-@pytest.mark.parametrize("closure, value", [("smagorinsky", 0.17 ** 2), ("leith", 0.17 ** 3)])
+@pytest.mark.parametrize("closure, value", [("smagorinsky", 0.17**2), ("leith", 0.17**3)])
 def test_env_applies_the_coefficient_range(tiny_reference, closure, value):
     env = make(tiny_reference, closure=closure)
     env.reset(seed=0)
@@ -107,11 +112,16 @@ def test_env_applies_the_coefficient_range(tiny_reference, closure, value):
     assert env._coeffs[-1] == pytest.approx(np.full((4, 4), value))
 
 
-@pytest.mark.parametrize("kw, msg", [({"closure": "smag"}, "closure must be one of"),
-                                     ({"coeff_range": [0.1, 0.0]}, "low < high"),
-                                     ({"reward": "l2"}, "reward must be one of"),
-                                     ({"agents_per_side": 3}, "must divide the grid"),
-                                     ({"episode_actions": 0}, "episode_actions must be >= 1")])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"closure": "smag"}, "closure must be one of"),
+        ({"coeff_range": [0.1, 0.0]}, "low < high"),
+        ({"reward": "l2"}, "reward must be one of"),
+        ({"agents_per_side": 3}, "must divide the grid"),
+        ({"episode_actions": 0}, "episode_actions must be >= 1"),
+    ],
+)
 def test_bad_arguments(tiny_reference, kw, msg):
     with pytest.raises(ValueError, match=msg):
         make(tiny_reference, **kw)
@@ -123,7 +133,9 @@ def test_leith_closure_runs(tiny_reference):
     _, rew, *_ = env.step(constant(env, 0.004913))
     # z1 is SMARL's 1 / ||k (Z_LES - Z_ref)||^2 of the spectrum after the step, shared by all agents
     spec = env.sim.enstrophy_spectrum().cpu().numpy()[0]
-    expected = 1.0 / weighted_spectrum_error(spec, load_reference(tiny_reference).enstrophy_spectrum)
+    expected = 1.0 / weighted_spectrum_error(
+        spec, load_reference(tiny_reference).enstrophy_spectrum
+    )
     assert len(rew) > 1 and all(r == pytest.approx(expected, rel=1e-9) for r in rew.values())
 
 
@@ -146,7 +158,8 @@ def test_metric_functions_by_hand():
     ref = np.array([0.0, 1.0, 0.1, 0.01])
     assert log_spectrum_error(ref * 10.0, ref) == pytest.approx(1.0)
     assert weighted_spectrum_error(ref + np.array([0, 1.0, 0, 0.5]), ref) == pytest.approx(
-        1.0 + (3 * 0.5) ** 2)
+        1.0 + (3 * 0.5) ** 2
+    )
     edges = np.linspace(-2, 2, 5)
     p = pdf_histogram(np.array([-1.5, -0.5, 0.5, 1.5]), edges)
     assert np.allclose(p, 0.25)

@@ -1,18 +1,27 @@
 """Exact sub-grid term, Smagorinsky model term, least-squares local coefficient and the closure
 dataset (envs/turbulence/sgs.py, dataset.py) against hand-computed values."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from envs.turbulence.closures import smagorinsky_viscosity
-from envs.turbulence.dataset import DatasetSpec, build_dataset, load_dataset, save_dataset
-from envs.turbulence.reference import load_reference
-from envs.turbulence.sgs import (eddy_viscosity_term, exact_sgs, least_squares_cs2,
-                                 les_filter, project, region_sums, smagorinsky_unit_term,
-                                 spectral_upsample, step_with_sgs)
-from envs.turbulence.solver import Turbulence2D
+from regrl.envs.turbulence.closures import smagorinsky_viscosity
+from regrl.envs.turbulence.dataset import DatasetSpec, build_dataset, load_dataset, save_dataset
+from regrl.envs.turbulence.reference import load_reference
+from regrl.envs.turbulence.sgs import (
+    eddy_viscosity_term,
+    exact_sgs,
+    least_squares_cs2,
+    les_filter,
+    project,
+    region_sums,
+    smagorinsky_unit_term,
+    spectral_upsample,
+    step_with_sgs,
+)
+from regrl.envs.turbulence.solver import Turbulence2D
 
 D = torch.float64
 
@@ -35,7 +44,7 @@ def pair(omega_dns, n_les, kind="spectral"):
 def test_sgs_vanishes_for_a_field_resolved_by_the_les():
     """All modes below the LES 2/3-rule cut-off: the LES Jacobian is exact, Π ≡ 0."""
     g = torch.Generator().manual_seed(0)
-    w = project(torch.randn(2, 16, 16, generator=g, dtype=D))        # |k| < 16/3
+    w = project(torch.randn(2, 16, 16, generator=g, dtype=D))  # |k| < 16/3
     w64 = spectral_upsample(w, 64)
     for kind in ("spectral",):
         dns, les = pair(w64, 16, kind)
@@ -76,8 +85,9 @@ def test_smagorinsky_unit_term_of_a_single_mode():
     sim = Turbulence2D(16, nu=0.0, alpha=0.0, dt=1e-3, forcing=False)
     sim.omega = torch.cos(3 * x + 2 * y)
     nu0 = (2 * math.pi / 16) ** 2 * math.sqrt(0.5)
-    torch.testing.assert_close(smagorinsky_unit_term(sim)[0], 13 * nu0 * torch.cos(3 * x + 2 * y),
-                               atol=1e-13, rtol=0)
+    torch.testing.assert_close(
+        smagorinsky_unit_term(sim)[0], 13 * nu0 * torch.cos(3 * x + 2 * y), atol=1e-13, rtol=0
+    )
 
 
 def test_step_with_sgs_equals_the_solver_eddy_viscosity_step():
@@ -103,8 +113,9 @@ def test_region_sums_are_centred_on_the_agent_points():
 def test_least_squares_coefficient_recovers_a_known_one_and_the_hand_value():
     g = torch.Generator().manual_seed(4)
     m = torch.randn(1, 8, 8, generator=g, dtype=D)
-    torch.testing.assert_close(least_squares_cs2(0.02 * m, m, 2), torch.full((1, 2, 2), 0.02,
-                                                                             dtype=D))
+    torch.testing.assert_close(
+        least_squares_cs2(0.02 * m, m, 2), torch.full((1, 2, 2), 0.02, dtype=D)
+    )
     m = torch.zeros(1, 4, 4, dtype=D)
     pi = torch.zeros(1, 4, 4, dtype=D)
     m[0, 0, 0], m[0, 3, 3], pi[0, 0, 0], pi[0, 3, 3] = 1.0, 2.0, 3.0, 1.0
@@ -120,8 +131,17 @@ def test_upsample_then_filter_is_the_identity():
     torch.testing.assert_close(les_filter(spectral_upsample(w, 64), 16), w, atol=1e-12, rtol=0)
 
 
-TINY = DatasetSpec(n_dns=64, n_les=16, snapshots=4, heldout_snapshots=2, spinup_time=0.02,
-                   sample_every=0.01, dt=1e-3, train_trajectories=2, heldout_trajectories=1)
+TINY = DatasetSpec(
+    n_dns=64,
+    n_les=16,
+    snapshots=4,
+    heldout_snapshots=2,
+    spinup_time=0.02,
+    sample_every=0.01,
+    dt=1e-3,
+    train_trajectories=2,
+    heldout_trajectories=1,
+)
 
 
 def test_tiny_dataset_shapes_splits_and_targets(tmp_path):
@@ -135,8 +155,9 @@ def test_tiny_dataset_shapes_splits_and_targets(tmp_path):
     assert np.all(np.abs(arrays["cs2"]) <= 0.125)
     assert any("dns snapshot" in m for m in lines)
     # cs2_raw is the region least-squares fit of pi by m
-    cs2 = least_squares_cs2(torch.as_tensor(arrays["pi"], dtype=D),
-                            torch.as_tensor(arrays["m"], dtype=D), 4)
+    cs2 = least_squares_cs2(
+        torch.as_tensor(arrays["pi"], dtype=D), torch.as_tensor(arrays["m"], dtype=D), 4
+    )
     np.testing.assert_allclose(arrays["cs2_raw"], cs2.reshape(6, 16).numpy(), rtol=1e-4, atol=1e-6)
     path = save_dataset(tmp_path / "d.npz", arrays)
     assert load_dataset(path)["pi"].shape == (6, 16, 16)

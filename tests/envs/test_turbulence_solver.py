@@ -1,13 +1,14 @@
 """Numerical checks of the SMARL pseudo-spectral solver (Mojgani et al. 2023, arXiv 2312.00907,
 methods.md §2.1): exact single-mode decay, inviscid conservation, forced steady state, the
 update formula, batching, dtypes, spectra, filters and the local invariants."""
+
 import math
 
 import pytest
 import torch
 
-from envs.turbulence import Turbulence2D, gaussian_filter, spectral_filter
-from envs.turbulence.solver import retained_modes
+from regrl.envs.turbulence import Turbulence2D, gaussian_filter, spectral_filter
+from regrl.envs.turbulence.solver import retained_modes
 
 D = torch.float64
 
@@ -26,7 +27,7 @@ def rel(a, b):
 def test_single_mode_decays_as_exp_minus_nu_k2_plus_alpha_t(dealias):
     n, nu, alpha, dt, steps = 32, 1e-2, 0.1, 1e-4, 1000
     x, y = grid(n)
-    w0 = torch.cos(3 * x + 2 * y)                    # k² = 13, zero Jacobian
+    w0 = torch.cos(3 * x + 2 * y)  # k² = 13, zero Jacobian
     sim = Turbulence2D(n, nu=nu, alpha=alpha, dt=dt, forcing=False, dealias=dealias)
     sim.omega = w0
     sim.step(steps)
@@ -35,7 +36,7 @@ def test_single_mode_decays_as_exp_minus_nu_k2_plus_alpha_t(dealias):
     exact = math.exp(-lam * t)
     # discrete amplification of CN viscosity + implicit drag, exact to round-off
     g = (1 - 0.5 * dt * nu * 13) / (1 + dt * alpha + 0.5 * dt * nu * 13)
-    assert rel(sim.omega[0], w0 * g ** steps) < 1e-12
+    assert rel(sim.omega[0], w0 * g**steps) < 1e-12
     err = rel(sim.omega[0], w0 * exact)
     assert err < 1e-6
     # the only error is the first-order implicit drag: t·dt·λ·α/2 = 1.15e-7 here
@@ -48,7 +49,7 @@ def test_inviscid_dealiased_run_conserves_energy_and_enstrophy():
     sim.step(300)
     assert torch.all(((sim.energy() - e0) / e0).abs() < 1e-3)
     assert torch.all(((sim.enstrophy() - z0) / z0).abs() < 1e-3)
-    assert rel(sim.omega, w0) > 0.05                 # the flow did evolve
+    assert rel(sim.omega, w0) > 0.05  # the flow did evolve
 
 
 def test_forced_run_reaches_statistically_steady_state():
@@ -56,18 +57,18 @@ def test_forced_run_reaches_statistically_steady_state():
     sim = Turbulence2D(n, nu=nu, alpha=alpha, dt=dt, kf=kf, seed=0)
     x, y = grid(n)
     force = kf * torch.cos(kf * y) + kf * torch.cos(kf * x)
-    sim.step(int(40 / dt))                           # spin-up: 4 drag times
+    sim.step(int(40 / dt))  # spin-up: 4 drag times
     energy, injection, dissipation = [], [], []
-    for _ in range(120):                             # two windows of 30 time units
+    for _ in range(120):  # two windows of 30 time units
         sim.step(int(0.5 / dt))
         energy.append(float(sim.energy()[0]))
-        injection.append(float(-(sim.psi * force).mean()))   # dE/dt = ⟨ψ ∂ω/∂t⟩, −F term
+        injection.append(float(-(sim.psi * force).mean()))  # dE/dt = ⟨ψ ∂ω/∂t⟩, −F term
         dissipation.append(float(2 * alpha * sim.energy()[0] + 2 * nu * sim.enstrophy()[0]))
     first, last = sum(energy[:60]) / 60, sum(energy[60:]) / 60
     assert abs(last - first) / first < 0.15
     assert 0.2 < last < 20 and bool(sim.is_finite().all())
     inj, dis = sum(injection[60:]) / 60, sum(dissipation[60:]) / 60
-    assert abs(inj - dis) / dis < 0.1                # injection balances drag + viscosity
+    assert abs(inj - dis) / dis < 0.1  # injection balances drag + viscosity
 
 
 def _jacobian_by_hand(omega, dealias):
@@ -83,19 +84,21 @@ def _jacobian_by_hand(omega, dealias):
     keep = (kx.abs() < cut) & (ky.abs() < cut)
     keep[0, 0] = False
     w_hat = torch.fft.fft2(omega) * keep
-    psi_hat = w_hat / torch.where(keep, kx ** 2 + ky ** 2, torch.ones_like(kx * ky))
-    idx = k.long() % m                                # where mode k sits on the m grid
+    psi_hat = w_hat / torch.where(keep, kx**2 + ky**2, torch.ones_like(kx * ky))
+    idx = k.long() % m  # where mode k sits on the m grid
 
-    def on_m(h):                                      # grid values of a band-limited field
+    def on_m(h):  # grid values of a band-limited field
         big = torch.zeros(h.shape[:-2] + (m, m), dtype=h.dtype)
         big[..., idx[:, None], idx[None, :]] = h * (m / n) ** 2
         return torch.fft.ifft2(big).real
 
-    def back(f):                                      # its modes on the n grid
+    def back(f):  # its modes on the n grid
         return torch.fft.fft2(f)[..., idx[:, None], idx[None, :]] * (n / m) ** 2
 
-    u, v, wx, wy, w = (on_m(h) for h in (1j * ky * psi_hat, -1j * kx * psi_hat,
-                                          1j * kx * w_hat, 1j * ky * w_hat, w_hat))
+    u, v, wx, wy, w = (
+        on_m(h)
+        for h in (1j * ky * psi_hat, -1j * kx * psi_hat, 1j * kx * w_hat, 1j * ky * w_hat, w_hat)
+    )
     adv = back(u * wx + v * wy)
     cons = 1j * kx * back(u * w) + 1j * ky * back(v * w)
     return torch.fft.ifft2(0.5 * (adv + cons) * keep).real
@@ -106,17 +109,20 @@ def test_one_step_follows_the_update_formula_with_the_average_jacobian(dealias):
     n, nu, alpha, dt, kf = 32, 1e-3, 0.1, 1e-3, 4
     sim = Turbulence2D(n, nu=nu, alpha=alpha, dt=dt, kf=kf, seed=3, batch=2, dealias=dealias)
     sim.step(5)
-    sim.omega = sim.omega                            # resets AB2: next step is forward Euler
+    sim.omega = sim.omega  # resets AB2: next step is forward Euler
     w0, jac = sim.omega_hat, torch.fft.rfft2(_jacobian_by_hand(sim.omega, dealias))
     assert rel(sim.jacobian("average"), _jacobian_by_hand(sim.omega, dealias)) < 1e-12
     kx = torch.fft.fftfreq(n, 1 / n, dtype=D)[:, None]
     ky = torch.fft.rfftfreq(n, 1 / n, dtype=D)[None, :]
-    k2 = kx ** 2 + ky ** 2
+    k2 = kx**2 + ky**2
     x, y = grid(n)
     f_hat = torch.fft.rfft2(kf * torch.cos(kf * y) + kf * torch.cos(kf * x))
     keep = retained_modes(n, dealias)
-    expected = (w0 - dt * jac - 0.5 * dt * nu * k2 * w0 - dt * f_hat) / (
-        1 + dt * alpha + 0.5 * dt * nu * k2) * keep
+    expected = (
+        (w0 - dt * jac - 0.5 * dt * nu * k2 * w0 - dt * f_hat)
+        / (1 + dt * alpha + 0.5 * dt * nu * k2)
+        * keep
+    )
     sim.step(1)
     assert rel(sim.omega_hat, expected) < 1e-13
 
@@ -135,7 +141,7 @@ def test_beta_term_adds_dt_beta_v():
     n, dt, beta = 16, 1e-3, 20.0
     x, y = grid(n)
     sim = Turbulence2D(n, nu=0.0, alpha=0.0, dt=dt, beta=beta, forcing=False)
-    sim.omega = torch.cos(2 * x)                     # v = −ψ_x = sin(2x)/2, J = 0
+    sim.omega = torch.cos(2 * x)  # v = −ψ_x = sin(2x)/2, J = 0
     sim.step(1)
     assert rel(sim.omega[0], torch.cos(2 * x) + dt * beta * torch.sin(2 * x) / 2) < 1e-12
 
@@ -156,7 +162,7 @@ def test_batch_of_three_equals_three_single_runs():
         sim.step(5, eddy_viscosity=torch.tensor([1e-3, 0.0, -1e-4], dtype=D))
         for b, one in enumerate(singles):
             one.step(10)
-            one.step(10, eddy_viscosity=nu_e[b:b + 1])
+            one.step(10, eddy_viscosity=nu_e[b : b + 1])
             one.step(5, eddy_viscosity=[1e-3, 0.0, -1e-4][b])
     for b, one in enumerate(singles):
         assert rel(sim.omega[b], one.omega[0]) < 1e-12
@@ -184,7 +190,7 @@ def test_initial_condition_is_deterministic_per_seed_and_differs_per_element():
     a.step(20)
     b.step(20)
     assert torch.equal(a.omega, b.omega)
-    at_rest = Turbulence2D(8, nu=0, alpha=0, dt=1, forcing=False)   # seed=None: ω = 0
+    at_rest = Turbulence2D(8, nu=0, alpha=0, dt=1, forcing=False)  # seed=None: ω = 0
     assert torch.equal(at_rest.omega, torch.zeros(1, 8, 8, dtype=D))
 
 
@@ -192,7 +198,7 @@ def test_omega_setter_broadcasts_projects_and_validates():
     n = 16
     x, y = grid(n)
     sim = Turbulence2D(n, nu=1e-3, alpha=0.1, dt=1e-3, batch=2)
-    sim.omega = 3.0 + torch.cos(x) + torch.cos(7 * y)   # mean and |k| ≥ n/3 are dropped
+    sim.omega = 3.0 + torch.cos(x) + torch.cos(7 * y)  # mean and |k| ≥ n/3 are dropped
     assert sim.omega.shape == (2, n, n)
     assert rel(sim.omega[1], torch.cos(x)) < 1e-13
     with pytest.raises(ValueError, match="omega must have shape"):
@@ -220,9 +226,9 @@ def test_velocity_and_streamfunction_conventions():
     sim = Turbulence2D(n, nu=0, alpha=0, dt=1, forcing=False)
     sim.omega = torch.cos(theta)
     u, v = sim.velocity()
-    assert rel(sim.psi[0], torch.cos(theta) / 13) < 1e-13          # ∇²ψ = −ω
-    assert rel(u[0], -2 * torch.sin(theta) / 13) < 1e-13           # u = ∂ψ/∂y
-    assert rel(v[0], 3 * torch.sin(theta) / 13) < 1e-13            # v = −∂ψ/∂x
+    assert rel(sim.psi[0], torch.cos(theta) / 13) < 1e-13  # ∇²ψ = −ω
+    assert rel(u[0], -2 * torch.sin(theta) / 13) < 1e-13  # u = ∂ψ/∂y
+    assert rel(v[0], 3 * torch.sin(theta) / 13) < 1e-13  # v = −∂ψ/∂x
     assert sim.energy().item() == pytest.approx(1 / 52, rel=1e-13)
     assert sim.enstrophy().item() == pytest.approx(1 / 4, rel=1e-13)
 
@@ -233,8 +239,7 @@ def test_spectra_sum_to_enstrophy_and_twice_the_energy():
     z, e = sim.enstrophy_spectrum(), sim.energy_spectrum()
     assert z.shape == e.shape == (2, 32)
     torch.testing.assert_close(z[:, 0] + 2 * z[:, 1:].sum(1), sim.enstrophy(), rtol=1e-12, atol=0)
-    torch.testing.assert_close(e[:, 0] + 2 * e[:, 1:].sum(1), 2 * sim.energy(), rtol=1e-12,
-                               atol=0)
+    torch.testing.assert_close(e[:, 0] + 2 * e[:, 1:].sum(1), 2 * sim.energy(), rtol=1e-12, atol=0)
 
 
 def test_single_mode_spectrum_sits_at_its_wavenumbers():
@@ -246,8 +251,8 @@ def test_single_mode_spectrum_sits_at_its_wavenumbers():
     expected = torch.zeros(n // 2, dtype=D)
     expected[2] = expected[3] = 1 / 16
     torch.testing.assert_close(z, expected, rtol=0, atol=1e-15)
-    torch.testing.assert_close(e, expected * 4 / 26, rtol=0, atol=1e-15)   # |ω̂|²/k², 2E = 1/26
-    sim.omega = torch.cos(5 * x)          # k_y = 0 bin from the x-mean, k = 5 from the y-mean
+    torch.testing.assert_close(e, expected * 4 / 26, rtol=0, atol=1e-15)  # |ω̂|²/k², 2E = 1/26
+    sim.omega = torch.cos(5 * x)  # k_y = 0 bin from the x-mean, k = 5 from the y-mean
     expected = torch.zeros(n // 2, dtype=D)
     expected[0], expected[5] = 1 / 8, 1 / 16
     torch.testing.assert_close(sim.enstrophy_spectrum()[0], expected, rtol=0, atol=1e-15)
@@ -260,17 +265,24 @@ def test_local_invariants_of_a_single_mode():
     sim = Turbulence2D(n, nu=0, alpha=0, dt=1, forcing=False)
     sim.omega = torch.cos(theta)
     c, s = torch.cos(theta) / 13, torch.sin(theta) / 13
-    u_x, u_y, v_x, v_y = -6 * c, -4 * c, 9 * c, 6 * c                # ψ = cos θ / 13
+    u_x, u_y, v_x, v_y = -6 * c, -4 * c, 9 * c, 6 * c  # ψ = cos θ / 13
     u_xx, u_yy, v_xx, v_yy = 18 * s, 8 * s, -27 * s, -12 * s
-    expected = torch.stack([
-        u_x + v_y, u_x ** 2 + v_y ** 2 + 0.5 * (u_y + v_x) ** 2, -0.5 * (u_y - v_x) ** 2,
-        u_xx + v_yy, u_xx ** 2 + v_yy ** 2 + 0.5 * (v_xx + u_yy) ** 2, -0.5 * (v_xx - u_yy) ** 2])
+    expected = torch.stack(
+        [
+            u_x + v_y,
+            u_x**2 + v_y**2 + 0.5 * (u_y + v_x) ** 2,
+            -0.5 * (u_y - v_x) ** 2,
+            u_xx + v_yy,
+            u_xx**2 + v_yy**2 + 0.5 * (v_xx + u_yy) ** 2,
+            -0.5 * (v_xx - u_yy) ** 2,
+        ]
+    )
     inv = sim.local_invariants()
     assert inv.shape == (1, 6, n, n)
     torch.testing.assert_close(inv[0], expected, rtol=0, atol=1e-13)
     torch.testing.assert_close(inv[0, 2], -0.5 * sim.omega[0] ** 2, rtol=0, atol=1e-13)
     s11, s12 = sim.strain_rate()
-    torch.testing.assert_close(inv[:, 1], 2 * (s11 ** 2 + s12 ** 2), rtol=0, atol=1e-13)
+    torch.testing.assert_close(inv[:, 1], 2 * (s11**2 + s12**2), rtol=0, atol=1e-13)
 
 
 # ------------------------------------------------------------------ filters
@@ -282,7 +294,7 @@ def test_spectral_filter_returns_band_limited_field_on_coarse_grid():
     out = spectral_filter(batch, n_les)
     assert out.shape == (2, n_les, n_les)
     torch.testing.assert_close(out, batch[:, ::4, ::4], rtol=0, atol=1e-13)
-    high = torch.cos(9 * x) + torch.cos(8 * y)       # at or above the coarse Nyquist: removed
+    high = torch.cos(9 * x) + torch.cos(8 * y)  # at or above the coarse Nyquist: removed
     assert float(spectral_filter(high, n_les).abs().max()) < 1e-13
     with pytest.raises(ValueError, match="n_les"):
         spectral_filter(field, 15)
@@ -293,6 +305,7 @@ def test_gaussian_filter_damps_each_mode_by_its_transfer_function():
     x, y = grid(n)
     out = gaussian_filter(torch.cos(3 * x + 4 * y)[None], n_les)
     delta_f = 2 * 2 * math.pi / n_les
-    gain = math.exp(-25 * delta_f ** 2 / 24)
-    torch.testing.assert_close(out[0], gain * torch.cos(3 * x + 4 * y)[::4, ::4], rtol=0,
-                               atol=1e-13)
+    gain = math.exp(-25 * delta_f**2 / 24)
+    torch.testing.assert_close(
+        out[0], gain * torch.cos(3 * x + 4 * y)[::4, ::4], rtol=0, atol=1e-13
+    )

@@ -2,6 +2,7 @@
 binary files and alias bombs, reads numbers as users write them, refuses non-finite and absurd
 values and unsafe run names; the CLI answers with exactly one ``error:`` line and status 2,
 and a bug in regrl ends its traceback with one line saying so (status 1)."""
+
 import argparse
 import os
 import re
@@ -15,21 +16,26 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from trainers import cli
-from trainers.checks import MAX_REPR, require_run_name, short_repr
-from trainers.config import ConfigError, load_config, load_yaml_text, read_yaml
+from regrl.trainers import cli
+from regrl.trainers.checks import MAX_REPR, require_run_name, short_repr
+from regrl.trainers.config import ConfigError, load_config, load_yaml_text, read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CARTPOLE = ROOT / "configs" / "cartpole_ppo.yaml"
 
 
 def _loaders():
-    from trainers.offline import load_offline_config
-    from trainers.rlvr.config import load as load_rlvr
-    from trainers.traffic.rift import load_pretrain_config
+    from regrl.trainers.offline import load_offline_config
+    from regrl.trainers.rlvr.config import load as load_rlvr
+    from regrl.trainers.traffic.rift import load_pretrain_config
 
-    return {"rl": load_config, "rlvr": load_rlvr, "sft": load_rlvr,
-            "offline": load_offline_config, "planner": load_pretrain_config}
+    return {
+        "rl": load_config,
+        "rlvr": load_rlvr,
+        "sft": load_rlvr,
+        "offline": load_offline_config,
+        "planner": load_pretrain_config,
+    }
 
 
 # the smallest valid file of each kind, and where its learning rate / a batch size live
@@ -37,8 +43,11 @@ KINDS = {
     "rl": ({}, "training.lr", "training.train_batch_size"),
     "rlvr": ({"kind": "rlvr"}, "training.lr", "training.micro_batch_size"),
     "sft": ({"kind": "sft"}, "training.lr", "training.batch_size"),
-    "offline": ({"kind": "offline", "data": {"path": "d.npz"}}, "training.lr",
-                "training.batch_size"),
+    "offline": (
+        {"kind": "offline", "data": {"path": "d.npz"}},
+        "training.lr",
+        "training.batch_size",
+    ),
     "planner": ({"kind": "planner"}, "lr", "batch_size"),
 }
 
@@ -59,8 +68,14 @@ def get(cfg, dotted):
 def regrl(*args, cwd=ROOT):
     """The real entry point in a subprocess: (status, stderr)."""
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    proc = subprocess.run([sys.executable, "-m", "trainers.cli", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "regrl.trainers.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc.returncode, proc.stderr
 
 
@@ -140,10 +155,13 @@ def test_every_kind_reads_through_the_safe_reader(tmp_path, kind):
         _loaders()[kind](path, [])
 
 
-@pytest.mark.parametrize("raw, pattern", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "binary file"),
-    (b"training:\n  lr: 0.1\nname: caf\xe9\n", "not UTF-8 text (byte 0xe9 at offset 29)"),
-])
+@pytest.mark.parametrize(
+    "raw, pattern",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "binary file"),
+        (b"training:\n  lr: 0.1\nname: caf\xe9\n", "not UTF-8 text (byte 0xe9 at offset 29)"),
+    ],
+)
 def test_binary_and_non_utf8_files_are_refused(tmp_path, raw, pattern):
     path = tmp_path / "bad.yaml"
     path.write_bytes(raw)
@@ -171,19 +189,41 @@ def test_resume_reads_the_saved_config_through_the_safe_reader(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- numbers
-@pytest.mark.parametrize("text, value", [
-    ("1e-3", 0.001), ("5E-4", 0.0005), (".5", 0.5), ("1_000", 1000), ("-2.5e+3", -2500.0),
-    ("1e3", 1000.0), ("+1e5", 100000.0), ("1.5e3", 1500.0), ("1_0.5e1", 105.0),
-    ("2", 2), ("0.1", 0.1), ("1e", "1e"), ("e5", "e5"), ("1.2.3", "1.2.3"), ("1e-3x", "1e-3x"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1e-3", 0.001),
+        ("5E-4", 0.0005),
+        (".5", 0.5),
+        ("1_000", 1000),
+        ("-2.5e+3", -2500.0),
+        ("1e3", 1000.0),
+        ("+1e5", 100000.0),
+        ("1.5e3", 1500.0),
+        ("1_0.5e1", 105.0),
+        ("2", 2),
+        ("0.1", 0.1),
+        ("1e", "1e"),
+        ("e5", "e5"),
+        ("1.2.3", "1.2.3"),
+        ("1e-3x", "1e-3x"),
+    ],
+)
 def test_numbers_parse_as_written(text, value):
     parsed = load_yaml_text(f"v: {text}\n", "doc")["v"]
     assert parsed == value and type(parsed) is type(value)
 
 
 def test_set_reads_numbers_as_written(tmp_path):
-    cfg = load_config(CARTPOLE, ["training.lr=1e-3", "training.iterations=1e3",
-                                 "training.train_batch_size=1_000", "training.grad_clip=.5"])
+    cfg = load_config(
+        CARTPOLE,
+        [
+            "training.lr=1e-3",
+            "training.iterations=1e3",
+            "training.train_batch_size=1_000",
+            "training.grad_clip=.5",
+        ],
+    )
     assert cfg.training.lr == 0.001 and cfg.training.grad_clip == 0.5
     assert cfg.training.iterations == 1000 and type(cfg.training.iterations) is int
     assert cfg.training.train_batch_size == 1000
@@ -191,9 +231,22 @@ def test_set_reads_numbers_as_written(tmp_path):
 
 def test_set_lr_1e_3_via_cli_subprocess():
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    proc = subprocess.run([sys.executable, "-m", "trainers.cli", "validate", str(CARTPOLE),
-                           "--set", "training.lr=1e-3"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "regrl.trainers.cli",
+            "validate",
+            str(CARTPOLE),
+            "--set",
+            "training.lr=1e-3",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "lr: 0.001" in proc.stdout
 
@@ -225,45 +278,54 @@ def test_absurd_sizes_are_refused_in_every_kind(tmp_path, kind):
         load_kind(tmp_path, kind, [f"{batch_key}=2.5"])
 
 
-@pytest.mark.parametrize("kind, sets, pattern", [
-    ("rl", ["training.iterations=1e20"], r"training\.iterations: must be at most"),
-    ("rl", ["resources.num_env_runners=1e6"], "num_env_runners must be in"),
-    ("rl", ["model.hidden=[64, 1e9]"], "hidden sizes must be in"),
-    ("rl", ["seed=-1e30"], "seed: must be at most"),
-    ("rl", ["training.lr=1" + "0" * 400], "training.lr: expected a float, got an integer"),
-    ("rlvr", ["rollout.max_new_tokens=1e9"], "rollout.max_new_tokens must be in"),
-    ("rlvr", ["rollout.prompts_per_step=100_000", "rollout.group_size=1000"],
-     "prompts_per_step x group_size must be in"),
-    ("rlvr", ["resources.num_rollout_actors=1e5"], "num_rollout_actors must be in"),
-    ("sft", ["data.n=1e9"], "data.n must be in"),
-    ("offline", ["model.hidden=[1e6]"], "model.hidden must be a non-empty list"),
-    ("offline", ["resources.num_workers=1e6"], "num_workers must be in"),
-    ("planner", ["dim=1e7"], "dim must be in"),
-])
+@pytest.mark.parametrize(
+    "kind, sets, pattern",
+    [
+        ("rl", ["training.iterations=1e20"], r"training\.iterations: must be at most"),
+        ("rl", ["resources.num_env_runners=1e6"], "num_env_runners must be in"),
+        ("rl", ["model.hidden=[64, 1e9]"], "hidden sizes must be in"),
+        ("rl", ["seed=-1e30"], "seed: must be at most"),
+        ("rl", ["training.lr=1" + "0" * 400], "training.lr: expected a float, got an integer"),
+        ("rlvr", ["rollout.max_new_tokens=1e9"], "rollout.max_new_tokens must be in"),
+        (
+            "rlvr",
+            ["rollout.prompts_per_step=100_000", "rollout.group_size=1000"],
+            "prompts_per_step x group_size must be in",
+        ),
+        ("rlvr", ["resources.num_rollout_actors=1e5"], "num_rollout_actors must be in"),
+        ("sft", ["data.n=1e9"], "data.n must be in"),
+        ("offline", ["model.hidden=[1e6]"], "model.hidden must be a non-empty list"),
+        ("offline", ["resources.num_workers=1e6"], "num_workers must be in"),
+        ("planner", ["dim=1e7"], "dim must be in"),
+    ],
+)
 def test_other_absurd_values_name_the_key(tmp_path, kind, sets, pattern):
     with pytest.raises(ConfigError, match=pattern):
         load_kind(tmp_path, kind, sets)
 
 
 # -------------------------------------------------------------------- --set and kind errors
-@pytest.mark.parametrize("override, pattern", [
-    ("training.lr.x.y=1", "training.lr holds float"),
-    ("seed.a.0=1", "seed holds int"),
-    ("=1", "empty part"),
-    ("a..b=1", "empty part"),
-    ("objective.terms.²=1", "is not an index"),
-    ("training.lr", "expected key.path=value"),
-    ("training.lr=[1, 2", "not valid YAML"),
-    ("env.kwargs." + ".".join(["a"] * 200) + "=1", "more than 64 parts"),
-])
+@pytest.mark.parametrize(
+    "override, pattern",
+    [
+        ("training.lr.x.y=1", "training.lr holds float"),
+        ("seed.a.0=1", "seed holds int"),
+        ("=1", "empty part"),
+        ("a..b=1", "empty part"),
+        ("objective.terms.²=1", "is not an index"),
+        ("training.lr", "expected key.path=value"),
+        ("training.lr=[1, 2", "not valid YAML"),
+        ("env.kwargs." + ".".join(["a"] * 200) + "=1", "more than 64 parts"),
+    ],
+)
 def test_bad_set_gives_one_error_line(capsys, override, pattern):
-    assert_one_error_line(*in_process(["validate", CARTPOLE, "--set", override], capsys),
-                          pattern)
+    assert_one_error_line(*in_process(["validate", CARTPOLE, "--set", override], capsys), pattern)
 
 
 def test_bad_set_via_cli_subprocess():
-    assert_one_error_line(*regrl("validate", CARTPOLE, "--set", "training.lr.x.y=1"),
-                          "training.lr holds float")
+    assert_one_error_line(
+        *regrl("validate", CARTPOLE, "--set", "training.lr.x.y=1"), "training.lr holds float"
+    )
 
 
 @pytest.mark.parametrize("text", ["kind: [rlvr]\n", "kind: {a: 1}\n", "kind: 3\n"])
@@ -276,8 +338,10 @@ def test_non_string_kind_is_an_error_line(tmp_path, capsys, text):
 
 def test_non_string_kind_via_set(capsys):
     rlvr = ROOT / "configs" / "rlvr_tiny_grpo.yaml"
-    assert_one_error_line(*in_process(["validate", rlvr, "--set", "kind=[rlvr]"], capsys),
-                          "kind must be 'rlvr' or 'sft'")
+    assert_one_error_line(
+        *in_process(["validate", rlvr, "--set", "kind=[rlvr]"], capsys),
+        "kind must be 'rlvr' or 'sft'",
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -290,7 +354,7 @@ def test_runs_root_that_is_a_file_is_refused_at_validation(tmp_path, kind):
 
 
 def test_runs_root_that_is_a_file_at_run_start(tmp_path):
-    from trainers.run import new_run_dir
+    from regrl.trainers.run import new_run_dir
 
     afile = tmp_path / "afile"
     afile.write_text("x")  # appeared after validation
@@ -299,8 +363,20 @@ def test_runs_root_that_is_a_file_at_run_start(tmp_path):
 
 
 # ------------------------------------------------------------------------------- run names
-BAD_NAMES = ["", ".", "..", "a/b", "../x", "a\\b", "a\x00b", "tab\there", "new\nline", "-rf",
-             "x" * 101, "\x7f"]
+BAD_NAMES = [
+    "",
+    ".",
+    "..",
+    "a/b",
+    "../x",
+    "a\\b",
+    "a\x00b",
+    "tab\there",
+    "new\nline",
+    "-rf",
+    "x" * 101,
+    "\x7f",
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
@@ -322,13 +398,15 @@ def test_every_kind_checks_its_name(tmp_path, kind):
 
 
 def test_dot_dot_name_via_cli_subprocess(tmp_path):
-    assert_one_error_line(*regrl("train", CARTPOLE, "--set", "name=..", "--set",
-                                 f"runs_root={tmp_path}"), "is '.' or '..'")
+    assert_one_error_line(
+        *regrl("train", CARTPOLE, "--set", "name=..", "--set", f"runs_root={tmp_path}"),
+        "is '.' or '..'",
+    )
     assert not any(tmp_path.parent.glob("2*"))  # nothing created beside runs_root
 
 
 def test_new_run_dir_refuses_a_bad_name_even_unvalidated(tmp_path):
-    from trainers.run import new_run_dir
+    from regrl.trainers.run import new_run_dir
 
     with pytest.raises(ConfigError, match="one directory name"):
         new_run_dir(SimpleNamespace(runs_root=str(tmp_path / "runs"), name=".."))
@@ -337,7 +415,7 @@ def test_new_run_dir_refuses_a_bad_name_even_unvalidated(tmp_path):
 
 def test_racing_runs_get_distinct_directories(tmp_path, monkeypatch):
     """Threads that start in the same (patched) second each get their own directory."""
-    from trainers import run
+    from regrl.trainers import run
 
     monkeypatch.setattr(run.time, "strftime", lambda fmt: "20260101-000000")
     cfg = SimpleNamespace(runs_root=str(tmp_path), name="race")
@@ -363,14 +441,15 @@ def test_racing_runs_get_distinct_directories(tmp_path, monkeypatch):
 def test_run_dir_taken_between_check_and_create(tmp_path, monkeypatch):
     """Deterministic form of the race: another process creates the directory right after
     we looked; we must move on to the next suffix, not fail or share it."""
-    from trainers import run
+    from regrl.trainers import run
 
     monkeypatch.setattr(run.time, "strftime", lambda fmt: "20260101-000000")
     cfg = SimpleNamespace(runs_root=str(tmp_path), name="race")
     (tmp_path / "race" / "20260101-000000").mkdir(parents=True)
     real_exists = Path.exists
-    monkeypatch.setattr(Path, "exists", lambda self: False if self.name.startswith("2026")
-                        else real_exists(self))
+    monkeypatch.setattr(
+        Path, "exists", lambda self: False if self.name.startswith("2026") else real_exists(self)
+    )
     assert run.new_run_dir(cfg).name == "20260101-000000-1"
 
 
@@ -380,8 +459,9 @@ def test_error_messages_never_print_a_whole_value(tmp_path, capsys):
     path.write_text(yaml.safe_dump({"training": {"lr": "x" * 20_000}, "k" * 20_000: 1}))
     status, err = in_process(["validate", path], capsys)
     assert status == cli.EXIT_BAD_INPUT and len(err) < 2 * MAX_REPR + 200
-    path.write_text(yaml.safe_dump({"env": {"name": "CartPole-v1",
-                                            "kwargs": {"a": list(range(5_000))}}}))
+    path.write_text(
+        yaml.safe_dump({"env": {"name": "CartPole-v1", "kwargs": {"a": list(range(5_000))}}})
+    )
     status, err = in_process(["validate", path], capsys)
     assert_one_error_line(status, err, "cannot create environment")
     assert len(err) <= cli.MAX_ERROR_CHARS + 10
@@ -410,6 +490,7 @@ def _fake_parser(handler):
 def _raise(exc):
     def handler(args):
         raise exc
+
     return handler
 
 
@@ -418,14 +499,18 @@ def test_internal_error_keeps_traceback_and_ends_with_one_line(monkeypatch, caps
     status, err = in_process([], capsys)
     assert status == 1 and "Traceback" in err
     assert err.rstrip().splitlines()[-1] == (
-        "error: internal error in regrl (this is a bug, please report it): RuntimeError: boom")
+        "error: internal error in regrl (this is a bug, please report it): RuntimeError: boom"
+    )
     assert sum("error:" in line for line in err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("exc, pattern", [
-    (PermissionError(13, "Permission denied", "/root/x"), "error: /root/x: Permission denied"),
-    (IsADirectoryError(21, "Is a directory", "runs"), "error: runs: Is a directory"),
-])
+@pytest.mark.parametrize(
+    "exc, pattern",
+    [
+        (PermissionError(13, "Permission denied", "/root/x"), "error: /root/x: Permission denied"),
+        (IsADirectoryError(21, "Is a directory", "runs"), "error: runs: Is a directory"),
+    ],
+)
 def test_os_errors_on_user_paths_are_one_line(monkeypatch, capsys, exc, pattern):
     monkeypatch.setattr(cli, "_parser", _fake_parser(_raise(exc)))
     status, err = in_process([], capsys)
@@ -439,8 +524,7 @@ def test_keyboard_interrupt_is_130(monkeypatch, capsys):
 
 
 def test_multiline_messages_become_one_line(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_parser",
-                        _fake_parser(_raise(ConfigError("first\nsecond\n  third"))))
+    monkeypatch.setattr(cli, "_parser", _fake_parser(_raise(ConfigError("first\nsecond\n  third"))))
     status, err = in_process([], capsys)
     assert_one_error_line(status, err)
     assert err == "error: first second third\n"
@@ -450,28 +534,91 @@ def test_multiline_messages_become_one_line(monkeypatch, capsys):
 def _fuzz_strategies():
     from hypothesis import strategies as st
 
-    words = ["name", "seed", "runs_root", "kind", "env", "kwargs", "training", "lr",
-             "iterations", "train_batch_size", "model", "hidden", "objective", "terms",
-             "advantages", "resources", "eval", "checkpoint", "every", "plugins", "data",
-             "path", "rollout", "task", "0", "1"]
-    values = ["rlvr", "sft", "offline", "planner", "CartPole-v1", "policy", "1e-3", ".inf",
-              ".nan", "..", "-x", "1e20", "[1,", "{a: *b}", "&a [*a]", "!!python/object:os.system",
-              "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]"]
+    words = [
+        "name",
+        "seed",
+        "runs_root",
+        "kind",
+        "env",
+        "kwargs",
+        "training",
+        "lr",
+        "iterations",
+        "train_batch_size",
+        "model",
+        "hidden",
+        "objective",
+        "terms",
+        "advantages",
+        "resources",
+        "eval",
+        "checkpoint",
+        "every",
+        "plugins",
+        "data",
+        "path",
+        "rollout",
+        "task",
+        "0",
+        "1",
+    ]
+    values = [
+        "rlvr",
+        "sft",
+        "offline",
+        "planner",
+        "CartPole-v1",
+        "policy",
+        "1e-3",
+        ".inf",
+        ".nan",
+        "..",
+        "-x",
+        "1e20",
+        "[1,",
+        "{a: *b}",
+        "&a [*a]",
+        "!!python/object:os.system",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]",
+    ]
     weird = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
     keys = st.sampled_from(words) | weird
-    scalars = (st.none() | st.booleans() | st.integers() | st.floats() | weird
-               | st.sampled_from(values))
-    trees = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                         | st.dictionaries(keys, inner, max_size=4), max_leaves=16)
-    shared = st.lists(scalars, min_size=1, max_size=3) | st.dictionaries(keys, scalars,
-                                                                       max_size=3)
-    snippets = st.sampled_from(["", "", "&a [*a]", "*undefined", "<<: *b", "{", "\x00",
-                                "\t", "!!binary AAAA", "? [1]\n: 2", "\ufeff", "---\n---"])
-    docs = st.tuples(st.dictionaries(keys, trees, max_size=5), shared,
-                     st.lists(keys, max_size=3), snippets, st.integers(0, 400))
+    scalars = (
+        st.none() | st.booleans() | st.integers() | st.floats() | weird | st.sampled_from(values)
+    )
+    trees = st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+        max_leaves=16,
+    )
+    shared = st.lists(scalars, min_size=1, max_size=3) | st.dictionaries(keys, scalars, max_size=3)
+    snippets = st.sampled_from(
+        [
+            "",
+            "",
+            "&a [*a]",
+            "*undefined",
+            "<<: *b",
+            "{",
+            "\x00",
+            "\t",
+            "!!binary AAAA",
+            "? [1]\n: 2",
+            "\ufeff",
+            "---\n---",
+        ]
+    )
+    docs = st.tuples(
+        st.dictionaries(keys, trees, max_size=5),
+        shared,
+        st.lists(keys, max_size=3),
+        snippets,
+        st.integers(0, 400),
+    )
     key_paths = st.lists(keys, min_size=1, max_size=4).map(".".join)
-    sets = st.lists(weird | st.builds("{}={}".format, key_paths, weird | st.sampled_from(values)),
-                    max_size=3)
+    sets = st.lists(
+        weird | st.builds("{}={}".format, key_paths, weird | st.sampled_from(values)), max_size=3
+    )
     return st.one_of(docs, st.binary(max_size=200)), sets
 
 
@@ -518,8 +665,13 @@ def test_fuzz_validate_random_documents(tmp_path):
     _warm_up(tmp_path)
     path = tmp_path / "fuzz.yaml"
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(doc=docs)
     def check(doc):
         path.write_bytes(_doc_bytes(doc))
@@ -536,8 +688,13 @@ def test_fuzz_set_overrides_on_a_real_config(tmp_path):
     _, sets = _fuzz_strategies()
     _warm_up(tmp_path)
 
-    @settings(max_examples=25, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=25,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(overrides=sets)
     def check(overrides):
         status, err = _validate(CARTPOLE, overrides)

@@ -1,6 +1,7 @@
 """Damaged, stray and partial checkpoints, crafted state files, empty iterations and the
 Ray session: resume and eval recover from what a crash or a careless user leaves behind
 (issue 15). No Ray is started here; the RL loop runs against a scripted fake algorithm."""
+
 import dataclasses
 import json
 import os
@@ -12,11 +13,20 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from trainers.checkpoint import (MANIFEST_FILE, STATE_FILE, CheckpointError, RunAborted,
-                                 choose_checkpoint, empty_iteration_streak, latest_checkpoint,
-                                 list_checkpoints, load_torch_state, resume_checkpoint,
-                                 save_checkpoint)
-from trainers.cli import EXIT_BAD_INPUT, main
+from regrl.trainers.checkpoint import (
+    MANIFEST_FILE,
+    STATE_FILE,
+    CheckpointError,
+    RunAborted,
+    choose_checkpoint,
+    empty_iteration_streak,
+    latest_checkpoint,
+    list_checkpoints,
+    load_torch_state,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from regrl.trainers.cli import EXIT_BAD_INPUT, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,12 +73,15 @@ def _garble_state(ckpt):
     (ckpt / STATE_FILE).write_text('{"iteration": 4, "env_st')
 
 
-@pytest.mark.parametrize("damage, why", [
-    (_delete, "missing file sub/module.pt"),
-    (_truncate, "algorithm_state.pkl has 100 bytes, the manifest says 512"),
-    (_garble_same_size, "algorithm_state.pkl differs from its manifest sha256"),
-    (_garble_state, f"{STATE_FILE} is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (_delete, "missing file sub/module.pt"),
+        (_truncate, "algorithm_state.pkl has 100 bytes, the manifest says 512"),
+        (_garble_same_size, "algorithm_state.pkl differs from its manifest sha256"),
+        (_garble_state, f"{STATE_FILE} is not valid JSON"),
+    ],
+)
 def test_damaged_newest_checkpoint_falls_back_to_the_intact_one(tmp_path, damage, why):
     damage(two_checkpoints(tmp_path))
     lines = []
@@ -94,8 +107,11 @@ def test_checkpoint_without_manifest_is_accepted_with_a_warning(tmp_path):
 def test_every_checkpoint_damaged_is_refused_naming_each(tmp_path):
     _truncate(two_checkpoints(tmp_path))
     _garble_state(tmp_path / "checkpoints" / "iter_000002")
-    with pytest.raises(CheckpointError, match=r"every checkpoint is damaged \(iter_000004: .*"
-                                              r"iter_000002: regrl_state.json is not valid"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"every checkpoint is damaged \(iter_000004: .*"
+        r"iter_000002: regrl_state.json is not valid",
+    ):
         resume_checkpoint(tmp_path, say=lambda line: None)
 
 
@@ -166,34 +182,43 @@ def test_crafted_pickle_state_is_not_executed(tmp_path):
 
 
 def test_no_unsafe_torch_load_in_the_packages():
-    offenders = [f"{p.relative_to(ROOT)}:{i}" for pkg in ("trainers", "agents", "envs")
-                 for p in (ROOT / pkg).rglob("*.py")
-                 for i, line in enumerate(p.read_text().splitlines(), 1)
-                 if re.search(r"weights_only\s*=\s*False|pickle\.loads?\(", line)]
+    offenders = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for pkg in ("trainers", "agents", "envs")
+        for p in (ROOT / pkg).rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"weights_only\s*=\s*False|pickle\.loads?\(", line)
+    ]
     assert offenders == []
 
 
 @pytest.fixture
 def offline_run(tmp_path):
     """A finished 2-epoch offline run (seconds, CPU)."""
-    from trainers.offline import offline_config_from_dict, train_offline
+    from regrl.trainers.offline import offline_config_from_dict, train_offline
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 2, 64)
     np.savez(tmp_path / "d.npz", x=x, y=y)
-    cfg = offline_config_from_dict({
-        "kind": "offline", "name": "t", "runs_root": str(tmp_path / "runs"),
-        "data": {"path": str(tmp_path / "d.npz"), "val_fraction": 0.25},
-        "model": {"hidden": [8]}, "training": {"epochs": 2, "batch_size": 16},
-        "checkpoint": {"every": 1, "keep": 3}})
+    cfg = offline_config_from_dict(
+        {
+            "kind": "offline",
+            "name": "t",
+            "runs_root": str(tmp_path / "runs"),
+            "data": {"path": str(tmp_path / "d.npz"), "val_fraction": 0.25},
+            "model": {"hidden": [8]},
+            "training": {"epochs": 2, "batch_size": 16},
+            "checkpoint": {"every": 1, "keep": 3},
+        }
+    )
     run_dir = train_offline(cfg, progress=False).run_dir
     (run_dir / "metrics.json").unlink()  # as if killed before the end
     return run_dir
 
 
 def test_resume_with_a_crafted_state_file_is_one_error_line(offline_run, tmp_path, capsys):
-    from trainers.checkpoint import write_manifest
-    from trainers.offline import LEARNER_FILE
+    from regrl.trainers.checkpoint import write_manifest
+    from regrl.trainers.offline import LEARNER_FILE
 
     marker = tmp_path / "pwned"
     for ckpt in list_checkpoints(offline_run):  # the attacker also rewrites the manifests
@@ -223,7 +248,7 @@ def _truncate_file(path):
 def test_eval_of_a_run_whose_checkpoints_are_all_damaged(tmp_path, capsys):
     import yaml
 
-    from trainers.config import load_config, to_dict
+    from regrl.trainers.config import load_config, to_dict
 
     cfg = load_config(str(ROOT / "configs/cartpole_ppo.yaml"), [])
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
@@ -247,10 +272,10 @@ def test_empty_iteration_streak_counts_and_gives_up_after_count_and_time():
     now[0] = 1000.0  # long enough, but only 2 in a row: keep waiting
     streak = empty_iteration_streak(streak, {}, 2, **kw)  # no env_steps key at all: empty too
     assert streak.count == 2
-    assert lines == ["iteration 2 sampled 0 env steps (env runner restarting?); not counted "
-                     "(1 in a row, 0 s)",
-                     "iteration 2 sampled 0 env steps (env runner restarting?); not counted "
-                     "(2 in a row, 900 s)"]
+    assert lines == [
+        "iteration 2 sampled 0 env steps (env runner restarting?); not counted (1 in a row, 0 s)",
+        "iteration 2 sampled 0 env steps (env runner restarting?); not counted (2 in a row, 900 s)",
+    ]
     streak = empty_iteration_streak(streak, {"env/env_steps": 1.0}, 2, **kw)
     assert not streak and streak.count == 0  # recovered: the next empty one starts over
     for _ in range(3):  # 3 in a row, but within 60 s: keep waiting
@@ -272,8 +297,13 @@ class FakeAlgo:
 
     def train(self):
         n = self.steps.pop(0)
-        return {"time_this_iter_s": 1.0, "env_runners": {"num_env_steps_sampled": n,
-                "episode_return_mean": 10.0 if n else float("nan")}}
+        return {
+            "time_this_iter_s": 1.0,
+            "env_runners": {
+                "num_env_steps_sampled": n,
+                "episode_return_mean": 10.0 if n else float("nan"),
+            },
+        }
 
     def save_to_path(self, path):
         Path(path).mkdir(parents=True)
@@ -289,7 +319,7 @@ class FakeAlgo:
 @pytest.fixture
 def fake_rllib(monkeypatch):
     """``regrl train`` of the RL kind without Ray: each build gets the next scripted algo."""
-    import trainers.run as run
+    import regrl.trainers.run as run
 
     scripts = []
 
@@ -308,16 +338,23 @@ def fake_rllib(monkeypatch):
 
 
 def rl_config(tmp_path, iterations, every=1):
-    from trainers.config import load_config
+    from regrl.trainers.config import load_config
 
-    return load_config(str(ROOT / "configs/cartpole_ppo.yaml"),
-                       [f"runs_root={tmp_path}", f"training.iterations={iterations}",
-                        "training.stop_return=null", f"checkpoint.every={every}",
-                        "resources.num_env_runners=0", "resources.num_learners=0"])
+    return load_config(
+        str(ROOT / "configs/cartpole_ppo.yaml"),
+        [
+            f"runs_root={tmp_path}",
+            f"training.iterations={iterations}",
+            "training.stop_return=null",
+            f"checkpoint.every={every}",
+            "resources.num_env_runners=0",
+            "resources.num_learners=0",
+        ],
+    )
 
 
 def test_rl_run_does_not_count_empty_iterations(tmp_path, fake_rllib, capsys):
-    from trainers.run import train
+    from regrl.trainers.run import train
 
     fake_rllib.append([400, 0, 0, 400, 400])
     result = train(rl_config(tmp_path, 3))
@@ -329,12 +366,13 @@ def test_rl_run_does_not_count_empty_iterations(tmp_path, fake_rllib, capsys):
     assert [e.step for e in acc.Scalars("env/env_steps")] == [1, 2, 3]
 
 
-def test_rl_run_gives_up_after_too_many_empty_iterations_and_keeps_the_run(tmp_path, fake_rllib,
-                                                                           capsys, monkeypatch):
-    from trainers.checkpoint import MAX_EMPTY_ITERATIONS
-    from trainers.run import train
+def test_rl_run_gives_up_after_too_many_empty_iterations_and_keeps_the_run(
+    tmp_path, fake_rllib, capsys, monkeypatch
+):
+    from regrl.trainers.checkpoint import MAX_EMPTY_ITERATIONS
+    from regrl.trainers.run import train
 
-    monkeypatch.setattr("trainers.checkpoint.MIN_EMPTY_SECONDS", 0.0)
+    monkeypatch.setattr("regrl.trainers.checkpoint.MIN_EMPTY_SECONDS", 0.0)
     fake_rllib.append([400] + [0] * MAX_EMPTY_ITERATIONS)
     with pytest.raises(RunAborted):
         train(rl_config(tmp_path, 5, every=10), progress=False)
@@ -344,7 +382,7 @@ def test_rl_run_gives_up_after_too_many_empty_iterations_and_keeps_the_run(tmp_p
 
 
 def test_rl_resume_falls_back_and_logs_it_to_tensorboard(tmp_path, fake_rllib, capsys):
-    from trainers.run import train
+    from regrl.trainers.run import train
 
     fake_rllib.extend([[400, 400], [400]])
     run_dir = train(rl_config(tmp_path, 2), progress=False).run_dir
@@ -357,9 +395,10 @@ def test_rl_resume_falls_back_and_logs_it_to_tensorboard(tmp_path, fake_rllib, c
     assert [(e.step, e.value) for e in acc.Scalars("perf/resume_fallbacks")] == [(2, 1.0)]
 
 
-def test_rl_resume_of_a_run_with_only_damaged_checkpoints_never_starts_ray(tmp_path, fake_rllib,
-                                                                           monkeypatch):
-    import trainers.run as run
+def test_rl_resume_of_a_run_with_only_damaged_checkpoints_never_starts_ray(
+    tmp_path, fake_rllib, monkeypatch
+):
+    import regrl.trainers.run as run
 
     fake_rllib.append([400])
     run_dir = run.train(rl_config(tmp_path, 1), progress=False).run_dir
@@ -373,7 +412,7 @@ def test_rl_resume_of_a_run_with_only_damaged_checkpoints_never_starts_ray(tmp_p
 def test_ray_session_shuts_down_only_what_it_started(monkeypatch):
     import ray
 
-    import trainers.run as run
+    import regrl.trainers.run as run
 
     calls = []
     monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
@@ -388,7 +427,7 @@ def test_ray_session_shuts_down_only_what_it_started(monkeypatch):
 def test_train_shuts_down_its_ray_session_when_building_fails(tmp_path, monkeypatch):
     import ray
 
-    import trainers.run as run
+    import regrl.trainers.run as run
 
     calls = []
     monkeypatch.setattr(run, "init_ray", lambda address=None: True)
@@ -406,23 +445,36 @@ def test_train_shuts_down_its_ray_session_when_building_fails(tmp_path, monkeypa
 
 # ----------------------------------------------------------------------------- RLVR and SFT runs
 LM_RUNS = {  # kind -> (config, the torch state file each checkpoint holds)
-    "rlvr": ({"kind": "rlvr", "model": {"path": "tiny", "tiny_width": 16},
-              "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
-              "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4},
-              "training": {"steps": 2, "micro_batch_size": 4}, "eval": {"every": 0},
-              "checkpoint": {"every": 1, "keep": 3}}, "learner_state.pt"),
-    "sft": ({"kind": "sft", "model": {"path": "tiny", "tiny_width": 16},
-             "data": {"task": {"name": "arithmetic", "kwargs": {"digits": 1}}, "n": 16},
-             "training": {"epochs": 2, "batch_size": 8}, "checkpoint": {"every": 1, "keep": 3}},
-            "sft_state.pt"),
+    "rlvr": (
+        {
+            "kind": "rlvr",
+            "model": {"path": "tiny", "tiny_width": 16},
+            "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
+            "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4},
+            "training": {"steps": 2, "micro_batch_size": 4},
+            "eval": {"every": 0},
+            "checkpoint": {"every": 1, "keep": 3},
+        },
+        "learner_state.pt",
+    ),
+    "sft": (
+        {
+            "kind": "sft",
+            "model": {"path": "tiny", "tiny_width": 16},
+            "data": {"task": {"name": "arithmetic", "kwargs": {"digits": 1}}, "n": 16},
+            "training": {"epochs": 2, "batch_size": 8},
+            "checkpoint": {"every": 1, "keep": 3},
+        },
+        "sft_state.pt",
+    ),
 }
 
 
 def lm_run(tmp_path, kind):
     """A finished 2-step tiny RLVR (local mode, no Ray) or 2-epoch SFT run (seconds)."""
-    from trainers.rlvr import config as rc
-    from trainers.rlvr.loop import train_rlvr
-    from trainers.rlvr.sft import train_sft
+    from regrl.trainers.rlvr import config as rc
+    from regrl.trainers.rlvr.loop import train_rlvr
+    from regrl.trainers.rlvr.sft import train_sft
 
     raw, state_file = LM_RUNS[kind]
     cfg = rc.config_from_dict({**raw, "runs_root": str(tmp_path / "runs")}, "test")
@@ -447,7 +499,7 @@ def test_lm_resume_falls_back_from_a_damaged_state_file(tmp_path, kind, capsys):
 
 @pytest.mark.parametrize("kind", sorted(LM_RUNS))
 def test_lm_resume_refuses_a_crafted_state_file(tmp_path, kind, capsys):
-    from trainers.checkpoint import write_manifest
+    from regrl.trainers.checkpoint import write_manifest
 
     run_dir, state_file = lm_run(tmp_path, kind)
     marker = tmp_path / "pwned"
@@ -467,7 +519,7 @@ def test_lm_resume_refuses_a_crafted_state_file(tmp_path, kind, capsys):
 @pytest.mark.parametrize("content", ["truncated", "crafted"])
 def test_damaged_or_crafted_planner_file_is_one_error_line(tmp_path, content, capsys):
     pytest.importorskip("metadrive")
-    from agents.models.planner import Planner, PlannerConfig, save_planner
+    from regrl.agents.models.planner import Planner, PlannerConfig, save_planner
 
     path, marker = tmp_path / "planner.pt", tmp_path / "pwned"
     if content == "truncated":
@@ -475,8 +527,9 @@ def test_damaged_or_crafted_planner_file_is_one_error_line(tmp_path, content, ca
         path.write_bytes(path.read_bytes()[:-100])
     else:
         torch.save({"config": {}, "state_dict": Payload(marker)}, path)
-    code = main(["validate", str(ROOT / "configs/rift_ci.yaml"),
-                 "--set", f"env.kwargs.planner={path}"])
+    code = main(
+        ["validate", str(ROOT / "configs/rift_ci.yaml"), "--set", f"env.kwargs.planner={path}"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_BAD_INPUT and len(err) == 1
     assert err[0].startswith("error:") and "not a readable planner checkpoint" in err[0]
@@ -490,25 +543,34 @@ def test_killed_env_runner_iterations_are_not_counted(tmp_path, ray_session, mon
     fake-algorithm tests above cover the same loop path in seconds."""
     import signal
 
-    import trainers.run as run
+    import regrl.trainers.run as run
 
     killed, health = [], run.runner_health
 
     def health_then_kill(algo):
         out = health(algo)
         if not killed:
-            pid = algo.env_runner_group.foreach_env_runner(lambda r: os.getpid(),
-                                                           local_env_runner=False)[0]
+            pid = algo.env_runner_group.foreach_env_runner(
+                lambda r: os.getpid(), local_env_runner=False
+            )[0]
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
         return out
 
     monkeypatch.setattr(run, "runner_health", health_then_kill)
     cfg = rl_config(tmp_path, 3)
-    cfg = dataclasses.replace(cfg, resources=dataclasses.replace(
-        cfg.resources, num_env_runners=1, num_cpus_per_env_runner=0.5))
-    cfg = dataclasses.replace(cfg, training=dataclasses.replace(
-        cfg.training, train_batch_size=200, minibatch_size=64, num_epochs=1))
+    cfg = dataclasses.replace(
+        cfg,
+        resources=dataclasses.replace(
+            cfg.resources, num_env_runners=1, num_cpus_per_env_runner=0.5
+        ),
+    )
+    cfg = dataclasses.replace(
+        cfg,
+        training=dataclasses.replace(
+            cfg.training, train_batch_size=200, minibatch_size=64, num_epochs=1
+        ),
+    )
     result = run.train(cfg)
     out = capsys.readouterr().out
     assert killed and result.iteration == 3

@@ -1,16 +1,21 @@
 """Supervised closures: D4 helpers and models (agents/models/closure.py), the soft-equivariance
 plugin (agents/offline/soft_equivariance.py), the offline model registry, and the tiny
 end-to-end ``regrl turbulence dataset`` + ``compare`` (trainers/turbulence/closures.py)."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from agents.models.closure import D4, ClosureCNN, LocalCoefficientMLP, d4_apply, d4_inverse
-from agents.offline.soft_equivariance import (REFLECTIONS, ROTATIONS, equivariance_penalty,
-                                              soft_equivariance_loss)
-from trainers.config import ConfigError
+from regrl.agents.models.closure import D4, ClosureCNN, LocalCoefficientMLP, d4_apply, d4_inverse
+from regrl.agents.offline.soft_equivariance import (
+    REFLECTIONS,
+    ROTATIONS,
+    equivariance_penalty,
+    soft_equivariance_loss,
+)
+from regrl.trainers.config import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +29,7 @@ def one_thread():
 def test_d4_apply_by_hand_and_inverse():
     x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     assert d4_apply(x, 1, False).tolist() == [[2.0, 4.0], [1.0, 3.0]]
-    assert d4_apply(x, 0, True).tolist() == [[-2.0, -1.0], [-4.0, -3.0]]    # pseudo-scalar
+    assert d4_apply(x, 0, True).tolist() == [[-2.0, -1.0], [-4.0, -3.0]]  # pseudo-scalar
     assert d4_apply(x, 0, True, pseudoscalar=False).tolist() == [[2.0, 1.0], [4.0, 3.0]]
     g = torch.randn(3, 5, 5, generator=torch.Generator().manual_seed(0))
     images = {tuple(d4_apply(g, k, f).flatten().tolist()) for k, f in D4}
@@ -40,8 +45,19 @@ def test_group_averaged_cnn_is_exactly_equivariant_and_the_plain_one_is_not():
         model = ClosureCNN((4, 4), symmetric=symmetric).double()
         fx = model(x)["out"].reshape(2, 12, 12)
         with torch.no_grad():
-            worst = max(float((model(d4_apply(x.reshape(2, 12, 12), k, f).reshape(2, -1))["out"]
-                           .reshape(2, 12, 12) - d4_apply(fx, k, f)).abs().max()) for k, f in D4)
+            worst = max(
+                float(
+                    (
+                        model(d4_apply(x.reshape(2, 12, 12), k, f).reshape(2, -1))["out"].reshape(
+                            2, 12, 12
+                        )
+                        - d4_apply(fx, k, f)
+                    )
+                    .abs()
+                    .max()
+                )
+                for k, f in D4
+            )
         assert (worst < 1e-12) if symmetric else (worst > 1e-3)
 
 
@@ -70,22 +86,31 @@ def test_local_coefficient_model_output_is_bounded():
 
 
 def _offline_cfg(tmp_path, arch, plugins=(), task="regression"):
-    from trainers.offline import offline_config_from_dict
+    from regrl.trainers.offline import offline_config_from_dict
 
     x = np.random.default_rng(0).normal(size=(6, 64)).astype(np.float32)
-    np.savez(tmp_path / "f.npz", x=x, y=x ** 2)
-    return offline_config_from_dict({
-        "kind": "offline", "name": "t", "task": task, "runs_root": str(tmp_path / "runs"),
-        "data": {"path": str(tmp_path / "f.npz"), "val_fraction": 0.34},
-        "model": {"arch": arch, "hidden": [4]}, "plugins": list(plugins),
-        "training": {"epochs": 2, "batch_size": 4}, "checkpoint": {"every": 2, "keep": 1}})
+    np.savez(tmp_path / "f.npz", x=x, y=x**2)
+    return offline_config_from_dict(
+        {
+            "kind": "offline",
+            "name": "t",
+            "task": task,
+            "runs_root": str(tmp_path / "runs"),
+            "data": {"path": str(tmp_path / "f.npz"), "val_fraction": 0.34},
+            "model": {"arch": arch, "hidden": [4]},
+            "plugins": list(plugins),
+            "training": {"epochs": 2, "batch_size": 4},
+            "checkpoint": {"every": 2, "keep": 1},
+        }
+    )
 
 
 def test_offline_learner_trains_a_cnn_with_the_soft_equivariance_plugin(tmp_path):
-    from trainers.offline import train_offline
+    from regrl.trainers.offline import train_offline
 
-    cfg = _offline_cfg(tmp_path, "closure_cnn",
-                       [{"name": "soft_equivariance", "rotation": 1.0, "reflection": 0.5}])
+    cfg = _offline_cfg(
+        tmp_path, "closure_cnn", [{"name": "soft_equivariance", "rotation": 1.0, "reflection": 0.5}]
+    )
     result = train_offline(cfg, progress=False)
     assert result.metrics["plugin/soft_equivariance/rotation"] > 0
     assert np.isfinite(result.metrics["val/mse"])
@@ -94,7 +119,7 @@ def test_offline_learner_trains_a_cnn_with_the_soft_equivariance_plugin(tmp_path
 def test_offline_model_arch_errors_are_named(tmp_path):
     with pytest.raises(ConfigError, match="closure_cnn"):
         _offline_cfg(tmp_path, "closure_cn")
-    from trainers.offline import build_model
+    from regrl.trainers.offline import build_model
 
     cfg = _offline_cfg(tmp_path, "closure_cnn", task="classification")
     with pytest.raises(ConfigError, match="needs task: regression"):
@@ -102,7 +127,7 @@ def test_offline_model_arch_errors_are_named(tmp_path):
 
 
 def test_correlation_hand_values():
-    from trainers.turbulence.closures import correlation
+    from regrl.trainers.turbulence.closures import correlation
 
     t = np.array([1.0, 2.0, 4.0])
     assert correlation(torch.tensor(2 * t + 1), t) == pytest.approx(1.0)
@@ -113,24 +138,57 @@ def test_correlation_hand_values():
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory):
     """A 16² reference (32² DNS) and a dataset of 3 training + 2 held-out snapshots."""
-    from envs.turbulence.reference import ReferenceSpec, generate_reference, save_reference
-    from trainers.cli import main
+    from regrl.envs.turbulence.reference import ReferenceSpec, generate_reference, save_reference
+    from regrl.trainers.cli import main
 
     root = tmp_path_factory.mktemp("closures")
-    spec = ReferenceSpec(n_dns=32, n_les=16, nu=1e-3, dt=2e-3, spinup_time=0.5,
-                         average_time=0.3, sample_every=0.1, n_init=4, pdf_bins=41)
+    spec = ReferenceSpec(
+        n_dns=32,
+        n_les=16,
+        nu=1e-3,
+        dt=2e-3,
+        spinup_time=0.5,
+        average_time=0.3,
+        sample_every=0.1,
+        n_init=4,
+        pdf_bins=41,
+    )
     save_reference(root / "ref.npz", generate_reference(spec))
-    rc = main(["turbulence", "dataset", "--out", str(root / "ds.npz"), "--reference",
-               str(root / "ref.npz"), "--n-dns", "32", "--n-les", "16", "--snapshots", "3",
-               "--heldout-snapshots", "2", "--train-trajectories", "2", "--spinup-time", "0.02",
-               "--sample-every", "0.02", "--dt", "2e-3", "--dns-cache", str(root / "dns.npz")])
+    rc = main(
+        [
+            "turbulence",
+            "dataset",
+            "--out",
+            str(root / "ds.npz"),
+            "--reference",
+            str(root / "ref.npz"),
+            "--n-dns",
+            "32",
+            "--n-les",
+            "16",
+            "--snapshots",
+            "3",
+            "--heldout-snapshots",
+            "2",
+            "--train-trajectories",
+            "2",
+            "--spinup-time",
+            "0.02",
+            "--sample-every",
+            "0.02",
+            "--dt",
+            "2e-3",
+            "--dns-cache",
+            str(root / "dns.npz"),
+        ]
+    )
     assert rc == 0 and (root / "dns.npz").is_file()
     return root
 
 
 def test_training_files_normalise_and_bound_the_targets(tiny_files, tmp_path):
-    from envs.turbulence.dataset import load_dataset
-    from trainers.turbulence.closures import training_files
+    from regrl.envs.turbulence.dataset import load_dataset
+    from regrl.trainers.turbulence.closures import training_files
 
     data = load_dataset(tiny_files / "ds.npz")
     files = training_files(data, 2, tmp_path)
@@ -145,13 +203,33 @@ def test_training_files_normalise_and_bound_the_targets(tiny_files, tmp_path):
 
 
 def test_compare_end_to_end_writes_table_json_and_figures(tiny_files, capsys):
-    from trainers.cli import main
+    from regrl.trainers.cli import main
 
     out = tiny_files / "cmp"
-    rc = main(["turbulence", "compare", "--dataset", str(tiny_files / "ds.npz"), "--reference",
-               str(tiny_files / "ref.npz"), "--out", str(out), "--snapshots", "1,3",
-               "--seeds", "1", "--time-units", "0.04", "--spinup", "0.02",
-               "--local-steps", "5", "--cnn-steps", "2"])
+    rc = main(
+        [
+            "turbulence",
+            "compare",
+            "--dataset",
+            str(tiny_files / "ds.npz"),
+            "--reference",
+            str(tiny_files / "ref.npz"),
+            "--out",
+            str(out),
+            "--snapshots",
+            "1,3",
+            "--seeds",
+            "1",
+            "--time-units",
+            "0.04",
+            "--spinup",
+            "0.02",
+            "--local-steps",
+            "5",
+            "--cnn-steps",
+            "2",
+        ]
+    )
     assert rc == 0
     summary = json.loads((out / "compare.json").read_text())
     names = [r["name"] for r in summary["closures"]]
@@ -165,15 +243,36 @@ def test_compare_end_to_end_writes_table_json_and_figures(tiny_files, capsys):
 
 
 def test_compare_input_errors_are_named(tiny_files, capsys):
-    from trainers.cli import main
+    from regrl.trainers.cli import main
 
-    base = ["turbulence", "compare", "--dataset", str(tiny_files / "ds.npz"),
-            "--out", str(tiny_files / "bad")]
-    assert main(base) == 2                             # packaged 64² reference: mismatch
+    base = [
+        "turbulence",
+        "compare",
+        "--dataset",
+        str(tiny_files / "ds.npz"),
+        "--out",
+        str(tiny_files / "bad"),
+    ]
+    assert main(base) == 2  # packaged 64² reference: mismatch
     assert "another reference" in capsys.readouterr().err
-    assert main(base + ["--reference", str(tiny_files / "ref.npz"), "--snapshots", "1",
-                        "--rl-run", str(tiny_files), "--local-steps", "1",
-                        "--cnn-steps", "1"]) == 2
+    assert (
+        main(
+            base
+            + [
+                "--reference",
+                str(tiny_files / "ref.npz"),
+                "--snapshots",
+                "1",
+                "--rl-run",
+                str(tiny_files),
+                "--local-steps",
+                "1",
+                "--cnn-steps",
+                "1",
+            ]
+        )
+        == 2
+    )
     assert "no complete checkpoint" in capsys.readouterr().err
 
 
@@ -184,19 +283,30 @@ def test_soft_equivariance_on_vector_outputs_is_an_invariance_penalty(tmp_path):
     x = torch.tensor([[[1.0, 2.0], [3.0, 5.0]]])
     f = lambda z: z.sum((-2, -1))[:, None]  # noqa: E731
     assert float(equivariance_penalty(f, x, ROTATIONS, invariant=True)) == pytest.approx(0.0)
-    assert float(equivariance_penalty(f, x, REFLECTIONS, invariant=True)) == pytest.approx(22.0 ** 2)
+    assert float(equivariance_penalty(f, x, REFLECTIONS, invariant=True)) == pytest.approx(22.0**2)
     # through the learner on 2x2 "fields" -> 2 targets (the offline smoke-test data shape)
-    from trainers.offline import offline_config_from_dict, train_offline
+    from regrl.trainers.offline import offline_config_from_dict, train_offline
 
     rng = np.random.default_rng(1)
     xs = rng.normal(size=(200, 4)).astype(np.float32)
     ys = np.stack([xs @ [1.0, -2.0, 0.5, 0.0], np.sin(xs[:, 0])], 1).astype(np.float32)
     np.savez(tmp_path / "reg.npz", obs=xs, act=ys)
-    cfg = offline_config_from_dict({
-        "kind": "offline", "name": "t", "task": "regression", "runs_root": str(tmp_path / "r"),
-        "data": {"path": str(tmp_path / "reg.npz"), "x_key": "obs", "y_key": "act",
-                 "val_fraction": 0.25},
-        "model": {"hidden": [32, 32]}, "training": {"epochs": 4, "batch_size": 32, "lr": 0.01},
-        "plugins": [{"name": "soft_equivariance", "rotation": 0.01, "reflection": 0.01}]})
+    cfg = offline_config_from_dict(
+        {
+            "kind": "offline",
+            "name": "t",
+            "task": "regression",
+            "runs_root": str(tmp_path / "r"),
+            "data": {
+                "path": str(tmp_path / "reg.npz"),
+                "x_key": "obs",
+                "y_key": "act",
+                "val_fraction": 0.25,
+            },
+            "model": {"hidden": [32, 32]},
+            "training": {"epochs": 4, "batch_size": 32, "lr": 0.01},
+            "plugins": [{"name": "soft_equivariance", "rotation": 0.01, "reflection": 0.01}],
+        }
+    )
     metrics = train_offline(cfg, progress=False).metrics
     assert metrics["val/mse"] < 1.0 and metrics["plugin/soft_equivariance/reflection"] > 0

@@ -2,6 +2,7 @@
 resume (metrics.jsonl and TensorBoard continue without duplicates) on an in-memory session;
 then SFT and the RIFT planner (kinds moved onto the harness) resume to the same result as an
 uninterrupted run."""
+
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,10 +11,10 @@ from typing import Optional
 import pytest
 import yaml
 
-from trainers import harness
-from trainers.checkpoint import list_checkpoints
-from trainers.cli import main
-from trainers.config import CheckpointConfig
+from regrl.trainers import harness
+from regrl.trainers.checkpoint import list_checkpoints
+from regrl.trainers.cli import main
+from regrl.trainers.config import CheckpointConfig
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ EVENTS = {"interrupt_at": None, "skip_at": None, "calls": 0}
 
 class FakeSession:
     """x accumulates the iteration numbers: 15 after 5 iterations, however they were run."""
+
     unit = "iteration"
 
     def __init__(self, cfg):
@@ -90,7 +92,9 @@ def _reset_events():
 
 
 def _steps(run_dir):
-    return [r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+    return [
+        r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+    ]
 
 
 def _iters(run_dir):
@@ -113,7 +117,11 @@ def test_early_stop_is_saved(tmp_path):
 def test_uncounted_iteration_is_retried(tmp_path):
     EVENTS["skip_at"] = 2
     out = harness.train(FakeDriver(), FakeConfig(str(tmp_path)), progress=False)
-    assert out.metrics == {"x": 15.0} and EVENTS["calls"] == 6 and _steps(out.run_dir) == [1, 2, 3, 4, 5]
+    assert (
+        out.metrics == {"x": 15.0}
+        and EVENTS["calls"] == 6
+        and _steps(out.run_dir) == [1, 2, 3, 4, 5]
+    )
 
 
 def test_ctrl_c_saves_the_last_iteration_and_resume_finishes(tmp_path, capsys):
@@ -132,6 +140,7 @@ def test_ctrl_c_saves_the_last_iteration_and_resume_finishes(tmp_path, capsys):
 def test_resume_after_a_kill_drops_metrics_logged_after_the_checkpoint(tmp_path):
     out = harness.train(FakeDriver(), FakeConfig(str(tmp_path), total=3), progress=False)
     import shutil
+
     shutil.rmtree(list_checkpoints(out.run_dir)[-1])  # killed after logging 3, before saving it
     harness.train(FakeDriver(), resume=out.run_dir, progress=False)
     assert _steps(out.run_dir) == [1, 2, 3]
@@ -139,7 +148,9 @@ def test_resume_after_a_kill_drops_metrics_logged_after_the_checkpoint(tmp_path)
 
 # ---- kinds moved onto the harness: SFT and the RIFT planner ------------------------------------
 def _final(run_dir, key):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1][key]
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1][
+        key
+    ]
 
 
 def _interrupt_at(monkeypatch, session_cls, epoch):
@@ -154,14 +165,21 @@ def _interrupt_at(monkeypatch, session_cls, epoch):
 
 
 def test_sft_resume_after_ctrl_c_matches_the_uninterrupted_run(tmp_path, monkeypatch):
-    from trainers.rlvr import config as rc
-    from trainers.rlvr.sft import SFTSession, train_sft
+    from regrl.trainers.rlvr import config as rc
+    from regrl.trainers.rlvr.sft import SFTSession, train_sft
 
     def cfg(root):
-        return rc.config_from_dict({
-            "kind": "sft", "runs_root": str(root), "model": {"path": "tiny", "tiny_width": 16},
-            "data": {"task": {"name": "arithmetic", "kwargs": {"digits": 1}}, "n": 16},
-            "training": {"epochs": 3, "batch_size": 8}, "checkpoint": {"every": 5}}, "test")
+        return rc.config_from_dict(
+            {
+                "kind": "sft",
+                "runs_root": str(root),
+                "model": {"path": "tiny", "tiny_width": 16},
+                "data": {"task": {"name": "arithmetic", "kwargs": {"digits": 1}}, "n": 16},
+                "training": {"epochs": 3, "batch_size": 8},
+                "checkpoint": {"every": 5},
+            },
+            "test",
+        )
 
     full = train_sft(cfg(tmp_path / "a"), progress=False)
     _interrupt_at(monkeypatch, SFTSession, 3)
@@ -172,20 +190,29 @@ def test_sft_resume_after_ctrl_c_matches_the_uninterrupted_run(tmp_path, monkeyp
     assert _iters(run_dir) == [2] and not (run_dir / "summary.json").exists()
     assert main(["train", "--resume", str(run_dir), "--quiet"]) == 0
     assert _steps(run_dir) == [1, 2, 3] and (run_dir / "summary.json").is_file()
-    assert _final(run_dir, "train/loss") == pytest.approx(_final(full.run_dir, "train/loss"),
-                                                          rel=1e-5)
+    assert _final(run_dir, "train/loss") == pytest.approx(
+        _final(full.run_dir, "train/loss"), rel=1e-5
+    )
 
 
 def test_planner_resume_after_ctrl_c_matches_the_uninterrupted_run(tmp_path, monkeypatch):
+    from regrl.trainers.traffic.rift import PretrainConfig, PretrainSession, pretrain
     from tests.trainers.test_rift_pretrain import synthetic_demos
-    from trainers.traffic.rift import PretrainConfig, PretrainSession, pretrain
 
     synthetic_demos(tmp_path / "demos.npz", n=48)
 
     def cfg(root):
-        return PretrainConfig(runs_root=str(root), demos=str(tmp_path / "demos.npz"),
-                              num_modes=2, dim=8, epochs=3, batch_size=16, lr=3e-3, export=None,
-                              checkpoint=CheckpointConfig(every=1))
+        return PretrainConfig(
+            runs_root=str(root),
+            demos=str(tmp_path / "demos.npz"),
+            num_modes=2,
+            dim=8,
+            epochs=3,
+            batch_size=16,
+            lr=3e-3,
+            export=None,
+            checkpoint=CheckpointConfig(every=1),
+        )
 
     full = pretrain(cfg(tmp_path / "a"), progress=False)
     _interrupt_at(monkeypatch, PretrainSession, 3)

@@ -1,6 +1,7 @@
 """RegrlLearner on RLlib's new API stack: stock-PPO-equivalent terms learn CartPole, and the
 dual-clip + demo-KL, group-advantage and Lp-Reg configurations train with finite metrics.
 One Ray session for the module; num_env_runners=0 keeps it on 2 cores."""
+
 import json
 import math
 import time
@@ -9,26 +10,32 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from trainers.config import load_config
-from trainers.run import TB_DIR, train
+from regrl.trainers.config import load_config
+from regrl.trainers.run import TB_DIR, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def cfg(name, tmp, *sets):
-    return load_config(CONFIGS / name, [f"runs_root={tmp}", "resources.num_env_runners=0",
-                                        *sets])
+    return load_config(CONFIGS / name, [f"runs_root={tmp}", "resources.num_env_runners=0", *sets])
 
 
 @pytest.fixture(scope="module")
 def ppo_run(ray_session, tmp_path_factory):
     """CartPole with the stock-PPO-equivalent terms, until mean return >= 150 (budget 25)."""
-    c = cfg("cartpole_ppo.yaml", tmp_path_factory.mktemp("runs"), "training.iterations=25",
-            "training.stop_return=150", "checkpoint.every=5")
+    c = cfg(
+        "cartpole_ppo.yaml",
+        tmp_path_factory.mktemp("runs"),
+        "training.iterations=25",
+        "training.stop_return=150",
+        "checkpoint.every=5",
+    )
     start = time.time()
     result = train(c, progress=True)
-    print(f"PPO-equivalent CartPole: {result.iteration} iterations, "
-          f"{time.time() - start:.0f} s, return {result.metrics['env/episode_return_mean']:.1f}")
+    print(
+        f"PPO-equivalent CartPole: {result.iteration} iterations, "
+        f"{time.time() - start:.0f} s, return {result.metrics['env/episode_return_mean']:.1f}"
+    )
     return result
 
 
@@ -41,8 +48,15 @@ def test_tensorboard_scalars_and_config_text(ppo_run):
     acc = EventAccumulator(str(ppo_run.run_dir / TB_DIR))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    for tag in ("env/episode_return_mean", "learner/policy_loss", "learner/clip_frac",
-                "learner/approx_kl", "learner/entropy", "learner/vf_loss", "perf/env_steps_per_s"):
+    for tag in (
+        "env/episode_return_mean",
+        "learner/policy_loss",
+        "learner/clip_frac",
+        "learner/approx_kl",
+        "learner/entropy",
+        "learner/vf_loss",
+        "perf/env_steps_per_s",
+    ):
         assert tag in tags, tag
     steps = [e.step for e in acc.Scalars("env/episode_return_mean")]
     assert steps == list(range(1, ppo_run.iteration + 1))
@@ -50,7 +64,7 @@ def test_tensorboard_scalars_and_config_text(ppo_run):
 
 
 def test_checkpoint_at_end_and_eval_report(ppo_run):
-    from trainers.evaluate import evaluate
+    from regrl.trainers.evaluate import evaluate
 
     ckpts = sorted(p.name for p in (ppo_run.run_dir / "checkpoints").iterdir())
     assert ckpts[-1] == f"iter_{ppo_run.iteration:06d}"
@@ -64,9 +78,15 @@ def test_checkpoint_at_end_and_eval_report(ppo_run):
 
 def test_dual_clip_demo_kl_logs_finite_kl(ppo_run, tmp_path):
     """KL to a frozen demonstrator: the trained PPO policy stands in for pi_BC."""
-    c = cfg("cartpole_dualclip_demokl.yaml", tmp_path, "training.iterations=2",
-            "training.train_batch_size=1000", "training.stop_return=null",
-            "objective.terms.3.name=demo_kl", f"objective.terms.3.checkpoint={ppo_run.run_dir}")
+    c = cfg(
+        "cartpole_dualclip_demokl.yaml",
+        tmp_path,
+        "training.iterations=2",
+        "training.train_batch_size=1000",
+        "training.stop_return=null",
+        "objective.terms.3.name=demo_kl",
+        f"objective.terms.3.checkpoint={ppo_run.run_dir}",
+    )
     result = train(c, progress=False)
     m = result.metrics
     assert math.isfinite(m["learner/demo_kl"]) and m["learner/demo_kl"] > 0
@@ -77,18 +97,25 @@ def test_dual_clip_demo_kl_logs_finite_kl(ppo_run, tmp_path):
 
 
 def test_group_advantages_without_critic(tmp_path):
-    c = cfg("cartpole_grpo.yaml", tmp_path, "training.iterations=2",
-            "training.train_batch_size=1000")
+    c = cfg(
+        "cartpole_grpo.yaml", tmp_path, "training.iterations=2", "training.train_batch_size=1000"
+    )
     m = train(c, progress=False).metrics
     assert math.isfinite(m["learner/policy_loss"])
     assert "learner/vf_loss" not in m  # no value term configured
 
 
 def test_lp_reg_term_regularises_low_probability_actions(tmp_path):
-    c = cfg("cartpole_ppo.yaml", tmp_path, "training.iterations=1",
-            "training.train_batch_size=1000", "training.minibatch_size=1000",
-            "training.num_epochs=2", "objective.terms.0.name=lp_reg",
-            "objective.terms.0.rho=0.05")
+    c = cfg(
+        "cartpole_ppo.yaml",
+        tmp_path,
+        "training.iterations=1",
+        "training.train_batch_size=1000",
+        "training.minibatch_size=1000",
+        "training.num_epochs=2",
+        "objective.terms.0.name=lp_reg",
+        "objective.terms.0.rho=0.05",
+    )
     m = train(c, progress=False).metrics
     assert m["learner/lp_reg_token_num"] >= 1
     assert math.isfinite(m["learner/kl_to_proxy"])

@@ -1,5 +1,6 @@
 """benchmarks/lipschitz_bc.py: the attack, the demonstration recorder, the closed loop and the
 --quick path end to end (linear expert, no PPO training)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,15 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from agents.models import MLP
-from agents.offline.lipschitz import model_lipschitz_bound
+from regrl.agents.models import MLP
+from regrl.agents.offline.lipschitz import model_lipschitz_bound
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def lbc():
-    spec = importlib.util.spec_from_file_location("lipschitz_bc", ROOT / "benchmarks" / "lipschitz_bc.py")
+    spec = importlib.util.spec_from_file_location(
+        "lipschitz_bc", ROOT / "benchmarks" / "lipschitz_bc.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["lipschitz_bc"] = module
     spec.loader.exec_module(module)
@@ -58,8 +61,12 @@ def test_fgsm_on_linear_expert_is_exact(lbc):
     action = expert(obs)["out"].argmax(-1)
     adv = lbc.fgsm_perturb(expert, obs, eps)
     torch.testing.assert_close(adv[:, :2], obs[:, :2])
-    torch.testing.assert_close(_margins(lbc, expert, adv, action),
-                               _margins(lbc, expert, obs, action) - 3 * eps, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        _margins(lbc, expert, adv, action),
+        _margins(lbc, expert, obs, action) - 3 * eps,
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_random_perturbation_stays_in_ball(lbc):
@@ -76,8 +83,9 @@ def test_certified_states_survive_the_attack(lbc):
         logits = model(x)["out"]
     action = logits.argmax(-1)
     cert = lbc.action_margin(logits, action) > 2 * math.sqrt(2) * bound * eps
-    assert math.isclose(lbc.certified_fraction(model, x.numpy(), bound, eps),
-                        float(cert.double().mean()))
+    assert math.isclose(
+        lbc.certified_fraction(model, x.numpy(), bound, eps), float(cert.double().mean())
+    )
     adv = lbc.fgsm_perturb(model, x, eps, steps=5)
     with torch.no_grad():
         flipped = model(adv)["out"].argmax(-1) != action
@@ -112,8 +120,20 @@ def test_closed_loop_is_deterministic_and_linear_expert_balances(lbc):
 
 def test_quick_run_end_to_end(lbc, tmp_path):
     out = tmp_path / "report.md"
-    assert lbc.main(["--quick", "--expert", "linear", "--work-dir", str(tmp_path / "work"),
-                     "--out", str(out)]) == 0
+    assert (
+        lbc.main(
+            [
+                "--quick",
+                "--expert",
+                "linear",
+                "--work-dir",
+                str(tmp_path / "work"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     assert "| plain BC | ∞ |" in text and "| α = 10 | 10 |" in text and "FGSM ε=0.02" in text
     assert "--quick --expert linear" in text

@@ -1,20 +1,38 @@
 """Metric namespacing, progress lines and checkpoint bookkeeping (no Ray)."""
+
 import io
 import json
 
 import pytest
 
-from trainers.checkpoint import (STATE_FILE, latest_checkpoint, list_checkpoints,
-                                 module_checkpoint_path, read_state, save_checkpoint)
-from trainers.logging import Progress, namespace_metrics
+from regrl.trainers.checkpoint import (
+    STATE_FILE,
+    latest_checkpoint,
+    list_checkpoints,
+    module_checkpoint_path,
+    read_state,
+    save_checkpoint,
+)
+from regrl.trainers.logging import Progress, namespace_metrics
 
 RESULT = {
-    "env_runners": {"episode_return_mean": 42.5, "episode_len_mean": 42.5,
-                    "num_env_steps_sampled": 1000, "num_episodes": 7},
-    "learners": {"default_policy": {"policy_loss": -0.1, "kl": 0.02, "clip_frac": 0.1,
-                                    "entropy": 0.6, "weights_seq_no": 3.0,
-                                    "num_module_steps_trained_lifetime": 500},
-                 "__all_modules__": {"num_env_steps_trained": 1000}},
+    "env_runners": {
+        "episode_return_mean": 42.5,
+        "episode_len_mean": 42.5,
+        "num_env_steps_sampled": 1000,
+        "num_episodes": 7,
+    },
+    "learners": {
+        "default_policy": {
+            "policy_loss": -0.1,
+            "kl": 0.02,
+            "clip_frac": 0.1,
+            "entropy": 0.6,
+            "weights_seq_no": 3.0,
+            "num_module_steps_trained_lifetime": 500,
+        },
+        "__all_modules__": {"num_env_steps_trained": 1000},
+    },
     "time_this_iter_s": 4.0,
     "config": {"lr": 0.1},
 }
@@ -30,8 +48,10 @@ def test_namespace_metrics_single_module():
 
 def test_namespace_metrics_multi_module_keeps_module_ids():
     result = {"learners": {"p0": {"policy_loss": 1.0}, "p1": {"policy_loss": 2.0}}}
-    assert namespace_metrics(result) == {"learner/p0/policy_loss": 1.0,
-                                         "learner/p1/policy_loss": 2.0}
+    assert namespace_metrics(result) == {
+        "learner/p0/policy_loss": 1.0,
+        "learner/p1/policy_loss": 2.0,
+    }
 
 
 def test_non_finite_values_are_dropped():
@@ -52,6 +72,7 @@ def test_progress_plain_lines_when_not_a_tty():
 
 def fake_save(path):
     from pathlib import Path
+
     Path(path).mkdir(parents=True)
     (Path(path) / "algorithm_state.pkl").write_text("x")
 
@@ -69,8 +90,15 @@ def test_checkpoints_are_atomic_pruned_and_ordered(tmp_path):
 
 
 def test_module_checkpoint_path_resolution(tmp_path):
-    mod = tmp_path / "checkpoints" / "iter_000003" / "learner_group" / "learner" / \
-        "rl_module" / "default_policy"
+    mod = (
+        tmp_path
+        / "checkpoints"
+        / "iter_000003"
+        / "learner_group"
+        / "learner"
+        / "rl_module"
+        / "default_policy"
+    )
     mod.mkdir(parents=True)
     (mod / "class_and_ctor_args.pkl").write_text("x")
     (mod.parents[3] / STATE_FILE).write_text(json.dumps({"iteration": 3}))

@@ -1,6 +1,7 @@
 """The offline learner: config validation, data formats and bad data, the three tasks, every
 plugin through the learner, TensorBoard, exact resume, and data-parallel training (two
 torch.distributed processes, and two Ray Train workers)."""
+
 import json
 import math
 import os
@@ -14,12 +15,21 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from agents.offline import PLUGINS
-from trainers.checkpoint import latest_checkpoint, list_checkpoints
-from trainers.config import ConfigError
-from trainers.offline import (LEARNER_FILE, Worker, ddp_worker, fit, is_offline_config,
-                              load_offline_config, new_offline_run_dir,
-                              offline_config_from_dict, prepare_data, train_offline)
+from regrl.agents.offline import PLUGINS
+from regrl.trainers.checkpoint import latest_checkpoint, list_checkpoints
+from regrl.trainers.config import ConfigError
+from regrl.trainers.offline import (
+    LEARNER_FILE,
+    Worker,
+    ddp_worker,
+    fit,
+    is_offline_config,
+    load_offline_config,
+    new_offline_run_dir,
+    offline_config_from_dict,
+    prepare_data,
+    train_offline,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,11 +42,15 @@ def blobs(n=240, d=6, classes=3, seed=0):
 
 
 def config(tmp_path, data_path, **over):
-    raw = {"kind": "offline", "name": "t", "runs_root": str(tmp_path / "runs"),
-           "data": {"path": str(data_path), "val_fraction": 0.25},
-           "model": {"hidden": [32, 32]},
-           "training": {"epochs": 6, "batch_size": 32, "lr": 0.01},
-           "checkpoint": {"every": 2, "keep": 2}}
+    raw = {
+        "kind": "offline",
+        "name": "t",
+        "runs_root": str(tmp_path / "runs"),
+        "data": {"path": str(data_path), "val_fraction": 0.25},
+        "model": {"hidden": [32, 32]},
+        "training": {"epochs": 6, "batch_size": 32, "lr": 0.01},
+        "checkpoint": {"every": 2, "keep": 2},
+    }
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):
             raw[key] = {**raw[key], **value}
@@ -69,23 +83,28 @@ def test_shipped_config_validates():
     assert is_offline_config(yaml.safe_load((ROOT / "configs/offline_digits.yaml").read_text()))
     assert not is_offline_config({"env": {"name": "CartPole-v1"}})
     assert cfg.plugins[0].name == "elr" and cfg.plugins[0].params.lam == 3.0
-    over = load_offline_config(ROOT / "configs/offline_digits.yaml",
-                               ["plugins=[{name: pskd, alpha_T: 0.5}]", "training.epochs=3"])
+    over = load_offline_config(
+        ROOT / "configs/offline_digits.yaml",
+        ["plugins=[{name: pskd, alpha_T: 0.5}]", "training.epochs=3"],
+    )
     assert over.plugins[0].params.alpha_T == 0.5 and over.training.epochs == 3
 
 
-@pytest.mark.parametrize("over, match", [
-    ({"training": {"epoch": 3}}, "did you mean 'epochs'"),
-    ({"plugins": [{"name": "elrr"}]}, "Did you mean 'elr'"),
-    ({"plugins": [{"name": "elr", "beta": 2.0}]}, r"plugins\[0\] \(elr\).*beta must be in"),
-    ({"plugins": [{"name": "elr", "betta": 0.5}]}, "unknown key 'betta'"),
-    ({"plugins": [{"name": "elr"}, {"name": "mixup"}]}, "cannot be combined"),
-    ({"plugins": [{"name": "stablemax"}], "task": "regression"}, "does not apply to task"),
-    ({"plugins": [{"name": "coteaching"}], "resources": {"num_workers": 2}}, "num_workers: 0"),
-    ({"plugins": [{"name": "self_distill", "rounds": 9}]}, "exceeds training.epochs"),
-    ({"data": {"path": ""}}, "data.path is required"),
-    ({"task": "ranking"}, "must be one of"),
-])
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"training": {"epoch": 3}}, "did you mean 'epochs'"),
+        ({"plugins": [{"name": "elrr"}]}, "Did you mean 'elr'"),
+        ({"plugins": [{"name": "elr", "beta": 2.0}]}, r"plugins\[0\] \(elr\).*beta must be in"),
+        ({"plugins": [{"name": "elr", "betta": 0.5}]}, "unknown key 'betta'"),
+        ({"plugins": [{"name": "elr"}, {"name": "mixup"}]}, "cannot be combined"),
+        ({"plugins": [{"name": "stablemax"}], "task": "regression"}, "does not apply to task"),
+        ({"plugins": [{"name": "coteaching"}], "resources": {"num_workers": 2}}, "num_workers: 0"),
+        ({"plugins": [{"name": "self_distill", "rounds": 9}]}, "exceeds training.epochs"),
+        ({"data": {"path": ""}}, "data.path is required"),
+        ({"task": "ranking"}, "must be one of"),
+    ],
+)
 def test_config_errors(tmp_path, over, match):
     with pytest.raises(ConfigError, match=match):
         offline_config_from_dict(config(tmp_path, "d.npz", **over), "exp.yaml")
@@ -99,10 +118,13 @@ def test_npz_parquet_jsonl_load_the_same(tmp_path):
     x, y = blobs(n=20)
     np.savez(tmp_path / "d.npz", x=x, y=y)
     pq.write_table(pa.table({"x": list(x), "y": y}), tmp_path / "d.parquet")
-    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"x": r.tolist(), "y": int(c)}) + "\n"
-                                              for r, c in zip(x, y)))
-    loaded = [prepare_data(offline_config_from_dict(config(tmp_path, tmp_path / f"d.{s}")))
-              for s in ("npz", "parquet", "jsonl")]
+    (tmp_path / "d.jsonl").write_text(
+        "".join(json.dumps({"x": r.tolist(), "y": int(c)}) + "\n" for r, c in zip(x, y))
+    )
+    loaded = [
+        prepare_data(offline_config_from_dict(config(tmp_path, tmp_path / f"d.{s}")))
+        for s in ("npz", "parquet", "jsonl")
+    ]
     for d in loaded[1:]:
         torch.testing.assert_close(d.x_train, loaded[0].x_train)
         assert torch.equal(d.y_val, loaded[0].y_val) and d.out_dim == 3
@@ -114,17 +136,20 @@ def _bad(tmp_path, name, **arrays):
     return path
 
 
-@pytest.mark.parametrize("case, match", [
-    ("missing", "no such dataset file"),
-    ("suffix", "cannot infer the format"),
-    ("key", "missing key 'y'; the file has: x, labels"),
-    ("nan", "key 'x' has NaN or infinite values .first at row 3"),
-    ("range", "key 'y' has id 5 >= model.out_dim=3"),
-    ("negative", "key 'y' has id -1 < 0"),
-    ("fraction", "must hold integer ids"),
-    ("length", "'x' has 10 rows but 'y' has 9"),
-    ("ragged", "ragged or not numeric"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing", "no such dataset file"),
+        ("suffix", "cannot infer the format"),
+        ("key", "missing key 'y'; the file has: x, labels"),
+        ("nan", "key 'x' has NaN or infinite values .first at row 3"),
+        ("range", "key 'y' has id 5 >= model.out_dim=3"),
+        ("negative", "key 'y' has id -1 < 0"),
+        ("fraction", "must hold integer ids"),
+        ("length", "'x' has 10 rows but 'y' has 9"),
+        ("ragged", "ragged or not numeric"),
+    ],
+)
 def test_bad_data_names_file_and_key(tmp_path, case, match):
     x, y = np.zeros((10, 2), np.float32), np.arange(10) % 3
     out_dim = None
@@ -159,29 +184,46 @@ def test_bad_data_names_file_and_key(tmp_path, case, match):
 
 # ---- tasks, logging, checkpoints -------------------------------------------------------------
 def test_classification_trains_logs_and_checkpoints(tmp_path, blob_file):
-    cfg = offline_config_from_dict(config(tmp_path, blob_file,
-                                          plugins=[{"name": "elr"}, {"name": "dispersive"}]))
+    cfg = offline_config_from_dict(
+        config(tmp_path, blob_file, plugins=[{"name": "elr"}, {"name": "dispersive"}])
+    )
     result = train_offline(cfg, progress=False)
     assert result.metrics["val/accuracy"] > 0.9
     run = result.run_dir
     assert json.loads((run / "metrics.json").read_text())["epoch"] == 6
-    assert yaml.safe_load((run / "config.yaml").read_text())["plugins"][0] == \
-        {"name": "elr", "beta": 0.7, "lam": 3.0}
+    assert yaml.safe_load((run / "config.yaml").read_text())["plugins"][0] == {
+        "name": "elr",
+        "beta": 0.7,
+        "lam": 3.0,
+    }
     assert [c.name for c in list_checkpoints(run)] == ["iter_000004", "iter_000006"]
     assert {"learner.pt", "plugins_rank0.pt"} <= {p.name for p in latest_checkpoint(run).iterdir()}
     acc = EventAccumulator(str(run / "tb")).Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "plugin/elr/penalty",
-            "plugin/dispersive/loss", "perf/epoch_s"} <= tags
+    assert {
+        "train/loss",
+        "train/accuracy",
+        "val/loss",
+        "val/accuracy",
+        "plugin/elr/penalty",
+        "plugin/dispersive/loss",
+        "perf/epoch_s",
+    } <= tags
     losses = [e.value for e in acc.Scalars("train/task_loss")]
     assert len(losses) == 6 and losses[-1] < losses[0]
 
 
 @pytest.mark.parametrize("loss", ["mse", "gaussian_nll"])
 def test_regression_behaviour_cloning(tmp_path, regression_file, loss):
-    cfg = offline_config_from_dict(config(
-        tmp_path, regression_file, task="regression", data={"x_key": "obs", "y_key": "act"},
-        training={"regression_loss": loss, "epochs": 8}))
+    cfg = offline_config_from_dict(
+        config(
+            tmp_path,
+            regression_file,
+            task="regression",
+            data={"x_key": "obs", "y_key": "act"},
+            training={"regression_loss": loss, "epochs": 8},
+        )
+    )
     result = train_offline(cfg, progress=False)
     assert result.metrics["val/mse"] < 0.15 * 2.6  # the targets' variance is about 2.6
 
@@ -195,9 +237,16 @@ def test_token_sft_learns_next_token(tmp_path, plugins):
     x, y = seq[:, :-1], seq[:, 1:].copy()
     y[::3, -2:] = -1  # padding
     np.savez(tmp_path / "sft.npz", tokens=x, targets=y)
-    cfg = offline_config_from_dict(config(
-        tmp_path, tmp_path / "sft.npz", task="tokens", plugins=plugins,
-        data={"x_key": "tokens", "y_key": "targets"}, training={"epochs": 5}))
+    cfg = offline_config_from_dict(
+        config(
+            tmp_path,
+            tmp_path / "sft.npz",
+            task="tokens",
+            plugins=plugins,
+            data={"x_key": "tokens", "y_key": "targets"},
+            training={"epochs": 5},
+        )
+    )
     result = train_offline(cfg, progress=False)
     assert result.metrics["val/accuracy"] > 0.95
 
@@ -208,8 +257,9 @@ def _weights(run_dir):
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, blob_file):
     plugins = [{"name": "elr"}, {"name": "nested_dropout", "sigma": 8.0}, {"name": "hft"}]
-    cfg = offline_config_from_dict(config(tmp_path, blob_file, plugins=plugins,
-                                          training={"epochs": 4}, checkpoint={"keep": 5}))
+    cfg = offline_config_from_dict(
+        config(tmp_path, blob_file, plugins=plugins, training={"epochs": 4}, checkpoint={"keep": 5})
+    )
     full = train_offline(cfg, progress=False).run_dir
     cut = tmp_path / "cut"
     shutil.copytree(full, cut)
@@ -217,7 +267,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, blob_file):
     (cut / "metrics.json").unlink()
     resumed = train_offline(resume=cut, progress=False)
     assert resumed.metrics["val/loss"] == pytest.approx(
-        json.loads((full / "metrics.json").read_text())["val/loss"], abs=1e-6)
+        json.loads((full / "metrics.json").read_text())["val/loss"], abs=1e-6
+    )
     for key, value in _weights(full).items():
         torch.testing.assert_close(_weights(cut)[key], value, rtol=0, atol=0)
     steps = [e.step for e in EventAccumulator(str(cut / "tb")).Reload().Scalars("train/loss")]
@@ -225,19 +276,32 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, blob_file):
 
 
 # ---- every plugin through the learner --------------------------------------------------------
-SMOKE = {"ignite": ("regression", {}), "self_distill": ("classification", {"rounds": 2}),
-         "coteaching": ("classification", {"num_gradual": 2, "forget_rate": 0.2}),
-         "soft_equivariance": ("regression", {"rotation": 0.01, "reflection": 0.01})}
+SMOKE = {
+    "ignite": ("regression", {}),
+    "self_distill": ("classification", {"rounds": 2}),
+    "coteaching": ("classification", {"num_gradual": 2, "forget_rate": 0.2}),
+    "soft_equivariance": ("regression", {"rotation": 0.01, "reflection": 0.01}),
+}
 
 
 @pytest.mark.parametrize("name", sorted(PLUGINS.names()))
 def test_plugin_smoke_through_learner(tmp_path, blob_file, regression_file, name):
     task, params = SMOKE.get(name, ("classification", {}))
-    data = ({"path": str(regression_file), "x_key": "obs", "y_key": "act"}
-            if task == "regression" else {})
-    cfg = offline_config_from_dict(config(tmp_path, blob_file, task=task, data=data,
-                                          plugins=[{"name": name, **params}],
-                                          training={"epochs": 4}))
+    data = (
+        {"path": str(regression_file), "x_key": "obs", "y_key": "act"}
+        if task == "regression"
+        else {}
+    )
+    cfg = offline_config_from_dict(
+        config(
+            tmp_path,
+            blob_file,
+            task=task,
+            data=data,
+            plugins=[{"name": name, **params}],
+            training={"epochs": 4},
+        )
+    )
     metrics = train_offline(cfg, progress=False).metrics
     assert all(math.isfinite(v) for v in metrics.values()), metrics
     if task == "classification":
@@ -264,8 +328,13 @@ def _ddp_entry(rank, world, port, raw, run_dir):
 
 def test_data_parallel_two_processes(tmp_path, blob_file):
     """The DDP code path of the Ray Train workers, launched by torch.multiprocessing."""
-    raw = config(tmp_path, blob_file, plugins=[{"name": "elr"}, {"name": "glad"}],
-                 resources={"num_workers": 2}, training={"epochs": 4})
+    raw = config(
+        tmp_path,
+        blob_file,
+        plugins=[{"name": "elr"}, {"name": "glad"}],
+        resources={"num_workers": 2},
+        training={"epochs": 4},
+    )
     cfg = offline_config_from_dict(raw)
     run_dir = new_offline_run_dir(cfg)
     torch.multiprocessing.spawn(_ddp_entry, args=(2, _free_port(), raw, str(run_dir)), nprocs=2)
@@ -275,7 +344,7 @@ def test_data_parallel_two_processes(tmp_path, blob_file):
     assert {"learner.pt", "plugins_rank0.pt", "plugins_rank1.pt"} <= files
     t0 = torch.load(latest_checkpoint(run_dir) / "plugins_rank0.pt", weights_only=False)
     seen0 = t0["plugins"]["elr"]["t"].sum(1) > 0
-    assert seen0[0::2][:len(seen0) // 2].all() and not seen0[1::2].any()  # its shard only
+    assert seen0[0::2][: len(seen0) // 2].all() and not seen0[1::2].any()  # its shard only
 
 
 def test_worker_mean_single_process():
@@ -287,8 +356,13 @@ def test_ray_train_two_workers(tmp_path, blob_file, monkeypatch):
     import ray
 
     monkeypatch.chdir(Path(blob_file).parent)
-    raw = config(tmp_path, blob_file, plugins=[{"name": "elr"}], resources={"num_workers": 2},
-                 training={"epochs": 2})
+    raw = config(
+        tmp_path,
+        blob_file,
+        plugins=[{"name": "elr"}],
+        resources={"num_workers": 2},
+        training={"epochs": 2},
+    )
     raw["data"]["path"] = Path(blob_file).name
     ray.init(num_cpus=2, include_dashboard=False)
     try:
@@ -302,7 +376,7 @@ def test_ray_train_two_workers(tmp_path, blob_file, monkeypatch):
 
 
 def test_ctrl_c_checkpoints_the_last_epoch_and_resume_finishes(tmp_path, blob_file, monkeypatch):
-    import trainers.offline as offline
+    import regrl.trainers.offline as offline
 
     real, calls = offline._epoch, []
 
@@ -312,8 +386,9 @@ def test_ctrl_c_checkpoints_the_last_epoch_and_resume_finishes(tmp_path, blob_fi
             raise KeyboardInterrupt
         return real(*args)
 
-    cfg = offline_config_from_dict(config(tmp_path, blob_file, training={"epochs": 4},
-                                          checkpoint={"every": 10}))
+    cfg = offline_config_from_dict(
+        config(tmp_path, blob_file, training={"epochs": 4}, checkpoint={"every": 10})
+    )
     monkeypatch.setattr(offline, "_epoch", interrupt_third)
     with pytest.raises(KeyboardInterrupt):
         train_offline(cfg, progress=False)

@@ -1,12 +1,13 @@
-"""Plugin registries (trainers.plugins): the core names its domain modules, imports them on the
+"""Plugin registries (regrl.trainers.plugins): the core names its domain modules, imports them on the
 first lookup, and each name the core relies on is registered by one of them."""
+
 import sys
 
 import pytest
 
-from trainers.plugins import PluginRegistry
+from regrl.trainers.plugins import PluginRegistry
 
-BASE = """from trainers.plugins import PluginRegistry
+BASE = """from regrl.trainers.plugins import PluginRegistry
 REG = PluginRegistry("thing", ("{plugin}",))
 """
 PLUGIN = """from {base} import REG
@@ -60,10 +61,10 @@ def test_a_missing_plugin_module_is_an_import_error():
 
 def test_the_core_registries_get_every_domain_entry():
     """Each name the core dispatches on is registered by a module of its plugin list."""
-    from trainers.envs import ENVS
-    from trainers.evaluate import EVALUATORS
-    from trainers.kinds import KINDS
-    from trainers.rllib.algo import MODULE_SPECS
+    from regrl.trainers.envs import ENVS
+    from regrl.trainers.evaluate import EVALUATORS
+    from regrl.trainers.kinds import KINDS
+    from regrl.trainers.rllib.algo import MODULE_SPECS
 
     assert set(KINDS.names()) == {"rl", "rlvr", "sft", "offline", "planner"}
     assert {"smarl_turb2d", "rift_metadrive"} <= set(EVALUATORS.names())

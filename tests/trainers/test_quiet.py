@@ -1,4 +1,5 @@
 """Ray start-up noise is filtered in one place (trainers/quiet.py), exactly and nowhere else."""
+
 import importlib
 import logging
 import os
@@ -9,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from trainers import quiet
+from regrl.trainers import quiet
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,19 +46,27 @@ def test_ray_emitters_are_dropped_and_other_messages_kept(captured):
 
     quiet.install()
     quiet.install()  # idempotent: one filter per logger
-    assert all(sum(isinstance(f, quiet.DropNoise) for f in logging.getLogger(n.logger).filters)
-               == 1 for n in quiet.NOISE)
+    assert all(
+        sum(isinstance(f, quiet.DropNoise) for f in logging.getLogger(n.logger).filters) == 1
+        for n in quiet.NOISE
+    )
     # Ray's own code formats the two messages whose text we did not copy by hand
-    deprecation_warning(old="RLModule(config=[RLModuleConfig object])",
-                        new="RLModule(observation_space=.., action_space=..)", error=False)
+    deprecation_warning(
+        old="RLModule(config=[RLModuleConfig object])",
+        new="RLModule(observation_space=.., action_space=..)",
+        error=False,
+    )
     _warn_token_auth_enabled()
     logging.getLogger("ray.tune.utils.util").warning("Install gputil for GPU system monitoring.")
     logging.getLogger("ray.rllib.algorithms.algorithm_config").warning(
         "You are running PPO on the new API stack! This is the new default behavior for this "
-        "algorithm.")
-    kept = ["DeprecationWarning: `RLModule(config=..)` has been deprecated. Use `x` instead.",
-            "Install psutil to monitor system performance.",
-            "Install gputil for GPU system monitoring."]  # the last: a logger we do not filter
+        "algorithm."
+    )
+    kept = [
+        "DeprecationWarning: `RLModule(config=..)` has been deprecated. Use `x` instead.",
+        "Install psutil to monitor system performance.",
+        "Install gputil for GPU system monitoring.",
+    ]  # the last: a logger we do not filter
     deprecation_warning(old="RLModule(config=..)", new="x", error=False)  # another deprecation
     logging.getLogger("ray.tune.utils.util").warning(kept[1])
     logging.getLogger("regrl.x").warning(kept[2])
@@ -67,11 +76,10 @@ def test_ray_emitters_are_dropped_and_other_messages_kept(captured):
 def test_the_worker_hook_names_the_installer_and_init_ray_passes_it():
     module, name = quiet.WORKER_HOOK.rsplit(".", 1)
     assert getattr(importlib.import_module(module), name) is quiet.quiet_worker
-    from trainers.run import init_ray
+    from regrl.trainers.run import init_ray
 
     for address in (None, "auto"):
-        with mock.patch("ray.is_initialized", return_value=False), \
-                mock.patch("ray.init") as init:
+        with mock.patch("ray.is_initialized", return_value=False), mock.patch("ray.init") as init:
             init_ray(address)
         hook = init.call_args.kwargs["runtime_env"]["worker_process_setup_hook"]
         assert hook == quiet.WORKER_HOOK
@@ -82,11 +90,28 @@ def test_cartpole_start_up_output_has_no_ray_noise(tmp_path):
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     regrl = Path(sys.executable).parent / "regrl"
     proc = subprocess.run(
-        [str(regrl), "train", "configs/cartpole_ppo.yaml", "--quiet",
-         "--set", "training.iterations=1", "--set", "training.train_batch_size=200",
-         "--set", "training.minibatch_size=64", "--set", "resources.num_env_runners=1",
-         "--set", f"runs_root={tmp_path}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(regrl),
+            "train",
+            "configs/cartpole_ppo.yaml",
+            "--quiet",
+            "--set",
+            "training.iterations=1",
+            "--set",
+            "training.train_batch_size=200",
+            "--set",
+            "training.minibatch_size=64",
+            "--set",
+            "resources.num_env_runners=1",
+            "--set",
+            f"runs_root={tmp_path}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "done: 1 iterations" in proc.stdout
     for noise in ("RLModuleConfig", "gputil", "Token authentication", "new API stack"):

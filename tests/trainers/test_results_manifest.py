@@ -1,4 +1,5 @@
 """docs/results.yaml: every table and figure of README.md and docs/ has a command."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trainers.checks import ConfigError
-from trainers.results import find_root, load_manifest, output_index, run_entry
+from regrl.trainers.checks import ConfigError
+from regrl.trainers.results import find_root, load_manifest, output_index, run_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +21,11 @@ def test_every_figure_and_results_page_in_docs_comes_from_a_command():
     reg = load_manifest(ROOT)
     produced = output_index(reg)
     quoting = {q for e in reg for q in e.obj.quoted_in}
-    orphans = [p.relative_to(ROOT).as_posix() for p in sorted((ROOT / "docs").iterdir())
-               if p.suffix in (".png", ".json", ".md")]
+    orphans = [
+        p.relative_to(ROOT).as_posix()
+        for p in sorted((ROOT / "docs").iterdir())
+        if p.suffix in (".png", ".json", ".md")
+    ]
     orphans = [p for p in orphans if p not in produced and p not in quoting]
     assert not orphans, f"docs/ files with no docs/results.yaml entry: {orphans}"
     assert "README.md" in quoting
@@ -40,8 +44,8 @@ def test_every_output_and_script_of_the_manifest_exists():
 def test_run_entry_reports_outputs_a_step_did_not_write(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs/results.yaml").write_text(
-        "a:\n  steps: ['echo 1 > docs/a.txt']\n  outputs: [docs/a.txt, docs/b.txt]\n"
-        "  minutes: 1\n")
+        "a:\n  steps: ['echo 1 > docs/a.txt']\n  outputs: [docs/a.txt, docs/b.txt]\n  minutes: 1\n"
+    )
     reg = load_manifest(find_root(tmp_path / "docs"))
     assert run_entry(reg.get("a"), tmp_path) == ["docs/b.txt"]
     assert (tmp_path / "docs/a.txt").read_text() == "1\n"
@@ -50,7 +54,8 @@ def test_run_entry_reports_outputs_a_step_did_not_write(tmp_path):
 def test_failing_step_and_bad_manifest_are_config_errors(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs/results.yaml").write_text(
-        "a:\n  steps: ['false', 'echo never > x']\n  outputs: [x]\n  minutes: 1\n")
+        "a:\n  steps: ['false', 'echo never > x']\n  outputs: [x]\n  minutes: 1\n"
+    )
     with pytest.raises(ConfigError, match="step 1 exited"):
         run_entry(load_manifest(tmp_path).get("a"), tmp_path)
     assert not (tmp_path / "x").exists()
@@ -60,10 +65,11 @@ def test_failing_step_and_bad_manifest_are_config_errors(tmp_path):
 
 
 def test_cli_lists_entries_and_refuses_unknown_names():
-    cli = [sys.executable, "-m", "trainers.cli", "results"]
+    cli = [sys.executable, "-m", "regrl.trainers.cli", "results"]
     out = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "cartpole_stock" in out.stdout
-    bad = subprocess.run([*cli, "cartpole_stok"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(
+        [*cli, "cartpole_stok"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2 and "did you mean 'cartpole_stock'" in bad.stderr.lower()
     assert "Traceback" not in bad.stderr

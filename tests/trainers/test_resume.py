@@ -1,5 +1,6 @@
 """Kill a training driver with SIGKILL after its first checkpoint and resume it: the
 iteration counter, optimizer state and TensorBoard run continue without duplicate steps."""
+
 import os
 import re
 import signal
@@ -10,8 +11,8 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from trainers.checkpoint import latest_checkpoint, read_state
-from trainers.run import TB_DIR
+from regrl.trainers.checkpoint import latest_checkpoint, read_state
+from regrl.trainers.run import TB_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 5
@@ -19,9 +20,16 @@ TOTAL = 5
 
 def regrl(*args, **kw):
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "trainers.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "regrl.trainers.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def wait_for_checkpoint(runs: Path, proc, timeout=240.0) -> Path:
@@ -43,11 +51,26 @@ def optimizer_step_count(ckpt: Path) -> int:
 
 
 def test_sigkill_then_resume(tmp_path):
-    proc = regrl("train", "configs/cartpole_ppo.yaml", "--set", f"runs_root={tmp_path}",
-                 "--set", f"training.iterations={TOTAL}", "--set", "training.stop_return=null",
-                 "--set", "training.train_batch_size=400", "--set", "training.minibatch_size=100",
-                 "--set", "training.num_epochs=2", "--set", "resources.num_env_runners=0",
-                 "--set", "checkpoint.every=1")
+    proc = regrl(
+        "train",
+        "configs/cartpole_ppo.yaml",
+        "--set",
+        f"runs_root={tmp_path}",
+        "--set",
+        f"training.iterations={TOTAL}",
+        "--set",
+        "training.stop_return=null",
+        "--set",
+        "training.train_batch_size=400",
+        "--set",
+        "training.minibatch_size=100",
+        "--set",
+        "training.num_epochs=2",
+        "--set",
+        "resources.num_env_runners=0",
+        "--set",
+        "checkpoint.every=1",
+    )
     run_dir = wait_for_checkpoint(tmp_path, proc)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
     proc.wait(timeout=30)

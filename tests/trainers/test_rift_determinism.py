@@ -1,6 +1,7 @@
 """RIFT evaluation is deterministic (issue 16 §1): the same planner, seeds and scenario blocks
 give bit-identical metrics whatever else runs on the machine and whatever torch thread count
 the caller left behind."""
+
 import subprocess
 import sys
 
@@ -10,9 +11,13 @@ import torch
 
 pytest.importorskip("metadrive")
 
-from agents.models.planner import Planner, save_planner  # noqa: E402
-from trainers.traffic.rift import evaluate_policy, load_planner, scene_planner_config, \
-    scorer_policy  # noqa: E402
+from regrl.agents.models.planner import Planner, save_planner  # noqa: E402
+from regrl.trainers.traffic.rift import (
+    evaluate_policy,
+    load_planner,
+    scene_planner_config,
+    scorer_policy,
+)  # noqa: E402
 
 SPIN = "while True: pass"
 
@@ -34,8 +39,9 @@ def _evaluate(path, threads_seen=None):
             threads_seen.append(torch.get_num_threads())
         return planner(s, with_traj=False)["logits"]
 
-    env = dict(planner=str(path), action_mode="candidate", num_cbv=2, map="intersection",
-               horizon=20)
+    env = dict(
+        planner=str(path), action_mode="candidate", num_cbv=2, map="intersection", horizon=20
+    )
     opts = dict(episodes=2, blocks=2, demos="none", seed=0, env_seed=1000)
     return evaluate_policy(env, scorer_policy(score), opts, say=lambda _: None)["blocks"]
 
@@ -50,7 +56,7 @@ def test_evaluation_is_bit_identical_under_cpu_load_and_other_thread_counts(plan
     hogs = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(2)]
     before, seen = torch.get_num_threads(), []
     try:
-        torch.set_num_threads(2)   # the caller's setting must not leak into the evaluation
+        torch.set_num_threads(2)  # the caller's setting must not leak into the evaluation
         loaded = _evaluate(planner_file, seen)
     finally:
         torch.set_num_threads(before)

@@ -1,13 +1,14 @@
 """RIFT stage 1: the compact imitation loop fits the planner to (synthetic) demonstrations,
 keeps the best checkpoint, exports it and logs TensorBoard scalars."""
+
 import numpy as np
 import pytest
 import torch
 
-from agents.models.planner import load_planner
-from envs.traffic import scene
-from trainers.config import ConfigError
-from trainers.traffic.rift import PretrainConfig, load_pretrain_config, planner_path, pretrain
+from regrl.agents.models.planner import load_planner
+from regrl.envs.traffic import scene
+from regrl.trainers.config import ConfigError
+from regrl.trainers.traffic.rift import PretrainConfig, load_pretrain_config, planner_path, pretrain
 
 torch.set_num_threads(1)
 
@@ -30,17 +31,29 @@ def synthetic_demos(path, n=96, seed=0):
         y = 3.5 * (i % 2) * np.clip(t / 3.0, 0, 1)  # odd samples change lane
         obs.append(scene.flatten(o))
         fut.append(np.stack([v * t, y], -1))
-    np.savez(path, obs=np.stack(obs), future=np.stack(fut).astype(np.float32),
-             future_mask=np.ones((n, scene.T), bool), speed=rng.uniform(4, 12, 500))
+    np.savez(
+        path,
+        obs=np.stack(obs),
+        future=np.stack(fut).astype(np.float32),
+        future_mask=np.ones((n, scene.T), bool),
+        speed=rng.uniform(4, 12, 500),
+    )
 
 
 def test_pretrain_fits_demos_and_exports(tmp_path, capsys):
     synthetic_demos(tmp_path / "demos.npz")
-    cfg = PretrainConfig(runs_root=str(tmp_path), demos=str(tmp_path / "demos.npz"),
-                         num_modes=2, dim=16, epochs=6, batch_size=32, lr=3e-3,
-                         export=str(tmp_path / "export" / "planner.pt"))
+    cfg = PretrainConfig(
+        runs_root=str(tmp_path),
+        demos=str(tmp_path / "demos.npz"),
+        num_modes=2,
+        dim=16,
+        epochs=6,
+        batch_size=32,
+        lr=3e-3,
+        export=str(tmp_path / "export" / "planner.pt"),
+    )
     run_dir = pretrain(cfg)
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch")]
     first = float(lines[0].split("train loss")[1].split()[0])
     last = float(lines[-1].split("train loss")[1].split()[0])
     assert len(lines) == 6 and last < first
@@ -68,10 +81,15 @@ def test_shipped_rift_configs_agree_on_the_mode_count():
 
     configs = Path(__file__).resolve().parents[2] / "configs"
     exported = yaml.safe_load((configs / "rift_pretrain.yaml").read_text())["num_modes"]
-    stage2 = {p.name: yaml.safe_load(p.read_text())["env"]["kwargs"]
-              for p in sorted(configs.glob("rift_*.yaml")) if p.name != "rift_pretrain.yaml"}
+    stage2 = {
+        p.name: yaml.safe_load(p.read_text())["env"]["kwargs"]
+        for p in sorted(configs.glob("rift_*.yaml"))
+        if p.name != "rift_pretrain.yaml"
+    }
     assert "rift_ci.yaml" in stage2
-    wrong = {name: kw.get("num_modes") for name, kw in stage2.items()
-             if kw.get("action_mode", "candidate") == "candidate"
-             and kw.get("num_modes") != exported}
+    wrong = {
+        name: kw.get("num_modes")
+        for name, kw in stage2.items()
+        if kw.get("action_mode", "candidate") == "candidate" and kw.get("num_modes") != exported
+    }
     assert not wrong, f"rift_pretrain.yaml exports M={exported}; these ask otherwise: {wrong}"

@@ -2,6 +2,7 @@
 env's candidate interface (flat scene obs, Discrete(R·M), info candidate_returns/valid).
 Checks the module spec hook, the candidate-advantage connector, the candidate_policy term,
 that only pi_head moves, and that the scorer learns to prefer the best candidate."""
+
 import functools
 
 import gymnasium as gym
@@ -10,13 +11,13 @@ import pytest
 import torch
 from pettingzoo import ParallelEnv
 
-from agents.models.planner import Planner, save_planner
-from envs.traffic import scene
-from trainers.config import config_from_dict
-from trainers.envs import ENVS, register_env
-from trainers.rllib.algo import MODULE_SPECS
-from trainers.run import train
-from trainers.traffic.rift import rift_module_spec, scene_planner_config
+from regrl.agents.models.planner import Planner, save_planner
+from regrl.envs.traffic import scene
+from regrl.trainers.config import config_from_dict
+from regrl.trainers.envs import ENVS, register_env
+from regrl.trainers.rllib.algo import MODULE_SPECS
+from regrl.trainers.run import train
+from regrl.trainers.traffic.rift import rift_module_spec, scene_planner_config
 
 torch.set_num_threads(1)
 M = 2
@@ -26,6 +27,7 @@ BEST = 3  # the candidate with the highest return in every state
 
 class CandidateStandIn(ParallelEnv):
     """Two CBVs, 6 steps; candidate g's return is -|g - BEST| (+ noise), lane 2 absent."""
+
     metadata = {"name": "rift_standin"}
 
     def __init__(self, planner=None, num_modes=M, action_mode="candidate", seed=0):
@@ -56,7 +58,7 @@ class CandidateStandIn(ParallelEnv):
     def _candidates(self):
         # returns of the candidates offered at the observation returned with this info
         valid = np.repeat([True, True, False], M)
-        ret = -np.abs(np.arange(G) - BEST).astype(np.float32) + self.rng.normal(0, .1, G)
+        ret = -np.abs(np.arange(G) - BEST).astype(np.float32) + self.rng.normal(0, 0.1, G)
         self.ret = np.where(valid, ret, 0.0)
         return {"candidate_returns": self.ret, "candidate_valid": valid}
 
@@ -89,8 +91,9 @@ def planner_file(tmp_path_factory):
 
 @pytest.fixture(scope="module", autouse=True)
 def standin_registered():
-    register_env("rift_standin", "test stand-in", CandidateStandIn, multi_agent=True,
-                 module_id="cbv")
+    register_env(
+        "rift_standin", "test stand-in", CandidateStandIn, multi_agent=True, module_id="cbv"
+    )
     MODULE_SPECS.register("rift_standin", "test")(rift_module_spec)
     yield
     # keep `regrl list` and other modules' registries as they were
@@ -99,27 +102,39 @@ def standin_registered():
 
 
 def config(tmp, planner_file, iterations=1, **terms):
-    return config_from_dict({
-        "name": "rift_standin", "runs_root": str(tmp),
-        "env": {"name": "rift_standin", "kwargs": {"planner": str(planner_file)}},
-        "objective": {"advantages": {"estimator": "candidates"},
-                      "terms": [{"name": "candidate_policy", **terms}]},
-        "training": {"iterations": iterations, "train_batch_size": 48, "minibatch_size": 24,
-                     "num_epochs": 4, "lr": 3e-3},
-        "resources": {"num_env_runners": 0, "torch_threads": 1},
-        "checkpoint": {"every": 100, "keep": 1}})
+    return config_from_dict(
+        {
+            "name": "rift_standin",
+            "runs_root": str(tmp),
+            "env": {"name": "rift_standin", "kwargs": {"planner": str(planner_file)}},
+            "objective": {
+                "advantages": {"estimator": "candidates"},
+                "terms": [{"name": "candidate_policy", **terms}],
+            },
+            "training": {
+                "iterations": iterations,
+                "train_batch_size": 48,
+                "minibatch_size": 24,
+                "num_epochs": 4,
+                "lr": 3e-3,
+            },
+            "resources": {"num_env_runners": 0, "torch_threads": 1},
+            "checkpoint": {"every": 100, "keep": 1},
+        }
+    )
 
 
 def scorer(run_dir):
-    from trainers.evaluate import load_module
-    from trainers.checkpoint import latest_checkpoint
+    from regrl.trainers.checkpoint import latest_checkpoint
+    from regrl.trainers.evaluate import load_module
 
     return load_module(latest_checkpoint(run_dir), "cbv").planner
 
 
 @pytest.mark.slow  # ~45 s; test_rift_metadrive runs the same path for one iteration
 def test_rift_trains_only_the_scoring_head_and_prefers_the_best_candidate(
-        ray_session, tmp_path, planner_file):
+    ray_session, tmp_path, planner_file
+):
     result = train(config(tmp_path, planner_file, iterations=4), progress=False)
     m = result.metrics
     assert np.isfinite(m["learner/policy_loss"]) and "learner/dual_clip_frac" in m
@@ -133,7 +148,9 @@ def test_rift_trains_only_the_scoring_head_and_prefers_the_best_candidate(
         p0 = Planner(scene_planner_config(M, 8))
         p0.load_state_dict(before)
         old = torch.softmax(p0(scene.unflatten(obs), with_traj=False)["logits"], -1)
-        new = torch.softmax(scorer(result.run_dir)(scene.unflatten(obs), with_traj=False)["logits"], -1)
+        new = torch.softmax(
+            scorer(result.run_dir)(scene.unflatten(obs), with_traj=False)["logits"], -1
+        )
     assert (new[:, BEST] > old[:, BEST]).all()
     assert torch.all(new[:, 4:] == 0)  # the absent lane's candidates stay impossible
 

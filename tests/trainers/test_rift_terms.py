@@ -1,13 +1,14 @@
 """RIFT's candidate_policy term and candidate advantages, against hand computations of
 methods.md §1.2 / §1.4 on a 2-state x 3-candidate example."""
+
 import math
 
 import pytest
 import torch
 
-from trainers.config import ConfigError, TermSpec, config_from_dict
-from trainers.rllib.connectors import _episode_candidates, candidate_group_advantages
-from trainers.rllib.terms import CandidatePolicyParams, TERMS, step_context, total_loss
+from regrl.trainers.config import ConfigError, TermSpec, config_from_dict
+from regrl.trainers.rllib.connectors import _episode_candidates, candidate_group_advantages
+from regrl.trainers.rllib.terms import TERMS, CandidatePolicyParams, step_context, total_loss
 
 torch.set_num_threads(1)
 M = -1e8  # masked logit of an absent candidate
@@ -17,16 +18,26 @@ def example(kl_ref=True):
     # state 0: pi_theta uniform over 3, pi_old = (.5, .25, .25); state 1: candidate 2 invalid,
     # pi_theta = (.5, .5), pi_old = (.1, .9)
     logits = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, M]], requires_grad=True)
-    old = torch.tensor([[math.log(.5), math.log(.25), math.log(.25)],
-                        [math.log(.1), math.log(.9), M]])
+    old = torch.tensor(
+        [[math.log(0.5), math.log(0.25), math.log(0.25)], [math.log(0.1), math.log(0.9), M]]
+    )
     valid = torch.tensor([[True, True, True], [True, True, False]])
     adv = torch.tensor([[1.0, -2.0, 0.5], [-1.0, 2.0, 0.0]])
     n = 2
-    return step_context(dist_inputs=logits, old_dist_inputs=old, actions=torch.zeros(n, dtype=torch.long),
-                        logp=torch.zeros(n), old_logp=torch.zeros(n), advantages=torch.zeros(n),
-                        entropy=torch.zeros(n), mask=torch.ones(n, dtype=torch.bool),
-                        dist="categorical", reference={None: old} if kl_ref else None,
-                        candidate_advantages=adv, candidate_valid=valid)
+    return step_context(
+        dist_inputs=logits,
+        old_dist_inputs=old,
+        actions=torch.zeros(n, dtype=torch.long),
+        logp=torch.zeros(n),
+        old_logp=torch.zeros(n),
+        advantages=torch.zeros(n),
+        entropy=torch.zeros(n),
+        mask=torch.ones(n, dtype=torch.bool),
+        dist="categorical",
+        reference={None: old} if kl_ref else None,
+        candidate_advantages=adv,
+        candidate_valid=valid,
+    )
 
 
 def rift_objective(A, rho, eps=0.2, c=3.0):
@@ -38,8 +49,13 @@ def rift_objective(A, rho, eps=0.2, c=3.0):
 def test_dual_clip_surrogate_over_all_candidates_matches_hand_computation():
     ctx = example()
     loss, m = total_loss(ctx, (TermSpec("candidate_policy", CandidatePolicyParams()),))
-    cases = [(1.0, (1 / 3) / .5), (-2.0, (1 / 3) / .25), (0.5, (1 / 3) / .25),
-             (-1.0, .5 / .1), (2.0, .5 / .9)]
+    cases = [
+        (1.0, (1 / 3) / 0.5),
+        (-2.0, (1 / 3) / 0.25),
+        (0.5, (1 / 3) / 0.25),
+        (-1.0, 0.5 / 0.1),
+        (2.0, 0.5 / 0.9),
+    ]
     objs = [rift_objective(A, rho) for A, rho in cases]
     # by hand: 2/3, -8/3, 3/5, max(-5, -3) = -3 (dual clip binds), 10/9 -> loss 148/225
     assert objs == pytest.approx([2 / 3, -8 / 3, 3 / 5, -3.0, 10 / 9])
@@ -50,41 +66,53 @@ def test_dual_clip_surrogate_over_all_candidates_matches_hand_computation():
 
 
 def test_without_dual_clip_the_negative_candidate_is_unbounded():
-    loss, _ = total_loss(example(), (TermSpec("candidate_policy",
-                                              CandidatePolicyParams(dual_clip=None)),))
+    loss, _ = total_loss(
+        example(), (TermSpec("candidate_policy", CandidatePolicyParams(dual_clip=None)),)
+    )
     assert loss.item() == pytest.approx(238 / 225, rel=1e-6)  # -3 becomes -5
 
 
 def test_grpo_kl_is_the_per_entry_kl_div_mean():
     ctx = example()
-    base, _ = total_loss(ctx, (TermSpec("candidate_policy", CandidatePolicyParams(dual_clip=None)),))
-    both, m = total_loss(ctx, (TermSpec("candidate_policy",
-                                        CandidatePolicyParams(dual_clip=None, kl_coeff=0.2)),))
+    base, _ = total_loss(
+        ctx, (TermSpec("candidate_policy", CandidatePolicyParams(dual_clip=None)),)
+    )
+    both, m = total_loss(
+        ctx, (TermSpec("candidate_policy", CandidatePolicyParams(dual_clip=None, kl_coeff=0.2)),)
+    )
     # F.kl_div(log pi_theta, pi_ref) entries pi_ref (log pi_ref - log pi_theta), 5 valid ones
-    entries = [.5 * math.log(.5 * 3), .25 * math.log(.25 * 3), .25 * math.log(.25 * 3),
-               .1 * math.log(.1 / .5), .9 * math.log(.9 / .5)]
+    entries = [
+        0.5 * math.log(0.5 * 3),
+        0.25 * math.log(0.25 * 3),
+        0.25 * math.log(0.25 * 3),
+        0.1 * math.log(0.1 / 0.5),
+        0.9 * math.log(0.9 / 0.5),
+    ]
     assert m["candidate_kl"].item() == pytest.approx(sum(entries) / 5, rel=1e-5)
     assert (both - base).item() == pytest.approx(0.2 * sum(entries) / 5, rel=1e-5)
 
 
 def test_demo_kl_is_reverse_kl_per_state():
     ctx = example()
-    _, m = total_loss(ctx, (TermSpec("candidate_policy",
-                                     CandidatePolicyParams(kl_coeff=0.1, kl="demo")),))
-    kl0 = sum((1 / 3) * math.log((1 / 3) / p) for p in (.5, .25, .25))
-    kl1 = .5 * math.log(.5 / .1) + .5 * math.log(.5 / .9)
+    _, m = total_loss(
+        ctx, (TermSpec("candidate_policy", CandidatePolicyParams(kl_coeff=0.1, kl="demo")),)
+    )
+    kl0 = sum((1 / 3) * math.log((1 / 3) / p) for p in (0.5, 0.25, 0.25))
+    kl1 = 0.5 * math.log(0.5 / 0.1) + 0.5 * math.log(0.5 / 0.9)
     assert m["candidate_kl"].item() == pytest.approx((kl0 + kl1) / 2, rel=1e-5)
 
 
 def test_term_registration_and_config_errors():
     info = TERMS.get("candidate_policy")
     assert info.is_surrogate and info.needs_candidates
-    assert not CandidatePolicyParams().uses_reference          # RIFT: no reference model
+    assert not CandidatePolicyParams().uses_reference  # RIFT: no reference model
     assert CandidatePolicyParams(kl_coeff=0.2).uses_reference  # GRPO baseline
     with pytest.raises(ConfigError, match="dual_clip must be > 1"):
         config_from_dict({"objective": {"terms": [{"name": "candidate_policy", "dual_clip": 1}]}})
     with pytest.raises(ConfigError, match="both policy surrogates"):
-        config_from_dict({"objective": {"terms": [{"name": "candidate_policy"}, {"name": "policy"}]}})
+        config_from_dict(
+            {"objective": {"terms": [{"name": "candidate_policy"}, {"name": "policy"}]}}
+        )
     with pytest.raises(ValueError, match="candidate action mode"):
         ctx = example()
         ctx.candidate_advantages = None

@@ -2,26 +2,35 @@
 as one learner on the same batch (mini-batch shuffling, micro-batching, token-mean and
 sequence-mean terms, KL reference, gradient clipping after the all-reduce), publish and
 checkpoint from rank 0 and restore on every rank."""
+
 import pytest
 import torch
 
-from agents.models import lm
-from trainers.config import ConfigError
-from trainers.rlvr import config as rc
-from trainers.rlvr.learner import Learner
+from regrl.agents.models import lm
+from regrl.trainers.config import ConfigError
+from regrl.trainers.rlvr import config as rc
+from regrl.trainers.rlvr.learner import Learner
 
 torch.set_num_threads(1)
 TOL = 1e-5
-CFG = {"kind": "rlvr", "model": {"path": "tiny", "tiny_width": 32},
-       "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
-       "rollout": {"prompts_per_step": 2, "group_size": 4, "max_new_tokens": 6},
-       # token-mean policy + KL, a sequence-mean entropy bonus: both normalisations are shared
-       "objective": {"terms": [{"name": "policy"}, {"name": "kl", "coeff": 0.1},
-                               {"name": "entropy", "coeff": 0.01, "agg": "seq-mean-token-mean"}]},
-       # micro-batches of 3 do not line up with the learners' shards of 4: token weighting
-       # must make the boundaries irrelevant; a small clip makes clipping active
-       "training": {"lr": 1.0e-3, "minibatches": 2, "micro_batch_size": 3, "grad_clip": 0.05},
-       "eval": {"every": 0}}
+CFG = {
+    "kind": "rlvr",
+    "model": {"path": "tiny", "tiny_width": 32},
+    "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
+    "rollout": {"prompts_per_step": 2, "group_size": 4, "max_new_tokens": 6},
+    # token-mean policy + KL, a sequence-mean entropy bonus: both normalisations are shared
+    "objective": {
+        "terms": [
+            {"name": "policy"},
+            {"name": "kl", "coeff": 0.1},
+            {"name": "entropy", "coeff": 0.01, "agg": "seq-mean-token-mean"},
+        ]
+    },
+    # micro-batches of 3 do not line up with the learners' shards of 4: token weighting
+    # must make the boundaries irrelevant; a small clip makes clipping active
+    "training": {"lr": 1.0e-3, "minibatches": 2, "micro_batch_size": 3, "grad_clip": 0.05},
+    "eval": {"every": 0},
+}
 
 
 def _cfg(**resources):
@@ -34,8 +43,9 @@ def _batch(learner: Learner) -> dict:
     g = torch.Generator().manual_seed(3)
     B, P, T, vocab = 8, 5, 6, len(learner.tokenizer)
     prompt_mask = torch.arange(P).expand(B, P) >= torch.tensor([0, 2, 1, 0, 3, 0, 1, 2])[:, None]
-    prompt_ids = torch.where(prompt_mask, torch.randint(4, vocab, (B, P), generator=g),
-                             learner.tokenizer.pad_token_id)
+    prompt_ids = torch.where(
+        prompt_mask, torch.randint(4, vocab, (B, P), generator=g), learner.tokenizer.pad_token_id
+    )
     lengths = torch.tensor([6, 1, 3, 6, 0, 5, 2, 4])
     mask = torch.arange(T).expand(B, T) < lengths[:, None]
     tokens = torch.randint(4, vocab, (B, T), generator=g) * mask
@@ -44,8 +54,14 @@ def _batch(learner: Learner) -> dict:
         logp = lm.token_logprobs(logits.float(), tokens, 1.0)[0]
     logp = logp + 0.3 * torch.randn(B, T, generator=g)
     advantages = torch.tensor([1.0, -0.5, 0.8, -1.2, 0.3, -0.7, 1.5, -0.2])
-    return {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask.long(), "tokens": tokens,
-            "mask": mask, "logp": logp, "advantages": advantages}
+    return {
+        "prompt_ids": prompt_ids,
+        "prompt_mask": prompt_mask.long(),
+        "tokens": tokens,
+        "mask": mask,
+        "logp": logp,
+        "advantages": advantages,
+    }
 
 
 def _max_diff(a: dict, b: dict) -> float:
@@ -65,19 +81,23 @@ def test_num_learners_needs_ray_mode_and_enough_sequences():
 def test_micro_batch_size_does_not_change_the_update():
     """Token-mean terms are weighted by valid tokens, so micro-batching is exact."""
     cfg = _cfg()
-    whole = Learner(rc.config_from_dict(dict(CFG, training=dict(CFG["training"], micro_batch_size=8)), "t"))
+    whole = Learner(
+        rc.config_from_dict(dict(CFG, training=dict(CFG["training"], micro_batch_size=8)), "t")
+    )
     micro = Learner(cfg)
     batch = _batch(whole)
     m_whole, m_micro = whole.update(batch), micro.update(batch)
     assert _max_diff(whole.weights(), micro.weights()) < TOL
     for key in ("grad_norm", "total_loss", "policy_loss", "clip_frac", "entropy"):
-        assert m_micro[f"learner/{key}"] == pytest.approx(m_whole[f"learner/{key}"], rel=1e-5, abs=1e-7), key
+        assert m_micro[f"learner/{key}"] == pytest.approx(
+            m_whole[f"learner/{key}"], rel=1e-5, abs=1e-7
+        ), key
 
 
 def test_two_learners_match_one(ray_session, tmp_path):
     ray = ray_session
-    from trainers.rlvr.actors import RayBackend
-    from trainers.rlvr.loop import Trainer
+    from regrl.trainers.rlvr.actors import RayBackend
+    from regrl.trainers.rlvr.loop import Trainer
 
     single = Learner(_cfg())
     batch = _batch(single)
@@ -93,9 +113,19 @@ def test_two_learners_match_one(ray_session, tmp_path):
         moved = _max_diff(after, before)
         assert moved > 100 * TOL  # the update is large against the tolerance
         assert _max_diff(rank0, after) < TOL and _max_diff(rank1, rank0) == 0.0
-        for key in ("grad_norm", "total_loss", "policy_loss", "kl_ref", "entropy_bonus", "clip_frac",
-                    "approx_kl", "entropy"):
-            assert m_two[f"learner/{key}"] == pytest.approx(m_one[f"learner/{key}"], rel=1e-5, abs=1e-7), key
+        for key in (
+            "grad_norm",
+            "total_loss",
+            "policy_loss",
+            "kl_ref",
+            "entropy_bonus",
+            "clip_frac",
+            "approx_kl",
+            "entropy",
+        ):
+            assert m_two[f"learner/{key}"] == pytest.approx(
+                m_one[f"learner/{key}"], rel=1e-5, abs=1e-7
+            ), key
         assert m_one["learner/grad_norm"] > CFG["training"]["grad_clip"]  # clipping was active
         assert m_one["learner/clip_frac"] > 0
         # rank 0 publishes and checkpoints; restore reloads every rank

@@ -1,25 +1,35 @@
 """RLVR on local Ray: rollout / reward / learner actors for 2 steps, weight publication with
 version numbers, actor placement info, and a killed rollout actor that restarts and
 reloads the latest weights before generating."""
+
 import pytest
 import torch
 
-from trainers.rlvr import config as rc
+from regrl.trainers.rlvr import config as rc
 
 torch.set_num_threads(1)
-CFG = {"kind": "rlvr", "model": {"path": "tiny", "tiny_width": 32},
-       "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
-       "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4},
-       "objective": {"terms": [{"name": "lp_reg", "rho": 0.5}]},
-       "training": {"steps": 2, "micro_batch_size": 4},
-       "resources": {"mode": "ray", "num_rollout_actors": 2, "num_reward_actors": 1,
-                     "cpus_per_actor": 0.25, "max_restarts": 2},
-       "eval": {"every": 0}, "checkpoint": {"every": 10}}
+CFG = {
+    "kind": "rlvr",
+    "model": {"path": "tiny", "tiny_width": 32},
+    "task": {"name": "arithmetic", "kwargs": {"digits": 1}},
+    "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4},
+    "objective": {"terms": [{"name": "lp_reg", "rho": 0.5}]},
+    "training": {"steps": 2, "micro_batch_size": 4},
+    "resources": {
+        "mode": "ray",
+        "num_rollout_actors": 2,
+        "num_reward_actors": 1,
+        "cpus_per_actor": 0.25,
+        "max_restarts": 2,
+    },
+    "eval": {"every": 0},
+    "checkpoint": {"every": 10},
+}
 
 
 @pytest.fixture(scope="module")
 def backend(ray_session, tmp_path_factory):
-    from trainers.rlvr.actors import RayBackend
+    from regrl.trainers.rlvr.actors import RayBackend
 
     cfg = rc.config_from_dict(dict(CFG, runs_root=str(tmp_path_factory.mktemp("runs"))), "t")
     b = RayBackend(cfg)
@@ -29,14 +39,16 @@ def backend(ray_session, tmp_path_factory):
 
 def test_ray_actors_two_steps_publish_weights(ray_session, backend):
     ray = ray_session
-    from trainers.rlvr.loop import Trainer
+    from regrl.trainers.rlvr.loop import Trainer
 
     trainer = Trainer(backend.cfg, backend)
     for step in (1, 2):
         metrics = trainer.step(step)
         assert metrics["learner/weights_version"] == backend.version
         assert "learner/lp_reg_token_num" in metrics and metrics["perf/rollout_tokens_per_s"] > 0
-    versions = ray.get([a.sync.remote(backend.weights_box, backend.version) for a in backend.rollouts])
+    versions = ray.get(
+        [a.sync.remote(backend.weights_box, backend.version) for a in backend.rollouts]
+    )
     assert versions == [backend.version] * 2
     node = ray.get_runtime_context().get_node_id()
     assert ray.get([a.node_id.remote() for a in backend.rollouts]) == [node, node]

@@ -1,6 +1,7 @@
 """regrl sweep: value/grid parsing, the t interval, aggregation that never averages failures
 in, trial bookkeeping (finished trials are skipped, unfinished ones resume), and end-to-end
 sweeps on Ray Tune (RL with 2 seeds; offline with a failing grid point, then --resume)."""
+
 import json
 import math
 import os
@@ -11,21 +12,42 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainers.checks import ConfigError
-from trainers.sweep import (aggregate, assign, curve_band, expand_grid, parse_grid,
-                            point_label, render_markdown, run_dirs, run_trial, t_interval,
-                            yaml_value)
+from regrl.trainers.checks import ConfigError
+from regrl.trainers.sweep import (
+    aggregate,
+    assign,
+    curve_band,
+    expand_grid,
+    parse_grid,
+    point_label,
+    render_markdown,
+    run_dirs,
+    run_trial,
+    t_interval,
+    yaml_value,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
 
 
 # ---- pure parts --------------------------------------------------------------------------------
-@pytest.mark.parametrize("raw, expected", [
-    ("1e-3", 0.001), ("5E-4", 0.0005), ("-2e+2", -200.0), (".5", 0.5), ("1_000", 1000),
-    ("3", 3), ("true", True), ("null", None), ("[64, 64]", [64, 64]), ("adam", "adam"),
-    ("e5", "e5"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("1e-3", 0.001),
+        ("5E-4", 0.0005),
+        ("-2e+2", -200.0),
+        (".5", 0.5),
+        ("1_000", 1000),
+        ("3", 3),
+        ("true", True),
+        ("null", None),
+        ("[64, 64]", [64, 64]),
+        ("adam", "adam"),
+        ("e5", "e5"),
+    ],
+)
 def test_yaml_value_types_as_users_write_them(raw, expected):
     value = yaml_value(raw)
     assert value == expected and type(value) is type(expected)
@@ -36,10 +58,15 @@ def test_parse_grid_typed_values_and_brackets():
     assert grid == [("training.lr", [0.001, 0.0003]), ("model.hidden", [[64, 64], [32]])]
 
 
-@pytest.mark.parametrize("items, match", [
-    (["training.lr"], "expected KEY.PATH=VALUE"), (["=1,2"], "expected KEY.PATH=VALUE"),
-    (["a=1", "a=2"], "given twice"), (["a=1,,2"], "empty value"),
-])
+@pytest.mark.parametrize(
+    "items, match",
+    [
+        (["training.lr"], "expected KEY.PATH=VALUE"),
+        (["=1,2"], "expected KEY.PATH=VALUE"),
+        (["a=1", "a=2"], "given twice"),
+        (["a=1,,2"], "empty value"),
+    ],
+)
 def test_parse_grid_errors(items, match):
     with pytest.raises(ConfigError, match=match):
         parse_grid(items)
@@ -73,15 +100,26 @@ def test_t_interval_known_values():
 
 
 def _rec(name, seed, status, metrics=None, error=None, label="p"):
-    return {"name": name, "label": label, "point": {"a": 1}, "seed": seed, "status": status,
-            "metrics": metrics or {}, "error": error}
+    return {
+        "name": name,
+        "label": label,
+        "point": {"a": 1},
+        "seed": seed,
+        "status": status,
+        "metrics": metrics or {},
+        "error": error,
+    }
 
 
 def test_aggregate_lists_failures_and_never_averages_them_in():
-    points = aggregate([_rec("p_seed0", 0, "finished", {"m": 1.0}),
-                        _rec("p_seed1", 1, "finished", {"m": 3.0, "only1": 7.0}),
-                        _rec("p_seed2", 2, "failed", error="ValueError: boom"),
-                        _rec("p_seed3", 3, "unfinished")])
+    points = aggregate(
+        [
+            _rec("p_seed0", 0, "finished", {"m": 1.0}),
+            _rec("p_seed1", 1, "finished", {"m": 3.0, "only1": 7.0}),
+            _rec("p_seed2", 2, "failed", error="ValueError: boom"),
+            _rec("p_seed3", 3, "unfinished"),
+        ]
+    )
     (p,) = points
     assert p["n"] == 2 and p["metrics"]["m"]["mean"] == 2.0
     assert p["metrics"]["m"]["per_seed"] == {"0": 1.0, "1": 3.0}
@@ -97,8 +135,10 @@ def test_aggregate_lists_failures_and_never_averages_them_in():
 
 
 def test_curve_band_uses_steps_every_seed_logged():
-    runs = [[{"step": 1, "m": 1.0}, {"step": 2, "m": 2.0}, {"step": 3, "m": 9.0}],
-            [{"step": 1, "m": 3.0}, {"step": 2, "m": 4.0}]]
+    runs = [
+        [{"step": 1, "m": 1.0}, {"step": 2, "m": 2.0}, {"step": 3, "m": 9.0}],
+        [{"step": 1, "m": 3.0}, {"step": 2, "m": 4.0}],
+    ]
     steps, mean, half = curve_band(runs, "m")
     assert steps == [1, 2] and mean == [2.0, 3.0]
     assert half[0] == pytest.approx(12.7062047, rel=1e-6)
@@ -116,10 +156,15 @@ def blob_file(tmp_path_factory):
 
 
 def _offline_raw(trial_dir: Path, data: Path, epochs=4):
-    return {"kind": "offline", "name": trial_dir.name, "runs_root": str(trial_dir.parent),
-            "data": {"path": str(data), "val_fraction": 0.25}, "model": {"hidden": [8]},
-            "training": {"epochs": epochs, "batch_size": 32, "lr": 0.01},
-            "checkpoint": {"every": 2, "keep": 3}}
+    return {
+        "kind": "offline",
+        "name": trial_dir.name,
+        "runs_root": str(trial_dir.parent),
+        "data": {"path": str(data), "val_fraction": 0.25},
+        "model": {"hidden": [8]},
+        "training": {"epochs": epochs, "batch_size": 32, "lr": 0.01},
+        "checkpoint": {"every": 2, "keep": 3},
+    }
 
 
 def test_run_trial_skips_finished_and_resumes_unfinished(tmp_path, blob_file, monkeypatch):
@@ -141,7 +186,7 @@ def test_run_trial_skips_finished_and_resumes_unfinished(tmp_path, blob_file, mo
     def must_not_train(*a, **k):
         raise AssertionError("a finished trial was trained again")
 
-    monkeypatch.setattr("trainers.kinds.train_kind", must_not_train)
+    monkeypatch.setattr("regrl.trainers.kinds.train_kind", must_not_train)
     assert run_trial(trial, "offline", _offline_raw(trial, blob_file)) == again
 
 
@@ -156,8 +201,14 @@ def test_run_trial_records_the_error(tmp_path):
 # ---- end to end through Ray Tune (subprocesses: each starts and stops its own Ray) -------------
 def _regrl(*args, timeout=240):
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    return subprocess.run([sys.executable, "-m", "trainers.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "regrl.trainers.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def _sweep_dir(stdout: str) -> Path:
@@ -165,10 +216,22 @@ def _sweep_dir(stdout: str) -> Path:
 
 
 def test_rl_sweep_two_seeds_end_to_end(tmp_path):
-    proc = _regrl("sweep", "configs/cartpole_ppo.yaml", "--seeds", "2",
-                  "--set", "training.iterations=2", "--set", "training.train_batch_size=200",
-                  "--set", "training.minibatch_size=64", "--set", "resources.num_env_runners=0",
-                  "--set", f"runs_root={tmp_path}")
+    proc = _regrl(
+        "sweep",
+        "configs/cartpole_ppo.yaml",
+        "--seeds",
+        "2",
+        "--set",
+        "training.iterations=2",
+        "--set",
+        "training.train_batch_size=200",
+        "--set",
+        "training.minibatch_size=64",
+        "--set",
+        "resources.num_env_runners=0",
+        "--set",
+        f"runs_root={tmp_path}",
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     sweep = _sweep_dir(proc.stdout)
     body = json.loads((sweep / "results.json").read_text())
@@ -183,6 +246,7 @@ def test_rl_sweep_two_seeds_end_to_end(tmp_path):
         (run,) = run_dirs(sweep / "trials" / f"base_seed{seed}")
         assert list((run / "tb").iterdir())  # tensorboard --logdir SWEEP_DIR sees every trial
         import yaml
+
         assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed
 
 
@@ -190,10 +254,20 @@ def test_rl_sweep_two_seeds_end_to_end(tmp_path):
 # recording, skipping finished trials and aggregation without Ray
 def test_failed_trial_is_reported_then_resume_reruns_only_it(tmp_path, blob_file):
     missing = tmp_path / "late.npz"
-    proc = _regrl("sweep", "configs/offline_digits.yaml", "--seeds", "1",
-                  "--grid", f"data.path={blob_file},{missing}",
-                  "--set", "training.epochs=2", "--set", f"runs_root={tmp_path}",
-                  "--name", "offline_sweep")
+    proc = _regrl(
+        "sweep",
+        "configs/offline_digits.yaml",
+        "--seeds",
+        "1",
+        "--grid",
+        f"data.path={blob_file},{missing}",
+        "--set",
+        "training.epochs=2",
+        "--set",
+        f"runs_root={tmp_path}",
+        "--name",
+        "offline_sweep",
+    )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
     sweep = _sweep_dir(proc.stdout)
     body = json.loads((sweep / "results.json").read_text())
@@ -207,6 +281,7 @@ def test_failed_trial_is_reported_then_resume_reruns_only_it(tmp_path, blob_file
     stamp = summary.stat().st_mtime_ns
     # the cause of the failure goes away; --resume reruns the failed trial only
     import shutil
+
     shutil.copy(blob_file, missing)
     proc = _regrl("sweep", "--resume", str(sweep))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -216,25 +291,39 @@ def test_failed_trial_is_reported_then_resume_reruns_only_it(tmp_path, blob_file
     assert "2/2 trials finished" in proc.stdout
 
 
-@pytest.mark.parametrize("args, pattern", [
-    (["sweep"], "sweep needs a CONFIG"),
-    (["sweep", "configs/cartpole_ppo.yaml", "--seeds", "0"], "--seeds must be >= 1"),
-    (["sweep", "configs/cartpole_ppo.yaml", "--grid", "training.lr=1e-3,-1"],
-     r'at grid point \{"training.lr": -1\}.*lr must be > 0'),
-    (["sweep", "configs/cartpole_ppo.yaml", "--grid", "training.lrr=1e-3"], "did you mean 'lr'"),
-    (["sweep", "configs/cartpole_ppo.yaml", "--name", ".."], "one path segment"),
-    (["sweep", "--resume", "/nonexistent/sweep"], "not a sweep directory"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["sweep"], "sweep needs a CONFIG"),
+        (["sweep", "configs/cartpole_ppo.yaml", "--seeds", "0"], "--seeds must be >= 1"),
+        (
+            ["sweep", "configs/cartpole_ppo.yaml", "--grid", "training.lr=1e-3,-1"],
+            r'at grid point \{"training.lr": -1\}.*lr must be > 0',
+        ),
+        (
+            ["sweep", "configs/cartpole_ppo.yaml", "--grid", "training.lrr=1e-3"],
+            "did you mean 'lr'",
+        ),
+        (["sweep", "configs/cartpole_ppo.yaml", "--name", ".."], "one path segment"),
+        (["sweep", "--resume", "/nonexistent/sweep"], "not a sweep directory"),
+    ],
+)
 def test_bad_sweeps_are_one_error_line_before_anything_runs(tmp_path, capsys, args, pattern):
     import re
 
-    from trainers.cli import EXIT_BAD_INPUT, main
+    from regrl.trainers.cli import EXIT_BAD_INPUT, main
 
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        assert main([*args, "--set", f"runs_root={tmp_path}"] if len(args) > 1 and
-                    args[1] != "--resume" else args) == EXIT_BAD_INPUT
+        assert (
+            main(
+                [*args, "--set", f"runs_root={tmp_path}"]
+                if len(args) > 1 and args[1] != "--resume"
+                else args
+            )
+            == EXIT_BAD_INPUT
+        )
     finally:
         os.chdir(cwd)
     err = capsys.readouterr().err

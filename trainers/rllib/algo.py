@@ -1,16 +1,17 @@
 """ExperimentConfig -> RLlib ``AlgorithmConfig`` (PPO's sampling loop with RegrlLearner)."""
+
 from __future__ import annotations
 
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.tune.registry import register_env
 
-from trainers.config import ExperimentConfig, to_dict
-from trainers.envs import ENVS, env_entry, make_env
-from trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
-from trainers.rllib.callbacks import RegrlCallbacks
-from trainers.rllib.init_module import init_module_spec
-from trainers.rllib.learner import CONFIG_KEY, RegrlLearner
+from regrl.trainers.config import ExperimentConfig, to_dict
+from regrl.trainers.envs import ENVS, env_entry, make_env
+from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
+from regrl.trainers.rllib.callbacks import RegrlCallbacks
+from regrl.trainers.rllib.init_module import init_module_spec
+from regrl.trainers.rllib.learner import CONFIG_KEY, RegrlLearner
 
 
 def _make_rllib_env(name: str, env_ctx):
@@ -32,13 +33,14 @@ def rllib_env_id(name: str) -> str:
 
 
 # env name -> fn(cfg) -> RLModuleSpec (or None: RLlib's default MLP from ``model``); the
-# domain modules register theirs (rift_metadrive: trainers.traffic.rift), imported by name
+# domain modules register theirs (rift_metadrive: regrl.trainers.traffic.rift), imported by name
 MODULE_SPEC_MODULES = DOMAIN_PLUGINS
 MODULE_SPECS = PluginRegistry("module spec", MODULE_SPEC_MODULES)
 
 
-def _custom_module(config: PPOConfig, cfg: ExperimentConfig, module_id: str,
-                   multi_agent: bool) -> PPOConfig:
+def _custom_module(
+    config: PPOConfig, cfg: ExperimentConfig, module_id: str, multi_agent: bool
+) -> PPOConfig:
     spec = MODULE_SPECS.get(cfg.env.name)(cfg) if cfg.env.name in MODULE_SPECS else None
     if spec is None:  # RLlib's default MLP, with the configured initial policy if any
         spec = init_module_spec(cfg.model)
@@ -53,8 +55,9 @@ def _custom_module(config: PPOConfig, cfg: ExperimentConfig, module_id: str,
 
 def _shared_policy(config: PPOConfig, module_id: str) -> PPOConfig:
     """Parameter sharing: every agent of a multi-agent env maps to one module."""
-    return config.multi_agent(policies={module_id},
-                              policy_mapping_fn=lambda agent_id, *a, **kw: module_id)
+    return config.multi_agent(
+        policies={module_id}, policy_mapping_fn=lambda agent_id, *a, **kw: module_id
+    )
 
 
 def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
@@ -81,16 +84,26 @@ def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
             learner_config_dict={CONFIG_KEY: to_dict(cfg)},
         )
         .training(
-            lr=t.lr, train_batch_size_per_learner=t.train_batch_size,
-            minibatch_size=t.minibatch_size, num_epochs=t.num_epochs,
-            gamma=adv.gamma, lambda_=adv.lam, grad_clip=t.grad_clip,
-            use_kl_loss=False, entropy_coeff=0.0,  # both are objective terms here
+            lr=t.lr,
+            train_batch_size_per_learner=t.train_batch_size,
+            minibatch_size=t.minibatch_size,
+            num_epochs=t.num_epochs,
+            gamma=adv.gamma,
+            lambda_=adv.lam,
+            grad_clip=t.grad_clip,
+            use_kl_loss=False,
+            entropy_coeff=0.0,  # both are objective terms here
         )
-        .rl_module(model_config=DefaultModelConfig(
-            fcnet_hiddens=list(m.hidden), fcnet_activation=m.activation,
-            vf_share_layers=m.share_layers))
-        .fault_tolerance(restart_failed_env_runners=True,
-                         max_num_env_runner_restarts=r.max_env_runner_restarts)
+        .rl_module(
+            model_config=DefaultModelConfig(
+                fcnet_hiddens=list(m.hidden),
+                fcnet_activation=m.activation,
+                vf_share_layers=m.share_layers,
+            )
+        )
+        .fault_tolerance(
+            restart_failed_env_runners=True, max_num_env_runner_restarts=r.max_env_runner_restarts
+        )
         .callbacks(RegrlCallbacks)
         .debugging(seed=cfg.seed, log_level="ERROR")
     )

@@ -1,5 +1,6 @@
 """Episode callbacks: environments report diagnostics in ``info["metrics"]`` on their last
 step; they reach TensorBoard as ``env/<name>`` (mean over the iteration's episodes)."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -28,5 +29,6 @@ class RegrlCallbacks(RLlibCallback):
         for key, value in metrics.items():
             metrics_logger.log_value((NAMESPACE, key), float(value), reduce="mean", window=100)
         if "diverged" in metrics:
-            metrics_logger.log_value((NAMESPACE, "divergences_total"), float(metrics["diverged"]),
-                                     reduce="lifetime_sum")
+            metrics_logger.log_value(
+                (NAMESPACE, "divergences_total"), float(metrics["diverged"]), reduce="lifetime_sum"
+            )

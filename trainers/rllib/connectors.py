@@ -1,10 +1,11 @@
-"""Learner connector that writes advantages and value targets with ``agents.objectives``.
+"""Learner connector that writes advantages and value targets with ``regrl.agents.objectives``.
 
 Replaces RLlib's stock ``GeneralAdvantageEstimation`` (same batch layout: it runs after
 ``AddOneTsToEpisodesAndTruncate``, which appends one bootstrap step to every episode chunk
 and marks it in ``loss_mask``), so the GAE the learner trains on is our tested ``gae`` and
 the group-relative (GRPO) estimator is available to any environment that reports group ids.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -17,43 +18,65 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.numpy import convert_to_numpy
 
-from agents.objectives import gae, group_advantages
+from regrl.agents.objectives import gae, group_advantages
 
 GROUP_ID_KEY = "group_id"
-CANDIDATE_RETURNS_KEY = "candidate_returns"   # step info: [G] return of every candidate
-CANDIDATE_VALID_KEY = "candidate_valid"       # step info: [G] bool, candidate exists
+CANDIDATE_RETURNS_KEY = "candidate_returns"  # step info: [G] return of every candidate
+CANDIDATE_VALID_KEY = "candidate_valid"  # step info: [G] bool, candidate exists
 CANDIDATE_ADVANTAGES = "candidate_advantages"  # batch column [N, G] written below
-CANDIDATE_VALID = "candidate_valid"            # batch column [N, G] bool
+CANDIDATE_VALID = "candidate_valid"  # batch column [N, G] bool
 
 
 def _as_tensor(x: Any, device: torch.device, dtype=torch.float32) -> torch.Tensor:
     return torch.as_tensor(np.asarray(convert_to_numpy(x)), dtype=dtype, device=device)
 
 
-def episode_group_advantages(returns: List[float], group_keys: List[Any], lens: List[int],
-                             std: Optional[str], device: torch.device) -> torch.Tensor:
+def episode_group_advantages(
+    returns: List[float],
+    group_keys: List[Any],
+    lens: List[int],
+    std: Optional[str],
+    device: torch.device,
+) -> torch.Tensor:
     """Group-relative advantage of each episode, repeated over its ``lens[i]`` batch rows."""
     codes = {k: i for i, k in enumerate(dict.fromkeys(group_keys))}
     ids = torch.tensor([codes[k] for k in group_keys], device=device)
-    adv = group_advantages(torch.tensor(returns, dtype=torch.float32, device=device), ids,
-                           std=std)
+    adv = group_advantages(torch.tensor(returns, dtype=torch.float32, device=device), ids, std=std)
     return torch.repeat_interleave(adv, torch.tensor(lens, device=device))
 
 
 class RegrlAdvantages(ConnectorV2):
     """Compute ``advantages`` and ``value_targets`` per module (GAE or group-relative)."""
 
-    def __init__(self, input_observation_space=None, input_action_space=None, *,
-                 gamma: float, lam: float, estimator: str = "gae",
-                 group_std: Optional[str] = "unbiased", normalize: bool = True, **kwargs):
+    def __init__(
+        self,
+        input_observation_space=None,
+        input_action_space=None,
+        *,
+        gamma: float,
+        lam: float,
+        estimator: str = "gae",
+        group_std: Optional[str] = "unbiased",
+        normalize: bool = True,
+        **kwargs,
+    ):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.gamma, self.lam = gamma, lam
         self.estimator, self.group_std, self.normalize = estimator, group_std, normalize
 
-    def __call__(self, *, rl_module, batch: Dict[str, Any], episodes, explore=None,
-                 shared_data=None, **kwargs):
-        sa_episodes = list(self.single_agent_episode_iterator(episodes,
-                                                              agents_that_stepped_only=False))
+    def __call__(
+        self,
+        *,
+        rl_module,
+        batch: Dict[str, Any],
+        episodes,
+        explore=None,
+        shared_data=None,
+        **kwargs,
+    ):
+        sa_episodes = list(
+            self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
+        )
         for module_id, module in rl_module.items():
             if module_id not in batch or not isinstance(module, ValueFunctionAPI):
                 continue
@@ -71,10 +94,12 @@ class RegrlAdvantages(ConnectorV2):
         terminateds = _as_tensor(mbatch[Columns.TERMINATEDS], device)
         truncateds = _as_tensor(mbatch[Columns.TRUNCATEDS], device)
         next_values = torch.cat([values[1:], values.new_zeros(1)])  # [-1] is a masked phantom
-        advantages, targets = gae(rewards, values, next_values, terminateds, truncateds,
-                                  gamma=self.gamma, lam=self.lam)
-        mask = _as_tensor(mbatch.get(Columns.LOSS_MASK, np.ones(len(values))), device,
-                          dtype=torch.bool)
+        advantages, targets = gae(
+            rewards, values, next_values, terminateds, truncateds, gamma=self.gamma, lam=self.lam
+        )
+        mask = _as_tensor(
+            mbatch.get(Columns.LOSS_MASK, np.ones(len(values))), device, dtype=torch.bool
+        )
         if self.estimator == "group":
             advantages = self._group(eps, rewards, mask, device)
         elif self.normalize:
@@ -89,19 +114,22 @@ class RegrlAdvantages(ConnectorV2):
         for e, n in zip(eps, lens):
             info = e.get_infos(0) or {}
             if GROUP_ID_KEY not in info:
-                raise ValueError("advantages.estimator=group needs the environment to put "
-                                 f"'{GROUP_ID_KEY}' into its reset info; episode {e.id_} has "
-                                 f"info keys {sorted(info)}")
+                raise ValueError(
+                    "advantages.estimator=group needs the environment to put "
+                    f"'{GROUP_ID_KEY}' into its reset info; episode {e.id_} has "
+                    f"info keys {sorted(info)}"
+                )
             keys.append(info[GROUP_ID_KEY])
-            returns.append(float((rewards[start:start + n] * mask[start:start + n]).sum()))
+            returns.append(float((rewards[start : start + n] * mask[start : start + n]).sum()))
             start += n
         if start != len(rewards):
             raise RuntimeError(f"episode lengths {sum(lens)} != batch rows {len(rewards)}")
         return episode_group_advantages(returns, keys, lens, self.group_std, device)
 
 
-def candidate_group_advantages(returns: torch.Tensor, valid: torch.Tensor, *,
-                               eps: float = 1e-5) -> torch.Tensor:
+def candidate_group_advantages(
+    returns: torch.Tensor, valid: torch.Tensor, *, eps: float = 1e-5
+) -> torch.Tensor:
     """RIFT's group-relative advantage over the candidates of each state (methods.md §1.2):
     ``(R_g - mean_g R) / (std_g R + 1e-5)`` with the population std over the valid candidates
     of one row of returns [N, G]; invalid entries get 0."""
@@ -119,9 +147,11 @@ def _episode_candidates(episode, n_rows: int, n_real: int) -> Tuple[np.ndarray, 
     for t in range(n_real):
         info = episode.get_infos(t) or {}
         if CANDIDATE_RETURNS_KEY not in info:
-            raise ValueError(f"the candidate_policy term needs '{CANDIDATE_RETURNS_KEY}' and "
-                             f"'{CANDIDATE_VALID_KEY}' in every step info (an environment in "
-                             f"candidate action mode); got info keys {sorted(info)}")
+            raise ValueError(
+                f"the candidate_policy term needs '{CANDIDATE_RETURNS_KEY}' and "
+                f"'{CANDIDATE_VALID_KEY}' in every step info (an environment in "
+                f"candidate action mode); got info keys {sorted(info)}"
+            )
         returns.append(np.asarray(info[CANDIDATE_RETURNS_KEY], np.float32))
         valid.append(np.asarray(info.get(CANDIDATE_VALID_KEY, np.ones_like(returns[-1])), bool))
     g = returns[0].shape[-1] if returns else 0
@@ -138,15 +168,25 @@ class CandidateAdvantages(ConnectorV2):
     executed candidate's advantage as ``advantages`` (for metrics) and zero value targets
     (RIFT has no critic)."""
 
-    def __init__(self, input_observation_space=None, input_action_space=None, *,
-                 eps: float = 1e-5, **kwargs):
+    def __init__(
+        self, input_observation_space=None, input_action_space=None, *, eps: float = 1e-5, **kwargs
+    ):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.eps = eps
 
-    def __call__(self, *, rl_module, batch: Dict[str, Any], episodes, explore=None,
-                 shared_data=None, **kwargs):
-        sa_episodes = list(self.single_agent_episode_iterator(episodes,
-                                                              agents_that_stepped_only=False))
+    def __call__(
+        self,
+        *,
+        rl_module,
+        batch: Dict[str, Any],
+        episodes,
+        explore=None,
+        shared_data=None,
+        **kwargs,
+    ):
+        sa_episodes = list(
+            self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
+        )
         for module_id in list(batch.keys()):
             eps = [e for e in sa_episodes if e.module_id in (None, module_id)]
             self._write(batch[module_id], eps)
@@ -155,14 +195,21 @@ class CandidateAdvantages(ConnectorV2):
     def _write(self, mbatch: Dict[str, Any], eps) -> None:
         n = len(np.asarray(convert_to_numpy(mbatch[Columns.REWARDS])))
         mask = np.asarray(convert_to_numpy(mbatch.get(Columns.LOSS_MASK, np.ones(n))), bool)
-        parts = [_episode_candidates(e, len(e), int(mask[i:i + len(e)].sum()))
-                 for e, i in zip(eps, np.cumsum([0] + [len(e) for e in eps])[:-1]) if len(e)]
+        parts = [
+            _episode_candidates(e, len(e), int(mask[i : i + len(e)].sum()))
+            for e, i in zip(eps, np.cumsum([0] + [len(e) for e in eps])[:-1])
+            if len(e)
+        ]
         if sum(len(r) for r, _ in parts) != n:
             raise RuntimeError(f"episode lengths {sum(len(r) for r, _ in parts)} != batch rows {n}")
         returns = torch.as_tensor(np.concatenate([r for r, _ in parts]))
-        valid = torch.as_tensor(np.concatenate([v for _, v in parts])) & torch.as_tensor(mask)[:, None]
+        valid = (
+            torch.as_tensor(np.concatenate([v for _, v in parts])) & torch.as_tensor(mask)[:, None]
+        )
         adv = candidate_group_advantages(returns, valid, eps=self.eps)
-        actions = torch.as_tensor(np.asarray(convert_to_numpy(mbatch[Columns.ACTIONS])), dtype=torch.long)
+        actions = torch.as_tensor(
+            np.asarray(convert_to_numpy(mbatch[Columns.ACTIONS])), dtype=torch.long
+        )
         mbatch[CANDIDATE_ADVANTAGES] = adv
         mbatch[CANDIDATE_VALID] = valid
         mbatch[Postprocessing.ADVANTAGES] = adv.gather(1, actions[:, None]).squeeze(1)

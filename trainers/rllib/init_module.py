@@ -6,6 +6,7 @@ normalised action range, and the mean near 0. SMARL (Mojgani et al. 2023, arXiv 
 Korali's V-RACER) starts with noise ≈ 0.05 of the action range; in the turbulence env a large
 noise spends most samples on coefficients far from any useful closure (docs/smarl.md).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,9 @@ INIT_KEYS = ("action_init_mean", "action_init_std")
 WEIGHT_SCALE = 0.01  # the state-dependent part of the mean starts ~100x below the bias
 
 
-def init_gaussian_head(linear: torch.nn.Linear, mean: Optional[float],
-                       std: Optional[float]) -> None:
+def init_gaussian_head(
+    linear: torch.nn.Linear, mean: Optional[float], std: Optional[float]
+) -> None:
     """Set the last layer of a diagonal-Gaussian head, whose outputs are [mean | log σ]: weights
     scaled by ``WEIGHT_SCALE`` and biases ``mean`` and ``log std`` (None leaves that half)."""
     half = linear.out_features // 2

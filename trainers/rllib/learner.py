@@ -3,6 +3,7 @@
 The experiment config travels in ``learner_config_dict["regrl"]`` (a plain dict), so the
 learner is rebuilt identically on remote learner actors and from checkpoints.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,12 +17,22 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
-from trainers.checkpoint import module_checkpoint_path
-from trainers.config import ExperimentConfig, config_from_dict
-from trainers.rllib.connectors import CANDIDATE_ADVANTAGES, CANDIDATE_VALID, \
-    CandidateAdvantages, RegrlAdvantages
-from agents.objectives.terms import TermContext, needs, proxy_kappa, reference_keys, total_loss
-from trainers.rllib.terms import step_context
+from regrl.agents.objectives.terms import (
+    TermContext,
+    needs,
+    proxy_kappa,
+    reference_keys,
+    total_loss,
+)
+from regrl.trainers.checkpoint import module_checkpoint_path
+from regrl.trainers.config import ExperimentConfig, config_from_dict
+from regrl.trainers.rllib.connectors import (
+    CANDIDATE_ADVANTAGES,
+    CANDIDATE_VALID,
+    CandidateAdvantages,
+    RegrlAdvantages,
+)
+from regrl.trainers.rllib.terms import step_context
 
 CONFIG_KEY = "regrl"
 
@@ -40,22 +51,32 @@ class RegrlLearner(PPOTorchLearner):
     def build(self) -> None:
         super().build()
         self.regrl_config: ExperimentConfig = config_from_dict(
-            self.config.learner_config_dict[CONFIG_KEY], source="learner_config_dict")
+            self.config.learner_config_dict[CONFIG_KEY], source="learner_config_dict"
+        )
         adv = self.regrl_config.objective.advantages
-        if self._learner_connector is not None and \
-                self.config.add_default_connectors_to_learner_pipeline:
+        if (
+            self._learner_connector is not None
+            and self.config.add_default_connectors_to_learner_pipeline
+        ):
             self._learner_connector.remove("GeneralAdvantageEstimation")
             if adv.estimator == "candidates":
                 self._learner_connector.append(CandidateAdvantages())  # RIFT (methods.md §1.2)
             else:
-                self._learner_connector.append(RegrlAdvantages(
-                    gamma=adv.gamma, lam=adv.lam, estimator=adv.estimator,
-                    group_std=adv.group_std, normalize=adv.normalize))
+                self._learner_connector.append(
+                    RegrlAdvantages(
+                        gamma=adv.gamma,
+                        lam=adv.lam,
+                        estimator=adv.estimator,
+                        group_std=adv.group_std,
+                        normalize=adv.normalize,
+                    )
+                )
         terms = self.regrl_config.objective.terms
         # one frozen copy per (checkpoint, module); key None = this run's initial weights
         self._reference: Dict[Optional[str], Dict[str, RLModule]] = {
             key: {mid: self._load_reference(mid, key) for mid in self.module.keys()}
-            for key in reference_keys(terms)}
+            for key in reference_keys(terms)
+        }
         self._needs_values = needs(terms, "needs_values")
         self._proxy_kappa = proxy_kappa(terms)
 
@@ -95,10 +116,19 @@ class RegrlLearner(PPOTorchLearner):
             for key, modules in self._reference.items():
                 reference[key] = modules[module_id].forward_train(batch)[Columns.ACTION_DIST_INPUTS]
         return step_context(
-            dist_inputs=dist_inputs, old_dist_inputs=batch[Columns.ACTION_DIST_INPUTS],
-            actions=actions, logp=cur.logp(actions), old_logp=batch[Columns.ACTION_LOGP],
-            advantages=batch[Postprocessing.ADVANTAGES], entropy=cur.entropy(), mask=mask,
-            dist=action_dist_kind(module.action_space), proxy_kappa=self._proxy_kappa,
-            values=values, value_targets=batch.get(Postprocessing.VALUE_TARGETS),
-            reference=reference, candidate_advantages=batch.get(CANDIDATE_ADVANTAGES),
-            candidate_valid=batch.get(CANDIDATE_VALID))
+            dist_inputs=dist_inputs,
+            old_dist_inputs=batch[Columns.ACTION_DIST_INPUTS],
+            actions=actions,
+            logp=cur.logp(actions),
+            old_logp=batch[Columns.ACTION_LOGP],
+            advantages=batch[Postprocessing.ADVANTAGES],
+            entropy=cur.entropy(),
+            mask=mask,
+            dist=action_dist_kind(module.action_space),
+            proxy_kappa=self._proxy_kappa,
+            values=values,
+            value_targets=batch.get(Postprocessing.VALUE_TARGETS),
+            reference=reference,
+            candidate_advantages=batch.get(CANDIDATE_ADVANTAGES),
+            candidate_valid=batch.get(CANDIDATE_VALID),
+        )

@@ -5,6 +5,7 @@ The ref is passed inside a list so Ray does not fetch it for an actor that is al
 date; an actor whose version differs (a fresh or restarted one has -1) fetches and loads it
 before generating, so a restarted rollout actor never samples with stale weights.
 """
+
 from __future__ import annotations
 
 import socket
@@ -12,9 +13,9 @@ from typing import Dict, List, Optional
 
 import ray
 
-from trainers.rlvr.backends import _split, merge_rollouts
-from trainers.rlvr.learner import Learner, proxy_kappa
-from trainers.rlvr.rollout import RewardWorker, RolloutWorker
+from regrl.trainers.rlvr.backends import _split, merge_rollouts
+from regrl.trainers.rlvr.learner import Learner, proxy_kappa
+from regrl.trainers.rlvr.rollout import RewardWorker, RolloutWorker
 
 
 class RolloutActor(RolloutWorker):
@@ -57,7 +58,9 @@ class LearnerActor(Learner):
 
 def _options(cfg, cpus: float, resources: Dict[str, float], **extra):
     r = cfg.resources
-    opts = dict(num_cpus=cpus, max_restarts=r.max_restarts, max_task_retries=r.max_restarts, **extra)
+    opts = dict(
+        num_cpus=cpus, max_restarts=r.max_restarts, max_task_retries=r.max_restarts, **extra
+    )
     if resources:
         opts["resources"] = dict(resources)
     return opts
@@ -74,14 +77,19 @@ class LearnerGroup:
         # group): it is not restarted; resume the run from its last checkpoint instead.
         opts = _options(cfg, r.cpus_per_actor, r.learner_resources, num_gpus=r.learner_num_gpus)
         opts.update(max_restarts=0, max_task_retries=0)
-        self.actors = [ray.remote(LearnerActor).options(**opts).remote(cfg)
-                       for _ in range(r.num_learners)]
+        self.actors = [
+            ray.remote(LearnerActor).options(**opts).remote(cfg) for _ in range(r.num_learners)
+        ]
         self.lead = self.actors[0]
         if len(self.actors) > 1:
             try:
                 address = ray.get(self.lead.free_address.remote())
-                ray.get([a.init_distributed.remote(address, rank, len(self.actors))
-                         for rank, a in enumerate(self.actors)])
+                ray.get(
+                    [
+                        a.init_distributed.remote(address, rank, len(self.actors))
+                        for rank, a in enumerate(self.actors)
+                    ]
+                )
             except Exception:
                 self.close()  # no half-joined group left holding resources
                 raise
@@ -116,27 +124,47 @@ class RayBackend:
         self.learners = LearnerGroup(cfg)  # rollout and reward actors are stateless
         self.learner = self.learners.lead
         kappa = proxy_kappa(cfg)
-        self.rollouts = [ray.remote(RolloutActor).options(
-            **_options(cfg, r.cpus_per_actor, r.rollout_resources)).remote(cfg, kappa)
-            for _ in range(r.num_rollout_actors)]
-        self.rewards = [ray.remote(RewardActor).options(
-            **_options(cfg, r.cpus_per_actor, r.reward_resources)).remote(cfg.task.name, cfg.task.kwargs)
-            for _ in range(r.num_reward_actors)]
+        self.rollouts = [
+            ray.remote(RolloutActor)
+            .options(**_options(cfg, r.cpus_per_actor, r.rollout_resources))
+            .remote(cfg, kappa)
+            for _ in range(r.num_rollout_actors)
+        ]
+        self.rewards = [
+            ray.remote(RewardActor)
+            .options(**_options(cfg, r.cpus_per_actor, r.reward_resources))
+            .remote(cfg.task.name, cfg.task.kwargs)
+            for _ in range(r.num_reward_actors)
+        ]
         self.pad_id = ray.get(self.learner.pad_token_id.remote())
-        self.version, self.weights_box = -1, []  # first publish is version 0, like the local learner
+        self.version, self.weights_box = (
+            -1,
+            [],
+        )  # first publish is version 0, like the local learner
         self.publish()
 
     def generate(self, prompts, n, temperature, seed, max_new_tokens=None):
         chunks = _split(prompts, len(self.rollouts))
-        refs = [a.generate_synced.remote(self.weights_box, self.version, chunk, n, temperature,
-                                         seed + 1000 * i, max_new_tokens)
-                for i, (a, chunk) in enumerate(zip(self.rollouts, chunks))]
+        refs = [
+            a.generate_synced.remote(
+                self.weights_box,
+                self.version,
+                chunk,
+                n,
+                temperature,
+                seed + 1000 * i,
+                max_new_tokens,
+            )
+            for i, (a, chunk) in enumerate(zip(self.rollouts, chunks))
+        ]
         return merge_rollouts(ray.get(refs), self.pad_id)
 
     def score(self, texts, problems):
         idx = _split(list(range(len(texts))), len(self.rewards))
-        refs = [a.score.remote([texts[i] for i in part], [problems[i] for i in part])
-                for a, part in zip(self.rewards, idx)]
+        refs = [
+            a.score.remote([texts[i] for i in part], [problems[i] for i in part])
+            for a, part in zip(self.rewards, idx)
+        ]
         return [x for part in ray.get(refs) for x in part]
 
     def update(self, batch):

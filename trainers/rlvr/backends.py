@@ -1,5 +1,6 @@
 """Where the RLVR pieces run: all in this process (``mode: local``) or as Ray core actors
 (``mode: ray``). Both expose the same four calls, so the training loop has no mode logic."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Sequence
@@ -7,8 +8,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
-from trainers.rlvr.learner import Learner, proxy_kappa
-from trainers.rlvr.rollout import RewardWorker, RolloutWorker
+from regrl.trainers.rlvr.learner import Learner, proxy_kappa
+from regrl.trainers.rlvr.rollout import RewardWorker, RolloutWorker
 
 
 def _split(items: Sequence, parts: int) -> List[List]:
@@ -29,10 +30,14 @@ def merge_rollouts(parts: List[Dict[str, object]], pad_id: int) -> Dict[str, obj
         vals = [p[key] for p in parts]
         if key in ("prompt_ids", "prompt_mask"):
             fill = pad_id if key == "prompt_ids" else 0
-            out[key] = torch.cat([torch.nn.functional.pad(v, (P - v.shape[1], 0), value=fill) for v in vals])
+            out[key] = torch.cat(
+                [torch.nn.functional.pad(v, (P - v.shape[1], 0), value=fill) for v in vals]
+            )
         elif torch.is_tensor(value):
             fill = pad_id if key == "tokens" else 0
-            out[key] = torch.cat([torch.nn.functional.pad(v, (0, T - v.shape[1]), value=fill) for v in vals])
+            out[key] = torch.cat(
+                [torch.nn.functional.pad(v, (0, T - v.shape[1]), value=fill) for v in vals]
+            )
         elif isinstance(value, list):
             out[key] = [x for v in vals for x in v]
         else:  # counters and timings: tokens add up, the slowest worker sets the wall time
@@ -48,7 +53,9 @@ class LocalBackend:
     def __init__(self, cfg):
         self.cfg = cfg
         self.learner = Learner(cfg)
-        self.rollout = RolloutWorker(cfg, self.learner.model, self.learner.tokenizer, proxy_kappa(cfg))
+        self.rollout = RolloutWorker(
+            cfg, self.learner.model, self.learner.tokenizer, proxy_kappa(cfg)
+        )
         self.reward = RewardWorker(cfg.task.name, cfg.task.kwargs)
         self.pad_id = self.learner.tokenizer.pad_token_id
 

@@ -1,11 +1,12 @@
 """``regrl rlvr terms|compare``. ``kind: rlvr`` / ``kind: sft`` files train, validate and
-evaluate through their drivers in :mod:`trainers.kinds`."""
+evaluate through their drivers in :mod:`regrl.trainers.kinds`."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from trainers.checks import ConfigError  # light: `regrl --help` builds this parser
-from trainers.rlvr import text_cli
+from regrl.trainers.checks import ConfigError  # light: `regrl --help` builds this parser
+from regrl.trainers.rlvr import text_cli
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -13,9 +14,13 @@ FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 def add_cli(sub) -> None:
     """The text/RLVR domain's verbs: ``regrl rlvr terms|compare`` and ``regrl text ...``."""
     text_cli.add_cli(sub)
-    p = sub.add_parser("rlvr", help="RLVR tools (kind: rlvr / kind: sft files train with `regrl train`)")
+    p = sub.add_parser(
+        "rlvr", help="RLVR tools (kind: rlvr / kind: sft files train with `regrl train`)"
+    )
     psub = p.add_subparsers(dest="action", required=True)
-    psub.add_parser("terms", help="list RLVR objective terms and their parameters").set_defaults(handler=_terms)
+    psub.add_parser("terms", help="list RLVR objective terms and their parameters").set_defaults(
+        handler=_terms
+    )
     c = psub.add_parser("compare", help="table + figure of several RLVR runs' entropy/accuracy")
     c.add_argument("run_dirs", nargs="+")
     c.add_argument("--out", default="rlvr_compare.png", help="figure path (PNG)")
@@ -23,12 +28,13 @@ def add_cli(sub) -> None:
 
 
 def _compare(args) -> int:
-    from trainers.rlvr.evaluate import compare_runs  # lazy: torch, not at --help
+    from regrl.trainers.rlvr.evaluate import compare_runs  # lazy: torch, not at --help
 
     out = Path(args.out)
     if out.suffix.lower() not in FIGURE_SUFFIXES or out.is_dir():  # matplotlib would append .png
-        raise ConfigError(f"--out must be an image file ({', '.join(FIGURE_SUFFIXES)}), "
-                          f"got {args.out}")
+        raise ConfigError(
+            f"--out must be an image file ({', '.join(FIGURE_SUFFIXES)}), got {args.out}"
+        )
     missing = [d for d in args.run_dirs if not (Path(d) / "tb").is_dir()]
     if missing:
         raise ConfigError(f"not RLVR run directories (no tb/): {', '.join(missing)}")
@@ -40,7 +46,7 @@ def _compare(args) -> int:
 def _terms(args) -> int:
     from dataclasses import fields
 
-    from trainers.rlvr.terms import RLVR_TERMS  # lazy: torch, not at --help
+    from regrl.trainers.rlvr.terms import RLVR_TERMS  # lazy: torch, not at --help
 
     for entry in RLVR_TERMS:
         if entry.obj.needs_values or entry.obj.needs_candidates:

@@ -1,21 +1,41 @@
 """Typed, frozen schema of RLVR (``kind: rlvr``) and SFT (``kind: sft``) experiment files.
 
 Unknown keys, wrong types and out-of-range values become a :class:`ConfigError` that names
-the file, the key and the nearest valid key (the helpers of :mod:`trainers.config`).
+the file, the key and the nearest valid key (the helpers of :mod:`regrl.trainers.config`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
-from envs.text import TaskError, get_task
-from trainers.checks import (MAX_ACTORS, MAX_BATCH, MAX_THREADS, MAX_TOKENS, MAX_WIDTH,
-                             require as _require, require_run_name, require_runs_root,
-                             require_size)
-from trainers.config import (CheckpointConfig, ConfigError, _fail, apply_overrides,
-                             parse, parse_named_entry, read_yaml, short_repr, to_dict)
-from trainers.rlvr.terms import RLVR_TERMS
+from regrl.envs.text import TaskError, get_task
+from regrl.trainers.checks import (
+    MAX_ACTORS,
+    MAX_BATCH,
+    MAX_THREADS,
+    MAX_TOKENS,
+    MAX_WIDTH,
+    require_run_name,
+    require_runs_root,
+    require_size,
+)
+from regrl.trainers.checks import (
+    require as _require,
+)
+from regrl.trainers.config import (
+    CheckpointConfig,
+    ConfigError,
+    _fail,
+    apply_overrides,
+    parse,
+    parse_named_entry,
+    read_yaml,
+    short_repr,
+    to_dict,
+)
+from regrl.trainers.rlvr.terms import RLVR_TERMS
 
 
 @dataclass(frozen=True)
@@ -33,8 +53,10 @@ class LMConfig:
 
     def __post_init__(self) -> None:
         _require(bool(self.path), "model.path must not be empty")
-        _require(self.tiny_layers >= 1 and self.tiny_width >= 4 and self.tiny_width % 4 == 0,
-                 "model.tiny_layers must be >= 1 and tiny_width a positive multiple of 4")
+        _require(
+            self.tiny_layers >= 1 and self.tiny_width >= 4 and self.tiny_width % 4 == 0,
+            "model.tiny_layers must be >= 1 and tiny_width a positive multiple of 4",
+        )
         require_size("model.tiny_layers", self.tiny_layers, 1024)
         require_size("model.tiny_width", self.tiny_width, MAX_WIDTH)
 
@@ -42,9 +64,9 @@ class LMConfig:
 @dataclass(frozen=True)
 class TaskConfig:
     name: str = "arithmetic"
-    """Text task of :mod:`envs.text` (arithmetic, countdown, word_problems, jsonl)."""
+    """Text task of :mod:`regrl.envs.text` (arithmetic, countdown, word_problems, jsonl)."""
     kwargs: Dict[str, Any] = field(default_factory=dict)
-    """Task settings passed to ``envs.text.get_task``."""
+    """Task settings passed to ``regrl.envs.text.get_task``."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +84,11 @@ class RolloutConfig:
         _require(self.prompts_per_step >= 1, "rollout.prompts_per_step must be >= 1")
         _require(self.group_size >= 1, "rollout.group_size must be >= 1")
         require_size("rollout.max_new_tokens", self.max_new_tokens, MAX_TOKENS)
-        require_size("rollout.prompts_per_step x group_size",
-                     self.prompts_per_step * self.group_size, MAX_BATCH)
+        require_size(
+            "rollout.prompts_per_step x group_size",
+            self.prompts_per_step * self.group_size,
+            MAX_BATCH,
+        )
         _require(self.temperature > 0, f"rollout.temperature must be > 0, got {self.temperature}")
 
 
@@ -101,13 +126,19 @@ class ObjectiveConfig:
         names = [t.name for t in self.terms]
         _require(len(names) == len(set(names)), f"a term is listed twice: {names}")
         surrogates = [n for n in names if RLVR_TERMS.get(n).is_surrogate]
-        _require(len(surrogates) == 1, f"list exactly one policy surrogate (policy or lp_reg), "
-                                       f"got {surrogates}")
+        _require(
+            len(surrogates) == 1,
+            f"list exactly one policy surrogate (policy or lp_reg), got {surrogates}",
+        )
         # the token backend has no critic and no candidate actions (flags, not names)
-        unsupported = [n for n in names if RLVR_TERMS.get(n).needs_values
-                       or RLVR_TERMS.get(n).needs_candidates]
-        _require(not unsupported, f"terms {unsupported} need a critic or candidate actions, "
-                                  "which kind: rlvr does not have")
+        unsupported = [
+            n for n in names if RLVR_TERMS.get(n).needs_values or RLVR_TERMS.get(n).needs_candidates
+        ]
+        _require(
+            not unsupported,
+            f"terms {unsupported} need a critic or candidate actions, "
+            "which kind: rlvr does not have",
+        )
 
 
 @dataclass(frozen=True)
@@ -132,8 +163,10 @@ class TrainingConfig:
         _require(self.lr > 0, "training.lr must be > 0")
         _require(self.weight_decay >= 0, "training.weight_decay must be >= 0")
         _require(self.grad_clip is None or self.grad_clip > 0, "training.grad_clip must be > 0")
-        _require(self.minibatches >= 1 and self.epochs >= 1,
-                 "training.minibatches and training.epochs must be >= 1")
+        _require(
+            self.minibatches >= 1 and self.epochs >= 1,
+            "training.minibatches and training.epochs must be >= 1",
+        )
         require_size("training.micro_batch_size", self.micro_batch_size, MAX_BATCH)
 
 
@@ -170,19 +203,27 @@ class RLVRResources:
     """torch CPU threads per process (driver and every actor); null keeps torch's default."""
 
     def __post_init__(self) -> None:
-        _require(self.num_rollout_actors >= 1 and self.num_reward_actors >= 1,
-                 "resources.num_rollout_actors and num_reward_actors must be >= 1")
-        _require(self.cpus_per_actor >= 0 and self.learner_num_gpus >= 0,
-                 "resources.cpus_per_actor and learner_num_gpus must be >= 0")
+        _require(
+            self.num_rollout_actors >= 1 and self.num_reward_actors >= 1,
+            "resources.num_rollout_actors and num_reward_actors must be >= 1",
+        )
+        _require(
+            self.cpus_per_actor >= 0 and self.learner_num_gpus >= 0,
+            "resources.cpus_per_actor and learner_num_gpus must be >= 0",
+        )
         _require(self.num_learners >= 1, "resources.num_learners must be >= 1")
         for key in ("num_rollout_actors", "num_reward_actors", "num_learners"):
             require_size(f"resources.{key}", getattr(self, key), MAX_ACTORS)
-        _require(self.num_learners == 1 or self.mode == "ray",
-                 f"resources.num_learners={self.num_learners} needs mode: ray "
-                 "(data-parallel learners are Ray actors); use 1 with mode: local")
+        _require(
+            self.num_learners == 1 or self.mode == "ray",
+            f"resources.num_learners={self.num_learners} needs mode: ray "
+            "(data-parallel learners are Ray actors); use 1 with mode: local",
+        )
         _require(self.max_restarts >= 0, "resources.max_restarts must be >= 0")
-        _require(self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
-                 f"resources.torch_threads must be in [1, {MAX_THREADS}] or null")
+        _require(
+            self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
+            f"resources.torch_threads must be in [1, {MAX_THREADS}] or null",
+        )
 
 
 @dataclass(frozen=True)
@@ -195,8 +236,10 @@ class RLVREval:
     """Samples per prompt for pass@k at the rollout temperature (pass@1 is greedy)."""
 
     def __post_init__(self) -> None:
-        _require(self.every >= 0 and self.prompts >= 1 and self.pass_k >= 1,
-                 "eval.every must be >= 0, eval.prompts and eval.pass_k >= 1")
+        _require(
+            self.every >= 0 and self.prompts >= 1 and self.pass_k >= 1,
+            "eval.every must be >= 0, eval.prompts and eval.pass_k >= 1",
+        )
         require_size("eval.prompts x pass_k", self.prompts * self.pass_k, MAX_BATCH)
 
 
@@ -243,19 +286,23 @@ class RLVRConfig:
         require_run_name(self.name)
         require_runs_root(self.runs_root)
         n_seq = self.rollout.prompts_per_step * self.rollout.group_size
-        _require(n_seq % self.training.minibatches == 0,
-                 f"training.minibatches={self.training.minibatches} must divide the "
-                 f"{n_seq} sequences of a step (prompts_per_step x group_size)")
+        _require(
+            n_seq % self.training.minibatches == 0,
+            f"training.minibatches={self.training.minibatches} must divide the "
+            f"{n_seq} sequences of a step (prompts_per_step x group_size)",
+        )
         per_mb = n_seq // self.training.minibatches
-        _require(per_mb >= self.resources.num_learners,
-                 f"resources.num_learners={self.resources.num_learners} exceeds the {per_mb} "
-                 "sequences of a mini-batch: every learner needs at least one")
+        _require(
+            per_mb >= self.resources.num_learners,
+            f"resources.num_learners={self.resources.num_learners} exceeds the {per_mb} "
+            "sequences of a mini-batch: every learner needs at least one",
+        )
 
 
 @dataclass(frozen=True)
 class SFTData:
     task: TaskConfig = field(default_factory=TaskConfig)
-    """Task whose solved problems (``envs.text.demonstrations``) are the data."""
+    """Task whose solved problems (``regrl.envs.text.demonstrations``) are the data."""
     n: int = 512
     """Number of demonstrations."""
     seed: int = 1234
@@ -280,8 +327,10 @@ class SFTTraining:
     log-regulariser)."""
 
     def __post_init__(self) -> None:
-        _require(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0,
-                 "training.epochs, batch_size must be >= 1 and lr > 0")
+        _require(
+            self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0,
+            "training.epochs, batch_size must be >= 1 and lr > 0",
+        )
         _require(0 <= self.label_smoothing < 1, "training.label_smoothing must be in [0, 1)")
         require_size("training.batch_size", self.batch_size, MAX_BATCH)
 
@@ -312,8 +361,10 @@ class SFTConfig:
     def __post_init__(self) -> None:
         require_run_name(self.name)
         require_runs_root(self.runs_root)
-        _require(self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
-                 f"torch_threads must be in [1, {MAX_THREADS}] or null")
+        _require(
+            self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
+            f"torch_threads must be in [1, {MAX_THREADS}] or null",
+        )
 
 
 KINDS = {"rlvr": RLVRConfig, "sft": SFTConfig}
@@ -328,17 +379,21 @@ def config_kind(data: Any) -> Optional[str]:
 def _build_terms(value: Any, where: str) -> Tuple[TermSpec, ...]:
     if not isinstance(value, (list, tuple)) or not value:
         raise _fail(where, "expected a non-empty list of terms like {name: policy}")
-    return tuple(TermSpec(*parse_named_entry(item, f"{where}[{i}]", RLVR_TERMS,
-                                             lambda t: t.params_cls, "term"))
-                 for i, item in enumerate(value))
+    return tuple(
+        TermSpec(
+            *parse_named_entry(item, f"{where}[{i}]", RLVR_TERMS, lambda t: t.params_cls, "term")
+        )
+        for i, item in enumerate(value)
+    )
 
 
 def config_from_dict(data: Dict[str, Any], source: str = "<dict>"):
     """Validate a raw ``kind: rlvr`` or ``kind: sft`` mapping into its frozen config."""
     kind = config_kind(data)
     if kind is None:
-        raise ConfigError(f"{source}: kind must be 'rlvr' or 'sft', "
-                          f"got {short_repr(data.get('kind'))}")
+        raise ConfigError(
+            f"{source}: kind must be 'rlvr' or 'sft', got {short_repr(data.get('kind'))}"
+        )
     data = dict(data)
     objective = data.get("objective")
     if kind == "rlvr" and isinstance(objective, dict) and "terms" in objective:
@@ -350,8 +405,11 @@ def config_from_dict(data: Dict[str, Any], source: str = "<dict>"):
             raise ConfigError(f"{source}: {exc}") from None
         data["objective"] = objective
     cfg = parse(KINDS[kind], data, source)
-    _check_task(cfg.task if kind == "rlvr" else cfg.data.task, source,
-                "task" if kind == "rlvr" else "data.task")
+    _check_task(
+        cfg.task if kind == "rlvr" else cfg.data.task,
+        source,
+        "task" if kind == "rlvr" else "data.task",
+    )
     return cfg
 
 
@@ -373,6 +431,7 @@ def dump(cfg) -> Dict[str, Any]:
     """Plain dict (YAML-able) of a config, terms back to ``{name: ..., **params}``."""
     out = to_dict(cfg)
     if isinstance(cfg, RLVRConfig):
-        out["objective"]["terms"] = [{"name": t.name, **to_dict(t.params)}
-                                     for t in cfg.objective.terms]
+        out["objective"]["terms"] = [
+            {"name": t.name, **to_dict(t.params)} for t in cfg.objective.terms
+        ]
     return out

@@ -1,19 +1,19 @@
-"""The ``rlvr`` and ``sft`` kinds' drivers (:mod:`trainers.kinds`): language-model RL with
-verifiable rewards (:mod:`trainers.rlvr.loop`) and supervised fine-tuning
-(:mod:`trainers.rlvr.sft`), both on the run harness. Registered when
-the core imports :mod:`trainers.rlvr.plugin`."""
+"""The ``rlvr`` and ``sft`` kinds' drivers (:mod:`regrl.trainers.kinds`): language-model RL with
+verifiable rewards (:mod:`regrl.trainers.rlvr.loop`) and supervised fine-tuning
+(:mod:`regrl.trainers.rlvr.sft`), both on the run harness. Registered when
+the core imports :mod:`regrl.trainers.rlvr.plugin`."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from trainers.checks import require_module
-from trainers.kinds import (Driver, HarnessDriver, Source, TrainResult, raw_config,
-                            source_name)
-from trainers.rlvr import config as rc
-from trainers.rlvr import loop, sft
-from trainers.rlvr.evaluate import evaluate_run
+from regrl.trainers.checks import require_module
+from regrl.trainers.kinds import Driver, HarnessDriver, Source, TrainResult, raw_config, source_name
+from regrl.trainers.rlvr import config as rc
+from regrl.trainers.rlvr import loop, sft
+from regrl.trainers.rlvr.evaluate import evaluate_run
 
 
 class _LMDriver(Driver):
@@ -22,10 +22,10 @@ class _LMDriver(Driver):
         one error line before a run directory exists."""
         require_module("transformers")
 
-    def load(self, source: Source, overrides: Sequence[str] = (), *,
-             where: Optional[str] = None) -> Any:
-        return rc.config_from_dict(raw_config(source, overrides),
-                                   source=source_name(source, where))
+    def load(
+        self, source: Source, overrides: Sequence[str] = (), *, where: Optional[str] = None
+    ) -> Any:
+        return rc.config_from_dict(raw_config(source, overrides), source=source_name(source, where))
 
     def dump(self, cfg) -> Dict[str, Any]:
         return rc.dump(cfg)
@@ -57,8 +57,10 @@ class RLVRDriver(_LMDriver, HarnessDriver):
         result = super().train(cfg, resume=resume, address=address, progress=progress)
         m = result.metrics
         acc = m.get("eval/pass@1", m.get("train/accuracy", float("nan")))
-        result.done = (f"done: {result.extra['done']} steps; accuracy {acc:.3f}; "
-                       f"run directory: {result.run_dir}")
+        result.done = (
+            f"done: {result.extra['done']} steps; accuracy {acc:.3f}; "
+            f"run directory: {result.run_dir}"
+        )
         return result
 
     def bundles(self, cfg) -> List[Dict[str, float]]:
@@ -66,11 +68,17 @@ class RLVRDriver(_LMDriver, HarnessDriver):
         if r.mode == "local":
             return [{"CPU": 1.0, **({"GPU": 1.0} if r.learner_device.startswith("cuda") else {})}]
         actor = {"CPU": float(r.cpus_per_actor)}
-        learner = {**actor, **({"GPU": float(r.learner_num_gpus)} if r.learner_num_gpus else {}),
-                   **r.learner_resources}
-        return ([{"CPU": 1.0}] + [{**actor, **r.rollout_resources}] * r.num_rollout_actors
-                + [{**actor, **r.reward_resources}] * r.num_reward_actors
-                + [learner] * r.num_learners)
+        learner = {
+            **actor,
+            **({"GPU": float(r.learner_num_gpus)} if r.learner_num_gpus else {}),
+            **r.learner_resources,
+        }
+        return (
+            [{"CPU": 1.0}]
+            + [{**actor, **r.rollout_resources}] * r.num_rollout_actors
+            + [{**actor, **r.reward_resources}] * r.num_reward_actors
+            + [learner] * r.num_learners
+        )
 
 
 class SFTDriver(_LMDriver, HarnessDriver):
@@ -86,5 +94,3 @@ class SFTDriver(_LMDriver, HarnessDriver):
 
     def bundles(self, cfg) -> List[Dict[str, float]]:
         return [{"CPU": 1.0, **({"GPU": 1.0} if cfg.device.startswith("cuda") else {})}]
-
-

@@ -1,12 +1,13 @@
 """``regrl eval RUN_DIR`` for RLVR / SFT runs: accuracy and entropy curves (PNG) and the last
 logged values (eval.json), read from the run's TensorBoard scalars."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from trainers.harness import TB_DIR
+from regrl.trainers.harness import TB_DIR
 
 ACCURACY_TAGS = ("train/accuracy", "train/pass@G", "eval/pass@1", "eval/pass@k", "train/token_acc")
 ENTROPY_TAGS = ("learner/entropy", "rollout/entropy", "eval/entropy")
@@ -35,8 +36,12 @@ def evaluate_run(run_dir: Path) -> Dict[str, object]:
         raise FileNotFoundError(f"{run_dir}: no logged metrics under {TB_DIR}/ yet")
     last = {tag: values[-1] for tag, (_, values) in scalars.items()}
     steps = max(max(s) for s, _ in scalars.values())
-    report = {"run_dir": str(run_dir), "steps": steps, "last": last,
-              "figures": [str(_plot(run_dir, scalars))]}
+    report = {
+        "run_dir": str(run_dir),
+        "steps": steps,
+        "last": last,
+        "figures": [str(_plot(run_dir, scalars))],
+    }
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -47,8 +52,11 @@ def _plot(run_dir: Path, scalars) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # lazy: after matplotlib.use
 
-    panels = [("accuracy", ACCURACY_TAGS), ("entropy (nats/token)", ENTROPY_TAGS),
-              ("token fraction / SFT loss", LOW_PROB_TAGS)]
+    panels = [
+        ("accuracy", ACCURACY_TAGS),
+        ("entropy (nats/token)", ENTROPY_TAGS),
+        ("token fraction / SFT loss", LOW_PROB_TAGS),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for ax, (ylabel, tags) in zip(axes, panels):
         for tag in tags:
@@ -65,8 +73,15 @@ def _plot(run_dir: Path, scalars) -> Path:
     return path
 
 
-COMPARE_TAGS = ("learner/entropy", "train/accuracy", "rollout/low_prob_token_frac",
-                "rollout/low_prob_token_prob", "train/response_len", "eval/pass@1", "eval/pass@k")
+COMPARE_TAGS = (
+    "learner/entropy",
+    "train/accuracy",
+    "rollout/low_prob_token_frac",
+    "rollout/low_prob_token_prob",
+    "train/response_len",
+    "eval/pass@1",
+    "eval/pass@k",
+)
 
 
 def compare_runs(run_dirs: List[Path], out_png: Path) -> str:
@@ -88,8 +103,10 @@ def compare_runs(run_dirs: List[Path], out_png: Path) -> str:
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
-    lines = ["| run | " + " | ".join(f"{t} (first → last, min)" for t in COMPARE_TAGS) + " |",
-             "|---" * (len(COMPARE_TAGS) + 1) + "|"]
+    lines = [
+        "| run | " + " | ".join(f"{t} (first → last, min)" for t in COMPARE_TAGS) + " |",
+        "|---" * (len(COMPARE_TAGS) + 1) + "|",
+    ]
     for name, s in runs:
         cells = []
         for tag in COMPARE_TAGS:

@@ -1,5 +1,6 @@
 """The RLVR learner: recomputes token log-probs, sums the configured objective terms and
 steps AdamW; on-policy (one optimizer step per rollout batch) or off-policy mini-batches."""
+
 from __future__ import annotations
 
 import copy
@@ -10,12 +11,12 @@ from typing import Dict, Optional
 
 import torch
 
-from agents.models import lm
-from trainers.checkpoint import load_torch_state
-from trainers.rlvr.config import LMConfig
-from trainers.rlvr.policy import build_policy, cpu_state_dict, save_policy
-from agents.objectives import terms as term_layer
-from trainers.rlvr.terms import TermContext, term_agg, token_context, total_loss
+from regrl.agents.models import lm
+from regrl.agents.objectives import terms as term_layer
+from regrl.trainers.checkpoint import load_torch_state
+from regrl.trainers.rlvr.config import LMConfig
+from regrl.trainers.rlvr.policy import build_policy, cpu_state_dict, save_policy
+from regrl.trainers.rlvr.terms import TermContext, term_agg, token_context, total_loss
 
 LEARNER_STATE = "learner_state.pt"
 BATCH_KEYS = ("prompt_ids", "prompt_mask", "tokens", "mask", "logp", "advantages")
@@ -36,11 +37,14 @@ class Learner:
             model, tokenizer = build_policy(cfg.model, seed=cfg.seed)
         self.model, self.tokenizer = model.to(self.device), tokenizer
         # frozen policies by checkpoint; key None = the initial policy (a copy of this one)
-        self.references = {key: self._frozen(copy.deepcopy(self.model)) if key is None
-                           else self._load_demo(key)
-                           for key in term_layer.reference_keys(cfg.objective.terms)}
+        self.references = {
+            key: self._frozen(copy.deepcopy(self.model)) if key is None else self._load_demo(key)
+            for key in term_layer.reference_keys(cfg.objective.terms)
+        }
         t = cfg.training
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay
+        )
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.version = 0
         self.rank, self.world_size = 0, 1  # init_distributed joins a data-parallel group
@@ -51,9 +55,14 @@ class Learner:
 
     def _load_demo(self, checkpoint: str):
         model, tokenizer = build_policy(LMConfig(path=checkpoint))
-        if len(tokenizer) != len(self.tokenizer) or tokenizer.get_vocab() != self.tokenizer.get_vocab():
-            raise ValueError(f"demo_kl checkpoint {checkpoint}: its tokenizer differs from the "
-                             "policy's; pi_BC must be fine-tuned from the same model")
+        if (
+            len(tokenizer) != len(self.tokenizer)
+            or tokenizer.get_vocab() != self.tokenizer.get_vocab()
+        ):
+            raise ValueError(
+                f"demo_kl checkpoint {checkpoint}: its tokenizer differs from the "
+                "policy's; pi_BC must be fine-tuned from the same model"
+            )
         return self._frozen(model)
 
     # ------------------------------------------------------------------ weights and state
@@ -62,13 +71,21 @@ class Learner:
 
     def save(self, directory: str) -> None:
         save_policy(self.model, self.tokenizer, Path(directory))
-        torch.save({"optimizer": self.optimizer.state_dict(), "version": self.version,
-                    "generator": self.generator.get_state()}, Path(directory) / LEARNER_STATE)
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "version": self.version,
+                "generator": self.generator.get_state(),
+            },
+            Path(directory) / LEARNER_STATE,
+        )
 
     def restore(self, directory: str) -> None:
         from transformers import AutoModelForCausalLM  # optional extra: transformers (regrl[lm])
 
-        saved = AutoModelForCausalLM.from_pretrained(str(Path(directory) / "policy"), local_files_only=True)
+        saved = AutoModelForCausalLM.from_pretrained(
+            str(Path(directory) / "policy"), local_files_only=True
+        )
         self.model.load_state_dict(saved.state_dict())
         state = load_torch_state(Path(directory) / LEARNER_STATE)  # weights_only: no code runs
         self.optimizer.load_state_dict(state["optimizer"])
@@ -82,8 +99,13 @@ class Learner:
         import torch.distributed as dist  # lazy: multi-learner (DDP) runs only
 
         backend = "nccl" if self.device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, init_method=init_method, rank=rank,
-                                world_size=world_size, timeout=timedelta(minutes=10))
+        dist.init_process_group(
+            backend,
+            init_method=init_method,
+            rank=rank,
+            world_size=world_size,
+            timeout=timedelta(minutes=10),
+        )
         self.rank, self.world_size = rank, world_size
         with torch.no_grad():
             for tensor in self.model.state_dict().values():  # views of the parameters
@@ -113,7 +135,7 @@ class Learner:
     def _shard(self, rows: torch.Tensor) -> torch.Tensor:
         """This learner's contiguous part of a mini-batch's rows (whole sequences)."""
         bounds = [round(i * len(rows) / self.world_size) for i in range(self.world_size + 1)]
-        return rows[bounds[self.rank]:bounds[self.rank + 1]]
+        return rows[bounds[self.rank] : bounds[self.rank + 1]]
 
     # ------------------------------------------------------------------ update
     def update(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
@@ -156,10 +178,12 @@ class Learner:
         mine, size = self._shard(rows), self.cfg.training.micro_batch_size
         sums: Dict[str, float] = {}
         for lo in range(0, len(mine), size):
-            micro = {k: v[mine[lo:lo + size]].to(self.device) for k, v in batch.items()}
+            micro = {k: v[mine[lo : lo + size]].to(self.device) for k, v in batch.items()}
             rows_share = micro["tokens"].shape[0] / n_rows
             tok_share = float(micro["mask"].sum()) / max(n_tok, 1)
-            share = lambda spec: tok_share if term_agg(spec) == "token-mean" else rows_share
+            share = lambda spec, t=tok_share, r=rows_share: (
+                t if term_agg(spec) == "token-mean" else r
+            )
             loss, metrics = self._micro_loss(micro, share)
             loss.backward()
             metrics["entropy"] = metrics["entropy"] * tok_share
@@ -168,7 +192,9 @@ class Learner:
         sums = self._reduce_metrics(sums)
         self._reduce_grads()
         clip = self.cfg.training.grad_clip
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), clip if clip else float("inf")
+        )
         sums["grad_norm"] = float(norm)
         self.optimizer.step()
         return sums, n_tok
@@ -178,8 +204,9 @@ class Learner:
         if self.world_size == 1:
             return sums
         keys = sorted(sums)
-        flat = self._all_reduce(torch.tensor([sums[k] for k in keys], dtype=torch.float64,
-                                             device=self.device))
+        flat = self._all_reduce(
+            torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.device)
+        )
         return dict(zip(keys, flat.tolist()))
 
     def _micro_loss(self, mb: Dict[str, torch.Tensor], share):
@@ -196,8 +223,16 @@ class Learner:
         args = (mb["prompt_ids"], mb["prompt_mask"], mb["tokens"], mb["mask"])
         logits = lm.completion_logits(self.model, *args).float() / temperature
         with torch.no_grad():
-            reference = {key: lm.completion_logits(model, *args).float() / temperature
-                         for key, model in self.references.items()}
-        return token_context(logits=logits, tokens=mb["tokens"], old_logp=mb["logp"],
-                             advantages=mb["advantages"], mask=mb["mask"],
-                             proxy_logp=mb.get("proxy_logp"), reference=reference)
+            reference = {
+                key: lm.completion_logits(model, *args).float() / temperature
+                for key, model in self.references.items()
+            }
+        return token_context(
+            logits=logits,
+            tokens=mb["tokens"],
+            old_logp=mb["logp"],
+            advantages=mb["advantages"],
+            mask=mb["mask"],
+            proxy_logp=mb.get("proxy_logp"),
+            reference=reference,
+        )

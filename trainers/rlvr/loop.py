@@ -1,6 +1,7 @@
 """The RLVR kind: sample problems, generate, verify, GRPO advantages, learn, publish
-weights, evaluate. :class:`RLVRSession` is one run; the run harness (:mod:`trainers.harness`)
+weights, evaluate. :class:`RLVRSession` is one run; the run harness (:mod:`regrl.trainers.harness`)
 logs it, checkpoints it and resumes it."""
+
 from __future__ import annotations
 
 import time
@@ -12,12 +13,12 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from agents.objectives import group_advantages
-from envs.text import get_task
-from trainers.kinds import train_kind
-from trainers.rlvr.actors import RayBackend
-from trainers.rlvr.backends import LocalBackend
-from trainers.run import init_ray, ray_session
+from regrl.agents.objectives import group_advantages
+from regrl.envs.text import get_task
+from regrl.trainers.kinds import train_kind
+from regrl.trainers.rlvr.actors import RayBackend
+from regrl.trainers.rlvr.backends import LocalBackend
+from regrl.trainers.run import init_ray, ray_session
 
 EVAL_SEED_OFFSET = 1_000_003  # eval problems come from a stream disjoint from training's
 
@@ -29,8 +30,9 @@ class RLVRResult:
     metrics: Dict[str, float]
 
 
-def rollout_metrics(gen: Dict[str, object], rewards: torch.Tensor, group_size: int,
-                    low_prob: float) -> Dict[str, float]:
+def rollout_metrics(
+    gen: Dict[str, object], rewards: torch.Tensor, group_size: int, low_prob: float
+) -> Dict[str, float]:
     """Accuracy, pass@G, response length, behaviour entropy and low-probability-token stats."""
     mask = gen["mask"].bool()
     n_tok = mask.sum().clamp_min(1)
@@ -71,8 +73,12 @@ class Trainer:
     def step(self, step: int) -> Dict[str, float]:
         r, start = self.cfg.rollout, time.perf_counter()
         problems = [self.task.sample(self.rng) for _ in range(r.prompts_per_step)]
-        gen = self.backend.generate([p.prompt for p in problems], r.group_size, r.temperature,
-                                    self.cfg.seed * 1_000_000 + step)
+        gen = self.backend.generate(
+            [p.prompt for p in problems],
+            r.group_size,
+            r.temperature,
+            self.cfg.seed * 1_000_000 + step,
+        )
         rows = [p for p in problems for _ in range(r.group_size)]
         rewards = torch.tensor(self.backend.score(gen["texts"], rows), dtype=torch.float32)
         groups = torch.arange(len(rows)) // r.group_size
@@ -95,11 +101,13 @@ class Trainer:
         rows = [p for p in self.eval_problems for _ in range(e.pass_k)]
         okk = torch.tensor(self.backend.score(sampled["texts"], rows)) >= 1.0
         mask = sampled["mask"].bool()
-        return {"eval/pass@1": float(ok1.float().mean()),
-                "eval/pass@k": float(okk.view(-1, e.pass_k).any(1).float().mean()),
-                "eval/sample_accuracy": float(okk.float().mean()),
-                "eval/entropy": float((sampled["entropy"] * mask).sum() / mask.sum().clamp_min(1)),
-                "eval/response_len": float(mask.sum(1).float().mean())}
+        return {
+            "eval/pass@1": float(ok1.float().mean()),
+            "eval/pass@k": float(okk.view(-1, e.pass_k).any(1).float().mean()),
+            "eval/sample_accuracy": float(okk.float().mean()),
+            "eval/entropy": float((sampled["entropy"] * mask).sum() / mask.sum().clamp_min(1)),
+            "eval/response_len": float(mask.sum(1).float().mean()),
+        }
 
     def state(self) -> Dict[str, object]:
         return {"rng": self.rng.bit_generator.state}
@@ -108,10 +116,11 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
 
 
-def train_rlvr(cfg=None, *, resume: Optional[Path] = None, address: Optional[str] = None,
-               progress: bool = True) -> RLVRResult:
+def train_rlvr(
+    cfg=None, *, resume: Optional[Path] = None, address: Optional[str] = None, progress: bool = True
+) -> RLVRResult:
     """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the ``rlvr``
-    kind's driver on :mod:`trainers.harness`)."""
+    kind's driver on :mod:`regrl.trainers.harness`)."""
     result = train_kind("rlvr", cfg, resume=resume, address=address, progress=progress)
     return RLVRResult(result.run_dir, result.extra["done"], result.metrics)
 
@@ -122,8 +131,9 @@ def rlvr_context(cfg, address: Optional[str]):
 
 
 class RLVRSession:
-    """One RLVR run for :mod:`trainers.harness`: an iteration is one rollout batch and one
+    """One RLVR run for :mod:`regrl.trainers.harness`: an iteration is one rollout batch and one
     learner update (plus the held-out evaluation every ``eval.every`` steps)."""
+
     unit = "step"
 
     def __init__(self, cfg, run_dir: Path, choice=None):
@@ -156,6 +166,8 @@ class RLVRSession:
 
 
 def progress_line(step: int, total: int, m: Dict[str, float], _unused: float = 0.0) -> str:
-    return (f"step {step:>4}/{total}  acc {m.get('train/accuracy', float('nan')):.3f}  "
-            f"entropy {m.get('learner/entropy', float('nan')):.3f}  "
-            f"len {m.get('train/response_len', float('nan')):5.1f}  {m.get('perf/step_s', 0):6.2f}s")
+    return (
+        f"step {step:>4}/{total}  acc {m.get('train/accuracy', float('nan')):.3f}  "
+        f"entropy {m.get('learner/entropy', float('nan')):.3f}  "
+        f"len {m.get('train/response_len', float('nan')):5.1f}  {m.get('perf/step_s', 0):6.2f}s"
+    )

@@ -1,4 +1,5 @@
 """Build, save and load the RLVR policy language model (no Ray here)."""
+
 from __future__ import annotations
 
 import string
@@ -7,8 +8,8 @@ from typing import Tuple
 
 import torch
 
-from agents.models import lm
-from trainers.checkpoint import checkpoint_dir, latest_checkpoint
+from regrl.agents.models import lm
+from regrl.trainers.checkpoint import checkpoint_dir, latest_checkpoint
 
 POLICY_DIR = "policy"
 TINY_ALPHABET = string.printable  # every character a text task prompt or answer can use
@@ -18,8 +19,11 @@ def saved_policy_dir(path: Path) -> Path | None:
     """The saved policy of a regrl run dir (latest checkpoint), a checkpoint dir, or an
     experiment dir ``<runs_root>/<name>`` (its newest run), else None."""
     path = Path(path)
-    runs = sorted(p for p in path.iterdir() if (p / "config.yaml").is_file()) \
-        if not (path / "config.yaml").is_file() and not (path / "config.json").is_file() else []
+    runs = (
+        sorted(p for p in path.iterdir() if (p / "config.yaml").is_file())
+        if not (path / "config.yaml").is_file() and not (path / "config.json").is_file()
+        else []
+    )
     if runs:
         path = runs[-1]  # timestamped names sort chronologically
     if checkpoint_dir(path).is_dir():
@@ -31,11 +35,16 @@ def saved_policy_dir(path: Path) -> Path | None:
 
 
 def build_policy(model_cfg, seed: int = 0) -> Tuple[torch.nn.Module, object]:
-    """(model, tokenizer) for an :class:`~trainers.rlvr.config.LMConfig`; float32, eval mode."""
+    """(model, tokenizer) for an :class:`~regrl.trainers.rlvr.config.LMConfig`; float32, eval mode."""
     if model_cfg.path == "tiny":
         tokenizer = lm.char_tokenizer(TINY_ALPHABET)
-        model = lm.tiny_lm(tokenizer, n_layer=model_cfg.tiny_layers, n_embd=model_cfg.tiny_width,
-                           n_head=4, seed=seed)
+        model = lm.tiny_lm(
+            tokenizer,
+            n_layer=model_cfg.tiny_layers,
+            n_embd=model_cfg.tiny_width,
+            n_head=4,
+            seed=seed,
+        )
         return model, tokenizer
     path = Path(model_cfg.path).expanduser()
     saved = saved_policy_dir(path) if path.is_dir() else None

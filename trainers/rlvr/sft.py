@@ -1,7 +1,8 @@
 """Supervised fine-tuning of a language model on a text task's solved problems
-(``envs.text.demonstrations``): masked token cross-entropy on completion tokens only. The
+(``regrl.envs.text.demonstrations``): masked token cross-entropy on completion tokens only. The
 result is the pi_BC that the ``demo_kl`` term regularises toward (Tiapkin et al., ICLR 2024,
 arXiv 2310.17303, phase 1 "behaviour cloning")."""
+
 from __future__ import annotations
 
 import time
@@ -12,11 +13,11 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-from agents.models import lm
-from envs.text import demonstrations, get_task
-from trainers.checkpoint import load_torch_state
-from trainers.kinds import train_kind
-from trainers.rlvr.policy import build_policy, save_policy
+from regrl.agents.models import lm
+from regrl.envs.text import demonstrations, get_task
+from regrl.trainers.checkpoint import load_torch_state
+from regrl.trainers.kinds import train_kind
+from regrl.trainers.rlvr.policy import build_policy, save_policy
 
 SFT_STATE = "sft_state.pt"
 
@@ -25,14 +26,16 @@ def encode_demonstrations(tokenizer, demos: List[Dict[str, str]], chat_template:
     """(prompt_ids, prompt_mask) left-padded and (completion_ids, completion_mask)
     right-padded with EOS appended, so the model learns to stop."""
     p_ids, p_mask = lm.encode_prompts(tokenizer, [d["prompt"] for d in demos], chat_template)
-    rows = [tokenizer(d["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            for d in demos]
+    rows = [
+        tokenizer(d["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        for d in demos
+    ]
     T = max(len(r) for r in rows)
     c_ids = torch.full((len(rows), T), tokenizer.pad_token_id, dtype=torch.long)
     c_mask = torch.zeros((len(rows), T), dtype=torch.bool)
     for i, r in enumerate(rows):
-        c_ids[i, :len(r)] = torch.tensor(r)
-        c_mask[i, :len(r)] = True
+        c_ids[i, : len(r)] = torch.tensor(r)
+        c_mask[i, : len(r)] = True
     return p_ids, p_mask, c_ids, c_mask
 
 
@@ -60,7 +63,8 @@ def train_sft(cfg=None, *, resume: Optional[Path] = None, progress: bool = True)
 
 
 class SFTSession:
-    """One SFT run for :mod:`trainers.harness`: an iteration is one epoch over the data."""
+    """One SFT run for :mod:`regrl.trainers.harness`: an iteration is one epoch over the data."""
+
     unit = "epoch"
 
     def __init__(self, cfg, run_dir: Path, choice=None):
@@ -72,7 +76,8 @@ class SFTSession:
         self.model.to(cfg.device)
         task = get_task(cfg.data.task.name, **dict(cfg.data.task.kwargs))
         self.data = encode_demonstrations(
-            self.tokenizer, demonstrations(task, cfg.data.n, cfg.data.seed), cfg.model.chat_template)
+            self.tokenizer, demonstrations(task, cfg.data.n, cfg.data.seed), cfg.model.chat_template
+        )
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.training.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -121,5 +126,8 @@ def _epoch(cfg, model, opt, data, order: torch.Tensor) -> Dict[str, float]:
         accs.append(float(acc))
         tokens += int(batch[3].sum())
     model.eval()
-    return {"train/loss": sum(losses) / len(losses), "train/token_acc": sum(accs) / len(accs),
-            "perf/tokens_per_s": tokens / max(time.perf_counter() - start, 1e-9)}
+    return {
+        "train/loss": sum(losses) / len(losses),
+        "train/token_acc": sum(accs) / len(accs),
+        "perf/tokens_per_s": tokens / max(time.perf_counter() - start, 1e-9),
+    }

@@ -1,4 +1,5 @@
 """``regrl text ...``: verifiable text tasks (SFT demonstration files, sample problems)."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from trainers.checks import ConfigError
+from regrl.trainers.checks import ConfigError
 
 MAX_DEMOS = 1_000_000
 """Most rows `regrl text demos` writes (they are built in memory first)."""
@@ -17,8 +18,11 @@ MAX_SAMPLES = 1_000
 def add_cli(sub) -> None:
     text = sub.add_parser("text", help="verifiable text tasks for RLVR (demos, samples)")
     tsub = text.add_subparsers(dest="action", required=True)
-    demos = tsub.add_parser("demos", help="write N problems with correct worked completions "
-                            "as JSONL {prompt, completion, answer} (SFT data)")
+    demos = tsub.add_parser(
+        "demos",
+        help="write N problems with correct worked completions "
+        "as JSONL {prompt, completion, answer} (SFT data)",
+    )
     _task_args(demos)
     demos.add_argument("--n", type=int, default=1000, help="number of problems (default 1000)")
     demos.add_argument("--out", required=True, help="output .jsonl file")
@@ -30,12 +34,18 @@ def add_cli(sub) -> None:
 
 
 def _task_args(p) -> None:
-    p.add_argument("--task", required=True,
-                   help="task name: arithmetic, countdown, word_problems, jsonl")
+    p.add_argument(
+        "--task", required=True, help="task name: arithmetic, countdown, word_problems, jsonl"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--kw", action="append", default=[], metavar="KEY=VALUE",
-                   help="task setting, e.g. --kw digits=3 --kw path=data.jsonl; VALUE is read "
-                        "as JSON when it parses, else as a string (repeatable)")
+    p.add_argument(
+        "--kw",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="task setting, e.g. --kw digits=3 --kw path=data.jsonl; VALUE is read "
+        "as JSON when it parses, else as a string (repeatable)",
+    )
 
 
 def _task_kwargs(pairs) -> dict:
@@ -53,7 +63,7 @@ def _task_kwargs(pairs) -> dict:
 
 def _rows(args, max_n: int):
     """The task's demonstrations for ``args``; every bad setting is a ConfigError."""
-    from envs.text import TaskError, demonstrations, get_task
+    from regrl.envs.text import TaskError, demonstrations, get_task
 
     if not 0 <= args.n <= max_n:
         raise ConfigError(f"--n must be >= 0 and <= {max_n}, got {args.n}")
@@ -101,6 +111,8 @@ def _demos(args) -> int:
 
 def _sample(args) -> int:
     for i, row in enumerate(_rows(args, MAX_SAMPLES)):
-        print(f"--- {i}\nprompt: {row['prompt']}\nanswer: {row['answer']}\n"
-              f"demonstration:\n{row['completion']}")
+        print(
+            f"--- {i}\nprompt: {row['prompt']}\nanswer: {row['answer']}\n"
+            f"demonstration:\n{row['completion']}"
+        )
     return 0

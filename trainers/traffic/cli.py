@@ -1,13 +1,14 @@
 """``regrl traffic ...``: RIFT traffic tools (demonstrations, stage-1 pretraining, comparison)."""
+
 from __future__ import annotations
 
-from trainers.checks import MAX_INT, ConfigError, short_repr
+from regrl.trainers.checks import MAX_INT, ConfigError, short_repr
 
 RIFT_ENVS = ("rift_traffic", "rift_metadrive")
 """Environments of RIFT RL runs (registered in trainers/envs.py)."""
 PLANNER_KIND, PLANNER_FILE = "planner", "planner.pt"
 """A stage-1 run: ``kind: planner`` in its config.yaml, or only its planner file
-(trainers.traffic.rift's PRETRAIN_KIND and PLANNER_FILE; not imported here, that module loads RLlib
+(regrl.trainers.traffic.rift's PRETRAIN_KIND and PLANNER_FILE; not imported here, that module loads RLlib
 and takes seconds, and these checks run before it)."""
 
 
@@ -15,44 +16,73 @@ DEMO_LIMITS = {"episodes": 100_000, "horizon": 100_000, "every": 100_000, "num_c
 """Upper bounds of `regrl traffic demos` counts (10⁵ episodes of MetaDrive take days; a
 horizon of 10⁵ steps is ~3 h of simulated driving)."""
 
-_HELP = {"episodes": "episodes to record", "seed": "first scenario seed (episode e uses seed+e)",
-         "map": "intersection | roundabout | pg", "num_cbv": "CBV slots (IDM-driven here)",
-         "horizon": "steps per episode (0.1 s each)", "every": "sample every k steps",
-         "traffic_density": "MetaDrive IDM traffic density"}
+_HELP = {
+    "episodes": "episodes to record",
+    "seed": "first scenario seed (episode e uses seed+e)",
+    "map": "intersection | roundabout | pg",
+    "num_cbv": "CBV slots (IDM-driven here)",
+    "horizon": "steps per episode (0.1 s each)",
+    "every": "sample every k steps",
+    "traffic_density": "MetaDrive IDM traffic density",
+}
 
 
 def add_cli(sub) -> None:
     from dataclasses import fields
 
-    from envs.traffic.demos import DemoSpec
+    from regrl.envs.traffic.demos import DemoSpec
 
     traffic = sub.add_parser("traffic", help="RIFT traffic tools (MetaDrive)")
     tsub = traffic.add_subparsers(dest="action", required=True)
-    demo = tsub.add_parser("demos", help="record IDM-driven vehicles in the RIFT scenarios at "
-                           "10 Hz: scene features + 4 s ground-truth futures -> .npz")
+    demo = tsub.add_parser(
+        "demos",
+        help="record IDM-driven vehicles in the RIFT scenarios at "
+        "10 Hz: scene features + 4 s ground-truth futures -> .npz",
+    )
     demo.add_argument("--out", required=True, help="output .npz path")
     for f in fields(DemoSpec):
-        demo.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
-                          default=f.default, help=f"{_HELP[f.name]} (default {f.default})")
+        demo.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=type(f.default),
+            default=f.default,
+            help=f"{_HELP[f.name]} (default {f.default})",
+        )
     demo.set_defaults(handler=_demos)
-    pre = tsub.add_parser("pretrain", help="RIFT stage 1: imitation pre-training of the "
-                          "multimodal planner on the demonstrations (same as regrl train)")
+    pre = tsub.add_parser(
+        "pretrain",
+        help="RIFT stage 1: imitation pre-training of the "
+        "multimodal planner on the demonstrations (same as regrl train)",
+    )
     pre.add_argument("config", help="planner YAML (kind: planner), e.g. configs/rift_pretrain.yaml")
-    pre.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="KEY=VALUE", help="override a config value (repeatable)")
+    pre.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (repeatable)",
+    )
     pre.set_defaults(handler=_pretrain)
-    cmp = tsub.add_parser("compare", help="evaluate RIFT / baseline runs on the same held-out "
-                          "scenarios -> markdown table, JSON and metric bars")
+    cmp = tsub.add_parser(
+        "compare",
+        help="evaluate RIFT / baseline runs on the same held-out "
+        "scenarios -> markdown table, JSON and metric bars",
+    )
     cmp.add_argument("run_dirs", nargs="+", help="RL run dirs and stage-1 (IL only) run dirs")
     cmp.add_argument("--out", required=True, help="output directory")
     cmp.add_argument("--episodes", type=int, help="episodes per run (default: the run's eval)")
-    cmp.add_argument("--no-reuse", dest="no_reuse", action="store_true",
-                     help="re-evaluate runs that already have an eval.json")
+    cmp.add_argument(
+        "--no-reuse",
+        dest="no_reuse",
+        action="store_true",
+        help="re-evaluate runs that already have an eval.json",
+    )
     cmp.set_defaults(handler=_compare)
 
 
 def _pretrain(args) -> int:
-    from trainers.traffic.rift import pretrain_command
+    from regrl.trainers.traffic.rift import pretrain_command
 
     return pretrain_command(args)
 
@@ -62,7 +92,7 @@ def check_rift_run(run_dir: str) -> None:
     before anything is evaluated."""
     from pathlib import Path
 
-    from trainers.config import read_yaml
+    from regrl.trainers.config import read_yaml
 
     d = Path(run_dir)
     if not d.is_dir():
@@ -76,9 +106,11 @@ def check_rift_run(run_dir: str) -> None:
     name = env.get("name") if isinstance(env, dict) else None
     if kind == PLANNER_KIND or (kind == "rl" and name in RIFT_ENVS):
         return
-    raise ConfigError(f"{short_repr(run_dir)}: not a RIFT run (kind {short_repr(kind)}, env "
-                      f"{short_repr(name)}); compare takes RL runs on {' or '.join(RIFT_ENVS)} "
-                      f"and stage-1 runs (kind: {PLANNER_KIND})")
+    raise ConfigError(
+        f"{short_repr(run_dir)}: not a RIFT run (kind {short_repr(kind)}, env "
+        f"{short_repr(name)}); compare takes RL runs on {' or '.join(RIFT_ENVS)} "
+        f"and stage-1 runs (kind: {PLANNER_KIND})"
+    )
 
 
 def _compare(args) -> int:
@@ -90,7 +122,7 @@ def _compare(args) -> int:
         raise ConfigError(f"--out {short_repr(args.out)} is a file; give a directory")
     for run_dir in args.run_dirs:
         check_rift_run(run_dir)
-    from trainers.traffic.rift import compare_command
+    from regrl.trainers.traffic.rift import compare_command
 
     return compare_command(args)
 
@@ -98,14 +130,15 @@ def _compare(args) -> int:
 def _spec(args):
     from dataclasses import fields
 
-    from envs.traffic.backend import MAPS
-    from envs.traffic.demos import DemoSpec
+    from regrl.envs.traffic.backend import MAPS
+    from regrl.envs.traffic.demos import DemoSpec
 
     spec = DemoSpec(**{f.name: getattr(args, f.name) for f in fields(DemoSpec)})
     for name, hi in DEMO_LIMITS.items():
         if not 1 <= getattr(spec, name) <= hi:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 and <= {hi}, "
-                              f"got {getattr(spec, name)}")
+            raise ConfigError(
+                f"--{name.replace('_', '-')} must be >= 1 and <= {hi}, got {getattr(spec, name)}"
+            )
     if not 0 <= spec.seed <= MAX_INT - spec.episodes:  # MetaDrive seeds are int32
         raise ConfigError(f"--seed must be in 0..{MAX_INT - spec.episodes}, got {spec.seed}")
     if spec.map not in MAPS:
@@ -119,8 +152,8 @@ def _demos(args) -> int:
     import time
     from pathlib import Path
 
-    from envs.traffic.demos import record_demos, save_demos
-    from trainers.data_cli import atomic_output, make_parent
+    from regrl.envs.traffic.demos import record_demos, save_demos
+    from regrl.trainers.data_cli import atomic_output, make_parent
 
     spec = _spec(args)
     out = Path(args.out)
@@ -130,8 +163,9 @@ def _demos(args) -> int:
         raise ConfigError(f"--out {out} is a directory; give a .npz file path")
     make_parent(out)  # now: a file in the way is an error before the recording, not after
     start = time.time()
-    data = record_demos(spec, progress=lambda msg: print(f"[{time.time() - start:6.1f}s] {msg}",
-                                                         flush=True))
+    data = record_demos(
+        spec, progress=lambda msg: print(f"[{time.time() - start:6.1f}s] {msg}", flush=True)
+    )
     with atomic_output(out) as fh:
         save_demos(fh, data, spec)
     print(f"wrote {out}: {len(data['obs'])} samples, {len(data['speed'])} vehicle-steps")

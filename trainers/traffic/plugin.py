@@ -1,22 +1,34 @@
 """Everything the RIFT domain registers into the core's tables, in one place (the core names
-this module in :data:`trainers.plugins.DOMAIN_PLUGINS` and imports it on its first lookup)."""
-from envs.traffic.env import TrafficEnv
-from trainers.envs import register_env
-from trainers.evaluate import EVALUATORS
-from trainers.kinds import register_kind
-from trainers.rllib.algo import MODULE_SPECS
-from trainers.traffic.rift import PlannerDriver, evaluate_run, make_rift_env, rift_module_spec
+this module in :data:`regrl.trainers.plugins.DOMAIN_PLUGINS` and imports it on its first lookup)."""
 
-register_env("rift_traffic",
-             "RIFT: critical background vehicles in MetaDrive (candidate choice or raw control)",
-             TrafficEnv, multi_agent=True, module_id="cbv")
-register_env("rift_metadrive",
-             "RIFT stage 2: rift_traffic whose candidates come from the stage-1 planner "
-             "(env.kwargs.planner); action_mode raw for PPO from scratch",
-             make_rift_env, multi_agent=True, module_id="cbv")
+from regrl.envs.traffic.env import TrafficEnv
+from regrl.trainers.envs import register_env
+from regrl.trainers.evaluate import EVALUATORS
+from regrl.trainers.kinds import register_kind
+from regrl.trainers.rllib.algo import MODULE_SPECS
+from regrl.trainers.traffic.rift import PlannerDriver, evaluate_run, make_rift_env, rift_module_spec
+
+register_env(
+    "rift_traffic",
+    "RIFT: critical background vehicles in MetaDrive (candidate choice or raw control)",
+    TrafficEnv,
+    multi_agent=True,
+    module_id="cbv",
+)
+register_env(
+    "rift_metadrive",
+    "RIFT stage 2: rift_traffic whose candidates come from the stage-1 planner "
+    "(env.kwargs.planner); action_mode raw for PPO from scratch",
+    make_rift_env,
+    multi_agent=True,
+    module_id="cbv",
+)
 MODULE_SPECS.register("rift_metadrive", "RIFT candidate scorer on the frozen stage-1 planner")(
-    rift_module_spec)
+    rift_module_spec
+)
 EVALUATORS.register("rift_metadrive", "RIFT CBV metrics: CPK, ORR, UC, RP, SW, WD, ego RC/crash")(
-    evaluate_run)
+    evaluate_run
+)
 register_kind("planner", "RIFT stage 1: imitation pre-training of the trajectory planner")(
-    PlannerDriver)
+    PlannerDriver
+)

@@ -2,13 +2,14 @@
 multimodal planner, the candidate generator injected into the environment, the RLModule that
 scores candidates for stage-2 fine-tuning on RLlib, and the evaluation / comparison tables.
 
-Stage 1 (``pretrain``) fits ``agents.models.planner.Planner`` to demonstrations with Pluto's
+Stage 1 (``pretrain``) fits ``regrl.agents.models.planner.Planner`` to demonstrations with Pluto's
 winner-take-all + cross-entropy loss. Stage 2 runs ``regrl train configs/rift_*.yaml``: the
 EnvRunners host the MetaDrive env, which asks the frozen planner (``candidate_fn``) for the
 R·M candidate trajectories of every CBV, executes the one the policy picks and scores all of
 them; the policy is ``CandidateScorerModule`` (frozen encoder/decoder, trainable ``pi_head``)
 and the loss is the ``candidate_policy`` term over every candidate.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,14 +23,22 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import yaml
 
-from envs.traffic.metrics import summarise
-from agents.models.planner import Planner, PlannerConfig, planning_loss, save_planner
-from agents.models.planner import load_planner as _load_planner_file
-from trainers.checks import (MAX_BATCH, MAX_THREADS, MAX_WIDTH, require as _require,
-                             require_run_name, require_runs_root, require_size)
-from trainers.config import CheckpointConfig
+from regrl.agents.models.planner import Planner, PlannerConfig, planning_loss, save_planner
+from regrl.agents.models.planner import load_planner as _load_planner_file
+from regrl.envs.traffic.metrics import summarise
+from regrl.trainers.checks import (
+    MAX_BATCH,
+    MAX_THREADS,
+    MAX_WIDTH,
+    require_run_name,
+    require_runs_root,
+    require_size,
+)
+from regrl.trainers.checks import (
+    require as _require,
+)
+from regrl.trainers.config import CheckpointConfig
 
 PLANNER_FILE = "planner.pt"
 PRETRAIN_KIND = "planner"
@@ -38,13 +47,14 @@ PRETRAIN_KIND = "planner"
 def load_planner(path, map_location: str = "cpu") -> Planner:
     """A stage-1 planner checkpoint (``weights_only`` load); a truncated, foreign or crafted
     file is one CheckpointError naming it (one ``error:`` line in the CLI), not a traceback."""
-    from trainers.checkpoint import LOAD_ERRORS, CheckpointError, load_error_reason
+    from regrl.trainers.checkpoint import LOAD_ERRORS, CheckpointError, load_error_reason
 
     try:
         return _load_planner_file(path, map_location=map_location)
     except LOAD_ERRORS as exc:
-        raise CheckpointError(f"{path}: not a readable planner checkpoint "
-                              f"({load_error_reason(exc)})") from None
+        raise CheckpointError(
+            f"{path}: not a readable planner checkpoint ({load_error_reason(exc)})"
+        ) from None
 
 
 # ================================================================== stage 1: imitation
@@ -95,38 +105,51 @@ class PretrainConfig:
         _require(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
         require_size("batch_size", self.batch_size, MAX_BATCH)
         _require(self.lr > 0 and self.grad_clip > 0, "lr and grad_clip must be > 0")
-        _require(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        _require(
+            0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"
+        )
         require_size("torch_threads", self.torch_threads, MAX_THREADS)
 
 
 def load_pretrain_config(path, overrides: Optional[List[str]] = None) -> PretrainConfig:
-    from trainers.config import apply_overrides, parse, read_yaml
+    from regrl.trainers.config import apply_overrides, parse, read_yaml
 
-    return parse(PretrainConfig, apply_overrides(read_yaml(path), list(overrides or [])),
-                 source=str(path))
+    return parse(
+        PretrainConfig, apply_overrides(read_yaml(path), list(overrides or [])), source=str(path)
+    )
 
 
 def scene_planner_config(num_modes: int, dim: int) -> PlannerConfig:
     """A planner whose input/output sizes match the environment's scene layout."""
-    from envs.traffic import scene
+    from regrl.envs.traffic import scene
 
-    return PlannerConfig(hist_steps=scene.H, num_neighbors=scene.N, num_lanes=scene.R,
-                         lane_points=scene.P, horizon=scene.T, num_modes=num_modes, dim=dim)
+    return PlannerConfig(
+        hist_steps=scene.H,
+        num_neighbors=scene.N,
+        num_lanes=scene.R,
+        lane_points=scene.P,
+        horizon=scene.T,
+        num_modes=num_modes,
+        dim=dim,
+    )
 
 
 def scene_tensors(obs: Any) -> Dict[str, torch.Tensor]:
     """Flat observations [..., OBS_DIM] (numpy or torch) -> the planner's dict of tensors."""
-    from envs.traffic.scene import unflatten
+    from regrl.envs.traffic.scene import unflatten
 
-    return unflatten(torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs,
-                                     dtype=torch.float32))
+    return unflatten(
+        torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs, dtype=torch.float32)
+    )
 
 
 def load_demos(path) -> Dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"demonstrations {path} do not exist; make them with "
-                                f"`regrl traffic demos --episodes N --out {path}`")
+        raise FileNotFoundError(
+            f"demonstrations {path} do not exist; make them with "
+            f"`regrl traffic demos --episodes N --out {path}`"
+        )
     with np.load(path) as data:
         missing = [k for k in ("obs", "future", "future_mask") if k not in data]
         if missing:
@@ -136,7 +159,7 @@ def load_demos(path) -> Dict[str, np.ndarray]:
 
 def _batches(n: int, size: int, gen: torch.Generator):
     order = torch.randperm(n, generator=gen)
-    return [order[i:i + size] for i in range(0, n, size)]
+    return [order[i : i + size] for i in range(0, n, size)]
 
 
 def _epoch(planner, opt, demos, idx_batches, cfg: PretrainConfig, train: bool) -> Dict[str, float]:
@@ -148,9 +171,16 @@ def _epoch(planner, opt, demos, idx_batches, cfg: PretrainConfig, train: bool) -
         fmask = torch.as_tensor(demos["future_mask"][idx.numpy()], dtype=torch.float32)
         with torch.set_grad_enabled(train):
             out = planner(scene)
-            loss, m = planning_loss(out["traj"], out["logits"], future, fmask, scene["lanes"],
-                                    scene["lane_mask"], num_modes=planner.config.num_modes,
-                                    ce_weight=cfg.ce_weight)
+            loss, m = planning_loss(
+                out["traj"],
+                out["logits"],
+                future,
+                fmask,
+                scene["lanes"],
+                scene["lane_mask"],
+                num_modes=planner.config.num_modes,
+                ce_weight=cfg.ce_weight,
+            )
         if train:
             opt.zero_grad()
             loss.backward()
@@ -162,18 +192,20 @@ def _epoch(planner, opt, demos, idx_batches, cfg: PretrainConfig, train: bool) -
     return {k: v / max(total, 1) for k, v in sums.items()}
 
 
-def pretrain(cfg: Optional[PretrainConfig] = None, progress: bool = True, *,
-             resume: Optional[Path] = None) -> Path:
+def pretrain(
+    cfg: Optional[PretrainConfig] = None, progress: bool = True, *, resume: Optional[Path] = None
+) -> Path:
     """Stage 1: fit the planner to demonstrations (or continue the run at ``resume``) through
     the run harness; writes planner.pt (best validation loss), TensorBoard scalars
     ``pretrain/{train,val}_*`` and config.yaml, and copies planner.pt to ``cfg.export``."""
-    from trainers.kinds import train_kind
+    from regrl.trainers.kinds import train_kind
 
     return train_kind("planner", cfg, resume=resume, progress=progress).run_dir
 
 
 class PretrainSession:
-    """One stage-1 run for :mod:`trainers.harness`: an iteration is one epoch."""
+    """One stage-1 run for :mod:`regrl.trainers.harness`: an iteration is one epoch."""
+
     unit = "epoch"
     STATE = "pretrain_state.pt"
 
@@ -187,30 +219,50 @@ class PretrainSession:
         perm = torch.randperm(len(self.demos["obs"]), generator=self.gen)
         n_val = int(round(cfg.val_fraction * len(perm)))
         self.val_idx, self.train_idx = perm[:n_val], perm[n_val:]
-        self.opt = torch.optim.AdamW(self.planner.parameters(), lr=cfg.lr,
-                                     weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(
+            self.planner.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
 
     def step(self, epoch: int) -> Dict[str, float]:
         cfg, n_val = self.cfg, len(self.val_idx)
-        batches = [self.train_idx[b] for b in _batches(len(self.train_idx), cfg.batch_size, self.gen)]
+        batches = [
+            self.train_idx[b] for b in _batches(len(self.train_idx), cfg.batch_size, self.gen)
+        ]
         tr = _epoch(self.planner, self.opt, self.demos, batches, cfg, True)
-        va = _epoch(self.planner, self.opt, self.demos,
-                    [self.val_idx[i:i + 1024] for i in range(0, n_val, 1024)], cfg, False) \
-            if n_val else tr
+        va = (
+            _epoch(
+                self.planner,
+                self.opt,
+                self.demos,
+                [self.val_idx[i : i + 1024] for i in range(0, n_val, 1024)],
+                cfg,
+                False,
+            )
+            if n_val
+            else tr
+        )
         if va["loss"] < self.best:  # planner.pt: the best validation loss so far
             self.best = va["loss"]
             _atomic_save(self.run_dir / PLANNER_FILE, self.planner, {"epoch": epoch, "val": va})
-        return {**{f"pretrain/train_{k}": v for k, v in tr.items()},
-                **{f"pretrain/val_{k}": v for k, v in va.items()}}
+        return {
+            **{f"pretrain/train_{k}": v for k, v in tr.items()},
+            **{f"pretrain/val_{k}": v for k, v in va.items()},
+        }
 
     def save(self, path: str) -> Dict[str, Any]:
         Path(path).mkdir(parents=True)
-        torch.save({"planner": self.planner.state_dict(), "optimizer": self.opt.state_dict(),
-                    "generator": self.gen.get_state()}, Path(path) / self.STATE)
+        torch.save(
+            {
+                "planner": self.planner.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "generator": self.gen.get_state(),
+            },
+            Path(path) / self.STATE,
+        )
         return {"best": self.best}
 
     def restore(self, ckpt: Path, state: Dict[str, Any]) -> None:
-        from trainers.checkpoint import load_torch_state
+        from regrl.trainers.checkpoint import load_torch_state
 
         blob = load_torch_state(Path(ckpt) / self.STATE)
         self.planner.load_state_dict(blob["planner"])
@@ -226,9 +278,11 @@ class PretrainSession:
 
 
 def pretrain_progress_line(epoch: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
-    return (f"epoch {epoch:>3}/{total}  train loss {m['pretrain/train_loss']:.3f} "
-            f"minADE {m['pretrain/train_min_ade']:.2f}  val loss {m['pretrain/val_loss']:.3f} "
-            f"minADE {m['pretrain/val_min_ade']:.2f} top1 {m['pretrain/val_top1_acc']:.2f}")
+    return (
+        f"epoch {epoch:>3}/{total}  train loss {m['pretrain/train_loss']:.3f} "
+        f"minADE {m['pretrain/train_min_ade']:.2f}  val loss {m['pretrain/val_loss']:.3f} "
+        f"minADE {m['pretrain/val_min_ade']:.2f} top1 {m['pretrain/val_top1_acc']:.2f}"
+    )
 
 
 def export_planner(cfg: PretrainConfig, run_dir: Path) -> None:
@@ -253,8 +307,10 @@ def planner_path(path) -> Path:
     if p.is_dir():
         p = p / PLANNER_FILE
     if not p.is_file():
-        raise FileNotFoundError(f"no stage-1 planner at {path} (expected a {PLANNER_FILE} file "
-                                "or a run directory of the planner pre-training)")
+        raise FileNotFoundError(
+            f"no stage-1 planner at {path} (expected a {PLANNER_FILE} file "
+            "or a run directory of the planner pre-training)"
+        )
     return p
 
 
@@ -279,19 +335,23 @@ def make_candidate_fn(planner: Planner) -> Callable[[np.ndarray], np.ndarray]:
 def make_rift_env(planner: Optional[str] = None, **kwargs):
     """Env factory of ``rift_metadrive``: in candidate mode the stage-1 ``planner`` (file or
     run dir) proposes the candidates; raw mode (PPO from scratch) needs no planner."""
-    from envs.traffic import parallel_env
+    from regrl.envs.traffic import parallel_env
 
     if kwargs.get("action_mode", "candidate") == "candidate":
         if planner is None:
-            raise ValueError("rift_metadrive in candidate mode needs env.kwargs.planner: a "
-                             "stage-1 planner checkpoint (planner.pt or its run directory)")
+            raise ValueError(
+                "rift_metadrive in candidate mode needs env.kwargs.planner: a "
+                "stage-1 planner checkpoint (planner.pt or its run directory)"
+            )
         model = load_planner(planner_path(planner))
         check_planner_fits_scene(model)
         kwargs["candidate_fn"] = make_candidate_fn(model)
         kwargs.setdefault("num_modes", model.config.num_modes)
         if kwargs["num_modes"] != model.config.num_modes:
-            raise ValueError(f"env.kwargs.num_modes={kwargs['num_modes']} but the planner has "
-                             f"{model.config.num_modes} modes")
+            raise ValueError(
+                f"env.kwargs.num_modes={kwargs['num_modes']} but the planner has "
+                f"{model.config.num_modes} modes"
+            )
     return parallel_env(**kwargs)
 
 
@@ -331,8 +391,9 @@ class CandidateScorerModule(TorchRLModule, ValueFunctionAPI):
             logits = out[Columns.ACTION_DIST_INPUTS]
             action = logits.argmax(-1)
             out[Columns.ACTIONS] = action
-            out[Columns.ACTION_LOGP] = torch.log_softmax(logits, -1).gather(
-                -1, action[:, None]).squeeze(-1)
+            out[Columns.ACTION_LOGP] = (
+                torch.log_softmax(logits, -1).gather(-1, action[:, None]).squeeze(-1)
+            )
         return out
 
     def compute_values(self, batch: Dict[str, Any], embeddings: Optional[Any] = None):
@@ -347,54 +408,75 @@ def rift_module_spec(cfg):
     if kw.get("action_mode", "candidate") != "candidate":
         return None
     if "planner" not in kw:
-        raise ValueError("env.kwargs.planner is required in candidate mode (stage-1 planner.pt "
-                         "or its run directory)")
+        raise ValueError(
+            "env.kwargs.planner is required in candidate mode (stage-1 planner.pt "
+            "or its run directory)"
+        )
     path = planner_path(kw["planner"])
     planner = load_planner(path)
     check_planner_fits_scene(planner)
-    return RLModuleSpec(module_class=CandidateScorerModule, model_config={
-        "planner": str(path), "planner_config": asdict(planner.config),
-        "greedy_rollout": True})
+    return RLModuleSpec(
+        module_class=CandidateScorerModule,
+        model_config={
+            "planner": str(path),
+            "planner_config": asdict(planner.config),
+            "greedy_rollout": True,
+        },
+    )
 
 
 # ================================================================== evaluation (methods.md §1.6)
 # env_seed: MetaDrive start seed of the evaluation scenarios (training and demos use 0-99,
 # so 1000 holds them out); seed: first scenario index (block b runs the next ones)
-EVAL_DEFAULTS = {"episodes": 6, "blocks": 3, "demos": "data/traffic_demos.npz", "seed": 0,
-                 "env_seed": 1000}
+EVAL_DEFAULTS = {
+    "episodes": 6,
+    "blocks": 3,
+    "demos": "data/traffic_demos.npz",
+    "seed": 0,
+    "env_seed": 1000,
+}
 METRICS = (  # key, column title, format, better
-    ("cpk", "CPK ↓", "{:.1f}", "low"), ("orr", "ORR % ↓", "{:.1f}", "low"),
-    ("uc", "UC %", "{:.1f}", None), ("rp", "RP m ↑", "{:.0f}", "high"),
-    ("sw_speed", "SW speed ↑", "{:.3f}", "high"), ("sw_acc", "SW acc ↑", "{:.3f}", "high"),
-    ("wd_speed", "WD speed ↓", "{:.2f}", "low"), ("speed", "speed m/s", "{:.2f}", None),
+    ("cpk", "CPK ↓", "{:.1f}", "low"),
+    ("orr", "ORR % ↓", "{:.1f}", "low"),
+    ("uc", "UC %", "{:.1f}", None),
+    ("rp", "RP m ↑", "{:.0f}", "high"),
+    ("sw_speed", "SW speed ↑", "{:.3f}", "high"),
+    ("sw_acc", "SW acc ↑", "{:.3f}", "high"),
+    ("wd_speed", "WD speed ↓", "{:.2f}", "low"),
+    ("speed", "speed m/s", "{:.2f}", None),
     ("ego_route_completion", "ego RC ↑", "{:.2f}", "high"),
-    ("ego_crash", "ego crash ↓", "{:.2f}", "low"))
+    ("ego_crash", "ego crash ↓", "{:.2f}", "low"),
+)
 Policy = Callable[[np.ndarray], np.ndarray]  # obs [K, OBS_DIM] -> actions [K] or [K, 2]
 EVAL_TORCH_THREADS = 1  # evaluation runs K <= a few CBVs per call: one thread is enough
 
 
 def scorer_policy(score: Callable[[Dict[str, torch.Tensor]], torch.Tensor]) -> Policy:
     """Execute the highest-scoring candidate (RIFT's rollout rule)."""
+
     def policy(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return score(scene_tensors(obs)).argmax(-1).numpy()
+
     return policy
 
 
 def module_policy(module, action_space) -> Policy:
-    from trainers.evaluate import greedy_action
+    from regrl.trainers.evaluate import greedy_action
 
     def policy(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             out = module.forward_inference({Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)})
         return greedy_action(out[Columns.ACTION_DIST_INPUTS], action_space)
+
     return policy
 
 
 def rollout(env, policy: Policy, episodes: int, seed: int) -> Dict[str, Any]:
     """Run ``episodes`` episodes; per-step CBV samples and per-episode aggregates."""
-    steps: Dict[str, List[float]] = {k: [] for k in ("speed", "acc", "collision", "offroad",
-                                                     "uncomfortable", "progress_m")}
+    steps: Dict[str, List[float]] = {
+        k: [] for k in ("speed", "acc", "collision", "offroad", "uncomfortable", "progress_m")
+    }
     per_episode: List[Dict[str, float]] = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
@@ -437,8 +519,12 @@ def fixed_torch_threads(n: int = EVAL_TORCH_THREADS):
         torch.set_num_threads(before)
 
 
-def evaluate_policy(env_kwargs: Dict[str, Any], policy: Policy, opts: Dict[str, Any],
-                    say: Callable[[str], None] = print) -> Dict[str, Any]:
+def evaluate_policy(
+    env_kwargs: Dict[str, Any],
+    policy: Policy,
+    opts: Dict[str, Any],
+    say: Callable[[str], None] = print,
+) -> Dict[str, Any]:
     """``blocks`` evaluation seeds x ``episodes // blocks`` episodes -> metrics per block;
     bit-identical for the same policy, env settings and options (fixed torch threads, every
     episode reset with its own seed; nothing reads the clock)."""
@@ -446,8 +532,9 @@ def evaluate_policy(env_kwargs: Dict[str, Any], policy: Policy, opts: Dict[str, 
         return _evaluate_blocks(env_kwargs, policy, opts, say)
 
 
-def _evaluate_blocks(env_kwargs: Dict[str, Any], policy: Policy, opts: Dict[str, Any],
-                     say: Callable[[str], None]) -> Dict[str, Any]:
+def _evaluate_blocks(
+    env_kwargs: Dict[str, Any], policy: Policy, opts: Dict[str, Any], say: Callable[[str], None]
+) -> Dict[str, Any]:
     env = make_rift_env(**dict(env_kwargs, seed=int(opts["env_seed"])))
     demo = demo_speeds(opts["demos"])
     blocks, per = int(opts["blocks"]), max(1, int(opts["episodes"]) // int(opts["blocks"]))
@@ -458,20 +545,34 @@ def _evaluate_blocks(env_kwargs: Dict[str, Any], policy: Policy, opts: Dict[str,
             # consecutive seeds: the env maps seed -> scenario seed % num_scenarios
             roll = rollout(env, policy, per, seed=int(opts["seed"]) + per * b)
             rows.append(summarise(roll, demo))
-            say(f"eval block {b + 1}/{blocks}: {per} episodes, {time.time() - start:.0f} s, "
-                f"RP {rows[-1]['rp']:.0f} m, CPK {rows[-1]['cpk']:.1f}")
+            say(
+                f"eval block {b + 1}/{blocks}: {per} episodes, {time.time() - start:.0f} s, "
+                f"RP {rows[-1]['rp']:.0f} m, CPK {rows[-1]['cpk']:.1f}"
+            )
     finally:
         env.close()
-    return {"blocks": rows, "mean": _mean_std(rows)[0], "std": _mean_std(rows)[1],
-            "demo_speed_samples": 0 if demo is None else int(len(demo))}
+    return {
+        "blocks": rows,
+        "mean": _mean_std(rows)[0],
+        "std": _mean_std(rows)[1],
+        "demo_speed_samples": 0 if demo is None else int(len(demo)),
+    }
 
 
 def _mean_std(rows: List[Dict[str, float]]):
     keys = rows[0].keys() if rows else []
-    mean = {k: float(np.nanmean([r[k] for r in rows])) if any(np.isfinite(r[k]) for r in rows)
-            else float("nan") for k in keys}
-    std = {k: float(np.nanstd([r[k] for r in rows])) if any(np.isfinite(r[k]) for r in rows)
-           else float("nan") for k in keys}
+    mean = {
+        k: float(np.nanmean([r[k] for r in rows]))
+        if any(np.isfinite(r[k]) for r in rows)
+        else float("nan")
+        for k in keys
+    }
+    std = {
+        k: float(np.nanstd([r[k] for r in rows]))
+        if any(np.isfinite(r[k]) for r in rows)
+        else float("nan")
+        for k in keys
+    }
     return mean, std
 
 
@@ -479,8 +580,9 @@ def eval_options(cfg_eval_kwargs: Dict[str, Any], episodes: Optional[int]) -> Di
     opts = dict(EVAL_DEFAULTS, **cfg_eval_kwargs)
     unknown = sorted(set(opts) - set(EVAL_DEFAULTS))
     if unknown:
-        raise ValueError(f"eval.kwargs {unknown} unknown for rift_metadrive; valid: "
-                         f"{sorted(EVAL_DEFAULTS)}")
+        raise ValueError(
+            f"eval.kwargs {unknown} unknown for rift_metadrive; valid: {sorted(EVAL_DEFAULTS)}"
+        )
     if episodes:
         opts["episodes"] = int(episodes)
     opts["blocks"] = max(1, min(int(opts["blocks"]), int(opts["episodes"])))
@@ -489,7 +591,7 @@ def eval_options(cfg_eval_kwargs: Dict[str, Any], episodes: Optional[int]) -> Di
 
 def run_policy(run_dir: Path, cfg, ckpt: Path) -> Policy:
     """The greedy policy of an RL run: argmax candidate, or the Gaussian mean in raw mode."""
-    from trainers.evaluate import load_module
+    from regrl.trainers.evaluate import load_module
 
     module = load_module(ckpt, "cbv")
     if dict(cfg.env.kwargs).get("action_mode", "candidate") == "candidate":
@@ -520,19 +622,26 @@ def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> 
     table = markdown_table([row])
     (Path(run_dir) / "eval.md").write_text(table + "\n")
     figures = write_bars(Path(run_dir) / "eval_traffic.png", [row])
-    return {**result, "method": row["method"], "options": opts, "table": "eval.md",
-            "figures": figures}
+    return {
+        **result,
+        "method": row["method"],
+        "options": opts,
+        "table": "eval.md",
+        "figures": figures,
+    }
 
 
-def evaluate_planner_run(run_dir: Path, env_kwargs: Dict[str, Any],
-                         opts: Dict[str, Any]) -> Dict[str, Any]:
+def evaluate_planner_run(
+    run_dir: Path, env_kwargs: Dict[str, Any], opts: Dict[str, Any]
+) -> Dict[str, Any]:
     """IL-only baseline: the stage-1 planner's own scores pick the candidate."""
     path = planner_path(run_dir)
     planner = load_planner(path)
     planner.eval()
     kw = dict(env_kwargs, planner=str(path), action_mode="candidate")
-    result = evaluate_policy(kw, scorer_policy(lambda s: planner(s, with_traj=False)["logits"]),
-                             opts)
+    result = evaluate_policy(
+        kw, scorer_policy(lambda s: planner(s, with_traj=False)["logits"]), opts
+    )
     return dict(result, method="IL only", run_dir=str(run_dir))
 
 
@@ -562,10 +671,16 @@ def write_bars(path: Path, rows: List[Dict[str, Any]]) -> List[str]:
     for ax, (key, title, _, _) in zip(axes.ravel(), METRICS):
         means = [r["mean"][key] for r in rows]
         stds = [r["std"][key] if np.isfinite(r["std"][key]) else 0.0 for r in rows]
-        ax.bar(range(len(rows)), np.nan_to_num(means), yerr=stds, capsize=3,
-               color=[f"C{i}" for i in range(len(rows))])
-        ax.set_xticks(range(len(rows)), [r["method"] for r in rows], rotation=30, ha="right",
-                      fontsize=8)
+        ax.bar(
+            range(len(rows)),
+            np.nan_to_num(means),
+            yerr=stds,
+            capsize=3,
+            color=[f"C{i}" for i in range(len(rows))],
+        )
+        ax.set_xticks(
+            range(len(rows)), [r["method"] for r in rows], rotation=30, ha="right", fontsize=8
+        )
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -577,14 +692,14 @@ def _is_planner_run(run_dir: Path) -> bool:
     cfg = Path(run_dir) / "config.yaml"
     if not cfg.is_file():
         return (Path(run_dir) / PLANNER_FILE).is_file()
-    from trainers.config import read_yaml
+    from regrl.trainers.config import read_yaml
 
     return read_yaml(cfg).get("kind") == PRETRAIN_KIND
 
 
 def _rl_row(run_dir: Path, episodes: Optional[int], reuse: bool) -> Dict[str, Any]:
-    from trainers.evaluate import evaluate
-    from trainers.run import load_run_config
+    from regrl.trainers.evaluate import evaluate
+    from regrl.trainers.run import load_run_config
 
     saved, cfg = run_dir / "eval.json", load_run_config(run_dir)
     if reuse and saved.is_file():  # only an evaluation with the very same options
@@ -596,13 +711,19 @@ def _rl_row(run_dir: Path, episodes: Optional[int], reuse: bool) -> Dict[str, An
     return dict(report, method=method_name(cfg), run_dir=str(run_dir))
 
 
-def compare_runs(run_dirs: List[Path], out: Path, *, episodes: Optional[int] = None,
-                 reuse: bool = True, bev: bool = True) -> Dict[str, Any]:
+def compare_runs(
+    run_dirs: List[Path],
+    out: Path,
+    *,
+    episodes: Optional[int] = None,
+    reuse: bool = True,
+    bev: bool = True,
+) -> Dict[str, Any]:
     """Evaluate RL runs (``regrl eval``, reusing their eval.json) and stage-1 planner runs
     (IL only, on the first RL run's env settings); runs of one method pool their seed blocks.
     Writes ``out/compare.md``, ``compare.json``, ``compare.png`` and, with ``bev``, top-down
     snapshots of IL only vs RIFT (``compare_bev.png``); returns the rows."""
-    from trainers.run import load_run_config
+    from regrl.trainers.run import load_run_config
 
     run_dirs = [Path(d).resolve() for d in run_dirs]
     for d in run_dirs:
@@ -640,10 +761,15 @@ def _bev_for(rows: List[Dict[str, Any]], cfg, path: Path) -> List[str]:
     if not picked:
         return []
     env_kw = {k: v for k, v in dict(cfg.env.kwargs).items() if k != "planner"}
-    env_kw.update(action_mode="candidate", planner=str(planner_path(
-        first["IL only"]["run_dir"])) if "IL only" in first else dict(cfg.env.kwargs)["planner"])
-    return bev_snapshots(env_kw, picked, path, env_seed=int(eval_options(
-        dict(cfg.eval.kwargs), None)["env_seed"]))
+    env_kw.update(
+        action_mode="candidate",
+        planner=str(planner_path(first["IL only"]["run_dir"]))
+        if "IL only" in first
+        else dict(cfg.env.kwargs)["planner"],
+    )
+    return bev_snapshots(
+        env_kw, picked, path, env_seed=int(eval_options(dict(cfg.eval.kwargs), None)["env_seed"])
+    )
 
 
 def _pool_by_method(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -668,13 +794,26 @@ def _topdown(env, camera: Dict[str, tuple]) -> Optional[np.ndarray]:
         return None
     if "xy" not in camera:
         camera["xy"] = tuple(float(c) for c in np.mean([v.position for v in vehicles.values()], 0))
-    return md.render(mode="top_down", window=False, screen_size=(500, 500),
-                     film_size=(1600, 1600), scaling=4, camera_position=camera["xy"],
-                     num_stack=1)
+    return md.render(
+        mode="top_down",
+        window=False,
+        screen_size=(500, 500),
+        film_size=(1600, 1600),
+        scaling=4,
+        camera_position=camera["xy"],
+        num_stack=1,
+    )
 
 
-def bev_snapshots(env_kwargs: Dict[str, Any], policies: Dict[str, Policy], path: Path, *,
-                  steps=(10, 40, 80), seed: int = 0, env_seed: int = 1000) -> List[str]:
+def bev_snapshots(
+    env_kwargs: Dict[str, Any],
+    policies: Dict[str, Policy],
+    path: Path,
+    *,
+    steps=(10, 40, 80),
+    seed: int = 0,
+    env_seed: int = 1000,
+) -> List[str]:
     """Top-down frames of one held-out scenario, one row per policy; [] if unavailable."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     frames: Dict[str, List[Tuple[int, np.ndarray]]] = {}
@@ -709,8 +848,9 @@ def _write_frames(frames: Dict[str, List[Tuple[int, np.ndarray]]], path: Path) -
     cols = max((len(f) for f in frames.values()), default=0)
     if not cols:
         return []
-    fig, axes = plt.subplots(len(frames), cols, figsize=(3.2 * cols, 3.2 * len(frames)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(frames), cols, figsize=(3.2 * cols, 3.2 * len(frames)), squeeze=False
+    )
     for row, (name, fs) in zip(axes, frames.items()):
         for ax in row:
             ax.axis("off")
@@ -724,8 +864,8 @@ def _write_frames(frames: Dict[str, List[Tuple[int, np.ndarray]]], path: Path) -
 
 
 def _row_policy(row: Dict[str, Any]) -> Policy:
-    from trainers.checkpoint import latest_checkpoint
-    from trainers.run import load_run_config
+    from regrl.trainers.checkpoint import latest_checkpoint
+    from regrl.trainers.run import load_run_config
 
     run_dir = Path(row["run_dir"])
     if row["method"] == "IL only":
@@ -739,7 +879,7 @@ def _row_policy(row: Dict[str, Any]) -> Policy:
 # ================================================================== CLI handlers
 def pretrain_command(args) -> int:
     """``regrl traffic pretrain CONFIG [--set k=v ...]`` (args.config, args.overrides)."""
-    from trainers.config import ConfigError
+    from regrl.trainers.config import ConfigError
 
     try:
         pretrain(load_pretrain_config(args.config, getattr(args, "overrides", None)))
@@ -750,11 +890,15 @@ def pretrain_command(args) -> int:
 
 def compare_command(args) -> int:
     """``regrl traffic compare RUN_DIR... --out DIR [--episodes N] [--no-reuse]``."""
-    from trainers.config import ConfigError
+    from regrl.trainers.config import ConfigError
 
     try:
-        compare_runs(args.run_dirs, Path(args.out), episodes=getattr(args, "episodes", None),
-                     reuse=not getattr(args, "no_reuse", False))
+        compare_runs(
+            args.run_dirs,
+            Path(args.out),
+            episodes=getattr(args, "episodes", None),
+            reuse=not getattr(args, "no_reuse", False),
+        )
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     return 0
@@ -762,8 +906,14 @@ def compare_command(args) -> int:
 
 # ---------------------------------------------------------------------------- the planner kind
 # Registered, with the rest of this domain, in trainers/traffic/plugin.py.
-from trainers.kinds import (CONFIG_FILE, HarnessDriver, Source, TrainResult,  # noqa: E402
-                            raw_config, source_name)
+from regrl.trainers.kinds import (  # noqa: E402
+    CONFIG_FILE,
+    HarnessDriver,
+    Source,
+    TrainResult,  # noqa: E402
+    raw_config,
+    source_name,
+)
 
 
 class PlannerDriver(HarnessDriver):
@@ -771,10 +921,11 @@ class PlannerDriver(HarnessDriver):
     unit = "epoch"
 
     def load(self, source: Source, overrides=(), *, where: Optional[str] = None) -> Any:
-        from trainers.config import parse
+        from regrl.trainers.config import parse
 
-        return parse(PretrainConfig, raw_config(source, overrides),
-                     source=source_name(source, where))
+        return parse(
+            PretrainConfig, raw_config(source, overrides), source=source_name(source, where)
+        )
 
     def dump(self, cfg) -> Dict[str, Any]:
         return asdict(cfg)

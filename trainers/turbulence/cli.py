@@ -1,8 +1,9 @@
 """``regrl turbulence ...``: SMARL turbulence tools (reference data, closure dataset and the
 supervised-vs-RL closure comparison)."""
+
 from __future__ import annotations
 
-from trainers.checks import MAX_THREADS, ConfigError
+from regrl.trainers.checks import MAX_THREADS, ConfigError
 
 DEFAULT_REFERENCE_OUT = "data/turbulence/reference_kf4.npz"
 """Where `regrl turbulence reference` writes by default: a user path, never the packaged file
@@ -10,7 +11,7 @@ DEFAULT_REFERENCE_OUT = "data/turbulence/reference_kf4.npz"
 MAX_TIME_UNITS = 10_000.0
 """Longest LES run of `regrl turbulence compare` (spin-up + statistics: 2·10⁷ steps at the
 LES dt of 5e-4)."""
-MAX_OPT_STEPS = 10 ** 7
+MAX_OPT_STEPS = 10**7
 """Most optimizer steps of one supervised closure model."""
 MAX_SEEDS = 1_000
 
@@ -27,34 +28,54 @@ def _spec_flags(parser, spec_cls) -> None:
     from dataclasses import fields
 
     for f in fields(spec_cls):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
-                            help=f"(default {f.default})")
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=type(f.default),
+            help=f"(default {f.default})",
+        )
 
 
 def _add_reference(tsub) -> None:
-    from envs.turbulence.reference import ReferenceSpec
+    from regrl.envs.turbulence.reference import ReferenceSpec
 
-    ref = tsub.add_parser("reference", help="run the resolved simulation, write the reference "
-                          "spectra/PDF/initial conditions (checked, written atomically)")
-    ref.add_argument("--out", default=DEFAULT_REFERENCE_OUT,
-                     help="output .npz (default %(default)s; the packaged reference "
-                          "envs/turbulence/data/reference_kf4.npz only when named here)")
+    ref = tsub.add_parser(
+        "reference",
+        help="run the resolved simulation, write the reference "
+        "spectra/PDF/initial conditions (checked, written atomically)",
+    )
+    ref.add_argument(
+        "--out",
+        default=DEFAULT_REFERENCE_OUT,
+        help="output .npz (default %(default)s; the packaged reference "
+        "envs/turbulence/data/reference_kf4.npz only when named here)",
+    )
     ref.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
-    ref.add_argument("--threads", type=int, default=1,
-                     help="torch CPU threads (default 1: on a busy 2-core machine two threads "
-                          "ran the 256² solver 10x slower)")
+    ref.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a busy 2-core machine two threads "
+        "ran the 256² solver 10x slower)",
+    )
     _spec_flags(ref, ReferenceSpec)
     ref.set_defaults(handler=_reference)
 
 
 def _add_dataset(tsub) -> None:
-    from envs.turbulence.dataset import DatasetSpec
+    from regrl.envs.turbulence.dataset import DatasetSpec
 
-    ds = tsub.add_parser("dataset", help="run the DNS, filter it to the LES grid, write the "
-                         "exact sub-grid term and least-squares local C_s² (training pairs)")
+    ds = tsub.add_parser(
+        "dataset",
+        help="run the DNS, filter it to the LES grid, write the "
+        "exact sub-grid term and least-squares local C_s² (training pairs)",
+    )
     ds.add_argument("--out", required=True, help="output .npz")
-    ds.add_argument("--reference", help="reference file whose physics, LES grid and initial "
-                    "conditions to use (default: the packaged one)")
+    ds.add_argument(
+        "--reference",
+        help="reference file whose physics, LES grid and initial "
+        "conditions to use (default: the packaged one)",
+    )
     ds.add_argument("--dns-cache", help="keep/reuse the raw DNS snapshots in this .npz")
     ds.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     _spec_flags(ds, DatasetSpec)
@@ -62,25 +83,43 @@ def _add_dataset(tsub) -> None:
 
 
 def _add_compare(tsub) -> None:
-    from trainers.turbulence.closures import CompareOptions
+    from regrl.trainers.turbulence.closures import CompareOptions
 
     d = CompareOptions()
-    cmp = tsub.add_parser("compare", help="train supervised closures on 1/10/100 snapshots "
-                          "and compare them with Smagorinsky baselines and an RL run")
+    cmp = tsub.add_parser(
+        "compare",
+        help="train supervised closures on 1/10/100 snapshots "
+        "and compare them with Smagorinsky baselines and an RL run",
+    )
     cmp.add_argument("--dataset", required=True, help="file of `regrl turbulence dataset`")
     cmp.add_argument("--out", required=True, help="output directory (table, json, figures)")
     cmp.add_argument("--reference", help="the reference the dataset was made with")
-    cmp.add_argument("--snapshots", default=",".join(map(str, d.snapshots)),
-                     help="comma-separated training-set sizes (default %(default)s)")
+    cmp.add_argument(
+        "--snapshots",
+        default=",".join(map(str, d.snapshots)),
+        help="comma-separated training-set sizes (default %(default)s)",
+    )
     cmp.add_argument("--rl-run", help="RL run directory (smarl_turb2d) for the RL row")
     for name in ("seeds", "time_units", "spinup", "local_steps", "cnn_steps", "cnn_arch"):
         default = getattr(d, name)
-        cmp.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
-                         help="(default %(default)s)")
-    cmp.add_argument("--local-set", action="append", metavar="KEY=VALUE",
-                     help="override configs/closure_local.yaml (repeatable)")
-    cmp.add_argument("--cnn-set", action="append", metavar="KEY=VALUE",
-                     help="override configs/closure_cnn.yaml (repeatable)")
+        cmp.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help="(default %(default)s)",
+        )
+    cmp.add_argument(
+        "--local-set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override configs/closure_local.yaml (repeatable)",
+    )
+    cmp.add_argument(
+        "--cnn-set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override configs/closure_cnn.yaml (repeatable)",
+    )
     cmp.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     cmp.set_defaults(handler=_compare)
 
@@ -99,16 +138,23 @@ def check_device(name: str) -> None:
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name[:60]!r} is not a torch device (cpu, cuda, cuda:1, "
-                          "mps)") from None
+        raise ConfigError(
+            f"--device {name[:60]!r} is not a torch device (cpu, cuda, cuda:1, mps)"
+        ) from None
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} "
-                          "CUDA device(s)")
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": torch.backends.mps.is_available()}
+        raise ConfigError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
     if not available.get(dev.type, False):
-        raise ConfigError(f"--device {name}: not available on this machine "
-                          f"(available: {', '.join(k for k, v in available.items() if v)})")
+        raise ConfigError(
+            f"--device {name}: not available on this machine "
+            f"(available: {', '.join(k for k, v in available.items() if v)})"
+        )
 
 
 def _check_out(out: str, suffix: str) -> None:
@@ -127,10 +173,15 @@ def _check_reference_args(args) -> None:
     """Every argument of `regrl turbulence reference`, checked before the DNS starts."""
     from dataclasses import fields
 
-    from envs.turbulence.reference import ReferenceSpec, check_spec
+    from regrl.envs.turbulence.reference import ReferenceSpec, check_spec
 
-    spec = ReferenceSpec(**{f.name: getattr(args, f.name) for f in fields(ReferenceSpec)
-                            if getattr(args, f.name, None) is not None})
+    spec = ReferenceSpec(
+        **{
+            f.name: getattr(args, f.name)
+            for f in fields(ReferenceSpec)
+            if getattr(args, f.name, None) is not None
+        }
+    )
     try:
         check_spec(spec)
     except ValueError as exc:
@@ -147,30 +198,40 @@ def _check_threads(threads: int) -> None:
 
 def _check_dataset_args(args) -> None:
     """`regrl turbulence dataset`: the spec's own checks plus finite times, the CFL-style dt
-    bound and bounds on the run length (envs.turbulence.reference), before the DNS starts."""
+    bound and bounds on the run length (regrl.envs.turbulence.reference), before the DNS starts."""
     import math
     from dataclasses import fields
 
-    from envs.turbulence.dataset import DatasetSpec
-    from envs.turbulence.reference import MAX_GRID, MAX_SAMPLES, MAX_STEPS, VELOCITY_SCALE
+    from regrl.envs.turbulence.dataset import DatasetSpec
+    from regrl.envs.turbulence.reference import MAX_GRID, MAX_SAMPLES, MAX_STEPS, VELOCITY_SCALE
 
     try:
-        spec = DatasetSpec(**{f.name: getattr(args, f.name) for f in fields(DatasetSpec)
-                              if getattr(args, f.name, None) is not None})
+        spec = DatasetSpec(
+            **{
+                f.name: getattr(args, f.name)
+                for f in fields(DatasetSpec)
+                if getattr(args, f.name, None) is not None
+            }
+        )
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"turbulence dataset: {exc}") from None
     if not all(math.isfinite(t) for t in (spec.dt, spec.spinup_time, spec.sample_every)):
-        raise ConfigError("turbulence dataset: --dt, --spinup-time and --sample-every must be "
-                          "finite")
+        raise ConfigError(
+            "turbulence dataset: --dt, --spinup-time and --sample-every must be finite"
+        )
     bound = 2 * math.pi / spec.n_dns / VELOCITY_SCALE
     samples = spec.snapshots + spec.heldout_snapshots
     runs = spec.train_trajectories + spec.heldout_trajectories
     steps = (runs * spec.spinup_time + samples * spec.sample_every) / spec.dt
-    for ok, msg in ((spec.n_dns <= MAX_GRID, f"--n-dns must be <= {MAX_GRID}"),
-                    (spec.dt <= bound, f"--dt must be <= {bound:.3g} (CFL bound dx/|u| at "
-                                       f"|u| = {VELOCITY_SCALE:g})"),
-                    (samples <= MAX_SAMPLES, f"at most {MAX_SAMPLES} snapshots in all"),
-                    (steps <= MAX_STEPS, f"the DNS would run {steps:.3g} > {MAX_STEPS:.0e} steps")):
+    for ok, msg in (
+        (spec.n_dns <= MAX_GRID, f"--n-dns must be <= {MAX_GRID}"),
+        (
+            spec.dt <= bound,
+            f"--dt must be <= {bound:.3g} (CFL bound dx/|u| at |u| = {VELOCITY_SCALE:g})",
+        ),
+        (samples <= MAX_SAMPLES, f"at most {MAX_SAMPLES} snapshots in all"),
+        (steps <= MAX_STEPS, f"the DNS would run {steps:.3g} > {MAX_STEPS:.0e} steps"),
+    ):
         if not ok:
             raise ConfigError(f"turbulence dataset: {msg}")
     _check_threads(args.threads)
@@ -184,25 +245,36 @@ def _check_compare_args(args) -> None:
     import math
     from pathlib import Path
 
-    from envs.turbulence.reference import MAX_SAMPLES
+    from regrl.envs.turbulence.reference import MAX_SAMPLES
 
     try:
         sizes = [int(s) for s in args.snapshots.split(",")]
     except ValueError:
         sizes = []
     if not sizes or not all(1 <= s <= MAX_SAMPLES for s in sizes):
-        raise ConfigError(f"--snapshots must be comma-separated integers in 1..{MAX_SAMPLES}, "
-                          f"got {args.snapshots[:60]!r}")
+        raise ConfigError(
+            f"--snapshots must be comma-separated integers in 1..{MAX_SAMPLES}, "
+            f"got {args.snapshots[:60]!r}"
+        )
     times = (args.time_units, args.spinup)
-    if not all(math.isfinite(t) and t >= 0 for t in times) or args.time_units <= 0 \
-            or sum(times) > MAX_TIME_UNITS:
-        raise ConfigError(f"--time-units must be > 0 and --spinup >= 0, finite, together <= "
-                          f"{MAX_TIME_UNITS:g}; got {args.time_units}, {args.spinup}")
-    for name, hi in (("seeds", MAX_SEEDS), ("local_steps", MAX_OPT_STEPS),
-                     ("cnn_steps", MAX_OPT_STEPS)):
+    if (
+        not all(math.isfinite(t) and t >= 0 for t in times)
+        or args.time_units <= 0
+        or sum(times) > MAX_TIME_UNITS
+    ):
+        raise ConfigError(
+            f"--time-units must be > 0 and --spinup >= 0, finite, together <= "
+            f"{MAX_TIME_UNITS:g}; got {args.time_units}, {args.spinup}"
+        )
+    for name, hi in (
+        ("seeds", MAX_SEEDS),
+        ("local_steps", MAX_OPT_STEPS),
+        ("cnn_steps", MAX_OPT_STEPS),
+    ):
         if not 1 <= getattr(args, name) <= hi:
-            raise ConfigError(f"--{name.replace('_', '-')} must be in 1..{hi}, "
-                              f"got {getattr(args, name)}")
+            raise ConfigError(
+                f"--{name.replace('_', '-')} must be in 1..{hi}, got {getattr(args, name)}"
+            )
     _check_threads(args.threads)
     if args.rl_run and not Path(args.rl_run).is_dir():
         raise ConfigError(f"--rl-run {args.rl_run}: no such run directory")
@@ -212,20 +284,20 @@ def _check_compare_args(args) -> None:
 
 def _reference(args) -> int:
     _check_reference_args(args)  # before the slow import
-    from trainers.turbulence.smarl import reference_command
+    from regrl.trainers.turbulence.smarl import reference_command
 
     return _run(reference_command, args)
 
 
 def _dataset(args) -> int:
     _check_dataset_args(args)  # before the slow import
-    from trainers.turbulence.closures import dataset_command
+    from regrl.trainers.turbulence.closures import dataset_command
 
     return _run(dataset_command, args)
 
 
 def _compare(args) -> int:
     _check_compare_args(args)  # before the slow import
-    from trainers.turbulence.closures import compare_command
+    from regrl.trainers.turbulence.closures import compare_command
 
     return _run(compare_command, args)

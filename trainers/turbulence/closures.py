@@ -9,6 +9,7 @@ Supervised closures: a local-coefficient MLP on the RL agents' observations (the
 analogue of the RL policy) and a periodic CNN ω̄ → Π, exactly D4-equivariant by group
 averaging (Maddu, Weady, Shelley 2023, arXiv 2308.06675 exploit the closure's symmetries).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,30 +22,54 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from envs.turbulence.closures import (dynamic_smagorinsky_cs2, smagorinsky_viscosity,
-                                      upsample_agent_actions)
-from envs.turbulence.dataset import DatasetSpec, build_dataset, load_dataset, run_dns, \
-    save_dataset
-from envs.turbulence.env import ACTION_BOUND
-from envs.turbulence.reference import Reference, les_dt, load_reference
-from envs.turbulence.sgs import eddy_viscosity_term
-from envs.turbulence.solver import Turbulence2D
-from trainers.config import ConfigError
-from trainers.turbulence.smarl import (BASELINES, FieldClosure, Policy, markdown_table, rollout,
-                                 write_figures, _dns_seconds_per_time_unit)
+from regrl.envs.turbulence.closures import (
+    dynamic_smagorinsky_cs2,
+    smagorinsky_viscosity,
+    upsample_agent_actions,
+)
+from regrl.envs.turbulence.dataset import (
+    DatasetSpec,
+    build_dataset,
+    load_dataset,
+    run_dns,
+    save_dataset,
+)
+from regrl.envs.turbulence.env import ACTION_BOUND
+from regrl.envs.turbulence.reference import Reference, les_dt, load_reference
+from regrl.envs.turbulence.sgs import eddy_viscosity_term
+from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.trainers.config import ConfigError
+from regrl.trainers.turbulence.smarl import (
+    FieldClosure,
+    Policy,
+    _dns_seconds_per_time_unit,
+    markdown_table,
+    rollout,
+    write_figures,
+)
 
 CONFIGS = {"local": "configs/closure_local.yaml", "cnn": "configs/closure_cnn.yaml"}
 PHYSICS_KEYS = ("nu", "alpha", "kf", "beta")
-DNS_KEYS = ("n_dns", "dt", "spinup_time", "sample_every", "train_trajectories",
-            "heldout_trajectories", "dtype")
+DNS_KEYS = (
+    "n_dns",
+    "dt",
+    "spinup_time",
+    "sample_every",
+    "train_trajectories",
+    "heldout_trajectories",
+    "dtype",
+)
 RL_SNAPSHOTS_NOTE = "spectrum only"
 
 
 # ===================================================================== dataset command
 def dataset_command(args) -> int:
     """``regrl turbulence dataset``: DNS (or a cached one) → training pairs .npz."""
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(DatasetSpec)
-                 if getattr(args, f.name, None) is not None}
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(DatasetSpec)
+        if getattr(args, f.name, None) is not None
+    }
     spec = DatasetSpec(**overrides)
     torch.set_num_threads(max(1, int(args.threads)))
     ref = load_reference(args.reference)
@@ -64,8 +89,12 @@ def dataset_command(args) -> int:
 
 def _save_dns(path: Path, dns: Dict[str, np.ndarray], spec: DatasetSpec) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, omega=dns["omega"], time=dns["time"],
-             spec=np.array(json.dumps(dataclasses.asdict(spec))))
+    np.savez(
+        path,
+        omega=dns["omega"],
+        time=dns["time"],
+        spec=np.array(json.dumps(dataclasses.asdict(spec))),
+    )
     print(f"cached the DNS snapshots in {path}", flush=True)
 
 
@@ -80,7 +109,10 @@ def _cached_dns(path: Path, spec: DatasetSpec) -> Optional[Dict[str, np.ndarray]
             print(f"{path}: DNS cache made with other settings; running the DNS", flush=True)
             return None
         print(f"using the DNS snapshots cached in {path}", flush=True)
-        return {"omega": z["omega"][:, :spec.per_trajectory], "time": z["time"][:spec.per_trajectory]}
+        return {
+            "omega": z["omega"][:, : spec.per_trajectory],
+            "time": z["time"][: spec.per_trajectory],
+        }
 
 
 # ===================================================================== training files
@@ -99,11 +131,16 @@ def training_files(data: Dict[str, np.ndarray], k: int, out: Path) -> Dict[str, 
     paths = {}
     for part, rows in (("train", train), ("heldout", held)):
         obs = data["obs"][rows]
-        paths[f"local_{part}"] = _save(out / f"local_{part}_{k}.npz", obs.reshape(-1, obs.shape[-1]),
-                                       data["cs2"][rows].reshape(-1, 1) / ACTION_BOUND)
-        paths[f"field_{part}"] = _save(out / f"field_{part}_{k}.npz",
-                                       data["omega"][rows].reshape(len(rows), -1) / s_w,
-                                       data["pi"][rows].reshape(len(rows), -1) / s_pi)
+        paths[f"local_{part}"] = _save(
+            out / f"local_{part}_{k}.npz",
+            obs.reshape(-1, obs.shape[-1]),
+            data["cs2"][rows].reshape(-1, 1) / ACTION_BOUND,
+        )
+        paths[f"field_{part}"] = _save(
+            out / f"field_{part}_{k}.npz",
+            data["omega"][rows].reshape(len(rows), -1) / s_w,
+            data["pi"][rows].reshape(len(rows), -1) / s_pi,
+        )
     return dict(paths, sigma_omega=s_w, sigma_pi=s_pi, rows=len(train))
 
 
@@ -112,14 +149,26 @@ def _save(path: Path, x: np.ndarray, y: np.ndarray) -> str:
     return str(path)
 
 
-def train_closure(config: str, data_path: str, val_path: str, name: str, runs_root: Path,
-                  steps: int, overrides: Sequence[str] = ()):
+def train_closure(
+    config: str,
+    data_path: str,
+    val_path: str,
+    name: str,
+    runs_root: Path,
+    steps: int,
+    overrides: Sequence[str] = (),
+):
     """Train one closure with the offline learner for about ``steps`` optimizer steps;
     returns (run_dir, trained model in eval mode)."""
-    from trainers.offline import build_model, load_offline_config, prepare_data, train_offline
+    from regrl.trainers.offline import build_model, load_offline_config, prepare_data, train_offline
 
-    sets = [f"data.path={data_path}", f"data.val_path={val_path}", f"name={name}",
-            f"runs_root={runs_root}", *overrides]
+    sets = [
+        f"data.path={data_path}",
+        f"data.val_path={val_path}",
+        f"name={name}",
+        f"runs_root={runs_root}",
+        *overrides,
+    ]
     cfg = load_offline_config(config, sets)
     rows = len(np.load(data_path)["x"])
     epochs = max(1, math.ceil(steps / math.ceil(rows / cfg.training.batch_size)))
@@ -132,8 +181,8 @@ def train_closure(config: str, data_path: str, val_path: str, name: str, runs_ro
 
 
 def _learner_state(run_dir: Path):
-    from trainers.checkpoint import latest_checkpoint, load_torch_state
-    from trainers.offline import LEARNER_FILE
+    from regrl.trainers.checkpoint import latest_checkpoint, load_torch_state
+    from regrl.trainers.offline import LEARNER_FILE
 
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
@@ -174,8 +223,15 @@ def constant_policy(value: float) -> Policy:
 def heldout_les(ref: Reference, data: Dict[str, np.ndarray]) -> Turbulence2D:
     held = data["split"] == 1
     p = ref.provenance["spec"]
-    sim = Turbulence2D(data["omega"].shape[-1], nu=p["nu"], alpha=p["alpha"], dt=les_dt(p),
-                       kf=p["kf"], beta=p["beta"], batch=int(held.sum()))
+    sim = Turbulence2D(
+        data["omega"].shape[-1],
+        nu=p["nu"],
+        alpha=p["alpha"],
+        dt=les_dt(p),
+        kf=p["kf"],
+        beta=p["beta"],
+        batch=int(held.sum()),
+    )
     sim.omega = torch.as_tensor(data["omega"][held], dtype=torch.float64)
     return sim
 
@@ -192,20 +248,26 @@ def correlation(pred: torch.Tensor, true: np.ndarray) -> float:
     """Pearson correlation over every held-out grid point (nan for a constant prediction)."""
     p, t = pred.detach().double().numpy().ravel(), np.asarray(true, np.float64).ravel()
     p, t = p - p.mean(), t - t.mean()
-    den = math.sqrt(float((p ** 2).sum()) * float((t ** 2).sum()))
+    den = math.sqrt(float((p**2).sum()) * float((t**2).sum()))
     return float((p * t).sum() / den) if den > 0 else float("nan")
 
 
-def a_priori(sim: Turbulence2D, data: Dict[str, np.ndarray], *,
-             policy: Optional[Policy] = None, field: Optional[FieldClosure] = None,
-             dynamic: bool = False) -> float:
+def a_priori(
+    sim: Turbulence2D,
+    data: Dict[str, np.ndarray],
+    *,
+    policy: Optional[Policy] = None,
+    field: Optional[FieldClosure] = None,
+    dynamic: bool = False,
+) -> float:
     """Correlation of predicted and exact Π on the held-out snapshots held by ``sim``."""
     held = data["split"] == 1
     if field is not None:
         pred = field(sim)
     elif dynamic:
-        pred = dynamic_smagorinsky_cs2(sim)[:, None, None] * torch.as_tensor(data["m"][held],
-                                                                            dtype=sim.dtype)
+        pred = dynamic_smagorinsky_cs2(sim)[:, None, None] * torch.as_tensor(
+            data["m"][held], dtype=sim.dtype
+        )
     else:
         pred = coefficient_sgs(sim, policy, data["obs"][held])
     return correlation(pred, data["pi"][held])
@@ -243,18 +305,20 @@ def _check_compatible(ref: Reference, data: Dict[str, np.ndarray], path: str) ->
     phys = ref.provenance["spec"]
     diff = [k for k in PHYSICS_KEYS if spec["physics"].get(k) != phys.get(k)]
     if diff or spec["dataset"]["n_les"] != ref.n_les:
-        raise ConfigError(f"{path} was made for another reference (differs in "
-                          f"{diff or ['n_les']}); pass the same --reference as to "
-                          "`regrl turbulence dataset`")
+        raise ConfigError(
+            f"{path} was made for another reference (differs in "
+            f"{diff or ['n_les']}); pass the same --reference as to "
+            "`regrl turbulence dataset`"
+        )
     return spec["dataset"]
 
 
 def rl_policy(run_dir: str) -> Policy:
     """Mean action of the shared policy of an RL run (``regrl train configs/smarl_*.yaml``)."""
-    from trainers.checkpoint import latest_checkpoint
-    from trainers.evaluate import load_module
-    from trainers.run import load_run_config
-    from trainers.turbulence.smarl import coeff_range_of, module_policy
+    from regrl.trainers.checkpoint import latest_checkpoint
+    from regrl.trainers.evaluate import load_module
+    from regrl.trainers.run import load_run_config
+    from regrl.trainers.turbulence.smarl import coeff_range_of, module_policy
 
     ckpt = latest_checkpoint(Path(run_dir))
     if ckpt is None:
@@ -262,42 +326,94 @@ def rl_policy(run_dir: str) -> Policy:
     env_kw = dict(load_run_config(Path(run_dir)).env.kwargs)
     closure = env_kw.get("closure", "smagorinsky")
     if closure != "smagorinsky":
-        raise ConfigError(f"--rl-run {run_dir}: closure {closure!r}; the comparison needs smagorinsky")
+        raise ConfigError(
+            f"--rl-run {run_dir}: closure {closure!r}; the comparison needs smagorinsky"
+        )
     return module_policy(load_module(ckpt, "shared"), coeff_range_of(env_kw))
 
 
 def _entries(data, opts: CompareOptions, out: Path, say) -> List[tuple]:
     """(name, family, snapshots, rollout kwargs, a-priori kwargs) of every closure."""
-    const = 0.17 ** 2
-    entries = [("Smagorinsky C_s=0.17", "baseline", None,
-                dict(closure="smagorinsky", coeff=const), dict(policy=constant_policy(const))),
-               ("dynamic Smagorinsky", "baseline", None,
-                dict(closure="smagorinsky", coeff=None), dict(dynamic=True))]
+    const = 0.17**2
+    entries = [
+        (
+            "Smagorinsky C_s=0.17",
+            "baseline",
+            None,
+            dict(closure="smagorinsky", coeff=const),
+            dict(policy=constant_policy(const)),
+        ),
+        (
+            "dynamic Smagorinsky",
+            "baseline",
+            None,
+            dict(closure="smagorinsky", coeff=None),
+            dict(dynamic=True),
+        ),
+    ]
     for k in opts.snapshots:
         files = training_files(data, k, out / "data")
         say(f"train: local C_s² model on {k} snapshot(s)")
-        _, local = train_closure(CONFIGS["local"], files["local_train"], files["local_heldout"],
-                                 f"closure_local_{k}", out / "runs", opts.local_steps,
-                                 opts.local_overrides)
+        _, local = train_closure(
+            CONFIGS["local"],
+            files["local_train"],
+            files["local_heldout"],
+            f"closure_local_{k}",
+            out / "runs",
+            opts.local_steps,
+            opts.local_overrides,
+        )
         pol = local_policy(local)
-        entries.append((f"supervised local C_s², {k} snapshot(s)", "local", k,
-                        dict(closure="smagorinsky", policy=pol), dict(policy=pol)))
+        entries.append(
+            (
+                f"supervised local C_s², {k} snapshot(s)",
+                "local",
+                k,
+                dict(closure="smagorinsky", policy=pol),
+                dict(policy=pol),
+            )
+        )
         say(f"train: {opts.cnn_arch} on {k} snapshot(s)")
-        _, cnn = train_closure(CONFIGS["cnn"], files["field_train"], files["field_heldout"],
-                               f"closure_cnn_{k}", out / "runs", opts.cnn_steps,
-                               [f"model.arch={opts.cnn_arch}", *opts.cnn_overrides])
+        _, cnn = train_closure(
+            CONFIGS["cnn"],
+            files["field_train"],
+            files["field_heldout"],
+            f"closure_cnn_{k}",
+            out / "runs",
+            opts.cnn_steps,
+            [f"model.arch={opts.cnn_arch}", *opts.cnn_overrides],
+        )
         field = cnn_closure(cnn, files["sigma_omega"], files["sigma_pi"])
-        entries.append((f"supervised CNN Π, {k} snapshot(s)", "cnn", k,
-                        dict(closure=None, field_closure=field), dict(field=field)))
+        entries.append(
+            (
+                f"supervised CNN Π, {k} snapshot(s)",
+                "cnn",
+                k,
+                dict(closure=None, field_closure=field),
+                dict(field=field),
+            )
+        )
     if opts.rl_run:
         pol = rl_policy(opts.rl_run)
-        entries.append(("RL closure (SMARL, PPO)", "rl", RL_SNAPSHOTS_NOTE,
-                        dict(closure="smagorinsky", policy=pol), dict(policy=pol)))
+        entries.append(
+            (
+                "RL closure (SMARL, PPO)",
+                "rl",
+                RL_SNAPSHOTS_NOTE,
+                dict(closure="smagorinsky", policy=pol),
+                dict(policy=pol),
+            )
+        )
     return entries
 
 
-def compare_closures(ref: Reference, data: Dict[str, np.ndarray], opts: CompareOptions,
-                     out: Path, say: Callable[[str], None] = print) -> Dict[str, object]:
+def compare_closures(
+    ref: Reference,
+    data: Dict[str, np.ndarray],
+    opts: CompareOptions,
+    out: Path,
+    say: Callable[[str], None] = print,
+) -> Dict[str, object]:
     """Train, score a priori and run every closure; returns rows and the oracle's score."""
     agents = int(round(math.sqrt(data["obs"].shape[1])))
     held_sim = heldout_les(ref, data)
@@ -306,9 +422,18 @@ def compare_closures(ref: Reference, data: Dict[str, np.ndarray], opts: CompareO
     rows = []
     for name, family, k, run_kw, prior_kw in _entries(data, opts, out, say):
         corr = a_priori(held_sim, data, **prior_kw)
-        say(f"eval: {name}: a-priori corr {corr:.3f}; {opts.seeds} LES x {opts.time_units} time units")
-        r = rollout(ref, seeds=opts.seeds, time_units=opts.time_units, spinup=opts.spinup,
-                    steps_per_action=opts.steps_per_action, agents_per_side=agents, **run_kw)
+        say(
+            f"eval: {name}: a-priori corr {corr:.3f}; {opts.seeds} LES x {opts.time_units} time units"
+        )
+        r = rollout(
+            ref,
+            seeds=opts.seeds,
+            time_units=opts.time_units,
+            spinup=opts.spinup,
+            steps_per_action=opts.steps_per_action,
+            agents_per_side=agents,
+            **run_kw,
+        )
         rows.append(dict(r, name=name, family=family, snapshots=k, a_priori_corr=corr))
     dns_cost = _dns_seconds_per_time_unit(ref)
     for row in rows:
@@ -317,10 +442,14 @@ def compare_closures(ref: Reference, data: Dict[str, np.ndarray], opts: CompareO
 
 
 def closure_table(result: Dict[str, object]) -> str:
-    extra = (("HR snapshots", lambda r: "—" if r["snapshots"] is None else str(r["snapshots"])),
-             ("a-priori corr(Π)", lambda r: f"{r['a_priori_corr']:.3f}"))
-    note = (f"\nLeast-squares local C_s² (the local models' target, computed from the DNS): "
-            f"a-priori corr(Π) = {result['oracle_a_priori_corr']:.3f}.")
+    extra = (
+        ("HR snapshots", lambda r: "—" if r["snapshots"] is None else str(r["snapshots"])),
+        ("a-priori corr(Π)", lambda r: f"{r['a_priori_corr']:.3f}"),
+    )
+    note = (
+        f"\nLeast-squares local C_s² (the local models' target, computed from the DNS): "
+        f"a-priori corr(Π) = {result['oracle_a_priori_corr']:.3f}."
+    )
     return markdown_table(result["rows"], extra) + "\n" + note
 
 
@@ -333,18 +462,27 @@ def data_efficiency_figure(result: Dict[str, object], path: Path) -> str:
 
     rows = result["rows"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    keys = (("a_priori_corr", "a-priori corr(Π_pred, Π) on held-out snapshots"),
-            ("enstrophy_spectrum_error", "a-posteriori log-enstrophy-spectrum error"))
+    keys = (
+        ("a_priori_corr", "a-priori corr(Π_pred, Π) on held-out snapshots"),
+        ("enstrophy_spectrum_error", "a-posteriori log-enstrophy-spectrum error"),
+    )
     for ax, (key, label) in zip(axes, keys):
         for family, style in (("local", "o-"), ("cnn", "s-")):
             sel = [r for r in rows if r["family"] == family]
             if sel:
-                ax.semilogx([r["snapshots"] for r in sel], [r[key] for r in sel], style,
-                            label=f"supervised {'local C_s²' if family == 'local' else 'CNN Π'}")
+                ax.semilogx(
+                    [r["snapshots"] for r in sel],
+                    [r[key] for r in sel],
+                    style,
+                    label=f"supervised {'local C_s²' if family == 'local' else 'CNN Π'}",
+                )
                 for r in sel:
                     if r["diverged"] and key != "a_priori_corr":
-                        ax.annotate(f"{r['diverged']}/{r['simulations']} diverged",
-                                    (r["snapshots"], 0.0), fontsize=7)
+                        ax.annotate(
+                            f"{r['diverged']}/{r['simulations']} diverged",
+                            (r["snapshots"], 0.0),
+                            fontsize=7,
+                        )
         for r in rows:
             if r["family"] not in ("baseline", "rl"):
                 continue
@@ -352,8 +490,14 @@ def data_efficiency_figure(result: Dict[str, object], path: Path) -> str:
                 ax.axhline(r[key], ls="--", lw=1, color="k" if r["family"] == "rl" else "0.5")
                 ax.text(1, r[key], r["name"], fontsize=7, va="bottom")
             elif r["diverged"]:
-                ax.text(0.98, 0.6, f"{r['name']}: {r['diverged']}/{r['simulations']} diverged",
-                        transform=ax.transAxes, fontsize=7, ha="right")
+                ax.text(
+                    0.98,
+                    0.6,
+                    f"{r['name']}: {r['diverged']}/{r['simulations']} diverged",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    ha="right",
+                )
         ks = sorted({r["snapshots"] for r in rows if r["family"] in ("local", "cnn")})
         if ks:
             ax.set_xticks(ks, [str(k) for k in ks])
@@ -373,10 +517,17 @@ def compare_command(args) -> int:
     data = load_dataset(Path(args.dataset))
     _check_compatible(ref, data, args.dataset)
     opts = CompareOptions(
-        snapshots=tuple(int(s) for s in args.snapshots.split(",")), seeds=args.seeds,
-        time_units=args.time_units, spinup=args.spinup, local_steps=args.local_steps,
-        cnn_steps=args.cnn_steps, cnn_arch=args.cnn_arch, rl_run=args.rl_run,
-        local_overrides=tuple(args.local_set or ()), cnn_overrides=tuple(args.cnn_set or ()))
+        snapshots=tuple(int(s) for s in args.snapshots.split(",")),
+        seeds=args.seeds,
+        time_units=args.time_units,
+        spinup=args.spinup,
+        local_steps=args.local_steps,
+        cnn_steps=args.cnn_steps,
+        cnn_arch=args.cnn_arch,
+        rl_run=args.rl_run,
+        local_overrides=tuple(args.local_set or ()),
+        cnn_overrides=tuple(args.cnn_set or ()),
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -384,14 +535,25 @@ def compare_command(args) -> int:
     table = closure_table(result)
     (out / "compare.md").write_text(table + "\n")
     summary = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in result["rows"]]
-    meta = {"dataset": str(args.dataset), "options": dataclasses.asdict(opts),
-            "seconds": round(time.time() - start, 1)}
-    (out / "compare.json").write_text(json.dumps(
-        {"closures": summary, "oracle_a_priori_corr": result["oracle_a_priori_corr"], **meta},
-        indent=2, default=str))
-    figs = [data_efficiency_figure(result, out / "data_efficiency.png"),
-            *write_figures(out, ref, result["rows"], step=0)]
+    meta = {
+        "dataset": str(args.dataset),
+        "options": dataclasses.asdict(opts),
+        "seconds": round(time.time() - start, 1),
+    }
+    (out / "compare.json").write_text(
+        json.dumps(
+            {"closures": summary, "oracle_a_priori_corr": result["oracle_a_priori_corr"], **meta},
+            indent=2,
+            default=str,
+        )
+    )
+    figs = [
+        data_efficiency_figure(result, out / "data_efficiency.png"),
+        *write_figures(out, ref, result["rows"], step=0),
+    ]
     print(table)
-    print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {', '.join(figs)} "
-          f"({time.time() - start:.0f} s)")
+    print(
+        f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {', '.join(figs)} "
+        f"({time.time() - start:.0f} s)"
+    )
     return 0

@@ -4,6 +4,7 @@ Evaluation runs long, batched LES rollouts (one batch element per initial condit
 classical closures and for the learned policy, and compares time-averaged spectra and the
 vorticity PDF with the filtered-DNS reference (methods.md §2.3).
 """
+
 from __future__ import annotations
 
 import time
@@ -14,14 +15,23 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from envs.turbulence.closures import dynamic_smagorinsky_cs2
-from envs.turbulence.env import DEFAULT_COEFF_RANGE, action_to_coefficient, advance, \
-    agent_points, observe_agents
-from envs.turbulence.metrics import hellinger, log_spectrum_error, pdf_histogram, \
-    tail_probability
-from envs.turbulence.reference import Reference, les_dt, load_reference
-from envs.turbulence.sgs import step_with_sgs
-from envs.turbulence.solver import Turbulence2D
+from regrl.envs.turbulence.closures import dynamic_smagorinsky_cs2
+from regrl.envs.turbulence.env import (
+    DEFAULT_COEFF_RANGE,
+    action_to_coefficient,
+    advance,
+    agent_points,
+    observe_agents,
+)
+from regrl.envs.turbulence.metrics import (
+    hellinger,
+    log_spectrum_error,
+    pdf_histogram,
+    tail_probability,
+)
+from regrl.envs.turbulence.reference import Reference, les_dt, load_reference
+from regrl.envs.turbulence.sgs import step_with_sgs
+from regrl.envs.turbulence.solver import Turbulence2D
 
 
 @dataclass(frozen=True)
@@ -33,10 +43,10 @@ class Baseline:
 
 BASELINES = (
     Baseline("no closure", None, 0.0),
-    Baseline("Smagorinsky C_s=0.10", "smagorinsky", 0.10 ** 2),
-    Baseline("Smagorinsky C_s=0.14", "smagorinsky", 0.14 ** 2),  # the best of a scan, docs/smarl.md
-    Baseline("Smagorinsky C_s=0.17", "smagorinsky", 0.17 ** 2),
-    Baseline("Leith C_L=0.17", "leith", 0.17 ** 3),
+    Baseline("Smagorinsky C_s=0.10", "smagorinsky", 0.10**2),
+    Baseline("Smagorinsky C_s=0.14", "smagorinsky", 0.14**2),  # the best of a scan, docs/smarl.md
+    Baseline("Smagorinsky C_s=0.17", "smagorinsky", 0.17**2),
+    Baseline("Leith C_L=0.17", "leith", 0.17**3),
     Baseline("dynamic Smagorinsky", "smagorinsky", None),
 )
 
@@ -48,8 +58,15 @@ FieldClosure = Callable[[Turbulence2D], torch.Tensor]
 
 def _sim(ref: Reference, batch: int) -> Turbulence2D:
     p = ref.provenance["spec"]
-    sim = Turbulence2D(ref.n_les, nu=p["nu"], alpha=p["alpha"], dt=les_dt(p), kf=p["kf"],
-                       beta=p["beta"], batch=batch)
+    sim = Turbulence2D(
+        ref.n_les,
+        nu=p["nu"],
+        alpha=p["alpha"],
+        dt=les_dt(p),
+        kf=p["kf"],
+        beta=p["beta"],
+        batch=batch,
+    )
     sim.omega = torch.as_tensor(ref.initial_conditions[:batch], dtype=sim.dtype)
     return sim
 
@@ -62,11 +79,20 @@ def _coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
     return torch.full((sim.batch, a, a), float(coeff), dtype=sim.dtype)
 
 
-def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = None,
-            policy: Optional[Policy] = None, seeds: int = 4, time_units: float = 20.0,
-            spinup: float = 2.0, steps_per_action: int = 10, agents_per_side: int = 4,
-            sample_every: float = 0.5, field_closure: Optional[FieldClosure] = None
-            ) -> Dict[str, object]:
+def rollout(
+    ref: Reference,
+    *,
+    closure: Optional[str],
+    coeff: Optional[float] = None,
+    policy: Optional[Policy] = None,
+    seeds: int = 4,
+    time_units: float = 20.0,
+    spinup: float = 2.0,
+    steps_per_action: int = 10,
+    agents_per_side: int = 4,
+    sample_every: float = 0.5,
+    field_closure: Optional[FieldClosure] = None,
+) -> Dict[str, object]:
     """Run ``seeds`` LES from the reference's initial conditions; statistics over the window
     after ``spinup`` time units. Diverged simulations are frozen and reported, not raised.
     ``field_closure`` (Π of the state, e.g. a CNN) replaces ``closure``; it is evaluated once
@@ -78,7 +104,9 @@ def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = 
     obs_fn = lambda s: observe_agents(s, ix, iy, log_ref)  # noqa: E731
     dt = sim.dt
     n_total, n_spin = int(round((spinup + time_units) / dt)), int(round(spinup / dt))
-    every = max(steps_per_action, int(round(sample_every / dt)) // steps_per_action * steps_per_action)
+    every = max(
+        steps_per_action, int(round(sample_every / dt)) // steps_per_action * steps_per_action
+    )
     z, e, fields = [], [], []
     alive = np.ones(seeds, bool)
     diverged_at = np.full(seeds, np.nan)
@@ -91,8 +119,11 @@ def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = 
         else:
             c = _coefficients(sim, closure, coeff, policy, agents_per_side, obs_fn)
             advance(sim, c, closure, steps_per_action)
-        now_alive = alive & sim.is_finite().cpu().numpy() & \
-            (sim.max_abs_omega().cpu().numpy() < 160.0 * ref.omega_std)
+        now_alive = (
+            alive
+            & sim.is_finite().cpu().numpy()
+            & (sim.max_abs_omega().cpu().numpy() < 160.0 * ref.omega_std)
+        )
         diverged_at[alive & ~now_alive] = sim.time
         alive = now_alive
         if not alive.any():
@@ -109,21 +140,35 @@ def rollout(ref: Reference, *, closure: Optional[str], coeff: Optional[float] = 
 
 def _summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]:
     # the batch advances together: cost per simulation = wall time / batch size
-    out: Dict[str, object] = {"diverged": int((~alive).sum()), "simulations": int(alive.size),
-                              "seconds_per_time_unit": seconds / max(sim_time, 1e-9) / alive.size}
+    out: Dict[str, object] = {
+        "diverged": int((~alive).sum()),
+        "simulations": int(alive.size),
+        "seconds_per_time_unit": seconds / max(sim_time, 1e-9) / alive.size,
+    }
     if not z or not alive.any():
-        return dict(out, enstrophy_spectrum_error=float("nan"), energy_spectrum_error=float("nan"),
-                    pdf_hellinger=float("nan"), tail_ratio=float("nan"))
-    zs, es = np.mean(np.stack(z)[:, alive], axis=(0, 1)), np.mean(np.stack(e)[:, alive], axis=(0, 1))
+        return dict(
+            out,
+            enstrophy_spectrum_error=float("nan"),
+            energy_spectrum_error=float("nan"),
+            pdf_hellinger=float("nan"),
+            tail_ratio=float("nan"),
+        )
+    zs, es = (
+        np.mean(np.stack(z)[:, alive], axis=(0, 1)),
+        np.mean(np.stack(e)[:, alive], axis=(0, 1)),
+    )
     w = np.stack(fields)[:, alive]
     edges, sigma = ref.pdf_edges, ref.omega_std
-    return dict(out,
-                enstrophy_spectrum_error=log_spectrum_error(zs, ref.enstrophy_spectrum),
-                energy_spectrum_error=log_spectrum_error(es, ref.energy_spectrum),
-                pdf_hellinger=hellinger(pdf_histogram(w, edges), ref.pdf, edges),
-                tail_ratio=tail_probability(w, sigma) / max(ref.tail_3sigma, 1e-12),
-                enstrophy_spectrum=zs.tolist(), energy_spectrum=es.tolist(),
-                pdf=pdf_histogram(w, edges).tolist())
+    return dict(
+        out,
+        enstrophy_spectrum_error=log_spectrum_error(zs, ref.enstrophy_spectrum),
+        energy_spectrum_error=log_spectrum_error(es, ref.energy_spectrum),
+        pdf_hellinger=hellinger(pdf_histogram(w, edges), ref.pdf, edges),
+        tail_ratio=tail_probability(w, sigma) / max(ref.tail_3sigma, 1e-12),
+        enstrophy_spectrum=zs.tolist(),
+        energy_spectrum=es.tolist(),
+        pdf=pdf_histogram(w, edges).tolist(),
+    )
 
 
 def coeff_range_of(env_kwargs) -> Tuple[float, float]:
@@ -146,18 +191,35 @@ def module_policy(module, coeff_range) -> Policy:
     return policy
 
 
-def compare(ref: Reference, policy: Optional[Policy], closure: str, *, seeds: int,
-            time_units: float, spinup: float, steps_per_action: int, agents_per_side: int,
-            say: Callable[[str], None] = print) -> List[Dict[str, object]]:
+def compare(
+    ref: Reference,
+    policy: Optional[Policy],
+    closure: str,
+    *,
+    seeds: int,
+    time_units: float,
+    spinup: float,
+    steps_per_action: int,
+    agents_per_side: int,
+    say: Callable[[str], None] = print,
+) -> List[Dict[str, object]]:
     rows = []
     runs = [(b.name, b.closure, b.coeff, None) for b in BASELINES]
     if policy is not None:
         runs.append((f"learned ({closure})", closure, None, policy))
     for name, cl, coeff, pol in runs:
         say(f"eval: {name} ({seeds} simulations x {time_units} time units)")
-        r = rollout(ref, closure=cl, coeff=coeff, policy=pol, seeds=seeds,
-                    time_units=time_units, spinup=spinup, steps_per_action=steps_per_action,
-                    agents_per_side=agents_per_side)
+        r = rollout(
+            ref,
+            closure=cl,
+            coeff=coeff,
+            policy=pol,
+            seeds=seeds,
+            time_units=time_units,
+            spinup=spinup,
+            steps_per_action=steps_per_action,
+            agents_per_side=agents_per_side,
+        )
         rows.append(dict(r, name=name))
     dns_cost = _dns_seconds_per_time_unit(ref)
     for row in rows:
@@ -177,22 +239,29 @@ def _diverged_text(row: Dict[str, object]) -> str:
     return text + (f" (t = {min(times):.2f}–{max(times):.2f})" if times else "")
 
 
-def markdown_table(rows: List[Dict[str, object]],
-                   extra: Sequence[Tuple[str, Callable[[Dict[str, object]], str]]] = ()) -> str:
+def markdown_table(
+    rows: List[Dict[str, object]],
+    extra: Sequence[Tuple[str, Callable[[Dict[str, object]], str]]] = (),
+) -> str:
     """The evaluation table; ``extra`` adds (header, row -> cell text) columns after the name."""
-    head = ("| closure | " + "".join(f"{h} | " for h, _ in extra) +
-            "log-enstrophy-spectrum error | log-energy-spectrum error | "
-            "PDF Hellinger | P(|ω|>3σ) ratio | diverged | s per time unit | cost vs DNS |")
+    head = (
+        "| closure | "
+        + "".join(f"{h} | " for h, _ in extra)
+        + "log-enstrophy-spectrum error | log-energy-spectrum error | "
+        "PDF Hellinger | P(|ω|>3σ) ratio | diverged | s per time unit | cost vs DNS |"
+    )
     lines = [head, "|" + "---|" * (8 + len(extra))]
     for r in rows:
         cost = r.get("cost_vs_reference")
         lines.append(
-            f"| {r['name']} | " + "".join(f"{fn(r)} | " for _, fn in extra) +
-            f"{r['enstrophy_spectrum_error']:.3f} | "
+            f"| {r['name']} | "
+            + "".join(f"{fn(r)} | " for _, fn in extra)
+            + f"{r['enstrophy_spectrum_error']:.3f} | "
             f"{r['energy_spectrum_error']:.3f} | {r['pdf_hellinger']:.3f} | "
             f"{r['tail_ratio']:.2f} | {_diverged_text(r)} | "
             f"{r['seconds_per_time_unit']:.2f} | "
-            f"{'n/a' if cost is None else f'{cost:.3f}'} |")
+            f"{'n/a' if cost is None else f'{cost:.3f}'} |"
+        )
     return "\n".join(lines)
 
 
@@ -201,22 +270,28 @@ EVAL_DEFAULTS = {"time_units": 20.0, "spinup": 2.0, "seeds": 4}
 
 def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> Dict[str, object]:
     """``regrl eval`` for smarl_turb2d: baselines vs the learned closure, table + figures."""
-    from trainers.evaluate import load_module
+    from regrl.trainers.evaluate import load_module
 
     opts = dict(EVAL_DEFAULTS, **cfg.eval.kwargs)
     unknown = sorted(set(opts) - set(EVAL_DEFAULTS))
     if unknown:
-        raise ValueError(f"eval.kwargs {unknown} unknown for smarl_turb2d; valid: "
-                         f"{sorted(EVAL_DEFAULTS)}")
+        raise ValueError(
+            f"eval.kwargs {unknown} unknown for smarl_turb2d; valid: {sorted(EVAL_DEFAULTS)}"
+        )
     env_kw = dict(cfg.env.kwargs)
     ref = load_reference(env_kw.get("reference"))
     closure = env_kw.get("closure", "smagorinsky")
     policy = module_policy(load_module(ckpt, "shared"), coeff_range_of(env_kw))
-    rows = compare(ref, policy, closure,
-                   seeds=int(episodes or opts["seeds"]), time_units=float(opts["time_units"]),
-                   spinup=float(opts["spinup"]),
-                   steps_per_action=int(env_kw.get("steps_per_action", 10)),
-                   agents_per_side=int(env_kw.get("agents_per_side", 4)))
+    rows = compare(
+        ref,
+        policy,
+        closure,
+        seeds=int(episodes or opts["seeds"]),
+        time_units=float(opts["time_units"]),
+        spinup=float(opts["spinup"]),
+        steps_per_action=int(env_kw.get("steps_per_action", 10)),
+        agents_per_side=int(env_kw.get("agents_per_side", 4)),
+    )
     table = markdown_table(rows)
     (Path(run_dir) / "eval.md").write_text(table + "\n")
     figures = write_figures(Path(run_dir), ref, rows, step=read_iteration(ckpt))
@@ -225,7 +300,7 @@ def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> 
 
 
 def read_iteration(ckpt: Path) -> int:
-    from trainers.checkpoint import read_state
+    from regrl.trainers.checkpoint import read_state
 
     return int(read_state(ckpt)["iteration"])
 
@@ -236,15 +311,17 @@ def write_figures(run_dir: Path, ref: Reference, rows, step: int) -> List[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from trainers.logging import TensorBoardLogger
-    from trainers.run import TB_DIR
+    from regrl.trainers.logging import TensorBoardLogger
+    from regrl.trainers.run import TB_DIR
 
     k_max = int(np.flatnonzero(ref.enstrophy_spectrum > 1e-30).max()) + 1  # dealiasing cut
     k = np.arange(k_max)
     centres = 0.5 * (ref.pdf_edges[1:] + ref.pdf_edges[:-1]) / ref.omega_std
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, key, label in ((axes[0], "enstrophy_spectrum", "enstrophy"),
-                           (axes[1], "energy_spectrum", "energy")):
+    for ax, key, label in (
+        (axes[0], "enstrophy_spectrum", "enstrophy"),
+        (axes[1], "energy_spectrum", "energy"),
+    ):
         ax.loglog(k[1:], getattr(ref, key)[1:k_max], "k-", lw=2.5, label="filtered DNS")
         for r in rows:
             if key in r:
@@ -270,11 +347,18 @@ def reference_command(args) -> int:
     """``regrl turbulence reference``: run the DNS and write the reference file."""
     from dataclasses import fields
 
-    from envs.turbulence.reference import DEFAULT_REFERENCE, ReferenceSpec, \
-        generate_reference, save_reference
+    from regrl.envs.turbulence.reference import (
+        DEFAULT_REFERENCE,
+        ReferenceSpec,
+        generate_reference,
+        save_reference,
+    )
 
-    overrides = {f.name: getattr(args, f.name) for f in fields(ReferenceSpec)
-                 if getattr(args, f.name, None) is not None}
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in fields(ReferenceSpec)
+        if getattr(args, f.name, None) is not None
+    }
     spec = ReferenceSpec(**overrides)
     out = Path(args.out) if args.out else DEFAULT_REFERENCE
     torch.set_num_threads(max(1, int(getattr(args, "threads", 1))))

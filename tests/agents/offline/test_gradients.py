@@ -1,17 +1,28 @@
 """Hand-computed checks of the gradient-side plugins: ⊥Grad, IGNITE, GLAD/SAM, HFT and the
 Lipschitz projection with its certified bound."""
+
 import math
 
 import pytest
 import torch
 import torch.nn as nn
 
-from agents.models import MLP
-from agents.offline import (OrthoGrad, certified_lipschitz_bound, get_plugin, glad_gradient,
-                            hft_select_frozen, ignite_dual_update, ignite_gradient,
-                            model_lipschitz_bound, orthogonal_gradient, project_spectral_norm,
-                            sam_perturbation, spectral_norm)
-from agents.offline.base import TaskInfo, plugin_generator
+from regrl.agents.models import MLP
+from regrl.agents.offline import (
+    OrthoGrad,
+    certified_lipschitz_bound,
+    get_plugin,
+    glad_gradient,
+    hft_select_frozen,
+    ignite_dual_update,
+    ignite_gradient,
+    model_lipschitz_bound,
+    orthogonal_gradient,
+    project_spectral_norm,
+    sam_perturbation,
+    spectral_norm,
+)
+from regrl.agents.offline.base import TaskInfo, plugin_generator
 
 D = torch.float64
 
@@ -143,7 +154,9 @@ def test_hft_plugin_freezes_half_the_matrices_for_a_step():
 # ---- Lipschitz -----------------------------------------------------------------------------
 def test_spectral_projection_and_certified_bound():
     W1, W2 = t([[3.0, 0.0], [0.0, 1.0]]), t([[0.0, 2.0], [1.0, 0.0]])
-    assert spectral_norm(t([[1.0, 1.0], [0.0, 1.0]])).item() == pytest.approx((1 + math.sqrt(5)) / 2)
+    assert spectral_norm(t([[1.0, 1.0], [0.0, 1.0]])).item() == pytest.approx(
+        (1 + math.sqrt(5)) / 2
+    )
     torch.testing.assert_close(project_spectral_norm(W1, 2.0), t([[2.0, 0.0], [0.0, 2 / 3]]))
     assert project_spectral_norm(W2, 5.0) is W2  # already inside
     assert certified_lipschitz_bound([W1, W2]).item() == pytest.approx(6.0)
@@ -161,8 +174,10 @@ def test_lipschitz_plugin_bound_after_training_steps():
         model(torch.randn(32, 5))["out"].pow(2).sum().mul(-1).backward()
         opt.step()
         plugin.after_step(model)
-    norms = [torch.linalg.svdvals(m.weight.detach().double())[0] for m in
-             (model.trunk[0], model.trunk[2], model.head)]
+    norms = [
+        torch.linalg.svdvals(m.weight.detach().double())[0]
+        for m in (model.trunk[0], model.trunk[2], model.head)
+    ]
     bound = plugin.on_epoch_end(0, model)["certified_bound"]
     assert bound.item() == pytest.approx(float(torch.stack(norms).prod()), rel=1e-9)
     assert bound.item() <= 2.0 + 1e-6

@@ -1,21 +1,28 @@
 """Nested Dropout mask distribution and Co-teaching's schedule and small-loss selection."""
+
 import math
 
 import pytest
 import torch
 
-from agents.models import MLP
-from agents.offline import (coteaching_forget_rate, coteaching_select, get_plugin,
-                            nested_dropout_mask, nested_dropout_probs)
-from agents.offline.base import TaskInfo
-from agents.offline.nested_coteaching import nested_keep_probs, sample_nested_k
+from regrl.agents.models import MLP
+from regrl.agents.offline import (
+    coteaching_forget_rate,
+    coteaching_select,
+    get_plugin,
+    nested_dropout_mask,
+    nested_dropout_probs,
+)
+from regrl.agents.offline.base import TaskInfo
+from regrl.agents.offline.nested_coteaching import nested_keep_probs, sample_nested_k
 
 
 def test_nested_probs_hand_values():
     p = nested_dropout_probs(3, sigma=1.0)  # exp(-1), exp(-4), exp(-9) normalised
     z = math.exp(-1) + math.exp(-4) + math.exp(-9)
-    torch.testing.assert_close(p, torch.tensor([math.exp(-1), math.exp(-4), math.exp(-9)],
-                                               dtype=torch.float64) / z)
+    torch.testing.assert_close(
+        p, torch.tensor([math.exp(-1), math.exp(-4), math.exp(-9)], dtype=torch.float64) / z
+    )
     torch.testing.assert_close(nested_keep_probs(p), torch.stack([p.sum(), p[1:].sum(), p[2]]))
     assert nested_dropout_mask(4, 2).tolist() == [1.0, 1.0, 0.0, 0.0]
 

@@ -1,15 +1,32 @@
 """The plugin registry, the protocol and the combination rules."""
+
 import dataclasses
 
 import pytest
 
-import agents.offline as offline
-from agents.offline import PLUGINS, check_combination, get_plugin
-from agents.registry import UnknownNameError
+import regrl.agents.offline as offline
+from regrl.agents.offline import PLUGINS, check_combination, get_plugin
+from regrl.agents.registry import UnknownNameError
 
-ALL = {"elr", "pskd", "mixup", "nested_dropout", "coteaching", "stablemax", "orthograd",
-       "lipschitz", "dispersive", "compander", "ignite", "glad", "self_distill", "hft",
-       "orthogonality", "msbreg", "soft_equivariance"}
+ALL = {
+    "elr",
+    "pskd",
+    "mixup",
+    "nested_dropout",
+    "coteaching",
+    "stablemax",
+    "orthograd",
+    "lipschitz",
+    "dispersive",
+    "compander",
+    "ignite",
+    "glad",
+    "self_distill",
+    "hft",
+    "orthogonality",
+    "msbreg",
+    "soft_equivariance",
+}
 
 
 def test_every_method_is_registered_with_a_paper_header():
@@ -32,13 +49,16 @@ def test_public_helpers_importable():
         assert callable(getattr(offline, name))
 
 
-@pytest.mark.parametrize("names, task, match", [
-    (["elr", "mixup"], "classification", "cannot be combined"),
-    (["pskd", "self_distill"], "classification", "both provide soft targets"),
-    (["lipschitz", "compander"], "classification", "cannot be combined"),
-    (["ignite"], "classification", "does not apply to task 'classification'"),
-    (["elr", "elr"], "classification", "listed twice"),
-])
+@pytest.mark.parametrize(
+    "names, task, match",
+    [
+        (["elr", "mixup"], "classification", "cannot be combined"),
+        (["pskd", "self_distill"], "classification", "both provide soft targets"),
+        (["lipschitz", "compander"], "classification", "cannot be combined"),
+        (["ignite"], "classification", "does not apply to task 'classification'"),
+        (["elr", "elr"], "classification", "listed twice"),
+    ],
+)
 def test_bad_combinations(names, task, match):
     with pytest.raises(ValueError, match=match):
         check_combination(names, task)

@@ -1,18 +1,33 @@
 """Hand-computed checks of the loss-side plugins: ELR, PS-KD, MixUp, StableMax, Dispersive,
 soft orthogonality, self-distillation targets, the weight compander and MSBReg."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from agents.offline import (brownian_loss, compander, compander_inverse, dispersive_loss,
-                            elr_penalty, elr_update_targets, get_plugin, mixup,
-                            multiview_centroid_loss, pskd_alpha, pskd_targets,
-                            sample_mixup_lambda, singular_value_loss, soft_orthogonality,
-                            stablemax, stablemax_cross_entropy, weighted_distillation_targets)
-from agents.offline.base import TaskInfo
-from agents.offline.self_distill import round_of_epoch
+from regrl.agents.offline import (
+    brownian_loss,
+    compander,
+    compander_inverse,
+    dispersive_loss,
+    elr_penalty,
+    elr_update_targets,
+    get_plugin,
+    mixup,
+    multiview_centroid_loss,
+    pskd_alpha,
+    pskd_targets,
+    sample_mixup_lambda,
+    singular_value_loss,
+    soft_orthogonality,
+    stablemax,
+    stablemax_cross_entropy,
+    weighted_distillation_targets,
+)
+from regrl.agents.offline.base import TaskInfo
+from regrl.agents.offline.self_distill import round_of_epoch
 
 D = torch.float64
 
@@ -57,11 +72,14 @@ def test_elr_bad_beta():
 
 
 def test_elr_plugin_buffer_follows_sample_index():
-    plugin = get_plugin("elr")(get_plugin("elr").Params(beta=0.5, lam=1.0),
-                               TaskInfo("classification", 4, 2, 3, 0))
+    plugin = get_plugin("elr")(
+        get_plugin("elr").Params(beta=0.5, lam=1.0), TaskInfo("classification", 4, 2, 3, 0)
+    )
     logits = torch.log(torch.tensor([[0.75, 0.25], [0.5, 0.5]]))
     plugin.observe({"idx": torch.tensor([3, 1])}, {"out": logits}, 0)
-    torch.testing.assert_close(plugin.t, torch.tensor([[0, 0], [0.25, 0.25], [0, 0], [0.375, 0.125]]))
+    torch.testing.assert_close(
+        plugin.t, torch.tensor([[0, 0], [0.25, 0.25], [0, 0], [0.375, 0.125]])
+    )
     state = plugin.state_dict()
     plugin.t.zero_()
     plugin.load_state_dict(state)
@@ -170,7 +188,7 @@ def test_compander_formula_and_inverse():
 
 
 def test_compander_plugin_keeps_initial_function():
-    from agents.models import MLP
+    from regrl.agents.models import MLP
 
     torch.manual_seed(0)
     model, x = MLP(3, 2, (4,)), torch.randn(5, 3)
