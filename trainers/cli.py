@@ -148,6 +148,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ConfigError, FileNotFoundError, UnknownNameError) as exc:
         _error(str(exc))
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `regrl list | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        return 0
     except ConnectionError as exc:  # ray.init(address=...) found no cluster
         _error(f"cannot reach the Ray cluster: {exc}")
         return EXIT_BAD_INPUT

@@ -159,6 +159,13 @@ class TrainingConfig:
         _require(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or null")
 
 
+def _key_name(key: Any) -> str:
+    """A mapping key as it reads in a dotted path (short names plain, anything else quoted)."""
+    return (
+        key if isinstance(key, str) and key.isidentifier() and len(key) <= 64 else short_repr(key)
+    )
+
+
 @dataclass(frozen=True)
 class ResourcesConfig:
     num_env_runners: int = 0
@@ -193,7 +200,7 @@ class ResourcesConfig:
             for key, amount in getattr(self, name).items():
                 _require(
                     isinstance(amount, (int, float)) and amount > 0,
-                    f"resources.{name}.{short_repr(key)} must be a number > 0, "
+                    f"resources.{name}.{_key_name(key)} must be a number > 0, "
                     f"got {short_repr(amount)}",
                 )
         _require(

@@ -25,6 +25,9 @@ class EnvEntry:
     """A PettingZoo ParallelEnv (all agents map to one shared policy)."""
     module_id: str = "default_policy"
     """RLModule id of the (shared) policy."""
+    main_thread_only: bool = False
+    """The simulator needs its process's main thread (MetaDrive installs a signal handler), so
+    it cannot run inside a Ray Tune trial's worker thread: sweeps need env runners for it."""
 
 
 def register_env(name: str, description: str, factory: Callable[..., Any], **kw: Any) -> None:

@@ -113,6 +113,9 @@ class Driver:
         """A sweep trial's raw config (drop side effects outside the run directory)."""
         return raw
 
+    def check_trial(self, cfg: Any) -> None:
+        """Refuse (ConfigError) a validated config that cannot run as a Tune trial."""
+
     def dump(self, cfg: Any) -> Dict[str, Any]:
         return to_dict(cfg)
 

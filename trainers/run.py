@@ -23,7 +23,7 @@ from regrl.trainers.config import (
     apply_torch_threads,
     config_from_dict,
 )
-from regrl.trainers.envs import probe_env
+from regrl.trainers.envs import env_entry, probe_env
 from regrl.trainers.evaluate import evaluate
 from regrl.trainers.harness import (
     CONFIG_FILE,
@@ -272,6 +272,14 @@ class RLDriver(HarnessDriver):
         cfg = config_from_dict(data, source=source_name(source, where))
         _probe_env(cfg, source_name(source, where))
         return cfg
+
+    def check_trial(self, cfg) -> None:
+        if env_entry(cfg.env.name).main_thread_only and cfg.resources.num_env_runners == 0:
+            raise ConfigError(
+                f"env {cfg.env.name!r} must run in a process's main thread (MetaDrive installs "
+                "a signal handler) and a sweep trial runs in a worker thread: set "
+                "resources.num_env_runners >= 1 so env-runner actors host it"
+            )
 
     def context(self, cfg, address: Optional[str]):
         return rl_context(cfg, address)

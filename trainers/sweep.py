@@ -355,6 +355,7 @@ def _trials(
             raw = driver.trial_config(raw)
             try:
                 cfg = driver.load(raw, where=f"{config} at grid point {json.dumps(point)}")
+                driver.check_trial(cfg)
             except ConfigError as exc:
                 raise ConfigError(str(exc)) from None
             trials.append(

@@ -415,9 +415,9 @@ def test_new_run_dir_refuses_a_bad_name_even_unvalidated(tmp_path):
 
 def test_racing_runs_get_distinct_directories(tmp_path, monkeypatch):
     """Threads that start in the same (patched) second each get their own directory."""
-    from regrl.trainers import run
+    from regrl.trainers import harness
 
-    monkeypatch.setattr(run.time, "strftime", lambda fmt: "20260101-000000")
+    monkeypatch.setattr(harness.time, "strftime", lambda fmt: "20260101-000000")
     cfg = SimpleNamespace(runs_root=str(tmp_path), name="race")
     n_threads, per_thread = 8, 10
     barrier, made, errors = threading.Barrier(n_threads), [], []
@@ -426,7 +426,7 @@ def test_racing_runs_get_distinct_directories(tmp_path, monkeypatch):
         barrier.wait()
         for _ in range(per_thread):
             try:
-                made.append(run.new_run_dir(cfg))
+                made.append(harness.new_run_dir(cfg))
             except Exception as exc:  # noqa: BLE001 - the test reports any failure
                 errors.append(exc)
 
@@ -441,16 +441,16 @@ def test_racing_runs_get_distinct_directories(tmp_path, monkeypatch):
 def test_run_dir_taken_between_check_and_create(tmp_path, monkeypatch):
     """Deterministic form of the race: another process creates the directory right after
     we looked; we must move on to the next suffix, not fail or share it."""
-    from regrl.trainers import run
+    from regrl.trainers import harness
 
-    monkeypatch.setattr(run.time, "strftime", lambda fmt: "20260101-000000")
+    monkeypatch.setattr(harness.time, "strftime", lambda fmt: "20260101-000000")
     cfg = SimpleNamespace(runs_root=str(tmp_path), name="race")
     (tmp_path / "race" / "20260101-000000").mkdir(parents=True)
     real_exists = Path.exists
     monkeypatch.setattr(
         Path, "exists", lambda self: False if self.name.startswith("2026") else real_exists(self)
     )
-    assert run.new_run_dir(cfg).name == "20260101-000000-1"
+    assert harness.new_run_dir(cfg).name == "20260101-000000-1"
 
 
 # ------------------------------------------------------------------ messages and main()

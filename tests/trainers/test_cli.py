@@ -132,3 +132,21 @@ def test_train_dispatches_offline_configs(tmp_path, capsys):
     run_dir = Path(out.split("run directory: ")[1].split()[0])
     assert main(["validate", str(run_dir / "config.yaml")]) == 0
     assert "plugins:" in capsys.readouterr().out
+
+
+def test_a_closed_output_pipe_is_not_a_cluster_error():
+    """`regrl list | head -1`: BrokenPipeError is a ConnectionError subclass, and used to be
+    reported as "cannot reach the Ray cluster"."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regrl.trainers.cli", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away after one line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "error:" not in err and "Traceback" not in err, err

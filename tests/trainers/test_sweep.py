@@ -329,3 +329,34 @@ def test_bad_sweeps_are_one_error_line_before_anything_runs(tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert err.startswith("error:") and re.search(pattern, err), err
     assert not (tmp_path / "sweeps").exists()
+
+
+def test_sweep_refuses_a_metadrive_env_in_the_trial_thread(tmp_path):
+    """MetaDrive installs a signal handler, which only works in a main thread: a sweep of a RIFT
+    config with num_env_runners: 0 is refused up front, naming the fix, and creates nothing."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "regrl.trainers.cli",
+            "sweep",
+            str(root / "configs/rift_ppo.yaml"),
+            "--seeds",
+            "1",
+            "--set",
+            "resources.num_env_runners=0",
+            "--set",
+            f"runs_root={tmp_path / 'runs'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "resources.num_env_runners >= 1" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()

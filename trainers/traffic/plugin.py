@@ -14,6 +14,7 @@ register_env(
     TrafficEnv,
     multi_agent=True,
     module_id="cbv",
+    main_thread_only=True,
 )
 register_env(
     "rift_metadrive",
@@ -22,6 +23,7 @@ register_env(
     make_rift_env,
     multi_agent=True,
     module_id="cbv",
+    main_thread_only=True,
 )
 MODULE_SPECS.register("rift_metadrive", "RIFT candidate scorer on the frozen stage-1 planner")(
     rift_module_spec
