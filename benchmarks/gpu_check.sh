@@ -20,9 +20,9 @@ step() {  # step NAME TIMEOUT_S COMMAND...
   [ "$result" = ok ] || tail -5 "$RUNS/$name.log"
 }
 
-GPUS=1 USE_GPU=true DEVICE=cuda
+GPUS=1   # resources.num_gpus_per_learner of every kind: 0 = CPU, 1 = CUDA
 if [ "${1:-}" = --cpu ]; then
-  GPUS=0 USE_GPU=false DEVICE=cpu
+  GPUS=0
 else
   $PY - <<'PY' || exit 1
 import torch
@@ -39,9 +39,9 @@ step cartpole_ppo_1_iter 150 $REGRL train configs/cartpole_ppo.yaml --set traini
 step smarl_1_iter 150 $REGRL train configs/smarl_demo.yaml --set training.iterations=1 "${GPU_LEARNER[@]}"
 step digits_data 60 $PY benchmarks/noisy_labels.py --write-data "$RUNS/digits.npz"
 step offline_elr_1_epoch 90 $REGRL train configs/offline_digits.yaml --set training.epochs=1 \
-     --set resources.use_gpu=$USE_GPU --set "data.path=$RUNS/digits.npz" --set "runs_root=$RUNS" --quiet
+     --set resources.num_gpus_per_learner=$GPUS --set "data.path=$RUNS/digits.npz" --set "runs_root=$RUNS" --quiet
 step rlvr_tiny_1_step 150 $REGRL train configs/rlvr_tiny_grpo.yaml --set model.path=tiny \
-     --set training.steps=1 --set eval.every=0 --set resources.learner_device=$DEVICE \
+     --set training.steps=1 --set eval.every=0 --set resources.num_gpus_per_learner=$GPUS \
      --set "runs_root=$RUNS" --quiet
 step traffic_demos 120 $REGRL traffic demos --episodes 2 --horizon 60 --out "$RUNS/demos.npz"
 step rift_pretrain_1_epoch 90 $REGRL traffic pretrain configs/rift_pretrain.yaml \

@@ -14,7 +14,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 
 import torch
 import yaml
@@ -66,11 +66,49 @@ class AdvantageConfig:
 
 
 @dataclass(frozen=True)
-class TermSpec:
+class NamedSpec:
+    """One entry of a named list: YAML ``{name: ..., <params>}``."""
+
     name: str
-    """Objective term name (``regrl list`` shows them)."""
+    """The entry's name in its registry (``regrl list`` shows them)."""
     params: Any
-    """The term's own typed parameters (a frozen dataclass from the term registry)."""
+    """The entry's own typed parameters (a frozen dataclass from the registry)."""
+
+
+@dataclass(frozen=True)
+class NamedList:
+    """Field marker (``field(metadata=named_list(...))``): the field is a list of
+    ``{name: ..., <params>}`` entries of ``registry``, parsed into ``spec`` objects; the generic
+    parser needs no special case for it."""
+
+    registry: Any
+    """A registry with ``in``, ``get(name)`` and ``unknown_message(name)``."""
+    params_cls_of: Callable[[Any], type]
+    """The params dataclass of a registry entry."""
+    spec: type
+    """The :class:`NamedSpec` subclass built for each entry."""
+    noun: str
+    """What an entry is called in errors (``term``, ``plugin``)."""
+    example: str
+    """A valid name shown in the error for a non-list value."""
+    non_empty: bool = True
+    """Refuse an empty (or null) list."""
+    name_in_path: bool = False
+    """Parameter errors name ``field[i] (name)`` rather than ``field[i]``."""
+
+
+def named_list(registry, params_cls_of, spec, noun, example, **kw) -> Dict[str, NamedList]:
+    """``metadata`` of a named-list field (see :class:`NamedList`)."""
+    return {NAMED_LIST: NamedList(registry, params_cls_of, spec, noun, example, **kw)}
+
+
+NAMED_LIST = "regrl_named_list"
+"""The metadata key of :func:`named_list`."""
+
+
+@dataclass(frozen=True)
+class TermSpec(NamedSpec):
+    """One objective term: ``{name: ..., <params>}`` of the term registry."""
 
 
 def _default_terms() -> Tuple[TermSpec, ...]:
@@ -81,7 +119,10 @@ def _default_terms() -> Tuple[TermSpec, ...]:
 class ObjectiveConfig:
     advantages: AdvantageConfig = field(default_factory=AdvantageConfig)
     """How advantages are estimated (a learner connector)."""
-    terms: Tuple[TermSpec, ...] = field(default_factory=_default_terms)
+    terms: Tuple[TermSpec, ...] = field(
+        default_factory=_default_terms,
+        metadata=named_list(TERMS, lambda t: t.params_cls, TermSpec, "term", "policy"),
+    )
     """Loss terms summed by the learner, each ``{name: ..., <params>}``."""
 
     def __post_init__(self) -> None:
@@ -167,7 +208,34 @@ def _key_name(key: Any) -> str:
 
 
 @dataclass(frozen=True)
-class ResourcesConfig:
+class LearnerResources:
+    """Where the learner runs, spelt the same by every kind (``resources:`` of each file)."""
+
+    num_gpus_per_learner: float = 0
+    """GPUs per learner: 0 = CPU; >= 1 = CUDA (on Ray a fraction such as 0.5 shares a GPU).
+    The learner's torch device is derived from it (:attr:`device`)."""
+    torch_threads: Optional[int] = None
+    """torch CPU threads of the training processes; null keeps torch's default."""
+
+    @property
+    def device(self) -> str:
+        """``cuda`` when the learner has a GPU, else ``cpu``."""
+        return "cuda" if self.num_gpus_per_learner > 0 else "cpu"
+
+    def __post_init__(self) -> None:
+        _require(
+            0 <= self.num_gpus_per_learner <= MAX_ACTORS,
+            f"resources.num_gpus_per_learner must be in [0, {MAX_ACTORS}], "
+            f"got {self.num_gpus_per_learner}",
+        )
+        _require(
+            self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
+            f"resources.torch_threads must be in [1, {MAX_THREADS}] or null",
+        )
+
+
+@dataclass(frozen=True)
+class ResourcesConfig(LearnerResources):
     num_env_runners: int = 0
     """Env-runner actors (0 samples in the driver process)."""
     num_envs_per_env_runner: int = 1
@@ -176,8 +244,6 @@ class ResourcesConfig:
     """CPUs reserved per env runner."""
     num_learners: int = 0
     """Learner actors (0 = local learner in the driver)."""
-    num_gpus_per_learner: float = 0
-    """GPUs per learner (1 on a GPU node)."""
     torch_threads: Optional[int] = None
     """torch CPU threads of the driver (local learner, and envs when num_env_runners=0);
     null keeps torch's default. 1 avoids oversubscribing a small machine whose other cores
@@ -193,6 +259,7 @@ class ResourcesConfig:
     times; restarts are logged as ``perf/env_runner_restarts``."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("num_env_runners", "num_envs_per_env_runner", "num_learners"):
             require_size(name, getattr(self, name), MAX_ACTORS, lo=0)
         _require(self.max_env_runner_restarts >= 0, "max_env_runner_restarts must be >= 0")
@@ -209,11 +276,6 @@ class ResourcesConfig:
             "the driver process otherwise)",
         )
         _require(self.num_envs_per_env_runner >= 1, "num_envs_per_env_runner must be >= 1")
-        _require(self.num_gpus_per_learner >= 0, "num_gpus_per_learner must be >= 0")
-        _require(
-            self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
-            f"torch_threads must be in [1, {MAX_THREADS}] or null",
-        )
 
 
 @dataclass(frozen=True)
@@ -240,13 +302,34 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class RunConfig:
+    """The fields every experiment kind shares; each kind's top-level config extends it (and
+    narrows ``kind`` and ``resources`` to its own)."""
+
+    kind: str = "rl"
+    """The experiment kind (``regrl list`` shows them); picks the driver."""
     name: str = "experiment"
     """Experiment name; runs go to ``<runs_root>/<name>/<timestamp>/``."""
     seed: int = 0
-    """Seed of torch, numpy and the environments."""
+    """Seed of torch, numpy and the kind's own random draws."""
     runs_root: str = "runs"
     """Root directory of run folders."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoint cadence (``every`` counts the kind's iterations: iterations, steps, epochs)."""
+    resources: LearnerResources = field(default_factory=LearnerResources)
+    """Where the learner runs (each kind extends :class:`LearnerResources`)."""
+
+    def __post_init__(self) -> None:
+        require_run_name(self.name)
+        require_runs_root(self.runs_root)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(RunConfig):
+    kind: Literal["rl"] = "rl"
+    """``rl`` (the default when a file has no ``kind:``): an RLlib experiment."""
+    seed: int = 0
+    """Seed of torch, numpy and the environments."""
     env: EnvConfig = field(default_factory=EnvConfig)
     """The environment."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -257,14 +340,8 @@ class ExperimentConfig:
     """Optimisation schedule."""
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     """Ray resources."""
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    """Checkpoint cadence."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation settings."""
-
-    def __post_init__(self) -> None:
-        require_run_name(self.name)
-        require_runs_root(self.runs_root)
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -354,16 +431,16 @@ def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise _fail(where, f"expected a mapping, got {type(data).__name__} {short_repr(data)}")
     hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if f.init]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    known = list(fields)
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{_key(key)}" if where else _key(key)
         if key not in known:
-            near = difflib.get_close_matches(str(key)[:100], known, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(known)}"
-            raise _fail(path, f"unknown key {short_repr(key)}{hint}")
-        if cls is ObjectiveConfig and key == "terms":
-            kwargs[key] = _build_terms(value, path)
+            raise _fail(path, f"unknown key {short_repr(key)}{_unknown_hint(key, known)}")
+        marker = fields[key].metadata.get(NAMED_LIST)
+        if marker is not None:
+            kwargs[key] = _build_named_list(value, path, marker)
         else:
             kwargs[key] = _coerce(value, hints[key], path)
     try:
@@ -374,18 +451,46 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise _fail(where or "config", str(exc)) from None
 
 
-def _build_terms(value: Any, where: str) -> Tuple[TermSpec, ...]:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise _fail(where, "expected a non-empty list of terms like {name: policy}")
-    specs = []
+_GPU_KEY = "resources.num_gpus_per_learner (0 = CPU, 1 = one GPU per learner; the device follows)"
+RENAMED_KEYS = {
+    "use_gpu": _GPU_KEY,
+    "learner_device": _GPU_KEY,
+    "learner_num_gpus": _GPU_KEY,
+    "device": _GPU_KEY,
+    "torch_threads": "resources.torch_threads",
+}
+"""Old spellings of the shared fields -> the key that replaced them (issue 12 §3)."""
+
+
+def _unknown_hint(key: Any, known: List[str]) -> str:
+    if isinstance(key, str) and key in RENAMED_KEYS:
+        return f"; it is now spelt {RENAMED_KEYS[key]}"
+    near = difflib.get_close_matches(str(key)[:100], known, n=1)
+    return f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(known)}"
+
+
+def _build_named_list(value: Any, where: str, spec: NamedList) -> Tuple[NamedSpec, ...]:
+    """A field marked with :func:`named_list`: ``[{name: ..., <params>}, ...]``."""
+    if value is None and not spec.non_empty:
+        return ()
+    if not isinstance(value, (list, tuple)) or (spec.non_empty and not value):
+        size = "a non-empty list" if spec.non_empty else "a list"
+        raise _fail(where, f"expected {size} of {spec.noun}s like [{{name: {spec.example}}}]")
+    out = []
     for i, item in enumerate(value):
-        path = f"{where}[{i}]"
-        if isinstance(item, TermSpec):
-            specs.append(item)
+        if isinstance(item, spec.spec):
+            out.append(item)
             continue
-        name, params = parse_named_entry(item, path, TERMS, lambda t: t.params_cls, "term")
-        specs.append(TermSpec(name, params))
-    return tuple(specs)
+        name, params = parse_named_entry(
+            item,
+            f"{where}[{i}]",
+            spec.registry,
+            spec.params_cls_of,
+            spec.noun,
+            name_in_path=spec.name_in_path,
+        )
+        out.append(spec.spec(name, params))
+    return tuple(out)
 
 
 def parse_named_entry(
@@ -421,7 +526,7 @@ def config_from_dict(data: Dict[str, Any], source: str = "<dict>") -> Experiment
 
 def to_dict(cfg: Any) -> Any:
     """Plain YAML-able dict of a config (terms back to ``{name: ..., **params}``)."""
-    if isinstance(cfg, TermSpec):
+    if isinstance(cfg, NamedSpec):
         return {"name": cfg.name, **to_dict(cfg.params)}
     if dataclasses.is_dataclass(cfg):
         return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}

@@ -19,7 +19,6 @@ Runs go to ``<runs_root>/<name>/<timestamp>/`` with ``config.yaml``, TensorBoard
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -49,8 +48,6 @@ from regrl.trainers.checks import (
     MAX_ACTORS,
     MAX_BATCH,
     MAX_WIDTH,
-    require_run_name,
-    require_runs_root,
     require_size,
     short_repr,
 )
@@ -58,11 +55,13 @@ from regrl.trainers.checks import (
     require as _require,
 )
 from regrl.trainers.config import (
-    CheckpointConfig,
     ConfigError,
+    LearnerResources,
+    NamedSpec,
+    RunConfig,
     apply_overrides,
+    named_list,
     parse,
-    parse_named_entry,
     read_yaml,
     to_dict,
 )
@@ -172,34 +171,29 @@ class OfflineTrainingConfig:
 
 
 @dataclass(frozen=True)
-class OfflineResourcesConfig:
+class OfflineResourcesConfig(LearnerResources):
     num_workers: int = 0
-    """0 = train in this process; N >= 1 = N Ray Train workers, data-parallel (DDP)."""
-    use_gpu: bool = False
-    """One GPU per worker (or for the single process) when true."""
+    """0 = train in this process; N >= 1 = N Ray Train workers, data-parallel (DDP); each
+    worker is a learner with ``num_gpus_per_learner`` GPUs (0 = CPU and gloo)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require_size("resources.num_workers", self.num_workers, MAX_ACTORS, lo=0)
 
 
 @dataclass(frozen=True)
-class PluginSpec:
-    name: str
-    """Plugin name (``regrl list`` shows them)."""
-    params: Any
-    """The plugin's typed parameters (its frozen ``Params`` dataclass)."""
+class PluginSpec(NamedSpec):
+    """One plugin: ``{name: ..., <params>}`` of :data:`PLUGINS` (params: its ``Params``)."""
 
 
 @dataclass(frozen=True)
-class OfflineConfig:
+class OfflineConfig(RunConfig):
     kind: Literal["offline"] = "offline"
     """Marks the file as an offline experiment."""
     name: str = "offline"
     """Experiment name; runs go to ``<runs_root>/<name>/<timestamp>/``."""
     seed: int = 0
     """Seed of the model init, the split, the shuffling and the plugins' random draws."""
-    runs_root: str = "runs"
-    """Root directory of run folders."""
     task: Literal["classification", "regression", "tokens"] = "classification"
     """Task loss: cross-entropy, MSE / Gaussian NLL, or token cross-entropy (SFT)."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -208,16 +202,24 @@ class OfflineConfig:
     """The network."""
     training: OfflineTrainingConfig = field(default_factory=OfflineTrainingConfig)
     """Optimisation schedule."""
-    plugins: Tuple[PluginSpec, ...] = ()
+    plugins: Tuple[PluginSpec, ...] = field(
+        default=(),
+        metadata=named_list(
+            PLUGINS,
+            lambda plugin: plugin.Params,
+            PluginSpec,
+            "plugin",
+            "elr",
+            non_empty=False,
+            name_in_path=True,
+        ),
+    )
     """Regularisers, each ``{name: ..., <params>}``, applied in the listed order."""
     resources: OfflineResourcesConfig = field(default_factory=OfflineResourcesConfig)
     """Workers and GPUs."""
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    """Checkpoint every N epochs (and at the end); keep the last K."""
 
     def __post_init__(self) -> None:
-        require_run_name(self.name)
-        require_runs_root(self.runs_root)
+        super().__post_init__()
         names = [p.name for p in self.plugins]
         check_combination(names, self.task, data_parallel=self.resources.num_workers > 0)
         for spec in self.plugins:
@@ -231,33 +233,7 @@ def is_offline_config(data: Dict[str, Any]) -> bool:
 
 def offline_config_from_dict(data: Dict[str, Any], source: str = "<dict>") -> OfflineConfig:
     """Validate a raw mapping; every problem becomes a ConfigError naming ``source``."""
-    data = dict(data)
-    raw_plugins = data.pop("plugins", None) or []
-    cfg = parse(OfflineConfig, data, source)
-    specs = _plugin_specs(raw_plugins, source)
-    try:
-        return dataclasses.replace(cfg, plugins=specs)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: plugins: {exc}") from None
-
-
-def _plugin_specs(raw: Any, source: str) -> Tuple[PluginSpec, ...]:
-    if not isinstance(raw, (list, tuple)):
-        raise ConfigError(
-            f"{source}: plugins: expected a list like [{{name: elr}}], got {short_repr(raw)}"
-        )
-    specs = []
-    for i, item in enumerate(raw):
-        name, params = parse_named_entry(
-            item,
-            f"{source}: plugins[{i}]",
-            PLUGINS,
-            lambda plugin: plugin.Params,
-            "plugin",
-            name_in_path=True,
-        )
-        specs.append(PluginSpec(name, params))
-    return tuple(specs)
+    return parse(OfflineConfig, data, source)
 
 
 def load_offline_config(path: str | Path, overrides: Optional[List[str]] = None) -> OfflineConfig:
@@ -270,9 +246,7 @@ def load_offline_config(path: str | Path, overrides: Optional[List[str]] = None)
 
 def offline_to_dict(cfg: OfflineConfig) -> Dict[str, Any]:
     """Plain YAML-able dict (plugins back to ``{name: ..., **params}``)."""
-    out = to_dict(dataclasses.replace(cfg, plugins=()))
-    out["plugins"] = [{"name": s.name, **to_dict(s.params)} for s in cfg.plugins]
-    return out
+    return to_dict(cfg)
 
 
 # ==================================================================================== data
@@ -925,10 +899,19 @@ def _check_data(cfg: OfflineConfig) -> None:
         raise ConfigError(f"data: {exc}") from None
 
 
+def _apply_threads(cfg: OfflineConfig) -> None:
+    if cfg.resources.torch_threads:
+        torch.set_num_threads(cfg.resources.torch_threads)
+
+
 def _local_worker(cfg: OfflineConfig) -> Worker:
-    if cfg.resources.use_gpu and not torch.cuda.is_available():
-        raise ConfigError("resources.use_gpu is true but no CUDA device is visible")
-    return Worker(device=torch.device("cuda" if cfg.resources.use_gpu else "cpu"))
+    if cfg.resources.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"resources.num_gpus_per_learner is {cfg.resources.num_gpus_per_learner} "
+            "but no CUDA device is visible"
+        )
+    _apply_threads(cfg)
+    return Worker(device=torch.device(cfg.resources.device))
 
 
 def ddp_worker(device: Optional[torch.device] = None) -> Worker:
@@ -950,7 +933,8 @@ def ray_train_loop(config: Dict[str, Any]) -> None:
     import ray.train.torch
 
     cfg = offline_config_from_dict(config["config"], source=config["source"])
-    device = ray.train.torch.get_device() if cfg.resources.use_gpu else None
+    _apply_threads(cfg)
+    device = ray.train.torch.get_device() if cfg.resources.device == "cuda" else None
     metrics = fit(
         cfg, Path(config["run_dir"]), config["resuming"], config["progress"], ddp_worker(device)
     )
@@ -974,12 +958,15 @@ def _fit_ray(
         "resuming": resuming,
         "progress": progress,
     }
+    gpus = float(cfg.resources.num_gpus_per_learner)
     with ray_session(address):
         trainer = TorchTrainer(
             ray_train_loop,
             train_loop_config=loop_config,
             scaling_config=ScalingConfig(
-                num_workers=cfg.resources.num_workers, use_gpu=cfg.resources.use_gpu
+                num_workers=cfg.resources.num_workers,
+                use_gpu=gpus > 0,
+                resources_per_worker={"CPU": 1.0, "GPU": gpus} if gpus else None,
             ),
             run_config=RunConfig(storage_path=str(run_dir / "ray_train"), name="offline"),
         )
@@ -1017,7 +1004,7 @@ class OfflineDriver(Driver):
 
     def bundles(self, cfg) -> List[Dict[str, float]]:
         r = cfg.resources
-        gpu = {"GPU": 1.0} if r.use_gpu else {}
+        gpu = {"GPU": float(r.num_gpus_per_learner)} if r.num_gpus_per_learner else {}
         if r.num_workers == 0:
             return [{"CPU": 1.0, **gpu}]
         return [{"CPU": 1.0}] + [{"CPU": 1.0, **gpu}] * r.num_workers

@@ -268,7 +268,7 @@ class RLDriver(HarnessDriver):
         self, source: Source, overrides: Sequence[str] = (), *, where: Optional[str] = None
     ) -> Any:
         data = raw_config(source, overrides)
-        data.pop("kind", None)  # `kind: rl` may be written; the schema has no such field
+        data.pop("kind", None)  # rl, or null (= rl): the schema fills in its own kind
         cfg = config_from_dict(data, source=source_name(source, where))
         _probe_env(cfg, source_name(source, where))
         return cfg

@@ -75,7 +75,7 @@ class LearnerGroup:
         r = cfg.resources
         # A restarted learner would have lost its optimizer state (and left its process
         # group): it is not restarted; resume the run from its last checkpoint instead.
-        opts = _options(cfg, r.cpus_per_actor, r.learner_resources, num_gpus=r.learner_num_gpus)
+        opts = _options(cfg, r.cpus_per_actor, r.learner_resources, num_gpus=r.num_gpus_per_learner)
         opts.update(max_restarts=0, max_task_retries=0)
         self.actors = [
             ray.remote(LearnerActor).options(**opts).remote(cfg) for _ in range(r.num_learners)

@@ -14,23 +14,21 @@ from regrl.envs.text import TaskError, get_task
 from regrl.trainers.checks import (
     MAX_ACTORS,
     MAX_BATCH,
-    MAX_THREADS,
     MAX_TOKENS,
     MAX_WIDTH,
-    require_run_name,
-    require_runs_root,
     require_size,
 )
 from regrl.trainers.checks import (
     require as _require,
 )
 from regrl.trainers.config import (
-    CheckpointConfig,
     ConfigError,
-    _fail,
+    LearnerResources,
+    NamedSpec,
+    RunConfig,
     apply_overrides,
+    named_list,
     parse,
-    parse_named_entry,
     read_yaml,
     short_repr,
     to_dict,
@@ -104,11 +102,8 @@ class AdvantageConfig:
 
 
 @dataclass(frozen=True)
-class TermSpec:
-    name: str
-    """Term name (``regrl list`` shows them)."""
-    params: Any
-    """The term's typed parameters."""
+class TermSpec(NamedSpec):
+    """One RLVR loss term: ``{name: ..., <params>}`` of :data:`RLVR_TERMS`."""
 
 
 def _default_terms() -> Tuple[TermSpec, ...]:
@@ -119,7 +114,10 @@ def _default_terms() -> Tuple[TermSpec, ...]:
 class ObjectiveConfig:
     advantages: AdvantageConfig = field(default_factory=AdvantageConfig)
     """GRPO group advantages; a group is the G completions of one prompt."""
-    terms: Tuple[TermSpec, ...] = field(default_factory=_default_terms)
+    terms: Tuple[TermSpec, ...] = field(
+        default_factory=_default_terms,
+        metadata=named_list(RLVR_TERMS, lambda t: t.params_cls, TermSpec, "term", "policy"),
+    )
     """Loss terms summed by the learner, each ``{name: ..., <params>}``."""
 
     def __post_init__(self) -> None:
@@ -171,7 +169,7 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
-class RLVRResources:
+class RLVRResources(LearnerResources):
     mode: Literal["local", "ray"] = "local"
     """``local``: everything in this process (debugging); ``ray``: rollout, reward and learner
     actors on Ray core."""
@@ -185,10 +183,6 @@ class RLVRResources:
     """Custom Ray resources each rollout actor requires (placement, e.g. {worker: 0.1})."""
     reward_resources: Dict[str, float] = field(default_factory=dict)
     """Custom Ray resources each reward actor requires."""
-    learner_device: str = "cpu"
-    """torch device of the learner (``cuda`` on a GPU node)."""
-    learner_num_gpus: float = 0.0
-    """GPUs reserved for each learner actor (mode ray)."""
     learner_resources: Dict[str, float] = field(default_factory=dict)
     """Custom Ray resources of each learner actor."""
     num_learners: int = 1
@@ -203,14 +197,12 @@ class RLVRResources:
     """torch CPU threads per process (driver and every actor); null keeps torch's default."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _require(
             self.num_rollout_actors >= 1 and self.num_reward_actors >= 1,
             "resources.num_rollout_actors and num_reward_actors must be >= 1",
         )
-        _require(
-            self.cpus_per_actor >= 0 and self.learner_num_gpus >= 0,
-            "resources.cpus_per_actor and learner_num_gpus must be >= 0",
-        )
+        _require(self.cpus_per_actor >= 0, "resources.cpus_per_actor must be >= 0")
         _require(self.num_learners >= 1, "resources.num_learners must be >= 1")
         for key in ("num_rollout_actors", "num_reward_actors", "num_learners"):
             require_size(f"resources.{key}", getattr(self, key), MAX_ACTORS)
@@ -220,10 +212,6 @@ class RLVRResources:
             "(data-parallel learners are Ray actors); use 1 with mode: local",
         )
         _require(self.max_restarts >= 0, "resources.max_restarts must be >= 0")
-        _require(
-            self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
-            f"resources.torch_threads must be in [1, {MAX_THREADS}] or null",
-        )
 
 
 @dataclass(frozen=True)
@@ -254,15 +242,13 @@ class DiagnosticsConfig:
 
 
 @dataclass(frozen=True)
-class RLVRConfig:
+class RLVRConfig(RunConfig):
     kind: Literal["rlvr"] = "rlvr"
     """Marks an RLVR experiment file."""
     name: str = "rlvr"
     """Runs go to ``<runs_root>/<name>/<timestamp>/``."""
     seed: int = 0
     """Seed of problem sampling, torch sampling and the tiny model."""
-    runs_root: str = "runs"
-    """Root directory of run folders."""
     model: LMConfig = field(default_factory=LMConfig)
     """The policy language model."""
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -274,17 +260,14 @@ class RLVRConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Optimisation schedule."""
     resources: RLVRResources = field(default_factory=RLVRResources)
-    """Local or Ray actors and their resources."""
+    """Local or Ray actors and their resources; ``num_gpus_per_learner`` places the learner."""
     eval: RLVREval = field(default_factory=RLVREval)
     """Held-out evaluation during training."""
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     """Diagnostic thresholds."""
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    """Checkpoint cadence (``every`` counts steps)."""
 
     def __post_init__(self) -> None:
-        require_run_name(self.name)
-        require_runs_root(self.runs_root)
+        super().__post_init__()
         n_seq = self.rollout.prompts_per_step * self.rollout.group_size
         _require(
             n_seq % self.training.minibatches == 0,
@@ -336,35 +319,21 @@ class SFTTraining:
 
 
 @dataclass(frozen=True)
-class SFTConfig:
+class SFTConfig(RunConfig):
     kind: Literal["sft"] = "sft"
     """Marks a supervised fine-tuning file."""
     name: str = "sft"
     """Runs go to ``<runs_root>/<name>/<timestamp>/``."""
     seed: int = 0
     """Seed of shuffling and the tiny model."""
-    runs_root: str = "runs"
-    """Root directory of run folders."""
     model: LMConfig = field(default_factory=LMConfig)
     """The model to fine-tune."""
     data: SFTData = field(default_factory=SFTData)
     """Demonstrations."""
     training: SFTTraining = field(default_factory=SFTTraining)
     """Optimisation."""
-    torch_threads: Optional[int] = 1
-    """torch CPU threads (null = torch's default)."""
-    device: str = "cpu"
-    """torch device."""
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    """Checkpoint cadence (``every`` counts epochs)."""
-
-    def __post_init__(self) -> None:
-        require_run_name(self.name)
-        require_runs_root(self.runs_root)
-        _require(
-            self.torch_threads is None or 1 <= self.torch_threads <= MAX_THREADS,
-            f"torch_threads must be in [1, {MAX_THREADS}] or null",
-        )
+    resources: LearnerResources = field(default_factory=lambda: LearnerResources(torch_threads=1))
+    """``num_gpus_per_learner`` (0 = CPU, >= 1 = CUDA) and ``torch_threads`` (default 1)."""
 
 
 KINDS = {"rlvr": RLVRConfig, "sft": SFTConfig}
@@ -376,17 +345,6 @@ def config_kind(data: Any) -> Optional[str]:
     return kind if isinstance(kind, str) and kind in KINDS else None
 
 
-def _build_terms(value: Any, where: str) -> Tuple[TermSpec, ...]:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise _fail(where, "expected a non-empty list of terms like {name: policy}")
-    return tuple(
-        TermSpec(
-            *parse_named_entry(item, f"{where}[{i}]", RLVR_TERMS, lambda t: t.params_cls, "term")
-        )
-        for i, item in enumerate(value)
-    )
-
-
 def config_from_dict(data: Dict[str, Any], source: str = "<dict>"):
     """Validate a raw ``kind: rlvr`` or ``kind: sft`` mapping into its frozen config."""
     kind = config_kind(data)
@@ -394,16 +352,6 @@ def config_from_dict(data: Dict[str, Any], source: str = "<dict>"):
         raise ConfigError(
             f"{source}: kind must be 'rlvr' or 'sft', got {short_repr(data.get('kind'))}"
         )
-    data = dict(data)
-    objective = data.get("objective")
-    if kind == "rlvr" and isinstance(objective, dict) and "terms" in objective:
-        objective = dict(objective)
-        where = "objective.terms"
-        try:
-            objective["terms"] = _build_terms(objective["terms"], where)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
-        data["objective"] = objective
     cfg = parse(KINDS[kind], data, source)
     _check_task(
         cfg.task if kind == "rlvr" else cfg.data.task,
@@ -429,9 +377,4 @@ def load(path: str | Path, overrides: Optional[List[str]] = None):
 
 def dump(cfg) -> Dict[str, Any]:
     """Plain dict (YAML-able) of a config, terms back to ``{name: ..., **params}``."""
-    out = to_dict(cfg)
-    if isinstance(cfg, RLVRConfig):
-        out["objective"]["terms"] = [
-            {"name": t.name, **to_dict(t.params)} for t in cfg.objective.terms
-        ]
-    return out
+    return to_dict(cfg)

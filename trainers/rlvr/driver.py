@@ -16,6 +16,11 @@ from regrl.trainers.rlvr import loop, sft
 from regrl.trainers.rlvr.evaluate import evaluate_run
 
 
+def _gpu(r) -> Dict[str, float]:
+    """The GPU part of a learner's bundle (``resources.num_gpus_per_learner``)."""
+    return {"GPU": float(r.num_gpus_per_learner)} if r.num_gpus_per_learner else {}
+
+
 class _LMDriver(Driver):
     def preflight(self, cfg) -> None:
         """Every LM policy (tiny, GGUF, HF) is a transformers model: without the `lm` extra,
@@ -66,11 +71,11 @@ class RLVRDriver(_LMDriver, HarnessDriver):
     def bundles(self, cfg) -> List[Dict[str, float]]:
         r = cfg.resources
         if r.mode == "local":
-            return [{"CPU": 1.0, **({"GPU": 1.0} if r.learner_device.startswith("cuda") else {})}]
+            return [{"CPU": 1.0, **_gpu(r)}]
         actor = {"CPU": float(r.cpus_per_actor)}
         learner = {
             **actor,
-            **({"GPU": float(r.learner_num_gpus)} if r.learner_num_gpus else {}),
+            **_gpu(r),
             **r.learner_resources,
         }
         return (
@@ -93,4 +98,4 @@ class SFTDriver(_LMDriver, HarnessDriver):
         return sft.progress_line(epoch, total, m)
 
     def bundles(self, cfg) -> List[Dict[str, float]]:
-        return [{"CPU": 1.0, **({"GPU": 1.0} if cfg.device.startswith("cuda") else {})}]
+        return [{"CPU": 1.0, **_gpu(cfg.resources)}]

@@ -32,7 +32,7 @@ class Learner:
         if cfg.resources.torch_threads:
             torch.set_num_threads(cfg.resources.torch_threads)
         self.cfg = cfg
-        self.device = torch.device(cfg.resources.learner_device)
+        self.device = torch.device(cfg.resources.device)
         if model is None:
             model, tokenizer = build_policy(cfg.model, seed=cfg.seed)
         self.model, self.tokenizer = model.to(self.device), tokenizer

@@ -68,12 +68,12 @@ class SFTSession:
     unit = "epoch"
 
     def __init__(self, cfg, run_dir: Path, choice=None):
-        if cfg.torch_threads:
-            torch.set_num_threads(cfg.torch_threads)
+        if cfg.resources.torch_threads:
+            torch.set_num_threads(cfg.resources.torch_threads)
         torch.manual_seed(cfg.seed)
         self.cfg, self.total = cfg, cfg.training.epochs
         self.model, self.tokenizer = build_policy(cfg.model, seed=cfg.seed)
-        self.model.to(cfg.device)
+        self.model.to(cfg.resources.device)
         task = get_task(cfg.data.task.name, **dict(cfg.data.task.kwargs))
         self.data = encode_demonstrations(
             self.tokenizer, demonstrations(task, cfg.data.n, cfg.data.seed), cfg.model.chat_template
@@ -115,7 +115,7 @@ def _epoch(cfg, model, opt, data, order: torch.Tensor) -> Dict[str, float]:
     model.train()
     losses, accs, tokens = [], [], 0
     for idx in order.split(t.batch_size):
-        batch = [x[idx].to(cfg.device) for x in data]
+        batch = [x[idx].to(cfg.resources.device) for x in data]
         loss, acc = sft_loss(model, *batch, label_smoothing=t.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,16 +29,13 @@ from regrl.agents.models.planner import load_planner as _load_planner_file
 from regrl.envs.traffic.metrics import summarise
 from regrl.trainers.checks import (
     MAX_BATCH,
-    MAX_THREADS,
     MAX_WIDTH,
-    require_run_name,
-    require_runs_root,
     require_size,
 )
 from regrl.trainers.checks import (
     require as _require,
 )
-from regrl.trainers.config import CheckpointConfig
+from regrl.trainers.config import LearnerResources, RunConfig
 
 PLANNER_FILE = "planner.pt"
 PRETRAIN_KIND = "planner"
@@ -59,15 +56,13 @@ def load_planner(path, map_location: str = "cpu") -> Planner:
 
 # ================================================================== stage 1: imitation
 @dataclass(frozen=True)
-class PretrainConfig:
-    kind: str = PRETRAIN_KIND
+class PretrainConfig(RunConfig):
+    kind: Literal["planner"] = PRETRAIN_KIND
     """Marks a stage-1 planner config (``kind: planner``)."""
     name: str = "rift_pretrain"
     """Runs go to ``<runs_root>/<name>/<timestamp>/``."""
     seed: int = 0
     """Seed of torch and the train/validation split."""
-    runs_root: str = "runs"
-    """Root directory of run folders."""
     demos: str = "data/traffic_demos.npz"
     """Demonstrations from ``regrl traffic demos`` (obs, future, future_mask)."""
     num_modes: int = 6
@@ -88,17 +83,19 @@ class PretrainConfig:
     """Gradient-norm clip (RIFT's gradient_clip_val)."""
     val_fraction: float = 0.1
     """Held-out fraction; planner.pt keeps the weights of the best validation loss."""
-    torch_threads: int = 1
-    """torch CPU threads."""
+    resources: LearnerResources = field(default_factory=lambda: LearnerResources(torch_threads=1))
+    """``torch_threads`` (default 1); the planner trains on CPU, so ``num_gpus_per_learner``
+    must be 0."""
     export: Optional[str] = "data/rift_planner.pt"
     """Also copy the best planner.pt here (the stage-2 configs read it); null: don't."""
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    """Checkpoint cadence (``every`` counts epochs); ``regrl train --resume`` continues."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _require(self.kind == PRETRAIN_KIND, f"kind must be {PRETRAIN_KIND!r}, got {self.kind!r}")
-        require_run_name(self.name)
-        require_runs_root(self.runs_root)
+        _require(
+            self.resources.num_gpus_per_learner == 0,
+            "resources.num_gpus_per_learner must be 0: the planner trains on CPU",
+        )
         _require(self.num_modes >= 1 and self.dim >= 1, "num_modes and dim must be >= 1")
         require_size("num_modes", self.num_modes, 1024)
         require_size("dim", self.dim, MAX_WIDTH)
@@ -108,7 +105,6 @@ class PretrainConfig:
         _require(
             0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"
         )
-        require_size("torch_threads", self.torch_threads, MAX_THREADS)
 
 
 def load_pretrain_config(path, overrides: Optional[List[str]] = None) -> PretrainConfig:
@@ -210,7 +206,8 @@ class PretrainSession:
     STATE = "pretrain_state.pt"
 
     def __init__(self, cfg: PretrainConfig, run_dir: Path, choice=None):
-        torch.set_num_threads(cfg.torch_threads)
+        if cfg.resources.torch_threads:
+            torch.set_num_threads(cfg.resources.torch_threads)
         torch.manual_seed(cfg.seed)
         self.cfg, self.run_dir, self.total, self.best = cfg, Path(run_dir), cfg.epochs, math.inf
         self.demos = load_demos(cfg.demos)
