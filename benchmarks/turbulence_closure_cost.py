@@ -32,23 +32,13 @@ from regrl.envs.turbulence.closures import (
     smagorinsky_viscosity,
     upsample_agent_actions,
 )  # noqa: E402
-from regrl.envs.turbulence.reference import les_dt, load_reference  # noqa: E402
+from regrl.envs.turbulence.reference import les_physics, load_reference  # noqa: E402
 from regrl.envs.turbulence.solver import Turbulence2D  # noqa: E402
 
 
 def les(batch: int, n: int = 64, dtype=torch.float64) -> Turbulence2D:
-    p = load_reference().provenance["spec"]
-    return Turbulence2D(
-        n,
-        nu=p["nu"],
-        alpha=p["alpha"],
-        dt=les_dt(p),
-        kf=p["kf"],
-        beta=p["beta"],
-        batch=batch,
-        seed=0,
-        dtype=dtype,
-    )
+    physics = les_physics(load_reference().provenance["spec"])
+    return Turbulence2D(n, batch=batch, seed=0, dtype=dtype, **physics)
 
 
 def steppers(sim: Turbulence2D) -> dict:

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from regrl.envs.turbulence.env import ACTION_BOUND, advance
-from regrl.envs.turbulence.reference import les_dt, load_reference
-from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.envs.turbulence.reference import les_from_reference, load_reference
 
 CS2_017 = 0.17**2
 Draw = Callable[[np.random.Generator, tuple], np.ndarray]
@@ -45,17 +44,7 @@ SCENARIOS: Dict[str, Draw] = {
 
 def run(draw: Draw, sims: int, time_units: float, seed: int) -> Dict[str, object]:
     ref = load_reference()
-    p = ref.provenance["spec"]
-    sim = Turbulence2D(
-        ref.n_les,
-        nu=p["nu"],
-        alpha=p["alpha"],
-        dt=les_dt(p),
-        kf=p["kf"],
-        beta=p["beta"],
-        batch=sims,
-    )
-    sim.omega = torch.as_tensor(ref.initial_conditions[:sims], dtype=sim.dtype)
+    sim = les_from_reference(ref, sims)
     rng = np.random.default_rng(seed)
     alive, t_div = np.ones(sims, bool), np.full(sims, np.nan)
     recent, neg, total, last_mean = [], 0, 0, np.full(sims, np.nan)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from regrl.envs.turbulence.closures import dynamic_smagorinsky_cs2
-from regrl.envs.turbulence.reference import les_dt, load_reference
+from regrl.envs.turbulence.reference import les_from_reference, load_reference
 from regrl.envs.turbulence.solver import Turbulence2D, wavenumbers
 
 
@@ -41,12 +41,8 @@ def germano(
 
 def main() -> None:
     ref = load_reference()
-    p = ref.provenance["spec"]
     b = len(ref.initial_conditions)
-    sim = Turbulence2D(
-        ref.n_les, nu=p["nu"], alpha=p["alpha"], dt=les_dt(p), kf=p["kf"], beta=p["beta"], batch=b
-    )
-    sim.omega = torch.as_tensor(ref.initial_conditions, dtype=sim.dtype)
+    sim = les_from_reference(ref, b)
     n = sim.n
     rows = {
         "ours (Germano–Lilly, test cut n/4, r = 2), raw": dynamic_smagorinsky_cs2(

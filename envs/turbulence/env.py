@@ -29,7 +29,7 @@ from regrl.envs.turbulence.closures import (
     upsample_agent_actions,
 )
 from regrl.envs.turbulence.metrics import kurtosis, log_spectrum_error, weighted_spectrum_error
-from regrl.envs.turbulence.reference import Reference, les_dt, load_reference
+from regrl.envs.turbulence.reference import Reference, les_dt, les_physics, load_reference
 from regrl.envs.turbulence.solver import Turbulence2D
 
 ACTION_BOUND = 0.125  # [−0.5³, 0.5³], SMARL's bounds for C_s² and C_L³
@@ -139,13 +139,7 @@ class TurbulenceEnv(ParallelEnv):
         self.steps_per_action, self.episode_actions = steps_per_action, episode_actions
         self.penalty, self.div_factor = float(divergence_penalty), float(divergence_factor)
         self.sim = Turbulence2D(
-            self.n,
-            nu=p["nu"],
-            alpha=p["alpha"],
-            dt=dt or les_dt(p),
-            kf=p["kf"],
-            beta=p["beta"],
-            dtype=getattr(torch, dtype),
+            self.n, dtype=getattr(torch, dtype), **{**les_physics(p), "dt": dt or les_dt(p)}
         )
         self.possible_agents = [f"agent_{i}" for i in range(agents_per_side**2)]
         self.agents: list = []

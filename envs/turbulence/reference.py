@@ -22,6 +22,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 import numpy as np
 import torch
 
+from regrl.envs.turbulence.solver import Turbulence2D
+
 DEFAULT_REFERENCE = Path(__file__).resolve().parent / "data" / "reference_kf4.npz"
 
 # Bounds that refuse a run before it starts instead of after minutes of simulation.
@@ -424,6 +426,24 @@ class Reference:
 def les_dt(spec: dict) -> float:
     """LES time step recorded with a reference (files without one: the DNS time step)."""
     return float(spec.get("les_dt", spec["dt"]))
+
+
+def les_physics(spec: dict) -> Dict[str, float]:
+    """Solver arguments (nu, alpha, dt, kf, beta) of the LES a reference's spec describes."""
+    return {
+        "nu": spec["nu"],
+        "alpha": spec["alpha"],
+        "dt": les_dt(spec),
+        "kf": spec["kf"],
+        "beta": spec["beta"],
+    }
+
+
+def les_from_reference(ref: "Reference", batch: int) -> Turbulence2D:
+    """``batch`` LES started from the reference's first ``batch`` initial conditions."""
+    sim = Turbulence2D(ref.n_les, batch=batch, **les_physics(ref.provenance["spec"]))
+    sim.omega = torch.as_tensor(ref.initial_conditions[:batch], dtype=sim.dtype)
+    return sim
 
 
 def load_reference(path: Optional[Path] = None) -> Reference:

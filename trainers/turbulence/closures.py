@@ -35,7 +35,7 @@ from regrl.envs.turbulence.dataset import (
     save_dataset,
 )
 from regrl.envs.turbulence.env import ACTION_BOUND
-from regrl.envs.turbulence.reference import Reference, les_dt, load_reference
+from regrl.envs.turbulence.reference import Reference, les_physics, load_reference
 from regrl.envs.turbulence.sgs import eddy_viscosity_term
 from regrl.envs.turbulence.solver import Turbulence2D
 from regrl.trainers.config import ConfigError
@@ -222,15 +222,8 @@ def constant_policy(value: float) -> Policy:
 # ===================================================================== a-priori scores
 def heldout_les(ref: Reference, data: Dict[str, np.ndarray]) -> Turbulence2D:
     held = data["split"] == 1
-    p = ref.provenance["spec"]
     sim = Turbulence2D(
-        data["omega"].shape[-1],
-        nu=p["nu"],
-        alpha=p["alpha"],
-        dt=les_dt(p),
-        kf=p["kf"],
-        beta=p["beta"],
-        batch=int(held.sum()),
+        data["omega"].shape[-1], batch=int(held.sum()), **les_physics(ref.provenance["spec"])
     )
     sim.omega = torch.as_tensor(data["omega"][held], dtype=torch.float64)
     return sim

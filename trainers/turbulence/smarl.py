@@ -29,7 +29,7 @@ from regrl.envs.turbulence.metrics import (
     pdf_histogram,
     tail_probability,
 )
-from regrl.envs.turbulence.reference import Reference, les_dt, load_reference
+from regrl.envs.turbulence.reference import Reference, les_from_reference, load_reference
 from regrl.envs.turbulence.sgs import step_with_sgs
 from regrl.envs.turbulence.solver import Turbulence2D
 
@@ -57,18 +57,7 @@ FieldClosure = Callable[[Turbulence2D], torch.Tensor]
 
 
 def _sim(ref: Reference, batch: int) -> Turbulence2D:
-    p = ref.provenance["spec"]
-    sim = Turbulence2D(
-        ref.n_les,
-        nu=p["nu"],
-        alpha=p["alpha"],
-        dt=les_dt(p),
-        kf=p["kf"],
-        beta=p["beta"],
-        batch=batch,
-    )
-    sim.omega = torch.as_tensor(ref.initial_conditions[:batch], dtype=sim.dtype)
-    return sim
+    return les_from_reference(ref, batch)
 
 
 def _coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
