@@ -169,6 +169,20 @@ def _clip_sides(
     return (low * m).sum() / n, (high * m).sum() / n
 
 
+def _surrogate_metrics(
+    ctx: TermContext, loss: torch.Tensor, m: Metrics, clip_low: float, clip_high: float
+) -> Metrics:
+    """What every clipped surrogate term logs: its loss, clip fractions (both sides) and KL."""
+    low, high = _clip_sides(ctx, clip_low, clip_high)
+    return {
+        "policy_loss": loss.detach(),
+        "clip_frac": m["clip_frac"],
+        "clip_frac_low": low,
+        "clip_frac_high": high,
+        "approx_kl": m["approx_kl"],
+    }
+
+
 # ------------------------------------------------------------------------------ policy
 @dataclass(frozen=True)
 class PolicyParams:
@@ -203,15 +217,8 @@ def policy_term(ctx: TermContext, p: PolicyParams) -> Tuple[torch.Tensor, Metric
         dual_clip=p.dual_clip,
         agg=p.agg,
     )
-    low, high = _clip_sides(ctx, p.clip_low, p.clip_high)
-    return loss, {
-        "policy_loss": loss.detach(),
-        "clip_frac": m["clip_frac"],
-        "clip_frac_low": low,
-        "clip_frac_high": high,
-        "dual_clip_frac": m["dual_clip_frac"],
-        "approx_kl": m["approx_kl"],
-    }
+    metrics = _surrogate_metrics(ctx, loss, m, p.clip_low, p.clip_high)
+    return loss, {**metrics, "dual_clip_frac": m["dual_clip_frac"]}
 
 
 # ------------------------------------------------------------------------------ lp-reg
@@ -261,13 +268,8 @@ def lp_reg_term(ctx: TermContext, p: LpRegParams) -> Tuple[torch.Tensor, Metrics
         clip_high=p.clip_high,
         agg=p.agg,
     )
-    low, high = _clip_sides(ctx, p.clip_low, p.clip_high)
     return loss, {
-        "policy_loss": loss.detach(),
-        "clip_frac": m["clip_frac"],
-        "clip_frac_low": low,
-        "clip_frac_high": high,
-        "approx_kl": m["approx_kl"],
+        **_surrogate_metrics(ctx, loss, m, p.clip_low, p.clip_high),
         "lp_reg_token_num": m["reg_token_num"],
         "lp_reg_token_frac": m["reg_token_frac"],
         "kl_to_proxy": m["kl_to_proxy"],
