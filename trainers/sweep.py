@@ -149,6 +149,7 @@ def aggregate(trials: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             t["label"],
             {
                 "label": t["label"],
+                "arm": t.get("arm"),
                 "point": t["point"],
                 "finished": [],
                 "failed": [],
@@ -171,8 +172,18 @@ def _fmt(x: Optional[float]) -> str:
     return "—" if x is None else f"{x:.4g}"
 
 
-def render_markdown(title: str, points: List[Dict[str, Any]]) -> str:
-    """results.md: one table per grid point (mean ± 95% t half-width, n, per-seed values)."""
+def _ci_cell(m: Optional[Dict[str, Any]]) -> str:
+    if m is None:
+        return "—"
+    if m["ci95"] is None:
+        return f"{_fmt(m['mean'])} (n=1, no interval)"
+    return f"{_fmt(m['mean'])} ± {_fmt(m['ci95'])}"
+
+
+def render_markdown(title: str, points: List[Dict[str, Any]], headline: Sequence[str] = ()) -> str:
+    """results.md: with several points, first one comparison table of the ``headline``
+    metrics (a row per point); then one table per grid point (mean ± 95% t half-width, n,
+    per-seed values)."""
     lines = [
         f"# Sweep {title}",
         "",
@@ -181,6 +192,16 @@ def render_markdown(title: str, points: List[Dict[str, Any]]) -> str:
         "below their point and are not averaged in.",
         "",
     ]
+    shown = [h for h in headline if any(h in p["metrics"] for p in points)]
+    if len(points) > 1 and shown:
+        lines += [
+            "| point | n | " + " | ".join(shown) + " |",
+            "|---|---|" + "---|" * len(shown),
+        ]
+        for p in points:
+            cells = [_ci_cell(p["metrics"].get(h)) for h in shown]
+            lines.append(f"| {p['label']} | {p['n']} | " + " | ".join(cells) + " |")
+        lines.append("")
     for p in points:
         lines += [
             f"## {p['label']}",
@@ -190,11 +211,7 @@ def render_markdown(title: str, points: List[Dict[str, Any]]) -> str:
         ]
         lines += ["| metric | mean ± 95% CI | n | per seed |", "|---|---|---|---|"]
         for name, m in p["metrics"].items():
-            ci = (
-                f"{_fmt(m['mean'])} ± {_fmt(m['ci95'])}"
-                if m["ci95"] is not None
-                else f"{_fmt(m['mean'])} (n=1, no interval)"
-            )
+            ci = _ci_cell(m)
             seeds = ", ".join(f"{s}: {_fmt(v)}" for s, v in m["per_seed"].items())
             lines.append(f"| {name} | {ci} | {m['n']} | {seeds} |")
         for f in p["failed"]:
@@ -278,7 +295,7 @@ def run_trial(trial_dir: Path, kind: str, raw: Dict[str, Any]) -> Dict[str, floa
 
 
 def make_spec(
-    config: str,
+    configs: Sequence[str] | str,
     seeds: int,
     grid: Sequence[str],
     sets: Sequence[str],
@@ -286,27 +303,49 @@ def make_spec(
     metrics: Sequence[str],
     max_concurrent: Optional[int],
 ) -> Tuple[Path, Dict[str, Any]]:
-    """Validate every trial's config and lay out a new sweep directory (nothing runs yet)."""
+    """Validate every trial's config and lay out a new sweep directory (nothing runs yet).
+
+    Several ``configs`` (of one kind) are the arms of one sweep: each arm, labelled by its
+    file's stem, is crossed with the grid and the seeds, so a baseline runs in the same sweep
+    and the same results table as the methods it is compared with."""
     from regrl.trainers.harness import new_run_dir  # lazy: torch, not at --help
     from regrl.trainers.kinds import KINDS, kind_of_data, raw_config  # lazy: torch, not at --help
 
+    configs = [configs] if isinstance(configs, str) else list(configs)
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
-    base = raw_config(config)
-    for text in sets:
-        assign(base, *_typed(parse_assignment(text, "--set")))
-    kind = kind_of_data(base)
-    driver = KINDS.get(kind)
-    first = driver.load(base, where=str(config))  # base-config errors name the file
+    if not configs:
+        raise ConfigError("sweep needs a CONFIG file (or --resume SWEEP_DIR)")
+    arms = [Path(c).stem for c in configs] if len(configs) > 1 else [None]
+    if len(set(arms)) < len(arms):
+        dup = sorted({a for a in arms if arms.count(a) > 1})
+        raise ConfigError(f"arms are named by file stem; {', '.join(dup)} is given twice")
+    if len(configs) > 1 and not name:
+        raise ConfigError(f"{len(configs)} configs are the arms of one sweep: name it with --name")
+    grid_axes, trials, kind, first = parse_grid(grid), [], None, None
+    for config, arm in zip(configs, arms):
+        base = raw_config(config)
+        for text in sets:
+            assign(base, *_typed(parse_assignment(text, "--set")))
+        arm_kind = kind_of_data(base)
+        if kind is not None and arm_kind != kind:
+            raise ConfigError(
+                f"{config}: kind {arm_kind!r}, but {configs[0]} is {kind!r}; "
+                "the arms of one sweep are of one kind"
+            )
+        kind, driver = arm_kind, KINDS.get(arm_kind)
+        loaded = driver.load(base, where=str(config))  # base-config errors name the file
+        first = first or loaded
+        trials += _trials(
+            driver, str(config), base, grid_axes, seeds, int(getattr(loaded, "seed", 0)), arm
+        )
     sweep_name = name or first.name
     _check_segment(sweep_name, "--name")
-    trials = _trials(
-        driver, str(config), base, parse_grid(grid), seeds, int(getattr(first, "seed", 0))
-    )
     holder = _Holder(runs_root=str(Path(first.runs_root) / "sweeps"), name=sweep_name)
     sweep_dir = new_run_dir(holder)
     spec = {
-        "config": str(config),
+        "config": ", ".join(str(c) for c in configs),
+        "configs": [str(c) for c in configs],
         "kind": kind,
         "seeds": seeds,
         "grid": list(grid),
@@ -337,7 +376,13 @@ def _check_segment(name: str, flag: str) -> None:
 
 
 def _trials(
-    driver, config: str, base: Dict[str, Any], grid, seeds: int, base_seed: int
+    driver,
+    config: str,
+    base: Dict[str, Any],
+    grid,
+    seeds: int,
+    base_seed: int,
+    arm: Optional[str] = None,
 ) -> List[Dict]:
     import copy
 
@@ -345,6 +390,8 @@ def _trials(
     for point in expand_grid(grid):
         label = point_label(point)
         label = label if label not in labels else f"{label}-{len(labels)}"
+        if arm is not None:
+            label = arm if not point else f"{arm},{label}"
         labels.add(label)
         for k in range(seeds):
             raw = copy.deepcopy(base)
@@ -362,6 +409,7 @@ def _trials(
                 {
                     "name": name,
                     "label": label,
+                    "arm": arm,
                     "point": point,
                     "seed": base_seed + k,
                     "config": raw,
@@ -454,7 +502,7 @@ def write_results(sweep_dir: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
         ],
     }
     (Path(sweep_dir) / RESULTS_JSON).write_text(json.dumps(body, indent=2))
-    md = render_markdown(Path(sweep_dir).parent.name, points)
+    md = render_markdown(Path(sweep_dir).parent.name, points, spec["metrics"])
     md += (
         "\n"
         + "\n".join(f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})" for f in figures)
@@ -514,9 +562,15 @@ def _plot(out_dir: Path, metric: str, curves: Dict[str, tuple]) -> Path:
 
 # ============================================================================ CLI
 def add_cli(sub) -> None:
-    """``regrl sweep CONFIG --seeds N [--grid K=V1,V2] ...`` and ``regrl sweep --resume DIR``."""
+    """``regrl sweep CONFIG [CONFIG ...] --seeds N [--grid K=V1,V2] ...`` and
+    ``regrl sweep --resume DIR``."""
     p = sub.add_parser("sweep", help="grid x seeds as Ray Tune trials, with 95%% intervals")
-    p.add_argument("config", nargs="?", help="experiment YAML of any kind (omit with --resume)")
+    p.add_argument(
+        "config",
+        nargs="*",
+        help="experiment YAML of any kind (omit with --resume); several YAMLs of one kind are "
+        "the arms of one sweep, named by file stem (needs --name)",
+    )
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (seed, seed+1, ..)")
     p.add_argument(
         "--grid",

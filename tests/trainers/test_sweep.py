@@ -360,3 +360,93 @@ def test_sweep_refuses_a_metadrive_env_in_the_trial_thread(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "resources.num_env_runners >= 1" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+# ---- several configs: the arms of one sweep -----------------------------------------------------
+def _arm_file(directory: Path, stem: str, lr: float, kind_text: str = "") -> Path:
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "configs" / "cartpole_ppo.yaml").read_text())
+    raw.setdefault("training", {})["lr"] = lr
+    path = directory / f"{stem}.yaml"
+    path.write_text(kind_text or yaml.safe_dump(raw))
+    return path
+
+
+def test_several_configs_are_arms_with_the_same_seeds(tmp_path):
+    from regrl.trainers.sweep import make_spec
+
+    a, b = _arm_file(tmp_path, "base_arm", 1e-3), _arm_file(tmp_path, "other_arm", 5e-4)
+    sweep_dir, spec = make_spec(
+        [str(a), str(b)],
+        2,
+        ["training.num_epochs=1,2"],
+        [f"runs_root={tmp_path}"],
+        "arms",
+        [],
+        None,
+    )
+    labels = [t["label"] for t in spec["trials"]]
+    assert labels == [
+        "base_arm,num_epochs=1",
+        "base_arm,num_epochs=1",
+        "base_arm,num_epochs=2",
+        "base_arm,num_epochs=2",
+        "other_arm,num_epochs=1",
+        "other_arm,num_epochs=1",
+        "other_arm,num_epochs=2",
+        "other_arm,num_epochs=2",
+    ]
+    # each arm keeps its own config (lr) and every arm runs the same seeds
+    lrs = {t["arm"]: t["config"]["training"]["lr"] for t in spec["trials"]}
+    assert lrs == {"base_arm": 1e-3, "other_arm": 5e-4}
+    seeds = {arm: sorted({t["seed"] for t in spec["trials"] if t["arm"] == arm}) for arm in lrs}
+    assert seeds["base_arm"] == seeds["other_arm"] == [0, 1]
+    assert spec["configs"] == [str(a), str(b)] and sweep_dir.parent.name == "arms"
+    # the grouping keeps the arms apart
+    recs = [
+        dict(t, status="finished", metrics={"m": float(i)}, error=None)
+        for i, t in enumerate(spec["trials"])
+    ]
+    points = aggregate(recs)
+    assert [p["arm"] for p in points] == ["base_arm"] * 2 + ["other_arm"] * 2
+    assert [p["n"] for p in points] == [2, 2, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "stems, name, text, pattern",
+    [
+        (("x", "x"), "n", "", "x is given twice"),
+        (("x", "y"), None, "", "name it with --name"),
+        (
+            ("x", "y"),
+            "n",
+            "kind: offline\ndata: {path: d.npz}\n",
+            "arms of one sweep are of one kind",
+        ),
+    ],
+)
+def test_bad_arm_sets_are_refused(tmp_path, stems, name, text, pattern):
+    from regrl.trainers.sweep import make_spec
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _arm_file(tmp_path / "a", stems[0], 1e-3)
+    second = _arm_file(tmp_path / "b", stems[1], 1e-3, text)
+    with pytest.raises(ConfigError, match=pattern):
+        make_spec([str(first), str(second)], 1, [], [f"runs_root={tmp_path}"], name, [], None)
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_markdown_compares_points_in_one_table():
+    points = aggregate(
+        [
+            dict(_rec("a_seed0", 0, "finished", {"acc": 1.0}), label="a"),
+            dict(_rec("a_seed1", 1, "finished", {"acc": 3.0}), label="a"),
+            dict(_rec("b_seed0", 0, "finished", {"acc": 5.0}), label="b"),
+        ]
+    )
+    md = render_markdown("s", points, ["acc", "absent"])
+    assert "| point | n | acc |" in md
+    assert "| a | 2 | 2 ± 12.71 |" in md and "| b | 1 | 5 (n=1, no interval) |" in md
+    assert "absent" not in md
