@@ -52,6 +52,10 @@ class TermContext:
     weights."""
     candidate_advantages: Optional[torch.Tensor] = None  # [B, T, G] per-candidate (RIFT)
     candidate_valid: Optional[torch.Tensor] = None  # [B, T, G] bool
+    term_state: Dict[str, float] = field(default_factory=dict)
+    """Controller state of stateful terms (``adaptive_entropy``'s coefficient), kept by the
+    backend across optimizer steps and checkpoints; terms read it, :func:`update_state` writes
+    it after each optimizer step."""
 
     def ref_logp(self, key: Optional[str]) -> torch.Tensor:
         """[B, T] log-prob of the taken actions under the frozen policy ``key``."""
@@ -85,14 +89,27 @@ class TermInfo:
     """Reads ``reference[key]`` for the keys :func:`reference_keys` returns."""
     needs_candidates: bool = False
     """Reads per-candidate advantages (needs ``advantages.estimator: candidates``)."""
+    update: Optional[Callable[[Any, Dict[str, float], Dict[str, float]], None]] = None
+    """``update(params, state, minibatch_metrics)`` after each optimizer step: a stateful
+    term's controller (the backend persists ``state``)."""
 
 
-def term(name: str, description: str, params_cls: type, **flags: bool):
+def term(name: str, description: str, params_cls: type, update=None, **flags: bool):
     def deco(fn):
-        TERMS.register(name, description)(TermInfo(fn, params_cls, **flags))
+        TERMS.register(name, description)(TermInfo(fn, params_cls, update=update, **flags))
         return fn
 
     return deco
+
+
+def update_state(terms, state: Dict[str, float], metrics: Dict[str, Any]) -> None:
+    """Run the controllers of the configured stateful terms on one optimizer step's
+    mini-batch ``metrics`` (floats or 0-d tensors, the terms' own metric names)."""
+    plain = {k: float(v) for k, v in metrics.items()}
+    for spec in terms:
+        hook = info(spec).update
+        if hook is not None:
+            hook(spec.params, state, plain)
 
 
 def info(spec) -> TermInfo:
@@ -105,10 +122,13 @@ def reference_keys(terms) -> Tuple[Optional[str], ...]:
     a term's params may switch its reference off (``uses_reference``)."""
     keys = []
     for spec in terms:
-        if info(spec).needs_reference and getattr(spec.params, "uses_reference", True):
-            key = getattr(spec.params, "checkpoint", None) or None
-            if key not in keys:
-                keys.append(key)
+        if not info(spec).needs_reference:
+            continue
+        declared = getattr(spec.params, "reference_checkpoints", None)
+        if declared is None:
+            on = getattr(spec.params, "uses_reference", True)
+            declared = (getattr(spec.params, "checkpoint", None) or None,) if on else ()
+        keys += [key for key in declared if key not in keys]
     return tuple(keys)
 
 
@@ -319,6 +339,76 @@ def entropy_term(ctx: TermContext, p: EntropyParams) -> Tuple[torch.Tensor, Metr
     return -p.coeff * entropy, {"entropy_bonus": (p.coeff * entropy).detach()}
 
 
+@dataclass(frozen=True)
+class AdaptiveEntropyParams:
+    """Skywork-OR1 adaptive entropy control (He et al. 2025, arXiv:2505.22312, §3.2.2)."""
+
+    target: float = 0.2
+    """Target entropy (nats per step/token; Skywork-OR1's tgt-ent = 0.2)."""
+    init_coeff: float = 0.0
+    """alpha_0 (Skywork-OR1 starts at 0: no bonus until the entropy falls below the target)."""
+    delta: float = 0.005
+    """Controller step Delta per optimizer step (Skywork-OR1: 0.005)."""
+    max_coeff: float = 0.05
+    """Upper bound on alpha (ours: bounds the bonus if the target is never reached)."""
+    agg: Agg = "token-mean"
+    """Aggregation of the per-step entropies."""
+
+    def __post_init__(self) -> None:
+        _require(self.target > 0, "adaptive_entropy: target must be > 0")
+        _require(self.delta > 0, "adaptive_entropy: delta must be > 0")
+        _require(
+            0 <= self.init_coeff <= self.max_coeff,
+            "adaptive_entropy: need 0 <= init_coeff <= max_coeff",
+        )
+
+
+ADAPTIVE_COEFF_KEY = "adaptive_entropy/coeff"
+
+
+def adaptive_entropy_coeff(state: Dict[str, float], p: AdaptiveEntropyParams) -> float:
+    """The controller's current alpha_k (alpha_0 before the first update)."""
+    return float(state.get(ADAPTIVE_COEFF_KEY, p.init_coeff))
+
+
+def adaptive_entropy_step(alpha: float, entropy: float, p: AdaptiveEntropyParams) -> float:
+    """alpha_{k+1} = clip(alpha_k + Delta * sign(target - H_k), 0, max_coeff): up while the
+    entropy is below the target, down while above (Skywork-OR1 §3.2.2)."""
+    step = p.delta if entropy < p.target else -p.delta if entropy > p.target else 0.0
+    return min(max(alpha + step, 0.0), p.max_coeff)
+
+
+def _adaptive_entropy_update(
+    p: AdaptiveEntropyParams, state: Dict[str, float], metrics: Dict[str, float]
+) -> None:
+    alpha = adaptive_entropy_coeff(state, p)
+    state[ADAPTIVE_COEFF_KEY] = adaptive_entropy_step(alpha, metrics["adaptive_entropy"], p)
+
+
+@term(
+    "adaptive_entropy",
+    "Skywork-OR1 adaptive entropy control: -alpha_k * 1[H <= target] * H, alpha_k tracks a "
+    "target entropy",
+    AdaptiveEntropyParams,
+    update=_adaptive_entropy_update,
+)
+def adaptive_entropy_term(
+    ctx: TermContext, p: AdaptiveEntropyParams
+) -> Tuple[torch.Tensor, Metrics]:
+    """Loss -alpha_k * 1[H_k <= target] * H_k, where H_k is this batch's aggregated entropy:
+    the bonus acts only while the entropy is at or below the target, so it can hold entropy up
+    but never pushes it past the target (TRL's ``use_adaptive_entropy`` gates the same way)."""
+    entropy = obj.aggregate(ctx.entropy, ctx.mask, p.agg)
+    alpha = adaptive_entropy_coeff(ctx.term_state, p)
+    gate = float(entropy.detach() <= p.target)
+    value = torch.as_tensor(alpha, dtype=entropy.dtype, device=entropy.device)
+    return -alpha * gate * entropy, {
+        "adaptive_entropy": entropy.detach(),
+        "adaptive_entropy_coeff": value,
+        "adaptive_entropy_bonus": (alpha * gate * entropy).detach(),
+    }
+
+
 # ------------------------------------------------------------------------------ KL terms
 _K3_NOTE = (
     "k3 at actions sampled from pi_theta, differentiated through log pi_theta only, "
@@ -437,7 +527,15 @@ class CandidatePolicyParams:
 
     @property
     def uses_reference(self) -> bool:
+        """Whether the KL term is on (the loss reads the reference scorer)."""
         return self.kl_coeff > 0
+
+    @property
+    def reference_checkpoints(self) -> Tuple[Optional[str], ...]:
+        """Frozen scorers the learner keeps: always the initial weights (None, the stage-1 IL
+        scorer), whose ``kl_to_il`` every arm logs, plus ``checkpoint`` when the KL term is on."""
+        extra = (self.checkpoint,) if self.uses_reference and self.checkpoint else ()
+        return (None,) + extra
 
 
 def _masked_log_softmax(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -464,7 +562,11 @@ def candidate_policy_term(
     ``obj_g = min(A_g rho_g, A_g clip(rho_g, 1-eps, 1+eps))``, and for A_g < 0
     ``max(obj_g, c A_g)``; loss = -mean over valid (s, g) — ``policy_loss`` on [N, G].
     Unlike RIFT's trainer, log(rho_g) is clamped to +-20 (verl's guard), so the two differ
-    only for candidates whose probability moved by a factor > e^20 in one update."""
+    only for candidates whose probability moved by a factor > e^20 in one update.
+
+    Also logs ``kl_to_il``, the mean over states of KL(pi_theta || pi_IL) over the valid
+    candidates, pi_IL = the frozen initial (stage-1 imitation) scorer: how far fine-tuning has
+    moved the policy (0 before the first update), whatever the loss."""
     _require(
         ctx.candidate_advantages is not None and ctx.candidate_valid is not None,
         "candidate_policy needs per-candidate advantages in the batch "
@@ -493,6 +595,9 @@ def candidate_policy_term(
         kl = _candidate_kl(logits, ctx.reference[p.checkpoint].reshape(-1, G).detach(), p.kl, valid)
         loss = loss + p.kl_coeff * kl
         metrics["candidate_kl"] = kl.detach()
+    if None in ctx.reference:  # the IL scorer (initial weights); absent only in bare contexts
+        il = ctx.reference[None].reshape(-1, G).detach()
+        metrics["kl_to_il"] = _candidate_kl(logits.detach(), il, "demo", valid)
     return loss, metrics
 
 

@@ -119,3 +119,22 @@ def test_lp_reg_term_regularises_low_probability_actions(tmp_path):
     m = train(c, progress=False).metrics
     assert m["learner/lp_reg_token_num"] >= 1
     assert math.isfinite(m["learner/kl_to_proxy"])
+
+
+def test_adaptive_entropy_controller_runs_in_the_rllib_learner(tmp_path):
+    """The stateful term in the RLlib backend: 2 epochs x >= 2 mini-batches, each below a
+    target of 5 nats, so the coefficient used in the logged (last) mini-batch is a whole
+    number >= 3 of deltas (0 if the learner never stepped the controller)."""
+    c = cfg(
+        "cartpole_ppo.yaml",
+        tmp_path,
+        "training.iterations=1",
+        "training.train_batch_size=1000",
+        "training.minibatch_size=500",
+        "training.num_epochs=2",
+        "objective.terms.2={name: adaptive_entropy, target: 5.0, delta: 0.001}",
+    )
+    m = train(c, progress=False).metrics
+    steps = m["learner/adaptive_entropy_coeff"] / 0.001
+    assert steps >= 3 - 1e-6 and abs(steps - round(steps)) < 1e-4, steps
+    assert 0 < m["learner/adaptive_entropy"] < 5.0

@@ -350,3 +350,30 @@ def test_sft_lowers_loss_and_its_run_is_a_policy_path(tmp_path):
     with torch.no_grad():
         before, after = sft_loss(model0, *data)[0], sft_loss(tuned, *data)[0]
     assert after < 0.8 * before and result.epoch == 4
+
+
+def test_adaptive_entropy_controller_steps_per_optimizer_step_and_is_saved(tmp_path, rollout_batch):
+    """Skywork-OR1 adaptive entropy: with a target above the policy's entropy the coefficient
+    rises by delta on every optimizer step (2 mini-batches x 2 updates = 4 steps), the bonus
+    then pushes entropy up, and save/restore keeps the controller's state."""
+    cfg0, worker, gen = rollout_batch
+    cfg = tiny_cfg(
+        tmp_path,
+        objective={
+            "terms": [
+                {"name": "policy"},
+                {"name": "adaptive_entropy", "target": 50.0, "delta": 0.01, "max_coeff": 0.5},
+            ]
+        },
+        training={"steps": 2, "lr": 1.0e-3, "micro_batch_size": 8, "minibatches": 2},
+    )
+    model, tok = build_policy(cfg.model, seed=0)
+    learner = Learner(cfg, model=model, tokenizer=tok)
+    first = learner.update(_batch(gen, torch.zeros(8)))
+    assert first["learner/adaptive_entropy_coeff"] == pytest.approx(0.005)  # mean of 0, .01
+    learner.update(_batch(gen, torch.zeros(8)))
+    assert learner.term_state["adaptive_entropy/coeff"] == pytest.approx(0.04)
+    learner.save(str(tmp_path / "ck"))
+    other = Learner(cfg, model=build_policy(cfg.model, seed=1)[0], tokenizer=tok)
+    other.restore(str(tmp_path / "ck"))
+    assert other.term_state == learner.term_state

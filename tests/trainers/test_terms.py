@@ -4,6 +4,7 @@ on the same batch, and each extra term adds exactly its configured quantity."""
 import pytest
 import torch
 
+from regrl.agents.objectives.terms import AdaptiveEntropyParams
 from regrl.trainers.config import ExperimentConfig, TermSpec
 from regrl.trainers.rllib.terms import (
     DemoKLParams,
@@ -122,6 +123,7 @@ def test_lp_reg_term_refuses_gaussian_heads():
         TermSpec("policy", PolicyParams(clip_low=0.2, clip_high=0.28, dual_clip=3.0)),
         TermSpec("lp_reg", LpRegParams(rho=0.5, clip_low=1.0, clip_high=9.0)),
         TermSpec("entropy", EntropyParams(coeff=0.1)),
+        TermSpec("adaptive_entropy", AdaptiveEntropyParams(target=10.0, init_coeff=0.02)),
         TermSpec("kl", KLParams(coeff=0.5, estimator="k3")),
         TermSpec("kl", KLParams(coeff=0.5, estimator="full")),
         TermSpec("demo_kl", DemoKLParams(coeff=0.5, checkpoint="runs/bc", smoothing=0.1)),
@@ -192,3 +194,25 @@ def test_backends_read_needs_from_flags_and_references_by_checkpoint():
     assert not needs(terms, "needs_values") and needs(
         (TermSpec("value", ValueParams()),), "needs_values"
     )
+
+
+def test_adaptive_entropy_controller_and_gate():
+    """Skywork-OR1 §3.2.2: alpha moves by delta toward the target entropy, clipped to
+    [0, max_coeff]; the loss is -alpha * H only while H <= target (zero above it)."""
+    from regrl.agents.objectives.terms import AdaptiveEntropyParams, adaptive_entropy_step
+
+    p = AdaptiveEntropyParams(target=0.5, delta=0.01, max_coeff=0.02)
+    assert adaptive_entropy_step(0.0, 0.3, p) == pytest.approx(0.01)  # below target: up
+    assert adaptive_entropy_step(0.015, 0.3, p) == pytest.approx(0.02)  # clipped at max
+    assert adaptive_entropy_step(0.015, 0.9, p) == pytest.approx(0.005)  # above target: down
+    assert adaptive_entropy_step(0.004, 0.9, p) == 0.0  # never negative
+    ctx, logits = context()
+    h = ((ctx.entropy * ctx.mask).sum() / ctx.mask.sum()).detach()
+    for target, gated in ((10.0, True), (0.01, False)):
+        ctx.term_state = {"adaptive_entropy/coeff": 0.03}
+        spec = TermSpec("adaptive_entropy", AdaptiveEntropyParams(target=target))
+        loss, m = total_loss(ctx, (spec,))
+        expected = -0.03 * h if gated else torch.zeros(())
+        torch.testing.assert_close(loss, expected)
+        assert float(m["adaptive_entropy_coeff"]) == pytest.approx(0.03)
+        assert float(m["adaptive_entropy"]) == pytest.approx(float(h))

@@ -23,6 +23,7 @@ from regrl.agents.objectives.terms import (
     proxy_kappa,
     reference_keys,
     total_loss,
+    update_state,
 )
 from regrl.trainers.checkpoint import module_checkpoint_path
 from regrl.trainers.config import ExperimentConfig, config_from_dict
@@ -35,6 +36,7 @@ from regrl.trainers.rllib.connectors import (
 from regrl.trainers.rllib.terms import step_context
 
 CONFIG_KEY = "regrl"
+TERM_STATE_KEY = "regrl_term_state"  # learner state entry: stateful terms' controllers
 
 
 def action_dist_kind(space: gym.Space) -> str:
@@ -78,6 +80,8 @@ class RegrlLearner(PPOTorchLearner):
             for key in reference_keys(terms)
         }
         self._needs_values = needs(terms, "needs_values")
+        # stateful terms' controllers per module (adaptive_entropy), saved with the learner
+        self._term_state: Dict[str, Dict[str, float]] = {mid: {} for mid in self.module.keys()}
         self._proxy_kappa = proxy_kappa(terms)
 
     def _load_reference(self, module_id: str, checkpoint: Optional[str]) -> RLModule:
@@ -94,6 +98,8 @@ class RegrlLearner(PPOTorchLearner):
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
         ctx = self._context(module_id, batch, fwd_out)
         loss, metrics = total_loss(ctx, self.regrl_config.objective.terms)
+        # controllers step on this mini-batch's metrics; the next mini-batch uses the new state
+        update_state(self.regrl_config.objective.terms, ctx.term_state, metrics)
         metrics["entropy"] = (ctx.entropy * ctx.mask).sum().detach() / ctx.mask.sum().clamp_min(1)
         self.metrics.log_dict(metrics, key=module_id, window=1)
         return loss
@@ -131,4 +137,16 @@ class RegrlLearner(PPOTorchLearner):
             reference=reference,
             candidate_advantages=batch.get(CANDIDATE_ADVANTAGES),
             candidate_valid=batch.get(CANDIDATE_VALID),
+            term_state=self._term_state.setdefault(module_id, {}),
         )
+
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if components is None and not_components is None:  # full state (checkpoints) only
+            state[TERM_STATE_KEY] = {mid: dict(s) for mid, s in self._term_state.items()}
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if TERM_STATE_KEY in state:
+            self._term_state = {mid: dict(s) for mid, s in state[TERM_STATE_KEY].items()}

@@ -65,6 +65,7 @@ def step_context(
     reference: Optional[Dict[Optional[str], torch.Tensor]] = None,
     candidate_advantages: Optional[torch.Tensor] = None,
     candidate_valid: Optional[torch.Tensor] = None,
+    term_state: Optional[Dict[str, float]] = None,
 ) -> TermContext:
     """The term context of N simulator steps (all tensors [N, ...]; ``reference`` maps a
     checkpoint key to the frozen policy's [N, ...] dist inputs). With ``proxy_kappa`` the
@@ -90,4 +91,5 @@ def step_context(
         reference={k: _steps(v) for k, v in (reference or {}).items()},
         candidate_advantages=_steps(candidate_advantages),
         candidate_valid=_steps(candidate_valid),
+        term_state=term_state if term_state is not None else {},
     )

@@ -47,6 +47,7 @@ class Learner:
         )
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.version = 0
+        self.term_state: Dict[str, float] = {}  # stateful terms' controllers (adaptive_entropy)
         self.rank, self.world_size = 0, 1  # init_distributed joins a data-parallel group
 
     def _frozen(self, model):
@@ -76,6 +77,7 @@ class Learner:
                 "optimizer": self.optimizer.state_dict(),
                 "version": self.version,
                 "generator": self.generator.get_state(),
+                "term_state": dict(self.term_state),
             },
             Path(directory) / LEARNER_STATE,
         )
@@ -91,6 +93,7 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.version = int(state["version"])
+        self.term_state = {k: float(v) for k, v in state.get("term_state", {}).items()}
 
     # ------------------------------------------------------------------ data parallel
     def init_distributed(self, init_method: str, rank: int, world_size: int) -> None:
@@ -197,6 +200,7 @@ class Learner:
         )
         sums["grad_norm"] = float(norm)
         self.optimizer.step()
+        term_layer.update_state(self.cfg.objective.terms, self.term_state, sums)
         return sums, n_tok
 
     def _reduce_metrics(self, sums: Dict[str, float]) -> Dict[str, float]:
@@ -235,4 +239,5 @@ class Learner:
             mask=mb["mask"],
             proxy_logp=mb.get("proxy_logp"),
             reference=reference,
+            term_state=self.term_state,
         )

@@ -28,6 +28,7 @@ def token_context(
     mask: torch.Tensor,
     proxy_logp: Optional[torch.Tensor] = None,
     reference: Optional[Dict[Optional[str], torch.Tensor]] = None,
+    term_state: Optional[Dict[str, float]] = None,
 ) -> TermContext:
     """The term context of B completions: ``logits`` [B, T, V] of pi_theta already divided by
     the rollout temperature, the sampled ``tokens`` [B, T], the behaviour log-probs
@@ -46,4 +47,5 @@ def token_context(
         dist="categorical",
         proxy_logp=proxy_logp,
         reference=dict(reference or {}),
+        term_state=term_state if term_state is not None else {},
     )
