@@ -155,9 +155,25 @@ def test_rift_trains_only_the_scoring_head_and_prefers_the_best_candidate(
     assert torch.all(new[:, 4:] == 0)  # the absent lane's candidates stay impossible
 
 
+@pytest.mark.parametrize("lr, moved", [(1e-9, False), (1e-2, True)])
+def test_kl_to_the_il_scorer_is_logged_by_rift_and_grows_with_the_update(
+    ray_session, tmp_path, planner_file, lr, moved
+):
+    import dataclasses
+
+    cfg = config(tmp_path, planner_file, iterations=2)  # RIFT: no KL in the loss, still logged
+    tr = dataclasses.replace(cfg.training, lr=lr)
+    result = train(dataclasses.replace(cfg, training=tr), progress=False)
+    kl = result.metrics["learner/kl_to_il"]
+    # the reference is a frozen copy of the stage-1 scorer: an update that barely moves the
+    # head leaves the KL at float32 round-off (a different reference would not), a real one not
+    assert (kl > 1e-5) if moved else (abs(kl) < 1e-7), kl
+
+
 def test_grpo_kl_baseline_logs_kl(ray_session, tmp_path, planner_file):
     result = train(config(tmp_path, planner_file, dual_clip=None, kl_coeff=0.2), progress=False)
     assert np.isfinite(result.metrics["learner/candidate_kl"])
+    assert result.metrics["learner/kl_to_il"] > 0  # the IL scorer is the KL's reference here
 
 
 def test_missing_planner_is_a_clear_error(tmp_path):

@@ -102,6 +102,52 @@ def test_demo_kl_is_reverse_kl_per_state():
     assert m["candidate_kl"].item() == pytest.approx((kl0 + kl1) / 2, rel=1e-5)
 
 
+def test_kl_to_il_is_zero_at_the_il_scorer_and_the_reverse_kl_away_from_it():
+    spec = (TermSpec("candidate_policy", CandidatePolicyParams()),)  # RIFT: no KL in the loss
+    at_init = example()
+    at_init.reference = {None: at_init.dist_inputs.detach().clone()}
+    loss0, m0 = total_loss(at_init, spec)
+    assert m0["kl_to_il"].item() == 0.0  # exactly: the scorer IS the IL scorer
+    # pi_IL = the example's pi_old: per-state KL(pi_theta || pi_IL), mean over the 2 states
+    loss, m = total_loss(example(), spec)
+    kl0 = sum((1 / 3) * math.log((1 / 3) / p) for p in (0.5, 0.25, 0.25))
+    kl1 = 0.5 * math.log(0.5 / 0.1) + 0.5 * math.log(0.5 / 0.9)
+    assert m["kl_to_il"].item() == pytest.approx((kl0 + kl1) / 2, rel=1e-5)
+    assert loss.item() == pytest.approx(loss0.item())  # a metric only: the loss is unchanged
+    assert "kl_to_il" not in total_loss(example(kl_ref=False), spec)[1]
+
+
+def test_kl_to_il_grows_after_one_update_of_the_scorer():
+    torch.manual_seed(0)
+    head = torch.nn.Linear(4, 3)
+    feats = torch.randn(2, 4)
+    ctx = example()
+    il = head(feats).detach()
+    ctx.dist_inputs = head(feats)[:, None]
+    ctx.old_dist_inputs = il[:, None]
+    ctx.reference = {None: il[:, None]}
+    spec = (TermSpec("candidate_policy", CandidatePolicyParams()),)
+    loss, m = total_loss(ctx, spec)
+    assert m["kl_to_il"].item() == 0.0
+    loss.backward()
+    torch.optim.SGD(head.parameters(), lr=0.5).step()
+    ctx.dist_inputs = head(feats)[:, None]
+    assert total_loss(ctx, spec)[1]["kl_to_il"].item() > 1e-4
+
+
+def test_rift_keeps_the_il_scorer_as_a_reference_in_every_arm():
+    from regrl.agents.objectives.terms import reference_keys
+
+    for params in (
+        CandidatePolicyParams(),
+        CandidatePolicyParams(dual_clip=None),
+        CandidatePolicyParams(kl_coeff=0.2, kl="demo"),
+    ):
+        assert reference_keys((TermSpec("candidate_policy", params),)) == (None,)
+    other = CandidatePolicyParams(kl_coeff=0.2, checkpoint="runs/x")
+    assert reference_keys((TermSpec("candidate_policy", other),)) == (None, "runs/x")
+
+
 def test_term_registration_and_config_errors():
     info = TERMS.get("candidate_policy")
     assert info.is_surrogate and info.needs_candidates

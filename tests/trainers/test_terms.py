@@ -188,7 +188,7 @@ def test_backends_read_needs_from_flags_and_references_by_checkpoint():
         TermSpec("demo_kl", DemoKLParams(checkpoint="runs/bc")),
         TermSpec("candidate_policy", CandidatePolicyParams(kl_coeff=0.0, checkpoint="runs/x")),
     )
-    assert reference_keys(terms) == (None, "runs/bc")  # kl_coeff 0: RIFT loads no reference
+    assert reference_keys(terms) == (None, "runs/bc")  # kl_coeff 0: only the IL scorer (None)
     assert proxy_kappa(terms) == 0.05 and proxy_kappa(terms[1:]) is None
     assert needs(terms, "needs_discrete") and not needs(terms[1:3], "needs_discrete")
     assert not needs(terms, "needs_values") and needs(
