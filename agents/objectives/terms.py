@@ -590,6 +590,7 @@ def candidate_policy_term(
         "clip_frac": m["clip_frac"],
         "dual_clip_frac": m["dual_clip_frac"],
         "approx_kl": m["approx_kl"],
+        "neg_ratio_max": _neg_ratio_max(logp, old_logp, ctx.candidate_advantages, valid),
     }
     if p.kl_coeff > 0:
         kl = _candidate_kl(logits, ctx.reference[p.checkpoint].reshape(-1, G).detach(), p.kl, valid)
@@ -599,6 +600,14 @@ def candidate_policy_term(
         il = ctx.reference[None].reshape(-1, G).detach()
         metrics["kl_to_il"] = _candidate_kl(logits.detach(), il, "demo", valid)
     return loss, metrics
+
+
+def _neg_ratio_max(logp, old_logp, advantages, valid) -> torch.Tensor:
+    """Largest ratio pi_theta / pi_old among valid negative-advantage candidates (the dual
+    clip binds where it exceeds c; logged with or without the dual clip), 0 if there are none."""
+    negative = valid & (advantages.reshape(valid.shape) < 0)
+    ratio = torch.exp((logp - old_logp).detach().clamp(-20.0, 20.0))
+    return torch.where(negative, ratio, torch.zeros_like(ratio)).max()
 
 
 def _candidate_kl(

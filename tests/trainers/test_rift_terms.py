@@ -61,6 +61,8 @@ def test_dual_clip_surrogate_over_all_candidates_matches_hand_computation():
     assert objs == pytest.approx([2 / 3, -8 / 3, 3 / 5, -3.0, 10 / 9])
     assert loss.item() == pytest.approx(148 / 225, rel=1e-6)
     assert m["dual_clip_frac"].item() == pytest.approx(1 / 5)
+    # negative-advantage candidates: ratios (1/3)/0.25 = 4/3 and 0.5/0.1 = 5 -> max 5
+    assert m["neg_ratio_max"].item() == pytest.approx(5.0, rel=1e-5)
     (grad,) = torch.autograd.grad(loss, ctx.dist_inputs)
     assert torch.isfinite(grad).all()
 

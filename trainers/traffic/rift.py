@@ -607,7 +607,7 @@ def method_name(cfg) -> str:
             p = t.params
             if p.kl_coeff > 0:
                 return "demo-KL" if p.kl == "demo" else "GRPO+KL"
-            return "RIFT" if p.dual_clip else "GRPO (no KL)"
+            return "RIFT" if p.dual_clip else "RIFT w/o dual clip"
     return cfg.name
 
 
@@ -703,9 +703,9 @@ def _rl_row(run_dir: Path, episodes: Optional[int], reuse: bool) -> Dict[str, An
         report = json.loads(saved.read_text())
         if report.get("options") == eval_options(dict(cfg.eval.kwargs), episodes):
             print(f"compare: reusing {saved}", flush=True)
-            return dict(report, run_dir=str(run_dir))
+            return dict(report, run_dir=str(run_dir), seed=cfg.seed)
     report = evaluate(run_dir, episodes)
-    return dict(report, method=method_name(cfg), run_dir=str(run_dir))
+    return dict(report, method=method_name(cfg), run_dir=str(run_dir), seed=cfg.seed)
 
 
 def compare_runs(
@@ -742,6 +742,9 @@ def compare_runs(
     table = markdown_table(merged)
     (out / "compare.md").write_text(table + "\n")
     (out / "compare.json").write_text(json.dumps(merged, indent=2, default=float))
+    per_run = [{k: r[k] for k in ("method", "run_dir", "seed", "blocks") if k in r} for r in rows]
+    (out / "compare_runs.json").write_text(json.dumps(per_run, indent=2, default=float))
+    (out / "compare_ci.md").write_text(interval_tables(per_run) + "\n")
     figures = write_bars(out / "compare.png", merged)
     if bev and rl:
         figures += _bev_for(rows, load_run_config(rl[0]), out / "compare_bev.png")
@@ -769,8 +772,80 @@ def _bev_for(rows: List[Dict[str, Any]], cfg, path: Path) -> List[str]:
     )
 
 
+# ---------------------------------------------------------------- 95% intervals over seeds
+BASELINE, PAIRS = "IL only", (("RIFT", "RIFT w/o dual clip"), ("RIFT", "GRPO+KL"))
+"""Differences reported with intervals: every method minus IL only (all runs start from its
+scorer), and RIFT minus an ablation paired by training seed."""
+
+
+def run_means(row: Dict[str, Any]) -> Dict[str, float]:
+    """One run's value of each metric: the mean over its evaluation blocks (equal sizes)."""
+    return _mean_std(row["blocks"])[0]
+
+
+def _ci_cell(values: List[float], fmt: str, signed: bool = False) -> str:
+    from regrl.trainers.sweep import t_interval
+
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return "n/a"
+    mean, half = t_interval(values)
+    text = (("{:+" + fmt[2:]) if signed else fmt).format(mean)
+    if half is None:
+        return text
+    sep = "" if not signed or abs(mean) <= half else " *"
+    return f"{text} ± {fmt.format(half)}{sep}"
+
+
+def interval_tables(runs: List[Dict[str, Any]]) -> str:
+    """Markdown: each method's metrics as mean ± 95% t-interval over its training runs (one
+    value per run: the mean over the held-out blocks every run sees); a method with one run
+    (IL only: no stage-2 seed) gets the interval over its evaluation blocks instead, marked
+    "blocks". Then each method minus IL only (per run; * = the interval excludes 0) and the
+    PAIRS differences matched by training seed."""
+    groups: Dict[str, List[Dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(r["method"], []).append(r)
+    head = " | ".join(t for _, t, _, _ in METRICS)
+    lines = [f"| method | n | {head} |", "|" + "---|" * (len(METRICS) + 2)]
+    for method, rs in _ordered(groups):
+        units = [run_means(r) for r in rs] if len(rs) > 1 else rs[0]["blocks"]
+        n = f"{len(rs)} runs" if len(rs) > 1 else f"{len(units)} blocks"
+        cells = [_ci_cell([u[k] for u in units], f) for k, _, f, _ in METRICS]
+        lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
+    base = groups.get(BASELINE)
+    if base and len(base) == 1:
+        ref = run_means(base[0])
+        lines += ["", f"Difference to {BASELINE} (per run; * = 95% interval excludes 0):", ""]
+        lines += [f"| method | n | {head} |", "|" + "---|" * (len(METRICS) + 2)]
+        for method, rs in _ordered(groups):
+            if method != BASELINE:
+                diffs = [{k: run_means(r)[k] - ref[k] for k in ref} for r in rs]
+                cells = [_ci_cell([d[k] for d in diffs], f, True) for k, _, f, _ in METRICS]
+                lines.append(f"| {method} − {BASELINE} | {len(rs)} | " + " | ".join(cells) + " |")
+    for a, b in PAIRS:
+        by_seed = {m: {r.get("seed"): run_means(r) for r in groups.get(m, [])} for m in (a, b)}
+        seeds = sorted(set(by_seed[a]) & set(by_seed[b]) - {None})
+        if len(seeds) < 2:
+            continue
+        diffs = [{k: by_seed[a][s][k] - by_seed[b][s][k] for k in by_seed[a][s]} for s in seeds]
+        cells = [_ci_cell([d[k] for d in diffs], f, True) for k, _, f, _ in METRICS]
+        lines += ["", f"{a} − {b}, paired by training seed ({len(seeds)} seeds):", ""]
+        lines += [f"| pair | n | {head} |", "|" + "---|" * (len(METRICS) + 2)]
+        lines.append(f"| {a} − {b} | {len(seeds)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ordered(groups: Dict[str, Any]):
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted(groups.items(), key=lambda kv: rank.get(kv[0], len(rank)))
+
+
+METHOD_ORDER = ["IL only", "PPO (raw actions)", "GRPO+KL", "demo-KL", "RIFT w/o dual clip", "RIFT"]
+
+
 def _pool_by_method(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    order = ["IL only", "PPO (raw actions)", "GRPO+KL", "demo-KL", "GRPO (no KL)", "RIFT"]
+    order = METHOD_ORDER
     groups: Dict[str, Dict[str, Any]] = {}
     for r in rows:
         g = groups.setdefault(r["method"], {"method": r["method"], "blocks": [], "runs": []})
