@@ -4,6 +4,7 @@ functions of a ``Turbulence2D`` state, returning ν_e(x, y) [batch, n, n] for ``
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Union
 
@@ -97,6 +98,7 @@ def dynamic_smagorinsky_cs2(
     return cs2.clamp_min(0.0) if clip else cs2
 
 
+@functools.lru_cache(maxsize=16)  # one per (agents, grid, dtype, device): reused every decision
 def _cardinal_matrix(a: int, n: int, dtype, device) -> Tensor:
     """[n, a] values at grid points x_j = 2πj/n of the periodic trigonometric cardinal functions
     D(x − 2πi/a) through a equispaced nodes: D(x) = (1/a)[1 + 2Σ_{1≤k<a/2} cos kx (+ cos(a x/2)
