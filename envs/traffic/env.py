@@ -47,6 +47,7 @@ ACTION_MODES = ("candidate", "raw")
 OBS_BOUND = 1e4
 UNCOMFORTABLE = 4.0  # |a| or |yaw acc| above this is uncomfortable (RIFT's UC metric)
 BRAKE = np.array([0.0, -1.0], np.float32)
+LANE_CACHES = 16  # maps whose densified lanes are kept (PG maps differ per scenario seed)
 
 
 class TrafficEnv(ParallelEnv):
@@ -136,6 +137,7 @@ class TrafficEnv(ParallelEnv):
         self._rng = np.random.default_rng(seed)
         self._hist = features.Histories()
         self._lanes = features.LaneCache()
+        self._lane_caches: Dict[tuple, features.LaneCache] = {}  # by network_key, LRU
         self.sim_errors = 0
 
     @functools.lru_cache(maxsize=None)
@@ -235,13 +237,10 @@ class TrafficEnv(ParallelEnv):
         self._returns: Dict[str, np.ndarray] = {}
         self._valid: Dict[str, np.ndarray] = {}
         self._hist.clear()
-        current_map = self._md.engine.current_map
-        if current_map is not getattr(self, "_lanes_map", None):  # lane geometry is per map
-            self._lanes.clear()
-            self._lanes_map = current_map
-        self._network = current_map.road_network
+        self._network = self._md.engine.current_map.road_network
+        self._lanes = self._lane_cache(self._network)
         self._now = backend.vehicles_of(self._md.engine)
-        self._hist.record(self._now)
+        self._hist.record(self._now, backend.state_rows(self._now))
         self._prev_speed = {a: float(self._vehicle[a].speed) for a in self.agents}
         self._t = 0
         self._stats = {
@@ -256,6 +255,17 @@ class TrafficEnv(ParallelEnv):
             )
         }
 
+    def _lane_cache(self, network) -> "features.LaneCache":
+        """The lane-geometry cache of ``network``'s geometry, kept across episodes (MetaDrive
+        hands out a new map object per reset; densifying its lanes again cost ~15% of the
+        wrapper's step time); at most LANE_CACHES maps are kept."""
+        key = features.network_key(network)
+        cache = self._lane_caches.pop(key, None) or features.LaneCache()
+        self._lane_caches[key] = cache  # most recently used last
+        while len(self._lane_caches) > LANE_CACHES:
+            self._lane_caches.pop(next(iter(self._lane_caches)))
+        return cache
+
     def step(self, actions: Dict[str, Any]):
         missing = [a for a in self.agents if a not in actions]
         if missing:
@@ -266,7 +276,7 @@ class TrafficEnv(ParallelEnv):
         try:
             _, _, md_term, _, md_info = self._md.step(controls)
             self._now = backend.vehicles_of(self._md.engine)
-            self._hist.record(self._now)
+            self._hist.record(self._now, backend.state_rows(self._now))
         except Exception as exc:  # a simulator blow-up must not crash training
             return self._blow_up(exc)
         self._t += 1
@@ -449,26 +459,18 @@ class TrafficEnv(ParallelEnv):
         are computed in float32 from the observation, like the scalar version, then widened)."""
         if not obs:
             return []
-        lanes = np.stack([features.view(o, "lanes")[0, :2] for o in obs])  # [K, 2, 2]
-        ok = np.array([features.view(o, "lane_mask")[0] > 0.5 for o in obs])
+        batch = features.batch_view(np.stack(obs))
+        lanes, ok = batch["lanes"][:, 0, :2], batch["lane_mask"][:, 0] > 0.5  # [K, 2, 2], [K]
         d = np.hypot(lanes[:, 0, 0], lanes[:, 0, 1])
         theta = np.arctan2(lanes[:, 1, 1] - lanes[:, 0, 1], lanes[:, 1, 0] - lanes[:, 0, 0])
         d = np.where(ok, d.astype(np.float64), 0.0)
         theta = np.where(ok, theta.astype(np.float64), 0.0)
-        m = {
-            k: np.array([x[k] for x in metrics], np.float64)
-            for k in ("speed", "acc", "yaw_acc", "collision", "offroad")
-        }
+        keys = ("speed", "acc", "yaw_acc", "collision", "offroad")
+        v, a, yaw_acc, collision, offroad = np.array([[x[k] for k in keys] for x in metrics]).T
         r = dense_reward(
-            d=d,
-            theta=theta,
-            v=m["speed"],
-            a=m["acc"],
-            yaw_acc=m["yaw_acc"],
-            collision=m["collision"],
-            offroad=m["offroad"],
+            d=d, theta=theta, v=v, a=a, yaw_acc=yaw_acc, collision=collision, offroad=offroad
         )
-        return [float(x) for x in r]
+        return r.tolist()
 
     def episode_metrics(self) -> Dict[str, float]:
         """RIFT's CBV metrics of the episode so far (methods.md §1.6): cpk (collisions per km

@@ -36,6 +36,12 @@ def view(flat: np.ndarray, name: str) -> np.ndarray:
     return flat[a:b].reshape(shape)
 
 
+def batch_view(flat: np.ndarray) -> Dict[str, np.ndarray]:
+    """``scene.unflatten`` of a batch [K, OBS_DIM]: views [K, ...] of each field."""
+    k = len(flat)
+    return {name: flat[:, a:b].reshape((k,) + shape) for name, a, b, shape in _LAYOUT}
+
+
 def _state_row(v) -> tuple:
     x, y = v.position
     vx, vy = v.velocity
@@ -69,11 +75,13 @@ class Histories:
         self.stack = np.zeros((0, H, 5), np.float64)
         self.sizes = np.zeros((0, 2), np.float32)
 
-    def record(self, vehicles: Iterable) -> None:
-        """Append the current state of each vehicle; vehicles gone from the scene are dropped."""
+    def record(self, vehicles: Iterable, states: Optional[np.ndarray] = None) -> None:
+        """Append the current state of each vehicle; vehicles gone from the scene are dropped.
+        ``states`` [V, 5], when given, are those states already read (``vehicle_state`` rows)."""
         vehicles = list(vehicles)
         ids = [v.id for v in vehicles]
-        states = np.array([_state_row(v) for v in vehicles], np.float64).reshape(-1, 5)
+        if states is None:
+            states = np.array([_state_row(v) for v in vehicles], np.float64).reshape(-1, 5)
         stack = np.empty((len(ids), H, 5), np.float64)
         if ids == self.ids:  # the usual step: same vehicles in the same order
             stack[:, :-1] = self.stack[:, 1:]
@@ -145,14 +153,19 @@ class LaneCache:
         self.step = step
         self._chains: Dict[tuple, tuple] = {}
         self._sides: Dict[tuple, list] = {}
+        self._lanes: Dict[tuple, np.ndarray] = {}  # densified lane by index, shared by chains
 
     def clear(self) -> None:
         self._chains.clear()
         self._sides.clear()
+        self._lanes.clear()
 
-    def _dense(self, lane) -> np.ndarray:
-        n = max(2, int(np.ceil(lane.length / self.step)) + 1)
-        return np.asarray([lane.position(x, 0) for x in np.linspace(0.0, lane.length, n)])
+    def _dense(self, lane, index) -> np.ndarray:
+        if index not in self._lanes:
+            n = max(2, int(np.ceil(lane.length / self.step)) + 1)
+            xs = np.linspace(0.0, lane.length, n)
+            self._lanes[index] = np.asarray([lane.position(x, 0) for x in xs])
+        return self._lanes[index]
 
     def chain(self, network, lane, lane_index, checkpoints) -> tuple:
         """(arc lengths [k], points [k, 2]) of ``lane`` and up to 4 successor lanes, enough to
@@ -163,14 +176,19 @@ class LaneCache:
         """``chain`` plus contiguous copies of its x and y columns (for ``np.interp``)."""
         key = (lane_index, tuple(checkpoints) if checkpoints else None)
         if key not in self._chains:
-            parts, total, cur, index = [self._dense(lane)], lane.length, lane, lane_index
+            parts, total, cur, index = (
+                [self._dense(lane, lane_index)],
+                lane.length,
+                lane,
+                lane_index,
+            )
             for _ in range(4):
                 if total >= lane.length + LANE_SPACING * P:
                     break
                 cur, index = _next_lane(network, cur, index, checkpoints)
                 if cur is None:
                     break
-                parts.append(self._dense(cur)[1:])
+                parts.append(self._dense(cur, index)[1:])
                 total += cur.length
             pts = np.concatenate(parts)
             cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
@@ -179,7 +197,9 @@ class LaneCache:
 
     def sides(self, network, lane, index) -> list:
         """[(lane, index) or None] ×2: the lanes left and right of ``lane`` on its road, decided
-        geometrically at the lane's middle (MetaDrive's numbering convention does not matter)."""
+        geometrically at the lane's middle (MetaDrive's numbering convention does not matter).
+        Only the indices are cached; the lane objects come from ``network`` (a cache may
+        outlive the map object it was filled from, see ``network_key``)."""
         if index not in self._sides:
             out = [None, None]
             road = network.graph.get(index[0], {}).get(index[1], [])
@@ -189,9 +209,26 @@ class LaneCache:
                 if 0 <= j < len(road):
                     other = np.asarray(road[j].position(s, 0)) - centre
                     left = np.cos(heading) * other[1] - np.sin(heading) * other[0] > 0
-                    out[0 if left else 1] = (road[j], (index[0], index[1], j))
+                    out[0 if left else 1] = (index[0], index[1], j)
             self._sides[index] = out
-        return self._sides[index]
+        road = network.graph.get(index[0], {}).get(index[1], [])
+        return [None if i is None else (road[i[2]], i) for i in self._sides[index]]
+
+
+def network_key(network) -> tuple:
+    """Geometry fingerprint of a road network: every lane's index, length, width and its
+    centre line at start, middle and end. MetaDrive builds a new map object at every reset
+    (the multi-agent scenarios regenerate the same map), so ``LaneCache`` is keyed by this
+    instead of by the object: a cache filled on one map is reused on any map with the same
+    fingerprint, whose lanes give the same densified polylines."""
+    key = []
+    for start, roads in network.graph.items():
+        for end, lanes in roads.items():
+            for j, lane in enumerate(lanes):
+                ends = [lane.position(s, 0) for s in (0.0, 0.5 * lane.length, lane.length)]
+                geo = tuple(float(c) for p in ends for c in p)
+                key.append((start, end, j, float(lane.length), float(lane.width)) + geo)
+    return tuple(key)
 
 
 def _arc_samples(lane, position, cum: np.ndarray) -> np.ndarray:
@@ -374,7 +411,7 @@ def scene_batch(
     in place through views of the batch: every frame change is one vectorised call for all
     K agents, only lane look-ups and neighbour selection loop over agents."""
     flat = np.zeros((len(vs), scene.OBS_DIM), np.float32)
-    obs = {name: flat[:, a:b].reshape((len(vs),) + shape) for name, a, b, shape in _LAYOUT}
+    obs = batch_view(flat)
     me = np.array([histories.index[v.id] for v in vs], np.intp)
     current = histories.stack[me, -1]
     origins, headings = current[:, :2], current[:, 2]

@@ -172,3 +172,22 @@ def test_simulator_exception_truncates_and_rebuilds(env, monkeypatch):
     obs, _ = env.reset(seed=7)  # a fresh simulator
     assert env.agents == ["cbv_0", "cbv_1"]
     env.step({a: 0 for a in env.agents})
+
+
+def test_state_reads_and_the_kept_lane_cache_give_the_same_observation_bits(env):
+    from regrl.envs.traffic import features
+
+    env.reset(seed=4)
+    for _ in range(3):
+        obs, *_ = env.step({a: 1 for a in env.agents})
+    now = env.vehicles()
+    plain = np.array([features.vehicle_state(v) for v in now])  # through MetaDrive's properties
+    np.testing.assert_array_equal(backend.state_rows(now), plain)
+    # a lane cache filled in earlier episodes (other map objects) vs a fresh one, same scene
+    kept = env._lanes
+    assert kept is env._lane_cache(env._network) and len(env._lane_caches) == 1
+    vs = [env._vehicle[a] for a in env.agents]
+    with_kept = features.scene_batch(vs, now, env._hist, env._network, kept)
+    fresh = features.scene_batch(vs, now, env._hist, env._network, features.LaneCache())
+    np.testing.assert_array_equal(with_kept, fresh)
+    np.testing.assert_array_equal(with_kept, np.stack([obs[a] for a in env.agents]))
