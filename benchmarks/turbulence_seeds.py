@@ -1,17 +1,22 @@
 """Learned SMARL closures of several training seeds against the classical closures, evaluated
 on the same LES initial conditions (the baselines are deterministic, so they run once): per-seed
-rows and mean ± 95% Student-t interval of the learned rows (docs/smarl.md §Results).
+rows and mean ± 95% Student-t interval of each learned arm over its seeds; the baselines' own
+interval is over the simulations (docs/smarl.md §Results).
 
-Run: nice -n 5 .venv/bin/python benchmarks/turbulence_seeds.py RUN_DIR [RUN_DIR ...]
-         [--sims 4] [--time 20] [--spinup 2] [--out seeds.json] [--baselines-from seeds.json]
-(``--baselines-from`` reuses the baseline rows of an earlier ``--out`` with the same options:
-they are deterministic, so they need not run again.)
+Run: nice -n 5 .venv/bin/python benchmarks/turbulence_seeds.py [RUN_DIR ...]
+         [--arm NAME=PATH,PATH,...] [--sims 4] [--time 20] [--spinup 2] [--out seeds.json]
+         [--baselines-from seeds.json]
+A PATH is a run directory (its latest checkpoint) or a policy file (FILE.pt with FILE.json,
+``regrl export`` / ``regrl turbulence pretrain-policy``); positional RUN_DIRs form the arm
+"learned". ``--baselines-from`` reuses the baseline rows of an earlier ``--out`` with the same
+options: they are deterministic, so they need not run again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -19,6 +24,7 @@ import torch
 from regrl.envs.turbulence.reference import load_reference
 from regrl.trainers.checkpoint import latest_checkpoint
 from regrl.trainers.evaluate import load_module
+from regrl.trainers.rllib.policy_file import load_policy
 from regrl.trainers.run import load_run_config
 from regrl.trainers.sweep import t_interval
 from regrl.trainers.turbulence.smarl import (
@@ -32,23 +38,28 @@ from regrl.trainers.turbulence.smarl import (
 METRICS = ("enstrophy_spectrum_error", "energy_spectrum_error", "pdf_hellinger", "tail_ratio")
 
 
-def learned_rows(run_dirs, ref, opts) -> list:
+def _policy_of(path: Path):
+    """(module, config) of a run directory or a policy file."""
+    if path.is_file():
+        module, cfg, _ = load_policy(path)
+        return module, cfg
+    return load_module(latest_checkpoint(path), "shared"), load_run_config(path)
+
+
+def learned_rows(arm: str, paths, ref, opts) -> list:
     rows = []
-    for run_dir in run_dirs:
-        cfg = load_run_config(Path(run_dir))
+    for path in paths:
+        module, cfg = _policy_of(Path(path))
         env_kw = dict(cfg.env.kwargs)
-        policy = module_policy(
-            load_module(latest_checkpoint(Path(run_dir)), "shared"), coeff_range_of(env_kw)
-        )
         r = rollout(
             ref,
             closure=env_kw.get("closure", "smagorinsky"),
-            policy=policy,
+            policy=module_policy(module, coeff_range_of(env_kw)),
             **opts,
             steps_per_action=int(env_kw.get("steps_per_action", 10)),
             agents_per_side=int(env_kw.get("agents_per_side", 4)),
         )
-        rows.append(dict(r, name=f"learned, seed {cfg.seed}"))
+        rows.append(dict(r, name=f"{arm}, seed {cfg.seed}", arm=arm, path=str(path)))
         print(
             f"  {rows[-1]['name']}: diverged {r['diverged']}/{r['simulations']}, "
             f"enstrophy error {r['enstrophy_spectrum_error']:.4f}",
@@ -71,45 +82,89 @@ def baseline_rows(ref, opts, earlier) -> list:
     return rows
 
 
-def interval_row(rows) -> dict:
-    out = {"name": f"learned, mean ± 95% CI over {len(rows)} seeds"}
+def interval_row(arm: str, rows) -> dict:
+    out = {"name": f"{arm}, mean ± 95% CI over {len(rows)} seeds", "arm": arm}
     for key in METRICS:
         mean, half = t_interval([r[key] for r in rows])
         out[key], out[key + "_ci"] = mean, half
+    out["diverged"] = sum(r["diverged"] for r in rows)
+    out["simulations"] = sum(r["simulations"] for r in rows)
+    return out
+
+
+def simulation_interval(row: dict) -> dict:
+    """A baseline's mean ± 95% interval over its simulations (per-simulation metrics)."""
+    per = row.get("per_simulation", {})
+    out = {"name": f"{row['name']} (over {len(per.get('tail_ratio', []))} simulations)"}
+    for key in ("enstrophy_spectrum_error", "tail_ratio"):
+        out[key], out[key + "_ci"] = t_interval(per.get(key, []))
+    return out
+
+
+def _cell(row: dict, key: str) -> str:
+    half = row.get(key + "_ci")
+    return f"{row[key]:.4f} ± " + ("n/a" if half is None else f"{half:.4f}")
+
+
+def parse_arms(positional, arms) -> dict:
+    out = {"learned": list(positional)} if positional else {}
+    for text in arms or []:
+        name, sep, paths = text.partition("=")
+        if not sep or not name or not paths:
+            raise SystemExit(f"error: --arm wants NAME=PATH,PATH,..., got {text!r}")
+        out[name] = [p for p in paths.split(",") if p]
+    for name, paths in out.items():
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:
+            raise SystemExit(f"error: arm {name}: no such run directory or policy file {missing}")
+    if not out:
+        raise SystemExit("error: give RUN_DIRs or --arm NAME=PATH,...")
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+")
+    parser.add_argument("runs", nargs="*")
+    parser.add_argument("--arm", action="append", metavar="NAME=PATH,PATH,...")
     parser.add_argument("--sims", type=int, default=4)
     parser.add_argument("--time", type=float, default=20.0)
     parser.add_argument("--spinup", type=float, default=2.0)
     parser.add_argument("--out", default=None)
     parser.add_argument("--baselines-from", default=None)
     args = parser.parse_args()
+    arms = parse_arms(args.runs, args.arm)
     torch.set_num_threads(1)
     ref = load_reference()
     opts = dict(seeds=args.sims, time_units=args.time, spinup=args.spinup)
+    start = time.time()
     rows = baseline_rows(ref, opts, args.baselines_from)
-    learned = learned_rows(args.runs, ref, opts)
-    print(markdown_table(rows + learned))
-    summary = interval_row(learned)
-    print("\n| " + " | ".join(["closure"] + list(METRICS)) + " |\n|" + "---|" * 5)
-    print(
-        f"| {summary['name']} | "
-        + " | ".join(
-            f"{summary[k]:.4f} ± "
-            + ("n/a" if summary[k + "_ci"] is None else f"{summary[k + '_ci']:.4f}")
-            for k in METRICS
+    learned = {arm: learned_rows(arm, paths, ref, opts) for arm, paths in arms.items()}
+    every = [r for rs in learned.values() for r in rs]
+    print(markdown_table(rows + every))
+    summaries = [interval_row(arm, rs) for arm, rs in learned.items()]
+    sims = [simulation_interval(r) for r in rows if "per_simulation" in r]
+    print("\n| " + " | ".join(["closure"] + list(METRICS) + ["diverged"]) + " |\n|" + "---|" * 6)
+    for summary in summaries:
+        cells = " | ".join(_cell(summary, k) for k in METRICS)
+        print(f"| {summary['name']} | {cells} | {summary['diverged']}/{summary['simulations']} |")
+    print("\n| baseline | enstrophy_spectrum_error | tail_ratio |\n|---|---|---|")
+    for row in sims:
+        print(
+            f"| {row['name']} | {_cell(row, 'enstrophy_spectrum_error')} | "
+            f"{_cell(row, 'tail_ratio')} |"
         )
-        + " |"
-    )
+    print(f"wall time {time.time() - start:.0f} s", flush=True)
     if args.out:
-        keep = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows + learned]
+        keep = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows + every]
         Path(args.out).write_text(
             json.dumps(
-                {"rows": keep, "learned_mean_ci": summary, "options": opts, "runs": args.runs},
+                {
+                    "rows": keep,
+                    "arms": summaries,
+                    "baselines_over_simulations": sims,
+                    "options": opts,
+                    "paths": arms,
+                },
                 indent=2,
             )
         )

@@ -50,9 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("config")
     v.add_argument("--set", dest="overrides", action="append", default=[])
     sub.add_parser("list", help="environments, objective terms and offline plugins")
-    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
-    e.add_argument("run_dir")
+    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint or a policy file (.pt)")
+    e.add_argument("run_dir", help="run directory, or a policy file FILE.pt with FILE.json")
     e.add_argument("--episodes", type=int, help="episodes (default: the run's eval.episodes)")
+    e.add_argument(
+        "--out", help="output directory for a policy file (default runs/policy_eval/NAME)"
+    )
+    x = sub.add_parser(
+        "export", help="write a run's latest policy as a weights-only policy file (.pt + .json)"
+    )
+    x.add_argument("run_dir")
+    x.add_argument("--out", required=True, help="policy file FILE.pt (FILE.json is written too)")
+    x.add_argument("--command", dest="train_command", help="the command that trained the run")
     for module in DOMAIN_CLIS:
         importlib.import_module(module).add_cli(sub)
     return p
@@ -130,14 +139,55 @@ def cmd_list(args) -> int:
 def cmd_eval(args) -> int:
     from regrl.trainers.kinds import driver_for  # lazy: torch, not at --help
 
-    if not Path(args.run_dir).is_dir():
-        raise ConfigError(f"{args.run_dir}: no such run directory")
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError("--episodes must be >= 1")
-    return driver_for(args.run_dir).evaluate(Path(args.run_dir), args.episodes)
+    path = Path(args.run_dir)
+    if path.is_file():
+        return _eval_policy_file(path, args)
+    if not path.is_dir():
+        raise ConfigError(f"{args.run_dir}: no such run directory or policy file")
+    return driver_for(args.run_dir).evaluate(path, args.episodes)
 
 
-COMMANDS = {"train": cmd_train, "validate": cmd_validate, "list": cmd_list, "eval": cmd_eval}
+def _eval_policy_file(path: Path, args) -> int:
+    from regrl.trainers.evaluate import evaluate_policy_file  # lazy: torch, not at --help
+    from regrl.trainers.rllib.policy_file import SUFFIX, provenance_path
+
+    if path.suffix != SUFFIX or not provenance_path(path).is_file():
+        raise ConfigError(f"{path}: a policy file is FILE{SUFFIX} with its FILE.json next to it")
+    out = Path(args.out) if args.out else Path("runs") / "policy_eval" / path.stem
+    try:
+        report = evaluate_policy_file(path, out, args.episodes)
+    except ValueError as exc:  # a file that does not fit its own config
+        raise ConfigError(str(exc)) from None
+    if "table" in report:
+        print((out / report["table"]).read_text(), end="")
+    for fig in report.get("figures", []):
+        print(f"figure: {fig}")
+    print(f"report: {out / 'eval.json'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from regrl.trainers.rllib.policy_file import export_run  # lazy: torch, ray
+
+    if not Path(args.run_dir).is_dir():
+        raise ConfigError(f"{args.run_dir}: no such run directory")
+    try:
+        path = export_run(Path(args.run_dir), Path(args.out), args.train_command)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"wrote {path} and {path.with_suffix('.json')} ({path.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "validate": cmd_validate,
+    "list": cmd_list,
+    "eval": cmd_eval,
+    "export": cmd_export,
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -157,6 +157,10 @@ class ModelConfig:
     action_init_std: Optional[float] = None
     """Initial standard deviation of a Gaussian policy's (normalised) actions, e.g. 0.1 = 0.05
     of the range [−1, 1] (SMARL's initial exploration noise). null: RLlib's default."""
+    init_weights: Optional[str] = None
+    """A policy file (weights-only ``.pt`` with its JSON sidecar, ``trainers/rllib/policy_file.py``)
+    whose weights the policy and value networks start from (after ``action_init_*``), e.g. a
+    shipped SMARL policy to fine-tune or the supervised closure. null: fresh initialisation."""
 
     def __post_init__(self) -> None:
         _require(

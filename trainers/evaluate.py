@@ -84,8 +84,32 @@ def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
     return report
 
 
-def evaluate_episodes(*, run_dir: Path, cfg, ckpt: Path, episodes: int | None):
-    module = load_module(ckpt, env_entry(cfg.env.name).module_id)
+def evaluate_policy_file(path: Path, out_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
+    """``regrl eval FILE.pt``: evaluate a policy file (``trainers/rllib/policy_file.py``) with
+    its env's evaluator, without a run directory or training; writes eval.json into
+    ``out_dir``. Evaluators take the module through their ``module`` argument."""
+    import inspect
+
+    from regrl.trainers.rllib.policy_file import load_policy
+
+    module, cfg, prov = load_policy(path)
+    name = cfg.env.name
+    fn: Callable[..., Dict[str, Any]] = (
+        EVALUATORS.get(name) if name in EVALUATORS else evaluate_episodes
+    )
+    if "module" not in inspect.signature(fn).parameters:
+        raise FileNotFoundError(f"{name}'s evaluator needs a run directory, not a policy file")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    apply_torch_threads(cfg)
+    report = fn(run_dir=out_dir, cfg=cfg, ckpt=None, episodes=episodes, module=module)
+    report = {"policy_file": str(path), "provenance": prov, **report}
+    (out_dir / "eval.json").write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+def evaluate_episodes(*, run_dir: Path, cfg, ckpt: Path | None, episodes: int | None, module=None):
+    module = module if module is not None else load_module(ckpt, env_entry(cfg.env.name).module_id)
     env = make_env(cfg.env.name, dict(cfg.env.kwargs))
     stats = rollout(module, env, episodes or cfg.eval.episodes, seed=10_000 + cfg.seed)
     env.close()

@@ -209,3 +209,137 @@ def test_smarl_configs_select_the_initialised_module():
         spec = build_algorithm_config(cfg)._rl_module_spec
         assert spec.rl_module_specs["shared"].module_class is InitialisedPPOModule
         assert spec.rl_module_specs["shared"].model_config["action_init_std"] == 0.1
+
+
+def _perturbed_policy_file(smarl_run, tmp_path, mean_shift: float) -> Path:
+    """The run's policy exported as a policy file, with the Gaussian mean shifted by
+    ``mean_shift`` (output bias), so that a module that ignored the file is far from it."""
+    import torch
+
+    from regrl.trainers.rllib.policy_file import load_policy_state, save_policy
+
+    path = tmp_path / "policy.pt"
+    assert main(["export", str(smarl_run.run_dir), "--out", str(path)]) == 0
+    state = load_policy_state(path)
+    head = sorted(k for k in state if k.startswith("pi.") and k.endswith("bias"))[-1]
+    state[head] = state[head] + torch.tensor([mean_shift, 0.0])
+    prov = json.loads(path.with_suffix(".json").read_text())
+    return save_policy(state, tmp_path / "shifted.pt", prov)
+
+
+def test_exported_policy_file_evaluates_like_its_run(smarl_run, tmp_path, capsys):
+    import torch
+
+    from regrl.trainers.checkpoint import latest_checkpoint
+    from regrl.trainers.evaluate import load_module
+    from regrl.trainers.rllib.policy_file import load_policy
+
+    path = tmp_path / "p.pt"
+    assert main(["export", str(smarl_run.run_dir), "--out", str(path), "--command", "x"]) == 0
+    prov = json.loads(path.with_suffix(".json").read_text())
+    assert prov["seed"] == 0 and prov["iteration"] == 1 and prov["command"] == "x"
+    assert prov["config"]["env"]["name"] == "smarl_turb2d" and prov["commit"]
+    torch.load(path, weights_only=True)  # tensors only, no pickled code
+    module, cfg, _ = load_policy(path)
+    ckpt_module = load_module(latest_checkpoint(smarl_run.run_dir), "shared")
+    obs = torch.randn(64, module.observation_space.shape[0])
+    with torch.no_grad():
+        a = module.forward_inference({"obs": obs})["action_dist_inputs"]
+        b = ckpt_module.forward_inference({"obs": obs})["action_dist_inputs"]
+    assert torch.equal(a, b)
+    out = tmp_path / "eval"
+    assert main(["eval", str(path), "--out", str(out)]) == 0
+    assert main(["eval", str(smarl_run.run_dir)]) == 0
+    from_file = json.loads((out / "eval.json").read_text())["closures"][-1]
+    from_run = json.loads((smarl_run.run_dir / "eval.json").read_text())["closures"][-1]
+    assert from_file["name"] == "learned (smagorinsky)"
+    for key in ("enstrophy_spectrum_error", "pdf_hellinger", "diverged"):
+        assert from_file[key] == from_run[key], key
+    assert "learned (smagorinsky)" in capsys.readouterr().out
+    # a changed policy gives another learned row: the file's weights are the ones evaluated
+    shifted = _perturbed_policy_file(smarl_run, tmp_path, 0.8)
+    assert main(["eval", str(shifted), "--out", str(tmp_path / "e2")]) == 0
+    moved = json.loads((tmp_path / "e2" / "eval.json").read_text())["closures"][-1]
+    assert moved["enstrophy_spectrum_error"] != from_run["enstrophy_spectrum_error"]
+
+
+def test_policy_file_bad_input_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a policy")
+    assert main(["eval", str(bad)]) == 2
+    assert "FILE.json" in capsys.readouterr().err
+    bad.with_suffix(".json").write_text(json.dumps({"config": {"env": {"name": "smarl_turb2d"}}}))
+    assert main(["eval", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a weights-only policy file" in err
+
+
+@pytest.mark.parametrize("init", [True, False])
+def test_init_weights_and_demo_kl_toward_a_policy_file(smarl_run, reference, tmp_path, init):
+    """π_BC = the run's policy with its mean shifted by 0.5 (σ = 0.1): started from it, the
+    demo_kl term reads ≈ 0 after a step at lr 1e-9; started fresh it reads ≈ 0.5²/(2·0.1²)."""
+    shifted = _perturbed_policy_file(smarl_run, tmp_path, 0.5)
+    overrides = [
+        f"runs_root={tmp_path / 'runs'}",
+        f"env.kwargs.reference={reference}",
+        "env.kwargs.episode_actions=4",
+        "env.kwargs.steps_per_action=2",
+        "training.iterations=1",
+        "training.train_batch_size=32",
+        "training.minibatch_size=32",
+        "training.num_epochs=1",
+        "training.lr=1.0e-9",
+        "resources.num_env_runners=0",
+        f"objective.terms.2={{name: demo_kl, coeff: 0.1, checkpoint: {shifted}}}",
+    ]
+    if init:
+        overrides.append(f"model.init_weights={shifted}")
+    result = train(load_config(CONFIGS / "smarl_turb2d.yaml", overrides), progress=False)
+    kl = result.metrics["learner/demo_kl"]
+    if init:
+        assert kl < 1e-3
+    else:
+        assert 5.0 < kl < 25.0
+
+
+def test_missing_init_weights_is_a_clear_error(tmp_path, capsys):
+    code = main(
+        [
+            "train",
+            str(CONFIGS / "smarl_demo.yaml"),
+            "--set",
+            f"runs_root={tmp_path}",
+            "--set",
+            f"model.init_weights={tmp_path / 'none.pt'}",
+        ]
+    )
+    assert code == 2 and "policy file" in capsys.readouterr().err
+
+
+def test_pretrained_policy_fits_the_least_squares_coefficients(tmp_path):
+    """The supervised closure in the policy's parameterisation: targets C = 0.02 + 0.02·x₀
+    (inside [0, 0.0578]) are fitted, and the file loads back as the env's policy."""
+    from regrl.envs.turbulence.dataset import save_dataset
+    from regrl.envs.turbulence.env import action_to_coefficient
+    from regrl.trainers.turbulence.pretrain import coefficient_to_action, pretrain_policy
+
+    c = np.array([0.0, 0.01, 0.0289, 0.05, 0.0578])
+    assert np.allclose(action_to_coefficient(coefficient_to_action(c, (0, 0.0578)), (0, 0.0578)), c)
+    assert coefficient_to_action(np.array([-0.1, 0.2]), (0, 0.0578)).tolist() == [-1.0, 1.0]
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, (40, 16, 37)).astype(np.float32)
+    cs2 = (0.02 + 0.02 * obs[..., 0]).astype(np.float32)
+    split = np.r_[np.zeros(32, np.int64), np.ones(8, np.int64)]
+    z = np.zeros((40, 4, 4), np.float32)
+    data = {"omega": z, "pi": z, "m": z, "obs": obs, "cs2": cs2, "split": split}
+    save_dataset(tmp_path / "d.npz", dict(data, spec=np.array("{}")))
+    prov = pretrain_policy(
+        tmp_path / "d.npz",
+        CONFIGS / "smarl_demo.yaml",
+        tmp_path / "bc.pt",
+        local_config=CONFIGS / "closure_local.yaml",
+        overrides=["model.hidden=[32, 32]"],
+    )
+    held = prov["metrics"]["heldout"]
+    assert held["corr_cs2"] > 0.95 and abs(held["cs2_mean_predicted"] - 0.02) < 0.003
+    assert prov["config"]["model"]["hidden"] == [32, 32]

@@ -27,6 +27,7 @@ from regrl.agents.objectives.terms import (
 )
 from regrl.trainers.checkpoint import module_checkpoint_path
 from regrl.trainers.config import ExperimentConfig, config_from_dict
+from regrl.trainers.rllib import weights
 from regrl.trainers.rllib.connectors import (
     CANDIDATE_ADVANTAGES,
     CANDIDATE_VALID,
@@ -87,6 +88,9 @@ class RegrlLearner(PPOTorchLearner):
     def _load_reference(self, module_id: str, checkpoint: Optional[str]) -> RLModule:
         if checkpoint is None:  # frozen copy of the initial (seeded) weights
             ref = copy.deepcopy(self.module[module_id].unwrapped())
+        elif Path(checkpoint).suffix == weights.SUFFIX:  # weights-only policy file
+            ref = copy.deepcopy(self.module[module_id].unwrapped())
+            weights.load_into(ref, weights.load_policy_state(checkpoint), checkpoint)
         else:
             ref = RLModule.from_checkpoint(module_checkpoint_path(Path(checkpoint), module_id))
         ref = ref.to(self._device)

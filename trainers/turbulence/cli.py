@@ -3,6 +3,8 @@ supervised-vs-RL closure comparison)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from regrl.trainers.checks import MAX_THREADS, ConfigError
 
 DEFAULT_REFERENCE_OUT = "data/turbulence/reference_kf4.npz"
@@ -22,6 +24,7 @@ def add_cli(sub) -> None:
     _add_reference(tsub)
     _add_dataset(tsub)
     _add_compare(tsub)
+    _add_pretrain(tsub)
 
 
 def _spec_flags(parser, spec_cls) -> None:
@@ -122,6 +125,53 @@ def _add_compare(tsub) -> None:
     )
     cmp.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     cmp.set_defaults(handler=_compare)
+
+
+def _add_pretrain(tsub) -> None:
+    p = tsub.add_parser(
+        "pretrain-policy",
+        help="fit the SMARL policy's mean to the dataset's least-squares local C_s² "
+        "(supervised closure, pi_BC of demo_kl) and write it as a policy file",
+    )
+    p.add_argument("--dataset", required=True, help="file of `regrl turbulence dataset`")
+    p.add_argument("--config", required=True, help="SMARL RL config (env, model) of the policy")
+    p.add_argument("--out", required=True, help="policy file FILE.pt (FILE.json is written too)")
+    p.add_argument(
+        "--local-config",
+        default="configs/closure_local.yaml",
+        help="offline config whose training section (epochs, lr, ...) is used "
+        "(default %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.set_defaults(handler=_pretrain)
+
+
+def _pretrain(args) -> int:
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise ConfigError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
+    import shlex
+    import sys
+
+    import torch
+
+    from regrl.trainers.turbulence.pretrain import pretrain_policy
+
+    torch.set_num_threads(args.threads)
+    command = "regrl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    def run(a) -> int:
+        prov = pretrain_policy(
+            Path(a.dataset), Path(a.config), Path(a.out), local_config=Path(a.local_config),
+            seed=a.seed, overrides=a.overrides, command=command,
+        )  # fmt: skip
+        m = prov["metrics"]
+        print(f"wrote {a.out}: train loss {m['train_loss']:.4f}; " + ", ".join(
+            f"{k} {v}" for k, v in m.get("heldout", m["train"]).items()))  # fmt: skip
+        return 0
+
+    return _run(run, args)
 
 
 def _run(fn, args) -> int:

@@ -148,8 +148,19 @@ def _summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]
     )
     w = np.stack(fields)[:, alive]
     edges, sigma = ref.pdf_edges, ref.omega_std
+    per_sim = {  # each surviving simulation on its own: the spread behind the pooled numbers
+        "enstrophy_spectrum_error": [
+            log_spectrum_error(np.stack(z)[:, b].mean(0), ref.enstrophy_spectrum)
+            for b in np.flatnonzero(alive)
+        ],
+        "tail_ratio": [
+            tail_probability(np.stack(fields)[:, b], sigma) / max(ref.tail_3sigma, 1e-12)
+            for b in np.flatnonzero(alive)
+        ],
+    }
     return dict(
         out,
+        per_simulation=per_sim,
         enstrophy_spectrum_error=log_spectrum_error(zs, ref.enstrophy_spectrum),
         energy_spectrum_error=log_spectrum_error(es, ref.energy_spectrum),
         pdf_hellinger=hellinger(pdf_histogram(w, edges), ref.pdf, edges),
@@ -257,8 +268,11 @@ def markdown_table(
 EVAL_DEFAULTS = {"time_units": 20.0, "spinup": 2.0, "seeds": 4}
 
 
-def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> Dict[str, object]:
-    """``regrl eval`` for smarl_turb2d: baselines vs the learned closure, table + figures."""
+def evaluate_run(
+    *, run_dir: Path, cfg, ckpt: Optional[Path], episodes: Optional[int], module=None
+) -> Dict[str, object]:
+    """``regrl eval`` for smarl_turb2d: baselines vs the learned closure, table + figures.
+    The policy is ``module`` (a policy file's) or the checkpoint's."""
     from regrl.trainers.evaluate import load_module
 
     opts = dict(EVAL_DEFAULTS, **cfg.eval.kwargs)
@@ -270,7 +284,8 @@ def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> 
     env_kw = dict(cfg.env.kwargs)
     ref = load_reference(env_kw.get("reference"))
     closure = env_kw.get("closure", "smagorinsky")
-    policy = module_policy(load_module(ckpt, "shared"), coeff_range_of(env_kw))
+    module = module if module is not None else load_module(ckpt, "shared")
+    policy = module_policy(module, coeff_range_of(env_kw))
     rows = compare(
         ref,
         policy,
@@ -283,7 +298,8 @@ def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> 
     )
     table = markdown_table(rows)
     (Path(run_dir) / "eval.md").write_text(table + "\n")
-    figures = write_figures(Path(run_dir), ref, rows, step=read_iteration(ckpt))
+    step = read_iteration(ckpt) if ckpt is not None else 0
+    figures = write_figures(Path(run_dir), ref, rows, step=step)
     summary = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows]
     return {"closures": summary, "table": "eval.md", "figures": figures, **opts}
 
