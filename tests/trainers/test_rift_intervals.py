@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from regrl.trainers.traffic.rift import METRICS, interval_tables  # noqa: E402
+from regrl.trainers.traffic.rift import METRICS, interval_rows, interval_tables  # noqa: E402
 
 T2 = 4.302652729911275  # Student t, 0.975 quantile, 2 degrees of freedom
 T1 = 12.706204736174705  # 1 degree of freedom
@@ -61,3 +61,12 @@ def test_a_difference_whose_interval_excludes_zero_is_starred():
     runs = [run("IL only", None, 50.0)] + [run("RIFT", s, 60.0 + s) for s in range(3)]
     # 10, 11, 12 -> +11 ± t2 * 1 / sqrt 3 = 2.5 -> excludes 0
     assert rp_cell(interval_tables(runs), "RIFT − IL only")[1] == "+11 ± 2 *"
+
+
+def test_bar_rows_carry_the_interval_half_width():
+    runs = [run("IL only", None, 90.0, 100.0)] + [run("RIFT", s, 95.0 + 10 * s) for s in range(3)]
+    rows = {r["method"]: r for r in interval_rows(runs)}
+    assert rows["RIFT"]["mean"]["rp"] == pytest.approx(105.0)
+    assert rows["RIFT"]["std"]["rp"] == pytest.approx(T2 * 10 / math.sqrt(3))
+    assert rows["IL only"]["std"]["rp"] == pytest.approx(T1 * 5)
+    assert rows["RIFT"]["std"]["cpk"] == 0.0  # all runs equal: zero width

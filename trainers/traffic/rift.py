@@ -745,10 +745,11 @@ def compare_runs(
     per_run = [{k: r[k] for k in ("method", "run_dir", "seed", "blocks") if k in r} for r in rows]
     (out / "compare_runs.json").write_text(json.dumps(per_run, indent=2, default=float))
     (out / "compare_ci.md").write_text(interval_tables(per_run) + "\n")
-    figures = write_bars(out / "compare.png", merged)
+    figures = write_bars(out / "compare_ci.png", interval_rows(per_run))
+    figures += write_bars(out / "compare.png", merged)
     if bev and rl:
         figures += _bev_for(rows, load_run_config(rl[0]), out / "compare_bev.png")
-    print(table, flush=True)
+    print(table + "\n\n" + (out / "compare_ci.md").read_text(), flush=True)
     return {"rows": merged, "table": str(out / "compare.md"), "figures": figures}
 
 
@@ -803,13 +804,11 @@ def interval_tables(runs: List[Dict[str, Any]]) -> str:
     (IL only: no stage-2 seed) gets the interval over its evaluation blocks instead, marked
     "blocks". Then each method minus IL only (per run; * = the interval excludes 0) and the
     PAIRS differences matched by training seed."""
-    groups: Dict[str, List[Dict[str, Any]]] = {}
-    for r in runs:
-        groups.setdefault(r["method"], []).append(r)
+    groups = _by_method(runs)
     head = " | ".join(t for _, t, _, _ in METRICS)
     lines = [f"| method | n | {head} |", "|" + "---|" * (len(METRICS) + 2)]
     for method, rs in _ordered(groups):
-        units = [run_means(r) for r in rs] if len(rs) > 1 else rs[0]["blocks"]
+        units = _units(rs)
         n = f"{len(rs)} runs" if len(rs) > 1 else f"{len(units)} blocks"
         cells = [_ci_cell([u[k] for u in units], f) for k, _, f, _ in METRICS]
         lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
@@ -834,6 +833,34 @@ def interval_tables(runs: List[Dict[str, Any]]) -> str:
         lines += [f"| pair | n | {head} |", "|" + "---|" * (len(METRICS) + 2)]
         lines.append(f"| {a} − {b} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _by_method(runs: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
+    groups: Dict[str, List[Dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(r["method"], []).append(r)
+    return groups
+
+
+def _units(rs: List[Dict[str, Any]]) -> List[Dict[str, float]]:
+    """The values an interval is taken over: one per run, or a lone run's blocks."""
+    return [run_means(r) for r in rs] if len(rs) > 1 else rs[0]["blocks"]
+
+
+def interval_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Rows for ``write_bars``: per method the mean and, as "std", the 95% half-width (0 when
+    there is no interval) of ``interval_tables``' first table."""
+    from regrl.trainers.sweep import t_interval
+
+    rows = []
+    for method, rs in _ordered(_by_method(runs)):
+        units, mean, half = _units(rs), {}, {}
+        for k, *_ in METRICS:
+            vals = [u[k] for u in units if np.isfinite(u[k])]
+            m, h = t_interval(vals) if vals else (float("nan"), None)
+            mean[k], half[k] = m, 0.0 if h is None else h
+        rows.append({"method": method, "mean": mean, "std": half})
+    return rows
 
 
 def _ordered(groups: Dict[str, Any]):
