@@ -18,6 +18,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -39,22 +40,29 @@ METRICS = ("enstrophy_spectrum_error", "energy_spectrum_error", "pdf_hellinger",
 
 
 def _policy_of(path: Path):
-    """(module, config) of a run directory or a policy file."""
+    """(module, config, squashed) of a run directory, a policy file or a SAC output directory
+    (``benchmarks/smarl_sac.py``: its module and sac.json)."""
     if path.is_file():
         module, cfg, _ = load_policy(path)
-        return module, cfg
-    return load_module(latest_checkpoint(path), "shared"), load_run_config(path)
+        return module, cfg, False
+    if (path / "sac.json").is_file():
+        info = json.loads((path / "sac.json").read_text())
+        cfg = SimpleNamespace(env=SimpleNamespace(kwargs=info["env_kwargs"]), seed=info["seed"])
+        module = load_module(path, "shared")
+        module.eval()
+        return module, cfg, True
+    return load_module(latest_checkpoint(path), "shared"), load_run_config(path), False
 
 
 def learned_rows(arm: str, paths, ref, opts) -> list:
     rows = []
     for path in paths:
-        module, cfg = _policy_of(Path(path))
+        module, cfg, squashed = _policy_of(Path(path))
         env_kw = dict(cfg.env.kwargs)
         r = rollout(
             ref,
             closure=env_kw.get("closure", "smagorinsky"),
-            policy=module_policy(module, coeff_range_of(env_kw)),
+            policy=module_policy(module, coeff_range_of(env_kw), squashed),
             **opts,
             steps_per_action=int(env_kw.get("steps_per_action", 10)),
             agents_per_side=int(env_kw.get("agents_per_side", 4)),

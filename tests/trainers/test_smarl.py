@@ -343,3 +343,22 @@ def test_pretrained_policy_fits_the_least_squares_coefficients(tmp_path):
     held = prov["metrics"]["heldout"]
     assert held["corr_cs2"] > 0.95 and abs(held["cs2_mean_predicted"] - 0.02) < 0.003
     assert prov["config"]["model"]["hidden"] == [32, 32]
+
+
+def test_module_policy_maps_the_mean_and_squashes_sac_actions():
+    """The deterministic action: the Gaussian mean for PPO's module, tanh(mean) for SAC's
+    tanh-squashed Gaussian, then the env's map onto coeff_range."""
+    import torch
+
+    from regrl.trainers.turbulence.smarl import module_policy
+
+    class Fixed:
+        def forward_inference(self, batch):
+            n = batch["obs"].shape[0]
+            return {"action_dist_inputs": torch.tensor([[2.0, -1.0]]).repeat(n, 1)}
+
+    obs = np.zeros((2, 16, 37), np.float32)
+    plain = module_policy(Fixed(), (0.0, 0.0578))(obs)
+    squashed = module_policy(Fixed(), (0.0, 0.0578), squashed=True)(obs)
+    assert plain.shape == (2, 16) and np.allclose(plain, 0.0578)  # mean 2 clipped to a = 1
+    assert np.allclose(squashed, 0.0289 * (1 + np.tanh(2.0)))

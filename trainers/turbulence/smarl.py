@@ -177,15 +177,17 @@ def coeff_range_of(env_kwargs) -> Tuple[float, float]:
     return tuple(kw.get("coeff_range") or DEFAULT_COEFF_RANGE[kw.get("closure", "smagorinsky")])
 
 
-def module_policy(module, coeff_range) -> Policy:
+def module_policy(module, coeff_range, squashed: bool = False) -> Policy:
     """Mean action of an RLlib Gaussian policy, mapped to coefficients like the env does
-    (``action_to_coefficient`` onto ``coeff_range``)."""
+    (``action_to_coefficient`` onto ``coeff_range``); ``squashed``: a tanh-squashed Gaussian
+    (RLlib's SAC), whose deterministic action is tanh(mean)."""
 
     def policy(obs: np.ndarray) -> np.ndarray:
         b, n_agents, d = obs.shape
         with torch.no_grad():
             out = module.forward_inference({"obs": torch.as_tensor(obs.reshape(-1, d))})
-        mean = out["action_dist_inputs"][:, :1].double().cpu().numpy()
+        mean = out["action_dist_inputs"][:, :1].double().cpu()
+        mean = (torch.tanh(mean) if squashed else mean).numpy()
         return action_to_coefficient(mean, coeff_range).reshape(b, n_agents)
 
     return policy
