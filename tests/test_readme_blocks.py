@@ -72,7 +72,7 @@ RULES: List[Rule] = [
     Rule(
         r"make demo\b",
         "instead",
-        "regrl train configs/smarl_demo.yaml --eval " + SMARL_SMALL,
+        "regrl train configs/smarl_finetune.yaml --eval " + SMARL_SMALL,
         why="make would (re)install the venv; this is its recipe at small settings",
     ),
     Rule(
@@ -81,8 +81,27 @@ RULES: List[Rule] = [
         why="needs the SmolLM2 weights (make smollm2, ~100 MB)",
     ),
     Rule(r"regrl (list|rlvr terms|results$|text sample |validate configs/)", "cheap"),
-    Rule(r"regrl train configs/(smarl_turb2d|smarl_demo)\.yaml", "small", SMARL_SMALL),
+    Rule(
+        r"regrl train configs/(smarl_turb2d|smarl_demo|smarl_demo_reg|smarl_finetune)\.yaml",
+        "small",
+        SMARL_SMALL,
+    ),
     Rule(r"regrl eval runs/smarl_", "small", "--episodes 1"),
+    Rule(r"regrl eval data/turbulence/policies/\w+\.pt", "small", "--episodes 1"),
+    Rule(r"regrl export runs/smarl_\w+/<timestamp> --out runs/", "run"),
+    Rule(r"regrl turbulence pretrain-policy --dataset", "run"),
+    Rule(
+        r"regrl sweep configs/smarl_demo\.yaml configs/smarl_demo_reg\.yaml",
+        "skip",
+        why="the SMARL experiment: 6 trainings (~15 min on 2 cores); "
+        "tests/trainers/test_smarl.py runs its configs at toy scale",
+    ),
+    Rule(
+        r"(nice -n 5 )?\.venv/bin/python benchmarks/(smarl_sac|turbulence_seeds|"
+        r"turbulence_closure_cost)\.py",
+        "skip",
+        why="a benchmark of docs/smarl.md (minutes to an hour); docs/results.yaml lists it",
+    ),
     Rule(
         r"regrl turbulence dataset --out",
         "small",

@@ -135,7 +135,8 @@ def test_eval_compares_closures(smarl_run, capsys):
         if row["diverged"] == 0:
             assert math.isfinite(row["enstrophy_spectrum_error"]) and 0 <= row["pdf_hellinger"] <= 1
     table = (smarl_run.run_dir / "eval.md").read_text()
-    assert table.count("\n") == 9 and "learned (smagorinsky)" in table
+    assert table.splitlines()[8].startswith("| learned (smagorinsky) |")
+    assert ("paired over 2 simulations" in table) == (report["versus_best_constant"] is not None)
     assert (smarl_run.run_dir / "eval_turbulence.png").stat().st_size > 10_000
 
 
@@ -362,3 +363,35 @@ def test_module_policy_maps_the_mean_and_squashes_sac_actions():
     squashed = module_policy(Fixed(), (0.0, 0.0578), squashed=True)(obs)
     assert plain.shape == (2, 16) and np.allclose(plain, 0.0578)  # mean 2 clipped to a = 1
     assert np.allclose(squashed, 0.0289 * (1 + np.tanh(2.0)))
+
+
+def test_versus_best_constant_pairs_the_simulations():
+    """Paired differences to the best constant row (by pooled error), hand-computed t intervals:
+    [0.010, 0.012, 0.011, 0.013] -> 0.0115 ± 3.182·0.001291/2 = ± 0.00205 (worse); a learned
+    row equal to the best constant is not different; the worse constant is never the reference."""
+    from regrl.trainers.turbulence.smarl import versus_best_constant
+
+    def row(name, pooled, per):
+        return {
+            "name": name,
+            "diverged": 0,
+            "enstrophy_spectrum_error": pooled,
+            "per_simulation": {"enstrophy_spectrum_error": per, "tail_ratio": per},
+        }
+
+    best = [0.08, 0.07, 0.09, 0.08]
+    rows = [
+        row("Smagorinsky C_s=0.14", 0.11, [0.1, 0.1, 0.1, 0.1]),
+        row("Smagorinsky C_s=0.17", 0.08, best),
+        row(
+            "learned (smagorinsky)",
+            0.09,
+            [b + d for b, d in zip(best, [0.01, 0.012, 0.011, 0.013])],
+        ),
+    ]
+    text = versus_best_constant(rows)
+    assert "Smagorinsky C_s=0.17" in text and "+0.0115 ± 0.0021" in text and text.endswith("worse")
+    rows[-1] = row("learned (smagorinsky)", 0.08, list(best))
+    assert versus_best_constant(rows).endswith("not different")
+    rows[-1]["diverged"] = 1
+    assert versus_best_constant(rows) is None

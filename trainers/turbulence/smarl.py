@@ -267,6 +267,32 @@ def markdown_table(
     return "\n".join(lines)
 
 
+def versus_best_constant(rows: List[Dict[str, object]]) -> Optional[str]:
+    """The learned closure against the best constant Smagorinsky row of this evaluation: the
+    enstrophy-spectrum error difference paired over the simulations (same initial conditions),
+    mean ± 95% Student-t half-width, and what it says (better / worse only when the interval
+    excludes 0). None without a stable learned row or per-simulation numbers."""
+    from regrl.trainers.sweep import t_interval  # lazy: scipy, only for this line
+
+    learned = [r for r in rows if str(r["name"]).startswith("learned") and not r["diverged"]]
+    consts = [
+        r for r in rows if str(r["name"]).startswith("Smagorinsky C_s=") and not r["diverged"]
+    ]
+    if not learned or not consts or "per_simulation" not in learned[0]:
+        return None
+    best = min(consts, key=lambda r: r["enstrophy_spectrum_error"])
+    key = "enstrophy_spectrum_error"
+    diffs = [a - b for a, b in zip(learned[0]["per_simulation"][key], best["per_simulation"][key])]
+    mean, half = t_interval(diffs)
+    if half is None:
+        return None
+    word = "worse" if mean - half > 0 else "better" if mean + half < 0 else "not different"
+    return (
+        f"learned − best constant ({best['name']}), log-enstrophy-spectrum error paired over "
+        f"{len(diffs)} simulations: {mean:+.4f} ± {half:.4f} (95% t): {word}"
+    )
+
+
 EVAL_DEFAULTS = {"time_units": 20.0, "spinup": 2.0, "seeds": 4}
 
 
@@ -299,11 +325,19 @@ def evaluate_run(
         agents_per_side=int(env_kw.get("agents_per_side", 4)),
     )
     table = markdown_table(rows)
+    verdict = versus_best_constant(rows)
+    table = table + (f"\n\n{verdict}" if verdict else "")
     (Path(run_dir) / "eval.md").write_text(table + "\n")
     step = read_iteration(ckpt) if ckpt is not None else 0
     figures = write_figures(Path(run_dir), ref, rows, step=step)
     summary = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows]
-    return {"closures": summary, "table": "eval.md", "figures": figures, **opts}
+    return {
+        "closures": summary,
+        "table": "eval.md",
+        "versus_best_constant": verdict,
+        "figures": figures,
+        **opts,
+    }
 
 
 def read_iteration(ckpt: Path) -> int:
