@@ -235,7 +235,8 @@ def planning_loss(
     ce_weight: float = 1.0,
 ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """Pluto's imitation loss (Cheng et al. 2024, arXiv 2404.14327: the planning loss
-    L_reg + L_cls of its decoder; the auxiliary and contrastive terms are left out):
+    L_reg + L_cls of its decoder; its drivable-area auxiliary cost is
+    :func:`drivable_area_loss`, its prediction and contrastive terms are left out):
     winner-take-all L2 on the mode nearest the ground truth within the reference line nearest
     the ground truth, plus cross-entropy of the scores against that candidate.
 
@@ -269,6 +270,97 @@ def planning_loss(
         "min_ade": reg_loss.detach(),
         "top1_acc": acc.detach(),
     }
+
+
+# ------------------------------------------------------------- Pluto's auxiliary cost
+def drivable_sdf(
+    points: torch.Tensor,
+    lanes: torch.Tensor,
+    lane_mask: torch.Tensor,
+    lane_width: torch.Tensor,
+    margin: float = 3.0,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Signed distance of points [B, K, 2] to the drivable area, the union of the valid lane
+    corridors (centre line ``lanes`` [B, R, P, 2] +- ``lane_width`` [B, R] / 2), positive
+    inside: ``sdf = max_r (w_r / 2 - dist(point, centre line r))`` over the valid lanes whose
+    polyline the point projects onto, its end segments extended straight by ``margin`` m
+    (the lanes start at the agent's projection, so its rear lies behind them). Returns (sdf [B, K],
+    known [B, K]); ``known`` is False where no valid lane covers the point (off the map we
+    observe, like the cells outside Pluto's cost map, which get no cost)."""
+    _, tangent, length = lane_frame(lanes)  # [B, R, P-1, 2], [B, R, P-1]
+    rel = points[:, None, :, None, :] - lanes[:, :, None, :-1, :]  # [B, R, K, P-1, 2]
+    u_raw = (rel * tangent[:, :, None]).sum(-1)
+    lo = torch.zeros_like(length)
+    lo[..., 0] = -margin
+    hi = length.clone()
+    hi[..., -1] += margin
+    u = torch.minimum(torch.maximum(u_raw, lo[:, :, None]), hi[:, :, None])
+    dist = (rel - u.unsqueeze(-1) * tangent[:, :, None]).norm(dim=-1)  # [B, R, K, P-1]
+    d, seg = dist.min(-1)  # [B, R, K]
+    u_near = torch.gather(u_raw, -1, seg.unsqueeze(-1)).squeeze(-1)
+    last = lanes.shape[2] - 2
+    len_last = length[..., -1:].expand_as(u_near)
+    beyond = ((seg == 0) & (u_near < -margin)) | ((seg == last) & (u_near > len_last + margin))
+    covered = (lane_mask[:, :, None] > 0.5) & ~beyond
+    sd = torch.where(covered, lane_width[:, :, None] / 2 - d, torch.full_like(d, -1e4))
+    return sd.amax(1), covered.any(1)
+
+
+def vehicle_circles(traj: torch.Tensor, size: torch.Tensor, num_circles: int = 3):
+    """Pluto's ego footprint (its auxiliary-loss section): ``num_circles`` circles of radius
+    sqrt(w^2 + (L / n)^2) / 2 centred along the heading. traj [B, T, 2] (vehicle centres, the
+    agent's frame, origin = current centre), size [B, 2] = [length, width]. The heading at
+    step t is the direction of traj[t] - traj[t-1] (traj[-1] := origin). Returns (centres
+    [B, T, n, 2], radius [B])."""
+    prev = torch.cat([torch.zeros_like(traj[:, :1]), traj[:, :-1]], 1)
+    heading = F.normalize(traj - prev, dim=-1, eps=1e-3)
+    length, width = size[:, 0], size[:, 1]
+    interval = length / num_circles
+    k = torch.arange(num_circles, dtype=traj.dtype, device=traj.device)
+    offset = -length[:, None] / 2 + interval[:, None] * (k + 0.5)  # [B, n]
+    centres = traj[:, :, None, :] + offset[:, None, :, None] * heading[:, :, None, :]
+    return centres, torch.sqrt(width**2 + interval**2) / 2
+
+
+def drivable_area_loss(
+    traj: torch.Tensor,
+    future_mask: torch.Tensor,
+    size: torch.Tensor,
+    lanes: torch.Tensor,
+    lane_mask: torch.Tensor,
+    lane_width: torch.Tensor,
+    num_circles: int = 3,
+) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """Pluto's differentiable auxiliary loss (Cheng et al. 2024, arXiv 2404.14327, Sec. III,
+    "Efficient Differentiable Auxiliary Loss"; the form follows the authors' code,
+    ``src/models/pluto/loss/esdf_collision_loss.py``): the planned trajectory's footprint,
+    covered by n circles of radius R_c, is pushed out of the non-drivable area by
+    ``L_aux = (1/|V|) sum_t sum_i max(0, R_c - d_i^t)``, with d_i^t the signed distance
+    of circle i at step t to the drivable area's boundary. Pluto reads d from an ESDF
+    raster of the non-drivable area (and sums over |V|, the circle-steps in violation, as its
+    code does); here d is exact, from :func:`drivable_sdf` on the observed lane corridors,
+    since MetaDrive's scene gives lanes, not a raster. Applied, as in Pluto, to the
+    winner-take-all candidate only (traj = traj[g*]) and only to samples whose agent starts
+    on the drivable area.
+
+    Args: traj [B, T, 2], future_mask [B, T] (steps that count), size [B, 2] = [length,
+    width], lanes [B, R, P, 2], lane_mask [B, R], lane_width [B, R].
+    Returns: (loss, {"aux_cost": loss, "aux_violation": share of counted circle-steps with
+    positive cost}).
+    """
+    b, t, _ = traj.shape
+    centres, radius = vehicle_circles(traj, size, num_circles)
+    sdf, known = drivable_sdf(centres.reshape(b, t * num_circles, 2), lanes, lane_mask, lane_width)
+    sdf0, known0 = drivable_sdf(traj.new_zeros(b, 1, 2), lanes, lane_mask, lane_width)
+    on_road = (known0 & (sdf0 > 0)).squeeze(1)  # Pluto: no cost where the agent starts off-road
+    cost = (radius[:, None] - sdf).reshape(b, t, num_circles)
+    count = (
+        known.reshape(b, t, num_circles) & (future_mask[..., None] > 0.5) & on_road[:, None, None]
+    )
+    active = count & (cost > 0)
+    loss = torch.where(active, cost, torch.zeros_like(cost)).sum() / (active.sum() + 1e-6)
+    share = active.sum().to(traj.dtype) / count.sum().clamp_min(1).to(traj.dtype)
+    return loss, {"aux_cost": loss.detach(), "aux_violation": share.detach()}
 
 
 def save_planner(path, planner: Planner, extra: Dict | None = None) -> None:

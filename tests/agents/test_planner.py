@@ -10,6 +10,8 @@ from regrl.agents.models.planner import (
     Planner,
     PlannerConfig,
     along_lane,
+    drivable_area_loss,
+    drivable_sdf,
     lane_distance,
     load_planner,
     planning_loss,
@@ -158,3 +160,47 @@ def test_checkpoint_roundtrip(tmp_path):
         assert torch.equal(p(s)["logits"], q(s)["logits"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_planner(tmp_path / "missing.pt")
+
+
+# ------------------------------------------------------- Pluto's auxiliary drivable-area cost
+def straight_lanes(ys, width=3.5, mask=None, p=11):
+    """Lanes along +x from x = 0 to 20 at the given y offsets, one scene ([1, R, P, 2])."""
+    x = torch.linspace(0.0, 20.0, p)
+    lanes = torch.stack([torch.stack([x, torch.full_like(x, y)], -1) for y in ys])[None]
+    lane_mask = torch.tensor([mask or [1.0] * len(ys)])
+    return lanes, lane_mask, torch.full((1, len(ys)), width)
+
+
+def test_drivable_sdf_is_the_union_of_the_lane_corridors():
+    lanes, lane_mask, width = straight_lanes([0.0, 3.5])
+    pts = torch.tensor([[[5.0, 1.0], [5.0, 3.0], [5.0, -3.0], [-2.0, 0.5], [-5.0, 0.0]]])
+    sdf, known = drivable_sdf(pts, lanes, lane_mask, width)
+    # 1.75 - 1; max(1.75 - 3, 1.75 - 0.5); 1.75 - 3; behind the start within the 3 m margin
+    assert torch.allclose(sdf[0, :4], torch.tensor([0.75, 1.25, -1.25, 1.25]), atol=1e-5)
+    assert known[0].tolist() == [True, True, True, True, False]  # 5 m behind: off the map
+    sdf, _ = drivable_sdf(pts, lanes, torch.tensor([[1.0, 0.0]]), width)  # left lane padded
+    assert sdf[0, 1].item() == pytest.approx(1.75 - 3.0, abs=1e-5)
+
+
+def test_drivable_area_loss_numbers_and_gradient():
+    """Vehicle 3 m x 1.6 m: 3 circles 1 m apart of radius sqrt(1.6^2 + 1^2)/2 = 0.9434 m.
+    Sample 0 drives along y = 0 with its lane's centre at y = -1 (sdf = 1.75 - 1 = 0.75, cost
+    0.1934 on all 9 circle-steps); sample 1 drives on its lane's centre (no cost); sample 2
+    starts off the road (lane at y = -5: excluded, as in Pluto)."""
+    traj = torch.tensor([[[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]]).repeat(3, 1, 1)
+    traj.requires_grad_(True)
+    lanes = torch.cat([straight_lanes([y])[0] for y in (-1.0, 0.0, -5.0)])
+    lane_mask, width = torch.ones(3, 1), torch.full((3, 1), 3.5)
+    size = torch.tensor([[3.0, 1.6]] * 3)
+    loss, m = drivable_area_loss(traj, torch.ones(3, 3), size, lanes, lane_mask, width)
+    radius = math.sqrt(1.6**2 + 1.0) / 2
+    assert loss.item() == pytest.approx(radius - 0.75, abs=1e-5)  # mean over violating circles
+    assert m["aux_violation"].item() == pytest.approx(0.5)  # 9 of the 18 counted (not sample 2)
+    loss.backward()
+    # moving a point up by dy moves its 3 circles away from the centre line: 3/9 per point
+    assert torch.allclose(traj.grad[0, :, 1], torch.full((3,), 1 / 3), atol=1e-4)
+    assert traj.grad[1:].abs().max().item() == 0.0
+    fmask = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    masked, m = drivable_area_loss(traj, fmask, size, lanes, lane_mask, width)
+    assert masked.item() == pytest.approx(radius - 0.75, abs=1e-5)
+    assert m["aux_violation"].item() == pytest.approx(3 / 12)  # masked steps do not count

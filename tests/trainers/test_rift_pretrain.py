@@ -93,3 +93,29 @@ def test_shipped_rift_configs_agree_on_the_mode_count():
         if kw.get("action_mode", "candidate") == "candidate" and kw.get("num_modes") != exported
     }
     assert not wrong, f"rift_pretrain.yaml exports M={exported}; these ask otherwise: {wrong}"
+
+
+def test_aux_weight_option(tmp_path):
+    """Pluto's drivable-area cost: off by default (train loss = imitation loss), reported on
+    validation either way, added to the training loss when aux_weight > 0; negative: error."""
+    from regrl.trainers.traffic.rift import PretrainSession
+
+    synthetic_demos(tmp_path / "demos.npz", n=32)
+    base = dict(runs_root=str(tmp_path), demos=str(tmp_path / "demos.npz"), num_modes=2, dim=8)
+    base.update(epochs=1, batch_size=32, export=None)
+    assert PretrainConfig(**base).aux_weight == 0.0
+    (tmp_path / "off").mkdir(), (tmp_path / "on").mkdir()
+    off = PretrainSession(PretrainConfig(**base), tmp_path / "off").step(1)
+    assert "pretrain/train_aux_cost" not in off and "pretrain/val_aux_cost" in off
+    assert off["pretrain/train_loss"] == pytest.approx(
+        off["pretrain/train_reg_loss"] + off["pretrain/train_ce_loss"], rel=1e-5
+    )
+    on = PretrainSession(PretrainConfig(**base, aux_weight=2.0), tmp_path / "on").step(1)
+    assert on["pretrain/train_loss"] == pytest.approx(
+        on["pretrain/train_reg_loss"]
+        + on["pretrain/train_ce_loss"]
+        + 2.0 * on["pretrain/train_aux_cost"],
+        rel=1e-5,
+    )
+    with pytest.raises(ValueError, match="aux_weight must be >= 0"):
+        PretrainConfig(**dict(base, aux_weight=-1.0))

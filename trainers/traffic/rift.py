@@ -24,7 +24,14 @@ from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 import numpy as np
 import torch
 
-from regrl.agents.models.planner import Planner, PlannerConfig, planning_loss, save_planner
+from regrl.agents.models.planner import (
+    Planner,
+    PlannerConfig,
+    drivable_area_loss,
+    planning_loss,
+    save_planner,
+    wta_target,
+)
 from regrl.agents.models.planner import load_planner as _load_planner_file
 from regrl.envs.traffic.metrics import summarise
 from regrl.trainers.checks import (
@@ -81,6 +88,9 @@ class PretrainConfig(RunConfig):
     """Weight of the score cross-entropy against the winner-take-all regression."""
     grad_clip: float = 0.5
     """Gradient-norm clip (RIFT's gradient_clip_val)."""
+    aux_weight: float = 0.0
+    """Weight of Pluto's auxiliary drivable-area cost on the winner-take-all candidate
+    (``planner.drivable_area_loss``; Pluto uses 1); 0: off. Validation reports it either way."""
     val_fraction: float = 0.1
     """Held-out fraction; planner.pt keeps the weights of the best validation loss."""
     resources: LearnerResources = field(default_factory=lambda: LearnerResources(torch_threads=1))
@@ -102,6 +112,7 @@ class PretrainConfig(RunConfig):
         _require(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
         require_size("batch_size", self.batch_size, MAX_BATCH)
         _require(self.lr > 0 and self.grad_clip > 0, "lr and grad_clip must be > 0")
+        _require(self.aux_weight >= 0, f"aux_weight must be >= 0, got {self.aux_weight}")
         _require(
             0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"
         )
@@ -177,6 +188,10 @@ def _epoch(planner, opt, demos, idx_batches, cfg: PretrainConfig, train: bool) -
                 num_modes=planner.config.num_modes,
                 ce_weight=cfg.ce_weight,
             )
+            if cfg.aux_weight > 0 or not train:
+                aux, aux_m = _aux_loss(out["traj"], future, fmask, scene, planner.config.num_modes)
+                loss = loss + cfg.aux_weight * aux
+                m.update(aux_m)
         if train:
             opt.zero_grad()
             loss.backward()
@@ -186,6 +201,15 @@ def _epoch(planner, opt, demos, idx_batches, cfg: PretrainConfig, train: bool) -
             sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
     total = sum(len(i) for i in idx_batches)
     return {k: v / max(total, 1) for k, v in sums.items()}
+
+
+def _aux_loss(traj, future, fmask, scene, num_modes: int):
+    """Pluto's drivable-area cost of the winner-take-all candidate g* of every sample."""
+    target = wta_target(traj, future, fmask, scene["lanes"], scene["lane_mask"], num_modes)
+    best = traj[torch.arange(len(traj)), target]
+    return drivable_area_loss(
+        best, fmask, scene["agent_size"], scene["lanes"], scene["lane_mask"], scene["lane_width"]
+    )
 
 
 def pretrain(
