@@ -66,7 +66,8 @@ def test_unknown_nested_and_term_key(tmp_path):
 def test_unknown_term_lists_known(tmp_path):
     path = write(tmp_path, {"objective": {"terms": [{"name": "polcy"}]}})
     with pytest.raises(
-        ConfigError, match=r"Did you mean 'policy'\?.*Known: adaptive_entropy, candidate_policy, demo_kl, entropy"
+        ConfigError,
+        match=r"Did you mean 'policy'\?.*Known: adaptive_entropy, candidate_policy, demo_kl, entropy",
     ):
         load_config(path)
 
