@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple
 
 from scipy import stats
 
-from regrl.trainers.sweep import curve_band, t_interval
+from regrl.trainers.sweep import curve_band, plot_band, t_interval
 
 ENTROPY, ACC, PASS1 = "learner/entropy", "train/accuracy", "eval/pass@1"
 LP_TOKENS, STEPS_PER = "learner/lp_reg_token_num", "learner/optimizer_steps"
@@ -166,15 +166,7 @@ def _figure(runs: Dict[str, List[List[Dict]]], path: Path, title: str, smooth: i
             steps, mean, half = curve_band([smoothed(r, metric, window) for r in rs], metric)
             if not steps:
                 continue
-            (line,) = ax.plot(steps, mean, label=arm[len(prefix) :] or arm)
-            band = [(s, m, h) for s, m, h in zip(steps, mean, half) if h is not None]
-            ax.fill_between(
-                [b[0] for b in band],
-                [b[1] - b[2] for b in band],
-                [b[1] + b[2] for b in band],
-                color=line.get_color(),
-                alpha=0.15,
-            )
+            plot_band(ax, steps, mean, half, arm[len(prefix) :] or arm, alpha=0.15)
         ax.set(xlabel="RLVR step", ylabel=metric, title=metric)
     axes[0].legend(fontsize=8)
     fig.suptitle(

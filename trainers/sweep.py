@@ -532,6 +532,20 @@ def write_curves(
     return figures
 
 
+def plot_band(ax, steps, mean, half, label: str, alpha: float = 0.2, **line_kw) -> None:
+    """A mean curve and its 95% band (steps whose half-width is None get no band)."""
+    (line,) = ax.plot(steps, mean, label=label, **line_kw)
+    band = [(i, m, h) for i, m, h in zip(steps, mean, half) if h is not None]
+    if band:
+        ax.fill_between(
+            [b[0] for b in band],
+            [b[1] - b[2] for b in band],
+            [b[1] + b[2] for b in band],
+            color=line.get_color(),
+            alpha=alpha,
+        )
+
+
 def _plot(out_dir: Path, metric: str, curves: Dict[str, tuple]) -> Path:
     import matplotlib  # lazy: not at --help
 
@@ -540,16 +554,7 @@ def _plot(out_dir: Path, metric: str, curves: Dict[str, tuple]) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, (steps, mean, half) in curves.items():
-        (line,) = ax.plot(steps, mean, marker=".", label=label)
-        band = [(i, m, h) for i, m, h in zip(steps, mean, half) if h is not None]
-        if band:
-            ax.fill_between(
-                [b[0] for b in band],
-                [b[1] - b[2] for b in band],
-                [b[1] + b[2] for b in band],
-                color=line.get_color(),
-                alpha=0.2,
-            )
+        plot_band(ax, steps, mean, half, label, marker=".")
     ax.set(xlabel="iteration", ylabel=metric, title=f"{metric} (mean, 95% t band over seeds)")
     ax.legend(fontsize=7)
     fig.tight_layout()

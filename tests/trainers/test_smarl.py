@@ -74,20 +74,27 @@ def test_reference_command_rejects_bad_filter(tmp_path, capsys):
     assert code == 2 and "filter must be 'spectral' or 'gaussian'" in capsys.readouterr().err
 
 
+def tiny_smarl(runs_root, reference) -> list:
+    """Overrides for a one-iteration SMARL run of 32 decisions in this process."""
+    return [
+        f"runs_root={runs_root}",
+        f"env.kwargs.reference={reference}",
+        "env.kwargs.episode_actions=4",
+        "env.kwargs.steps_per_action=2",
+        "training.iterations=1",
+        "training.train_batch_size=32",
+        "training.minibatch_size=32",
+        "training.num_epochs=1",
+        "resources.num_env_runners=0",
+    ]
+
+
 @pytest.fixture(scope="module")
 def smarl_run(ray_session, reference, tmp_path_factory):
     cfg = load_config(
         CONFIGS / "smarl_turb2d.yaml",
         [
-            f"runs_root={tmp_path_factory.mktemp('runs')}",
-            f"env.kwargs.reference={reference}",
-            "env.kwargs.episode_actions=4",
-            "env.kwargs.steps_per_action=2",
-            "training.iterations=1",
-            "training.train_batch_size=32",
-            "training.minibatch_size=32",
-            "training.num_epochs=1",
-            "resources.num_env_runners=0",
+            *tiny_smarl(tmp_path_factory.mktemp("runs"), reference),
             "eval.kwargs={time_units: 0.2, spinup: 0.04, seeds: 2}",
         ],
     )
@@ -281,16 +288,8 @@ def test_init_weights_and_demo_kl_toward_a_policy_file(smarl_run, reference, tmp
     demo_kl term reads ≈ 0 after a step at lr 1e-9; started fresh it reads ≈ 0.5²/(2·0.1²)."""
     shifted = _perturbed_policy_file(smarl_run, tmp_path, 0.5)
     overrides = [
-        f"runs_root={tmp_path / 'runs'}",
-        f"env.kwargs.reference={reference}",
-        "env.kwargs.episode_actions=4",
-        "env.kwargs.steps_per_action=2",
-        "training.iterations=1",
-        "training.train_batch_size=32",
-        "training.minibatch_size=32",
-        "training.num_epochs=1",
+        *tiny_smarl(tmp_path / "runs", reference),
         "training.lr=1.0e-9",
-        "resources.num_env_runners=0",
         f"objective.terms.2={{name: demo_kl, coeff: 0.1, checkpoint: {shifted}}}",
     ]
     if init:
