@@ -17,6 +17,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
+from regrl.trainers.data_cli import atomic_output
 from regrl.trainers.rllib.weights import SUFFIX, load_into, load_policy_state
 
 
@@ -49,10 +50,12 @@ def save_policy(state: Mapping[str, torch.Tensor], path: Path, provenance: Dict[
     path = Path(path)
     if path.suffix != SUFFIX:
         raise ValueError(f"policy file must end in {SUFFIX}, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().clone() for k, v in state.items()}
-    torch.save(tensors, path)
-    provenance_path(path).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    # each file replaces an existing one only when complete (an interrupted export loses nothing)
+    with atomic_output(path) as fh:
+        torch.save(tensors, fh)
+    with atomic_output(provenance_path(path)) as fh:
+        fh.write((json.dumps(provenance, indent=2, default=str) + "\n").encode())
     return path
 
 

@@ -8,17 +8,20 @@ from typing import Dict, Mapping
 
 import torch
 
+from regrl.trainers.checkpoint import CheckpointError, load_torch_state
+
 SUFFIX = ".pt"
 
 
 def load_policy_state(path) -> Dict[str, torch.Tensor]:
-    """The weights of a policy file (tensors only; a file holding anything else is refused)."""
+    """The weights of a policy file (tensors only; a file holding anything else is refused by
+    the project's one weights-only loader, ``checkpoint.load_torch_state``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"policy file {path} not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types; name the file
+        state = load_torch_state(path, map_location="cpu")
+    except CheckpointError as exc:
         raise ValueError(f"{path} is not a weights-only policy file: {exc}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} is not a policy file: expected a dict of tensors")
