@@ -149,8 +149,7 @@ def _add_pretrain(tsub) -> None:
 
 
 def _pretrain(args) -> int:
-    if not 1 <= args.threads <= MAX_THREADS:
-        raise ConfigError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
+    _check_threads(args.threads)
     import shlex
     import sys
 
