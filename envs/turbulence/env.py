@@ -77,6 +77,12 @@ def action_to_coefficient(action, coeff_range) -> np.ndarray:
     return low + 0.5 * (a + 1.0) * (high - low)
 
 
+def coefficient_to_action(coeff, coeff_range) -> np.ndarray:
+    """Inverse of :func:`action_to_coefficient`, clipped to the action bounds [−1, 1]."""
+    low, high = coeff_range
+    return np.clip(2.0 * (np.asarray(coeff, np.float64) - low) / (high - low) - 1.0, -1.0, 1.0)
+
+
 def advance(sim: Turbulence2D, coeff: torch.Tensor, closure: str, n_steps: int) -> None:
     """Interpolate the agents' coefficients [B, a, a] to the grid and step the LES with the
     resulting eddy viscosity (recomputed from the current state at every solver step; inside

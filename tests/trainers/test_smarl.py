@@ -320,8 +320,8 @@ def test_pretrained_policy_fits_the_least_squares_coefficients(tmp_path):
     """The supervised closure in the policy's parameterisation: targets C = 0.02 + 0.02·x₀
     (inside [0, 0.0578]) are fitted, and the file loads back as the env's policy."""
     from regrl.envs.turbulence.dataset import save_dataset
-    from regrl.envs.turbulence.env import action_to_coefficient
-    from regrl.trainers.turbulence.pretrain import coefficient_to_action, pretrain_policy
+    from regrl.envs.turbulence.env import action_to_coefficient, coefficient_to_action
+    from regrl.trainers.turbulence.pretrain import pretrain_policy
 
     c = np.array([0.0, 0.01, 0.0289, 0.05, 0.0578])
     assert np.allclose(action_to_coefficient(coefficient_to_action(c, (0, 0.0578)), (0, 0.0578)), c)

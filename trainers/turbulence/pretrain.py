@@ -25,14 +25,8 @@ import torch
 from gymnasium import spaces
 
 from regrl.envs.turbulence.dataset import load_dataset
-from regrl.envs.turbulence.env import action_to_coefficient
+from regrl.envs.turbulence.env import action_to_coefficient, coefficient_to_action
 from regrl.trainers.turbulence.smarl import coeff_range_of
-
-
-def coefficient_to_action(cs2: np.ndarray, coeff_range) -> np.ndarray:
-    """Inverse of the env's ``action_to_coefficient``, clipped to the action bounds [−1, 1]."""
-    low, high = coeff_range
-    return np.clip(2.0 * (np.asarray(cs2, np.float64) - low) / (high - low) - 1.0, -1.0, 1.0)
 
 
 def _pairs(data: Dict[str, np.ndarray], split: int, coeff_range):
