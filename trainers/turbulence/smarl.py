@@ -142,32 +142,28 @@ def _summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]
             pdf_hellinger=float("nan"),
             tail_ratio=float("nan"),
         )
-    zs, es = (
-        np.mean(np.stack(z)[:, alive], axis=(0, 1)),
-        np.mean(np.stack(e)[:, alive], axis=(0, 1)),
-    )
-    w = np.stack(fields)[:, alive]
+    z_alive, w = np.stack(z)[:, alive], np.stack(fields)[:, alive]  # [time, alive sims, ...]
+    zs, es = z_alive.mean(axis=(0, 1)), np.mean(np.stack(e)[:, alive], axis=(0, 1))
     edges, sigma = ref.pdf_edges, ref.omega_std
+    tail_ref = max(ref.tail_3sigma, 1e-12)
     per_sim = {  # each surviving simulation on its own: the spread behind the pooled numbers
         "enstrophy_spectrum_error": [
-            log_spectrum_error(np.stack(z)[:, b].mean(0), ref.enstrophy_spectrum)
-            for b in np.flatnonzero(alive)
+            log_spectrum_error(z_alive[:, i].mean(0), ref.enstrophy_spectrum)
+            for i in range(z_alive.shape[1])
         ],
-        "tail_ratio": [
-            tail_probability(np.stack(fields)[:, b], sigma) / max(ref.tail_3sigma, 1e-12)
-            for b in np.flatnonzero(alive)
-        ],
+        "tail_ratio": [tail_probability(w[:, i], sigma) / tail_ref for i in range(w.shape[1])],
     }
+    pdf = pdf_histogram(w, edges)
     return dict(
         out,
         per_simulation=per_sim,
         enstrophy_spectrum_error=log_spectrum_error(zs, ref.enstrophy_spectrum),
         energy_spectrum_error=log_spectrum_error(es, ref.energy_spectrum),
-        pdf_hellinger=hellinger(pdf_histogram(w, edges), ref.pdf, edges),
-        tail_ratio=tail_probability(w, sigma) / max(ref.tail_3sigma, 1e-12),
+        pdf_hellinger=hellinger(pdf, ref.pdf, edges),
+        tail_ratio=tail_probability(w, sigma) / tail_ref,
         enstrophy_spectrum=zs.tolist(),
         energy_spectrum=es.tolist(),
-        pdf=pdf_histogram(w, edges).tolist(),
+        pdf=pdf.tolist(),
     )
 
 
