@@ -20,6 +20,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from regrl.envs.traffic.features import vehicle_state
+
 MAPS = ("intersection", "roundabout", "pg")
 _OWNER: Optional[object] = None  # the object holding this process's MetaDrive engine
 
@@ -188,9 +190,8 @@ def state_rows(vehicles) -> np.ndarray:
 
     rows = []
     for v in vehicles:
-        if not _reads_plain_state(type(v)):
-            (x, y), (vx, vy) = v.position, v.velocity
-            rows.append((x, y, v.heading_theta, vx, vy))
+        if not _reads_plain_state(type(v)):  # a subclass overrides a property: use them
+            rows.append(vehicle_state(v))
             continue
         origin = v.origin
         pos, vel = origin.getPos(), v._body.get_linear_velocity()
