@@ -295,7 +295,7 @@ def run_trial(trial_dir: Path, kind: str, raw: Dict[str, Any]) -> Dict[str, floa
 
 
 def make_spec(
-    configs: Sequence[str] | str,
+    configs: Sequence[str],
     seeds: int,
     grid: Sequence[str],
     sets: Sequence[str],
@@ -305,17 +305,14 @@ def make_spec(
 ) -> Tuple[Path, Dict[str, Any]]:
     """Validate every trial's config and lay out a new sweep directory (nothing runs yet).
 
-    Several ``configs`` (of one kind) are the arms of one sweep: each arm, labelled by its
+    ``configs``: one or more (cmd_sweep refuses none). Several (of one kind) are the arms of one sweep: each arm, labelled by its
     file's stem, is crossed with the grid and the seeds, so a baseline runs in the same sweep
     and the same results table as the methods it is compared with."""
     from regrl.trainers.harness import new_run_dir  # lazy: torch, not at --help
     from regrl.trainers.kinds import KINDS, kind_of_data, raw_config  # lazy: torch, not at --help
 
-    configs = [configs] if isinstance(configs, str) else list(configs)
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
-    if not configs:
-        raise ConfigError("sweep needs a CONFIG file (or --resume SWEEP_DIR)")
     arms = [Path(c).stem for c in configs] if len(configs) > 1 else [None]
     if len(set(arms)) < len(arms):
         dup = sorted({a for a in arms if arms.count(a) > 1})
