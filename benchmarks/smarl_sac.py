@@ -25,15 +25,16 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-ENV_KWARGS = {
-    "agents_per_side": 4,
-    "closure": "smagorinsky",
-    "steps_per_action": 10,
-    "episode_actions": 100,
-    "reward": "log",
-    "coeff_range": [0.0, 0.0578],
-    "torch_threads": 1,
-}
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "smarl_demo.yaml"
+
+
+def demo_env_kwargs() -> dict:
+    """The PPO arm's env (configs/smarl_demo.yaml), read from the config so the two cannot
+    drift apart; one solver thread per env, as ``resources.torch_threads`` gives the PPO run."""
+    from regrl.trainers.config import load_config
+
+    cfg = load_config(DEMO_CONFIG)
+    return {**dict(cfg.env.kwargs), "torch_threads": cfg.resources.torch_threads or 1}
 
 
 def sac_config(seed: int, hidden, fragment: int, batch: int, warmup: int):
@@ -44,7 +45,7 @@ def sac_config(seed: int, hidden, fragment: int, batch: int, warmup: int):
 
     return (
         SACConfig()
-        .environment(env=rllib_env_id("smarl_turb2d"), env_config=dict(ENV_KWARGS))
+        .environment(env=rllib_env_id("smarl_turb2d"), env_config=demo_env_kwargs())
         .env_runners(num_env_runners=0, rollout_fragment_length=fragment)
         .multi_agent(policies={"shared"}, policy_mapping_fn=lambda aid, *a, **kw: "shared")
         .rl_module(model_config={"fcnet_hiddens": list(hidden), "fcnet_activation": "tanh"})
@@ -74,7 +75,7 @@ def train_seed(seed: int, args) -> dict:
     learner = result.get("learners", {}).get("shared", {})
     info = {
         "seed": seed,
-        "env_kwargs": ENV_KWARGS,
+        "env_kwargs": demo_env_kwargs(),
         "algorithm": "RLlib SAC (new API stack), stock SAC learner",
         "decisions": steps,
         "seconds": time.time() - start,
