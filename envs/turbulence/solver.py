@@ -16,9 +16,12 @@ step after a reset), Crank–Nicolson for ν, implicit drag α, explicit Euler f
 
 J = ½[∇·(uω) + u·∇ω], the mean of the conservative and advective forms, pseudo-spectral.
 With ``dealias=True`` the two forms are equal on every retained mode (the 2/3 rule makes the
-grid products exact there and ∇·u = 0 holds exactly), so the step evaluates the advective form
-once: same numbers to round-off, 5 FFTs per step instead of 8 (``jacobian`` computes each
-form; a test checks the equality). Without dealiasing the step averages both forms.
+grid products exact there and ∇·u = 0 holds exactly), so the step evaluates J once, as
+∇×∇·(u⊗u): same numbers to round-off, 4 transform rows per step instead of 8 (``jacobian``
+computes each form; a test checks the equality). Without dealiasing the step averages both
+forms. With a local eddy viscosity Π = ∇×∇·τ has the same form, so the dealiased step forms
+1.5(u⊗u)ⁿ − 0.5(u⊗u)ⁿ⁻¹ + τⁿ on the grid and transforms it once (``_ab2_flux_hat``): the
+update formula unchanged, the closure's cost two inverse strain rows.
 
 Spectral conventions: ω̂ is the unnormalised ``rfft2`` of ω (numpy's ``fft2`` convention, the
 one the reference spectra use). The state is Galerkin-truncated: k = 0, the Nyquist row and
@@ -179,7 +182,8 @@ class Turbulence2D:
         self._w_hat = torch.zeros(
             self.batch, self.n, self._c, dtype=_COMPLEX[dtype], device=self.device
         )
-        self._jac_prev: Optional[Tensor] = None
+        self._jac_prev: Optional[Tensor] = None  # Ĵⁿ⁻¹ (no dealiasing)
+        self._flux_prev: Optional[Tensor] = None  # 1.5·(u⊗u)ⁿ⁻¹ on the grid (dealiased)
         if seed is not None:
             self.random_initial_condition(seed)
 
@@ -206,6 +210,7 @@ class Turbulence2D:
         self._rms_weight = (half / n**2).to(cdt)
         self._neg_force = (-dt * inv_den * self._forcing_hat()).to(cdt)
         self._build_transfer_operators()
+        self._invariant_ops: Optional[Tensor] = None
 
     def _build_transfer_operators(self) -> None:
         """ω̂ → grid fields: ``_to_phys`` = [u, v, ∂xω, ∂yω, ω] and ``_to_strain`` = [S̄11, S̄12];
@@ -217,6 +222,12 @@ class Turbulence2D:
         self._to_strain = strain.to(ikx.dtype)
         rows = self._to_phys[:2] if self.dealias else self._to_phys
         self._step_rows = rows, torch.cat([rows, self._to_strain])
+        # dealiased step (``_ab2_flux_hat``): √1.5·u, √1.5·v, so that their products are the
+        # AB2 weight 1.5 times (u⊗u), and −2 S̄12, −4 S̄11, so that ν_e times them is τ12 and
+        # τ11 − τ22 (τ = −2 ν_e S̄), in the order of the momentum-flux rows
+        scaled_uv = math.sqrt(1.5) * self._to_phys[:2]
+        tau_rows = torch.stack([-2.0 * self._to_strain[1], -4.0 * self._to_strain[0]])
+        self._flux_rows = scaled_uv, torch.cat([scaled_uv, tau_rows])
         # ∇×∇·T of a symmetric tensor T: (k_y² − k_x²) T̂12 + k_x k_y (T̂11 − T̂22)
         self._curl_a = (ky**2 - kx**2).to(ikx.dtype)
         self._curl_b = (kx * ky).expand_as(inv_k2).to(ikx.dtype)
@@ -255,7 +266,7 @@ class Turbulence2D:
                 f"[{self.batch}, {self.n}, {self.n}], got {list(w.shape)}"
             )
         self._w_hat = _to_spectral(w, self._c) * self._mask
-        self._jac_prev = None
+        self._jac_prev = self._flux_prev = None
 
     @property
     def omega_hat(self) -> Tensor:
@@ -288,7 +299,7 @@ class Turbulence2D:
         w_hat = _to_spectral(noise.to(self.device, self.dtype), self._c) * shape
         scale = torch.sqrt(energy / self._energy_of(w_hat).clamp_min(torch.finfo(self.dtype).tiny))
         self._w_hat = w_hat * scale[:, None, None]
-        self._jac_prev = None
+        self._jac_prev = self._flux_prev = None
 
     # ------------------------------------------------------------------ stepping
     def step(self, n_steps: int = 1, eddy_viscosity: EddyViscosity = None) -> None:
@@ -324,9 +335,11 @@ class Turbulence2D:
 
     def _nonlinear_hat(self, nu_e_field: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
         """Ĵ [batch, n, c] and, for an eddy-viscosity field, Π̂ (else None) of the current
-        state, with one batched inverse and one batched forward transform. Dealiased: J from
-        the momentum-flux form ∇×∇·(u⊗u), equal to the average form on every retained mode
-        (4 transforms); otherwise ½[∇·(uω) + u·∇ω] explicitly (8 transforms)."""
+        state, each on its own, with one batched inverse and one batched forward transform
+        (the step without dealiasing, the bare dealiased step with its spectral history, and
+        ``sgs.eddy_viscosity_term``). Dealiased: J from the momentum-flux form ∇×∇·(u⊗u),
+        equal to the average form on every retained mode (4 rows); otherwise
+        ½[∇·(uω) + u·∇ω] explicitly (8 rows)."""
         ops = self._step_rows[0 if nu_e_field is None else 1]
         phys = _to_grid(self._w_hat.unsqueeze(1) * ops, self.n)
         u, v = phys[:, 0], phys[:, 1]
@@ -356,21 +369,55 @@ class Turbulence2D:
         weighted = torch.view_as_real(self._w_hat * self._rms_weight)
         return torch.linalg.vector_norm(weighted, dim=(-3, -2, -1))
 
+    def _ab2_flux_hat(self, nu_e_field: Optional[Tensor]) -> Tensor:
+        """Dealiased step's 1.5 Ĵⁿ − 0.5 Ĵⁿ⁻¹ + Π̂ⁿ [batch, n, c] with one forward transform of
+        two rows. J and Π are both ∇×∇· of a symmetric tensor (J of u⊗u, Π of τ = −2ν_e S̄) and
+        the transform is linear, so the update's combination is formed on the grid before the
+        transform: T = 1.5(u⊗u)ⁿ − 0.5(u⊗u)ⁿ⁻¹ + τⁿ, keeping the previous step's 1.5(u⊗u) as the
+        AB2 history (forward Euler, T = (u⊗u)ⁿ + τⁿ, on the first step). The same numbers as
+        transforming J and Π separately (to round-off, tested), with the forward transform of a
+        local eddy viscosity's two τ rows merged into the Jacobian's: a local field costs two
+        inverse strain rows instead of two inverse plus two forward ones."""
+        local = nu_e_field is not None
+        phys = _to_grid(self._w_hat.unsqueeze(1) * self._flux_rows[int(local)], self.n)
+        u, v = phys[:, 0], phys[:, 1]  # √1.5 u, √1.5 v
+        flux = phys.new_empty(self.batch, 2, self.n, self.n)
+        torch.mul(u, v, out=flux[:, 0])  # 1.5 (u⊗u)12
+        torch.mul(u, u, out=flux[:, 1]).addcmul_(v, v, value=-1.0)  # 1.5 (u⊗u)11 − 22
+        if self._flux_prev is not None:  # 1.5 Fⁿ − 0.5 Fⁿ⁻¹
+            total = torch.add(flux, self._flux_prev, alpha=-1.0 / 3.0)
+        elif self._jac_prev is not None:  # 1.5 Fⁿ now, − 0.5 Ĵⁿ⁻¹ after the transform
+            total = flux.clone()
+        else:  # first step: forward Euler, Fⁿ
+            total = flux * (2.0 / 3.0)
+        if local:  # + τ12, τ11 − τ22
+            total.addcmul_(nu_e_field.unsqueeze(1), phys[:, 2:])
+        hats = _to_spectral(total, self._c)
+        out = self._curl_div(hats[:, 0], hats[:, 1])
+        if self._flux_prev is None and self._jac_prev is not None:
+            out.add_(self._jac_prev, alpha=-0.5)
+        self._flux_prev, self._jac_prev = flux, None
+        return out
+
     def _step_once(self, nu_e: Optional[Tensor], strain_scaled: bool = False) -> None:
         """One step of the update formula (module docstring), as fused multiply-adds with the
-        precomputed weights: lin·ω̂ − dt·F̂/den − 1.5 dt Ĵ/den + 0.5 dt Ĵ_prev/den − dt Π̂/den."""
+        precomputed weights: lin·ω̂ − dt·F̂/den − dt(1.5 Ĵ − 0.5 Ĵ_prev + Π̂)/den."""
         field = nu_e is not None and nu_e.shape[-1] != 1
         if strain_scaled:  # ⟨|S̄|²⟩^½ = ⟨ω²⟩^½ (Parseval, ``StrainScaled``): no transform
             nu_e = nu_e * self._vorticity_rms().reshape(-1, 1, 1)
-        jac, pi = self._nonlinear_hat(nu_e if field else None)
-        jac_prev = jac if self._jac_prev is None else self._jac_prev
         w_new = torch.addcmul(self._neg_force, self._w_hat, self._lin)
-        w_new.addcmul_(jac, self._ab2_now).addcmul_(jac_prev, self._ab2_prev)
-        if pi is not None:
-            w_new.addcmul_(pi, self._neg_dt_inv_den)
-        elif nu_e is not None:
+        if self.dealias and (field or self._flux_prev is not None):
+            w_new.addcmul_(self._ab2_flux_hat(nu_e if field else None), self._neg_dt_inv_den)
+        else:  # AB2 history Ĵⁿ⁻¹ kept in spectral space (the bare step's cheaper path)
+            jac, pi = self._nonlinear_hat(nu_e if field else None)
+            jac_prev = jac if self._jac_prev is None else self._jac_prev
+            w_new.addcmul_(jac, self._ab2_now).addcmul_(jac_prev, self._ab2_prev)
+            if pi is not None:
+                w_new.addcmul_(pi, self._neg_dt_inv_den)
+            self._jac_prev = jac
+        if nu_e is not None and not field:
             w_new.addcmul_(self._w_hat, nu_e * self._neg_sgs_scalar)
-        self._w_hat, self._jac_prev = w_new, jac
+        self._w_hat = w_new
 
     # ------------------------------------------------------------------ diagnostics
     def jacobian(self, form: str = "average") -> Tensor:
@@ -461,20 +508,22 @@ class Turbulence2D:
         then the same three invariants (trace, trace of the square of the symmetric part, trace
         of the square of the antisymmetric part) of the second-derivative tensor
         H = [[u_xx, v_xx], [u_yy, v_yy]], as the reference's ``turb.invariant(gradgradV)``."""
-        ikx, iky = 1j * self._kx, 1j * self._ky
-        u_hat, v_hat = self._to_phys[0], self._to_phys[1]
-        ops = torch.stack(
-            torch.broadcast_tensors(
-                ikx * u_hat,
-                iky * u_hat,
-                ikx * v_hat,
-                iky * v_hat,
-                ikx**2 * u_hat,
-                iky**2 * u_hat,
-                ikx**2 * v_hat,
-                iky**2 * v_hat,
+        if self._invariant_ops is None:  # built once: the eight derivative operators
+            ikx, iky = 1j * self._kx, 1j * self._ky
+            u_hat, v_hat = self._to_phys[0], self._to_phys[1]
+            self._invariant_ops = torch.stack(
+                torch.broadcast_tensors(
+                    ikx * u_hat,
+                    iky * u_hat,
+                    ikx * v_hat,
+                    iky * v_hat,
+                    ikx**2 * u_hat,
+                    iky**2 * u_hat,
+                    ikx**2 * v_hat,
+                    iky**2 * v_hat,
+                )
             )
-        )
+        ops = self._invariant_ops
         u_x, u_y, v_x, v_y, u_xx, u_yy, v_xx, v_yy = self._phys(ops).unbind(1)
         grad = _invariants(u_x, u_y, v_x, v_y)
         return torch.stack(grad + _invariants(u_xx, v_xx, u_yy, v_yy), 1)

@@ -127,6 +127,90 @@ def test_one_step_follows_the_update_formula_with_the_average_jacobian(dealias):
     assert rel(sim.omega_hat, expected) < 1e-13
 
 
+def _eddy_term_by_hand(omega, nu_e):
+    """Π = ∇×∇·τ, τ = −2 ν_e S̄ (S̄11 = u_x, S̄12 = ½(u_y + v_x), S̄22 = −S̄11) of a [B, n, n]
+    vorticity and eddy viscosity, written without the solver (full complex FFTs on the n grid:
+    a band-limited ν_e keeps the product exact on the 2/3-rule modes); returns its rfft2."""
+    n = omega.shape[-1]
+    k = torch.fft.fftfreq(n, 1 / n, dtype=D)
+    kx, ky = k[:, None], k[None, :]
+    keep = (kx.abs() < n / 3) & (ky.abs() < n / 3)
+    keep[0, 0] = False
+    psi_hat = (
+        torch.fft.fft2(omega) * keep / torch.where(keep, kx**2 + ky**2, torch.ones_like(kx * ky))
+    )
+    u_hat, v_hat = 1j * ky * psi_hat, -1j * kx * psi_hat
+
+    def grid_of(h):
+        return torch.fft.ifft2(h).real
+
+    s11, s12 = grid_of(1j * kx * u_hat), 0.5 * grid_of(1j * ky * u_hat + 1j * kx * v_hat)
+    t11, t12 = torch.fft.fft2(-2 * nu_e * s11), torch.fft.fft2(-2 * nu_e * s12)
+    f1, f2 = 1j * kx * t11 + 1j * ky * t12, 1j * kx * t12 - 1j * ky * t11  # ∇·τ, τ22 = −τ11
+    pi = torch.fft.ifft2(1j * kx * f2 - 1j * ky * f1).real  # ∇×
+    return torch.fft.rfft2(pi)
+
+
+def test_two_steps_with_a_local_eddy_viscosity_follow_ab2_with_explicit_sgs():
+    """Step 1 after a reset is forward Euler, step 2 AB2 in J with Π explicit (methods.md
+    §2.1), with J and Π written by hand. The solver forms 1.5Jⁿ − 0.5Jⁿ⁻¹ + Πⁿ on the grid
+    before one transform: a wrong history weight or Π inside the AB2 history fails here."""
+    from regrl.envs.turbulence.closures import upsample_agent_actions
+
+    n, nu, alpha, dt, kf = 32, 1e-3, 0.1, 2e-3, 4
+    sim = Turbulence2D(n, nu=nu, alpha=alpha, dt=dt, kf=kf, seed=3, batch=2)
+    sim.step(5)
+    sim.omega = sim.omega  # resets the AB2 history
+    gen = torch.Generator().manual_seed(1)
+    nu_e = upsample_agent_actions(2e-3 * torch.rand(2, 4, 4, generator=gen, dtype=D), n)
+    kx = torch.fft.fftfreq(n, 1 / n, dtype=D)[:, None]
+    ky = torch.fft.rfftfreq(n, 1 / n, dtype=D)[None, :]
+    k2 = kx**2 + ky**2
+    x, y = grid(n)
+    f_hat = torch.fft.rfft2(kf * torch.cos(kf * y) + kf * torch.cos(kf * x))
+    keep, den = retained_modes(n, True), 1 + dt * alpha + 0.5 * dt * nu * k2
+    w0 = sim.omega_hat
+    j0 = torch.fft.rfft2(_jacobian_by_hand(sim.omega, True))
+    pi0 = _eddy_term_by_hand(sim.omega, nu_e)
+    w1 = (w0 - dt * j0 - 0.5 * dt * nu * k2 * w0 - dt * (f_hat + pi0)) / den * keep
+    sim.step(1, eddy_viscosity=nu_e)
+    assert rel(sim.omega_hat, w1) < 1e-12
+    j1 = torch.fft.rfft2(_jacobian_by_hand(sim.omega, True))
+    pi1 = _eddy_term_by_hand(sim.omega, nu_e)
+    w2 = (w1 - dt * (1.5 * j1 - 0.5 * j0) - 0.5 * dt * nu * k2 * w1 - dt * (f_hat + pi1)) / den
+    sim.step(1, eddy_viscosity=nu_e)
+    assert rel(sim.omega_hat, w2 * keep) < 1e-12
+
+
+def test_switching_closures_keeps_the_ab2_history():
+    """Bare, local-field and uniform steps in any order equal the update formula applied with J
+    and Π transformed separately and the history Ĵⁿ⁻¹ kept in spectral space (the scheme as
+    written). The solver keeps the history on the grid after a local-field step and in spectral
+    space otherwise, converting at a switch; a lost or doubled history term fails here."""
+    from regrl.envs.turbulence.closures import upsample_agent_actions
+
+    n, dt = 32, 2e-3
+    sim = Turbulence2D(n, nu=1e-3, alpha=0.1, dt=dt, seed=4, batch=2)
+    ref = Turbulence2D(n, nu=1e-3, alpha=0.1, dt=dt, seed=4, batch=2)
+    gen = torch.Generator().manual_seed(2)
+    field = upsample_agent_actions(2e-3 * torch.rand(2, 4, 4, generator=gen, dtype=D), n)
+    uniform = torch.tensor([1e-3, 5e-4], dtype=D)
+    jac_prev = None
+    for nu_e in [None] * 3 + [field] * 4 + [None] * 3 + [uniform] * 2 + [field] * 3 + [uniform]:
+        sim.step(1, eddy_viscosity=nu_e)
+        local = nu_e is not None and nu_e.dim() == 3
+        jac, pi = ref._nonlinear_hat(nu_e if local else None)
+        prev = jac if jac_prev is None else jac_prev
+        w_new = torch.addcmul(ref._neg_force, ref._w_hat, ref._lin)
+        w_new += jac * ref._ab2_now + prev * ref._ab2_prev
+        if local:
+            w_new += pi * ref._neg_dt_inv_den
+        elif nu_e is not None:
+            w_new += ref._w_hat * nu_e.reshape(-1, 1, 1) * ref._neg_sgs_scalar
+        ref._w_hat, jac_prev = w_new, jac
+        assert rel(sim.omega, ref.omega) < 1e-12
+
+
 def test_dealiased_conservative_and_advective_jacobians_agree():
     sim = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=1e-3, seed=4)
     cons, adv = sim.jacobian("conservative"), sim.jacobian("advective")
@@ -309,3 +393,24 @@ def test_gaussian_filter_damps_each_mode_by_its_transfer_function():
     torch.testing.assert_close(
         out[0], gain * torch.cos(3 * x + 4 * y)[::4, ::4], rtol=0, atol=1e-13
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_steps_match_cpu_with_bare_local_and_uniform_closures():
+    """The step path on a GPU (learners and envs may run there) gives the CPU's numbers: 40
+    steps switching bare, local-field and uniform eddy viscosities, float64."""
+    from regrl.envs.turbulence.closures import upsample_agent_actions
+    from regrl.envs.turbulence.solver import StrainScaled
+
+    gen = torch.Generator().manual_seed(3)
+    field = upsample_agent_actions(1e-3 * torch.rand(3, 4, 4, generator=gen, dtype=D), 32)
+    sims = {
+        d: Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, seed=5, batch=3, device=d)
+        for d in ("cpu", "cuda")
+    }
+    for d, sim in sims.items():
+        sim.step(10)
+        sim.step(10, eddy_viscosity=StrainScaled(field.to(d)))
+        sim.step(10, eddy_viscosity=field.to(d))
+        sim.step(10, eddy_viscosity=StrainScaled(torch.tensor([1e-3, 0.0, 5e-4], device=d)))
+    assert rel(sims["cuda"].omega.cpu(), sims["cpu"].omega) < 1e-10
