@@ -10,10 +10,14 @@ Rows, per batch size (simulations advancing together):
   transforms; what ``env.advance`` uses now, same tendency to 1e-12, tested);
 - Smagorinsky with one coefficient per simulation (the constant baselines, dynamic
   Smagorinsky), in the step: ⟨|S̄|²⟩ = ⟨ω²⟩ from ω̂ and Π̂ = ν_e k² ω̂, no transform;
-- Leith (outside the step; the mean |∇ω| needs the vorticity gradient).
+- Leith (outside the step; the mean |∇ω| needs the vorticity gradient);
+- the learned closure as the evaluation runs it: every 10 steps the agents' observations
+  (``env.observe_agents``), the shipped policy's mean (``data/turbulence/policies/smarl_ppo.pt``,
+  actor only) and the interpolated coefficient field, then 10 in-step Smagorinsky steps.
 Cost per simulated time unit per simulation = seconds per step / batch / dt. The DNS row is the
 reference's configuration (256², float32, dt 2.5·10⁻⁴), one simulation.
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_closure_cost.py [--rounds 7]
+On a GPU: python benchmarks/turbulence_closure_cost.py --device cuda --batches 1,64,256 --no-learned
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/turbulence_solver.py
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from regrl.envs.turbulence.closures import (
@@ -32,21 +37,38 @@ from regrl.envs.turbulence.closures import (
     smagorinsky_viscosity,
     upsample_agent_actions,
 )  # noqa: E402
+from regrl.envs.turbulence.env import advance, agent_points, observe_agents  # noqa: E402
 from regrl.envs.turbulence.reference import les_physics, load_reference  # noqa: E402
 from regrl.envs.turbulence.solver import Turbulence2D  # noqa: E402
 
+POLICY = "data/turbulence/policies/smarl_ppo.pt"
+STEPS_PER_ACTION = 10
 
-def les(batch: int, n: int = 64, dtype=torch.float64) -> Turbulence2D:
+
+def les(batch: int, n: int = 64, dtype=torch.float64, device="cpu") -> Turbulence2D:
     physics = les_physics(load_reference().provenance["spec"])
-    return Turbulence2D(n, batch=batch, seed=0, dtype=dtype, **physics)
+    return Turbulence2D(n, batch=batch, seed=0, dtype=dtype, device=device, **physics)
 
 
-def steppers(sim: Turbulence2D) -> dict:
+def learned_stepper(sim: Turbulence2D, policy, log_ref):
+    """fn(k): k steps of the learned closure, a decision (observe, act) every 10 steps."""
+    ix, iy = agent_points(sim.n, 4)
+
+    def run(k):
+        for _ in range(0, k, STEPS_PER_ACTION):
+            coeff = torch.as_tensor(policy(observe_agents(sim, ix, iy, log_ref)), dtype=sim.dtype)
+            coeff = coeff.to(sim.device).reshape(-1, 4, 4)
+            advance(sim, coeff, "smagorinsky", STEPS_PER_ACTION)
+
+    return run
+
+
+def steppers(sim: Turbulence2D, policy, log_ref) -> dict:
     """name -> fn(k) advancing k steps; the coefficient field is fixed like one RL decision."""
     gen = torch.Generator().manual_seed(0)
     field = upsample_agent_actions(
         0.0578 * torch.rand(sim.batch, 4, 4, generator=gen, dtype=torch.float64), sim.n
-    )
+    ).to(sim.device)
 
     def outside(k):
         for _ in range(k):
@@ -56,7 +78,7 @@ def steppers(sim: Turbulence2D) -> dict:
         for _ in range(k):
             sim.step(1, eddy_viscosity=leith_viscosity(sim, 0.17**3 * field / 0.0289))
 
-    return {
+    fns = {
         "bare LES": sim.step,
         "Smagorinsky, outside the step (old)": outside,
         "Smagorinsky, in the step (new)": lambda k: sim.step(
@@ -67,28 +89,51 @@ def steppers(sim: Turbulence2D) -> dict:
         ),
         "Leith, outside the step": leith,
     }
+    if policy is not None:
+        fns["learned closure: observations + policy every 10 steps"] = learned_stepper(
+            les(sim.batch, device=sim.device), policy, log_ref
+        )
+    return fns
 
 
-def best_seconds(fns: dict, steps: int, rounds: int) -> dict:
+def best_seconds(fns: dict, steps: int, rounds: int, sync=lambda: None) -> dict:
     """Best seconds per step of each fn over ``rounds`` rounds, interleaved so that all see the
-    same machine load."""
+    same machine load (``sync`` waits for queued GPU work)."""
     best = {name: float("inf") for name in fns}
     for fn in fns.values():
         fn(3)  # warm-up
     for _ in range(rounds):
         for name, fn in fns.items():
+            sync()
             start = time.perf_counter()
             fn(steps)
+            sync()
             best[name] = min(best[name], (time.perf_counter() - start) / steps)
     return best
+
+
+def load_learned_policy():
+    """The shipped policy as the evaluation calls it (imports the RLlib module code)."""
+    from regrl.trainers.rllib.policy_file import load_policy
+    from regrl.trainers.turbulence.smarl import coeff_range_of, module_policy
+
+    module, _, provenance = load_policy(POLICY)
+    return module_policy(module, coeff_range_of(provenance["config"]["env"]["kwargs"]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--batches", default="1,4,16", help="comma-separated batch sizes")
+    parser.add_argument(
+        "--no-learned", action="store_true", help="skip the learned-closure row (needs RLlib)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    cuda = args.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     p = load_reference().provenance["spec"]
     dns = Turbulence2D(
         p["n_dns"],
@@ -99,11 +144,14 @@ def main() -> None:
         beta=p["beta"],
         seed=0,
         dtype=torch.float32,
+        device=args.device,
     )
-    dns_s = best_seconds({"dns": dns.step}, max(5, args.steps // 10), args.rounds)["dns"]
+    dns_s = best_seconds({"dns": dns.step}, max(5, args.steps // 10), args.rounds, sync)["dns"]
     dns_tu = dns_s / dns.dt
     print(
-        f"torch {torch.__version__}, 1 thread, load avg {os.getloadavg()[0]:.2f}; "
+        f"torch {torch.__version__}, "
+        f"{torch.cuda.get_device_name() if cuda else '1 thread'}, "
+        f"load avg {os.getloadavg()[0]:.2f}; "
         f"reference DNS {p['n_dns']}² float32 dt {dns.dt:g}: {dns_s * 1e3:.2f} ms/step = "
         f"{dns_tu:.2f} s per time unit"
     )
@@ -111,9 +159,11 @@ def main() -> None:
         "| batch | LES 64² float64 | ms per step | x bare step | s per time unit per "
         "simulation | DNS / LES cost |\n|---|---|---|---|---|---|"
     )
-    for batch in (1, 4, 16):
-        sim = les(batch)
-        best = best_seconds(steppers(sim), args.steps, args.rounds)
+    policy = None if args.no_learned else load_learned_policy()
+    log_ref = np.log10(load_reference().enstrophy_spectrum[1:] + 1e-30)
+    for batch in [int(b) for b in args.batches.split(",")]:
+        sim = les(batch, device=args.device)
+        best = best_seconds(steppers(sim, policy, log_ref), args.steps, args.rounds, sync)
         bare = best["bare LES"]
         for name, sec in best.items():
             per_tu = sec / batch / sim.dt

@@ -58,10 +58,10 @@ def observe_agents(
     """[batch, agents, 6 + n/2 − 1] observations: the 6 local invariants at each agent point,
     divided by their domain RMS, and the global log10 enstrophy spectrum (``spectrum``
     [batch, n/2] if already computed) minus the reference's (k ≥ 1), clipped to [−10, 10]."""
-    inv = sim.local_invariants().cpu().numpy()  # [B, 6, n, n]
-    scale = np.sqrt(np.mean(inv**2, axis=(2, 3), keepdims=True)) + 1e-12
-    local = (inv / scale)[:, :, ix, iy].reshape(inv.shape[0], N_INVARIANTS, -1)
-    local = local.transpose(0, 2, 1)  # [B, agents, 6]
+    inv = sim.local_invariants()  # [B, 6, n, n]
+    scale = torch.linalg.vector_norm(inv, dim=(2, 3)) / sim.n + 1e-12  # domain RMS [B, 6]
+    at_agents = inv[:, :, torch.as_tensor(ix).reshape(-1), torch.as_tensor(iy).reshape(-1)]
+    local = (at_agents / scale[..., None]).transpose(1, 2).cpu().numpy()  # [B, agents, 6]
     if spectrum is None:
         spectrum = sim.enstrophy_spectrum().cpu().numpy()
     spec = np.log10(spectrum[:, 1:] + 1e-30) - log_ref

@@ -241,6 +241,7 @@ def test_exported_policy_file_evaluates_like_its_run(smarl_run, tmp_path, capsys
     from regrl.trainers.checkpoint import latest_checkpoint
     from regrl.trainers.evaluate import load_module
     from regrl.trainers.rllib.policy_file import load_policy
+    from regrl.trainers.turbulence.smarl import actor_forward
 
     path = tmp_path / "p.pt"
     assert main(["export", str(smarl_run.run_dir), "--out", str(path), "--command", "x"]) == 0
@@ -254,7 +255,9 @@ def test_exported_policy_file_evaluates_like_its_run(smarl_run, tmp_path, capsys
     with torch.no_grad():
         a = module.forward_inference({"obs": obs})["action_dist_inputs"]
         b = ckpt_module.forward_inference({"obs": obs})["action_dist_inputs"]
-    assert torch.equal(a, b)
+        actor_only = actor_forward(module)(obs)  # the evaluation's path: no critic encoder
+    assert torch.equal(a, b) and torch.equal(actor_only, a)
+    assert hasattr(module.encoder, "actor_encoder")  # so the actor-only path is the one taken
     out = tmp_path / "eval"
     assert main(["eval", str(path), "--out", str(out)]) == 0
     assert main(["eval", str(smarl_run.run_dir)]) == 0

@@ -173,16 +173,31 @@ def coeff_range_of(env_kwargs) -> Tuple[float, float]:
     return tuple(kw.get("coeff_range") or DEFAULT_COEFF_RANGE[kw.get("closure", "smagorinsky")])
 
 
+def actor_forward(module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """obs [N, d] → action-distribution inputs [N, 2]. For RLlib's default PPO module (separate
+    actor and critic encoders) only the actor's encoder and π head run: ``forward_inference``
+    also runs the critic's encoder, which a deterministic evaluation does not use (half of the
+    policy's cost in the 20-unit evaluations). Any other module: ``forward_inference``."""
+    encoder = getattr(getattr(module, "encoder", None), "actor_encoder", None)
+    pi = getattr(module, "pi", None)
+    if encoder is None or pi is None:
+        return lambda obs: module.forward_inference({"obs": obs})["action_dist_inputs"]
+    from ray.rllib.core.models.base import ENCODER_OUT
+
+    return lambda obs: pi(encoder({"obs": obs})[ENCODER_OUT])
+
+
 def module_policy(module, coeff_range, squashed: bool = False) -> Policy:
     """Mean action of an RLlib Gaussian policy, mapped to coefficients like the env does
     (``action_to_coefficient`` onto ``coeff_range``); ``squashed``: a tanh-squashed Gaussian
     (RLlib's SAC), whose deterministic action is tanh(mean)."""
 
+    forward = actor_forward(module)
+
     def policy(obs: np.ndarray) -> np.ndarray:
         b, n_agents, d = obs.shape
         with torch.no_grad():
-            out = module.forward_inference({"obs": torch.as_tensor(obs.reshape(-1, d))})
-        mean = out["action_dist_inputs"][:, :1].double().cpu()
+            mean = forward(torch.as_tensor(obs.reshape(-1, d)))[:, :1].double().cpu()
         mean = (torch.tanh(mean) if squashed else mean).numpy()
         return action_to_coefficient(mean, coeff_range).reshape(b, n_agents)
 
