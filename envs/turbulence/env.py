@@ -10,6 +10,12 @@ it). The agent values are interpolated periodically to the grid. One decision ev
 get the same spectrum-matching reward. A diverging LES truncates every agent with a penalty of
 ``divergence_penalty`` for each decision left in the episode (the worst bounded reward for
 the rest of the horizon), so that diverging early never pays better than staying alive.
+
+``spinup`` (time units, default 0): each episode starts from the initial condition advanced
+that long with the base closure (the coefficient of a = 0, uniform) instead of from the filtered
+DNS field itself, so that the agents act on a statistically steady LES, the regime that the
+evaluation scores (it discards its first 2 time units). The spun-up state of each initial
+condition is computed once and kept.
 """
 
 from __future__ import annotations
@@ -118,6 +124,7 @@ class TurbulenceEnv(ParallelEnv):
         dtype: str = "float64",
         torch_threads: Optional[int] = 1,
         coeff_range: Optional[Sequence[float]] = None,
+        spinup: float = 0.0,
     ):
         if closure not in CLOSURES:
             raise ValueError(f"closure must be one of {sorted(CLOSURES)}, got {closure!r}")
@@ -133,6 +140,8 @@ class TurbulenceEnv(ParallelEnv):
         ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if not (np.isfinite(spinup) and spinup >= 0):
+            raise ValueError(f"spinup must be a finite number of time units >= 0, got {spinup}")
         if torch_threads:  # small FFTs run fastest single-threaded; 2 threads on a busy
             torch.set_num_threads(int(torch_threads))  # 2-core machine were up to 40x slower
         self.ref: Reference = load_reference(reference)
@@ -156,6 +165,8 @@ class TurbulenceEnv(ParallelEnv):
         self._ix, self._iy = agent_points(self.n, agents_per_side)
         self._rng = np.random.default_rng()
         self.diverged_count = 0
+        self.spinup_steps = int(round(float(spinup) / self.sim.dt))
+        self._spun_up: Dict[int, torch.Tensor] = {}  # initial condition -> spun-up vorticity
 
     @functools.lru_cache(maxsize=None)
     def observation_space(self, agent):
@@ -170,7 +181,7 @@ class TurbulenceEnv(ParallelEnv):
             self._rng = np.random.default_rng(seed)
         ics = self.ref.initial_conditions
         start = int(self._rng.integers(len(ics)))
-        self.sim.omega = torch.as_tensor(ics[start], dtype=self.sim.dtype)
+        self.sim.omega = self._start_state(start)
         self.agents = list(self.possible_agents)
         self._t, self._errors, self._coeffs = 0, [], []
         obs = self._observe(self._spectrum())
@@ -211,6 +222,24 @@ class TurbulenceEnv(ParallelEnv):
             {a: done for a in agents},
             {a: dict(info) for a in agents},
         )
+
+    def _start_state(self, index: int) -> torch.Tensor:
+        """Initial condition ``index``, advanced ``spinup`` with the base closure (cached)."""
+        ic = torch.as_tensor(self.ref.initial_conditions[index], dtype=self.sim.dtype)
+        if not self.spinup_steps:
+            return ic
+        if index not in self._spun_up:
+            self.sim.omega = ic
+            base = action_to_coefficient(np.zeros((self.a, self.a)), self.coeff_range)
+            coeff = torch.as_tensor(base, dtype=self.sim.dtype)[None]
+            advance(self.sim, coeff, self.closure, self.spinup_steps)
+            if self._diverged():
+                raise RuntimeError(
+                    f"the LES of initial condition {index} diverged during the {self.spinup_steps}"
+                    "-step spin-up with the base closure; lower env.kwargs.spinup"
+                )
+            self._spun_up[index] = self.sim.omega[0].clone()
+        return self._spun_up[index]
 
     def _diverged(self) -> bool:
         limit = self.div_factor * 8.0 * self.ref.omega_std  # far beyond the reference tails

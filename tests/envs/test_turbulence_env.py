@@ -120,11 +120,41 @@ def test_env_applies_the_coefficient_range(tiny_reference, closure, value):
         ({"reward": "l2"}, "reward must be one of"),
         ({"agents_per_side": 3}, "must divide the grid"),
         ({"episode_actions": 0}, "episode_actions must be >= 1"),
+        ({"spinup": -1.0}, "spinup must be"),
+        ({"spinup": float("nan")}, "spinup must be"),
     ],
 )
 def test_bad_arguments(tiny_reference, kw, msg):
     with pytest.raises(ValueError, match=msg):
         make(tiny_reference, **kw)
+
+
+def test_spinup_starts_episodes_from_the_base_closure_state_once(tiny_reference, monkeypatch):
+    """With spinup, reset puts the LES at its initial condition advanced by the base closure
+    (a = 0, uniform) for spinup time units; the state is computed once per initial condition."""
+    from regrl.envs.turbulence import env as env_module
+    from regrl.envs.turbulence.solver import Turbulence2D
+
+    env = make(tiny_reference, spinup=0.1)
+    env.reset(seed=3)
+    started = env.sim.omega.clone()
+    (index,) = env._spun_up
+    by_hand = Turbulence2D(env.n, nu=env.sim.nu, alpha=env.sim.alpha, dt=env.sim.dt)
+    by_hand.omega = torch.as_tensor(env.ref.initial_conditions[index], dtype=torch.float64)
+    fresh = by_hand.omega.clone()
+    base = action_to_coefficient(np.zeros((4, 4)), env.coeff_range)
+    env_module.advance(by_hand, torch.as_tensor(base)[None], "smagorinsky", env.spinup_steps)
+    assert env.spinup_steps == round(0.1 / env.sim.dt) > 0
+    torch.testing.assert_close(started, by_hand.omega, rtol=0, atol=1e-12)
+    assert float((started - fresh).abs().max()) > 1e-3  # it moved away from the initial condition
+    env.step(constant(env, 0.0))
+    calls = []
+    monkeypatch.setattr(env_module, "advance", lambda *a: calls.append(a))
+    env.reset(seed=3)  # same initial condition: the cached state, no spin-up steps
+    assert calls == [] and torch.equal(env.sim.omega, started)
+    plain = make(tiny_reference)
+    plain.reset(seed=3)
+    torch.testing.assert_close(plain.sim.omega, fresh, rtol=0, atol=1e-12)
 
 
 def test_leith_closure_runs(tiny_reference):
