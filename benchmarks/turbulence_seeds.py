@@ -5,7 +5,7 @@ interval is over the simulations (docs/smarl.md §Results).
 
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_seeds.py [RUN_DIR ...]
          [--arm NAME=PATH,PATH,...] [--sims 4] [--time 20] [--spinup 2] [--out seeds.json]
-         [--baselines-from seeds.json]
+         [--baselines-from seeds.json] [--paired-from seeds.json]
 A PATH is a run directory (its latest checkpoint) or a policy file (FILE.pt with FILE.json,
 ``regrl export`` / ``regrl turbulence pretrain-policy``); positional RUN_DIRs form the arm
 "learned". ``--baselines-from`` reuses the baseline rows of an earlier ``--out`` with the same
@@ -114,6 +114,41 @@ def _cell(row: dict, key: str) -> str:
     return f"{row[key]:.4f} ± " + ("n/a" if half is None else f"{half:.4f}")
 
 
+PAIRED_AGAINST = ("Smagorinsky C_s=0.17", "Leith C_L=0.17")
+
+
+def paired_rows(learned: dict, baselines: list) -> list:
+    """Each arm minus each of ``PAIRED_AGAINST`` on the same simulations: per seed, the mean
+    over simulations of learned − baseline; mean ± 95% t over the seeds."""
+    base = {r["name"]: r["per_simulation"] for r in baselines if r["name"] in PAIRED_AGAINST}
+    out = []
+    for arm, rows in learned.items():
+        row = {"arm": arm}
+        for name, per in base.items():
+            for key in ("enstrophy_spectrum_error", "tail_ratio"):
+                diffs = [
+                    sum(a - b for a, b in zip(r["per_simulation"][key], per[key])) / len(per[key])
+                    for r in rows
+                    if not r["diverged"]
+                ]
+                row[f"{key} − {name}"] = t_interval(diffs)
+        out.append(row)
+    return out
+
+
+def print_paired(paired: list) -> None:
+    if not paired:
+        return
+    keys = [k for k in paired[0] if k != "arm"]
+    print("\nPaired (per seed: mean over the same simulations of learned − baseline; mean ± 95% t)")
+    print("\n| arm | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
+    for row in paired:
+        cells = [
+            f"{m:+.4f} ± " + ("n/a" if h is None else f"{h:.4f}") for m, h in (row[k] for k in keys)
+        ]
+        print(f"| {row['arm']} | " + " | ".join(cells) + " |")
+
+
 def parse_arms(positional, arms) -> dict:
     out = {"learned": list(positional)} if positional else {}
     for text in arms or []:
@@ -139,7 +174,19 @@ def main() -> None:
     parser.add_argument("--spinup", type=float, default=2.0)
     parser.add_argument("--out", default=None)
     parser.add_argument("--baselines-from", default=None)
+    parser.add_argument(
+        "--paired-from", default=None, help="print the paired table of an earlier --out and stop"
+    )
     args = parser.parse_args()
+    if args.paired_from:
+        data = json.loads(Path(args.paired_from).read_text())
+        names = {r["name"] for r in data["rows"]}
+        learned = {}
+        for r in data["rows"]:
+            if "arm" in r:
+                learned.setdefault(r["arm"], []).append(r)
+        print_paired(paired_rows(learned, [r for r in data["rows"] if r["name"] in names]))
+        return
     arms = parse_arms(args.runs, args.arm)
     torch.set_num_threads(1)
     ref = load_reference()
@@ -161,6 +208,8 @@ def main() -> None:
             f"| {row['name']} | {_cell(row, 'enstrophy_spectrum_error')} | "
             f"{_cell(row, 'tail_ratio')} |"
         )
+    paired = paired_rows(learned, rows)
+    print_paired(paired)
     print(f"wall time {time.time() - start:.0f} s", flush=True)
     if args.out:
         keep = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows + every]
@@ -170,6 +219,7 @@ def main() -> None:
                     "rows": keep,
                     "arms": summaries,
                     "baselines_over_simulations": sims,
+                    "paired": paired,
                     "options": opts,
                     "paths": arms,
                 },
