@@ -51,13 +51,18 @@ def les(batch: int, n: int = 64, dtype=torch.float64, device="cpu") -> Turbulenc
 
 
 def learned_stepper(sim: Turbulence2D, policy, log_ref):
-    """fn(k): k steps of the learned closure, a decision (observe, act) every 10 steps."""
+    """fn(k): k steps of the learned closure, a decision (observe, act) every 10 steps, through
+    the evaluation's own decision function (``smarl.closure_coefficients``)."""
+    from regrl.trainers.turbulence.smarl import closure_coefficients
+
     ix, iy = agent_points(sim.n, 4)
+
+    def observe(s):
+        return observe_agents(s, ix, iy, log_ref)
 
     def run(k):
         for _ in range(0, k, STEPS_PER_ACTION):
-            coeff = torch.as_tensor(policy(observe_agents(sim, ix, iy, log_ref)), dtype=sim.dtype)
-            coeff = coeff.to(sim.device).reshape(-1, 4, 4)
+            coeff = closure_coefficients(sim, "smagorinsky", None, policy, 4, observe)
             advance(sim, coeff, "smagorinsky", STEPS_PER_ACTION)
 
     return run

@@ -31,7 +31,7 @@ import torch
 from regrl.envs.turbulence.env import N_INVARIANTS
 from regrl.envs.turbulence.reference import load_reference
 from regrl.trainers.sweep import t_interval
-from regrl.trainers.turbulence.smarl import markdown_table, rollout
+from regrl.trainers.turbulence.smarl import markdown_table, paired_differences, rollout
 
 BASE_CS2 = 0.17**2
 COEFF_MAX = 2 * BASE_CS2  # the RL action range of configs/smarl_demo.yaml
@@ -80,8 +80,7 @@ def main() -> None:
             continue
         cells = []
         for key in ("enstrophy_spectrum_error", "tail_ratio"):
-            diff = [a - b for a, b in zip(r["per_simulation"][key], base["per_simulation"][key])]
-            mean, half = t_interval(diff)
+            mean, half = t_interval(paired_differences(r, base, key))
             cells.append(f"{mean:+.4f} ± {half:.4f}")
         print(f"| {r['name']} | {cells[0]} | {cells[1]} |")
     if args.out:

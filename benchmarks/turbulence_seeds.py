@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ from regrl.trainers.turbulence.smarl import (
     coeff_range_of,
     markdown_table,
     module_policy,
+    paired_differences,
     rollout,
 )
 
@@ -120,14 +122,14 @@ PAIRED_AGAINST = ("Smagorinsky C_s=0.17", "Leith C_L=0.17")
 def paired_rows(learned: dict, baselines: list) -> list:
     """Each arm minus each of ``PAIRED_AGAINST`` on the same simulations: per seed, the mean
     over simulations of learned − baseline; mean ± 95% t over the seeds."""
-    base = {r["name"]: r["per_simulation"] for r in baselines if r["name"] in PAIRED_AGAINST}
+    base = {r["name"]: r for r in baselines if r["name"] in PAIRED_AGAINST}
     out = []
     for arm, rows in learned.items():
         row = {"arm": arm}
-        for name, per in base.items():
+        for name, b in base.items():
             for key in ("enstrophy_spectrum_error", "tail_ratio"):
                 diffs = [
-                    sum(a - b for a, b in zip(r["per_simulation"][key], per[key])) / len(per[key])
+                    statistics.fmean(paired_differences(r, b, key))
                     for r in rows
                     if not r["diverged"]
                 ]
@@ -180,12 +182,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.paired_from:
         data = json.loads(Path(args.paired_from).read_text())
-        names = {r["name"] for r in data["rows"]}
         learned = {}
         for r in data["rows"]:
             if "arm" in r:
                 learned.setdefault(r["arm"], []).append(r)
-        print_paired(paired_rows(learned, [r for r in data["rows"] if r["name"] in names]))
+        print_paired(paired_rows(learned, data["rows"]))
         return
     arms = parse_arms(args.runs, args.arm)
     torch.set_num_threads(1)

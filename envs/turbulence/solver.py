@@ -384,9 +384,10 @@ class Turbulence2D:
         flux = phys.new_empty(self.batch, 2, self.n, self.n)
         torch.mul(u, v, out=flux[:, 0])  # 1.5 (u⊗u)12
         torch.mul(u, u, out=flux[:, 1]).addcmul_(v, v, value=-1.0)  # 1.5 (u⊗u)11 − 22
+        spectral_history = self._flux_prev is None and self._jac_prev is not None
         if self._flux_prev is not None:  # 1.5 Fⁿ − 0.5 Fⁿ⁻¹
             total = torch.add(flux, self._flux_prev, alpha=-1.0 / 3.0)
-        elif self._jac_prev is not None:  # 1.5 Fⁿ now, − 0.5 Ĵⁿ⁻¹ after the transform
+        elif spectral_history:  # 1.5 Fⁿ now, − 0.5 Ĵⁿ⁻¹ after the transform
             total = flux.clone()
         else:  # first step: forward Euler, Fⁿ
             total = flux * (2.0 / 3.0)
@@ -394,7 +395,7 @@ class Turbulence2D:
             total.addcmul_(nu_e_field.unsqueeze(1), phys[:, 2:])
         hats = _to_spectral(total, self._c)
         out = self._curl_div(hats[:, 0], hats[:, 1])
-        if self._flux_prev is None and self._jac_prev is not None:
+        if spectral_history:
             out.add_(self._jac_prev, alpha=-0.5)
         self._flux_prev, self._jac_prev = flux, None
         return out

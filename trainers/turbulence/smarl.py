@@ -60,7 +60,9 @@ def _sim(ref: Reference, batch: int) -> Turbulence2D:
     return les_from_reference(ref, batch)
 
 
-def _coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
+def closure_coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
+    """One decision's coefficients [batch, a, a]: the policy's on its observations, dynamic
+    Smagorinsky's (``coeff`` None), or the constant ``coeff``."""
     if policy is not None:
         return torch.as_tensor(policy(obs_fn(sim)), dtype=sim.dtype).reshape(-1, a, a)
     if coeff is None:  # dynamic Smagorinsky: one coefficient per simulation, every decision
@@ -106,7 +108,7 @@ def rollout(
         elif closure is None:
             sim.step(steps_per_action)
         else:
-            c = _coefficients(sim, closure, coeff, policy, agents_per_side, obs_fn)
+            c = closure_coefficients(sim, closure, coeff, policy, agents_per_side, obs_fn)
             advance(sim, c, closure, steps_per_action)
         now_alive = (
             alive
@@ -278,6 +280,12 @@ def markdown_table(
     return "\n".join(lines)
 
 
+def paired_differences(row: Dict[str, object], base: Dict[str, object], key: str) -> List[float]:
+    """Per-simulation ``key`` of ``row`` minus ``base``, evaluated on the same simulations
+    (``rollout``'s ``per_simulation``, same initial conditions in the same order)."""
+    return [a - b for a, b in zip(row["per_simulation"][key], base["per_simulation"][key])]
+
+
 def versus_best_constant(rows: List[Dict[str, object]]) -> Optional[str]:
     """The learned closure against the best constant Smagorinsky row of this evaluation: the
     enstrophy-spectrum error difference paired over the simulations (same initial conditions),
@@ -292,8 +300,7 @@ def versus_best_constant(rows: List[Dict[str, object]]) -> Optional[str]:
     if not learned or not consts or "per_simulation" not in learned[0]:
         return None
     best = min(consts, key=lambda r: r["enstrophy_spectrum_error"])
-    key = "enstrophy_spectrum_error"
-    diffs = [a - b for a, b in zip(learned[0]["per_simulation"][key], best["per_simulation"][key])]
+    diffs = paired_differences(learned[0], best, "enstrophy_spectrum_error")
     mean, half = t_interval(diffs)
     if half is None:
         return None
