@@ -54,6 +54,13 @@ def leith_viscosity(sim: Turbulence2D, cl3: Coefficient) -> Tensor:
     return nu_e.expand(sim.batch, sim.n, sim.n)
 
 
+def leith_local_viscosity(sim: Turbulence2D, cl3: Coefficient) -> Tensor:
+    """Leith's (1996) pointwise form ν_e(x, y) = C_L³(x, y) Δ³ |∇ω̄(x, y)| (the gradient norm at
+    each grid point, where ``leith_viscosity`` takes its domain mean). [batch, n, n]."""
+    wx, wy = sim.vorticity_gradient()
+    return _coefficient_field(cl3, sim) * sim.delta**3 * torch.sqrt(wx**2 + wy**2)
+
+
 def spectral_test_filter(fields: Tensor, ratio: float) -> Tensor:
     """Sharp spectral test filter on the same grid: keeps |k_x|, |k_y| < n / (2·ratio)."""
     n = fields.shape[-1]

@@ -3,11 +3,19 @@ of an LES of 2D turbulence (Mojgani et al. 2023, arXiv 2312.00907, methods.md §
 
 Each agent observes the 6 local invariants of the velocity-gradient and Hessian tensors at its
 point plus the global log enstrophy spectrum (as its deviation from the reference), and sets
-C_s² (Smagorinsky) or C_L³ (Leith) through a normalised action a ∈ [−1, 1] mapped linearly onto
-``coeff_range`` (default: [0, 2·C₀] around the classical C₀ = 0.17² or 0.17³, so the closure
-never anti-diffuses; SMARL's own range is [−0.125, 0.125], docs/smarl.md says why we narrow
-it). The agent values are interpolated periodically to the grid. One decision every ``steps_per_action`` solver steps; all agents
-get the same spectrum-matching reward. A diverging LES truncates every agent with a penalty of
+the coefficients of a closure family (``closure``, ``envs/turbulence/families``: C_s² of
+Smagorinsky, C_L³ of Leith, or two coefficients of the two-term and backscattering families)
+through a normalised action a ∈ [−1, 1]^m mapped linearly onto ``coeff_range`` (default:
+[0, 2·C₀] around the family's base coefficient C₀, e.g. 0.17², so the closure never
+anti-diffuses; SMARL's own range is [−0.125, 0.125], docs/smarl.md says why we narrow it). The
+agent values are interpolated periodically to the grid. One decision every
+``steps_per_action`` solver steps; all agents get the same spectrum-matching reward.
+
+``paired``: the reward is the improvement over a copy of the LES stepped in lockstep from the
+same state with the family's constant ``paired_baseline`` (roots, default the family's base):
+(baseline's log-spectrum error − the agents'), so that what the agents did, not how far the
+episode's flow happens to sit from the reference, sets the reward (the copy is a second batch
+element of the same solver: about a third more cost, not twice). A diverging LES truncates every agent with a penalty of
 ``divergence_penalty`` for each decision left in the episode (the worst bounded reward for
 the rest of the horizon), so that diverging early never pays better than staying alive.
 
@@ -21,31 +29,44 @@ condition is computed once and kept.
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from regrl.envs.turbulence.closures import (
-    leith_viscosity,
-    smagorinsky_in_step,
-    smagorinsky_viscosity,
-    upsample_agent_actions,
-)
+from regrl.envs.turbulence import families
 from regrl.envs.turbulence.metrics import kurtosis, log_spectrum_error, weighted_spectrum_error
 from regrl.envs.turbulence.reference import Reference, les_dt, les_physics, load_reference
 from regrl.envs.turbulence.solver import Turbulence2D
 
 ACTION_BOUND = 0.125  # [−0.5³, 0.5³], SMARL's bounds for C_s² and C_L³
-BASE_COEFF = {"smagorinsky": 0.17**2, "leith": 0.17**3}  # the best constants measured here
-# a ∈ [−1, 1] ↦ C ∈ [0, 2·C₀]: a = 0 is the classical closure and no action anti-diffuses
-DEFAULT_COEFF_RANGE = {name: (0.0, 2.0 * c) for name, c in BASE_COEFF.items()}
 N_INVARIANTS = 6
-CLOSURES = {"smagorinsky": smagorinsky_viscosity, "leith": leith_viscosity}
-IN_STEP = {"smagorinsky": smagorinsky_in_step}  # same ν_e, formed inside the solver step
 REWARDS = ("log", "z1")
+
+
+def default_coeff_range(closure: str) -> Tuple[Tuple[float, float], ...]:
+    """[(low, high)] per coefficient: a ∈ [−1, 1] ↦ C ∈ [0, 2·C₀], so a = 0 is the family's
+    base closure and no action anti-diffuses (the backscatter family bounds its c_b to [0, 1])."""
+    return families.get_family(closure).default_range()
+
+
+def coeff_ranges(closure: str, coeff_range=None) -> Tuple[Tuple[float, float], ...]:
+    """Validated ranges per coefficient of ``closure``: ``coeff_range`` is [low, high] (a
+    one-coefficient family) or [[low, high], ...] (one pair per coefficient); None: the
+    family's default."""
+    family = families.get_family(closure)
+    if coeff_range is None:
+        return family.default_range()
+    arr = np.asarray(coeff_range, dtype=np.float64)
+    arr = arr.reshape(1, -1) if arr.ndim == 1 else arr
+    if arr.shape != (family.size, 2) or not np.all(arr[:, 0] < arr[:, 1]):
+        raise ValueError(
+            f"coeff_range must be [low, high] with low < high for each of the "
+            f"{family.size} coefficient(s) of {closure!r}, got {coeff_range}"
+        )
+    return tuple((float(lo), float(hi)) for lo, hi in arr)
 
 
 def agent_points(n: int, agents_per_side: int):
@@ -75,33 +96,32 @@ def observe_agents(
     return np.clip(np.concatenate([local, glob], axis=2), -10, 10).astype(np.float32)
 
 
+def _bounds(coeff_range) -> Tuple[np.ndarray, np.ndarray]:
+    """(low, high) [m] of a range pair or a list of pairs; broadcast over actions [..., m]
+    (a one-coefficient family's actions may omit the last axis)."""
+    arr = np.asarray(coeff_range, dtype=np.float64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
 def action_to_coefficient(action, coeff_range) -> np.ndarray:
-    """Map normalised actions a ∈ [−1, 1] (clipped) linearly onto [low, high] of ``coeff_range``:
+    """Map normalised actions a ∈ [−1, 1] (clipped) linearly onto [low, high] of ``coeff_range``
+    (one pair, or one per coefficient along the actions' last axis):
     C = low + (a + 1)(high − low)/2."""
-    low, high = coeff_range
+    low, high = _bounds(coeff_range)
     a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
     return low + 0.5 * (a + 1.0) * (high - low)
 
 
 def coefficient_to_action(coeff, coeff_range) -> np.ndarray:
     """Inverse of :func:`action_to_coefficient`, clipped to the action bounds [−1, 1]."""
-    low, high = coeff_range
+    low, high = _bounds(coeff_range)
     return np.clip(2.0 * (np.asarray(coeff, np.float64) - low) / (high - low) - 1.0, -1.0, 1.0)
 
 
 def advance(sim: Turbulence2D, coeff: torch.Tensor, closure: str, n_steps: int) -> None:
-    """Interpolate the agents' coefficients [B, a, a] to the grid and step the LES with the
-    resulting eddy viscosity (recomputed from the current state at every solver step; inside
-    the solver step where the closure allows it, ``IN_STEP``)."""
-    if closure in IN_STEP:  # a uniform coefficient needs no field (and no transforms)
-        flat = coeff.reshape(coeff.shape[0], -1)
-        uniform = bool((flat == flat[:, :1]).all())
-        field = flat[:, 0] if uniform else upsample_agent_actions(coeff, sim.n)
-        sim.step(n_steps, eddy_viscosity=IN_STEP[closure](sim, field))
-        return
-    field = upsample_agent_actions(coeff, sim.n)
-    for _ in range(n_steps):
-        sim.step(1, eddy_viscosity=CLOSURES[closure](sim, field))
+    """Step the LES ``n_steps`` with closure family ``closure`` and the agents' coefficients
+    [B, a, a] or [B, a, a, m], interpolated to the grid (``families.advance``)."""
+    families.advance(sim, families.get_family(closure), coeff, n_steps)
 
 
 class TurbulenceEnv(ParallelEnv):
@@ -125,14 +145,16 @@ class TurbulenceEnv(ParallelEnv):
         torch_threads: Optional[int] = 1,
         coeff_range: Optional[Sequence[float]] = None,
         spinup: float = 0.0,
+        paired: bool = False,
+        paired_baseline: Optional[Sequence[float]] = None,
     ):
-        if closure not in CLOSURES:
-            raise ValueError(f"closure must be one of {sorted(CLOSURES)}, got {closure!r}")
-        coeff_range = tuple(float(c) for c in (coeff_range or DEFAULT_COEFF_RANGE[closure]))
-        if len(coeff_range) != 2 or not coeff_range[0] < coeff_range[1]:
-            raise ValueError(f"coeff_range must be [low, high] with low < high, got {coeff_range}")
+        family = families.get_family(closure)
+        coeff_range = coeff_ranges(closure, coeff_range)
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+        if paired and reward != "log":
+            raise ValueError("paired rewards are differences of log-spectrum errors: reward='log'")
+        baseline = family.coefficient(paired_baseline or family.classical)
         for name, value in (
             ("agents_per_side", agents_per_side),
             ("steps_per_action", steps_per_action),
@@ -153,15 +175,19 @@ class TurbulenceEnv(ParallelEnv):
         self.coeff_range = coeff_range
         self.steps_per_action, self.episode_actions = steps_per_action, episode_actions
         self.penalty, self.div_factor = float(divergence_penalty), float(divergence_factor)
+        self.family, self.paired, self.baseline = family, bool(paired), baseline
         self.sim = Turbulence2D(
-            self.n, dtype=getattr(torch, dtype), **{**les_physics(p), "dt": dt or les_dt(p)}
+            self.n,
+            batch=2 if paired else 1,  # element 1: the lockstep constant-closure copy
+            dtype=getattr(torch, dtype),
+            **{**les_physics(p), "dt": dt or les_dt(p)},
         )
         self.possible_agents = [f"agent_{i}" for i in range(agents_per_side**2)]
         self.agents: list = []
         self._log_ref = np.log10(self.ref.enstrophy_spectrum[1:] + 1e-30)
         obs_dim = N_INVARIANTS + len(self._log_ref)
         self._obs_space = spaces.Box(-10.0, 10.0, (obs_dim,), np.float32)
-        self._act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self._act_space = spaces.Box(-1.0, 1.0, (family.size,), np.float32)
         self._ix, self._iy = agent_points(self.n, agents_per_side)
         self._rng = np.random.default_rng()
         self.diverged_count = 0
@@ -183,23 +209,23 @@ class TurbulenceEnv(ParallelEnv):
         start = int(self._rng.integers(len(ics)))
         self.sim.omega = self._start_state(start)
         self.agents = list(self.possible_agents)
-        self._t, self._errors, self._coeffs = 0, [], []
+        self._t, self._errors, self._baseline_errors, self._coeffs = 0, [], [], []
         obs = self._observe(self._spectrum())
         info = {"initial_condition": start}
         return obs, {a: dict(info) for a in self.agents}
 
     def step(self, actions: Dict[str, Any]):
+        m = self.family.size
         act = np.array(
-            [np.asarray(actions[a], dtype=np.float64).reshape(-1)[0] for a in self.possible_agents]
-        ).reshape(self.a, self.a)
+            [np.asarray(actions[a], dtype=np.float64).reshape(-1)[:m] for a in self.possible_agents]
+        ).reshape(self.a, self.a, m)
         coeff = action_to_coefficient(act, self.coeff_range)
         self._coeffs.append(coeff)
-        advance(
-            self.sim,
-            torch.as_tensor(coeff, dtype=self.sim.dtype)[None],
-            self.closure,
-            self.steps_per_action,
-        )
+        batch = [coeff]
+        if self.paired:  # the lockstep copy: the baseline constant everywhere
+            batch.append(np.broadcast_to(np.asarray(self.baseline), coeff.shape))
+        coeffs = torch.as_tensor(np.stack(batch), dtype=self.sim.dtype)
+        advance(self.sim, coeffs, self.closure, self.steps_per_action)
         self._t += 1
         diverged = self._diverged()
         if diverged:
@@ -230,8 +256,10 @@ class TurbulenceEnv(ParallelEnv):
             return ic
         if index not in self._spun_up:
             self.sim.omega = ic
-            base = action_to_coefficient(np.zeros((self.a, self.a)), self.coeff_range)
-            coeff = torch.as_tensor(base, dtype=self.sim.dtype)[None]
+            base = action_to_coefficient(
+                np.zeros((self.a, self.a, self.family.size)), self.coeff_range
+            )
+            coeff = torch.as_tensor(base, dtype=self.sim.dtype).expand(self.sim.batch, -1, -1, -1)
             advance(self.sim, coeff, self.closure, self.spinup_steps)
             if self._diverged():
                 raise RuntimeError(
@@ -246,16 +274,22 @@ class TurbulenceEnv(ParallelEnv):
         return not bool(self.sim.is_finite()[0]) or float(self.sim.max_abs_omega()[0]) > limit
 
     def _spectrum(self) -> np.ndarray:
-        return self.sim.enstrophy_spectrum().cpu().numpy()  # [1, n/2]
+        return self.sim.enstrophy_spectrum().cpu().numpy()  # [batch, n/2]
 
     def _reward(self, spectrum: np.ndarray) -> float:
-        """``log``: −RMS log10 spectrum error (bounded variant, in [−10, 0]); ``z1``: SMARL's
-        1 / ‖k ⊙ (Ẑ_LES − Ẑ_ref)‖² (unbounded, capped at 1e6)."""
+        """``log``: −RMS log10 spectrum error (bounded variant, in [−10, 0]); paired: the
+        baseline copy's error minus the agents' (in [−10, 10]; the unpaired value if the copy
+        has blown up); ``z1``: SMARL's 1 / ‖k ⊙ (Ẑ_LES − Ẑ_ref)‖² (unbounded, capped at 1e6)."""
         spec, ref = spectrum[0], self.ref.enstrophy_spectrum
         error = log_spectrum_error(spec, ref)
         self._errors.append(error)
         if self.reward_kind == "z1":
             return float(min(1e6, 1.0 / max(weighted_spectrum_error(spec, ref), 1e-12)))
+        if self.paired:
+            base_error = log_spectrum_error(spectrum[1], ref)
+            if np.isfinite(base_error):
+                self._baseline_errors.append(base_error)
+                return float(np.clip(base_error - error, -10.0, 10.0))
         return float(max(-10.0, -error))
 
     def _observe(self, spectrum: np.ndarray) -> Dict[str, np.ndarray]:
@@ -266,14 +300,17 @@ class TurbulenceEnv(ParallelEnv):
         """Diagnostics of the episode, reported in the last step's info (TensorBoard
         ``env/…``): mean log-spectrum error, mean/std of the chosen coefficients, the final
         vorticity kurtosis, and whether the LES diverged."""
-        coeffs = np.stack(self._coeffs) if self._coeffs else np.zeros((1, self.a, self.a))
-        out = {
-            "diverged": float(diverged),
-            "coeff_mean": float(coeffs.mean()),
-            "coeff_std": float(coeffs.std()),
-        }
+        m = self.family.size
+        coeffs = np.stack(self._coeffs) if self._coeffs else np.zeros((1, self.a, self.a, m))
+        out = {"diverged": float(diverged)}
+        for i in range(m):  # coeff_mean, coeff_std; coeff1_mean, ... for further coefficients
+            tag = "coeff" if i == 0 else f"coeff{i}"
+            out[f"{tag}_mean"] = float(coeffs[..., i].mean())
+            out[f"{tag}_std"] = float(coeffs[..., i].std())
         if self._errors:
             out["spectrum_error"] = float(np.mean(self._errors))
+        if self._baseline_errors:
+            out["baseline_spectrum_error"] = float(np.mean(self._baseline_errors))
         if not diverged:
             out["vorticity_kurtosis"] = kurtosis(self.sim.omega[0].cpu().numpy())
         return out

@@ -53,9 +53,24 @@ class StrainScaled:
     rows to the step's transforms."""
 
     field: Union[float, Tensor]
+    pointwise: bool = False
+    """True: ν_e(x) = ``field`` · |S̄(x)|, the local strain norm (the textbook Smagorinsky
+    model, Smagorinsky 1963), formed from the strain rows the step transforms anyway; the
+    field is then always applied on the grid."""
+
+
+@dataclass(frozen=True)
+class VorticityScaled:
+    """Hyperviscosity ν₄ = ``field`` · ⟨ω²⟩^½ (the domain-RMS vorticity of the state at each
+    step, a rate): with ``field`` = C₄⁴ Δ⁴ the dimensionally consistent biharmonic closure of
+    the two-term and backscattering families (``envs/turbulence/families``). ``field`` is a
+    scalar, [batch] or a grid field."""
+
+    field: Union[float, Tensor]
 
 
 EddyViscosity = Union[None, float, Tensor, StrainScaled]
+Hyperviscosity = Union[None, float, Tensor, VorticityScaled]
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
@@ -204,6 +219,10 @@ class Turbulence2D:
         self._ab2_now, self._ab2_prev = (-1.5 * dt * inv_den).to(cdt), (0.5 * dt * inv_den).to(cdt)
         self._neg_dt_inv_den = (-dt * inv_den).to(cdt)
         self._neg_sgs_scalar = (-dt * inv_den * k2).to(cdt)  # Π̂ = ν_e k² ω̂, constant ν_e
+        # hyperviscosity −ν₄∇⁴ω, backward Euler beside Crank–Nicolson: ω̂ⁿ⁺¹ = (what the
+        # step forms) / (1 + ν₄ · dt k⁴ / (1 + dt α + ½ dt ν k²))
+        self._hyper_den = dt * k2**2 / (1.0 + dt * self.alpha + 0.5 * dt * self.nu * k2)
+        self._k2_complex = k2.to(cdt)
         # ⟨ω²⟩^½ = ‖ω̂ · √weight‖ / n² over the stored half plane (k_y > 0 columns count twice)
         half = torch.full_like(ky, math.sqrt(2.0))
         half[..., 0] = 1.0
@@ -302,22 +321,38 @@ class Turbulence2D:
         self._jac_prev = self._flux_prev = None
 
     # ------------------------------------------------------------------ stepping
-    def step(self, n_steps: int = 1, eddy_viscosity: EddyViscosity = None) -> None:
+    def step(
+        self,
+        n_steps: int = 1,
+        eddy_viscosity: EddyViscosity = None,
+        hyperviscosity: Hyperviscosity = None,
+    ) -> None:
         """Advance ``n_steps`` time steps. ``eddy_viscosity`` is None, a scalar, a per-element
         tensor [batch], or a field [n, n] / [batch, n, n]; it is held fixed over the call and
         enters as Π = ∇×∇·(−2 ν_e S̄), explicit (methods.md §2.1). A positive constant ν_e
         dissipates like an extra viscosity: Π̂ = ν_e k² ω̂. ``StrainScaled(field)`` multiplies
-        the field by the current strain norm at every step (SMARL's Smagorinsky)."""
+        the field by the current strain norm at every step (SMARL's Smagorinsky; with
+        ``pointwise`` the local norm |S̄(x)|). ``hyperviscosity`` ν₄ (same shapes, or
+        ``VorticityScaled``) adds −∇²(ν₄ ∇²ω) (= −ν₄∇⁴ω for a uniform ν₄): its domain mean
+        per simulation backward Euler (unconditionally stable), a field's departure from that
+        mean explicit, like Π."""
         scaled = isinstance(eddy_viscosity, StrainScaled)
         nu_e = self._eddy_viscosity(eddy_viscosity.field if scaled else eddy_viscosity)
-        if scaled and nu_e.shape[-1] != 1:  # a grid field: ν_e S̄ formed inside the step
+        pointwise = scaled and eddy_viscosity.pointwise
+        if scaled and (pointwise or nu_e.shape[-1] != 1):  # ν_e S̄ formed inside the step
             nu_e = nu_e.expand(self.batch, self.n, self.n)
+        hyper_scaled = isinstance(hyperviscosity, VorticityScaled)
+        nu_4 = self._eddy_viscosity(
+            hyperviscosity.field if hyper_scaled else hyperviscosity, "hyperviscosity"
+        )
         for _ in range(int(n_steps)):
-            self._step_once(nu_e, scaled)
+            self._step_once(nu_e, scaled, pointwise)
+            if nu_4 is not None:
+                self._w_hat = self._apply_hyperviscosity(nu_4, hyper_scaled)
         self.steps += int(n_steps)
         self.time += int(n_steps) * self.dt
 
-    def _eddy_viscosity(self, value: EddyViscosity) -> Optional[Tensor]:
+    def _eddy_viscosity(self, value, name: str = "eddy_viscosity") -> Optional[Tensor]:
         if value is None:
             return None
         nu_e = torch.as_tensor(value, dtype=self.dtype, device=self.device)
@@ -328,12 +363,30 @@ class Turbulence2D:
             return nu_e.expand(b, n, n)
         if nu_e.shape != (b, n, n):
             raise ValueError(
-                f"eddy_viscosity must be a scalar, [{b}], [{n}, {n}] or "
+                f"{name} must be a scalar, [{b}], [{n}, {n}] or "
                 f"[{b}, {n}, {n}], got {list(nu_e.shape)}"
             )
         return nu_e
 
-    def _nonlinear_hat(self, nu_e_field: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+    def _apply_hyperviscosity(self, nu_4: Tensor, scaled: bool) -> Tensor:
+        """ω̂ⁿ⁺¹ of the step just taken (``_w_hat``, everything but the hyperviscosity) with
+        −∇²(ν₄∇²ω) added, ν₄ evaluated at the state the step started from (``_w_prev``):
+        a field's departure ν₄ − ⟨ν₄⟩ explicit (−dt k² FFT[(ν₄ − ⟨ν₄⟩)·(−∇²ω)] / den, two
+        transform rows), the mean ⟨ν₄⟩ backward Euler (a division, no transform)."""
+        w_old, w_new = self._w_prev, self._w_hat
+        if scaled:
+            nu_4 = nu_4 * self.vorticity_rms(w_old).reshape(-1, 1, 1)
+        if nu_4.shape[-1] != 1:
+            mean = nu_4.mean((-2, -1), keepdim=True)
+            minus_lap = _to_grid(w_old * self._k2_complex, self.n)  # −∇²ω
+            departure = _to_spectral((nu_4 - mean) * minus_lap, self._c)
+            w_new = torch.addcmul(w_new, departure, self._neg_sgs_scalar)
+            nu_4 = mean
+        return w_new / (1.0 + nu_4 * self._hyper_den)
+
+    def _nonlinear_hat(
+        self, nu_e_field: Optional[Tensor], pointwise: bool = False
+    ) -> Tuple[Tensor, Optional[Tensor]]:
         """Ĵ [batch, n, c] and, for an eddy-viscosity field, Π̂ (else None) of the current
         state, each on its own, with one batched inverse and one batched forward transform
         (the step without dealiasing, the bare dealiased step with its spectral history, and
@@ -352,6 +405,8 @@ class Turbulence2D:
             torch.addcmul(u * phys[:, 2], v, phys[:, 3], out=prods[:, 0])
             torch.mul(phys[:, 0:2], phys[:, 4:5], out=prods[:, 1:3])
         if nu_e_field is not None:  # ν_e S̄11, ν_e S̄12
+            if pointwise:  # ν_e(x) = field · |S̄(x)|, |S̄| = 2√(S̄11² + S̄12²)
+                nu_e_field = nu_e_field * 2.0 * torch.linalg.vector_norm(phys[:, -2:], dim=1)
             torch.mul(nu_e_field.unsqueeze(1), phys[:, -2:], out=prods[:, -2:])
         hats = _to_spectral(prods, self._c)
         if self.dealias:
@@ -363,13 +418,24 @@ class Turbulence2D:
             pi = torch.addcmul(self._pi_a * hats[:, -1], self._pi_b, hats[:, -2])
         return jac, pi
 
-    def _vorticity_rms(self) -> Tensor:
-        """⟨ω²⟩^½ [batch] from the stored half spectrum. The norm runs on the real view: torch's
-        norm of the complex tensor took 13x longer (166 vs 13 µs at batch 16)."""
-        weighted = torch.view_as_real(self._w_hat * self._rms_weight)
+    def vorticity_rms(self, w_hat: Optional[Tensor] = None) -> Tensor:
+        """⟨ω²⟩^½ [batch] from the stored half spectrum (of the state, or of ``w_hat``). The
+        norm runs on the real view: torch's norm of the complex tensor took 13x longer (166 vs
+        13 µs at batch 16)."""
+        w_hat = self._w_hat if w_hat is None else w_hat
+        weighted = torch.view_as_real(w_hat * self._rms_weight)
         return torch.linalg.vector_norm(weighted, dim=(-3, -2, -1))
 
-    def _ab2_flux_hat(self, nu_e_field: Optional[Tensor]) -> Tensor:
+    def mean_square_wavenumber(self) -> Tensor:
+        """Σ k²|ω̂|² / Σ |ω̂|² [batch]: palinstrophy over enstrophy, the ratio by which a
+        hyperviscosity's energy drain exceeds a unit Laplacian viscosity's energy input
+        (Jansen & Held 2014's energy budget, ``families/backscatter.py``)."""
+        weight = self._rms_weight.real**2  # the half plane's double count, per column
+        power = (self._w_hat.abs() ** 2) * weight
+        total = power.sum((-2, -1))
+        return (power * self._k2).sum((-2, -1)) / total.clamp_min(torch.finfo(self.dtype).tiny)
+
+    def _ab2_flux_hat(self, nu_e_field: Optional[Tensor], pointwise: bool = False) -> Tensor:
         """Dealiased step's 1.5 Ĵⁿ − 0.5 Ĵⁿ⁻¹ + Π̂ⁿ [batch, n, c] with one forward transform of
         two rows. J and Π are both ∇×∇· of a symmetric tensor (J of u⊗u, Π of τ = −2ν_e S̄) and
         the transform is linear, so the update's combination is formed on the grid before the
@@ -392,6 +458,8 @@ class Turbulence2D:
         else:  # first step: forward Euler, Fⁿ
             total = flux * (2.0 / 3.0)
         if local:  # + τ12, τ11 − τ22
+            if pointwise:  # rows −2 S̄12, −4 S̄11: |S̄| = 2√(S̄11² + S̄12²) = √(r₀² + r₁²/4)
+                nu_e_field = nu_e_field * torch.sqrt(phys[:, 2] ** 2 + 0.25 * phys[:, 3] ** 2)
             total.addcmul_(nu_e_field.unsqueeze(1), phys[:, 2:])
         hats = _to_spectral(total, self._c)
         out = self._curl_div(hats[:, 0], hats[:, 1])
@@ -400,17 +468,20 @@ class Turbulence2D:
         self._flux_prev, self._jac_prev = flux, None
         return out
 
-    def _step_once(self, nu_e: Optional[Tensor], strain_scaled: bool = False) -> None:
+    def _step_once(
+        self, nu_e: Optional[Tensor], strain_scaled: bool = False, pointwise: bool = False
+    ) -> None:
         """One step of the update formula (module docstring), as fused multiply-adds with the
         precomputed weights: lin·ω̂ − dt·F̂/den − dt(1.5 Ĵ − 0.5 Ĵ_prev + Π̂)/den."""
         field = nu_e is not None and nu_e.shape[-1] != 1
-        if strain_scaled:  # ⟨|S̄|²⟩^½ = ⟨ω²⟩^½ (Parseval, ``StrainScaled``): no transform
-            nu_e = nu_e * self._vorticity_rms().reshape(-1, 1, 1)
+        if strain_scaled and not pointwise:  # ⟨|S̄|²⟩^½ = ⟨ω²⟩^½ (Parseval): no transform
+            nu_e = nu_e * self.vorticity_rms().reshape(-1, 1, 1)
         w_new = torch.addcmul(self._neg_force, self._w_hat, self._lin)
         if self.dealias and (field or self._flux_prev is not None):
-            w_new.addcmul_(self._ab2_flux_hat(nu_e if field else None), self._neg_dt_inv_den)
+            flux_hat = self._ab2_flux_hat(nu_e if field else None, pointwise)
+            w_new.addcmul_(flux_hat, self._neg_dt_inv_den)
         else:  # AB2 history Ĵⁿ⁻¹ kept in spectral space (the bare step's cheaper path)
-            jac, pi = self._nonlinear_hat(nu_e if field else None)
+            jac, pi = self._nonlinear_hat(nu_e if field else None, pointwise)
             jac_prev = jac if self._jac_prev is None else self._jac_prev
             w_new.addcmul_(jac, self._ab2_now).addcmul_(jac_prev, self._ab2_prev)
             if pi is not None:
@@ -418,7 +489,7 @@ class Turbulence2D:
             self._jac_prev = jac
         if nu_e is not None and not field:
             w_new.addcmul_(self._w_hat, nu_e * self._neg_sgs_scalar)
-        self._w_hat = w_new
+        self._w_prev, self._w_hat = self._w_hat, w_new
 
     # ------------------------------------------------------------------ diagnostics
     def jacobian(self, form: str = "average") -> Tensor:

@@ -17,10 +17,10 @@ import torch
 
 from regrl.envs.turbulence.closures import dynamic_smagorinsky_cs2
 from regrl.envs.turbulence.env import (
-    DEFAULT_COEFF_RANGE,
     action_to_coefficient,
     advance,
     agent_points,
+    coeff_ranges,
     observe_agents,
 )
 from regrl.envs.turbulence.metrics import (
@@ -61,13 +61,16 @@ def _sim(ref: Reference, batch: int) -> Turbulence2D:
 
 
 def closure_coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
-    """One decision's coefficients [batch, a, a]: the policy's on its observations, dynamic
-    Smagorinsky's (``coeff`` None), or the constant ``coeff``."""
+    """One decision's coefficients [batch, a, a, m]: the policy's on its observations
+    ([batch, agents] or [batch, agents, m]), dynamic Smagorinsky's (``coeff`` None), or the
+    constant ``coeff`` (a number, or m numbers: the family's coefficients, not roots)."""
     if policy is not None:
-        return torch.as_tensor(policy(obs_fn(sim)), dtype=sim.dtype).reshape(-1, a, a)
+        out = torch.as_tensor(policy(obs_fn(sim)), dtype=sim.dtype)
+        return out.reshape(sim.batch, a, a, -1)
     if coeff is None:  # dynamic Smagorinsky: one coefficient per simulation, every decision
-        return dynamic_smagorinsky_cs2(sim)[:, None, None].expand(-1, a, a).to(sim.dtype)
-    return torch.full((sim.batch, a, a), float(coeff), dtype=sim.dtype)
+        return dynamic_smagorinsky_cs2(sim)[:, None, None, None].expand(-1, a, a, 1).to(sim.dtype)
+    values = torch.as_tensor(coeff, dtype=sim.dtype).reshape(-1)
+    return values.expand(sim.batch, a, a, values.numel()).clone()
 
 
 def rollout(
@@ -169,10 +172,11 @@ def _summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]
     )
 
 
-def coeff_range_of(env_kwargs) -> Tuple[float, float]:
-    """The coefficient range an env with these kwargs maps its actions onto."""
+def coeff_range_of(env_kwargs) -> Tuple[Tuple[float, float], ...]:
+    """The coefficient ranges (one pair per coefficient) an env with these kwargs maps its
+    actions onto."""
     kw = dict(env_kwargs)
-    return tuple(kw.get("coeff_range") or DEFAULT_COEFF_RANGE[kw.get("closure", "smagorinsky")])
+    return coeff_ranges(kw.get("closure", "smagorinsky"), kw.get("coeff_range"))
 
 
 def actor_forward(module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -195,13 +199,16 @@ def module_policy(module, coeff_range, squashed: bool = False) -> Policy:
     (RLlib's SAC), whose deterministic action is tanh(mean)."""
 
     forward = actor_forward(module)
+    m = len(np.asarray(coeff_range, dtype=np.float64).reshape(-1, 2))
 
     def policy(obs: np.ndarray) -> np.ndarray:
         b, n_agents, d = obs.shape
         with torch.no_grad():
-            mean = forward(torch.as_tensor(obs.reshape(-1, d)))[:, :1].double().cpu()
+            out = forward(torch.as_tensor(obs.reshape(-1, d))).double().cpu()
+        mean = out[:, :m]  # a diagonal Gaussian's inputs: the m means, then the log-stds
         mean = (torch.tanh(mean) if squashed else mean).numpy()
-        return action_to_coefficient(mean, coeff_range).reshape(b, n_agents)
+        coeff = action_to_coefficient(mean, coeff_range)
+        return coeff.reshape(b, n_agents) if m == 1 else coeff.reshape(b, n_agents, m)
 
     return policy
 

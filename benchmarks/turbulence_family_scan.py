@@ -1,0 +1,150 @@
+"""Constant scan of every closure family: which family has headroom over SMARL's Smagorinsky,
+and what its best constant is — measured before any RL (issue 21 §1; docs/smarl_families.md).
+
+For each family (``envs/turbulence/families``) every point of its scan grid (fixed in the
+family's module before this ran) drives 16 LES from the reference's initial conditions for
+``--time`` time units after ``--spinup``, with the metrics of ``regrl eval`` (log-enstrophy-
+spectrum error of the time-averaged spectrum, vorticity-PDF tails P(|ω| > 3σ) over the DNS's).
+Every row is paired per simulation (same initial conditions) against Smagorinsky C_s = 0.17,
+which runs in the same scan: mean ± 95% Student t over the simulations.
+
+Rows are appended to ``--out`` (JSON) as they finish, and a rerun skips the rows already there,
+so an interrupted scan loses at most one row. ``--report`` prints the tables from the file.
+
+Run:  nice -n 5 .venv/bin/python benchmarks/turbulence_family_scan.py \
+          --out docs/smarl_families.json [--families smagorinsky,smagorinsky_hyper] [--report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from regrl.envs.turbulence import families
+from regrl.envs.turbulence.reference import load_reference
+from regrl.trainers.data_cli import atomic_output
+from regrl.trainers.sweep import t_interval
+from regrl.trainers.turbulence.smarl import paired_differences, rollout
+
+BASELINE = ("smagorinsky", (0.17,))
+ORDER = (  # the baseline's family first, the two-term families (the question) next
+    "smagorinsky",
+    "smagorinsky_hyper",
+    "jansen_held",
+    "smagorinsky_local",
+    "leith_local",
+    "leith",
+)
+KEYS = ("enstrophy_spectrum_error", "tail_ratio")
+
+
+def _key(name, roots) -> str:
+    return families.get_family(name).label(roots)
+
+
+def scan(args) -> None:
+    ref = load_reference()
+    done = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
+    done["args"] = {"sims": args.sims, "time": args.time, "spinup": args.spinup}
+    have = {r["name"] for r in done["rows"]}
+    todo = [(n, p) for n in args.families for p in families.get_family(n).scan_points()]
+    print(f"{len(todo) - len(have & {_key(*t) for t in todo})} rows to run", flush=True)
+    for name, roots in todo:
+        label = _key(name, roots)
+        if label in have:
+            continue
+        start = time.time()
+        family = families.get_family(name)
+        r = rollout(
+            ref,
+            closure=name,
+            coeff=family.coefficient(roots),
+            seeds=args.sims,
+            time_units=args.time,
+            spinup=args.spinup,
+        )
+        r.update(name=label, family=name, roots=list(roots))
+        for key in ("enstrophy_spectrum", "energy_spectrum", "pdf"):
+            r.pop(key, None)  # the tables need the per-simulation numbers, not the curves
+        done["rows"].append(r)
+        with atomic_output(args.out) as fh:
+            fh.write(json.dumps(done, indent=1).encode())
+        err, tail = r["enstrophy_spectrum_error"], r["tail_ratio"]
+        print(
+            f"  {label}: error {err:.4f}, tails {tail:.2f}, diverged {r['diverged']}, "
+            f"{time.time() - start:.0f} s",
+            flush=True,
+        )
+
+
+def _paired(row, base, key) -> str:
+    mean, half = t_interval(paired_differences(row, base, key))
+    return "n/a" if half is None else f"{mean:+.4f} ± {half:.4f}"
+
+
+def report(path: Path) -> str:
+    rows = json.loads(path.read_text())["rows"]
+    base = next((r for r in rows if r["name"] == _key(*BASELINE)), None)
+    out = []
+    for name in [n for n in ORDER if any(r["family"] == n for r in rows)]:
+        family = families.get_family(name)
+        mine = [r for r in rows if r["family"] == name]
+        out += [
+            f"\n### {name}: {family.summary}\n",
+            "| constant | spectrum error | P(|ω|>3σ) ratio | diverged | "
+            "Δ error vs C_s=0.17 | Δ tails vs C_s=0.17 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in mine:
+            stable = not r["diverged"] and base is not None and r is not base
+            d_err = _paired(r, base, KEYS[0]) if stable else "—"
+            d_tail = _paired(r, base, KEYS[1]) if stable else "—"
+            coeffs = ", ".join(f"{c}={v:g}" for c, v in zip(family.coefficients, r["roots"]))
+            out.append(
+                f"| {coeffs} | {r['enstrophy_spectrum_error']:.4f} | "
+                f"{r['tail_ratio']:.2f} | {r['diverged']}/{r['simulations']} | "
+                f"{d_err} | {d_tail} |"
+            )
+    out += [
+        "\n### Best constant of each family (lowest pooled spectrum error, stable)\n",
+        "| family | best constant | spectrum error | tails | Δ error vs C_s=0.17 |",
+        "|---|---|---|---|---|",
+    ]
+    for name in [n for n in ORDER if any(r["family"] == n for r in rows)]:
+        stable = [r for r in rows if r["family"] == name and not r["diverged"]]
+        if not stable:
+            out.append(f"| {name} | none stable | | | |")
+            continue
+        best = min(stable, key=lambda r: r["enstrophy_spectrum_error"])
+        d = _paired(best, base, KEYS[0]) if base is not None and best is not base else "—"
+        out.append(
+            f"| {name} | {best['name']} | {best['enstrophy_spectrum_error']:.4f} | "
+            f"{best['tail_ratio']:.2f} | {d} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--families", default=",".join(ORDER))
+    parser.add_argument("--sims", type=int, default=16)
+    parser.add_argument("--time", type=float, default=20.0)
+    parser.add_argument("--spinup", type=float, default=2.0)
+    parser.add_argument("--report", action="store_true", help="print the tables and stop")
+    args = parser.parse_args()
+    args.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    for name in args.families:
+        families.get_family(name)  # unknown names: the registry's message, before any run
+    if not args.report:
+        torch.set_num_threads(1)
+        scan(args)
+    print(report(args.out))
+
+
+if __name__ == "__main__":
+    main()
