@@ -11,6 +11,9 @@ Rows, per batch size (simulations advancing together):
 - Smagorinsky with one coefficient per simulation (the constant baselines, dynamic
   Smagorinsky), in the step: ⟨|S̄|²⟩ = ⟨ω²⟩ from ω̂ and Π̂ = ν_e k² ω̂, no transform;
 - Leith (outside the step; the mean |∇ω| needs the vorticity gradient);
+- every closure family (``envs/turbulence/families``) through ``families.advance`` as the env
+  and the evaluation call it, one decision per 10 steps: the agents' coefficients drawn in the
+  family's action range (an interpolated field), and the family's base constant (uniform);
 - the learned closure as the evaluation runs it: every 10 steps the agents' observations
   (``env.observe_agents``), the shipped policy's mean (``data/turbulence/policies/smarl_ppo.pt``,
   actor only) and the interpolated coefficient field, then 10 in-step Smagorinsky steps.
@@ -31,6 +34,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/turbulence
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from regrl.envs.turbulence import families  # noqa: E402
 from regrl.envs.turbulence.closures import (
     leith_viscosity,
     smagorinsky_in_step,
@@ -94,10 +98,31 @@ def steppers(sim: Turbulence2D, policy, log_ref) -> dict:
         ),
         "Leith, outside the step": leith,
     }
+    fns.update(family_steppers(sim))
     if policy is not None:
         fns["learned closure: observations + policy every 10 steps"] = learned_stepper(
             les(sim.batch, device=sim.device), policy, log_ref
         )
+    return fns
+
+
+def family_steppers(sim: Turbulence2D) -> dict:
+    """'<family>, agents' field' and '<family>, uniform' -> fn(k): k steps, a decision every
+    ``STEPS_PER_ACTION`` steps (coefficients held between, as in the env)."""
+    gen = torch.Generator().manual_seed(1)
+    fns = {}
+    for name, fam in families.FAMILIES.items():
+        low, high = (torch.tensor(b, dtype=sim.dtype) for b in zip(*fam.default_range()))
+        unit = torch.rand(sim.batch, 4, 4, fam.size, generator=gen, dtype=sim.dtype)
+        field = low + unit * (high - low)
+        uniform = torch.tensor(fam.base(), dtype=sim.dtype).expand(sim.batch, 4, 4, fam.size)
+        for label, coeff in (("agents' field", field), ("uniform", uniform)):
+
+            def run(k, fam=fam, coeff=coeff):
+                for _ in range(0, k, STEPS_PER_ACTION):
+                    families.advance(sim, fam, coeff, STEPS_PER_ACTION)
+
+            fns[f"{name}, {label}"] = run
     return fns
 
 

@@ -376,6 +376,7 @@ def test_versus_best_constant_pairs_the_simulations():
     def row(name, pooled, per):
         return {
             "name": name,
+            "family": "smagorinsky" if name.startswith("Smagorinsky") else None,
             "diverged": 0,
             "enstrophy_spectrum_error": pooled,
             "per_simulation": {"enstrophy_spectrum_error": per, "tail_ratio": per},
@@ -397,3 +398,47 @@ def test_versus_best_constant_pairs_the_simulations():
     assert versus_best_constant(rows).endswith("not different")
     rows[-1]["diverged"] = 1
     assert versus_best_constant(rows) is None
+
+
+def test_compare_evaluates_a_learned_family_against_its_own_constants(monkeypatch):
+    """A learned two-term closure is run beside the family's base (and best) constants, tagged
+    with the family, and versus_best_constant pairs it with those rows only."""
+    from regrl.envs.turbulence import families
+    from regrl.trainers.turbulence import smarl
+
+    calls = []
+
+    def fake_rollout(ref, *, closure, coeff=None, policy=None, **kw):
+        calls.append((closure, coeff, policy))
+        err = 0.05 if closure == "smagorinsky_hyper" and policy is None else 0.07
+        per = [err + d for d in (0.0, 0.001, 0.002)]
+        return {
+            "diverged": 0,
+            "simulations": 3,
+            "seconds_per_time_unit": 1.0,
+            "enstrophy_spectrum_error": err,
+            "per_simulation": {"enstrophy_spectrum_error": per, "tail_ratio": per},
+        }
+
+    monkeypatch.setattr(smarl, "rollout", fake_rollout)
+    monkeypatch.setattr(smarl, "_dns_seconds_per_time_unit", lambda ref: None)
+    fam = families.get_family("smagorinsky_hyper")
+    rows = smarl.compare(
+        None,
+        lambda obs: obs,
+        "smagorinsky_hyper",
+        seeds=3,
+        time_units=1.0,
+        spinup=0.0,
+        steps_per_action=10,
+        agents_per_side=4,
+        say=lambda m: None,
+    )
+    own = [r for r in rows if r["family"] == "smagorinsky_hyper"]
+    assert [r["name"] for r in own][0] == fam.label(fam.classical)
+    assert ("smagorinsky_hyper", fam.base(), None) in calls
+    verdict = smarl.versus_best_constant(rows, "smagorinsky_hyper")
+    assert fam.label(fam.classical) in verdict and "+0.0200 ± 0.0000" in verdict
+    assert verdict.endswith("worse")
+    smag = smarl.versus_best_constant(rows, "smagorinsky")  # the other family's rows
+    assert "Smagorinsky C_s=" in smag and "+0.0000" in smag

@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from regrl.envs.turbulence import families
 from regrl.envs.turbulence.closures import dynamic_smagorinsky_cs2
 from regrl.envs.turbulence.env import (
     action_to_coefficient,
@@ -39,6 +40,11 @@ class Baseline:
     name: str
     closure: Optional[str]  # None: no SGS model
     coeff: Optional[float]  # None with a closure: dynamic Smagorinsky
+
+    @property
+    def family(self) -> Optional[str]:
+        """The closure family whose constant this row is (None: no model, dynamic)."""
+        return self.closure if self.coeff is not None else None
 
 
 BASELINES = (
@@ -226,10 +232,16 @@ def compare(
     say: Callable[[str], None] = print,
 ) -> List[Dict[str, object]]:
     rows = []
-    runs = [(b.name, b.closure, b.coeff, None) for b in BASELINES]
+    runs = [(b.name, b.closure, b.coeff, None, b.family) for b in BASELINES]
+    fam = families.get_family(closure)
+    have = [tuple(np.atleast_1d(b.coeff)) for b in BASELINES if b.family == closure]
+    for roots in fam.constants():  # the learned family's own base and best constants
+        coeff = fam.coefficient(roots)
+        if not any(np.allclose(coeff, c, rtol=1e-9) for c in have):
+            runs.append((fam.label(roots), closure, coeff, None, closure))
     if policy is not None:
-        runs.append((f"learned ({closure})", closure, None, policy))
-    for name, cl, coeff, pol in runs:
+        runs.append((f"learned ({closure})", closure, None, policy, None))
+    for name, cl, coeff, pol, family in runs:
         say(f"eval: {name} ({seeds} simulations x {time_units} time units)")
         r = rollout(
             ref,
@@ -242,7 +254,7 @@ def compare(
             steps_per_action=steps_per_action,
             agents_per_side=agents_per_side,
         )
-        rows.append(dict(r, name=name))
+        rows.append(dict(r, name=name, family=family))
     dns_cost = _dns_seconds_per_time_unit(ref)
     for row in rows:
         row["cost_vs_reference"] = row["seconds_per_time_unit"] / dns_cost if dns_cost else None
@@ -293,17 +305,18 @@ def paired_differences(row: Dict[str, object], base: Dict[str, object], key: str
     return [a - b for a, b in zip(row["per_simulation"][key], base["per_simulation"][key])]
 
 
-def versus_best_constant(rows: List[Dict[str, object]]) -> Optional[str]:
-    """The learned closure against the best constant Smagorinsky row of this evaluation: the
-    enstrophy-spectrum error difference paired over the simulations (same initial conditions),
-    mean ± 95% Student-t half-width, and what it says (better / worse only when the interval
-    excludes 0). None without a stable learned row or per-simulation numbers."""
+def versus_best_constant(
+    rows: List[Dict[str, object]], closure: str = "smagorinsky"
+) -> Optional[str]:
+    """The learned closure against the best constant row **of its own family** (``closure``)
+    in this evaluation: the enstrophy-spectrum error difference paired over the simulations
+    (same initial conditions), mean ± 95% Student-t half-width, and what it says (better /
+    worse only when the interval excludes 0). None without a stable learned row or
+    per-simulation numbers."""
     from regrl.trainers.sweep import t_interval  # lazy: scipy, only for this line
 
     learned = [r for r in rows if str(r["name"]).startswith("learned") and not r["diverged"]]
-    consts = [
-        r for r in rows if str(r["name"]).startswith("Smagorinsky C_s=") and not r["diverged"]
-    ]
+    consts = [r for r in rows if r.get("family") == closure and not r["diverged"]]
     if not learned or not consts or "per_simulation" not in learned[0]:
         return None
     best = min(consts, key=lambda r: r["enstrophy_spectrum_error"])
@@ -350,7 +363,7 @@ def evaluate_run(
         agents_per_side=int(env_kw.get("agents_per_side", 4)),
     )
     table = markdown_table(rows)
-    verdict = versus_best_constant(rows)
+    verdict = versus_best_constant(rows, closure)
     table = table + (f"\n\n{verdict}" if verdict else "")
     (Path(run_dir) / "eval.md").write_text(table + "\n")
     step = read_iteration(ckpt) if ckpt is not None else 0

@@ -39,6 +39,15 @@ class ClosureFamily:
     """Advance ``n_steps`` with the coefficients held (module docstring's Apply)."""
     action_range: Tuple[Tuple[float, float], ...] = ()
     """Coefficient ranges of the RL action (not roots); empty: [0, 2·classical coefficient]."""
+    best: Tuple[float, ...] = ()
+    """Roots of the best constant of the family's scan (docs/smarl_families.md; set after the
+    scan, so chosen after seeing it): the baseline a learned closure of the family must beat.
+    Empty: not measured yet."""
+
+    def constants(self) -> List[Tuple[float, ...]]:
+        """Roots of the constant closures a learned member is evaluated against: the base and,
+        where measured and different, the scan's best."""
+        return [self.classical] + ([self.best] if self.best and self.best != self.classical else [])
 
     @property
     def size(self) -> int:
@@ -77,7 +86,8 @@ FAMILIES: Dict[str, ClosureFamily] = {}
 def register(family: ClosureFamily) -> ClosureFamily:
     if family.name in FAMILIES:
         raise ValueError(f"closure family {family.name!r} registered twice")
-    if not (len(family.powers) == len(family.classical) == len(family.scan) == family.size):
+    sizes = {len(family.powers), len(family.classical), len(family.scan), family.size}
+    if sizes != {family.size} or len(family.best) not in (0, family.size):
         raise ValueError(
             f"closure family {family.name!r}: one power/classical/scan per coefficient"
         )
