@@ -287,6 +287,17 @@ class Turbulence2D:
         self._w_hat = _to_spectral(w, self._c) * self._mask
         self._jac_prev = self._flux_prev = None
 
+    def detach_(self) -> "Turbulence2D":
+        """Cut the autograd history of the state and of the AB2 history (truncated
+        backpropagation through time: the next unroll starts from these values as constants)."""
+        self._w_hat = self._w_hat.detach()
+        self._w_prev = None
+        if self._flux_prev is not None:
+            self._flux_prev = self._flux_prev.detach()
+        if self._jac_prev is not None:
+            self._jac_prev = self._jac_prev.detach()
+        return self
+
     @property
     def omega_hat(self) -> Tensor:
         """rfft2 of the vorticity [batch, n, n//2+1] (unnormalised; a copy)."""
@@ -397,6 +408,8 @@ class Turbulence2D:
         phys = _to_grid(self._w_hat.unsqueeze(1) * ops, self.n)
         u, v = phys[:, 0], phys[:, 1]
         n_products = (2 if self.dealias else 3) + (0 if nu_e_field is None else 2)
+        if self._tracking(nu_e_field):  # autograd: out= writes are not differentiable
+            return self._nonlinear_hat_tracked(phys, nu_e_field, pointwise)
         prods = phys.new_empty(self.batch, n_products, self.n, self.n)
         if self.dealias:  # (u⊗u)12, (u⊗u)11 − (u⊗u)22
             torch.mul(u, v, out=prods[:, 0])
@@ -415,6 +428,37 @@ class Turbulence2D:
             jac = 0.5 * (hats[:, 0] + 1j * (self._kx * hats[:, 1] + self._ky * hats[:, 2]))
         pi = None
         if nu_e_field is not None:  # τ12 = −2 ν_e S̄12, τ11 − τ22 = −4 ν_e S̄11
+            pi = torch.addcmul(self._pi_a * hats[:, -1], self._pi_b, hats[:, -2])
+        return jac, pi
+
+    def _tracking(self, nu_e_field: Optional[Tensor]) -> bool:
+        """True while autograd records the step (the state or the closure requires grad):
+        the step then builds its products out of place (``torch.stack``) instead of writing
+        them into preallocated buffers, ~5% slower and differentiable."""
+        if not torch.is_grad_enabled():
+            return False
+        return self._w_hat.requires_grad or (nu_e_field is not None and nu_e_field.requires_grad)
+
+    def _nonlinear_hat_tracked(
+        self, phys: Tensor, nu_e_field: Optional[Tensor], pointwise: bool
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        """``_nonlinear_hat`` out of place (the same products, stacked), for autograd."""
+        u, v = phys[:, 0], phys[:, 1]
+        if self.dealias:
+            terms = [u * v, u * u - v * v]
+        else:
+            terms = [u * phys[:, 2] + v * phys[:, 3], u * phys[:, 4], v * phys[:, 4]]
+        if nu_e_field is not None:
+            if pointwise:
+                nu_e_field = nu_e_field * 2.0 * torch.linalg.vector_norm(phys[:, -2:], dim=1)
+            terms += [nu_e_field * phys[:, -2], nu_e_field * phys[:, -1]]
+        hats = _to_spectral(torch.stack(terms, 1), self._c)
+        if self.dealias:
+            jac = self._curl_div(hats[:, 0], hats[:, 1])
+        else:
+            jac = 0.5 * (hats[:, 0] + 1j * (self._kx * hats[:, 1] + self._ky * hats[:, 2]))
+        pi = None
+        if nu_e_field is not None:
             pi = torch.addcmul(self._pi_a * hats[:, -1], self._pi_b, hats[:, -2])
         return jac, pi
 
@@ -447,9 +491,12 @@ class Turbulence2D:
         local = nu_e_field is not None
         phys = _to_grid(self._w_hat.unsqueeze(1) * self._flux_rows[int(local)], self.n)
         u, v = phys[:, 0], phys[:, 1]  # √1.5 u, √1.5 v
-        flux = phys.new_empty(self.batch, 2, self.n, self.n)
-        torch.mul(u, v, out=flux[:, 0])  # 1.5 (u⊗u)12
-        torch.mul(u, u, out=flux[:, 1]).addcmul_(v, v, value=-1.0)  # 1.5 (u⊗u)11 − 22
+        if self._tracking(nu_e_field):  # autograd: out of place
+            flux = torch.stack([u * v, u * u - v * v], 1)
+        else:
+            flux = phys.new_empty(self.batch, 2, self.n, self.n)
+            torch.mul(u, v, out=flux[:, 0])  # 1.5 (u⊗u)12
+            torch.mul(u, u, out=flux[:, 1]).addcmul_(v, v, value=-1.0)  # 1.5 (u⊗u)11 − 22
         spectral_history = self._flux_prev is None and self._jac_prev is not None
         if self._flux_prev is not None:  # 1.5 Fⁿ − 0.5 Fⁿ⁻¹
             total = torch.add(flux, self._flux_prev, alpha=-1.0 / 3.0)

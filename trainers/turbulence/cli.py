@@ -25,6 +25,7 @@ def add_cli(sub) -> None:
     _add_dataset(tsub)
     _add_compare(tsub)
     _add_pretrain(tsub)
+    _add_fit(tsub)
 
 
 def _spec_flags(parser, spec_cls) -> None:
@@ -125,6 +126,26 @@ def _add_compare(tsub) -> None:
     )
     cmp.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     cmp.set_defaults(handler=_compare)
+
+
+def _add_fit(tsub) -> None:
+    from regrl.trainers.turbulence.solver_loop import FitSpec
+
+    fit = tsub.add_parser(
+        "fit",
+        help="solver-in-the-loop: fit a closure family's constants by gradients through "
+        "unrolled LES steps, then evaluate them against the family's constants",
+    )
+    fit.add_argument("--out", required=True, help="output directory (fit.json, fit.md)")
+    fit.add_argument("--reference", help="reference file (default: the packaged one)")
+    _spec_flags(fit, FitSpec)
+    fit.add_argument(
+        "--eval-sims", type=int, default=16, help="LES of the evaluation, 0: none (default 16)"
+    )
+    fit.add_argument("--eval-time", type=float, default=20.0, help="(default %(default)s)")
+    fit.add_argument("--eval-spinup", type=float, default=2.0, help="(default %(default)s)")
+    fit.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    fit.set_defaults(handler=_fit)
 
 
 def _add_pretrain(tsub) -> None:
@@ -343,6 +364,25 @@ def _dataset(args) -> int:
     from regrl.trainers.turbulence.closures import dataset_command
 
     return _run(dataset_command, args)
+
+
+def _fit(args) -> int:
+    import math
+
+    _check_threads(args.threads)
+    times = (args.eval_time, args.eval_spinup)
+    if not 0 <= args.eval_sims <= MAX_SEEDS:
+        raise ConfigError(f"--eval-sims must be in 0..{MAX_SEEDS}, got {args.eval_sims}")
+    if not all(math.isfinite(t) and t >= 0 for t in times) or sum(times) > MAX_TIME_UNITS:
+        raise ConfigError(
+            f"--eval-time and --eval-spinup must be finite, >= 0, together <= "
+            f"{MAX_TIME_UNITS:g}; got {args.eval_time}, {args.eval_spinup}"
+        )
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a directory")
+    from regrl.trainers.turbulence.solver_loop import fit_command
+
+    return _run(fit_command, args)
 
 
 def _compare(args) -> int:

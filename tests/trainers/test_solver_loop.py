@@ -1,0 +1,174 @@
+"""Solver-in-the-loop fitting (trainers/turbulence/solver_loop.py): the loss pieces by hand, the
+gradient through the unrolled LES against finite differences for every family, and the fit
+moving the coefficient toward a reference that needs more (or less) dissipation."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from regrl.envs.turbulence import families
+from regrl.envs.turbulence.reference import (
+    ReferenceSpec,
+    generate_reference,
+    load_reference,
+    save_reference,
+)
+from regrl.trainers.turbulence import solver_loop
+from regrl.trainers.turbulence.solver_loop import FitSpec, fit_constants, unroll_loss
+
+D = torch.float64
+
+
+@pytest.fixture(scope="module")
+def ref_path(tmp_path_factory):
+    spec = ReferenceSpec(
+        n_dns=32,
+        n_les=16,
+        nu=1e-3,
+        dt=2e-3,
+        spinup_time=1.0,
+        average_time=0.4,
+        sample_every=0.1,
+        n_init=4,
+        pdf_bins=41,
+    )
+    path = tmp_path_factory.mktemp("fit") / "ref.npz"
+    save_reference(path, generate_reference(spec))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ref(ref_path):
+    return load_reference(ref_path)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_bounded_parameterisation_round_trips_and_stays_in_range():
+    low, high = torch.tensor([0.0, 0.1], dtype=D), torch.tensor([0.05, 0.9], dtype=D)
+    c = torch.tensor([0.0289, 0.5], dtype=D)
+    torch.testing.assert_close(
+        solver_loop.bounded(solver_loop.unbounded(c, low, high), low, high), c
+    )
+    far = solver_loop.bounded(torch.tensor([-50.0, 50.0], dtype=D), low, high)
+    assert torch.all(far >= low) and torch.all(far <= high)
+
+
+def test_log_spectrum_loss_and_soft_tails_by_hand():
+    z_ref = torch.tensor([0.0, 1.0, 10.0, 0.0], dtype=D)
+    z = torch.tensor([[[0.0, 10.0, 10.0, 5.0]], [[0.0, 10.0, 10.0, 5.0]]], dtype=D)
+    # k = 1, 2 below the cut 3: (log10 10 − 0)² and 0 → mean 0.5
+    assert float(solver_loop.log_spectrum_loss(z, z_ref, 3)) == pytest.approx(0.5)
+    omega = torch.tensor([0.0, 1.0, 3.5, -4.0], dtype=D)
+    soft = solver_loop.soft_tail_probability(omega, 1.0, 1e-3)
+    assert float(soft) == pytest.approx(0.5)  # |ω| > 3 for two of four
+    wide = solver_loop.soft_tail_probability(omega, 1.0, 0.5)
+    expected = np.mean(1 / (1 + np.exp(-(np.abs([0.0, 1.0, 3.5, -4.0]) - 3) / 0.5)))
+    assert float(wide) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(families.FAMILIES))
+@pytest.mark.parametrize("target", ["spectrum", "spectrum+tails"])
+def test_gradient_through_the_unroll_matches_finite_differences(ref, name, target):
+    fam = families.get_family(name)
+    spec = FitSpec(closure=name, target=target, sims=2, unroll=12, sample_every=4)
+    base = torch.tensor(fam.base(), dtype=D)
+
+    def loss(coeff):
+        sim = solver_loop._les(ref, 2)
+        sim.step(30)  # leave the smooth initial condition
+        return unroll_loss(sim, coeff, spec, ref)
+
+    coeff = base.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss(coeff), coeff)
+    for i in range(fam.size):
+        h = torch.zeros_like(base)
+        h[i] = 1e-6 * base[i]
+        with torch.no_grad():
+            fd = (loss(base + h) - loss(base - h)) / (2 * h[i])
+        assert float(grad[i]) == pytest.approx(float(fd), rel=1e-5, abs=1e-9)
+    assert float(grad.abs().max()) > 0
+
+
+@pytest.mark.parametrize("scale, direction", [(6.0, 1), (0.0, -1)])
+def test_fit_moves_toward_a_reference_that_needs_more_or_less_dissipation(ref, scale, direction):
+    """Replace the reference spectrum by the LES's own under C_s² = scale · base (6×: far more
+    dissipation, 0: none): a few Adam steps move C_s² up, resp. down, from the base."""
+    fam = families.get_family("smagorinsky")
+    sim = solver_loop._les(ref, 4)
+    zs = []
+    with torch.no_grad():
+        coeff = torch.full((4, 1, 1, 1), scale * fam.base()[0], dtype=D)
+        for _ in range(40):
+            families.advance(sim, fam, coeff, 5)
+            zs.append(sim.enstrophy_spectrum().mean(0))
+    target = torch.stack(zs).mean(0).numpy().copy()
+    target[target <= 0] = 0.0
+    shifted = dataclasses.replace(ref, enstrophy_spectrum=target)
+    spec = FitSpec(
+        closure="smagorinsky",
+        sims=4,
+        spinup=0.0,
+        unroll=20,
+        sample_every=5,
+        iterations=6,
+        lr=0.3,
+        average_last=0.5,
+    )
+    result = fit_constants(shifted, spec, say=lambda m: None)
+    assert len(result["history"]) == 6 and result["skipped_unrolls"] == 0
+    moved = result["coeff"][0] - fam.base()[0]
+    assert direction * moved > 0.1 * fam.base()[0]
+    assert math.isclose(result["roots"][0] ** 2, result["coeff"][0], rel_tol=1e-12)
+
+
+def test_fit_spec_refuses_bad_settings():
+    with pytest.raises(ValueError, match="closure must be one of"):
+        FitSpec(closure="smag")
+    with pytest.raises(ValueError, match="target must be one of"):
+        FitSpec(target="tails")
+    with pytest.raises(ValueError, match="multiple of sample_every"):
+        FitSpec(unroll=30, sample_every=20)
+    with pytest.raises(ValueError, match="iterations must be >= 1"):
+        FitSpec(iterations=0)
+
+
+def test_fit_command_writes_the_fit_and_its_paired_evaluation(ref_path, tmp_path, capsys):
+    import json
+
+    from regrl.trainers.cli import main
+
+    out = tmp_path / "fit"
+    flags = {
+        "--out": out,
+        "--reference": ref_path,
+        "--closure": "smagorinsky_hyper",
+        "--sims": 2,
+        "--spinup": 0.1,
+        "--unroll": 10,
+        "--sample-every": 5,
+        "--iterations": 2,
+        "--eval-sims": 2,
+        "--eval-time": 0.2,
+        "--eval-spinup": 0.1,
+    }
+    args = ["turbulence", "fit"] + [str(x) for kv in flags.items() for x in kv]
+    assert main(args) == 0
+    text = (out / "fit.md").read_text()
+    assert "| fitted smagorinsky_hyper C_s=" in text and "paired over the simulations" in text
+    result = json.loads((out / "fit.json").read_text())
+    assert len(result["history"]) == 2 and len(result["roots"]) == 2
+    capsys.readouterr()
+    assert main(args + ["--closure", "smag"]) == 2
+    assert "closure must be one of" in capsys.readouterr().err
+    assert main(args + ["--eval-time", "nan"]) == 2
+    assert "--eval-time" in capsys.readouterr().err

@@ -1,0 +1,301 @@
+"""Solver-in-the-loop fitting of a closure family's constants: gradients of a statistics loss
+through unrolled steps of the torch LES (differentiable a-posteriori training: Kochkov et al.
+2021, "Machine learning-accelerated computational fluid dynamics", PNAS 118; List, Chen &
+Thuerey 2022, "Learned turbulence modelling with differentiable fluid solvers", JFM 949 — both
+backpropagate through unrolled solver steps; the stable-closure recipe of "Learning fast,
+accurate, and stable closures of a kinetic theory of an active fluid" fits closures through a
+differentiable pseudo-spectral solver the same way).
+
+The loop (``fit_constants``), one LES batch from the reference's last ``sims`` initial
+conditions (the evaluation's rollouts start from the same files, 2 time units of spin-up
+decorrelate them), spun up with the family's base constant:
+
+    θ ∈ ℝ^m,  C = low + (high − low)·σ(θ)          the RL action's range (``default_range``)
+    repeat: detach the state (truncated backpropagation through time), unroll K steps with
+            C, sample Ẑ every ``sample_every`` steps, loss, ∇_θ by autograd, clip, Adam
+
+    spectrum loss  L_Z = mean_{1≤k<k_c} (log10 ⟨Ẑ(k)⟩ − log10 Ẑ_ref(k))²   ⟨·⟩ over samples, batch
+    tails arm      L = L_Z + w (log P̃ − log P_ref)²,  P̃ = ⟨σ((|ω| − 3σ_ref)/(τσ_ref))⟩
+
+with P̃ a smooth (sigmoid, width τ) count of |ω| > 3σ_ref, the tail statistic of the evaluation.
+The answer is the mean of C over the last quarter of the iterations (Polyak averaging: the loss
+of a short unroll carries the flow's weather, the average does not). Stability: the bounded
+parameterisation keeps C in the RL action range, and a blown-up unroll (non-finite loss) is
+restarted from the spun-up states with the update skipped and counted. Constants need no
+further regulariser; the growth penalty for networks is future work (docs/smarl_families.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+
+from regrl.envs.turbulence import families
+from regrl.envs.turbulence.reference import Reference, les_physics
+from regrl.envs.turbulence.solver import Turbulence2D
+
+Tensor = torch.Tensor
+TARGETS = ("spectrum", "spectrum+tails")
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    closure: str = "smagorinsky_hyper"
+    """Closure family whose constants are fitted (``envs/turbulence/families``)."""
+    target: str = "spectrum"
+    """``spectrum`` (log-enstrophy spectrum) or ``spectrum+tails`` (plus P(|ω| > 3σ))."""
+    sims: int = 8
+    """LES in the batch (the reference's last ``sims`` initial conditions)."""
+    spinup: float = 2.0
+    """Time units with the family's base constant before the first update (no gradient)."""
+    unroll: int = 200
+    """Solver steps per update, all differentiated (K)."""
+    sample_every: int = 20
+    """Steps between the spectrum samples of an unroll."""
+    iterations: int = 80
+    """Updates of θ."""
+    lr: float = 0.1
+    """Adam step size on θ (the logit of the coefficient in its range)."""
+    clip: float = 1.0
+    """Gradient-norm clip on θ."""
+    tail_weight: float = 1.0
+    """w of the tails arm."""
+    tail_width: float = 0.25
+    """τ: width of the smooth tail indicator, in units of σ_ref."""
+    average_last: float = 0.25
+    """Fraction of the last iterations whose coefficients are averaged into the answer."""
+
+    def __post_init__(self):
+        families.get_family(self.closure)
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        for name in ("sims", "unroll", "sample_every", "iterations"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.unroll % self.sample_every:
+            raise ValueError(
+                f"unroll ({self.unroll}) must be a multiple of sample_every ({self.sample_every})"
+            )
+        if not 0 < self.average_last <= 1:
+            raise ValueError(f"average_last must be in (0, 1], got {self.average_last}")
+        if not (math.isfinite(self.spinup) and self.spinup >= 0):
+            raise ValueError(f"spinup must be finite and >= 0, got {self.spinup}")
+
+
+def bounded(theta: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """C = low + (high − low)·σ(θ): the coefficient in its range for any θ."""
+    return low + (high - low) * torch.sigmoid(theta)
+
+
+def unbounded(coeff: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """θ with ``bounded(θ) = coeff`` (coeff strictly inside the range)."""
+    p = (coeff - low) / (high - low)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def log_spectrum_loss(z: Tensor, z_ref: Tensor, k_cut: int) -> Tensor:
+    """mean_{1≤k<k_cut} (log10 ⟨Ẑ(k)⟩ − log10 Ẑ_ref(k))², ⟨·⟩ over all leading axes of z
+    [..., K]: the square of the evaluation's log-spectrum error of the averaged spectrum."""
+    mean = z.reshape(-1, z.shape[-1]).mean(0)
+    return ((torch.log10(mean[1:k_cut]) - torch.log10(z_ref[1:k_cut])) ** 2).mean()
+
+
+def soft_tail_probability(omega: Tensor, sigma: float, width: float, n_sigma: float = 3.0):
+    """⟨σ((|ω| − n_sigma·sigma) / (width·sigma))⟩: a differentiable P(|ω| > n_sigma·sigma) that
+    tends to the count as width → 0."""
+    return torch.sigmoid((omega.abs() - n_sigma * sigma) / (width * sigma)).mean()
+
+
+def _les(ref: Reference, sims: int) -> Turbulence2D:
+    ics = ref.initial_conditions
+    if not 1 <= sims <= len(ics):
+        raise ValueError(f"sims must be in 1..{len(ics)} (the reference's initial conditions)")
+    sim = Turbulence2D(ref.n_les, batch=sims, **les_physics(ref.provenance["spec"]))
+    sim.omega = torch.as_tensor(ics[len(ics) - sims :], dtype=sim.dtype)
+    return sim
+
+
+def unroll_loss(sim: Turbulence2D, coeff: Tensor, spec: FitSpec, ref: Reference) -> Tensor:
+    """Advance ``sim`` ``spec.unroll`` steps with the family's uniform coefficients ``coeff``
+    [m] and return the loss of the module docstring (differentiable in ``coeff`` and in the
+    state the unroll starts from)."""
+    fam = families.get_family(spec.closure)
+    k_cut = int(np.flatnonzero(ref.enstrophy_spectrum > 1e-30).max()) + 1  # 2/3-rule cut
+    zs = []
+    for _ in range(spec.unroll // spec.sample_every):
+        families.advance(sim, fam, coeff.expand(sim.batch, 1, 1, fam.size), spec.sample_every)
+        zs.append(sim.enstrophy_spectrum())
+    z = torch.stack(zs)
+    loss = log_spectrum_loss(z, torch.as_tensor(ref.enstrophy_spectrum, dtype=z.dtype), k_cut)
+    if spec.target == "spectrum+tails":
+        p = soft_tail_probability(sim.omega, ref.omega_std, spec.tail_width)
+        loss = loss + spec.tail_weight * torch.log(p / max(ref.tail_3sigma, 1e-12)) ** 2
+    return loss
+
+
+def fit_constants(
+    ref: Reference, spec: FitSpec, say: Callable[[str], None] = print
+) -> Dict[str, object]:
+    """Fit the constants of ``spec.closure`` (module docstring). Returns the per-iteration
+    history (loss, coefficients), the averaged answer as coefficients and roots, and the
+    number of skipped (blown-up) unrolls."""
+    fam = families.get_family(spec.closure)
+    low, high = (torch.tensor(b, dtype=torch.float64) for b in zip(*fam.default_range()))
+    theta = unbounded(torch.tensor(fam.base(), dtype=torch.float64), low, high)
+    theta = theta.clone().requires_grad_(True)
+    opt = torch.optim.Adam([theta], lr=spec.lr)
+    sim = _les(ref, spec.sims)
+    base = torch.tensor(fam.base(), dtype=sim.dtype).expand(sim.batch, 1, 1, fam.size)
+    with torch.no_grad():
+        families.advance(sim, fam, base, int(round(spec.spinup / sim.dt)))
+    start_state = sim.omega.detach().clone()
+    history: List[Dict[str, object]] = []
+    skipped, started = 0, time.time()
+    for it in range(spec.iterations):
+        sim.detach_()
+        coeff = bounded(theta, low, high)
+        loss = unroll_loss(sim, coeff, spec, ref)
+        if not torch.isfinite(loss):  # blown up: restart from the spun-up states, no update
+            skipped += 1
+            sim.omega = start_state
+            continue
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([theta], spec.clip)
+        opt.step()
+        history.append({"iteration": it, "loss": loss.item(), "coeff": coeff.detach().tolist()})
+        if it % 10 == 0 or it == spec.iterations - 1:
+            roots = _roots(fam, coeff.detach())
+            say(
+                f"fit {spec.closure} [{spec.target}] {it + 1}/{spec.iterations}: loss "
+                f"{loss.item():.5f}, {fam.label(roots)} ({time.time() - started:.0f} s)"
+            )
+    if not history:
+        raise FloatingPointError(f"every unroll of {spec.closure} blew up; lower lr or unroll")
+    tail = history[-max(1, int(round(spec.average_last * len(history)))) :]
+    answer = torch.tensor([h["coeff"] for h in tail], dtype=torch.float64).mean(0)
+    return {
+        "spec": asdict(spec),
+        "history": history,
+        "coeff": answer.tolist(),
+        "roots": list(_roots(fam, answer)),
+        "skipped_unrolls": skipped,
+        "seconds": time.time() - started,
+    }
+
+
+def _roots(fam: families.ClosureFamily, coeff: Tensor) -> tuple:
+    return tuple(float(c) ** (1.0 / p) for c, p in zip(coeff.tolist(), fam.powers))
+
+
+def write_fit(out: Path, result: Dict[str, object]) -> Path:
+    from regrl.trainers.data_cli import atomic_output
+
+    path = Path(out) / "fit.json"
+    with atomic_output(path) as fh:
+        fh.write(json.dumps(result, indent=1).encode())
+    return path
+
+
+def evaluate_constants(
+    ref: Reference,
+    closure: str,
+    fitted: tuple,
+    *,
+    sims: int,
+    time_units: float,
+    spinup: float,
+    say: Callable[[str], None] = print,
+) -> Dict[str, object]:
+    """The fitted constant (roots) against its family's base and best constants and SMARL's
+    C_s = 0.17, on the evaluation's rollouts (``smarl.rollout``), paired per simulation."""
+    from regrl.trainers.sweep import t_interval
+    from regrl.trainers.turbulence.smarl import paired_differences, rollout
+
+    fam = families.get_family(closure)
+    runs = [("fitted " + fam.label(fitted), closure, fitted)]
+    runs += [(fam.label(r), closure, r) for r in fam.constants()]
+    if closure != "smagorinsky" or (0.17,) not in fam.constants():
+        runs.append(("smagorinsky C_s=0.17", "smagorinsky", (0.17,)))
+    rows = []
+    for name, cl, roots in runs:
+        say(f"eval: {name} ({sims} LES x {time_units} time units)")
+        coeff = families.get_family(cl).coefficient(roots)
+        r = rollout(ref, closure=cl, coeff=coeff, seeds=sims, time_units=time_units, spinup=spinup)
+        rows.append({k: v for k, v in r.items() if not isinstance(v, list)} | {"name": name})
+        rows[-1]["per_simulation"] = r.get("per_simulation")
+    paired = {}
+    for other in rows[1:]:
+        if rows[0]["diverged"] or other["diverged"]:
+            continue
+        for key in ("enstrophy_spectrum_error", "tail_ratio"):
+            mean, half = t_interval(paired_differences(rows[0], other, key))
+            paired[f"{other['name']}: {key}"] = [mean, half]
+    return {"rows": rows, "paired_fitted_minus": paired}
+
+
+def fit_markdown(result: Dict[str, object]) -> str:
+    spec, ev = result["spec"], result.get("evaluation")
+    lines = [
+        f"Solver-in-the-loop fit of {spec['closure']} [{spec['target']}]: "
+        f"{spec['iterations']} updates of {spec['unroll']}-step unrolls over {spec['sims']} LES, "
+        f"{result['seconds']:.0f} s, {result['skipped_unrolls']} unroll(s) skipped; "
+        f"answer (mean of the last {spec['average_last']:.0%}): "
+        + ", ".join(f"{r:.4f}" for r in result["roots"]),
+    ]
+    if ev:
+        lines += [
+            "",
+            "| closure | spectrum error | P(|ω|>3σ) ratio | diverged |",
+            "|---|---|---|---|",
+        ]
+        for r in ev["rows"]:
+            lines.append(
+                f"| {r['name']} | {r['enstrophy_spectrum_error']:.4f} | {r['tail_ratio']:.2f} | "
+                f"{r['diverged']}/{r['simulations']} |"
+            )
+        lines += ["", "Fitted minus each row, paired over the simulations (mean ± 95% t):", ""]
+        for name, (mean, half) in ev["paired_fitted_minus"].items():
+            lines.append(f"- {name}: {mean:+.4f} ± {half:.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def fit_command(args) -> int:
+    """``regrl turbulence fit``: fit, optionally evaluate, write fit.json and fit.md."""
+    from regrl.envs.turbulence.reference import load_reference
+
+    spec = FitSpec(
+        **{
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(FitSpec)
+            if getattr(args, f.name, None) is not None
+        }
+    )
+    torch.set_num_threads(int(args.threads))
+    ref = load_reference(args.reference)
+    out = Path(args.out)
+    result = fit_constants(ref, spec, say=lambda m: print(m, flush=True))
+    if args.eval_sims:
+        result["evaluation"] = evaluate_constants(
+            ref,
+            spec.closure,
+            tuple(result["roots"]),
+            sims=args.eval_sims,
+            time_units=args.eval_time,
+            spinup=args.eval_spinup,
+            say=lambda m: print(m, flush=True),
+        )
+    write_fit(out, result)
+    text = fit_markdown(result)
+    (out / "fit.md").write_text(text)
+    print(text)
+    print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
+    return 0
