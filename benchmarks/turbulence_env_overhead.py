@@ -1,7 +1,11 @@
 """SMARL environment throughput: a bare loop over the PettingZoo env vs the same env sampled
-through an RLlib EnvRunner (with the shared-policy RLModule), measured in the same run.
+through an RLlib EnvRunner (with the shared-policy RLModule), measured in the same run, for one
+LES per env and for S LES stepped as one batch by one env (``env.kwargs.sims``). The unit is
+the simulation-decision: one decision of the 16 agents of one LES (S per env step), so the
+ratios against S = 1 in the same run are the gain in experience per core-second.
 
-Run: .venv/bin/python benchmarks/turbulence_env_overhead.py [--steps 200] [--reference PATH]
+Run: .venv/bin/python benchmarks/turbulence_env_overhead.py [--steps 200] [--sims 1,4,8]
+         [--reference PATH]
 """
 
 from __future__ import annotations
@@ -48,22 +52,31 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=200, help="environment steps (decisions)")
     p.add_argument("--reference", default=None, help="reference .npz (default: packaged)")
+    p.add_argument("--sims", default="1,4,8", help="LES per env, comma-separated")
     args = p.parse_args()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    kw = {"episode_actions": 50, "steps_per_action": 10}
-    if args.reference:
-        kw["reference"] = args.reference
-    bare = bare_loop(kw, args.steps)
-    rllib = env_runner(kw, args.steps)
-    print(f"SMARL env, 16 agents, 10 solver steps per decision, {args.steps} decisions")
-    print(f"  bare loop          {bare:8.1f} decisions/s")
     print(
-        f"  RLlib EnvRunner    {rllib:8.1f} decisions/s   ratio x{rllib / bare:.2f} "
-        f"(overhead {100 * (1 - rllib / bare):.0f}%)"
+        f"SMARL env, 16 agents per LES, 10 solver steps per decision, {args.steps} env steps; "
+        "rates in simulation-decisions/s"
     )
+    print("| LES per env | bare loop | x S=1 | RLlib EnvRunner | x S=1 | EnvRunner / bare |")
+    print("|---|---|---|---|---|---|")
+    first = None
+    for sims in [int(x) for x in args.sims.split(",")]:
+        kw = {"episode_actions": 50, "steps_per_action": 10, "sims": sims}
+        if args.reference:
+            kw["reference"] = args.reference
+        bare = sims * bare_loop(kw, args.steps)
+        rllib = sims * env_runner(kw, args.steps)
+        first = first or (bare, rllib)
+        print(
+            f"| {sims} | {bare:.1f} | {bare / first[0]:.2f} | {rllib:.1f} | "
+            f"{rllib / first[1]:.2f} | {rllib / bare:.2f} |",
+            flush=True,
+        )
     ray.shutdown()
 
 

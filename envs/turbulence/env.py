@@ -11,6 +11,12 @@ anti-diffuses; SMARL's own range is [−0.125, 0.125], docs/smarl.md says why we
 agent values are interpolated periodically to the grid. One decision every
 ``steps_per_action`` solver steps; all agents get the same spectrum-matching reward.
 
+``sims``: one env steps that many LES as one batch (the solver's batching makes S simulations
+much cheaper than S separate ones), each with its own a×a agents (``sim{b}_agent_{i}``; the
+names of a single-sim env stay ``agent_{i}``) and its own initial condition and reward; a sim
+that blows up ends for its agents alone, and the episode's metrics, aggregated over the sims,
+come with the step on which the last sim ends.
+
 ``paired``: the reward is the improvement over a copy of the LES stepped in lockstep from the
 same state with the family's constant ``paired_baseline`` (roots, default the family's base):
 (baseline's log-spectrum error − the agents'), so that what the agents did, not how far the
@@ -147,6 +153,7 @@ class TurbulenceEnv(ParallelEnv):
         spinup: float = 0.0,
         paired: bool = False,
         paired_baseline: Optional[Sequence[float]] = None,
+        sims: int = 1,
     ):
         family = families.get_family(closure)
         coeff_range = coeff_ranges(closure, coeff_range)
@@ -159,6 +166,7 @@ class TurbulenceEnv(ParallelEnv):
             ("agents_per_side", agents_per_side),
             ("steps_per_action", steps_per_action),
             ("episode_actions", episode_actions),
+            ("sims", sims),
         ):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -176,13 +184,16 @@ class TurbulenceEnv(ParallelEnv):
         self.steps_per_action, self.episode_actions = steps_per_action, episode_actions
         self.penalty, self.div_factor = float(divergence_penalty), float(divergence_factor)
         self.family, self.paired, self.baseline = family, bool(paired), baseline
-        self.sim = Turbulence2D(
-            self.n,
-            batch=2 if paired else 1,  # element 1: the lockstep constant-closure copy
-            dtype=getattr(torch, dtype),
-            **{**les_physics(p), "dt": dt or les_dt(p)},
-        )
-        self.possible_agents = [f"agent_{i}" for i in range(agents_per_side**2)]
+        self.n_sims = int(sims)
+        physics = {**les_physics(p), "dt": dt or les_dt(p), "dtype": getattr(torch, dtype)}
+        self._physics = physics
+        # elements 0..S-1: the agents' LES; S..2S-1: their lockstep constant-closure copies
+        self.sim = Turbulence2D(self.n, batch=self.n_sims * (2 if paired else 1), **physics)
+        names = [f"agent_{i}" for i in range(agents_per_side**2)]
+        if self.n_sims > 1:
+            names = [f"sim{b}_{name}" for b in range(self.n_sims) for name in names]
+        self.possible_agents = names
+        self._sim_agents = np.array(names).reshape(self.n_sims, -1)  # [S, a²]
         self.agents: list = []
         self._log_ref = np.log10(self.ref.enstrophy_spectrum[1:] + 1e-30)
         obs_dim = N_INVARIANTS + len(self._log_ref)
@@ -206,117 +217,165 @@ class TurbulenceEnv(ParallelEnv):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         ics = self.ref.initial_conditions
-        start = int(self._rng.integers(len(ics)))
-        self.sim.omega = self._start_state(start)
+        starts = [int(self._rng.integers(len(ics))) for _ in range(self.n_sims)]
+        if options and "initial_conditions" in options:  # chosen by the caller, one per sim
+            starts = [int(i) for i in options["initial_conditions"]]
+            if len(starts) != self.n_sims or not all(0 <= i < len(ics) for i in starts):
+                raise ValueError(
+                    f"options['initial_conditions'] must be {self.n_sims} indices in "
+                    f"0..{len(ics) - 1}, got {options['initial_conditions']}"
+                )
+        omega = torch.stack([self._start_state(i) for i in starts])
+        self.sim.omega = torch.cat([omega, omega]) if self.paired else omega
         self.agents = list(self.possible_agents)
-        self._t, self._errors, self._baseline_errors, self._coeffs = 0, [], [], []
-        obs = self._observe(self._spectrum())
-        info = {"initial_condition": start}
-        return obs, {a: dict(info) for a in self.agents}
+        self._alive = np.ones(self.n_sims, bool)
+        self._t, self._coeffs = 0, []
+        self._errors = [[] for _ in range(self.n_sims)]
+        self._baseline_errors = [[] for _ in range(self.n_sims)]
+        self._diverged_sims = np.zeros(self.n_sims, bool)
+        obs = self._observe(self._spectrum(), self._alive)
+        infos = {}
+        for b, start in enumerate(starts):
+            infos.update({a: {"initial_condition": start} for a in self._sim_agents[b]})
+        return obs, infos
 
     def step(self, actions: Dict[str, Any]):
-        m = self.family.size
-        act = np.array(
-            [np.asarray(actions[a], dtype=np.float64).reshape(-1)[:m] for a in self.possible_agents]
-        ).reshape(self.a, self.a, m)
-        coeff = action_to_coefficient(act, self.coeff_range)
-        self._coeffs.append(coeff)
+        alive = self._alive.copy()
+        coeff = self._coefficients(actions, alive)
+        self._coeffs.append(coeff[alive])
         batch = [coeff]
-        if self.paired:  # the lockstep copy: the baseline constant everywhere
+        if self.paired:  # the lockstep copies: the baseline constant everywhere
             batch.append(np.broadcast_to(np.asarray(self.baseline), coeff.shape))
-        coeffs = torch.as_tensor(np.stack(batch), dtype=self.sim.dtype)
+        coeffs = torch.as_tensor(np.concatenate(batch), dtype=self.sim.dtype)
         advance(self.sim, coeffs, self.closure, self.steps_per_action)
         self._t += 1
-        diverged = self._diverged()
-        if diverged:
-            self.diverged_count += 1
-            remaining = self.episode_actions - self._t + 1
-            reward = self.penalty * remaining
-            obs = {a: np.zeros(self._obs_space.shape, np.float32) for a in self.agents}
-        else:
-            spectrum = self._spectrum()
-            reward, obs = self._reward(spectrum), self._observe(spectrum)
-        done = diverged or self._t >= self.episode_actions
-        info = {"metrics": self.episode_metrics(diverged)} if done else {}
-        agents = self.agents
-        if done:
-            self.agents = []
+        diverged = alive & self._diverged_mask()
+        self.diverged_count += int(diverged.sum())
+        self._diverged_sims |= diverged
+        spectrum = self._spectrum()
+        obs = self._observe(spectrum, alive & ~diverged)
+        rewards = {}
+        for b in np.flatnonzero(alive):
+            if diverged[b]:
+                reward = self.penalty * (self.episode_actions - self._t + 1)
+                obs.update(
+                    {a: np.zeros(self._obs_space.shape, np.float32) for a in self._sim_agents[b]}
+                )
+            else:
+                reward = self._reward(spectrum, b)
+            rewards.update({a: reward for a in self._sim_agents[b]})
+        ended = diverged | (alive & (self._t >= self.episode_actions))
+        self._alive = alive & ~ended
+        stepped = [a for b in np.flatnonzero(alive) for a in self._sim_agents[b]]
+        done = {
+            a: bool(ended[int(np.flatnonzero(self._sim_agents == a)[0] // self.a**2)])
+            for a in stepped
+        }
+        info = {"metrics": self.episode_metrics()} if not self._alive.any() else {}
+        self.agents = [a for b in np.flatnonzero(self._alive) for a in self._sim_agents[b]]
         return (
             obs,
-            {a: reward for a in agents},
-            {a: False for a in agents},
-            {a: done for a in agents},
-            {a: dict(info) for a in agents},
+            rewards,
+            {a: False for a in stepped},
+            done,
+            {a: dict(info) for a in stepped},
         )
 
+    def _coefficients(self, actions: Dict[str, Any], alive: np.ndarray) -> np.ndarray:
+        """[S, a, a, m] coefficients: the alive sims' agents' actions mapped onto the ranges,
+        the ended sims (not stepped by the agents any more) at the base action a = 0."""
+        m = self.family.size
+        act = np.zeros((self.n_sims, self.a**2, m))
+        for b in np.flatnonzero(alive):
+            act[b] = [
+                np.asarray(actions[a], np.float64).reshape(-1)[:m] for a in self._sim_agents[b]
+            ]
+        return action_to_coefficient(act.reshape(self.n_sims, self.a, self.a, m), self.coeff_range)
+
     def _start_state(self, index: int) -> torch.Tensor:
-        """Initial condition ``index``, advanced ``spinup`` with the base closure (cached)."""
+        """Initial condition ``index``, advanced ``spinup`` with the base closure (cached; one
+        LES of its own, so that a batched env spins each condition up once)."""
         ic = torch.as_tensor(self.ref.initial_conditions[index], dtype=self.sim.dtype)
         if not self.spinup_steps:
             return ic
         if index not in self._spun_up:
-            self.sim.omega = ic
+            sim = Turbulence2D(self.n, **self._physics)
+            sim.omega = ic
             base = action_to_coefficient(
                 np.zeros((self.a, self.a, self.family.size)), self.coeff_range
             )
-            coeff = torch.as_tensor(base, dtype=self.sim.dtype).expand(self.sim.batch, -1, -1, -1)
-            advance(self.sim, coeff, self.closure, self.spinup_steps)
-            if self._diverged():
+            advance(
+                sim, torch.as_tensor(base, dtype=sim.dtype)[None], self.closure, self.spinup_steps
+            )
+            if self._diverged_mask(sim)[0]:
                 raise RuntimeError(
                     f"the LES of initial condition {index} diverged during the {self.spinup_steps}"
                     "-step spin-up with the base closure; lower env.kwargs.spinup"
                 )
-            self._spun_up[index] = self.sim.omega[0].clone()
+            self._spun_up[index] = sim.omega[0].clone()
         return self._spun_up[index]
 
-    def _diverged(self) -> bool:
+    def _diverged_mask(self, sim: Optional[Turbulence2D] = None) -> np.ndarray:
+        """[S] the agents' LES that are non-finite or far beyond the reference's tails."""
+        sim = self.sim if sim is None else sim
         limit = self.div_factor * 8.0 * self.ref.omega_std  # far beyond the reference tails
-        return not bool(self.sim.is_finite()[0]) or float(self.sim.max_abs_omega()[0]) > limit
+        finite = sim.is_finite().cpu().numpy()[: self.n_sims]
+        peak = sim.max_abs_omega().cpu().numpy()[: self.n_sims]
+        return ~finite | ~(peak <= limit)
 
     def _spectrum(self) -> np.ndarray:
         return self.sim.enstrophy_spectrum().cpu().numpy()  # [batch, n/2]
 
-    def _reward(self, spectrum: np.ndarray) -> float:
-        """``log``: −RMS log10 spectrum error (bounded variant, in [−10, 0]); paired: the
-        baseline copy's error minus the agents' (in [−10, 10]; the unpaired value if the copy
-        has blown up); ``z1``: SMARL's 1 / ‖k ⊙ (Ẑ_LES − Ẑ_ref)‖² (unbounded, capped at 1e6)."""
-        spec, ref = spectrum[0], self.ref.enstrophy_spectrum
+    def _reward(self, spectrum: np.ndarray, b: int = 0) -> float:
+        """Reward of sim ``b``. ``log``: −RMS log10 spectrum error (bounded variant, in
+        [−10, 0]); paired: the baseline copy's error minus the agents' (in [−10, 10]; the
+        unpaired value if the copy has blown up); ``z1``: SMARL's 1 / ‖k ⊙ (Ẑ_LES − Ẑ_ref)‖²
+        (unbounded, capped at 1e6)."""
+        spec, ref = spectrum[b], self.ref.enstrophy_spectrum
         error = log_spectrum_error(spec, ref)
-        self._errors.append(error)
+        self._errors[b].append(error)
         if self.reward_kind == "z1":
             return float(min(1e6, 1.0 / max(weighted_spectrum_error(spec, ref), 1e-12)))
         if self.paired:
-            base_error = log_spectrum_error(spectrum[1], ref)
+            base_error = log_spectrum_error(spectrum[self.n_sims + b], ref)
             if np.isfinite(base_error):
-                self._baseline_errors.append(base_error)
+                self._baseline_errors[b].append(base_error)
                 return float(np.clip(base_error - error, -10.0, 10.0))
         return float(max(-10.0, -error))
 
-    def _observe(self, spectrum: np.ndarray) -> Dict[str, np.ndarray]:
-        obs = observe_agents(self.sim, self._ix, self._iy, self._log_ref, spectrum)[0]
-        return {a: obs[i] for i, a in enumerate(self.possible_agents)}
+    def _observe(self, spectrum: np.ndarray, which: np.ndarray) -> Dict[str, np.ndarray]:
+        """Observations of the agents of the sims ``which`` [S] (bool)."""
+        obs = observe_agents(self.sim, self._ix, self._iy, self._log_ref, spectrum)
+        out = {}
+        for b in np.flatnonzero(which):
+            out.update({a: obs[b, i] for i, a in enumerate(self._sim_agents[b])})
+        return out
 
-    def episode_metrics(self, diverged: bool = False) -> Dict[str, float]:
-        """Diagnostics of the episode, reported in the last step's info (TensorBoard
-        ``env/…``): mean log-spectrum error, mean/std of the chosen coefficients, the final
-        vorticity kurtosis, and whether the LES diverged."""
+    def episode_metrics(self) -> Dict[str, float]:
+        """Diagnostics of the episode over its sims, reported in the last step's info
+        (TensorBoard ``env/…``): ``diverged`` = number of sims that blew up, mean/std of each
+        chosen coefficient (``coeff_…``, ``coeff1_…``), mean log-spectrum error (and the
+        paired copies'), and the final vorticity kurtosis of the surviving sims."""
         m = self.family.size
-        coeffs = np.stack(self._coeffs) if self._coeffs else np.zeros((1, self.a, self.a, m))
-        out = {"diverged": float(diverged)}
+        coeffs = np.concatenate(self._coeffs) if self._coeffs else np.zeros((1, self.a, self.a, m))
+        out = {"diverged": float(self._diverged_sims.sum())}
         for i in range(m):  # coeff_mean, coeff_std; coeff1_mean, ... for further coefficients
             tag = "coeff" if i == 0 else f"coeff{i}"
             out[f"{tag}_mean"] = float(coeffs[..., i].mean())
             out[f"{tag}_std"] = float(coeffs[..., i].std())
-        if self._errors:
-            out["spectrum_error"] = float(np.mean(self._errors))
-        if self._baseline_errors:
-            out["baseline_spectrum_error"] = float(np.mean(self._baseline_errors))
-        if not diverged:
-            out["vorticity_kurtosis"] = kurtosis(self.sim.omega[0].cpu().numpy())
+        errors = [e for sim_errors in self._errors for e in sim_errors]
+        if errors:
+            out["spectrum_error"] = float(np.mean(errors))
+        base = [e for sim_errors in self._baseline_errors for e in sim_errors]
+        if base:
+            out["baseline_spectrum_error"] = float(np.mean(base))
+        fields = self.sim.omega[: self.n_sims][torch.as_tensor(~self._diverged_sims)]
+        if len(fields):
+            out["vorticity_kurtosis"] = float(np.mean([kurtosis(w.cpu().numpy()) for w in fields]))
         return out
 
     def state(self) -> np.ndarray:
-        return self.sim.omega[0].cpu().numpy().astype(np.float32)
+        return self.sim.omega[: self.n_sims].cpu().numpy().astype(np.float32).squeeze(0)
 
     def close(self) -> None:
         self.agents = []

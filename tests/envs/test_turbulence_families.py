@@ -191,11 +191,11 @@ def test_two_coefficient_family_has_a_2d_action_and_maps_each_range(tiny_referen
     assert env.action_space("agent_0").shape == (2,)
     _, _, _, trunc, info = env.step(actions(env, [0.0, 1.0]))
     base = families.get_family("smagorinsky_hyper").base()
-    np.testing.assert_allclose(env._coeffs[-1][0, 0], [base[0], 2 * base[1]], rtol=1e-12)
+    np.testing.assert_allclose(env._coeffs[-1][0, 0, 0], [base[0], 2 * base[1]], rtol=1e-12)
     env = make(tiny_reference, closure="smagorinsky_hyper", coeff_range=[[0, 0.1], [0, 0.2]])
     env.reset(seed=0)
     env.step(actions(env, [-1.0, 0.0]))
-    np.testing.assert_allclose(env._coeffs[-1][0, 0], [0.0, 0.1], rtol=1e-12)
+    np.testing.assert_allclose(env._coeffs[-1][0, 0, 0], [0.0, 0.1], rtol=1e-12)
     with pytest.raises(ValueError, match="for each of the 2 coefficient"):
         make(tiny_reference, closure="smagorinsky_hyper", coeff_range=[0.0, 0.1])
 
@@ -215,3 +215,51 @@ def test_paired_reward_is_the_baseline_copys_error_minus_the_agents(tiny_referen
     assert "baseline_spectrum_error" in metrics and metrics["spectrum_error"] > 0
     with pytest.raises(ValueError, match="paired rewards"):
         make(tiny_reference, paired=True, reward="z1")
+
+
+def test_batched_env_passes_the_pettingzoo_api(tiny_reference):
+    from pettingzoo.test import parallel_api_test
+
+    parallel_api_test(make(tiny_reference, sims=2, closure="smagorinsky_hyper"), num_cycles=8)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_batched_env_steps_each_sim_like_its_own_env(tiny_reference, paired):
+    """Two sims in one env = two single-sim envs from the same initial conditions with the
+    same actions: observations and rewards to round-off."""
+    batched = make(tiny_reference, sims=2, paired=paired)
+    obs, _ = batched.reset(options={"initial_conditions": [2, 1]})
+    assert len(obs) == 32 and "sim1_agent_15" in obs
+    singles = [make(tiny_reference, paired=paired) for _ in range(2)]
+    single_obs = [e.reset(options={"initial_conditions": [i]})[0] for e, i in zip(singles, [2, 1])]
+    for b in range(2):
+        np.testing.assert_allclose(obs[f"sim{b}_agent_7"], single_obs[b]["agent_7"], rtol=1e-6)
+    values = [0.3, -0.2]
+    for _ in range(3):
+        act = {a: np.asarray([values[int(a[3])]], np.float32) for a in batched.agents}
+        obs, rew, _, trunc, info = batched.step(act)
+        for b, env in enumerate(singles):
+            o, r, _, t, _ = env.step(actions(env, [values[b]]))
+            assert rew[f"sim{b}_agent_3"] == pytest.approx(r["agent_3"], rel=1e-9, abs=1e-12)
+            np.testing.assert_allclose(obs[f"sim{b}_agent_3"], o["agent_3"], rtol=1e-5, atol=1e-6)
+    assert rew["sim0_agent_0"] != pytest.approx(rew["sim1_agent_0"])
+    metrics = info["sim0_agent_0"]["metrics"]
+    assert batched.agents == [] and metrics["diverged"] == 0.0
+    assert metrics["coeff_mean"] == pytest.approx(0.17**2 * (1 + np.mean(values)))
+
+
+def test_a_blown_up_sim_ends_alone_and_the_metrics_come_at_the_end(tiny_reference):
+    env = make(tiny_reference, sims=2, divergence_penalty=-7.0)
+    env.reset(seed=0)
+    omega = env.sim.omega.clone()
+    omega[1] = float("nan")
+    env.sim.omega = omega
+    _, rew, _, trunc, info = env.step(actions(env, [0.0]))
+    assert trunc["sim1_agent_0"] and not trunc["sim0_agent_0"] and rew["sim1_agent_0"] == -21.0
+    assert info["sim0_agent_0"] == {} and all(a.startswith("sim0") for a in env.agents)
+    while env.agents:
+        _, rew, _, trunc, info = env.step(actions(env, [0.0]))
+    assert set(rew) == {f"sim0_agent_{i}" for i in range(16)}
+    assert info["sim0_agent_0"]["metrics"]["diverged"] == 1.0 and env.diverged_count == 1
+    with pytest.raises(ValueError, match="must be 2 indices"):
+        env.reset(options={"initial_conditions": [0]})
