@@ -442,3 +442,33 @@ def test_compare_evaluates_a_learned_family_against_its_own_constants(monkeypatc
     assert verdict.endswith("worse")
     smag = smarl.versus_best_constant(rows, "smagorinsky")  # the other family's rows
     assert "Smagorinsky C_s=" in smag and "+0.0000" in smag
+
+
+def test_two_coefficient_family_trains_in_batched_paired_envs_and_evaluates(
+    ray_session, reference, tmp_path
+):
+    """configs/smarl_hyper.yaml at toy scale: a 2-d action per agent, 2 LES per env with their
+    lockstep baseline copies, one PPO iteration; `regrl eval` runs the family's constants and
+    pairs the learned closure against them."""
+    from regrl.envs.turbulence import families
+
+    cfg = load_config(
+        CONFIGS / "smarl_hyper.yaml",
+        [
+            *tiny_smarl(tmp_path / "runs", reference),
+            "env.kwargs.sims=2",
+            "env.kwargs.spinup=0.02",
+            "eval.kwargs={time_units: 0.2, spinup: 0.04, seeds: 2}",
+        ],
+    )
+    run = train(cfg, progress=False)
+    assert math.isfinite(run.metrics["env/coeff1_mean"])  # the hyperviscosity coefficient
+    assert math.isfinite(run.metrics["env/baseline_spectrum_error"])
+    assert main(["eval", str(run.run_dir)]) == 0
+    report = json.loads((run.run_dir / "eval.json").read_text())
+    names = [r["name"] for r in report["closures"]]
+    fam = families.get_family("smagorinsky_hyper")
+    assert fam.label(fam.classical) in names and names[-1] == "learned (smagorinsky_hyper)"
+    assert fam.label(fam.classical) in report["versus_best_constant"] or (
+        fam.best and fam.label(fam.best) in report["versus_best_constant"]
+    )

@@ -6,9 +6,9 @@ backpropagate through unrolled solver steps; the stable-closure recipe of "Learn
 accurate, and stable closures of a kinetic theory of an active fluid" fits closures through a
 differentiable pseudo-spectral solver the same way).
 
-The loop (``fit_constants``), one LES batch from the reference's last ``sims`` initial
-conditions (the evaluation's rollouts start from the same files, 2 time units of spin-up
-decorrelate them), spun up with the family's base constant:
+The loop (``fit_constants``), one LES batch from ``sims`` of the reference's initial
+conditions (``seed`` picks which; the evaluation's rollouts start from the same files, and 2
+time units of chaotic spin-up decorrelate them), spun up with the family's base constant:
 
     θ ∈ ℝ^m,  C = low + (high − low)·σ(θ)          the RL action's range (``default_range``)
     repeat: detach the state (truncated backpropagation through time), unroll K steps with
@@ -53,7 +53,9 @@ class FitSpec:
     target: str = "spectrum"
     """``spectrum`` (log-enstrophy spectrum) or ``spectrum+tails`` (plus P(|ω| > 3σ))."""
     sims: int = 8
-    """LES in the batch (the reference's last ``sims`` initial conditions)."""
+    """LES in the batch: ``sims`` of the reference's initial conditions."""
+    seed: int = 0
+    """Which initial conditions: seed 0 takes the last ``sims``, others a random draw."""
     spinup: float = 2.0
     """Time units with the family's base constant before the first update (no gradient)."""
     unroll: int = 200
@@ -114,12 +116,15 @@ def soft_tail_probability(omega: Tensor, sigma: float, width: float, n_sigma: fl
     return torch.sigmoid((omega.abs() - n_sigma * sigma) / (width * sigma)).mean()
 
 
-def _les(ref: Reference, sims: int) -> Turbulence2D:
+def _les(ref: Reference, sims: int, seed: int = 0) -> Turbulence2D:
     ics = ref.initial_conditions
     if not 1 <= sims <= len(ics):
         raise ValueError(f"sims must be in 1..{len(ics)} (the reference's initial conditions)")
+    pick = np.arange(len(ics) - sims, len(ics))
+    if seed:
+        pick = np.sort(np.random.default_rng(seed).choice(len(ics), sims, replace=False))
     sim = Turbulence2D(ref.n_les, batch=sims, **les_physics(ref.provenance["spec"]))
-    sim.omega = torch.as_tensor(ics[len(ics) - sims :], dtype=sim.dtype)
+    sim.omega = torch.as_tensor(ics[pick], dtype=sim.dtype)
     return sim
 
 
@@ -152,7 +157,7 @@ def fit_constants(
     theta = unbounded(torch.tensor(fam.base(), dtype=torch.float64), low, high)
     theta = theta.clone().requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=spec.lr)
-    sim = _les(ref, spec.sims)
+    sim = _les(ref, spec.sims, spec.seed)
     base = torch.tensor(fam.base(), dtype=sim.dtype).expand(sim.batch, 1, 1, fam.size)
     with torch.no_grad():
         families.advance(sim, fam, base, int(round(spec.spinup / sim.dt)))
