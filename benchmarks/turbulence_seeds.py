@@ -9,7 +9,10 @@ Run: nice -n 5 .venv/bin/python benchmarks/turbulence_seeds.py [RUN_DIR ...]
 A PATH is a run directory (its latest checkpoint) or a policy file (FILE.pt with FILE.json,
 ``regrl export`` / ``regrl turbulence pretrain-policy``); positional RUN_DIRs form the arm
 "learned". ``--baselines-from`` reuses the baseline rows of an earlier ``--out`` with the same
-options: they are deterministic, so they need not run again.
+options: they are deterministic, so they need not run again. ``--constants-from`` takes the
+rows of a closure-family scan (``benchmarks/turbulence_family_scan.py --out``, same options) and
+pairs every arm also against the best constant **of its own family** there (lowest pooled
+spectrum error among the stable rows).
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ def learned_rows(arm: str, paths, ref, opts) -> list:
             steps_per_action=int(env_kw.get("steps_per_action", 10)),
             agents_per_side=int(env_kw.get("agents_per_side", 4)),
         )
-        rows.append(dict(r, name=f"{arm}, seed {cfg.seed}", arm=arm, path=str(path)))
+        family = env_kw.get("closure", "smagorinsky")
+        rows.append(dict(r, name=f"{arm}, seed {cfg.seed}", arm=arm, path=str(path), family=family))
         print(
             f"  {rows[-1]['name']}: diverged {r['diverged']}/{r['simulations']}, "
             f"enstrophy error {r['enstrophy_spectrum_error']:.4f}",
@@ -119,14 +123,23 @@ def _cell(row: dict, key: str) -> str:
 PAIRED_AGAINST = ("Smagorinsky C_s=0.17", "Leith C_L=0.17")
 
 
-def paired_rows(learned: dict, baselines: list) -> list:
-    """Each arm minus each of ``PAIRED_AGAINST`` on the same simulations: per seed, the mean
-    over simulations of learned − baseline; mean ± 95% t over the seeds."""
+def family_best(scan_rows: list, family: str):
+    """The stable constant of ``family`` with the lowest pooled spectrum error in a scan."""
+    stable = [r for r in scan_rows if r.get("family") == family and not r["diverged"]]
+    return min(stable, key=lambda r: r["enstrophy_spectrum_error"]) if stable else None
+
+
+def paired_rows(learned: dict, baselines: list, scan_rows: list = ()) -> list:
+    """Each arm minus each of ``PAIRED_AGAINST`` (and the best constant of its family in
+    ``scan_rows``) on the same simulations: per seed, the mean over simulations of learned −
+    baseline; mean ± 95% t over the seeds."""
     base = {r["name"]: r for r in baselines if r["name"] in PAIRED_AGAINST}
     out = []
     for arm, rows in learned.items():
         row = {"arm": arm}
-        for name, b in base.items():
+        own = family_best(scan_rows, rows[0].get("family", "smagorinsky")) if scan_rows else None
+        against = dict(base, **({f"best constant ({own['name']})": own} if own else {}))
+        for name, b in against.items():
             for key in ("enstrophy_spectrum_error", "tail_ratio"):
                 diffs = [
                     statistics.fmean(paired_differences(r, b, key))
@@ -177,6 +190,9 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--baselines-from", default=None)
     parser.add_argument(
+        "--constants-from", default=None, help="a family scan's JSON with the same options"
+    )
+    parser.add_argument(
         "--paired-from", default=None, help="print the paired table of an earlier --out and stop"
     )
     args = parser.parse_args()
@@ -209,7 +225,14 @@ def main() -> None:
             f"| {row['name']} | {_cell(row, 'enstrophy_spectrum_error')} | "
             f"{_cell(row, 'tail_ratio')} |"
         )
-    paired = paired_rows(learned, rows)
+    scan_rows = []
+    if args.constants_from:
+        scan = json.loads(Path(args.constants_from).read_text())
+        want = {"sims": opts["seeds"], "time": opts["time_units"], "spinup": opts["spinup"]}
+        if scan["args"] != want:
+            raise SystemExit(f"error: {args.constants_from} used {scan['args']}, not {want}")
+        scan_rows = scan["rows"]
+    paired = paired_rows(learned, rows, scan_rows)
     print_paired(paired)
     print(f"wall time {time.time() - start:.0f} s", flush=True)
     if args.out:

@@ -439,9 +439,10 @@ def les_physics(spec: dict) -> Dict[str, float]:
     }
 
 
-def les_from_reference(ref: "Reference", batch: int) -> Turbulence2D:
+def les_from_reference(ref: "Reference", batch: int, dtype=torch.float64) -> Turbulence2D:
     """``batch`` LES started from the reference's first ``batch`` initial conditions."""
-    sim = Turbulence2D(ref.n_les, batch=batch, **les_physics(ref.provenance["spec"]))
+    physics = les_physics(ref.provenance["spec"])
+    sim = Turbulence2D(ref.n_les, batch=batch, dtype=dtype, **physics)
     sim.omega = torch.as_tensor(ref.initial_conditions[:batch], dtype=sim.dtype)
     return sim
 

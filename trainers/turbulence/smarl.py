@@ -62,8 +62,8 @@ Policy = Callable[[np.ndarray], np.ndarray]
 FieldClosure = Callable[[Turbulence2D], torch.Tensor]
 
 
-def _sim(ref: Reference, batch: int) -> Turbulence2D:
-    return les_from_reference(ref, batch)
+def _sim(ref: Reference, batch: int, dtype=torch.float64) -> Turbulence2D:
+    return les_from_reference(ref, batch, dtype)
 
 
 def closure_coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
@@ -92,13 +92,15 @@ def rollout(
     agents_per_side: int = 4,
     sample_every: float = 0.5,
     field_closure: Optional[FieldClosure] = None,
+    dtype=torch.float64,
 ) -> Dict[str, object]:
     """Run ``seeds`` LES from the reference's initial conditions; statistics over the window
     after ``spinup`` time units. Diverged simulations are frozen and reported, not raised.
     ``field_closure`` (Π of the state, e.g. a CNN) replaces ``closure``; it is evaluated once
-    per ``steps_per_action`` solver steps, as often as the RL agents act."""
+    per ``steps_per_action`` solver steps, as often as the RL agents act. ``dtype``: the LES's
+    float precision (statistics are computed in float64 either way)."""
     seeds = min(seeds, len(ref.initial_conditions))
-    sim = _sim(ref, seeds)
+    sim = _sim(ref, seeds, dtype)
     ix, iy = agent_points(sim.n, agents_per_side)
     log_ref = np.log10(ref.enstrophy_spectrum[1:] + 1e-30)
     obs_fn = lambda s: observe_agents(s, ix, iy, log_ref)  # noqa: E731
@@ -129,9 +131,9 @@ def rollout(
         if not alive.any():
             break
         if step >= n_spin and (step - n_spin) % every == 0:
-            z.append(sim.enstrophy_spectrum().cpu().numpy())
-            e.append(sim.energy_spectrum().cpu().numpy())
-            fields.append(sim.omega.cpu().numpy())
+            z.append(sim.enstrophy_spectrum().double().cpu().numpy())
+            e.append(sim.energy_spectrum().double().cpu().numpy())
+            fields.append(sim.omega.double().cpu().numpy())
     seconds = time.time() - start
     out = _summarise(ref, z, e, fields, alive, seconds, sim.time)
     out["diverged_at"] = [None if np.isnan(t) else round(float(t), 3) for t in diverged_at]

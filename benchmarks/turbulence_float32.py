@@ -1,0 +1,69 @@
+"""float32 LES against float64 on the evaluation's metrics and cost (issue 21 §5): the same
+closures, the same 16 initial conditions, both precisions in this run; paired differences
+(float32 − float64) per simulation, mean ± 95% Student t, and the seconds per time unit ratio.
+
+Run: nice -n 5 .venv/bin/python benchmarks/turbulence_float32.py [--sims 16] [--time 20]
+         [--spinup 2] [--out docs/smarl_float32.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from regrl.envs.turbulence import families
+from regrl.envs.turbulence.reference import load_reference
+from regrl.trainers.sweep import t_interval
+from regrl.trainers.turbulence.smarl import paired_differences, rollout
+
+# SMARL's constant, and the two-term family's best constant of docs/smarl_families.md
+CLOSURES = (("smagorinsky", (0.17,)), ("smagorinsky_hyper", None))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sims", type=int, default=16)
+    parser.add_argument("--time", type=float, default=20.0)
+    parser.add_argument("--spinup", type=float, default=2.0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    ref = load_reference()
+    opts = dict(seeds=args.sims, time_units=args.time, spinup=args.spinup)
+    print("| closure | precision | spectrum error | P(|ω|>3σ) ratio | diverged | s per time unit |")
+    print("|---|---|---|---|---|---|")
+    out = []
+    for name, roots in CLOSURES:
+        fam = families.get_family(name)
+        roots = roots or fam.best or fam.classical
+        rows = {}
+        for label, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+            r = rollout(ref, closure=name, coeff=fam.coefficient(roots), dtype=dtype, **opts)
+            rows[label] = r
+            print(
+                f"| {fam.label(roots)} | {label} | {r['enstrophy_spectrum_error']:.4f} | "
+                f"{r['tail_ratio']:.2f} | {r['diverged']}/{r['simulations']} | "
+                f"{r['seconds_per_time_unit']:.3f} |",
+                flush=True,
+            )
+        diffs = {
+            key: t_interval(paired_differences(rows["float32"], rows["float64"], key))
+            for key in ("enstrophy_spectrum_error", "tail_ratio")
+        }
+        speed = rows["float64"]["seconds_per_time_unit"] / rows["float32"]["seconds_per_time_unit"]
+        out.append({"closure": fam.label(roots), "float32_minus_float64": diffs, "speedup": speed})
+    print("\nfloat32 − float64, paired over the simulations (mean ± 95% t); speed-up of float32:\n")
+    for row in out:
+        cells = ", ".join(
+            f"{k}: {m:+.4f} ± {h:.4f}" for k, (m, h) in row["float32_minus_float64"].items()
+        )
+        print(f"- {row['closure']}: {cells}; x{row['speedup']:.2f} faster")
+    if args.out:
+        args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": out}))
+
+
+if __name__ == "__main__":
+    main()
