@@ -387,13 +387,16 @@ class Turbulence2D:
         w_old, w_new = self._w_prev, self._w_hat
         if scaled:
             nu_4 = nu_4 * self.vorticity_rms(w_old).reshape(-1, 1, 1)
+        tracking = self._tracking(nu_4)
         if nu_4.shape[-1] != 1:
             mean = nu_4.mean((-2, -1), keepdim=True)
             minus_lap = _to_grid(w_old * self._k2_complex, self.n)  # −∇²ω
             departure = _to_spectral((nu_4 - mean) * minus_lap, self._c)
             w_new = torch.addcmul(w_new, departure, self._neg_sgs_scalar)
             nu_4 = mean
-        return w_new / (1.0 + nu_4 * self._hyper_den)
+        factor = (nu_4 * self._hyper_den).add_(1.0).reciprocal_()  # real: cheaper than dividing
+        # in place unless autograd records (then w_new's value is needed for ∂/∂ν₄)
+        return w_new * factor if tracking else w_new.mul_(factor)
 
     def _nonlinear_hat(
         self, nu_e_field: Optional[Tensor], pointwise: bool = False
