@@ -59,7 +59,7 @@ def _policy_of(path: Path):
     return load_module(latest_checkpoint(path), "shared"), load_run_config(path), False
 
 
-def learned_rows(arm: str, paths, ref, opts) -> list:
+def learned_rows(arm: str, paths, ref, opts, sample_seed=None) -> list:
     rows = []
     for path in paths:
         module, cfg, squashed = _policy_of(Path(path))
@@ -67,7 +67,7 @@ def learned_rows(arm: str, paths, ref, opts) -> list:
         r = rollout(
             ref,
             closure=env_kw.get("closure", "smagorinsky"),
-            policy=module_policy(module, coeff_range_of(env_kw), squashed),
+            policy=module_policy(module, coeff_range_of(env_kw), squashed, sample_seed),
             **opts,
             steps_per_action=int(env_kw.get("steps_per_action", 10)),
             agents_per_side=int(env_kw.get("agents_per_side", 4)),
@@ -190,6 +190,12 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--baselines-from", default=None)
     parser.add_argument(
+        "--sampled",
+        action="store_true",
+        help="also evaluate every arm with actions sampled from the policy (the SMARL "
+        "authors' evaluation), as the arm '<name>, sampled'",
+    )
+    parser.add_argument(
         "--constants-from", default=None, help="a family scan's JSON with the same options"
     )
     parser.add_argument(
@@ -211,6 +217,10 @@ def main() -> None:
     start = time.time()
     rows = baseline_rows(ref, opts, args.baselines_from)
     learned = {arm: learned_rows(arm, paths, ref, opts) for arm, paths in arms.items()}
+    if args.sampled:
+        for arm, paths in arms.items():
+            name = f"{arm}, sampled"
+            learned[name] = learned_rows(name, paths, ref, opts, sample_seed=0)
     every = [r for rs in learned.values() for r in rs]
     print(markdown_table(rows + every))
     summaries = [interval_row(arm, rs) for arm, rs in learned.items()]

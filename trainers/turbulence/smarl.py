@@ -201,20 +201,27 @@ def actor_forward(module) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda obs: pi(encoder({"obs": obs})[ENCODER_OUT])
 
 
-def module_policy(module, coeff_range, squashed: bool = False) -> Policy:
+def module_policy(
+    module, coeff_range, squashed: bool = False, sample_seed: Optional[int] = None
+) -> Policy:
     """Mean action of an RLlib Gaussian policy, mapped to coefficients like the env does
     (``action_to_coefficient`` onto ``coeff_range``); ``squashed``: a tanh-squashed Gaussian
-    (RLlib's SAC), whose deterministic action is tanh(mean)."""
+    (RLlib's SAC), whose deterministic action is tanh(mean). ``sample_seed``: draw the actions
+    from the policy's Gaussian instead (mean + std·ε, a numpy generator with that seed), as
+    the SMARL authors' evaluation does; clipped to the action bounds by the mapping."""
 
     forward = actor_forward(module)
     m = len(np.asarray(coeff_range, dtype=np.float64).reshape(-1, 2))
+    rng = None if sample_seed is None else np.random.default_rng(sample_seed)
 
     def policy(obs: np.ndarray) -> np.ndarray:
         b, n_agents, d = obs.shape
         with torch.no_grad():
-            out = forward(torch.as_tensor(obs.reshape(-1, d))).double().cpu()
+            out = forward(torch.as_tensor(obs.reshape(-1, d))).double().cpu().numpy()
         mean = out[:, :m]  # a diagonal Gaussian's inputs: the m means, then the log-stds
-        mean = (torch.tanh(mean) if squashed else mean).numpy()
+        if rng is not None:
+            mean = mean + np.exp(out[:, m : 2 * m]) * rng.standard_normal(mean.shape)
+        mean = np.tanh(mean) if squashed else mean
         coeff = action_to_coefficient(mean, coeff_range)
         return coeff.reshape(b, n_agents) if m == 1 else coeff.reshape(b, n_agents, m)
 
