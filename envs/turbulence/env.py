@@ -81,6 +81,28 @@ def agent_points(n: int, agents_per_side: int):
     return np.meshgrid(idx, idx, indexing="ij")
 
 
+def observe_agents_torch(
+    sim: Turbulence2D,
+    ix: np.ndarray,
+    iy: np.ndarray,
+    log_ref: torch.Tensor,
+    spectrum: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """[batch, agents, 6 + n/2 − 1] observations as a torch tensor of the sim's dtype,
+    differentiable in the state (solver-in-the-loop training of a policy): the 6 local
+    invariants at each agent point, divided by their domain RMS, and the global log10
+    enstrophy spectrum (``spectrum`` [batch, n/2] if already computed) minus the reference's
+    ``log_ref`` (k ≥ 1), clipped to [−10, 10]."""
+    inv = sim.local_invariants()  # [B, 6, n, n]
+    scale = torch.linalg.vector_norm(inv, dim=(2, 3)) / sim.n + 1e-12  # domain RMS [B, 6]
+    at_agents = inv[:, :, torch.as_tensor(ix).reshape(-1), torch.as_tensor(iy).reshape(-1)]
+    local = (at_agents / scale[..., None]).transpose(1, 2)  # [B, agents, 6]
+    spectrum = sim.enstrophy_spectrum() if spectrum is None else spectrum
+    spec = torch.log10(spectrum[:, 1:] + 1e-30) - log_ref.to(spectrum.dtype)
+    glob = spec[:, None, :].expand(spec.shape[0], local.shape[1], spec.shape[1])
+    return torch.cat([local, glob], dim=2).clamp(-10.0, 10.0)
+
+
 def observe_agents(
     sim: Turbulence2D,
     ix: np.ndarray,
@@ -88,18 +110,11 @@ def observe_agents(
     log_ref: np.ndarray,
     spectrum: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """[batch, agents, 6 + n/2 − 1] observations: the 6 local invariants at each agent point,
-    divided by their domain RMS, and the global log10 enstrophy spectrum (``spectrum``
-    [batch, n/2] if already computed) minus the reference's (k ≥ 1), clipped to [−10, 10]."""
-    inv = sim.local_invariants()  # [B, 6, n, n]
-    scale = torch.linalg.vector_norm(inv, dim=(2, 3)) / sim.n + 1e-12  # domain RMS [B, 6]
-    at_agents = inv[:, :, torch.as_tensor(ix).reshape(-1), torch.as_tensor(iy).reshape(-1)]
-    local = (at_agents / scale[..., None]).transpose(1, 2).cpu().numpy()  # [B, agents, 6]
-    if spectrum is None:
-        spectrum = sim.enstrophy_spectrum().cpu().numpy()
-    spec = np.log10(spectrum[:, 1:] + 1e-30) - log_ref
-    glob = np.broadcast_to(spec[:, None, :], (spec.shape[0], local.shape[1], spec.shape[1]))
-    return np.clip(np.concatenate([local, glob], axis=2), -10, 10).astype(np.float32)
+    """``observe_agents_torch`` as float32 numpy (``spectrum`` [batch, n/2] numpy if already
+    computed): what the env and the evaluation's policies see."""
+    spec = None if spectrum is None else torch.as_tensor(spectrum, dtype=sim.dtype)
+    obs = observe_agents_torch(sim, ix, iy, torch.as_tensor(log_ref, dtype=sim.dtype), spec)
+    return obs.cpu().numpy().astype(np.float32)
 
 
 def _bounds(coeff_range) -> Tuple[np.ndarray, np.ndarray]:

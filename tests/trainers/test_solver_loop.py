@@ -4,6 +4,7 @@ moving the coefficient toward a reference that needs more (or less) dissipation.
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from regrl.trainers.turbulence import solver_loop
 from regrl.trainers.turbulence.solver_loop import FitSpec, fit_constants, unroll_loss
 
 D = torch.float64
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +174,69 @@ def test_fit_command_writes_the_fit_and_its_paired_evaluation(ref_path, tmp_path
     assert "closure must be one of" in capsys.readouterr().err
     assert main(args + ["--eval-time", "nan"]) == 2
     assert "--eval-time" in capsys.readouterr().err
+
+
+def test_policy_decider_maps_like_the_evaluation_and_passes_gradients(ref):
+    """The differentiable decision of a policy network equals the evaluation's
+    (``module_policy`` on ``observe_agents``), and the loss of an unroll reaches every layer
+    of the actor."""
+    from gymnasium import spaces
+
+    from regrl.envs.turbulence.env import agent_points, observe_agents
+    from regrl.trainers.config import load_config
+    from regrl.trainers.rllib.policy_file import module_spec
+    from regrl.trainers.turbulence.smarl import coeff_range_of, module_policy
+
+    cfg = load_config(CONFIGS / "smarl_hyper.yaml", ["model.hidden=[16, 16]"])
+    env_kw = dict(cfg.env.kwargs)
+    torch.manual_seed(0)
+    obs_space = spaces.Box(-10.0, 10.0, (13,), np.float32)
+    module = module_spec(cfg, obs_space, spaces.Box(-1.0, 1.0, (2,), np.float32)).build()
+    with torch.no_grad():  # a policy that is not constant, so the mapping is exercised
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    decide = solver_loop.policy_decider(module, env_kw, ref)
+    sim = solver_loop._les(ref, 2)
+    sim.step(20)
+    got = decide(sim).detach().numpy()
+    obs = observe_agents(sim, *agent_points(16, 4), np.log10(ref.enstrophy_spectrum[1:] + 1e-30))
+    expected = module_policy(module, coeff_range_of(env_kw))(obs)
+    np.testing.assert_allclose(got.reshape(2, 16, 2), expected, rtol=1e-5, atol=1e-9)
+    assert got.std() > 0
+    spec = FitSpec(closure="smagorinsky_hyper", sims=2, unroll=20, sample_every=10)
+    unroll_loss(sim, decide, spec, ref).backward()
+    actor = [p for n, p in module.named_parameters() if "vf" not in n and "critic" not in n]
+    assert actor and all(p.grad is not None and p.grad.abs().sum() > 0 for p in actor)
+
+
+def test_fit_command_trains_a_policy_file_that_loads_like_an_exported_run(ref_path, tmp_path):
+    from regrl.trainers.cli import main
+    from regrl.trainers.rllib.policy_file import load_policy
+
+    out = tmp_path / "pol"
+    args = [
+        "turbulence",
+        "fit",
+        "--out",
+        str(out),
+        "--reference",
+        str(ref_path),
+        "--policy-config",
+        str(CONFIGS / "smarl_hyper.yaml"),
+        "--sims",
+        "2",
+        "--spinup",
+        "0.05",
+        "--unroll",
+        "20",
+        "--iterations",
+        "2",
+        "--eval-sims",
+        "0",
+    ]
+    assert main(args) == 0
+    module, cfg, prov = load_policy(out / "policy.pt")  # what `regrl eval FILE.pt` does first
+    assert cfg.env.kwargs["reference"] == str(ref_path) and cfg.env.kwargs["paired"] is True
+    assert prov["solver_in_the_loop"]["spec"]["closure"] == "smagorinsky_hyper"
+    assert prov["solver_in_the_loop"]["spec"]["sample_every"] == 10  # the decision interval
+    assert main(["turbulence", "fit", "--out", str(out), "--policy-config", "nope.yaml"]) == 2

@@ -138,6 +138,11 @@ def _add_fit(tsub) -> None:
     )
     fit.add_argument("--out", required=True, help="output directory (fit.json, fit.md)")
     fit.add_argument("--reference", help="reference file (default: the packaged one)")
+    fit.add_argument(
+        "--policy-config",
+        help="an RL config (e.g. configs/smarl_hyper.yaml): train its policy network through "
+        "the solver instead of constants, written as OUT/policy.pt",
+    )
     _spec_flags(fit, FitSpec)
     fit.add_argument(
         "--eval-sims", type=int, default=16, help="LES of the evaluation, 0: none (default 16)"
@@ -380,6 +385,8 @@ def _fit(args) -> int:
         )
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a directory")
+    if args.policy_config and not Path(args.policy_config).is_file():
+        raise ConfigError(f"--policy-config {args.policy_config}: no such file")
     from regrl.trainers.turbulence.solver_loop import fit_command
 
     return _run(fit_command, args)

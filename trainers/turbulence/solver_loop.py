@@ -128,15 +128,27 @@ def _les(ref: Reference, sims: int, seed: int = 0) -> Turbulence2D:
     return sim
 
 
-def unroll_loss(sim: Turbulence2D, coeff: Tensor, spec: FitSpec, ref: Reference) -> Tensor:
-    """Advance ``sim`` ``spec.unroll`` steps with the family's uniform coefficients ``coeff``
-    [m] and return the loss of the module docstring (differentiable in ``coeff`` and in the
-    state the unroll starts from)."""
+Decide = Callable[[Turbulence2D], Tensor]
+"""The closure's coefficients [batch, a, a, m] for the current state (held for one sample)."""
+
+
+def constant(coeff: Tensor, size: int) -> Decide:
+    """``Decide`` of uniform coefficients ``coeff`` [m]."""
+    return lambda sim: coeff.expand(sim.batch, 1, 1, size)
+
+
+def unroll_loss(sim: Turbulence2D, decide, spec: FitSpec, ref: Reference) -> Tensor:
+    """Advance ``sim`` ``spec.unroll`` steps, the family's coefficients from ``decide`` (or a
+    tensor [m] of uniform coefficients) re-evaluated every ``sample_every`` steps, and return
+    the loss of the module docstring (differentiable in the coefficients, in whatever
+    ``decide`` computes them from, and in the state the unroll starts from)."""
     fam = families.get_family(spec.closure)
+    if isinstance(decide, Tensor):
+        decide = constant(decide, fam.size)
     k_cut = int(np.flatnonzero(ref.enstrophy_spectrum > 1e-30).max()) + 1  # 2/3-rule cut
     zs = []
     for _ in range(spec.unroll // spec.sample_every):
-        families.advance(sim, fam, coeff.expand(sim.batch, 1, 1, fam.size), spec.sample_every)
+        families.advance(sim, fam, decide(sim), spec.sample_every)
         zs.append(sim.enstrophy_spectrum())
     z = torch.stack(zs)
     loss = log_spectrum_loss(z, torch.as_tensor(ref.enstrophy_spectrum, dtype=z.dtype), k_cut)
@@ -144,6 +156,54 @@ def unroll_loss(sim: Turbulence2D, coeff: Tensor, spec: FitSpec, ref: Reference)
         p = soft_tail_probability(sim.omega, ref.omega_std, spec.tail_width)
         loss = loss + spec.tail_weight * torch.log(p / max(ref.tail_3sigma, 1e-12)) ** 2
     return loss
+
+
+def optimise(
+    ref: Reference,
+    spec: FitSpec,
+    params: List[Tensor],
+    decide: Decide,
+    start: Tensor,
+    record: Callable[[], Dict[str, object]],
+    say: Callable[[str], None],
+) -> Dict[str, object]:
+    """The loop of the module docstring over ``params`` (Adam, clipped gradient norm): the LES
+    batch spun up with ``start`` coefficients [m], then ``spec.iterations`` truncated unrolls
+    with ``decide``; ``record()`` adds what to keep of each iteration to its history row."""
+    fam = families.get_family(spec.closure)
+    opt = torch.optim.Adam(params, lr=spec.lr)
+    sim = _les(ref, spec.sims, spec.seed)
+    with torch.no_grad():
+        spin = int(round(spec.spinup / sim.dt))
+        families.advance(sim, fam, start.expand(sim.batch, 1, 1, fam.size), spin)
+    start_state = sim.omega.detach().clone()
+    history: List[Dict[str, object]] = []
+    skipped, started = 0, time.time()
+    for it in range(spec.iterations):
+        sim.detach_()
+        loss = unroll_loss(sim, decide, spec, ref)
+        if not torch.isfinite(loss):  # blown up: restart from the spun-up states, no update
+            skipped += 1
+            sim.omega = start_state
+            continue
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, spec.clip)
+        opt.step()
+        history.append({"iteration": it, "loss": loss.item(), **record()})
+        if it % 10 == 0 or it == spec.iterations - 1:
+            say(
+                f"fit {spec.closure} [{spec.target}] {it + 1}/{spec.iterations}: loss "
+                f"{loss.item():.5f}, {history[-1]} ({time.time() - started:.0f} s)"
+            )
+    if not history:
+        raise FloatingPointError(f"every unroll of {spec.closure} blew up; lower lr or unroll")
+    return {
+        "spec": asdict(spec),
+        "history": history,
+        "skipped_unrolls": skipped,
+        "seconds": time.time() - started,
+    }
 
 
 def fit_constants(
@@ -154,47 +214,96 @@ def fit_constants(
     number of skipped (blown-up) unrolls."""
     fam = families.get_family(spec.closure)
     low, high = (torch.tensor(b, dtype=torch.float64) for b in zip(*fam.default_range()))
-    theta = unbounded(torch.tensor(fam.base(), dtype=torch.float64), low, high)
-    theta = theta.clone().requires_grad_(True)
-    opt = torch.optim.Adam([theta], lr=spec.lr)
-    sim = _les(ref, spec.sims, spec.seed)
-    base = torch.tensor(fam.base(), dtype=sim.dtype).expand(sim.batch, 1, 1, fam.size)
-    with torch.no_grad():
-        families.advance(sim, fam, base, int(round(spec.spinup / sim.dt)))
-    start_state = sim.omega.detach().clone()
-    history: List[Dict[str, object]] = []
-    skipped, started = 0, time.time()
-    for it in range(spec.iterations):
-        sim.detach_()
-        coeff = bounded(theta, low, high)
-        loss = unroll_loss(sim, coeff, spec, ref)
-        if not torch.isfinite(loss):  # blown up: restart from the spun-up states, no update
-            skipped += 1
-            sim.omega = start_state
-            continue
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([theta], spec.clip)
-        opt.step()
-        history.append({"iteration": it, "loss": loss.item(), "coeff": coeff.detach().tolist()})
-        if it % 10 == 0 or it == spec.iterations - 1:
-            roots = _roots(fam, coeff.detach())
-            say(
-                f"fit {spec.closure} [{spec.target}] {it + 1}/{spec.iterations}: loss "
-                f"{loss.item():.5f}, {fam.label(roots)} ({time.time() - started:.0f} s)"
-            )
-    if not history:
-        raise FloatingPointError(f"every unroll of {spec.closure} blew up; lower lr or unroll")
-    tail = history[-max(1, int(round(spec.average_last * len(history)))) :]
+    base = torch.tensor(fam.base(), dtype=torch.float64)
+    theta = unbounded(base, low, high).clone().requires_grad_(True)
+
+    def decide(sim):
+        return bounded(theta, low, high).expand(sim.batch, 1, 1, fam.size)
+
+    def record():
+        return {"coeff": bounded(theta, low, high).detach().tolist()}
+
+    out = optimise(ref, spec, [theta], decide, base, record, say)
+    tail = out["history"][-max(1, int(round(spec.average_last * len(out["history"])))) :]
     answer = torch.tensor([h["coeff"] for h in tail], dtype=torch.float64).mean(0)
-    return {
-        "spec": asdict(spec),
-        "history": history,
-        "coeff": answer.tolist(),
-        "roots": list(_roots(fam, answer)),
-        "skipped_unrolls": skipped,
-        "seconds": time.time() - started,
+    return dict(out, coeff=answer.tolist(), roots=list(_roots(fam, answer)))
+
+
+def policy_decider(module, env_kwargs: dict, ref: Reference) -> Decide:
+    """``Decide`` of an RLlib policy module as the env maps it, differentiably: the agents'
+    observations (``observe_agents_torch``), the actor's mean action, clipped to [−1, 1] and
+    mapped linearly onto each coefficient's range (``action_to_coefficient`` in torch)."""
+    from regrl.envs.turbulence.env import agent_points, observe_agents_torch
+    from regrl.trainers.turbulence.smarl import actor_forward, coeff_range_of
+
+    ranges = torch.tensor(coeff_range_of(env_kwargs), dtype=torch.float64)  # [m, 2]
+    m, a = ranges.shape[0], int(env_kwargs.get("agents_per_side", 4))
+    log_ref = torch.as_tensor(np.log10(ref.enstrophy_spectrum[1:] + 1e-30))
+    forward = actor_forward(module)
+    cache = {}
+
+    def decide(sim):
+        if sim.n not in cache:
+            cache[sim.n] = agent_points(sim.n, a)
+        obs = observe_agents_torch(sim, *cache[sim.n], log_ref)  # [B, a², d]
+        out = forward(obs.reshape(-1, obs.shape[-1]).float()).double()
+        action = out[:, :m].clamp(-1.0, 1.0)
+        coeff = ranges[:, 0] + 0.5 * (action + 1.0) * (ranges[:, 1] - ranges[:, 0])
+        return coeff.reshape(sim.batch, a, a, m)
+
+    return decide
+
+
+def fit_policy(
+    ref: Reference,
+    config: Path,
+    spec: FitSpec,
+    out: Path,
+    overrides=(),
+    say: Callable[[str], None] = print,
+) -> Dict[str, object]:
+    """Train the RL config's policy network deterministically through the solver (its mean
+    action; ``spec.sample_every`` is the decision interval, set from the config's
+    ``steps_per_action``) and write it as a policy file ``out/policy.pt`` that ``regrl eval``
+    and the RL evaluations read like an RL run's."""
+    from gymnasium import spaces
+
+    from regrl.envs.turbulence.env import N_INVARIANTS
+    from regrl.trainers.config import load_config, to_dict
+    from regrl.trainers.rllib.policy_file import git_commit, module_spec, save_policy
+    from regrl.trainers.turbulence.smarl import coeff_range_of
+
+    cfg = load_config(config, list(overrides))
+    env_kw = dict(cfg.env.kwargs)
+    fam = families.get_family(env_kw.get("closure", "smagorinsky"))
+    spec = dataclasses.replace(
+        spec, closure=fam.name, sample_every=int(env_kw.get("steps_per_action", 10))
+    )
+    torch.manual_seed(spec.seed)
+    obs_dim = N_INVARIANTS + ref.n_les // 2 - 1
+    module = module_spec(
+        cfg,
+        spaces.Box(-10.0, 10.0, (obs_dim,), np.float32),
+        spaces.Box(-1.0, 1.0, (fam.size,), np.float32),
+    ).build()
+    decide = policy_decider(module, env_kw, ref)
+    params = [p for p in module.parameters() if p.requires_grad]
+    ranges = torch.tensor(coeff_range_of(env_kw), dtype=torch.float64)
+    start = ranges.mean(1)  # a = 0, where the policy starts and the env spins up
+    result = optimise(ref, spec, params, decide, start, dict, say)
+    cfg_dict = to_dict(cfg)
+    cfg_dict["seed"] = spec.seed
+    provenance = {
+        "config": cfg_dict,
+        "seed": spec.seed,
+        "commit": git_commit(),
+        "command": "regrl turbulence fit --policy-config " + str(config),
+        "solver_in_the_loop": {k: v for k, v in result.items() if k != "history"},
+        "final_loss": result["history"][-1]["loss"],
     }
+    module.eval()
+    save_policy(module.state_dict(), Path(out) / "policy.pt", provenance)
+    return dict(result, policy=str(Path(out) / "policy.pt"))
 
 
 def _roots(fam: families.ClosureFamily, coeff: Tensor) -> tuple:
@@ -210,31 +319,33 @@ def write_fit(out: Path, result: Dict[str, object]) -> Path:
     return path
 
 
-def evaluate_constants(
+def evaluate_fit(
     ref: Reference,
     closure: str,
-    fitted: tuple,
+    fitted: Dict[str, object],
     *,
     sims: int,
     time_units: float,
     spinup: float,
     say: Callable[[str], None] = print,
 ) -> Dict[str, object]:
-    """The fitted constant (roots) against its family's base and best constants and SMARL's
-    C_s = 0.17, on the evaluation's rollouts (``smarl.rollout``), paired per simulation."""
+    """The fitted closure (``fitted``: ``name`` and ``smarl.rollout`` keywords, a constant's
+    ``coeff`` or a ``policy``) against its family's base and best constants and SMARL's
+    C_s = 0.17, on the evaluation's rollouts, paired per simulation."""
     from regrl.trainers.sweep import t_interval
     from regrl.trainers.turbulence.smarl import paired_differences, rollout
 
     fam = families.get_family(closure)
-    runs = [("fitted " + fam.label(fitted), closure, fitted)]
-    runs += [(fam.label(r), closure, r) for r in fam.constants()]
-    if closure != "smagorinsky" or (0.17,) not in fam.constants():
-        runs.append(("smagorinsky C_s=0.17", "smagorinsky", (0.17,)))
+    first = {k: v for k, v in fitted.items() if k != "name"}
+    runs = [(fitted["name"], dict(first, closure=closure))]
+    for cl, roots in [(closure, r) for r in fam.constants()] + [("smagorinsky", (0.17,))]:
+        kw = dict(closure=cl, coeff=families.get_family(cl).coefficient(roots))
+        if not any(run[1] == kw for run in runs):
+            runs.append((families.get_family(cl).label(roots), kw))
     rows = []
-    for name, cl, roots in runs:
+    for name, kw in runs:
         say(f"eval: {name} ({sims} LES x {time_units} time units)")
-        coeff = families.get_family(cl).coefficient(roots)
-        r = rollout(ref, closure=cl, coeff=coeff, seeds=sims, time_units=time_units, spinup=spinup)
+        r = rollout(ref, **kw, seeds=sims, time_units=time_units, spinup=spinup)
         rows.append({k: v for k, v in r.items() if not isinstance(v, list)} | {"name": name})
         rows[-1]["per_simulation"] = r.get("per_simulation")
     paired = {}
@@ -249,12 +360,16 @@ def evaluate_constants(
 
 def fit_markdown(result: Dict[str, object]) -> str:
     spec, ev = result["spec"], result.get("evaluation")
+    answer = (
+        f"policy file {result['policy']}"
+        if "policy" in result
+        else f"answer (mean of the last {spec['average_last']:.0%}): "
+        + ", ".join(f"{r:.4f}" for r in result["roots"])
+    )
     lines = [
         f"Solver-in-the-loop fit of {spec['closure']} [{spec['target']}]: "
         f"{spec['iterations']} updates of {spec['unroll']}-step unrolls over {spec['sims']} LES, "
-        f"{result['seconds']:.0f} s, {result['skipped_unrolls']} unroll(s) skipped; "
-        f"answer (mean of the last {spec['average_last']:.0%}): "
-        + ", ".join(f"{r:.4f}" for r in result["roots"]),
+        f"{result['seconds']:.0f} s, {result['skipped_unrolls']} unroll(s) skipped; {answer}",
     ]
     if ev:
         lines += [
@@ -287,16 +402,35 @@ def fit_command(args) -> int:
     torch.set_num_threads(int(args.threads))
     ref = load_reference(args.reference)
     out = Path(args.out)
-    result = fit_constants(ref, spec, say=lambda m: print(m, flush=True))
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    if args.policy_config:  # the RL config's policy network, trained through the solver
+        from regrl.trainers.rllib.policy_file import load_policy
+        from regrl.trainers.turbulence.smarl import coeff_range_of, module_policy
+
+        overrides = [f"env.kwargs.reference={args.reference}"] if args.reference else []
+        result = fit_policy(ref, Path(args.policy_config), spec, out, overrides, say=say)
+        module, cfg, _ = load_policy(result["policy"])
+        closure, env_kw = result["spec"]["closure"], dict(cfg.env.kwargs)
+        fitted = {
+            "name": f"solver-in-the-loop policy ({closure})",
+            "policy": module_policy(module, coeff_range_of(env_kw)),
+            "steps_per_action": int(env_kw.get("steps_per_action", 10)),
+            "agents_per_side": int(env_kw.get("agents_per_side", 4)),
+        }
+    else:
+        result = fit_constants(ref, spec, say=say)
+        closure = spec.closure
+        label = families.get_family(closure).label(result["roots"])
+        fitted = {"name": "fitted " + label, "coeff": result["coeff"]}
     if args.eval_sims:
-        result["evaluation"] = evaluate_constants(
+        result["evaluation"] = evaluate_fit(
             ref,
-            spec.closure,
-            tuple(result["roots"]),
+            closure,
+            fitted,
             sims=args.eval_sims,
             time_units=args.eval_time,
             spinup=args.eval_spinup,
-            say=lambda m: print(m, flush=True),
+            say=say,
         )
     write_fit(out, result)
     text = fit_markdown(result)
