@@ -59,6 +59,7 @@ def scan(args) -> None:
     todo = [(n, p) for n in args.families for p in families.get_family(n).scan_points()]
     if args.fine:
         todo += [(n, p) for n, grid in FINE.items() for p in itertools.product(*grid)]
+    todo += args.extra
     print(f"{len(todo) - len(have & {_key(*t) for t in todo})} rows to run", flush=True)
     for name, roots in todo:
         label = _key(name, roots)
@@ -135,6 +136,16 @@ def report(path: Path) -> str:
     return "\n".join(out)
 
 
+def _parse_extra(text: str):
+    name, _, values = text.partition("=")
+    try:
+        roots = tuple(round(float(v), 4) for v in values.split(","))
+        families.get_family(name).coefficient(roots)  # right number of coefficients
+    except ValueError as exc:
+        raise SystemExit(f"error: --extra {text!r}: {exc}") from None
+    return name, roots
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -144,8 +155,16 @@ def main() -> None:
     parser.add_argument("--spinup", type=float, default=2.0)
     parser.add_argument("--report", action="store_true", help="print the tables and stop")
     parser.add_argument("--fine", action="store_true", help="add the FINE grids (after --out's)")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="FAMILY=R1,R2",
+        help="one more constant (roots, rounded to 4 decimals), e.g. a solver-in-the-loop fit's",
+    )
     args = parser.parse_args()
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    args.extra = [_parse_extra(text) for text in args.extra]
     for name in args.families:
         families.get_family(name)  # unknown names: the registry's message, before any run
     if not args.report:
