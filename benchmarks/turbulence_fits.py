@@ -31,7 +31,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument(
+        "--extra-means",
+        action="store_true",
+        help="print only the scan's --extra arguments of each family and target's mean roots "
+        "over the seeds in --out, and stop",
+    )
     args = parser.parse_args()
+    if args.extra_means:
+        print(" ".join(extra_means(json.loads(args.out.read_text())["fits"])))
+        return
     torch.set_num_threads(1)
     ref = load_reference()
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"fits": []}
@@ -52,6 +61,16 @@ def main() -> None:
                 )  # fmt: skip
                 args.out.write_text(json.dumps(done, indent=1))
     print(summary(done["fits"]))
+
+
+def extra_means(fits) -> list:
+    """``--extra FAMILY=R1,R2`` of the mean roots over the seeds, per family and target."""
+    out = []
+    for key in sorted({(f["closure"], f["target"]) for f in fits}):
+        roots = [f["roots"] for f in fits if (f["closure"], f["target"]) == key]
+        mean = [sum(r[i] for r in roots) / len(roots) for i in range(len(roots[0]))]
+        out.append(f"--extra {key[0]}=" + ",".join(f"{r:.4f}" for r in mean))
+    return out
 
 
 def summary(fits) -> str:
