@@ -86,6 +86,22 @@ RULES: List[Rule] = [
         "small",
         SMARL_SMALL,
     ),
+    Rule(
+        r"regrl train configs/smarl_hyper\.yaml",
+        "small",
+        SMARL_SMALL + " --set env.kwargs.sims=1 --set env.kwargs.spinup=0.02",
+    ),
+    Rule(
+        r"regrl turbulence fit ",
+        "small",
+        "--iterations 1 --sims 1 --unroll 20 --spinup 0.01 --eval-sims 1 --eval-time 0.05 "
+        "--eval-spinup 0.01",
+    ),
+    Rule(
+        r"\.venv/bin/python benchmarks/turbulence_family_scan\.py",
+        "small",
+        "--sims 1 --time 0.05 --spinup 0.01",
+    ),
     Rule(r"regrl eval runs/smarl_", "small", "--episodes 1"),
     Rule(r"regrl eval data/turbulence/policies/\w+\.pt", "small", "--episodes 1"),
     Rule(r"regrl export runs/smarl_\w+/<timestamp> --out runs/", "run"),

@@ -174,6 +174,8 @@ def test_fit_command_writes_the_fit_and_its_paired_evaluation(ref_path, tmp_path
     assert "closure must be one of" in capsys.readouterr().err
     assert main(args + ["--eval-time", "nan"]) == 2
     assert "--eval-time" in capsys.readouterr().err
+    assert main(args + ["--eval-sims", "1"]) == 0  # one simulation: no interval, no crash
+    assert "n/a (one simulation)" in (out / "fit.md").read_text()
 
 
 def test_policy_decider_maps_like_the_evaluation_and_passes_gradients(ref):

@@ -384,7 +384,8 @@ def fit_markdown(result: Dict[str, object]) -> str:
             )
         lines += ["", "Fitted minus each row, paired over the simulations (mean ± 95% t):", ""]
         for name, (mean, half) in ev["paired_fitted_minus"].items():
-            lines.append(f"- {name}: {mean:+.4f} ± {half:.4f}")
+            half_text = "n/a (one simulation)" if half is None else f"{half:.4f}"
+            lines.append(f"- {name}: {mean:+.4f} ± {half_text}")
     return "\n".join(lines) + "\n"
 
 

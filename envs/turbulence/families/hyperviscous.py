@@ -43,5 +43,6 @@ SMAGORINSKY_HYPER = register(
         classical=CLASSICAL,
         scan=(SCAN_CS, SCAN_C4),
         apply=_apply,
+        best=(0.0, 0.31),  # the fine scan's lowest error (docs/smarl_families.md), a valley
     )
 )
