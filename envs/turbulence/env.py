@@ -281,11 +281,8 @@ class TurbulenceEnv(ParallelEnv):
             rewards.update({a: reward for a in self._sim_agents[b]})
         ended = diverged | (alive & (self._t >= self.episode_actions))
         self._alive = alive & ~ended
-        stepped = [a for b in np.flatnonzero(alive) for a in self._sim_agents[b]]
-        done = {
-            a: bool(ended[int(np.flatnonzero(self._sim_agents == a)[0] // self.a**2)])
-            for a in stepped
-        }
+        done = {a: bool(ended[b]) for b in np.flatnonzero(alive) for a in self._sim_agents[b]}
+        stepped = list(done)
         info = {"metrics": self.episode_metrics()} if not self._alive.any() else {}
         self.agents = [a for b in np.flatnonzero(self._alive) for a in self._sim_agents[b]]
         return (
