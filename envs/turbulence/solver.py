@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 
@@ -409,21 +409,12 @@ class Turbulence2D:
         ½[∇·(uω) + u·∇ω] explicitly (8 rows)."""
         ops = self._step_rows[0 if nu_e_field is None else 1]
         phys = _to_grid(self._w_hat.unsqueeze(1) * ops, self.n)
-        u, v = phys[:, 0], phys[:, 1]
-        n_products = (2 if self.dealias else 3) + (0 if nu_e_field is None else 2)
+        if nu_e_field is not None and pointwise:  # ν_e(x) = field·|S̄(x)|, |S̄| = 2√(S̄11² + S̄12²)
+            nu_e_field = nu_e_field * 2.0 * torch.linalg.vector_norm(phys[:, -2:], dim=1)
         if self._tracking(nu_e_field):  # autograd: out= writes are not differentiable
-            return self._nonlinear_hat_tracked(phys, nu_e_field, pointwise)
-        prods = phys.new_empty(self.batch, n_products, self.n, self.n)
-        if self.dealias:  # (u⊗u)12, (u⊗u)11 − (u⊗u)22
-            torch.mul(u, v, out=prods[:, 0])
-            torch.addcmul(u * u, v, v, value=-1.0, out=prods[:, 1])
-        else:  # u·∇ω, uω, vω
-            torch.addcmul(u * phys[:, 2], v, phys[:, 3], out=prods[:, 0])
-            torch.mul(phys[:, 0:2], phys[:, 4:5], out=prods[:, 1:3])
-        if nu_e_field is not None:  # ν_e S̄11, ν_e S̄12
-            if pointwise:  # ν_e(x) = field · |S̄(x)|, |S̄| = 2√(S̄11² + S̄12²)
-                nu_e_field = nu_e_field * 2.0 * torch.linalg.vector_norm(phys[:, -2:], dim=1)
-            torch.mul(nu_e_field.unsqueeze(1), phys[:, -2:], out=prods[:, -2:])
+            prods = torch.stack(self._products(phys, nu_e_field), 1)
+        else:
+            prods = self._products_into(phys, nu_e_field)
         hats = _to_spectral(prods, self._c)
         if self.dealias:
             jac = self._curl_div(hats[:, 0], hats[:, 1])
@@ -442,28 +433,33 @@ class Turbulence2D:
             return False
         return self._w_hat.requires_grad or (nu_e_field is not None and nu_e_field.requires_grad)
 
-    def _nonlinear_hat_tracked(
-        self, phys: Tensor, nu_e_field: Optional[Tensor], pointwise: bool
-    ) -> Tuple[Tensor, Optional[Tensor]]:
-        """``_nonlinear_hat`` out of place (the same products, stacked), for autograd."""
+    def _products(self, phys: Tensor, nu_e_field: Optional[Tensor]) -> List[Tensor]:
+        """The grid products ``_nonlinear_hat`` transforms, out of place (for autograd):
+        dealiased (u⊗u)12, (u⊗u)11 − (u⊗u)22, else u·∇ω, uω, vω; then ν_e S̄11, ν_e S̄12."""
         u, v = phys[:, 0], phys[:, 1]
         if self.dealias:
             terms = [u * v, u * u - v * v]
         else:
             terms = [u * phys[:, 2] + v * phys[:, 3], u * phys[:, 4], v * phys[:, 4]]
         if nu_e_field is not None:
-            if pointwise:
-                nu_e_field = nu_e_field * 2.0 * torch.linalg.vector_norm(phys[:, -2:], dim=1)
             terms += [nu_e_field * phys[:, -2], nu_e_field * phys[:, -1]]
-        hats = _to_spectral(torch.stack(terms, 1), self._c)
-        if self.dealias:
-            jac = self._curl_div(hats[:, 0], hats[:, 1])
-        else:
-            jac = 0.5 * (hats[:, 0] + 1j * (self._kx * hats[:, 1] + self._ky * hats[:, 2]))
-        pi = None
-        if nu_e_field is not None:
-            pi = torch.addcmul(self._pi_a * hats[:, -1], self._pi_b, hats[:, -2])
-        return jac, pi
+        return terms
+
+    def _products_into(self, phys: Tensor, nu_e_field: Optional[Tensor]) -> Tensor:
+        """``_products`` written into one preallocated [batch, rows, n, n] buffer (no stack
+        copy; not differentiable)."""
+        u, v = phys[:, 0], phys[:, 1]
+        n_products = (2 if self.dealias else 3) + (0 if nu_e_field is None else 2)
+        prods = phys.new_empty(self.batch, n_products, self.n, self.n)
+        if self.dealias:  # (u⊗u)12, (u⊗u)11 − (u⊗u)22
+            torch.mul(u, v, out=prods[:, 0])
+            torch.addcmul(u * u, v, v, value=-1.0, out=prods[:, 1])
+        else:  # u·∇ω, uω, vω
+            torch.addcmul(u * phys[:, 2], v, phys[:, 3], out=prods[:, 0])
+            torch.mul(phys[:, 0:2], phys[:, 4:5], out=prods[:, 1:3])
+        if nu_e_field is not None:  # ν_e S̄11, ν_e S̄12
+            torch.mul(nu_e_field.unsqueeze(1), phys[:, -2:], out=prods[:, -2:])
+        return prods
 
     def vorticity_rms(self, w_hat: Optional[Tensor] = None) -> Tensor:
         """⟨ω²⟩^½ [batch] from the stored half spectrum (of the state, or of ``w_hat``). The

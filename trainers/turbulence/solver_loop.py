@@ -347,7 +347,6 @@ def evaluate_fit(
         say(f"eval: {name} ({sims} LES x {time_units} time units)")
         r = rollout(ref, **kw, seeds=sims, time_units=time_units, spinup=spinup)
         rows.append({k: v for k, v in r.items() if not isinstance(v, list)} | {"name": name})
-        rows[-1]["per_simulation"] = r.get("per_simulation")
     paired = {}
     for other in rows[1:]:
         if rows[0]["diverged"] or other["diverged"]:

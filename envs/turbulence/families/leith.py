@@ -17,14 +17,14 @@ C_L = 0.17  # SMARL's baseline constant
 SCAN = (0.17, 0.20, 0.23, 0.26, 0.29)
 
 
-def _domain(sim, coeffs, n_steps):
-    for _ in range(n_steps):
-        sim.step(1, eddy_viscosity=leith_viscosity(sim, coeffs[0]))
+def _before_every_step(viscosity):
+    """Apply: ν_e = viscosity(sim, C_L³) of the state before each solver step."""
 
+    def apply(sim, coeffs, n_steps):
+        for _ in range(n_steps):
+            sim.step(1, eddy_viscosity=viscosity(sim, coeffs[0]))
 
-def _pointwise(sim, coeffs, n_steps):
-    for _ in range(n_steps):
-        sim.step(1, eddy_viscosity=leith_local_viscosity(sim, coeffs[0]))
+    return apply
 
 
 LEITH = register(
@@ -35,7 +35,7 @@ LEITH = register(
         powers=(3,),
         classical=(C_L,),
         scan=(SCAN,),
-        apply=_domain,
+        apply=_before_every_step(leith_viscosity),
     )
 )
 LEITH_LOCAL = register(
@@ -46,6 +46,6 @@ LEITH_LOCAL = register(
         powers=(3,),
         classical=(C_L,),
         scan=(SCAN,),
-        apply=_pointwise,
+        apply=_before_every_step(leith_local_viscosity),
     )
 )

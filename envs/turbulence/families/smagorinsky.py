@@ -22,12 +22,14 @@ SCAN_DOMAIN = (0.14, 0.15, 0.16, 0.17, 0.18, 0.19)
 SCAN_POINTWISE = (0.12, 0.14, 0.16, 0.18, 0.20, 0.22)
 
 
-def _domain(sim, coeffs, n_steps):
-    sim.step(n_steps, eddy_viscosity=StrainScaled(coeffs[0] * sim.delta**2))
+def _in_step(pointwise: bool):
+    """Apply: ν_e = C_s² Δ² × the strain norm, formed inside every solver step."""
 
+    def apply(sim, coeffs, n_steps):
+        field = StrainScaled(coeffs[0] * sim.delta**2, pointwise=pointwise)
+        sim.step(n_steps, eddy_viscosity=field)
 
-def _pointwise(sim, coeffs, n_steps):
-    sim.step(n_steps, eddy_viscosity=StrainScaled(coeffs[0] * sim.delta**2, pointwise=True))
+    return apply
 
 
 SMAGORINSKY = register(
@@ -38,7 +40,7 @@ SMAGORINSKY = register(
         powers=(2,),
         classical=(C_S,),
         scan=(SCAN_DOMAIN,),
-        apply=_domain,
+        apply=_in_step(pointwise=False),
         best=(0.16,),  # docs/smarl_families.md: not separated from 0.17 (−0.0014 ± 0.0043)
     )
 )
@@ -50,6 +52,6 @@ SMAGORINSKY_LOCAL = register(
         powers=(2,),
         classical=(C_S,),
         scan=(SCAN_POINTWISE,),
-        apply=_pointwise,
+        apply=_in_step(pointwise=True),
     )
 )
