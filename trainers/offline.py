@@ -77,6 +77,7 @@ METRICS_FILE = "metrics.json"
 LEARNER_FILE = "learner.pt"
 FORMATS = {".npz": "npz", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 IGNORE_TOKEN = -1  # token targets equal to -1 are padding
+TUNE_SALT = 104_723  # the tuning split's permutation differs from the validation split's
 
 
 # =========================================================================== configuration
@@ -94,12 +95,19 @@ class DataConfig:
     """Fraction of the file held out for validation (seeded split; ignored with val_path)."""
     val_path: Optional[str] = None
     """Separate validation file with the same keys and format (null = split the main file)."""
+    tune_fraction: float = 0.0
+    """Fraction of the training rows held out as a tuning split (seeded) for plugins with a
+    validation step (``stn``, ``pg_noise_mask``); they train on the rest. 0 = none."""
 
     def __post_init__(self) -> None:
         _require(bool(self.path), "data.path is required")
         _require(
             0.0 <= self.val_fraction < 1.0,
             f"data.val_fraction must be in [0, 1), got {self.val_fraction}",
+        )
+        _require(
+            0.0 <= self.tune_fraction < 1.0,
+            f"data.tune_fraction must be in [0, 1), got {self.tune_fraction}",
         )
 
 
@@ -222,6 +230,12 @@ class OfflineConfig(RunConfig):
         super().__post_init__()
         names = [p.name for p in self.plugins]
         check_combination(names, self.task, data_parallel=self.resources.num_workers > 0)
+        tuners = [n for n in names if PLUGINS.get(n).needs_validation]
+        _require(
+            not tuners or self.data.tune_fraction > 0,
+            f"plugin {tuners[0] if tuners else ''!r} needs a tuning split held out of the "
+            "training rows: set data.tune_fraction (e.g. 0.1)",
+        )
         for spec in self.plugins:
             PLUGINS.get(spec.name).check_config(spec.params, self.task, self.training.epochs)
 
@@ -260,6 +274,9 @@ class OfflineData:
     y_val: torch.Tensor
     in_dim: int
     out_dim: int
+    x_tune: Optional[torch.Tensor] = None
+    """Tuning split held out of the training rows (``data.tune_fraction``), or None."""
+    y_tune: Optional[torch.Tensor] = None
 
 
 def infer_format(path: Path, fmt: str) -> str:
@@ -416,7 +433,11 @@ def prepare_data(cfg: OfflineConfig) -> OfflineData:
             )
     else:
         x, y, xv, yv = _split(x, y, d.val_fraction, cfg.seed, d.path)
-    return OfflineData(x, y, xv, yv, in_dim=x.shape[1], out_dim=_out_dim(cfg, x, y, xv, yv))
+    out_dim = _out_dim(cfg, x, y, xv, yv)
+    if d.tune_fraction > 0:
+        x, y, xt, yt = _split(x, y, d.tune_fraction, cfg.seed + TUNE_SALT, d.path)
+        return OfflineData(x, y, xv, yv, x.shape[1], out_dim, x_tune=xt, y_tune=yt)
+    return OfflineData(x, y, xv, yv, in_dim=x.shape[1], out_dim=out_dim)
 
 
 def _split(x, y, fraction: float, seed: int, path: str):
@@ -522,6 +543,7 @@ class OfflineLearner:
         self.opt = opt
         for p in self.plugins:
             p.setup(self.model, self.opt, self.make_optimizer)
+        self.tuners = [p for p in self.plugins if p.needs_validation]
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         t = self.cfg.training
@@ -617,6 +639,7 @@ class OfflineLearner:
             p.on_epoch_start(epoch, self.model)
         g = torch.Generator().manual_seed(self.cfg.seed * 7_919 + epoch * 104_729 + int(shard[0]))
         order = shard[torch.randperm(len(shard), generator=g)]
+        tune = self._tune_batches(epoch, data, batch_size)
         sums: Dict[str, float] = {}
         steps = 0
         for start in range(0, len(order), batch_size):
@@ -624,6 +647,8 @@ class OfflineLearner:
             step = self.train_step(
                 self.make_batch(data.x_train[idx], data.y_train[idx], idx), epoch
             )
+            if tune:
+                step.update(self.validation_step(tune[steps % len(tune)], data, epoch))
             for k, v in step.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
@@ -632,6 +657,23 @@ class OfflineLearner:
             end = _prefixed(p.name, p.on_epoch_end(epoch, self.model))
             metrics.update({k: float(v) for k, v in end.items()})
         return metrics
+
+    def _tune_batches(self, epoch: int, data: OfflineData, batch_size: int) -> List[torch.Tensor]:
+        """Index batches of the tuning split for this epoch (seeded by seed and epoch, so a
+        resumed run draws the same ones); empty when no plugin has a validation step."""
+        if not self.tuners or data.x_tune is None:
+            return []
+        g = torch.Generator().manual_seed(self.cfg.seed * 7_919 + epoch * 104_729 + TUNE_SALT)
+        order = torch.randperm(len(data.x_tune), generator=g)
+        return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+    def validation_step(self, idx: torch.Tensor, data: OfflineData, epoch: int) -> Dict[str, float]:
+        """Each tuning plugin's validation step on the tuning rows ``idx``."""
+        batch = self.make_batch(data.x_tune[idx], data.y_tune[idx], idx)
+        metrics: Dict[str, Any] = {}
+        for p in self.tuners:
+            metrics.update(_prefixed(p.name, p.validation_step(self.model, batch, epoch)))
+        return {k: float(v) for k, v in metrics.items()}
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> Dict[str, float]:

@@ -6,7 +6,12 @@ no-ops. The learner (``trainers/offline.py``) calls the hooks in this order each
 
     on_epoch_start -> targets -> transform_batch -> forward -> observe -> sample_weights
     -> task_loss + extra_loss -> backward -> after_backward -> before_step -> step -> after_step
+    -> validation_step (plugins with ``needs_validation``, on a batch of the tuning split)
     -> ... -> on_epoch_end
+
+A plugin that owns extra trainable parts (a peer network, a hypernetwork's hyperparameters,
+a policy) builds them and their optimiser in ``setup`` and returns their state from
+``state_dict``; the learner's optimiser only ever sees the model's parameters.
 
 Hooks never reach into the learner's config; the math lives in pure functions next to them.
 """
@@ -80,6 +85,9 @@ class Plugin:
     replaces_task_loss: ClassVar[bool] = False
     provides_targets: ClassVar[bool] = False
     data_parallel: ClassVar[bool] = True
+    needs_validation: ClassVar[bool] = False
+    """True: the run must hold out a tuning split (``data.tune_fraction``) and the learner calls
+    :meth:`validation_step` after every training step with a batch of it."""
 
     def __init__(self, params: Any, info: TaskInfo):
         self.params = params
@@ -153,6 +161,14 @@ class Plugin:
         pass
 
     def after_step(self, model: nn.Module) -> Metrics:
+        return {}
+
+    def validation_step(self, model: nn.Module, batch: Batch, epoch: int) -> Metrics:
+        """Called after each training step (only when ``needs_validation``) with a batch of the
+        tuning split, held out of the training rows: ``batch`` has ``x``, ``y``, ``target`` and
+        ``idx`` (indices into the tuning split). Methods with a second, validation-driven
+        update (a hyperparameter step, a policy-gradient step) make it here with their own
+        optimiser; the model's parameters must not be changed."""
         return {}
 
     # ---- checkpoints --------------------------------------------------------------------

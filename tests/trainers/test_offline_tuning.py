@@ -1,0 +1,104 @@
+"""The offline learner's tuning split and validation step (the mechanism behind STN and the
+policy-gradient noise mask): the split is held out of the training rows, seeded and disjoint,
+and every training step is followed by one validation step on a tuning batch."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from regrl.agents.offline import Plugin, TaskInfo
+from regrl.trainers.offline import (
+    OfflineLearner,
+    offline_config_from_dict,
+    prepare_data,
+    shard_indices,
+)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    x = np.arange(200, dtype=np.float32)[:, None].repeat(3, axis=1)  # row i holds the value i
+    y = rng.integers(0, 3, 200)
+    path = tmp_path_factory.mktemp("tune") / "rows.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def cfg(path: Path, tune: float, seed: int = 0, plugins=()):
+    return offline_config_from_dict(
+        {
+            "kind": "offline",
+            "seed": seed,
+            "data": {"path": str(path), "val_fraction": 0.2, "tune_fraction": tune},
+            "model": {"hidden": [8]},
+            "training": {"epochs": 2, "batch_size": 32, "lr": 0.01},
+            "plugins": list(plugins),
+        }
+    )
+
+
+def _rows(x: torch.Tensor) -> set:
+    return set(x[:, 0].long().tolist())
+
+
+def test_tuning_split_is_held_out_of_training_and_seeded(data_file):
+    plain = prepare_data(cfg(data_file, 0.0))
+    assert plain.x_tune is None and len(plain.x_train) == 160
+    data = prepare_data(cfg(data_file, 0.25))
+    assert len(data.x_tune) == 40 and len(data.x_train) == 120
+    train, tune, val = _rows(data.x_train), _rows(data.x_tune), _rows(data.x_val)
+    assert train | tune == _rows(plain.x_train)  # carved from the training rows only
+    assert not train & tune and not tune & val
+    assert _rows(prepare_data(cfg(data_file, 0.25)).x_tune) == tune  # same seed, same split
+    assert _rows(prepare_data(cfg(data_file, 0.25, seed=1)).x_tune) != tune
+
+
+def test_bad_tune_fraction_is_one_line():
+    with pytest.raises(Exception, match=r"data.tune_fraction must be in \[0, 1\)"):
+        offline_config_from_dict({"kind": "offline", "data": {"path": "x.npz", "tune_fraction": 1}})
+
+
+class Recorder(Plugin):
+    """Records what the learner hands to the validation step."""
+
+    name = "recorder"
+    needs_validation = True
+
+    def __init__(self, info):
+        super().__init__(None, info)
+        self.seen, self.steps, self.weights = [], 0, []
+
+    def after_step(self, model):
+        self.steps += 1
+        return {}
+
+    def validation_step(self, model, batch, epoch):
+        self.seen.append(_rows(batch["x"]))
+        self.weights.append(model.head.weight.detach().clone())
+        assert self.steps == len(self.seen)  # called after the step it follows
+        return {"calls": torch.tensor(float(len(self.seen)))}
+
+
+def test_every_training_step_is_followed_by_a_validation_step(data_file):
+    c = cfg(data_file, 0.25)
+    data = prepare_data(c)
+    learner = OfflineLearner(c, data, torch.device("cpu"))
+    rec = Recorder(TaskInfo("classification", len(data.x_train), 3, 2, 0))
+    learner.plugins.append(rec)
+    learner.tuners = [rec]
+    metrics = learner.train_epoch(0, data, shard_indices(len(data.x_train), 0, 1), 32)
+    assert rec.steps == len(rec.seen) == 4  # 120 training rows in batches of 32
+    assert set().union(*rec.seen) == _rows(data.x_tune)  # 40 tuning rows: 32 + 8, cycled
+    assert not set().union(*rec.seen) & _rows(data.x_train)
+    assert metrics["plugin/recorder/calls"] == pytest.approx((1 + 2 + 3 + 4) / 4)
+    assert not torch.equal(rec.weights[0], rec.weights[1])  # the model moved in between
+
+
+def test_no_tuning_plugin_means_no_validation_steps(data_file):
+    c = cfg(data_file, 0.25)
+    data = prepare_data(c)
+    learner = OfflineLearner(c, data, torch.device("cpu"))
+    assert learner.tuners == [] and learner._tune_batches(0, data, 32) == []
