@@ -1,7 +1,7 @@
 """Turbulence2D (torch) vs a plain NumPy implementation of the same scheme, measured in the
 same run; prints solver steps per second and speed ratios.
 
-Scheme (SMARL, Mojgani et al. 2023, arXiv 2312.00907, methods.md §2.1): AB2 Jacobian (mean of
+Scheme (SMARL, Mojgani et al. 2023, arXiv 2312.00907, docs/methods.md#smarl-solver): AB2 Jacobian (mean of
 conservative and advective forms), Crank–Nicolson ν, implicit drag, 2/3-rule dealiasing,
 rfft2 pseudo-spectral products. The NumPy baseline uses ``numpy.fft`` (pocketfft) and advances
 a batch by looping over its simulations, as a single-simulation NumPy code would be used.

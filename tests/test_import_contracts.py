@@ -1,4 +1,4 @@
-"""The layer rules of README.md's Layout as import-linter contracts (`.importlinter`), run on this tree.
+"""The layer rules of docs/architecture.md as import-linter contracts (`.importlinter`), run on this tree.
 
 agents and envs never import trainers or ray; agents never imports envs; no import cycles
 inside trainers. grimp sees function-level imports too, so a lazy import cannot hide a cycle.

@@ -1,8 +1,8 @@
 """Run-directory checkpoints: atomic writes with an integrity manifest, discovery of the
 newest intact one, pruning, clean-up after a crash, and the empty-iteration guard.
 
-Pure file logic (no Ray, no torch at import), so every run loop calls it through one-line
-hooks and the tests need no framework.
+Pure file logic (no Ray, no torch at import): the run harness calls it through one-line
+hooks, and the tests need no framework.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def remove_partial_checkpoints(run_dir: Path) -> List[str]:
 def resume_checkpoint(
     run_dir: Path, say: Callable[[str], None] = print, clean: bool = True
 ) -> CheckpointChoice:
-    """The resume hook of every run loop: clean up partial checkpoints (``clean``), pick the
+    """The resume hook of the run harness: clean up partial checkpoints (``clean``), pick the
     newest intact checkpoint with a warning per skipped one, say so when there is none (the
     run restarts at iteration 1), and refuse when every checkpoint is damaged."""
     removed = remove_partial_checkpoints(run_dir) if clean else []

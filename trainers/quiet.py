@@ -55,7 +55,7 @@ NOISE: Tuple[Noise, ...] = (
     Noise(
         "ray.rllib.algorithms.algorithm_config",
         "on the new API stack! This is the new default behavior",
-        "regrl uses RLlib's new API stack on purpose (README.md, Layout)",
+        "regrl uses RLlib's new API stack on purpose (docs/architecture.md, Where Ray is used)",
     ),
 )
 

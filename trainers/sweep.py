@@ -305,7 +305,7 @@ def make_spec(
 ) -> Tuple[Path, Dict[str, Any]]:
     """Validate every trial's config and lay out a new sweep directory (nothing runs yet).
 
-    ``configs``: one or more (cmd_sweep refuses none). Several (of one kind) are the arms of one sweep: each arm, labelled by its
+    ``configs``: one or more (``regrl sweep`` without one stops in :func:`cmd_sweep`). Several (of one kind) are the arms of one sweep: each arm, labelled by its
     file's stem, is crossed with the grid and the seeds, so a baseline runs in the same sweep
     and the same results table as the methods it is compared with."""
     from regrl.trainers.harness import new_run_dir  # lazy: torch, not at --help

@@ -6,7 +6,7 @@ R reference lanes as polylines) and outputs, for every reference lane r and mode
 
 - a trajectory of T future (x, y) points, expressed as arclength + lateral offset along lane r
   and mapped back to the agent frame (so every candidate follows its lane's geometry), and
-- one scalar logit from ``pi_head``, the only part RIFT fine-tunes (methods.md §1.1).
+- one scalar logit from ``pi_head``, the only part RIFT fine-tunes (docs/methods.md#rift-planner).
 
 Candidates are flattened lanes-major: g = r * M + m, G = R * M. Torch only: the scene arrives
 as a dict of tensors; the environment package that defines the layout is never imported.
@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-MASKED_LOGIT = -1e8  # RIFT masks padded reference lines with -1e8 (methods.md §1.4)
+MASKED_LOGIT = -1e8  # RIFT masks padded reference lines with -1e8 (docs/methods.md#rift-loss)
 POS_SCALE, VEL_SCALE = 20.0, 10.0  # metres and m/s -> order-one network inputs
 
 

@@ -69,7 +69,7 @@ def minp_proxy_logprob(
 def _select_regularised(
     logp: torch.Tensor, proxy_logp: torch.Tensor, A: torch.Tensor, valid: torch.Tensor, rho: float
 ) -> torch.Tensor:
-    """Boolean mask of the tokens Lp-Reg regularises (methods.md §3, "Exact selection rule").
+    """Boolean mask of the tokens Lp-Reg regularises (docs/methods.md#lp-reg-loss, "Selection").
 
     Among valid tokens with A < 0 (n_neg of them), the k = max(1, int(n_neg·rho)) with the
     lowest (detached) logp are candidates; a candidate is regularised iff logp < proxy_logp.

@@ -557,7 +557,7 @@ def _masked_log_softmax(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tens
 def candidate_policy_term(
     ctx: TermContext, p: CandidatePolicyParams
 ) -> Tuple[torch.Tensor, Metrics]:
-    """RIFT's loss (Chen et al., arXiv 2505.03344; methods.md §1.4): the policy is the
+    """RIFT's loss (Chen et al., arXiv 2505.03344; docs/methods.md#rift-loss): the policy is the
     categorical over the G candidates; every valid candidate g of every state contributes
     ``obj_g = min(A_g rho_g, A_g clip(rho_g, 1-eps, 1+eps))``, and for A_g < 0
     ``max(obj_g, c A_g)``; loss = -mean over valid (s, g) — ``policy_loss`` on [N, G].

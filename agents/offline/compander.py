@@ -13,7 +13,7 @@ from regrl.agents.offline.base import Plugin, register_plugin, weight_matrices
 
 def compander(w: torch.Tensor, alpha, beta) -> torch.Tensor:
     """Weight compander f(w) = sign(w) * ((|w| + beta)^alpha - beta^alpha) (arXiv 2306.16993,
-    §III; the exact form is [inferred] in methods.md §6.5, not checked against the paper).
+    §III; the exact form is assumed, docs/methods.md#weight-compander, not checked against the paper).
 
     With 0 < alpha < 1 it grows sub-linearly (restricts large magnitudes) and has slope
     alpha * beta^(alpha - 1) at 0 (> 1 for small beta: pushes small weights away from zero).

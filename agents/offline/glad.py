@@ -21,7 +21,7 @@ def glad_gradient(
     g: Sequence[torch.Tensor], g_sam: Sequence[torch.Tensor], gamma: float
 ) -> List[torch.Tensor]:
     """GLAD's regularised gradient ``g + gamma * (g_SAM - g)`` (arXiv 2507.13089, §3; the
-    exact form is [inferred] in methods.md §6.8): the SAM gradient, taken at w + rho g/||g||,
+    exact form is assumed, docs/methods.md#glad): the SAM gradient, taken at w + rho g/||g||,
     steers the ordinary gradient toward flatter regions; gamma = 1 is plain SAM."""
     return [gi + gamma * (si - gi) for gi, si in zip(g, g_sam)]
 

@@ -28,7 +28,7 @@ def project_spectral_norm(W: torch.Tensor, bound: float) -> torch.Tensor:
 def certified_lipschitz_bound(weights: Iterable[torch.Tensor]) -> torch.Tensor:
     """Certified (upper) bound on Lip(pi) in the l2 norm: the product of the layers' spectral
     norms, valid for 1-Lipschitz activations (arXiv 2103.16629 constrains Lip(pi) <= alpha;
-    this is implementation option (a) of methods.md §5)."""
+    the certified global bound of docs/methods.md#lipschitz-behaviour-cloning)."""
     bound = torch.tensor(1.0, dtype=torch.float64)
     for W in weights:
         bound = bound * spectral_norm(W)

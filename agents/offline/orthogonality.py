@@ -12,7 +12,7 @@ from regrl.agents.offline.base import Plugin, register_plugin, weight_matrices
 
 def soft_orthogonality(W: torch.Tensor) -> torch.Tensor:
     """``||W W^T - I||_F^2`` for a weight matrix W [out, in] (the kernel-orthogonality /
-    SRIP-style penalty, methods.md §6.12; for an MLP the orthogonal-convolution term reduces to
+    SRIP-style penalty, docs/methods.md#soft-orthogonality; for an MLP the orthogonal-convolution term reduces to
     it). The smaller Gram matrix is used (W^T W when out > in), the one that can equal I."""
     if W.dim() != 2:
         raise ValueError(f"W must be a matrix, got shape {tuple(W.shape)}")
@@ -30,7 +30,7 @@ def orthogonality_penalty(weights, lam: float) -> Tuple[torch.Tensor, Dict[str, 
 @dataclass(frozen=True)
 class OrthogonalityParams:
     lam: float = 1e-2
-    """Weight lambda (methods.md §6.12: 1e-4 to 1e-2 for kernel orthogonality)."""
+    """Weight lambda (docs/methods.md#soft-orthogonality: 1e-4 to 1e-2 for kernel orthogonality)."""
 
     def __post_init__(self) -> None:
         if self.lam < 0:

@@ -15,7 +15,7 @@ Interface used by the planner / RIFT trainer side (numpy-only, no MetaDrive need
   are masked. Headings are derived from consecutive points.
 - ``regrl.envs.traffic.scoring.score_candidates(traj [G,T,2], obs, valid [G], gamma=0.98,
   forecast="bicycle"|"constant_velocity") -> (returns [G] float32, details)`` with details ``collision``/``offroad`` [G,T] bool and
-  ``reward`` [G,T] (RIFT's dense reward, methods.md §1.3; discounted sum stopping after the
+  ``reward`` [G,T] (RIFT's dense reward, docs/methods.md#rift-reward; discounted sum stopping after the
   first collision step, which is included).
 - ``regrl.envs.traffic.candidates.lane_following_candidates(obs, M) -> (traj [R·M,T,2], valid)``.
 - ``regrl.envs.traffic.parallel_env(num_cbv=K, map=..., horizon=..., seed=..., action_mode=

@@ -1,6 +1,6 @@
 """Tracking controller: turns a chosen candidate trajectory into MetaDrive's [steer, throttle].
 
-RIFT executes its chosen candidate with a PID controller (methods.md §1.1, "Action
+RIFT executes its chosen candidate with a PID controller (docs/methods.md#rift-planner, "Action
 execution"); here steering is a pure-pursuit law (Coulter 1992, "Implementation of the Pure
 Pursuit Path Tracking Algorithm", CMU-RI-TR-92-01: δ = atan(2·L·sin α / l_d)) and the
 longitudinal command a PID on the speed error plus a feed-forward of the candidate's own

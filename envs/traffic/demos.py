@@ -1,4 +1,4 @@
-"""Demonstrations for RIFT's stage-1 substitute (methods.md §1.7): IDM-driven vehicles in the
+"""Demonstrations for RIFT's stage-1 substitute (docs/methods.md#rift-on-metadrive): IDM-driven vehicles in the
 same MetaDrive scenarios, logged at 10 Hz.
 
 Every vehicle in the scene (the CBVs, which drive by IDM here, the ego AV and the IDM traffic)
@@ -6,7 +6,7 @@ gives one sample every ``every`` steps: its flat scene features (``scene.OBS_LAY
 ground-truth future, the next T = 40 positions in its own frame at the sample time, with a
 validity mask (False where the vehicle has left the scene or the episode ended). The file
 also holds per-vehicle speed / acceleration / heading series (the "target" distributions of
-the realism metrics, methods.md §1.6).
+the realism metrics, docs/methods.md#rift-metrics).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from regrl.envs.traffic import scene
+from regrl.envs.traffic.families import family_kwargs
 from regrl.envs.traffic.features import vehicle_state
 from regrl.envs.traffic.scene import DT, T
 
@@ -27,16 +28,28 @@ class DemoSpec:
     """Episodes to record (scenario seeds seed, seed+1, ...)."""
     seed: int = 0
     """First scenario seed."""
-    map: str = "intersection"
-    """MetaDrive scenario: intersection | roundabout | pg."""
-    num_cbv: int = 2
-    """Vehicles of the CBV slots (IDM-driven while recording)."""
-    horizon: int = 200
-    """Steps per episode (0.1 s each)."""
+    family: str = "default"
+    """Scenario family (``families.FAMILIES``); it supplies the scenario keys left None."""
+    map: Optional[str] = None
+    """MetaDrive scenario: intersection | roundabout | pg (None: the family's)."""
+    pg_map: Optional[str] = None
+    """PG block string of map pg, e.g. SrSyS (None: the family's)."""
+    num_cbv: Optional[int] = None
+    """Vehicles of the CBV slots (IDM-driven while recording; None: the family's)."""
+    horizon: Optional[int] = None
+    """Steps per episode (0.1 s each; None: the family's)."""
     every: int = 2
     """Record a sample every this many steps."""
-    traffic_density: float = 0.05
-    """MetaDrive traffic density."""
+    traffic_density: Optional[float] = None
+    """MetaDrive traffic density (None: the family's)."""
+
+    def resolved(self) -> "DemoSpec":
+        """This spec with every scenario key the family's where it is None."""
+        from dataclasses import replace
+
+        keys = ("map", "pg_map", "num_cbv", "horizon", "traffic_density")
+        scenario = family_kwargs(self.family, **{k: getattr(self, k) for k in keys})
+        return replace(self, **{k: scenario[k] for k in keys})
 
 
 class _Episode:
@@ -98,11 +111,14 @@ def record_demos(
     allows one engine per process)."""
     from regrl.envs.traffic.env import TrafficEnv
 
+    spec = spec.resolved()
     owned = env is None
     if owned:
         env = TrafficEnv(
+            family=spec.family,
             num_cbv=spec.num_cbv,
             map=spec.map,
+            pg_map=spec.pg_map,
             horizon=spec.horizon + 1,
             seed=0,
             action_mode="raw",
@@ -157,6 +173,6 @@ def save_demos(path, data: dict, spec: DemoSpec) -> None:
     np.savez_compressed(
         path,
         **data,
-        spec=json.dumps(asdict(spec)),
+        spec=json.dumps(asdict(spec.resolved())),
         obs_layout=json.dumps({k: list(v) for k, v in scene.OBS_LAYOUT.items()}),
     )

@@ -1,5 +1,5 @@
 """RIFT traffic environment: K critical background vehicles (CBVs) driven by a learned policy
-in MetaDrive (methods.md §1.1, §1.7), as a PettingZoo ``ParallelEnv``.
+in MetaDrive (docs/methods.md#rift-planner, #rift-on-metadrive), as a PettingZoo ``ParallelEnv``.
 
 Scene. A MetaDrive multi-agent scenario (``map``: 'intersection', 'roundabout' or 'pg', a
 procedurally generated map of blocks ``pg_map``) with K+1 controlled vehicles: the K CBVs
@@ -22,7 +22,7 @@ Per-agent observations are the flattened scene features (``regrl.envs.traffic.sc
 infos hold ``metrics`` (speed, acc, collision, offroad, uncomfortable, progress_m; the last
 step of the episode adds episode aggregates: cpk, orr, uc, rp, sim_error, ego_crash, …) and,
 in candidate mode, ``candidate_returns`` [G] float32 and ``candidate_valid`` [G] bool of the
-candidates offered at the returned observation. The reward is RIFT's dense reward (§1.3) of
+candidates offered at the returned observation. The reward is RIFT's dense reward (docs/methods.md#rift-reward) of
 the executed motion. An agent terminates on crash, leaving the road, or arriving; every agent
 is truncated at ``horizon`` steps. A MetaDrive exception inside ``step`` truncates all agents
 (metric ``sim_error`` = 1) and the simulator is rebuilt at the next ``reset``.
@@ -450,7 +450,7 @@ class TrafficEnv(ParallelEnv):
         }
 
     def _reward(self, obs: np.ndarray, m: Dict[str, float]) -> float:
-        """RIFT's dense reward (methods.md §1.3) of the executed step, measured against the
+        """RIFT's dense reward (docs/methods.md#rift-reward) of the executed step, measured against the
         current reference lane: d = offset to its centre line, θ = heading error."""
         return self._rewards([obs], [m])[0]
 
@@ -473,7 +473,7 @@ class TrafficEnv(ParallelEnv):
         return r.tolist()
 
     def episode_metrics(self) -> Dict[str, float]:
-        """RIFT's CBV metrics of the episode so far (methods.md §1.6): cpk (collisions per km
+        """RIFT's CBV metrics of the episode so far (docs/methods.md#rift-metrics): cpk (collisions per km
         of CBV progress), orr / uc (off-road / uncomfortable share of CBV steps, %), rp (CBV
         progress, m); plus the ego's crash and route completion and the invalid actions."""
         s = self._stats

@@ -1,4 +1,4 @@
-"""Scene features of one traffic agent (the observation of RIFT's planner, methods.md §1.1/§1.7).
+"""Scene features of one traffic agent (the observation of RIFT's planner, docs/methods.md#rift-planner, #rift-on-metadrive).
 
 Everything is expressed in the agent's *current* frame: origin at its centre, x along its
 heading, y to its left, at the time of the decision. Shapes (``OBS_LAYOUT``):

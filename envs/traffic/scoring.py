@@ -1,10 +1,10 @@
 """RIFT candidate scoring: a cheap forward simulation of every candidate trajectory of one
 agent at one state, giving the group returns R_g of RIFT's group-relative advantage
 (Chen et al. 2025, "RIFT: Closed-Loop RL Fine-Tuning for Realistic and Controllable Traffic
-Simulation", arXiv 2505.03344; methods.md §1.2 steps 2-7 and §1.3; official code
+Simulation", arXiv 2505.03344; docs/methods.md#rift-advantage steps 2-7 and #rift-reward; official code
 ``traj_evaluator.py::get_grpo_advantage`` and ``reward_model.py::DenseRewardModel``).
 
-Differences to the official code, all forced by the offline CPU setting (methods.md §1.7):
+Differences to the official code, all forced by the offline CPU setting (docs/methods.md#rift-on-metadrive):
 - the candidate is assumed to be tracked perfectly: speed, acceleration, yaw rate and yaw
   acceleration are finite differences of the candidate itself (RIFT runs ``TrackPropagate``);
 - neighbours are forecast with a kinematic bicycle model holding their last control, like
@@ -39,51 +39,51 @@ def wrap_angle(a: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- dense reward
-# RIFT (arXiv 2505.03344) DenseRewardModel, methods.md §1.3. d = |lateral offset| (m),
+# RIFT (arXiv 2505.03344) DenseRewardModel, docs/methods.md#rift-reward. d = |lateral offset| (m),
 # theta = |heading error| (rad), v = speed (m/s), a = acceleration (m/s²), yaw_acc (rad/s²).
 
 
 def collision_reward(collision: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """R_collision = −(20 + |v|)·collision (RIFT §1.3)."""
+    """R_collision = −(20 + |v|)·collision (RIFT ``DenseRewardModel``)."""
     return -(20.0 + np.abs(v)) * collision
 
 
 def offroad_reward(offroad: np.ndarray) -> np.ndarray:
-    """R_offroad = −5·offroad (RIFT §1.3)."""
+    """R_offroad = −5·offroad (RIFT ``DenseRewardModel``)."""
     return -5.0 * offroad
 
 
 def comfort_reward(a: np.ndarray, yaw_acc: np.ndarray) -> np.ndarray:
-    """R_comfort = −0.8·(1[|a| > 4] + 1[|ω̇| > 4]) (RIFT §1.3)."""
+    """R_comfort = −0.8·(1[|a| > 4] + 1[|ω̇| > 4]) (RIFT ``DenseRewardModel``)."""
     return -0.8 * ((np.abs(a) > 4).astype(np.float64) + (np.abs(yaw_acc) > 4))
 
 
 def lane_align_reward(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
     """R_l_align = 0.5·(min(cos θ, 0) + 0.05·min(cos θ·v, 0) + 0.25·(1 − θ/(π/2)))
-    (RIFT §1.3)."""
+    (RIFT ``DenseRewardModel``)."""
     cos = np.cos(theta)
     return 0.5 * (np.minimum(cos, 0) + 0.05 * np.minimum(cos * v, 0) + 0.25 * (1 - theta / HALF_PI))
 
 
 def lane_center_reward(d: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """R_l_center = −0.6·1[cos θ > 0.5]·(|d| − 0.05 / exp(|d| − 0.5)) (RIFT §1.3)."""
+    """R_l_center = −0.6·1[cos θ > 0.5]·(|d| − 0.05 / exp(|d| − 0.5)) (RIFT ``DenseRewardModel``)."""
     d = np.abs(d)
     return -0.6 * (np.cos(theta) > 0.5) * (d - 0.05 / np.exp(d - 0.5))
 
 
 def velocity_reward(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """R_velocity = 0.1·max(cos θ, 0)·1[3 < |v| < 20]·|v| (RIFT §1.3)."""
+    """R_velocity = 0.1·max(cos θ, 0)·1[3 < |v| < 20]·|v| (RIFT ``DenseRewardModel``)."""
     speed = np.abs(v)
     return 0.1 * np.maximum(np.cos(theta), 0) * ((speed > 3) & (speed < 20)) * speed
 
 
 def timestep_reward(v: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """R_timestep = −0.1·1[|v| > 0 or |a| > 0] (RIFT §1.3)."""
+    """R_timestep = −0.1·1[|v| > 0 or |a| > 0] (RIFT ``DenseRewardModel``)."""
     return -0.1 * ((np.abs(v) > 0) | (np.abs(a) > 0))
 
 
 def dense_reward(*, d, theta, v, a, yaw_acc, collision, offroad) -> np.ndarray:
-    """r = sum of the seven DenseRewardModel terms (RIFT arXiv 2505.03344, methods.md §1.3);
+    """r = sum of the seven DenseRewardModel terms (RIFT arXiv 2505.03344, docs/methods.md#rift-reward);
     ``d`` and ``theta`` may be signed (absolute values are taken)."""
     d, theta = np.abs(d), np.abs(theta)
     return (
@@ -102,7 +102,7 @@ def discounted_returns(
 ) -> np.ndarray:
     """R_g = Σ_t γ^t r_t over [G, T], stopping at the first collision step *inclusive*: the
     collision step's reward (with its −(20+|v|) penalty) counts, later steps do not
-    (RIFT ``get_grpo_advantage``, methods.md §1.2 step 7)."""
+    (RIFT ``get_grpo_advantage``, docs/methods.md#rift-advantage step 7)."""
     hit_before = np.cumsum(collision, axis=-1) - collision > 0  # a collision at an earlier step
     disc = gamma ** np.arange(reward.shape[-1])
     return np.sum(np.where(hit_before, 0.0, reward) * disc, axis=-1)
@@ -204,7 +204,7 @@ def last_control(neighbors: np.ndarray, dt: float = DT, wheelbase: float = WHEEL
 
 
 def forecast_bicycle(neighbors: np.ndarray, T: int, dt: float = DT):
-    """RIFT's neighbour forecast (methods.md §1.2 step 4): a kinematic bicycle holding the
+    """RIFT's neighbour forecast (docs/methods.md#rift-advantage step 4): a kinematic bicycle holding the
     last control, recovered by ``last_control``; centres [N, T, 2], headings [N, T]."""
     last = neighbors[:, -1]
     v, acc, steer = last_control(neighbors, dt)
@@ -352,7 +352,7 @@ def score_candidates(
     whose scene is ``obs`` (``scene`` dict or flat [OBS_DIM] vector), neighbours moved by
     ``forecast`` (bicycle | constant_velocity), and details [G, T]:
     ``collision``, ``offroad`` (bool), ``reward`` and the kinematics. RIFT arXiv 2505.03344,
-    methods.md §1.2 (steps 2-7) and §1.3; see the module docstring for the simplifications."""
+    docs/methods.md#rift-advantage (steps 2-7) and #rift-reward; see the module docstring for the simplifications."""
     o = _as_dict(obs)
     traj = np.asarray(traj, np.float64)
     valid = np.asarray(valid_mask, bool)

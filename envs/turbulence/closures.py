@@ -1,4 +1,4 @@
-"""Eddy-viscosity SGS closures of SMARL (Mojgani et al. 2023, arXiv 2312.00907; methods.md §2.2,
+"""Eddy-viscosity SGS closures of SMARL (Mojgani et al. 2023, arXiv 2312.00907; docs/methods.md#smarl-closures,
 reference code ``turb.smag_cs``, ``turb.leith_cs``, ``DSMAG.py``, ``turb.upsample``): pure
 functions of a ``Turbulence2D`` state, returning ν_e(x, y) [batch, n, n] for ``sim.step``."""
 
@@ -29,7 +29,7 @@ def strain_norm_rms(sim: Turbulence2D) -> Tensor:
 
 
 def smagorinsky_viscosity(sim: Turbulence2D, cs2: Coefficient) -> Tensor:
-    """SMARL's Smagorinsky closure (methods.md §2.2): ν_e(x, y) = C_s²(x, y) Δ² ⟨|S̄|²⟩^{1/2},
+    """SMARL's Smagorinsky closure (docs/methods.md#smarl-closures): ν_e(x, y) = C_s²(x, y) Δ² ⟨|S̄|²⟩^{1/2},
     Δ = 2π/n. The strain norm is global (domain RMS), the coefficient local: ``cs2`` is a
     scalar, [batch] or a field [batch, n, n]. Returns [batch, n, n]."""
     c = _coefficient_field(cs2, sim)
@@ -46,7 +46,7 @@ def smagorinsky_in_step(sim: Turbulence2D, cs2: Coefficient) -> StrainScaled:
 
 
 def leith_viscosity(sim: Turbulence2D, cl3: Coefficient) -> Tensor:
-    """SMARL's Leith closure (methods.md §2.2): ν_e(x, y) = C_L³(x, y) Δ³ ⟨|∇ω|⟩ with the
+    """SMARL's Leith closure (docs/methods.md#smarl-closures): ν_e(x, y) = C_L³(x, y) Δ³ ⟨|∇ω|⟩ with the
     domain mean of |∇ω| (``turb.leith_cs``). ``cl3`` scalar, [batch] or [batch, n, n]."""
     wx, wy = sim.vorticity_gradient()
     grad_mean = torch.sqrt(wx**2 + wy**2).mean((-2, -1))
@@ -74,7 +74,7 @@ def dynamic_smagorinsky_cs2(
     sim: Turbulence2D, test_filter_ratio: float = 2.0, clip: bool = True
 ) -> Tensor:
     """Dynamic Smagorinsky C_s² [batch] (Germano et al. 1991 identity, Lilly 1992 least squares;
-    SMARL's ``DSMAG.py`` baseline, methods.md §2.2) for the model τ_ij = −2 C_s² Δ² |S̄| S̄_ij:
+    SMARL's ``DSMAG.py`` baseline, docs/methods.md#smarl-closures) for the model τ_ij = −2 C_s² Δ² |S̄| S̄_ij:
 
         L_ij = (ū_i ū_j)^ − û_i û_j ,   M_ij = 2Δ² [ (|S̄| S̄_ij)^ − r² |Ŝ| Ŝ_ij ] ,
         C_s² = max(0, ⟨L^d_ij M_ij⟩ / ⟨M_ij M_ij⟩)
@@ -131,7 +131,7 @@ def upsample_agent_actions(actions: Tensor, n: int) -> Tensor:
     [batch, n, n] by periodic trigonometric (Fourier) interpolation, separable in x and y.
     It passes exactly through the agent values, is periodic and band-limited to |k| ≤ a/2.
     (SMARL uses a quadratic ``RectBivariateSpline`` on the periodically padded points,
-    methods.md §2.2; the Fourier interpolant is the smooth, exactly periodic torch
+    docs/methods.md#smarl-closures; the Fourier interpolant is the smooth, exactly periodic torch
     counterpart.)"""
     if actions.dim() == 2:
         actions = actions[None]

@@ -1,5 +1,5 @@
 """SMARL multi-agent environment: agents on a grid choose local eddy-viscosity coefficients
-of an LES of 2D turbulence (Mojgani et al. 2023, arXiv 2312.00907, methods.md §2.2).
+of an LES of 2D turbulence (Mojgani et al. 2023, arXiv 2312.00907, docs/methods.md#smarl-environment).
 
 Each agent observes the 6 local invariants of the velocity-gradient and Hessian tensors at its
 point plus the global log enstrophy spectrum (as its deviation from the reference), and sets

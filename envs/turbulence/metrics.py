@@ -1,5 +1,5 @@
 """Statistics that compare an LES with the filtered DNS reference (SMARL, Mojgani et al. 2023,
-arXiv 2312.00907, §2.3 of methods.md: spectra and vorticity-PDF tails). numpy only."""
+arXiv 2312.00907, docs/methods.md#smarl-evaluation: spectra and vorticity-PDF tails). numpy only."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def log_spectrum_error(spec: np.ndarray, ref: np.ndarray, k_min: int = 1) -> flo
 
 
 def weighted_spectrum_error(spec: np.ndarray, ref: np.ndarray) -> float:
-    """SMARL's reward norm ‖k ⊙ (Ẑ_LES(k) − Ẑ_ref(k))‖₂² (methods.md §2.2, rewardtype z1)."""
+    """SMARL's reward norm ‖k ⊙ (Ẑ_LES(k) − Ẑ_ref(k))‖₂² (docs/methods.md#smarl-environment, rewardtype z1)."""
     k = np.arange(len(ref), dtype=np.float64)
     return float(np.sum((k * (np.asarray(spec) - np.asarray(ref))) ** 2))
 

@@ -1,6 +1,6 @@
 """Exact sub-grid term of filtered 2D turbulence and the least-squares local Smagorinsky
 coefficient, for supervised closures compared with SMARL's RL closure (Mojgani et al. 2023,
-arXiv 2312.00907, methods.md §2.1–2.2).
+arXiv 2312.00907, docs/methods.md#smarl-solver, #smarl-closures).
 
 Sign convention (the solver's, ``envs/turbulence/solver.py``): the LES equation is
 ∂ω̄/∂t + J(ψ̄, ω̄) = ν∇²ω̄ − αω̄ − F̄ − Π. Filtering the resolved equation
@@ -129,7 +129,7 @@ def step_with_sgs(
 ) -> None:
     """Advance ``n_steps`` with a sub-grid term Π = ``sgs(sim)`` [batch, n, n] of any form (a
     learned field closure), treated like the solver's eddy-viscosity Π (explicit Euler at the
-    old state, methods.md §2.1): ω̂ⁿ⁺¹ = (step without Π) − dt Π̂ⁿ / (1 + dt α + ½ dt ν k²),
+    old state, docs/methods.md#smarl-solver): ω̂ⁿ⁺¹ = (step without Π) − dt Π̂ⁿ / (1 + dt α + ½ dt ν k²),
     projected on the retained modes. Π is re-evaluated every ``every`` steps (held between)."""
     pi_hat = None
     for i in range(int(n_steps)):

@@ -1,5 +1,5 @@
 """Pseudo-spectral solver of 2D forced turbulence used by SMARL (Mojgani, Waelchli, Guan,
-Koumoutsakos, Hassanzadeh 2023, arXiv 2312.00907; methods.md §2.1, reference code
+Koumoutsakos, Hassanzadeh 2023, arXiv 2312.00907; docs/methods.md#smarl-solver, reference code
 ``rmojgani/RLonKorali: experiments/flowControl_turb_code/_model/turb.py``), in batched torch.
 
 Equations (vorticity–streamfunction form, doubly periodic [0, 2π]², ``'ij'`` indexing: x is the
@@ -8,7 +8,7 @@ first grid axis, y the second):
     ∂ω/∂t + J(ψ, ω) = ν∇²ω − αω − F − Π + β·v ,   ∇²ψ = −ω ,   u = ∂ψ/∂y , v = −∂ψ/∂x
     F = k_f cos(k_f y) + k_f cos(k_f x) ,          Π = ∇×∇·τ ,  τ = −2 ν_e S̄
 
-Time stepping (methods.md §2.1 update formula): AB2 for the Jacobian (forward Euler on the first
+Time stepping (docs/methods.md#smarl-solver update formula): AB2 for the Jacobian (forward Euler on the first
 step after a reset), Crank–Nicolson for ν, implicit drag α, explicit Euler for F, Π and β·v:
 
     ω̂ⁿ⁺¹ = [ω̂ⁿ − dt(1.5Ĵⁿ − 0.5Ĵⁿ⁻¹) − 0.5 dt ν k² ω̂ⁿ − dt(F̂ + Π̂ⁿ) + dt β v̂ⁿ]
@@ -126,7 +126,7 @@ def _check_les_grid(n: int, n_les: int) -> None:
 def spectral_filter(omega: Tensor, n_les: int) -> Tensor:
     """Filter a field [..., n, n] to an n_les grid with a sharp spectral cut-off (keeps
     |k_x|, |k_y| < n_les/2; the coarse Nyquist modes are dropped). Returns [..., n_les, n_les]
-    physical values on the coarse grid x_j = 2πj/n_les (SMARL's filtered DNS, methods.md §2.1).
+    physical values on the coarse grid x_j = 2πj/n_les (SMARL's filtered DNS, docs/methods.md#smarl-solver).
     A field whose modes all lie below the cut-off comes back exactly, sampled every n/n_les
     points."""
     n = omega.shape[-1]
@@ -149,7 +149,7 @@ def gaussian_filter(omega: Tensor, n_les: int, width_factor: float = 2.0) -> Ten
 
 def _invariants(a11: Tensor, a12: Tensor, a21: Tensor, a22: Tensor) -> Tuple[Tensor, ...]:
     """tr(S), tr(S²), tr(R²) of a 2×2 tensor field A = S + R (S symmetric, R antisymmetric);
-    SMARL's ``turb.invariant`` (methods.md §2.2)."""
+    SMARL's ``turb.invariant`` (docs/methods.md#smarl-environment)."""
     off_s, off_r = 0.5 * (a12 + a21), 0.5 * (a12 - a21)
     return a11 + a22, a11**2 + a22**2 + 2.0 * off_s**2, -2.0 * off_r**2
 
@@ -257,7 +257,7 @@ class Turbulence2D:
         return torch.addcmul(self._curl_a * t12_hat, self._curl_b, t11_minus_t22_hat)
 
     def _forcing_hat(self) -> Tensor:
-        """F̂ of F = k_f cos(k_f y) + k_f cos(k_f x) (enters as −dt·F̂, methods.md §2.1)."""
+        """F̂ of F = k_f cos(k_f y) + k_f cos(k_f x) (enters as −dt·F̂, docs/methods.md#smarl-solver)."""
         if not self.forcing:
             return torch.zeros_like(self._k2)
         if self.kf < 1 or self.kf >= _cutoff(self.n, self.dealias):
@@ -340,7 +340,7 @@ class Turbulence2D:
     ) -> None:
         """Advance ``n_steps`` time steps. ``eddy_viscosity`` is None, a scalar, a per-element
         tensor [batch], or a field [n, n] / [batch, n, n]; it is held fixed over the call and
-        enters as Π = ∇×∇·(−2 ν_e S̄), explicit (methods.md §2.1). A positive constant ν_e
+        enters as Π = ∇×∇·(−2 ν_e S̄), explicit (docs/methods.md#smarl-solver). A positive constant ν_e
         dissipates like an extra viscosity: Π̂ = ν_e k² ω̂. ``StrainScaled(field)`` multiplies
         the field by the current strain norm at every step (SMARL's Smagorinsky; with
         ``pointwise`` the local norm |S̄(x)|). ``hyperviscosity`` ν₄ (same shapes, or
@@ -595,7 +595,7 @@ class Turbulence2D:
 
     def enstrophy_spectrum(self) -> Tensor:
         """Ẑ(k) [batch, n//2] = xy-average (``_directional_spectrum``) of |ω̂|²/2 / n³, as the
-        reference's ``turb.enstrophy_spectrum`` (methods.md §2.1). A directional spectrum is
+        reference's ``turb.enstrophy_spectrum`` (docs/methods.md#smarl-solver). A directional spectrum is
         even in k, so Ẑ(0) + 2 Σ_{k≥1} Ẑ(k) = ½⟨ω²⟩ = ``enstrophy()`` exactly (the Nyquist bin,
         the missing term, is always zero here). A mode (k_x, k_y) shows up at k = |k_y| and at
         k = |k_x|, half of its weight in each."""
@@ -621,7 +621,7 @@ class Turbulence2D:
         return self.omega.abs().amax((-2, -1))
 
     def local_invariants(self) -> Tensor:
-        """[batch, 6, n, n] SMARL's local state (methods.md §2.2, ``statetype=invariantlocal…``):
+        """[batch, 6, n, n] SMARL's local state (docs/methods.md#smarl-environment, ``statetype=invariantlocal…``):
         tr(S), tr(S²), tr(R²) of the velocity gradient A = [[u_x, u_y], [v_x, v_y]] = S + R,
         then the same three invariants (trace, trace of the square of the symmetric part, trace
         of the square of the antisymmetric part) of the second-derivative tensor

@@ -233,7 +233,7 @@ def test_selection_ranks_by_current_not_behaviour_probability():
 def test_saturated_k3_leaves_only_the_unclipped_pg_gradient():
     """Once pi_proxy / pi > ~13.6 the k3 output clamp (10) binds and its gradient is exactly 0;
     a selected token has no lower clip either, so with A < 0 only -A * ratio acts and it
-    keeps pushing pi down (methods.md §3.2; documented in docs/rlvr.md)."""
+    keeps pushing pi down (docs/methods.md#lp-reg-loss; documented in docs/rlvr.md)."""
     ratio = 0.5  # below 1 - clip_low: clipped for PPO
     logp = t([math.log(0.001)]).requires_grad_(True)
     old = logp.detach() - math.log(ratio)

@@ -1,4 +1,4 @@
-"""RIFT candidate scoring (arXiv 2505.03344, methods.md §1.2-1.3) on hand-built scenes, and the
+"""RIFT candidate scoring (arXiv 2505.03344, docs/methods.md#rift-advantage, #rift-reward) on hand-built scenes, and the
 scene layout / built-in candidates. Pure numpy: no MetaDrive."""
 
 import math
@@ -51,7 +51,7 @@ def straight(speed=10.0, lateral_per_step=0.0):
     return np.stack([speed * scene.DT * k, lateral_per_step * k], -1)
 
 
-# ---------------------------------------------------------------- reward terms (§1.3)
+# ------------------------------------------- reward terms (docs/methods.md#rift-reward)
 def test_reward_terms_hand_computed():
     assert scoring.collision_reward(1.0, -5.0) == pytest.approx(-25.0)
     assert scoring.collision_reward(0.0, 7.0) == 0.0
@@ -118,7 +118,7 @@ def test_kinematics_of_a_constant_acceleration_candidate():
     np.testing.assert_allclose(kin["yaw_acc"][0], 0.0)
 
 
-# ---------------------------------------------------------------- scoring (§1.2)
+# ----------------------------------------------- scoring (docs/methods.md#rift-advantage)
 def test_straight_into_stopped_neighbour_collides_at_the_right_step():
     o = straight_scene()
     add_neighbor(o, 0, x=20.0, y=0.0)
@@ -213,7 +213,7 @@ def test_lane_following_candidates_follow_their_lanes():
         candidates.lane_following_candidates(o, 0)
 
 
-# ----------------------------------------------------------------- neighbour forecasts (§1.2.4)
+# ---------------------------------- neighbour forecasts (docs/methods.md#rift-advantage, 4)
 def test_bicycle_with_constant_steering_drives_the_circle_of_radius_L_over_tan_delta():
     L, delta, v, T = 2.7, 0.3, 5.0, 40
     rho = L / math.tan(delta)  # 8.87 m

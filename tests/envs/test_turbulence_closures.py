@@ -1,5 +1,5 @@
 """Checks of SMARL's eddy-viscosity closures and agent-action upsampling (Mojgani et al. 2023,
-arXiv 2312.00907, methods.md §2.2) against hand-computed values."""
+arXiv 2312.00907, docs/methods.md#smarl-closures) against hand-computed values."""
 
 import math
 

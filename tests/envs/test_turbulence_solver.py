@@ -1,5 +1,5 @@
 """Numerical checks of the SMARL pseudo-spectral solver (Mojgani et al. 2023, arXiv 2312.00907,
-methods.md §2.1): exact single-mode decay, inviscid conservation, forced steady state, the
+docs/methods.md#smarl-solver): exact single-mode decay, inviscid conservation, forced steady state, the
 update formula, batching, dtypes, spectra, filters and the local invariants."""
 
 import math
@@ -152,8 +152,8 @@ def _eddy_term_by_hand(omega, nu_e):
 
 
 def test_two_steps_with_a_local_eddy_viscosity_follow_ab2_with_explicit_sgs():
-    """Step 1 after a reset is forward Euler, step 2 AB2 in J with Π explicit (methods.md
-    §2.1), with J and Π written by hand. The solver forms 1.5Jⁿ − 0.5Jⁿ⁻¹ + Πⁿ on the grid
+    """Step 1 after a reset is forward Euler, step 2 AB2 in J with Π explicit
+    (docs/methods.md#smarl-solver), with J and Π written by hand. The solver forms 1.5Jⁿ − 0.5Jⁿ⁻¹ + Πⁿ on the grid
     before one transform: a wrong history weight or Π inside the AB2 history fails here."""
     from regrl.envs.turbulence.closures import upsample_agent_actions
 

@@ -1,5 +1,5 @@
 """RIFT's candidate_policy term and candidate advantages, against hand computations of
-methods.md §1.2 / §1.4 on a 2-state x 3-candidate example."""
+docs/methods.md#rift-advantage, #rift-loss on a 2-state x 3-candidate example."""
 
 import math
 
@@ -41,7 +41,7 @@ def example(kl_ref=True):
 
 
 def rift_objective(A, rho, eps=0.2, c=3.0):
-    """methods.md §1.4, one candidate."""
+    """docs/methods.md#rift-loss, one candidate."""
     m = min(A * rho, A * min(max(rho, 1 - eps), 1 + eps))
     return max(m, c * A) if A < 0 else m
 

@@ -130,7 +130,7 @@ class RegrlAdvantages(ConnectorV2):
 def candidate_group_advantages(
     returns: torch.Tensor, valid: torch.Tensor, *, eps: float = 1e-5
 ) -> torch.Tensor:
-    """RIFT's group-relative advantage over the candidates of each state (methods.md §1.2):
+    """RIFT's group-relative advantage over the candidates of each state (docs/methods.md#rift-advantage):
     ``(R_g - mean_g R) / (std_g R + 1e-5)`` with the population std over the valid candidates
     of one row of returns [N, G]; invalid entries get 0."""
     rows = torch.arange(returns.shape[0], device=returns.device)[:, None].expand_as(returns)

@@ -63,7 +63,8 @@ class RegrlLearner(PPOTorchLearner):
         ):
             self._learner_connector.remove("GeneralAdvantageEstimation")
             if adv.estimator == "candidates":
-                self._learner_connector.append(CandidateAdvantages())  # RIFT (methods.md §1.2)
+                # RIFT's group advantage over candidates (docs/methods.md#rift-advantage)
+                self._learner_connector.append(CandidateAdvantages())
             else:
                 self._learner_connector.append(
                     RegrlAdvantages(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from regrl.trainers.checks import MAX_INT, ConfigError, short_repr
 
 RIFT_ENVS = ("rift_traffic", "rift_metadrive")
-"""Environments of RIFT RL runs (registered in trainers/envs.py)."""
+"""Environments of RIFT RL runs (registered by regrl.trainers.traffic.plugin)."""
 PLANNER_KIND, PLANNER_FILE = "planner", "planner.pt"
 """A stage-1 run: ``kind: planner`` in its config.yaml, or only its planner file
 (regrl.trainers.traffic.rift's PRETRAIN_KIND and PLANNER_FILE; not imported here, that module loads RLlib

@@ -1,4 +1,4 @@
-"""RIFT on MetaDrive (Chen et al., arXiv 2505.03344; methods.md §1): stage-1 imitation of the
+"""RIFT on MetaDrive (Chen et al., arXiv 2505.03344; docs/methods.md#rift): stage-1 imitation of the
 multimodal planner, the candidate generator injected into the environment, the RLModule that
 scores candidates for stage-2 fine-tuning on RLlib, and the evaluation / comparison tables.
 
@@ -385,7 +385,7 @@ from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule  # noqa
 class CandidateScorerModule(TorchRLModule, ValueFunctionAPI):
     """The RIFT policy: logits over the G = R·M candidates of the frozen stage-1 planner.
 
-    Only ``planner.pi_head`` is trainable (RIFT's ``trainable_layers``, methods.md §1.1).
+    Only ``planner.pi_head`` is trainable (RIFT's ``trainable_layers``, docs/methods.md#rift-planner).
     ``model_config``: ``planner`` (path of planner.pt, loaded at construction when present;
     a restored checkpoint overwrites every weight anyway), ``planner_config`` (its
     PlannerConfig as a dict) and ``greedy_rollout`` (execute the argmax candidate, as RIFT
@@ -446,7 +446,7 @@ def rift_module_spec(cfg):
     )
 
 
-# ================================================================== evaluation (methods.md §1.6)
+# ================================================================== evaluation (docs/methods.md#rift-metrics)
 # env_seed: MetaDrive start seed of the evaluation scenarios (training and demos use 0-99,
 # so 1000 holds them out); seed: first scenario index (block b runs the next ones)
 EVAL_DEFAULTS = {

@@ -2,7 +2,7 @@
 
 Evaluation runs long, batched LES rollouts (one batch element per initial condition) for the
 classical closures and for the learned policy, and compares time-averaged spectra and the
-vorticity PDF with the filtered-DNS reference (methods.md §2.3).
+vorticity PDF with the filtered-DNS reference (docs/methods.md#smarl-evaluation).
 """
 
 from __future__ import annotations
