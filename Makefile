@@ -1,4 +1,4 @@
-# regrl: make setup | demo | test | lint | test-all | bench | tb | smollm2 | clean
+# regrl: make setup | demo | test | lint | lint-imports | test-all | bench | tb | smollm2 | clean
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 # Local single-node Ray binds to loopback; never set this for cluster runs.
 LOCAL  := RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 
-.PHONY: setup demo test lint test-all bench tb clean smollm2
+.PHONY: setup demo test lint lint-imports test-all bench tb clean smollm2
 
 setup: $(STAMP)
 
@@ -24,10 +24,22 @@ demo: setup
 	$(LOCAL) $(VENV)/bin/regrl train configs/smarl_finetune.yaml --eval
 	@echo "TensorBoard: make tb   (or: $(VENV)/bin/tensorboard --logdir runs)"
 
-# ruff (lint + format check, settings in pyproject.toml); the import contracts run as a test
+# ruff (lint + format check, settings in pyproject.toml), then the layer contracts
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@$(MAKE) --no-print-directory lint-imports
+
+# The import-linter contracts of .importlinter (docs/architecture.md). import-linter reads a
+# package's modules from the folder of its __init__.py, and in the checkout regrl/ holds only
+# that file (pyproject.toml maps agents/, envs/ and trainers/ in), so the contracts run on a
+# temporary copy of the installed layout: regrl/ with links to the three folders.
+lint-imports:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir "$$tmp/regrl"; cp regrl/__init__.py "$$tmp/regrl/"; \
+	for d in agents envs trainers; do ln -s "$(CURDIR)/$$d" "$$tmp/regrl/$$d"; done; \
+	cd "$$tmp" && PYTHONPATH="$$tmp" "$(abspath $(VENV))/bin/lint-imports" \
+	    --config "$(CURDIR)/.importlinter" --no-cache
 
 test: lint
 	$(LOCAL) $(PY) -m pytest -q -m "not slow" tests

@@ -55,6 +55,49 @@ def test_every_contract_is_kept(tmp_path):
         assert f"{name} KEPT" in report, report
 
 
+def make_lint_imports(checkout: Path) -> subprocess.CompletedProcess:
+    """``make lint-imports`` in ``checkout``, as a user runs it from the repository root."""
+    venv = Path(sys.executable).parent.parent
+    return subprocess.run(
+        ["make", "-s", "lint-imports", f"VENV={venv}"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_make_lint_imports_keeps_every_contract():
+    """The command docs/architecture.md gives works from the repository root."""
+    proc = make_lint_imports(ROOT)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, report
+    for name in CONTRACTS:
+        assert f"{name} KEPT" in report, report
+
+
+def test_make_lint_imports_fails_on_a_forbidden_import(tmp_path):
+    """A checkout laid out like this one (regrl/__init__.py beside agents/, envs/, trainers/)
+    whose agents import trainers: the make target exits non-zero and names the contract."""
+    for name in ("Makefile", ".importlinter"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    _write(
+        tmp_path,
+        {
+            "regrl/__init__.py": "",
+            "agents/__init__.py": "",
+            "agents/loss.py": "import regrl.trainers.a\n",
+            "envs/__init__.py": "",
+            "trainers/__init__.py": "",
+            "trainers/a.py": "import regrl.agents.loss\n",
+        },
+    )
+    proc = make_lint_imports(tmp_path)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode != 0, report
+    assert f"{CONTRACTS[0]} BROKEN" in report, report
+
+
 def _write(root: Path, files: dict) -> None:
     for rel, text in files.items():
         path = root / rel
