@@ -203,12 +203,15 @@ def local_policy(model) -> Policy:
     return policy
 
 
-def cnn_closure(model, sigma_omega: float, sigma_pi: float) -> FieldClosure:
-    """LES state → Π [B, n, n] from a field model trained on normalised fields."""
+def cnn_closure(
+    model, sigma_omega: float, sigma_pi: float, differentiable: bool = False
+) -> FieldClosure:
+    """LES state → Π [B, n, n] from a field model trained on normalised fields.
+    ``differentiable``: keep the graph (solver-in-the-loop fine-tuning), else no_grad."""
 
     def sgs(sim: Turbulence2D) -> torch.Tensor:
         x = (sim.omega / sigma_omega).to(torch.float32).reshape(sim.batch, -1)
-        with torch.no_grad():
+        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
             out = model(x)["out"]
         return out.to(sim.dtype).reshape(sim.batch, sim.n, sim.n) * sigma_pi
 

@@ -33,14 +33,16 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import Reference, les_physics
+from regrl.envs.turbulence.sgs import step_with_sgs
 from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.trainers.turbulence.closures import cnn_closure
 
 Tensor = torch.Tensor
 TARGETS = ("spectrum", "spectrum+tails")
@@ -137,6 +139,18 @@ def constant(coeff: Tensor, size: int) -> Decide:
     return lambda sim: coeff.expand(sim.batch, 1, 1, size)
 
 
+def statistics_loss(zs: List[Tensor], omega: Tensor, spec: FitSpec, ref: Reference) -> Tensor:
+    """The loss of the module docstring from the unroll's spectrum samples ``zs`` (each
+    [B, K]) and its final vorticity ``omega`` [B, n, n] (the tails arm)."""
+    z = torch.stack(zs)
+    k_cut = int(np.flatnonzero(ref.enstrophy_spectrum > 1e-30).max()) + 1  # 2/3-rule cut
+    loss = log_spectrum_loss(z, torch.as_tensor(ref.enstrophy_spectrum, dtype=z.dtype), k_cut)
+    if spec.target == "spectrum+tails":
+        p = soft_tail_probability(omega, ref.omega_std, spec.tail_width)
+        loss = loss + spec.tail_weight * torch.log(p / max(ref.tail_3sigma, 1e-12)) ** 2
+    return loss
+
+
 def unroll_loss(sim: Turbulence2D, decide, spec: FitSpec, ref: Reference) -> Tensor:
     """Advance ``sim`` ``spec.unroll`` steps, the family's coefficients from ``decide`` (or a
     tensor [m] of uniform coefficients) re-evaluated every ``sample_every`` steps, and return
@@ -145,43 +159,55 @@ def unroll_loss(sim: Turbulence2D, decide, spec: FitSpec, ref: Reference) -> Ten
     fam = families.get_family(spec.closure)
     if isinstance(decide, Tensor):
         decide = constant(decide, fam.size)
-    k_cut = int(np.flatnonzero(ref.enstrophy_spectrum > 1e-30).max()) + 1  # 2/3-rule cut
     zs = []
     for _ in range(spec.unroll // spec.sample_every):
         families.advance(sim, fam, decide(sim), spec.sample_every)
         zs.append(sim.enstrophy_spectrum())
-    z = torch.stack(zs)
-    loss = log_spectrum_loss(z, torch.as_tensor(ref.enstrophy_spectrum, dtype=z.dtype), k_cut)
-    if spec.target == "spectrum+tails":
-        p = soft_tail_probability(sim.omega, ref.omega_std, spec.tail_width)
-        loss = loss + spec.tail_weight * torch.log(p / max(ref.tail_3sigma, 1e-12)) ** 2
-    return loss
+    return statistics_loss(zs, sim.omega, spec, ref)
+
+
+def field_unroll_loss(
+    sim: Turbulence2D,
+    sgs: Callable[[Turbulence2D], Tensor],
+    spec: FitSpec,
+    ref: Reference,
+    every: int,
+) -> Tensor:
+    """``unroll_loss`` for a field closure: Π = ``sgs(sim)`` [B, n, n] (e.g. the D4-CNN) added
+    as the evaluation adds it (``step_with_sgs``: explicit Euler, re-evaluated every ``every``
+    steps and held between), spectra sampled every ``spec.sample_every`` steps."""
+    if spec.sample_every % every:
+        raise ValueError(f"sample_every ({spec.sample_every}) must be a multiple of {every}")
+    zs = []
+    for _ in range(spec.unroll // spec.sample_every):
+        step_with_sgs(sim, sgs, spec.sample_every, every=every)
+        zs.append(sim.enstrophy_spectrum())
+    return statistics_loss(zs, sim.omega, spec, ref)
 
 
 def optimise(
     ref: Reference,
     spec: FitSpec,
     params: List[Tensor],
-    decide: Decide,
-    start: Tensor,
+    loss_of: Callable[[Turbulence2D], Tensor],
+    spin: Callable[[Turbulence2D, int], None],
     record: Callable[[], Dict[str, object]],
     say: Callable[[str], None],
 ) -> Dict[str, object]:
     """The loop of the module docstring over ``params`` (Adam, clipped gradient norm): the LES
-    batch spun up with ``start`` coefficients [m], then ``spec.iterations`` truncated unrolls
-    with ``decide``; ``record()`` adds what to keep of each iteration to its history row."""
-    fam = families.get_family(spec.closure)
+    batch spun up by ``spin(sim, steps)`` (no gradient), then ``spec.iterations`` truncated
+    unrolls, each ``loss_of(sim)``; ``record()`` adds what to keep of each iteration to its
+    history row."""
     opt = torch.optim.Adam(params, lr=spec.lr)
     sim = _les(ref, spec.sims, spec.seed)
     with torch.no_grad():
-        spin = int(round(spec.spinup / sim.dt))
-        families.advance(sim, fam, start.expand(sim.batch, 1, 1, fam.size), spin)
+        spin(sim, int(round(spec.spinup / sim.dt)))
     start_state = sim.omega.detach().clone()
     history: List[Dict[str, object]] = []
     skipped, started = 0, time.time()
     for it in range(spec.iterations):
         sim.detach_()
-        loss = unroll_loss(sim, decide, spec, ref)
+        loss = loss_of(sim)
         if not torch.isfinite(loss):  # blown up: restart from the spun-up states, no update
             skipped += 1
             sim.omega = start_state
@@ -197,13 +223,18 @@ def optimise(
                 f"{loss.item():.5f}, {history[-1]} ({time.time() - started:.0f} s)"
             )
     if not history:
-        raise FloatingPointError(f"every unroll of {spec.closure} blew up; lower lr or unroll")
+        raise FloatingPointError("every unroll blew up; lower lr or unroll")
     return {
         "spec": asdict(spec),
         "history": history,
         "skipped_unrolls": skipped,
         "seconds": time.time() - started,
     }
+
+
+def _spin(fam: families.ClosureFamily, coeff: Tensor) -> Callable[[Turbulence2D, int], None]:
+    """Spin-up with uniform family coefficients ``coeff`` [m]."""
+    return lambda sim, n: families.advance(sim, fam, coeff.expand(sim.batch, 1, 1, fam.size), n)
 
 
 def fit_constants(
@@ -223,7 +254,15 @@ def fit_constants(
     def record():
         return {"coeff": bounded(theta, low, high).detach().tolist()}
 
-    out = optimise(ref, spec, [theta], decide, base, record, say)
+    out = optimise(
+        ref,
+        spec,
+        [theta],
+        lambda s: unroll_loss(s, decide, spec, ref),
+        _spin(fam, base),
+        record,
+        say,
+    )
     tail = out["history"][-max(1, int(round(spec.average_last * len(out["history"])))) :]
     answer = torch.tensor([h["coeff"] for h in tail], dtype=torch.float64).mean(0)
     return dict(out, coeff=answer.tolist(), roots=list(_roots(fam, answer)))
@@ -290,7 +329,8 @@ def fit_policy(
     params = [p for p in module.parameters() if p.requires_grad]
     ranges = torch.tensor(coeff_range_of(env_kw), dtype=torch.float64)
     start = ranges.mean(1)  # a = 0, where the policy starts and the env spins up
-    result = optimise(ref, spec, params, decide, start, dict, say)
+    loss_of = lambda s: unroll_loss(s, decide, spec, ref)  # noqa: E731
+    result = optimise(ref, spec, params, loss_of, _spin(fam, start), dict, say)
     cfg_dict = to_dict(cfg)
     cfg_dict["seed"] = spec.seed
     provenance = {
@@ -304,6 +344,62 @@ def fit_policy(
     module.eval()
     save_policy(module.state_dict(), Path(out) / "policy.pt", provenance)
     return dict(result, policy=str(Path(out) / "policy.pt"))
+
+
+ANCHOR_BATCH = 4
+"""Training pairs per update in the supervised anchor (the CNN's own supervised batch size)."""
+
+
+def fit_field_closure(
+    ref: Reference,
+    model: torch.nn.Module,
+    sigma_omega: float,
+    sigma_pi: float,
+    spec: FitSpec,
+    *,
+    every: int = 10,
+    anchor: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+    anchor_weight: float = 1.0,
+    say: Callable[[str], None] = print,
+) -> Dict[str, object]:
+    """Fine-tune a field closure (the supervised D4-CNN Π model, in place) a posteriori through
+    the solver: the loop of the module docstring with ``field_unroll_loss`` (Π every ``every``
+    steps, as in the evaluation), spun up with the model itself, plus the **supervised anchor**
+
+        L = L_Z (+ tails arm) + λ · mean ‖f(ω̄ᵢ/σ_ω) − Πᵢ/σ_Π‖²   over a batch of training pairs
+
+    (``anchor`` = the normalised (x, y) training arrays, λ = ``anchor_weight``): the a-priori
+    loss the model was trained on keeps it near the exact sub-grid term while the spectrum
+    term corrects what the a-priori fit gets wrong a posteriori — the combination of a-priori
+    and solver-constrained losses of the active-fluid closure paper (Maddu, Weady & Shelley
+    2023, arXiv 2308.06675, its time-stepping constraint replaced by SMARL's spectrum target,
+    which needs no time-resolved DNS), and the regulariser that keeps a network's unroll
+    stable (without it, one blown-up unroll can push the weights anywhere)."""
+    torch.manual_seed(spec.seed)
+    rng = np.random.default_rng(spec.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    sgs = cnn_closure(model, sigma_omega, sigma_pi, differentiable=True)
+    xa = ya = None
+    if anchor is not None:
+        xa, ya = (torch.as_tensor(a, dtype=torch.float32) for a in anchor)
+    last: Dict[str, object] = {}
+
+    def loss_of(sim):
+        loss = field_unroll_loss(sim, sgs, spec, ref, every)
+        if xa is not None and anchor_weight > 0:
+            idx = torch.as_tensor(rng.choice(len(xa), min(ANCHOR_BATCH, len(xa)), replace=False))
+            mse = ((model(xa[idx])["out"] - ya[idx]) ** 2).mean()
+            last["anchor_mse"] = mse.item()
+            loss = loss + anchor_weight * mse.to(loss.dtype)
+        return loss
+
+    def spin(sim, n):
+        step_with_sgs(sim, sgs, n, every=every)
+
+    model.train()
+    out = optimise(ref, spec, params, loss_of, spin, lambda: dict(last), say)
+    model.eval()
+    return out
 
 
 def _roots(fam: families.ClosureFamily, coeff: Tensor) -> tuple:
