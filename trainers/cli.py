@@ -17,6 +17,7 @@ from regrl.agents.registry import UnknownNameError
 from regrl.trainers.checkpoint import RunAborted  # light as well (file logic only)
 from regrl.trainers.checks import ConfigError, missing_extra  # light: no torch for `regrl --help`
 from regrl.trainers.plugins import DOMAIN_CLIS as DOMAIN_CLI_MODULES
+from regrl.trainers.stop_signal import EXIT_TERMINATED, Terminated  # light: stdlib only
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -207,6 +208,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except RunAborted as exc:  # not bad input: the run could not go on (it is checkpointed)
         _error(str(exc))
         return 1
+    except Terminated:  # SIGTERM: the run is checkpointed and said so in one line
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         return 130
     except ModuleNotFoundError as exc:  # an optional dependency: name the extra that brings it

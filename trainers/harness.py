@@ -3,7 +3,8 @@
 The harness owns the run directory (a new ``<runs_root>/<name>/<timestamp>/`` or a resumed
 one), the resolved-config dump, the TensorBoard writer and ``metrics.jsonl``, the progress
 line, the checkpoint cadence (atomic writes and pruning through :mod:`regrl.trainers.checkpoint`),
-the Ctrl-C checkpoint, ``--resume`` and the final ``summary.json``.
+the Ctrl-C and SIGTERM checkpoint (:mod:`regrl.trainers.stop_signal`), ``--resume`` and the
+final ``summary.json``.
 
 A kind's driver (:mod:`regrl.trainers.kinds`) provides only ``build(cfg, run_dir, choice)``, which
 returns a :class:`Session`: ``step(i) -> metrics``, ``save(path) -> state``,
@@ -30,6 +31,7 @@ from regrl.trainers.checkpoint import (
 from regrl.trainers.checks import ConfigError, require_run_name, short_repr
 from regrl.trainers.config import config_from_dict, read_yaml
 from regrl.trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
+from regrl.trainers.stop_signal import Terminated, check, deferred, sigterm_as_interrupt
 
 CONFIG_FILE = "config.yaml"
 TB_DIR = "tb"
@@ -139,7 +141,9 @@ def train(
     if resume is None:
         driver.preflight(cfg)  # bad data: an error, and no run directory left behind
     run_dir, cfg, choice = open_run(driver, cfg, resume)
-    with driver.context(cfg, address):  # e.g. the Ray session, after resume_checkpoint
+    # e.g. the Ray session, after resume_checkpoint; SIGTERM is handled after ray.init, which
+    # installs a handler of its own
+    with driver.context(cfg, address), sigterm_as_interrupt():
         session = driver.build(cfg, run_dir, choice)
         try:
             outcome = run(session, run_dir, choice, cfg.checkpoint, progress, driver.progress_line)
@@ -157,8 +161,8 @@ def run(
     line: Optional[Callable] = None,
     main: bool = True,
 ) -> Outcome:
-    """Iterations ``start+1 .. total`` with logging, checkpoint cadence and Ctrl-C saving.
-    In a data-parallel group every worker runs this; only the ``main`` one writes logs."""
+    """Iterations ``start+1 .. total`` with logging, checkpoint cadence and Ctrl-C / SIGTERM
+    saving. In a data-parallel group every worker runs this; only the ``main`` one writes logs."""
     start = _restore(session, run_dir, choice, main)
     tb = _logger(run_dir, choice, start) if main else _Silent()
     bar = Progress(session.total, start, enabled=progress and main)
@@ -166,11 +170,15 @@ def run(
         bar.line = line
     loop = _Cadence(session, run_dir, checkpoint_cfg, start)
     try:
-        metrics, stopped = loop.iterate(tb, bar)
+        # a SIGTERM lets the running iteration finish (within a grace period); the handler is
+        # installed here too for loops run outside train() (the offline kind's local fit)
+        with sigterm_as_interrupt(), deferred():
+            metrics, stopped = loop.iterate(tb, bar)
     except (KeyboardInterrupt, RunAborted) as exc:
         loop.save_unsaved()
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"
-        print(f"\n{why}; resume with: regrl train --resume {run_dir}", flush=True)
+        print(
+            f"\n{_why(exc, session, loop)}; resume with: regrl train --resume {run_dir}", flush=True
+        )
         raise
     finally:
         bar.close()
@@ -181,6 +189,12 @@ def run(
             flush=True,
         )
     return Outcome(run_dir, loop.done, metrics, stopped)
+
+
+def _why(exc: BaseException, session: Session, loop: "_Cadence") -> str:
+    if isinstance(exc, Terminated):
+        return f"stopped by SIGTERM after {session.unit} {loop.done} (saved)"
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"
 
 
 def _logger(run_dir: Path, choice, start: int) -> TensorBoardLogger:
@@ -225,6 +239,7 @@ class _Cadence:
                 self.save()
             if stopped:
                 return metrics, True
+            check()  # a SIGTERM during this iteration: its checkpoint follows in run()
         return metrics, False
 
     def save(self) -> None:
