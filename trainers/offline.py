@@ -641,6 +641,7 @@ class OfflineLearner:
         order = shard[torch.randperm(len(shard), generator=g)]
         tune = self._tune_batches(epoch, data, batch_size)
         sums: Dict[str, float] = {}
+        tuned: Dict[str, List[float]] = {}  # validation steps may report on some steps only
         steps = 0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
@@ -648,11 +649,13 @@ class OfflineLearner:
                 self.make_batch(data.x_train[idx], data.y_train[idx], idx), epoch
             )
             if tune:
-                step.update(self.validation_step(tune[steps % len(tune)], data, epoch))
+                for k, v in self.validation_step(tune[steps % len(tune)], data, epoch).items():
+                    tuned.setdefault(k, []).append(v)
             for k, v in step.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
         metrics = {k: v / steps for k, v in sums.items()}
+        metrics.update({k: sum(v) / len(v) for k, v in tuned.items()})
         for p in self.plugins:
             end = _prefixed(p.name, p.on_epoch_end(epoch, self.model))
             metrics.update({k: float(v) for k, v in end.items()})

@@ -50,6 +50,13 @@ from regrl.agents.offline.stablemax import (
     stablemax,
     stablemax_cross_entropy,
 )
+from regrl.agents.offline.stn import (
+    hyper_objective,
+    per_sample_dropout,
+    perturb,
+    perturbation_entropy,
+    stn_linear,
+)
 
 __all__ = [
     "PLUGINS",
@@ -96,4 +103,9 @@ __all__ = [
     "msbreg_loss",
     "equivariance_penalty",
     "soft_equivariance_loss",
+    "stn_linear",
+    "perturb",
+    "perturbation_entropy",
+    "hyper_objective",
+    "per_sample_dropout",
 ]

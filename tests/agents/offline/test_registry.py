@@ -26,6 +26,7 @@ ALL = {
     "orthogonality",
     "msbreg",
     "soft_equivariance",
+    "stn",
 }
 
 
