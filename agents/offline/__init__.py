@@ -41,6 +41,12 @@ from regrl.agents.offline.nested_coteaching import (
     nested_dropout_probs,
 )
 from regrl.agents.offline.orthogonality import orthogonality_penalty, soft_orthogonality
+from regrl.agents.offline.pg_noise_mask import (
+    apply_noise_mask,
+    mask_log_prob,
+    reinforce_loss,
+    update_baseline,
+)
 from regrl.agents.offline.pskd import pskd_alpha, pskd_targets
 from regrl.agents.offline.self_distill import weighted_distillation_targets
 from regrl.agents.offline.soft_equivariance import equivariance_penalty, soft_equivariance_loss
@@ -108,4 +114,8 @@ __all__ = [
     "perturbation_entropy",
     "hyper_objective",
     "per_sample_dropout",
+    "apply_noise_mask",
+    "mask_log_prob",
+    "reinforce_loss",
+    "update_baseline",
 ]

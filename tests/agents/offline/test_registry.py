@@ -27,6 +27,7 @@ ALL = {
     "msbreg",
     "soft_equivariance",
     "stn",
+    "pg_noise_mask",
 }
 
 
