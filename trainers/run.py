@@ -15,7 +15,7 @@ import ray
 
 from regrl.agents.objectives.terms import needs  # capabilities by flag, never by term name
 from regrl.agents.registry import UnknownNameError
-from regrl.trainers import quiet
+from regrl.trainers import feasibility, quiet
 from regrl.trainers.checkpoint import empty_iteration_streak
 from regrl.trainers.config import (
     ConfigError,
@@ -25,6 +25,7 @@ from regrl.trainers.config import (
 )
 from regrl.trainers.envs import env_entry, probe_env
 from regrl.trainers.evaluate import evaluate
+from regrl.trainers.feasibility import Demand
 from regrl.trainers.harness import (
     CONFIG_FILE,
     TB_DIR,
@@ -177,45 +178,32 @@ class RLSession:
         self.algo.stop()
 
 
-def required_resources(cfg: ExperimentConfig) -> Dict[str, float]:
-    """Largest single-actor demand per Ray resource (GPU and custom placement labels)."""
+def actor_demands(cfg: ExperimentConfig) -> List[Demand]:
+    """The Ray actors of an RL run and what each reserves, as RLlib asks for them
+    (``LearnerGroup``: a learner actor takes 1 CPU without a GPU, 0 CPUs with one). A local
+    learner with a GPU reserves nothing but needs a GPU on the driver's node."""
     r = cfg.resources
-    need: Dict[str, float] = {}
-    if r.num_gpus_per_learner:
-        need["GPU"] = r.num_gpus_per_learner
-    for demand, used in (
-        (r.env_runner_resources, r.num_env_runners),
-        (r.learner_resources, r.num_learners),
-    ):
-        for key, amount in demand.items():
-            if used:
-                need[key] = max(need.get(key, 0.0), float(amount))
-    return need
-
-
-def missing_resources(cfg: ExperimentConfig, available: Dict[str, float]) -> List[str]:
-    """``resource: need N, cluster has M`` for every demand no node can meet today."""
+    gpu = {"GPU": float(r.num_gpus_per_learner)} if r.num_gpus_per_learner else {}
+    runner = {"CPU": float(r.num_cpus_per_env_runner), **r.env_runner_resources}
+    learner = {"CPU": 0.0 if gpu else 1.0, **gpu, **r.learner_resources}
     return [
-        f"{key}: an actor needs {amount:g}, the cluster has {available.get(key, 0):g}"
-        for key, amount in required_resources(cfg).items()
-        if available.get(key, 0.0) < amount
+        Demand("env runner", r.num_env_runners, runner),
+        Demand("learner", r.num_learners, learner),
+        Demand("local learner", 1 if gpu and not r.num_learners else 0, gpu),
     ]
 
 
 def check_resources(cfg: ExperimentConfig, *, autoscaling: bool) -> None:
-    """Fail fast instead of waiting forever for a GPU or a placement label that no node has.
-    On a cluster (``--address``) the autoscaler may still add such nodes: warn only."""
-    missing = missing_resources(cfg, ray.cluster_resources())
-    if not missing:
-        return
-    text = "; ".join(missing)
-    if autoscaling:
-        print(f"warning: waiting for the autoscaler to add nodes with {text}", flush=True)
-        return
-    raise ConfigError(
-        f"resources not available on this machine: {text} (set "
-        "resources.num_gpus_per_learner: 0 / remove the custom resources, or "
-        "run on a cluster with --address)"
+    """Refuse, before training, actors that no node of this cluster can ever host (Ray would
+    wait for them silently); on a cluster (``--address``) with an autoscaler, say what the
+    run waits for."""
+    feasibility.check(
+        actor_demands(cfg),
+        feasibility.ray_nodes(),
+        autoscaler=feasibility.has_autoscaler() if autoscaling else False,
+        fix="lower resources.num_learners, num_env_runners or num_cpus_per_env_runner, set "
+        "resources.num_gpus_per_learner: 0 or remove the custom resources, or run on a "
+        "cluster with --address",
     )
 
 

@@ -1,5 +1,6 @@
 """Resource mapping without Ray: the cluster configs ask for what cluster.yaml's node types
-offer, RLlib receives the placement, and a missing GPU/label fails fast with a clear message."""
+offer (every actor's bundle on one node type), RLlib receives the placement, and a missing
+GPU/label fails fast with a clear message."""
 
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import torch
 import yaml
 
 from regrl.trainers.config import ConfigError, config_from_dict, load_config
+from regrl.trainers.feasibility import unmet
 from regrl.trainers.rllib.algo import build_algorithm_config
-from regrl.trainers.run import missing_resources, required_resources
+from regrl.trainers.run import actor_demands
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_TYPES = yaml.safe_load((ROOT / "cluster.yaml").read_text())["available_node_types"]
@@ -23,17 +25,18 @@ def test_cluster_config_maps_to_rllib_and_fits_cluster_yaml(path):
     assert algo_cfg.num_gpus_per_learner == 1 and algo_cfg.num_learners == 1
     assert algo_cfg.custom_resources_per_learner == {"learner_slot": 1}
     assert algo_cfg.custom_resources_per_env_runner == {"env_runner_slot": 1}
-    for key, amount in required_resources(cfg).items():  # some node type offers each demand
-        assert any(t["resources"].get(key, 0) >= amount for t in NODE_TYPES.values()), key
-    gpu = NODE_TYPES["gpu_worker"]["resources"]
-    assert missing_resources(cfg, {**gpu, "env_runner_slot": 16}) == []
+    for demand in actor_demands(cfg):  # each actor's whole bundle fits one node type
+        one = [type(demand)(demand.what, 1, demand.bundle)] if demand.count else []
+        assert any(unmet(one, [t["resources"]]) == [] for t in NODE_TYPES.values()), demand
+    nodes = [NODE_TYPES[t]["resources"] for t in ("head", "cpu_worker", "gpu_worker")]
+    assert unmet(actor_demands(cfg), nodes) == []  # one node of each type hosts the run
 
 
 def test_missing_gpu_is_reported_not_waited_for():
     cfg = load_config(ROOT / CLUSTER_RUNS[1], [])
-    missing = missing_resources(cfg, {"CPU": 2.0})
-    assert any(m.startswith("GPU: an actor needs 1") for m in missing)
-    assert any(m.startswith("learner_slot") for m in missing)
+    missing = unmet(actor_demands(cfg), [{"CPU": 2.0}])
+    assert "one learner needs {GPU: 1, learner_slot: 1}, which no node has" in missing
+    assert "GPU: 1 asked (1 learner x 1), the cluster has 0" in missing
 
 
 def test_learner_resources_need_a_learner_actor():

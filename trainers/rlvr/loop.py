@@ -5,16 +5,18 @@ logs it, checkpoints it and resumes it."""
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 
 from regrl.agents.objectives import group_advantages
 from regrl.envs.text import get_task
+from regrl.trainers import feasibility
+from regrl.trainers.feasibility import Demand
 from regrl.trainers.kinds import train_kind
 from regrl.trainers.rlvr.actors import RayBackend
 from regrl.trainers.rlvr.backends import LocalBackend
@@ -126,8 +128,35 @@ def train_rlvr(
 
 
 def rlvr_context(cfg, address: Optional[str]):
-    """Local mode runs without Ray; ray mode inside a Ray session (shut down if ours)."""
-    return nullcontext() if cfg.resources.mode == "local" else ray_session(address)
+    """Local mode runs without Ray; ray mode inside a Ray session (shut down if ours), whose
+    nodes are checked to be able to host the run's actors."""
+    return nullcontext() if cfg.resources.mode == "local" else _checked_session(cfg, address)
+
+
+def actor_demands(cfg) -> List[Demand]:
+    """The Ray actors of a ``mode: ray`` run and what each reserves (``actors._options``)."""
+    r = cfg.resources
+    cpu = {"CPU": float(r.cpus_per_actor)}
+    gpu = {"GPU": float(r.num_gpus_per_learner)} if r.num_gpus_per_learner else {}
+    return [
+        Demand("rollout actor", r.num_rollout_actors, {**cpu, **r.rollout_resources}),
+        Demand("reward actor", r.num_reward_actors, {**cpu, **r.reward_resources}),
+        Demand("learner", r.num_learners, {**cpu, **gpu, **r.learner_resources}),
+    ]
+
+
+@contextmanager
+def _checked_session(cfg, address: Optional[str]):
+    with ray_session(address):
+        feasibility.check(
+            actor_demands(cfg),
+            feasibility.ray_nodes(),
+            autoscaler=feasibility.has_autoscaler() if address else False,
+            fix="lower resources.num_rollout_actors, num_reward_actors, num_learners or "
+            "cpus_per_actor, remove the GPU or custom resources, or run on a cluster with "
+            "--address",
+        )
+        yield
 
 
 class RLVRSession:
