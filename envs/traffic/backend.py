@@ -223,12 +223,26 @@ def _expert_policy():
     return DeterministicExpertPolicy
 
 
-EGO_POLICIES = {"idm": _idm_policy, "expert": _expert_policy}
+ASSERTIVE_IDM = dict(NORMAL_SPEED=50.0, DISTANCE_WANTED=4.0, TIME_WANTED=0.5)
+"""IDMPolicy's class constants for the assertive ego (MetaDrive's defaults: 30 km/h, 10 m,
+1.5 s): faster and with short gaps, so it enters the junction where the default IDM would
+still be waiting and the CBVs must give way (the ``contest`` scenario family)."""
+
+
+def _assertive_policy():
+    """MetaDrive's IDMPolicy with ``ASSERTIVE_IDM``: an ego that contests the right of way."""
+    from metadrive.policy.idm_policy import IDMPolicy
+
+    return type("AssertiveIDMPolicy", (IDMPolicy,), dict(ASSERTIVE_IDM))
+
+
+EGO_POLICIES = {"idm": _idm_policy, "expert": _expert_policy, "assertive": _assertive_policy}
 
 
 def ego_policy_class(name: str):
-    """MetaDrive policy class that drives the ego AV: 'idm' (rule-based IDM + lane changes)
-    or 'expert' (MetaDrive's PPO expert; RIFT's AV is the rule-based expert PDM-Lite)."""
+    """MetaDrive policy class that drives the ego AV: 'idm' (rule-based IDM + lane changes),
+    'assertive' (the same IDM, faster and with short gaps: it contests the right of way) or
+    'expert' (MetaDrive's PPO expert; RIFT's AV is the rule-based expert PDM-Lite)."""
     if name not in EGO_POLICIES:
         raise ValueError(f"ego_policy must be one of {sorted(EGO_POLICIES)}, got {name!r}")
     return EGO_POLICIES[name]()

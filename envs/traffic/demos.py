@@ -92,6 +92,7 @@ class _Episode:
 
 
 def record_episode(env, seed: int, spec: DemoSpec) -> _Episode:
+    spec = spec.resolved()
     env.reset(seed=seed)
     ep = _Episode()
     for t in range(spec.horizon + 1):

@@ -40,6 +40,8 @@ from pettingzoo import ParallelEnv
 from regrl.envs.traffic import backend, features, scene
 from regrl.envs.traffic.candidates import lane_following_candidates
 from regrl.envs.traffic.control import TrajectoryTracker
+from regrl.envs.traffic.families import family_kwargs
+from regrl.envs.traffic.metrics import driving_score, stuck
 from regrl.envs.traffic.scene import DT, R, T
 from regrl.envs.traffic.scoring import FORECASTS, GAMMA, dense_reward, score_candidates, wrap_angle
 
@@ -53,7 +55,10 @@ LANE_CACHES = 16  # maps whose densified lanes are kept (PG maps differ per scen
 class TrafficEnv(ParallelEnv):
     """PettingZoo ``ParallelEnv`` of RIFT's CBVs in MetaDrive; see the module docstring.
 
-    Arguments: ``num_cbv`` K learned vehicles; ``map`` intersection | roundabout | pg (with
+    Arguments: ``family`` a scenario preset (``families.FAMILIES``: default, long, dense,
+    roundabout, merge, contest) that supplies ``num_cbv``, ``map``, ``pg_map``, ``horizon``,
+    ``traffic_density`` and ``ego_policy`` where these are not given (None);
+    ``num_cbv`` K learned vehicles; ``map`` intersection | roundabout | pg (with
     ``pg_map``, MetaDrive's block string or block count); ``horizon`` steps (0.1 s each);
     ``seed`` first MetaDrive scenario seed, ``reset(seed=s)`` plays scenario
     ``seed + s % num_scenarios`` (deterministic); ``action_mode`` candidate | raw;
@@ -62,7 +67,7 @@ class TrafficEnv(ParallelEnv):
     ``idm_cbvs`` drive the CBVs by IDM too (demonstrations; actions are ignored);
     ``neighbor_forecast`` how candidate scoring moves the neighbours (``scoring.FORECASTS``:
     bicycle, RIFT's held-control bicycle, or constant_velocity); ``ego_policy`` idm | expert
-    (MetaDrive's PPO expert, deterministic);
+    (MetaDrive's PPO expert, deterministic) | assertive (IDM that contests the right of way);
     ``use_render`` needs MetaDrive's assets; ``metadrive_config`` extra MetaDrive keys.
     """
 
@@ -71,23 +76,36 @@ class TrafficEnv(ParallelEnv):
     def __init__(
         self,
         *,
-        num_cbv: int = 2,
-        map: str = "intersection",
-        horizon: int = 200,
+        family: str = "default",
+        num_cbv: Optional[int] = None,
+        map: Optional[str] = None,
+        horizon: Optional[int] = None,
         seed: int = 0,
         action_mode: str = "candidate",
         num_modes: int = 4,
         candidate_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-        traffic_density: float = 0.05,
-        pg_map: Any = "SCX",
+        traffic_density: Optional[float] = None,
+        pg_map: Any = None,
         num_scenarios: int = 100,
         use_render: bool = False,
         gamma: float = GAMMA,
         idm_cbvs: bool = False,
         neighbor_forecast: str = "bicycle",
-        ego_policy: str = "idm",
+        ego_policy: Optional[str] = None,
         metadrive_config: Optional[Dict[str, Any]] = None,
     ):
+        scenario = family_kwargs(
+            family,
+            map=map,
+            pg_map=pg_map,
+            num_cbv=num_cbv,
+            horizon=horizon,
+            traffic_density=traffic_density,
+            ego_policy=ego_policy,
+        )
+        map, pg_map, num_cbv = scenario["map"], scenario["pg_map"], scenario["num_cbv"]
+        horizon, traffic_density = scenario["horizon"], scenario["traffic_density"]
+        ego_policy, self.family = scenario["ego_policy"], family
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         backend.scenario_class(map)  # validates the map name
@@ -242,6 +260,12 @@ class TrafficEnv(ParallelEnv):
         self._now = backend.vehicles_of(self._md.engine)
         self._hist.record(self._now, backend.state_rows(self._now))
         self._prev_speed = {a: float(self._vehicle[a].speed) for a in self.agents}
+        # per CBV: speeds (stuck metric), route completion, infractions (driving score)
+        self._speeds: Dict[str, list] = {a: [] for a in self.agents}
+        self._route: Dict[str, float] = {a: 0.0 for a in self.agents}
+        self._route0 = {a: self._travelled(a)[0] for a in self.agents}
+        self._hits: Dict[str, list] = {a: [0, 0] for a in self.agents}  # vehicle, object
+        self._arrived: Dict[str, bool] = {a: False for a in self.agents}
         self._t = 0
         self._stats = {
             k: 0.0
@@ -304,6 +328,7 @@ class TrafficEnv(ParallelEnv):
                 or info.get("arrive_dest", False)
             )
             trunc[a] = not term[a] and self._t >= self.horizon
+            self._arrived[a] = bool(info.get("arrive_dest", False))
             infos[a] = {"metrics": metrics}
         live = [a for a in self.agents if not (term[a] or trunc[a])]
         self._attach_candidates({a: obs[a] for a in live}, infos)
@@ -430,6 +455,12 @@ class TrafficEnv(ParallelEnv):
         )
         offroad = float(bool(info.get("out_of_road") or info.get("crash_sidewalk")))
         progress = float(np.hypot(*hist[-2, :2]))
+        self._speeds[agent].append(speed)
+        hits = self._hits[agent]
+        hits[0] += bool(info.get("crash_vehicle") or info.get("crash_human"))
+        hits[1] += bool(info.get("crash_object") or info.get("crash_building"))
+        if not gone:
+            self._route[agent] = self._route_completion(agent)
         uncomfortable = float(abs(acc) > UNCOMFORTABLE or abs(yaw_acc) > UNCOMFORTABLE)
         for key, value in (
             ("progress", progress),
@@ -448,6 +479,23 @@ class TrafficEnv(ParallelEnv):
             "uncomfortable": uncomfortable,
             "progress_m": progress,
         }
+
+    def _travelled(self, agent: str) -> tuple:
+        """(travelled, route length) in m of the CBV's MetaDrive navigation (0, 0 without)."""
+        nav = getattr(self._vehicle[agent], "navigation", None)
+        travelled = float(getattr(nav, "travelled_length", 0.0) or 0.0)
+        return travelled, float(getattr(nav, "total_length", 0.0) or 0.0)
+
+    def _route_completion(self, agent: str) -> float:
+        """Share of the CBV's route from its spawn point covered so far, in [0, 1]. MetaDrive's
+        own ``route_completion`` counts the spawn point's distance along the first lane as
+        travelled (its first localisation adds it), so a standing car would start at up to
+        ~20 %; we subtract the travelled length at the episode start."""
+        travelled, total = self._travelled(agent)
+        start = self._route0[agent]
+        if total - start <= 1e-6:
+            return 0.0
+        return float(min(max((travelled - start) / (total - start), 0.0), 1.0))
 
     def _reward(self, obs: np.ndarray, m: Dict[str, float]) -> float:
         """RIFT's dense reward (docs/methods.md#rift-reward) of the executed step, measured against the
@@ -487,12 +535,32 @@ class TrafficEnv(ParallelEnv):
             "sim_error": 0.0,
             "episode_steps": float(self._t),
         }
+        out.update(self.cbv_episode_metrics())
         ego = self._ego
         if ego is not None:
             out["ego_crash"] = float(bool(getattr(ego, "crash_vehicle", False)))
             nav = getattr(ego, "navigation", None)
             out["ego_route_completion"] = float(getattr(nav, "route_completion", 0.0) or 0.0)
         return out
+
+    def cbv_episode_metrics(self) -> Dict[str, float]:
+        """Per-CBV outcomes averaged over the CBVs of the episode (issue 25's headroom
+        metrics): ``stuck`` % of CBVs that stood still (below ``metrics.STUCK_SPEED``) for
+        ``metrics.STUCK_STEPS`` steps in a row; ``cbv_rc`` % route completion from the spawn
+        point (``_route_completion``); ``cbv_ds`` driving score = route completion x CARLA's infraction
+        penalties (``metrics.driving_score``), in %; ``collided`` / ``arrived`` % of CBVs."""
+        agents = list(self._speeds)
+        if not agents:
+            return {}
+        rc = np.array([self._route[a] for a in agents])
+        hits = np.array([self._hits[a] for a in agents], float)
+        return {
+            "stuck": 100.0 * float(np.mean([stuck(np.array(self._speeds[a])) for a in agents])),
+            "cbv_rc": 100.0 * float(rc.mean()),
+            "cbv_ds": 100.0 * float(driving_score(rc, hits[:, 0], hits[:, 1]).mean()),
+            "collided": 100.0 * float(np.mean(hits.sum(1) > 0)),
+            "arrived": 100.0 * float(np.mean([self._arrived[a] for a in agents])),
+        }
 
 
 def parallel_env(**kwargs: Any) -> TrafficEnv:

@@ -35,5 +35,7 @@ def test_expert_ego_drives_and_is_deterministic_per_seed():
 
 
 def test_unknown_ego_policy_is_a_clear_error():
-    with pytest.raises(ValueError, match="ego_policy must be one of \\['expert', 'idm'\\]"):
+    with pytest.raises(
+        ValueError, match="ego_policy must be one of \\['assertive', 'expert', 'idm'\\]"
+    ):
         parallel_env(ego_policy="pdm_lite")

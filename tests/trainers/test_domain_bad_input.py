@@ -435,6 +435,7 @@ def test_rlvr_compare_out_must_be_an_image_file(tmp_path, monkeypatch, capsys, o
         (["--horizon", "0"], "--horizon must be >= 1"),
         (["--seed", "-3"], "--seed must be in 0.."),
         (["--traffic-density", "nan"], "--traffic-density must be in [0, 1]"),
+        (["--family", "highway"], "--family must be one of default, long"),
     ],
 )
 def test_traffic_demos_arguments_checked_before_metadrive(tmp_path, capsys, bad, pattern):

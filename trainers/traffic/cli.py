@@ -19,12 +19,17 @@ horizon of 10⁵ steps is ~3 h of simulated driving)."""
 _HELP = {
     "episodes": "episodes to record",
     "seed": "first scenario seed (episode e uses seed+e)",
+    "family": "scenario family (default | long | dense | roundabout | merge | contest); "
+    "it sets the scenario flags not given",
     "map": "intersection | roundabout | pg",
+    "pg_map": "PG block string of --map pg (e.g. SrSyS)",
     "num_cbv": "CBV slots (IDM-driven here)",
     "horizon": "steps per episode (0.1 s each)",
     "every": "sample every k steps",
     "traffic_density": "MetaDrive IDM traffic density",
 }
+_TYPES = {"map": str, "pg_map": str, "num_cbv": int, "horizon": int, "traffic_density": float}
+"""Types of the DemoSpec fields whose default is None (the family's value)."""
 
 
 def add_cli(sub) -> None:
@@ -44,9 +49,9 @@ def add_cli(sub) -> None:
         demo.add_argument(
             f"--{f.name.replace('_', '-')}",
             dest=f.name,
-            type=type(f.default),
+            type=_TYPES.get(f.name, type(f.default)),
             default=f.default,
-            help=f"{_HELP[f.name]} (default {f.default})",
+            help=f"{_HELP[f.name]} (default {'the family' if f.default is None else f.default})",
         )
     demo.set_defaults(handler=_demos)
     pre = tsub.add_parser(
@@ -132,8 +137,11 @@ def _spec(args):
 
     from regrl.envs.traffic.backend import MAPS
     from regrl.envs.traffic.demos import DemoSpec
+    from regrl.envs.traffic.families import FAMILIES
 
-    spec = DemoSpec(**{f.name: getattr(args, f.name) for f in fields(DemoSpec)})
+    if args.family not in FAMILIES:
+        raise ConfigError(f"--family must be one of {', '.join(FAMILIES)}, got {args.family!r}")
+    spec = DemoSpec(**{f.name: getattr(args, f.name) for f in fields(DemoSpec)}).resolved()
     for name, hi in DEMO_LIMITS.items():
         if not 1 <= getattr(spec, name) <= hi:
             raise ConfigError(

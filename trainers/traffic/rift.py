@@ -482,6 +482,25 @@ def scorer_policy(score: Callable[[Dict[str, torch.Tensor]], torch.Tensor]) -> P
     return policy
 
 
+class BestReturnPolicy:
+    """Execute the candidate with the highest RIFT return (the dense reward of each candidate
+    over 4 s under the neighbour forecast, computed by the env; ``candidate_returns`` in the
+    info): the choice a scorer would make if it had learned RIFT's own ranking perfectly, a
+    reference for what fine-tuning the scoring head can reach. Needs candidate mode; the
+    rollout hands it each agent's info (``reads_info``)."""
+
+    reads_info = True
+
+    def __call__(self, obs: np.ndarray, infos: List[Dict[str, Any]]) -> np.ndarray:
+        best = []
+        for info in infos:
+            if "candidate_returns" not in info:
+                raise ValueError("BestReturnPolicy needs candidate mode (candidate_returns)")
+            valid = np.asarray(info["candidate_valid"], bool)
+            best.append(int(np.argmax(np.where(valid, info["candidate_returns"], -np.inf))))
+        return np.asarray(best)
+
+
 def module_policy(module, action_space) -> Policy:
     from regrl.trainers.evaluate import greedy_action
 
@@ -494,17 +513,20 @@ def module_policy(module, action_space) -> Policy:
 
 
 def rollout(env, policy: Policy, episodes: int, seed: int) -> Dict[str, Any]:
-    """Run ``episodes`` episodes; per-step CBV samples and per-episode aggregates."""
+    """Run ``episodes`` episodes; per-step CBV samples and per-episode aggregates. A policy
+    with ``reads_info = True`` is called as ``policy(obs, infos)`` with each agent's info."""
     steps: Dict[str, List[float]] = {
         k: [] for k in ("speed", "acc", "collision", "offroad", "uncomfortable", "progress_m")
     }
     per_episode: List[Dict[str, float]] = []
+    reads_info = getattr(policy, "reads_info", False)
     for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
+        obs, infos = env.reset(seed=seed + ep)
         last: Dict[str, float] = {}
         while env.agents:
             names = [a for a in env.agents if a in obs]
-            acts = policy(np.stack([obs[a] for a in names]))
+            batch = np.stack([obs[a] for a in names])
+            acts = policy(batch, [infos[a] for a in names]) if reads_info else policy(batch)
             obs, _, _, _, infos = env.step({a: acts[i] for i, a in enumerate(names)})
             for info in infos.values():
                 m = info.get("metrics", {})
