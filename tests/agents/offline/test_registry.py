@@ -28,6 +28,7 @@ ALL = {
     "soft_equivariance",
     "stn",
     "pg_noise_mask",
+    "ftwt",
 }
 
 
