@@ -6,7 +6,9 @@ LES × 20 time units as the scanned constants.
 
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_fits.py --out docs/smarl_fits.json
          [--families smagorinsky_hyper,jansen_held] [--targets spectrum,spectrum+tails]
-         [--seeds 3] [--iterations 150]
+         [--seeds 3] [--iterations 150] [--method solver|eki]
+``--method eki``: ensemble Kalman inversion of the same constants (trainers/turbulence/eki.py,
+the derivative-free cross-check), spectrum target; its rows join the same file.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
 from regrl.trainers.sweep import t_interval
+from regrl.trainers.turbulence.eki import EKISpec, eki_row, fit_eki
 from regrl.trainers.turbulence.solver_loop import FitSpec, fit_constants
 
 
@@ -31,6 +34,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument(
+        "--method",
+        choices=("solver", "eki"),
+        default="solver",
+        help="solver-in-the-loop gradients, or ensemble Kalman inversion (derivative-free, "
+        "spectrum target only; trainers/turbulence/eki.py defaults)",
+    )
     parser.add_argument(
         "--extra-means",
         action="store_true",
@@ -44,11 +54,19 @@ def main() -> None:
     torch.set_num_threads(1)
     ref = load_reference()
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"fits": []}
-    have = {(f["closure"], f["target"], f["seed"]) for f in done["fits"]}
+    have = {(f["closure"], f["target"], _method(f), f["seed"]) for f in done["fits"]}
+    targets = ["spectrum"] if args.method == "eki" else args.targets.split(",")
     for name in args.families.split(","):
-        for target in args.targets.split(","):
+        for target in targets:
             for seed in range(args.seeds):
-                if (name, target, seed) in have:
+                if (name, target, args.method, seed) in have:
+                    continue
+                if args.method == "eki":
+                    r = fit_eki(
+                        ref, EKISpec(closure=name, seed=seed), say=lambda m: print(m, flush=True)
+                    )
+                    done["fits"].append(dict(eki_row(r), target=target, method="eki"))
+                    args.out.write_text(json.dumps(done, indent=1))
                     continue
                 spec = FitSpec(
                     closure=name, target=target, seed=seed, iterations=args.iterations, lr=args.lr
@@ -63,28 +81,43 @@ def main() -> None:
     print(summary(done["fits"]))
 
 
+def _method(fit) -> str:
+    return fit.get("method", "solver")  # fits written before EKI existed are all solver fits
+
+
+def _key(fit) -> tuple:
+    return fit["closure"], fit["target"], _method(fit)
+
+
 def extra_means(fits) -> list:
-    """``--extra FAMILY=R1,R2`` of the mean roots over the seeds, per family and target."""
+    """``--extra FAMILY=R1,R2`` of the mean roots over the seeds, per family, target and
+    method."""
     out = []
-    for key in sorted({(f["closure"], f["target"]) for f in fits}):
-        roots = [f["roots"] for f in fits if (f["closure"], f["target"]) == key]
+    for key in sorted({_key(f) for f in fits}):
+        roots = [f["roots"] for f in fits if _key(f) == key]
         mean = [sum(r[i] for r in roots) / len(roots) for i in range(len(roots[0]))]
         out.append(f"--extra {key[0]}=" + ",".join(f"{r:.4f}" for r in mean))
     return out
 
 
 def summary(fits) -> str:
-    lines = ["| family | target | roots per seed | mean ± 95% t over seeds |", "|---|---|---|---|"]
+    lines = [
+        "| family | target | method | roots per seed | mean ± 95% t over seeds | s per fit |",
+        "|---|---|---|---|---|---|",
+    ]
     extra = []
-    for key in sorted({(f["closure"], f["target"]) for f in fits}):
-        mine = [f for f in fits if (f["closure"], f["target"]) == key]
+    for key in sorted({_key(f) for f in fits}):
+        mine = [f for f in fits if _key(f) == key]
         fam = families.get_family(key[0])
         per_seed = "; ".join(", ".join(f"{r:.4f}" for r in f["roots"]) for f in mine)
         cells = []
         for i, coeff in enumerate(fam.coefficients):
             mean, half = t_interval([f["roots"][i] for f in mine])
             cells.append(f"{coeff} {mean:.4f} ± " + ("n/a" if half is None else f"{half:.4f}"))
-        lines.append(f"| {key[0]} | {key[1]} | {per_seed} | {', '.join(cells)} |")
+        secs = sum(f["seconds"] for f in mine) / len(mine)
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {per_seed} | {', '.join(cells)} | {secs:.0f} |"
+        )
         extra += [f"--extra {key[0]}=" + ",".join(f"{r:.4f}" for r in f["roots"]) for f in mine]
     return "\n".join(lines) + "\n\nevaluate them: " + " ".join(extra)
 
