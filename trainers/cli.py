@@ -16,6 +16,7 @@ from typing import List, Optional
 from regrl.agents.registry import UnknownNameError
 from regrl.trainers.checkpoint import RunAborted  # light as well (file logic only)
 from regrl.trainers.checks import ConfigError, missing_extra  # light: no torch for `regrl --help`
+from regrl.trainers.lazy_parser import LazyParser  # light: argparse only
 from regrl.trainers.plugins import DOMAIN_CLIS as DOMAIN_CLI_MODULES
 from regrl.trainers.stop_signal import EXIT_TERMINATED, Terminated  # light: stdlib only
 
@@ -32,7 +33,7 @@ DOMAIN_CLIS = DOMAIN_CLI_MODULES + CORE_CLIS
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="regrl", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=LazyParser)
     t = sub.add_parser("train", help="train an experiment (or --resume a run)")
     t.add_argument("config", nargs="?", help="experiment YAML (omit with --resume)")
     t.add_argument(

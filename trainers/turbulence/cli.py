@@ -19,7 +19,12 @@ MAX_SEEDS = 1_000
 
 
 def add_cli(sub) -> None:
-    turb = sub.add_parser("turbulence", help="SMARL turbulence tools")
+    # the flags come from dataclasses of torch modules: built only when `regrl turbulence ...`
+    # is run, so `regrl --help` imports no torch (regrl.trainers.lazy_parser)
+    sub.add_parser("turbulence", help="SMARL turbulence tools", populate=_populate)
+
+
+def _populate(turb) -> None:
     tsub = turb.add_subparsers(dest="action", required=True)
     _add_reference(tsub)
     _add_dataset(tsub)
