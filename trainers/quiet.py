@@ -44,7 +44,7 @@ NOISE: Tuple[Noise, ...] = (
         "ray._private.authentication.authentication_token_setup",
         "Token authentication is enabled for this Ray cluster",
         "Ray 2.60's default for every local session, which Ray authenticates itself; the "
-        "README's cluster section says where a job client finds the token",
+        "cluster guide (docs/cluster.md) says where a job client finds the token",
     ),
     Noise(
         "ray.tune.utils.util",

@@ -66,7 +66,7 @@ def test_data_bad_input(argv, pattern, capsys, tmp_path, monkeypatch):
 
 
 def test_traffic_demos_creates_missing_parent_directories(tmp_path, capsys):
-    """A fresh clone has no data/: the README's first RIFT command must still work."""
+    """A fresh clone has no data/: the RIFT guide's first command (docs/rift_guide.md) must still work."""
     data = {"obs": np.zeros((3, 4), np.float32), "speed": np.zeros(5, np.float32)}
     out = tmp_path / "data" / "traffic_demos.npz"
     with mock.patch("regrl.envs.traffic.demos.record_demos", return_value=data):
