@@ -18,6 +18,7 @@ from regrl.agents.offline.base import (
 from regrl.agents.offline.compander import compander, compander_inverse
 from regrl.agents.offline.dispersive import dispersive_loss
 from regrl.agents.offline.elr import elr_penalty, elr_update_targets
+from regrl.agents.offline.ensemble_distill import distill_targets, ensemble_probs
 from regrl.agents.offline.ftwt import binary_mask, head_loss, masked_flops, mass_targets
 from regrl.agents.offline.glad import glad_gradient, sam_perturbation
 from regrl.agents.offline.hft import hft_select_frozen
@@ -123,4 +124,6 @@ __all__ = [
     "masked_flops",
     "head_loss",
     "binary_mask",
+    "ensemble_probs",
+    "distill_targets",
 ]

@@ -29,6 +29,7 @@ ALL = {
     "stn",
     "pg_noise_mask",
     "ftwt",
+    "ensemble_distill",
 }
 
 
