@@ -21,9 +21,10 @@ come with the step on which the last sim ends.
 same state with the family's constant ``paired_baseline`` (roots, default the family's base):
 (baseline's log-spectrum error − the agents'), so that what the agents did, not how far the
 episode's flow happens to sit from the reference, sets the reward (the copy is a second batch
-element of the same solver: about a third more cost, not twice). A diverging LES truncates every agent with a penalty of
-``divergence_penalty`` for each decision left in the episode (the worst bounded reward for
-the rest of the horizon), so that diverging early never pays better than staying alive.
+element of the same solver and is not observed: about a third more cost, not twice). A
+diverging LES truncates every agent with a penalty of ``divergence_penalty`` for each decision
+left in the episode (the worst bounded reward for the rest of the horizon), so that diverging
+early never pays better than staying alive.
 
 ``spinup`` (time units, default 0): each episode starts from the initial condition advanced
 that long with the base closure (the coefficient of a = 0, uniform) instead of from the filtered
@@ -87,17 +88,20 @@ def observe_agents_torch(
     iy: np.ndarray,
     log_ref: torch.Tensor,
     spectrum: Optional[torch.Tensor] = None,
+    count: Optional[int] = None,
 ) -> torch.Tensor:
     """[batch, agents, 6 + n/2 − 1] observations as a torch tensor of the sim's dtype,
     differentiable in the state (solver-in-the-loop training of a policy): the 6 local
     invariants at each agent point, divided by their domain RMS, and the global log10
     enstrophy spectrum (``spectrum`` [batch, n/2] if already computed) minus the reference's
-    ``log_ref`` (k ≥ 1), clipped to [−10, 10]."""
-    inv = sim.local_invariants()  # [B, 6, n, n]
+    ``log_ref`` (k ≥ 1), clipped to [−10, 10]. ``count``: of the first ``count`` simulations
+    only ([count, agents, …]; the paired env's lockstep copies have no agents to observe)."""
+    inv = sim.local_invariants(count)  # [B, 6, n, n]
     scale = torch.linalg.vector_norm(inv, dim=(2, 3)) / sim.n + 1e-12  # domain RMS [B, 6]
     at_agents = inv[:, :, torch.as_tensor(ix).reshape(-1), torch.as_tensor(iy).reshape(-1)]
     local = (at_agents / scale[..., None]).transpose(1, 2)  # [B, agents, 6]
     spectrum = sim.enstrophy_spectrum() if spectrum is None else spectrum
+    spectrum = spectrum[: inv.shape[0]]
     spec = torch.log10(spectrum[:, 1:] + 1e-30) - log_ref.to(spectrum.dtype)
     glob = spec[:, None, :].expand(spec.shape[0], local.shape[1], spec.shape[1])
     return torch.cat([local, glob], dim=2).clamp(-10.0, 10.0)
@@ -109,11 +113,13 @@ def observe_agents(
     iy: np.ndarray,
     log_ref: np.ndarray,
     spectrum: Optional[np.ndarray] = None,
+    count: Optional[int] = None,
 ) -> np.ndarray:
     """``observe_agents_torch`` as float32 numpy (``spectrum`` [batch, n/2] numpy if already
-    computed): what the env and the evaluation's policies see."""
+    computed; ``count`` as there): what the env and the evaluation's policies see."""
     spec = None if spectrum is None else torch.as_tensor(spectrum, dtype=sim.dtype)
-    obs = observe_agents_torch(sim, ix, iy, torch.as_tensor(log_ref, dtype=sim.dtype), spec)
+    log_ref = torch.as_tensor(log_ref, dtype=sim.dtype)
+    obs = observe_agents_torch(sim, ix, iy, log_ref, spec, count)
     return obs.cpu().numpy().astype(np.float32)
 
 
@@ -356,8 +362,9 @@ class TurbulenceEnv(ParallelEnv):
         return float(max(-10.0, -error))
 
     def _observe(self, spectrum: np.ndarray, which: np.ndarray) -> Dict[str, np.ndarray]:
-        """Observations of the agents of the sims ``which`` [S] (bool)."""
-        obs = observe_agents(self.sim, self._ix, self._iy, self._log_ref, spectrum)
+        """Observations of the agents of the sims ``which`` [S] (bool); the paired copies
+        (elements S..2S−1) have no agents and are not observed."""
+        obs = observe_agents(self.sim, self._ix, self._iy, self._log_ref, spectrum, self.n_sims)
         out = {}
         for b in np.flatnonzero(which):
             out.update({a: obs[b, i] for i, a in enumerate(self._sim_agents[b])})

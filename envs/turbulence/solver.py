@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -69,8 +69,58 @@ class VorticityScaled:
     field: Union[float, Tensor]
 
 
-EddyViscosity = Union[None, float, Tensor, StrainScaled]
+@dataclass(frozen=True)
+class GradientScaled:
+    """Eddy viscosity ν_e = ``field`` · ⟨|∇ω̄|⟩ (the domain mean of the vorticity-gradient norm:
+    SMARL's Leith with ``field`` = C_L³ Δ³, ``turb.leith_cs``) or, with ``pointwise``,
+    ``field`` · |∇ω̄(x)| (Leith 1996), evaluated inside every step from two gradient rows added
+    to the step's inverse transform (instead of a closure call and its own transform before each
+    step). A scalar or [batch] ``field`` with the domain mean is a uniform ν_e: Π̂ = ν_e k² ω̂,
+    no strain rows."""
+
+    field: Union[float, Tensor]
+    pointwise: bool = False
+
+
+@dataclass(frozen=True)
+class EnergyReturn:
+    """Negative Laplacian viscosity ν₂ = −``fraction`` · ⟨ν₄⟩ · Σk²|ω̂|² / Σ|ω̂|² of the state at
+    each step, ⟨ν₄⟩ the domain mean of the step's hyperviscosity (which it needs): it returns
+    the fraction of the hyperviscous energy drain to the resolved flow (Jansen & Held 2014,
+    ``families/backscatter.py`` derives it). ``fraction`` is a scalar, [batch] or a grid field
+    (then the return is local and the budget holds on the domain average)."""
+
+    fraction: Union[float, Tensor]
+
+
+EddyViscosity = Union[None, float, Tensor, StrainScaled, GradientScaled, EnergyReturn]
 Hyperviscosity = Union[None, float, Tensor, VorticityScaled]
+
+
+@dataclass(frozen=True)
+class _Closure:
+    """What one ``step`` call holds (``Turbulence2D._closure``): the eddy viscosity's kind
+    ('value', 'strain', 'gradient', 'return' or None), its field or fraction [batch, 1, 1] or
+    [batch, n, n], the hyperviscosity ν₄ likewise (its mean and its departure from the mean
+    split once per call), and which grid rows the step must transform."""
+
+    kind: Optional[str] = None
+    nu: Optional[Tensor] = None
+    pointwise: bool = False
+    on_grid: bool = False  # the eddy viscosity enters as τ = −2 ν_e S̄ formed on the grid
+    hyper_mean: Optional[Tensor] = None  # ⟨field⟩ of ν₄ [batch, 1, 1] (× ⟨ω²⟩^½ if scaled)
+    hyper_departure: Optional[Tensor] = None  # field − ⟨field⟩ [batch, n, n], None if uniform
+    hyper_scaled: bool = False
+
+    @property
+    def needs_rms(self) -> bool:
+        return self.hyper_scaled or (self.kind == "strain" and not self.pointwise)
+
+    @property
+    def grid_rows(self) -> bool:
+        """The step transforms more than the velocity: strain, gradient or −∇²ω rows."""
+        return self.on_grid or self.kind == "gradient" or self.hyper_departure is not None
+
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
@@ -244,9 +294,9 @@ class Turbulence2D:
         # dealiased step (``_ab2_flux_hat``): √1.5·u, √1.5·v, so that their products are the
         # AB2 weight 1.5 times (u⊗u), and −2 S̄12, −4 S̄11, so that ν_e times them is τ12 and
         # τ11 − τ22 (τ = −2 ν_e S̄), in the order of the momentum-flux rows
-        scaled_uv = math.sqrt(1.5) * self._to_phys[:2]
-        tau_rows = torch.stack([-2.0 * self._to_strain[1], -4.0 * self._to_strain[0]])
-        self._flux_rows = scaled_uv, torch.cat([scaled_uv, tau_rows])
+        self._scaled_uv = math.sqrt(1.5) * self._to_phys[:2]
+        self._tau_rows = torch.stack([-2.0 * self._to_strain[1], -4.0 * self._to_strain[0]])
+        self._flux_op_cache: Dict[Tuple[bool, bool, bool], Tensor] = {}  # ``_flux_ops``
         # ∇×∇·T of a symmetric tensor T: (k_y² − k_x²) T̂12 + k_x k_y (T̂11 − T̂22)
         self._curl_a = (ky**2 - kx**2).to(ikx.dtype)
         self._curl_b = (kx * ky).expand_as(inv_k2).to(ikx.dtype)
@@ -291,7 +341,6 @@ class Turbulence2D:
         """Cut the autograd history of the state and of the AB2 history (truncated
         backpropagation through time: the next unroll starts from these values as constants)."""
         self._w_hat = self._w_hat.detach()
-        self._w_prev = None
         if self._flux_prev is not None:
             self._flux_prev = self._flux_prev.detach()
         if self._jac_prev is not None:
@@ -310,9 +359,11 @@ class Turbulence2D:
         """Streamfunction [batch, n, n]: ψ̂ = ω̂ / k² (∇²ψ = −ω, zero mean)."""
         return self._phys(self._inv_k2)
 
-    def _phys(self, op: Tensor) -> Tensor:
-        """Grid field(s) of ω̂·op: op [n, c] → [batch, n, n]; op [f, n, c] → [batch, f, n, n]."""
-        w_hat = self._w_hat if op.dim() == 2 else self._w_hat.unsqueeze(1)
+    def _phys(self, op: Tensor, count: Optional[int] = None) -> Tensor:
+        """Grid field(s) of ω̂·op: op [n, c] → [batch, n, n]; op [f, n, c] → [batch, f, n, n]
+        (of the first ``count`` simulations only, if given)."""
+        w_hat = self._w_hat[:count]
+        w_hat = w_hat if op.dim() == 2 else w_hat.unsqueeze(1)
         return _to_grid(w_hat * op, self.n)
 
     def random_initial_condition(self, seed: int, energy: float = 0.5, k_peak: float = 4.0) -> None:
@@ -343,25 +394,47 @@ class Turbulence2D:
         enters as Π = ∇×∇·(−2 ν_e S̄), explicit (docs/methods.md#smarl-solver). A positive constant ν_e
         dissipates like an extra viscosity: Π̂ = ν_e k² ω̂. ``StrainScaled(field)`` multiplies
         the field by the current strain norm at every step (SMARL's Smagorinsky; with
-        ``pointwise`` the local norm |S̄(x)|). ``hyperviscosity`` ν₄ (same shapes, or
-        ``VorticityScaled``) adds −∇²(ν₄ ∇²ω) (= −ν₄∇⁴ω for a uniform ν₄): its domain mean
-        per simulation backward Euler (unconditionally stable), a field's departure from that
-        mean explicit, like Π."""
-        scaled = isinstance(eddy_viscosity, StrainScaled)
-        nu_e = self._eddy_viscosity(eddy_viscosity.field if scaled else eddy_viscosity)
-        pointwise = scaled and eddy_viscosity.pointwise
-        if scaled and (pointwise or nu_e.shape[-1] != 1):  # ν_e S̄ formed inside the step
-            nu_e = nu_e.expand(self.batch, self.n, self.n)
+        ``pointwise`` the local norm |S̄(x)|), ``GradientScaled`` by the vorticity-gradient norm
+        (Leith), and ``EnergyReturn`` is the Jansen–Held backscatter of the hyperviscosity.
+        ``hyperviscosity`` ν₄ (same shapes, or ``VorticityScaled``) adds −∇²(ν₄ ∇²ω) (= −ν₄∇⁴ω
+        for a uniform ν₄): its domain mean per simulation backward Euler (unconditionally
+        stable), a field's departure from that mean explicit, like Π. Every closure is evaluated
+        at the state its step starts from; the grid rows it needs (strain, vorticity gradient,
+        −∇²ω) join the step's own inverse transform and its products the forward one."""
+        closure = self._closure(eddy_viscosity, hyperviscosity)
+        for _ in range(int(n_steps)):
+            self._step_once(closure)
+        self.steps += int(n_steps)
+        self.time += int(n_steps) * self.dt
+
+    def _closure(self, eddy_viscosity: EddyViscosity, hyperviscosity: Hyperviscosity) -> _Closure:
+        """A ``step`` call's closure, validated and split once for all its steps."""
+        kinds = {StrainScaled: "strain", GradientScaled: "gradient", EnergyReturn: "return"}
+        kind = kinds.get(type(eddy_viscosity), None if eddy_viscosity is None else "value")
+        value = eddy_viscosity
+        if kind in ("strain", "gradient"):
+            value = eddy_viscosity.field
+        elif kind == "return":
+            value = eddy_viscosity.fraction
+        nu = self._eddy_viscosity(value)
+        pointwise = kind in ("strain", "gradient") and bool(eddy_viscosity.pointwise)
+        on_grid = nu is not None and (pointwise or nu.shape[-1] != 1)
         hyper_scaled = isinstance(hyperviscosity, VorticityScaled)
         nu_4 = self._eddy_viscosity(
             hyperviscosity.field if hyper_scaled else hyperviscosity, "hyperviscosity"
         )
-        for _ in range(int(n_steps)):
-            self._step_once(nu_e, scaled, pointwise)
-            if nu_4 is not None:
-                self._w_hat = self._apply_hyperviscosity(nu_4, hyper_scaled)
-        self.steps += int(n_steps)
-        self.time += int(n_steps) * self.dt
+        if kind == "return" and nu_4 is None:
+            raise ValueError(
+                "EnergyReturn returns a fraction of a hyperviscosity's energy drain: "
+                "give hyperviscosity= too"
+            )
+        mean = departure = None
+        if nu_4 is not None and nu_4.shape[-1] != 1:  # ⟨ν₄⟩ implicit, ν₄ − ⟨ν₄⟩ explicit
+            mean = nu_4.mean((-2, -1), keepdim=True)
+            departure = nu_4 - mean
+        elif nu_4 is not None:
+            mean = nu_4
+        return _Closure(kind, nu, pointwise, on_grid, mean, departure, hyper_scaled)
 
     def _eddy_viscosity(self, value, name: str = "eddy_viscosity") -> Optional[Tensor]:
         if value is None:
@@ -379,24 +452,58 @@ class Turbulence2D:
             )
         return nu_e
 
-    def _apply_hyperviscosity(self, nu_4: Tensor, scaled: bool) -> Tensor:
-        """ω̂ⁿ⁺¹ of the step just taken (``_w_hat``, everything but the hyperviscosity) with
-        −∇²(ν₄∇²ω) added, ν₄ evaluated at the state the step started from (``_w_prev``):
-        a field's departure ν₄ − ⟨ν₄⟩ explicit (−dt k² FFT[(ν₄ − ⟨ν₄⟩)·(−∇²ω)] / den, two
-        transform rows), the mean ⟨ν₄⟩ backward Euler (a division, no transform)."""
-        w_old, w_new = self._w_prev, self._w_hat
-        if scaled:
-            nu_4 = nu_4 * self.vorticity_rms(w_old).reshape(-1, 1, 1)
-        tracking = self._tracking(nu_4)
-        if nu_4.shape[-1] != 1:
-            mean = nu_4.mean((-2, -1), keepdim=True)
-            minus_lap = _to_grid(w_old * self._k2_complex, self.n)  # −∇²ω
-            departure = _to_spectral((nu_4 - mean) * minus_lap, self._c)
-            w_new = torch.addcmul(w_new, departure, self._neg_sgs_scalar)
-            nu_4 = mean
-        factor = (nu_4 * self._hyper_den).add_(1.0).reciprocal_()  # real: cheaper than dividing
-        # in place unless autograd records (then w_new's value is needed for ∂/∂ν₄)
-        return w_new * factor if tracking else w_new.mul_(factor)
+    def _step_once(self, c: _Closure) -> None:
+        """One step of the update formula (module docstring), as fused multiply-adds with the
+        precomputed weights: lin·ω̂ − dt·F̂/den − dt(1.5 Ĵ − 0.5 Ĵ_prev + Π̂)/den, then the
+        hyperviscosity: + dt k² FFT[(ν₄ − ⟨ν₄⟩)·∇²ω]/den and the factor
+        1 / (1 + ⟨ν₄⟩ dt k⁴ / den) (backward Euler beside Crank–Nicolson). ⟨ω²⟩^½ is taken
+        once per step for every closure term scaled by it."""
+        w = self._w_hat
+        tracking = self._tracking(c.nu, c.hyper_mean, c.hyper_departure)
+        rms = self.vorticity_rms().reshape(-1, 1, 1) if c.needs_rms else None
+        nu_4 = c.hyper_mean * rms if c.hyper_scaled else c.hyper_mean  # ⟨ν₄⟩ [batch, 1, 1]
+        nu_e = c.nu
+        if c.kind == "strain" and not c.pointwise:  # ⟨|S̄|²⟩^½ = ⟨ω²⟩^½ (Parseval): no transform
+            nu_e = nu_e * rms
+        elif c.kind == "return":  # ν₂ = −c_b ⟨ν₄⟩ Σk²|ω̂|²/Σ|ω̂|²
+            nu_e = -nu_e * (nu_4 * self.mean_square_wavenumber().reshape(-1, 1, 1))
+        w_new = torch.addcmul(self._neg_force, w, self._lin)
+        if self.dealias and (c.grid_rows or self._flux_prev is not None):
+            flux_hat, nu_e, departure_hat = self._ab2_flux_hat(c, nu_e, tracking)
+            w_new.addcmul_(flux_hat, self._neg_dt_inv_den)
+        else:  # AB2 history Ĵⁿ⁻¹ kept in spectral space (the bare step's cheaper path)
+            if c.kind == "gradient":
+                nu_e = self._gradient_viscosity(c)
+            jac, pi = self._nonlinear_hat(
+                nu_e if c.on_grid else None, c.pointwise and c.kind == "strain"
+            )
+            jac_prev = jac if self._jac_prev is None else self._jac_prev
+            w_new.addcmul_(jac, self._ab2_now).addcmul_(jac_prev, self._ab2_prev)
+            if pi is not None:
+                w_new.addcmul_(pi, self._neg_dt_inv_den)
+            self._jac_prev = jac
+            departure_hat = None
+            if c.hyper_departure is not None:  # −∇²ω and the product, transformed apart
+                minus_lap = _to_grid(w * self._k2_complex, self.n)
+                departure_hat = _to_spectral(c.hyper_departure * minus_lap, self._c)
+        if nu_e is not None and not c.on_grid:  # a uniform ν_e: Π̂ = ν_e k² ω̂
+            w_new.addcmul_(w, nu_e * self._neg_sgs_scalar)
+        if nu_4 is not None:
+            if departure_hat is not None:  # − dt k² FFT[(ν₄ − ⟨ν₄⟩)(−∇²ω)] / den
+                scale = rms if c.hyper_scaled else None  # the departure row is ν₄'s field's
+                weight = self._neg_sgs_scalar if scale is None else scale * self._neg_sgs_scalar
+                w_new.addcmul_(departure_hat, weight)
+            factor = (nu_4 * self._hyper_den).add_(1.0).reciprocal_()  # real: cheaper than dividing
+            # in place unless autograd records (then w_new's value is needed for ∂/∂ν₄)
+            w_new = w_new * factor if tracking else w_new.mul_(factor)
+        self._w_hat = w_new
+
+    def _gradient_viscosity(self, c: _Closure) -> Tensor:
+        """``GradientScaled``'s ν_e from its own gradient transform (the step without
+        dealiasing, and its first step)."""
+        wx, wy = self.vorticity_gradient()
+        norm = torch.sqrt(wx**2 + wy**2)
+        return c.nu * (norm if c.pointwise else norm.mean((-2, -1), keepdim=True))
 
     def _nonlinear_hat(
         self, nu_e_field: Optional[Tensor], pointwise: bool = False
@@ -425,13 +532,13 @@ class Turbulence2D:
             pi = torch.addcmul(self._pi_a * hats[:, -1], self._pi_b, hats[:, -2])
         return jac, pi
 
-    def _tracking(self, nu_e_field: Optional[Tensor]) -> bool:
-        """True while autograd records the step (the state or the closure requires grad):
+    def _tracking(self, *closure: Optional[Tensor]) -> bool:
+        """True while autograd records the step (the state or a closure tensor requires grad):
         the step then builds its products out of place (``torch.stack``) instead of writing
         them into preallocated buffers, ~5% slower and differentiable."""
         if not torch.is_grad_enabled():
             return False
-        return self._w_hat.requires_grad or (nu_e_field is not None and nu_e_field.requires_grad)
+        return self._w_hat.requires_grad or any(t is not None and t.requires_grad for t in closure)
 
     def _products(self, phys: Tensor, nu_e_field: Optional[Tensor]) -> List[Tensor]:
         """The grid products ``_nonlinear_hat`` transforms, out of place (for autograd):
@@ -478,64 +585,75 @@ class Turbulence2D:
         total = power.sum((-2, -1))
         return (power * self._k2).sum((-2, -1)) / total.clamp_min(torch.finfo(self.dtype).tiny)
 
-    def _ab2_flux_hat(self, nu_e_field: Optional[Tensor], pointwise: bool = False) -> Tensor:
-        """Dealiased step's 1.5 Ĵⁿ − 0.5 Ĵⁿ⁻¹ + Π̂ⁿ [batch, n, c] with one forward transform of
-        two rows. J and Π are both ∇×∇· of a symmetric tensor (J of u⊗u, Π of τ = −2ν_e S̄) and
-        the transform is linear, so the update's combination is formed on the grid before the
-        transform: T = 1.5(u⊗u)ⁿ − 0.5(u⊗u)ⁿ⁻¹ + τⁿ, keeping the previous step's 1.5(u⊗u) as the
-        AB2 history (forward Euler, T = (u⊗u)ⁿ + τⁿ, on the first step). The same numbers as
-        transforming J and Π separately (to round-off, tested), with the forward transform of a
-        local eddy viscosity's two τ rows merged into the Jacobian's: a local field costs two
-        inverse strain rows instead of two inverse plus two forward ones."""
-        local = nu_e_field is not None
-        phys = _to_grid(self._w_hat.unsqueeze(1) * self._flux_rows[int(local)], self.n)
+    def _flux_ops(self, tau: bool, gradient: bool, minus_lap: bool) -> Tensor:
+        """[rows, n, c] ω̂ → grid operators of the dealiased step (``_ab2_flux_hat``): √1.5 u,
+        √1.5 v, then −2 S̄12, −4 S̄11 (``tau``), ∂xω, ∂yω (``gradient``), −∇²ω (``minus_lap``)."""
+        key = (tau, gradient, minus_lap)
+        if key not in self._flux_op_cache:
+            rows = [self._scaled_uv]
+            rows += [self._tau_rows] if tau else []
+            rows += [self._to_phys[2:4]] if gradient else []
+            rows += [self._k2_complex[None]] if minus_lap else []
+            self._flux_op_cache[key] = torch.cat(rows)
+        return self._flux_op_cache[key]
+
+    def _ab2_flux_hat(
+        self, c: _Closure, nu_e: Optional[Tensor], tracking: bool
+    ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """Dealiased step's 1.5 Ĵⁿ − 0.5 Ĵⁿ⁻¹ + Π̂ⁿ [batch, n, c], the eddy viscosity ν_e as
+        evaluated on this state (Leith's and the pointwise norms need the grid) and, for a
+        hyperviscosity field, FFT[(ν₄ − ⟨ν₄⟩)·(−∇²ω)] [batch, n, c] (else None), with one
+        inverse and one forward transform. J and Π are both ∇×∇· of a symmetric tensor (J of
+        u⊗u, Π of τ = −2ν_e S̄) and the transform is linear, so the update's combination is
+        formed on the grid before the transform: T = 1.5(u⊗u)ⁿ − 0.5(u⊗u)ⁿ⁻¹ + τⁿ, keeping the
+        previous step's 1.5(u⊗u) as the AB2 history (forward Euler, T = (u⊗u)ⁿ + τⁿ, on the
+        first step). The same numbers as transforming J and Π separately (to round-off,
+        tested); a local eddy viscosity costs two inverse strain rows, Leith's norm two gradient
+        rows, a hyperviscosity field one inverse and one forward row, all in the same calls."""
+        lap = c.hyper_departure is not None
+        gradient = c.kind == "gradient"
+        ops = self._flux_ops(c.on_grid, gradient, lap)
+        phys = _to_grid(self._w_hat.unsqueeze(1) * ops, self.n)
         u, v = phys[:, 0], phys[:, 1]  # √1.5 u, √1.5 v
-        if self._tracking(nu_e_field):  # autograd: out of place
+        row = 4 if c.on_grid else 2
+        tau = phys[:, 2:4] if c.on_grid else None  # −2 S̄12, −4 S̄11
+        if gradient:  # ν_e = field · |∇ω̄(x)| or field · ⟨|∇ω̄|⟩
+            norm = torch.sqrt(phys[:, row] ** 2 + phys[:, row + 1] ** 2)
+            nu_e = nu_e * (norm if c.pointwise else norm.mean((-2, -1), keepdim=True))
+            row += 2
+        elif c.pointwise:  # |S̄| = 2√(S̄11² + S̄12²) = √(r₀² + r₁²/4) of the rows −2 S̄12, −4 S̄11
+            nu_e = nu_e * torch.sqrt(tau[:, 0] ** 2 + 0.25 * tau[:, 1] ** 2)
+        if tracking:  # autograd: out of place
             flux = torch.stack([u * v, u * u - v * v], 1)
+            buffer = head = None
         else:
             flux = phys.new_empty(self.batch, 2, self.n, self.n)
             torch.mul(u, v, out=flux[:, 0])  # 1.5 (u⊗u)12
             torch.mul(u, u, out=flux[:, 1]).addcmul_(v, v, value=-1.0)  # 1.5 (u⊗u)11 − 22
+            buffer = phys.new_empty(self.batch, 3 if lap else 2, self.n, self.n)
+            head = buffer[:, :2]
         spectral_history = self._flux_prev is None and self._jac_prev is not None
         if self._flux_prev is not None:  # 1.5 Fⁿ − 0.5 Fⁿ⁻¹
-            total = torch.add(flux, self._flux_prev, alpha=-1.0 / 3.0)
+            head = torch.add(flux, self._flux_prev, alpha=-1.0 / 3.0, out=head)
         elif spectral_history:  # 1.5 Fⁿ now, − 0.5 Ĵⁿ⁻¹ after the transform
-            total = flux.clone()
+            head = flux.clone() if tracking else head.copy_(flux)
         else:  # first step: forward Euler, Fⁿ
-            total = flux * (2.0 / 3.0)
-        if local:  # + τ12, τ11 − τ22
-            if pointwise:  # rows −2 S̄12, −4 S̄11: |S̄| = 2√(S̄11² + S̄12²) = √(r₀² + r₁²/4)
-                nu_e_field = nu_e_field * torch.sqrt(phys[:, 2] ** 2 + 0.25 * phys[:, 3] ** 2)
-            total.addcmul_(nu_e_field.unsqueeze(1), phys[:, 2:])
+            head = torch.mul(flux, 2.0 / 3.0, out=head)
+        if c.on_grid:  # + τ12, τ11 − τ22
+            head.addcmul_(nu_e.unsqueeze(1), tau)
+        if not lap:
+            total = head if tracking else buffer
+        elif tracking:  # + the hyperviscosity's departure row
+            total = torch.cat([head, (c.hyper_departure * phys[:, row]).unsqueeze(1)], 1)
+        else:
+            total = buffer
+            torch.mul(c.hyper_departure, phys[:, row], out=buffer[:, 2])
         hats = _to_spectral(total, self._c)
         out = self._curl_div(hats[:, 0], hats[:, 1])
         if spectral_history:
             out.add_(self._jac_prev, alpha=-0.5)
         self._flux_prev, self._jac_prev = flux, None
-        return out
-
-    def _step_once(
-        self, nu_e: Optional[Tensor], strain_scaled: bool = False, pointwise: bool = False
-    ) -> None:
-        """One step of the update formula (module docstring), as fused multiply-adds with the
-        precomputed weights: lin·ω̂ − dt·F̂/den − dt(1.5 Ĵ − 0.5 Ĵ_prev + Π̂)/den."""
-        field = nu_e is not None and nu_e.shape[-1] != 1
-        if strain_scaled and not pointwise:  # ⟨|S̄|²⟩^½ = ⟨ω²⟩^½ (Parseval): no transform
-            nu_e = nu_e * self.vorticity_rms().reshape(-1, 1, 1)
-        w_new = torch.addcmul(self._neg_force, self._w_hat, self._lin)
-        if self.dealias and (field or self._flux_prev is not None):
-            flux_hat = self._ab2_flux_hat(nu_e if field else None, pointwise)
-            w_new.addcmul_(flux_hat, self._neg_dt_inv_den)
-        else:  # AB2 history Ĵⁿ⁻¹ kept in spectral space (the bare step's cheaper path)
-            jac, pi = self._nonlinear_hat(nu_e if field else None, pointwise)
-            jac_prev = jac if self._jac_prev is None else self._jac_prev
-            w_new.addcmul_(jac, self._ab2_now).addcmul_(jac_prev, self._ab2_prev)
-            if pi is not None:
-                w_new.addcmul_(pi, self._neg_dt_inv_den)
-            self._jac_prev = jac
-        if nu_e is not None and not field:
-            w_new.addcmul_(self._w_hat, nu_e * self._neg_sgs_scalar)
-        self._w_prev, self._w_hat = self._w_hat, w_new
+        return out, nu_e, (hats[:, 2] if lap else None)
 
     # ------------------------------------------------------------------ diagnostics
     def jacobian(self, form: str = "average") -> Tensor:
@@ -620,8 +738,8 @@ class Turbulence2D:
         """[batch] max |ω| over the grid."""
         return self.omega.abs().amax((-2, -1))
 
-    def local_invariants(self) -> Tensor:
-        """[batch, 6, n, n] SMARL's local state (docs/methods.md#smarl-environment, ``statetype=invariantlocal…``):
+    def local_invariants(self, count: Optional[int] = None) -> Tensor:
+        """[batch, 6, n, n] (or [count, 6, n, n]: the first ``count`` simulations) SMARL's local state (docs/methods.md#smarl-environment, ``statetype=invariantlocal…``):
         tr(S), tr(S²), tr(R²) of the velocity gradient A = [[u_x, u_y], [v_x, v_y]] = S + R,
         then the same three invariants (trace, trace of the square of the symmetric part, trace
         of the square of the antisymmetric part) of the second-derivative tensor
@@ -642,6 +760,6 @@ class Turbulence2D:
                 )
             )
         ops = self._invariant_ops
-        u_x, u_y, v_x, v_y, u_xx, u_yy, v_xx, v_yy = self._phys(ops).unbind(1)
+        u_x, u_y, v_x, v_y, u_xx, u_yy, v_xx, v_yy = self._phys(ops, count).unbind(1)
         grad = _invariants(u_x, u_y, v_x, v_y)
         return torch.stack(grad + _invariants(u_xx, v_xx, u_yy, v_yy), 1)

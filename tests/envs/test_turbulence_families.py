@@ -9,11 +9,17 @@ import pytest
 import torch
 
 from regrl.envs.turbulence import families, parallel_env
-from regrl.envs.turbulence.closures import leith_local_viscosity
+from regrl.envs.turbulence.closures import leith_local_viscosity, leith_viscosity
 from regrl.envs.turbulence.families.backscatter import jansen_held_viscosities
 from regrl.envs.turbulence.metrics import log_spectrum_error
 from regrl.envs.turbulence.reference import load_reference
-from regrl.envs.turbulence.solver import StrainScaled, Turbulence2D, VorticityScaled
+from regrl.envs.turbulence.solver import (
+    EnergyReturn,
+    GradientScaled,
+    StrainScaled,
+    Turbulence2D,
+    VorticityScaled,
+)
 
 D = torch.float64
 
@@ -86,6 +92,49 @@ def test_pointwise_strain_norm_in_the_step_equals_the_field_formed_outside(deali
         norm = 2 * torch.sqrt(s11**2 + s12**2)  # |S̄(x)|
         sims[1].step(1, eddy_viscosity=cs2 * sims[1].delta ** 2 * norm)
     torch.testing.assert_close(sims[0].omega, sims[1].omega, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dealias", [True, False])
+@pytest.mark.parametrize("pointwise", [True, False])
+@pytest.mark.parametrize("uniform", [True, False])
+def test_leith_in_the_step_equals_the_closure_formed_before_each_step(dealias, pointwise, uniform):
+    """``GradientScaled`` (gradient rows in the step's transform; a uniform domain-mean C_L on
+    the spectral path) against ``leith_viscosity`` / ``leith_local_viscosity`` evaluated before
+    every step, on both step paths (dealiased flux form, average form) and the first step."""
+    gen = torch.Generator().manual_seed(3)
+    field = torch.tensor([0.004, 0.006], dtype=D)
+    if not uniform:
+        field = 0.004 + 0.004 * torch.rand(2, 32, 32, generator=gen, dtype=D)
+    outside = leith_local_viscosity if pointwise else leith_viscosity
+    kw = dict(nu=1e-3, alpha=0.1, dt=1e-3, seed=5, batch=2, dealias=dealias)
+    a, b = Turbulence2D(32, **kw), Turbulence2D(32, **kw)
+    delta3 = a.delta**3
+    a.step(4, eddy_viscosity=GradientScaled(field * delta3, pointwise=pointwise))
+    for _ in range(4):
+        b.step(1, eddy_viscosity=outside(b, field))
+    torch.testing.assert_close(a.omega, b.omega, rtol=0, atol=1e-12)
+    assert float((a.omega - Turbulence2D(32, **kw).omega).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("dealias", [True, False])
+@pytest.mark.parametrize("uniform", [True, False])
+def test_jansen_held_in_the_step_equals_its_viscosities_before_each_step(dealias, uniform):
+    """``EnergyReturn`` + ``VorticityScaled`` (one ⟨ω²⟩^½ and the hyperviscosity's rows in the
+    step's transforms) against ``jansen_held_viscosities`` of each step's state."""
+    gen = torch.Generator().manual_seed(4)
+    c4, cb = torch.tensor([0.3, 0.2], dtype=D), torch.tensor([0.5, 0.9], dtype=D)
+    if not uniform:
+        c4 = 0.2 + 0.2 * torch.rand(2, 32, 32, generator=gen, dtype=D)
+        cb = torch.rand(2, 32, 32, generator=gen, dtype=D)
+    kw = dict(nu=1e-3, alpha=0.1, dt=1e-3, seed=5, batch=2, dealias=dealias)
+    a, b = Turbulence2D(32, **kw), Turbulence2D(32, **kw)
+    a.step(4, eddy_viscosity=EnergyReturn(cb), hyperviscosity=VorticityScaled(c4 * a.delta**4))
+    for _ in range(4):
+        nu_2, nu_4 = jansen_held_viscosities(b, c4, cb)
+        b.step(1, eddy_viscosity=nu_2, hyperviscosity=nu_4)
+    torch.testing.assert_close(a.omega, b.omega, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="give hyperviscosity= too"):
+        a.step(1, eddy_viscosity=EnergyReturn(cb))
 
 
 def test_pointwise_norms_of_a_single_mode_by_hand():

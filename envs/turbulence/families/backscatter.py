@@ -24,7 +24,7 @@ from typing import Tuple
 import torch
 
 from regrl.envs.turbulence.families.base import ClosureFamily, register
-from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.envs.turbulence.solver import EnergyReturn, Turbulence2D, VorticityScaled
 
 Tensor = torch.Tensor
 CLASSICAL = (0.27, 0.5)  # C₄ of the two-term probe (issue 21); half the drain returned
@@ -46,10 +46,15 @@ def jansen_held_viscosities(sim: Turbulence2D, c4_4: Tensor, c_b: Tensor) -> Tup
 
 
 def _apply(sim, coeffs, n_steps):
+    """Both viscosities formed inside every solver step (``EnergyReturn``, ``VorticityScaled``):
+    the numbers of ``jansen_held_viscosities`` of each step's state, to round-off
+    (tests/envs/test_turbulence_pinned.py), without a closure call per step."""
     c4_4, c_b = coeffs
-    for _ in range(n_steps):
-        nu_2, nu_4 = jansen_held_viscosities(sim, c4_4, c_b)
-        sim.step(1, eddy_viscosity=nu_2, hyperviscosity=nu_4)
+    sim.step(
+        n_steps,
+        eddy_viscosity=EnergyReturn(c_b),
+        hyperviscosity=VorticityScaled(c4_4 * sim.delta**4),
+    )
 
 
 JANSEN_HELD = register(

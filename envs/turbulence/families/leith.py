@@ -1,6 +1,7 @@
 """Leith eddy viscosities (Leith 1996, "Stochastic models of chaotic systems"; SMARL,
-Mojgani et al. 2023, arXiv 2312.00907, ``turb.leith_cs``), evaluated at every solver step from
-the vorticity gradient (two inverse transforms each):
+Mojgani et al. 2023, arXiv 2312.00907, ``turb.leith_cs``), formed inside every solver step from
+the vorticity gradient (``GradientScaled``: two gradient rows added to the step's inverse
+transform; a uniform C_L with the domain mean then needs no strain rows, Π̂ = ν_e k² ω̂):
 
 - ``leith``: SMARL's form ν_e(x) = C_L³(x) Δ³ ⟨|∇ω̄|⟩, the domain mean of |∇ω̄|;
 - ``leith_local``: Leith's form ν_e(x) = C_L³(x) Δ³ |∇ω̄(x)|, the gradient at each point.
@@ -8,8 +9,8 @@ the vorticity gradient (two inverse transforms each):
 
 from __future__ import annotations
 
-from regrl.envs.turbulence.closures import leith_local_viscosity, leith_viscosity
 from regrl.envs.turbulence.families.base import ClosureFamily, register
+from regrl.envs.turbulence.solver import GradientScaled
 
 C_L = 0.17  # SMARL's baseline constant
 # fixed before the family scan: C_L = 0.17 leaves the spectrum 0.24 decades off with the
@@ -17,12 +18,14 @@ C_L = 0.17  # SMARL's baseline constant
 SCAN = (0.17, 0.20, 0.23, 0.26, 0.29)
 
 
-def _before_every_step(viscosity):
-    """Apply: ν_e = viscosity(sim, C_L³) of the state before each solver step."""
+def _in_step(pointwise: bool):
+    """Apply: ν_e = C_L³ Δ³ × the gradient norm, formed inside every solver step (the same
+    numbers as ``closures.leith_viscosity`` / ``leith_local_viscosity`` evaluated before each
+    step, to round-off: tests/envs/test_turbulence_pinned.py)."""
 
     def apply(sim, coeffs, n_steps):
-        for _ in range(n_steps):
-            sim.step(1, eddy_viscosity=viscosity(sim, coeffs[0]))
+        field = GradientScaled(coeffs[0] * sim.delta**3, pointwise=pointwise)
+        sim.step(n_steps, eddy_viscosity=field)
 
     return apply
 
@@ -35,7 +38,7 @@ LEITH = register(
         powers=(3,),
         classical=(C_L,),
         scan=(SCAN,),
-        apply=_before_every_step(leith_viscosity),
+        apply=_in_step(pointwise=False),
     )
 )
 LEITH_LOCAL = register(
@@ -46,6 +49,6 @@ LEITH_LOCAL = register(
         powers=(3,),
         classical=(C_L,),
         scan=(SCAN,),
-        apply=_before_every_step(leith_local_viscosity),
+        apply=_in_step(pointwise=True),
     )
 )
