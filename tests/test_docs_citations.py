@@ -89,6 +89,22 @@ def test_every_methods_citation_names_an_existing_section():
     assert not bad, f"sections not in docs/methods.md (known: {sorted(known)}):\n" + "\n".join(bad)
 
 
+def undocumented(names, notes: str) -> List[str]:
+    """The names that docs/methods.md never mentions as ``name`` (in backticks)."""
+    return [n for n in names if f"`{n}`" not in notes]
+
+
+def test_every_objective_term_and_offline_plugin_has_method_notes():
+    """A term or plugin added to a registry gets its section in docs/methods.md (paper,
+    equations, defaults, deviations) in the same change."""
+    from regrl.agents.objectives.terms import TERMS
+    from regrl.agents.offline import PLUGINS
+
+    notes = METHODS.read_text(encoding="utf-8")
+    missing = undocumented(TERMS.names(), notes) + undocumented(PLUGINS.names(), notes)
+    assert not missing, f"not in docs/methods.md: {missing}"
+
+
 def test_the_checks_can_fail():
     """Each pattern flags what it is for, and leaves the project's own citations alone."""
     for text in (
@@ -104,3 +120,4 @@ def test_the_checks_can_fail():
     assert missing_anchors("docs/methods.md#rift-loss and methods.md#lp-reg", known) == []
     typo = "rift" + "-los"  # built from pieces: this file is checked too
     assert missing_anchors("docs/methods.md#" + typo, known) == [typo]
+    assert undocumented(["elr", "new_plugin"], "the plugin `elr` (ELR)") == ["new_plugin"]
