@@ -89,6 +89,38 @@ def test_every_methods_citation_names_an_existing_section():
     assert not bad, f"sections not in docs/methods.md (known: {sorted(known)}):\n" + "\n".join(bad)
 
 
+def broken_links(page: Path) -> List[str]:
+    """Relative Markdown links of ``page`` (outside code blocks) whose file, or whose
+    ``#anchor`` in a Markdown file, does not exist."""
+    text = re.sub(r"```.*?```", "", _read(page), flags=re.S)
+    bad = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path) if path else page
+        if not dest.exists():
+            bad.append(target)
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(_read(dest)):
+            bad.append(target)
+    return bad
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    """Links between README.md and docs/ pages (and their #sections) point at files of the
+    checkout; pages written by a command of docs/results.yaml are that command's business."""
+    from regrl.trainers.results import load_manifest, output_index
+
+    generated = set(output_index(load_manifest(ROOT)))
+    bad = [
+        f"{p.relative_to(ROOT)}: {target}"
+        for p in tracked_files()
+        if p.suffix == ".md" and p.relative_to(ROOT).as_posix() not in generated
+        for target in broken_links(p)
+    ]
+    assert not bad, "broken links:\n" + "\n".join(bad)
+
+
 def undocumented(names, notes: str) -> List[str]:
     """The names that docs/methods.md never mentions as ``name`` (in backticks)."""
     return [n for n in names if f"`{n}`" not in notes]
@@ -121,3 +153,13 @@ def test_the_checks_can_fail():
     typo = "rift" + "-los"  # built from pieces: this file is checked too
     assert missing_anchors("docs/methods.md#" + typo, known) == [typo]
     assert undocumented(["elr", "new_plugin"], "the plugin `elr` (ELR)") == ["new_plugin"]
+
+
+def test_broken_links_are_found(tmp_path):
+    (tmp_path / "a.md").write_text("# Title\n## Two words\n")
+    page = tmp_path / "b.md"
+    page.write_text(
+        "[ok](a.md) [ok](a.md#two-words) [ok](#here) [web](https://x.org/y.md)\n"
+        "[gone](c.md) [no section](a.md#three)\n```\n[in code](d.md)\n```\n# Here\n"
+    )
+    assert broken_links(page) == ["c.md", "a.md#three"]
