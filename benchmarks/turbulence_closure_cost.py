@@ -10,15 +10,22 @@ Rows, per batch size (simulations advancing together):
   transforms; what ``env.advance`` uses now, same tendency to 1e-12, tested);
 - Smagorinsky with one coefficient per simulation (the constant baselines, dynamic
   Smagorinsky), in the step: ⟨|S̄|²⟩ = ⟨ω²⟩ from ω̂ and Π̂ = ν_e k² ω̂, no transform;
-- Leith (outside the step; the mean |∇ω| needs the vorticity gradient);
+- Leith, outside the step: ν_e = ``leith_viscosity`` recomputed before every step (the
+  previous path of the Leith families, kept as the reference for their in-step rows);
 - every closure family (``envs/turbulence/families``) through ``families.advance`` as the env
   and the evaluation call it, one decision per 10 steps: the agents' coefficients drawn in the
   family's action range (an interpolated field), and the family's base constant (uniform);
+  every family's closure is formed inside the solver step (``StrainScaled``,
+  ``GradientScaled``, ``VorticityScaled``, ``EnergyReturn``: its grid rows in the step's own
+  transforms);
 - the learned closure as the evaluation runs it: every 10 steps the agents' observations
   (``env.observe_agents``), the shipped policy's mean (``data/turbulence/policies/smarl_ppo.pt``,
   actor only) and the interpolated coefficient field, then 10 in-step Smagorinsky steps.
 Cost per simulated time unit per simulation = seconds per step / batch / dt. The DNS row is the
-reference's configuration (256², float32, dt 2.5·10⁻⁴), one simulation.
+reference's configuration (256², float32, dt 2.5·10⁻⁴), one simulation. Seconds are this
+process's CPU seconds (``--clock cpu``, the default: on a machine shared with other jobs the
+wall clock mostly measures the scheduler; one torch thread, so CPU time is the cost) or wall
+seconds (``--clock wall``); the header gives the load average.
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_closure_cost.py [--rounds 7]
 On a GPU: python benchmarks/turbulence_closure_cost.py --device cuda --batches 1,64,256 --no-learned
 """
@@ -126,19 +133,21 @@ def family_steppers(sim: Turbulence2D) -> dict:
     return fns
 
 
-def best_seconds(fns: dict, steps: int, rounds: int, sync=lambda: None) -> dict:
+def best_seconds(
+    fns: dict, steps: int, rounds: int, sync=lambda: None, clock=time.perf_counter
+) -> dict:
     """Best seconds per step of each fn over ``rounds`` rounds, interleaved so that all see the
-    same machine load (``sync`` waits for queued GPU work)."""
+    same machine load (``sync`` waits for queued GPU work; ``clock`` the timer)."""
     best = {name: float("inf") for name in fns}
     for fn in fns.values():
         fn(3)  # warm-up
     for _ in range(rounds):
         for name, fn in fns.items():
             sync()
-            start = time.perf_counter()
+            start = clock()
             fn(steps)
             sync()
-            best[name] = min(best[name], (time.perf_counter() - start) / steps)
+            best[name] = min(best[name], (clock() - start) / steps)
     return best
 
 
@@ -160,10 +169,14 @@ def main() -> None:
     parser.add_argument(
         "--no-learned", action="store_true", help="skip the learned-closure row (needs RLlib)"
     )
+    parser.add_argument(
+        "--clock", choices=["cpu", "wall"], default="cpu", help="process CPU or wall seconds"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    clock = time.perf_counter if cuda or args.clock == "wall" else time.process_time
     p = load_reference().provenance["spec"]
     dns = Turbulence2D(
         p["n_dns"],
@@ -176,12 +189,14 @@ def main() -> None:
         dtype=torch.float32,
         device=args.device,
     )
-    dns_s = best_seconds({"dns": dns.step}, max(5, args.steps // 10), args.rounds, sync)["dns"]
+    dns_steps = max(5, args.steps // 10)
+    dns_s = best_seconds({"dns": dns.step}, dns_steps, args.rounds, sync, clock)["dns"]
     dns_tu = dns_s / dns.dt
     print(
         f"torch {torch.__version__}, "
         f"{torch.cuda.get_device_name() if cuda else '1 thread'}, "
-        f"load avg {os.getloadavg()[0]:.2f}; "
+        f"{'wall' if clock is time.perf_counter else 'CPU'} seconds, "
+        f"load avg {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores; "
         f"reference DNS {p['n_dns']}² float32 dt {dns.dt:g}: {dns_s * 1e3:.2f} ms/step = "
         f"{dns_tu:.2f} s per time unit"
     )
@@ -193,7 +208,7 @@ def main() -> None:
     log_ref = np.log10(load_reference().enstrophy_spectrum[1:] + 1e-30)
     for batch in [int(b) for b in args.batches.split(",")]:
         sim = les(batch, device=args.device)
-        best = best_seconds(steppers(sim, policy, log_ref), args.steps, args.rounds, sync)
+        best = best_seconds(steppers(sim, policy, log_ref), args.steps, args.rounds, sync, clock)
         bare = best["bare LES"]
         for name, sec in best.items():
             per_tu = sec / batch / sim.dt
@@ -202,6 +217,7 @@ def main() -> None:
                 f"{dns_tu / per_tu:.1f} |",
                 flush=True,
             )
+    print(f"load avg at the end {os.getloadavg()[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":
