@@ -73,7 +73,12 @@ def _env() -> Dict[str, str]:
 def main(argv: Sequence[str] = ()) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    p.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
+    p.add_argument(
+        "--configs",
+        nargs="*",
+        default=list(DEFAULT_CONFIGS),
+        help="validated configs (none: --help only)",
+    )
     args = p.parse_args(argv or None)
     if args.rounds < 1:
         p.error("--rounds must be >= 1")

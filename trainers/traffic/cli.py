@@ -33,11 +33,16 @@ _TYPES = {"map": str, "pg_map": str, "num_cbv": int, "horizon": int, "traffic_de
 
 
 def add_cli(sub) -> None:
+    # DemoSpec's module imports numpy: the flags are built only when `regrl traffic ...` is
+    # run, so `regrl --help` stays light (regrl.trainers.lazy_parser)
+    sub.add_parser("traffic", help="RIFT traffic tools (MetaDrive)", populate=_populate)
+
+
+def _populate(traffic) -> None:
     from dataclasses import fields
 
     from regrl.envs.traffic.demos import DemoSpec
 
-    traffic = sub.add_parser("traffic", help="RIFT traffic tools (MetaDrive)")
     tsub = traffic.add_subparsers(dest="action", required=True)
     demo = tsub.add_parser(
         "demos",
