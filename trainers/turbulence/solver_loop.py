@@ -193,6 +193,7 @@ def optimise(
     spin: Callable[[Turbulence2D, int], None],
     record: Callable[[], Dict[str, object]],
     say: Callable[[str], None],
+    label: Optional[str] = None,
 ) -> Dict[str, object]:
     """The loop of the module docstring over ``params`` (Adam, clipped gradient norm): the LES
     batch spun up by ``spin(sim, steps)`` (no gradient), then ``spec.iterations`` truncated
@@ -219,7 +220,7 @@ def optimise(
         history.append({"iteration": it, "loss": loss.item(), **record()})
         if it % 10 == 0 or it == spec.iterations - 1:
             say(
-                f"fit {spec.closure} [{spec.target}] {it + 1}/{spec.iterations}: loss "
+                f"fit {label or spec.closure} [{spec.target}] {it + 1}/{spec.iterations}: loss "
                 f"{loss.item():.5f}, {history[-1]} ({time.time() - started:.0f} s)"
             )
     if not history:
@@ -397,7 +398,7 @@ def fit_field_closure(
         step_with_sgs(sim, sgs, n, every=every)
 
     model.train()
-    out = optimise(ref, spec, params, loss_of, spin, lambda: dict(last), say)
+    out = optimise(ref, spec, params, loss_of, spin, lambda: dict(last), say, "field closure")
     model.eval()
     return out
 
