@@ -180,10 +180,12 @@ class TrainingConfig:
     stop_return: Optional[float] = None
     """Stop early once ``env/episode_return_mean`` reaches this value."""
     train_batch_size: int = 2000
-    """Environment steps per iteration (per learner); a multi-agent step holds one agent
-    step per agent."""
+    """Environment steps per iteration, over all learners (each of ``resources.num_learners``
+    learner actors updates on an equal share); a multi-agent step holds one agent step per
+    agent."""
     minibatch_size: int = 128
-    """SGD minibatch size (at most train_batch_size)."""
+    """SGD minibatch size (at most train_batch_size), over all learners like
+    train_batch_size."""
     num_epochs: int = 6
     """Passes over each train batch."""
     lr: float = 3e-4
@@ -346,6 +348,16 @@ class ExperimentConfig(RunConfig):
     """Ray resources."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation settings."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        k, t = self.resources.num_learners, self.training
+        _require(
+            k <= 1 or (t.train_batch_size % k == 0 and t.minibatch_size % k == 0),
+            f"training.train_batch_size ({t.train_batch_size}) and minibatch_size "
+            f"({t.minibatch_size}) are totals over the learners and must be divisible by "
+            f"resources.num_learners ({k})",
+        )
 
 
 # ---------------------------------------------------------------------------- parsing

@@ -24,6 +24,9 @@ class LinearValue(ValueFunctionAPI):
     def is_stateful(self):
         return False
 
+    def unwrapped(self):  # an RLModule's (the DDP wrapper's returns the module inside)
+        return self
+
 
 class OneModule(dict):
     pass

@@ -6,10 +6,12 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.tune.registry import register_env
 
+from regrl.agents.objectives.terms import needs
 from regrl.trainers.config import ExperimentConfig, to_dict
 from regrl.trainers.envs import ENVS, env_entry, make_env
 from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 from regrl.trainers.rllib.callbacks import RegrlCallbacks
+from regrl.trainers.rllib.data_parallel import RegrlLearnerGroup
 from regrl.trainers.rllib.init_module import init_module_spec
 from regrl.trainers.rllib.learner import CONFIG_KEY, RegrlLearner
 
@@ -60,13 +62,28 @@ def _shared_policy(config: PPOConfig, module_id: str) -> PPOConfig:
     )
 
 
+class RegrlPPOConfig(PPOConfig):
+    """PPO's config whose learner group shards whole episode groups (:mod:`.data_parallel`)."""
+
+    def build_learner_group(
+        self, *, env=None, spaces=None, rl_module_spec=None, placement_group=None
+    ):
+        if rl_module_spec is None:
+            rl_module_spec = self.get_multi_rl_module_spec(env=env, spaces=spaces)
+        return RegrlLearnerGroup(
+            config=self.copy(), module_spec=rl_module_spec, placement_group=placement_group
+        )
+
+
 def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
     t, r, m = cfg.training, cfg.resources, cfg.model
+    learners = max(1, r.num_learners)  # batch sizes are totals: each learner takes 1/learners
+    critic = needs(cfg.objective.terms, "needs_values")
     adv = cfg.objective.advantages
     group = adv.estimator == "group"
     entry = env_entry(cfg.env.name)
     config = (
-        PPOConfig()
+        RegrlPPOConfig()
         .environment(env=rllib_env_id(cfg.env.name), env_config=dict(cfg.env.kwargs))
         .env_runners(
             num_env_runners=r.num_env_runners,
@@ -85,8 +102,8 @@ def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
         )
         .training(
             lr=t.lr,
-            train_batch_size_per_learner=t.train_batch_size,
-            minibatch_size=t.minibatch_size,
+            train_batch_size_per_learner=t.train_batch_size // learners,
+            minibatch_size=t.minibatch_size // learners,
             num_epochs=t.num_epochs,
             gamma=adv.gamma,
             lambda_=adv.lam,
@@ -104,6 +121,11 @@ def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
         .fault_tolerance(
             restart_failed_env_runners=True, max_num_env_runner_restarts=r.max_env_runner_restarts
         )
+        # a learner actor's module is wrapped in DDP. Without a critic term (GRPO) the value
+        # head gets no gradient, which DDP must be told to expect; with one, the loss reads
+        # the values outside forward() (as RLlib's PPO does), so DDP must not look for unused
+        # parameters after forward()
+        .framework(torch_ddp_kwargs={"find_unused_parameters": not critic})
         .callbacks(RegrlCallbacks)
         .debugging(seed=cfg.seed, log_level="ERROR")
     )

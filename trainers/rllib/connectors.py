@@ -19,8 +19,8 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.numpy import convert_to_numpy
 
 from regrl.agents.objectives import gae, group_advantages
+from regrl.trainers.rllib.data_parallel import GROUP_ID_KEY, all_reduce_sum
 
-GROUP_ID_KEY = "group_id"
 CANDIDATE_RETURNS_KEY = "candidate_returns"  # step info: [G] return of every candidate
 CANDIDATE_VALID_KEY = "candidate_valid"  # step info: [G] bool, candidate exists
 CANDIDATE_ADVANTAGES = "candidate_advantages"  # batch column [N, G] written below
@@ -43,6 +43,21 @@ def episode_group_advantages(
     ids = torch.tensor([codes[k] for k in group_keys], device=device)
     adv = group_advantages(torch.tensor(returns, dtype=torch.float32, device=device), ids, std=std)
     return torch.repeat_interleave(adv, torch.tensor(lens, device=device))
+
+
+def normalize(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(A - mean) / max(std, 1e-4)`` with the mean and population std of the valid
+    advantages of the whole train batch: summed over the learners' shards when there are
+    several (:func:`regrl.trainers.rllib.data_parallel.all_reduce_sum`)."""
+    valid = advantages[mask].double()
+    n, total, squares = all_reduce_sum(
+        torch.stack([valid.new_tensor(len(valid)), valid.sum(), (valid**2).sum()])
+    )
+    mean = total / n.clamp_min(1)
+    std = (squares / n.clamp_min(1) - mean**2).clamp_min(0).sqrt()
+    return ((advantages - mean.to(advantages)) / std.to(advantages).clamp_min(1e-4)).to(
+        advantages.dtype
+    )
 
 
 class RegrlAdvantages(ConnectorV2):
@@ -78,6 +93,7 @@ class RegrlAdvantages(ConnectorV2):
             self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
         )
         for module_id, module in rl_module.items():
+            module = module.unwrapped()  # a DDP wrapper on learner actors (num_learners >= 1)
             if module_id not in batch or not isinstance(module, ValueFunctionAPI):
                 continue
             if module.is_stateful():
@@ -103,8 +119,7 @@ class RegrlAdvantages(ConnectorV2):
         if self.estimator == "group":
             advantages = self._group(eps, rewards, mask, device)
         elif self.normalize:
-            valid = advantages[mask]
-            advantages = (advantages - valid.mean()) / valid.std(unbiased=False).clamp_min(1e-4)
+            advantages = normalize(advantages, mask)
         mbatch[Postprocessing.ADVANTAGES] = advantages * mask
         mbatch[Postprocessing.VALUE_TARGETS] = targets
 

@@ -22,6 +22,7 @@ from regrl.agents.objectives.terms import (
     needs,
     proxy_kappa,
     reference_keys,
+    term_agg,
     total_loss,
     update_state,
 )
@@ -34,6 +35,7 @@ from regrl.trainers.rllib.connectors import (
     CandidateAdvantages,
     RegrlAdvantages,
 )
+from regrl.trainers.rllib.data_parallel import all_reduce_sum, shard_shares, world_size
 from regrl.trainers.rllib.terms import step_context
 
 CONFIG_KEY = "regrl"
@@ -102,10 +104,22 @@ class RegrlLearner(PPOTorchLearner):
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
         ctx = self._context(module_id, batch, fwd_out)
-        loss, metrics = total_loss(ctx, self.regrl_config.objective.terms)
+        terms = self.regrl_config.objective.terms
+        share = shard_shares(ctx.mask)  # None for one learner
+        weight = None if share is None else (lambda spec: share[term_agg(spec)])
+        loss, metrics = total_loss(ctx, terms, weight)
+        m = ctx.mask.to(ctx.entropy.dtype)
+        metrics["entropy"] = (ctx.entropy * m).sum().detach() / m.sum().clamp_min(1)
+        if share is not None:  # several learners: whole-mini-batch values, full-batch gradient
+            metrics["entropy"] = metrics["entropy"] * share["token-mean"]
+            keys = sorted(metrics)
+            summed = all_reduce_sum(
+                torch.stack([torch.as_tensor(metrics[k]).double() for k in keys])
+            )
+            metrics = dict(zip(keys, summed.tolist()))
+            loss = loss * world_size()  # DDP averages the learners' gradients
         # controllers step on this mini-batch's metrics; the next mini-batch uses the new state
-        update_state(self.regrl_config.objective.terms, ctx.term_state, metrics)
-        metrics["entropy"] = (ctx.entropy * ctx.mask).sum().detach() / ctx.mask.sum().clamp_min(1)
+        update_state(terms, ctx.term_state, metrics)
         self.metrics.log_dict(metrics, key=module_id, window=1)
         return loss
 

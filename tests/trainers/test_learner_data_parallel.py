@@ -1,0 +1,169 @@
+"""Two RLlib learner actors (DDP over gloo) compute what one learner computes: the same
+parameters after one update on the same episodes, for PPO + GAE (normalised advantages, a
+value term, adaptive entropy, demo-KL) and for GRPO group advantages with dual clip; groups
+are never split across the learners' shards.
+
+Tolerance: parameters agree to ``ATOL = 1e-5``, 3 % of one Adam step (lr = 3e-4: Adam moves
+a parameter by about lr per step whatever the gradient's scale). Two learners sum float32
+losses in another order (two shards, then a float64 all-reduce of the gradients), which
+changes gradients by ~1e-7 relative; a split group, per-shard normalisation or per-shard
+weighting changes them by percents. The update is full-batch (``minibatch_size=None``): with
+mini-batches, one learner and two learners draw different rows into each mini-batch.
+"""
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from regrl.trainers.config import config_from_dict
+from regrl.trainers.rllib.algo import build_algorithm_config
+from regrl.trainers.rllib.data_parallel import shard_units
+from regrl.trainers.rllib.learner import TERM_STATE_KEY
+
+ATOL = 1e-5
+EPOCHS = 2
+
+
+def ppo_gae(demo):
+    return {
+        "env": {"name": "CartPole-v1"},
+        "objective": {
+            "advantages": {"estimator": "gae", "normalize": True},
+            "terms": [
+                {"name": "policy", "clip_low": 0.2, "clip_high": 0.2},
+                {"name": "value", "coeff": 0.5, "clip": 10.0},
+                # target below the initial policy's entropy (about ln 2): the controller steps
+                # down once per epoch, on the entropy of the whole batch (a learner's own
+                # share, about half of it, is below the target and would step it up)
+                {"name": "adaptive_entropy", "target": 0.5, "init_coeff": 0.02},
+                {"name": "demo_kl", "coeff": 0.1, "checkpoint": str(demo)},
+            ],
+        },
+    }
+
+
+GRPO = {
+    "env": {"name": "GroupedCartPole-v1", "kwargs": {"group_size": 4}},
+    "objective": {
+        "advantages": {"estimator": "group", "group_std": "unbiased"},
+        "terms": [{"name": "policy", "clip_low": 0.2, "clip_high": 0.28, "dual_clip": 3.0}],
+    },
+}
+
+
+def config(body, learners):
+    return config_from_dict(
+        {
+            "name": "dp",
+            **body,
+            "training": {"train_batch_size": 400, "minibatch_size": 400},
+            "resources": {"num_env_runners": 0, "num_learners": learners},
+        }
+    )
+
+
+def weights(learner_group):
+    return {k: np.asarray(v) for k, v in learner_group.get_weights()["default_policy"].items()}
+
+
+def one_and_two_learners(body, sample):
+    """Initial parameters, then parameters and term states after the same update by a local
+    learner and by two learner actors (every actor's state)."""
+    algo = build_algorithm_config(config(body, 0)).build_algo()
+    episodes = sample(algo.env_runner)
+    two = build_algorithm_config(config(body, 2)).build_learner_group(
+        spaces=algo.env_runner.get_spaces()
+    )
+    try:
+        start = weights(algo.learner_group)
+        two.set_weights(algo.learner_group.get_weights())
+        for group in (algo.learner_group, two):  # the connectors extend episodes in place
+            group.update(episodes=copy.deepcopy(episodes), num_epochs=EPOCHS, minibatch_size=None)
+        states = two.foreach_learner(lambda learner: learner.get_state()[TERM_STATE_KEY])
+        return Result(
+            start,
+            weights(algo.learner_group),
+            weights(two),
+            algo.learner_group.get_state()["learner"][TERM_STATE_KEY]["default_policy"],
+            [s.get()["default_policy"] for s in states],
+            episodes,
+        )
+    finally:
+        two.shutdown()
+        algo.stop()
+
+
+@dataclass
+class Result:
+    start: dict
+    one: dict
+    two: dict
+    state_one: dict
+    states_two: list
+    episodes: list
+
+    def assert_same(self):
+        assert self.one.keys() == self.two.keys()
+        worst = max(float(np.abs(self.one[k] - self.two[k]).max()) for k in self.one)
+        assert worst < ATOL, f"2 learners differ from 1 by {worst:.2e} (tolerance {ATOL})"
+        moved = max(float(np.abs(self.one[k] - v).max()) for k, v in self.start.items())
+        assert moved > 10 * ATOL, moved  # the update did move the parameters
+        assert all(s == self.state_one for s in self.states_two)
+
+
+def demonstrator(path):
+    """A weights-only policy file near the initial policy, not equal to it."""
+    algo = build_algorithm_config(config({**ppo_gae(None), "objective": {}}, 0)).build_algo()
+    try:
+        module = algo.learner_group._learner.module["default_policy"]
+        torch.manual_seed(1)
+        torch.save({k: v + 0.1 * torch.randn_like(v) for k, v in module.state_dict().items()}, path)
+    finally:
+        algo.stop()
+    return path
+
+
+def test_ppo_gae_adaptive_entropy_demo_kl_two_learners_equal_one(ray_session, tmp_path):
+    demo = demonstrator(tmp_path / "demo.pt")
+    result = one_and_two_learners(
+        ppo_gae(demo), lambda runner: runner.sample(num_timesteps=400, random_actions=False)
+    )
+    result.assert_same()
+    assert result.state_one["adaptive_entropy/coeff"] == pytest.approx(0.02 - EPOCHS * 0.005)
+
+
+def test_grpo_dual_clip_two_learners_equal_one_and_groups_stay_whole(ray_session):
+    result = one_and_two_learners(
+        GRPO, lambda runner: runner.sample(num_episodes=12, random_actions=False)
+    )
+    assert len({e.get_infos(0)["group_id"] for e in result.episodes}) == 3  # 3 groups of 4
+    result.assert_same()
+
+
+def test_shards_hold_whole_groups_balanced_by_steps():
+    # (unit, length): groups a (3 episodes, 15 steps), b (2, 10), c (1, 20), x (3), y (2)
+    eps = [("a", 5), ("b", 9), ("a", 5), ("c", 20), ("a", 5), ("b", 1), ("x", 3), ("y", 2)]
+    shards = shard_units(eps, 2, unit_of=lambda e: e[0], length=lambda e: e[1])
+    # c (20) first, a (15) to the empty shard, b (10) to a's (15 < 20), x and y to c's: 25 | 25
+    assert shards == [
+        [("c", 20), ("x", 3), ("y", 2)],
+        [("a", 5), ("b", 9), ("a", 5), ("a", 5), ("b", 1)],
+    ]
+    for shard in shards:  # every unit in exactly one shard
+        others = [e for s in shards if s is not shard for e in s]
+        assert not {u for u, _ in shard} & {u for u, _ in others}
+    with pytest.raises(ValueError, match="holds 1 episode group"):
+        shard_units([("a", 5), ("a", 4)], 2, unit_of=lambda e: e[0], length=lambda e: e[1])
+
+
+def test_batch_sizes_are_totals_divisible_by_the_learner_count():
+    from regrl.trainers.checks import ConfigError
+
+    with pytest.raises(ConfigError, match=r"must be divisible by resources.num_learners \(3\)"):
+        config(GRPO, 3)
+    algo_cfg = build_algorithm_config(config(GRPO, 2))
+    assert (algo_cfg.train_batch_size_per_learner, algo_cfg.minibatch_size) == (200, 200)
+    assert algo_cfg.total_train_batch_size == 400
