@@ -13,6 +13,7 @@ mini-batches, one learner and two learners draw different rows into each mini-ba
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,25 @@ def test_batch_sizes_are_totals_divisible_by_the_learner_count():
     algo_cfg = build_algorithm_config(config(GRPO, 2))
     assert (algo_cfg.train_batch_size_per_learner, algo_cfg.minibatch_size) == (200, 200)
     assert algo_cfg.total_train_batch_size == 400
+
+
+def test_regrl_train_cartpole_grpo_with_two_learners(ray_session, tmp_path):
+    """The issue's command: before, KeyError 'advantages' in the learner actors."""
+    from regrl.trainers.config import load_config
+    from regrl.trainers.run import train
+
+    cfg = load_config(
+        Path(__file__).resolve().parents[2] / "configs" / "cartpole_grpo.yaml",
+        [
+            f"runs_root={tmp_path}",
+            "resources.num_learners=2",
+            "resources.num_env_runners=0",
+            "training.iterations=1",
+            "training.train_batch_size=600",
+            "training.minibatch_size=200",
+        ],
+    )
+    result = train(cfg, progress=False)
+    assert result.iteration == 1 and result.env_steps >= 600
+    assert np.isfinite(result.metrics["learner/policy_loss"])
+    assert (result.run_dir / "checkpoints" / "iter_000001").is_dir()
