@@ -530,7 +530,9 @@ class OfflineLearner:
     ):
         self.cfg, self.device, self.out_dim = cfg, device, data.out_dim
         torch.manual_seed(cfg.seed)
-        info = TaskInfo(cfg.task, len(data.x_train), data.out_dim, cfg.training.epochs, cfg.seed)
+        info = TaskInfo(
+            cfg.task, len(data.x_train), data.out_dim, cfg.training.epochs, cfg.seed, data.in_dim
+        )
         self.plugins: List[Plugin] = build_plugins(((s.name, s.params) for s in cfg.plugins), info)
         model = build_model(cfg, data.in_dim, data.out_dim)
         for p in self.plugins:

@@ -62,6 +62,8 @@ class TaskInfo:
     """Total training epochs."""
     seed: int
     """Run seed; plugins derive their own generators from it."""
+    in_dim: int = 0
+    """Input features per sample (0 when unknown, e.g. token inputs)."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch.distributions import Beta
 from torch.func import functional_call
 
-from regrl.agents.offline.base import Plugin, TaskInfo, register_plugin, weight_matrices
+from regrl.agents.offline.base import Plugin, TaskInfo, register_plugin
 
 POLICY_SALT = 5_527  # the policy's initialisation differs from the classifier's
 
@@ -126,13 +126,12 @@ class PGNoiseMask(Plugin):
         self.pending: Dict[str, Any] = {}
 
     def setup(self, model, optimizer, make_optimizer) -> None:
-        layers = weight_matrices(model)
-        if not layers:
-            raise ValueError("pg_noise_mask needs a model whose first layer is an nn.Linear")
+        if self.info.in_dim < 1:
+            raise ValueError("pg_noise_mask needs flat feature inputs (TaskInfo.in_dim)")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.info.seed + POLICY_SALT)
-            self.policy = NoisePolicy(layers[0][1].in_features, self.params.hidden)
-        self.policy.to(layers[0][1].weight.device)
+            self.policy = NoisePolicy(self.info.in_dim, self.params.hidden)
+        self.policy.to(next(model.parameters()).device)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=self.params.policy_lr)
         self.model = model
 

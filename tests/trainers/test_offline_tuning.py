@@ -102,3 +102,30 @@ def test_no_tuning_plugin_means_no_validation_steps(data_file):
     data = prepare_data(c)
     learner = OfflineLearner(c, data, torch.device("cpu"))
     assert learner.tuners == [] and learner._tune_batches(0, data, 32) == []
+
+
+def test_resume_with_tuning_plugins_reproduces_the_uninterrupted_run(tmp_path, data_file):
+    import shutil
+
+    from regrl.trainers.checkpoint import latest_checkpoint
+    from regrl.trainers.offline import LEARNER_FILE, train_offline
+
+    raw = cfg(data_file, 0.25, plugins=[{"name": "stn", "warmup_epochs": 0},
+                                        {"name": "pg_noise_mask"}])  # fmt: skip
+    from regrl.trainers.offline import offline_to_dict
+
+    raw = offline_to_dict(raw)
+    raw.update(runs_root=str(tmp_path / "runs"), checkpoint={"every": 1, "keep": 5})
+    raw["training"]["epochs"] = 3
+    full = train_offline(offline_config_from_dict(raw), progress=False).run_dir
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    shutil.rmtree(cut / "checkpoints" / "iter_000003")
+    (cut / "metrics.json").unlink()
+    train_offline(resume=cut, progress=False)
+
+    def weights(run_dir):
+        return torch.load(latest_checkpoint(run_dir) / LEARNER_FILE, weights_only=False)["model"]
+
+    for key, value in weights(full).items():
+        torch.testing.assert_close(weights(cut)[key], value, rtol=0, atol=0)

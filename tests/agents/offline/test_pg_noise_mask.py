@@ -54,7 +54,7 @@ def test_reinforce_surrogate_and_baseline():
 
 def _plugin(**params):
     cls = get_plugin("pg_noise_mask")
-    plugin = cls(cls.Params(**params), TaskInfo("classification", 10, 3, 2, 0))
+    plugin = cls(cls.Params(**params), TaskInfo("classification", 10, 3, 2, 0, in_dim=4))
     torch.manual_seed(0)
     model = MLP(4, 3, (8,))
     plugin.setup(model, None, None)
