@@ -1,11 +1,47 @@
 #!/usr/bin/env bash
-# One short GPU check (under 8 minutes on one GPU): one learner update per domain on CUDA and
-# the 1024^2 solver benchmark; prints wall time per step. Run on a GPU machine from the repo
-# root after `make setup`:   bash benchmarks/gpu_check.sh
-# Results go to docs/benchmarks.md by hand (with the card's name).
-# `bash benchmarks/gpu_check.sh --cpu` runs the same steps on CPU (checks the commands).
+# GPU check, one prepared script (issue 22 item 5). From the repository root:
+#
+#   bash benchmarks/gpu_check.sh [--cpu] [--out docs/gpu_check_CARD.md]
+#       benchmarks/gpu_check.py: objective terms, the SMARL solver and closures and one RLVR
+#       learner update on CUDA against the CPU, with timings. Needs torch only (plus numpy,
+#       gymnasium and pettingzoo, taken from benchmarks/vendor/ when the machine lacks them):
+#       no Ray, no network, no `pip install` of regrl (the package layout is linked in a
+#       temporary folder). --cpu is a dry run on the CPU (checks the script, not CUDA).
+#   bash benchmarks/gpu_check.sh --vendor [DIR]
+#       on a machine with this checkout's venv: copy the pure-Python packages the check needs
+#       into DIR (default benchmarks/vendor/, git-ignored) to carry to the GPU machine.
+#   bash benchmarks/gpu_check.sh --ray [--cpu]
+#       on a GPU machine with Ray and the venv (`make setup`): one learner update per domain
+#       through `regrl train` (RLlib, offline, RLVR, RIFT) and the 1024^2 solver benchmark.
 set -uo pipefail
-PY=${PYTHON:-.venv/bin/python}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ -x "$ROOT/.venv/bin/python" ]; then PY=${PYTHON:-$ROOT/.venv/bin/python}; else PY=${PYTHON:-python3}; fi
+VENDOR_PACKAGES="gymnasium pettingzoo cloudpickle farama_notifications typing_extensions.py yaml"
+
+if [ "${1:-}" = --vendor ]; then
+  dest=${2:-$ROOT/benchmarks/vendor}
+  site=$("$PY" -c "import gymnasium, os; print(os.path.dirname(os.path.dirname(gymnasium.__file__)))")
+  mkdir -p "$dest"
+  for pkg in $VENDOR_PACKAGES; do cp -r "$site/$pkg" "$dest/" || exit 1; done
+  echo "vendored into $dest: $VENDOR_PACKAGES ($(du -sh "$dest" | cut -f1))"
+  exit 0
+fi
+
+if [ "${1:-}" != --ray ]; then
+  layout=$(mktemp -d)   # the installed layout: regrl/{agents,envs,trainers} as links
+  mkdir "$layout/regrl"
+  cp "$ROOT/regrl/__init__.py" "$layout/regrl/"
+  for d in agents envs trainers; do ln -s "$ROOT/$d" "$layout/regrl/$d"; done
+  device=cuda
+  if [ "${1:-}" = --cpu ]; then device=cpu; shift; fi
+  PYTHONPATH="$layout:${REGRL_VENDOR:-$ROOT/benchmarks/vendor}${PYTHONPATH:+:$PYTHONPATH}" \
+    "$PY" "$ROOT/benchmarks/gpu_check.py" --device "$device" "$@"
+  status=$?
+  rm -rf "$layout"
+  exit $status
+fi
+shift
+
 REGRL="$PY -m regrl.trainers.cli"
 RUNS=$(mktemp -d)
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 PYTHONUNBUFFERED=1
