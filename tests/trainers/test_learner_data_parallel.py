@@ -170,6 +170,7 @@ def test_batch_sizes_are_totals_divisible_by_the_learner_count():
     assert algo_cfg.total_train_batch_size == 400
 
 
+@pytest.mark.slow  # the learner path is covered by the equality tests above; this adds PPO's loop
 def test_regrl_train_cartpole_grpo_with_two_learners(ray_session, tmp_path):
     """The issue's command: before, KeyError 'advantages' in the learner actors."""
     from regrl.trainers.config import load_config
