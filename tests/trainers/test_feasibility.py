@@ -1,11 +1,7 @@
 """Resource demands a fixed cluster can never meet are refused before training, naming what
 was asked and what exists; with an autoscaler the run says what it waits for. Hand-made
-bundles and nodes first, then one real ``regrl train`` refused on this machine."""
-
-import os
-import subprocess
-import sys
-from pathlib import Path
+bundles and nodes (a real ``regrl train`` refused on this machine is in
+test_learner_data_parallel.py, which has a Ray session)."""
 
 import pytest
 
@@ -15,7 +11,6 @@ from regrl.trainers.config import config_from_dict
 from regrl.trainers.feasibility import Demand, check, describe_nodes, unmet
 from regrl.trainers.run import actor_demands
 
-ROOT = Path(__file__).resolve().parents[2]
 LAPTOP = [{"CPU": 2.0, "memory": 1e10, "node:127.0.0.1": 1.0}]
 
 
@@ -106,26 +101,4 @@ def test_nodes_are_described_by_shape():
     nodes = [{"CPU": 16.0, "env_runner_slot": 16.0}] * 2 + [{"CPU": 4.0, "GPU": 1.0}]
     assert describe_nodes(nodes, ["env_runner_slot"]) == (
         "3 nodes: {CPU: 16, env_runner_slot: 16} x 2, {CPU: 4, GPU: 1}"
-    )
-
-
-def test_regrl_train_refuses_more_cpus_than_this_machine_has(tmp_path):
-    cpus = os.cpu_count()
-    proc = subprocess.run(
-        [sys.executable, "-m", "regrl.trainers.cli", "train", "configs/cartpole_ppo.yaml"]
-        + ["--set", f"runs_root={tmp_path}", "--set", "resources.num_learners=2"]
-        + ["--set", f"resources.num_env_runners={cpus}"],
-        cwd=ROOT,
-        env=dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0"),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: this Ray cluster can never place the run's actors: CPU: {cpus + 2} asked "
-        f"({cpus} env runners x 1 + 2 learners x 1), the cluster has {cpus} (1 node: "
-        f"{{CPU: {cpus}}}); lower resources.num_learners, num_env_runners or "
-        "num_cpus_per_env_runner, set resources.num_gpus_per_learner: 0 or remove the custom "
-        "resources, or run on a cluster with --address"
     )
