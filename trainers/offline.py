@@ -39,6 +39,7 @@ from regrl.agents.offline import PLUGINS, Plugin, TaskInfo, build_plugins, check
 from regrl.agents.registry import Registry
 from regrl.trainers.checkpoint import (
     checkpoint_dir,
+    latest_checkpoint,
     load_torch_state,
     read_state,
     resume_checkpoint,
@@ -137,6 +138,10 @@ class OfflineModelConfig:
     """Number of classes / vocabulary size (null = 1 + the largest id in the data)."""
     embed_dim: int = 32
     """Token embedding size (task ``tokens`` only)."""
+    init_from: Optional[str] = None
+    """Start from pre-trained weights: an offline run directory (its latest checkpoint's
+    model) or a ``learner.pt`` file, of the same network before any plugin wraps it (null =
+    fresh initialisation). Plugins then wrap the loaded network."""
 
     def __post_init__(self) -> None:
         _require(
@@ -517,6 +522,29 @@ def weighted_mean(values: torch.Tensor, weights: Optional[torch.Tensor]) -> torc
     return (values * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
+def load_initial_weights(model: nn.Module, source: str) -> None:
+    """Load ``model.init_from`` (a run directory or a ``learner.pt``) into the fresh network;
+    a missing file or weights of another network are one-line ConfigErrors."""
+    path = Path(source)
+    if path.is_dir():
+        ckpt = latest_checkpoint(path) if checkpoint_dir(path).is_dir() else None
+        if ckpt is None:
+            raise ConfigError(f"model.init_from: {path} has no complete checkpoint")
+        path = ckpt / LEARNER_FILE
+    if not path.is_file():
+        raise ConfigError(f"model.init_from: no such run directory or file: {path}")
+    state = load_torch_state(path, map_location="cpu")
+    weights = state.get("model", state) if isinstance(state, dict) else state
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines()] or [type(exc).__name__]
+        first = lines[1] if len(lines) > 1 else lines[0]  # the first mismatch, not the header
+        raise ConfigError(
+            f"model.init_from: {path} holds weights of another network ({first})"
+        ) from None
+
+
 # ================================================================================ learner
 class OfflineLearner:
     """Model, optimizer and plugins of one process; ``wrap`` adds DDP in data-parallel runs."""
@@ -535,6 +563,8 @@ class OfflineLearner:
         )
         self.plugins: List[Plugin] = build_plugins(((s.name, s.params) for s in cfg.plugins), info)
         model = build_model(cfg, data.in_dim, data.out_dim)
+        if cfg.model.init_from:
+            load_initial_weights(model, cfg.model.init_from)
         for p in self.plugins:
             model = p.wrap_model(model)
         self.model = model.to(device)

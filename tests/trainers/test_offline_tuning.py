@@ -129,3 +129,53 @@ def test_resume_with_tuning_plugins_reproduces_the_uninterrupted_run(tmp_path, d
 
     for key, value in weights(full).items():
         torch.testing.assert_close(weights(cut)[key], value, rtol=0, atol=0)
+
+
+# ---- model.init_from: a pre-trained network as the run's start ------------------------------
+def test_init_from_a_run_starts_from_its_weights_and_plugins_wrap_them(tmp_path, data_file):
+    from regrl.trainers.offline import offline_to_dict, train_offline
+
+    raw = offline_to_dict(cfg(data_file, 0.0))
+    raw.update(runs_root=str(tmp_path / "runs"))
+    pre = train_offline(offline_config_from_dict(raw), progress=False).run_dir
+    trained = OfflineLearner(offline_config_from_dict(raw), prepare_data(cfg(data_file, 0.0)),
+                             torch.device("cpu"))  # fmt: skip
+    trained.restore(*_final_state(pre))
+    raw["model"]["init_from"] = str(pre)
+    c = offline_config_from_dict(raw)
+    learner = OfflineLearner(c, prepare_data(c), torch.device("cpu"))
+    for key, value in trained.model.state_dict().items():
+        torch.testing.assert_close(learner.model.state_dict()[key], value, rtol=0, atol=0)
+    raw["plugins"] = [{"name": "ftwt"}]  # a plugin that wraps the network wraps the loaded one
+    wrapped = OfflineLearner(offline_config_from_dict(raw), prepare_data(c), torch.device("cpu"))
+    torch.testing.assert_close(wrapped.model.head.weight, trained.model.head.weight)
+
+
+def _final_state(run_dir):
+    from regrl.trainers.checkpoint import latest_checkpoint
+    from regrl.trainers.offline import LEARNER_FILE
+
+    ckpt = latest_checkpoint(run_dir)
+    state = torch.load(ckpt / LEARNER_FILE, weights_only=False)
+    return state, torch.load(ckpt / "plugins_rank0.pt", weights_only=False)
+
+
+@pytest.mark.parametrize("case", ["missing", "other_network", "no_checkpoint"])
+def test_init_from_bad_input_is_one_line(tmp_path, data_file, case):
+    from regrl.trainers.config import ConfigError
+    from regrl.trainers.offline import offline_to_dict, train_offline
+
+    raw = offline_to_dict(cfg(data_file, 0.0))
+    raw.update(runs_root=str(tmp_path / "runs"))
+    if case == "missing":
+        raw["model"]["init_from"], match = str(tmp_path / "nope"), "no such run directory"
+    elif case == "no_checkpoint":
+        (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+        raw["model"]["init_from"], match = str(tmp_path / "empty"), "no complete checkpoint"
+    else:
+        pre = train_offline(offline_config_from_dict(raw), progress=False).run_dir
+        raw["model"] = {"hidden": [16], "init_from": str(pre)}
+        match = r"holds weights of another network \(size mismatch for trunk.0.weight"
+    c = offline_config_from_dict(raw)
+    with pytest.raises(ConfigError, match=match):
+        OfflineLearner(c, prepare_data(c), torch.device("cpu"))
