@@ -60,7 +60,8 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     print(
         f"SMARL env, 16 agents per LES, 10 solver steps per decision, {args.steps} env steps; "
-        "rates in simulation-decisions/s"
+        f"rates in simulation-decisions/s (wall clock; load avg {os.getloadavg()[0]:.2f} "
+        f"(1 min) on {os.cpu_count()} cores)"
     )
     print("| LES per env | bare loop | x S=1 | RLlib EnvRunner | x S=1 | EnvRunner / bare |")
     print("|---|---|---|---|---|---|")
@@ -77,6 +78,7 @@ def main() -> None:
             f"{rllib / first[1]:.2f} | {rllib / bare:.2f} |",
             flush=True,
         )
+    print(f"load avg at the end {os.getloadavg()[0]:.2f} (1 min)")
     ray.shutdown()
 
 
