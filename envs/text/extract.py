@@ -44,6 +44,7 @@ _CHAR_MAP = str.maketrans(
 _GROUP_SEP = ",\u00a0\u2009\u202f "  # thousands separators: comma, (no-break/thin) spaces
 
 _BOXED_RE = re.compile(r"\\boxed\s*\{|[{}]")
+_NONSPACE_RE = re.compile(r"\S")
 _MARKER_RE = re.compile(r"answer\**\s*:", re.IGNORECASE)
 # A number: digit groups of three split by one separator, or a plain digit run; then an
 # optional decimal part, then an optional "/denominator" or exponent.
@@ -103,11 +104,10 @@ def last_boxed(text: str) -> Optional[str]:
         return None
     start, end = last
     while True:  # each step moves into a box found above: linear in len(text)
-        inner = text[start:end]
-        lead = len(inner) - len(inner.lstrip())
-        box = boxes.get(start + lead)
+        first = _NONSPACE_RE.search(text, start, end)  # no copy of the content per step
+        box = boxes.get(first.start()) if first is not None else None
         if box is None or text[box[1] + 1 : end].strip():
-            return inner.strip()
+            return text[start:end].strip()
         start, end = box
 
 

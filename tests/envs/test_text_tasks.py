@@ -3,7 +3,6 @@
 import json
 import pickle
 import re
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 import regrl.envs.text as text
 from regrl.envs.text import Problem, TaskError, UnknownTaskError, demonstrations, get_task
+from tests.scaling import assert_flat
 
 GENERATED = ("arithmetic", "countdown", "word_problems")
 
@@ -230,19 +230,29 @@ def test_countdown_impossible_range_and_missing_meta():
         get_task("countdown").reward("Answer: 1+2", Problem("p", "1+2"))
 
 
-def test_countdown_hostile_completion_is_fast():
+# Hostile completions of n and 2n characters (or nesting levels): the reward reads the tail and
+# refuses long expressions, so its cost does not grow with n (tests/scaling.py).
+COUNTDOWN_HOSTILE = {
+    "parentheses": lambda n: "(" * n,
+    "digits then a long product": lambda n: "9" * n + "\nAnswer: " + "9*" * 2000 + "9",
+    "nested parentheses": lambda n: "Answer: " + "(" * n + "1" + ")" * n,
+}
+
+
+def test_countdown_hostile_completion_is_refused():
     task = get_task("countdown")
     p = task.sample(rng())
-    junks = [
-        "(" * 10_000_000,
-        "9" * 10_000_000 + "\nAnswer: " + "9*" * 2000 + "9",
-        "Answer: " + "(" * 5000 + "1" + ")" * 5000,
-        "\\boxed{9**9**9}",
-    ]
-    t0 = time.perf_counter()
-    for junk in junks:
-        assert task.reward(junk, p) <= 0.0
-    assert time.perf_counter() - t0 < 1.0
+    for make in COUNTDOWN_HOSTILE.values():
+        assert task.reward(make(5_000_000), p) <= 0.0
+    assert task.reward("\\boxed{9**9**9}", p) <= 0.0
+
+
+@pytest.mark.parametrize("kind", sorted(COUNTDOWN_HOSTILE))
+def test_countdown_hostile_completion_cost_does_not_grow(kind):
+    task = get_task("countdown")
+    p = task.sample(rng())
+    make = COUNTDOWN_HOSTILE[kind]
+    assert_flat(lambda c: task.reward(c, p), make(500_000), make(1_000_000))
 
 
 # ---- word problems ---------------------------------------------------------------------------
@@ -340,14 +350,23 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(HOSTILE))
-def test_ten_megabyte_hostile_patterns_all_tasks(kind):
-    body = HOSTILE[kind] * (10_000_000 // len(HOSTILE[kind]))
-    completions = [body, "Answer: " + body, "\\boxed{" + body + "}"]
-    tasks = [get_task(name) for name in GENERATED]
-    problems = [t.sample(rng(1)) for t in tasks]
-    t0 = time.perf_counter()
+def _verify_all(completions, tasks, problems):
     for task, p in zip(tasks, problems):
         for c in completions:
             assert task.reward(c, p) in (0.0, 1.0)
-    assert time.perf_counter() - t0 < 1.0  # 9 verifications of 10 MB each
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_patterns_cost_all_tasks_the_same_at_any_length(kind):
+    """10 MB of each pattern is verified; 1 MB and 2 MB of it cost the same."""
+
+    def completions(size):
+        body = HOSTILE[kind] * (size // len(HOSTILE[kind]))
+        return [body, "Answer: " + body, "\\boxed{" + body + "}"]
+
+    tasks = [get_task(name) for name in GENERATED]
+    problems = [t.sample(rng(1)) for t in tasks]
+    _verify_all(completions(10_000_000), tasks, problems)
+    assert_flat(
+        lambda c: _verify_all(c, tasks, problems), completions(1_000_000), completions(2_000_000)
+    )

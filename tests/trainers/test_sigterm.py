@@ -65,9 +65,8 @@ def test_sigterm_after_the_grace_period_interrupts_like_ctrl_c(
 ):
     monkeypatch.setenv(GRACE_ENV, "0.2")
     sigterm_in_step(3, sleep=30.0)  # an iteration far longer than the grace period
-    start = time.monotonic()
     run_dir = _run(tmp_path)
-    assert time.monotonic() - start < 10
+    # the 30 s iteration was cut short: had regrl waited for it, step 3 would be recorded
     assert _iters(run_dir) == [2] and _steps(run_dir) == [1, 2]  # 3 never completed
 
 
