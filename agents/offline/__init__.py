@@ -29,6 +29,7 @@ from regrl.agents.offline.lipschitz import (
     project_spectral_norm,
     spectral_norm,
 )
+from regrl.agents.offline.mask_tuning import gradient_dropout, ste_mask
 from regrl.agents.offline.mixup import mixup, sample_mixup_lambda
 from regrl.agents.offline.msbreg import (
     brownian_loss,
@@ -126,4 +127,6 @@ __all__ = [
     "binary_mask",
     "ensemble_probs",
     "distill_targets",
+    "ste_mask",
+    "gradient_dropout",
 ]

@@ -30,6 +30,7 @@ ALL = {
     "pg_noise_mask",
     "ftwt",
     "ensemble_distill",
+    "mask_tuning",
 }
 
 
