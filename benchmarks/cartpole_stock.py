@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from regrl.trainers.config import load_config
-from regrl.trainers.sweep import t_interval
+from regrl.trainers.stats import t_interval
 
 ARMS = ("regrl", "stock")
 FINAL_WINDOW = 5  # "final return" = mean over the last iterations (returns are noisy)

@@ -36,7 +36,7 @@ from regrl.agents.models import MLP  # noqa: E402
 from regrl.agents.offline import ensemble_probs  # noqa: E402
 from regrl.trainers.checkpoint import latest_checkpoint  # noqa: E402
 from regrl.trainers.offline import offline_config_from_dict, train_offline  # noqa: E402
-from regrl.trainers.sweep import t_interval  # noqa: E402
+from regrl.trainers.stats import t_interval  # noqa: E402
 
 MEMBERS = 4
 ALPHA = 0.5

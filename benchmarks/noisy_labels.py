@@ -192,7 +192,7 @@ def table(results) -> str:
 
 def _t_halfwidth(values: Sequence[float]) -> float:
     """Half-width of the 95% Student-t interval of the mean (0 for one value)."""
-    from regrl.trainers.sweep import t_interval
+    from regrl.trainers.stats import t_interval
 
     return t_interval(list(values))[1] or 0.0
 

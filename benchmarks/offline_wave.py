@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from noisy_labels import MODEL, NOISE, TRAINING, make_files  # noqa: E402
 
 from regrl.trainers.offline import offline_config_from_dict, train_offline  # noqa: E402
-from regrl.trainers.sweep import t_interval  # noqa: E402
+from regrl.trainers.stats import t_interval  # noqa: E402
 
 TUNE = 0.1  # tuning split of STN and the noise-mask policy, held out of the training rows
 FIXED = {"warmup_epochs": 10_000, "perturb_scale": 1e-4}  # never tuned, no perturbation

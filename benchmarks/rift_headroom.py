@@ -50,7 +50,7 @@ from regrl.envs.traffic.env import BRAKE
 from regrl.envs.traffic.families import FAMILIES
 from regrl.envs.traffic.metrics import summarise
 from regrl.envs.traffic.scene import DT
-from regrl.trainers.sweep import t_interval
+from regrl.trainers.stats import t_interval
 from regrl.trainers.traffic.rift import (
     PLANNER_FILE,
     BestReturnPolicy,

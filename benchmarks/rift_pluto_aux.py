@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from regrl.trainers.sweep import t_interval
+from regrl.trainers.stats import t_interval
 from regrl.trainers.traffic.rift import PretrainSession, load_pretrain_config
 
 METRICS = ("min_ade", "top1_acc", "aux_cost", "aux_violation")

@@ -1,6 +1,6 @@
 """The RLVR entropy experiment's table and figure from one ``regrl sweep`` of several arms.
 
-Per arm, over its finished seeds (95% Student-t intervals, ``regrl.trainers.sweep.t_interval``):
+Per arm, over its finished seeds (95% Student-t intervals, ``regrl.trainers.stats.t_interval``):
 learner entropy at the start and end of the run (means over the first / last ``--window``
 logged steps of each seed, so one noisy step does not decide), its relative change, train
 accuracy over the last ``--window`` steps, held-out greedy pass@1 at the final evaluation and
@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple
 
 from scipy import stats
 
-from regrl.trainers.sweep import curve_band, plot_band, t_interval
+from regrl.trainers.stats import curve_band, plot_band, t_interval
 
 ENTROPY, ACC, PASS1 = "learner/entropy", "train/accuracy", "eval/pass@1"
 LP_TOKENS, STEPS_PER = "learner/lp_reg_token_num", "learner/optimizer_steps"

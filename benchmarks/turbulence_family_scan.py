@@ -28,7 +28,7 @@ import torch
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
 from regrl.trainers.data_cli import atomic_output
-from regrl.trainers.sweep import t_interval
+from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.smarl import paired_differences, rollout
 
 BASELINE = ("smagorinsky", (0.17,))

@@ -21,7 +21,7 @@ import torch
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
-from regrl.trainers.sweep import t_interval
+from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.eki import EKISpec, eki_row, fit_eki
 from regrl.trainers.turbulence.solver_loop import FitSpec, fit_constants
 

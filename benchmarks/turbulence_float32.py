@@ -16,7 +16,7 @@ import torch
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
-from regrl.trainers.sweep import t_interval
+from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.smarl import paired_differences, rollout
 
 # SMARL's constant, and the two-term family's best constant of docs/smarl_families.md

@@ -30,7 +30,7 @@ import torch
 
 from regrl.envs.turbulence.env import N_INVARIANTS
 from regrl.envs.turbulence.reference import load_reference
-from regrl.trainers.sweep import t_interval
+from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.smarl import markdown_table, paired_differences, rollout
 
 BASE_CS2 = 0.17**2

@@ -31,7 +31,7 @@ from regrl.trainers.checkpoint import latest_checkpoint
 from regrl.trainers.evaluate import load_module
 from regrl.trainers.rllib.policy_file import load_policy
 from regrl.trainers.run import load_run_config
-from regrl.trainers.sweep import t_interval
+from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.smarl import (
     BASELINES,
     coeff_range_of,

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from regrl.trainers import stats
 from regrl.trainers.checkpoint import latest_checkpoint
 from regrl.trainers.checks import ConfigError
 from regrl.trainers.logging import METRICS_JSONL, read_jsonl
@@ -31,7 +31,6 @@ SPEC_FILE = "sweep.json"
 ERROR_FILE = "error.txt"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
-CONFIDENCE = 0.95
 
 
 # ============================================================================ pure parts
@@ -106,23 +105,6 @@ def assign(data: Dict[str, Any], key: str, value: Any) -> None:
     node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
 
 
-def t_interval(
-    values: Sequence[float], confidence: float = CONFIDENCE
-) -> Tuple[float, Optional[float]]:
-    """(mean, half-width) of the Student-t interval mean ± t_{(1+c)/2, n-1} s/√n; the
-    half-width is None for n < 2 (no interval from one seed)."""
-    from scipy import stats  # lazy: not at --help
-
-    n = len(values)
-    if n == 0:
-        return float("nan"), None
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, float(stats.t.ppf((1 + confidence) / 2, n - 1)) * s / math.sqrt(n)
-
-
 def aggregate_point(finished: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """Per metric over the finished seeds ``[{"seed", "metrics"}]``: mean, ci95 half-width,
     n and the per-seed values (a metric some seeds lack is aggregated over those that have it)."""
@@ -130,7 +112,7 @@ def aggregate_point(finished: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]
     out = {}
     for name in names:
         per_seed = {t["seed"]: t["metrics"][name] for t in finished if name in t["metrics"]}
-        mean, half = t_interval(list(per_seed.values()))
+        mean, half = stats.t_interval(list(per_seed.values()))
         out[name] = {
             "mean": mean,
             "ci95": half,
@@ -223,19 +205,6 @@ def render_markdown(title: str, points: List[Dict[str, Any]], headline: Sequence
             )
         lines.append("")
     return "\n".join(lines)
-
-
-def curve_band(
-    runs: List[List[Dict[str, Any]]], metric: str
-) -> Tuple[List[int], List[float], List[Optional[float]]]:
-    """Steps logged by every seed, the mean over seeds and the 95% t half-width per step."""
-    series = [{r["step"]: r[metric] for r in recs if r.get(metric) is not None} for recs in runs]
-    series = [s for s in series if s]
-    if not series:
-        return [], [], []
-    steps = sorted(set.intersection(*[set(s) for s in series]))
-    stats = [t_interval([s[i] for s in series]) for i in steps]
-    return steps, [m for m, _ in stats], [h for _, h in stats]
 
 
 # ============================================================================ the sweep on disk
@@ -522,25 +491,11 @@ def write_curves(
             )
     figures = []
     for metric in metrics:
-        curves = {label: curve_band(runs, metric) for label, runs in by_label.items()}
+        curves = {label: stats.curve_band(runs, metric) for label, runs in by_label.items()}
         curves = {k: v for k, v in curves.items() if v[0]}
         if curves:
             figures.append(str(_plot(Path(sweep_dir) / "curves", metric, curves)))
     return figures
-
-
-def plot_band(ax, steps, mean, half, label: str, alpha: float = 0.2, **line_kw) -> None:
-    """A mean curve and its 95% band (steps whose half-width is None get no band)."""
-    (line,) = ax.plot(steps, mean, label=label, **line_kw)
-    band = [(i, m, h) for i, m, h in zip(steps, mean, half) if h is not None]
-    if band:
-        ax.fill_between(
-            [b[0] for b in band],
-            [b[1] - b[2] for b in band],
-            [b[1] + b[2] for b in band],
-            color=line.get_color(),
-            alpha=alpha,
-        )
 
 
 def _plot(out_dir: Path, metric: str, curves: Dict[str, tuple]) -> Path:
@@ -551,7 +506,7 @@ def _plot(out_dir: Path, metric: str, curves: Dict[str, tuple]) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, (steps, mean, half) in curves.items():
-        plot_band(ax, steps, mean, half, label, marker=".")
+        stats.plot_band(ax, steps, mean, half, label, marker=".")
     ax.set(xlabel="iteration", ylabel=metric, title=f"{metric} (mean, 95% t band over seeds)")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -1,9 +1,8 @@
-"""regrl sweep: value/grid parsing, the t interval, aggregation that never averages failures
+"""regrl sweep: value/grid parsing, aggregation that never averages failures
 in, trial bookkeeping (finished trials are skipped, unfinished ones resume), and end-to-end
 sweeps on Ray Tune (RL with 2 seeds; offline with a failing grid point, then --resume)."""
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -16,19 +15,16 @@ from regrl.trainers.checks import ConfigError
 from regrl.trainers.sweep import (
     aggregate,
     assign,
-    curve_band,
     expand_grid,
     parse_grid,
     point_label,
     render_markdown,
     run_dirs,
     run_trial,
-    t_interval,
     yaml_value,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
 
 
 # ---- pure parts --------------------------------------------------------------------------------
@@ -91,14 +87,6 @@ def test_assign_sets_typed_nested_values():
     assert data == {"training": {"lr": 0.001}, "model": {"hidden": [8]}}
 
 
-def test_t_interval_known_values():
-    mean, half = t_interval([1.0, 2.0, 3.0])  # s = 1, n = 3
-    assert mean == 2.0 and half == pytest.approx(T_975_2 / math.sqrt(3), rel=1e-9)
-    assert half == pytest.approx(2.484, abs=1e-3)
-    assert t_interval([5.0]) == (5.0, None)
-    assert t_interval([4.0, 4.0])[1] == 0.0
-
-
 def _rec(name, seed, status, metrics=None, error=None, label="p"):
     return {
         "name": name,
@@ -132,17 +120,6 @@ def test_aggregate_lists_failures_and_never_averages_them_in():
     assert "2 ± 12.71" in md and "n=1, no interval" in md and "Student-t" in md
     assert "**FAILED** trial `p_seed2` (seed 2): ValueError: boom" in md
     assert "**UNFINISHED** trial `p_seed3`" in md
-
-
-def test_curve_band_uses_steps_every_seed_logged():
-    runs = [
-        [{"step": 1, "m": 1.0}, {"step": 2, "m": 2.0}, {"step": 3, "m": 9.0}],
-        [{"step": 1, "m": 3.0}, {"step": 2, "m": 4.0}],
-    ]
-    steps, mean, half = curve_band(runs, "m")
-    assert steps == [1, 2] and mean == [2.0, 3.0]
-    assert half[0] == pytest.approx(12.7062047, rel=1e-6)
-    assert curve_band(runs, "missing") == ([], [], [])
 
 
 # ---- trial bookkeeping (no Ray: the offline kind trains in-process) ----------------------------

@@ -831,7 +831,7 @@ def run_means(row: Dict[str, Any]) -> Dict[str, float]:
 
 
 def _ci_cell(values: List[float], fmt: str, signed: bool = False) -> str:
-    from regrl.trainers.sweep import t_interval
+    from regrl.trainers.stats import t_interval
 
     values = [v for v in values if np.isfinite(v)]
     if not values:
@@ -896,7 +896,7 @@ def _units(rs: List[Dict[str, Any]]) -> List[Dict[str, float]]:
 def interval_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Rows for ``write_bars``: per method the mean and, as "std", the 95% half-width (0 when
     there is no interval) of ``interval_tables``' first table."""
-    from regrl.trainers.sweep import t_interval
+    from regrl.trainers.stats import t_interval
 
     rows = []
     for method, rs in _ordered(_by_method(runs)):

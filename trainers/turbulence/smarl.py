@@ -322,7 +322,7 @@ def versus_best_constant(
     (same initial conditions), mean ± 95% Student-t half-width, and what it says (better /
     worse only when the interval excludes 0). None without a stable learned row or
     per-simulation numbers."""
-    from regrl.trainers.sweep import t_interval  # lazy: scipy, only for this line
+    from regrl.trainers.stats import t_interval
 
     learned = [r for r in rows if str(r["name"]).startswith("learned") and not r["diverged"]]
     consts = [r for r in rows if r.get("family") == closure and not r["diverged"]]

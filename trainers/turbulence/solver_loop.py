@@ -429,7 +429,7 @@ def evaluate_fit(
     """The fitted closure (``fitted``: ``name`` and ``smarl.rollout`` keywords, a constant's
     ``coeff`` or a ``policy``) against its family's base and best constants and SMARL's
     C_s = 0.17, on the evaluation's rollouts, paired per simulation."""
-    from regrl.trainers.sweep import t_interval
+    from regrl.trainers.stats import t_interval
     from regrl.trainers.turbulence.smarl import paired_differences, rollout
 
     fam = families.get_family(closure)
