@@ -32,11 +32,11 @@ lint: setup
 
 # The import-linter contracts of .importlinter (docs/architecture.md). import-linter reads a
 # package's modules from the folder of its __init__.py, and in the checkout regrl/ holds only
-# that file (pyproject.toml maps agents/, envs/ and trainers/ in), so the contracts run on a
-# temporary copy of the installed layout: regrl/ with links to the three folders.
+# its own modules (pyproject.toml maps agents/, envs/ and trainers/ in), so the contracts run on
+# a temporary copy of the installed layout: regrl/ with links to the three folders.
 lint-imports:
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	mkdir "$$tmp/regrl"; cp regrl/__init__.py "$$tmp/regrl/"; \
+	mkdir "$$tmp/regrl"; cp regrl/*.py "$$tmp/regrl/"; \
 	for d in agents envs trainers; do ln -s "$(CURDIR)/$$d" "$$tmp/regrl/$$d"; done; \
 	cd "$$tmp" && PYTHONPATH="$$tmp" "$(abspath $(VENV))/bin/lint-imports" \
 	    --config "$(CURDIR)/.importlinter" --no-cache

@@ -17,6 +17,7 @@ CONTRACTS = (
     "agents and envs never import trainers or ray",
     "agents never imports envs",
     "no import cycles inside trainers",
+    "regrl.files imports no regrl package and no ray",
 )
 # the console script `lint-imports`, called through this interpreter so the venv's copy runs
 LINT = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
@@ -41,7 +42,8 @@ def installed_layout(tmp: Path) -> Path:
     the folders sit beside ``regrl/``, mapped in only by setuptools' ``package-dir``."""
     pkg = tmp / "regrl"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text((ROOT / "regrl" / "__init__.py").read_text())
+    for module in (ROOT / "regrl").glob("*.py"):  # __init__.py and the shared files module
+        (pkg / module.name).write_text(module.read_text())
     for folder in ("agents", "envs", "trainers"):
         (pkg / folder).symlink_to(ROOT / folder, target_is_directory=True)
     return tmp
@@ -85,6 +87,7 @@ def test_make_lint_imports_fails_on_a_forbidden_import(tmp_path):
         tmp_path,
         {
             "regrl/__init__.py": "",
+            "regrl/files.py": "",
             "agents/__init__.py": "",
             "agents/loss.py": "import regrl.trainers.a\n",
             "envs/__init__.py": "",
@@ -108,6 +111,7 @@ def _write(root: Path, files: dict) -> None:
 # a miniature tree that keeps every rule; each case below adds one forbidden import to it
 CLEAN = {
     "regrl/__init__.py": "",
+    "regrl/files.py": "import os\n",
     "regrl/agents/__init__.py": "",
     "regrl/agents/loss.py": "import math\n",
     "regrl/envs/__init__.py": "",
@@ -125,6 +129,7 @@ BREAKS = {
     ),
     "agents imports trainers": ("regrl/agents/loss.py", "import regrl.trainers.a\n", CONTRACTS[0]),
     "agents imports envs": ("regrl/agents/loss.py", "from regrl.envs import sim\n", CONTRACTS[1]),
+    "the files module imports envs": ("regrl/files.py", "import regrl.envs.sim\n", CONTRACTS[3]),
     "trainers cycle (function level)": (
         "regrl/trainers/a.py",
         "def f():\n    import regrl.trainers.b\n",

@@ -8,13 +8,12 @@ directories are created, so the commands work on a fresh clone.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional
 
+from regrl import files
 from regrl.agents.registry import Registry
 from regrl.trainers.checks import ConfigError, require_module, short_repr
 
@@ -68,25 +67,15 @@ def make_parent(path: Path) -> None:
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator:
-    """A binary file handle whose content replaces ``path`` only once the block completes;
-    parent directories are created; the temporary file never outlives a failure."""
+    """:func:`regrl.files.atomic_output` for an ``--out`` path: a binary handle whose content
+    replaces ``path`` only once the block completes; a directory at ``path`` or a file in the
+    way of its parent is a one-line ConfigError."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"--out {short_repr(str(path))} is a directory; give a file path")
     make_parent(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a data file is a normal file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with files.atomic_output(path) as fh:
+        yield fh
 
 
 def write_dataset(name: str, out: Optional[str] = None) -> Path:

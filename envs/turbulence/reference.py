@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.files import atomic_output, package_commit
 
 DEFAULT_REFERENCE = Path(__file__).resolve().parent / "data" / "reference_kf4.npz"
 
@@ -268,24 +267,12 @@ def _average_window(dns, spec: ReferenceSpec, chunk: int, say, start: float):
 
 
 def _provenance(spec: ReferenceSpec, device: str, seconds: float) -> dict:
-    import subprocess
-
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
     return {
         "spec": asdict(spec),
         "device": device,
         "seconds": round(seconds, 1),
         "torch": torch.__version__,
-        "code_version": rev or "unknown",
+        "code_version": package_commit(short=True) or "unknown",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -391,17 +378,8 @@ def save_reference(path: Path, data: Dict[str, np.ndarray]) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory; give a .npz file path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as fh:
+        np.savez_compressed(fh, **data)
     return path
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
-from regrl.trainers.data_cli import atomic_output
+from regrl.files import atomic_output, package_commit
 from regrl.trainers.rllib.weights import SUFFIX, load_into, load_policy_state
 
 
@@ -31,15 +30,10 @@ def is_policy_file(path) -> bool:
     return p.suffix == SUFFIX and p.is_file() and provenance_path(p).is_file()
 
 
-def git_commit(cwd: Optional[Path] = None) -> str:
-    """The checkout's commit (``unknown`` outside a git checkout)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+def git_commit() -> str:
+    """The commit of the regrl checkout that wrote the file, whatever the working directory
+    (``unknown`` for an installed package or without git)."""
+    return package_commit() or "unknown"
 
 
 def save_policy(state: Mapping[str, torch.Tensor], path: Path, provenance: Dict[str, Any]) -> Path:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from regrl.files import atomic_output
 from regrl.trainers.checks import ConfigError
 
 MAX_DEMOS = 1_000_000
@@ -85,16 +84,9 @@ def _check_out(out: Path) -> None:
 def write_jsonl_atomic(out: Path, rows) -> None:
     """Write ``rows`` to a temporary file beside ``out`` that replaces it only when complete,
     so a reader never sees a half-written file; the temporary file never outlives a failure."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(out, "w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _demos(args) -> int:
