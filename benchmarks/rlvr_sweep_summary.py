@@ -6,8 +6,9 @@ logged steps of each seed, so one noisy step does not decide), its relative chan
 accuracy over the last ``--window`` steps, held-out greedy pass@1 at the final evaluation and
 averaged over the second half's evaluations, Lp-Reg tokens selected per RLVR step, and the
 response length at the end. Then each arm's entropy change and final-half pass@1 minus the
-baseline arm's, with a Welch 95% interval: a difference is "separated" only when that interval
-excludes 0. The figure shows entropy, train accuracy and eval pass@1 curves, mean ± 95% band.
+baseline arm's, with a Welch 95% interval (``regrl.trainers.stats.welch_interval``): a
+difference is "separated" only when that interval excludes 0. The figure shows entropy, train
+accuracy and eval pass@1 curves, mean ± 95% band.
 
 Run: .venv/bin/python benchmarks/rlvr_sweep_summary.py runs/sweeps/rlvr_collapse/<stamp>
          --baseline rlvr_exp_sft8_grpo --out docs/rlvr_collapse
@@ -18,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List
 
-from scipy import stats
-
-from regrl.trainers.stats import curve_band, plot_band, t_interval
+from regrl.trainers.stats import curve_band, plot_band, t_interval, welch_interval
 
 ENTROPY, ACC, PASS1 = "learner/entropy", "train/accuracy", "eval/pass@1"
 LP_TOKENS, STEPS_PER = "learner/lp_reg_token_num", "learner/optimizer_steps"
@@ -58,19 +56,6 @@ def per_seed(rows: List[Dict], window: int) -> Dict[str, float]:
         per_step = [r[LP_TOKENS] * r.get(STEPS_PER, 1.0) for r in rows if LP_TOKENS in r]
         out["lp_tokens_per_step"] = statistics.fmean(per_step)
     return out
-
-
-def welch(a: List[float], b: List[float]) -> Tuple[float, Optional[float]]:
-    """mean(a) - mean(b) and the Welch 95% half-width (None with fewer than 2 per side)."""
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    if len(a) < 2 or len(b) < 2:
-        return diff, None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, 0.0
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return diff, float(stats.t.ppf(0.975, dof)) * se
 
 
 def _cell(values: List[float], fmt: str = "{:.3f}", pct: bool = False) -> str:
@@ -129,7 +114,7 @@ def main() -> None:
             continue
         cells = []
         for key, pct in (("entropy_change", True), ("pass1_second_half", False)):
-            diff, half = welch(col(arm, key), col(a.baseline, key))
+            diff, half = welch_interval(col(arm, key), col(a.baseline, key))
             sep = half is not None and abs(diff) > half
             f = (lambda x: f"{100 * x:+.0f} pp") if pct else (lambda x: f"{x:+.3f}")
             text = f"{f(diff)} ± {f(half).lstrip('+')}" if half is not None else f(diff)

@@ -31,6 +31,29 @@ def t_interval(
     return mean, float(stats.t.ppf((1 + confidence) / 2, n - 1)) * s / math.sqrt(n)
 
 
+def welch_interval(
+    a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
+) -> Tuple[float, Optional[float]]:
+    """(mean(a) - mean(b), half-width) of Welch's interval for a difference of means with
+    unequal variances: t_{(1+c)/2, ν} · √(s_a²/n_a + s_b²/n_b), ν the Welch-Satterthwaite
+    degrees of freedom; the half-width is None with fewer than 2 values on a side."""
+    from scipy import stats  # lazy: not at --help
+
+    na, nb = len(a), len(b)
+    if na == 0 or nb == 0:
+        return float("nan"), None
+    mean_a, mean_b = sum(a) / na, sum(b) / nb
+    if na < 2 or nb < 2:
+        return mean_a - mean_b, None
+    va = sum((x - mean_a) ** 2 for x in a) / (na - 1) / na
+    vb = sum((x - mean_b) ** 2 for x in b) / (nb - 1) / nb
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return mean_a - mean_b, 0.0
+    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    return mean_a - mean_b, float(stats.t.ppf((1 + confidence) / 2, dof)) * se
+
+
 def curve_band(
     runs: List[List[Dict[str, Any]]], metric: str
 ) -> Tuple[List[int], List[float], List[Optional[float]]]:

@@ -1,4 +1,4 @@
-"""trainers/stats.py: the Student-t interval against table values, the per-step band over seeds
+"""trainers/stats.py: the Student-t and Welch intervals against table values, the per-step band over seeds
 and its plot, all without Ray (the module imports neither Ray nor scipy when it is loaded)."""
 
 import math
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from regrl.trainers.stats import curve_band, plot_band, t_interval
+from regrl.trainers.stats import curve_band, plot_band, t_interval, welch_interval
 
 T_975_1 = 12.706204736174705  # Student t quantile 0.975 with 1 degree of freedom (tables)
 T_975_2 = 4.302652729911275  # with 2 degrees of freedom
@@ -24,6 +24,19 @@ def test_t_interval_known_values():
     assert t_interval([4.0, 4.0])[1] == 0.0
     mean, half = t_interval([])
     assert math.isnan(mean) and half is None
+
+
+def test_welch_interval_against_hand_numbers():
+    """a = 1, 2, 3 and b = 2, 4, 6, 8: s_a²/n_a = 1/3, s_b²/n_b = 5/3, so the standard error is
+    √2 and ν = 2² / ((1/3)²/2 + (5/3)²/3) = 4.0755 (scipy's ttest_ind(equal_var=False) gives
+    the interval -6.897975 .. 0.897975)."""
+    diff, half = welch_interval([1.0, 2.0, 3.0], [2.0, 4.0, 6.0, 8.0])
+    assert diff == -3.0 and half == pytest.approx(3.897975451083129, rel=1e-9)
+    assert welch_interval([1.0, 2.0], [5.0]) == (-3.5, None)
+    assert welch_interval([2.0, 2.0], [1.0, 1.0]) == (1.0, 0.0)
+    # two samples of 2 with s² = 2: s²/n = 1 per side, standard error √2, ν = 2
+    assert welch_interval([3.0, 1.0], [1.0, 3.0]) == (0.0, pytest.approx(T_975_2 * math.sqrt(2)))
+    assert math.isnan(welch_interval([], [1.0])[0])
 
 
 def test_curve_band_uses_steps_every_seed_logged():
