@@ -18,9 +18,10 @@ Interface used by the planner / RIFT trainer side (numpy-only, no MetaDrive need
   ``reward`` [G,T] (RIFT's dense reward, docs/methods.md#rift-reward; discounted sum stopping after the
   first collision step, which is included).
 - ``regrl.envs.traffic.candidates.lane_following_candidates(obs, M) -> (traj [R·M,T,2], valid)``.
-- ``regrl.envs.traffic.parallel_env(num_cbv=K, map=..., horizon=..., seed=..., action_mode=
-  "candidate"|"raw", num_modes=M, candidate_fn=None, neighbor_forecast="bicycle",
-  ego_policy="idm"|"expert", ...)``: the PettingZoo ParallelEnv
+- ``regrl.envs.traffic.parallel_env(family="default", num_cbv=K, map=..., horizon=..., seed=...,
+  action_mode="candidate"|"raw", num_modes=M, candidate_fn=None, neighbor_forecast="bicycle",
+  ego_policy="idm"|"expert"|"assertive", ...)``: the PettingZoo ParallelEnv; ``family`` is a
+  scenario preset (``regrl.envs.traffic.families.FAMILIES``) for the scenario keys left None
   (``regrl.envs.traffic.env``); candidate mode puts ``candidate_returns`` [G] float32 and
   ``candidate_valid`` [G] bool into each agent's info, for the candidates offered at the
   observation returned with that info.
