@@ -38,7 +38,7 @@ from regrl.trainers.offline import (  # noqa: E402
     offline_config_from_dict,
     train_offline,
 )
-from regrl.trainers.sweep import t_interval  # noqa: E402
+from regrl.trainers.stats import t_interval  # noqa: E402
 
 SHOTS = (5, 20)
 PRETRAIN_CLASSES = (0, 1, 2, 3, 4)
