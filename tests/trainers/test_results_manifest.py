@@ -14,7 +14,7 @@ from regrl.trainers.results import find_root, load_manifest, output_index, run_e
 
 ROOT = Path(__file__).resolve().parents[2]
 # pages that quote no measured result: how the code is laid out, what bad input gets
-REFERENCE_PAGES = ("docs/architecture.md", "docs/bad_input.md")
+REFERENCE_PAGES = ("docs/architecture.md", "docs/bad_input.md", "docs/scale_out.md")
 
 
 def test_every_figure_and_results_page_in_docs_comes_from_a_command():
