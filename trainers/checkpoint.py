@@ -28,6 +28,8 @@ NAME = re.compile(r"iter_(\d{6})")  # what we write; anything else in checkpoint
 TMP_PREFIXES = (".tmp_iter_", ".stage_")  # partial checkpoints (save_checkpoint, offline ranks)
 MAX_EMPTY_ITERATIONS = 20
 MIN_EMPTY_SECONDS = 300.0  # and at least this long: an actor restart can take minutes
+RESTARTING = "env runner restarting?"
+"""The usual cause of an empty iteration: its env runner died and Ray restarts it."""
 
 
 class CheckpointError(ConfigError):
@@ -330,6 +332,7 @@ def empty_iteration_streak(
     limit: Optional[int] = None,
     min_seconds: Optional[float] = None,
     clock: Optional[Callable[[], float]] = None,
+    why: str = RESTARTING,
 ) -> EmptyStreak:
     """The streak of empty iterations after this one (empty: it sampled no env steps, e.g.
     its only env runner died and Ray is restarting it). Such an iteration is not counted
@@ -337,7 +340,8 @@ def empty_iteration_streak(
     once ``limit`` of them in a row have also lasted ``min_seconds``: RLlib returns an empty
     iteration every ~2 s while a restart takes tens of seconds on a loaded machine, so a count
     alone would give up on a run that was about to recover. ``limit``/``min_seconds``
-    default to MAX_EMPTY_ITERATIONS/MIN_EMPTY_SECONDS, ``clock`` to ``time.monotonic``."""
+    default to MAX_EMPTY_ITERATIONS/MIN_EMPTY_SECONDS, ``clock`` to ``time.monotonic``;
+    ``why`` is the likely cause, said with each empty iteration and when giving up."""
     if metrics.get("env/env_steps", 0.0) > 0:
         return EmptyStreak()
     limit = MAX_EMPTY_ITERATIONS if limit is None else limit
@@ -346,12 +350,17 @@ def empty_iteration_streak(
     streak = EmptyStreak(streak.count + 1, streak.since) if streak else EmptyStreak(1, now)
     waited = now - streak.since
     say(
-        f"iteration {iteration} sampled 0 env steps (env runner restarting?); not counted "
+        f"iteration {iteration} sampled 0 env steps ({why}); not counted "
         f"({streak.count} in a row, {waited:.0f} s)"
     )
     if streak.count >= limit and waited >= min_seconds:
         raise RunAborted(
             f"{streak.count} iterations in a row ({waited:.0f} s) sampled no env "
-            "steps; the env runners keep failing (see the Ray logs above)"
+            "steps; "
+            + (
+                "the env runners keep failing (see the Ray logs above)"
+                if why == RESTARTING
+                else why
+            )
         )
     return streak

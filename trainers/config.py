@@ -240,6 +240,12 @@ class LearnerResources:
         )
 
 
+DEFAULT_SAMPLE_TIMEOUT_S = 600.0
+"""resources.sample_timeout_s: ten minutes, ten times RLlib's 60 s, which one SMARL reset (8 LES
+spun up for 2 time units) exceeded on a loaded 2-core machine; a hung env runner still ends the
+iteration."""
+
+
 @dataclass(frozen=True)
 class ResourcesConfig(LearnerResources):
     num_env_runners: int = 0
@@ -263,12 +269,22 @@ class ResourcesConfig(LearnerResources):
     max_env_runner_restarts: int = 1000
     """A crashed env-runner actor (or one lost with its node) is restarted up to this many
     times; restarts are logged as ``perf/env_runner_restarts``."""
+    sample_timeout_s: Optional[float] = DEFAULT_SAMPLE_TIMEOUT_S
+    """Seconds an iteration waits for the env runners' samples; a sample that comes later is
+    discarded and the iteration samples 0 steps (RLlib's own default, 60 s, is shorter than one
+    reset of a slow simulator such as the SMARL LES spin-up on a loaded machine). null waits
+    indefinitely (a dead runner is still detected; a hung one is not)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("num_env_runners", "num_envs_per_env_runner", "num_learners"):
             require_size(name, getattr(self, name), MAX_ACTORS, lo=0)
         _require(self.max_env_runner_restarts >= 0, "max_env_runner_restarts must be >= 0")
+        _require(
+            self.sample_timeout_s is None or self.sample_timeout_s > 0,
+            f"resources.sample_timeout_s must be a number of seconds > 0 or null, "
+            f"got {short_repr(self.sample_timeout_s)}",
+        )
         for name in ("env_runner_resources", "learner_resources"):
             for key, amount in getattr(self, name).items():
                 _require(

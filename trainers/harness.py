@@ -62,6 +62,9 @@ class Session(Protocol):
     def close(self) -> None:
         """Release actors and files."""
 
+    # optional: abort() -> None, called before close() after Ctrl-C / SIGTERM: release the
+    # actors without waiting on the work they are running (the scheduler's SIGKILL is near)
+
 
 @dataclass
 class Outcome:
@@ -147,6 +150,11 @@ def train(
         session = driver.build(cfg, run_dir, choice)
         try:
             outcome = run(session, run_dir, choice, cfg.checkpoint, progress, driver.progress_line)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM, already checkpointed: exit promptly
+            abort = getattr(session, "abort", None)
+            if abort is not None:
+                abort()
+            raise
         finally:
             session.close()
     return outcome

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import ray
 from regrl.agents.objectives.terms import needs  # capabilities by flag, never by term name
 from regrl.agents.registry import UnknownNameError
 from regrl.trainers import feasibility, quiet
-from regrl.trainers.checkpoint import empty_iteration_streak
+from regrl.trainers.checkpoint import RESTARTING, empty_iteration_streak
 from regrl.trainers.config import (
     ConfigError,
     ExperimentConfig,
@@ -146,15 +147,17 @@ class RLSession:
 
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, choice=None):
         self.cfg, self.total = cfg, cfg.training.iterations
-        self.env_steps, self.empty = 0.0, 0
+        self.env_steps, self.empty, self.aborted = 0.0, 0, False
         self.algo = build_algorithm_config(cfg).build_algo()
         if cfg.resources.num_env_runners or cfg.resources.num_learners:
             print(placement_summary(placement(self.algo)), flush=True)
 
     def step(self, i: int) -> Optional[Dict[str, float]]:
+        before, began = runner_health(self.algo), time.monotonic()
         metrics = {**namespace_metrics(self.algo.train()), **runner_health(self.algo)}
-        self.empty = empty_iteration_streak(self.empty, metrics, i)
-        if self.empty:  # a restarting env runner: not a training iteration
+        why = empty_cause(self.cfg.resources, time.monotonic() - began, before, metrics)
+        self.empty = empty_iteration_streak(self.empty, metrics, i, why=why)
+        if self.empty:  # a restarting or too slow env runner: not a training iteration
             return None
         self.env_steps += metrics.get("env/env_steps", 0.0)
         metrics["env/env_steps_total"] = self.env_steps
@@ -174,8 +177,27 @@ class RLSession:
             target is not None and metrics.get("env/episode_return_mean", float("-inf")) >= target
         )
 
+    def abort(self) -> None:
+        """After Ctrl-C / SIGTERM: kill the env-runner and learner actors now. ``algo.stop()``
+        queues each runner's ``stop()`` behind the call it is running (a slow simulator's reset
+        can take minutes) and waits for it without a timeout, past the grace period a scheduler
+        gives before SIGKILL; the checkpoint is already written."""
+        self.aborted = True
+        for group in (
+            self.algo.env_runner_group,
+            getattr(self.algo, "eval_env_runner_group", None),
+        ):
+            if group is not None:
+                # what EnvRunnerGroup.stop() does last: ray.kill each actor, forget them
+                group._worker_manager.clear()
+        learners = self.algo.learner_group
+        if learners is not None and learners.is_remote:
+            # Ray Train's worker group: ray.kill without the backend's shutdown calls
+            learners._backend_executor.shutdown(graceful_termination=False)
+
     def close(self) -> None:
-        self.algo.stop()
+        if not self.aborted:  # after abort() the actors are gone; ray.shutdown frees the rest
+            self.algo.stop()
 
 
 def actor_demands(cfg: ExperimentConfig) -> List[Demand]:
@@ -235,6 +257,27 @@ def runner_health(algo) -> Dict[str, float]:
         "perf/env_runner_restarts": float(group.num_remote_worker_restarts()),
         "perf/healthy_env_runners": float(group.num_healthy_remote_workers()),
     }
+
+
+def empty_cause(
+    resources, seconds: float, before: Dict[str, float], after: Dict[str, float]
+) -> str:
+    """The likely cause of an iteration that sampled nothing and lasted ``seconds``.
+    ``before``/``after`` are :func:`runner_health` around it. Every runner healthy, none
+    restarted and the whole ``sample_timeout_s`` waited: the runners are alive but slower than
+    the timeout (RLlib discards their late samples, and the next request queues behind the
+    running one); otherwise a runner died and Ray is restarting it."""
+    timeout = resources.sample_timeout_s
+    restarted = after.get("perf/env_runner_restarts", 0.0) > before.get(
+        "perf/env_runner_restarts", 0.0
+    )
+    healthy = after.get("perf/healthy_env_runners", 0.0) >= resources.num_env_runners > 0
+    if timeout is not None and seconds >= timeout and healthy and not restarted:
+        return (
+            f"no env runner returned its sample within resources.sample_timeout_s = {timeout:g} "
+            "s: a slow reset or step? raise resources.sample_timeout_s (null waits indefinitely)"
+        )
+    return RESTARTING
 
 
 def placement_summary(where: Dict[str, list]) -> str:

@@ -90,6 +90,7 @@ def build_algorithm_config(cfg: ExperimentConfig) -> PPOConfig:
             num_envs_per_env_runner=r.num_envs_per_env_runner,
             num_cpus_per_env_runner=r.num_cpus_per_env_runner,
             custom_resources_per_env_runner=dict(r.env_runner_resources),
+            sample_timeout_s=r.sample_timeout_s,
             # group-relative advantages compare whole episodes
             batch_mode="complete_episodes" if group else "truncate_episodes",
         )
