@@ -73,6 +73,29 @@ def scenario_class(map_name: str):
     return classes[map_name]
 
 
+_LEAN: Dict[str, type] = {}
+
+
+def lean_scenario_class(map_name: str):
+    """``scenario_class(map_name)`` without MetaDrive's own reward and cost: the wrapper
+    computes RIFT's reward from its own scene features and reads only the termination keys
+    of MetaDrive's step info (from ``done_function``), so ``reward_function`` (lane
+    look-ups for every vehicle, ego included) and ``cost_function`` were discarded work:
+    about 6 % of MetaDrive's step in raw mode (cProfile, issue 25 item 4). MetaDrive's
+    rewards are then 0 and its infos lack ``step_reward``, ``route_completion`` and ``cost``."""
+    if map_name not in _LEAN:
+        base = scenario_class(map_name)
+        _LEAN[map_name] = type(
+            "Lean" + base.__name__,
+            (base,),
+            {
+                "reward_function": lambda self, vehicle_id: (0.0, {}),
+                "cost_function": lambda self, vehicle_id: (0.0, {}),
+            },
+        )
+    return _LEAN[map_name]
+
+
 def acquire(owner: object) -> None:
     """Claim this process's single MetaDrive engine for ``owner``, or raise a clear error."""
     global _OWNER

@@ -25,17 +25,30 @@ CENTER_TIME = 1.5  # s to return to the centre of the current lane
 A_LAT = 3.0  # m/s² lateral acceleration allowed in curves: v ≤ √(A_LAT / κ)
 
 
+def segment_lengths(line: np.ndarray) -> np.ndarray:
+    """Lengths [P−1] of the segments of polyline ``line`` [P, 2]: the floats of
+    ``np.linalg.norm(np.diff(line, axis=0), axis=-1)`` (square, add the two, root) without
+    the two functions' Python overhead, which dominated on these small arrays."""
+    sq = line[1:] - line[:-1]
+    sq = sq * sq
+    return np.sqrt(sq[:, 0] + sq[:, 1])
+
+
 def along_polyline(line: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Points [..., 2] at arc lengths ``s`` along polyline ``line`` [P, 2] measured from its
     first point, extrapolated along the end segments."""
-    seg = np.linalg.norm(np.diff(line, axis=0), axis=-1)
-    keep = np.concatenate([[True], seg > 1e-6])  # drop repeated points
-    line = line[keep]
+    seg = segment_lengths(line)
+    keep = seg > 1e-6  # drop repeated points
+    if not keep.all():
+        line = line[np.concatenate([[True], keep])]
+        seg = segment_lengths(line)
     if len(line) < 2:
         return np.broadcast_to(line[0], s.shape + (2,)).copy()
-    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=-1))])
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
     out = np.stack([np.interp(s, cum, line[:, 0]), np.interp(s, cum, line[:, 1])], -1)
     for end, (i, j), edge in ((s > cum[-1], (-2, -1), cum[-1]), (s < 0, (0, 1), 0.0)):
+        if not end.any():  # nothing to extrapolate at this end
+            continue
         u = (line[j] - line[i]) / np.linalg.norm(line[j] - line[i])
         base = line[-1] if edge else line[0]
         out = np.where(end[..., None], base + (s - edge)[..., None] * u, out)
@@ -46,7 +59,9 @@ def speed_profiles(v0: float, accels: np.ndarray, v_max: float, curve_cap=None) 
     """Arc lengths [M, T] travelled at constant acceleration, speed clipped to [0, v_max] and,
     if given, to ``curve_cap(s)`` (m/s at arc length s) evaluated where the unconstrained
     profile would be (one fixed-point pass: the cap only ever lowers the speed)."""
-    speed = np.clip(v0 + accels[:, None] * DT * np.arange(1, T + 1), 0.0, max(v_max, v0))
+    speed = np.minimum(  # np.clip's floats without its overhead
+        np.maximum(v0 + accels[:, None] * DT * np.arange(1, T + 1), 0.0), max(v_max, v0)
+    )
     if curve_cap is not None:
         speed = np.minimum(speed, np.maximum(curve_cap(np.cumsum(speed * DT, axis=1)), 0.0))
     return np.cumsum(speed * DT, axis=1)
@@ -55,14 +70,14 @@ def speed_profiles(v0: float, accels: np.ndarray, v_max: float, curve_cap=None) 
 def curvature_cap(line: np.ndarray):
     """s -> the speed at which a car on polyline ``line`` [P, 2] sees A_LAT of lateral
     acceleration, from the heading change between consecutive segments."""
-    seg = np.diff(line, axis=0)
+    seg = line[1:] - line[:-1]
     length = np.hypot(seg[:, 0], seg[:, 1])
     ok = length > 1e-6
     if ok.sum() < 2:
         return None
     seg, length = seg[ok], length[ok]
     heading = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))
-    kappa = np.abs(np.diff(heading)) / (0.5 * (length[1:] + length[:-1]))
+    kappa = np.abs(heading[1:] - heading[:-1]) / (0.5 * (length[1:] + length[:-1]))
     cap = np.sqrt(A_LAT / np.maximum(kappa, 1e-6))
     at = np.cumsum(length)[:-1]  # arc length of each interior vertex
     return lambda s: np.interp(s, at, cap)
@@ -84,6 +99,8 @@ def lane_following_candidates(obs: Any, M: int) -> Tuple[np.ndarray, np.ndarray]
     for r in np.flatnonzero(valid):
         line = np.asarray(o["lanes"][r], np.float64)
         s = speed_profiles(v0, accels, v_max, curvature_cap(line))
-        fade = (1.0 - np.clip(t / (CENTER_TIME if r == 0 else MERGE_TIME), 0.0, 1.0)) ** 2
+        fade = (
+            1.0 - np.minimum(np.maximum(t / (CENTER_TIME if r == 0 else MERGE_TIME), 0.0), 1.0)
+        ) ** 2
         traj[r] = along_polyline(line, s) - fade[None, :, None] * line[0]
     return traj.reshape(R * M, T, 2).astype(np.float32), np.repeat(valid, M)

@@ -179,7 +179,7 @@ class TrafficEnv(ParallelEnv):
         cfg = dict(self._md_config)
         if cfg.get("agent_observation") is None:
             cfg["agent_observation"] = backend.null_observation_class()
-        self._md = backend.scenario_class(self.map)(cfg)
+        self._md = backend.lean_scenario_class(self.map)(cfg)
 
     def _teardown(self) -> None:
         if self._md is not None:

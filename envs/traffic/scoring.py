@@ -111,6 +111,14 @@ def discounted_returns(
 # ----------------------------------------------------------------------------- kinematics
 
 
+def _step_diff(first: float, x: np.ndarray) -> np.ndarray:
+    """``np.diff`` of [first, x_0, …, x_{T−1}] along the last axis of x [G, T]."""
+    out = np.empty_like(x)
+    out[:, 0] = x[:, 0] - first
+    out[:, 1:] = x[:, 1:] - x[:, :-1]
+    return out
+
+
 def candidate_kinematics(
     traj: np.ndarray, v0: float, yaw_rate0: float, dt: float = DT
 ) -> Dict[str, np.ndarray]:
@@ -120,8 +128,9 @@ def candidate_kinematics(
     yaw acceleration, all [G, T]."""
     G, T, _ = traj.shape
     pts = np.concatenate([np.zeros((G, 1, 2)), traj], axis=1)
-    disp = np.diff(pts, axis=1)
-    step = np.linalg.norm(disp, axis=-1)
+    disp = pts[:, 1:] - pts[:, :-1]  # np.diff and np.linalg.norm's floats, less overhead
+    sq = disp * disp
+    step = np.sqrt(sq[..., 0] + sq[..., 1])
     raw = np.arctan2(disp[..., 1], disp[..., 0])
     moving = step > 1e-3
     # hold the last heading while standing still: index of the latest moving step so far
@@ -129,9 +138,9 @@ def candidate_kinematics(
     idx = np.maximum.accumulate(idx, axis=1)
     heading = np.where(idx >= 0, np.take_along_axis(raw, np.maximum(idx, 0), 1), 0.0)
     speed = step / dt
-    acc = np.diff(np.concatenate([np.full((G, 1), v0), speed], 1), axis=1) / dt
-    yaw_rate = wrap_angle(np.diff(np.concatenate([np.zeros((G, 1)), heading], 1), axis=1)) / dt
-    yaw_acc = np.diff(np.concatenate([np.full((G, 1), yaw_rate0), yaw_rate], 1), axis=1) / dt
+    acc = _step_diff(v0, speed) / dt
+    yaw_rate = wrap_angle(_step_diff(0.0, heading)) / dt
+    yaw_acc = _step_diff(yaw_rate0, yaw_rate) / dt
     return {
         "heading": heading,
         "speed": speed,
@@ -177,7 +186,7 @@ def bicycle_rollout(
     stop = np.where(acc < 0, -v / np.minimum(acc, -1e-12), np.inf)[:, None]  # time of v = 0
     tt = np.minimum(t, stop)
     s = v[:, None] * tt + 0.5 * acc[:, None] * tt**2  # arc length
-    ds = np.diff(s, axis=1)  # [N, T]
+    ds = s[:, 1:] - s[:, :-1]  # [N, T]
     psi = heading[:, None] + kappa[:, None] * s  # [N, T+1]
     mid = 0.5 * (psi[:, 1:] + psi[:, :-1])
     chord = ds * np.sinc(kappa[:, None] * ds / (2 * np.pi))  # 2 sin(Δψ/2)/κ
@@ -283,7 +292,7 @@ def _segments(line: np.ndarray):
     direction, and arc-length limits; the first segment reaches back and the last one
     forward indefinitely."""
     line = np.asarray(line, np.float32)
-    seg = np.diff(line, axis=0)
+    seg = line[1:] - line[:-1]
     length = np.hypot(seg[:, 0], seg[:, 1])
     u = seg / np.maximum(length, 1e-9)[:, None]
     lo, hi = np.zeros_like(length), length.copy()
@@ -325,7 +334,8 @@ def lane_relations(
         q = np.flatnonzero(own_q == r)
         if len(q):
             j = np.argmin(dist2[:, q], axis=0)
-            seg = np.diff(np.asarray(lanes[r], np.float32), axis=0)
+            line = np.asarray(lanes[r], np.float32)
+            seg = line[1:] - line[:-1]
             lat_own[q] = lat[j, q]
             head_own[q] = np.arctan2(seg[:, 1], seg[:, 0])[j]
     return dist.reshape(G, T, -1), lat_own.reshape(G, T), head_own.reshape(G, T)
