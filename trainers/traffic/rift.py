@@ -958,22 +958,30 @@ def bev_snapshots(
     steps=(10, 40, 80),
     seed: int = 0,
     env_seed: int = 1000,
+    env_overrides: Optional[Dict[str, Dict[str, Any]]] = None,
+    camera_xy: Optional[Tuple[float, float]] = None,
 ) -> List[str]:
-    """Top-down frames of one held-out scenario, one row per policy; [] if unavailable."""
+    """Top-down frames of one held-out scenario, one row per policy; [] if unavailable.
+    ``env_overrides[name]`` updates ``env_kwargs`` for that row (e.g. raw mode with IDM CBVs);
+    a policy with ``reads_info`` gets each agent's info (``BestReturnPolicy``); the camera is
+    fixed at ``camera_xy`` or at the CBVs' centroid in the first row's first frame."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     frames: Dict[str, List[Tuple[int, np.ndarray]]] = {}
-    camera: Dict[str, tuple] = {}
+    camera: Dict[str, tuple] = {} if camera_xy is None else {"xy": tuple(camera_xy)}
     for name, policy in policies.items():
-        env = make_rift_env(**dict(env_kwargs, seed=env_seed))
+        kw = dict(env_kwargs, **(env_overrides or {}).get(name, {}), seed=env_seed)
+        env = make_rift_env(**kw)
+        reads_info = getattr(policy, "reads_info", False)
         try:
-            obs, _ = env.reset(seed=seed)
+            obs, infos = env.reset(seed=seed)
             frames[name] = []
             for t in range(1, max(steps) + 1):
                 if not env.agents:
                     break
                 names = [a for a in env.agents if a in obs]
-                acts = policy(np.stack([obs[a] for a in names]))
-                obs, *_ = env.step({a: acts[i] for i, a in enumerate(names)})
+                batch = np.stack([obs[a] for a in names])
+                acts = policy(batch, [infos[a] for a in names]) if reads_info else policy(batch)
+                obs, _, _, _, infos = env.step({a: acts[i] for i, a in enumerate(names)})
                 if t in steps:
                     img = _topdown(env, camera)
                     if img is None:
