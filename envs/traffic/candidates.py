@@ -59,11 +59,24 @@ def speed_profiles(v0: float, accels: np.ndarray, v_max: float, curve_cap=None) 
     """Arc lengths [M, T] travelled at constant acceleration, speed clipped to [0, v_max] and,
     if given, to ``curve_cap(s)`` (m/s at arc length s) evaluated where the unconstrained
     profile would be (one fixed-point pass: the cap only ever lowers the speed)."""
-    speed = np.minimum(  # np.clip's floats without its overhead
+    speed = _free_speed(v0, accels, v_max)
+    return _capped_arcs(speed, np.cumsum(speed * DT, axis=1), curve_cap)
+
+
+def _free_speed(v0: float, accels: np.ndarray, v_max: float) -> np.ndarray:
+    """Speeds [M, T] at constant acceleration, clipped to [0, max(v_max, v0)] (np.clip's
+    floats without its overhead)."""
+    return np.minimum(
         np.maximum(v0 + accels[:, None] * DT * np.arange(1, T + 1), 0.0), max(v_max, v0)
     )
-    if curve_cap is not None:
-        speed = np.minimum(speed, np.maximum(curve_cap(np.cumsum(speed * DT, axis=1)), 0.0))
+
+
+def _capped_arcs(speed: np.ndarray, arcs: np.ndarray, curve_cap) -> np.ndarray:
+    """Arc lengths [M, T] of ``speed`` lowered to ``curve_cap`` evaluated at ``arcs``, the
+    uncapped profile's arc lengths (``arcs`` itself when there is no cap)."""
+    if curve_cap is None:
+        return arcs
+    speed = np.minimum(speed, np.maximum(curve_cap(arcs), 0.0))
     return np.cumsum(speed * DT, axis=1)
 
 
@@ -76,8 +89,12 @@ def curvature_cap(line: np.ndarray):
     if ok.sum() < 2:
         return None
     seg, length = seg[ok], length[ok]
-    heading = np.unwrap(np.arctan2(seg[:, 1], seg[:, 0]))
-    kappa = np.abs(heading[1:] - heading[:-1]) / (0.5 * (length[1:] + length[:-1]))
+    heading = np.arctan2(seg[:, 1], seg[:, 0])
+    turn = heading[1:] - heading[:-1]
+    if not np.all(np.abs(turn) < np.pi):  # np.unwrap changes nothing when no step reaches π
+        heading = np.unwrap(heading)
+        turn = heading[1:] - heading[:-1]
+    kappa = np.abs(turn) / (0.5 * (length[1:] + length[:-1]))
     cap = np.sqrt(A_LAT / np.maximum(kappa, 1e-6))
     at = np.cumsum(length)[:-1]  # arc length of each interior vertex
     return lambda s: np.interp(s, at, cap)
@@ -96,9 +113,11 @@ def lane_following_candidates(obs: Any, M: int) -> Tuple[np.ndarray, np.ndarray]
     t = DT * np.arange(1, T + 1)
     traj = np.zeros((R, M, T, 2))
     valid = np.asarray(o["lane_mask"]).reshape(R) > 0.5
+    speed = _free_speed(v0, accels, v_max)  # the same for every lane before its curve cap
+    arcs = np.cumsum(speed * DT, axis=1)
     for r in np.flatnonzero(valid):
         line = np.asarray(o["lanes"][r], np.float64)
-        s = speed_profiles(v0, accels, v_max, curvature_cap(line))
+        s = _capped_arcs(speed, arcs, curvature_cap(line))  # speed_profiles(v0, ...)
         fade = (
             1.0 - np.minimum(np.maximum(t / (CENTER_TIME if r == 0 else MERGE_TIME), 0.0), 1.0)
         ) ** 2

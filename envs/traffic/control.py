@@ -32,7 +32,8 @@ class PID:
         self._integral, self._prev = 0.0, 0.0
 
     def __call__(self, error: float, dt: float = DT) -> float:
-        self._integral = float(np.clip(self._integral + error * dt, -self.i_limit, self.i_limit))
+        # np.clip's value without its overhead (scalars, every step of every CBV)
+        self._integral = float(min(max(self._integral + error * dt, -self.i_limit), self.i_limit))
         deriv, self._prev = (error - self._prev) / dt, error
         return self.kp * error + self.ki * self._integral + self.kd * deriv
 
@@ -61,7 +62,7 @@ def pure_pursuit_steer(
     ld = max(float(np.hypot(*target)), 1e-3)
     alpha = np.arctan2(target[1], target[0])
     delta = np.arctan2(2.0 * wheelbase * np.sin(alpha), ld)
-    return float(np.clip(delta / max_steer_rad, -1.0, 1.0))
+    return float(min(max(delta / max_steer_rad, -1.0), 1.0))
 
 
 def target_motion(
@@ -70,7 +71,8 @@ def target_motion(
     """Target speed (mean over the first ``horizon`` steps of the candidate) and the
     candidate's acceleration over those steps relative to the current ``speed``."""
     pts = np.concatenate([np.zeros((1, 2)), traj[: horizon + 1]], 0)
-    step_speed = np.hypot(*np.diff(pts, axis=0).T) / dt
+    step = pts[1:] - pts[:-1]
+    step_speed = np.hypot(step[:, 0], step[:, 1]) / dt
     v_target = float(step_speed[:horizon].mean())
     return v_target, (float(step_speed[horizon - 1]) - speed) / (horizon * dt)
 
@@ -99,4 +101,4 @@ class TrajectoryTracker:
         throttle = self.pid(v_target - speed) + accel / self.max_accel
         if v_target < 0.2 and speed < 0.5:  # hold still instead of creeping on the PID
             throttle = -1.0
-        return np.array([steer, np.clip(throttle, -1.0, 1.0)], np.float32)
+        return np.array([steer, min(max(throttle, -1.0), 1.0)], np.float32)

@@ -380,7 +380,7 @@ class TrafficEnv(ParallelEnv):
         batch = np.stack([obs[a] for a in names])
         trajs = self._candidates(batch)
         for i, a in enumerate(names):
-            lanes_ok = scene.unflatten(batch[i])["lane_mask"] > 0.5
+            lanes_ok = features.view(batch[i], "lane_mask") > 0.5
             valid = np.repeat(lanes_ok, self.num_modes) & np.isfinite(trajs[i]).all(axis=(1, 2))
             returns, _ = score_candidates(
                 np.nan_to_num(trajs[i]), batch[i], valid, self.gamma, self.neighbor_forecast

@@ -306,11 +306,19 @@ def segment_offsets(px, py, line):
     contiguous axis: numpy's inner loops then run over all Q points (3-10x faster than an
     inner axis of S = 19 segments)."""
     ax, ay, ux, uy, lo, hi = _segments(line)
+    # s = rx·ux + ry·uy, lat = ux·ry − uy·rx, out = s − clip(s, lo, hi), out² + lat²: the
+    # same float32 operations in the same order, written in place to save [S, Q] temporaries
     rx, ry = px - ax, py - ay
-    s = rx * ux + ry * uy
-    lat = ux * ry - uy * rx
-    out = s - np.minimum(np.maximum(s, lo), hi)
-    return out * out + lat * lat, lat
+    s = rx * ux
+    s += ry * uy
+    lat = ux * ry
+    lat -= np.multiply(uy, rx, out=ry)
+    out = np.maximum(s, lo)
+    np.minimum(out, hi, out=out)
+    np.subtract(s, out, out=out)
+    out *= out
+    out += np.multiply(lat, lat, out=rx)
+    return out, lat
 
 
 def lane_relations(
@@ -333,10 +341,12 @@ def lane_relations(
         dist[:, r] = np.sqrt(dist2.min(0))
         q = np.flatnonzero(own_q == r)
         if len(q):
+            if q[-1] - q[0] + 1 == len(q):  # contiguous (lanes-major candidates): views
+                q = slice(q[0], q[-1] + 1)
             j = np.argmin(dist2[:, q], axis=0)
             line = np.asarray(lanes[r], np.float32)
             seg = line[1:] - line[:-1]
-            lat_own[q] = lat[j, q]
+            lat_own[q] = np.take_along_axis(lat[:, q], j[None], 0)[0]
             head_own[q] = np.arctan2(seg[:, 1], seg[:, 0])[j]
     return dist.reshape(G, T, -1), lat_own.reshape(G, T), head_own.reshape(G, T)
 
@@ -347,7 +357,7 @@ def lane_relations(
 def _as_dict(obs: Any) -> Mapping[str, np.ndarray]:
     if isinstance(obs, Mapping):
         return {k: np.asarray(v, np.float64) for k, v in obs.items()}
-    return {k: np.asarray(v, np.float64) for k, v in unflatten(np.asarray(obs)).items()}
+    return unflatten(np.asarray(obs, np.float64))  # one conversion, then views
 
 
 def score_candidates(
@@ -361,7 +371,10 @@ def score_candidates(
     (agent frame, G = R·M lanes-major: candidate g follows reference lane g // M) of one agent
     whose scene is ``obs`` (``scene`` dict or flat [OBS_DIM] vector), neighbours moved by
     ``forecast`` (bicycle | constant_velocity), and details [G, T]:
-    ``collision``, ``offroad`` (bool), ``reward`` and the kinematics. RIFT arXiv 2505.03344,
+    ``collision``, ``offroad`` (bool), ``reward`` and the kinematics (zero for invalid
+    candidates, which are not simulated: every step of a candidate depends on that candidate
+    only, so leaving them out changes no valid candidate's numbers; an absent reference lane
+    made a third of the work in the intersection scenes). RIFT arXiv 2505.03344,
     docs/methods.md#rift-advantage (steps 2-7) and #rift-reward; see the module docstring for the simplifications."""
     o = _as_dict(obs)
     traj = np.asarray(traj, np.float64)
@@ -374,6 +387,19 @@ def score_candidates(
             f"need G = R·M candidates (R={R}) and valid_mask [G]; got traj "
             f"{traj.shape}, valid_mask {valid.shape}"
         )
+    rows = np.flatnonzero(valid) if valid.any() else np.arange(G)
+    returns, sub = _score_rows(traj[rows], rows // (G // R), o, gamma, forecast)
+    out = np.zeros(G, np.float32)
+    out[rows] = np.where(valid[rows], returns, 0.0)
+    details = {k: np.zeros((G,) + v.shape[1:], v.dtype) for k, v in sub.items()}
+    for k, v in sub.items():
+        details[k][rows] = v
+    return out, details
+
+
+def _score_rows(traj, own, o, gamma: float, forecast: str):
+    """Discounted returns [g] (float64) and details [g, T] of candidates ``traj`` [g, T, 2]
+    following reference lanes ``own`` [g] in the scene dict ``o`` (``score_candidates``)."""
     kin = candidate_kinematics(traj, *current_motion(o["agent_hist"]))
     collision = collision_matrix(
         traj,
@@ -384,10 +410,8 @@ def score_candidates(
         o["neighbor_size"],
         forecast=forecast,
     )
-    dist, d, lane_heading = lane_relations(
-        traj, o["lanes"], np.arange(G) // (G // R), o["lane_mask"] > 0.5
-    )
-    offroad = ~np.any(dist <= 0.5 * o["lane_width"], axis=-1)  # [G, T]
+    dist, d, lane_heading = lane_relations(traj, o["lanes"], own, o["lane_mask"] > 0.5)
+    offroad = ~np.any(dist <= 0.5 * o["lane_width"], axis=-1)  # [g, T]
     theta = wrap_angle(kin["heading"] - lane_heading)
     reward = dense_reward(
         d=d,
@@ -398,7 +422,6 @@ def score_candidates(
         collision=collision,
         offroad=offroad,
     )
-    returns = np.where(valid, discounted_returns(reward, collision, gamma), 0.0)
     details = {
         "collision": collision,
         "offroad": offroad,
@@ -407,4 +430,4 @@ def score_candidates(
         "delta_angle": theta,
         **kin,
     }
-    return returns.astype(np.float32), details
+    return discounted_returns(reward, collision, gamma), details

@@ -276,3 +276,14 @@ def test_bicycle_forecast_holds_the_observed_turn_and_constant_velocity_does_not
     traj, valid = group(straight())
     with pytest.raises(ValueError, match="bicycle"):
         scoring.score_candidates(traj, o, valid, forecast="unicycle")
+
+
+def test_curvature_cap_of_a_curve_through_heading_pi_is_the_circle_speed():
+    # a 10 m-radius arc whose heading passes ±π: the wrap must not look like a sharp turn
+    from regrl.envs.traffic.candidates import A_LAT, curvature_cap
+
+    phi = np.linspace(0.25 * np.pi, 1.75 * np.pi, 40)  # counter-clockwise, heading crosses π
+    line = 10.0 * np.stack([np.cos(phi), np.sin(phi)], -1)
+    cap = curvature_cap(line)
+    s = np.linspace(2.0, 40.0, 20)
+    np.testing.assert_allclose(cap(s), math.sqrt(A_LAT * 10.0), rtol=1e-2)
