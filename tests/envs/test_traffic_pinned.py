@@ -2,7 +2,7 @@
 2 CBVs with fixed actions, reduced to fixed random projections of every observation, the sums
 of the rewards, of the candidate returns (candidate mode) and of the episode metrics. The
 numbers were recorded before the speed work of issue 25 item 4 (MetaDrive's unused reward and
-cost skipped, vectorised candidate generation and scoring): the faster paths must reproduce
+cost skipped, leaner candidate generation and scoring): the faster paths must reproduce
 them to 1e-9 relative, so every documented traffic result stays reproducible. A changed
 observation entry, reward term or candidate moves them by far more."""
 
