@@ -17,7 +17,7 @@ import ray
 from regrl.agents.objectives.terms import needs  # capabilities by flag, never by term name
 from regrl.agents.registry import UnknownNameError
 from regrl.trainers import feasibility, quiet
-from regrl.trainers.checkpoint import RESTARTING, empty_iteration_streak
+from regrl.trainers.checkpoint import RESTARTING, RunAborted, empty_iteration_streak
 from regrl.trainers.config import (
     ConfigError,
     ExperimentConfig,
@@ -154,7 +154,20 @@ class RLSession:
 
     def step(self, i: int) -> Optional[Dict[str, float]]:
         before, began = runner_health(self.algo), time.monotonic()
-        metrics = {**namespace_metrics(self.algo.train()), **runner_health(self.algo)}
+        try:
+            result = self.algo.train()
+        except ray.exceptions.RayError as exc:
+            lost = dead_learners(self.algo)
+            if not lost:
+                raise
+            self.save_on_interrupt = False  # the learner state went with the actor
+            raise RunAborted(
+                f"{lost} of {self.cfg.resources.num_learners} learner actors died in iteration "
+                f"{i} ({str(exc).strip().splitlines()[0][:200]}); a data-parallel learner "
+                "group cannot go on with fewer learners (RLlib does not restart learners); "
+                "the run continues from its last checkpoint"
+            ) from None
+        metrics = {**namespace_metrics(result), **runner_health(self.algo)}
         why = empty_cause(self.cfg.resources, time.monotonic() - began, before, metrics)
         self.empty = empty_iteration_streak(self.empty, metrics, i, why=why)
         if self.empty:  # a restarting or too slow env runner: not a training iteration
@@ -257,6 +270,22 @@ def runner_health(algo) -> Dict[str, float]:
         "perf/env_runner_restarts": float(group.num_remote_worker_restarts()),
         "perf/healthy_env_runners": float(group.num_healthy_remote_workers()),
     }
+
+
+def dead_learners(algo, timeout_s: float = 30.0) -> int:
+    """How many of the learner actors are dead (0 with a local learner). A learner that died
+    mid-update surfaces as its peers' error (gloo: connection closed by peer), so each actor
+    is asked whether it is alive."""
+    group = algo.learner_group
+    if group is None or not group.is_remote:
+        return 0
+    dead = 0
+    for worker in group._backend_executor.worker_group.workers:
+        try:
+            ray.get(worker.actor.__ray_ready__.remote(), timeout=timeout_s)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            dead += 1
+    return dead
 
 
 def empty_cause(
