@@ -23,14 +23,10 @@ from typing import Any, Dict
 import numpy as np
 
 from regrl.envs.traffic.scene import DT
-from regrl.trainers.traffic.rift import (
-    BestReturnPolicy,
-    bev_snapshots,
-    fixed_torch_threads,
-    load_planner,
-    make_rift_env,
-    scorer_policy,
-)
+from regrl.trainers.traffic.bev import bev_snapshots
+from regrl.trainers.traffic.env_factory import make_rift_env
+from regrl.trainers.traffic.evaluation import BestReturnPolicy, fixed_torch_threads, scorer_policy
+from regrl.trainers.traffic.planner_io import load_planner
 
 EVAL_ENV_SEED = 1000  # held-out scenarios, as in benchmarks/rift_headroom.py
 AROUND = 15  # steps (1.5 s) before and after IL's first collision in the figure

@@ -51,18 +51,17 @@ from regrl.envs.traffic.families import FAMILIES
 from regrl.envs.traffic.metrics import summarise
 from regrl.envs.traffic.scene import DT
 from regrl.trainers.stats import t_interval
-from regrl.trainers.traffic.rift import (
-    PLANNER_FILE,
+from regrl.trainers.traffic.env_factory import make_rift_env
+from regrl.trainers.traffic.evaluation import (
     BestReturnPolicy,
-    PretrainSession,
     demo_speeds,
     fixed_torch_threads,
-    load_planner,
-    load_pretrain_config,
-    make_rift_env,
     rollout,
     scorer_policy,
 )
+from regrl.trainers.traffic.names import PLANNER_FILE
+from regrl.trainers.traffic.planner_io import load_planner
+from regrl.trainers.traffic.pretrain import PretrainSession, load_pretrain_config
 
 EVAL_ENV_SEED = 1000  # held-out scenarios; demonstrations use 0..E-1
 NUM_MODES = 4  # the shipped stage-1 / stage-2 M

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from regrl.trainers.stats import t_interval
-from regrl.trainers.traffic.rift import PretrainSession, load_pretrain_config
+from regrl.trainers.traffic.pretrain import PretrainSession, load_pretrain_config
 
 METRICS = ("min_ade", "top1_acc", "aux_cost", "aux_violation")
 
@@ -70,7 +70,8 @@ def ground_truth_cost(config: str) -> str:
     import torch
 
     from regrl.agents.models.planner import drivable_area_loss
-    from regrl.trainers.traffic.rift import load_demos, scene_tensors
+    from regrl.trainers.traffic.planner_io import scene_tensors
+    from regrl.trainers.traffic.pretrain import load_demos
 
     cfg = load_pretrain_config(config)
     demos = load_demos(cfg.demos)

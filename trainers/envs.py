@@ -12,8 +12,8 @@ from regrl.agents.registry import UnknownNameError
 from regrl.envs.classic import GroupedCartPole
 from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
-# Domain modules that register more environments (rift_metadrive: regrl.trainers.traffic.rift), imported
-# by name on the first lookup so that this core module imports no domain (regrl.trainers.plugins).
+# Domain modules that register more environments (rift_metadrive: regrl.trainers.traffic.plugin),
+# imported by name on the first lookup so that this core module imports no domain (regrl.trainers.plugins).
 ENV_MODULES = DOMAIN_PLUGINS
 ENVS = PluginRegistry("environment", ENV_MODULES)
 

@@ -20,7 +20,8 @@ from regrl.trainers.harness import TB_DIR, load_run_config
 from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
 # env name -> evaluator; the domain modules register theirs (smarl_turb2d: the closure
-# comparison in regrl.trainers.turbulence.smarl; rift_metadrive: the RIFT metrics in regrl.trainers.traffic.rift),
+# comparison in regrl.trainers.turbulence.smarl; rift_metadrive: the RIFT metrics in
+# regrl.trainers.traffic.evaluation),
 # imported by name on the first lookup so that this core module imports no domain.
 EVALUATOR_MODULES = DOMAIN_PLUGINS
 EVALUATORS = PluginRegistry("evaluator", EVALUATOR_MODULES)

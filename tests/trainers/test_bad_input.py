@@ -26,7 +26,7 @@ CARTPOLE = ROOT / "configs" / "cartpole_ppo.yaml"
 def _loaders():
     from regrl.trainers.offline import load_offline_config
     from regrl.trainers.rlvr.config import load as load_rlvr
-    from regrl.trainers.traffic.rift import load_pretrain_config
+    from regrl.trainers.traffic.pretrain import load_pretrain_config
 
     return {
         "rl": load_config,

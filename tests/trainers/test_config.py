@@ -27,7 +27,7 @@ def write(tmp_path, data, name="exp.yaml"):
 def test_shipped_configs_validate(path):
     from regrl.trainers.offline import load_offline_config
     from regrl.trainers.rlvr.config import load as load_rlvr_config
-    from regrl.trainers.traffic.rift import load_pretrain_config
+    from regrl.trainers.traffic.pretrain import load_pretrain_config
 
     loaders = {
         None: load_config,

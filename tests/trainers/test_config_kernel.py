@@ -22,7 +22,7 @@ from regrl.trainers.config import (
 from regrl.trainers.offline import OfflineConfig, offline_config_from_dict
 from regrl.trainers.rlvr import config as rlvr_config
 from regrl.trainers.rlvr.config import RLVRConfig, SFTConfig
-from regrl.trainers.traffic.rift import PretrainConfig
+from regrl.trainers.traffic.pretrain import PretrainConfig
 
 KIND_CLASSES = {
     "rl": ExperimentConfig,

@@ -481,14 +481,8 @@ def test_compare_refuses_non_rift_run_dirs(tmp_path, capsys, config_text, patter
 def test_compare_accepts_rift_rl_and_planner_run_dirs(tmp_path):
     from regrl.trainers.envs import ENVS
     from regrl.trainers.traffic import cli as traffic_cli
-    from regrl.trainers.traffic import rift as traffic
     from regrl.trainers.traffic.cli import check_rift_run
 
-    # the CLI's copies (kept to check runs before RLlib is imported) match the real names
-    assert (traffic_cli.PLANNER_KIND, traffic_cli.PLANNER_FILE) == (
-        traffic.PRETRAIN_KIND,
-        traffic.PLANNER_FILE,
-    )
     assert set(traffic_cli.RIFT_ENVS) <= set(ENVS.names())
     for config in ("rift_ppo.yaml", "rift_demo_kl.yaml", "rift_pretrain.yaml"):
         check_rift_run(str(_run_dir(tmp_path, config, (ROOT / "configs" / config).read_text())))

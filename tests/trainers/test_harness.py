@@ -196,7 +196,7 @@ def test_sft_resume_after_ctrl_c_matches_the_uninterrupted_run(tmp_path, monkeyp
 
 
 def test_planner_resume_after_ctrl_c_matches_the_uninterrupted_run(tmp_path, monkeypatch):
-    from regrl.trainers.traffic.rift import PretrainConfig, PretrainSession, pretrain
+    from regrl.trainers.traffic.pretrain import PretrainConfig, PretrainSession, pretrain
     from tests.trainers.test_rift_pretrain import synthetic_demos
 
     synthetic_demos(tmp_path / "demos.npz", n=48)

@@ -4,7 +4,7 @@ policy its agents' infos (no MetaDrive: a scripted env)."""
 import numpy as np
 import pytest
 
-from regrl.trainers.traffic.rift import BestReturnPolicy, rollout
+from regrl.trainers.traffic.evaluation import BestReturnPolicy, rollout
 
 
 def test_best_return_policy_takes_the_highest_valid_return():

@@ -12,12 +12,8 @@ import torch
 pytest.importorskip("metadrive")
 
 from regrl.agents.models.planner import Planner, save_planner  # noqa: E402
-from regrl.trainers.traffic.rift import (
-    evaluate_policy,
-    load_planner,
-    scene_planner_config,
-    scorer_policy,
-)  # noqa: E402
+from regrl.trainers.traffic.evaluation import evaluate_policy, scorer_policy  # noqa: E402
+from regrl.trainers.traffic.planner_io import load_planner, scene_planner_config  # noqa: E402
 
 SPIN = "while True: pass"
 

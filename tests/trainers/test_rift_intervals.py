@@ -1,14 +1,14 @@
-"""The RIFT comparison's 95% intervals (trainers/traffic/rift.py::interval_tables) against
+"""The RIFT comparison's 95% intervals (trainers/traffic/tables.py::interval_tables) against
 hand computations: t-intervals over training runs, IL only over its blocks, differences to
 IL only per run and the RIFT − ablation difference paired by training seed."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 
-pytest.importorskip("ray")
-
-from regrl.trainers.traffic.rift import METRICS, interval_rows, interval_tables  # noqa: E402
+from regrl.trainers.traffic.tables import METRICS, interval_rows, interval_tables
 
 T2 = 4.302652729911275  # Student t, 0.975 quantile, 2 degrees of freedom
 T1 = 12.706204736174705  # 1 degree of freedom
@@ -70,3 +70,13 @@ def test_bar_rows_carry_the_interval_half_width():
     assert rows["RIFT"]["std"]["rp"] == pytest.approx(T2 * 10 / math.sqrt(3))
     assert rows["IL only"]["std"]["rp"] == pytest.approx(T1 * 5)
     assert rows["RIFT"]["std"]["cpk"] == 0.0  # all runs equal: zero width
+
+
+def test_tables_import_neither_torch_nor_ray():
+    """The comparison's tables stand alone: this file's tests run without Ray or torch."""
+    code = (
+        "import sys, regrl.trainers.traffic.tables; "
+        "print(sorted({'ray', 'torch'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -13,7 +13,7 @@ pytest.importorskip("metadrive")
 from regrl.agents.models.planner import Planner, save_planner  # noqa: E402
 from regrl.trainers.config import load_config  # noqa: E402
 from regrl.trainers.run import train  # noqa: E402
-from regrl.trainers.traffic.rift import scene_planner_config  # noqa: E402
+from regrl.trainers.traffic.planner_io import scene_planner_config  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 torch.set_num_threads(1)

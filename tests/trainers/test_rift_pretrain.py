@@ -8,7 +8,8 @@ import torch
 from regrl.agents.models.planner import load_planner
 from regrl.envs.traffic import scene
 from regrl.trainers.config import ConfigError
-from regrl.trainers.traffic.rift import PretrainConfig, load_pretrain_config, planner_path, pretrain
+from regrl.trainers.traffic.planner_io import planner_path
+from regrl.trainers.traffic.pretrain import PretrainConfig, load_pretrain_config, pretrain
 
 torch.set_num_threads(1)
 
@@ -98,7 +99,7 @@ def test_shipped_rift_configs_agree_on_the_mode_count():
 def test_aux_weight_option(tmp_path):
     """Pluto's drivable-area cost: off by default (train loss = imitation loss), reported on
     validation either way, added to the training loss when aux_weight > 0; negative: error."""
-    from regrl.trainers.traffic.rift import PretrainSession
+    from regrl.trainers.traffic.pretrain import PretrainSession
 
     synthetic_demos(tmp_path / "demos.npz", n=32)
     base = dict(runs_root=str(tmp_path), demos=str(tmp_path / "demos.npz"), num_modes=2, dim=8)

@@ -17,7 +17,8 @@ from regrl.trainers.config import config_from_dict
 from regrl.trainers.envs import ENVS, register_env
 from regrl.trainers.rllib.algo import MODULE_SPECS
 from regrl.trainers.run import train
-from regrl.trainers.traffic.rift import rift_module_spec, scene_planner_config
+from regrl.trainers.traffic.planner_io import scene_planner_config
+from regrl.trainers.traffic.scorer_module import rift_module_spec
 
 torch.set_num_threads(1)
 M = 2

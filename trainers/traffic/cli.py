@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from regrl.trainers.checks import MAX_INT, ConfigError, short_repr
+from regrl.trainers.traffic.names import PLANNER_FILE, PRETRAIN_KIND
 
 RIFT_ENVS = ("rift_traffic", "rift_metadrive")
 """Environments of RIFT RL runs (registered by regrl.trainers.traffic.plugin)."""
-PLANNER_KIND, PLANNER_FILE = "planner", "planner.pt"
-"""A stage-1 run: ``kind: planner`` in its config.yaml, or only its planner file
-(regrl.trainers.traffic.rift's PRETRAIN_KIND and PLANNER_FILE; not imported here, that module loads RLlib
-and takes seconds, and these checks run before it)."""
 
 
 DEMO_LIMITS = {"episodes": 100_000, "horizon": 100_000, "every": 100_000, "num_cbv": 64}
@@ -92,7 +89,7 @@ def _populate(traffic) -> None:
 
 
 def _pretrain(args) -> int:
-    from regrl.trainers.traffic.rift import pretrain_command
+    from regrl.trainers.traffic.pretrain import pretrain_command
 
     return pretrain_command(args)
 
@@ -114,12 +111,12 @@ def check_rift_run(run_dir: str) -> None:
     data = read_yaml(d / "config.yaml")
     kind, env = data.get("kind", "rl"), data.get("env")
     name = env.get("name") if isinstance(env, dict) else None
-    if kind == PLANNER_KIND or (kind == "rl" and name in RIFT_ENVS):
+    if kind == PRETRAIN_KIND or (kind == "rl" and name in RIFT_ENVS):
         return
     raise ConfigError(
         f"{short_repr(run_dir)}: not a RIFT run (kind {short_repr(kind)}, env "
         f"{short_repr(name)}); compare takes RL runs on {' or '.join(RIFT_ENVS)} "
-        f"and stage-1 runs (kind: {PLANNER_KIND})"
+        f"and stage-1 runs (kind: {PRETRAIN_KIND})"
     )
 
 
@@ -132,7 +129,7 @@ def _compare(args) -> int:
         raise ConfigError(f"--out {short_repr(args.out)} is a file; give a directory")
     for run_dir in args.run_dirs:
         check_rift_run(run_dir)
-    from regrl.trainers.traffic.rift import compare_command
+    from regrl.trainers.traffic.compare import compare_command
 
     return compare_command(args)
 

@@ -6,7 +6,10 @@ from regrl.trainers.envs import register_env
 from regrl.trainers.evaluate import EVALUATORS
 from regrl.trainers.kinds import register_kind
 from regrl.trainers.rllib.algo import MODULE_SPECS
-from regrl.trainers.traffic.rift import PlannerDriver, evaluate_run, make_rift_env, rift_module_spec
+from regrl.trainers.traffic.env_factory import make_rift_env
+from regrl.trainers.traffic.evaluation import evaluate_run
+from regrl.trainers.traffic.pretrain import PlannerDriver
+from regrl.trainers.traffic.scorer_module import rift_module_spec
 
 register_env(
     "rift_traffic",
