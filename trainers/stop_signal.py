@@ -118,6 +118,12 @@ def deferred() -> Iterator[None]:
     watch.deferring = True
     try:
         yield
+    except KeyboardInterrupt as exc:
+        # a blocking Ray call (ray.wait in RLlib's sampling) turns the exception our handler
+        # raised into a KeyboardInterrupt: after a SIGTERM it is still a SIGTERM (exit 143)
+        if watch.requested and not isinstance(exc, Terminated):
+            raise Terminated from exc
+        raise
     finally:
         watch.deferring = False
 

@@ -70,6 +70,29 @@ def test_sigterm_after_the_grace_period_interrupts_like_ctrl_c(
     assert _iters(run_dir) == [2] and _steps(run_dir) == [1, 2]  # 3 never completed
 
 
+def test_sigterm_turned_into_a_keyboard_interrupt_is_still_a_sigterm(
+    tmp_path, sigterm_in_step, monkeypatch, capsys
+):
+    """Ray's blocking calls re-raise our handler's exception as KeyboardInterrupt (seen when the
+    grace period ran out inside RLlib's sampling: `interrupted`, exit 130)."""
+    monkeypatch.setenv(GRACE_ENV, "0.2")
+    original = FakeSession.step
+
+    def step(self, i):
+        if i == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            try:
+                time.sleep(30.0)
+            except Terminated:
+                raise KeyboardInterrupt from None  # what ray.wait does with it
+        return original(self, i)
+
+    monkeypatch.setattr(FakeSession, "step", step)
+    run_dir = _run(tmp_path)  # raises Terminated
+    assert "stopped by SIGTERM after iteration 2 (saved)" in capsys.readouterr().out
+    assert _iters(run_dir) == [2]
+
+
 def test_grace_zero_interrupts_at_once(tmp_path, sigterm_in_step, monkeypatch):
     monkeypatch.setenv(GRACE_ENV, "0")
     sigterm_in_step(4, sleep=30.0)
