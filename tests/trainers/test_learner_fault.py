@@ -73,7 +73,8 @@ def test_the_failed_update_of_a_dead_learner_is_one_line_and_not_saved(
 
     monkeypatch.setattr(run, "dead_learners", lambda algo: dead)
     monkeypatch.setattr(run, "placement", lambda algo: {"env_runners": [], "learners": []})
-    monkeypatch.setattr(FakeAlgo, "__new__", lambda cls, steps: object.__new__(DyingAlgo))
+    # what the fixture builds (it looks FakeAlgo up in its own module)
+    monkeypatch.setattr("tests.trainers.test_checkpoint_recovery.FakeAlgo", DyingAlgo)
     fake_rllib.append([400, 400, 400])
     cfg = config(tmp_path, 5, every=10)
     expected = RunAborted if dead else ray.exceptions.RayError
