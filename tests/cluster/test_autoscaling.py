@@ -3,7 +3,8 @@ on demand, on this machine: Ray's fake multi-node provider launches each "node" 
 process. Nothing runs at start but the head; a learner's demand (1 GPU + ``learner_slot``)
 starts a ``gpu_worker``, the actor lands there with GPU 0 and RLlib would put it on ``cuda:0``;
 idle nodes go again; a real ``regrl train --address`` gets a ``cpu_worker`` started for its
-env runner. In ``make test`` (73 s on the loaded 2-core machine). The head runs in its own process group, which teardown kills (never
+env runner, and when that node's raylet is killed mid-run the autoscaler starts another and the
+run finishes. In ``make test`` (122 s on the loaded 2-core machine). The head runs in its own process group, which teardown kills (never
 ``ray stop``: it would kill every Ray process of the machine)."""
 
 import json
@@ -253,3 +254,75 @@ def test_regrl_train_env_runners_start_a_cpu_worker(cluster, tmp_path):
     assert "env_runner_slot" in waiting  # says what it waits for
     assert list(tmp_path.glob("cartpole_ppo/*/checkpoints/iter_000002")), out[-3000:]
     wait_for(lambda: len(alive_nodes()) == 1, IDLE_S + 120, "the idle cpu_worker to go")
+
+
+def _raylet_pids(node_id: str) -> list:
+    """The raylet process of one (fake) node, by its node id on the command line."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if "raylet/raylet" in cmd and f"--node_id={node_id}" in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_lost_cpu_worker_is_replaced_and_training_goes_on(cluster, tmp_path):
+    """SIGKILL the raylet of the cpu_worker hosting the env runners mid-run: RLlib restarts the
+    runners, their demand makes the autoscaler start another cpu_worker, the run finishes."""
+    wait_for(lambda: len(alive_nodes()) == 1, IDLE_S + 120, "a cluster of the head only")
+    sets = {
+        "runs_root": tmp_path,
+        "training.iterations": 6,
+        "training.stop_return": "null",
+        "training.train_batch_size": 200,
+        "training.minibatch_size": 100,
+        "training.num_epochs": 1,
+        "resources.num_env_runners": 1,
+        "resources.env_runner_resources": "{env_runner_slot: 1}",
+        "checkpoint.every": 1,
+    }
+    args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    cmd = [sys.executable, "-m", "regrl.trainers.cli", "train", "configs/cartpole_ppo.yaml"]
+    proc = subprocess.Popen(
+        [*cmd, *args, "--address", cluster["gcs"], "--quiet"],
+        cwd=ROOT,
+        env=cluster["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: proc.poll() is not None or list(tmp_path.glob("cartpole_ppo/*/metrics.jsonl")),
+            LAUNCH_TIMEOUT_S,
+            "iteration 1",
+        )
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        (first,) = [n["NodeID"] for n in alive_nodes() if "env_runner_slot" in n["Resources"]]
+        pids = _raylet_pids(first)
+        assert pids, "the cpu_worker's raylet"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        replaced = wait_for(
+            lambda: [
+                n["NodeID"]
+                for n in alive_nodes()
+                if "env_runner_slot" in n["Resources"] and n["NodeID"] != first
+            ],
+            LAUNCH_TIMEOUT_S,
+            "a new cpu_worker",
+        )
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    assert replaced and first not in replaced
+    (run_dir,) = (tmp_path / "cartpole_ppo").iterdir()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "env/env_steps" in r] == [1, 2, 3, 4, 5, 6]
+    assert max(r.get("perf/env_runner_restarts", 0) for r in rows) >= 1
