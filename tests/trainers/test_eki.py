@@ -9,12 +9,6 @@ import pytest
 import torch
 
 from regrl.envs.turbulence import families
-from regrl.envs.turbulence.reference import (
-    ReferenceSpec,
-    generate_reference,
-    load_reference,
-    save_reference,
-)
 from regrl.trainers.turbulence import eki
 
 
@@ -44,24 +38,6 @@ def test_eki_converges_to_the_least_squares_solution_of_a_linear_problem():
         eta = rng.multivariate_normal(np.zeros(6), gamma, size=40)
         theta = eki.eki_update(theta, theta @ a.T, y, gamma, eta)
     np.testing.assert_allclose(theta.mean(0), truth, atol=0.02)
-
-
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory):
-    spec = ReferenceSpec(
-        n_dns=32,
-        n_les=16,
-        nu=1e-3,
-        dt=2e-3,
-        spinup_time=1.0,
-        average_time=0.4,
-        sample_every=0.1,
-        n_init=4,
-        pdf_bins=41,
-    )
-    path = tmp_path_factory.mktemp("eki") / "ref.npz"
-    save_reference(path, generate_reference(spec))
-    return load_reference(path)
 
 
 @pytest.mark.parametrize("scale, direction", [(1.8, 1), (0.2, -1)])

@@ -11,40 +11,11 @@ import pytest
 import torch
 
 from regrl.envs.turbulence import families
-from regrl.envs.turbulence.reference import (
-    ReferenceSpec,
-    generate_reference,
-    load_reference,
-    save_reference,
-)
 from regrl.trainers.turbulence import solver_loop
 from regrl.trainers.turbulence.solver_loop import FitSpec, fit_constants, unroll_loss
 
 D = torch.float64
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-@pytest.fixture(scope="module")
-def ref_path(tmp_path_factory):
-    spec = ReferenceSpec(
-        n_dns=32,
-        n_les=16,
-        nu=1e-3,
-        dt=2e-3,
-        spinup_time=1.0,
-        average_time=0.4,
-        sample_every=0.1,
-        n_init=4,
-        pdf_bins=41,
-    )
-    path = tmp_path_factory.mktemp("fit") / "ref.npz"
-    save_reference(path, generate_reference(spec))
-    return path
-
-
-@pytest.fixture(scope="module")
-def ref(ref_path):
-    return load_reference(ref_path)
 
 
 @pytest.fixture(autouse=True)
