@@ -38,6 +38,7 @@ from regrl.envs.turbulence.env import ACTION_BOUND
 from regrl.envs.turbulence.reference import Reference, les_physics, load_reference
 from regrl.envs.turbulence.sgs import eddy_viscosity_term
 from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.files import atomic_output
 from regrl.trainers.config import ConfigError
 from regrl.trainers.turbulence.smarl import (
     FieldClosure,
@@ -145,7 +146,10 @@ def training_files(data: Dict[str, np.ndarray], k: int, out: Path) -> Dict[str, 
 
 
 def _save(path: Path, x: np.ndarray, y: np.ndarray) -> str:
-    np.savez(path, x=x.astype(np.float32), y=y.astype(np.float32))
+    # atomic: a second process preparing the same files (one benchmark process per seed) never
+    # reads a half-written npz
+    with atomic_output(path, "wb") as fh:
+        np.savez(fh, x=x.astype(np.float32), y=y.astype(np.float32))
     return str(path)
 
 
