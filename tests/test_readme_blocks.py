@@ -91,6 +91,13 @@ RULES: List[Rule] = [
         why="needs a Ray cluster (cloud account); tests/cluster "
         "covers placement, faults and ray job submit on one machine",
     ),
+    # Kubernetes: an image registry and a cluster with the KubeRay operator
+    Rule(
+        r"(docker (build|push) |kubectl )",
+        "skip",
+        why="needs an image registry and a Kubernetes cluster with KubeRay; "
+        "tests/cluster/test_kuberay.py checks the manifest against cluster.yaml",
+    ),
     # usage synopses (the Commands section): placeholders in capitals, [--options], "..."
     Rule(PLACEHOLDER, "skip", why="usage synopsis with placeholders, not a runnable command"),
     Rule(r"make test\b", "skip", why="the test suite itself"),

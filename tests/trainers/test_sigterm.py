@@ -47,6 +47,7 @@ def _run(tmp_path):
 
 def test_sigterm_finishes_the_running_iteration_and_saves_it(tmp_path, sigterm_in_step, capsys):
     sigterm_in_step(3)
+    before = signal.getsignal(signal.SIGTERM)  # Ray's handler if an earlier test ran ray.init
     run_dir = _run(tmp_path)
     assert _iters(run_dir) == [2, 3] and _steps(run_dir) == [1, 2, 3]  # 3 finished, then saved
     out = capsys.readouterr()
@@ -55,7 +56,7 @@ def test_sigterm_finishes_the_running_iteration_and_saves_it(tmp_path, sigterm_i
         f"stopped by SIGTERM after iteration 3 (saved); resume with: regrl train --resume {run_dir}"
         in out.out
     )
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the previous handler is back
+    assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back
     done = harness.train(FakeDriver(), resume=run_dir, progress=False)
     assert done.metrics == {"x": 15.0} and _steps(run_dir) == [1, 2, 3, 4, 5]
 
