@@ -1,27 +1,15 @@
 """Fixtures shared by the trainer tests."""
 
+import dataclasses
+
 import pytest
 
-from regrl.envs.turbulence.reference import (
-    ReferenceSpec,
-    generate_reference,
-    load_reference,
-    save_reference,
-)
+from regrl.envs.turbulence.reference import generate_reference, load_reference, save_reference
+from tests.envs.conftest import TINY
 
-# A tiny but real turbulence reference: a 32² "DNS" filtered to a 16² LES grid (the
-# solver-in-the-loop and EKI tests fit constants against it).
-TINY_FIT = ReferenceSpec(
-    n_dns=32,
-    n_les=16,
-    nu=1e-3,
-    dt=2e-3,
-    spinup_time=1.0,
-    average_time=0.4,
-    sample_every=0.1,
-    n_init=4,
-    pdf_bins=41,
-)
+# The tiny 32² → 16² reference of tests/envs/conftest.py with a shorter averaging window: the
+# solver-in-the-loop and EKI tests fit constants against it.
+TINY_FIT = dataclasses.replace(TINY, average_time=0.4)
 
 
 @pytest.fixture(scope="module")
