@@ -89,15 +89,24 @@ def _key(fit) -> tuple:
     return fit["closure"], fit["target"], _method(fit)
 
 
-def extra_means(fits) -> list:
-    """``--extra FAMILY=R1,R2`` of the mean roots over the seeds, per family, target and
-    method."""
-    out = []
+def mean_roots(fits) -> dict:
+    """{(closure, target, method): mean roots over the seeds, rounded to the 4 decimals the
+    scan's ``--extra`` receives (so ``family.label`` of them is the scan's row name)}."""
+    out = {}
     for key in sorted({_key(f) for f in fits}):
         roots = [f["roots"] for f in fits if _key(f) == key]
         mean = [sum(r[i] for r in roots) / len(roots) for i in range(len(roots[0]))]
-        out.append(f"--extra {key[0]}=" + ",".join(f"{r:.4f}" for r in mean))
+        out[key] = [float(f"{r:.4f}") for r in mean]
     return out
+
+
+def extra_means(fits) -> list:
+    """``--extra FAMILY=R1,R2`` of the mean roots over the seeds, per family, target and
+    method."""
+    return [
+        f"--extra {closure}=" + ",".join(f"{r:.4f}" for r in roots)
+        for (closure, _, _), roots in mean_roots(fits).items()
+    ]
 
 
 def summary(fits) -> str:

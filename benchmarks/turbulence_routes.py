@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from turbulence_fits import mean_roots  # this folder: one definition of the fitted means
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
@@ -244,41 +245,28 @@ def _check_options(path: Path, sims, time_units, spinup, args) -> None:
         )
 
 
-def _fitted_labels(path: Path) -> set:
-    """Row names of every fitted constant (all families, targets, methods) in the scan file:
-    they are not grid points, so never the "best constant" of a family."""
+def _fitted_labels(path: Path) -> dict:
+    """{(closure, target, method): the scan's row name of the mean fitted constants} of the
+    fits file (benchmarks/turbulence_fits.py): those rows are not grid points, so never the
+    "best constant" of a family."""
     if not path.is_file():
-        return set()
+        return {}
     fits = json.loads(path.read_text())["fits"]
-    keys = {(f["closure"], f["target"], f.get("method", "solver")) for f in fits}
-    return {_fitted_label(path, c, m, t) for c, t, m in keys}
-
-
-def _fitted_label(path: Path, closure: str, method: str, target: str = "spectrum") -> str:
-    """The scan's row name of the mean roots over the seeds of ``method``'s ``target`` fits of
-    ``closure`` in ``path`` (benchmarks/turbulence_fits.py; the scan rounds ``--extra`` roots
-    to 4 decimals)."""
-    if not path.is_file():
-        return ""
-    fits = [
-        f
-        for f in json.loads(path.read_text())["fits"]
-        if f["closure"] == closure and f["target"] == target and f.get("method", "solver") == method
-    ]
-    if not fits:
-        return ""
-    mean = np.mean([f["roots"] for f in fits], axis=0)
-    return families.get_family(closure).label([float(f"{r:.4f}") for r in mean])
+    return {
+        key: families.get_family(key[0]).label(roots) for key, roots in mean_roots(fits).items()
+    }
 
 
 def _external(args) -> tuple:
-    """(constant rows {label: row}, arm rows {arm: [per-seed rows]}) from the earlier files."""
+    """(constant rows {label: row}, arm rows {arm: [per-seed rows]}, the scan's grid rows: every
+    row but the fitted constants) from the earlier files."""
     got = json.loads(args.constants_from.read_text())
     a = got["args"]
     _check_options(args.constants_from, a["sims"], a["time"], a["spinup"], args)
     fitted = _fitted_labels(args.fits_from)
     scan = got["rows"]
-    stable = [r for r in scan if not r["diverged"] and r["name"] not in fitted]
+    grid = [r for r in scan if r["name"] not in fitted.values()]
+    stable = [r for r in grid if not r["diverged"]]
     consts = {}
     for fam, label in (
         ("smagorinsky", "best constant Smagorinsky"),
@@ -290,7 +278,7 @@ def _external(args) -> tuple:
     by_name = {r["name"]: r for r in scan if not r["diverged"]}
     for method, label in (("solver", "solver-in-the-loop constants"), ("eki", "EKI constants")):
         for fam in ("smagorinsky_hyper", "jansen_held"):
-            name = _fitted_label(args.fits_from, fam, method)
+            name = fitted.get((fam, "spectrum", method))
             if name in by_name:  # the mean fitted constants, evaluated in the scan (--extra)
                 consts[f"{label} ({name})"] = by_name[name]
     arms = {}
@@ -301,7 +289,7 @@ def _external(args) -> tuple:
         rows = {r["name"]: r for r in got["rows"]}
         for arm in got.get("paths", {}):
             arms[arm] = _seeded(rows, arm)
-    return consts, arms
+    return consts, arms, grid
 
 
 def cross_fitted(rows: list, family: str, folds: int = 2) -> dict:
@@ -365,10 +353,8 @@ def _cost_of(name: str) -> str:
 
 
 def report(args, state: dict) -> str:
-    consts, arms = _external(args)
-    fitted = _fitted_labels(args.fits_from)
-    scan = [r for r in json.loads(args.constants_from.read_text())["rows"]]
-    held = cross_fitted([r for r in scan if r["name"] not in fitted], "smagorinsky_hyper")
+    consts, arms, grid = _external(args)
+    held = cross_fitted(grid, "smagorinsky_hyper")
     smag = next(r for n, r in consts.items() if n.startswith("best constant Smagorinsky"))
     two = next(r for n, r in consts.items() if n.startswith("best constant two-term"))
     entries = [(n, [r], "reference spectrum only", _cost_of(n)) for n, r in consts.items()]
