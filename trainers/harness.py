@@ -31,7 +31,13 @@ from regrl.trainers.checkpoint import (
 from regrl.trainers.checks import ConfigError, require_run_name, short_repr
 from regrl.trainers.config import config_from_dict, read_yaml
 from regrl.trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
-from regrl.trainers.stop_signal import Terminated, check, deferred, sigterm_as_interrupt
+from regrl.trainers.stop_signal import (
+    Terminated,
+    check,
+    deferred,
+    requested,
+    sigterm_as_interrupt,
+)
 
 CONFIG_FILE = "config.yaml"
 TB_DIR = "tb"
@@ -147,7 +153,11 @@ def train(
     # e.g. the Ray session, after resume_checkpoint; SIGTERM is handled after ray.init, which
     # installs a handler of its own
     with driver.context(cfg, address), sigterm_as_interrupt():
-        session = driver.build(cfg, run_dir, choice)
+        try:
+            session = driver.build(cfg, run_dir, choice)
+        except KeyboardInterrupt as exc:  # e.g. SIGTERM while RLlib builds its actors
+            unit = getattr(driver, "unit", "iteration")
+            raise _stopped_early(exc, unit, run_dir, _resumed(choice)) from None
         try:
             outcome = run(session, run_dir, choice, cfg.checkpoint, progress, driver.progress_line)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM, already checkpointed: exit promptly
@@ -171,7 +181,10 @@ def run(
 ) -> Outcome:
     """Iterations ``start+1 .. total`` with logging, checkpoint cadence and Ctrl-C / SIGTERM
     saving. In a data-parallel group every worker runs this; only the ``main`` one writes logs."""
-    start = _restore(session, run_dir, choice, main)
+    try:
+        start = _restore(session, run_dir, choice, main)
+    except KeyboardInterrupt as exc:
+        raise _stopped_early(exc, session.unit, run_dir, _resumed(choice)) from None
     tb = _logger(run_dir, choice, start) if main else _Silent()
     bar = Progress(session.total, start, enabled=progress and main)
     if line is not None:
@@ -201,8 +214,39 @@ def run(
 
 def _why(exc: BaseException, session: Session, loop: "_Cadence") -> str:
     if isinstance(exc, Terminated):
-        return f"stopped by SIGTERM after {session.unit} {loop.done} (saved)"
+        return "stopped by SIGTERM " + _saved(session.unit, loop.done, loop.saved)
     return "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"
+
+
+def _saved(unit: str, done: int, saved: int) -> str:
+    """What a stopped run has on disk, truthfully."""
+    if done == 0:
+        return f"before the first {unit} finished: nothing to save"
+    if saved == done:
+        return f"after {unit} {done} (saved)"
+    last = f"{unit} {saved}" if saved else "none"
+    return f"after {unit} {done} (not saved; the last checkpoint is {last})"
+
+
+def _resumed(choice) -> bool:
+    return choice is not None and choice.path is not None
+
+
+def _stopped_early(
+    exc: KeyboardInterrupt, unit: str, run_dir: Path, resumed: bool
+) -> KeyboardInterrupt:
+    """Ctrl-C or SIGTERM before the iteration loop (building actors, restoring): nothing new
+    to save. A SIGTERM says so in one line and stays a SIGTERM where a blocking Ray call
+    turned it into a KeyboardInterrupt."""
+    if not (isinstance(exc, Terminated) or requested()):
+        return exc  # Ctrl-C
+    what = "nothing new to save" if resumed else "nothing to save"
+    print(
+        f"\nstopped by SIGTERM before the first {unit} finished: {what}; "
+        f"resume with: regrl train --resume {run_dir}",
+        flush=True,
+    )
+    return exc if isinstance(exc, Terminated) else Terminated()
 
 
 def _logger(run_dir: Path, choice, start: int) -> TensorBoardLogger:

@@ -128,6 +128,11 @@ def deferred() -> Iterator[None]:
         watch.deferring = False
 
 
+def requested() -> bool:
+    """A SIGTERM came during the current run."""
+    return _WATCH is not None and _WATCH.requested
+
+
 def check() -> None:
     """Raise :class:`Terminated` if a SIGTERM came (the loop calls this between iterations)."""
     if _WATCH is not None and _WATCH.requested:

@@ -112,6 +112,68 @@ def test_the_loop_alone_handles_sigterm_too(tmp_path, sigterm_in_step):
     assert _iters(tmp_path / "r") == [2, 3]
 
 
+def test_sigterm_before_the_first_iteration_says_nothing_was_saved(
+    tmp_path, sigterm_in_step, monkeypatch, capsys
+):
+    """Iteration 1 interrupted (grace 0): no checkpoint exists, and the line must not say
+    '(saved)' as it did."""
+    monkeypatch.setenv(GRACE_ENV, "0")
+    sigterm_in_step(1, sleep=30.0)
+    run_dir = _run(tmp_path)
+    assert _iters(run_dir) == []
+    out = capsys.readouterr().out
+    assert (
+        "stopped by SIGTERM before the first iteration finished: nothing to save; "
+        f"resume with: regrl train --resume {run_dir}" in out
+    )
+    assert "(saved)" not in out
+
+
+class _SlowBuild(FakeDriver):
+    """A driver whose build (RLlib's actors, a model download) is hit by SIGTERM."""
+
+    unit = "step"
+
+    def __init__(self, ray_style: bool = False):
+        self.ray_style = ray_style
+
+    def build(self, cfg, run_dir, choice):
+        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            time.sleep(30.0)
+        except Terminated:
+            if self.ray_style:  # what a blocking ray.get does with the handler's exception
+                raise KeyboardInterrupt from None
+            raise
+        return super().build(cfg, run_dir, choice)
+
+
+@pytest.mark.parametrize("ray_style", [False, True])
+def test_sigterm_while_building_is_one_line_and_a_sigterm(tmp_path, capsys, ray_style):
+    """Before the loop the handler interrupts at once; the run used to end without a word
+    (and, inside a Ray call, as a Ctrl-C: exit 130)."""
+    with pytest.raises(Terminated):
+        harness.train(_SlowBuild(ray_style), FakeConfig(str(tmp_path)), progress=False)
+    (run_dir,) = (tmp_path / "fake").iterdir()
+    out = capsys.readouterr().out
+    assert out.count("stopped by SIGTERM") == 1
+    assert (
+        "stopped by SIGTERM before the first step finished: nothing to save; "
+        f"resume with: regrl train --resume {run_dir}" in out
+    )
+
+
+def test_ctrl_c_while_building_stays_a_ctrl_c(tmp_path, capsys):
+    class CtrlC(FakeDriver):
+        def build(self, cfg, run_dir, choice):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        harness.train(CtrlC(), FakeConfig(str(tmp_path)), progress=False)
+    assert not isinstance(info.value, Terminated)
+    assert "SIGTERM" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("bad", ["soon", "-1", "nan"])
 def test_bad_grace_is_one_error(monkeypatch, bad):
     monkeypatch.setenv(GRACE_ENV, bad)
