@@ -17,7 +17,7 @@ for a uniform coefficient C_s².
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -125,16 +125,27 @@ def sgs_pairs(
 
 
 def step_with_sgs(
-    sim: Turbulence2D, sgs: Callable[[Turbulence2D], Tensor], n_steps: int = 1, every: int = 1
+    sim: Turbulence2D,
+    sgs: Callable[[Turbulence2D], Tensor],
+    n_steps: int = 1,
+    every: int = 1,
+    base: Optional[Callable[[Turbulence2D], None]] = None,
 ) -> None:
     """Advance ``n_steps`` with a sub-grid term Π = ``sgs(sim)`` [batch, n, n] of any form (a
     learned field closure), treated like the solver's eddy-viscosity Π (explicit Euler at the
     old state, docs/methods.md#smarl-solver): ω̂ⁿ⁺¹ = (step without Π) − dt Π̂ⁿ / (1 + dt α + ½ dt ν k²),
-    projected on the retained modes. Π is re-evaluated every ``every`` steps (held between)."""
+    projected on the retained modes. Π is re-evaluated every ``every`` steps (held between).
+    ``base(sim)`` takes the one step "without Π" (default ``sim.step(1)``, no closure): a
+    closure family's step with its constants makes Π a learned *correction* of that closure
+    (the learned-correction model of Kochkov et al. 2021, PNAS 118, eq. 2; Um et al. 2020,
+    "Solver-in-the-loop", NeurIPS)."""
     pi_hat = None
     for i in range(int(n_steps)):
         if pi_hat is None or i % every == 0:
             pi = torch.as_tensor(sgs(sim), dtype=sim.dtype, device=sim.device)
             pi_hat = _to_spectral(pi.expand(sim.batch, sim.n, sim.n), sim._c)
-        sim.step(1)
+        if base is None:
+            sim.step(1)
+        else:
+            base(sim)
         sim._w_hat = sim._w_hat + pi_hat * sim._neg_dt_inv_den

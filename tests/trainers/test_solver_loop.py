@@ -306,3 +306,55 @@ def test_fit_field_closure_fine_tunes_in_place_and_uses_the_anchor(ref):
     mses = [h["anchor_mse"] for h in out["history"]]
     assert mses[-1] < mses[0]
     assert not model.training
+
+
+def test_learned_correction_starts_at_its_base_family_and_moves_off_it(ref):
+    """A correction Π ≡ 0 on top of ``family_step`` reproduces the family's constant unroll
+    exactly (catches ``base`` ignored: the bare solver step would differ), a zeroed head gives
+    Π ≡ 0, and a short fit with a base moves the head off zero (the loss reaches the output
+    layer through the family's step)."""
+    from regrl.agents.models.closure import ClosureCNN
+    from regrl.envs.turbulence.sgs import step_with_sgs
+
+    fam = families.get_family("smagorinsky_hyper")
+    coeff = tuple(float(c) for c in fam.base())
+    a, b = solver_loop._les(ref, 2), solver_loop._les(ref, 2)
+    families.advance(a, fam, torch.tensor(coeff, dtype=D).expand(2, 1, 1, 2), 12)
+    zero = lambda sim: torch.zeros(sim.batch, sim.n, sim.n, dtype=D)  # noqa: E731
+    step_with_sgs(b, zero, 12, every=2, base=solver_loop.family_step(fam.name, coeff))
+    torch.testing.assert_close(b.omega, a.omega, atol=1e-12, rtol=0)
+    bare = solver_loop._les(ref, 2)
+    step_with_sgs(bare, zero, 12, every=2)
+    assert (bare.omega - a.omega).abs().max() > 1e-6
+
+    torch.manual_seed(0)
+    model = solver_loop.zero_output(ClosureCNN(hidden=(4,), activation="tanh"))
+    assert model(torch.randn(2, 16 * 16))["out"].abs().max() == 0
+    spec = FitSpec(sims=2, spinup=0.0, unroll=8, sample_every=4, iterations=3, lr=0.01)
+    out = solver_loop.fit_field_closure(
+        ref, model, 1.0, 1.0, spec, every=2, base=(fam.name, coeff), say=lambda m: None
+    )
+    assert len(out["history"]) == 3
+    assert model.head.weight.abs().max() > 0
+    with pytest.raises(ValueError, match="2 coefficients"):
+        solver_loop.family_step(fam.name, (0.01,))
+
+
+def test_rollout_adds_a_field_correction_to_its_family_constant(ref):
+    """``rollout`` with a family constant and a zero field correction equals the constant's
+    rollout (catches the constant dropped when a field closure is given), and a policy with a
+    field closure is refused."""
+    from regrl.trainers.turbulence.smarl import rollout
+
+    fam = families.get_family("smagorinsky_hyper")
+    coeff = [float(c) for c in fam.base()]
+    kw = dict(seeds=2, time_units=0.04, spinup=0.0, agents_per_side=2, sample_every=0.01)
+    plain = rollout(ref, closure=fam.name, coeff=coeff, **kw)
+    zero = lambda sim: torch.zeros(sim.batch, sim.n, sim.n, dtype=D)  # noqa: E731
+    both = rollout(ref, closure=fam.name, coeff=coeff, field_closure=zero, **kw)
+    bare = rollout(ref, closure=None, field_closure=zero, **kw)
+    key = "enstrophy_spectrum_error"
+    assert both[key] == pytest.approx(plain[key], rel=1e-9)
+    assert bare[key] != pytest.approx(plain[key], rel=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        rollout(ref, closure=fam.name, policy=lambda o: o, field_closure=zero, **kw)

@@ -96,9 +96,13 @@ def rollout(
 ) -> Dict[str, object]:
     """Run ``seeds`` LES from the reference's initial conditions; statistics over the window
     after ``spinup`` time units. Diverged simulations are frozen and reported, not raised.
-    ``field_closure`` (Π of the state, e.g. a CNN) replaces ``closure``; it is evaluated once
-    per ``steps_per_action`` solver steps, as often as the RL agents act. ``dtype``: the LES's
-    float precision (statistics are computed in float64 either way)."""
+    ``field_closure`` (Π of the state, e.g. a CNN) is evaluated once per ``steps_per_action``
+    solver steps, as often as the RL agents act; alone it is the whole closure, with
+    ``closure`` and ``coeff`` it is a learned correction added to that family's constant
+    closure (``step_with_sgs``'s ``base``). ``dtype``: the LES's float precision (statistics
+    are computed in float64 either way)."""
+    if field_closure is not None and policy is not None:
+        raise ValueError("rollout: give a policy or a field closure, not both")
     seeds = min(seeds, len(ref.initial_conditions))
     sim = _sim(ref, seeds, dtype)
     ix, iy = agent_points(sim.n, agents_per_side)
@@ -115,7 +119,11 @@ def rollout(
     start = time.time()
     for step in range(0, n_total, steps_per_action):
         if field_closure is not None:
-            step_with_sgs(sim, field_closure, steps_per_action, every=steps_per_action)
+            base = None
+            if closure is not None:
+                c = closure_coefficients(sim, closure, coeff, None, agents_per_side, obs_fn)
+                base = lambda s, c=c: advance(s, c, closure, 1)  # noqa: E731
+            step_with_sgs(sim, field_closure, steps_per_action, every=steps_per_action, base=base)
         elif closure is None:
             sim.step(steps_per_action)
         else:

@@ -172,15 +172,17 @@ def field_unroll_loss(
     spec: FitSpec,
     ref: Reference,
     every: int,
+    base: Optional[Callable[[Turbulence2D], None]] = None,
 ) -> Tensor:
     """``unroll_loss`` for a field closure: Π = ``sgs(sim)`` [B, n, n] (e.g. the D4-CNN) added
     as the evaluation adds it (``step_with_sgs``: explicit Euler, re-evaluated every ``every``
-    steps and held between), spectra sampled every ``spec.sample_every`` steps."""
+    steps and held between, after ``base``'s step), spectra sampled every
+    ``spec.sample_every`` steps."""
     if spec.sample_every % every:
         raise ValueError(f"sample_every ({spec.sample_every}) must be a multiple of {every}")
     zs = []
     for _ in range(spec.unroll // spec.sample_every):
-        step_with_sgs(sim, sgs, spec.sample_every, every=every)
+        step_with_sgs(sim, sgs, spec.sample_every, every=every, base=base)
         zs.append(sim.enstrophy_spectrum())
     return statistics_loss(zs, sim.omega, spec, ref)
 
@@ -361,6 +363,7 @@ def fit_field_closure(
     every: int = 10,
     anchor: Optional[Tuple[np.ndarray, np.ndarray]] = None,
     anchor_weight: float = 1.0,
+    base: Optional[Tuple[str, Tuple[float, ...]]] = None,
     say: Callable[[str], None] = print,
 ) -> Dict[str, object]:
     """Fine-tune a field closure (the supervised D4-CNN Π model, in place) a posteriori through
@@ -375,7 +378,13 @@ def fit_field_closure(
     and solver-constrained losses of the active-fluid closure paper (Maddu, Weady & Shelley
     2023, arXiv 2308.06675, its time-stepping constraint replaced by SMARL's spectrum target,
     which needs no time-resolved DNS), and the regulariser that keeps a network's unroll
-    stable (without it, one blown-up unroll can push the weights anywhere)."""
+    stable (without it, one blown-up unroll can push the weights anywhere).
+
+    ``base`` = (family, coefficients) makes the model a learned **correction** of that
+    family's constant closure (``family_step``; Kochkov et al. 2021's learned correction,
+    Um et al. 2020's solver-in-the-loop): spin-up, unrolls and the evaluation step the family
+    with its constants and add Π. With the model's output layer zeroed (``zero_output``) the
+    fit starts exactly at the constant closure."""
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -385,8 +394,10 @@ def fit_field_closure(
         xa, ya = (torch.as_tensor(a, dtype=torch.float32) for a in anchor)
     last: Dict[str, object] = {}
 
+    step = None if base is None else family_step(*base)
+
     def loss_of(sim):
-        loss = field_unroll_loss(sim, sgs, spec, ref, every)
+        loss = field_unroll_loss(sim, sgs, spec, ref, every, step)
         if xa is not None and anchor_weight > 0:
             idx = torch.as_tensor(rng.choice(len(xa), min(ANCHOR_BATCH, len(xa)), replace=False))
             mse = ((model(xa[idx])["out"] - ya[idx]) ** 2).mean()
@@ -395,12 +406,36 @@ def fit_field_closure(
         return loss
 
     def spin(sim, n):
-        step_with_sgs(sim, sgs, n, every=every)
+        step_with_sgs(sim, sgs, n, every=every, base=step)
 
     model.train()
     out = optimise(ref, spec, params, loss_of, spin, lambda: dict(last), say, "field closure")
     model.eval()
     return out
+
+
+def family_step(closure: str, coeff: Tuple[float, ...]) -> Callable[[Turbulence2D], None]:
+    """One solver step of closure family ``closure`` with uniform ``coeff`` (the family's
+    coefficients, e.g. (C_s², C₄⁴), not roots): ``step_with_sgs``'s ``base``."""
+    fam = families.get_family(closure)
+    values = torch.as_tensor(coeff, dtype=torch.float64).reshape(-1)
+    if values.numel() != fam.size:
+        raise ValueError(f"closure {closure!r} has {fam.size} coefficients, got {len(values)}")
+    return lambda sim: families.advance(
+        sim, fam, values.to(sim.dtype).expand(sim.batch, 1, 1, fam.size), 1
+    )
+
+
+def zero_output(model: torch.nn.Module) -> torch.nn.Module:
+    """Zero the field model's output layer ``model.head`` (weights and bias), so that Π ≡ 0:
+    a learned correction that starts at its base closure."""
+    head = getattr(model, "head", None)
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no output layer 'head' to zero")
+    with torch.no_grad():
+        for p in head.parameters():
+            p.zero_()
+    return model
 
 
 def _roots(fam: families.ClosureFamily, coeff: Tensor) -> tuple:
