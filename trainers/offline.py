@@ -98,7 +98,9 @@ class DataConfig:
     """Separate validation file with the same keys and format (null = split the main file)."""
     tune_fraction: float = 0.0
     """Fraction of the training rows held out as a tuning split (seeded) for plugins with a
-    validation step (``stn``, ``pg_noise_mask``); they train on the rest. 0 = none."""
+    validation step (``stn``, ``pg_noise_mask``); the run trains on the rest and reports
+    ``tune/loss`` and ``tune/accuracy`` (or ``tune/mse``) on it every epoch, so a sweep can
+    select on it (``regrl sweep --select tune/loss:min``). 0 = none."""
 
     def __post_init__(self) -> None:
         _require(bool(self.path), "data.path is required")
@@ -711,8 +713,11 @@ class OfflineLearner:
         return {k: float(v) for k, v in metrics.items()}
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> Dict[str, float]:
-        """Held-out ``val/loss`` and ``val/accuracy`` (or ``val/mse`` for regression)."""
+    def evaluate(
+        self, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096, prefix: str = "val"
+    ) -> Dict[str, float]:
+        """Held-out ``val/loss`` and ``val/accuracy`` (or ``val/mse`` for regression); other
+        held-out rows under another ``prefix`` (the tuning split's ``tune/...``)."""
         self.model.eval()
         losses, correct, count, sq = [], 0.0, 0.0, 0.0
         for s in range(0, len(x), chunk):
@@ -729,11 +734,11 @@ class OfflineLearner:
                 valid = batch["y"] != IGNORE_TOKEN
                 correct += float(((pred == batch["y"]) & valid).sum())
                 count += float(valid.sum())
-        metrics = {"val/loss": float(torch.cat(losses).mean())}
+        metrics = {f"{prefix}/loss": float(torch.cat(losses).mean())}
         if self.cfg.task == "regression":
-            metrics["val/mse"] = sq / len(x)
+            metrics[f"{prefix}/mse"] = sq / len(x)
         else:
-            metrics["val/accuracy"] = correct / max(count, 1.0)
+            metrics[f"{prefix}/accuracy"] = correct / max(count, 1.0)
         return metrics
 
     # ---- checkpoints ------------------------------------------------------------------
@@ -878,6 +883,8 @@ def _epoch(learner, data, shard, batch, epoch, worker) -> Dict[str, float]:
     metrics = worker.mean(learner.train_epoch(epoch, data, shard, batch))
     seconds = time.perf_counter() - t0
     metrics.update(learner.evaluate(data.x_val, data.y_val))
+    if data.x_tune is not None:  # what a search selects on when val is the test set
+        metrics.update(learner.evaluate(data.x_tune, data.y_tune, prefix="tune"))
     metrics["perf/epoch_s"] = seconds
     metrics["perf/samples_per_s"] = len(shard) * worker.world / max(seconds, 1e-9)
     return metrics

@@ -10,6 +10,9 @@ unfinished one continues from its last checkpoint through the driver's resume, a
 Outputs: ``SWEEP_DIR/results.json`` and ``results.md`` (per grid point, every final metric as
 mean ± 95% Student-t confidence interval over seeds, the per-seed values, failed trials listed
 with their errors and never averaged in) and ``curves/*.png`` (mean with a 95% band over seeds).
+With ``--select METRIC:max|min`` they also hold the search's outcome: per seed (and arm), the
+grid point with the best final METRIC, and every metric of the chosen trials as mean ± 95%
+interval over seeds (each seed is one repetition of the whole search).
 """
 
 from __future__ import annotations
@@ -150,6 +153,90 @@ def aggregate(trials: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return list(points.values())
 
 
+def parse_select(text: Optional[str]) -> Optional[Tuple[str, str]]:
+    """``--select METRIC:max|min`` -> (metric, mode); None stays None."""
+    if text is None:
+        return None
+    metric, _, mode = text.rpartition(":")
+    if not metric or mode not in ("max", "min"):
+        raise ConfigError(
+            f"--select {text!r}: expected METRIC:max or METRIC:min (e.g. tune/loss:min)"
+        )
+    return metric, mode
+
+
+def select_per_seed(trials: List[Dict[str, Any]], metric: str, mode: str) -> List[Dict[str, Any]]:
+    """The search's outcome per arm: for each seed, the finished trial whose final ``metric``
+    is best (``mode`` max or min; a tie goes to the earlier grid point), then every metric of
+    the chosen trials aggregated over seeds (:func:`aggregate_point`).
+
+    Returns one record per arm: ``{"arm", "chosen": [{"seed", "label", "value", "missing"}],
+    "n", "metrics"}``; ``missing`` lists the grid points that seed could not choose from
+    (failed, unfinished, or without ``metric``), so an incomplete search is visible."""
+    arms: Dict[Any, Dict[int, List[Dict[str, Any]]]] = {}
+    for t in trials:
+        arms.setdefault(t.get("arm"), {}).setdefault(t["seed"], []).append(t)
+    sign = 1.0 if mode == "max" else -1.0
+    out = []
+    for arm, by_seed in arms.items():
+        chosen, finished = [], []
+        for seed, group in sorted(by_seed.items()):
+            ok = [t for t in group if t["status"] == "finished" and metric in t["metrics"]]
+            missing = [t["label"] for t in group if t not in ok]
+            if not ok:
+                chosen.append({"seed": seed, "label": None, "value": None, "missing": missing})
+                continue
+            best = max(ok, key=lambda t: sign * t["metrics"][metric])  # first of equals wins
+            value = best["metrics"][metric]
+            chosen.append(
+                {"seed": seed, "label": best["label"], "value": value, "missing": missing}
+            )
+            finished.append({"seed": seed, "metrics": best["metrics"]})
+        out.append(
+            {
+                "arm": arm,
+                "chosen": chosen,
+                "n": len(finished),
+                "metrics": aggregate_point(finished),
+            }
+        )
+    return out
+
+
+def render_selection(
+    selection: List[Dict[str, Any]], metric: str, mode: str, headline: Sequence[str] = ()
+) -> str:
+    """The results.md section of ``--select``: which point each seed chose, and the chosen
+    trials' metrics as mean ± 95% interval over seeds."""
+    lines = [
+        f"## Selected by {metric} ({mode}), per seed",
+        "",
+        f"Each seed is one repetition of the search: its grid point with the {mode} final "
+        f"`{metric}`; below, the chosen trials' metrics over seeds.",
+        "",
+    ]
+    for sel in selection:
+        if sel["arm"] is not None:
+            lines += [f"### arm {sel['arm']}", ""]
+        for c in sel["chosen"]:
+            pick = (
+                "nothing to choose from"
+                if c["label"] is None
+                else f"{c['label']} ({_fmt(c['value'])})"
+            )
+            gap = f"; not finished: {', '.join(c['missing'])}" if c["missing"] else ""
+            lines.append(f"- seed {c['seed']}: {pick}{gap}")
+        lines += ["", "| metric | mean ± 95% CI | n | per seed |", "|---|---|---|---|"]
+        names = [h for h in headline if h in sel["metrics"]]
+        names += [k for k in sel["metrics"] if k not in names]
+        for name in names:
+            m = sel["metrics"][name]
+            seeds = ", ".join(f"{s}: {_fmt(v)}" for s, v in m["per_seed"].items())
+            lines.append(f"| {name} | {_ci_cell(m)} | {m['n']} | {seeds} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def _fmt(x: Optional[float]) -> str:
     return "—" if x is None else f"{x:.4g}"
 
@@ -271,6 +358,7 @@ def make_spec(
     name: Optional[str],
     metrics: Sequence[str],
     max_concurrent: Optional[int],
+    select: Optional[str] = None,
 ) -> Tuple[Path, Dict[str, Any]]:
     """Validate every trial's config and lay out a new sweep directory (nothing runs yet).
 
@@ -282,6 +370,7 @@ def make_spec(
 
     if seeds < 1:
         raise ConfigError("--seeds must be >= 1")
+    parse_select(select)
     arms = [Path(c).stem for c in configs] if len(configs) > 1 else [None]
     if len(set(arms)) < len(arms):
         dup = sorted({a for a in arms if arms.count(a) > 1})
@@ -318,6 +407,7 @@ def make_spec(
         "sets": list(sets),
         "metrics": list(metrics) or list(driver.curve_metrics),
         "max_concurrent": max_concurrent,
+        "select": select,
         "cwd": str(Path.cwd()),
         "trials": trials,
     }
@@ -455,12 +545,16 @@ def write_results(sweep_dir: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
     records = trial_records(sweep_dir, spec)
     points = aggregate(records)
     figures = write_curves(sweep_dir, records, spec["metrics"])
+    select = parse_select(spec.get("select"))
+    selection = select_per_seed(records, *select) if select else None
     body = {
         "sweep_dir": str(sweep_dir),
         "kind": spec["kind"],
         "config": spec["config"],
         "interval": "95% Student t over seeds: mean ± t_{0.975,n-1} s/sqrt(n)",
         "points": points,
+        "select": spec.get("select"),
+        "selection": selection,
         "figures": figures,
         "trials": [
             {k: r[k] for k in ("name", "label", "seed", "status", "run_dir", "error")}
@@ -469,6 +563,8 @@ def write_results(sweep_dir: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
     }
     (Path(sweep_dir) / RESULTS_JSON).write_text(json.dumps(body, indent=2))
     md = render_markdown(Path(sweep_dir).parent.name, points, spec["metrics"])
+    if selection is not None:
+        md += "\n" + render_selection(selection, *select, spec["metrics"])
     md += (
         "\n"
         + "\n".join(f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})" for f in figures)
@@ -558,16 +654,22 @@ def add_cli(sub) -> None:
         default=[],
         help="metric to plot as a learning curve (repeatable; default by kind)",
     )
+    p.add_argument(
+        "--select",
+        metavar="METRIC:max|min",
+        help="also report the search's outcome: per seed, the grid point with the best final "
+        "METRIC (e.g. tune/loss:min, a held-out split), and its other metrics over seeds",
+    )
     p.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep")
     p.set_defaults(handler=cmd_sweep)
 
 
 def cmd_sweep(args) -> int:
     if args.resume:
-        if args.config or args.overrides or args.grid:
+        if args.config or args.overrides or args.grid or args.select:
             raise ConfigError(
                 "--resume continues a sweep with its saved spec; give no CONFIG, "
-                "--grid or --set with it"
+                "--grid, --set or --select with it"
             )
         sweep_dir = Path(args.resume).resolve()
         if not (sweep_dir / SPEC_FILE).is_file():
@@ -586,6 +688,7 @@ def cmd_sweep(args) -> int:
             args.name,
             args.metrics,
             args.max_concurrent,
+            args.select,
         )
     print(f"sweep: {len(spec['trials'])} trials ({spec['kind']}) in {sweep_dir}", flush=True)
     start = time.perf_counter()
@@ -597,5 +700,12 @@ def cmd_sweep(args) -> int:
         f"{len(body['trials']) - len(failed)}/{len(body['trials'])} trials finished"
         + (f"; NOT finished: {', '.join(t['name'] for t in failed)}" if failed else "")
     )
+    for sel in body["selection"] or []:
+        picks = ", ".join(f"seed {c['seed']}: {c['label']}" for c in sel["chosen"])
+        print(
+            f"selected by {spec['select']}"
+            + (f" ({sel['arm']})" if sel["arm"] else "")
+            + f": {picks}"
+        )
     print(f"results: {sweep_dir / RESULTS_MD}\nTensorBoard: tensorboard --logdir {sweep_dir}")
     return 1 if failed else 0

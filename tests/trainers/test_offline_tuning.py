@@ -97,6 +97,32 @@ def test_every_training_step_is_followed_by_a_validation_step(data_file):
     assert not torch.equal(rec.weights[0], rec.weights[1])  # the model moved in between
 
 
+def test_each_epoch_reports_the_tuning_split_as_tune_metrics(data_file):
+    """tune/loss and tune/accuracy are the model's loss and accuracy on the tuning rows (what a
+    sweep selects on when the validation file is the test set), besides val/ on the val rows."""
+    import torch.nn.functional as F
+
+    from regrl.trainers.offline import Worker, _epoch
+
+    c = cfg(data_file, 0.25)
+    data = prepare_data(c)
+    learner = OfflineLearner(c, data, torch.device("cpu"))
+    metrics = _epoch(learner, data, shard_indices(len(data.x_train), 0, 1), 32, 0, Worker())
+    learner.model.eval()
+    with torch.no_grad():
+        for prefix, x, y in (("tune", data.x_tune, data.y_tune), ("val", data.x_val, data.y_val)):
+            out = learner.model(x)["out"]
+            acc = float((out.argmax(-1) == y).float().mean())
+            assert metrics[f"{prefix}/accuracy"] == pytest.approx(acc)
+            assert metrics[f"{prefix}/loss"] == pytest.approx(float(F.cross_entropy(out, y)))
+    plain = cfg(data_file, 0.0)
+    plain_data = prepare_data(plain)
+    shard = shard_indices(len(plain_data.x_train), 0, 1)
+    assert not any(k.startswith("tune/") for k in _epoch(
+        OfflineLearner(plain, plain_data, torch.device("cpu")), plain_data, shard, 32, 0, Worker()
+    ))  # fmt: skip
+
+
 def test_no_tuning_plugin_means_no_validation_steps(data_file):
     c = cfg(data_file, 0.25)
     data = prepare_data(c)

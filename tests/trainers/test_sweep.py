@@ -282,6 +282,7 @@ def test_failed_trial_is_reported_then_resume_reruns_only_it(tmp_path, blob_file
             "did you mean 'lr'",
         ),
         (["sweep", "configs/cartpole_ppo.yaml", "--name", ".."], "one path segment"),
+        (["sweep", "configs/cartpole_ppo.yaml", "--select", "val/accuracy"], "METRIC:max or"),
         (["sweep", "--resume", "/nonexistent/sweep"], "not a sweep directory"),
     ],
 )
@@ -427,3 +428,77 @@ def test_markdown_compares_points_in_one_table():
     assert "| point | n | acc |" in md
     assert "| a | 2 | 2 ± 12.71 |" in md and "| b | 1 | 5 (n=1, no interval) |" in md
     assert "absent" not in md
+
+
+# ---- --select: the search's outcome, chosen on a held-out metric ------------------------------
+def _sel(label, seed, metrics, status="finished", arm=None):
+    return dict(_rec(f"{label}_seed{seed}", seed, status, metrics), label=label, arm=arm)
+
+
+def test_parse_select():
+    from regrl.trainers.sweep import parse_select
+
+    assert parse_select(None) is None
+    assert parse_select("tune/loss:min") == ("tune/loss", "min")
+    assert parse_select("a:b:max") == ("a:b", "max")
+    for bad in ("tune/loss", "tune/loss:low", ":max"):
+        with pytest.raises(ConfigError, match="expected METRIC:max or METRIC:min"):
+            parse_select(bad)
+
+
+def test_select_per_seed_chooses_on_the_metric_and_reports_the_chosen_trials():
+    from regrl.trainers.sweep import select_per_seed
+
+    trials = [
+        _sel("a", 0, {"tune": 0.5, "test": 0.1}),
+        _sel("b", 0, {"tune": 0.2, "test": 0.9}),
+        _sel("a", 1, {"tune": 0.3, "test": 0.2}),
+        _sel("b", 1, {"tune": 0.4, "test": 0.8}),
+        _sel("c", 1, {}, status="failed"),
+    ]
+    (low,) = select_per_seed(trials, "tune", "min")
+    assert [(c["seed"], c["label"]) for c in low["chosen"]] == [(0, "b"), (1, "a")]
+    assert low["chosen"][1]["missing"] == ["c"] and low["chosen"][0]["missing"] == []
+    assert low["n"] == 2 and low["metrics"]["test"]["per_seed"] == {"0": 0.9, "1": 0.2}
+    assert low["metrics"]["test"]["mean"] == pytest.approx(0.55)
+    (high,) = select_per_seed(trials, "tune", "max")
+    assert [c["label"] for c in high["chosen"]] == ["a", "b"]
+    # a tie goes to the earlier grid point; arms are separate searches
+    tied = [_sel("a", 0, {"m": 1.0}, arm="x"), _sel("b", 0, {"m": 1.0}, arm="x"),
+            _sel("a", 0, {"m": 0.0}, arm="y"), _sel("b", 0, {"m": 2.0}, arm="y")]  # fmt: skip
+    x, y = select_per_seed(tied, "m", "max")
+    assert (x["arm"], x["chosen"][0]["label"]) == ("x", "a")
+    assert (y["arm"], y["chosen"][0]["label"]) == ("y", "b")
+    (none,) = select_per_seed([_sel("a", 0, {"other": 1.0})], "m", "max")
+    assert none["n"] == 0 and none["chosen"][0]["label"] is None
+
+
+def test_offline_sweep_selects_on_the_tuning_split(tmp_path, blob_file):
+    """make_spec stores --select, the trials report tune/* (held out of the training rows) and
+    write_results adds the per-seed choice to results.json and results.md (no Ray: the trials
+    run in this process)."""
+    from regrl.trainers.sweep import make_spec, trial_records, write_results
+
+    config = tmp_path / "blob.yaml"
+    raw = _offline_raw(tmp_path / "x", blob_file, epochs=2)
+    raw["data"]["tune_fraction"] = 0.2
+    import yaml
+
+    config.write_text(yaml.safe_dump({k: v for k, v in raw.items() if k != "name"}))
+    sweep_dir, spec = make_spec([str(config)], 2, ["training.lr=0.01,0.0001"],
+                                [f"runs_root={tmp_path}"], "sel", [], None,
+                                "tune/loss:min")  # fmt: skip
+    assert spec["select"] == "tune/loss:min"
+    for t in spec["trials"]:
+        run_trial(sweep_dir / "trials" / t["name"], "offline", t["config"])
+    records = trial_records(sweep_dir, spec)
+    assert all({"tune/loss", "tune/accuracy", "val/accuracy"} <= set(r["metrics"]) for r in records)
+    body = write_results(sweep_dir, spec)
+    (sel,) = body["selection"]
+    for c in sel["chosen"]:
+        losses = {r["label"]: r["metrics"]["tune/loss"] for r in records if r["seed"] == c["seed"]}
+        assert c["label"] == min(losses, key=losses.get) and c["value"] == losses[c["label"]]
+    assert sel["n"] == 2 and sel["metrics"]["val/accuracy"]["ci95"] is not None
+    md = (sweep_dir / "results.md").read_text()
+    assert "## Selected by tune/loss (min), per seed" in md and "- seed 1: lr=" in md
+    assert json.loads((sweep_dir / "results.json").read_text())["select"] == "tune/loss:min"
