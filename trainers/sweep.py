@@ -504,6 +504,27 @@ def _trial_callback():
     return OneLinePerTrial()
 
 
+def run_serial(sweep_dir: Path, spec: Dict[str, Any]) -> None:
+    """``--serial``: the trials that have not finished, one after another in this process,
+    without Ray (a small machine, debugging). A failed trial is recorded like a Tune trial's
+    (``error.txt``) and the next one runs; Ctrl-C stops the sweep (``--resume`` goes on)."""
+    import os
+
+    here = os.getcwd()
+    os.chdir(spec["cwd"])  # relative data paths in configs mean the sweep's working directory
+    try:
+        for t in trial_records(sweep_dir, spec):
+            if t["status"] == "finished":
+                continue
+            try:
+                run_trial(Path(sweep_dir) / "trials" / t["name"], spec["kind"], t["config"])
+                print(f"trial {t['name']}: finished", flush=True)
+            except Exception:  # recorded in error.txt by run_trial
+                print(f"trial {t['name']}: FAILED (see its error.txt)", flush=True)
+    finally:
+        os.chdir(here)
+
+
 def run_tune(sweep_dir: Path, spec: Dict[str, Any], address: Optional[str]) -> None:
     """Run the trials that have not finished as Ray Tune trials, each reserving its driver's
     resource bundles (a placement group: the trial's own actors are scheduled inside it)."""
@@ -660,11 +681,20 @@ def add_cli(sub) -> None:
         help="also report the search's outcome: per seed, the grid point with the best final "
         "METRIC (e.g. tune/loss:min, a held-out split), and its other metrics over seeds",
     )
+    p.add_argument(
+        "--serial",
+        action="store_true",
+        help="run the trials one after another in this process, without Ray (same trials, "
+        "run directories and results)",
+    )
     p.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep")
     p.set_defaults(handler=cmd_sweep)
 
 
 def cmd_sweep(args) -> int:
+    if args.serial and (args.address or args.max_concurrent is not None):
+        raise ConfigError("--serial runs the trials in this process without Ray; "
+                          "--address and --max-concurrent do not apply")  # fmt: skip
     if args.resume:
         if args.config or args.overrides or args.grid or args.select:
             raise ConfigError(
@@ -692,7 +722,10 @@ def cmd_sweep(args) -> int:
         )
     print(f"sweep: {len(spec['trials'])} trials ({spec['kind']}) in {sweep_dir}", flush=True)
     start = time.perf_counter()
-    run_tune(sweep_dir, spec, args.address)
+    if args.serial:
+        run_serial(sweep_dir, spec)
+    else:
+        run_tune(sweep_dir, spec, args.address)
     body = write_results(sweep_dir, spec)
     failed = [t for t in body["trials"] if t["status"] != "finished"]
     print(

@@ -473,32 +473,47 @@ def test_select_per_seed_chooses_on_the_metric_and_reports_the_chosen_trials():
     assert none["n"] == 0 and none["chosen"][0]["label"] is None
 
 
-def test_offline_sweep_selects_on_the_tuning_split(tmp_path, blob_file):
-    """make_spec stores --select, the trials report tune/* (held out of the training rows) and
-    write_results adds the per-seed choice to results.json and results.md (no Ray: the trials
-    run in this process)."""
-    from regrl.trainers.sweep import make_spec, trial_records, write_results
+def test_serial_offline_sweep_selects_on_the_tuning_split(tmp_path, blob_file, capsys):
+    """regrl sweep --serial (no Ray: the trials run in this process) with --select: the trials
+    report tune/* (rows held out of the training rows), results.json and results.md hold each
+    seed's choice, and a failing grid point is recorded without stopping the others."""
+    import yaml
+
+    from regrl.trainers.cli import main
 
     config = tmp_path / "blob.yaml"
     raw = _offline_raw(tmp_path / "x", blob_file, epochs=2)
     raw["data"]["tune_fraction"] = 0.2
-    import yaml
-
     config.write_text(yaml.safe_dump({k: v for k, v in raw.items() if k != "name"}))
-    sweep_dir, spec = make_spec([str(config)], 2, ["training.lr=0.01,0.0001"],
-                                [f"runs_root={tmp_path}"], "sel", [], None,
-                                "tune/loss:min")  # fmt: skip
-    assert spec["select"] == "tune/loss:min"
-    for t in spec["trials"]:
-        run_trial(sweep_dir / "trials" / t["name"], "offline", t["config"])
-    records = trial_records(sweep_dir, spec)
-    assert all({"tune/loss", "tune/accuracy", "val/accuracy"} <= set(r["metrics"]) for r in records)
-    body = write_results(sweep_dir, spec)
+    missing = tmp_path / "late.npz"
+    code = main(["sweep", str(config), "--serial", "--seeds", "2", "--name", "sel",
+                 "--grid", "training.lr=0.01,0.0001", "--grid", f"data.path={blob_file},{missing}",
+                 "--set", f"runs_root={tmp_path}", "--select", "tune/loss:min"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1 and "FAILED" in out
+    sweep_dir = _sweep_dir(out)
+    body = json.loads((sweep_dir / "results.json").read_text())
+    assert body["select"] == "tune/loss:min" and "4/8 trials finished" in out
+    done = [t for t in body["trials"] if t["status"] == "finished"]
+    assert len(done) == 4 and all("late.npz" not in t["name"] for t in done)
     (sel,) = body["selection"]
     for c in sel["chosen"]:
-        losses = {r["label"]: r["metrics"]["tune/loss"] for r in records if r["seed"] == c["seed"]}
+        losses = {
+            p["label"]: p["metrics"]["tune/loss"]["per_seed"][str(c["seed"])]
+            for p in body["points"]
+            if p["n"]
+        }
         assert c["label"] == min(losses, key=losses.get) and c["value"] == losses[c["label"]]
+        assert len(c["missing"]) == 2  # the two points without their data file
     assert sel["n"] == 2 and sel["metrics"]["val/accuracy"]["ci95"] is not None
+    assert {"tune/accuracy", "val/accuracy"} <= set(sel["metrics"])
     md = (sweep_dir / "results.md").read_text()
     assert "## Selected by tune/loss (min), per seed" in md and "- seed 1: lr=" in md
-    assert json.loads((sweep_dir / "results.json").read_text())["select"] == "tune/loss:min"
+
+
+def test_serial_refuses_ray_flags(tmp_path, capsys):
+    from regrl.trainers.cli import EXIT_BAD_INPUT, main
+
+    code = main(["sweep", str(ROOT / "configs/offline_digits.yaml"), "--serial",
+                 "--max-concurrent", "2", "--set", f"runs_root={tmp_path}"])  # fmt: skip
+    assert code == EXIT_BAD_INPUT and "--serial runs the trials" in capsys.readouterr().err
