@@ -86,3 +86,86 @@ def test_learner_trains_members_and_checkpoints_them(tmp_path):
     member.load_state_dict(members[0])
     x = torch.from_numpy(centers[[0, 1, 2]].astype(np.float32))
     assert (member(x)["out"].argmax(-1) == torch.tensor([0, 1, 2])).all()  # the member learned
+
+
+# ---- the sequential schedule (the paper's): members first, then the student -------------------
+def _blobs(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 3, size=(3, 6))
+    y = rng.integers(0, 3, 200)
+    path = tmp_path / "b.npz"
+    np.savez(path, x=(centers[y] + rng.normal(size=(200, 6))).astype(np.float32), y=y)
+    return path
+
+
+def _seq_cfg(tmp_path, epochs=4, **plugin):
+    return offline_config_from_dict(
+        {
+            "kind": "offline",
+            "runs_root": str(tmp_path / "runs"),
+            "data": {"path": str(_blobs(tmp_path)), "val_fraction": 0.25},
+            "model": {"hidden": [16]},
+            "training": {"epochs": epochs, "batch_size": 32, "lr": 0.01, "weight_decay": 0.5},
+            "plugins": [{"name": "ensemble_distill", "members": 2, **plugin}],
+        }
+    )
+
+
+def _params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_sequential_student_gets_no_update_until_the_members_are_done(tmp_path):
+    """Epochs 0-1 (member_epochs 2): the members step, the student does not move at all (with
+    weight decay 0.5 any optimizer step would move it); epochs 2-3: the student steps and the
+    members, finished, stay as they are."""
+    from regrl.trainers.offline import OfflineLearner, prepare_data, shard_indices
+
+    cfg = _seq_cfg(tmp_path, schedule="sequential", member_epochs=2)
+    data = prepare_data(cfg)
+    learner = OfflineLearner(cfg, data, torch.device("cpu"))
+    (plugin,) = learner.plugins
+    shard = shard_indices(len(data.x_train), 0, 1)
+    student, members = _params(learner.model), [_params(m) for m in plugin.models]
+    for epoch in (0, 1):
+        metrics = learner.train_epoch(epoch, data, shard, 32)
+        assert metrics["plugin/ensemble_distill/student_training"] == 0.0
+    assert _same(student, _params(learner.model))
+    assert not any(_same(b, _params(m)) for b, m in zip(members, plugin.models))
+    finished = [_params(m) for m in plugin.models]
+    metrics = learner.train_epoch(2, data, shard, 32)
+    assert metrics["plugin/ensemble_distill/student_training"] == 1.0
+    assert not _same(student, _params(learner.model))
+    assert all(_same(b, _params(m)) for b, m in zip(finished, plugin.models))
+
+
+def test_sequential_student_targets_come_from_the_finished_ensemble():
+    plugin, _ = _plugin(members=2, alpha=0.25, schedule="sequential")  # 2 epochs: members 1
+    assert plugin.member_epochs == 1
+    x, y = torch.randn(5, 4), torch.eye(3)[[0, 1, 2, 0, 1]]
+    assert plugin.targets({"x": x, "target": y}, epoch=0) is None and plugin.holding
+    before = [_params(m) for m in plugin.models]
+    target = plugin.targets({"x": x, "target": y}, epoch=1)
+    assert not plugin.holding
+    torch.testing.assert_close(target, 0.25 * y + 0.75 * plugin.teacher(x))
+    assert all(_same(b, _params(m)) for b, m in zip(before, plugin.models))
+
+
+@pytest.mark.parametrize(
+    "epochs, plugin, match",
+    [
+        (1, {"schedule": "sequential"}, r"training.epochs \(1\) must be larger"),
+        (4, {"schedule": "sequential", "member_epochs": 4}, "member_epochs < training.epochs"),
+        (4, {"member_epochs": 2}, "member_epochs applies to schedule: sequential"),
+        (4, {"schedule": "later"}, "schedule"),
+    ],
+)
+def test_bad_schedules_are_one_line(tmp_path, epochs, plugin, match):
+    from regrl.trainers.checks import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        _seq_cfg(tmp_path, epochs=epochs, **plugin)
