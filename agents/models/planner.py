@@ -205,6 +205,54 @@ def displacement(
     return (err * m).sum(-1) / m.sum(-1).clamp_min(1.0)
 
 
+def final_displacement(
+    traj: torch.Tensor, future: torch.Tensor, future_mask: torch.Tensor
+) -> torch.Tensor:
+    """Final displacement error of traj [B, G, T, 2] against future [B, T, 2]: the distance
+    at the last valid step of future_mask [B, T] ("the final time available", nuPlan's FDE),
+    [B, G]. A sample whose future ends early is scored at its own last step; one with no
+    valid step at step 0 (callers exclude it)."""
+    b, t = future_mask.shape
+    steps = torch.arange(1, t + 1, device=future_mask.device)
+    last = ((future_mask > 0.5).long() * steps).argmax(-1)  # [B]
+    rows = torch.arange(b, device=traj.device)
+    return (traj[rows, :, last] - future[rows, last][:, None]).norm(dim=-1)
+
+
+def forecast_errors(
+    traj: torch.Tensor,
+    future: torch.Tensor,
+    future_mask: torch.Tensor,
+    lane_mask: torch.Tensor,
+    target: torch.Tensor,
+    num_modes: int,
+) -> Dict[str, torch.Tensor]:
+    """Open-loop displacement errors of the G = R·M candidates, per sample [B]:
+
+    - ``min_ade`` / ``min_fde``: ADE and FDE of the winner-take-all candidate ``target`` (g*
+      of :func:`wta_target`, the mode with the lowest ADE on the lane nearest the ground
+      truth; Pluto's regression target), so both describe the same trajectory;
+    - ``min_ade_k`` / ``min_fde_k``: the benchmark definitions minADE_K and minFDE_K with
+      K = every candidate on a valid lane, each minimised on its own over the K candidates
+      (nuScenes prediction devkit ``min_ade_k`` / ``min_fde_k``; Waymo Open Motion's
+      minADE / minFDE; Argoverse 2 takes min over K of ``compute_fde`` for minFDE).
+
+    ADE over the valid steps (:func:`displacement`), FDE at the last valid step
+    (:func:`final_displacement`). Shapes: traj [B, G, T, 2], future [B, T, 2], future_mask
+    [B, T], lane_mask [B, R], target [B] (long). A sample without a valid lane gets +inf in
+    the ``_k`` entries (callers exclude it, as :func:`planning_loss` does)."""
+    ade = displacement(traj, future, future_mask)
+    fde = final_displacement(traj, future, future_mask)
+    valid = (lane_mask > 0.5).repeat_interleave(num_modes, dim=1)  # [B, G], lanes-major
+    inf = torch.full_like(ade, float("inf"))
+    return {
+        "min_ade": ade.gather(1, target[:, None]).squeeze(1),
+        "min_fde": fde.gather(1, target[:, None]).squeeze(1),
+        "min_ade_k": torch.where(valid, ade, inf).amin(-1),
+        "min_fde_k": torch.where(valid, fde, inf).amin(-1),
+    }
+
+
 def wta_target(
     traj: torch.Tensor,
     future: torch.Tensor,
@@ -247,8 +295,10 @@ def planning_loss(
     Args: traj [B, G, T, 2], logits [B, G], future [B, T, 2], future_mask [B, T] (bool/float),
     lanes [B, R, P, 2], lane_mask [B, R]; G = R·num_modes. Samples without any valid future
     step or valid lane are excluded.
-    Returns: (loss, metrics) with ``reg_loss``, ``ce_loss``, ``min_ade`` (of the winner),
-    ``top1_acc`` (argmax logit == g*).
+    Returns: (loss, metrics) with ``reg_loss``, ``ce_loss``, ``top1_acc`` (argmax logit ==
+    g*) and the open-loop errors of :func:`forecast_errors` (``min_ade`` = ``reg_loss``,
+    ``min_fde`` of the same winner, ``min_ade_k`` / ``min_fde_k`` over all valid candidates),
+    each the mean over the included samples.
     """
     if traj.shape[1] != logits.shape[1] or traj.shape[1] != lanes.shape[1] * num_modes:
         raise ValueError(
@@ -264,9 +314,13 @@ def planning_loss(
     reg_loss, ce_loss = (reg * ok).sum() / n, (ce * ok).sum() / n
     acc = ((logits.argmax(-1) == target).to(traj.dtype) * ok).sum() / n
     loss = reg_loss + ce_weight * ce_loss
+    with torch.no_grad():
+        errors = forecast_errors(traj, future, future_mask, lane_mask, target, num_modes)
+        errors = {k: torch.where(ok > 0, v, 0.0).sum() / n for k, v in errors.items()}
     return loss, {
         "reg_loss": reg_loss.detach(),
         "ce_loss": ce_loss.detach(),
+        **errors,
         "min_ade": reg_loss.detach(),
         "top1_acc": acc.detach(),
     }

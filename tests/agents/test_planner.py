@@ -12,6 +12,8 @@ from regrl.agents.models.planner import (
     along_lane,
     drivable_area_loss,
     drivable_sdf,
+    final_displacement,
+    forecast_errors,
     lane_distance,
     load_planner,
     planning_loss,
@@ -139,6 +141,62 @@ def test_future_mask_drops_steps_and_samples():
         traj, torch.zeros(1, 4), future, torch.zeros(1, 2), lanes, torch.ones(1, 2), num_modes=2
     )
     assert loss.item() == 0.0  # no valid future step: the sample is excluded
+
+
+def _fde_example():
+    """Two samples, R=2 lanes (y=0, y=3.5), M=2, T=3; ground truth along y=3 (nearest lane 1).
+    Per-step errors of each candidate (ADE / FDE by hand):
+    g0 (lane 0): 3, 3, 3     -> 3.0 / 3.0
+    g1 (lane 0): 0, 0, 1.5   -> 0.5 / 1.5   (lowest ADE overall, wrong lane)
+    g2 (lane 1): 1, 1, 0.4   -> 0.8 / 0.4   (lowest FDE overall)
+    g3 (lane 1): 0, 0.6, 1.2 -> 0.6 / 1.2   (winner: lowest ADE on lane 1)
+    """
+    lane = lambda y: [[0.0, y], [10.0, y]]  # noqa: E731
+    lanes = torch.tensor([[lane(0.0), lane(3.5)]] * 2)
+    future = torch.tensor([[[1.0, 3.0], [2.0, 3.0], [3.0, 3.0]]] * 2)
+    g = [
+        [[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]],
+        [[1.0, 3.0], [2.0, 3.0], [3.0, 4.5]],
+        [[1.0, 4.0], [2.0, 4.0], [3.0, 3.4]],
+        [[1.0, 3.0], [2.0, 3.6], [3.0, 4.2]],
+    ]
+    return lanes, future, torch.tensor([g, g])
+
+
+def test_final_displacement_is_at_the_last_valid_step():
+    """Catches FDE taken at the wrong step: step 0 (g3: 0), T-2 (0.6), T-1 when the future
+    ends early (1.2 instead of 0.6), or the mean over steps (ADE)."""
+    _, future, traj = _fde_example()
+    fm = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    fde = final_displacement(traj, future, fm)
+    assert fde[0].tolist() == pytest.approx([3.0, 1.5, 0.4, 1.2], rel=1e-6)
+    assert fde[1].tolist() == pytest.approx([3.0, 0.0, 1.0, 0.6], rel=1e-6)
+
+
+def test_forecast_errors_hand_computed():
+    """min_ade / min_fde belong to the winner g3; min_ade_k / min_fde_k are minimised
+    separately over the valid candidates. Catches ADE and FDE swapped (0.6 vs 1.2, 0.5 vs
+    0.4), minFDE_K taken as the FDE of the lowest-ADE candidate (1.5), the winner's FDE taken
+    from the global best (0.4) and candidates of a padded lane counted (sample 1: g2, g3)."""
+    lanes, future, traj = _fde_example()
+    fm, lm = torch.ones(2, 3), torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    target = wta_target(traj, future, fm, lanes, lm, num_modes=2)
+    assert target.tolist() == [3, 1]
+    e = forecast_errors(traj, future, fm, lm, target, num_modes=2)
+    assert e["min_ade"].tolist() == pytest.approx([0.6, 0.5], rel=1e-6)
+    assert e["min_fde"].tolist() == pytest.approx([1.2, 1.5], rel=1e-6)
+    assert e["min_ade_k"].tolist() == pytest.approx([0.5, 0.5], rel=1e-6)
+    assert e["min_fde_k"].tolist() == pytest.approx([0.4, 1.5], rel=1e-6)
+
+
+def test_planning_loss_reports_the_errors_as_means_over_included_samples():
+    lanes, future, traj = _fde_example()
+    fm = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])  # sample 1 has no future: excluded
+    _, m = planning_loss(traj, torch.zeros(2, 4), future, fm, lanes, torch.ones(2, 2), num_modes=2)
+    assert m["min_ade"].item() == pytest.approx(0.6, rel=1e-6)
+    assert m["min_fde"].item() == pytest.approx(1.2, rel=1e-6)
+    assert m["min_ade_k"].item() == pytest.approx(0.5, rel=1e-6)
+    assert m["min_fde_k"].item() == pytest.approx(0.4, rel=1e-6)
 
 
 def test_bad_shapes_and_config_raise():

@@ -120,3 +120,49 @@ def test_aux_weight_option(tmp_path):
     )
     with pytest.raises(ValueError, match="aux_weight must be >= 0"):
         PretrainConfig(**dict(base, aux_weight=-1.0))
+
+
+def test_stage1_logs_min_fde_and_its_validation_split_can_be_rebuilt(tmp_path):
+    """Stage 1 logs min-FDE beside min-ADE (train and val, and the minADE_K / minFDE_K of all
+    candidates); split_indices with a generator seeded like the run rebuilds its validation
+    split, and validation_metrics on the saved planner.pt reproduces the validation metrics
+    stored in it (what benchmarks/rift_stage1_fidelity.py relies on). Catches a session that
+    draws its split differently from split_indices, or a validation pass that differs."""
+    from regrl.trainers.traffic.pretrain import (
+        PretrainSession,
+        load_demos,
+        pretrain_progress_line,
+        split_indices,
+        validation_metrics,
+    )
+
+    synthetic_demos(tmp_path / "demos.npz", n=40)
+    cfg = PretrainConfig(
+        runs_root=str(tmp_path),
+        demos=str(tmp_path / "demos.npz"),
+        num_modes=2,
+        dim=8,
+        epochs=1,
+        batch_size=16,
+        seed=3,
+        val_fraction=0.25,
+        export=None,
+    )
+    (tmp_path / "run").mkdir()
+    session = PretrainSession(cfg, tmp_path / "run")
+    m = session.step(1)
+    for split in ("train", "val"):
+        for k in ("min_ade", "min_fde", "min_ade_k", "min_fde_k"):
+            assert np.isfinite(m[f"pretrain/{split}_{k}"]), (split, k)
+        assert m[f"pretrain/{split}_min_ade_k"] <= m[f"pretrain/{split}_min_ade"] + 1e-6
+        assert m[f"pretrain/{split}_min_fde_k"] <= m[f"pretrain/{split}_min_fde"] + 1e-6
+    assert "minFDE" in pretrain_progress_line(1, 1, m)
+    val, train = split_indices(40, 0.25, torch.Generator().manual_seed(3))
+    assert len(val) == 10 and torch.equal(val, session.val_idx)
+    assert torch.equal(train, session.train_idx)
+    blob = torch.load(tmp_path / "run" / "planner.pt", weights_only=True)
+    again = validation_metrics(
+        load_planner(tmp_path / "run" / "planner.pt"), load_demos(cfg.demos), val, cfg
+    )
+    for k in ("min_ade", "min_fde", "min_fde_k", "top1_acc", "loss"):
+        assert again[k] == pytest.approx(blob["val"][k], rel=1e-6, abs=1e-7), k

@@ -130,6 +130,23 @@ def load_demos(path) -> Dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def split_indices(n: int, val_fraction: float, gen: torch.Generator):
+    """Stage 1's train/validation split of ``n`` demonstration samples: one permutation drawn
+    from ``gen`` (a generator seeded with the run's ``seed``), the first
+    ``round(val_fraction·n)`` of it held out. Returns (val_idx, train_idx)."""
+    perm = torch.randperm(n, generator=gen)
+    n_val = int(round(val_fraction * n))
+    return perm[:n_val], perm[n_val:]
+
+
+def validation_metrics(planner: Planner, demos, idx, cfg: PretrainConfig) -> Dict[str, float]:
+    """Stage 1's validation pass (``pretrain/val_*``: the loss terms, ``min_ade``,
+    ``min_fde``, ``min_ade_k``, ``min_fde_k``, ``top1_acc``, Pluto's aux cost) of ``planner``
+    on the samples ``idx`` of ``demos``: open loop, batches of 1,024, weights of ``cfg``."""
+    batches = [idx[i : i + 1024] for i in range(0, len(idx), 1024)]
+    return _epoch(planner, None, demos, batches, cfg, False)
+
+
 def _batches(n: int, size: int, gen: torch.Generator):
     order = torch.randperm(n, generator=gen)
     return [order[i : i + size] for i in range(0, n, size)]
@@ -201,9 +218,9 @@ class PretrainSession:
         self.demos = load_demos(cfg.demos)
         self.planner = Planner(scene_planner_config(cfg.num_modes, cfg.dim))
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        perm = torch.randperm(len(self.demos["obs"]), generator=self.gen)
-        n_val = int(round(cfg.val_fraction * len(perm)))
-        self.val_idx, self.train_idx = perm[:n_val], perm[n_val:]
+        self.val_idx, self.train_idx = split_indices(
+            len(self.demos["obs"]), cfg.val_fraction, self.gen
+        )
         self.opt = torch.optim.AdamW(
             self.planner.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -214,18 +231,7 @@ class PretrainSession:
             self.train_idx[b] for b in _batches(len(self.train_idx), cfg.batch_size, self.gen)
         ]
         tr = _epoch(self.planner, self.opt, self.demos, batches, cfg, True)
-        va = (
-            _epoch(
-                self.planner,
-                self.opt,
-                self.demos,
-                [self.val_idx[i : i + 1024] for i in range(0, n_val, 1024)],
-                cfg,
-                False,
-            )
-            if n_val
-            else tr
-        )
+        va = validation_metrics(self.planner, self.demos, self.val_idx, cfg) if n_val else tr
         if va["loss"] < self.best:  # planner.pt: the best validation loss so far
             self.best = va["loss"]
             _atomic_save(self.run_dir / PLANNER_FILE, self.planner, {"epoch": epoch, "val": va})
@@ -266,7 +272,8 @@ def pretrain_progress_line(epoch: int, total: int, m: Dict[str, float], _unused=
     return (
         f"epoch {epoch:>3}/{total}  train loss {m['pretrain/train_loss']:.3f} "
         f"minADE {m['pretrain/train_min_ade']:.2f}  val loss {m['pretrain/val_loss']:.3f} "
-        f"minADE {m['pretrain/val_min_ade']:.2f} top1 {m['pretrain/val_top1_acc']:.2f}"
+        f"minADE {m['pretrain/val_min_ade']:.2f} minFDE {m['pretrain/val_min_fde']:.2f} "
+        f"top1 {m['pretrain/val_top1_acc']:.2f}"
     )
 
 
