@@ -125,7 +125,8 @@ def _save(path: Path, state: dict) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(merged, indent=1))
         tmp.replace(path)
-    state["rows"] = merged["rows"]
+    # in place: the arms hold ``state["rows"]`` and add to it after this save
+    state["rows"].update(merged["rows"])
 
 
 def _evaluate(ref, field, args) -> dict:

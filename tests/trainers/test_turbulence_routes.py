@@ -1,0 +1,59 @@
+"""benchmarks/turbulence_routes.py: its resumable, shared output file and the held-out choice
+of the best constant."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def routes():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling import (turbulence_fits)
+    spec = importlib.util.spec_from_file_location(
+        "turbulence_routes", ROOT / "benchmarks" / "turbulence_routes.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_rows_added_after_a_save_reach_the_file(routes, tmp_path):
+    """The arms keep adding to ``state["rows"]`` after each save: a save that replaced the
+    dict (instead of merging into it) lost every later row (seen: two fine-tuned rows)."""
+    out = tmp_path / "routes.json"
+    out.write_text(json.dumps({"rows": {"other process": {"x": 0}}}))
+    state = {"rows": {}}
+    rows = state["rows"]
+    rows["a"] = {"x": 1}
+    routes._save(out, state)
+    rows["b"] = {"x": 2}
+    routes._save(out, state)
+    assert set(json.loads(out.read_text())["rows"]) == {"other process", "a", "b"}
+    assert set(state["rows"]) == {"other process", "a", "b"}
+
+
+def test_cross_fitted_best_constant_is_chosen_on_the_other_fold(routes):
+    """Fold 0 (simulations 0, 2) takes the constant best on fold 1 and vice versa."""
+    key, tails = routes.KEY, routes.TAILS
+
+    def row(name, errs):
+        return {
+            "name": name,
+            "family": "f",
+            "diverged": 0,
+            "per_simulation": {key: errs, tails: [1.0] * 4},
+        }
+
+    a = row("a", [0.1, 0.9, 0.1, 0.9])  # good on fold 0, bad on fold 1
+    b = row("b", [0.5, 0.2, 0.5, 0.2])  # good on fold 1
+    out = routes.cross_fitted([a, b], "f")
+    assert out["name"] == "b / a"
+    assert out["per_simulation"][key] == [0.5, 0.9, 0.5, 0.9]
