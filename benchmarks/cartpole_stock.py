@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="docs")
     args = p.parse_args(argv)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from regrl.trainers.run import init_ray
+    from regrl.trainers.ray_session import init_ray
 
     init_ray(None)
     base = load_config("configs/cartpole_ppo.yaml", ["training.stop_return=null"])

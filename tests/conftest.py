@@ -12,7 +12,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 def ray_session():
     import ray
 
-    from regrl.trainers.run import init_ray
+    from regrl.trainers.ray_session import init_ray
 
     init_ray()
     yield ray

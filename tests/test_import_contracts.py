@@ -184,3 +184,35 @@ def test_cli_help_imports_no_torch():
     whose flags come from dataclasses of torch modules, builds them only when it is run
     (regrl.trainers.lazy_parser)."""
     assert _help_modules(skip=()) == "[]"
+
+
+# one config per backend family: RLlib (rl), Ray Train (offline), Ray core actors (rlvr)
+VALIDATED = (
+    "configs/cartpole_ppo.yaml",
+    "configs/offline_digits.yaml",
+    "configs/rlvr_tiny_grpo.yaml",
+)
+
+
+def test_validate_imports_neither_ray_nor_rllib():
+    """`regrl validate CONFIG` loads the kind's driver and checks the config (the rl driver
+    builds the environment once) without Ray: each kind imports its backend when a run or an
+    evaluation starts. One fresh interpreter validates the configs in turn and reports, after
+    each, whether ray or ray.rllib is imported (a module stays imported, so the first config
+    that imports one is the one named)."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from regrl.trainers.cli import main\n"
+        f"for config in {VALIDATED!r}:\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        rc = main(['validate', config])\n"
+        "    assert rc == 0 and out.getvalue().startswith(config + ': OK'), (config, rc)\n"
+        "    print(config, sorted(m for m in ('ray', 'ray.rllib') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == [f"{config} []" for config in VALIDATED], proc.stdout

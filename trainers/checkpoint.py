@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from regrl.trainers.checks import ConfigError
+from regrl.trainers.run_files import CHECKPOINT_DIR
 
 STATE_FILE = "regrl_state.json"
 MANIFEST_FILE = "regrl_manifest.json"
@@ -41,7 +42,7 @@ class RunAborted(RuntimeError):
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints"
+    return Path(run_dir) / CHECKPOINT_DIR
 
 
 def checkpoint_iteration(path: Path) -> Optional[int]:

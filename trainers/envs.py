@@ -16,6 +16,10 @@ from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 # imported by name on the first lookup so that this core module imports no domain (regrl.trainers.plugins).
 ENV_MODULES = DOMAIN_PLUGINS
 ENVS = PluginRegistry("environment", ENV_MODULES)
+# env name -> fn(cfg) -> RLModuleSpec (or None: RLlib's default MLP from ``model``), for
+# :mod:`regrl.trainers.rllib.algo`; the domain plugins register theirs (rift_metadrive:
+# regrl.trainers.traffic.plugin). Here, not beside RLlib, so that registering imports no RLlib.
+MODULE_SPECS = PluginRegistry("module spec", DOMAIN_PLUGINS)
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,6 @@ import json
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-import ray
-from ray._private import ray_constants
-from ray._raylet import GcsClient
-from ray.core.generated.autoscaler_pb2 import GetClusterStatusReply
-from ray.experimental.internal_kv import _internal_kv_get
-
 from regrl.trainers.checks import ConfigError
 
 SEARCH_STEPS = 100_000
@@ -160,6 +154,8 @@ def check(
 
 def ray_nodes() -> List[Dict[str, float]]:
     """Total resources of each alive node of the connected Ray cluster."""
+    import ray  # the pure checks above need no Ray; a config is validated without it
+
     return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
 
 
@@ -170,6 +166,12 @@ def has_autoscaler() -> Optional[bool]:
     cluster started by ``ray start`` without ``--autoscaling-config`` runs the v1 monitor with
     a read-only node provider, whose status names each node's type ``node_<node id>``: that
     one cannot add nodes."""
+    import ray
+    from ray._private import ray_constants
+    from ray._raylet import GcsClient
+    from ray.core.generated.autoscaler_pb2 import GetClusterStatusReply
+    from ray.experimental.internal_kv import _internal_kv_get
+
     try:
         reply = GetClusterStatusReply()
         gcs = GcsClient(ray.get_runtime_context().gcs_address)

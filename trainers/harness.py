@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional, Protocol
 
 import yaml
 
+from regrl.files import atomic_output
 from regrl.trainers.checkpoint import (
     RunAborted,
     log_resume,
@@ -30,7 +31,8 @@ from regrl.trainers.checkpoint import (
 )
 from regrl.trainers.checks import ConfigError, require_run_name, short_repr
 from regrl.trainers.config import config_from_dict, read_yaml
-from regrl.trainers.logging import METRICS_JSONL, Progress, TensorBoardLogger
+from regrl.trainers.logging import Progress, TensorBoardLogger
+from regrl.trainers.run_files import CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE, TB_DIR
 from regrl.trainers.stop_signal import (
     Terminated,
     check,
@@ -38,10 +40,6 @@ from regrl.trainers.stop_signal import (
     requested,
     sigterm_as_interrupt,
 )
-
-CONFIG_FILE = "config.yaml"
-TB_DIR = "tb"
-SUMMARY_FILE = "summary.json"
 
 
 class Session(Protocol):
@@ -343,7 +341,6 @@ def write_summary(run_dir: Path, kind: str, metrics: Dict[str, Any], **extra: An
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         },
     }
-    tmp = path.with_name(f".{SUMMARY_FILE}.tmp")
-    tmp.write_text(json.dumps(body, indent=2))
-    tmp.replace(path)
+    with atomic_output(path, "w") as fh:  # a reader never sees half a summary
+        fh.write(json.dumps(body, indent=2))
     return path

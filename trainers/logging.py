@@ -81,9 +81,6 @@ def namespace_metrics(result: Mapping[str, Any]) -> Dict[str, float]:
     return out
 
 
-METRICS_JSONL = "metrics.jsonl"
-
-
 def purge_jsonl(path: Path, purge_step: int) -> None:
     """Drop the lines of ``step >= purge_step`` (written after the checkpoint a run resumes
     from), as TensorBoard's ``purge_step`` does for the event files."""

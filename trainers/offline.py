@@ -71,7 +71,7 @@ from regrl.trainers.harness import CONFIG_FILE, load_run_config, new_run_dir, pr
 from regrl.trainers.harness import run as run_harness
 from regrl.trainers.kinds import Driver, Source, TrainResult, raw_config, register_kind, source_name
 from regrl.trainers.logging import Progress
-from regrl.trainers.run import ray_session
+from regrl.trainers.ray_session import ray_session
 
 TB_DIR = "tb"
 METRICS_FILE = "metrics.json"

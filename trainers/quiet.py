@@ -1,8 +1,8 @@
 """Ray start-up lines that regrl cannot fix, silenced or explained in one place (issue 12 §4).
 
 :func:`install` drops the messages of :data:`NOISE` with a ``logging.Filter`` on the exact
-logger that emits each one. :func:`regrl.trainers.run.init_ray` calls it in the driver before
-``ray.init`` and names :func:`quiet_worker` as the job's ``worker_process_setup_hook``, so
+logger that emits each one. :func:`regrl.trainers.ray_session.init_ray` calls it in the driver
+before ``ray.init`` and names :func:`quiet_worker` as the job's ``worker_process_setup_hook``, so
 every Ray worker (env runners, learners, RLVR and Ray Train actors) installs the same filters
 before it builds anything. Every other message, and these loggers' other messages, pass.
 

@@ -1,22 +1,23 @@
-"""The rl kind: the Ray session, RLlib resources and placement, and :class:`RLSession`,
-which the run harness (:mod:`regrl.trainers.harness`) drives."""
+"""The rl kind: RLlib resources and placement, and :class:`RLSession`, which the run harness
+(:mod:`regrl.trainers.harness`) drives inside the Ray session of
+:mod:`regrl.trainers.ray_session`.
+
+Ray and RLlib are imported where a session starts (:class:`RLSession`, the resource check),
+not with this module: the driver loads and validates an rl config (``regrl validate``)
+without them."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import ray
-
 from regrl.agents.objectives.terms import needs  # capabilities by flag, never by term name
 from regrl.agents.registry import UnknownNameError
-from regrl.trainers import feasibility, quiet
+from regrl.trainers import feasibility
 from regrl.trainers.checkpoint import RESTARTING, RunAborted, empty_iteration_streak
 from regrl.trainers.config import (
     ConfigError,
@@ -27,13 +28,7 @@ from regrl.trainers.config import (
 from regrl.trainers.envs import env_entry, probe_env
 from regrl.trainers.evaluate import evaluate
 from regrl.trainers.feasibility import Demand
-from regrl.trainers.harness import (
-    CONFIG_FILE,
-    TB_DIR,
-    load_run_config,
-    new_run_dir,
-    print_run_location,
-)
+from regrl.trainers.harness import load_run_config  # noqa: F401 (traffic/compare.py reads it here)
 from regrl.trainers.kinds import (
     HarnessDriver,
     Source,
@@ -44,21 +39,10 @@ from regrl.trainers.kinds import (
     train_kind,
 )
 from regrl.trainers.logging import namespace_metrics
-from regrl.trainers.rllib.algo import build_algorithm_config
+from regrl.trainers.ray_session import ray_session
+from regrl.trainers.run_files import EVAL_FILE
 
-__all__ = [
-    "CONFIG_FILE",
-    "TB_DIR",
-    "load_run_config",
-    "new_run_dir",
-    "print_run_location",
-    "apply_torch_threads",
-    "init_ray",
-    "ray_session",
-    "train",
-    "RLSession",
-    "RLDriver",
-]
+__all__ = ["train", "RLSession", "RLDriver"]
 
 
 @dataclass
@@ -68,47 +52,6 @@ class RunResult:
     env_steps: float
     metrics: Dict[str, float]
     stopped_early: bool
-
-
-def init_ray(address: Optional[str] = None) -> bool:
-    """Join ``address`` (``auto`` or ``ray://host:port``) or start a local single-node Ray;
-    True when this call started (or connected) a session, which its caller then owns.
-
-    A local session binds to 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``); a cluster
-    address keeps Ray's own networking.
-    """
-    if ray.is_initialized():
-        return False
-    quiet.install()  # Ray's start-up noise regrl cannot fix; workers get it through the hook
-    hook = {"worker_process_setup_hook": quiet.WORKER_HOOK}
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING, runtime_env=hook)
-        return True
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    # address="local": always a fresh single-node session, never an already running cluster
-    # found through RAY_ADDRESS or /tmp/ray (use --address for that)
-    ray.init(
-        address="local",
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        configure_logging=True,
-        log_to_driver=True,
-        runtime_env=hook,
-    )
-    return True
-
-
-@contextmanager
-def ray_session(address: Optional[str] = None):
-    """``init_ray`` for the block; on leaving it (normal end, error or Ctrl-C) shut down the
-    session this block started, so no raylet/GCS/agent processes of ours outlive the run
-    (disconnects only from a cluster; a session someone else started is left alone)."""
-    started = init_ray(address)
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def train(
@@ -140,6 +83,14 @@ def rl_context(cfg: ExperimentConfig, address: Optional[str]):
         yield
 
 
+def build_algo(cfg: ExperimentConfig):
+    """The RLlib ``Algorithm`` of ``cfg``; RLlib is imported here, when a run starts, never
+    when a config is only loaded or validated."""
+    from regrl.trainers.rllib.algo import build_algorithm_config
+
+    return build_algorithm_config(cfg).build_algo()
+
+
 class RLSession:
     """One RLlib run for :mod:`regrl.trainers.harness`: an iteration is one ``algo.train()``."""
 
@@ -148,11 +99,13 @@ class RLSession:
     def __init__(self, cfg: ExperimentConfig, run_dir: Path, choice=None):
         self.cfg, self.total = cfg, cfg.training.iterations
         self.env_steps, self.empty, self.aborted = 0.0, 0, False
-        self.algo = build_algorithm_config(cfg).build_algo()
+        self.algo = build_algo(cfg)
         if cfg.resources.num_env_runners or cfg.resources.num_learners:
             print(placement_summary(placement(self.algo)), flush=True)
 
     def step(self, i: int) -> Optional[Dict[str, float]]:
+        import ray
+
         before, began = runner_health(self.algo), time.monotonic()
         try:
             result = self.algo.train()
@@ -243,6 +196,8 @@ def check_resources(cfg: ExperimentConfig, *, autoscaling: bool) -> None:
 
 
 def _node_id() -> str:
+    import ray
+
     return ray.get_runtime_context().get_node_id()
 
 
@@ -279,6 +234,8 @@ def dead_learners(algo, timeout_s: float = 30.0) -> int:
     group = algo.learner_group
     if group is None or not group.is_remote:
         return 0
+    import ray
+
     dead = 0
     for worker in group._backend_executor.worker_group.workers:
         try:
@@ -365,7 +322,7 @@ class RLDriver(HarnessDriver):
             print(json.dumps({k: v for k, v in report.items() if k != "per_episode"}, indent=2))
         for fig in report.get("figures", []):
             print(f"figure: {fig}")
-        print(f"report: {Path(run_dir) / 'eval.json'}")
+        print(f"report: {Path(run_dir) / EVAL_FILE}")
         return 0
 
     def bundles(self, cfg) -> List[Dict[str, float]]:

@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from regrl.trainers import stats
 from regrl.trainers.checkpoint import latest_checkpoint
 from regrl.trainers.checks import ConfigError
-from regrl.trainers.logging import METRICS_JSONL, read_jsonl
+from regrl.trainers.logging import read_jsonl
+from regrl.trainers.run_files import CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE
 
 SPEC_FILE = "sweep.json"
 ERROR_FILE = "error.txt"
@@ -303,7 +304,7 @@ def trial_records(sweep_dir: Path, spec: Dict[str, Any]) -> List[Dict[str, Any]]
         run = finished_run(trial_dir)
         rec = dict(t, status="unfinished", metrics={}, error=None, run_dir=None)
         if run is not None:
-            summary = json.loads((run / "summary.json").read_text())
+            summary = json.loads((run / SUMMARY_FILE).read_text())
             rec.update(status="finished", metrics=summary["metrics"], run_dir=str(run))
         elif (trial_dir / ERROR_FILE).is_file():
             error = (trial_dir / ERROR_FILE).read_text().strip().splitlines()
@@ -316,12 +317,10 @@ def run_dirs(trial_dir: Path) -> List[Path]:
     """The run directories a trial has made (normally one), oldest first."""
     if not Path(trial_dir).is_dir():
         return []
-    return sorted(p for p in Path(trial_dir).iterdir() if (p / "config.yaml").is_file())
+    return sorted(p for p in Path(trial_dir).iterdir() if (p / CONFIG_FILE).is_file())
 
 
 def finished_run(trial_dir: Path) -> Optional[Path]:
-    from regrl.trainers.kinds import SUMMARY_FILE  # lazy: torch, not at --help
-
     done = [p for p in run_dirs(trial_dir) if (p / SUMMARY_FILE).is_file()]
     return done[-1] if done else None
 
@@ -334,7 +333,7 @@ def run_trial(trial_dir: Path, kind: str, raw: Dict[str, Any]) -> Dict[str, floa
     trial_dir = Path(trial_dir)
     done = finished_run(trial_dir)
     if done is not None:
-        return json.loads((done / "summary.json").read_text())["metrics"]
+        return json.loads((done / SUMMARY_FILE).read_text())["metrics"]
     (trial_dir / ERROR_FILE).unlink(missing_ok=True)
     started = [p for p in run_dirs(trial_dir) if latest_checkpoint(p) is not None]
     try:
@@ -534,7 +533,7 @@ def run_tune(sweep_dir: Path, spec: Dict[str, Any], address: Optional[str]) -> N
     from ray import tune  # lazy: not at --help
     from ray.tune.logger import JsonLoggerCallback  # lazy: not at --help
 
-    from regrl.trainers.run import init_ray  # lazy: torch and ray.rllib, for a sweep that runs
+    from regrl.trainers.ray_session import init_ray  # lazy: ray, for a sweep that runs
 
     pending = [t for t in trial_records(sweep_dir, spec) if t["status"] != "finished"]
     if not pending:

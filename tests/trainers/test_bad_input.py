@@ -379,7 +379,7 @@ def test_runs_root_that_is_a_file_is_refused_at_validation(tmp_path, kind):
 
 
 def test_runs_root_that_is_a_file_at_run_start(tmp_path):
-    from regrl.trainers.run import new_run_dir
+    from regrl.trainers.harness import new_run_dir
 
     afile = tmp_path / "afile"
     afile.write_text("x")  # appeared after validation
@@ -431,7 +431,7 @@ def test_dot_dot_name_via_cli_subprocess(tmp_path):
 
 
 def test_new_run_dir_refuses_a_bad_name_even_unvalidated(tmp_path):
-    from regrl.trainers.run import new_run_dir
+    from regrl.trainers.harness import new_run_dir
 
     with pytest.raises(ConfigError, match="one directory name"):
         new_run_dir(SimpleNamespace(runs_root=str(tmp_path / "runs"), name=".."))

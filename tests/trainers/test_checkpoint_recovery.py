@@ -13,6 +13,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from regrl.trainers import ray_session as session_module
 from regrl.trainers.checkpoint import (
     MANIFEST_FILE,
     STATE_FILE,
@@ -323,17 +324,11 @@ def fake_rllib(monkeypatch):
 
     scripts = []
 
-    class Built:
-        def __init__(self, cfg):
-            pass
-
-        def build_algo(self):
-            return FakeAlgo(scripts.pop(0))
-
     FakeAlgo.restored = []
-    monkeypatch.setattr(run, "init_ray", lambda address=None: False)
+    monkeypatch.setattr(session_module, "init_ray", lambda address=None: False)
     monkeypatch.setattr(run, "check_resources", lambda cfg, autoscaling: None)
-    monkeypatch.setattr(run, "build_algorithm_config", Built)  # where RLSession looks it up
+    # where RLSession builds its algorithm; FakeAlgo is this module's global at call time
+    monkeypatch.setattr(run, "build_algo", lambda cfg: FakeAlgo(scripts.pop(0)))
     return scripts
 
 
@@ -403,7 +398,7 @@ def test_rl_resume_of_a_run_with_only_damaged_checkpoints_never_starts_ray(
     fake_rllib.append([400])
     run_dir = run.train(rl_config(tmp_path, 1), progress=False).run_dir
     _garble_state(run_dir / "checkpoints" / "iter_000001")
-    monkeypatch.setattr(run, "init_ray", lambda address=None: pytest.fail("Ray started"))
+    monkeypatch.setattr(session_module, "init_ray", lambda address=None: pytest.fail("Ray started"))
     with pytest.raises(CheckpointError, match="every checkpoint is damaged"):
         run.train(resume=run_dir, progress=False)
 
@@ -412,14 +407,12 @@ def test_rl_resume_of_a_run_with_only_damaged_checkpoints_never_starts_ray(
 def test_ray_session_shuts_down_only_what_it_started(monkeypatch):
     import ray
 
-    import regrl.trainers.run as run
-
     calls = []
     monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
     for started in (True, False):
-        monkeypatch.setattr(run, "init_ray", lambda address=None, s=started: s)
+        monkeypatch.setattr(session_module, "init_ray", lambda address=None, s=started: s)
         with pytest.raises(KeyboardInterrupt):
-            with run.ray_session():
+            with session_module.ray_session():
                 raise KeyboardInterrupt  # Ctrl-C mid-run
     assert calls == ["shutdown"]
 
@@ -430,14 +423,14 @@ def test_train_shuts_down_its_ray_session_when_building_fails(tmp_path, monkeypa
     import regrl.trainers.run as run
 
     calls = []
-    monkeypatch.setattr(run, "init_ray", lambda address=None: True)
+    monkeypatch.setattr(session_module, "init_ray", lambda address=None: True)
     monkeypatch.setattr(run, "check_resources", lambda cfg, autoscaling: None)
     monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
 
     def broken(cfg):
         raise RuntimeError("env runner failed to start")
 
-    monkeypatch.setattr(run, "build_algorithm_config", broken)
+    monkeypatch.setattr(run, "build_algo", broken)
     with pytest.raises(RuntimeError, match="env runner failed"):
         run.train(rl_config(tmp_path, 1), progress=False)
     assert calls == ["shutdown"]

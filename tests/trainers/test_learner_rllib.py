@@ -11,7 +11,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from regrl.trainers.config import load_config
-from regrl.trainers.run import TB_DIR, train
+from regrl.trainers.run import train
+from regrl.trainers.run_files import TB_DIR
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -76,7 +76,7 @@ def test_ray_emitters_are_dropped_and_other_messages_kept(captured):
 def test_the_worker_hook_names_the_installer_and_init_ray_passes_it():
     module, name = quiet.WORKER_HOOK.rsplit(".", 1)
     assert getattr(importlib.import_module(module), name) is quiet.quiet_worker
-    from regrl.trainers.run import init_ray
+    from regrl.trainers.ray_session import init_ray
 
     for address in (None, "auto"):
         with mock.patch("ray.is_initialized", return_value=False), mock.patch("ray.init") as init:

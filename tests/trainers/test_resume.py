@@ -12,7 +12,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from regrl.trainers.checkpoint import latest_checkpoint, read_state
-from regrl.trainers.run import TB_DIR
+from regrl.trainers.run_files import TB_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 5

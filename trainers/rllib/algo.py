@@ -8,8 +8,7 @@ from ray.tune.registry import register_env
 
 from regrl.agents.objectives.terms import needs
 from regrl.trainers.config import ExperimentConfig, to_dict
-from regrl.trainers.envs import ENVS, env_entry, make_env
-from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
+from regrl.trainers.envs import ENVS, MODULE_SPECS, env_entry, make_env
 from regrl.trainers.rllib.callbacks import RegrlCallbacks
 from regrl.trainers.rllib.data_parallel import RegrlLearnerGroup
 from regrl.trainers.rllib.init_module import init_module_spec
@@ -32,12 +31,6 @@ def rllib_env_id(name: str) -> str:
     env_id = f"regrl/{name}"
     register_env(env_id, lambda env_ctx, _name=name: _make_rllib_env(_name, env_ctx))
     return env_id
-
-
-# env name -> fn(cfg) -> RLModuleSpec (or None: RLlib's default MLP from ``model``); the
-# domain modules register theirs (rift_metadrive: regrl.trainers.traffic.rift), imported by name
-MODULE_SPEC_MODULES = DOMAIN_PLUGINS
-MODULE_SPECS = PluginRegistry("module spec", MODULE_SPEC_MODULES)
 
 
 def _custom_module(

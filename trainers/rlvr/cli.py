@@ -7,6 +7,7 @@ from pathlib import Path
 
 from regrl.trainers.checks import ConfigError  # light: `regrl --help` builds this parser
 from regrl.trainers.rlvr import text_cli
+from regrl.trainers.run_files import TB_DIR
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -35,9 +36,9 @@ def _compare(args) -> int:
         raise ConfigError(
             f"--out must be an image file ({', '.join(FIGURE_SUFFIXES)}), got {args.out}"
         )
-    missing = [d for d in args.run_dirs if not (Path(d) / "tb").is_dir()]
+    missing = [d for d in args.run_dirs if not (Path(d) / TB_DIR).is_dir()]
     if missing:
-        raise ConfigError(f"not RLVR run directories (no tb/): {', '.join(missing)}")
+        raise ConfigError(f"not RLVR run directories (no {TB_DIR}/): {', '.join(missing)}")
     print(compare_runs([Path(d) for d in args.run_dirs], Path(args.out)))
     print(f"figure: {args.out}")
     return 0

@@ -1,7 +1,10 @@
 """The ``rlvr`` and ``sft`` kinds' drivers (:mod:`regrl.trainers.kinds`): language-model RL with
 verifiable rewards (:mod:`regrl.trainers.rlvr.loop`) and supervised fine-tuning
 (:mod:`regrl.trainers.rlvr.sft`), both on the run harness. Registered when
-the core imports :mod:`regrl.trainers.rlvr.plugin`."""
+the core imports :mod:`regrl.trainers.rlvr.plugin`.
+
+The loops (Ray actors, language models) are imported when a run or an evaluation starts, not
+with the drivers: ``regrl validate`` loads an rlvr or sft config without Ray."""
 
 from __future__ import annotations
 
@@ -12,8 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from regrl.trainers.checks import require_module
 from regrl.trainers.kinds import Driver, HarnessDriver, Source, TrainResult, raw_config, source_name
 from regrl.trainers.rlvr import config as rc
-from regrl.trainers.rlvr import loop, sft
-from regrl.trainers.rlvr.evaluate import evaluate_run
+from regrl.trainers.run_files import EVAL_FILE
 
 
 def _gpu(r) -> Dict[str, float]:
@@ -36,11 +38,13 @@ class _LMDriver(Driver):
         return rc.dump(cfg)
 
     def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
+        from regrl.trainers.rlvr.evaluate import evaluate_run
+
         report = evaluate_run(Path(run_dir))
         print(json.dumps(report["last"], indent=2, sort_keys=True))
         for fig in report["figures"]:
             print(f"figure: {fig}")
-        print(f"report: {Path(run_dir) / 'eval.json'}")
+        print(f"report: {Path(run_dir) / EVAL_FILE}")
         return 0
 
 
@@ -49,13 +53,19 @@ class RLVRDriver(_LMDriver, HarnessDriver):
     unit = "step"
 
     def context(self, cfg, address: Optional[str]):
+        from regrl.trainers.rlvr import loop
+
         return loop.rlvr_context(cfg, address)
 
     def build(self, cfg, run_dir: Path, choice) -> Any:
+        from regrl.trainers.rlvr import loop
+
         return loop.RLVRSession(cfg, run_dir, choice)
 
     @staticmethod
     def progress_line(step: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+        from regrl.trainers.rlvr import loop
+
         return loop.progress_line(step, total, m)
 
     def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
@@ -91,10 +101,14 @@ class SFTDriver(_LMDriver, HarnessDriver):
     unit = "epoch"
 
     def build(self, cfg, run_dir: Path, choice) -> Any:
+        from regrl.trainers.rlvr import sft
+
         return sft.SFTSession(cfg, run_dir, choice)
 
     @staticmethod
     def progress_line(epoch: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
+        from regrl.trainers.rlvr import sft
+
         return sft.progress_line(epoch, total, m)
 
     def bundles(self, cfg) -> List[Dict[str, float]]:

@@ -20,7 +20,7 @@ from regrl.trainers.feasibility import Demand
 from regrl.trainers.kinds import train_kind
 from regrl.trainers.rlvr.actors import RayBackend
 from regrl.trainers.rlvr.backends import LocalBackend
-from regrl.trainers.run import init_ray, ray_session
+from regrl.trainers.ray_session import init_ray, ray_session
 
 EVAL_SEED_OFFSET = 1_000_003  # eval problems come from a stream disjoint from training's
 

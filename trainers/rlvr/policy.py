@@ -10,6 +10,7 @@ import torch
 
 from regrl.agents.models import lm
 from regrl.trainers.checkpoint import checkpoint_dir, latest_checkpoint
+from regrl.trainers.run_files import CONFIG_FILE
 
 POLICY_DIR = "policy"
 TINY_ALPHABET = string.printable  # every character a text task prompt or answer can use
@@ -20,8 +21,8 @@ def saved_policy_dir(path: Path) -> Path | None:
     experiment dir ``<runs_root>/<name>`` (its newest run), else None."""
     path = Path(path)
     runs = (
-        sorted(p for p in path.iterdir() if (p / "config.yaml").is_file())
-        if not (path / "config.yaml").is_file() and not (path / "config.json").is_file()
+        sorted(p for p in path.iterdir() if (p / CONFIG_FILE).is_file())
+        if not (path / CONFIG_FILE).is_file() and not (path / "config.json").is_file()
         else []
     )
     if runs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from regrl.trainers.checks import MAX_INT, ConfigError, short_repr
+from regrl.trainers.run_files import CONFIG_FILE
 from regrl.trainers.traffic.names import PLANNER_FILE, PRETRAIN_KIND
 
 RIFT_ENVS = ("rift_traffic", "rift_metadrive")
@@ -104,11 +105,11 @@ def check_rift_run(run_dir: str) -> None:
     d = Path(run_dir)
     if not d.is_dir():
         raise ConfigError(f"{short_repr(run_dir)}: no such run directory")
-    if not (d / "config.yaml").is_file():
+    if not (d / CONFIG_FILE).is_file():
         if (d / PLANNER_FILE).is_file():
             return
-        raise ConfigError(f"{short_repr(run_dir)}: not a regrl run directory (no config.yaml)")
-    data = read_yaml(d / "config.yaml")
+        raise ConfigError(f"{short_repr(run_dir)}: not a regrl run directory (no {CONFIG_FILE})")
+    data = read_yaml(d / CONFIG_FILE)
     kind, env = data.get("kind", "rl"), data.get("env")
     name = env.get("name") if isinstance(env, dict) else None
     if kind == PRETRAIN_KIND or (kind == "rl" and name in RIFT_ENVS):

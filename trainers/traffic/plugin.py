@@ -2,14 +2,21 @@
 this module in :data:`regrl.trainers.plugins.DOMAIN_PLUGINS` and imports it on its first lookup)."""
 
 from regrl.envs.traffic.env import TrafficEnv
-from regrl.trainers.envs import register_env
+from regrl.trainers.envs import MODULE_SPECS, register_env
 from regrl.trainers.evaluate import EVALUATORS
 from regrl.trainers.kinds import register_kind
-from regrl.trainers.rllib.algo import MODULE_SPECS
 from regrl.trainers.traffic.env_factory import make_rift_env
 from regrl.trainers.traffic.evaluation import evaluate_run
 from regrl.trainers.traffic.pretrain import PlannerDriver
-from regrl.trainers.traffic.scorer_module import rift_module_spec
+
+
+def rift_module_spec(cfg):
+    """:func:`regrl.trainers.traffic.scorer_module.rift_module_spec`, imported when an RLlib run
+    builds its module: this plugin is loaded by ``regrl validate``, which imports no RLlib."""
+    from regrl.trainers.traffic.scorer_module import rift_module_spec as spec
+
+    return spec(cfg)
+
 
 register_env(
     "rift_traffic",

@@ -408,7 +408,7 @@ def write_figures(run_dir: Path, ref: Reference, rows, step: int) -> List[str]:
     import matplotlib.pyplot as plt
 
     from regrl.trainers.logging import TensorBoardLogger
-    from regrl.trainers.run import TB_DIR
+    from regrl.trainers.run_files import TB_DIR
 
     k_max = int(np.flatnonzero(ref.enstrophy_spectrum > 1e-30).max()) + 1  # dealiasing cut
     k = np.arange(k_max)
