@@ -29,8 +29,8 @@ import torch
 from regrl.envs.turbulence.reference import load_reference
 from regrl.trainers.checkpoint import latest_checkpoint
 from regrl.trainers.evaluate import load_module
+from regrl.trainers.kinds import load_run_config
 from regrl.trainers.rllib.policy_file import load_policy
-from regrl.trainers.run import load_run_config
 from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.smarl import (
     BASELINES,
@@ -56,7 +56,7 @@ def _policy_of(path: Path):
         module = load_module(path, "shared")
         module.eval()
         return module, cfg, True
-    return load_module(latest_checkpoint(path), "shared"), load_run_config(path), False
+    return load_module(latest_checkpoint(path), "shared"), load_run_config(path, "rl"), False
 
 
 def learned_rows(arm: str, paths, ref, opts, sample_seed=None) -> list:

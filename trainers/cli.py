@@ -16,6 +16,7 @@ from typing import List, Optional
 from regrl.agents.registry import UnknownNameError
 from regrl.trainers.checkpoint import RunAborted  # light as well (file logic only)
 from regrl.trainers.checks import ConfigError, missing_extra  # light: no torch for `regrl --help`
+from regrl.trainers.config_overrides import add_set_flag  # light: the YAML reader loads on use
 from regrl.trainers.lazy_parser import LazyParser  # light: argparse only
 from regrl.trainers.plugins import DOMAIN_CLIS as DOMAIN_CLI_MODULES
 from regrl.trainers.stop_signal import EXIT_TERMINATED, Terminated  # light: stdlib only
@@ -36,21 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=LazyParser)
     t = sub.add_parser("train", help="train an experiment (or --resume a run)")
     t.add_argument("config", nargs="?", help="experiment YAML (omit with --resume)")
-    t.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a config value (repeatable)",
-    )
+    add_set_flag(t)
     t.add_argument("--address", help="Ray address: 'auto' on a cluster head, or ray://HOST:PORT")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no per-iteration progress")
     t.add_argument("--eval", action="store_true", help="run `regrl eval` on the run afterwards")
     v = sub.add_parser("validate", help="check a config without running it")
     v.add_argument("config")
-    v.add_argument("--set", dest="overrides", action="append", default=[])
+    add_set_flag(v)
     sub.add_parser("list", help="environments, objective terms and offline plugins")
     e = sub.add_parser("eval", help="evaluate a run's latest checkpoint or a policy file (.pt)")
     e.add_argument("run_dir", help="run directory, or a policy file FILE.pt with FILE.json")

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from regrl.trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
-from regrl.trainers.config import apply_torch_threads
 from regrl.trainers.envs import env_entry, make_env
-from regrl.trainers.harness import TB_DIR, load_run_config
+from regrl.trainers.harness import TB_DIR
+from regrl.trainers.kinds import load_run_config
 from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
 # env name -> evaluator; the domain modules register theirs (smarl_turb2d: the closure
@@ -25,6 +25,13 @@ from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 # imported by name on the first lookup so that this core module imports no domain.
 EVALUATOR_MODULES = DOMAIN_PLUGINS
 EVALUATORS = PluginRegistry("evaluator", EVALUATOR_MODULES)
+
+
+def apply_torch_threads(cfg) -> None:
+    """``resources.torch_threads`` of a kind-rl config for this process (null keeps torch's
+    default): the driver of a run and its evaluation."""
+    if cfg.resources.torch_threads:
+        torch.set_num_threads(cfg.resources.torch_threads)
 
 
 def greedy_action(dist_inputs: torch.Tensor, space) -> np.ndarray:
@@ -65,7 +72,7 @@ def load_module(ckpt: Path, module_id: str):
 
 def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir, "rl")
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise FileNotFoundError(f"{run_dir} has no complete checkpoint to evaluate")

@@ -30,7 +30,7 @@ from regrl.trainers.checkpoint import (
     save_checkpoint,
 )
 from regrl.trainers.checks import ConfigError, require_run_name, short_repr
-from regrl.trainers.config import config_from_dict, read_yaml
+from regrl.trainers.config_yaml import read_yaml
 from regrl.trainers.logging import Progress, TensorBoardLogger
 from regrl.trainers.run_files import CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE, TB_DIR
 from regrl.trainers.stop_signal import (
@@ -107,8 +107,9 @@ def new_run_dir(cfg) -> Path:
     raise ConfigError(f"{parent}: 10,000 run directories named {base.name}[-N] exist already")
 
 
-def load_run_config(run_dir: Path, parse_fn=config_from_dict):
-    """The resolved config a run saved (``parse_fn`` validates it: RL by default)."""
+def load_run_config(run_dir: Path, parse_fn: Callable[[Dict[str, Any], str], Any]) -> Any:
+    """The resolved config a run saved, validated by ``parse_fn(data, source)`` (the kind's
+    schema; :func:`regrl.trainers.kinds.load_run_config` picks it from the saved ``kind:``)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a regrl run directory (no {CONFIG_FILE})")

@@ -30,7 +30,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from regrl.trainers import harness
 from regrl.trainers.checks import ConfigError
-from regrl.trainers.config import apply_overrides, read_yaml, to_dict
+from regrl.trainers.config_kernel import to_dict
+from regrl.trainers.config_overrides import apply_overrides
+from regrl.trainers.config_yaml import read_yaml
 from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 
 # The modules whose import registers their kinds' drivers (each driver lives next to its
@@ -84,6 +86,22 @@ def driver_for(path: Union[str, Path, None]) -> "Driver":
     return KINDS.get(kind_of_path(path))
 
 
+def load_run_config(run_dir: Union[str, Path], kind: Optional[str] = None) -> Any:
+    """The resolved config a run saved, validated by the schema of its own ``kind:`` (the
+    driver's :meth:`Driver.parse`). ``kind``: the kind the caller needs; a run of another kind
+    is refused with a message naming both."""
+
+    def parse(data: Dict[str, Any], source: str) -> Any:
+        saved = kind_of_data(data)
+        if kind is not None and saved != kind:
+            raise ConfigError(
+                f"{run_dir}: a run of kind {saved!r}; this needs a run of kind {kind!r}"
+            )
+        return KINDS.get(saved).parse(data, source)
+
+    return harness.load_run_config(Path(run_dir), parse)
+
+
 def train_kind(
     kind: str,
     cfg: Any = None,
@@ -108,6 +126,11 @@ class Driver:
     ) -> Any:
         """Validate; errors name ``where`` (default: the file, or ``<config>`` for a mapping)."""
         raise NotImplementedError
+
+    def parse(self, data: Dict[str, Any], source: str) -> Any:
+        """The kind's schema alone on a raw mapping (a run's saved config): no environment
+        probe or other check of the world outside the file; errors name ``source``."""
+        return self.load(data, where=source)
 
     def trial_config(self, raw: Dict[str, Any]) -> Dict[str, Any]:
         """A sweep trial's raw config (drop side effects outside the run directory)."""

@@ -19,16 +19,10 @@ from regrl.agents.objectives.terms import needs  # capabilities by flag, never b
 from regrl.agents.registry import UnknownNameError
 from regrl.trainers import feasibility
 from regrl.trainers.checkpoint import RESTARTING, RunAborted, empty_iteration_streak
-from regrl.trainers.config import (
-    ConfigError,
-    ExperimentConfig,
-    apply_torch_threads,
-    config_from_dict,
-)
+from regrl.trainers.config import ConfigError, ExperimentConfig, config_from_dict
 from regrl.trainers.envs import env_entry, probe_env
-from regrl.trainers.evaluate import evaluate
+from regrl.trainers.evaluate import apply_torch_threads, evaluate
 from regrl.trainers.feasibility import Demand
-from regrl.trainers.harness import load_run_config  # noqa: F401 (traffic/compare.py reads it here)
 from regrl.trainers.kinds import (
     HarnessDriver,
     Source,
@@ -284,11 +278,14 @@ class RLDriver(HarnessDriver):
     def load(
         self, source: Source, overrides: Sequence[str] = (), *, where: Optional[str] = None
     ) -> Any:
-        data = raw_config(source, overrides)
-        data.pop("kind", None)  # rl, or null (= rl): the schema fills in its own kind
-        cfg = config_from_dict(data, source=source_name(source, where))
+        cfg = self.parse(raw_config(source, overrides), source_name(source, where))
         _probe_env(cfg, source_name(source, where))
         return cfg
+
+    def parse(self, data: Dict[str, Any], source: str) -> Any:
+        data = dict(data)
+        data.pop("kind", None)  # rl, or null (= rl): the schema fills in its own kind
+        return config_from_dict(data, source=source)
 
     def check_trial(self, cfg) -> None:
         if env_entry(cfg.env.name).main_thread_only and cfg.resources.num_env_runners == 0:

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from regrl.trainers import stats
 from regrl.trainers.checkpoint import latest_checkpoint
 from regrl.trainers.checks import ConfigError
+from regrl.trainers.config_overrides import add_set_flag, set_value, split_key
 from regrl.trainers.logging import read_jsonl
 from regrl.trainers.run_files import CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE
 
@@ -41,7 +42,7 @@ RESULTS_MD = "results.md"
 def yaml_value(raw: str) -> Any:
     """A value as a user writes it on the command line, read like ``--set`` values (YAML
     types, YAML 1.2 numbers such as ``1e-3``; the config loader's bounds apply)."""
-    from regrl.trainers.config import load_yaml_text  # lazy: torch, not at --help
+    from regrl.trainers.config_yaml import load_yaml_text  # lazy: PyYAML, not at --help
 
     return load_yaml_text(raw, f"value {raw[:60]!r}") if raw.strip() else ""
 
@@ -100,13 +101,8 @@ def point_label(point: Dict[str, Any]) -> str:
 def assign(data: Dict[str, Any], key: str, value: Any) -> None:
     """Set the dotted ``key`` of a raw config mapping to an already typed ``value`` (the
     path is checked and created as ``--set`` does)."""
-    from regrl.trainers.config import apply_overrides  # lazy: torch, not at --help
-
-    apply_overrides(data, [f"{key}=null"])
-    parts, node = key.split("."), data
-    for part in parts[:-1]:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
+    label = f"--grid {key[:120]}"
+    set_value(data, split_key(key, label), value, label)
 
 
 def aggregate_point(finished: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
@@ -378,9 +374,7 @@ def make_spec(
         raise ConfigError(f"{len(configs)} configs are the arms of one sweep: name it with --name")
     grid_axes, trials, kind, first = parse_grid(grid), [], None, None
     for config, arm in zip(configs, arms):
-        base = raw_config(config)
-        for text in sets:
-            assign(base, *_typed(parse_assignment(text, "--set")))
+        base = raw_config(config, sets)
         arm_kind = kind_of_data(base)
         if kind is not None and arm_kind != kind:
             raise ConfigError(
@@ -419,10 +413,6 @@ def make_spec(
 class _Holder:
     def __init__(self, runs_root: str, name: str):
         self.runs_root, self.name = runs_root, name
-
-
-def _typed(assignment: Tuple[str, str]) -> Tuple[str, Any]:
-    return assignment[0], yaml_value(assignment[1])
 
 
 def _check_segment(name: str, flag: str) -> None:
@@ -652,14 +642,7 @@ def add_cli(sub) -> None:
         metavar="KEY.PATH=V1,V2",
         help="a grid axis (repeatable; the cross product is run)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a config value (repeatable)",
-    )
+    add_set_flag(p)
     p.add_argument("--address", help="Ray address: 'auto' on a cluster head")
     p.add_argument(
         "--max-concurrent",

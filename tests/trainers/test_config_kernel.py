@@ -174,13 +174,13 @@ def test_the_parser_has_no_objective_special_case():
     """The terms of kind rl and kind rlvr and the offline plugins are marked fields."""
     import inspect
 
-    from regrl.trainers import config
+    from regrl.trainers import config_kernel, config_objective
 
-    assert "ObjectiveConfig" not in inspect.getsource(config._build)
+    assert "ObjectiveConfig" not in inspect.getsource(config_kernel)
     for cls, name in (
-        (config.ObjectiveConfig, "terms"),
-        (rlvr_config.ObjectiveConfig, "terms"),
+        (config_objective.ObjectiveConfig, "terms"),
+        (rlvr_config.RLVRObjective, "terms"),
         (OfflineConfig, "plugins"),
     ):
         f = {f.name: f for f in dataclasses.fields(cls)}[name]
-        assert config.NAMED_LIST in f.metadata
+        assert config_kernel.NAMED_LIST in f.metadata

@@ -18,6 +18,7 @@ import torch
 
 from regrl.files import atomic_output, package_commit
 from regrl.trainers.rllib.weights import SUFFIX, load_into, load_policy_state
+from regrl.trainers.run_files import EVAL_FILE, SUMMARY_FILE
 
 
 def provenance_path(path: Path) -> Path:
@@ -28,12 +29,6 @@ def is_policy_file(path) -> bool:
     """A ``.pt`` file with its JSON sidecar."""
     p = Path(path)
     return p.suffix == SUFFIX and p.is_file() and provenance_path(p).is_file()
-
-
-def git_commit() -> str:
-    """The commit of the regrl checkout that wrote the file, whatever the working directory
-    (``unknown`` for an installed package or without git)."""
-    return package_commit() or "unknown"
 
 
 def save_policy(state: Mapping[str, torch.Tensor], path: Path, provenance: Dict[str, Any]) -> Path:
@@ -124,24 +119,24 @@ def export_run(run_dir: Path, out: Path, command: Optional[str] = None) -> Path:
     from regrl.trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
     from regrl.trainers.config import to_dict
     from regrl.trainers.envs import env_entry
-    from regrl.trainers.harness import load_run_config
+    from regrl.trainers.kinds import load_run_config
 
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir, "rl")
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise ValueError(f"{run_dir} has no complete checkpoint to export")
     module_id = env_entry(cfg.env.name).module_id
     module = RLModule.from_checkpoint(module_checkpoint_path(ckpt, module_id))
     extra = {}
-    for name in ("summary.json", "eval.json"):
+    for name in (SUMMARY_FILE, EVAL_FILE):
         if (run_dir / name).is_file():
             extra[name.removesuffix(".json")] = json.loads((run_dir / name).read_text())
     provenance = {
         "config": to_dict(cfg),
         "seed": cfg.seed,
         "iteration": int(read_state(ckpt)["iteration"]),
-        "commit": git_commit(),
+        "commit": package_commit() or "unknown",  # regrl's checkout, not the working dir
         "command": command or f"regrl train <config of {run_dir}>",
         "run_dir": str(run_dir),
         **extra,

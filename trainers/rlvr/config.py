@@ -1,14 +1,15 @@
 """Typed, frozen schema of RLVR (``kind: rlvr``) and SFT (``kind: sft``) experiment files.
 
 Unknown keys, wrong types and out-of-range values become a :class:`ConfigError` that names
-the file, the key and the nearest valid key (the helpers of :mod:`regrl.trainers.config`).
+the file, the key and the nearest valid key (:mod:`regrl.trainers.config_kernel`); the
+``objective:`` section is kind rl's, narrowed to the token learner (:class:`RLVRObjective`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Literal, Optional, Tuple
 
 from regrl.envs.text import TaskError, get_task
 from regrl.trainers.checks import (
@@ -17,23 +18,16 @@ from regrl.trainers.checks import (
     MAX_TOKENS,
     MAX_WIDTH,
     require_size,
+    short_repr,
 )
 from regrl.trainers.checks import (
     require as _require,
 )
-from regrl.trainers.config import (
-    ConfigError,
-    LearnerResources,
-    NamedSpec,
-    RunConfig,
-    apply_overrides,
-    named_list,
-    parse,
-    read_yaml,
-    short_repr,
-    to_dict,
-)
-from regrl.trainers.rlvr.terms import RLVR_TERMS
+from regrl.trainers.config_base import LearnerResources, RunConfig
+from regrl.trainers.config_kernel import ConfigError, parse, to_dict
+from regrl.trainers.config_objective import ObjectiveConfig, TermSpec, terms_field
+from regrl.trainers.config_overrides import apply_overrides
+from regrl.trainers.config_yaml import read_yaml
 
 
 @dataclass(frozen=True)
@@ -102,41 +96,19 @@ class AdvantageConfig:
 
 
 @dataclass(frozen=True)
-class TermSpec(NamedSpec):
-    """One RLVR loss term: ``{name: ..., <params>}`` of :data:`RLVR_TERMS`."""
+class RLVRObjective(ObjectiveConfig):
+    """``objective:`` of kind rlvr: the objective of kind rl on the token learner, which has
+    no critic and no candidate actions and needs exactly one policy surrogate."""
 
-
-def _default_terms() -> Tuple[TermSpec, ...]:
-    return (TermSpec("policy", RLVR_TERMS.get("policy").params_cls()),)
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
     advantages: AdvantageConfig = field(default_factory=AdvantageConfig)
     """GRPO group advantages; a group is the G completions of one prompt."""
-    terms: Tuple[TermSpec, ...] = field(
-        default_factory=_default_terms,
-        metadata=named_list(RLVR_TERMS, lambda t: t.params_cls, TermSpec, "term", "policy"),
-    )
+    terms: Tuple[TermSpec, ...] = terms_field("policy")
     """Loss terms summed by the learner, each ``{name: ..., <params>}``."""
 
-    def __post_init__(self) -> None:
-        names = [t.name for t in self.terms]
-        _require(len(names) == len(set(names)), f"a term is listed twice: {names}")
-        surrogates = [n for n in names if RLVR_TERMS.get(n).is_surrogate]
-        _require(
-            len(surrogates) == 1,
-            f"list exactly one policy surrogate (policy or lp_reg), got {surrogates}",
-        )
-        # the token backend has no critic and no candidate actions (flags, not names)
-        unsupported = [
-            n for n in names if RLVR_TERMS.get(n).needs_values or RLVR_TERMS.get(n).needs_candidates
-        ]
-        _require(
-            not unsupported,
-            f"terms {unsupported} need a critic or candidate actions, "
-            "which kind: rlvr does not have",
-        )
+    backend: ClassVar[str] = "rlvr"
+    exactly_one_surrogate: ClassVar[bool] = True
+    has_critic: ClassVar[bool] = False
+    has_candidates: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -255,7 +227,7 @@ class RLVRConfig(RunConfig):
     """The verifiable text task."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """Sampling settings."""
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    objective: RLVRObjective = field(default_factory=RLVRObjective)
     """Advantages and loss terms."""
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Optimisation schedule."""

@@ -39,9 +39,9 @@ def _is_planner_run(run_dir: Path) -> bool:
 
 def _rl_row(run_dir: Path, episodes: Optional[int], reuse: bool) -> Dict[str, Any]:
     from regrl.trainers.evaluate import evaluate
-    from regrl.trainers.run import load_run_config
+    from regrl.trainers.kinds import load_run_config
 
-    saved, cfg = run_dir / "eval.json", load_run_config(run_dir)
+    saved, cfg = run_dir / "eval.json", load_run_config(run_dir, "rl")
     if reuse and saved.is_file():  # only an evaluation with the very same options
         report = json.loads(saved.read_text())
         if report.get("options") == eval_options(dict(cfg.eval.kwargs), episodes):
@@ -63,7 +63,7 @@ def compare_runs(
     (IL only, on the first RL run's env settings); runs of one method pool their seed blocks.
     Writes ``out/compare.md``, ``compare.json``, ``compare.png`` and, with ``bev``, top-down
     snapshots of IL only vs RIFT (``compare_bev.png``); returns the rows."""
-    from regrl.trainers.run import load_run_config
+    from regrl.trainers.kinds import load_run_config
 
     run_dirs = [Path(d).resolve() for d in run_dirs]
     for d in run_dirs:
@@ -75,7 +75,7 @@ def compare_runs(
     if il:
         if not rl:
             raise ValueError("compare needs at least one RL run to take the env settings from")
-        cfg = load_run_config(rl[0])
+        cfg = load_run_config(rl[0], "rl")
         opts = eval_options(dict(cfg.eval.kwargs), episodes)
         env_kw = {k: v for k, v in dict(cfg.env.kwargs).items() if k not in ("planner",)}
         rows = [evaluate_planner_run(d, env_kw, opts) for d in il] + rows
@@ -91,7 +91,7 @@ def compare_runs(
     figures = write_bars(out / "compare_ci.png", interval_rows(per_run))
     figures += write_bars(out / "compare.png", merged)
     if bev and rl:
-        figures += _bev_for(rows, load_run_config(rl[0]), out / "compare_bev.png")
+        figures += _bev_for(rows, load_run_config(rl[0], "rl"), out / "compare_bev.png")
     print(table + "\n\n" + (out / "compare_ci.md").read_text(), flush=True)
     return {"rows": merged, "table": str(out / "compare.md"), "figures": figures}
 
@@ -118,14 +118,14 @@ def _bev_for(rows: List[Dict[str, Any]], cfg, path: Path) -> List[str]:
 
 def _row_policy(row: Dict[str, Any]) -> Policy:
     from regrl.trainers.checkpoint import latest_checkpoint
-    from regrl.trainers.run import load_run_config
+    from regrl.trainers.kinds import load_run_config
 
     run_dir = Path(row["run_dir"])
     if row["method"] == "IL only":
         planner = load_planner(planner_path(run_dir))
         planner.eval()
         return scorer_policy(lambda s: planner(s, with_traj=False)["logits"])
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir, "rl")
     return run_policy(run_dir, cfg, latest_checkpoint(run_dir))
 
 

@@ -317,13 +317,13 @@ def rl_policy(run_dir: str) -> Policy:
     """Mean action of the shared policy of an RL run (``regrl train configs/smarl_*.yaml``)."""
     from regrl.trainers.checkpoint import latest_checkpoint
     from regrl.trainers.evaluate import load_module
-    from regrl.trainers.run import load_run_config
+    from regrl.trainers.kinds import load_run_config
     from regrl.trainers.turbulence.smarl import coeff_range_of, module_policy
 
     ckpt = latest_checkpoint(Path(run_dir))
     if ckpt is None:
         raise ConfigError(f"--rl-run {run_dir}: no complete checkpoint found")
-    env_kw = dict(load_run_config(Path(run_dir)).env.kwargs)
+    env_kw = dict(load_run_config(run_dir, "rl").env.kwargs)
     closure = env_kw.get("closure", "smagorinsky")
     if closure != "smagorinsky":
         raise ConfigError(
