@@ -35,6 +35,7 @@ from turbulence_fits import mean_roots  # this folder: one definition of the fit
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
+from regrl.files import atomic_output
 from regrl.trainers.offline import build_model, load_offline_config
 from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.closures import (
@@ -122,9 +123,8 @@ def _save(path: Path, state: dict) -> None:
         merged = _load(path)
         merged["rows"].update(state["rows"])
         merged["options"] = state.get("options", merged.get("options"))
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(merged, indent=1))
-        tmp.replace(path)
+        with atomic_output(path, "w") as fh:  # a reader never sees half a file
+            fh.write(json.dumps(merged, indent=1))
     # in place: the arms hold ``state["rows"]`` and add to it after this save
     state["rows"].update(merged["rows"])
 

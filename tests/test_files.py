@@ -3,6 +3,7 @@ midway, fsync before the rename) and the commit reader (the checkout of regrl's 
 working directory; None, not an exception, outside a checkout)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,14 +111,38 @@ def test_the_commit_is_the_package_checkout_s_from_any_working_directory(other_r
     assert full == head != _git(other_repo, "rev-parse", "HEAD") and head.startswith(short)
 
 
-def test_the_policy_file_and_reference_record_the_package_commit(other_repo, monkeypatch):
+def test_the_reference_records_the_package_commit(other_repo, monkeypatch):
     from regrl.envs.turbulence.reference import ReferenceSpec, _provenance
-    from regrl.trainers.rllib.policy_file import git_commit
 
     head = _checkout_head()
     monkeypatch.chdir(other_repo)
-    assert git_commit() == head
     assert head.startswith(_provenance(ReferenceSpec(), "cpu", 1.0)["code_version"])
+
+
+# ---- nobody else writes atomically or reads the commit ----------------------------------------
+SOURCES = ("regrl", "agents", "envs", "trainers", "benchmarks")
+DIRECTORY_SWAPS = {"trainers/checkpoint.py", "trainers/offline.py"}
+"""Checkpoints are folders, renamed whole (atomic_output writes one file); nothing else here
+may rename a file into place."""
+HAND_ROLLED = re.compile(
+    r"os\.replace\(|os\.rename\(|\b\w+\.(?:replace|rename)\(\w+\)|mkstemp\(|rev-parse|def git_commit"
+)
+
+
+def test_regrl_files_is_the_one_atomic_writer_and_the_one_commit_reader():
+    """A temporary file renamed into place, or a git call, anywhere but regrl/files.py (the
+    summary's fixed ``.summary.json.tmp``, the planner export's rename, a second commit
+    reader that reads the working directory's repository) fails here."""
+    found = []
+    for folder in SOURCES:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel == "regrl/files.py" or rel in DIRECTORY_SWAPS:
+                continue
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if HAND_ROLLED.search(line):
+                    found.append(f"{rel}:{n}: {line.strip()}")
+    assert not found, "use regrl.files.atomic_output / package_commit:\n" + "\n".join(found)
 
 
 def test_no_commit_outside_a_checkout_or_without_git(tmp_path, other_repo, monkeypatch):

@@ -10,7 +10,6 @@ read it. ``PlannerDriver`` is registered in trainers/traffic/plugin.py.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional
@@ -25,6 +24,7 @@ from regrl.agents.models.planner import (
     save_planner,
     wta_target,
 )
+from regrl.files import atomic_output
 from regrl.trainers.checks import (
     MAX_BATCH,
     MAX_WIDTH,
@@ -288,9 +288,11 @@ def export_planner(cfg: PretrainConfig, run_dir: Path) -> None:
 
 
 def _atomic_save(path: Path, planner: Planner, extra: Dict[str, Any]) -> None:
-    tmp = path.with_name(f".tmp_{path.name}_{os.getpid()}")
-    save_planner(tmp, planner, extra)
-    os.replace(tmp, path)
+    """``save_planner`` through :func:`regrl.files.atomic_output`: a reader of ``path`` (a
+    stage-2 run, a comparison) never sees half a file, and a failed save leaves the old one
+    and no temporary file."""
+    with atomic_output(path) as fh:
+        save_planner(fh, planner, extra)
 
 
 def pretrain_command(args) -> int:

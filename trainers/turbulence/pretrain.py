@@ -83,9 +83,10 @@ def pretrain_policy(
 ) -> Dict[str, object]:
     """Fit π_BC (module docstring) and write it as a policy file; returns its provenance."""
     # lazy: ray.rllib (through policy_file) takes seconds; not at `regrl turbulence --help`
+    from regrl.files import package_commit
     from regrl.trainers.config import load_config, to_dict
     from regrl.trainers.offline import load_offline_config
-    from regrl.trainers.rllib.policy_file import git_commit, module_spec, save_policy
+    from regrl.trainers.rllib.policy_file import module_spec, save_policy
 
     cfg = load_config(config, list(overrides))
     local = load_offline_config(local_config)
@@ -112,7 +113,7 @@ def pretrain_policy(
     provenance = {
         "config": cfg_dict,
         "seed": int(seed),
-        "commit": git_commit(),
+        "commit": package_commit() or "unknown",
         "command": command or "regrl turbulence pretrain-policy",
         "dataset": str(dataset),
         "dataset_spec": json.loads(str(data["spec"])),  # DatasetSpec + physics of the DNS

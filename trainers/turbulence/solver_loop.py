@@ -311,8 +311,9 @@ def fit_policy(
     from gymnasium import spaces
 
     from regrl.envs.turbulence.env import N_INVARIANTS
+    from regrl.files import package_commit
     from regrl.trainers.config import load_config, to_dict
-    from regrl.trainers.rllib.policy_file import git_commit, module_spec, save_policy
+    from regrl.trainers.rllib.policy_file import module_spec, save_policy
     from regrl.trainers.turbulence.smarl import coeff_range_of
 
     cfg = load_config(config, list(overrides))
@@ -339,7 +340,7 @@ def fit_policy(
     provenance = {
         "config": cfg_dict,
         "seed": spec.seed,
-        "commit": git_commit(),
+        "commit": package_commit() or "unknown",
         "command": "regrl turbulence fit --policy-config " + str(config),
         "solver_in_the_loop": {k: v for k, v in result.items() if k != "history"},
         "final_loss": result["history"][-1]["loss"],
