@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from regrl.trainers.run_files import METRICS_JSONL
+
 COLUMNS = (
     ("learner/dual_clip_frac", "dual-clipped share", "{:.4f}"),
     ("learner/kl_to_il", "KL(π‖π_IL)", "{:.3f}"),
@@ -28,7 +30,7 @@ def arm_iterations(sweep_dir: Path) -> dict:
     for t in spec["trials"]:
         runs = sorted((sweep_dir / "trials" / t["name"]).glob("*/summary.json"))
         if runs:
-            lines = (runs[-1].parent / "metrics.jsonl").read_text().splitlines()
+            lines = (runs[-1].parent / METRICS_JSONL).read_text().splitlines()
             arms.setdefault(t.get("arm") or t["label"], []).append([json.loads(x) for x in lines])
     return arms
 

@@ -14,12 +14,14 @@ import statistics
 from pathlib import Path
 from typing import Dict, List
 
+from regrl.trainers.run_files import METRICS_JSONL
+
 
 def _run_dir(path: Path) -> Path:
     """A run dir (has metrics.jsonl) or an experiment dir (its newest run)."""
-    if (path / "metrics.jsonl").is_file():
+    if (path / METRICS_JSONL).is_file():
         return path
-    runs = sorted(p for p in path.iterdir() if (p / "metrics.jsonl").is_file())
+    runs = sorted(p for p in path.iterdir() if (p / METRICS_JSONL).is_file())
     if not runs:
         raise SystemExit(f"error: {path}: no metrics.jsonl in it or its runs")
     return runs[-1]
@@ -37,9 +39,7 @@ def _ends(values: List[float], window: int) -> str:
 
 def summary(run: Path, window: int) -> str:
     rows = [
-        json.loads(line)
-        for line in (run / "metrics.jsonl").read_text().splitlines()
-        if line.strip()
+        json.loads(line) for line in (run / METRICS_JSONL).read_text().splitlines() if line.strip()
     ]
     ent = _series(rows, "learner/entropy")
     change = (

@@ -24,6 +24,7 @@ import statistics
 from pathlib import Path
 from typing import Dict, List
 
+from regrl.trainers.run_files import METRICS_JSONL
 from regrl.trainers.stats import curve_band, plot_band, t_interval, welch_interval
 
 ENTROPY, ACC, PASS1 = "learner/entropy", "train/accuracy", "eval/pass@1"
@@ -31,7 +32,7 @@ LP_TOKENS, STEPS_PER = "learner/lp_reg_token_num", "learner/optimizer_steps"
 
 
 def _rows(run_dir: str) -> List[Dict]:
-    text = (Path(run_dir) / "metrics.jsonl").read_text()
+    text = (Path(run_dir) / METRICS_JSONL).read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

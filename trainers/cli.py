@@ -19,6 +19,7 @@ from regrl.trainers.checks import ConfigError, missing_extra  # light: no torch 
 from regrl.trainers.config_overrides import add_set_flag  # light: the YAML reader loads on use
 from regrl.trainers.lazy_parser import LazyParser  # light: argparse only
 from regrl.trainers.plugins import DOMAIN_CLIS as DOMAIN_CLI_MODULES
+from regrl.trainers.run_files import CONFIG_FILE, EVAL_FILE, TB_DIR  # light: names only
 from regrl.trainers.stop_signal import EXIT_TERMINATED, Terminated  # light: stdlib only
 
 EXIT_BAD_INPUT = 2
@@ -66,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def _config_path(args) -> Optional[str]:
     """The file whose ``kind:`` picks the driver: the config, or a run's saved config."""
     run_dir = getattr(args, "resume", None) or getattr(args, "run_dir", None)
-    return str(Path(run_dir) / "config.yaml") if run_dir else getattr(args, "config", None)
+    return str(Path(run_dir) / CONFIG_FILE) if run_dir else getattr(args, "config", None)
 
 
 def cmd_train(args) -> int:
@@ -93,7 +94,7 @@ def cmd_train(args) -> int:
     print(result.done)
     if args.eval:
         driver.evaluate(result.run_dir, None)
-        print(f"TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}")
+        print(f"TensorBoard: tensorboard --logdir {result.run_dir / TB_DIR}")
     return 0
 
 
@@ -160,7 +161,7 @@ def _eval_policy_file(path: Path, args) -> int:
         print((out / report["table"]).read_text(), end="")
     for fig in report.get("figures", []):
         print(f"figure: {fig}")
-    print(f"report: {out / 'eval.json'}")
+    print(f"report: {out / EVAL_FILE}")
     return 0
 
 

@@ -15,9 +15,9 @@ import torch
 
 from regrl.trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
 from regrl.trainers.envs import env_entry, make_env
-from regrl.trainers.harness import TB_DIR
 from regrl.trainers.kinds import load_run_config
 from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
+from regrl.trainers.run_files import EVAL_FILE, TB_DIR
 
 # env name -> evaluator; the domain modules register theirs (smarl_turb2d: the closure
 # comparison in regrl.trainers.turbulence.smarl; rift_metadrive: the RIFT metrics in
@@ -88,7 +88,7 @@ def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
         "iteration": read_state(ckpt)["iteration"],
         **report,
     }
-    (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    (run_dir / EVAL_FILE).write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -112,7 +112,7 @@ def evaluate_policy_file(path: Path, out_dir: Path, episodes: int | None = None)
     apply_torch_threads(cfg)
     report = fn(run_dir=out_dir, cfg=cfg, ckpt=None, episodes=episodes, module=module)
     report = {"policy_file": str(path), "provenance": prov, **report}
-    (out_dir / "eval.json").write_text(json.dumps(report, indent=2, default=str))
+    (out_dir / EVAL_FILE).write_text(json.dumps(report, indent=2, default=str))
     return report
 
 

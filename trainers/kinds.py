@@ -34,6 +34,7 @@ from regrl.trainers.config_kernel import to_dict
 from regrl.trainers.config_overrides import apply_overrides
 from regrl.trainers.config_yaml import read_yaml
 from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
+from regrl.trainers.run_files import CONFIG_FILE
 
 # The modules whose import registers their kinds' drivers (each driver lives next to its
 # loop). Imported by name on first use of KINDS: the plugin mechanism, like DOMAIN_CLIS in
@@ -41,8 +42,6 @@ from regrl.trainers.plugins import DOMAIN_PLUGINS, PluginRegistry
 KIND_MODULES = ("regrl.trainers.run", "regrl.trainers.offline") + DOMAIN_PLUGINS
 KINDS = PluginRegistry("experiment kind", KIND_MODULES)
 DEFAULT_KIND = "rl"
-CONFIG_FILE = harness.CONFIG_FILE  # the resolved config every run directory holds
-SUMMARY_FILE = harness.SUMMARY_FILE  # written when a run finished: its final metrics
 
 Source = Union[str, Path, Mapping[str, Any]]
 

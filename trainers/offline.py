@@ -73,7 +73,6 @@ from regrl.trainers.kinds import Driver, Source, TrainResult, raw_config, regist
 from regrl.trainers.logging import Progress
 from regrl.trainers.ray_session import ray_session
 
-TB_DIR = "tb"
 METRICS_FILE = "metrics.json"
 LEARNER_FILE = "learner.pt"
 FORMATS = {".npz": "npz", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from regrl.trainers.run_files import CONFIG_FILE, EVAL_FILE
 from regrl.trainers.traffic.bev import bev_snapshots
 from regrl.trainers.traffic.evaluation import (
     Policy,
@@ -29,7 +30,7 @@ from regrl.trainers.traffic.tables import (
 
 
 def _is_planner_run(run_dir: Path) -> bool:
-    cfg = Path(run_dir) / "config.yaml"
+    cfg = Path(run_dir) / CONFIG_FILE
     if not cfg.is_file():
         return (Path(run_dir) / PLANNER_FILE).is_file()
     from regrl.trainers.config import read_yaml
@@ -41,7 +42,7 @@ def _rl_row(run_dir: Path, episodes: Optional[int], reuse: bool) -> Dict[str, An
     from regrl.trainers.evaluate import evaluate
     from regrl.trainers.kinds import load_run_config
 
-    saved, cfg = run_dir / "eval.json", load_run_config(run_dir, "rl")
+    saved, cfg = run_dir / EVAL_FILE, load_run_config(run_dir, "rl")
     if reuse and saved.is_file():  # only an evaluation with the very same options
         report = json.loads(saved.read_text())
         if report.get("options") == eval_options(dict(cfg.eval.kwargs), episodes):
