@@ -73,7 +73,7 @@ class CompanderParams:
 
 @register_plugin
 class WeightCompander(Plugin):
-    """Weight Compander: every Linear weight is used through f(w) = sign(w)((|w|+b)^a - b^a)."""
+    """Weight Compander (Cakaj et al. 2023): every Linear weight is used through f(w) = sign(w)((|w|+b)^a - b^a)."""
 
     name = "compander"
     Params = CompanderParams

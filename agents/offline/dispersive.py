@@ -52,7 +52,7 @@ class DispersiveParams:
 
 @register_plugin
 class Dispersive(Plugin):
-    """Dispersive loss on the trunk features: spread a batch's representations apart."""
+    """Dispersive loss (Wang & He 2025) on the trunk features: spread a batch's representations apart."""
 
     name = "dispersive"
     Params = DispersiveParams

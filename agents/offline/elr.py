@@ -75,7 +75,7 @@ class ELRParams:
 
 @register_plugin
 class ELR(Plugin):
-    """ELR early-learning regularisation: per-sample running targets + log(1 - <t, p>) penalty."""
+    """ELR early-learning regularisation (Liu et al. 2020): per-sample running targets + log(1 - <t, p>) penalty."""
 
     name = "elr"
     Params = ELRParams

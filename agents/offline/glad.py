@@ -42,7 +42,7 @@ class GladParams:
 
 @register_plugin
 class Glad(Plugin):
-    """GLAD gradient regulariser: g <- g + gamma (g_SAM - g), SAM gradient at w + rho g/||g||."""
+    """GLAD gradient regulariser (Peng et al. 2025): g <- g + gamma (g_SAM - g), SAM gradient at w + rho g/||g||."""
 
     name = "glad"
     Params = GladParams

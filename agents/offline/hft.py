@@ -36,7 +36,7 @@ class HFTParams:
 
 @register_plugin
 class HalfFineTuning(Plugin):
-    """HFT: each round freeze a random half of the weight matrices (their values do not move)."""
+    """HFT Half Fine-Tuning (Hui et al. 2024): each round freeze a random half of the weight matrices (their values do not move)."""
 
     name = "hft"
     Params = HFTParams

@@ -72,7 +72,7 @@ class IgniteParams:
 
 @register_plugin
 class Ignite(Plugin):
-    """IGNITE: penalise the surrogate's gradient norm ||grad_beta mean f_beta(x)||, dual ascent."""
+    """IGNITE (Dao et al. 2024): penalise the surrogate's gradient norm ||grad_beta mean f_beta(x)||, dual ascent."""
 
     name = "ignite"
     Params = IgniteParams

@@ -53,7 +53,7 @@ class LipschitzParams:
 
 @register_plugin
 class LipschitzBC(Plugin):
-    """Lipschitz-constrained BC: project every layer to spectral norm alpha^(1/L) after each step."""
+    """Lipschitz-constrained BC (Al Makdah et al. 2022): project every layer to spectral norm alpha^(1/L) after each step."""
 
     name = "lipschitz"
     Params = LipschitzParams

@@ -52,7 +52,7 @@ class MixUpParams:
 
 @register_plugin
 class MixUp(Plugin):
-    """MixUp: train on convex combinations of input pairs and of their targets."""
+    """MixUp (Zhang et al. 2018): train on convex combinations of input pairs and of their targets."""
 
     name = "mixup"
     Params = MixUpParams

@@ -85,7 +85,7 @@ class MSBRegParams:
 
 @register_plugin
 class MSBReg(Plugin):
-    """MSBReg on trunk features: multiview centroid + singular-value + Brownian losses."""
+    """MSBReg (Moon et al. 2023) on trunk features: multiview centroid + singular-value + Brownian losses."""
 
     name = "msbreg"
     Params = MSBRegParams

@@ -63,7 +63,7 @@ class NestedDropoutParams:
 
 @register_plugin
 class NestedDropout(Plugin):
-    """Nested Dropout on the penultimate features: train with only the first k ~ p(k) channels."""
+    """Nested Dropout (Chen et al. 2022) on the penultimate features: train with only the first k ~ p(k) channels."""
 
     name = "nested_dropout"
     Params = NestedDropoutParams
@@ -160,7 +160,7 @@ def reinitialise(model: nn.Module, seed: int) -> None:
 
 @register_plugin
 class CoTeaching(Plugin):
-    """Co-teaching: a peer network; each trains on the other's small-loss samples."""
+    """Co-teaching (Han et al. 2018): a peer network; each trains on the other's small-loss samples."""
 
     name = "coteaching"
     Params = CoTeachingParams

@@ -39,7 +39,7 @@ class OrthogonalityParams:
 
 @register_plugin
 class SoftOrthogonality(Plugin):
-    """Soft orthogonality lam * sum ||W W^T - I||_F^2 over every Linear weight."""
+    """Soft orthogonality (Wang et al. 2020): lam * sum ||W W^T - I||_F^2 over every Linear weight."""
 
     name = "orthogonality"
     Params = OrthogonalityParams

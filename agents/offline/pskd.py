@@ -50,7 +50,7 @@ class PSKDParams:
 
 @register_plugin
 class PSKD(Plugin):
-    """PS-KD: targets mix the label with the model's own prediction from the previous epoch."""
+    """PS-KD (Kim et al. 2021): targets mix the label with the model's own prediction from the previous epoch."""
 
     name = "pskd"
     Params = PSKDParams

@@ -54,7 +54,7 @@ class SelfDistillParams:
 
 @register_plugin
 class SelfDistill(Plugin):
-    """Self-distillation in rounds with targets alpha*y + (1-alpha)*previous-round model."""
+    """Self-distillation (Borup & Andersen 2021) in rounds with targets alpha*y + (1-alpha)*previous-round model."""
 
     name = "self_distill"
     Params = SelfDistillParams

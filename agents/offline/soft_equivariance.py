@@ -87,7 +87,7 @@ class SoftEquivarianceParams:
 
 @register_plugin
 class SoftEquivariance(Plugin):
-    """Soft D4 equivariance of field-to-field regression (rotations and reflections weighted)."""
+    """Soft D4 equivariance (Kim et al. 2023) of field-to-field regression (rotations and reflections weighted)."""
 
     name = "soft_equivariance"
     Params = SoftEquivarianceParams

@@ -101,7 +101,7 @@ class OrthoGrad:
 
 @register_plugin
 class StableMaxCE(Plugin):
-    """StableMax cross-entropy (float64) in place of the softmax cross-entropy."""
+    """StableMax (Prieto et al. 2025) cross-entropy (float64) in place of the softmax cross-entropy."""
 
     name = "stablemax"
     tasks = frozenset({"classification", "tokens"})
@@ -119,7 +119,7 @@ class StableMaxCE(Plugin):
 
 @register_plugin
 class PerpGrad(Plugin):
-    """⊥Grad: keep only the gradient component orthogonal to each weight tensor (norm kept)."""
+    """⊥Grad (Prieto et al. 2025): keep only the gradient component orthogonal to each weight tensor (norm kept)."""
 
     name = "orthograd"
 
