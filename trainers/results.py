@@ -75,7 +75,7 @@ def _entry(name: str, raw, where: str) -> Entry:
 
 def load_manifest(root: Path) -> Registry:
     """The manifest as a registry (unknown names get "did you mean")."""
-    from regrl.trainers.config import read_yaml  # lazy: torch, not at --help
+    from regrl.trainers.config_yaml import read_yaml  # lazy: PyYAML, not at --help
 
     path = root / MANIFEST
     reg = Registry("result")

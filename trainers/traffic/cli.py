@@ -100,7 +100,7 @@ def check_rift_run(run_dir: str) -> None:
     before anything is evaluated."""
     from pathlib import Path
 
-    from regrl.trainers.config import read_yaml
+    from regrl.trainers.config_yaml import read_yaml
 
     d = Path(run_dir)
     if not d.is_dir():

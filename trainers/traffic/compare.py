@@ -33,7 +33,7 @@ def _is_planner_run(run_dir: Path) -> bool:
     cfg = Path(run_dir) / CONFIG_FILE
     if not cfg.is_file():
         return (Path(run_dir) / PLANNER_FILE).is_file()
-    from regrl.trainers.config import read_yaml
+    from regrl.trainers.config_yaml import read_yaml
 
     return read_yaml(cfg).get("kind") == PRETRAIN_KIND
 
@@ -132,7 +132,7 @@ def _row_policy(row: Dict[str, Any]) -> Policy:
 
 def compare_command(args) -> int:
     """``regrl traffic compare RUN_DIR... --out DIR [--episodes N] [--no-reuse]``."""
-    from regrl.trainers.config import ConfigError
+    from regrl.trainers.checks import ConfigError
 
     try:
         compare_runs(

@@ -39,7 +39,7 @@ from regrl.envs.turbulence.reference import Reference, les_physics, load_referen
 from regrl.envs.turbulence.sgs import eddy_viscosity_term
 from regrl.envs.turbulence.solver import Turbulence2D
 from regrl.files import atomic_output
-from regrl.trainers.config import ConfigError
+from regrl.trainers.checks import ConfigError
 from regrl.trainers.turbulence.smarl import (
     FieldClosure,
     Policy,
