@@ -17,7 +17,11 @@ of per-shard means weights unequal shards wrongly. Here:
   token-mean terms, rows for sequence-mean ones, as the RLVR learner does for micro-batches),
   times the learner count that DDP's gradient average divides by;
 - stateful terms' controllers step on the metrics summed over the learners, so every learner
-  holds the same state.
+  holds the same state;
+- :func:`missing_modules` stops the run when a multi-agent shard would hold no steps of a
+  module that other shards train (agents mapped to several modules, some absent from whole
+  episodes): DDP's gradient all-reduce and the shared normalisers are per module and wait for
+  every learner, so the update would hang.
 
 ``training.train_batch_size`` and ``minibatch_size`` stay totals: each learner samples and
 updates on ``1/num_learners`` of them (RLlib's ``*_per_learner`` settings).
@@ -26,7 +30,7 @@ updates on ``1/num_learners`` of them (RLlib's ``*_per_learner`` settings).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
+from typing import Any, Callable, Dict, FrozenSet, Hashable, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -34,6 +38,7 @@ from ray.rllib.core.learner.learner_group import LearnerGroup
 from ray.rllib.core.learner.training_data import TrainingData
 from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 
+from regrl.trainers.checkpoint import RunAborted
 from regrl.trainers.checks import ConfigError
 
 GROUP_ID_KEY = "group_id"
@@ -103,6 +108,23 @@ def shard_units(
     return [[episodes[i] for i in sorted(idx)] for idx in shards]
 
 
+def episode_modules(episode) -> FrozenSet[Hashable]:
+    """The RLModules whose steps an episode holds (one for a single-agent episode)."""
+    if isinstance(episode, MultiAgentEpisode):
+        return frozenset(episode.module_for(agent) for agent in episode.agent_ids)
+    return frozenset({None})
+
+
+def missing_modules(
+    shards: Sequence[Sequence[Any]], modules_of: Callable[[Any], FrozenSet[Hashable]]
+) -> Dict[int, List[Hashable]]:
+    """``{shard index: modules of the batch that shard holds no step of}`` (empty: every
+    learner trains every module)."""
+    held = [set().union(*map(modules_of, shard)) for shard in shards]
+    every = set().union(*held)
+    return {i: sorted(every - h, key=str) for i, h in enumerate(held) if every - h}
+
+
 class WholeUnitTrainingData(TrainingData):
     """RLlib's ``TrainingData`` whose episode list is sharded by :func:`shard_units`."""
 
@@ -114,10 +136,18 @@ class WholeUnitTrainingData(TrainingData):
             total = self._compute_num_total_minibatches(
                 self.episodes, num_shards, kwargs["minibatch_size"], kwargs.get("num_epochs", 1)
             )
-        return [
-            (TrainingData(episodes=part), {"num_total_minibatches": total})
-            for part in shard_units(self.episodes, num_shards)
-        ]
+        shards = shard_units(self.episodes, num_shards)
+        missing = missing_modules(shards, episode_modules)
+        if missing:
+            i, mods = next(iter(missing.items()))
+            raise RunAborted(
+                f"learner {i + 1} of {num_shards} got no steps of module(s) "
+                f"{', '.join(map(str, mods))} in this train batch (its episodes go whole to one "
+                "learner, and those modules appear in only some episodes); several learners "
+                "must each train every module (DDP waits for all of them): map every agent to "
+                "modules present in every episode, or set resources.num_learners: 0"
+            )
+        return [(TrainingData(episodes=part), {"num_total_minibatches": total}) for part in shards]
 
 
 class RegrlLearnerGroup(LearnerGroup):
