@@ -57,6 +57,8 @@ SUPERVISED = "supervised D4-CNN Π"
 FINE_TUNED = "D4-CNN Π fine-tuned a posteriori"
 CORRECTION = "best two-term constant + learned D4-CNN correction"
 CORRECTION_FAMILY = "smagorinsky_hyper"
+CORRECTION_UPDATES = 100
+"""The correction arm's updates, set before any run of it (10 time units of unrolls)."""
 
 
 def _args():
@@ -241,6 +243,18 @@ def run_cnn_arms(args, state: dict) -> None:
             _save(args.out, state)
 
 
+def _correction_arm(args) -> str:
+    """The correction arm's row label: its number of updates unless the default 100."""
+    n = args.fit_iterations
+    return CORRECTION if n == CORRECTION_UPDATES else f"{CORRECTION} ({n} updates)"
+
+
+def _arms_of(rows: dict, prefix: str) -> list:
+    """The arm labels in ``rows`` that start with ``prefix`` (variants of one route)."""
+    arms = {n.rsplit(", seed ", 1)[0] for n in rows if n.startswith(prefix)}
+    return sorted(arms, key=len)
+
+
 def run_correction_arm(args, state: dict) -> None:
     """Per seed: a D4-CNN (the supervised arm's architecture, fresh initialisation, output
     layer zeroed) trained a posteriori as a **correction** Π added to the family's best scan
@@ -259,7 +273,7 @@ def run_correction_arm(args, state: dict) -> None:
     coeff = tuple(float(r) ** p for r, p in zip(best["roots"], fam.powers))
     rows = state["rows"]
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        name = f"{CORRECTION}, seed {seed}"
+        name = f"{_correction_arm(args)}, seed {seed}"
         if name in rows:
             continue
         torch.manual_seed(seed)
@@ -435,11 +449,11 @@ def report(args, state: dict) -> str:
     entries = [(n, [r], "reference spectrum only", _cost_of(n)) for n, r in consts.items()]
     for arm, rows in arms.items():
         entries.append((arm, rows, "reference spectrum only", _cost_of(arm)))
-    for arm in (SUPERVISED, FINE_TUNED, CORRECTION):
+    for arm in (SUPERVISED, FINE_TUNED, *_arms_of(state["rows"], CORRECTION)):
         rows = _seeded(state["rows"], arm)
         if rows:
             secs = statistics.fmean(r["train_seconds"] for r in rows)
-            if arm == CORRECTION:
+            if arm.startswith(CORRECTION):
                 data = "reference spectrum (+ the σ_Π scale)"
             else:
                 data = f"{rows[0]['hr_snapshots']} filtered-DNS snapshots"

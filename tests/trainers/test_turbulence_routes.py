@@ -57,3 +57,23 @@ def test_cross_fitted_best_constant_is_chosen_on_the_other_fold(routes):
     out = routes.cross_fitted([a, b], "f")
     assert out["name"] == "b / a"
     assert out["per_simulation"][key] == [0.5, 0.9, 0.5, 0.9]
+
+
+def test_correction_variants_are_separate_arms(routes):
+    """A correction run with other updates gets its own label and its own table row."""
+    rows = {
+        f"{routes.CORRECTION}, seed 0": {},
+        f"{routes.CORRECTION}, seed 1": {},
+        f"{routes.CORRECTION} (30 updates), seed 0": {},
+        "supervised D4-CNN Π, seed 0": {},
+    }
+    assert routes._arms_of(rows, routes.CORRECTION) == [
+        routes.CORRECTION,
+        f"{routes.CORRECTION} (30 updates)",
+    ]
+    assert len(routes._seeded(rows, routes.CORRECTION)) == 2
+
+    class A:
+        fit_iterations = 30
+
+    assert routes._correction_arm(A) == f"{routes.CORRECTION} (30 updates)"
