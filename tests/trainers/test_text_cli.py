@@ -59,7 +59,7 @@ def test_demos_writes_deterministic_jsonl(tmp_path, capsys):
     }
     task = get_task("arithmetic")
     assert all(task.reward(r["completion"], Problem(r["prompt"], r["answer"])) == 1.0 for r in rows)
-    assert not (tmp_path / "data" / "a.jsonl.tmp").exists()
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["a.jsonl"]  # no temporary file
 
 
 def test_demos_with_task_settings(tmp_path):
