@@ -27,7 +27,8 @@ warm-up epochs, each a forward and backward pass on a tuning batch); they are no
 training steps. "STN (lr 3e-2)" is the hyperparameter learning rate offline_wave.md chose
 after seeing test results; "STN (paper lr 3e-3)" is the paper's.
 
-Run: nice -n 17 .venv/bin/python benchmarks/stn_search.py      (about 15 minutes, 1 core)
+Run: nice -n 17 .venv/bin/python benchmarks/stn_search.py --seeds 3
+     (44 minutes wall on the shared 2-core machine under load, one torch thread)
 Writes docs/stn_search.md and docs/stn_search.json.
 """
 
