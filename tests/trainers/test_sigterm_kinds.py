@@ -68,7 +68,9 @@ def _planner(tmp_path):
 def _rlvr(tmp_path, mode="local"):
     resources = {"mode": mode, "torch_threads": 1}
     if mode == "ray":
-        resources.update(num_rollout_actors=1, num_reward_actors=1, num_learners=1)
+        resources.update(
+            num_rollout_actors=1, num_reward_actors=1, num_learners=1, cpus_per_actor=0.25
+        )
     return {
         "kind": "rlvr",
         "model": {"path": "tiny", "tiny_layers": 1, "tiny_width": 16},
@@ -145,3 +147,10 @@ def sigterm_and_resume(tmp_path, capsys, make, unit):
 )
 def test_sigterm_checkpoints_exits_143_and_resumes(tmp_path, capsys, make, unit):
     sigterm_and_resume(tmp_path, capsys, make, unit)
+
+
+@pytest.mark.slow  # a Ray session and three actors; the harness path is the local run's
+def test_rlvr_ray_mode_sigterm_checkpoints_exits_143_and_resumes(tmp_path, capsys):
+    """Rollout, reward and learner actors: the SIGTERM reaches the driver inside a blocking
+    ray.get, and the actors' state (the learner's weights) goes into the checkpoint."""
+    sigterm_and_resume(tmp_path, capsys, lambda t: _rlvr(t, "ray"), "step")
