@@ -18,6 +18,8 @@ Rows, per batch size (simulations advancing together):
   every family's closure is formed inside the solver step (``StrainScaled``,
   ``GradientScaled``, ``VorticityScaled``, ``EnergyReturn``: its grid rows in the step's own
   transforms);
+- bare LES + the inverse transform of the two strain rows alone (the part of an agents' field
+  that no exact grid closure avoids) and bare LES + the agents' observations every 10 steps;
 - the learned closure as the evaluation runs it: every 10 steps the agents' observations
   (``env.observe_agents``), the shipped policy's mean (``data/turbulence/policies/smarl_ppo.pt``,
   actor only) and the interpolated coefficient field, then 10 in-step Smagorinsky steps.
@@ -106,11 +108,34 @@ def steppers(sim: Turbulence2D, policy, log_ref) -> dict:
         "Leith, outside the step": leith,
     }
     fns.update(family_steppers(sim))
+    fns["bare LES + strain rows' inverse transform (a grid field's floor)"] = strain_floor(sim)
+    ix, iy = agent_points(sim.n, 4)
+
+    def observed(k):
+        for _ in range(0, k, STEPS_PER_ACTION):
+            observe_agents(sim, ix, iy, log_ref)
+            sim.step(STEPS_PER_ACTION)
+
+    fns["bare LES + observations every 10 steps"] = observed
     if policy is not None:
         fns["learned closure: observations + policy every 10 steps"] = learned_stepper(
             les(sim.batch, device=sim.device), policy, log_ref
         )
     return fns
+
+
+def strain_floor(sim: Turbulence2D):
+    """fn(k): k bare steps, each followed by the inverse transform of the two strain rows an
+    agents' field adds to the step (``_step_grid``, no closure arithmetic): what any closure
+    that forms ν_e S̄ exactly on the grid must add to the bare step."""
+    ops = sim._flux_ops(True, False, False)[2:]
+
+    def run(k):
+        for _ in range(k):
+            sim.step(1)
+            sim._step_grid(sim._w_hat.unsqueeze(1) * ops)
+
+    return run
 
 
 def family_steppers(sim: Turbulence2D) -> dict:

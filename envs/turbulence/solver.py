@@ -232,11 +232,20 @@ def _norm(a: Tensor, b: Tensor, weight: float) -> Tensor:
     return torch.addcmul(a * a, b, b, value=weight).sqrt_()
 
 
-def _invariants(a11: Tensor, a12: Tensor, a21: Tensor, a22: Tensor) -> Tuple[Tensor, ...]:
-    """tr(S), tr(S²), tr(R²) of a 2×2 tensor field A = S + R (S symmetric, R antisymmetric);
-    SMARL's ``turb.invariant`` (docs/methods.md#smarl-environment)."""
-    off_s, off_r = 0.5 * (a12 + a21), 0.5 * (a12 - a21)
-    return a11 + a22, a11**2 + a22**2 + 2.0 * off_s**2, -2.0 * off_r**2
+def _invariants(rows: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """tr(S), tr(S²), tr(R²) [batch, 3, n, n] of a 2×2 tensor field A = S + R (S symmetric, R
+    antisymmetric) given as ``rows`` [batch, 4, n, n] = A11, A22, ½(A12 + A21), ½(A12 − A21)
+    (the off-diagonal parts formed in Fourier space, before the transform); SMARL's
+    ``turb.invariant`` (docs/methods.md#smarl-environment). With ``out`` [batch, 3, n, n] the
+    result is written there (not differentiable), else built out of place."""
+    a11, a22, off_s, off_r = rows.unbind(1)
+    if out is None:  # the same operations, out of place
+        tr_s2 = torch.addcmul(torch.addcmul(a11 * a11, a22, a22), off_s, off_s, value=2.0)
+        return torch.stack([a11 + a22, tr_s2, (off_r * off_r).mul(-2.0)], 1)
+    torch.add(a11, a22, out=out[:, 0])
+    torch.mul(a11, a11, out=out[:, 1]).addcmul_(a22, a22).addcmul_(off_s, off_s, value=2.0)
+    torch.mul(off_r, off_r, out=out[:, 2]).mul_(-2.0)
+    return out
 
 
 # ----------------------------------------------------------------------------- the solver
@@ -316,6 +325,7 @@ class Turbulence2D:
         self._neg_force = (-dt * inv_den * self._forcing_hat()).to(cdt)
         self._build_transfer_operators()
         self._invariant_ops: Optional[Tensor] = None
+        self._mirror_rows = (-torch.arange(n, device=self.device)) % n  # row of −k_x
 
     def _build_transfer_operators(self) -> None:
         """ω̂ → grid fields: ``_to_phys`` = [u, v, ∂xω, ∂yω, ω] and ``_to_strain`` = [S̄11, S̄12];
@@ -789,8 +799,17 @@ class Turbulence2D:
         even in k, so Ẑ(0) + 2 Σ_{k≥1} Ẑ(k) = ½⟨ω²⟩ = ``enstrophy()`` exactly (the Nyquist bin,
         the missing term, is always zero here). A mode (k_x, k_y) shows up at k = |k_y| and at
         k = |k_x|, half of its weight in each."""
-        p = self.omega_hat.abs() ** 2 / 2.0
-        return self._directional_spectrum(p) / self.n**3
+        # the xy-average of the stored columns directly (no padded copy, flip or roll): with
+        # P = |ω̂|², Ẑ(k) = [Σ_{k_x} P(k_x, k) + Σ_{k_y} P(k, k_y) + Σ_{k_y ≥ 1} P(−k, k_y)] / 4n⁴
+        power = torch.view_as_real(self._w_hat).square().sum(-1)  # [batch, n, c]
+        h, c = self.n // 2, self._c
+        by_column = power.sum(-2)[..., :h]  # Σ_{k_x} P(k_x, k_y), k_y < c ≤ h
+        by_row = power.sum(-1)  # Σ_{k_y} P(k_x, k_y)
+        mirror = self._mirror_rows[:h]  # (−k) mod n
+        total = by_row[..., :h] + by_row[..., mirror] - power[..., mirror, 0]
+        if c < h:
+            by_column = torch.nn.functional.pad(by_column, (0, h - c))
+        return (total + by_column) / (4.0 * self.n**4)
 
     def energy_spectrum(self) -> Tensor:
         """Ê(k) [batch, n//2] = xy-average of |ω̂|²/(n² k²) / n (k = 0 excluded), as the
@@ -815,23 +834,28 @@ class Turbulence2D:
         tr(S), tr(S²), tr(R²) of the velocity gradient A = [[u_x, u_y], [v_x, v_y]] = S + R,
         then the same three invariants (trace, trace of the square of the symmetric part, trace
         of the square of the antisymmetric part) of the second-derivative tensor
-        H = [[u_xx, v_xx], [u_yy, v_yy]], as the reference's ``turb.invariant(gradgradV)``."""
-        if self._invariant_ops is None:  # built once: the eight derivative operators
+        H = [[u_xx, v_xx], [u_yy, v_yy]], as the reference's ``turb.invariant(gradgradV)``.
+        Eight grid rows in one transform: the diagonals (u_x, v_y, u_xx, v_yy, each from its
+        own operator, so that tr(S) = u_x + v_y is formed on the grid as before) and the
+        off-diagonal parts ½(A12 ± A21) taken in Fourier space, which leaves 12 grid ops into
+        one output instead of 24 and a stack (the same numbers to round-off, tested)."""
+        if self._invariant_ops is None:  # built once: the eight operators
             ikx, iky = 1j * self._kx, 1j * self._ky
             u_hat, v_hat = self._to_phys[0], self._to_phys[1]
-            self._invariant_ops = torch.stack(
-                torch.broadcast_tensors(
-                    ikx * u_hat,
-                    iky * u_hat,
-                    ikx * v_hat,
-                    iky * v_hat,
-                    ikx**2 * u_hat,
-                    iky**2 * u_hat,
-                    ikx**2 * v_hat,
-                    iky**2 * v_hat,
-                )
-            )
+
+            def parts(a11, a12, a21, a22):
+                return [a11, a22, 0.5 * (a12 + a21), 0.5 * (a12 - a21)]
+
+            grad = parts(ikx * u_hat, iky * u_hat, ikx * v_hat, iky * v_hat)
+            hess = parts(ikx**2 * u_hat, ikx**2 * v_hat, iky**2 * u_hat, iky**2 * v_hat)
+            self._invariant_ops = torch.stack(torch.broadcast_tensors(*grad, *hess))
         ops = self._invariant_ops
-        u_x, u_y, v_x, v_y, u_xx, u_yy, v_xx, v_yy = self._phys(ops, count).unbind(1)
-        grad = _invariants(u_x, u_y, v_x, v_y)
-        return torch.stack(grad + _invariants(u_xx, v_xx, u_yy, v_yy), 1)
+        w_hat = self._w_hat[:count].unsqueeze(1) * ops
+        if torch.is_grad_enabled() and w_hat.requires_grad:  # differentiable, out of place
+            rows = _to_grid(w_hat, self.n)
+            return torch.cat([_invariants(rows[:, :4]), _invariants(rows[:, 4:])], 1)
+        rows = self._step_grid(w_hat)  # the kept zero-padded half spectrum
+        out = rows.new_empty(rows.shape[0], 6, self.n, self.n)
+        _invariants(rows[:, :4], out[:, :3])
+        _invariants(rows[:, 4:], out[:, 3:])
+        return out

@@ -342,6 +342,55 @@ def test_single_mode_spectrum_sits_at_its_wavenumbers():
     torch.testing.assert_close(sim.enstrophy_spectrum()[0], expected, rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("dealias", [True, False])
+def test_enstrophy_spectrum_is_the_xy_average_of_the_half_plane(dealias):
+    # the spectrum sums the stored columns directly; it must equal the documented definition,
+    # the xy-average (``_directional_spectrum``) of |ω̂|²/2 / n³ over the zero-padded half plane,
+    # on a state with no symmetry (a wrong mirror row k_x → −k_x would show)
+    sim = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=1e-3, seed=4, batch=2, dealias=dealias)
+    sim.step(3)
+    definition = sim._directional_spectrum(sim.omega_hat.abs() ** 2 / 2.0) / sim.n**3
+    torch.testing.assert_close(sim.enstrophy_spectrum(), definition, rtol=1e-13, atol=0)
+
+
+def test_local_invariants_of_a_turbulent_state_match_their_definition():
+    # derivatives from a full-plane fft2 of ω (independent of the solver's operators), then the
+    # invariants of A = ∇u and H as SMARL's turb.invariant forms them; the solver takes the
+    # off-diagonal parts in Fourier space, so the two agree to round-off, and tr(S) (pure
+    # round-off noise, an observation channel) and tr(H) are formed on the grid as before:
+    # the differentiable path gives the same numbers
+    n = 32
+    sim = Turbulence2D(n, nu=1e-3, alpha=0.1, dt=1e-3, seed=5, batch=2)
+    sim.step(3)
+    k = torch.fft.fftfreq(n, 1.0 / n, dtype=D)
+    kx, ky = k[:, None], k[None, :]
+    k2 = (kx**2 + ky**2).clamp_min(1.0)
+    psi = torch.fft.fft2(sim.omega) / k2
+
+    def d(f, px, py):
+        return torch.fft.ifft2(f * (1j * kx) ** px * (1j * ky) ** py).real
+
+    u, v = psi * 1j * ky, -psi * 1j * kx
+    u_x, u_y, v_x, v_y = d(u, 1, 0), d(u, 0, 1), d(v, 1, 0), d(v, 0, 1)
+    u_xx, u_yy, v_xx, v_yy = d(u, 2, 0), d(u, 0, 2), d(v, 2, 0), d(v, 0, 2)
+
+    def invariants(a11, a12, a21, a22):
+        off_s, off_r = 0.5 * (a12 + a21), 0.5 * (a12 - a21)
+        return [a11 + a22, a11**2 + a22**2 + 2 * off_s**2, -2 * off_r**2]
+
+    expected = torch.stack(invariants(u_x, u_y, v_x, v_y) + invariants(u_xx, v_xx, u_yy, v_yy), 1)
+    inv = sim.local_invariants()
+    for i in (1, 2, 4, 5):  # tr(S²), tr(R²) and those of H: round-off of their scale
+        assert rel(inv[:, i], expected[:, i]) < 1e-12, i
+    for i in (0, 3):  # tr(S) ≈ 0 and tr(H): absolute round-off of the derivatives' scale
+        assert float((inv[:, i] - expected[:, i]).abs().max()) < 1e-12 * float(u_xx.abs().max())
+    sim._w_hat = sim._w_hat.clone().requires_grad_(True)
+    tracked = sim.local_invariants()
+    assert tracked.requires_grad
+    torch.testing.assert_close(tracked.detach(), inv, rtol=0, atol=0)
+    torch.testing.assert_close(sim.local_invariants(1).detach(), inv[:1], rtol=0, atol=0)
+
+
 def test_local_invariants_of_a_single_mode():
     n = 32
     x, y = grid(n)
