@@ -91,7 +91,7 @@ def cmd_train(args) -> int:
         address=args.address,
         progress=not args.quiet,
     )
-    print(result.done)
+    print(result.line)
     if args.eval:
         driver.evaluate(result.run_dir, None)
         print(f"TensorBoard: tensorboard --logdir {result.run_dir / TB_DIR}")

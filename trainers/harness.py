@@ -6,18 +6,25 @@ line, the checkpoint cadence (atomic writes and pruning through :mod:`regrl.trai
 the Ctrl-C and SIGTERM checkpoint (:mod:`regrl.trainers.stop_signal`), ``--resume`` and the
 final ``summary.json``.
 
+It also sets up the process once per run (:func:`set_up`: torch threads and the global seed,
+before the session is built) and returns the one :class:`Result` type of every kind.
+
 A kind's driver (:mod:`regrl.trainers.kinds`) provides only ``build(cfg, run_dir, choice)``, which
 returns a :class:`Session`: ``step(i) -> metrics``, ``save(path) -> state``,
-``restore(ckpt, state)``, ``should_stop(i, metrics)`` and ``close()``.
+``restore(ckpt, state)``, and, where the defaults do not fit, the optional hooks declared on
+:class:`Session` (``should_stop``, ``close``, ``abort``, ``write_checkpoint``,
+``save_on_interrupt``). A driver whose sessions run elsewhere (the offline kind's Ray Train
+workers) overrides the launch hook (``HarnessDriver.launch``): the run directory, the resume
+choice and the summary stay the harness's, and each worker runs :func:`run`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Protocol
+from typing import Any, Callable, Dict, Optional
 
 import yaml
 
@@ -32,7 +39,13 @@ from regrl.trainers.checkpoint import (
 from regrl.trainers.checks import ConfigError, require_run_name, short_repr
 from regrl.trainers.config_yaml import read_yaml
 from regrl.trainers.logging import Progress, TensorBoardLogger
-from regrl.trainers.run_files import CONFIG_FILE, METRICS_JSONL, SUMMARY_FILE, TB_DIR
+from regrl.trainers.run_files import (
+    CONFIG_FILE,
+    LEGACY_OFFLINE_METRICS,
+    METRICS_JSONL,
+    SUMMARY_FILE,
+    TB_DIR,
+)
 from regrl.trainers.stop_signal import (
     Terminated,
     check,
@@ -42,42 +55,109 @@ from regrl.trainers.stop_signal import (
 )
 
 
-class Session(Protocol):
-    """One run of one kind, as the harness drives it (built by the kind's driver)."""
+class Session:
+    """One run of one kind, as the harness drives it (built by the kind's driver).
+
+    A kind's session subclasses this: it must provide ``total``, :meth:`step`, :meth:`save`
+    and :meth:`restore`; the other hooks have defaults that fit a one-process run."""
 
     total: int
     """Iterations (steps, epochs) in the schedule."""
-    unit: str
+    unit: str = "iteration"
     """What one iteration is called in messages: ``iteration``, ``step``, ``epoch``."""
+    save_on_interrupt: bool = True
+    """Whether Ctrl-C / an aborted run checkpoints the last completed iteration (False where
+    the session cannot: a data-parallel group whose peers may be gone, a lost learner)."""
 
     def step(self, i: int) -> Optional[Dict[str, float]]:
         """Run iteration ``i``; None when it must not count (it is retried as ``i``)."""
+        raise NotImplementedError
 
     def save(self, path: str) -> Dict[str, Any]:
         """Write the model/optimizer into the directory ``path`` (not yet created); return
         the JSON state to keep next to it."""
+        raise NotImplementedError
 
     def restore(self, ckpt: Path, state: Dict[str, Any]) -> None:
         """Load what :meth:`save` wrote (``state`` is its JSON state plus ``iteration``)."""
+        raise NotImplementedError
 
     def should_stop(self, i: int, metrics: Dict[str, float]) -> bool:
         """Early stop after iteration ``i`` (the schedule's end stops it anyway)."""
+        return False
 
     def close(self) -> None:
         """Release actors and files."""
 
-    # optional: abort() -> None, called before close() after Ctrl-C / SIGTERM: release the
-    # actors without waiting on the work they are running (the scheduler's SIGKILL is near)
+    def abort(self) -> None:
+        """Called before :meth:`close` after Ctrl-C / SIGTERM: release the actors without
+        waiting on the work they are running (the scheduler's SIGKILL is near)."""
+
+    def write_checkpoint(self, run_dir: Path, iteration: int, keep: int) -> None:
+        """Checkpoint ``iteration`` into ``run_dir``: by default :meth:`save` through one
+        atomic :func:`regrl.trainers.checkpoint.save_checkpoint` (a data-parallel session
+        overrides it so that every rank writes its part)."""
+        state: Dict[str, Any] = {}
+
+        def save_fn(path: str) -> None:
+            state.update(self.save(path) or {})
+
+        # save_checkpoint serialises ``state`` after save_fn ran, so it holds what save returned
+        save_checkpoint(save_fn, run_dir, iteration, state, keep)
 
 
 @dataclass
-class Outcome:
-    """How a run ended: the last completed iteration, its metrics, early stop or not."""
+class Result:
+    """How a run ended, the one result type of every kind (``regrl train``, ``train_kind``,
+    the kinds' ``train_*`` functions): the run directory, the last completed iteration, its
+    metrics, early stop or not, and the one ``done: ...`` line the CLI prints."""
 
     run_dir: Path
-    done: int
     metrics: Dict[str, float]
-    stopped: bool
+    done: int = 0
+    """The last completed iteration (step, epoch)."""
+    stopped: bool = False
+    """Stopped early (``should_stop``) before the schedule's end."""
+    line: str = ""
+    """The one ``done: ...`` line the CLI prints (set by the kind's driver)."""
+    extra: Dict[str, Any] = field(default_factory=dict)
+    """Kind-specific extras."""
+
+    # the names the kinds' result types had (rl's RunResult, rlvr's, sft's, offline's)
+    @property
+    def iteration(self) -> int:
+        return self.done
+
+    @property
+    def step(self) -> int:
+        return self.done
+
+    @property
+    def epoch(self) -> int:
+        return self.done
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stopped
+
+    @property
+    def env_steps(self) -> float:
+        return self.metrics.get("env/env_steps_total", 0.0)
+
+
+def set_up(cfg: Any) -> None:
+    """This process's torch threads (``resources.torch_threads``; null keeps torch's default)
+    and global torch seed (``seed``), once per run before the session is built: in the
+    harness's own launch and in each data-parallel worker. torch is imported here, so the
+    harness module stays importable without it."""
+    import torch  # lazy: regrl validate and --help import the harness, not torch
+
+    threads = getattr(getattr(cfg, "resources", None), "torch_threads", None)
+    if threads:
+        torch.set_num_threads(threads)
+    seed = getattr(cfg, "seed", None)
+    if seed is not None:
+        torch.manual_seed(seed)
 
 
 def new_run_dir(cfg) -> Path:
@@ -143,30 +223,39 @@ def train(
     resume: Optional[Path] = None,
     address: Optional[str] = None,
     progress: bool = True,
-) -> Outcome:
-    """Open (or resume) the run, let the driver build its session and run it (the caller,
-    :func:`regrl.trainers.kinds.train_kind`, writes the summary)."""
+) -> Result:
+    """Open (or resume) the run and hand it to the driver's launch hook (by default
+    :func:`launch`: build the session here and run it); the caller,
+    :func:`regrl.trainers.kinds.train_kind`, writes the summary."""
     if resume is None:
         driver.preflight(cfg)  # bad data: an error, and no run directory left behind
     run_dir, cfg, choice = open_run(driver, cfg, resume)
+    if resume is not None:
+        driver.preflight(cfg)  # e.g. a data file gone since: an error line, not a traceback
+    return driver.launch(cfg, run_dir, choice, address, progress)
+
+
+def launch(
+    driver, cfg: Any, run_dir: Path, choice, address: Optional[str], progress: bool
+) -> Result:
+    """The default launch: set up this process, build the session inside the driver's context
+    and run it here."""
     # e.g. the Ray session, after resume_checkpoint; SIGTERM is handled after ray.init, which
     # installs a handler of its own
-    with driver.context(cfg, address), sigterm_as_interrupt():
+    with sigterm_as_interrupt(), driver.context(cfg, address):
+        set_up(cfg)
         try:
             session = driver.build(cfg, run_dir, choice)
         except KeyboardInterrupt as exc:  # e.g. SIGTERM while RLlib builds its actors
-            unit = getattr(driver, "unit", "iteration")
-            raise _stopped_early(exc, unit, run_dir, _resumed(choice)) from None
+            raise _stopped_early(exc, driver.unit, run_dir, _resumed(choice)) from None
         try:
-            outcome = run(session, run_dir, choice, cfg.checkpoint, progress, driver.progress_line)
+            result = run(session, run_dir, choice, cfg.checkpoint, progress, driver.progress_line)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM, already checkpointed: exit promptly
-            abort = getattr(session, "abort", None)
-            if abort is not None:
-                abort()
+            session.abort()
             raise
         finally:
             session.close()
-    return outcome
+    return result
 
 
 def run(
@@ -177,13 +266,18 @@ def run(
     progress: bool,
     line: Optional[Callable] = None,
     main: bool = True,
-) -> Outcome:
+) -> Result:
     """Iterations ``start+1 .. total`` with logging, checkpoint cadence and Ctrl-C / SIGTERM
-    saving. In a data-parallel group every worker runs this; only the ``main`` one writes logs."""
+    saving. In a data-parallel group every worker runs this; only the ``main`` one writes logs.
+    A resumed run whose checkpoint is its last iteration has nothing to do: its final metrics."""
     try:
         start = _restore(session, run_dir, choice, main)
     except KeyboardInterrupt as exc:
         raise _stopped_early(exc, session.unit, run_dir, _resumed(choice)) from None
+    if start >= session.total:
+        if main:
+            print(f"{run_dir} already finished {session.total} {session.unit}s", flush=True)
+        return Result(run_dir, finished_metrics(run_dir, start), done=start)
     tb = _logger(run_dir, choice, start) if main else _Silent()
     bar = Progress(session.total, start, enabled=progress and main)
     if line is not None:
@@ -204,11 +298,29 @@ def run(
         bar.close()
         tb.close()
     if main:
-        print(
-            f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir / TB_DIR}",
-            flush=True,
-        )
-    return Outcome(run_dir, loop.done, metrics, stopped)
+        print_run_location(run_dir)
+    return Result(run_dir, metrics, done=loop.done, stopped=stopped)
+
+
+def finished_metrics(run_dir: Path, iteration: int) -> Dict[str, float]:
+    """The final metrics of a run that has finished ``iteration``: its ``summary.json``, else
+    the ``metrics.json`` of an offline run written before the offline kind ran on the harness
+    (read, never written), else the ``metrics.jsonl`` row of that iteration ({} if none)."""
+    run_dir = Path(run_dir)
+    try:
+        if (run_dir / SUMMARY_FILE).is_file():
+            return dict(json.loads((run_dir / SUMMARY_FILE).read_text())["metrics"])
+        if (run_dir / LEGACY_OFFLINE_METRICS).is_file():
+            legacy = json.loads((run_dir / LEGACY_OFFLINE_METRICS).read_text())
+            return {k: v for k, v in legacy.items() if k != "epoch"}
+        if (run_dir / METRICS_JSONL).is_file():
+            for line in reversed((run_dir / METRICS_JSONL).read_text().splitlines()):
+                row = json.loads(line)
+                if row.get("step") == iteration:
+                    return {k: v for k, v in row.items() if k != "step"}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{run_dir}: cannot read the final metrics of the run: {exc}") from None
+    return {}
 
 
 def _why(exc: BaseException, session: Session, loop: "_Cadence") -> str:
@@ -294,23 +406,13 @@ class _Cadence:
         return metrics, False
 
     def save(self) -> None:
-        if hasattr(self.session, "write_checkpoint"):  # e.g. every data-parallel rank writes
-            self.session.write_checkpoint(self.run_dir, self.done, self.cfg.keep)
-            self.saved = self.done
-            return
-        state: Dict[str, Any] = {}
-
-        def save_fn(path: str) -> None:
-            state.update(self.session.save(path) or {})
-
-        # save_checkpoint serialises ``state`` after save_fn ran, so it holds what save returned
-        save_checkpoint(save_fn, self.run_dir, self.done, state, self.cfg.keep)
+        self.session.write_checkpoint(self.run_dir, self.done, self.cfg.keep)
         self.saved = self.done
 
     def save_unsaved(self) -> None:
         """Ctrl-C or an aborted run: checkpoint the last completed iteration if unsaved (not
         where the session cannot: a data-parallel group whose peers may be gone)."""
-        if self.done > self.saved and getattr(self.session, "save_on_interrupt", True):
+        if self.done > self.saved and self.session.save_on_interrupt:
             self.save()
 
 

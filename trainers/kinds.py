@@ -8,23 +8,24 @@ first lookup only (``regrl --help`` imports none of them).
 The protocol (see :class:`Driver`):
 - ``load(source, overrides) -> cfg``: a YAML path or a raw mapping, validated (ConfigError);
 - ``dump(cfg) -> dict``: the resolved config as plain YAML data;
-- ``train(cfg, *, resume, address, progress) -> TrainResult``: a new run, or ``resume`` one;
+- ``train(cfg, *, resume, address, progress) -> Result``: a new run, or ``resume`` one
+  (:class:`regrl.trainers.harness.Result`, the one result type of every kind);
 - ``evaluate(run_dir, episodes) -> int``: print the evaluation of a finished run;
 - ``bundles(cfg)``: the Ray resource bundles one run needs (a sweep trial reserves them);
 - ``curve_metrics``: the metrics a sweep plots by default.
 
-Kinds on the run harness (:class:`HarnessDriver`: rl, rlvr, sft, planner) add
-``build(cfg, run_dir, choice) -> Session`` (see :mod:`regrl.trainers.harness`), ``context(cfg,
-address)`` (their Ray session), ``preflight(cfg)`` and ``progress_line``; the harness does the
-rest. The offline kind runs the same harness inside each data-parallel worker
-(:func:`regrl.trainers.offline.fit`).
+Every kind runs on the run harness (:class:`HarnessDriver`: rl, rlvr, sft, planner, offline): it
+adds ``build(cfg, run_dir, choice) -> Session`` (see :mod:`regrl.trainers.harness`),
+``context(cfg, address)`` (its Ray session), ``preflight(cfg)`` and ``progress_line``; the
+harness does the rest. ``launch`` is the hook of a kind whose sessions run elsewhere: the
+offline kind's data-parallel runs start Ray Train workers there, each running the harness's
+loop in the run directory the harness opened (:func:`regrl.trainers.offline.fit`).
 """
 
 from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -44,17 +45,6 @@ KINDS = PluginRegistry("experiment kind", KIND_MODULES)
 DEFAULT_KIND = "rl"
 
 Source = Union[str, Path, Mapping[str, Any]]
-
-
-@dataclass
-class TrainResult:
-    """What every kind's training returns: the run directory, the last iteration's metrics and
-    the one ``done: ...`` line the CLI prints."""
-
-    run_dir: Path
-    metrics: Dict[str, float]
-    done: str
-    extra: Dict[str, Any] = field(default_factory=dict)
 
 
 def raw_config(source: Source, overrides: Sequence[str] = ()) -> Dict[str, Any]:
@@ -108,7 +98,7 @@ def train_kind(
     resume: Optional[Path] = None,
     address: Optional[str] = None,
     progress: bool = True,
-) -> TrainResult:
+) -> harness.Result:
     """Train through the ``kind`` driver and mark the run finished (summary.json)."""
     result = KINDS.get(kind).train(cfg, resume=resume, address=address, progress=progress)
     harness.write_summary(result.run_dir, kind, result.metrics)
@@ -148,7 +138,7 @@ class Driver:
         resume: Optional[Path] = None,
         address: Optional[str] = None,
         progress: bool = True,
-    ) -> TrainResult:
+    ) -> harness.Result:
         raise NotImplementedError
 
     def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
@@ -175,12 +165,17 @@ class HarnessDriver(Driver):
         """What the session runs inside (a Ray session for kinds that use Ray)."""
         return nullcontext()
 
-    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
-        out = harness.train(self, cfg, resume=resume, address=address, progress=progress)
-        done = f"done: {out.done} {self.unit}s; run directory: {out.run_dir}"
-        return TrainResult(
-            out.run_dir, out.metrics, done, {"done": out.done, "stopped": out.stopped}
-        )
+    def launch(
+        self, cfg: Any, run_dir: Path, choice: Any, address: Optional[str], progress: bool
+    ) -> harness.Result:
+        """Run the opened run (``choice``: its resume checkpoint): by default build the session
+        in this process and run the harness's loop (:func:`regrl.trainers.harness.launch`)."""
+        return harness.launch(self, cfg, run_dir, choice, address, progress)
+
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> harness.Result:
+        result = harness.train(self, cfg, resume=resume, address=address, progress=progress)
+        result.line = f"done: {result.done} {self.unit}s; run directory: {result.run_dir}"
+        return result
 
 
 def register_kind(name: str, description: str):

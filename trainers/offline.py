@@ -12,9 +12,13 @@ A YAML file with top-level ``kind: offline`` is an offline experiment::
     plugins: [{name: elr, beta: 0.7, lam: 3.0}, {name: stablemax}]
     resources: {num_workers: 0}     # 0 = this process; N = N Ray Train workers (DDP)
 
-Runs go to ``<runs_root>/<name>/<timestamp>/`` with ``config.yaml``, TensorBoard scalars
-(``train/…``, ``val/…``, ``plugin/<name>/…``, ``perf/…``), atomic checkpoints every
-``checkpoint.every`` epochs and ``metrics.json`` (the last epoch's metrics).
+The kind runs on the run harness (:mod:`regrl.trainers.harness`) like every kind: runs go to
+``<runs_root>/<name>/<timestamp>/`` with ``config.yaml``, TensorBoard scalars (``train/…``,
+``val/…``, ``plugin/<name>/…``, ``perf/…``), atomic checkpoints every ``checkpoint.every``
+epochs and ``summary.json`` (the last epoch's metrics). A data-parallel run opens its run
+directory and resume checkpoint in the harness and launches Ray Train workers that each run the
+harness's loop there (:meth:`OfflineDriver.launch`). Offline runs written before that ended with
+``metrics.json``; resuming or evaluating them still reads it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import yaml
 
 from regrl.agents.models import MLP, TokenMLP
 from regrl.agents.models.closure import ClosureCNN, LocalCoefficientMLP
@@ -67,13 +70,26 @@ from regrl.trainers.config import (
     to_dict,
 )
 from regrl.trainers.data_cli import make_hint
-from regrl.trainers.harness import CONFIG_FILE, load_run_config, new_run_dir, print_run_location
+from regrl.trainers.harness import (
+    Result,
+    Session,
+    finished_metrics,
+    print_run_location,
+    set_up,
+)
 from regrl.trainers.harness import run as run_harness
-from regrl.trainers.kinds import Driver, Source, TrainResult, raw_config, register_kind, source_name
+from regrl.trainers.kinds import (
+    HarnessDriver,
+    Source,
+    raw_config,
+    register_kind,
+    source_name,
+    train_kind,
+)
 from regrl.trainers.logging import Progress
 from regrl.trainers.ray_session import ray_session
+from regrl.trainers.run_files import CONFIG_FILE, LEGACY_OFFLINE_METRICS, SUMMARY_FILE
 
-METRICS_FILE = "metrics.json"
 LEARNER_FILE = "learner.pt"
 FORMATS = {".npz": "npz", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 IGNORE_TOKEN = -1  # token targets equal to -1 are padding
@@ -820,33 +836,22 @@ def fit(
     resuming: bool,
     progress: bool,
     worker: Optional[Worker] = None,
-) -> Dict[str, float]:
-    """Train (or continue) the run in ``run_dir`` on this worker through the run harness
-    (:mod:`regrl.trainers.harness`); returns the last metrics. Every worker of a data-parallel group
-    runs this; rank 0 logs and writes metrics.json."""
+) -> Result:
+    """One data-parallel worker's part of the run the harness opened in ``run_dir``: set up the
+    process, build this worker's session and run the harness's loop (the Ray Train workers of
+    :meth:`OfflineDriver.launch`). The driver process already cleaned up and reported the resume
+    checkpoint; every worker picks the same one silently. Rank 0 logs."""
     worker = worker or Worker()
-    choice = _resume_choice(run_dir, worker) if resuming else None
-    if (
-        choice is not None
-        and choice.path is not None
-        and (run_dir / METRICS_FILE).is_file()
-        and read_state(choice.path)["epoch"] >= cfg.training.epochs
-    ):
-        print(f"{run_dir} already finished {cfg.training.epochs} epochs", flush=True)
-        return json.loads((run_dir / METRICS_FILE).read_text())
+    choice = resume_checkpoint(run_dir, say=lambda line: None, clean=False) if resuming else None
+    set_up(cfg)
     session = OfflineSession(cfg, worker)
     main = worker.rank == 0
-    metrics = run_harness(
+    return run_harness(
         session, run_dir, choice, cfg.checkpoint, progress, OfflineProgress.line, main=main
-    ).metrics
-    if main:
-        (run_dir / METRICS_FILE).write_text(
-            json.dumps(dict(metrics, epoch=cfg.training.epochs), indent=2)
-        )
-    return metrics
+    )
 
 
-class OfflineSession:
+class OfflineSession(Session):
     """One offline run on one worker for :mod:`regrl.trainers.harness`: an iteration is an epoch
     over this worker's shard; checkpoints are written by every rank together."""
 
@@ -865,16 +870,11 @@ class OfflineSession:
         return _epoch(self.learner, self.data, self.shard, self.batch, epoch - 1, self.worker)
 
     def write_checkpoint(self, run_dir: Path, epoch: int, keep: int) -> None:
+        """Every rank writes its plugin state, rank 0 the model (the harness's hook)."""
         _save(self.learner, run_dir, epoch, keep, self.worker)
 
     def restore(self, ckpt: Path, state: Dict[str, Any]) -> None:
         _restore(self.learner, ckpt, state, self.worker)
-
-    def should_stop(self, epoch: int, metrics: Dict[str, float]) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
 
 
 def _epoch(learner, data, shard, batch, epoch, worker) -> Dict[str, float]:
@@ -909,13 +909,6 @@ def _save(learner: OfflineLearner, run_dir: Path, epoch: int, keep: int, worker:
     worker.barrier()
 
 
-def _resume_choice(run_dir: Path, worker: Worker):
-    """Rank 0 cleans up, reports and picks; the other ranks pick the same one silently."""
-    if worker.rank == 0:
-        return resume_checkpoint(run_dir)
-    return resume_checkpoint(run_dir, say=lambda line: None, clean=False)
-
-
 def _restore(learner: OfflineLearner, ckpt: Path, state: Dict[str, Any], worker: Worker) -> None:
     """Load this worker's part of checkpoint ``ckpt`` (written by as many workers)."""
     if state.get("world_size", 1) != worker.world:
@@ -930,49 +923,22 @@ def _restore(learner: OfflineLearner, ckpt: Path, state: Dict[str, Any], worker:
 
 
 # ============================================================================ entry points
-@dataclass
-class OfflineResult:
-    run_dir: Path
-    epoch: int
-    metrics: Dict[str, float]
-
-
-def new_offline_run_dir(cfg: OfflineConfig) -> Path:
-    run_dir = new_run_dir(cfg)
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(offline_to_dict(cfg), sort_keys=False))
-    return run_dir
-
-
-def load_offline_run_config(run_dir: Path) -> OfflineConfig:
-    return load_run_config(run_dir, offline_config_from_dict)
-
-
 def train_offline(
     cfg: Optional[OfflineConfig] = None,
     *,
     resume: Optional[Path] = None,
     progress: bool = True,
     address: Optional[str] = None,
-) -> OfflineResult:
-    """Train ``cfg`` in a new run directory, or continue the run at ``resume``.
+) -> Result:
+    """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the offline
+    kind's driver on :mod:`regrl.trainers.harness`; the run ends with ``summary.json``).
 
     ``resources.num_workers == 0`` trains in this process; N >= 1 starts N Ray Train workers
     (joining ``address`` or a local Ray). Data problems raise ConfigError naming the file.
+    ``epoch`` of the result is the last epoch.
     """
-    if resume is not None:
-        run_dir = Path(resume).resolve()
-        cfg = load_offline_run_config(run_dir)
-        _check_data(cfg)
-    else:
-        assert cfg is not None, "train_offline() needs a config or a run directory to resume"
-        _check_data(cfg)
-        run_dir = new_offline_run_dir(cfg)
-    if cfg.resources.num_workers == 0:
-        metrics = fit(cfg, run_dir, resume is not None, progress, _local_worker(cfg))
-    else:
-        metrics = _fit_ray(cfg, run_dir, resume is not None, progress, address)
-        print_run_location(run_dir)  # the workers' own lines went to the Ray logs
-    return OfflineResult(run_dir, cfg.training.epochs, metrics)
+    assert cfg is not None or resume is not None, "train_offline() needs a config or a run"
+    return train_kind("offline", cfg, resume=resume, address=address, progress=progress)
 
 
 def _check_data(cfg: OfflineConfig) -> None:
@@ -982,18 +948,12 @@ def _check_data(cfg: OfflineConfig) -> None:
         raise ConfigError(f"data: {exc}") from None
 
 
-def _apply_threads(cfg: OfflineConfig) -> None:
-    if cfg.resources.torch_threads:
-        torch.set_num_threads(cfg.resources.torch_threads)
-
-
 def _local_worker(cfg: OfflineConfig) -> Worker:
     if cfg.resources.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"resources.num_gpus_per_learner is {cfg.resources.num_gpus_per_learner} "
             "but no CUDA device is visible"
         )
-    _apply_threads(cfg)
     return Worker(device=torch.device(cfg.resources.device))
 
 
@@ -1016,17 +976,20 @@ def ray_train_loop(config: Dict[str, Any]) -> None:
     import ray.train.torch
 
     cfg = offline_config_from_dict(config["config"], source=config["source"])
-    _apply_threads(cfg)
     device = ray.train.torch.get_device() if cfg.resources.device == "cuda" else None
-    metrics = fit(
+    result = fit(
         cfg, Path(config["run_dir"]), config["resuming"], config["progress"], ddp_worker(device)
     )
-    ray.train.report(metrics)
+    ray.train.report(result.metrics)
 
 
-def _fit_ray(
+def _launch_ray(
     cfg: OfflineConfig, run_dir: Path, resuming: bool, progress: bool, address: Optional[str]
-) -> Dict[str, float]:
+) -> Result:
+    """The launch hook's data-parallel path: N Ray Train workers run :func:`fit` in ``run_dir``
+    (opened, and for a resume cleaned up, by the harness). The result is read from the run
+    directory (Ray Train 2's result carries no metrics without a checkpoint): the last
+    checkpoint's epoch (every run checkpoints its last) and that epoch's logged metrics."""
     from ray.train import RunConfig, ScalingConfig  # lazy: data-parallel runs only
     from ray.train.torch import TorchTrainer  # lazy: data-parallel runs only
 
@@ -1056,13 +1019,17 @@ def _fit_ray(
         result = trainer.fit()
     if result.error is not None:
         raise result.error
-    return json.loads((run_dir / METRICS_FILE).read_text())
+    done = int(read_state(latest_checkpoint(run_dir))["iteration"])
+    print_run_location(run_dir)  # the workers' own lines went to the Ray logs
+    return Result(run_dir, finished_metrics(run_dir, done), done=done)
 
 
 # ---------------------------------------------------------------------------- offline
 @register_kind("offline", "supervised / behaviour-cloning learner with plugins")
-class OfflineDriver(Driver):
+class OfflineDriver(HarnessDriver):
     curve_metrics = ("val/accuracy", "train/task_loss")
+    unit = "epoch"
+    progress_line = staticmethod(OfflineProgress.line)
 
     def load(
         self, source: Source, overrides: Sequence[str] = (), *, where: Optional[str] = None
@@ -1072,18 +1039,28 @@ class OfflineDriver(Driver):
     def dump(self, cfg) -> Dict[str, Any]:
         return offline_to_dict(cfg)
 
-    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
-        result = train_offline(cfg, resume=resume, progress=progress, address=address)
-        done = f"done: {result.epoch} epochs; run directory: {result.run_dir}"
-        return TrainResult(result.run_dir, result.metrics, done)
+    def preflight(self, cfg) -> None:
+        """Data problems are one error line, before a run directory exists (and on resume)."""
+        _check_data(cfg)
+
+    def build(self, cfg, run_dir: Path, choice) -> Session:
+        return OfflineSession(cfg, _local_worker(cfg))
+
+    def launch(self, cfg, run_dir: Path, choice, address: Optional[str], progress: bool) -> Result:
+        """In this process (``resources.num_workers: 0``) the harness's own launch; else Ray
+        Train workers, each running the harness's loop in ``run_dir``."""
+        if cfg.resources.num_workers == 0:
+            return super().launch(cfg, run_dir, choice, address, progress)
+        return _launch_ray(cfg, run_dir, choice is not None, progress, address)
 
     def evaluate(self, run_dir: Path, episodes: Optional[int] = None) -> int:
-        path = Path(run_dir) / METRICS_FILE
-        if not path.is_file():
-            raise ConfigError(f"{run_dir}: no {METRICS_FILE} yet (the run has not finished)")
-        print(path.read_text())
-        print(f"report: {path}")
-        return 0
+        for name in (SUMMARY_FILE, LEGACY_OFFLINE_METRICS):  # metrics.json: older runs
+            path = Path(run_dir) / name
+            if path.is_file():
+                print(path.read_text())
+                print(f"report: {path}")
+                return 0
+        raise ConfigError(f"{run_dir}: no {SUMMARY_FILE} yet (the run has not finished)")
 
     def bundles(self, cfg) -> List[Dict[str, float]]:
         r = cfg.resources

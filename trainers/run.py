@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -21,12 +20,12 @@ from regrl.trainers import feasibility
 from regrl.trainers.checkpoint import RESTARTING, RunAborted, empty_iteration_streak
 from regrl.trainers.config import ConfigError, ExperimentConfig, config_from_dict
 from regrl.trainers.envs import env_entry, probe_env
-from regrl.trainers.evaluate import apply_torch_threads, evaluate
+from regrl.trainers.evaluate import evaluate
 from regrl.trainers.feasibility import Demand
+from regrl.trainers.harness import Result, Session
 from regrl.trainers.kinds import (
     HarnessDriver,
     Source,
-    TrainResult,
     raw_config,
     register_kind,
     source_name,
@@ -39,41 +38,26 @@ from regrl.trainers.run_files import EVAL_FILE
 __all__ = ["train", "RLSession", "RLDriver"]
 
 
-@dataclass
-class RunResult:
-    run_dir: Path
-    iteration: int
-    env_steps: float
-    metrics: Dict[str, float]
-    stopped_early: bool
-
-
 def train(
     cfg: Optional[ExperimentConfig] = None,
     *,
     resume: Optional[Path] = None,
     address: Optional[str] = None,
     progress: bool = True,
-) -> RunResult:
+) -> Result:
     """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the ``rl``
-    kind's driver on :mod:`regrl.trainers.harness`)."""
+    kind's driver on :mod:`regrl.trainers.harness`); ``iteration``, ``env_steps`` and
+    ``stopped_early`` of the result are its last iteration, env steps and early stop."""
     assert cfg is not None or resume is not None, "train() needs a config or a run to resume"
-    result = train_kind("rl", cfg, resume=resume, address=address, progress=progress)
-    return RunResult(
-        result.run_dir,
-        result.extra["done"],
-        result.metrics.get("env/env_steps_total", 0.0),
-        result.metrics,
-        result.extra["stopped"],
-    )
+    return train_kind("rl", cfg, resume=resume, address=address, progress=progress)
 
 
 @contextmanager
 def rl_context(cfg: ExperimentConfig, address: Optional[str]):
-    """The Ray session an RL run needs (checked for its resources; shut down if ours)."""
+    """The Ray session an RL run needs (checked for its resources; shut down if ours); the
+    harness then sets the driver's torch threads (:func:`regrl.trainers.harness.set_up`)."""
     with ray_session(address):
         check_resources(cfg, autoscaling=address is not None)
-        apply_torch_threads(cfg)
         yield
 
 
@@ -85,7 +69,7 @@ def build_algo(cfg: ExperimentConfig):
     return build_algorithm_config(cfg).build_algo()
 
 
-class RLSession:
+class RLSession(Session):
     """One RLlib run for :mod:`regrl.trainers.harness`: an iteration is one ``algo.train()``."""
 
     unit = "iteration"
@@ -301,11 +285,11 @@ class RLDriver(HarnessDriver):
     def build(self, cfg, run_dir: Path, choice) -> Any:
         return RLSession(cfg, run_dir, choice)
 
-    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> Result:
         result = super().train(cfg, resume=resume, address=address, progress=progress)
         m = result.metrics
-        result.done = (
-            f"done: {result.extra['done']} iterations, "
+        result.line = (
+            f"done: {result.done} iterations, "
             f"{int(m.get('env/env_steps_total', 0))} env steps, "
             f"episode_return_mean {m.get('env/episode_return_mean', float('nan')):.2f}"
         )

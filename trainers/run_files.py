@@ -21,3 +21,7 @@ CHECKPOINT_DIR = "checkpoints"
 """The run's checkpoints, one ``iter_NNNNNN`` folder each (:mod:`regrl.trainers.checkpoint`)."""
 EVAL_FILE = "eval.json"
 """The report of ``regrl eval`` on the run."""
+LEGACY_OFFLINE_METRICS = "metrics.json"
+"""The final metrics offline runs wrote before the offline kind ran on the harness (their
+finished marker then); read where such a run is resumed or evaluated, never written: a run now
+ends with ``summary.json`` like every kind."""

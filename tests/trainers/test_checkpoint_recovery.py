@@ -213,7 +213,7 @@ def offline_run(tmp_path):
         }
     )
     run_dir = train_offline(cfg, progress=False).run_dir
-    (run_dir / "metrics.json").unlink()  # as if killed before the end
+    (run_dir / "summary.json").unlink()  # as if killed before the end
     return run_dir
 
 

@@ -240,6 +240,12 @@ def test_compare_end_to_end_writes_table_json_and_figures(tiny_files, capsys):
     assert "| supervised CNN Π, 3 snapshot(s) | 3 |" in (out / "compare.md").read_text()
     assert (out / "data_efficiency.png").stat().st_size > 0
     assert (out / "eval_turbulence.png").stat().st_size > 0
+    # every closure run train_closure started ends like a run of regrl train: summary.json
+    runs = sorted(p for p in (out / "runs").glob("*/*") if p.is_dir())
+    assert len(runs) == 4
+    for run_dir in runs:
+        done = json.loads((run_dir / "summary.json").read_text())
+        assert done["kind"] == "offline" and "val/loss" in done["metrics"]
 
 
 def test_compare_input_errors_are_named(tiny_files, capsys):

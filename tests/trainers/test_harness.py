@@ -15,6 +15,7 @@ from regrl.trainers import harness
 from regrl.trainers.checkpoint import list_checkpoints
 from regrl.trainers.cli import main
 from regrl.trainers.config import CheckpointConfig
+from regrl.trainers.kinds import HarnessDriver
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class FakeConfig:
 EVENTS = {"interrupt_at": None, "skip_at": None, "calls": 0}
 
 
-class FakeSession:
+class FakeSession(harness.Session):
     """x accumulates the iteration numbers: 15 after 5 iterations, however they were run."""
 
     unit = "iteration"
@@ -64,7 +65,7 @@ class FakeSession:
         pass
 
 
-class FakeDriver:
+class FakeDriver(HarnessDriver):
     name, progress_line = "fake", None
 
     def context(self, cfg, address):
@@ -122,6 +123,48 @@ def test_uncounted_iteration_is_retried(tmp_path):
         and EVENTS["calls"] == 6
         and _steps(out.run_dir) == [1, 2, 3, 4, 5]
     )
+
+
+@dataclass(frozen=True)
+class _Resources:
+    torch_threads: Optional[int] = 1
+
+
+@dataclass(frozen=True)
+class SeededConfig(FakeConfig):
+    seed: int = 123
+    resources: _Resources = field(default_factory=_Resources)
+
+
+def test_the_harness_sets_threads_and_seed_before_the_session_is_built(tmp_path, monkeypatch):
+    """Once, in the harness (no kind does it): a session built after sees both."""
+    import torch
+
+    seen = {}
+
+    def build(self, cfg, run_dir, choice):
+        seen.update(seed=torch.initial_seed(), threads=torch.get_num_threads())
+        return FakeSession(cfg)
+
+    monkeypatch.setattr(FakeDriver, "build", build)
+    before = torch.get_num_threads()
+    torch.manual_seed(7)
+    try:
+        harness.train(FakeDriver(), SeededConfig(str(tmp_path)), progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {"seed": 123, "threads": 1}
+
+
+def test_a_finished_run_resumed_again_returns_its_final_metrics(tmp_path, capsys):
+    out = harness.train(FakeDriver(), FakeConfig(str(tmp_path)), progress=False)
+    harness.write_summary(out.run_dir, "fake", out.metrics)
+    calls = EVENTS["calls"]
+    again = harness.train(FakeDriver(), resume=out.run_dir, progress=False)
+    assert (again.done, again.metrics) == (5, {"x": 15.0}) and EVENTS["calls"] == calls
+    assert f"{out.run_dir} already finished 5 iterations" in capsys.readouterr().out
+    (out.run_dir / "summary.json").unlink()  # killed after the last checkpoint: metrics.jsonl
+    assert harness.train(FakeDriver(), resume=out.run_dir, progress=False).metrics == {"x": 15.0}
 
 
 def test_ctrl_c_saves_the_last_iteration_and_resume_finishes(tmp_path, capsys):

@@ -16,8 +16,10 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from regrl.agents.offline import PLUGINS
+from regrl.trainers import harness
 from regrl.trainers.checkpoint import latest_checkpoint, list_checkpoints
 from regrl.trainers.config import ConfigError
+from regrl.trainers.kinds import KINDS
 from regrl.trainers.offline import (
     LEARNER_FILE,
     Worker,
@@ -25,7 +27,6 @@ from regrl.trainers.offline import (
     fit,
     is_offline_config,
     load_offline_config,
-    new_offline_run_dir,
     offline_config_from_dict,
     prepare_data,
     train_offline,
@@ -190,7 +191,9 @@ def test_classification_trains_logs_and_checkpoints(tmp_path, blob_file):
     result = train_offline(cfg, progress=False)
     assert result.metrics["val/accuracy"] > 0.9
     run = result.run_dir
-    assert json.loads((run / "metrics.json").read_text())["epoch"] == 6
+    assert result.epoch == 6 and not (run / "metrics.json").exists()
+    summary = json.loads((run / "summary.json").read_text())  # the harness's finished marker
+    assert summary["kind"] == "offline" and summary["metrics"] == result.metrics
     assert yaml.safe_load((run / "config.yaml").read_text())["plugins"][0] == {
         "name": "elr",
         "beta": 0.7,
@@ -264,10 +267,10 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, blob_file):
     cut = tmp_path / "cut"
     shutil.copytree(full, cut)
     shutil.rmtree(cut / "checkpoints" / "iter_000004")  # as if killed during epoch 3 or 4
-    (cut / "metrics.json").unlink()
+    (cut / "summary.json").unlink()
     resumed = train_offline(resume=cut, progress=False)
     assert resumed.metrics["val/loss"] == pytest.approx(
-        json.loads((full / "metrics.json").read_text())["val/loss"], abs=1e-6
+        json.loads((full / "summary.json").read_text())["metrics"]["val/loss"], abs=1e-6
     )
     for key, value in _weights(full).items():
         torch.testing.assert_close(_weights(cut)[key], value, rtol=0, atol=0)
@@ -338,9 +341,9 @@ def test_data_parallel_two_processes(tmp_path, blob_file):
         training={"epochs": 4},
     )
     cfg = offline_config_from_dict(raw)
-    run_dir = new_offline_run_dir(cfg)
+    run_dir = harness.open_run(KINDS.get("offline"), cfg, None)[0]
     torch.multiprocessing.spawn(_ddp_entry, args=(2, _free_port(), raw, str(run_dir)), nprocs=2)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["val/accuracy"] > 0.9
     files = {p.name for p in latest_checkpoint(run_dir).iterdir()}
     assert {"learner.pt", "plugins_rank0.pt", "plugins_rank1.pt"} <= files
@@ -400,4 +403,23 @@ def test_ctrl_c_checkpoints_the_last_epoch_and_resume_finishes(tmp_path, blob_fi
     result = train_offline(resume=run_dir, progress=False)
     assert result.metrics["val/accuracy"] > 0.9
     again = train_offline(resume=run_dir, progress=False)  # already finished: nothing to do
-    assert again.metrics == json.loads((run_dir / "metrics.json").read_text())
+    assert again.metrics == json.loads((run_dir / "summary.json").read_text())["metrics"]
+    assert again.metrics == result.metrics and again.epoch == 4
+
+
+def test_a_finished_run_of_before_summary_json_is_still_read(tmp_path, blob_file, capsys):
+    """Offline runs written before the kind ran on the harness ended with metrics.json (with
+    ``epoch``) and no summary.json: resuming one finds it finished, and regrl eval reads it."""
+    from regrl.trainers.cli import main
+
+    cfg = offline_config_from_dict(config(tmp_path, blob_file, training={"epochs": 2}))
+    run_dir = train_offline(cfg, progress=False).run_dir
+    old = {"val/loss": 0.25, "val/accuracy": 0.75, "epoch": 2}  # distinct from the real ones
+    (run_dir / "summary.json").unlink()
+    (run_dir / "metrics.json").write_text(json.dumps(old))
+    again = train_offline(resume=run_dir, progress=False)
+    assert again.metrics == {"val/loss": 0.25, "val/accuracy": 0.75} and again.epoch == 2
+    capsys.readouterr()
+    (run_dir / "summary.json").unlink()  # the resume marked it finished; an old run has none
+    assert main(["eval", str(run_dir)]) == 0
+    assert '"val/accuracy": 0.75' in capsys.readouterr().out

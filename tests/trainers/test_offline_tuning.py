@@ -147,7 +147,7 @@ def test_resume_with_tuning_plugins_reproduces_the_uninterrupted_run(tmp_path, d
     cut = tmp_path / "cut"
     shutil.copytree(full, cut)
     shutil.rmtree(cut / "checkpoints" / "iter_000003")
-    (cut / "metrics.json").unlink()
+    (cut / "summary.json").unlink()
     train_offline(resume=cut, progress=False)
 
     def weights(run_dir):

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from regrl.trainers.checks import require_module
-from regrl.trainers.kinds import Driver, HarnessDriver, Source, TrainResult, raw_config, source_name
+from regrl.trainers.harness import Result
+from regrl.trainers.kinds import Driver, HarnessDriver, Source, raw_config, source_name
 from regrl.trainers.rlvr import config as rc
 from regrl.trainers.run_files import EVAL_FILE
 
@@ -68,13 +69,12 @@ class RLVRDriver(_LMDriver, HarnessDriver):
 
         return loop.progress_line(step, total, m)
 
-    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> Result:
         result = super().train(cfg, resume=resume, address=address, progress=progress)
         m = result.metrics
         acc = m.get("eval/pass@1", m.get("train/accuracy", float("nan")))
-        result.done = (
-            f"done: {result.extra['done']} steps; accuracy {acc:.3f}; "
-            f"run directory: {result.run_dir}"
+        result.line = (
+            f"done: {result.done} steps; accuracy {acc:.3f}; run directory: {result.run_dir}"
         )
         return result
 

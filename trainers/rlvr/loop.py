@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -17,19 +16,13 @@ from regrl.agents.objectives import group_advantages
 from regrl.envs.text import get_task
 from regrl.trainers import feasibility
 from regrl.trainers.feasibility import Demand
+from regrl.trainers.harness import Result, Session
 from regrl.trainers.kinds import train_kind
+from regrl.trainers.ray_session import init_ray, ray_session
 from regrl.trainers.rlvr.actors import RayBackend
 from regrl.trainers.rlvr.backends import LocalBackend
-from regrl.trainers.ray_session import init_ray, ray_session
 
 EVAL_SEED_OFFSET = 1_000_003  # eval problems come from a stream disjoint from training's
-
-
-@dataclass
-class RLVRResult:
-    run_dir: Path
-    step: int
-    metrics: Dict[str, float]
 
 
 def rollout_metrics(
@@ -120,11 +113,10 @@ class Trainer:
 
 def train_rlvr(
     cfg=None, *, resume: Optional[Path] = None, address: Optional[str] = None, progress: bool = True
-) -> RLVRResult:
+) -> Result:
     """Train ``cfg`` in a new run directory, or continue the run at ``resume`` (the ``rlvr``
     kind's driver on :mod:`regrl.trainers.harness`)."""
-    result = train_kind("rlvr", cfg, resume=resume, address=address, progress=progress)
-    return RLVRResult(result.run_dir, result.extra["done"], result.metrics)
+    return train_kind("rlvr", cfg, resume=resume, address=address, progress=progress)
 
 
 def rlvr_context(cfg, address: Optional[str]):
@@ -159,16 +151,14 @@ def _checked_session(cfg, address: Optional[str]):
         yield
 
 
-class RLVRSession:
+class RLVRSession(Session):
     """One RLVR run for :mod:`regrl.trainers.harness`: an iteration is one rollout batch and one
     learner update (plus the held-out evaluation every ``eval.every`` steps)."""
 
     unit = "step"
 
     def __init__(self, cfg, run_dir: Path, choice=None):
-        if cfg.resources.torch_threads:
-            torch.set_num_threads(cfg.resources.torch_threads)
-        torch.manual_seed(cfg.seed)
+        # torch threads and seed: set by the harness before it builds the session
         self.cfg, self.total = cfg, cfg.training.steps
         self.trainer = Trainer(cfg, make_backend(cfg))
 

@@ -6,7 +6,6 @@ arXiv 2310.17303, phase 1 "behaviour cloning")."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from regrl.agents.models import lm
 from regrl.envs.text import demonstrations, get_task
 from regrl.trainers.checkpoint import load_torch_state
+from regrl.trainers.harness import Result, Session
 from regrl.trainers.kinds import train_kind
 from regrl.trainers.rlvr.policy import build_policy, save_policy
 
@@ -48,29 +48,19 @@ def sft_loss(model, p_ids, p_mask, c_ids, c_mask, label_smoothing: float = 0.0):
     return loss, acc.detach()
 
 
-@dataclass
-class SFTResult:
-    run_dir: Path
-    epoch: int
-    metrics: Dict[str, float]
-
-
-def train_sft(cfg=None, *, resume: Optional[Path] = None, progress: bool = True) -> SFTResult:
+def train_sft(cfg=None, *, resume: Optional[Path] = None, progress: bool = True) -> Result:
     """Fine-tune ``cfg.model`` on ``cfg.data.n`` demonstrations (or continue the run at
     ``resume``) through the run harness; checkpoints hold ``policy/`` and the optimizer."""
-    result = train_kind("sft", cfg, resume=resume, progress=progress)
-    return SFTResult(result.run_dir, result.extra["done"], result.metrics)
+    return train_kind("sft", cfg, resume=resume, progress=progress)
 
 
-class SFTSession:
+class SFTSession(Session):
     """One SFT run for :mod:`regrl.trainers.harness`: an iteration is one epoch over the data."""
 
     unit = "epoch"
 
     def __init__(self, cfg, run_dir: Path, choice=None):
-        if cfg.resources.torch_threads:
-            torch.set_num_threads(cfg.resources.torch_threads)
-        torch.manual_seed(cfg.seed)
+        # torch threads and seed: set by the harness before it builds the session
         self.cfg, self.total = cfg, cfg.training.epochs
         self.model, self.tokenizer = build_policy(cfg.model, seed=cfg.seed)
         self.model.to(cfg.resources.device)

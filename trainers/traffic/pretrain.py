@@ -41,11 +41,11 @@ from regrl.trainers.config import (
     parse,
     read_yaml,
 )
+from regrl.trainers.harness import Result, Session
 from regrl.trainers.kinds import (
     CONFIG_FILE,
     HarnessDriver,
     Source,
-    TrainResult,
     raw_config,
     source_name,
     train_kind,
@@ -204,16 +204,14 @@ def pretrain(
     return train_kind("planner", cfg, resume=resume, progress=progress).run_dir
 
 
-class PretrainSession:
+class PretrainSession(Session):
     """One stage-1 run for :mod:`regrl.trainers.harness`: an iteration is one epoch."""
 
     unit = "epoch"
     STATE = "pretrain_state.pt"
 
     def __init__(self, cfg: PretrainConfig, run_dir: Path, choice=None):
-        if cfg.resources.torch_threads:
-            torch.set_num_threads(cfg.resources.torch_threads)
-        torch.manual_seed(cfg.seed)
+        # torch threads and seed: set by the harness before it builds the session
         self.cfg, self.run_dir, self.total, self.best = cfg, Path(run_dir), cfg.epochs, math.inf
         self.demos = load_demos(cfg.demos)
         self.planner = Planner(scene_planner_config(cfg.num_modes, cfg.dim))
@@ -330,7 +328,7 @@ class PlannerDriver(HarnessDriver):
     def progress_line(epoch: int, total: int, m: Dict[str, float], _unused=0.0) -> str:
         return pretrain_progress_line(epoch, total, m)
 
-    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> TrainResult:
+    def train(self, cfg=None, *, resume=None, address=None, progress=True) -> Result:
         result = super().train(cfg, resume=resume, address=address, progress=progress)
         export_planner(load_pretrain_config(result.run_dir / CONFIG_FILE), result.run_dir)
         return result
