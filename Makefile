@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(LOCAL) $(VENV)/bin/regrl train configs/smarl_finetune.yaml --eval
+	$(LOCAL) $(VENV)/bin/regrl train configs/smarl_hyper_finetune.yaml --eval
 	@echo "TensorBoard: make tb   (or: $(VENV)/bin/tensorboard --logdir runs)"
 
 # ruff (lint + format check, settings in pyproject.toml), then the layer contracts

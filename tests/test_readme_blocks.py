@@ -110,7 +110,9 @@ RULES: List[Rule] = [
     Rule(
         r"make demo\b",
         "instead",
-        "regrl train configs/smarl_finetune.yaml --eval " + SMARL_SMALL,
+        "regrl train configs/smarl_hyper_finetune.yaml --eval "
+        + SMARL_SMALL
+        + " --set env.kwargs.sims=1 --set env.kwargs.spinup=0.02",
         why="make would (re)install the venv; this is its recipe at small settings",
     ),
     Rule(

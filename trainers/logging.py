@@ -170,9 +170,11 @@ class Progress:
     def line(iteration: int, total: int, metrics: Mapping[str, float], env_steps: float) -> str:
         ret = metrics.get("env/episode_return_mean", float("nan"))
         secs = metrics.get("perf/iteration_s", float("nan"))
+        # no episode finished in this iteration (long episodes): say so rather than print nan
+        shown = f"{ret:8.2f}" if math.isfinite(ret) else f"{'—':>8}"
         return (
             f"iter {iteration:>4}/{total}  env_steps {int(env_steps):>8}  "
-            f"return {ret:8.2f}  {secs:6.2f}s"
+            f"return {shown}  {secs:6.2f}s"
         )
 
     def update(self, iteration: int, metrics: Mapping[str, float], env_steps: float) -> None:

@@ -108,3 +108,14 @@ def test_module_checkpoint_path_resolution(tmp_path):
         module_checkpoint_path(tmp_path, "p1")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         module_checkpoint_path(tmp_path / "nope", "default_policy")
+
+
+def test_progress_line_says_no_episode_instead_of_nan():
+    """An iteration in which no episode finished (SMARL's 1000-decision episodes) shows '—',
+    never 'nan'; a finished one shows its mean return."""
+    from regrl.trainers.logging import Progress
+
+    empty = Progress.line(1, 2, {"perf/iteration_s": 3.0}, 800)
+    assert "nan" not in empty and "return        —" in empty
+    done = Progress.line(2, 2, {"env/episode_return_mean": 50.54, "perf/iteration_s": 3.0}, 1600)
+    assert "return    50.54" in done
