@@ -50,6 +50,7 @@ from regrl.envs.traffic.env import BRAKE
 from regrl.envs.traffic.families import FAMILIES
 from regrl.envs.traffic.metrics import summarise
 from regrl.envs.traffic.scene import DT
+from regrl.trainers.harness import set_up
 from regrl.trainers.stats import t_interval
 from regrl.trainers.traffic.env_factory import make_rift_env
 from regrl.trainers.traffic.evaluation import (
@@ -158,6 +159,7 @@ def planner_for(family: str, seed: int, demos: Path, work: Path, epochs: int) ->
             ],
         )
         with tempfile.TemporaryDirectory() as run_dir:
+            set_up(cfg)  # torch threads and seed, as the harness does before a session
             session = PretrainSession(cfg, Path(run_dir))
             for epoch in range(1, epochs + 1):
                 m = session.step(epoch)

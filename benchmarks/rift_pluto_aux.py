@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from regrl.trainers.harness import set_up
 from regrl.trainers.stats import t_interval
 from regrl.trainers.traffic.pretrain import PretrainSession, load_pretrain_config
 
@@ -29,6 +30,7 @@ def final_metrics(config: str, seed: int, epochs: int, weight: float) -> dict:
         config, [f"seed={seed}", f"epochs={epochs}", f"aux_weight={weight}", "export=null"]
     )
     with tempfile.TemporaryDirectory() as run_dir:
+        set_up(cfg)  # torch threads and seed, as the harness does before a session
         session = PretrainSession(cfg, Path(run_dir))
         for epoch in range(1, epochs + 1):
             m = session.step(epoch)
