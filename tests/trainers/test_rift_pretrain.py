@@ -166,3 +166,15 @@ def test_stage1_logs_min_fde_and_its_validation_split_can_be_rebuilt(tmp_path):
     )
     for k in ("min_ade", "min_fde", "min_fde_k", "top1_acc", "loss"):
         assert again[k] == pytest.approx(blob["val"][k], rel=1e-6, abs=1e-7), k
+
+
+def test_a_text_file_as_planner_is_one_checkpoint_error(tmp_path):
+    """A text file given as planner.pt (torch.load raises KeyError on its bytes) is one
+    CheckpointError naming the file, not a traceback."""
+    from regrl.trainers.checkpoint import CheckpointError
+    from regrl.trainers.traffic.planner_io import load_planner
+
+    path = tmp_path / "planner.pt"
+    path.write_text("junk text\n")
+    with pytest.raises(CheckpointError, match="not a readable planner checkpoint"):
+        load_planner(path)

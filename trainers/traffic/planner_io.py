@@ -21,7 +21,7 @@ def load_planner(path, map_location: str = "cpu") -> Planner:
 
     try:
         return _load_planner_file(path, map_location=map_location)
-    except LOAD_ERRORS as exc:
+    except (*LOAD_ERRORS, KeyError) as exc:  # KeyError: a torch file without a planner's keys
         raise CheckpointError(
             f"{path}: not a readable planner checkpoint ({load_error_reason(exc)})"
         ) from None
