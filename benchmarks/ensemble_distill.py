@@ -12,7 +12,7 @@ batch of one E-epoch run) and the paper's sequential one (a 2E-epoch run: the me
 alone for E epochs, then the student for E epochs on the finished ensemble).
 
 Run: nice -n 17 .venv/bin/python benchmarks/ensemble_distill.py --seeds 3 [--noise 0.2 0.4]
-     (16 minutes for the two noise levels on the shared 2-core machine, one torch thread)
+     (17 minutes for the three noise levels on the shared 2-core machine, one torch thread)
 Writes docs/ensemble_distill.md.
 """
 
