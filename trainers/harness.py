@@ -241,8 +241,9 @@ def launch(
     """The default launch: set up this process, build the session inside the driver's context
     and run it here."""
     # e.g. the Ray session, after resume_checkpoint; SIGTERM is handled after ray.init, which
-    # installs a handler of its own
-    with sigterm_as_interrupt(), driver.context(cfg, address):
+    # installs a handler of its own: the context first, then ours (the reverse order leaves
+    # Ray's handler answering a SIGTERM with a stack dump, exit -6)
+    with driver.context(cfg, address), sigterm_as_interrupt():
         set_up(cfg)
         try:
             session = driver.build(cfg, run_dir, choice)
