@@ -2,7 +2,9 @@
 (PPO), solver-in-the-loop (constants and the policy network through the differentiable LES)
 and supervised learning (the D4-equivariant CNN that predicts Π, docs/closures.md), the CNN
 also fine-tuned a posteriori through the solver (``solver_loop.fit_field_closure``: spectrum
-through 200-step unrolls plus its supervised loss as an anchor).
+through 200-step unrolls plus its supervised loss as an anchor), and (``--arms correction``)
+the same architecture trained through the solver from zero as a learned correction added to
+the best two-term constant (Kochkov et al. 2021's learned correction).
 
 Every row is evaluated on the same 16 LES from the reference's initial conditions, 20 time
 units after 2 of spin-up, so rows pair per simulation across files: the rollouts are
