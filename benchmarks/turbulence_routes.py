@@ -133,14 +133,34 @@ def _save(path: Path, state: dict) -> None:
     state["rows"].update(merged["rows"])
 
 
-def _evaluate(ref, field, args) -> dict:
+def _evaluate(ref, field, args, closure=None, coeff=None) -> dict:
+    """The paired evaluation of a field closure (added to ``closure``'s constant ``coeff``)."""
     return rollout(
         ref,
-        closure=None,
+        closure=closure,
+        coeff=coeff,
         field_closure=field,
         seeds=args.sims,
         time_units=args.time,
         spinup=args.spinup,
+    )
+
+
+def _fit(ref, model, files, args, seed: int, lr: float, **kw) -> dict:
+    """``fit_field_closure`` of ``model`` with the arms' unroll settings (200-step unrolls
+    over ``--fit-sims`` LES, spectra every 20 steps, Π every 10)."""
+    spec = FitSpec(
+        sims=args.fit_sims,
+        seed=seed,
+        spinup=args.spinup,
+        unroll=200,
+        sample_every=20,
+        iterations=args.fit_iterations,
+        lr=lr,
+    )
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    return fit_field_closure(
+        ref, model, files["sigma_omega"], files["sigma_pi"], spec, every=10, say=say, **kw
     )
 
 
@@ -208,26 +228,16 @@ def run_cnn_arms(args, state: dict) -> None:
             )
             model = _cnn(files, train["x"].shape[1])
             model.load_state_dict(torch.load(weights, weights_only=True))
-            spec = FitSpec(
-                sims=args.fit_sims,
-                seed=seed,
-                spinup=args.spinup,
-                unroll=200,
-                sample_every=20,
-                iterations=args.fit_iterations,
-                lr=args.fit_lr,
-            )
             print(f"fine-tune: {fine}", flush=True)
-            fit = fit_field_closure(
+            fit = _fit(
                 ref,
                 model,
-                s_w,
-                s_pi,
-                spec,
-                every=10,
+                files,
+                args,
+                seed,
+                args.fit_lr,
                 anchor=(train["x"], train["y"]),
                 anchor_weight=args.anchor_weight,
-                say=lambda m: print(m, flush=True),
             )
             field = cnn_closure(model, s_w, s_pi)
             print(f"eval: {fine}", flush=True)
@@ -267,12 +277,11 @@ def run_correction_arm(args, state: dict) -> None:
     ref = load_reference()
     data = dict(np.load(args.dataset))
     files = training_files(data, args.snapshots, args.work / "data")
-    s_w, s_pi = files["sigma_omega"], files["sigma_pi"]
     size = np.load(files["field_train"])["x"].shape[1]
     consts, _, _ = _external(args)
     best = next(r for n, r in consts.items() if n.startswith("best constant two-term"))
     fam = families.get_family(CORRECTION_FAMILY)
-    coeff = tuple(float(r) ** p for r, p in zip(best["roots"], fam.powers))
+    coeff = fam.coefficient(best["roots"])
     rows = state["rows"]
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         name = f"{_correction_arm(args)}, seed {seed}"
@@ -280,36 +289,11 @@ def run_correction_arm(args, state: dict) -> None:
             continue
         torch.manual_seed(seed)
         model = zero_output(_cnn(files, size))
-        spec = FitSpec(
-            sims=args.fit_sims,
-            seed=seed,
-            spinup=args.spinup,
-            unroll=200,
-            sample_every=20,
-            iterations=args.fit_iterations,
-            lr=args.correction_lr,
-        )
         print(f"fit: {name} on {best['name']}", flush=True)
-        fit = fit_field_closure(
-            ref,
-            model,
-            s_w,
-            s_pi,
-            spec,
-            every=10,
-            base=(fam.name, coeff),
-            say=lambda m: print(m, flush=True),
-        )
+        fit = _fit(ref, model, files, args, seed, args.correction_lr, base=(fam.name, coeff))
         print(f"eval: {name}", flush=True)
-        row = rollout(
-            ref,
-            closure=fam.name,
-            coeff=list(coeff),
-            field_closure=cnn_closure(model, s_w, s_pi),
-            seeds=args.sims,
-            time_units=args.time,
-            spinup=args.spinup,
-        )
+        field = cnn_closure(model, files["sigma_omega"], files["sigma_pi"])
+        row = _evaluate(ref, field, args, closure=fam.name, coeff=list(coeff))
         rows[name] = dict(
             row,
             name=name,

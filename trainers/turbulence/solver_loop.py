@@ -422,9 +422,8 @@ def family_step(closure: str, coeff: Tuple[float, ...]) -> Callable[[Turbulence2
     values = torch.as_tensor(coeff, dtype=torch.float64).reshape(-1)
     if values.numel() != fam.size:
         raise ValueError(f"closure {closure!r} has {fam.size} coefficients, got {len(values)}")
-    return lambda sim: families.advance(
-        sim, fam, values.to(sim.dtype).expand(sim.batch, 1, 1, fam.size), 1
-    )
+    spin = _spin(fam, values)  # families.advance casts to the LES's dtype
+    return lambda sim: spin(sim, 1)
 
 
 def zero_output(model: torch.nn.Module) -> torch.nn.Module:
