@@ -32,6 +32,9 @@ CLUSTER = yaml.safe_load((ROOT / "cluster.yaml").read_text())
 HEAD_TYPE = "ray.head.default"  # the fake provider's name for the head's type
 IDLE_S = 6.0
 LAUNCH_TIMEOUT_S = 180.0  # a node start is a few raylet processes: ~20 s here under load
+# a lost node is declared dead by the GCS's health checks, the env runner's restart waits for
+# that, and only then does its demand reach the autoscaler: three waits in a row under load
+REPLACE_TIMEOUT_S = 420.0
 
 
 def _free_port() -> int:
@@ -150,14 +153,25 @@ def alive_nodes() -> list:
     return [n for n in ray.nodes() if n["Alive"]]
 
 
-def wait_for(condition, timeout: float, what: str):
+def _autoscaler_log_tail(head_log: Path, lines: int = 40) -> str:
+    """The end of the autoscaler's own log (monitor.log of the head's session), for a failure
+    message: what it saw and launched, which the driver's output does not say."""
+    logs = sorted((head_log.parent / "ray").glob("session_*/logs/monitor.log"))
+    if not logs:
+        return "(no monitor.log)"
+    return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for(condition, timeout: float, what: str, head_log: Path | None = None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = condition()
         if got:
             return got
         time.sleep(1)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s; nodes: {alive_nodes()}")
+    nodes = [(n["NodeID"][-6:], sorted(n["Resources"])) for n in alive_nodes()]
+    tail = f"\nautoscaler log:\n{_autoscaler_log_tail(head_log)}" if head_log else ""
+    raise AssertionError(f"{what}: not within {timeout:.0f} s; alive nodes: {nodes}{tail}")
 
 
 @ray.remote
@@ -307,15 +321,22 @@ def test_a_lost_cpu_worker_is_replaced_and_training_goes_on(cluster, tmp_path):
         assert pids, "the cpu_worker's raylet"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
         replaced = wait_for(
-            lambda: [
-                n["NodeID"]
-                for n in alive_nodes()
-                if "env_runner_slot" in n["Resources"] and n["NodeID"] != first
-            ],
-            LAUNCH_TIMEOUT_S,
+            lambda: (
+                proc.poll() is not None
+                or [
+                    n["NodeID"]
+                    for n in alive_nodes()
+                    if "env_runner_slot" in n["Resources"] and n["NodeID"] != first
+                ]
+            ),
+            REPLACE_TIMEOUT_S,
             "a new cpu_worker",
+            cluster["log"],
         )
+        assert replaced is not True, f"the run ended first: {proc.communicate()[0][-3000:]}"
+        print(f"a new cpu_worker {time.monotonic() - killed:.0f} s after the kill")
         out, _ = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
