@@ -49,7 +49,12 @@ from regrl.trainers.turbulence.closures import (
     training_files,
 )
 from regrl.trainers.turbulence.smarl import paired_differences, rollout
-from regrl.trainers.turbulence.solver_loop import FitSpec, fit_field_closure, zero_output
+from regrl.trainers.turbulence.solver_loop import (
+    FitSpec,
+    fit_field_closure,
+    spun_up_states,
+    zero_output,
+)
 
 KEY, TAILS = "enstrophy_spectrum_error", "tail_ratio"
 GOAL_TAILS = (0.9, 1.1)
@@ -61,6 +66,14 @@ CORRECTION = "best two-term constant + learned D4-CNN correction"
 CORRECTION_FAMILY = "smagorinsky_hyper"
 CORRECTION_UPDATES = 100
 """The correction arm's updates, set before any run of it (10 time units of unrolls)."""
+VALIDATION_SIMS = 4
+VALIDATION_START = 24.0
+"""Validation LES start from ``VALIDATION_SIMS`` initial conditions (drawn with seed
+1000 + training seed) stepped ``VALIDATION_START`` time units with the base constant: past the
+evaluation window's end (2 + 20), so early stopping never sees the evaluated stretch."""
+VALIDATION_WINDOW = (1.0, 5.0)
+"""Each validation rollout: (spin-up, statistics window) in time units from those states —
+25× a training unroll's 0.2, so it sees the drift that a 200-step loss misses."""
 
 
 def _args():
@@ -108,6 +121,13 @@ def _args():
         type=float,
         default=1e-3,
         help="Adam step of the learned correction (the fine-tune's, set before any evaluation)",
+    )
+    p.add_argument(
+        "--validate-every",
+        type=int,
+        default=0,
+        help="correction arm: early stopping, scoring the spectrum error of validation rollouts "
+        "(VALIDATION_* below) before the first update and every N updates, and keeping the best",
     )
     p.add_argument("--report", action="store_true", help="only print the table of --out")
     return p.parse_args()
@@ -256,9 +276,33 @@ def run_cnn_arms(args, state: dict) -> None:
 
 
 def _correction_arm(args) -> str:
-    """The correction arm's row label: its number of updates unless the default 100."""
-    n = args.fit_iterations
-    return CORRECTION if n == CORRECTION_UPDATES else f"{CORRECTION} ({n} updates)"
+    """The correction arm's row label: its number of updates unless the default 100, and its
+    early stopping if any."""
+    n, every = args.fit_iterations, args.validate_every
+    tags = [] if n == CORRECTION_UPDATES else [f"{n} updates"]
+    tags += [f"early-stopped, validated every {every}"] if every else []
+    return f"{CORRECTION} ({', '.join(tags)})" if tags else CORRECTION
+
+
+def validator(ref, fam, coeff, states: np.ndarray, files: dict):
+    """``fit_field_closure``'s ``validate``: the pooled log-enstrophy-spectrum error of the
+    correction (with its constant) from ``states``."""
+    spin, window = VALIDATION_WINDOW
+
+    def score(model) -> float:
+        field = cnn_closure(model, files["sigma_omega"], files["sigma_pi"])
+        out = rollout(
+            ref,
+            closure=fam.name,
+            coeff=list(coeff),
+            field_closure=field,
+            initial=states,
+            time_units=window,
+            spinup=spin,
+        )
+        return out[KEY] if not out["diverged"] else float("inf")
+
+    return score
 
 
 def _arms_of(rows: dict, prefix: str) -> list:
@@ -287,10 +331,20 @@ def run_correction_arm(args, state: dict) -> None:
         name = f"{_correction_arm(args)}, seed {seed}"
         if name in rows:
             continue
+        kw = {}
+        if args.validate_every:
+            print(f"validation states: {VALIDATION_START:g} time units, seed {seed}", flush=True)
+            states = spun_up_states(
+                ref, fam.name, coeff, VALIDATION_SIMS, 1000 + seed, VALIDATION_START
+            )
+            kw = dict(
+                validate=validator(ref, fam, coeff, states, files),
+                validate_every=args.validate_every,
+            )
         torch.manual_seed(seed)
         model = zero_output(_cnn(files, size))
         print(f"fit: {name} on {best['name']}", flush=True)
-        fit = _fit(ref, model, files, args, seed, args.correction_lr, base=(fam.name, coeff))
+        fit = _fit(ref, model, files, args, seed, args.correction_lr, base=(fam.name, coeff), **kw)
         print(f"eval: {name}", flush=True)
         field = cnn_closure(model, files["sigma_omega"], files["sigma_pi"])
         row = _evaluate(ref, field, args, closure=fam.name, coeff=list(coeff))
@@ -302,6 +356,7 @@ def run_correction_arm(args, state: dict) -> None:
             skipped_unrolls=fit["skipped_unrolls"],
             first_loss=fit["history"][0]["loss"],
             final_loss=fit["history"][-1]["loss"],
+            **{k: fit[k] for k in ("validation", "selected_update") if k in fit},
         )
         _save(args.out, state)
 

@@ -358,3 +358,71 @@ def test_rollout_adds_a_field_correction_to_its_family_constant(ref):
     assert bare[key] != pytest.approx(plain[key], rel=1e-6)
     with pytest.raises(ValueError, match="not both"):
         rollout(ref, closure=fam.name, policy=lambda o: o, field_closure=zero, **kw)
+
+
+@pytest.mark.parametrize(
+    "scores, chosen",
+    [
+        ([3.0, 2.0, 1.0, 5.0], 2),  # the third check (after 4 updates) is best
+        ([float("nan"), 2.0, 2.0, 3.0], 1),  # NaN counts as worst; ties keep the earlier
+        ([0.5, 2.0, 1.0, 0.7], 0),  # nothing beats the start: the model ends where it began
+    ],
+)
+def test_validation_keeps_the_best_checked_update(ref, scores, chosen):
+    """``fit_field_closure(validate=...)``: scored before the first update and after every 2
+    (5 updates: checks at 0, 2, 4 and the last, 5); the model ends with the parameters of the
+    best-scoring check, not the last (catches the restore skipped, the wrong copy restored,
+    the start not scored, or a NaN taken as best)."""
+    seen, calls = [], iter(scores)
+
+    def validate(model):
+        assert not model.training  # scored as evaluated
+        seen.append(model.a.item())
+        return next(calls)
+
+    model = _Damping(0.0)
+    spec = FitSpec(sims=2, spinup=0.0, unroll=8, sample_every=4, iterations=5, lr=0.05)
+    out = solver_loop.fit_field_closure(
+        ref, model, 1.0, 1.0, spec, every=2, validate=validate, validate_every=2, say=lambda m: None
+    )
+    assert [c["updates"] for c in out["validation"]] == [0, 2, 4, 5]
+    assert seen[0] == 0.0 and len(set(seen)) == 4  # every check saw another parameter
+    assert out["selected_update"] == [0, 2, 4, 5][chosen]
+    assert model.a.item() == seen[chosen]
+    with pytest.raises(ValueError, match="validate_every must be >= 1"):
+        solver_loop.fit_field_closure(
+            ref, _Damping(0.0), 1.0, 1.0, spec, validate=validate, say=lambda m: None
+        )
+
+
+def test_rollout_from_given_states(ref):
+    """``rollout(initial=...)`` starts from the given states: the reference's own first two
+    initial conditions reproduce the default rollout, other states give another one, and a
+    wrongly shaped array is refused."""
+    from regrl.trainers.turbulence.smarl import rollout
+
+    kw = dict(closure="smagorinsky", coeff=0.17**2, time_units=0.04, spinup=0.0)
+    kw.update(agents_per_side=2, sample_every=0.01)
+    plain = rollout(ref, seeds=2, **kw)
+    same = rollout(ref, initial=ref.initial_conditions[:2], **kw)
+    other = rollout(ref, initial=ref.initial_conditions[2:4], **kw)
+    key = "enstrophy_spectrum_error"
+    assert same[key] == pytest.approx(plain[key], rel=1e-12) and same["simulations"] == 2
+    assert other[key] != pytest.approx(plain[key], rel=1e-6)
+    with pytest.raises(ValueError, match="initial states must be"):
+        rollout(ref, initial=ref.initial_conditions[:2, :8], **kw)
+
+
+def test_spun_up_states_step_the_family_constant(ref):
+    """``spun_up_states`` = the seed's initial conditions advanced by the family with its
+    constant for the given time (catches the constant or the duration ignored)."""
+    fam = families.get_family("smagorinsky_hyper")
+    coeff = tuple(float(c) for c in fam.base())
+    got = solver_loop.spun_up_states(ref, fam.name, coeff, 2, 3, 0.05)
+    sim = solver_loop._les(ref, 2, 3)
+    n = int(round(0.05 / sim.dt))
+    families.advance(sim, fam, torch.tensor(coeff, dtype=D).expand(2, 1, 1, 2), n)
+    np.testing.assert_allclose(got, sim.omega.numpy(), atol=1e-12, rtol=0)
+    doubled = solver_loop.spun_up_states(ref, fam.name, (2 * coeff[0], coeff[1]), 2, 3, 0.05)
+    assert np.abs(doubled - got).max() > 1e-8
+    assert np.abs(got - solver_loop._les(ref, 2, 3).omega.numpy()).max() > 1e-6

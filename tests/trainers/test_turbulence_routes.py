@@ -74,6 +74,9 @@ def test_correction_variants_are_separate_arms(routes):
     assert len(routes._seeded(rows, routes.CORRECTION)) == 2
 
     class A:
-        fit_iterations = 30
+        fit_iterations, validate_every = 30, 0
 
     assert routes._correction_arm(A) == f"{routes.CORRECTION} (30 updates)"
+    A.fit_iterations, A.validate_every = routes.CORRECTION_UPDATES, 10
+    stopped = f"{routes.CORRECTION} (early-stopped, validated every 10)"
+    assert routes._correction_arm(A) == stopped  # never merged with the unvalidated arm

@@ -93,8 +93,10 @@ def rollout(
     sample_every: float = 0.5,
     field_closure: Optional[FieldClosure] = None,
     dtype=torch.float64,
+    initial: Optional[np.ndarray] = None,
 ) -> Dict[str, object]:
-    """Run ``seeds`` LES from the reference's initial conditions; statistics over the window
+    """Run ``seeds`` LES from the reference's initial conditions (or from the states
+    ``initial`` [sims, n, n], then ``seeds`` is ignored); statistics over the window
     after ``spinup`` time units. Diverged simulations are frozen and reported, not raised.
     ``field_closure`` (Π of the state, e.g. a CNN) is evaluated once per ``steps_per_action``
     solver steps, as often as the RL agents act; alone it is the whole closure, with
@@ -103,8 +105,14 @@ def rollout(
     are computed in float64 either way)."""
     if field_closure is not None and policy is not None:
         raise ValueError("rollout: give a policy or a field closure, not both")
-    seeds = min(seeds, len(ref.initial_conditions))
+    seeds = min(seeds, len(ref.initial_conditions)) if initial is None else len(initial)
     sim = _sim(ref, seeds, dtype)
+    if initial is not None:
+        if initial.ndim != 3 or tuple(initial.shape[1:]) != (sim.n, sim.n):
+            raise ValueError(
+                f"initial states must be [sims, {sim.n}, {sim.n}], got {initial.shape}"
+            )
+        sim.omega = torch.as_tensor(initial, dtype=sim.dtype)
     ix, iy = agent_points(sim.n, agents_per_side)
     log_ref = np.log10(ref.enstrophy_spectrum[1:] + 1e-30)
     obs_fn = lambda s: observe_agents(s, ix, iy, log_ref)  # noqa: E731

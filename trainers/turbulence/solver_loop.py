@@ -196,11 +196,36 @@ def optimise(
     record: Callable[[], Dict[str, object]],
     say: Callable[[str], None],
     label: Optional[str] = None,
+    validate: Optional[Callable[[], float]] = None,
+    validate_every: int = 0,
 ) -> Dict[str, object]:
     """The loop of the module docstring over ``params`` (Adam, clipped gradient norm): the LES
     batch spun up by ``spin(sim, steps)`` (no gradient), then ``spec.iterations`` truncated
     unrolls, each ``loss_of(sim)``; ``record()`` adds what to keep of each iteration to its
-    history row."""
+    history row.
+
+    ``validate`` (lower is better; non-finite counts as +∞) is scored before the first update
+    and after every ``validate_every`` applied updates and the last; the parameters end at the
+    best-scoring point (ties: the earlier one), so a fit whose long-horizon behaviour degrades
+    returns its last good state, or its start: early stopping (Prechelt 1998, "Early stopping —
+    but when?") on a validation rollout longer than the training unrolls, the stability
+    regulariser of a network closure trained through truncated unrolls, whose short-horizon
+    loss can fall while its long-run statistics degrade."""
+    if validate is not None and validate_every < 1:
+        raise ValueError(
+            f"validate_every must be >= 1 with a validate function, got {validate_every}"
+        )
+    checks: List[Dict[str, float]] = []
+    best: List[object] = []  # [score, updates, parameter copies] of the best check so far
+
+    def check(done: int) -> None:
+        score = float(validate())
+        checks.append({"updates": done, "score": score})
+        score = score if math.isfinite(score) else math.inf
+        say(f"validate {label or spec.closure} after {done} updates: {checks[-1]['score']:.5f}")
+        if not best or score < best[0]:
+            best[:] = [score, done, [p.detach().clone() for p in params]]
+
     opt = torch.optim.Adam(params, lr=spec.lr)
     sim = _les(ref, spec.sims, spec.seed)
     with torch.no_grad():
@@ -208,6 +233,8 @@ def optimise(
     start_state = sim.omega.detach().clone()
     history: List[Dict[str, object]] = []
     skipped, started = 0, time.time()
+    if validate is not None:
+        check(0)
     for it in range(spec.iterations):
         sim.detach_()
         loss = loss_of(sim)
@@ -225,14 +252,24 @@ def optimise(
                 f"fit {label or spec.closure} [{spec.target}] {it + 1}/{spec.iterations}: loss "
                 f"{loss.item():.5f}, {history[-1]} ({time.time() - started:.0f} s)"
             )
+        if validate is not None and (
+            len(history) % validate_every == 0 or it == spec.iterations - 1
+        ):
+            check(len(history))
     if not history:
         raise FloatingPointError("every unroll blew up; lower lr or unroll")
-    return {
+    out = {
         "spec": asdict(spec),
         "history": history,
         "skipped_unrolls": skipped,
         "seconds": time.time() - started,
     }
+    if validate is not None:
+        with torch.no_grad():
+            for p, kept in zip(params, best[2]):
+                p.copy_(kept)
+        out.update(validation=checks, selected_update=best[1])
+    return out
 
 
 def _spin(fam: families.ClosureFamily, coeff: Tensor) -> Callable[[Turbulence2D, int], None]:
@@ -365,6 +402,8 @@ def fit_field_closure(
     anchor: Optional[Tuple[np.ndarray, np.ndarray]] = None,
     anchor_weight: float = 1.0,
     base: Optional[Tuple[str, Tuple[float, ...]]] = None,
+    validate: Optional[Callable[[torch.nn.Module], float]] = None,
+    validate_every: int = 0,
     say: Callable[[str], None] = print,
 ) -> Dict[str, object]:
     """Fine-tune a field closure (the supervised D4-CNN Π model, in place) a posteriori through
@@ -385,7 +424,10 @@ def fit_field_closure(
     family's constant closure (``family_step``; Kochkov et al. 2021's learned correction,
     Um et al. 2020's solver-in-the-loop): spin-up, unrolls and the evaluation step the family
     with its constants and add Π. With the model's output layer zeroed (``zero_output``) the
-    fit starts exactly at the constant closure."""
+    fit starts exactly at the constant closure.
+
+    ``validate(model)`` → a score (lower is better), with ``validate_every``: ``optimise``'s
+    early stopping; the model ends at its best-scoring update (update 0 included)."""
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -409,8 +451,27 @@ def fit_field_closure(
     def spin(sim, n):
         step_with_sgs(sim, sgs, n, every=every, base=step)
 
+    def scored() -> float:
+        model.eval()
+        try:
+            with torch.no_grad():
+                return float(validate(model))
+        finally:
+            model.train()
+
     model.train()
-    out = optimise(ref, spec, params, loss_of, spin, lambda: dict(last), say, "field closure")
+    out = optimise(
+        ref,
+        spec,
+        params,
+        loss_of,
+        spin,
+        lambda: dict(last),
+        say,
+        "field closure",
+        validate=None if validate is None else scored,
+        validate_every=validate_every,
+    )
     model.eval()
     return out
 
@@ -424,6 +485,25 @@ def family_step(closure: str, coeff: Tuple[float, ...]) -> Callable[[Turbulence2
         raise ValueError(f"closure {closure!r} has {fam.size} coefficients, got {len(values)}")
     spin = _spin(fam, values)  # families.advance casts to the LES's dtype
     return lambda sim: spin(sim, 1)
+
+
+def spun_up_states(
+    ref: Reference,
+    closure: str,
+    coeff: Tuple[float, ...],
+    sims: int,
+    seed: int,
+    time_units: float,
+) -> np.ndarray:
+    """``sims`` of the reference's initial conditions (``_les``'s draw for ``seed``) stepped
+    ``time_units`` with family ``closure``'s uniform ``coeff`` (no gradient): start states for
+    validation rollouts, as a [sims, n, n] array."""
+    sim = _les(ref, sims, seed)
+    step = family_step(closure, coeff)
+    with torch.no_grad():
+        for _ in range(int(round(time_units / sim.dt))):
+            step(sim)
+    return sim.omega.detach().cpu().numpy()
 
 
 def zero_output(model: torch.nn.Module) -> torch.nn.Module:
