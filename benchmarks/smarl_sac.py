@@ -13,6 +13,8 @@ Each seed's final module is saved as ``OUT/seed{k}/shared`` next to ``OUT/seed{k
 SAC=OUT/seed0,...`` evaluates them like the PPO runs (the deterministic action of SAC's
 tanh-squashed Gaussian is tanh(mean)).
 Run: nice -n 5 .venv/bin/python benchmarks/smarl_sac.py --seeds 0 1 2 --out runs/smarl_sac
+``--config configs/smarl_hyper.yaml --decisions 16000`` trains on the two-term family with the
+paired reward instead, at that config's PPO budget (20 × 800 decisions).
 """
 
 from __future__ import annotations
@@ -28,16 +30,17 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "smarl_demo.yaml"
 
 
-def demo_env_kwargs() -> dict:
-    """The PPO arm's env (configs/smarl_demo.yaml), read from the config so the two cannot
-    drift apart; one solver thread per env, as ``resources.torch_threads`` gives the PPO run."""
+def demo_env_kwargs(config: Path = DEMO_CONFIG) -> dict:
+    """The PPO arm's env (``config``, by default configs/smarl_demo.yaml), read from the config
+    so the two cannot drift apart; one solver thread per env, as ``resources.torch_threads``
+    gives the PPO run."""
     from regrl.trainers.config import load_config
 
-    cfg = load_config(DEMO_CONFIG)
+    cfg = load_config(config)
     return {**dict(cfg.env.kwargs), "torch_threads": cfg.resources.torch_threads or 1}
 
 
-def sac_config(seed: int, hidden, fragment: int, batch: int, warmup: int):
+def sac_config(seed: int, hidden, fragment: int, batch: int, warmup: int, config=DEMO_CONFIG):
     from ray.rllib.algorithms.sac import SACConfig
 
     import regrl.trainers.turbulence.plugin  # noqa: F401  registers smarl_turb2d
@@ -45,7 +48,7 @@ def sac_config(seed: int, hidden, fragment: int, batch: int, warmup: int):
 
     return (
         SACConfig()
-        .environment(env=rllib_env_id("smarl_turb2d"), env_config=demo_env_kwargs())
+        .environment(env=rllib_env_id("smarl_turb2d"), env_config=demo_env_kwargs(config))
         .env_runners(num_env_runners=0, rollout_fragment_length=fragment)
         .multi_agent(policies={"shared"}, policy_mapping_fn=lambda aid, *a, **kw: "shared")
         .rl_module(model_config={"fcnet_hiddens": list(hidden), "fcnet_activation": "tanh"})
@@ -59,7 +62,7 @@ def sac_config(seed: int, hidden, fragment: int, batch: int, warmup: int):
 
 
 def train_seed(seed: int, args) -> dict:
-    cfg = sac_config(seed, args.hidden, args.fragment, args.batch, args.warmup)
+    cfg = sac_config(seed, args.hidden, args.fragment, args.batch, args.warmup, args.config)
     algo = cfg.build_algo()
     start, history = time.time(), []
     steps = 0
@@ -75,7 +78,8 @@ def train_seed(seed: int, args) -> dict:
     learner = result.get("learners", {}).get("shared", {})
     info = {
         "seed": seed,
-        "env_kwargs": demo_env_kwargs(),
+        "env_kwargs": demo_env_kwargs(args.config),
+        "config": str(args.config),
         "algorithm": "RLlib SAC (new API stack), stock SAC learner",
         "decisions": steps,
         "seconds": time.time() - start,
@@ -97,6 +101,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="agent steps per SAC update")
     parser.add_argument("--warmup", type=int, default=200, help="decisions before learning")
     parser.add_argument("--out", default="runs/smarl_sac")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEMO_CONFIG,
+        help="the PPO config whose env SAC trains on (e.g. configs/smarl_hyper.yaml: the "
+        "two-term family with the paired reward; set --decisions to its PPO budget)",
+    )
     args = parser.parse_args()
     import ray
 
