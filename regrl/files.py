@@ -7,6 +7,7 @@ standard library (an import-linter contract in ``.importlinter`` keeps it so).
 - :func:`atomic_output`: a file handle whose content replaces ``path`` only when the block
   completes, flushed and fsynced first; a failure (or an interrupt) leaves the old file as it
   was and no temporary file behind.
+- :func:`write_text_atomic`: the same for a whole text at once (reports, JSON summaries).
 - :func:`package_commit`: the git commit of the checkout that holds regrl's own source files,
   whatever the working directory of the process; None for an installed wheel or without git.
 """
@@ -72,6 +73,14 @@ def atomic_output(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_text_atomic(path: Union[str, Path], text: str) -> Path:
+    """``Path(path).write_text(text)`` through :func:`atomic_output`: a reader (or an
+    interrupted writer) never leaves a half-written report in place of the old one."""
+    with atomic_output(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
 
 
 def _git(directory: Path, *args: str) -> Optional[str]:

@@ -97,6 +97,19 @@ def test_the_data_is_fsynced_before_the_rename(tmp_path, monkeypatch):
     assert Path(name).name.startswith(".out.bin.") and before == b"old"
 
 
+def test_write_text_atomic_replaces_whole_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """The text replaces the old file; a failing write (fsync raising) keeps the old text and
+    leaves no temporary file (catches a direct ``write_text``)."""
+    from regrl.files import write_text_atomic
+
+    path = tmp_path / "eval.json"
+    assert write_text_atomic(path, "{}") == path and path.read_text() == "{}"
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        write_text_atomic(path, '{"half": ')
+    assert path.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["eval.json"]
+
+
 # ---- the commit reader ----------------------------------------------------------------------
 def test_the_commit_is_the_package_checkout_s_from_any_working_directory(other_repo):
     """Run from another git repository, the commit is still regrl's (the bug was reading the

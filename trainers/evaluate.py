@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 import torch
 
+from regrl.files import write_text_atomic
 from regrl.trainers.checkpoint import latest_checkpoint, module_checkpoint_path, read_state
 from regrl.trainers.envs import env_entry, make_env
 from regrl.trainers.kinds import load_run_config
@@ -88,7 +89,7 @@ def evaluate(run_dir: Path, episodes: int | None = None) -> Dict[str, Any]:
         "iteration": read_state(ckpt)["iteration"],
         **report,
     }
-    (run_dir / EVAL_FILE).write_text(json.dumps(report, indent=2))
+    write_text_atomic(run_dir / EVAL_FILE, json.dumps(report, indent=2))
     return report
 
 
@@ -112,7 +113,7 @@ def evaluate_policy_file(path: Path, out_dir: Path, episodes: int | None = None)
     apply_torch_threads(cfg)
     report = fn(run_dir=out_dir, cfg=cfg, ckpt=None, episodes=episodes, module=module)
     report = {"policy_file": str(path), "provenance": prov, **report}
-    (out_dir / EVAL_FILE).write_text(json.dumps(report, indent=2, default=str))
+    write_text_atomic(out_dir / EVAL_FILE, json.dumps(report, indent=2, default=str))
     return report
 
 

@@ -25,6 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from regrl.files import write_text_atomic
 from regrl.trainers import stats
 from regrl.trainers.checkpoint import latest_checkpoint
 from regrl.trainers.checks import ConfigError
@@ -406,7 +407,7 @@ def make_spec(
     }
     for t in trials:
         t["config"]["runs_root"] = str(sweep_dir / "trials")
-    (sweep_dir / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+    write_text_atomic(sweep_dir / SPEC_FILE, json.dumps(spec, indent=2))
     return sweep_dir, spec
 
 
@@ -571,7 +572,7 @@ def write_results(sweep_dir: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
             for r in records
         ],
     }
-    (Path(sweep_dir) / RESULTS_JSON).write_text(json.dumps(body, indent=2))
+    write_text_atomic(Path(sweep_dir) / RESULTS_JSON, json.dumps(body, indent=2))
     md = render_markdown(Path(sweep_dir).parent.name, points, spec["metrics"])
     if selection is not None:
         md += "\n" + render_selection(selection, *select, spec["metrics"])

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+from regrl.files import write_text_atomic
 from regrl.trainers.run_files import EVAL_FILE, TB_DIR
 
 ACCURACY_TAGS = ("train/accuracy", "train/pass@G", "eval/pass@1", "eval/pass@k", "train/token_acc")
@@ -42,7 +43,7 @@ def evaluate_run(run_dir: Path) -> Dict[str, object]:
         "last": last,
         "figures": [str(_plot(run_dir, scalars))],
     }
-    (run_dir / EVAL_FILE).write_text(json.dumps(report, indent=2))
+    write_text_atomic(run_dir / EVAL_FILE, json.dumps(report, indent=2))
     return report
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from regrl.files import write_text_atomic
 from regrl.trainers.run_files import CONFIG_FILE, EVAL_FILE
 from regrl.trainers.traffic.bev import bev_snapshots
 from regrl.trainers.traffic.evaluation import (
@@ -85,9 +86,9 @@ def compare_runs(
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(merged)
     (out / "compare.md").write_text(table + "\n")
-    (out / "compare.json").write_text(json.dumps(merged, indent=2, default=float))
+    write_text_atomic(out / "compare.json", json.dumps(merged, indent=2, default=float))
     per_run = [{k: r[k] for k in ("method", "run_dir", "seed", "blocks") if k in r} for r in rows]
-    (out / "compare_runs.json").write_text(json.dumps(per_run, indent=2, default=float))
+    write_text_atomic(out / "compare_runs.json", json.dumps(per_run, indent=2, default=float))
     (out / "compare_ci.md").write_text(interval_tables(per_run) + "\n")
     figures = write_bars(out / "compare_ci.png", interval_rows(per_run))
     figures += write_bars(out / "compare.png", merged)
