@@ -57,6 +57,9 @@ from regrl.trainers.turbulence.solver_loop import (
 )
 
 KEY, TAILS = "enstrophy_spectrum_error", "tail_ratio"
+ROUNDING = 1e-9
+"""A paired difference smaller than this is float rounding (a zero correction added to the
+constant's step differs from the constant's own step by ~1e-17), not better or worse."""
 GOAL_TAILS = (0.9, 1.1)
 """Issue 21 goal (b): P(|ω| > 3σ) within 0.9–1.1 of the DNS's, spectrum error ≤ half the best
 constant Smagorinsky's."""
@@ -465,6 +468,8 @@ def _paired(rows: list, base: dict, key: str) -> str:
     else:
         d = [statistics.fmean(paired_differences(r, base, key)) for r in rows]
     mean, half = t_interval(d)
+    if abs(mean) < ROUNDING:  # the same closure stepped another way: equal up to rounding
+        mean = 0.0
     word = " (better)" if mean + half < 0 else " (worse)" if mean - half > 0 else ""
     return f"{mean:+.4f} ± {half:.4f}{word}"
 
@@ -528,7 +533,23 @@ def report(args, state: dict) -> str:
             f"{_ci(prior) if prior else '—'} | {_cost(rows)} | {data} | {secs} | "
             f"{'yes' if ok else 'no'} |"
         )
+    lines += early_stopping_lines(state["rows"])
     return "\n".join(lines)
+
+
+def early_stopping_lines(rows: dict) -> list:
+    """Per early-stopped arm: the update each seed kept and its validation curve (spectrum
+    error of the validation rollouts at each check)."""
+    out = []
+    for arm in _arms_of(rows, CORRECTION):
+        seeded = [r for r in _seeded(rows, arm) if "validation" in r]
+        if not seeded:
+            continue
+        out += ["", f"{arm}: validation error at each check (updates: error), kept update"]
+        for r in seeded:
+            curve = ", ".join(f"{c['updates']}: {c['score']:.3f}" for c in r["validation"])
+            out.append(f"- {r['name']}: {curve}; kept {r['selected_update']}")
+    return out
 
 
 def main() -> None:

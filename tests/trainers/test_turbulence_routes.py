@@ -80,3 +80,14 @@ def test_correction_variants_are_separate_arms(routes):
     A.fit_iterations, A.validate_every = routes.CORRECTION_UPDATES, 10
     stopped = f"{routes.CORRECTION} (early-stopped, validated every 10)"
     assert routes._correction_arm(A) == stopped  # never merged with the unvalidated arm
+
+
+def test_a_difference_of_float_rounding_is_neither_better_nor_worse(routes):
+    """An arm that kept the constant in every seed differs from it by ~1e-17 per simulation
+    (another code path): reported as +0.0000 without a verdict; a real difference keeps it."""
+    key = routes.KEY
+    base = {"per_simulation": {key: [0.04, 0.05, 0.03]}}
+    same = {"per_simulation": {key: [0.04 - 1e-17, 0.05 - 1e-17, 0.03 - 2e-17]}}
+    assert routes._paired([same, same], base, key) == "+0.0000 ± 0.0000"
+    lower = {"per_simulation": {key: [0.03, 0.04, 0.02]}}
+    assert routes._paired([lower, lower], base, key).endswith("(better)")
