@@ -18,6 +18,9 @@ Interface used by the planner / RIFT trainer side (numpy-only, no MetaDrive need
   ``reward`` [G,T] (RIFT's dense reward, docs/methods.md#rift-reward; discounted sum stopping after the
   first collision step, which is included).
 - ``regrl.envs.traffic.candidates.lane_following_candidates(obs, M) -> (traj [R·M,T,2], valid)``.
+- ``scoring.score_candidates_batch(trajs [K,G,T,2], obs [K,OBS_DIM], valid [K,G]) -> returns
+  [K,G]`` and ``candidates.lane_following_candidates_batch(obs [K,OBS_DIM], M)``: the same
+  numbers for K agents at once (what the env calls every step).
 - ``regrl.envs.traffic.parallel_env(family="default", num_cbv=K, map=..., horizon=..., seed=...,
   action_mode="candidate"|"raw", num_modes=M, candidate_fn=None, neighbor_forecast="bicycle",
   ego_policy="idm"|"expert"|"assertive", ...)``: the PettingZoo ParallelEnv; ``family`` is a

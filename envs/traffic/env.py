@@ -38,12 +38,18 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from regrl.envs.traffic import backend, features, scene
-from regrl.envs.traffic.candidates import lane_following_candidates
+from regrl.envs.traffic.candidates import lane_following_candidates_batch
 from regrl.envs.traffic.control import TrajectoryTracker
 from regrl.envs.traffic.families import family_kwargs
 from regrl.envs.traffic.metrics import driving_score, stuck
-from regrl.envs.traffic.scene import DT, R, T
-from regrl.envs.traffic.scoring import FORECASTS, GAMMA, dense_reward, score_candidates, wrap_angle
+from regrl.envs.traffic.scene import DT, H, R, T
+from regrl.envs.traffic.scoring import (
+    FORECASTS,
+    GAMMA,
+    dense_reward_rows,
+    score_candidates_batch,
+    wrap_angle,
+)
 
 ACTION_MODES = ("candidate", "raw")
 OBS_BOUND = 1e4
@@ -143,6 +149,7 @@ class TrafficEnv(ParallelEnv):
         )
         self.render_enabled = bool(use_render)
         self.possible_agents = [f"cbv_{i}" for i in range(self.num_cbv)]
+        self._md_names = {a: self._md_name(a) for a in self.possible_agents}
         self.agents: list = []
         self._obs_space = spaces.Box(-OBS_BOUND, OBS_BOUND, (scene.OBS_DIM,), np.float32)
         self._act_space = (
@@ -294,7 +301,8 @@ class TrafficEnv(ParallelEnv):
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"step() needs an action for every live agent; missing {missing}")
-        controls = {self._md_name(a): self._control(a, actions[a]) for a in self.agents}
+        names = self._md_names
+        controls = {names[a]: self._control(a, actions[a]) for a in self.agents}
         for name in self._md.agents:  # the ego (IDM ignores it) and CBVs whose episode we
             controls.setdefault(name, BRAKE)  # ended but MetaDrive did not: they stand still
         try:
@@ -307,22 +315,17 @@ class TrafficEnv(ParallelEnv):
         return self._collect(md_term, md_info)
 
     def _collect(self, md_term, md_info):
-        obs, term, trunc, infos = self._observe_all(self.agents), {}, {}, {}
-        step_metrics = {
-            a: self._step_metrics(a, md_info.get(self._md_name(a), {}), obs[a]) for a in self.agents
-        }
-        rew = dict(
-            zip(
-                self.agents,
-                self._rewards(
-                    [obs[a] for a in self.agents], [step_metrics[a] for a in self.agents]
-                ),
-            )
-        )
-        for a in self.agents:
-            info, metrics = md_info.get(self._md_name(a), {}), step_metrics[a]
+        agents, term, trunc, infos = self.agents, {}, {}, {}
+        batch = self._observe_batch(agents)
+        obs = dict(zip(agents, batch))
+        md_infos = [md_info.get(self._md_names[a], {}) for a in agents]
+        readings = step_readings(batch)
+        step_metrics = dict(zip(agents, self._step_metrics(agents, md_infos, readings)))
+        rew = dict(zip(agents, self._rewards(readings, [step_metrics[a] for a in agents])))
+        for a, info in zip(agents, md_infos):
+            metrics = step_metrics[a]
             term[a] = bool(
-                md_term.get(self._md_name(a), False)
+                md_term.get(self._md_names[a], False)
                 or metrics["collision"]
                 or metrics["offroad"]
                 or info.get("arrive_dest", False)
@@ -379,19 +382,19 @@ class TrafficEnv(ParallelEnv):
         names = list(obs)
         batch = np.stack([obs[a] for a in names])
         trajs = self._candidates(batch)
+        finite = np.isfinite(trajs).all(axis=(2, 3))  # [K, G]
+        lanes_ok = batch[:, features.field_slice("lane_mask")] > 0.5  # [K, R]
+        valid = np.repeat(lanes_ok, self.num_modes, axis=1) & finite
+        clean = trajs if finite.all() else np.nan_to_num(trajs)
+        returns = score_candidates_batch(clean, batch, valid, self.gamma, self.neighbor_forecast)
         for i, a in enumerate(names):
-            lanes_ok = features.view(batch[i], "lane_mask") > 0.5
-            valid = np.repeat(lanes_ok, self.num_modes) & np.isfinite(trajs[i]).all(axis=(1, 2))
-            returns, _ = score_candidates(
-                np.nan_to_num(trajs[i]), batch[i], valid, self.gamma, self.neighbor_forecast
-            )
-            self._cands[a], self._valid[a], self._returns[a] = trajs[i], valid, returns
-            infos[a]["candidate_returns"] = returns
-            infos[a]["candidate_valid"] = valid
+            self._cands[a], self._valid[a], self._returns[a] = trajs[i], valid[i], returns[i]
+            infos[a]["candidate_returns"] = returns[i]
+            infos[a]["candidate_valid"] = valid[i]
 
     def _candidates(self, batch: np.ndarray) -> np.ndarray:
         if self.candidate_fn is None:
-            trajs = np.stack([lane_following_candidates(o, self.num_modes)[0] for o in batch])
+            trajs = lane_following_candidates_batch(batch, self.num_modes)[0]
         else:
             trajs = np.asarray(self.candidate_fn(batch), np.float32)
         want = (len(batch), self.num_candidates, T, 2)
@@ -430,21 +433,31 @@ class TrafficEnv(ParallelEnv):
 
     def _observe_all(self, agents: list) -> Dict[str, np.ndarray]:
         """Observations of ``agents`` (zeros for a vehicle MetaDrive removed this step)."""
-        seen = [a for a in agents if self._vehicle[a].id in self._hist]
-        batch = self._scenes([self._vehicle[a] for a in seen]) if seen else None
-        rows = dict(zip(seen, batch)) if seen else {}
-        return {a: rows[a] if a in rows else np.zeros(scene.OBS_DIM, np.float32) for a in agents}
+        return dict(zip(agents, self._observe_batch(agents)))
 
-    def _step_metrics(self, agent: str, info: dict, obs: np.ndarray) -> Dict[str, float]:
-        hist = features.view(obs, "agent_hist")
-        gone = not hist[-1, 2]  # MetaDrive removed the vehicle this step: zero obs, no motion
-        speed = self._prev_speed[agent] if gone else float(np.hypot(*hist[-1, 4:6]))
+    def _observe_batch(self, agents: list) -> np.ndarray:
+        """``_observe_all`` as one array [len(agents), OBS_DIM] (its rows are the values)."""
+        seen = [k for k, a in enumerate(agents) if self._vehicle[a].id in self._hist]
+        if len(seen) == len(agents):
+            return self._scenes([self._vehicle[a] for a in agents])
+        batch = np.zeros((len(agents), scene.OBS_DIM), np.float32)
+        if seen:
+            batch[seen] = self._scenes([self._vehicle[agents[k]] for k in seen])
+        return batch
+
+    def _step_metrics(self, agents: list, infos: list, readings: dict) -> list:
+        """Per-step metrics of ``agents`` (MetaDrive ``infos``, ``step_readings`` of their
+        observations); updates the episode's statistics."""
+        rows = zip(agents, infos, *(readings[k] for k in ("gone", "speed", "yaw_acc", "progress")))
+        return [self._agent_metrics(*row) for row in rows]
+
+    def _agent_metrics(self, agent, info, gone, speed, yaw_acc, progress) -> Dict[str, float]:
+        """``_step_metrics`` of one agent from its vectorised quantities; updates the
+        episode's statistics."""
+        speed = self._prev_speed[agent] if gone else speed
         acc = (speed - self._prev_speed[agent]) / DT
         self._prev_speed[agent] = speed
-        heading = np.arctan2(hist[-3:, 3], hist[-3:, 2])
-        yaw_acc = (
-            0.0 if gone else float(wrap_angle(heading[2] - 2 * heading[1] + heading[0]) / DT**2)
-        )
+        yaw_acc = 0.0 if gone else yaw_acc
         collision = float(
             bool(
                 info.get("crash_vehicle")
@@ -454,7 +467,6 @@ class TrafficEnv(ParallelEnv):
             )
         )
         offroad = float(bool(info.get("out_of_road") or info.get("crash_sidewalk")))
-        progress = float(np.hypot(*hist[-2, :2]))
         self._speeds[agent].append(speed)
         hits = self._hits[agent]
         hits[0] += bool(info.get("crash_vehicle") or info.get("crash_human"))
@@ -462,14 +474,12 @@ class TrafficEnv(ParallelEnv):
         if not gone:
             self._route[agent] = self._route_completion(agent)
         uncomfortable = float(abs(acc) > UNCOMFORTABLE or abs(yaw_acc) > UNCOMFORTABLE)
-        for key, value in (
-            ("progress", progress),
-            ("collisions", collision),
-            ("offroad_steps", offroad),
-            ("uncomfortable_steps", uncomfortable),
-            ("agent_steps", 1.0),
-        ):
-            self._stats[key] += value
+        stats = self._stats
+        stats["progress"] += progress
+        stats["collisions"] += collision
+        stats["offroad_steps"] += offroad
+        stats["uncomfortable_steps"] += uncomfortable
+        stats["agent_steps"] += 1.0
         return {
             "speed": speed,
             "acc": float(acc),
@@ -500,25 +510,22 @@ class TrafficEnv(ParallelEnv):
     def _reward(self, obs: np.ndarray, m: Dict[str, float]) -> float:
         """RIFT's dense reward (docs/methods.md#rift-reward) of the executed step, measured against the
         current reference lane: d = offset to its centre line, θ = heading error."""
-        return self._rewards([obs], [m])[0]
+        return self._rewards(step_readings(obs[None]), [m])[0]
 
-    def _rewards(self, obs: list, metrics: list) -> list:
-        """``_reward`` of several agents with one vectorised ``dense_reward`` call (d and θ
-        are computed in float32 from the observation, like the scalar version, then widened)."""
-        if not obs:
-            return []
-        batch = features.batch_view(np.stack(obs))
-        lanes, ok = batch["lanes"][:, 0, :2], batch["lane_mask"][:, 0] > 0.5  # [K, 2, 2], [K]
-        d = np.hypot(lanes[:, 0, 0], lanes[:, 0, 1])
-        theta = np.arctan2(lanes[:, 1, 1] - lanes[:, 0, 1], lanes[:, 1, 0] - lanes[:, 0, 0])
-        d = np.where(ok, d.astype(np.float64), 0.0)
-        theta = np.where(ok, theta.astype(np.float64), 0.0)
+    def _rewards(self, readings: dict, metrics: list) -> list:
+        """``_reward`` of several agents (``step_readings`` of their observations and their
+        step metrics) by ``dense_reward_rows``, ``dense_reward``'s floats for a few rows."""
         keys = ("speed", "acc", "yaw_acc", "collision", "offroad")
-        v, a, yaw_acc, collision, offroad = np.array([[x[k] for k in keys] for x in metrics]).T
-        r = dense_reward(
-            d=d, theta=theta, v=v, a=a, yaw_acc=yaw_acc, collision=collision, offroad=offroad
+        v, acc, yaw_acc, collision, offroad = ([x[k] for x in metrics] for k in keys)
+        return dense_reward_rows(
+            d=readings["d"],
+            theta=readings["theta"],
+            v=v,
+            a=acc,
+            yaw_acc=yaw_acc,
+            collision=collision,
+            offroad=offroad,
         )
-        return r.tolist()
 
     def episode_metrics(self) -> Dict[str, float]:
         """RIFT's CBV metrics of the episode so far (docs/methods.md#rift-metrics): cpk (collisions per km
@@ -561,6 +568,55 @@ class TrafficEnv(ParallelEnv):
             "collided": 100.0 * float(np.mean(hits.sum(1) > 0)),
             "arrived": 100.0 * float(np.mean([self._arrived[a] for a in agents])),
         }
+
+
+def _column(name: str, *index: int) -> int:
+    """Column of entry ``index`` of field ``name`` in the flat observation."""
+    f = features.field_slice(name)
+    return f.start + int(np.ravel_multi_index(index, scene.OBS_LAYOUT[name]))
+
+
+# The observation entries read each step, gathered with one call: the agent's current
+# cos h (0: removed by MetaDrive), [vx, x(t−1), lane x0] and [vy, y(t−1), lane y0] (one
+# hypot: speed, progress, offset d), [sin h(t−2..t), lane y1] and [cos h(t−2..t), lane x1]
+# (one arctan2: headings, lane direction θ), the current lane's mask
+_READ = [_column("agent_hist", H - 1, 2)]
+_READ += [
+    _column("agent_hist", H - 1, 4),
+    _column("agent_hist", H - 2, 0),
+    _column("lanes", 0, 0, 0),
+]
+_READ += [
+    _column("agent_hist", H - 1, 5),
+    _column("agent_hist", H - 2, 1),
+    _column("lanes", 0, 0, 1),
+]
+_READ += [_column("agent_hist", H - i, 3) for i in (3, 2, 1)] + [_column("lanes", 0, 1, 1)]
+_READ += [_column("agent_hist", H - i, 2) for i in (3, 2, 1)] + [_column("lanes", 0, 1, 0)]
+_READ += [_column("lane_mask", 0)]
+
+
+def step_readings(batch: np.ndarray) -> Dict[str, list]:
+    """What the step metrics and the reward read from observations ``batch`` [K, OBS_DIM],
+    in float32 like the observation, as lists of K floats: ``gone`` (MetaDrive removed the
+    vehicle: zero observation), ``speed``, ``progress`` (distance moved over the last step),
+    ``yaw_acc`` (second difference of the last three headings), and the current lane's
+    offset ``d`` and heading error ``theta`` (0 without a lane)."""
+    g = batch[:, _READ].T  # [16, K] float32, a copy
+    g[10] -= g[6]  # lane y1 − y0
+    g[14] -= g[3]  # lane x1 − x0
+    speed, progress, d = np.hypot(g[1:4], g[4:7]).tolist()
+    h0, h1, h2, theta = np.arctan2(g[7:11], g[11:15])
+    yaw_acc = wrap_angle(h2 - 2 * h1 + h0) / DT**2
+    ok = (g[15] > 0.5).tolist()
+    return {
+        "gone": (g[0] == 0).tolist(),
+        "speed": speed,
+        "progress": progress,
+        "yaw_acc": yaw_acc.tolist(),
+        "d": [x if k else 0.0 for x, k in zip(d, ok)],
+        "theta": [x if k else 0.0 for x, k in zip(theta.tolist(), ok)],
+    }
 
 
 def parallel_env(**kwargs: Any) -> TrafficEnv:

@@ -21,8 +21,9 @@ SPEED_LIMIT_RANGE = (5.0, 40.0)  # m/s; MetaDrive's PG lanes default to 20
 _BACK_STEPS = np.arange(H - 1, 0, -1, dtype=np.float64)  # steps back of history extensions
 _AHEAD = LANE_SPACING * np.arange(P)  # arc length of the lane points
 # np.interp minus its Python wrapper (complex-value dispatch); the same compiled routine
-_interp = getattr(getattr(np, "_core", None), "multiarray", None)
-_interp = getattr(_interp, "interp", np.interp)
+fast_interp = getattr(getattr(np, "_core", None), "multiarray", None)
+fast_interp = getattr(fast_interp, "interp", np.interp)
+_interp = fast_interp
 _LAYOUT = []  # (name, start, end, shape) in flat
 for _name, _shape in scene.OBS_LAYOUT.items():
     _start = _LAYOUT[-1][2] if _LAYOUT else 0
@@ -34,6 +35,12 @@ def view(flat: np.ndarray, name: str) -> np.ndarray:
     """``scene.unflatten(flat)[name]`` of one flat observation, without building the dict."""
     a, b, shape = _VIEWS[name]
     return flat[a:b].reshape(shape)
+
+
+def field_slice(name: str) -> slice:
+    """Where field ``name`` of ``scene.OBS_LAYOUT`` lies in the flat observation."""
+    a, b, _ = _VIEWS[name]
+    return slice(a, b)
 
 
 def batch_view(flat: np.ndarray) -> Dict[str, np.ndarray]:
@@ -72,12 +79,14 @@ class Histories:
     def clear(self) -> None:
         self.ids: List[str] = []
         self.index: Dict[str, int] = {}
+        self.vehicles: Optional[list] = None  # the list last recorded (rows in its order)
         self.stack = np.zeros((0, H, 5), np.float64)
         self.sizes = np.zeros((0, 2), np.float32)
 
     def record(self, vehicles: Iterable, states: Optional[np.ndarray] = None) -> None:
         """Append the current state of each vehicle; vehicles gone from the scene are dropped.
         ``states`` [V, 5], when given, are those states already read (``vehicle_state`` rows)."""
+        self.vehicles = vehicles if isinstance(vehicles, list) else None
         vehicles = list(vehicles)
         ids = [v.id for v in vehicles]
         if states is None:
@@ -288,16 +297,17 @@ def _fill_lanes_batch(obs, vs, network, origins, cos_sin, cache: LaneCache) -> N
     s0 = np.array([float(lane.local_coordinates(origins[k])[0]) for k, _, lane, _ in jobs])
     ends = np.array([chain[0][-1] for *_, chain in jobs])
     arcs = np.minimum(np.maximum(s0[:, None] + _AHEAD, 0.0), ends[:, None])
-    world = np.array(
-        [
-            (_interp(s, cum, xs), _interp(s, cum, ys))
-            for s, (_, _, _, (cum, _, xs, ys)) in zip(arcs, jobs)
-        ],
-        np.float32,
-    )
-    d = world.astype(np.float64) - origins[ks, :, None]  # [L, 2, P]
+    world = []
+    for s, (*_, (cum, _, xs, ys)) in zip(arcs, jobs):
+        world += [_interp(s, cum, xs), _interp(s, cum, ys)]
+    world = np.array(world, np.float32).reshape(len(jobs), 2, P)  # points pass through float32
+    d = world - origins[ks, :, None]  # float64 [L, 2, P]
     c, s = cos_sin[0][ks, 0], cos_sin[1][ks, 0]  # [L, 1]
-    obs["lanes"][ks, rs] = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
+    dx, dy = d[:, 0], d[:, 1]
+    local = np.empty((len(jobs), P, 2))
+    np.add(c * dx, s * dy, out=local[..., 0])
+    np.subtract(c * dy, s * dx, out=local[..., 1])  # −s·dx + c·dy, the same float
+    obs["lanes"][ks, rs] = local
     obs["lane_mask"][ks, rs] = 1.0
     obs["lane_width"][ks, rs] = [float(j[2].width) for j in jobs]
 
@@ -346,61 +356,81 @@ def fill_neighbors(obs, v, vehicles, histories: Histories, origin, heading) -> N
     obs["neighbor_size"][: len(near)] = histories.sizes[near]
 
 
-def _frame_batch(
-    states: np.ndarray, origins: np.ndarray, headings: np.ndarray, cos_sin: tuple
-) -> np.ndarray:
-    """``scene.states_to_frame`` of [K, M, H, 5] states with agent k's origin and heading."""
+def _frame_into(out, states, origins, headings, cos_sin: tuple) -> None:
+    """``scene.states_to_frame`` of [K, M, H, 5] states with agent k's origin and heading,
+    written into ``out`` [K, M, H, 6] (float32 views of the observations): the same float64
+    operations, rounded once on writing. Positions and velocities share the rotation, so
+    [x − x0, vx] and [y − y0, vy] are rotated as two-column arrays (v − 0 is exact)."""
     c, s = cos_sin
-    dx = states[..., 0] - origins[:, 0, None, None]
-    dy = states[..., 1] - origins[:, 1, None, None]
-    vx, vy = states[..., 3], states[..., 4]
+    shift = np.zeros((len(origins), 1, 1, 2))
+    shift[:, 0, 0, 0] = origins[:, 0]
+    along = states[..., _X_VX] - shift  # [x − x0, vx]
+    shift[:, 0, 0, 0] = origins[:, 1]
+    across = states[..., _Y_VY] - shift  # [y − y0, vy]
+    c, s = c[..., None], s[..., None]
+    np.add(c * along, s * across, out=out[..., _X_VX_OUT])
+    np.subtract(c * across, s * along, out=out[..., _Y_VY_OUT])
     rel = states[..., 2] - headings[:, None, None]
-    return np.stack(
-        [
-            c * dx + s * dy,
-            c * dy - s * dx,
-            np.cos(rel),
-            np.sin(rel),
-            c * vx + s * vy,
-            c * vy - s * vx,
-        ],
-        -1,
-    ).astype(np.float32)
+    np.cos(rel, out=out[..., 2])
+    np.sin(rel, out=out[..., 3])
+
+
+_X_VX, _Y_VY = [0, 3], [1, 4]  # columns of a [x, y, h, vx, vy] state
+_X_VX_OUT, _Y_VY_OUT = slice(0, 6, 4), slice(1, 6, 4)  # columns 0, 4 and 1, 5 of agent_hist
 
 
 def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
-    """Rows [K, 1 + N] of ``histories.stack``: agent k's own row, then its (at most N) nearest
-    other vehicles within NEIGHBOR_RADIUS, nearest first (ties in the order of
-    ``vehicles``); mask [K, N] of the filled slots (empty slots repeat the agent's row).
-    The same selection as ``_neighbor_rows``, for all agents with one distance matrix."""
-    index = histories.index
-    cols = np.array([index[o.id] for o in vehicles if o.id in index], np.intp)
-    rows = np.empty((len(vs), 1 + N), np.intp)
-    rows[:] = me[:, None]
-    mask = np.zeros((len(vs), N), bool)
-    if not len(cols):
-        return rows, mask
-    pos = histories.stack[cols, -1, :2]
+    """Rows [K, 1 + n] of ``histories.stack``: agent k's own row, then its nearest other
+    vehicles within NEIGHBOR_RADIUS, nearest first (ties in the order of ``vehicles``), n
+    (<= N) the most any agent has; mask [K, n] of the filled slots (empty slots repeat the
+    agent's row). The same selection as ``_neighbor_rows``, for all agents with one
+    distance matrix."""
+    recorded = vehicles is histories.vehicles and len(vehicles) == len(histories.ids)
+    if recorded:  # the list last recorded: its rows, in order
+        pos = histories.stack[:, -1, :2]
+    else:
+        index = histories.index
+        cols = np.array([index[o.id] for o in vehicles if o.id in index], np.intp)
+        pos = histories.stack[cols, -1, :2]
+    if not len(pos):
+        return me[:, None], np.zeros((len(vs), 0), bool)
     dist = np.hypot(pos[None, :, 0] - origins[:, 0, None], pos[None, :, 1] - origins[:, 1, None])
-    dist[cols[None, :] == me[:, None]] = np.inf  # not its own neighbour
-    order = np.argsort(dist, axis=1, kind="stable")[:, :N]
-    n = order.shape[1]
-    mask[:, :n] = dist[np.arange(len(vs))[:, None], order] <= NEIGHBOR_RADIUS
-    rows[:, 1 : 1 + n] = np.where(mask[:, :n], cols[order], rows[:, :1])
-    return rows, mask
+    if recorded:
+        dist[np.arange(len(vs)), me] = np.inf  # not its own neighbour
+    else:
+        dist[cols[None, :] == me[:, None]] = np.inf
+    near = (dist <= NEIGHBOR_RADIUS).sum(1)  # the sorted distances' mask is a prefix
+    n = min(int(near.max()), N)
+    rows = np.empty((len(vs), 1 + n), np.intp)
+    rows[:, 0] = me
+    order = dist.argsort(axis=1, kind="stable")[:, :n]
+    rows[:, 1:] = order if recorded else cols[order]
+    return rows, np.arange(n) < near[:, None]
+
+
+# agent_hist (H rows) and the N neighbours' histories are adjacent in the flat observation,
+# so one [K, 1 + N, H, 6] view of it receives the agent's and its neighbours' frame change
+_HIST_END = _VIEWS["neighbors"][1]
+assert _VIEWS["agent_hist"][0] == 0 and _VIEWS["neighbors"][0] == _VIEWS["agent_hist"][1]
 
 
 def _fill_states_batch(
-    obs, vs, vehicles, histories: Histories, me, origins, headings, cos_sin: tuple
+    flat, obs, vs, vehicles, histories: Histories, me, origins, headings, cos_sin: tuple
 ) -> None:
-    """Agent histories and nearest neighbours of K agents (batched ``obs``): one frame
-    change of [K, 1 + N, H] states; absent neighbour slots hold the agent's own row, masked."""
+    """Agent histories and nearest neighbours of K agents (batched ``obs``, views of
+    ``flat``): one frame change of the [K, 1 + n, H] states of the agents and their filled
+    neighbour slots (``_neighbor_table``); the other slots stay zero."""
     rows, mask = _neighbor_table(vs, vehicles, histories, me, origins)
-    framed = _frame_batch(histories.stack[rows], origins, headings, cos_sin)
-    obs["agent_hist"][:] = framed[:, 0]
-    obs["neighbors"][:] = np.where(mask[:, :, None, None], framed[:, 1:], 0.0)
-    obs["neighbor_mask"][:] = mask
-    obs["neighbor_size"][:] = np.where(mask[..., None], histories.sizes[rows[:, 1:]], 0.0)
+    n = mask.shape[1]
+    hist = flat[:, :_HIST_END].reshape(len(vs), 1 + N, H, scene.STATE_DIM)[:, : 1 + n]
+    _frame_into(hist, histories.stack[rows], origins, headings, cos_sin)
+    sizes = obs["neighbor_size"][:, :n]
+    sizes[:] = histories.sizes[rows[:, 1:]]
+    if not mask.all():
+        empty = ~mask
+        hist[:, 1:][empty] = 0.0
+        sizes[empty] = 0.0
+    obs["neighbor_mask"][:, :n] = mask
     obs["agent_size"][:] = histories.sizes[me]  # vehicle_size, cached per vehicle
 
 
@@ -416,7 +446,7 @@ def scene_batch(
     current = histories.stack[me, -1]
     origins, headings = current[:, :2], current[:, 2]
     cos_sin = _cos_sin(headings)
-    _fill_states_batch(obs, vs, vehicles, histories, me, origins, headings, cos_sin)
+    _fill_states_batch(flat, obs, vs, vehicles, histories, me, origins, headings, cos_sin)
     _fill_lanes_batch(obs, vs, network, origins, cos_sin, cache or LaneCache())
     return flat
 

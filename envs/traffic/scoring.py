@@ -58,23 +58,27 @@ def comfort_reward(a: np.ndarray, yaw_acc: np.ndarray) -> np.ndarray:
     return -0.8 * ((np.abs(a) > 4).astype(np.float64) + (np.abs(yaw_acc) > 4))
 
 
-def lane_align_reward(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+def lane_align_reward(theta: np.ndarray, v: np.ndarray, cos=None) -> np.ndarray:
     """R_l_align = 0.5·(min(cos θ, 0) + 0.05·min(cos θ·v, 0) + 0.25·(1 − θ/(π/2)))
-    (RIFT ``DenseRewardModel``)."""
-    cos = np.cos(theta)
+    (RIFT ``DenseRewardModel``); ``cos`` = cos θ if already computed."""
+    cos = np.cos(theta) if cos is None else cos
     return 0.5 * (np.minimum(cos, 0) + 0.05 * np.minimum(cos * v, 0) + 0.25 * (1 - theta / HALF_PI))
 
 
-def lane_center_reward(d: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """R_l_center = −0.6·1[cos θ > 0.5]·(|d| − 0.05 / exp(|d| − 0.5)) (RIFT ``DenseRewardModel``)."""
+def lane_center_reward(d: np.ndarray, theta: np.ndarray, cos=None) -> np.ndarray:
+    """R_l_center = −0.6·1[cos θ > 0.5]·(|d| − 0.05 / exp(|d| − 0.5)) (RIFT ``DenseRewardModel``);
+    ``cos`` = cos θ if already computed."""
     d = np.abs(d)
-    return -0.6 * (np.cos(theta) > 0.5) * (d - 0.05 / np.exp(d - 0.5))
+    cos = np.cos(theta) if cos is None else cos
+    return -0.6 * (cos > 0.5) * (d - 0.05 / np.exp(d - 0.5))
 
 
-def velocity_reward(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """R_velocity = 0.1·max(cos θ, 0)·1[3 < |v| < 20]·|v| (RIFT ``DenseRewardModel``)."""
+def velocity_reward(theta: np.ndarray, v: np.ndarray, cos=None) -> np.ndarray:
+    """R_velocity = 0.1·max(cos θ, 0)·1[3 < |v| < 20]·|v| (RIFT ``DenseRewardModel``);
+    ``cos`` = cos θ if already computed."""
     speed = np.abs(v)
-    return 0.1 * np.maximum(np.cos(theta), 0) * ((speed > 3) & (speed < 20)) * speed
+    cos = np.cos(theta) if cos is None else cos
+    return 0.1 * np.maximum(cos, 0) * ((speed > 3) & (speed < 20)) * speed
 
 
 def timestep_reward(v: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -86,15 +90,53 @@ def dense_reward(*, d, theta, v, a, yaw_acc, collision, offroad) -> np.ndarray:
     """r = sum of the seven DenseRewardModel terms (RIFT arXiv 2505.03344, docs/methods.md#rift-reward);
     ``d`` and ``theta`` may be signed (absolute values are taken)."""
     d, theta = np.abs(d), np.abs(theta)
+    cos = np.cos(theta)  # shared by three terms
     return (
         collision_reward(collision, v)
         + offroad_reward(offroad)
         + comfort_reward(a, yaw_acc)
-        + lane_align_reward(theta, v)
-        + lane_center_reward(d, theta)
-        + velocity_reward(theta, v)
+        + lane_align_reward(theta, v, cos)
+        + lane_center_reward(d, theta, cos)
+        + velocity_reward(theta, v, cos)
         + timestep_reward(v, a)
     )
+
+
+def dense_reward_rows(*, d, theta, v, a, yaw_acc, collision, offroad) -> list:
+    """``dense_reward`` of a few rows (the env's K agents of one step), inputs [K] (lists of
+    floats or arrays): the same floats, with cos and exp taken by numpy and the rest in
+    Python arithmetic (IEEE double, the same operations in the same order), since numpy's
+    per-call overhead dominates ~50 calls on arrays of 2."""
+    d, theta = ([abs(x) for x in _floats(col)] for col in (d, theta))
+    cos, decay = np.cos(theta).tolist(), np.exp([x - 0.5 for x in d]).tolist()
+    rows = zip(d, theta, cos, decay, *(_floats(x) for x in (v, a, yaw_acc, collision, offroad)))
+    out = []
+    for dk, th, c, e, vk, ak, yk, hit, off in rows:
+        speed, acc = abs(vk), abs(ak)
+        r = -(20.0 + speed) * hit  # collision_reward
+        r += -5.0 * off  # offroad_reward
+        r += -0.8 * (float(acc > 4) + float(abs(yk) > 4))  # comfort_reward
+        r += 0.5 * (_min0(c) + 0.05 * _min0(c * vk) + 0.25 * (1 - th / HALF_PI))  # lane align
+        r += -0.6 * (c > 0.5) * (dk - 0.05 / e)  # lane_center_reward
+        r += 0.1 * _max0(c) * (3 < speed < 20) * speed  # velocity_reward
+        r += -0.1 * (speed > 0 or acc > 0)  # timestep_reward
+        out.append(r)
+    return out
+
+
+def _floats(x) -> list:
+    """A list of Python floats of a [K] list or array."""
+    return x if isinstance(x, list) else np.asarray(x, np.float64).tolist()
+
+
+def _min0(x: float) -> float:
+    """``np.minimum(x, 0)`` of a finite float."""
+    return x if x < 0 else 0.0
+
+
+def _max0(x: float) -> float:
+    """``np.maximum(x, 0)`` of a finite float."""
+    return x if x > 0 else 0.0
 
 
 def discounted_returns(
@@ -103,7 +145,8 @@ def discounted_returns(
     """R_g = Σ_t γ^t r_t over [G, T], stopping at the first collision step *inclusive*: the
     collision step's reward (with its −(20+|v|) penalty) counts, later steps do not
     (RIFT ``get_grpo_advantage``, docs/methods.md#rift-advantage step 7)."""
-    hit_before = np.cumsum(collision, axis=-1) - collision > 0  # a collision at an earlier step
+    collision = np.asarray(collision)
+    hit_before = collision.cumsum(-1) - collision > 0  # a collision at an earlier step
     disc = gamma ** np.arange(reward.shape[-1])
     return np.sum(np.where(hit_before, 0.0, reward) * disc, axis=-1)
 
@@ -111,19 +154,19 @@ def discounted_returns(
 # ----------------------------------------------------------------------------- kinematics
 
 
-def _step_diff(first: float, x: np.ndarray) -> np.ndarray:
-    """``np.diff`` of [first, x_0, …, x_{T−1}] along the last axis of x [G, T]."""
+def _step_diff(first, x: np.ndarray) -> np.ndarray:
+    """``np.diff`` of [first, x_0, …, x_{T−1}] along the last axis of x [G, T] (``first`` a
+    float or one per row [G])."""
     out = np.empty_like(x)
     out[:, 0] = x[:, 0] - first
     out[:, 1:] = x[:, 1:] - x[:, :-1]
     return out
 
 
-def candidate_kinematics(
-    traj: np.ndarray, v0: float, yaw_rate0: float, dt: float = DT
-) -> Dict[str, np.ndarray]:
+def candidate_kinematics(traj: np.ndarray, v0, yaw_rate0, dt: float = DT) -> Dict[str, np.ndarray]:
     """Perfect tracking of candidates ``traj`` [G, T, 2] (agent frame, the agent at the origin
-    heading +x with speed ``v0`` and yaw rate ``yaw_rate0``): heading of each step's
+    heading +x with speed ``v0`` and yaw rate ``yaw_rate0``, floats or one per candidate
+    [G]): heading of each step's
     displacement (held while the displacement is < 1 mm), speed, acceleration, yaw rate and
     yaw acceleration, all [G, T]."""
     G, T, _ = traj.shape
@@ -136,7 +179,8 @@ def candidate_kinematics(
     # hold the last heading while standing still: index of the latest moving step so far
     idx = np.where(moving, np.arange(T)[None], -1)
     idx = np.maximum.accumulate(idx, axis=1)
-    heading = np.where(idx >= 0, np.take_along_axis(raw, np.maximum(idx, 0), 1), 0.0)
+    latest = raw[np.arange(G)[:, None], np.maximum(idx, 0)]  # np.take_along_axis, leaner
+    heading = np.where(idx >= 0, latest, 0.0)
     speed = step / dt
     acc = _step_diff(v0, speed) / dt
     yaw_rate = wrap_angle(_step_diff(0.0, heading)) / dt
@@ -151,11 +195,15 @@ def candidate_kinematics(
 
 
 def current_motion(agent_hist: np.ndarray, dt: float = DT) -> Tuple[float, float]:
-    """Speed and yaw rate of the agent now, from the last two rows of ``agent_hist``."""
-    v0 = float(np.hypot(agent_hist[-1, 4], agent_hist[-1, 5]))
-    prev_heading = np.arctan2(agent_hist[-2, 3], agent_hist[-2, 2])
-    now_heading = np.arctan2(agent_hist[-1, 3], agent_hist[-1, 2])
-    return v0, float(wrap_angle(now_heading - prev_heading) / dt)
+    """Speed and yaw rate of the agent now, from the last two rows of ``agent_hist`` [H, 6]
+    (floats; arrays [K] of K agents' ``agent_hist`` [K, H, 6])."""
+    v0 = np.hypot(agent_hist[..., -1, 4], agent_hist[..., -1, 5])
+    prev_heading = np.arctan2(agent_hist[..., -2, 3], agent_hist[..., -2, 2])
+    now_heading = np.arctan2(agent_hist[..., -1, 3], agent_hist[..., -1, 2])
+    yaw_rate = wrap_angle(now_heading - prev_heading) / dt
+    if np.ndim(v0):
+        return v0, yaw_rate
+    return float(v0), float(yaw_rate)
 
 
 WHEELBASE = 2.7  # m, kinematic bicycle wheelbase L of a neighbour (a mid-size car)
@@ -192,8 +240,8 @@ def bicycle_rollout(
     chord = ds * np.sinc(kappa[:, None] * ds / (2 * np.pi))  # 2 sin(Δψ/2)/κ
     xy = np.stack(
         [
-            x[:, None] + np.cumsum(chord * np.cos(mid), 1),
-            y[:, None] + np.cumsum(chord * np.sin(mid), 1),
+            x[:, None] + (chord * np.cos(mid)).cumsum(1),
+            y[:, None] + (chord * np.sin(mid)).cumsum(1),
         ],
         -1,
     )
@@ -270,11 +318,19 @@ def collision_matrix(
     present = np.asarray(neighbor_mask) > 0.5
     if not present.any():
         return np.zeros((G, T), bool)
-    f32 = np.float32  # metre-scale coordinates: float32 is exact enough and twice as fast
     nb_c, nb_h = forecast_neighbors(
         np.asarray(neighbors)[present], T, forecast=forecast
     )  # [n, T, 2], [n, T]
-    nb_half = (0.5 * inflation * np.asarray(neighbor_size, np.float64)[present]).astype(f32)
+    size = np.asarray(neighbor_size, np.float64)[present]
+    return _overlaps(traj, heading, agent_size, nb_c, nb_h, size, inflation)
+
+
+def _overlaps(traj, heading, agent_size, nb_c, nb_h, neighbor_size, inflation) -> np.ndarray:
+    """``collision_matrix`` of candidates ``traj`` [G, T, 2] with the forecast neighbours
+    (centres [n, T, 2], headings [n, T], sizes [n, 2], n >= 1)."""
+    G, T, _ = traj.shape
+    f32 = np.float32  # metre-scale coordinates: float32 is exact enough and twice as fast
+    nb_half = (0.5 * inflation * neighbor_size).astype(f32)
     c2 = np.tile(nb_c.astype(f32), (1, G, 1))  # [n, G·T, 2]
     hit = boxes_overlap(
         np.asarray(traj, f32).reshape(1, G * T, 2),
@@ -336,17 +392,17 @@ def lane_relations(
     lat_own = np.zeros(G * T, np.float32)
     head_own = np.zeros(G * T, np.float32)
     present = np.ones(lanes.shape[0], bool) if present is None else np.asarray(present, bool)
-    for r in np.flatnonzero(present):
+    for r in present.nonzero()[0]:
         dist2, lat = segment_offsets(px, py, lanes[r])  # [S, Q]
         dist[:, r] = np.sqrt(dist2.min(0))
-        q = np.flatnonzero(own_q == r)
+        q = (own_q == r).nonzero()[0]
         if len(q):
             if q[-1] - q[0] + 1 == len(q):  # contiguous (lanes-major candidates): views
                 q = slice(q[0], q[-1] + 1)
-            j = np.argmin(dist2[:, q], axis=0)
+            j = dist2[:, q].argmin(0)
             line = np.asarray(lanes[r], np.float32)
             seg = line[1:] - line[:-1]
-            lat_own[q] = np.take_along_axis(lat[:, q], j[None], 0)[0]
+            lat_own[q] = lat[:, q][j, np.arange(len(j))]  # np.take_along_axis, leaner
             head_own[q] = np.arctan2(seg[:, 1], seg[:, 0])[j]
     return dist.reshape(G, T, -1), lat_own.reshape(G, T), head_own.reshape(G, T)
 
@@ -358,6 +414,22 @@ def _as_dict(obs: Any) -> Mapping[str, np.ndarray]:
     if isinstance(obs, Mapping):
         return {k: np.asarray(v, np.float64) for k, v in obs.items()}
     return unflatten(np.asarray(obs, np.float64))  # one conversion, then views
+
+
+def _check_candidates(traj: np.ndarray, valid: np.ndarray) -> None:
+    if traj.ndim != 3 or traj.shape[-1] != 2:
+        raise ValueError(f"traj must be [G, T, 2], got shape {traj.shape}")
+    G = traj.shape[0]
+    if G % R or valid.shape != (G,):
+        raise ValueError(
+            f"need G = R·M candidates (R={R}) and valid_mask [G]; got traj "
+            f"{traj.shape}, valid_mask {valid.shape}"
+        )
+
+
+def _scored_rows(valid: np.ndarray) -> np.ndarray:
+    """Candidates that are simulated: the valid ones (all if none is valid)."""
+    return valid.nonzero()[0] if valid.any() else np.arange(len(valid))
 
 
 def score_candidates(
@@ -379,16 +451,11 @@ def score_candidates(
     o = _as_dict(obs)
     traj = np.asarray(traj, np.float64)
     valid = np.asarray(valid_mask, bool)
-    if traj.ndim != 3 or traj.shape[-1] != 2:
-        raise ValueError(f"traj must be [G, T, 2], got shape {traj.shape}")
-    G, T, _ = traj.shape
-    if G % R or valid.shape != (G,):
-        raise ValueError(
-            f"need G = R·M candidates (R={R}) and valid_mask [G]; got traj "
-            f"{traj.shape}, valid_mask {valid.shape}"
-        )
-    rows = np.flatnonzero(valid) if valid.any() else np.arange(G)
-    returns, sub = _score_rows(traj[rows], rows // (G // R), o, gamma, forecast)
+    _check_candidates(traj, valid)
+    G = traj.shape[0]
+    rows = _scored_rows(valid)
+    batch = {k: v[None] for k, v in o.items()}
+    returns, sub = _score_rows([traj[rows]], [rows // (G // R)], batch, gamma, forecast, True)
     out = np.zeros(G, np.float32)
     out[rows] = np.where(valid[rows], returns, 0.0)
     details = {k: np.zeros((G,) + v.shape[1:], v.dtype) for k, v in sub.items()}
@@ -397,21 +464,62 @@ def score_candidates(
     return out, details
 
 
-def _score_rows(traj, own, o, gamma: float, forecast: str):
-    """Discounted returns [g] (float64) and details [g, T] of candidates ``traj`` [g, T, 2]
-    following reference lanes ``own`` [g] in the scene dict ``o`` (``score_candidates``)."""
-    kin = candidate_kinematics(traj, *current_motion(o["agent_hist"]))
-    collision = collision_matrix(
-        traj,
-        kin["heading"],
-        o["agent_size"],
-        o["neighbors"],
-        o["neighbor_mask"],
-        o["neighbor_size"],
-        forecast=forecast,
+def score_candidates_batch(
+    trajs: np.ndarray,
+    obs: np.ndarray,
+    valid_mask: np.ndarray,
+    gamma: float = GAMMA,
+    forecast: str = "bicycle",
+) -> np.ndarray:
+    """``score_candidates``'s returns [K, G] float32 for K agents at once: candidates
+    ``trajs`` [K, G, T, 2] of agents with flat scenes ``obs`` [K, OBS_DIM] and validity
+    ``valid_mask`` [K, G]. The same numbers as K separate calls (every quantity of a
+    candidate depends only on it and its agent's scene); the kinematics, the neighbour
+    forecast, the reward and the returns of all agents' candidates are each computed in one
+    numpy call, which saves most of the per-call overhead of these small arrays."""
+    trajs = np.asarray(trajs, np.float64)
+    valid = np.asarray(valid_mask, bool)
+    if trajs.ndim != 4 or valid.shape != trajs.shape[:2]:
+        raise ValueError(
+            f"need trajs [K, G, T, 2] and valid_mask [K, G]; got {trajs.shape}, {valid.shape}"
+        )
+    for traj, v in zip(trajs, valid):
+        _check_candidates(traj, v)
+    o = unflatten(np.asarray(obs, np.float64))
+    if o["agent_hist"].shape[:1] != trajs.shape[:1]:
+        raise ValueError(f"need obs [K, OBS_DIM] of K = {len(trajs)} agents, got {np.shape(obs)}")
+    K, G = valid.shape
+    rows = [_scored_rows(v) for v in valid]
+    returns, _ = _score_rows(
+        [t[r] for t, r in zip(trajs, rows)], [r // (G // R) for r in rows], o, gamma, forecast
     )
-    dist, d, lane_heading = lane_relations(traj, o["lanes"], own, o["lane_mask"] > 0.5)
-    offroad = ~np.any(dist <= 0.5 * o["lane_width"], axis=-1)  # [g, T]
+    out = np.zeros((K, G), np.float32)
+    for k, (r, ret) in enumerate(zip(rows, returns)):
+        out[k, r] = np.where(valid[k, r], ret, 0.0)
+    return out
+
+
+def _score_rows(trajs: list, owns: list, o, gamma: float, forecast: str, details=False):
+    """Discounted returns (a list of [g_k] float64) of the candidates ``trajs[k]`` [g_k, T, 2]
+    of agent k following reference lanes ``owns[k]`` [g_k] in the batched scene dict ``o``
+    ([K, ...] fields), and (if ``details``) the details [g_0, T] of agent 0
+    (``score_candidates``). Lane geometry and boxes are per agent; the rest runs on all
+    candidates at once."""
+    sizes = [len(t) for t in trajs]
+    bounds = np.cumsum([0] + sizes)
+    traj = np.concatenate(trajs)
+    agent = np.repeat(np.arange(len(trajs)), sizes)
+    v0, yaw_rate0 = current_motion(o["agent_hist"])
+    kin = candidate_kinematics(traj, v0[agent], yaw_rate0[agent])
+    collision = _collisions(traj, kin["heading"], o, bounds, forecast)
+    dist, d, lane_heading = (np.empty(traj.shape[:2] + x, np.float32) for x in ((R,), (), ()))
+    for k, own in enumerate(owns):
+        rel = lane_relations(
+            traj[bounds[k] : bounds[k + 1]], o["lanes"][k], own, o["lane_mask"][k] > 0.5
+        )
+        for out, x in zip((dist, d, lane_heading), rel):
+            out[bounds[k] : bounds[k + 1]] = x
+    offroad = ~np.any(dist <= 0.5 * o["lane_width"][agent][:, None], axis=-1)  # [g, T]
     theta = wrap_angle(kin["heading"] - lane_heading)
     reward = dense_reward(
         d=d,
@@ -422,7 +530,10 @@ def _score_rows(traj, own, o, gamma: float, forecast: str):
         collision=collision,
         offroad=offroad,
     )
-    details = {
+    returns = np.split(discounted_returns(reward, collision, gamma), bounds[1:-1])
+    if not details:
+        return returns, None
+    out = {
         "collision": collision,
         "offroad": offroad,
         "reward": reward,
@@ -430,4 +541,33 @@ def _score_rows(traj, own, o, gamma: float, forecast: str):
         "delta_angle": theta,
         **kin,
     }
-    return discounted_returns(reward, collision, gamma), details
+    return returns[0], {k: v[: bounds[1]] for k, v in out.items()}
+
+
+def _collisions(traj, heading, o, bounds, forecast: str) -> np.ndarray:
+    """``collision_matrix`` [g, T] of the candidates of every agent (rows ``bounds[k]`` to
+    ``bounds[k + 1]`` of ``traj`` belong to agent k of the batched scene ``o``); the present
+    neighbours of all agents are forecast with one call."""
+    present = o["neighbor_mask"] > 0.5  # [K, N]
+    out = np.zeros(traj.shape[:2], bool)
+    if not present.any():
+        return out
+    T = traj.shape[1]
+    nb_c, nb_h = forecast_neighbors(o["neighbors"][present], T, forecast=forecast)
+    ends = np.cumsum(present.sum(1))
+    for k, end in enumerate(ends):
+        start = end - present[k].sum()
+        if start == end:
+            continue
+        sl = slice(bounds[k], bounds[k + 1])
+        size = o["neighbor_size"][k][present[k]]
+        out[sl] = _overlaps(
+            traj[sl],
+            heading[sl],
+            o["agent_size"][k],
+            nb_c[start:end],
+            nb_h[start:end],
+            size,
+            BBOX_INFLATION,
+        )
+    return out

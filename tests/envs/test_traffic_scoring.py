@@ -287,3 +287,90 @@ def test_curvature_cap_of_a_curve_through_heading_pi_is_the_circle_speed():
     cap = curvature_cap(line)
     s = np.linspace(2.0, 40.0, 20)
     np.testing.assert_allclose(cap(s), math.sqrt(A_LAT * 10.0), rtol=1e-2)
+
+
+# ------------------------------------------ batched paths of the env (issue 25 item 4)
+def test_dense_reward_rows_gives_dense_rewards_floats():
+    rng = np.random.default_rng(4)
+    k = 400
+    cols = dict(
+        d=rng.normal(0, 2, k),
+        theta=rng.uniform(-3.2, 3.2, k),
+        v=rng.choice([0.0, 3.0, 20.0, -5.0, 12.5], k) + rng.normal(0, 1, k) * (rng.random(k) < 0.5),
+        a=rng.choice([0.0, 4.0, -4.0], k) + rng.normal(0, 3, k) * (rng.random(k) < 0.5),
+        yaw_acc=rng.choice([0.0, 4.0, -4.0], k) + rng.normal(0, 3, k) * (rng.random(k) < 0.5),
+        collision=(rng.random(k) < 0.2).astype(float),
+        offroad=(rng.random(k) < 0.2).astype(float),
+    )
+    cols["theta"][:5] = [0.0, np.pi / 3, np.pi / 2, np.pi, -np.pi / 3]  # cos θ at 0.5, 0, −1
+    fast = scoring.dense_reward_rows(**cols)
+    assert isinstance(fast, list) and len(fast) == k
+    # the same IEEE operations: equal floats (a tolerance only for other machines' libm)
+    np.testing.assert_allclose(fast, scoring.dense_reward(**cols), rtol=1e-13, atol=1e-13)
+
+
+def test_batched_scoring_gives_each_agents_own_returns():
+    # agent 0: stopped car ahead, one lane; agent 1: no neighbour, left lane present and
+    # a bicycle-forecast neighbour turning across; candidates differ and some are invalid
+    o0 = straight_scene()
+    add_neighbor(o0, 0, x=20.0, y=0.0)
+    o1 = straight_scene(speed=6.0, lanes=(0.0, 3.5), lane_mask=(1, 1, 0))
+    add_neighbor(o1, 0, x=12.0, y=8.0, vx=5.0, heading=-1.2)
+    o1["neighbors"][0, -2, 2:4] = [math.cos(-1.1), math.sin(-1.1)]  # turning: steering held
+    add_neighbor(o1, 3, x=-15.0, y=3.5, vx=9.0)
+    t0, v0 = group(straight(), straight(8.0, 0.05), straight(12.0))
+    t1, v1 = group(straight(6.0, 0.1), straight(5.0, 0.2))
+    v0[1] = False  # an invalid candidate of a present lane
+    trajs, valid = np.stack([t0, t1]), np.stack([v0, v1])
+    obs = np.stack([scene.flatten(o0), scene.flatten(o1)])
+    batch = scoring.score_candidates_batch(trajs, obs, valid)
+    assert batch.shape == (2, scene.R) and batch.dtype == np.float32
+    for k in range(2):
+        alone, _ = scoring.score_candidates(trajs[k], obs[k], valid[k])
+        np.testing.assert_array_equal(batch[k], alone)
+    assert batch[0, 0] != batch[1, 0] and batch[0, 1] == 0.0
+    with pytest.raises(ValueError, match="K = 2 agents"):
+        scoring.score_candidates_batch(trajs, obs[:1], valid)
+    with pytest.raises(ValueError, match="valid_mask"):
+        scoring.score_candidates_batch(trajs, obs, valid[:, :2])
+
+
+def _one_lane_reference(o, M):
+    """lane_following_candidates of one scene dict from the one-lane functions."""
+    v0 = float(np.hypot(*o["agent_hist"][-1, 4:6]))
+    accels = np.linspace(candidates.A_MIN, candidates.A_MAX, M)
+    t = scene.DT * np.arange(1, scene.T + 1)
+    traj = np.zeros((scene.R, M, scene.T, 2))
+    for r in np.flatnonzero(o["lane_mask"] > 0.5):
+        line = np.asarray(o["lanes"][r], np.float64)
+        cap = candidates.curvature_cap(line)
+        s = candidates.speed_profiles(v0, accels, float(o["speed_limit"][0]), cap)
+        tau = candidates.CENTER_TIME if r == 0 else candidates.MERGE_TIME
+        fade = (1.0 - np.clip(t / tau, 0.0, 1.0)) ** 2
+        traj[r] = candidates.along_polyline(line, s) - fade[None, :, None] * line[0]
+    return traj.reshape(-1, scene.T, 2).astype(np.float32)
+
+
+def test_batched_lane_following_candidates_match_the_one_lane_functions():
+    # curved lanes (radius 30 m), a lane whose last points repeat (end of the known road),
+    # a lane that reverses (heading steps of π: np.unwrap) and absent lanes
+    arc = 30.0 * np.stack(
+        [np.sin(np.arange(scene.P) / 15), 1 - np.cos(np.arange(scene.P) / 15)], -1
+    )
+    scenes = []
+    for k, speed in enumerate((3.0, 9.0, 14.0, 22.0)):
+        o = straight_scene(speed=speed, lanes=(0.0, 3.5, -3.5), lane_mask=(1, k % 2, 1))
+        o["lanes"][0] = arc + [0.5, 0.3 * k]
+        o["lanes"][2, 14:] = o["lanes"][2, 13]
+        if k == 3:
+            o["lanes"][1, 10:] = o["lanes"][1, 10:][::-1]
+            o["lane_mask"][1] = 1.0
+        scenes.append(scene.flatten(o))
+    batch, valid = candidates.lane_following_candidates_batch(np.stack(scenes), 5)
+    assert batch.shape == (4, 15, scene.T, 2) and valid.shape == (4, 15)
+    for k, flat in enumerate(scenes):
+        o = scene.unflatten(flat)
+        np.testing.assert_array_equal(batch[k], _one_lane_reference(o, 5))
+        single, single_valid = candidates.lane_following_candidates(flat, 5)
+        np.testing.assert_array_equal(batch[k], single)
+        np.testing.assert_array_equal(valid[k], single_valid)
