@@ -499,3 +499,71 @@ def test_module_policy_samples_the_gaussian_and_maps_two_coefficients():
     expected = np.clip(np.array([0.0, 0.5]) + 0.2 * eps, -1, 1)
     lo, hi = np.array([0.0, 0.1]), np.array([0.01, 0.3])
     np.testing.assert_allclose(a.reshape(48, 2), lo + 0.5 * (expected + 1) * (hi - lo))
+
+
+def _shipped_module():
+    from regrl.trainers.rllib.policy_file import load_policy
+
+    module, _, provenance = load_policy(
+        Path(__file__).resolve().parents[2] / "data/turbulence/policies/smarl_ppo.pt"
+    )
+    return module, provenance
+
+
+def test_plain_actor_is_the_rllib_actor():
+    """The actor's layers taken out of the shipped PPO module give the module's own
+    action-distribution inputs (means and log-stds, the head's log-std clamp included) to 1e-6
+    on random observations, and ``module_policy`` maps the same means (and samples with the same
+    log-stds) as the module's ``forward_inference`` would. The checks can fail: a Tanh swapped
+    for a ReLU, the mean / log-std halves swapped, or a dropped clamp each move the outputs
+    far beyond the tolerance."""
+    import copy
+
+    import torch
+
+    from regrl.trainers.turbulence.smarl import coeff_range_of, module_policy, plain_actor
+
+    module, provenance = _shipped_module()
+    forward = plain_actor(module)
+    assert forward is not None  # RLlib's default PPO module: the plain path is the one taken
+    obs = 3.0 * torch.randn(256, module.observation_space.shape[0], generator=torch.manual_seed(0))
+
+    def rllib(m, x):
+        with torch.no_grad():
+            return m.forward_inference({"obs": x})["action_dist_inputs"]
+
+    with torch.no_grad():
+        plain = forward(obs)
+    torch.testing.assert_close(plain, rllib(module, obs), atol=1e-6, rtol=0)
+    # the clamp: log-stds pushed past RLlib's bound come back at the bound, as the head's do
+    wide = copy.deepcopy(module)
+    with torch.no_grad():
+        wide.pi.net.mlp[-1].bias[1:] += 50.0
+        clamped = plain_actor(wide)(obs)
+    torch.testing.assert_close(clamped, rllib(wide, obs), atol=1e-6, rtol=0)
+    assert float(clamped[:, 1].max()) == float(wide.pi.log_std_clip_param_const)
+    # plausible extraction bugs are far outside the tolerance
+    layers = [*module.encoder.actor_encoder.net.mlp, *module.pi.net.mlp]
+    relu = [torch.nn.ReLU() if isinstance(x, torch.nn.Tanh) else x for x in layers]
+    with torch.no_grad():
+        assert (torch.nn.Sequential(*relu)(obs) - plain).abs().max() > 1e-3
+        assert (plain.flip(-1) - plain).abs().max() > 1e-3
+        assert (torch.nn.Sequential(*layers)(obs)[:, 1] - clamped[:, 1]).abs().max() > 1.0
+    # module_policy: the mean is the first half, the std the exp of the second
+    coeff_range = coeff_range_of(provenance["config"]["env"]["kwargs"])
+    obs3 = obs[:64].reshape(4, 16, -1).numpy()
+    out = rllib(module, obs[:64]).double().numpy()
+    lo, hi = coeff_range[0]
+    mean = np.clip(out[:, 0], -1, 1)
+    np.testing.assert_allclose(
+        module_policy(module, coeff_range)(obs3).reshape(-1),
+        lo + 0.5 * (mean + 1) * (hi - lo),
+        atol=1e-9,
+    )
+    eps = np.random.default_rng(5).standard_normal((64, 1))[:, 0]
+    drawn = np.clip(out[:, 0] + np.exp(out[:, 1]) * eps, -1, 1)
+    np.testing.assert_allclose(
+        module_policy(module, coeff_range, sample_seed=5)(obs3).reshape(-1),
+        lo + 0.5 * (drawn + 1) * (hi - lo),
+        atol=1e-9,
+    )

@@ -217,6 +217,37 @@ def actor_forward(module) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda obs: pi(encoder({"obs": obs})[ENCODER_OUT])
 
 
+def plain_actor(module) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+    """obs [N, d] → action-distribution inputs [N, 2m] through the actor's own torch layers,
+    taken once out of RLlib's default PPO module (``TorchMLPEncoder`` actor encoder, then the
+    ``TorchMLPHead`` π head: one ``nn.Sequential`` of the same ``Linear`` and activation
+    modules, so the same weights and the same numbers), without the per-call dict wrapping and
+    model dispatch of RLlib's encoder and head (a decision of the 64² LES at batch 1 is a few
+    dozen small torch calls, so that wrapping is a visible part of it). The head's log-std
+    clamp (``clip_log_std``, RLlib's ``log_std_clip_param``) is kept, applied to the second
+    half of the outputs as the head does. None for any other module (then ``actor_forward``)."""
+    encoder = getattr(getattr(module, "encoder", None), "actor_encoder", None)
+    pi = getattr(module, "pi", None)
+    if encoder is None or pi is None:
+        return None
+    from ray.rllib.core.models.torch.encoder import TorchMLPEncoder
+    from ray.rllib.core.models.torch.heads import TorchMLPHead
+
+    # exact types: a subclass may override ``_forward``, which the plain layers would skip
+    if type(encoder) is not TorchMLPEncoder or type(pi) is not TorchMLPHead:
+        return None
+    layers = torch.nn.Sequential(*encoder.net.mlp, *pi.net.mlp)
+    if not pi.clip_log_std:
+        return layers
+    bound = float(pi.log_std_clip_param_const)
+
+    def forward(obs: torch.Tensor) -> torch.Tensor:
+        means, log_stds = torch.chunk(layers(obs), 2, dim=-1)  # as the head splits them
+        return torch.cat((means, log_stds.clamp(-bound, bound)), dim=-1)
+
+    return forward
+
+
 def module_policy(
     module, coeff_range, squashed: bool = False, sample_seed: Optional[int] = None
 ) -> Policy:
@@ -226,7 +257,7 @@ def module_policy(
     from the policy's Gaussian instead (mean + std·ε, a numpy generator with that seed), as
     the SMARL authors' evaluation does; clipped to the action bounds by the mapping."""
 
-    forward = actor_forward(module)
+    forward = plain_actor(module) or actor_forward(module)
     m = len(np.asarray(coeff_range, dtype=np.float64).reshape(-1, 2))
     rng = None if sample_seed is None else np.random.default_rng(sample_seed)
 
