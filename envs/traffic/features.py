@@ -382,9 +382,11 @@ _X_VX_OUT, _Y_VY_OUT = slice(0, 6, 4), slice(1, 6, 4)  # columns 0, 4 and 1, 5 o
 def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
     """Rows [K, 1 + n] of ``histories.stack``: agent k's own row, then its nearest other
     vehicles within NEIGHBOR_RADIUS, nearest first (ties in the order of ``vehicles``), n
-    (<= N) the most any agent has; mask [K, n] of the filled slots (empty slots repeat the
-    agent's row). The same selection as ``_neighbor_rows``, for all agents with one
-    distance matrix."""
+    (<= N) the most any agent has; mask [K, n] of the filled slots (an empty slot holds the
+    row of a vehicle beyond NEIGHBOR_RADIUS: the caller zeroes it). The same
+    selection as ``_neighbor_rows``, for all agents with one distance matrix. ``vehicles``
+    that is the very list last recorded (``Histories.vehicles``, not mutated since) is
+    taken as the rows of ``histories.stack`` in order, without looking up its ids."""
     recorded = vehicles is histories.vehicles and len(vehicles) == len(histories.ids)
     if recorded:  # the list last recorded: its rows, in order
         pos = histories.stack[:, -1, :2]
