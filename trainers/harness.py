@@ -32,6 +32,7 @@ from regrl.files import atomic_output
 from regrl.trainers.checkpoint import (
     RunAborted,
     log_resume,
+    newest_saved_iteration,
     read_state,
     resume_checkpoint,
     save_checkpoint,
@@ -359,6 +360,26 @@ def _stopped_early(
         flush=True,
     )
     return exc if isinstance(exc, Terminated) else Terminated()
+
+
+def stopped_by_sigterm(run_dir: Path, unit: str) -> Terminated:
+    """Say in one line how a run whose loop ran in other processes (the offline kind's Ray
+    Train workers) was stopped by SIGTERM: the line :func:`run` prints, with what was done
+    (the last ``metrics.jsonl`` row) and saved (the newest checkpoint) read from the run
+    directory, the workers' only record. Returns the :class:`Terminated` to raise."""
+    done = saved = newest_saved_iteration(run_dir)
+    path = run_dir / METRICS_JSONL
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            done = max(done, int(json.loads(line)["step"]))
+        except (ValueError, KeyError, TypeError):  # a row cut short by a killed worker
+            continue
+    print(
+        f"\nstopped by SIGTERM {_saved(unit, done, saved)}; "
+        f"resume with: regrl train --resume {run_dir}",
+        flush=True,
+    )
+    return Terminated()
 
 
 def _logger(run_dir: Path, choice, start: int) -> TensorBoardLogger:

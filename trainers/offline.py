@@ -70,12 +70,14 @@ from regrl.trainers.config import (
     to_dict,
 )
 from regrl.trainers.data_cli import make_hint
+from regrl.trainers.group_stop import GroupStop
 from regrl.trainers.harness import (
     Result,
     Session,
     finished_metrics,
     print_run_location,
     set_up,
+    stopped_by_sigterm,
 )
 from regrl.trainers.harness import run as run_harness
 from regrl.trainers.kinds import (
@@ -89,6 +91,13 @@ from regrl.trainers.kinds import (
 from regrl.trainers.logging import Progress
 from regrl.trainers.ray_session import ray_session
 from regrl.trainers.run_files import CONFIG_FILE, LEGACY_OFFLINE_METRICS, SUMMARY_FILE
+from regrl.trainers.stop_signal import (
+    Terminated,
+    check,
+    deferred,
+    relay,
+    sigterm_as_interrupt,
+)
 
 LEARNER_FILE = "learner.pt"
 FORMATS = {".npz": "npz", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
@@ -809,6 +818,15 @@ class Worker:
         torch.distributed.all_reduce(t)
         return {k: float(v) / self.world for k, v in zip(keys, t)}
 
+    def any_rank(self, flag: bool) -> bool:
+        """True on every worker when ``flag`` is True on any, so that all ranks take the
+        same branch (a rank that left the loop alone would hang its peers' collectives)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
 
 def shard_indices(n: int, rank: int, world: int) -> torch.Tensor:
     """Fixed shard ``rank::world`` of the training set, cut to equal sizes so every worker
@@ -836,15 +854,17 @@ def fit(
     resuming: bool,
     progress: bool,
     worker: Optional[Worker] = None,
+    stop: Optional[GroupStop] = None,
 ) -> Result:
     """One data-parallel worker's part of the run the harness opened in ``run_dir``: set up the
     process, build this worker's session and run the harness's loop (the Ray Train workers of
     :meth:`OfflineDriver.launch`). The driver process already cleaned up and reported the resume
-    checkpoint; every worker picks the same one silently. Rank 0 logs."""
+    checkpoint; every worker picks the same one silently. Rank 0 logs. ``stop`` is the
+    driver's SIGTERM request (see :class:`OfflineSession`)."""
     worker = worker or Worker()
     choice = resume_checkpoint(run_dir, say=lambda line: None, clean=False) if resuming else None
     set_up(cfg)
-    session = OfflineSession(cfg, worker)
+    session = OfflineSession(cfg, worker, stop)
     main = worker.rank == 0
     return run_harness(
         session, run_dir, choice, cfg.checkpoint, progress, OfflineProgress.line, main=main
@@ -853,12 +873,17 @@ def fit(
 
 class OfflineSession(Session):
     """One offline run on one worker for :mod:`regrl.trainers.harness`: an iteration is an epoch
-    over this worker's shard; checkpoints are written by every rank together."""
+    over this worker's shard; checkpoints are written by every rank together.
+
+    In a data-parallel group a SIGTERM reaches the driver only; it sets ``stop``
+    (:class:`regrl.trainers.group_stop.GroupStop`), which rank 0 reads after every epoch and
+    every rank learns by an all-reduce: the group stops after that epoch through
+    :meth:`should_stop`, so the harness's loop checkpoints it with all ranks present."""
 
     unit = "epoch"
 
-    def __init__(self, cfg: OfflineConfig, worker: Worker):
-        self.cfg, self.worker, self.total = cfg, worker, cfg.training.epochs
+    def __init__(self, cfg: OfflineConfig, worker: Worker, stop: Optional[GroupStop] = None):
+        self.cfg, self.worker, self.total, self.stop = cfg, worker, cfg.training.epochs, stop
         self.data = prepare_data(cfg)
         self.learner = OfflineLearner(cfg, self.data, worker.device, worker.wrap)
         self.shard = shard_indices(len(self.data.x_train), worker.rank, worker.world)
@@ -868,6 +893,12 @@ class OfflineSession(Session):
 
     def step(self, epoch: int) -> Dict[str, float]:
         return _epoch(self.learner, self.data, self.shard, self.batch, epoch - 1, self.worker)
+
+    def should_stop(self, epoch: int, metrics: Dict[str, float]) -> bool:
+        """The driver's SIGTERM request, the same answer on every rank (no request: False)."""
+        if self.stop is None:
+            return False
+        return self.worker.any_rank(self.worker.rank == 0 and self.stop.requested())
 
     def write_checkpoint(self, run_dir: Path, epoch: int, keep: int) -> None:
         """Every rank writes its plugin state, rank 0 the model (the harness's hook)."""
@@ -977,8 +1008,9 @@ def ray_train_loop(config: Dict[str, Any]) -> None:
 
     cfg = offline_config_from_dict(config["config"], source=config["source"])
     device = ray.train.torch.get_device() if cfg.resources.device == "cuda" else None
+    worker = ddp_worker(device)
     result = fit(
-        cfg, Path(config["run_dir"]), config["resuming"], config["progress"], ddp_worker(device)
+        cfg, Path(config["run_dir"]), config["resuming"], config["progress"], worker, config["stop"]
     )
     ray.train.report(result.metrics)
 
@@ -989,10 +1021,13 @@ def _launch_ray(
     """The launch hook's data-parallel path: N Ray Train workers run :func:`fit` in ``run_dir``
     (opened, and for a resume cleaned up, by the harness). The result is read from the run
     directory (Ray Train 2's result carries no metrics without a checkpoint): the last
-    checkpoint's epoch (every run checkpoints its last) and that epoch's logged metrics."""
-    from ray.train import RunConfig, ScalingConfig  # lazy: data-parallel runs only
-    from ray.train.torch import TorchTrainer  # lazy: data-parallel runs only
+    checkpoint's epoch (every run checkpoints its last) and that epoch's logged metrics.
 
+    A SIGTERM to this process (the driver) is passed to the workers through a
+    :class:`GroupStop`: they finish the running epoch, checkpoint it together and return, and
+    this process says so in the one line every kind prints and raises ``Terminated`` (exit
+    143). Past the grace period (``REGRL_SIGTERM_GRACE_S``) the workers are torn down as at
+    Ctrl-C, and the line says which checkpoint is the last."""
     config = offline_to_dict(cfg)
     for key in ("path", "val_path"):  # Ray Train workers chdir to their own trial directory
         if config["data"].get(key):
@@ -1004,24 +1039,40 @@ def _launch_ray(
         "resuming": resuming,
         "progress": progress,
     }
-    gpus = float(cfg.resources.num_gpus_per_learner)
-    with ray_session(address):
-        trainer = TorchTrainer(
-            ray_train_loop,
-            train_loop_config=loop_config,
-            scaling_config=ScalingConfig(
-                num_workers=cfg.resources.num_workers,
-                use_gpu=gpus > 0,
-                resources_per_worker={"CPU": 1.0, "GPU": gpus} if gpus else None,
-            ),
-            run_config=RunConfig(storage_path=str(run_dir / "ray_train"), name="offline"),
-        )
-        result = trainer.fit()
+    # ray.init installs a SIGTERM handler of its own: the session first, then ours
+    try:
+        with ray_session(address), sigterm_as_interrupt():
+            loop_config["stop"] = stop = GroupStop.start()
+            trainer = _torch_trainer(cfg, run_dir, loop_config)
+            with deferred(), relay(stop.set):
+                result = trainer.fit()
+            check()  # a SIGTERM: the workers stopped after an epoch and saved it
+    except Terminated:
+        # read once the session is shut down: a local session's workers are gone, and what
+        # they wrote is final (past the grace period they may still have been saving)
+        raise stopped_by_sigterm(run_dir, "epoch") from None
     if result.error is not None:
         raise result.error
     done = int(read_state(latest_checkpoint(run_dir))["iteration"])
     print_run_location(run_dir)  # the workers' own lines went to the Ray logs
     return Result(run_dir, finished_metrics(run_dir, done), done=done)
+
+
+def _torch_trainer(cfg: OfflineConfig, run_dir: Path, loop_config: Dict[str, Any]):
+    from ray.train import RunConfig, ScalingConfig  # lazy: data-parallel runs only
+    from ray.train.torch import TorchTrainer  # lazy: data-parallel runs only
+
+    gpus = float(cfg.resources.num_gpus_per_learner)
+    return TorchTrainer(
+        ray_train_loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=cfg.resources.num_workers,
+            use_gpu=gpus > 0,
+            resources_per_worker={"CPU": 1.0, "GPU": gpus} if gpus else None,
+        ),
+        run_config=RunConfig(storage_path=str(run_dir / "ray_train"), name="offline"),
+    )
 
 
 # ---------------------------------------------------------------------------- offline

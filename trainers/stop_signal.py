@@ -13,7 +13,8 @@ whole iteration (a Ctrl-C interrupts it mid-update), for at most ``REGRL_SIGTERM
 seconds (default :data:`DEFAULT_GRACE_S`); then, or at a second SIGTERM, it interrupts the
 iteration as Ctrl-C does. Outside the loop (building actors, restoring) it interrupts at once.
 Either way the harness saves the last completed iteration and raises :class:`Terminated`,
-which the CLI turns into exit status :data:`EXIT_TERMINATED`.
+which the CLI turns into exit status :data:`EXIT_TERMINATED`. A loop that runs in other
+processes (the offline kind's Ray Train workers) hears of the SIGTERM through :func:`relay`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from regrl.trainers.checks import ConfigError
 
@@ -50,12 +51,15 @@ class _Watch:
         self.requested = False  # a SIGTERM came
         self.deferring = False  # inside the iteration loop: finish the running iteration
         self.timer: Optional[threading.Timer] = None
+        self.event = threading.Event()  # set with ``requested``, for :func:`relay`'s thread
 
     def handle(self, signum, frame) -> None:
         if self.requested or not self.deferring or self.grace_s <= 0:
             self.requested = True
+            self.event.set()
             raise Terminated
         self.requested = True
+        self.event.set()
         print(
             f"\nSIGTERM: checkpointing after the running iteration "
             f"(at most {self.grace_s:g} s, {GRACE_ENV})",
@@ -75,6 +79,9 @@ class _Watch:
 
 
 _WATCH: Optional[_Watch] = None
+RELAY_POLL_S = 0.1
+"""How often :func:`relay`'s thread looks whether its block has ended (a SIGTERM itself wakes
+it at once): short against the grace period, cheap for an idle thread."""
 
 
 def grace_seconds() -> float:
@@ -138,3 +145,34 @@ def check() -> None:
     if _WATCH is not None and _WATCH.requested:
         _WATCH.cancel()
         raise Terminated
+
+
+@contextmanager
+def relay(notify: Callable[[], None]) -> Iterator[None]:
+    """Call ``notify()`` once, from a helper thread, when a SIGTERM comes inside the block
+    (also one that came before it). The helper thread, not the handler, makes the call: the
+    handler runs in the main thread, which may be inside a blocking Ray call that ``notify``
+    would re-enter. A failing ``notify`` is one line on stderr; the grace period then ends the
+    run as Ctrl-C does. A no-op where SIGTERM is not handled (see :func:`sigterm_as_interrupt`)."""
+    watch = _WATCH
+    if watch is None:
+        yield
+        return
+    done = threading.Event()
+
+    def wait_and_notify() -> None:
+        while not done.is_set():
+            if watch.event.wait(RELAY_POLL_S):
+                try:
+                    notify()
+                except Exception as exc:  # noqa: BLE001 - any failure: the grace period acts
+                    print(f"SIGTERM: could not pass it on: {exc}", file=sys.stderr, flush=True)
+                return
+
+    thread = threading.Thread(target=wait_and_notify, name="regrl-sigterm-relay", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=2 * RELAY_POLL_S)

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -322,11 +323,15 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _ddp_entry(rank, world, port, raw, run_dir):
+DDP_TIMEOUT = timedelta(seconds=120)
+"""A rank waiting on a peer that left the loop fails after this instead of hanging the test."""
+
+
+def _ddp_entry(rank, world, port, raw, run_dir, stop=None):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=DDP_TIMEOUT)
     try:
-        fit(offline_config_from_dict(raw), Path(run_dir), False, False, ddp_worker())
+        fit(offline_config_from_dict(raw), Path(run_dir), False, False, ddp_worker(), stop)
     finally:
         torch.distributed.destroy_process_group()
 
@@ -350,6 +355,38 @@ def test_data_parallel_two_processes(tmp_path, blob_file):
     t0 = torch.load(latest_checkpoint(run_dir) / "plugins_rank0.pt", weights_only=False)
     seen0 = t0["plugins"]["elr"]["t"].sum(1) > 0
     assert seen0[0::2][: len(seen0) // 2].all() and not seen0[1::2].any()  # its shard only
+
+
+class _StopAtPoll:
+    """The driver's SIGTERM request (a GroupStop) as it is read: set from poll ``at`` on."""
+
+    def __init__(self, at):
+        self.at, self.polls = at, 0
+
+    def requested(self):
+        self.polls += 1
+        return self.polls >= self.at
+
+
+def test_data_parallel_group_stops_together_after_the_requested_epoch(tmp_path, blob_file):
+    """Rank 0 alone reads the request; both ranks leave after epoch 3 and write its checkpoint
+    (had rank 0 left alone, rank 1's next epoch would wait on it until the gloo timeout)."""
+    raw = config(
+        tmp_path,
+        blob_file,
+        resources={"num_workers": 2},
+        training={"epochs": 8},
+        checkpoint={"every": 100, "keep": 2},
+    )
+    cfg = offline_config_from_dict(raw)
+    run_dir = harness.open_run(KINDS.get("offline"), cfg, None)[0]
+    args = (2, _free_port(), raw, str(run_dir), _StopAtPoll(3))
+    torch.multiprocessing.spawn(_ddp_entry, args=args, nprocs=2)
+    assert [p.name for p in list_checkpoints(run_dir)] == ["iter_000003"]
+    files = {p.name for p in latest_checkpoint(run_dir).iterdir()}
+    assert {"learner.pt", "plugins_rank0.pt", "plugins_rank1.pt"} <= files
+    steps = [json.loads(r)["step"] for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
 
 
 def test_worker_mean_single_process():

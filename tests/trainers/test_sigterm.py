@@ -3,22 +3,29 @@ running iteration finishes within the grace period, it is checkpointed, one line
 the CLI exits 143; ``--resume`` continues. First on the harness's in-memory session, then a
 real ``regrl train`` of CartPole PPO in a subprocess."""
 
+import json
 import os
 import signal
 import subprocess
-import sys
+import threading
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from regrl.trainers import harness
 from regrl.trainers.checkpoint import latest_checkpoint, read_state
-from regrl.trainers.stop_signal import EXIT_TERMINATED, GRACE_ENV, Terminated, grace_seconds
+from regrl.trainers.stop_signal import (
+    EXIT_TERMINATED,
+    GRACE_ENV,
+    Terminated,
+    deferred,
+    grace_seconds,
+    relay,
+    sigterm_as_interrupt,
+)
+from tests.trainers.sigterm_helpers import CLI, ENV, ROOT, run_errors, sigterm_when_ready
 from tests.trainers.test_harness import FakeConfig, FakeDriver, FakeSession, _iters, _steps
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -181,10 +188,76 @@ def test_bad_grace_is_one_error(monkeypatch, bad):
         grace_seconds()
 
 
+# ---- a loop in other processes (data-parallel offline): relay and the driver's line ----------
+def _wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_relay_passes_a_sigterm_on_once_from_a_helper_thread():
+    calls = []
+    with sigterm_as_interrupt(), deferred():
+        with relay(lambda: calls.append(threading.current_thread().name)):
+            time.sleep(0.3)  # no SIGTERM yet: nothing passed on
+            assert calls == []
+            os.kill(os.getpid(), signal.SIGTERM)
+            _wait_for(lambda: calls)
+            time.sleep(0.3)  # and only once
+    # not the main thread, which may be inside a blocking Ray call when the signal comes
+    assert calls == ["regrl-sigterm-relay"]
+
+
+def test_relay_without_a_sigterm_calls_nothing_and_its_thread_ends():
+    calls = []
+    with sigterm_as_interrupt(), relay(lambda: calls.append(1)):
+        pass
+    time.sleep(0.3)
+    assert calls == [] and "regrl-sigterm-relay" not in {t.name for t in threading.enumerate()}
+
+
+def test_relay_that_fails_is_one_line_and_the_grace_period_still_acts(monkeypatch, capsys):
+    monkeypatch.setenv(GRACE_ENV, "0.2")
+
+    def broken():
+        raise ConnectionError("actor gone")
+
+    with pytest.raises(Terminated):
+        with sigterm_as_interrupt(), deferred(), relay(broken):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30.0)  # the grace timer interrupts this
+    assert "SIGTERM: could not pass it on: actor gone" in capsys.readouterr().err
+
+
+def _worker_record(run_dir, logged, saved):
+    run_dir.mkdir()
+    rows = [json.dumps({"step": i}) for i in range(1, logged + 1)]
+    (run_dir / "metrics.jsonl").write_text("".join(r + "\n" for r in rows) + '{"step": 9')
+    for i in saved:
+        (run_dir / "checkpoints" / f"iter_{i:06d}").mkdir(parents=True)
+
+
+@pytest.mark.parametrize(
+    "logged, saved, says",
+    [
+        (5, [2, 5], "after epoch 5 (saved)"),
+        (5, [2], "after epoch 5 (not saved; the last checkpoint is epoch 2)"),
+        (0, [], "before the first epoch finished: nothing to save"),
+    ],
+)
+def test_the_driver_says_what_the_workers_files_hold(tmp_path, capsys, logged, saved, says):
+    """The last row (a half-written one from a killed worker is skipped) and the newest
+    checkpoint, in the line every kind prints."""
+    run_dir = tmp_path / "r"
+    _worker_record(run_dir, logged, saved)
+    assert isinstance(harness.stopped_by_sigterm(run_dir, "epoch"), Terminated)
+    assert capsys.readouterr().out == (
+        f"\nstopped by SIGTERM {says}; resume with: regrl train --resume {run_dir}\n"
+    )
+
+
 # ---- end to end: regrl train in a subprocess ------------------------------------------------
 def test_regrl_train_sigterm_checkpoints_exits_143_and_resumes(tmp_path):
-    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "regrl.trainers.cli", "train"]
     sets = {
         "runs_root": tmp_path,
         "training.iterations": 200,  # far more than will run before the SIGTERM
@@ -196,26 +269,12 @@ def test_regrl_train_sigterm_checkpoints_exits_143_and_resumes(tmp_path):
         "checkpoint.every": 100,  # no checkpoint by the cadence: the SIGTERM writes it
     }
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    proc = subprocess.Popen(
-        [*cmd, "configs/cartpole_ppo.yaml", *args, "--quiet"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    stopped = sigterm_when_ready(  # once iteration 1 is logged
+        ["train", "configs/cartpole_ppo.yaml", *args, "--quiet"],
+        lambda: bool(list(tmp_path.glob("cartpole_ppo/*/metrics.jsonl"))),
     )
-    try:
-        deadline = time.time() + 240
-        while not list(tmp_path.glob("cartpole_ppo/*/metrics.jsonl")):  # iteration 1 is logged
-            assert proc.poll() is None and time.time() < deadline, proc.communicate()
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)  # the driver only, as Kubernetes or `kill` does
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == EXIT_TERMINATED, out + err
+    out, err = stopped.out, run_errors(stopped.err)
+    assert stopped.returncode == EXIT_TERMINATED, out + err
     (run_dir,) = (tmp_path / "cartpole_ppo").iterdir()
     done = read_state(latest_checkpoint(run_dir))["iteration"]
     assert 1 <= done < 200
@@ -228,9 +287,9 @@ def test_regrl_train_sigterm_checkpoints_exits_143_and_resumes(tmp_path):
     cfg["training"]["iterations"] = done + 1
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     resumed = subprocess.run(
-        [*cmd, "--resume", str(run_dir), "--quiet"],
+        [*CLI, "train", "--resume", str(run_dir), "--quiet"],
         cwd=ROOT,
-        env=env,
+        env=ENV,
         capture_output=True,
         text=True,
         timeout=240,

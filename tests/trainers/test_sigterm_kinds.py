@@ -1,16 +1,11 @@
 """SIGTERM on a real ``regrl train`` of every kind besides rl (tests/trainers/test_sigterm.py
-has CartPole PPO): the run, sent SIGTERM after its first logged iteration, finishes the running
-one, checkpoints it, prints one line and exits 143; ``--resume`` continues from that
-checkpoint. Tiny configs (well under a second per iteration); the stopped run is a subprocess,
-its resume runs in this process (about 6 s of CPU per kind)."""
+has CartPole PPO), the offline kind also data-parallel on two Ray Train workers: the run, sent
+SIGTERM after its first logged iteration, finishes the running one, checkpoints it, prints one
+line and exits 143; ``--resume`` continues from that checkpoint. Tiny configs (well under a
+second per iteration); the stopped run is a subprocess, its resume runs in this process (about
+6 s of CPU per kind; the data-parallel one starts Ray Train twice, about 40 s)."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,14 +14,10 @@ import yaml
 from regrl.trainers.checkpoint import latest_checkpoint, read_state
 from regrl.trainers.cli import main
 from regrl.trainers.stop_signal import EXIT_TERMINATED
+from tests.trainers.sigterm_helpers import first_row_logged, run_errors, sigterm_when_ready
 from tests.trainers.test_offline import blobs
 from tests.trainers.test_rift_pretrain import synthetic_demos
 
-ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "regrl.trainers.cli"]
-ENV = dict(
-    os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"
-)
 MANY = 100_000  # far more iterations than run before the SIGTERM
 
 
@@ -40,6 +31,11 @@ def _offline(tmp_path):
         "training": {"epochs": MANY, "batch_size": 32, "lr": 0.01},
         "plugins": [{"name": "elr"}],
     }, ("training", "epochs")
+
+
+def _offline_data_parallel(tmp_path):
+    raw, total_key = _offline(tmp_path)
+    return dict(raw, resources={"num_workers": 2}), total_key
 
 
 def _sft(tmp_path):
@@ -82,41 +78,25 @@ def _rlvr(tmp_path, mode="local"):
     }, ("training", "steps")
 
 
-def _first_logged(path: Path) -> bool:
-    return path.is_file() and path.read_text().count("\n") >= 1
-
-
-def sigterm_and_resume(tmp_path, capsys, make, unit):
+def sigterm_and_resume(tmp_path, capsys, make, unit, driver_resumes=True):
     """Train ``make``'s config, SIGTERM the driver after one logged iteration, check the exit
     status, the line and the checkpoint, then resume it (``regrl train --resume``, in this
-    process) for one more iteration."""
+    process) for one more iteration. ``driver_resumes``: the driver, not a Ray Train worker
+    whose lines Ray forwards when it gets to them, says which checkpoint it resumed from."""
     raw, total_key = make(tmp_path)
     raw.update(name="k", runs_root=str(tmp_path / "runs"), seed=0)
     raw["checkpoint"] = {"every": MANY, "keep": 2}  # the SIGTERM alone writes the checkpoint
     (tmp_path / "k.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    proc = subprocess.Popen(
-        [*CLI, "train", str(tmp_path / "k.yaml"), "--quiet"],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    stopped = sigterm_when_ready(
+        ["train", str(tmp_path / "k.yaml"), "--quiet"],
+        lambda: any(first_row_logged(p) for p in tmp_path.glob("runs/k/*/metrics.jsonl")),
     )
-    try:
-        deadline = time.time() + 240
-        while not any(_first_logged(p) for p in tmp_path.glob("runs/k/*/metrics.jsonl")):
-            assert proc.poll() is None and time.time() < deadline, proc.communicate()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)  # the driver only, as Kubernetes or `kill` does
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == EXIT_TERMINATED, out + err
+    out, err = stopped.out, run_errors(stopped.err)
+    assert stopped.returncode == EXIT_TERMINATED, out + err
     (run_dir,) = (tmp_path / "runs" / "k").iterdir()
     done = read_state(latest_checkpoint(run_dir))["iteration"]
-    logged = [json.loads(r)["step"] for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(r)["step"] for r in rows]
     assert 1 <= done < MANY and logged == list(range(1, done + 1))  # the last logged is saved
     lines = [ln for ln in out.splitlines() if "SIGTERM" in ln]
     assert lines == [
@@ -133,10 +113,14 @@ def sigterm_and_resume(tmp_path, capsys, make, unit):
     node[total_key[-1]] = done + 1
     (run_dir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     assert main(["train", "--resume", str(run_dir), "--quiet"]) == 0  # in-process: faster
-    assert f"from iter_{done:06d} ({unit} {done})" in capsys.readouterr().out
+    if driver_resumes:
+        assert f"from iter_{done:06d} ({unit} {done})" in capsys.readouterr().out
     assert read_state(latest_checkpoint(run_dir))["iteration"] == done + 1
-    logged = [json.loads(r)["step"] for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert logged == list(range(1, done + 2))
+    resumed = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in resumed] == list(range(1, done + 2))
+    # the rows up to the checkpoint are the stopped run's (a restart from scratch would have
+    # rewritten them, with other timings): the resume began after the checkpoint
+    assert resumed[:done] == rows
     return run_dir
 
 
@@ -147,6 +131,17 @@ def sigterm_and_resume(tmp_path, capsys, make, unit):
 )
 def test_sigterm_checkpoints_exits_143_and_resumes(tmp_path, capsys, make, unit):
     sigterm_and_resume(tmp_path, capsys, make, unit)
+
+
+def test_data_parallel_offline_sigterm_checkpoints_exits_143_and_resumes(tmp_path, capsys):
+    """Two Ray Train workers: the SIGTERM reaches the driver only, which passes it on; both
+    workers stop after the same epoch and checkpoint it (rank 0 the model, each rank its plugin
+    state), as the run's usual checkpoint that --resume continues from with two workers."""
+    run_dir = sigterm_and_resume(
+        tmp_path, capsys, _offline_data_parallel, "epoch", driver_resumes=False
+    )
+    files = {p.name for p in latest_checkpoint(run_dir).iterdir()}
+    assert {"learner.pt", "plugins_rank0.pt", "plugins_rank1.pt"} <= files
 
 
 @pytest.mark.slow  # a Ray session and three actors; the harness path is the local run's
