@@ -479,12 +479,17 @@ def fit_field_closure(
 def family_step(closure: str, coeff: Tuple[float, ...]) -> Callable[[Turbulence2D], None]:
     """One solver step of closure family ``closure`` with uniform ``coeff`` (the family's
     coefficients, e.g. (C_s², C₄⁴), not roots): ``step_with_sgs``'s ``base``."""
+    spin = _constant_spin(closure, coeff)
+    return lambda sim: spin(sim, 1)
+
+
+def _constant_spin(closure: str, coeff: Tuple[float, ...]) -> Callable[[Turbulence2D, int], None]:
+    """``_spin`` of family ``closure`` with uniform ``coeff`` (its coefficients, checked)."""
     fam = families.get_family(closure)
     values = torch.as_tensor(coeff, dtype=torch.float64).reshape(-1)
     if values.numel() != fam.size:
         raise ValueError(f"closure {closure!r} has {fam.size} coefficients, got {len(values)}")
-    spin = _spin(fam, values)  # families.advance casts to the LES's dtype
-    return lambda sim: spin(sim, 1)
+    return _spin(fam, values)  # families.advance casts to the LES's dtype
 
 
 def spun_up_states(
@@ -499,10 +504,9 @@ def spun_up_states(
     ``time_units`` with family ``closure``'s uniform ``coeff`` (no gradient): start states for
     validation rollouts, as a [sims, n, n] array."""
     sim = _les(ref, sims, seed)
-    step = family_step(closure, coeff)
-    with torch.no_grad():
-        for _ in range(int(round(time_units / sim.dt))):
-            step(sim)
+    spin = _constant_spin(closure, coeff)
+    with torch.no_grad():  # one call: the coefficient fields are built once, not every step
+        spin(sim, int(round(time_units / sim.dt)))
     return sim.omega.detach().cpu().numpy()
 
 
