@@ -48,18 +48,19 @@ class _Watch:
 
     def __init__(self, grace_s: float):
         self.grace_s = grace_s
-        self.requested = False  # a SIGTERM came
         self.deferring = False  # inside the iteration loop: finish the running iteration
         self.timer: Optional[threading.Timer] = None
-        self.event = threading.Event()  # set with ``requested``, for :func:`relay`'s thread
+        self.event = threading.Event()  # a SIGTERM came; :func:`relay`'s thread waits on it
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
 
     def handle(self, signum, frame) -> None:
-        if self.requested or not self.deferring or self.grace_s <= 0:
-            self.requested = True
-            self.event.set()
-            raise Terminated
-        self.requested = True
+        again = self.requested
         self.event.set()
+        if again or not self.deferring or self.grace_s <= 0:
+            raise Terminated
         print(
             f"\nSIGTERM: checkpointing after the running iteration "
             f"(at most {self.grace_s:g} s, {GRACE_ENV})",
