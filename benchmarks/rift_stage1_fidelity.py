@@ -191,18 +191,23 @@ def cell(values, fmt: str = "{:.2f}", signed: bool = False) -> str:
     return text + (" *" if signed and half is not None and abs(mean) > half else "")
 
 
+def family_units(res: dict):
+    """(family, that family's per-seed result units) in the file's order."""
+    for fam, seeds in res["families"].items():
+        yield fam, [res["units"][f"{fam}|{s}"] for s in seeds]
+
+
 def own_table(res: dict) -> list:
     lines = [
         "| family | seeds | val samples (full 4 s) | min-ADE m | min-FDE m | min-FDE 4 s m "
         "| minADE_K m | minFDE_K m | top-1 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for fam, seeds in res["families"].items():
-        us = [res["units"][f"{fam}|{s}"] for s in seeds]
+    for fam, us in family_units(res):
         n = sum(u["n_val"] for u in us) / len(us)
         full = 100 * np.mean([u["own"]["full_share"] for u in us])
         cols = " | ".join(cell([u["own"][k] for u in us]) for k in KEYS)
-        lines.append(f"| {fam} | {len(seeds)} | {n:.0f} ({full:.0f} %) | {cols} |")
+        lines.append(f"| {fam} | {len(us)} | {n:.0f} ({full:.0f} %) | {cols} |")
     return lines
 
 
@@ -213,8 +218,7 @@ def cross_table(res: dict) -> list:
         f"| {ref} − own: min-ADE m | min-FDE m | top-1 |",
         "|---|---|---|---|---|---|---|",
     ]
-    for fam, seeds in res["families"].items():
-        us = [res["units"][f"{fam}|{s}"] for s in seeds]
+    for fam, us in family_units(res):
         if fam == ref or not all("reference" in u for u in us):
             continue
         a = " | ".join(cell([u["reference"][k] for u in us]) for k in keys)
@@ -232,8 +236,7 @@ def heldout_table(res: dict) -> list:
         f"| min-FDE m | top-1 | {ref} − own: min-ADE m | min-FDE m |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for fam, seeds in res["families"].items():
-        us = [res["units"][f"{fam}|{s}"] for s in seeds]
+    for fam, us in family_units(res):
         full = 100 * us[0]["heldout_own"]["full_share"]
         own = " | ".join(cell([u["heldout_own"][k] for u in us]) for k in keys)
         if all("heldout_reference" in u for u in us):
