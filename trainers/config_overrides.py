@@ -1,9 +1,9 @@
 """``--set KEY.PATH=VALUE``: the one definition of the flag and of how it edits a raw config.
 
-``regrl train``, ``regrl validate`` and ``regrl sweep`` add the flag with :func:`add_set_flag`;
-every kind's driver applies it to the raw mapping read from YAML with
-:func:`apply_overrides`, before its schema validates the result, and ``regrl sweep`` sets its
-grid values with :func:`set_value`. A path part may be a list index (``objective.terms.0.coeff``);
+``regrl train``, ``regrl validate``, ``regrl sweep`` and the domain tools' ``pretrain``
+commands add the flag with :func:`add_set_flag`; every kind's driver applies it to the raw
+mapping read from YAML with :func:`apply_overrides`, before its schema validates the result,
+and ``regrl sweep`` sets its grid values with :func:`set_value`. A path part may be a list index (``objective.terms.0.coeff``);
 a missing mapping on the way is created; values are read by the config YAML reader
 (:func:`regrl.trainers.config_yaml.load_yaml_text`, numbers as in files).
 """

@@ -39,6 +39,16 @@ def _set_action(parser: argparse.ArgumentParser, *path: str) -> argparse.Action:
     return next(a for a in parser._actions if "--set" in a.option_strings)
 
 
+SET_COMMANDS = (
+    ("train",),
+    ("validate",),
+    ("sweep",),
+    ("traffic", "pretrain"),
+    ("turbulence", "pretrain-policy"),
+)
+"""Every command with a ``--set`` flag (the domain tools' included)."""
+
+
 def test_set_is_one_flag_in_train_validate_and_sweep(tmp_path):
     """Catches a command that defines its own ``--set`` again (other help, dest or metavar)
     or parses it with its own rules: a bad ``--set`` reads the same for train and sweep."""
@@ -46,7 +56,7 @@ def test_set_is_one_flag_in_train_validate_and_sweep(tmp_path):
     from regrl.trainers.sweep import make_spec
 
     parser = _parser()
-    actions = [_set_action(parser, cmd) for cmd in ("train", "validate", "sweep")]
+    actions = [_set_action(parser, *cmd) for cmd in SET_COMMANDS]
     assert len({(a.dest, a.metavar, a.help, tuple(a.option_strings)) for a in actions}) == 1
     with pytest.raises(ConfigError, match=r"^--set 'training\.lr': expected key\.path=value$"):
         make_spec(["configs/cartpole_ppo.yaml"], 1, [], ["training.lr"], None, [], None)

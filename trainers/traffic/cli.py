@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from regrl.trainers.checks import MAX_INT, ConfigError, short_repr
+from regrl.trainers.config_overrides import add_set_flag
 from regrl.trainers.run_files import CONFIG_FILE
 from regrl.trainers.traffic.names import PLANNER_FILE, PRETRAIN_KIND
 
@@ -63,14 +64,7 @@ def _populate(traffic) -> None:
         "multimodal planner on the demonstrations (same as regrl train)",
     )
     pre.add_argument("config", help="planner YAML (kind: planner), e.g. configs/rift_pretrain.yaml")
-    pre.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value (repeatable)",
-    )
+    add_set_flag(pre)
     pre.set_defaults(handler=_pretrain)
     cmp = tsub.add_parser(
         "compare",

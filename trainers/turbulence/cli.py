@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from regrl.trainers.checks import MAX_THREADS, ConfigError
+from regrl.trainers.config_overrides import add_set_flag
 
 DEFAULT_REFERENCE_OUT = "data/turbulence/reference_kf4.npz"
 """Where `regrl turbulence reference` writes by default: a user path, never the packaged file
@@ -174,7 +175,7 @@ def _add_pretrain(tsub) -> None:
         "(default %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_flag(p)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.set_defaults(handler=_pretrain)
 
