@@ -5,11 +5,7 @@ from __future__ import annotations
 from regrl.trainers.checks import MAX_INT, ConfigError, short_repr
 from regrl.trainers.config_overrides import add_set_flag
 from regrl.trainers.run_files import CONFIG_FILE
-from regrl.trainers.traffic.names import PLANNER_FILE, PRETRAIN_KIND
-
-RIFT_ENVS = ("rift_traffic", "rift_metadrive")
-"""Environments of RIFT RL runs (registered by regrl.trainers.traffic.plugin)."""
-
+from regrl.trainers.traffic.names import PLANNER_FILE, PRETRAIN_KIND, RIFT_ENVS
 
 DEMO_LIMITS = {"episodes": 100_000, "horizon": 100_000, "every": 100_000, "num_cbv": 64}
 """Upper bounds of `regrl traffic demos` counts (10⁵ episodes of MetaDrive take days; a

@@ -7,6 +7,7 @@ from regrl.trainers.evaluate import EVALUATORS
 from regrl.trainers.kinds import register_kind
 from regrl.trainers.traffic.env_factory import make_rift_env
 from regrl.trainers.traffic.evaluation import evaluate_run
+from regrl.trainers.traffic.names import PRETRAIN_KIND, RIFT_ENV, RIFT_STAGE2_ENV
 from regrl.trainers.traffic.pretrain import PlannerDriver
 
 
@@ -19,7 +20,7 @@ def rift_module_spec(cfg):
 
 
 register_env(
-    "rift_traffic",
+    RIFT_ENV,
     "RIFT: critical background vehicles in MetaDrive (candidate choice or raw control)",
     TrafficEnv,
     multi_agent=True,
@@ -27,7 +28,7 @@ register_env(
     main_thread_only=True,
 )
 register_env(
-    "rift_metadrive",
+    RIFT_STAGE2_ENV,
     "RIFT stage 2: rift_traffic whose candidates come from the stage-1 planner "
     "(env.kwargs.planner); action_mode raw for PPO from scratch",
     make_rift_env,
@@ -35,12 +36,12 @@ register_env(
     module_id="cbv",
     main_thread_only=True,
 )
-MODULE_SPECS.register("rift_metadrive", "RIFT candidate scorer on the frozen stage-1 planner")(
+MODULE_SPECS.register(RIFT_STAGE2_ENV, "RIFT candidate scorer on the frozen stage-1 planner")(
     rift_module_spec
 )
-EVALUATORS.register("rift_metadrive", "RIFT CBV metrics: CPK, ORR, UC, RP, SW, WD, ego RC/crash")(
+EVALUATORS.register(RIFT_STAGE2_ENV, "RIFT CBV metrics: CPK, ORR, UC, RP, SW, WD, ego RC/crash")(
     evaluate_run
 )
-register_kind("planner", "RIFT stage 1: imitation pre-training of the trajectory planner")(
+register_kind(PRETRAIN_KIND, "RIFT stage 1: imitation pre-training of the trajectory planner")(
     PlannerDriver
 )
