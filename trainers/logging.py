@@ -9,6 +9,8 @@ from numbers import Number
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
+from regrl.files import write_text_atomic
+
 # RLlib result keys -> regrl's namespaced TensorBoard tags.
 _RENAME = {
     "env_runners/episode_return_mean": "env/episode_return_mean",
@@ -83,7 +85,8 @@ def namespace_metrics(result: Mapping[str, Any]) -> Dict[str, float]:
 
 def purge_jsonl(path: Path, purge_step: int) -> None:
     """Drop the lines of ``step >= purge_step`` (written after the checkpoint a run resumes
-    from), as TensorBoard's ``purge_step`` does for the event files."""
+    from), as TensorBoard's ``purge_step`` does for the event files. Rewritten atomically: a
+    resume interrupted here keeps the whole log, not half of it."""
     path = Path(path)
     if not path.is_file():
         return
@@ -92,7 +95,7 @@ def purge_jsonl(path: Path, purge_step: int) -> None:
         for line in path.read_text().splitlines()
         if line.strip() and json.loads(line).get("step", 0) < purge_step
     ]
-    path.write_text("".join(line + "\n" for line in kept))
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def read_jsonl(path: Path) -> list:

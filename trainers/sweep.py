@@ -581,7 +581,7 @@ def write_results(sweep_dir: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
         + "\n".join(f"![{Path(f).stem}]({Path(f).relative_to(sweep_dir)})" for f in figures)
         + "\n"
     )
-    (Path(sweep_dir) / RESULTS_MD).write_text(md)
+    write_text_atomic(Path(sweep_dir) / RESULTS_MD, md)
     return body
 
 

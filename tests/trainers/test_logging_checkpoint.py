@@ -119,3 +119,25 @@ def test_progress_line_says_no_episode_instead_of_nan():
     assert "nan" not in empty and "return        —" in empty
     done = Progress.line(2, 2, {"env/episode_return_mean": 50.54, "perf/iteration_s": 3.0}, 1600)
     assert "return    50.54" in done
+
+
+def test_a_resume_that_fails_while_dropping_rows_keeps_the_whole_metrics_log(tmp_path, monkeypatch):
+    """Catches ``purge_jsonl`` writing the kept rows in place: a failure midway (disk full, a
+    kill) left a truncated ``metrics.jsonl`` instead of the log as it was."""
+    from regrl import files
+    from regrl.trainers.logging import purge_jsonl
+
+    log = tmp_path / "metrics.jsonl"
+    before = "".join(json.dumps({"step": s, "x": s}) + "\n" for s in range(5))
+    log.write_text(before)
+
+    def full_disk(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        purge_jsonl(log, 2)
+    assert log.read_text() == before
+    monkeypatch.undo()
+    purge_jsonl(log, 2)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [0, 1]

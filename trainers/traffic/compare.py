@@ -85,11 +85,11 @@ def compare_runs(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(merged)
-    (out / "compare.md").write_text(table + "\n")
+    write_text_atomic(out / "compare.md", table + "\n")
     write_text_atomic(out / "compare.json", json.dumps(merged, indent=2, default=float))
     per_run = [{k: r[k] for k in ("method", "run_dir", "seed", "blocks") if k in r} for r in rows]
     write_text_atomic(out / "compare_runs.json", json.dumps(per_run, indent=2, default=float))
-    (out / "compare_ci.md").write_text(interval_tables(per_run) + "\n")
+    write_text_atomic(out / "compare_ci.md", interval_tables(per_run) + "\n")
     figures = write_bars(out / "compare_ci.png", interval_rows(per_run))
     figures += write_bars(out / "compare.png", merged)
     if bev and rl:

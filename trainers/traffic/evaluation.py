@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from regrl.envs.traffic.metrics import summarise
+from regrl.files import write_text_atomic
 from regrl.trainers.traffic.env_factory import make_rift_env
 from regrl.trainers.traffic.planner_io import load_planner, planner_path, scene_tensors
 from regrl.trainers.traffic.tables import markdown_table, mean_std, write_bars
@@ -206,7 +207,7 @@ def evaluate_run(*, run_dir: Path, cfg, ckpt: Path, episodes: Optional[int]) -> 
     result = evaluate_policy(dict(cfg.env.kwargs), run_policy(run_dir, cfg, ckpt), opts)
     row = dict(result, method=method_name(cfg), run_dir=str(run_dir))
     table = markdown_table([row])
-    (Path(run_dir) / "eval.md").write_text(table + "\n")
+    write_text_atomic(Path(run_dir) / "eval.md", table + "\n")
     figures = write_bars(Path(run_dir) / "eval_traffic.png", [row])
     return {
         **result,
