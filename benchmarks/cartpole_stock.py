@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from regrl.trainers.config import load_config
-from regrl.trainers.stats import t_interval
+from regrl.trainers.stats import plot_band, t_interval
 
 ARMS = ("regrl", "stock")
 FINAL_WINDOW = 5  # "final return" = mean over the last iterations (returns are noisy)
@@ -83,15 +83,7 @@ def figure(summary: Dict[str, dict], path: Path) -> None:
         runs = list(s["curves"].values())
         steps = range(1, min(map(len, runs)) + 1)
         stats = [t_interval([r[i - 1] for r in runs]) for i in steps]
-        mean = [m for m, _ in stats]
-        half = [h or 0.0 for _, h in stats]
-        ax.plot(steps, mean, label=arm)
-        ax.fill_between(
-            steps,
-            [m - h for m, h in zip(mean, half)],
-            [m + h for m, h in zip(mean, half)],
-            alpha=0.25,
-        )
+        plot_band(ax, list(steps), [m for m, _ in stats], [h for _, h in stats], arm, alpha=0.25)
     ax.set_xlabel("iteration (2,000 env steps each)")
     ax.set_ylabel("episode return (mean, 95% band)")
     ax.legend()
