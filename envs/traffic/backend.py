@@ -186,6 +186,7 @@ def vehicles_of(engine) -> list:
 
 
 _FAST_CLASSES: Dict[type, bool] = {}
+_PI, _HALF_PI, _TWO_PI = np.pi, np.pi / 2, 2 * np.pi  # MetaDrive's wrap_to_pi's floats
 
 
 def _reads_plain_state(cls) -> bool:
@@ -209,8 +210,6 @@ def state_rows(vehicles) -> np.ndarray:
     panda3d node and the Bullet body node directly instead of through three properties per
     vehicle and step (Vector / array construction and the ``body`` python-tag look-up; the
     tag holds a wrapper of the same Bullet node)."""
-    from metadrive.utils.math import wrap_to_pi
-
     rows = []
     for v in vehicles:
         if not _reads_plain_state(type(v)):  # a subclass overrides a property: use them
@@ -218,7 +217,12 @@ def state_rows(vehicles) -> np.ndarray:
             continue
         origin = v.origin
         pos, vel = origin.getPos(), v._body.get_linear_velocity()
-        heading = wrap_to_pi(wrap_to_pi(origin.getH() / 180 * math.pi) + np.pi / 2)
+        heading = origin.getH() / 180 * math.pi  # wrap_to_pi(wrap_to_pi(h) + π/2), inlined
+        heading %= _TWO_PI
+        heading -= _TWO_PI * (heading > _PI)
+        heading += _HALF_PI
+        heading %= _TWO_PI
+        heading -= _TWO_PI * (heading > _PI)
         rows.append((pos[0], pos[1], heading, vel[0], vel[1]))
     return np.array(rows, np.float64).reshape(-1, 5)
 

@@ -363,7 +363,8 @@ class TrafficEnv(ParallelEnv):
             act = np.asarray(action, np.float32).reshape(-1)
             if act.shape != (2,):
                 raise ValueError(f"raw action of {agent} must be [steer, throttle], got {action!r}")
-            return np.minimum(np.maximum(act, -1.0), 1.0)  # np.clip without its overhead
+            # np.minimum(np.maximum(act, -1), 1) in Python floats (exact for float32; NaN stays)
+            return np.array([min(max(x, -1.0), 1.0) for x in act.tolist()], np.float32)
         g = int(np.asarray(action).reshape(-1)[0])
         if not 0 <= g < self.num_candidates:
             raise ValueError(
@@ -594,6 +595,7 @@ _READ += [
 _READ += [_column("agent_hist", H - i, 3) for i in (3, 2, 1)] + [_column("lanes", 0, 1, 1)]
 _READ += [_column("agent_hist", H - i, 2) for i in (3, 2, 1)] + [_column("lanes", 0, 1, 0)]
 _READ += [_column("lane_mask", 0)]
+_READ = np.array(_READ, np.intp)
 
 
 def step_readings(batch: np.ndarray) -> Dict[str, list]:
@@ -606,16 +608,17 @@ def step_readings(batch: np.ndarray) -> Dict[str, list]:
     g[10] -= g[6]  # lane y1 − y0
     g[14] -= g[3]  # lane x1 − x0
     speed, progress, d = np.hypot(g[1:4], g[4:7]).tolist()
-    h0, h1, h2, theta = np.arctan2(g[7:11], g[11:15])
-    yaw_acc = wrap_angle(h2 - 2 * h1 + h0) / DT**2
-    ok = (g[15] > 0.5).tolist()
+    h = np.arctan2(g[7:11], g[11:15])  # [h(t−2), h(t−1), h(t), θ]
+    yaw_acc = wrap_angle(h[2] - 2 * h[1] + h[0]) / DT**2
+    cos_h, mask = g[::15].tolist()  # float32 values are exact as Python floats
+    ok = [x > 0.5 for x in mask]
     return {
-        "gone": (g[0] == 0).tolist(),
+        "gone": [x == 0 for x in cos_h],
         "speed": speed,
         "progress": progress,
         "yaw_acc": yaw_acc.tolist(),
         "d": [x if k else 0.0 for x, k in zip(d, ok)],
-        "theta": [x if k else 0.0 for x, k in zip(theta.tolist(), ok)],
+        "theta": [x if k else 0.0 for x, k in zip(h[3].tolist(), ok)],
     }
 
 

@@ -9,6 +9,8 @@ road network, so the tests can drive it with stand-in objects.
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
@@ -163,11 +165,13 @@ class LaneCache:
         self._chains: Dict[tuple, tuple] = {}
         self._sides: Dict[tuple, list] = {}
         self._lanes: Dict[tuple, np.ndarray] = {}  # densified lane by index, shared by chains
+        self._plans: Dict[str, tuple] = {}  # by vehicle id, see ``_lane_plan``
 
     def clear(self) -> None:
         self._chains.clear()
         self._sides.clear()
         self._lanes.clear()
+        self._plans.clear()
 
     def _dense(self, lane, index) -> np.ndarray:
         if index not in self._lanes:
@@ -267,71 +271,125 @@ def reference_lanes(v, network, cache: Optional[LaneCache] = None) -> list:
     return [(lane, index)] + (cache or LaneCache()).sides(network, lane, index)
 
 
-def _lane_jobs(obs, vs, network, cache: LaneCache) -> list:
-    """(agent k, slot r, lane, chain) of every reference lane present for agents ``vs``;
-    also writes each agent's speed limit (of its current lane) into the batched ``obs``."""
-    jobs = []
-    for k, v in enumerate(vs):
-        checkpoints = getattr(getattr(v, "navigation", None), "checkpoints", None)
-        limit = None
-        for r, entry in enumerate(reference_lanes(v, network, cache)):
-            if entry is None:
-                continue
-            lane, index = entry
-            jobs.append((k, r, lane, cache.chain_xy(network, lane, index, checkpoints)))
-            if r == 0:
-                limit = float(getattr(lane, "speed_limit", 20.0))
-        limit = 20.0 if limit is None else limit
-        obs["speed_limit"][k, 0] = min(max(limit, SPEED_LIMIT_RANGE[0]), SPEED_LIMIT_RANGE[1])
-    return jobs
+@functools.lru_cache(maxsize=None)
+def _straight_local_coordinates():
+    """MetaDrive's ``StraightLane.local_coordinates`` (None without MetaDrive)."""
+    try:
+        from metadrive.component.lane.straight_lane import StraightLane
+    except ImportError:
+        return None
+    return StraightLane.local_coordinates
 
 
-def _fill_lanes_batch(obs, vs, network, origins, cos_sin, cache: LaneCache) -> None:
-    """Reference lanes of K agents (batched ``obs``). Points are sampled from the cached
-    chains, pass through float32 (the observation's dtype) and then change frame in one
-    vectorised call for all lanes (``scene.to_frame``'s arithmetic, per-agent pose)."""
-    jobs = _lane_jobs(obs, vs, network, cache)
+def _projection(lane) -> Optional[tuple]:
+    """(start x, start y, direction x, direction y) as Python floats for a lane whose
+    ``local_coordinates`` is MetaDrive's ``StraightLane`` one, else None. Its longitudinal
+    coordinate ``(x − sx)·dx + (y − sy)·dy`` is then the same IEEE double arithmetic as the
+    method's on numpy scalars, at a fraction of the cost."""
+    method = _straight_local_coordinates()
+    if method is None or getattr(type(lane), "local_coordinates", None) is not method:
+        return None
+    (sx, sy), (dx, dy) = (np.asarray(a, np.float64).tolist() for a in (lane.start, lane.direction))
+    return sx, sy, dx, dy
+
+
+# the last entries of a flat observation: lane_mask (R), lane_width (R), agent_size (2),
+# speed_limit (1), written as one row per agent (agent_size afterwards)
+_TAIL = _VIEWS["lane_mask"][0]
+assert [e[0] for e in _LAYOUT[-4:]] == ["lane_mask", "lane_width", "agent_size", "speed_limit"]
+_TAIL_LIMIT = scene.OBS_DIM - 1 - _TAIL
+PLAN_CACHE = 256  # vehicles whose lane plans are kept (a reset brings new vehicle ids)
+
+
+def _lane_plan(v, network, cache: LaneCache) -> tuple:
+    """(jobs, tail, absent) of vehicle ``v``'s reference lanes: jobs [(slot r, chain_xy, lane,
+    ``_projection`` of the lane)] of the lanes present, tail float32 [OBS_DIM − _TAIL] the
+    lane_mask, lane_width and speed limit (of its current lane) entries of its observation,
+    absent the slots r without a lane.
+    Kept per vehicle while its lane, lane index and route are the same objects (MetaDrive
+    assigns a new route list rather than changing it; a new map has new lane objects)."""
+    lane, index = getattr(v, "lane", None), getattr(v, "lane_index", None)
+    checkpoints = getattr(getattr(v, "navigation", None), "checkpoints", None)
+    plan = cache._plans.get(v.id)
+    if plan is not None and plan[0] is lane and plan[1] == index and plan[2] is checkpoints:
+        return plan[3]
+    jobs, tail, limit, absent = [], np.zeros(scene.OBS_DIM - _TAIL, np.float32), 20.0, []
+    for r, entry in enumerate(reference_lanes(v, network, cache)):
+        if entry is None:
+            absent.append(r)
+            continue
+        lane_r, index_r = entry
+        chain = cache.chain_xy(network, lane_r, index_r, checkpoints)
+        jobs.append((r, chain, lane_r, _projection(lane_r)))
+        tail[r], tail[R + r] = 1.0, float(lane_r.width)
+        if r == 0:
+            limit = float(getattr(lane_r, "speed_limit", 20.0))
+    tail[_TAIL_LIMIT] = min(max(limit, SPEED_LIMIT_RANGE[0]), SPEED_LIMIT_RANGE[1])
+    if len(cache._plans) >= PLAN_CACHE:
+        cache._plans.clear()
+    cache._plans[v.id] = (lane, index, checkpoints, (jobs, tail, absent))
+    return jobs, tail, absent
+
+
+def _fill_lanes_batch(flat, vs, network, origins, rot, cache: LaneCache) -> None:
+    """Reference lanes of K agents (rows of ``flat``, agent_size left zero). Points are
+    sampled from the cached chains (``np.interp`` clamps to the chain's ends, as
+    ``_arc_samples`` does), pass through float32 (the observation's dtype) and then change
+    frame in one vectorised call for all K·R slots (``scene.to_frame``'s arithmetic, per-agent
+    pose ``rot`` [K, 2] = cos, sin); absent lanes are zeroed afterwards."""
+    plans = [_lane_plan(v, network, cache) for v in vs]
+    flat[:, _TAIL:] = np.array([plan[1] for plan in plans])
+    jobs = [(k, job) for k, plan in enumerate(plans) for job in plan[0]]
     if not jobs:
         return
-    ks, rs = [j[0] for j in jobs], [j[1] for j in jobs]
-    s0 = np.array([float(lane.local_coordinates(origins[k])[0]) for k, _, lane, _ in jobs])
-    ends = np.array([chain[0][-1] for *_, chain in jobs])
-    arcs = np.minimum(np.maximum(s0[:, None] + _AHEAD, 0.0), ends[:, None])
-    world = []
-    for s, (*_, (cum, _, xs, ys)) in zip(arcs, jobs):
-        world += [_interp(s, cum, xs), _interp(s, cum, ys)]
-    world = np.array(world, np.float32).reshape(len(jobs), 2, P)  # points pass through float32
-    d = world - origins[ks, :, None]  # float64 [L, 2, P]
-    c, s = cos_sin[0][ks, 0], cos_sin[1][ks, 0]  # [L, 1]
-    dx, dy = d[:, 0], d[:, 1]
-    local = np.empty((len(jobs), P, 2))
-    np.add(c * dx, s * dy, out=local[..., 0])
-    np.subtract(c * dy, s * dx, out=local[..., 1])  # −s·dx + c·dy, the same float
-    obs["lanes"][ks, rs] = local
-    obs["lane_mask"][ks, rs] = 1.0
-    obs["lane_width"][ks, rs] = [float(j[2].width) for j in jobs]
+    xy = origins.tolist()
+    s0 = []
+    for k, (_, _, lane, proj) in jobs:
+        if proj is None:
+            s0.append(float(lane.local_coordinates(origins[k])[0]))
+        else:
+            (x, y), (sx, sy, dx, dy) = xy[k], proj
+            s0.append((x - sx) * dx + (y - sy) * dy)
+    points = []
+    for s, (_, (_, (cum, _, xs, ys), _, _)) in zip(np.add.outer(s0, _AHEAD), jobs):
+        points += [_interp(s, cum, xs), _interp(s, cum, ys)]
+    world = np.zeros((len(vs), R, 2, P), np.float32)
+    slots = [k for k, _ in jobs], [job[0] for _, job in jobs]
+    world[slots] = np.array(points, np.float32).reshape(len(jobs), 2, P)  # through float32
+    d = world - origins[:, None, :, None]  # float64 [K, R, 2, P]
+    q = d[:, :, None] * rot[:, None, :, None, None]  # [K, R, cos | sin, dx | dy, P]
+    lanes = flat[:, _LANES].reshape(len(vs), R, P, 2)
+    np.add(q[:, :, 0, 0], q[:, :, 1, 1], out=lanes[..., 0])
+    np.subtract(q[:, :, 0, 1], q[:, :, 1, 0], out=lanes[..., 1])  # −s·dx + c·dy, the same float
+    for k, (_, _, absent) in enumerate(plans):
+        for r in absent:  # computed from the point (0, 0)
+            lanes[k, r] = 0.0
+
+
+_LANES = field_slice("lanes")
 
 
 def fill_lanes(
     obs: Dict[str, np.ndarray], v, network, origin, heading, cache: Optional[LaneCache] = None
 ) -> None:
     """Fill ``lanes``, ``lane_mask``, ``lane_width`` and ``speed_limit`` of one agent's
-    ``obs`` (unbatched)."""
-    batched = {name: arr[None] for name, arr in obs.items()}
+    ``obs`` (unbatched; the slots of absent lanes are left as they are)."""
+    flat = np.zeros((1, scene.OBS_DIM), np.float32)
     headings = np.array([heading], np.float64)
-    _fill_lanes_batch(
-        batched,
-        [v],
-        network,
-        np.asarray(origin, np.float64)[None],
-        _cos_sin(headings),
-        cache or LaneCache(),
-    )
+    origins = np.asarray(origin, np.float64)[None]
+    _fill_lanes_batch(flat, [v], network, origins, _rotations(headings), cache or LaneCache())
+    row = scene.unflatten(flat[0])
+    present = row["lane_mask"] > 0.5
+    for name in ("lanes", "lane_mask", "lane_width"):
+        obs[name][present] = row[name][present]
+    obs["speed_limit"][...] = row["speed_limit"]
 
 
-def _cos_sin(headings: np.ndarray) -> tuple:
-    """cos and sin of K headings, shaped [K, 1, 1] to broadcast over [K, M, H] states."""
-    return np.cos(headings)[:, None, None], np.sin(headings)[:, None, None]
+def _rotations(headings: np.ndarray) -> np.ndarray:
+    """[K, 2] cos and sin of K headings (np.cos / np.sin of the same array, then copied)."""
+    rot = np.empty((len(headings), 2))
+    rot[:, 0], rot[:, 1] = np.cos(headings), np.sin(headings)
+    return rot
 
 
 def _neighbor_rows(vid: str, vehicles, histories: Histories, origin) -> np.ndarray:
@@ -356,37 +414,36 @@ def fill_neighbors(obs, v, vehicles, histories: Histories, origin, heading) -> N
     obs["neighbor_size"][: len(near)] = histories.sizes[near]
 
 
-def _frame_into(out, states, origins, headings, cos_sin: tuple) -> None:
-    """``scene.states_to_frame`` of [K, M, H, 5] states with agent k's origin and heading,
-    written into ``out`` [K, M, H, 6] (float32 views of the observations): the same float64
-    operations, rounded once on writing. Positions and velocities share the rotation, so
-    [x − x0, vx] and [y − y0, vy] are rotated as two-column arrays (v − 0 is exact)."""
-    c, s = cos_sin
-    shift = np.zeros((len(origins), 1, 1, 2))
-    shift[:, 0, 0, 0] = origins[:, 0]
-    along = states[..., _X_VX] - shift  # [x − x0, vx]
-    shift[:, 0, 0, 0] = origins[:, 1]
-    across = states[..., _Y_VY] - shift  # [y − y0, vy]
-    c, s = c[..., None], s[..., None]
-    np.add(c * along, s * across, out=out[..., _X_VX_OUT])
-    np.subtract(c * across, s * along, out=out[..., _Y_VY_OUT])
+def _frame_into(out, states, origins, headings, rot) -> None:
+    """``scene.states_to_frame`` of [K, M, H, 5] states with agent k's origin and heading
+    (``rot`` [K, 2] its cos and sin), written into ``out`` [K, M, H, 6] (float32 views of the
+    observations): the same float64 operations, rounded once on writing. Positions and
+    velocities share the rotation: [x − x0, vx, y − y0, vy] is multiplied by cos and sin in
+    one call and the products are paired into the rotated columns."""
+    d = states[..., _XV_YV]
+    d[..., ::2] -= origins[:, None, None]  # [x − x0, vx, y − y0, vy]
+    p = d[..., None, :] * rot[:, None, None, :, None]  # [K, M, H, cos | sin, 4]
+    np.add(p[..., 0, :2], p[..., 1, 2:], out=out[..., _X_VX_OUT])  # c·along + s·across
+    np.subtract(p[..., 0, 2:], p[..., 1, :2], out=out[..., _Y_VY_OUT])  # c·across − s·along
     rel = states[..., 2] - headings[:, None, None]
     np.cos(rel, out=out[..., 2])
     np.sin(rel, out=out[..., 3])
 
 
-_X_VX, _Y_VY = [0, 3], [1, 4]  # columns of a [x, y, h, vx, vy] state
+_XV_YV = np.array([0, 3, 1, 4])  # columns [x, vx, y, vy] of a [x, y, h, vx, vy] state
 _X_VX_OUT, _Y_VY_OUT = slice(0, 6, 4), slice(1, 6, 4)  # columns 0, 4 and 1, 5 of agent_hist
 
 
 def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
     """Rows [K, 1 + n] of ``histories.stack``: agent k's own row, then its nearest other
     vehicles within NEIGHBOR_RADIUS, nearest first (ties in the order of ``vehicles``), n
-    (<= N) the most any agent has; mask [K, n] of the filled slots (an empty slot holds the
-    row of a vehicle beyond NEIGHBOR_RADIUS: the caller zeroes it). The same
-    selection as ``_neighbor_rows``, for all agents with one distance matrix. ``vehicles``
-    that is the very list last recorded (``Histories.vehicles``, not mutated since) is
-    taken as the rows of ``histories.stack`` in order, without looking up its ids."""
+    (<= N) the most any agent has; and the number of filled slots of each agent (list of K;
+    an empty slot holds the row of a vehicle beyond NEIGHBOR_RADIUS: the caller zeroes it).
+    The same selection as ``_neighbor_rows``, with one distance matrix for all agents and
+    each row sorted in Python (stable, like ``argsort(kind="stable")``; numpy's per-call
+    overhead dominates rows of a few vehicles). ``vehicles`` that is the very list last
+    recorded (``Histories.vehicles``, not mutated since) is taken as the rows of
+    ``histories.stack`` in order, without looking up its ids."""
     recorded = vehicles is histories.vehicles and len(vehicles) == len(histories.ids)
     if recorded:  # the list last recorded: its rows, in order
         pos = histories.stack[:, -1, :2]
@@ -395,45 +452,61 @@ def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
         cols = np.array([index[o.id] for o in vehicles if o.id in index], np.intp)
         pos = histories.stack[cols, -1, :2]
     if not len(pos):
-        return me[:, None], np.zeros((len(vs), 0), bool)
+        return me[:, None], [0] * len(vs)
     dist = np.hypot(pos[None, :, 0] - origins[:, 0, None], pos[None, :, 1] - origins[:, 1, None])
-    if recorded:
-        dist[np.arange(len(vs)), me] = np.inf  # not its own neighbour
-    else:
-        dist[cols[None, :] == me[:, None]] = np.inf
-    near = (dist <= NEIGHBOR_RADIUS).sum(1)  # the sorted distances' mask is a prefix
-    n = min(int(near.max()), N)
-    rows = np.empty((len(vs), 1 + n), np.intp)
-    rows[:, 0] = me
-    order = dist.argsort(axis=1, kind="stable")[:, :n]
-    rows[:, 1:] = order if recorded else cols[order]
-    return rows, np.arange(n) < near[:, None]
+    own, ids = me.tolist(), None if recorded else cols.tolist()
+    orders, near = [], []
+    for row, o in zip(dist.tolist(), own):
+        for i in (o,) if recorded else [i for i, c in enumerate(ids) if c == o]:
+            row[i] = math.inf  # not its own neighbour
+        order = _stable_order(row)[:N]
+        filled = 0
+        for i in order:  # the sorted distances within the radius are a prefix
+            if not row[i] <= NEIGHBOR_RADIUS:
+                break
+            filled += 1
+        orders.append(order)
+        near.append(filled)
+    n = max(near)
+    if not recorded:
+        orders = [[ids[i] for i in order] for order in orders]
+    return np.array([[o] + order[:n] for o, order in zip(own, orders)], np.intp), near
+
+
+def _stable_order(row: list) -> list:
+    """``np.argsort(row, kind="stable")`` of a list of floats (NaN last, as numpy sorts)."""
+    total = sum(row)
+    if total != total:  # a NaN (distances are >= 0, so inf − inf cannot occur)
+        return np.argsort(row, kind="stable").tolist()
+    return sorted(range(len(row)), key=row.__getitem__)
 
 
 # agent_hist (H rows) and the N neighbours' histories are adjacent in the flat observation,
 # so one [K, 1 + N, H, 6] view of it receives the agent's and its neighbours' frame change
 _HIST_END = _VIEWS["neighbors"][1]
 assert _VIEWS["agent_hist"][0] == 0 and _VIEWS["neighbors"][0] == _VIEWS["agent_hist"][1]
+_NEIGHBOR_MASK = _VIEWS["neighbor_mask"][0]
+_NEIGHBOR_SIZE = field_slice("neighbor_size")
+_AGENT_SIZE = field_slice("agent_size")
 
 
-def _fill_states_batch(
-    flat, obs, vs, vehicles, histories: Histories, me, origins, headings, cos_sin: tuple
-) -> None:
-    """Agent histories and nearest neighbours of K agents (batched ``obs``, views of
-    ``flat``): one frame change of the [K, 1 + n, H] states of the agents and their filled
-    neighbour slots (``_neighbor_table``); the other slots stay zero."""
-    rows, mask = _neighbor_table(vs, vehicles, histories, me, origins)
-    n = mask.shape[1]
-    hist = flat[:, :_HIST_END].reshape(len(vs), 1 + N, H, scene.STATE_DIM)[:, : 1 + n]
-    _frame_into(hist, histories.stack[rows], origins, headings, cos_sin)
-    sizes = obs["neighbor_size"][:, :n]
-    sizes[:] = histories.sizes[rows[:, 1:]]
-    if not mask.all():
-        empty = ~mask
-        hist[:, 1:][empty] = 0.0
-        sizes[empty] = 0.0
-    obs["neighbor_mask"][:, :n] = mask
-    obs["agent_size"][:] = histories.sizes[me]  # vehicle_size, cached per vehicle
+def _fill_states_batch(flat, vs, vehicles, histories: Histories, me, origins, headings, rot):
+    """Agent histories, sizes and nearest neighbours of K agents (rows of ``flat``): one frame
+    change of the [K, 1 + n, H] states of the agents and their neighbour slots
+    (``_neighbor_table``); slots beyond an agent's neighbours are zero."""
+    rows, near = _neighbor_table(vs, vehicles, histories, me, origins)
+    k, n = len(vs), rows.shape[1] - 1
+    hist = flat[:, :_HIST_END].reshape(k, 1 + N, H, scene.STATE_DIM)[:, : 1 + n]
+    _frame_into(hist, histories.stack[rows], origins, headings, rot)
+    sizes = histories.sizes[rows]  # [K, 1 + n, 2]: vehicle_size, cached per vehicle
+    flat[:, _AGENT_SIZE] = sizes[:, 0]
+    neighbor_size = flat[:, _NEIGHBOR_SIZE].reshape(k, N, 2)
+    neighbor_size[:, :n] = sizes[:, 1:]
+    for j, filled in enumerate(near):
+        if filled < n:
+            hist[j, 1 + filled :] = 0.0
+            neighbor_size[j, filled:n] = 0.0
+        flat[j, _NEIGHBOR_MASK : _NEIGHBOR_MASK + filled] = 1.0
 
 
 def scene_batch(
@@ -443,13 +516,12 @@ def scene_batch(
     in place through views of the batch: every frame change is one vectorised call for all
     K agents, only lane look-ups and neighbour selection loop over agents."""
     flat = np.zeros((len(vs), scene.OBS_DIM), np.float32)
-    obs = batch_view(flat)
     me = np.array([histories.index[v.id] for v in vs], np.intp)
     current = histories.stack[me, -1]
     origins, headings = current[:, :2], current[:, 2]
-    cos_sin = _cos_sin(headings)
-    _fill_states_batch(flat, obs, vs, vehicles, histories, me, origins, headings, cos_sin)
-    _fill_lanes_batch(obs, vs, network, origins, cos_sin, cache or LaneCache())
+    rot = _rotations(headings)
+    _fill_lanes_batch(flat, vs, network, origins, rot, cache or LaneCache())
+    _fill_states_batch(flat, vs, vehicles, histories, me, origins, headings, rot)
     return flat
 
 

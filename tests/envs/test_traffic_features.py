@@ -102,3 +102,46 @@ def test_scene_obs_in_the_agent_frame(road):
     np.testing.assert_allclose(o["lanes"][1, 6:, 1], 0.0, atol=1e-6)
     assert o["lane_width"][0] == 3.5 and o["speed_limit"][0] == 20.0
     assert scene.flatten(o).shape == (scene.OBS_DIM,)
+
+
+def test_stable_order_is_numpys_stable_argsort():
+    rng = np.random.default_rng(3)
+    rows = [rng.integers(0, 4, 12).astype(float).tolist() for _ in range(20)]  # many ties
+    rows += [[2.0, math.nan, 1.0, math.inf, 1.0, math.nan, 0.0]]  # NaN sorts last in numpy
+    for row in rows:
+        assert features._stable_order(row) == np.argsort(row, kind="stable").tolist()
+
+
+def test_kept_lane_plan_follows_the_vehicles_lane_and_route(road):
+    """A LaneCache reused step after step gives the scene of a fresh cache when the vehicle
+    changes lane or is given a new route (the per-vehicle plan is not stale)."""
+    network, a0, a1 = road
+    kept = features.LaneCache()
+    ego = vehicle("e", 2.0, 0.0, v=5.0, lane=a0, index=("A", "B", 0), route=["A", "B", "C"])
+    for lane, index, route in [
+        (a0, ("A", "B", 0), ["A", "B", "C"]),
+        (a1, ("A", "B", 1), ["A", "B", "C"]),  # lane change
+        (a1, ("A", "B", 1), ["A", "B", "D"]),  # new route: the chain turns to D
+        (a0, ("A", "B", 0), None),
+    ]:
+        ego.lane, ego.lane_index, ego.navigation = lane, index, SimpleNamespace(checkpoints=route)
+        hist = features.Histories()
+        hist.record([ego])
+        got = features.scene_flat(ego, [ego], hist, network, kept)
+        want = features.scene_flat(ego, [ego], hist, network, features.LaneCache())
+        np.testing.assert_array_equal(got, want)
+
+
+def test_straight_lane_projection_is_metadrives_local_coordinates():
+    pytest.importorskip("metadrive")
+    from metadrive.component.lane.straight_lane import StraightLane
+
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        start, end = rng.uniform(-300, 300, 2), rng.uniform(-300, 300, 2)
+        lane = StraightLane(start, end)
+        sx, sy, dx, dy = features._projection(lane)
+        for x, y in rng.uniform(-400, 400, (5, 2)):
+            want = lane.local_coordinates(np.array([x, y]))[0]
+            assert (x - sx) * dx + (y - sy) * dy == want  # bit for bit
+    assert features._projection(Lane((0, 0), (1, 0))) is None  # not MetaDrive's: its own method
