@@ -28,7 +28,7 @@ reference's configuration (256², float32, dt 2.5·10⁻⁴), one simulation. Se
 process's CPU seconds (``--clock cpu``, the default: on a machine shared with other jobs the
 wall clock mostly measures the scheduler; one torch thread, so CPU time is the cost) or wall
 seconds (``--clock wall``); the header gives the load average.
-Run: nice -n 5 .venv/bin/python benchmarks/turbulence_closure_cost.py [--rounds 7]
+Run: nice -n 5 .venv/bin/python benchmarks/turbulence_closure_cost.py [--rounds 7] [--dtype float32]
 On a GPU: python benchmarks/turbulence_closure_cost.py --device cuda --batches 1,64,256 --no-learned
 """
 
@@ -56,6 +56,7 @@ from regrl.envs.turbulence.solver import Turbulence2D  # noqa: E402
 
 POLICY = "data/turbulence/policies/smarl_ppo.pt"
 STEPS_PER_ACTION = 10
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def les(batch: int, n: int = 64, dtype=torch.float64, device="cpu") -> Turbulence2D:
@@ -86,7 +87,7 @@ def steppers(sim: Turbulence2D, policy, log_ref) -> dict:
     gen = torch.Generator().manual_seed(0)
     field = upsample_agent_actions(
         0.0578 * torch.rand(sim.batch, 4, 4, generator=gen, dtype=torch.float64), sim.n
-    ).to(sim.device)
+    ).to(sim.device, sim.dtype)
 
     def outside(k):
         for _ in range(k):
@@ -119,7 +120,7 @@ def steppers(sim: Turbulence2D, policy, log_ref) -> dict:
     fns["bare LES + observations every 10 steps"] = observed
     if policy is not None:
         fns["learned closure: observations + policy every 10 steps"] = learned_stepper(
-            les(sim.batch, device=sim.device), policy, log_ref
+            les(sim.batch, dtype=sim.dtype, device=sim.device), policy, log_ref
         )
     return fns
 
@@ -197,6 +198,13 @@ def main() -> None:
     parser.add_argument(
         "--clock", choices=["cpu", "wall"], default="cpu", help="process CPU or wall seconds"
     )
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="float64",
+        help="the LES's precision (the DNS row is the reference's float32 either way; "
+        "benchmarks/turbulence_float32.py checks float32 against float64 on the evaluation)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     cuda = args.device.startswith("cuda")
@@ -226,13 +234,13 @@ def main() -> None:
         f"{dns_tu:.2f} s per time unit"
     )
     print(
-        "| batch | LES 64² float64 | ms per step | x bare step | s per time unit per "
+        f"| batch | LES 64² {args.dtype} | ms per step | x bare step | s per time unit per "
         "simulation | DNS / LES cost |\n|---|---|---|---|---|---|"
     )
     policy = None if args.no_learned else load_learned_policy()
     log_ref = np.log10(load_reference().enstrophy_spectrum[1:] + 1e-30)
     for batch in [int(b) for b in args.batches.split(",")]:
-        sim = les(batch, device=args.device)
+        sim = les(batch, dtype=DTYPES[args.dtype], device=args.device)
         best = best_seconds(steppers(sim, policy, log_ref), args.steps, args.rounds, sync, clock)
         bare = best["bare LES"]
         for name, sec in best.items():
