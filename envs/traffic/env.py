@@ -31,6 +31,8 @@ is truncated at ``horizon`` steps. A MetaDrive exception inside ``step`` truncat
 from __future__ import annotations
 
 import functools
+import math
+from array import array
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
@@ -43,19 +45,16 @@ from regrl.envs.traffic.control import TrajectoryTracker
 from regrl.envs.traffic.families import family_kwargs
 from regrl.envs.traffic.metrics import driving_score, stuck
 from regrl.envs.traffic.scene import DT, H, R, T
-from regrl.envs.traffic.scoring import (
-    FORECASTS,
-    GAMMA,
-    dense_reward_rows,
-    score_candidates_batch,
-    wrap_angle,
-)
+from regrl.envs.traffic.scoring import FORECASTS, GAMMA, dense_reward_rows, score_candidates_batch
 
 ACTION_MODES = ("candidate", "raw")
 OBS_BOUND = 1e4
 UNCOMFORTABLE = 4.0  # |a| or |yaw acc| above this is uncomfortable (RIFT's UC metric)
 BRAKE = np.array([0.0, -1.0], np.float32)
+_FLOAT32 = np.dtype(np.float32)
 LANE_CACHES = 16  # maps whose densified lanes are kept (PG maps differ per scenario seed)
+# np.clip's ufunc without its Python wrapper: minimum(maximum(x, lo), hi), NaN kept
+_clip = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", np.clip)
 
 
 class TrafficEnv(ParallelEnv):
@@ -360,9 +359,14 @@ class TrafficEnv(ParallelEnv):
     # ------------------------------------------------------------------ actions
     def _control(self, agent: str, action: Any) -> np.ndarray:
         if self.action_mode == "raw":
-            act = np.asarray(action, np.float32).reshape(-1)
-            if act.shape != (2,):
-                raise ValueError(f"raw action of {agent} must be [steer, throttle], got {action!r}")
+            if type(action) is np.ndarray and action.dtype is _FLOAT32 and action.shape == (2,):
+                act = action  # the usual action: no conversion
+            else:
+                act = np.asarray(action, np.float32).reshape(-1)
+                if act.shape != (2,):
+                    raise ValueError(
+                        f"raw action of {agent} must be [steer, throttle], got {action!r}"
+                    )
             # np.minimum(np.maximum(act, -1), 1) in Python floats (exact for float32; NaN stays)
             return np.array([min(max(x, -1.0), 1.0) for x in act.tolist()], np.float32)
         g = int(np.asarray(action).reshape(-1)[0])
@@ -427,7 +431,7 @@ class TrafficEnv(ParallelEnv):
         """Flat scenes [len(vs), OBS_DIM] of recorded vehicles, computed as one batch."""
         vehicles = self._now if vehicles is None else vehicles
         flat = features.scene_batch(vs, vehicles, self._hist, self._network, self._lanes)
-        return np.minimum(np.maximum(flat, -OBS_BOUND, out=flat), OBS_BOUND, out=flat)
+        return _clip(flat, -OBS_BOUND, OBS_BOUND, out=flat)
 
     def _observe(self, agent: str) -> np.ndarray:
         return self.scene_of(self._vehicle[agent])
@@ -595,6 +599,7 @@ _READ += [
 _READ += [_column("agent_hist", H - i, 3) for i in (3, 2, 1)] + [_column("lanes", 0, 1, 1)]
 _READ += [_column("agent_hist", H - i, 2) for i in (3, 2, 1)] + [_column("lanes", 0, 1, 0)]
 _READ += [_column("lane_mask", 0)]
+_READ += [_column("lanes", 0, 0, 1), _column("lanes", 0, 0, 0)]  # lane y0, x0 again: rows 16, 17
 _READ = np.array(_READ, np.intp)
 
 
@@ -604,22 +609,54 @@ def step_readings(batch: np.ndarray) -> Dict[str, list]:
     vehicle: zero observation), ``speed``, ``progress`` (distance moved over the last step),
     ``yaw_acc`` (second difference of the last three headings), and the current lane's
     offset ``d`` and heading error ``theta`` (0 without a lane)."""
-    g = batch[:, _READ].T  # [16, K] float32, a copy
-    g[10] -= g[6]  # lane y1 − y0
-    g[14] -= g[3]  # lane x1 − x0
+    g = batch[:, _READ].T  # [18, K] float32, a copy
+    g[10:15:4] -= g[16:18]  # lane y1 − y0, lane x1 − x0
     speed, progress, d = np.hypot(g[1:4], g[4:7]).tolist()
-    h = np.arctan2(g[7:11], g[11:15])  # [h(t−2), h(t−1), h(t), θ]
-    yaw_acc = wrap_angle(h[2] - 2 * h[1] + h[0]) / DT**2
-    cos_h, mask = g[::15].tolist()  # float32 values are exact as Python floats
+    h0, h1, h2, theta = np.arctan2(g[7:11], g[11:15]).tolist()  # h(t−2), h(t−1), h(t), θ
+    cos_h, mask = g[0:16:15].tolist()  # float32 values are exact as Python floats
     ok = [x > 0.5 for x in mask]
     return {
         "gone": [x == 0 for x in cos_h],
         "speed": speed,
         "progress": progress,
-        "yaw_acc": yaw_acc.tolist(),
+        "yaw_acc": yaw_acc_float32(h0, h1, h2),
         "d": [x if k else 0.0 for x, k in zip(d, ok)],
-        "theta": [x if k else 0.0 for x, k in zip(h[3].tolist(), ok)],
+        "theta": [x if k else 0.0 for x, k in zip(theta, ok)],
     }
+
+
+_PI32, _TWO_PI32, _DT2_32 = (float(np.float32(x)) for x in (np.pi, 2 * np.pi, DT**2))
+
+
+def _f32(xs: list) -> list:
+    """Python floats rounded to float32 (round to nearest even, as numpy's casts)."""
+    return array("f", xs).tolist()
+
+
+def yaw_acc_float32(h0: list, h1: list, h2: list) -> list:
+    """``wrap_angle(h2 − 2·h1 + h0) / DT**2`` of float32 arrays (lists of their values), as
+    numpy computes it in float32, in Python floats: a Python scalar becomes float32 (NEP 50),
+    each +, −, / is done in double and rounded to float32, which gives the correctly rounded
+    float32 result (double has more than 2·24 + 2 bits, so the double rounding is harmless),
+    and the remainder is numpy's ``npy_divmodf`` (``_remainder``). It replaces eight ufunc calls
+    on arrays of K (2-4 µs each with the caches cold after MetaDrive's step);
+    ``tests/envs/test_traffic_env.py`` compares it with numpy's result bit for bit."""
+    u = _f32([c - 2.0 * b for b, c in zip(h1, h2)])  # 2·h1 is exact
+    u = _f32([x + a for x, a in zip(u, h0)])
+    u = _f32([x + _PI32 for x in u])
+    u = _f32([_remainder(x, _TWO_PI32) for x in u])
+    u = _f32([x - _PI32 for x in u])
+    return _f32([x / _DT2_32 for x in u])
+
+
+def _remainder(x: float, y: float) -> float:
+    """numpy's float remainder ``x % y`` for y > 0, before rounding: fmod(x, y) (exact), plus
+    y when negative; NaN for x infinite or NaN. (numpy makes a zero +0; here it may stay −0,
+    which the following subtraction of π cannot tell apart.)"""
+    if x - x != 0:  # inf or NaN: numpy's fmod gives NaN
+        return math.nan
+    r = math.fmod(x, y)
+    return r + y if r < 0 else r
 
 
 def parallel_env(**kwargs: Any) -> TrafficEnv:

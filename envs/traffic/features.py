@@ -327,6 +327,7 @@ def _lane_plan(v, network, cache: LaneCache) -> tuple:
     tail[_TAIL_LIMIT] = min(max(limit, SPEED_LIMIT_RANGE[0]), SPEED_LIMIT_RANGE[1])
     if len(cache._plans) >= PLAN_CACHE:
         cache._plans.clear()
+    tail = tail.astype(np.float64)  # float32 values, written into the float64 scene
     cache._plans[v.id] = (lane, index, checkpoints, (jobs, tail, absent))
     return jobs, tail, absent
 
@@ -350,12 +351,12 @@ def _fill_lanes_batch(flat, vs, network, origins, rot, cache: LaneCache) -> None
         else:
             (x, y), (sx, sy, dx, dy) = xy[k], proj
             s0.append((x - sx) * dx + (y - sy) * dy)
-    points = []
-    for s, (_, (_, (cum, _, xs, ys), _, _)) in zip(np.add.outer(s0, _AHEAD), jobs):
-        points += [_interp(s, cum, xs), _interp(s, cum, ys)]
-    world = np.zeros((len(vs), R, 2, P), np.float32)
-    slots = [k for k, _ in jobs], [job[0] for _, job in jobs]
-    world[slots] = np.array(points, np.float32).reshape(len(jobs), 2, P)  # through float32
+    points = [_NO_POINTS] * (2 * R * len(vs))  # x and y of every slot, in order
+    for s, (k, (r, (cum, _, xs, ys), _, _)) in zip(np.array(s0)[:, None] + _AHEAD, jobs):
+        i = 2 * (R * k + r)
+        points[i], points[i + 1] = _interp(s, cum, xs), _interp(s, cum, ys)
+    world = np.array(points, np.float32).astype(np.float64)  # points pass through float32
+    world = world.reshape(len(vs), R, 2, P)
     d = world - origins[:, None, :, None]  # float64 [K, R, 2, P]
     q = d[:, :, None] * rot[:, None, :, None, None]  # [K, R, cos | sin, dx | dy, P]
     lanes = flat[:, _LANES].reshape(len(vs), R, P, 2)
@@ -367,6 +368,7 @@ def _fill_lanes_batch(flat, vs, network, origins, rot, cache: LaneCache) -> None
 
 
 _LANES = field_slice("lanes")
+_NO_POINTS = np.zeros(P)  # stands for an absent lane (its slot is zeroed afterwards)
 
 
 def fill_lanes(
@@ -386,10 +388,8 @@ def fill_lanes(
 
 
 def _rotations(headings: np.ndarray) -> np.ndarray:
-    """[K, 2] cos and sin of K headings (np.cos / np.sin of the same array, then copied)."""
-    rot = np.empty((len(headings), 2))
-    rot[:, 0], rot[:, 1] = np.cos(headings), np.sin(headings)
-    return rot
+    """[K, 2] cos and sin of K headings (np.cos / np.sin of the array, then copied)."""
+    return np.array((np.cos(headings), np.sin(headings))).T
 
 
 def _neighbor_rows(vid: str, vehicles, histories: Histories, origin) -> np.ndarray:
@@ -416,8 +416,8 @@ def fill_neighbors(obs, v, vehicles, histories: Histories, origin, heading) -> N
 
 def _frame_into(out, states, origins, headings, rot) -> None:
     """``scene.states_to_frame`` of [K, M, H, 5] states with agent k's origin and heading
-    (``rot`` [K, 2] its cos and sin), written into ``out`` [K, M, H, 6] (float32 views of the
-    observations): the same float64 operations, rounded once on writing. Positions and
+    (``rot`` [K, 2] its cos and sin), written into ``out`` [K, M, H, 6] (float64 views of the
+    scenes, rounded to float32 once at the end): the same float64 operations. Positions and
     velocities share the rotation: [x − x0, vx, y − y0, vy] is multiplied by cos and sin in
     one call and the products are paired into the rotated columns."""
     d = states[..., _XV_YV]
@@ -513,16 +513,18 @@ def scene_batch(
     vs, vehicles, histories: Histories, network, cache: Optional[LaneCache] = None
 ) -> np.ndarray:
     """Flat scenes [K, OBS_DIM] float32 of vehicles ``vs`` (each in ``histories``), filled
-    in place through views of the batch: every frame change is one vectorised call for all
-    K agents, only lane look-ups and neighbour selection loop over agents."""
-    flat = np.zeros((len(vs), scene.OBS_DIM), np.float32)
+    in place through views of a float64 batch that is rounded to float32 once at the end
+    (a ufunc writing float64 results into float32 views casts through buffers, about twice
+    the cost of the call): every frame change is one vectorised call for all K agents,
+    only lane look-ups and neighbour selection loop over agents."""
+    flat = np.zeros((len(vs), scene.OBS_DIM))  # float64 until the end: no cast per write
     me = np.array([histories.index[v.id] for v in vs], np.intp)
     current = histories.stack[me, -1]
     origins, headings = current[:, :2], current[:, 2]
     rot = _rotations(headings)
     _fill_lanes_batch(flat, vs, network, origins, rot, cache or LaneCache())
     _fill_states_batch(flat, vs, vehicles, histories, me, origins, headings, rot)
-    return flat
+    return flat.astype(np.float32)  # each entry rounded once, as before
 
 
 def scene_flat(

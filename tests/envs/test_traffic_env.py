@@ -191,3 +191,35 @@ def test_state_reads_and_the_kept_lane_cache_give_the_same_observation_bits(env)
     fresh = features.scene_batch(vs, now, env._hist, env._network, features.LaneCache())
     np.testing.assert_array_equal(with_kept, fresh)
     np.testing.assert_array_equal(with_kept, np.stack([obs[a] for a in env.agents]))
+
+
+def test_float32_yaw_acc_and_readings_are_numpys_bit_for_bit():
+    """step_readings' Python-float yaw acceleration is numpy's float32 result
+    (wrap_angle(h2 − 2·h1 + h0) / DT² on float32 arrays), also at ±π, ±0 and NaN."""
+    from regrl.envs.traffic import env as env_module
+    from regrl.envs.traffic.scoring import wrap_angle
+
+    rng = np.random.default_rng(5)
+    h = rng.uniform(-np.pi, np.pi, (3, 20000)).astype(np.float32)
+    edges = np.array([0.0, -0.0, np.pi, -np.pi, np.pi / 2, 1e-8, -1e-8, np.nan], np.float32)
+    h = np.concatenate([h, np.array(np.meshgrid(edges, edges, edges)).reshape(3, -1)], 1)
+    want = wrap_angle(h[2] - 2 * h[1] + h[0]) / scene.DT**2
+    got = np.array(env_module.yaw_acc_float32(*h.tolist()), np.float32)
+    assert want.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    # the readings of random observations against the float32 formulas
+    batch = rng.standard_normal((6, scene.OBS_DIM)).astype(np.float32)
+    batch[0] = 0.0  # a removed vehicle
+    o = scene.unflatten(batch)
+    r = env_module.step_readings(batch)
+    hist, lane = o["agent_hist"], o["lanes"][:, 0]
+    heading = np.arctan2(hist[:, -3:, 3], hist[:, -3:, 2])
+    yaw = wrap_angle(heading[:, 2] - 2 * heading[:, 1] + heading[:, 0]) / scene.DT**2
+    ok = o["lane_mask"][:, 0] > 0.5
+    theta = np.arctan2(lane[:, 1, 1] - lane[:, 0, 1], lane[:, 1, 0] - lane[:, 0, 0])
+    assert r["gone"] == [True] + [False] * 5
+    assert r["speed"] == np.hypot(hist[:, -1, 4], hist[:, -1, 5]).tolist()
+    assert r["progress"] == np.hypot(hist[:, -2, 0], hist[:, -2, 1]).tolist()
+    assert r["yaw_acc"] == yaw.tolist()
+    assert r["d"] == np.where(ok, np.hypot(lane[:, 0, 0], lane[:, 0, 1]), 0).tolist()
+    assert r["theta"] == np.where(ok, theta, 0).tolist()
