@@ -179,10 +179,22 @@ def null_observation_class():
 
 
 def vehicles_of(engine) -> list:
-    """All vehicles in the scene (controlled agents, the ego and traffic)."""
-    from metadrive.component.vehicle.base_vehicle import BaseVehicle
+    """All vehicles in the scene (controlled agents, the ego and traffic). Whether an object
+    is a vehicle is decided once per class (``isinstance`` against MetaDrive's abstract base
+    class goes through ``ABCMeta.__instancecheck__`` for every object and step)."""
+    kinds = _VEHICLE_CLASSES
+    objects = engine.get_objects().values()
+    try:
+        return [o for o in objects if kinds[type(o)]]
+    except KeyError:  # a class not seen yet
+        from metadrive.component.vehicle.base_vehicle import BaseVehicle
 
-    return [o for o in engine.get_objects().values() if isinstance(o, BaseVehicle)]
+        for o in objects:
+            kinds.setdefault(type(o), isinstance(o, BaseVehicle))
+        return [o for o in objects if kinds[type(o)]]
+
+
+_VEHICLE_CLASSES: Dict[type, bool] = {}
 
 
 _FAST_CLASSES: Dict[type, bool] = {}

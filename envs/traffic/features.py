@@ -83,7 +83,7 @@ class Histories:
         self.index: Dict[str, int] = {}
         self.vehicles: Optional[list] = None  # the list last recorded (rows in its order)
         self.stack = np.zeros((0, H, 5), np.float64)
-        self.sizes = np.zeros((0, 2), np.float32)
+        self.sizes = np.zeros((0, 2))
 
     def record(self, vehicles: Iterable, states: Optional[np.ndarray] = None) -> None:
         """Append the current state of each vehicle; vehicles gone from the scene are dropped.
@@ -110,7 +110,7 @@ class Histories:
             stack[new, :-1, :2] = first[:, None, :2] - back
             stack[new, :-1, 2:] = first[:, None, 2:]
         stack[:, -1] = states
-        sizes = np.empty((len(ids), 2), np.float32)
+        sizes = np.empty((len(ids), 2))  # float32 values, kept in float64 like the scenes
         for k, v in enumerate(vehicles):
             sizes[k] = self.sizes[old[k]] if old[k] >= 0 else vehicle_size(v)
         self.ids, self.index = ids, {i: k for k, i in enumerate(ids)}
@@ -453,7 +453,8 @@ def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
         pos = histories.stack[cols, -1, :2]
     if not len(pos):
         return me[:, None], [0] * len(vs)
-    dist = np.hypot(pos[None, :, 0] - origins[:, 0, None], pos[None, :, 1] - origins[:, 1, None])
+    diff = pos[None] - origins[:, None]  # [K, V, 2]
+    dist = np.hypot(diff[..., 0], diff[..., 1])
     own, ids = me.tolist(), None if recorded else cols.tolist()
     orders, near = [], []
     for row, o in zip(dist.tolist(), own):
