@@ -32,6 +32,7 @@ from regrl.envs.turbulence.env import ACTION_BOUND, agent_points, observe_agents
 from regrl.envs.turbulence.reference import Reference
 from regrl.envs.turbulence.sgs import FILTERS, les_filter, sgs_pairs, spectral_upsample
 from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.files import atomic_output
 
 Say = Callable[[str], None]
 
@@ -234,9 +235,11 @@ def _take(omega: np.ndarray, count: int) -> Dict[str, np.ndarray]:
 
 
 def save_dataset(path: Path, arrays: Dict[str, np.ndarray]) -> Path:
+    """Write the training pairs atomically to exactly ``path``: an interrupted run leaves the
+    old file (or none), never a truncated one that a later ``load_dataset`` would trip on."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    with atomic_output(path) as fh:
+        np.savez_compressed(fh, **arrays)
     return path
 
 

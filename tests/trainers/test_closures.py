@@ -316,3 +316,28 @@ def test_soft_equivariance_on_vector_outputs_is_an_invariance_penalty(tmp_path):
     )
     metrics = train_offline(cfg, progress=False).metrics
     assert metrics["val/mse"] < 1.0 and metrics["plugin/soft_equivariance/reflection"] > 0
+
+
+def test_dns_cache_round_trips_and_a_cut_short_one_is_recomputed(tmp_path, capsys):
+    """The DNS cache is written atomically (no temporary file left, the exact path) and read
+    back equal; a truncated or foreign file at the cache path is reported and ignored (the
+    DNS reruns) instead of a bare zipfile traceback."""
+    from regrl.envs.turbulence.dataset import DatasetSpec
+    from regrl.trainers.turbulence.closures import _cached_dns, _save_dns
+
+    spec = DatasetSpec(snapshots=4, heldout_snapshots=2, train_trajectories=2)
+    assert spec.per_trajectory == 2
+    dns = {"omega": np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)}
+    dns["time"] = np.array([0.1, 0.2, 0.3])
+    path = tmp_path / "dns.npz"
+    _save_dns(path, dns, spec)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dns.npz"]
+    got = _cached_dns(path, spec)
+    np.testing.assert_array_equal(got["omega"], dns["omega"][:, :2])
+    np.testing.assert_array_equal(got["time"], dns["time"][:2])
+
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    assert _cached_dns(path, spec) is None
+    assert "not a readable DNS cache" in capsys.readouterr().out
+    path.write_text("not an npz")
+    assert _cached_dns(path, spec) is None

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -38,7 +39,7 @@ from regrl.envs.turbulence.env import ACTION_BOUND
 from regrl.envs.turbulence.reference import Reference, les_physics, load_reference
 from regrl.envs.turbulence.sgs import eddy_viscosity_term
 from regrl.envs.turbulence.solver import Turbulence2D
-from regrl.files import atomic_output
+from regrl.files import atomic_output, write_text_atomic
 from regrl.trainers.checks import ConfigError
 from regrl.trainers.turbulence.smarl import (
     FieldClosure,
@@ -89,13 +90,16 @@ def dataset_command(args) -> int:
 
 
 def _save_dns(path: Path, dns: Dict[str, np.ndarray], spec: DatasetSpec) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        path,
-        omega=dns["omega"],
-        time=dns["time"],
-        spec=np.array(json.dumps(dataclasses.asdict(spec))),
-    )
+    """Written atomically, to exactly ``path`` (``np.savez`` on a name would append ``.npz``,
+    which the cache look-up then never finds): an interrupted run leaves the old cache or none,
+    never a truncated one."""
+    with atomic_output(path) as fh:
+        np.savez(
+            fh,
+            omega=dns["omega"],
+            time=dns["time"],
+            spec=np.array(json.dumps(dataclasses.asdict(spec))),
+        )
     print(f"cached the DNS snapshots in {path}", flush=True)
 
 
@@ -103,17 +107,21 @@ def _cached_dns(path: Path, spec: DatasetSpec) -> Optional[Dict[str, np.ndarray]
     """The cached DNS when it was run with the same DNS settings and has enough snapshots."""
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        cached = json.loads(str(z["spec"]))
-        same = all(cached.get(k) == getattr(spec, k) for k in DNS_KEYS)
-        if not same or z["omega"].shape[1] < spec.per_trajectory:
-            print(f"{path}: DNS cache made with other settings; running the DNS", flush=True)
-            return None
-        print(f"using the DNS snapshots cached in {path}", flush=True)
-        return {
-            "omega": z["omega"][:, : spec.per_trajectory],
-            "time": z["time"][: spec.per_trajectory],
-        }
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            cached = json.loads(str(z["spec"]))
+            same = all(cached.get(k) == getattr(spec, k) for k in DNS_KEYS)
+            if not same or z["omega"].shape[1] < spec.per_trajectory:
+                print(f"{path}: DNS cache made with other settings; running the DNS", flush=True)
+                return None
+            omega, times = z["omega"][:, : spec.per_trajectory], z["time"][: spec.per_trajectory]
+    except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as exc:
+        # not a cache this command wrote (another file at that path, or one cut short by an
+        # older, non-atomic writer): say so and recompute; the cache is rewritten afterwards
+        print(f"{path}: not a readable DNS cache ({exc}); running the DNS", flush=True)
+        return None
+    print(f"using the DNS snapshots cached in {path}", flush=True)
+    return {"omega": omega, "time": times}
 
 
 # ===================================================================== training files
@@ -533,19 +541,20 @@ def compare_command(args) -> int:
     start = time.time()
     result = compare_closures(ref, data, opts, out, say=lambda m: print(m, flush=True))
     table = closure_table(result)
-    (out / "compare.md").write_text(table + "\n")
+    write_text_atomic(out / "compare.md", table + "\n")
     summary = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in result["rows"]]
     meta = {
         "dataset": str(args.dataset),
         "options": dataclasses.asdict(opts),
         "seconds": round(time.time() - start, 1),
     }
-    (out / "compare.json").write_text(
+    write_text_atomic(
+        out / "compare.json",
         json.dumps(
             {"closures": summary, "oracle_a_priori_corr": result["oracle_a_priori_corr"], **meta},
             indent=2,
             default=str,
-        )
+        ),
     )
     figs = [
         data_efficiency_figure(result, out / "data_efficiency.png"),

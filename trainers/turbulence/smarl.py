@@ -33,6 +33,7 @@ from regrl.envs.turbulence.metrics import (
 from regrl.envs.turbulence.reference import Reference, les_from_reference, load_reference
 from regrl.envs.turbulence.sgs import step_with_sgs
 from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -421,7 +422,7 @@ def evaluate_run(
     table = markdown_table(rows)
     verdict = versus_best_constant(rows, closure)
     table = table + (f"\n\n{verdict}" if verdict else "")
-    (Path(run_dir) / "eval.md").write_text(table + "\n")
+    write_text_atomic(Path(run_dir) / "eval.md", table + "\n")
     step = read_iteration(ckpt) if ckpt is not None else 0
     figures = write_figures(Path(run_dir), ref, rows, step=step)
     summary = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows]

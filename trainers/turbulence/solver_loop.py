@@ -42,6 +42,7 @@ from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import Reference, les_physics
 from regrl.envs.turbulence.sgs import step_with_sgs
 from regrl.envs.turbulence.solver import Turbulence2D
+from regrl.files import write_text_atomic
 from regrl.trainers.turbulence.closures import cnn_closure
 
 Tensor = torch.Tensor
@@ -527,12 +528,7 @@ def _roots(fam: families.ClosureFamily, coeff: Tensor) -> tuple:
 
 
 def write_fit(out: Path, result: Dict[str, object]) -> Path:
-    from regrl.trainers.data_cli import atomic_output
-
-    path = Path(out) / "fit.json"
-    with atomic_output(path) as fh:
-        fh.write(json.dumps(result, indent=1).encode())
-    return path
+    return write_text_atomic(Path(out) / "fit.json", json.dumps(result, indent=1))
 
 
 def evaluate_fit(
@@ -650,7 +646,7 @@ def fit_command(args) -> int:
         )
     write_fit(out, result)
     text = fit_markdown(result)
-    (out / "fit.md").write_text(text)
+    write_text_atomic(out / "fit.md", text)
     print(text)
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
     return 0
