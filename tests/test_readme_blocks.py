@@ -311,6 +311,7 @@ def planned(command: str, cwd: Path) -> Optional[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3 * 3600)  # every README command of a fresh clone, each up to 1200 s
 def test_readme_blocks_run_on_a_fresh_clone(tmp_path):
     clone = tmp_path / "regrl"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
