@@ -17,6 +17,7 @@ from regrl.agents.registry import UnknownNameError
 from regrl.trainers.checkpoint import RunAborted  # light as well (file logic only)
 from regrl.trainers.checks import ConfigError, missing_extra  # light: no torch for `regrl --help`
 from regrl.trainers.config_overrides import add_set_flag  # light: the YAML reader loads on use
+from regrl.trainers.hashseed import ensure_fixed_hash_seed  # light: os and sys
 from regrl.trainers.lazy_parser import LazyParser  # light: argparse only
 from regrl.trainers.plugins import DOMAIN_CLIS as DOMAIN_CLI_MODULES
 from regrl.trainers.run_files import CONFIG_FILE, EVAL_FILE, TB_DIR  # light: names only
@@ -240,5 +241,13 @@ def _error(message: str) -> None:
     print(f"error: {line}", file=sys.stderr)
 
 
+def entry() -> int:
+    """The ``regrl`` console script: :func:`main` in a process whose string hashing is fixed
+    (``trainers/hashseed.py``: re-executed once with ``PYTHONHASHSEED=0`` when unset, so that
+    one seed gives one run)."""
+    ensure_fixed_hash_seed()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())
