@@ -47,6 +47,14 @@ def head(tmp_path_factory):
         "--include-dashboard=true",
         "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dash}",
+        # the node's agents get free ports too: their defaults are fixed (dashboard agent
+        # 52365, ...), and another Ray instance on the machine (a user's training, ray.init
+        # in another job) holding them leaves this head without a job agent ("No available
+        # agent to submit job" for as long as one waits: seen with a sweep running beside)
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}",
+        f"--metrics-export-port={_free_port()}",
         f"--temp-dir={tmp}",
         "--disable-usage-stats",
     ]
