@@ -27,13 +27,14 @@ VARIABLE = "PYTHONHASHSEED"
 VALUE = "0"  # any fixed value works; 0 also turns the salting off, as for a Python < 3.3
 # first arguments after which nothing trains or samples: no reason to pay a second start-up
 NO_RUN = frozenset({"-h", "--help", "--version", "list", "validate"})
+HELP = frozenset({"-h", "--help"})  # anywhere: ``regrl train --help`` prints and exits
 
 
 def needs_fixed_seed(args: Sequence[str], environ: Mapping[str, str]) -> bool:
     """True when ``regrl ARGS`` may train or evaluate and the hash seed is not set."""
-    if VARIABLE in environ:
+    if VARIABLE in environ or not args:
         return False
-    return bool(args) and not any(a in NO_RUN for a in args[:1]) and "--help" not in args
+    return args[0] not in NO_RUN and HELP.isdisjoint(args)
 
 
 def ensure_fixed_hash_seed(

@@ -22,6 +22,7 @@ from regrl.trainers.hashseed import VARIABLE, ensure_fixed_hash_seed, needs_fixe
         ([], False),  # prints the usage
         (["--help"], False),
         (["train", "--help"], False),
+        (["sweep", "a.yaml", "-h"], False),
         (["list"], False),
         (["validate", "configs/cartpole_ppo.yaml"], False),
     ],

@@ -90,9 +90,8 @@ def dataset_command(args) -> int:
 
 
 def _save_dns(path: Path, dns: Dict[str, np.ndarray], spec: DatasetSpec) -> None:
-    """Written atomically, to exactly ``path`` (``np.savez`` on a name would append ``.npz``,
-    which the cache look-up then never finds): an interrupted run leaves the old cache or none,
-    never a truncated one."""
+    """Written atomically: an interrupted run leaves the old cache or none, never a truncated
+    one."""
     with atomic_output(path) as fh:
         np.savez(
             fh,
