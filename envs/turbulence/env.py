@@ -116,11 +116,27 @@ def observe_agents(
     count: Optional[int] = None,
 ) -> np.ndarray:
     """``observe_agents_torch`` as float32 numpy (``spectrum`` [batch, n/2] numpy if already
-    computed; ``count`` as there): what the env and the evaluation's policies see."""
-    spec = None if spectrum is None else torch.as_tensor(spectrum, dtype=sim.dtype)
-    log_ref = torch.as_tensor(log_ref, dtype=sim.dtype)
-    obs = observe_agents_torch(sim, ix, iy, log_ref, spec, count)
-    return obs.cpu().numpy().astype(np.float32)
+    computed; ``count`` as there): what the env and the evaluation's policies see. Not
+    differentiable: only the grid work (the invariants, their domain norm and the values at
+    the agent points) runs in torch; the few dozen numbers after it are scaled, logged and
+    assembled in numpy, whose calls on arrays this small cost a fraction of torch's (a decision
+    at batch 1 is call overhead, not arithmetic). The same operations in the sim's precision,
+    so the same numbers as ``observe_agents_torch`` to round-off (tested)."""
+    with torch.no_grad():
+        inv = sim.local_invariants(count)  # [B, 6, n, n]
+        points = np.ravel_multi_index((np.ravel(ix), np.ravel(iy)), (sim.n, sim.n))
+        at_agents = inv.flatten(2)[:, :, torch.from_numpy(points)].cpu().numpy()  # [B, 6, A]
+        norm = torch.linalg.vector_norm(inv, dim=(2, 3)).cpu().numpy()  # [B, 6]
+        if spectrum is None:
+            spectrum = sim.enstrophy_spectrum().cpu().numpy()
+    dtype = at_agents.dtype
+    scale = norm / sim.n + dtype.type(1e-12)  # domain RMS
+    spectrum = np.asarray(spectrum, dtype=dtype)[: len(at_agents)]
+    spec = np.log10(spectrum[:, 1:] + dtype.type(1e-30)) - np.asarray(log_ref, dtype=dtype)
+    out = np.empty(at_agents.shape[:1] + at_agents.shape[2:] + (6 + spec.shape[1],), np.float32)
+    out[..., :6] = (at_agents / scale[..., None]).transpose(0, 2, 1)
+    out[..., 6:] = spec[:, None, :]
+    return np.clip(out, -10.0, 10.0, out=out)
 
 
 def _bounds(coeff_range) -> Tuple[np.ndarray, np.ndarray]:
