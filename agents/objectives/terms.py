@@ -564,7 +564,10 @@ def candidate_policy_term(
     Unlike RIFT's trainer, log(rho_g) is clamped to +-20 (verl's guard), so the two differ
     only for candidates whose probability moved by a factor > e^20 in one update.
 
-    Also logs ``kl_to_il``, the mean over states of KL(pi_theta || pi_IL) over the valid
+    Also logs ``top1_best``, the share of states (with unequal advantages) whose highest-scoring
+    valid candidate has the largest advantage, i.e. the best RIFT return: how often the greedy
+    policy already makes the choice the surrogate's optimum makes (docs/rift.md, "Can the
+    scoring head learn RIFT's ranking?"); and ``kl_to_il``, the mean over states of KL(pi_theta || pi_IL) over the valid
     candidates, pi_IL = the frozen initial (stage-1 imitation) scorer: how far fine-tuning has
     moved the policy (0 before the first update), whatever the loss."""
     _require(
@@ -591,6 +594,7 @@ def candidate_policy_term(
         "dual_clip_frac": m["dual_clip_frac"],
         "approx_kl": m["approx_kl"],
         "neg_ratio_max": _neg_ratio_max(logp, old_logp, ctx.candidate_advantages, valid),
+        "top1_best": _top1_best(logits.detach(), ctx.candidate_advantages.reshape(-1, G), valid),
     }
     if p.kl_coeff > 0:
         kl = _candidate_kl(logits, ctx.reference[p.checkpoint].reshape(-1, G).detach(), p.kl, valid)
@@ -608,6 +612,25 @@ def _neg_ratio_max(logp, old_logp, advantages, valid) -> torch.Tensor:
     negative = valid & (advantages.reshape(valid.shape) < 0)
     ratio = torch.exp((logp - old_logp).detach().clamp(-20.0, 20.0))
     return torch.where(negative, ratio, torch.zeros_like(ratio)).max()
+
+
+TOP1_TIE = 1e-6
+"""Advantages within this of the group's largest count as a best candidate (normalised
+advantages of tied returns differ by round-off only)."""
+
+
+def _top1_best(logits, advantages, valid) -> torch.Tensor:
+    """Share of states whose argmax-logit valid candidate has the largest valid advantage,
+    over the states whose valid advantages are not all equal (a group with nothing to rank
+    counts for neither); 0 if there are none."""
+    adv = advantages.reshape(valid.shape)
+    lo = torch.full_like(adv, -torch.inf)
+    best = torch.where(valid, adv, lo).amax(-1)
+    worst = torch.where(valid, adv, -lo).amin(-1)
+    ranked = valid.any(-1) & (best - worst > TOP1_TIE)
+    pick = torch.where(valid, logits, torch.full_like(logits, -torch.inf)).argmax(-1)
+    hit = adv.gather(-1, pick[:, None]).squeeze(-1) >= best - TOP1_TIE
+    return (hit & ranked).sum().to(adv.dtype) / ranked.sum().clamp_min(1).to(adv.dtype)
 
 
 def _candidate_kl(

@@ -197,3 +197,28 @@ def test_episode_candidates_take_the_info_returned_with_the_observation():
     assert valid.tolist() == [[True, True], [True, False], [False, False]]
     with pytest.raises(ValueError, match="candidate action mode"):
         _episode_candidates(FakeEpisode([{"x": 1}, {}]), 1, 1)
+
+
+def test_top1_best_is_the_share_of_states_whose_greedy_choice_has_the_best_advantage():
+    spec = (TermSpec("candidate_policy", CandidatePolicyParams()),)
+    # example(): state 0 greedy = candidate 0 (ties go to the first), best advantage 1.0 at
+    # candidate 0 -> hit; state 1 greedy = candidate 0 (advantage -1), best is candidate 1 -> miss
+    assert total_loss(example(), spec)[1]["top1_best"].item() == pytest.approx(0.5)
+    ctx = example()
+    ctx.dist_inputs = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, M]], requires_grad=True)
+    assert total_loss(ctx, spec)[1]["top1_best"].item() == pytest.approx(1.0)
+
+
+def test_top1_best_ignores_invalid_candidates_and_groups_with_nothing_to_rank():
+    from regrl.agents.objectives.terms import _top1_best
+
+    logits = torch.tensor([[2.0, 1.0, 9.0], [2.0, 1.0, -5.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    valid = torch.tensor([[True, True, False], [True, True, False]] + [[True] * 3] * 2)
+    # state 0: the invalid candidate has the largest logit but a low advantage; the greedy
+    # valid pick (0) has the best valid advantage -> hit. State 1: the invalid candidate has
+    # the largest advantage; the valid pick (0) is the best valid one -> hit. State 2: all
+    # advantages equal -> not counted. State 3: greedy 0 has 0.5 < 1.0 -> miss.
+    adv = torch.tensor([[1.0, -1.0, -7.0], [1.0, -1.0, 7.0], [0.0, 0.0, 0.0], [0.5, 1.0, -1.5]])
+    assert _top1_best(logits, adv, valid).item() == pytest.approx(2 / 3)
+    none_ranked = torch.zeros(4, 3)
+    assert _top1_best(logits, none_ranked, valid).item() == 0.0
