@@ -237,18 +237,20 @@ def _norm(a: Tensor, b: Tensor, weight: float) -> Tensor:
 
 
 def _invariants(rows: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """tr(S), tr(S²), tr(R²) [batch, 3, n, n] of a 2×2 tensor field A = S + R (S symmetric, R
-    antisymmetric) given as ``rows`` [batch, 4, n, n] = A11, A22, ½(A12 + A21), ½(A12 − A21)
+    """tr(S), tr(S²), tr(R²) [..., 3, n, n] of a 2×2 tensor field A = S + R (S symmetric, R
+    antisymmetric) given as ``rows`` [..., 4, n, n] = A11, A22, ½(A12 + A21), ½(A12 − A21)
     (the off-diagonal parts formed in Fourier space, before the transform); SMARL's
-    ``turb.invariant`` (docs/methods.md#smarl-environment). With ``out`` [batch, 3, n, n] the
-    result is written there (not differentiable), else built out of place."""
-    a11, a22, off_s, off_r = rows.unbind(1)
+    ``turb.invariant`` (docs/methods.md#smarl-environment). Leading axes are batch axes: both
+    tensors of ``local_invariants`` go through the same 6 calls. With ``out`` [..., 3, n, n]
+    the result is written there (not differentiable), else built out of place."""
+    a11, a22, off_s, off_r = rows.unbind(-3)
     if out is None:  # the same operations, out of place
         tr_s2 = torch.addcmul(torch.addcmul(a11 * a11, a22, a22), off_s, off_s, value=2.0)
-        return torch.stack([a11 + a22, tr_s2, (off_r * off_r).mul(-2.0)], 1)
-    torch.add(a11, a22, out=out[:, 0])
-    torch.mul(a11, a11, out=out[:, 1]).addcmul_(a22, a22).addcmul_(off_s, off_s, value=2.0)
-    torch.mul(off_r, off_r, out=out[:, 2]).mul_(-2.0)
+        return torch.stack([a11 + a22, tr_s2, (off_r * off_r).mul(-2.0)], -3)
+    tr_s, tr_s2, tr_r2 = out.unbind(-3)
+    torch.add(a11, a22, out=tr_s)
+    torch.mul(a11, a11, out=tr_s2).addcmul_(a22, a22).addcmul_(off_s, off_s, value=2.0)
+    torch.mul(off_r, off_r, out=tr_r2).mul_(-2.0)
     return out
 
 
@@ -893,7 +895,8 @@ class Turbulence2D:
         Eight grid rows in one transform: the diagonals (u_x, v_y, u_xx, v_yy, each from its
         own operator, so that tr(S) = u_x + v_y is formed on the grid as before) and the
         off-diagonal parts ½(A12 ± A21) taken in Fourier space, which leaves 12 grid ops into
-        one output instead of 24 and a stack (the same numbers to round-off, tested)."""
+        one output instead of 24 and a stack (the same numbers to round-off, tested), issued
+        as 6 calls over both tensors at once (the same elementwise operations, bit for bit)."""
         if self._invariant_ops is None:  # built once: the eight operators
             ikx, iky = 1j * self._kx, 1j * self._ky
             u_hat, v_hat = self._to_phys[0], self._to_phys[1]
@@ -910,7 +913,7 @@ class Turbulence2D:
             rows = _to_grid(w_hat, self.n)
             return torch.cat([_invariants(rows[:, :4]), _invariants(rows[:, 4:])], 1)
         rows = self._step_grid(w_hat)  # the kept zero-padded half spectrum
-        out = rows.new_empty(rows.shape[0], 6, self.n, self.n)
-        _invariants(rows[:, :4], out[:, :3])
-        _invariants(rows[:, 4:], out[:, 3:])
+        b, n = rows.shape[0], self.n
+        out = rows.new_empty(b, 6, n, n)  # A's three invariants, then H's, in one set of calls
+        _invariants(rows.view(b, 2, 4, n, n), out.view(b, 2, 3, n, n))
         return out
