@@ -222,10 +222,11 @@ def state_rows(vehicles) -> np.ndarray:
     panda3d node and the Bullet body node directly instead of through three properties per
     vehicle and step (Vector / array construction and the ``body`` python-tag look-up; the
     tag holds a wrapper of the same Bullet node)."""
-    rows = []
+    rows, plain = [], _FAST_CLASSES
     for v in vehicles:
-        if not _reads_plain_state(type(v)):  # a subclass overrides a property: use them
-            rows.append(vehicle_state(v))
+        cls = type(v)
+        if not (plain[cls] if cls in plain else _reads_plain_state(cls)):
+            rows.append(vehicle_state(v))  # a subclass overrides a property: use them
             continue
         origin = v.origin
         pos, vel = origin.getPos(), v._body.get_linear_velocity()
@@ -236,7 +237,7 @@ def state_rows(vehicles) -> np.ndarray:
         heading %= _TWO_PI
         heading -= _TWO_PI * (heading > _PI)
         rows.append((pos[0], pos[1], heading, vel[0], vel[1]))
-    return np.array(rows, np.float64).reshape(-1, 5)
+    return np.array(rows, np.float64) if rows else np.zeros((0, 5))
 
 
 def _idm_policy():

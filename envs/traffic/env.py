@@ -149,6 +149,12 @@ class TrafficEnv(ParallelEnv):
         self.render_enabled = bool(use_render)
         self.possible_agents = [f"cbv_{i}" for i in range(self.num_cbv)]
         self._md_names = {a: self._md_name(a) for a in self.possible_agents}
+        # every MetaDrive agent stands still unless given a control: MetaDrive (``action_check``
+        # off, its default) takes the actions of its active agents from the dict and drops the
+        # rest, so this saves asking it for its active agents every step
+        self._stand_still = None
+        if not self._md_config.get("action_check", False):
+            self._stand_still = {n: BRAKE for n in [*self._md_names.values(), self._ego_name]}
         self.agents: list = []
         self._obs_space = spaces.Box(-OBS_BOUND, OBS_BOUND, (scene.OBS_DIM,), np.float32)
         self._act_space = (
@@ -261,9 +267,12 @@ class TrafficEnv(ParallelEnv):
         self._returns: Dict[str, np.ndarray] = {}
         self._valid: Dict[str, np.ndarray] = {}
         self._hist.clear()
-        self._network = self._md.engine.current_map.road_network
+        # MetaDrive's ``engine`` property imports and looks up its singleton on every access;
+        # the engine object lasts as long as the MetaDrive env, so an episode keeps it
+        self._engine = self._md.engine
+        self._network = self._engine.current_map.road_network
         self._lanes = self._lane_cache(self._network)
-        self._now = backend.vehicles_of(self._md.engine)
+        self._now = backend.vehicles_of(self._engine)
         self._hist.record(self._now, backend.state_rows(self._now))
         self._prev_speed = {a: float(self._vehicle[a].speed) for a in self.agents}
         # per CBV: speeds (stuck metric), route completion, infractions (driving score)
@@ -302,11 +311,16 @@ class TrafficEnv(ParallelEnv):
             raise ValueError(f"step() needs an action for every live agent; missing {missing}")
         names = self._md_names
         controls = {names[a]: self._control(a, actions[a]) for a in self.agents}
-        for name in self._md.agents:  # the ego (IDM ignores it) and CBVs whose episode we
-            controls.setdefault(name, BRAKE)  # ended but MetaDrive did not: they stand still
+        # the ego (IDM ignores it) and CBVs whose episode we ended but MetaDrive did not
+        # stand still
+        if self._stand_still is not None:
+            controls = {**self._stand_still, **controls}
+        else:
+            for name in self._md.agents:
+                controls.setdefault(name, BRAKE)
         try:
             _, _, md_term, _, md_info = self._md.step(controls)
-            self._now = backend.vehicles_of(self._md.engine)
+            self._now = backend.vehicles_of(self._engine)
             self._hist.record(self._now, backend.state_rows(self._now))
         except Exception as exc:  # a simulator blow-up must not crash training
             return self._blow_up(exc)
@@ -333,7 +347,8 @@ class TrafficEnv(ParallelEnv):
             self._arrived[a] = bool(info.get("arrive_dest", False))
             infos[a] = {"metrics": metrics}
         live = [a for a in self.agents if not (term[a] or trunc[a])]
-        self._attach_candidates({a: obs[a] for a in live}, infos)
+        if self.action_mode == "candidate":
+            self._attach_candidates({a: obs[a] for a in live}, infos)
         if not live:
             episode = self.episode_metrics()
             for a in infos:
@@ -442,7 +457,8 @@ class TrafficEnv(ParallelEnv):
 
     def _observe_batch(self, agents: list) -> np.ndarray:
         """``_observe_all`` as one array [len(agents), OBS_DIM] (its rows are the values)."""
-        seen = [k for k, a in enumerate(agents) if self._vehicle[a].id in self._hist]
+        index = self._hist.index
+        seen = [k for k, a in enumerate(agents) if self._vehicle[a].id in index]
         if len(seen) == len(agents):
             return self._scenes([self._vehicle[a] for a in agents])
         batch = np.zeros((len(agents), scene.OBS_DIM), np.float32)
@@ -459,23 +475,20 @@ class TrafficEnv(ParallelEnv):
     def _agent_metrics(self, agent, info, gone, speed, yaw_acc, progress) -> Dict[str, float]:
         """``_step_metrics`` of one agent from its vectorised quantities; updates the
         episode's statistics."""
-        speed = self._prev_speed[agent] if gone else speed
-        acc = (speed - self._prev_speed[agent]) / DT
+        prev = self._prev_speed[agent]
+        speed = prev if gone else speed
+        acc = (speed - prev) / DT
         self._prev_speed[agent] = speed
         yaw_acc = 0.0 if gone else yaw_acc
-        collision = float(
-            bool(
-                info.get("crash_vehicle")
-                or info.get("crash_object")
-                or info.get("crash_building")
-                or info.get("crash_human")
-            )
-        )
-        offroad = float(bool(info.get("out_of_road") or info.get("crash_sidewalk")))
+        get = info.get  # each flag read once
+        vehicle, human = get("crash_vehicle"), get("crash_human")
+        thing, building = get("crash_object"), get("crash_building")
+        collision = float(bool(vehicle or thing or building or human))
+        offroad = float(bool(get("out_of_road") or get("crash_sidewalk")))
         self._speeds[agent].append(speed)
         hits = self._hits[agent]
-        hits[0] += bool(info.get("crash_vehicle") or info.get("crash_human"))
-        hits[1] += bool(info.get("crash_object") or info.get("crash_building"))
+        hits[0] += bool(vehicle or human)
+        hits[1] += bool(thing or building)
         if not gone:
             self._route[agent] = self._route_completion(agent)
         uncomfortable = float(abs(acc) > UNCOMFORTABLE or abs(yaw_acc) > UNCOMFORTABLE)

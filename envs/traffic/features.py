@@ -93,12 +93,10 @@ class Histories:
         ids = [v.id for v in vehicles]
         if states is None:
             states = np.array([_state_row(v) for v in vehicles], np.float64).reshape(-1, 5)
-        stack = np.empty((len(ids), H, 5), np.float64)
-        if ids == self.ids:  # the usual step: same vehicles in the same order
-            stack[:, :-1] = self.stack[:, 1:]
-            stack[:, -1] = states
-            self.stack = stack
+        if ids == self.ids:  # the usual step: same vehicles in the same order (one call)
+            self.stack = np.concatenate((self.stack[:, 1:], states[:, None]), axis=1)
             return
+        stack = np.empty((len(ids), H, 5), np.float64)
         old = [self.index.get(i, -1) for i in ids]
         seen = np.array([k for k, j in enumerate(old) if j >= 0], np.intp)
         new = np.array([k for k, j in enumerate(old) if j < 0], np.intp)
@@ -128,19 +126,30 @@ class Histories:
         return vid in self.index
 
 
+def _preferred_road(end, checkpoints: Optional[List[str]]):
+    """The node after ``end`` on the navigation route ``checkpoints`` (None if off the route
+    or at its end): the only part of the route that ``_next_lane`` looks at."""
+    if checkpoints and end in checkpoints:
+        k = checkpoints.index(end)
+        return checkpoints[k + 1] if k + 1 < len(checkpoints) else None
+    return None
+
+
 def _next_lane(network, lane, lane_index, checkpoints: Optional[List[str]]):
+    """The lane that physically continues ``lane`` (index (start, end, i)) on the route
+    ``checkpoints``: ``_next_lane_to`` towards its ``_preferred_road``."""
+    return _next_lane_to(network, lane, lane_index, _preferred_road(lane_index[1], checkpoints))
+
+
+def _next_lane_to(network, lane, lane_index, preferred):
     """The lane that physically continues ``lane`` (index (start, end, i)): among the lanes
     leaving node ``end``, those starting within 1 m of its end point come first, then the
-    road on the navigation route, then the smaller gap. Lane numbers are not used: at
+    road to node ``preferred``, then the smaller gap. Lane numbers are not used: at
     MetaDrive intersections lane i of one road need not connect to lane i of the next."""
     end = lane_index[1]
     roads = network.graph.get(end, {})
     if not roads:
         return None, None
-    preferred = None
-    if checkpoints and end in checkpoints:
-        k = checkpoints.index(end)
-        preferred = checkpoints[k + 1] if k + 1 < len(checkpoints) else None
     tip = np.asarray(lane.position(lane.length, 0), np.float64)
     best = None
     for road_end, lanes in roads.items():
@@ -162,22 +171,23 @@ class LaneCache:
 
     def __init__(self, step: float = 1.0):
         self.step = step
-        self._chains: Dict[tuple, tuple] = {}
+        self._chains: Dict[tuple, tuple] = {}  # by (lane index, route), see ``chain_xy``
+        self._paths: Dict[tuple, tuple] = {}  # the same chains by their lanes' indices
+        self._next: Dict[tuple, Optional[tuple]] = {}  # (lane index, preferred road) -> index
         self._sides: Dict[tuple, list] = {}
         self._lanes: Dict[tuple, np.ndarray] = {}  # densified lane by index, shared by chains
         self._plans: Dict[str, tuple] = {}  # by vehicle id, see ``_lane_plan``
 
     def clear(self) -> None:
-        self._chains.clear()
-        self._sides.clear()
-        self._lanes.clear()
+        for kept in (self._chains, self._paths, self._next, self._sides, self._lanes):
+            kept.clear()
         self._plans.clear()
 
     def _dense(self, lane, index) -> np.ndarray:
         if index not in self._lanes:
             n = max(2, int(np.ceil(lane.length / self.step)) + 1)
             xs = np.linspace(0.0, lane.length, n)
-            self._lanes[index] = np.asarray([lane.position(x, 0) for x in xs])
+            self._lanes[index] = centre_points(lane, xs)
         return self._lanes[index]
 
     def chain(self, network, lane, lane_index, checkpoints) -> tuple:
@@ -186,27 +196,48 @@ class LaneCache:
         return self.chain_xy(network, lane, lane_index, checkpoints)[:2]
 
     def chain_xy(self, network, lane, lane_index, checkpoints) -> tuple:
-        """``chain`` plus contiguous copies of its x and y columns (for ``np.interp``)."""
+        """``chain`` plus contiguous copies of its x and y columns (for ``np.interp``). Kept
+        by (lane index, route) and, for the routes that lead through the same lanes, by the
+        lanes' indices (``_path``): the polyline depends on the route only through them."""
         key = (lane_index, tuple(checkpoints) if checkpoints else None)
-        if key not in self._chains:
-            parts, total, cur, index = (
-                [self._dense(lane, lane_index)],
-                lane.length,
-                lane,
-                lane_index,
-            )
-            for _ in range(4):
-                if total >= lane.length + LANE_SPACING * P:
-                    break
-                cur, index = _next_lane(network, cur, index, checkpoints)
-                if cur is None:
-                    break
-                parts.append(self._dense(cur, index)[1:])
-                total += cur.length
-            pts = np.concatenate(parts)
-            cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
-            self._chains[key] = (cum, pts, pts[:, 0].copy(), pts[:, 1].copy())
-        return self._chains[key]
+        chain = self._chains.get(key)
+        if chain is None:
+            lanes, indices = self._path(network, lane, lane_index, checkpoints)
+            chain = self._paths.get(indices)
+            if chain is None:
+                parts = [self._dense(lanes[0], indices[0])]
+                parts += [self._dense(*hop)[1:] for hop in zip(lanes[1:], indices[1:])]
+                pts = np.concatenate(parts)
+                cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
+                chain = self._paths[indices] = (cum, pts, pts[:, 0].copy(), pts[:, 1].copy())
+            self._chains[key] = chain
+        return chain
+
+    def _path(self, network, lane, lane_index, checkpoints) -> tuple:
+        """([lane, successors...], their indices as a tuple): ``lane`` followed by up to 4
+        ``_next_lane`` hops along ``checkpoints``, until LANE_SPACING·P m past its end."""
+        lanes, indices, total = [lane], [lane_index], lane.length
+        for _ in range(4):
+            if total >= lane.length + LANE_SPACING * P:
+                break
+            cur, index = self._successor(network, lanes[-1], indices[-1], checkpoints)
+            if cur is None:
+                break
+            lanes.append(cur)
+            indices.append(index)
+            total += cur.length
+        return lanes, tuple(indices)
+
+    def _successor(self, network, lane, index, checkpoints) -> tuple:
+        """``_next_lane``, kept by (lane index, preferred road); the lane object comes from
+        ``network`` (see ``sides``)."""
+        key = (index, _preferred_road(index[1], checkpoints))
+        if key not in self._next:
+            self._next[key] = _next_lane_to(network, lane, index, key[1])[1]
+        nxt = self._next[key]
+        if nxt is None:
+            return None, None
+        return network.graph[nxt[0]][nxt[1]][nxt[2]], nxt
 
     def sides(self, network, lane, index) -> list:
         """[(lane, index) or None] ×2: the lanes left and right of ``lane`` on its road, decided
@@ -272,13 +303,39 @@ def reference_lanes(v, network, cache: Optional[LaneCache] = None) -> list:
 
 
 @functools.lru_cache(maxsize=None)
-def _straight_local_coordinates():
-    """MetaDrive's ``StraightLane.local_coordinates`` (None without MetaDrive)."""
+def _metadrive_lanes() -> tuple:
+    """MetaDrive's (``StraightLane``, ``CircularLane``) classes ((None, None) without it)."""
     try:
+        from metadrive.component.lane.circular_lane import CircularLane
         from metadrive.component.lane.straight_lane import StraightLane
     except ImportError:
-        return None
-    return StraightLane.local_coordinates
+        return None, None
+    return StraightLane, CircularLane
+
+
+def _straight_local_coordinates():
+    """MetaDrive's ``StraightLane.local_coordinates`` (None without MetaDrive)."""
+    straight = _metadrive_lanes()[0]
+    return None if straight is None else straight.local_coordinates
+
+
+def centre_points(lane, xs: np.ndarray) -> np.ndarray:
+    """``np.asarray([lane.position(x, 0) for x in xs])`` [n, 2]: the centre line at arc
+    lengths ``xs``. For MetaDrive's straight and circular lanes the method's own arithmetic
+    is done on all n at once (the same IEEE double operations in the same order:
+    ``start + x·direction + 0·direction_lateral``, and ``centre + (radius + 0·direction)·
+    (cos φ, sin φ)`` with φ = direction·x / radius + start phase, cos and sin by ``math`` as
+    in the method), instead of n Python calls; other lanes call ``position``."""
+    straight, circular = _metadrive_lanes()
+    method = getattr(type(lane), "position", None)
+    if straight is not None and method is straight.position:
+        return lane.start + xs[:, None] * lane.direction + 0 * lane.direction_lateral
+    if circular is not None and method is circular.position:
+        d, radius, phase = lane.direction, lane.radius, lane.start_phase
+        phi = [d * x / radius + phase for x in xs.tolist()]
+        unit = np.array([(math.cos(f), math.sin(f)) for f in phi], np.float64).reshape(-1, 2)
+        return np.asarray(lane.center, np.float64) + unit * (radius + 0 * d)
+    return np.asarray([lane.position(x, 0) for x in xs])
 
 
 def _projection(lane) -> Optional[tuple]:
@@ -339,35 +396,40 @@ def _fill_lanes_batch(flat, vs, network, origins, rot, cache: LaneCache) -> None
     frame in one vectorised call for all K·R slots (``scene.to_frame``'s arithmetic, per-agent
     pose ``rot`` [K, 2] = cos, sin); absent lanes are zeroed afterwards."""
     plans = [_lane_plan(v, network, cache) for v in vs]
-    flat[:, _TAIL:] = np.array([plan[1] for plan in plans])
     jobs = [(k, job) for k, plan in enumerate(plans) for job in plan[0]]
-    if not jobs:
-        return
+    if jobs:
+        _lanes_in_frame(flat, jobs, len(vs), origins, rot)
+    for row, (_, tail, absent) in zip(flat, plans):
+        row[_TAIL:] = tail
+        for r in absent:  # computed from the point (0, 0)
+            row[_LANE_SLOTS[r]] = 0.0
+
+
+def _lanes_in_frame(flat, jobs, k: int, origins, rot) -> None:
+    """The P points of each job's lane (``_lane_plan``) of K agents, in agent k's frame,
+    written into the lanes of ``flat``; the slots without a job are filled from (0, 0)."""
     xy = origins.tolist()
     s0 = []
-    for k, (_, _, lane, proj) in jobs:
+    for i, (_, _, lane, proj) in jobs:
         if proj is None:
-            s0.append(float(lane.local_coordinates(origins[k])[0]))
+            s0.append(float(lane.local_coordinates(origins[i])[0]))
         else:
-            (x, y), (sx, sy, dx, dy) = xy[k], proj
+            (x, y), (sx, sy, dx, dy) = xy[i], proj
             s0.append((x - sx) * dx + (y - sy) * dy)
-    points = [_NO_POINTS] * (2 * R * len(vs))  # x and y of every slot, in order
-    for s, (k, (r, (cum, _, xs, ys), _, _)) in zip(np.array(s0)[:, None] + _AHEAD, jobs):
-        i = 2 * (R * k + r)
-        points[i], points[i + 1] = _interp(s, cum, xs), _interp(s, cum, ys)
-    world = np.array(points, np.float32).astype(np.float64)  # points pass through float32
-    world = world.reshape(len(vs), R, 2, P)
-    d = world - origins[:, None, :, None]  # float64 [K, R, 2, P]
+    points = [_NO_POINTS] * (2 * R * k)  # x and y of every slot, in order
+    for s, (i, (r, (cum, _, xs, ys), _, _)) in zip(np.add.outer(s0, _AHEAD), jobs):
+        j = 2 * (R * i + r)
+        points[j], points[j + 1] = _interp(s, cum, xs), _interp(s, cum, ys)
+    world = np.array(points, np.float32).reshape(k, R, 2, P)  # points pass through float32
+    d = world - origins[:, None, :, None]  # float64 [K, R, 2, P] (float32 → float64 is exact)
     q = d[:, :, None] * rot[:, None, :, None, None]  # [K, R, cos | sin, dx | dy, P]
-    lanes = flat[:, _LANES].reshape(len(vs), R, P, 2)
+    lanes = flat[:, _LANES].reshape(k, R, P, 2)
     np.add(q[:, :, 0, 0], q[:, :, 1, 1], out=lanes[..., 0])
     np.subtract(q[:, :, 0, 1], q[:, :, 1, 0], out=lanes[..., 1])  # −s·dx + c·dy, the same float
-    for k, (_, _, absent) in enumerate(plans):
-        for r in absent:  # computed from the point (0, 0)
-            lanes[k, r] = 0.0
 
 
 _LANES = field_slice("lanes")
+_LANE_SLOTS = [slice(_LANES.start + 2 * P * r, _LANES.start + 2 * P * (r + 1)) for r in range(R)]
 _NO_POINTS = np.zeros(P)  # stands for an absent lane (its slot is zeroed afterwards)
 
 
@@ -388,8 +450,11 @@ def fill_lanes(
 
 
 def _rotations(headings: np.ndarray) -> np.ndarray:
-    """[K, 2] cos and sin of K headings (np.cos / np.sin of the array, then copied)."""
-    return np.array((np.cos(headings), np.sin(headings))).T
+    """[K, 2] cos and sin of K headings (np.cos / np.sin of the array)."""
+    rot = np.empty((len(headings), 2))
+    np.cos(headings, out=rot[:, 0])
+    np.sin(headings, out=rot[:, 1])
+    return rot
 
 
 def _neighbor_rows(vid: str, vehicles, histories: Histories, origin) -> np.ndarray:
@@ -434,8 +499,8 @@ _XV_YV = np.array([0, 3, 1, 4])  # columns [x, vx, y, vy] of a [x, y, h, vx, vy]
 _X_VX_OUT, _Y_VY_OUT = slice(0, 6, 4), slice(1, 6, 4)  # columns 0, 4 and 1, 5 of agent_hist
 
 
-def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
-    """Rows [K, 1 + n] of ``histories.stack``: agent k's own row, then its nearest other
+def _neighbor_table(vs, vehicles, histories: Histories, me: list, origins) -> tuple:
+    """Rows [K, 1 + n] of ``histories.stack``: agent k's own row ``me[k]``, then its nearest other
     vehicles within NEIGHBOR_RADIUS, nearest first (ties in the order of ``vehicles``), n
     (<= N) the most any agent has; and the number of filled slots of each agent (list of K;
     an empty slot holds the row of a vehicle beyond NEIGHBOR_RADIUS: the caller zeroes it).
@@ -452,10 +517,10 @@ def _neighbor_table(vs, vehicles, histories: Histories, me, origins) -> tuple:
         cols = np.array([index[o.id] for o in vehicles if o.id in index], np.intp)
         pos = histories.stack[cols, -1, :2]
     if not len(pos):
-        return me[:, None], [0] * len(vs)
+        return np.array(me, np.intp)[:, None], [0] * len(vs)
     diff = pos[None] - origins[:, None]  # [K, V, 2]
     dist = np.hypot(diff[..., 0], diff[..., 1])
-    own, ids = me.tolist(), None if recorded else cols.tolist()
+    own, ids = me, None if recorded else cols.tolist()
     orders, near = [], []
     for row, o in zip(dist.tolist(), own):
         for i in (o,) if recorded else [i for i, c in enumerate(ids) if c == o]:
@@ -519,7 +584,7 @@ def scene_batch(
     the cost of the call): every frame change is one vectorised call for all K agents,
     only lane look-ups and neighbour selection loop over agents."""
     flat = np.zeros((len(vs), scene.OBS_DIM))  # float64 until the end: no cast per write
-    me = np.array([histories.index[v.id] for v in vs], np.intp)
+    me = [histories.index[v.id] for v in vs]  # rows of the agents (a list of K)
     current = histories.stack[me, -1]
     origins, headings = current[:, :2], current[:, 2]
     rot = _rotations(headings)

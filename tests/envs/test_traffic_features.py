@@ -145,3 +145,63 @@ def test_straight_lane_projection_is_metadrives_local_coordinates():
             want = lane.local_coordinates(np.array([x, y]))[0]
             assert (x - sx) * dx + (y - sy) * dy == want  # bit for bit
     assert features._projection(Lane((0, 0), (1, 0))) is None  # not MetaDrive's: its own method
+
+
+def test_preferred_road_is_the_node_after_the_lane_end_on_the_route():
+    assert features._preferred_road("B", ["A", "B", "C"]) == "C"
+    assert features._preferred_road("C", ["A", "B", "C"]) is None  # end of the route
+    assert features._preferred_road("X", ["A", "B", "C"]) is None  # off the route
+    assert features._preferred_road("B", None) is None
+
+
+def test_routes_through_the_same_lanes_share_one_chain(road):
+    """Chains are kept by their lanes' indices: a route that only differs before the lane
+    (or after the chain's reach) gets the very chain of the first route, one that turns
+    elsewhere gets its own, and both equal a fresh cache's."""
+    network, a0, _ = road
+    cache = features.LaneCache()
+    first = cache.chain_xy(network, a0, ("A", "B", 0), ["A", "B", "C"])
+    same = cache.chain_xy(network, a0, ("A", "B", 0), ["S", "A", "B", "C"])
+    turn = cache.chain_xy(network, a0, ("A", "B", 0), ["A", "B", "D"])
+    assert same is first and turn is not first
+    for route, got in ((["S", "A", "B", "C"], same), (["A", "B", "D"], turn)):
+        want = features.LaneCache().chain_xy(network, a0, ("A", "B", 0), route)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    np.testing.assert_allclose(turn[1][-1], [10.0, -50.0])  # ends on B->D
+
+
+def test_rotations_are_numpys_cos_and_sin_bit_for_bit():
+    rng = np.random.default_rng(6)
+    for k in (1, 2, 3, 7):
+        h = rng.uniform(-10, 10, k)
+        want = np.array((np.cos(h), np.sin(h))).T
+        np.testing.assert_array_equal(features._rotations(h).view(np.uint64), want.view(np.uint64))
+
+
+def test_centre_points_are_metadrives_lane_positions_bit_for_bit():
+    """The vectorised centre line of MetaDrive's straight and circular lanes is the list of
+    ``lane.position(x, 0)``, bit for bit; other lanes use their own method."""
+    pytest.importorskip("metadrive")
+    from metadrive.component.lane.circular_lane import CircularLane
+    from metadrive.component.lane.straight_lane import StraightLane
+
+    rng = np.random.default_rng(7)
+    lanes = [StraightLane(rng.uniform(-300, 300, 2), rng.uniform(-300, 300, 2)) for _ in range(20)]
+    lanes += [StraightLane([0, 0], [10, 0]), StraightLane([5, -3], [5, 40])]  # int starts
+    lanes += [
+        CircularLane(rng.uniform(-200, 200, 2), r, phase, angle, clockwise)
+        for r, phase, angle, clockwise in zip(
+            rng.uniform(3, 40, 20),
+            rng.uniform(-7, 7, 20),
+            rng.uniform(0.2, 3.1, 20),
+            rng.integers(0, 2, 20).astype(bool),
+        )
+    ]
+    lanes += [Lane((0, 0), (3, 4))]  # not MetaDrive's: its own position
+    for lane in lanes:
+        xs = np.linspace(0.0, lane.length, max(2, int(np.ceil(lane.length)) + 1))
+        want = np.asarray([lane.position(x, 0) for x in xs], np.float64)
+        got = features.centre_points(lane, xs)
+        assert got.shape == want.shape and got.dtype == np.float64
+        np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
