@@ -162,15 +162,37 @@ def scored(score, data) -> np.ndarray:
         return score(scene_tensors(data[0])).numpy()
 
 
+CRITICAL_REGRET = 20.0
+"""IL's choice is this far below the best return only if its forecast collides and a
+candidate's does not: RIFT's collision reward is −(20 + |v|) (``DenseRewardModel``), every
+other term of a step is a few units at most. These are the states the DS headroom lives in."""
+
+
 def row_stats(scores_list, data, il_regret):
-    """Top-1, share of IL regret closed (mean over the scorers given), and per-episode mean
-    regret differences to IL averaged over those scorers."""
+    """Top-1, share of IL regret closed on all states and on the critical ones (one value per
+    scorer given), and per-episode mean regret differences to IL averaged over the scorers."""
     _, R, V, E = data
     res = [regret(R, V, s) for s in scores_list]
     top1 = float(np.mean([t.mean() for _, t in res]))
     closed = [regret_closed(g, il_regret) for g, _ in res]
+    crit = il_regret >= CRITICAL_REGRET
+    critical = [regret_closed(g[crit], il_regret[crit]) for g, _ in res]
     per_ep = np.mean([per_group_means(g - il_regret, E) for g, _ in res], axis=0)
-    return top1, closed, per_ep
+    return top1, closed, critical, per_ep
+
+
+CLOSED_LOOP_KEYS = ("cbv_ds", "rp", "collided")  # driving score %, route progress m, % collided
+
+
+def drive(score, a) -> dict:
+    """Block means of the RIFT runs' held-out evaluation (evaluate_policy: the same scenarios,
+    blocks and seeds as ``regrl eval``) with the greedy candidate of ``score``."""
+    from regrl.trainers.traffic.evaluation import eval_options, evaluate_policy, scorer_policy
+
+    opts = eval_options({"episodes": a.closed_loop, "blocks": 3, "demos": a.demos}, None)
+    env = dict(family=a.family, planner=a.planner, action_mode="candidate")
+    res = evaluate_policy(env, scorer_policy(lambda s: score(s).detach()), opts)
+    return {k: float(res["mean"][k]) for k in CLOSED_LOOP_KEYS}
 
 
 def checkpoints(sweeps):
@@ -207,6 +229,15 @@ def main() -> None:
     ap.add_argument("--fit-seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument(
+        "--closed-loop",
+        type=int,
+        default=0,
+        metavar="EPISODES",
+        help="also drive the held-out evaluation of the RIFT runs (this many episodes in 3 "
+        "blocks, scenarios 1000+) with IL and with each fitted scorer: its driving score",
+    )
+    ap.add_argument("--demos", default="runs/rift_headroom/dense/demos.npz")
     ap.add_argument("--out", default="docs/rift_scorer_capacity")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -227,7 +258,9 @@ def main() -> None:
             "train states": "—",
             "top1_heldout": float((il_held <= 1e-9).mean()),
             "closed": [0.0],
+            "critical": [0.0],
             "delta": None,
+            "closed_loop": [drive(il_scores, a)] if a.closed_loop else [],
         }
     ]
     for sweep, trial, ck in checkpoints(a.sweeps):
@@ -235,13 +268,14 @@ def main() -> None:
 
         module = load_module(ck, "cbv")
         sc = scored(lambda s, m=module: m.planner(s, with_traj=False)["logits"], held)
-        top1, closed, per_ep = row_stats([sc], held, il_held)
+        top1, closed, critical, per_ep = row_stats([sc], held, il_held)
         rows.append(
             {
                 "scorer": f"RIFT {sweep} {trial} ({Path(ck).name})",
                 "train states": "RL",
                 "top1_heldout": top1,
                 "closed": closed,
+                "critical": critical,
                 "delta": t_interval(list(per_ep)),
             }
         )
@@ -252,22 +286,27 @@ def main() -> None:
         il_train = regret(train[1], train[2], scored(il_scores, train))[0]
         for kind in a.fits:
             held_scores, train_closed, t1 = [], [], time.time()
+            driven = []
             for seed in range(a.fit_seeds):
                 score = fit(il, kind, train, a.epochs, a.lr, seed)
                 held_scores.append(scored(score, held))
+                if a.closed_loop:
+                    driven.append(drive(score, a))
                 train_closed.append(
                     regret_closed(regret(train[1], train[2], scored(score, train))[0], il_train)
                 )
-            top1, closed, per_ep = row_stats(held_scores, held, il_held)
+            top1, closed, critical, per_ep = row_stats(held_scores, held, il_held)
             rows.append(
                 {
                     "scorer": f"fit: {kind}",
                     "train states": f"{len(train[0])} ({n} episodes)",
                     "top1_heldout": top1,
                     "closed": closed,
+                    "critical": critical,
                     "closed_train": train_closed,
                     "delta": t_interval(list(per_ep)),
                     "seconds": time.time() - t1,
+                    "closed_loop": driven,
                 }
             )
             print(
@@ -275,10 +314,15 @@ def main() -> None:
                 f"held-out {np.mean(closed):+.3f} ({time.time() - t1:.0f} s)",
                 flush=True,
             )
-    write(rows, a, len(held[0]), time.time() - t0)
+    crit = il_held >= CRITICAL_REGRET
+    note = (
+        f"{crit.sum()} of {len(crit)} held-out states ({100 * crit.mean():.1f} %), "
+        f"{100 * il_held[crit].sum() / il_held.sum():.0f} % of IL's held-out regret"
+    )
+    write(rows, a, len(held[0]), time.time() - t0, note)
 
 
-def write(rows, a, n_held, seconds) -> None:
+def write(rows, a, n_held, seconds, critical_note: str) -> None:
     head = (
         f"# Can the scoring head learn RIFT's ranking? (generated by benchmarks/rift_scorer_capacity.py)\n\n"
         f"Family `{a.family}`, stage 1 `{a.planner}`; IL-only rollouts; held-out: {a.heldout_episodes} episodes "
@@ -286,19 +330,52 @@ def write(rows, a, n_held, seconds) -> None:
         f"states: scenarios {TRAIN_ENV_SEED}+. Fits: listwise cross-entropy to softmax(R_g), {a.epochs} epochs, "
         f"Adam lr {a.lr}, minibatch {MINIBATCH}, {a.fit_seeds} fit seeds (mean shown; the held-out closure's "
         f"interval is over fit seeds). Δ regret: held-out per-episode mean regret − IL's, 95 % t over episodes "
-        f"(negative = better than IL). {seconds / 60:.0f} min on the 2 shared cores.\n\n"
-        "| scorer | trained on | held-out top-1 = best return | regret closed, train | regret closed, held-out | Δ regret vs IL, held-out |\n"
-        "|---|---|---|---|---|---|\n"
+        f"(negative = better than IL). Critical states: IL's choice trails the best return by ≥ "
+        f"{CRITICAL_REGRET:g} (a forecast collision that another candidate avoids); {critical_note}. "
+        f"{seconds / 60:.0f} min on the 2 shared cores.\n\n"
+        "| scorer | trained on | held-out top-1 = best return | regret closed, train | regret closed, held-out | "
+        "regret closed, held-out critical states | Δ regret vs IL, held-out |\n"
+        "|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in rows:
         ct = r.get("closed_train")
         ct = "—" if ct is None else fmt(*t_interval(ct))
         ch = fmt(*t_interval(r["closed"])) if len(r["closed"]) > 1 else fmt(r["closed"][0], None)
+        cc = (
+            fmt(*t_interval(r["critical"]))
+            if len(r["critical"]) > 1
+            else fmt(r["critical"][0], None)
+        )
         d = "—" if r["delta"] is None else fmt(*r["delta"])
         lines.append(
-            f"| {r['scorer']} | {r['train states']} | {r['top1_heldout']:.3f} | {ct} | {ch} | {d} |"
+            f"| {r['scorer']} | {r['train states']} | {r['top1_heldout']:.3f} | {ct} | {ch} | {cc} | {d} |"
         )
+    il_loop = rows[0]["closed_loop"]
+    if il_loop:
+        lines += [
+            "",
+            f"Closed loop ({a.closed_loop} held-out episodes, the RIFT runs' evaluation): "
+            "each fitted scorer drives every CBV (greedy candidate); difference to IL only per fit "
+            "seed, 95 % t over fit seeds (* = excludes 0).",
+            "",
+            "| scorer | trained on | DS % | DS − IL | RP m | RP − IL | collided % | collided − IL |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            if not r.get("closed_loop"):
+                continue
+            cells = []
+            for k in CLOSED_LOOP_KEYS:
+                vals = [x[k] for x in r["closed_loop"]]
+                d = [v - il_loop[0][k] for v in vals]
+                m, h = t_interval(d)
+                star = " *" if h is not None and abs(m) > h else ""
+                cells += [
+                    fmt(*t_interval(vals), digits=1, signed=False),
+                    "—" if r is rows[0] else fmt(m, h, digits=1) + star,
+                ]
+            lines.append(f"| {r['scorer']} | {r['train states']} | " + " | ".join(cells) + " |")
     write_text_atomic(Path(a.out + ".md"), head + "\n".join(lines) + "\n")
     write_text_atomic(Path(a.out + ".json"), json.dumps(rows, indent=1, default=float) + "\n")
     print(head + "\n".join(lines))
