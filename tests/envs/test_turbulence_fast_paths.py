@@ -37,12 +37,12 @@ def test_large_grid_keeps_the_direct_sums():
     torch.testing.assert_close(z[:, 0] + 2 * z[:, 1:].sum(1), sim.enstrophy(), rtol=1e-12, atol=0)
 
 
-def _field_run(track: bool) -> torch.Tensor:
+def _field_run(track: bool, batch: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(2)
-    field = upsample_agent_actions(2e-3 * torch.rand(2, 4, 4, generator=gen, dtype=D), 32)
+    field = upsample_agent_actions(2e-3 * torch.rand(batch, 4, 4, generator=gen, dtype=D), 32)
     if track:  # autograd records: the step builds its grid arrays out of place
         field.requires_grad_(True)
-    sim = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=2, seed=3)
+    sim = Turbulence2D(32, nu=1e-3, alpha=0.1, dt=2e-3, batch=batch, seed=3)
     sim.step(2)  # bare steps first: the spectral history, then the switch to the grid one
     sim.step(5, eddy_viscosity=StrainScaled(field))
     sim.step(2, eddy_viscosity=0.01)  # a uniform viscosity continues with the grid history
@@ -52,9 +52,10 @@ def _field_run(track: bool) -> torch.Tensor:
     return sim.omega.detach()
 
 
-def test_kept_work_arrays_give_the_out_of_place_step():
+@pytest.mark.parametrize("batch", [2, 20])  # 20: arrays over 256 KiB, allocated per step
+def test_kept_work_arrays_give_the_out_of_place_step(batch):
     # the products of a step must not overwrite the AB2 history they alternate with
-    kept, fresh = _field_run(track=False), _field_run(track=True)
+    kept, fresh = _field_run(track=False, batch=batch), _field_run(track=True, batch=batch)
     assert (kept - fresh).abs().max() < 1e-12 * fresh.abs().max()
 
 
