@@ -186,12 +186,12 @@ def main() -> None:
     print(
         f"  candidate mode, same loop (best round): MetaDrive step "
         f"{1e3 * cand_cpu['metadrive']:.2f} ms, wrapper code around it "
-        f"{1e3 * cand_cpu['wrapper']:.2f} ms per step (+{100 * cand_share:.0f}%)"
+        f"{1e3 * cand_cpu['wrapper']:.2f} ms per step (+{100 * cand_share:.1f}%)"
     )
     print(
         f"  raw mode, same loop (best round): MetaDrive step {1e3 * cpu['metadrive']:.2f} ms, "
         f"wrapper code around it {1e3 * cpu['wrapper']:.2f} ms per step "
-        f"(+{100 * share:.0f}% of MetaDrive's step)"
+        f"(+{100 * share:.1f}% of MetaDrive's step)"
     )
 
 

@@ -500,13 +500,12 @@ _X_VX_OUT, _Y_VY_OUT = slice(0, 6, 4), slice(1, 6, 4)  # columns 0, 4 and 1, 5 o
 
 
 def _neighbor_table(vs, vehicles, histories: Histories, me: list, origins) -> tuple:
-    """Rows [K, 1 + n] of ``histories.stack``: agent k's own row ``me[k]``, then its nearest other
-    vehicles within NEIGHBOR_RADIUS, nearest first (ties in the order of ``vehicles``), n
-    (<= N) the most any agent has; and the number of filled slots of each agent (list of K;
-    an empty slot holds the row of a vehicle beyond NEIGHBOR_RADIUS: the caller zeroes it).
+    """Rows [K, 1 + n] of ``histories.stack``: agent k's own row ``me[k]``, then its nearest
+    other vehicles within NEIGHBOR_RADIUS, nearest first (ties in the order of ``vehicles``),
+    n (<= N) the most any agent has; and the number of filled slots of each agent (list of K;
+    an empty slot holds the agent's own row: the caller zeroes it).
     The same selection as ``_neighbor_rows``, with one distance matrix for all agents and
-    each row sorted in Python (stable, like ``argsort(kind="stable")``; numpy's per-call
-    overhead dominates rows of a few vehicles). ``vehicles`` that is the very list last
+    each row's nearest found by ``_nearest``. ``vehicles`` that is the very list last
     recorded (``Histories.vehicles``, not mutated since) is taken as the rows of
     ``histories.stack`` in order, without looking up its ids."""
     recorded = vehicles is histories.vehicles and len(vehicles) == len(histories.ids)
@@ -525,26 +524,25 @@ def _neighbor_table(vs, vehicles, histories: Histories, me: list, origins) -> tu
     for row, o in zip(dist.tolist(), own):
         for i in (o,) if recorded else [i for i, c in enumerate(ids) if c == o]:
             row[i] = math.inf  # not its own neighbour
-        order = _stable_order(row)[:N]
-        filled = 0
-        for i in order:  # the sorted distances within the radius are a prefix
-            if not row[i] <= NEIGHBOR_RADIUS:
-                break
-            filled += 1
+        order = _nearest(row, NEIGHBOR_RADIUS, N)
         orders.append(order)
-        near.append(filled)
+        near.append(len(order))
     n = max(near)
     if not recorded:
         orders = [[ids[i] for i in order] for order in orders]
-    return np.array([[o] + order[:n] for o, order in zip(own, orders)], np.intp), near
+    # slots beyond an agent's neighbours hold its own row (the caller zeroes them)
+    return np.array(
+        [[o] + order + [o] * (n - len(order)) for o, order in zip(own, orders)], np.intp
+    ), near
 
 
-def _stable_order(row: list) -> list:
-    """``np.argsort(row, kind="stable")`` of a list of floats (NaN last, as numpy sorts)."""
-    total = sum(row)
-    if total != total:  # a NaN (distances are >= 0, so inf − inf cannot occur)
-        return np.argsort(row, kind="stable").tolist()
-    return sorted(range(len(row)), key=row.__getitem__)
+def _nearest(row: list, radius: float, n: int) -> list:
+    """Indices of the (at most n) smallest entries of ``row`` that are <= ``radius``, smallest
+    first, ties in index order: the within-radius prefix of ``np.argsort(row, kind="stable")``
+    cut at n (NaN is never within). Sorting only the entries within the radius, in Python:
+    numpy's per-call overhead dominates rows of a few vehicles."""
+    within = [i for i, x in enumerate(row) if x <= radius]
+    return sorted(within, key=row.__getitem__)[:n]  # sorted is stable
 
 
 # agent_hist (H rows) and the N neighbours' histories are adjacent in the flat observation,

@@ -104,12 +104,35 @@ def test_scene_obs_in_the_agent_frame(road):
     assert scene.flatten(o).shape == (scene.OBS_DIM,)
 
 
-def test_stable_order_is_numpys_stable_argsort():
+def test_nearest_is_the_within_radius_prefix_of_numpys_stable_argsort():
     rng = np.random.default_rng(3)
     rows = [rng.integers(0, 4, 12).astype(float).tolist() for _ in range(20)]  # many ties
     rows += [[2.0, math.nan, 1.0, math.inf, 1.0, math.nan, 0.0]]  # NaN sorts last in numpy
+    rows += [rng.uniform(0, 80, 15).tolist() for _ in range(20)]
     for row in rows:
-        assert features._stable_order(row) == np.argsort(row, kind="stable").tolist()
+        for radius, n in ((2.0, 3), (50.0, 10), (math.inf, 4), (-1.0, 5)):
+            want = [i for i in np.argsort(row, kind="stable") if row[i] <= radius][:n]
+            assert features._nearest(row, radius, n) == want
+
+
+def test_neighbor_table_is_the_per_agent_selection():
+    """The batched neighbour rows equal ``_neighbor_rows`` (numpy's stable argsort per agent)
+    for the recorded vehicle list and for another list of the same vehicles, with ties."""
+    rng = np.random.default_rng(8)
+    for _ in range(30):
+        xy = rng.integers(-30, 31, (14, 2)) * 4.0  # on a grid: equal distances are common
+        vs = [vehicle(f"v{i}", x, y) for i, (x, y) in enumerate(xy)]
+        hist = features.Histories()
+        hist.record(vs)
+        agents = vs[:3]
+        me = [hist.index[v.id] for v in agents]
+        origins = hist.stack[me, -1, :2]
+        for listed in (vs, vs[::-1][:10]):  # the recorded list, and another one
+            rows, near = features._neighbor_table(agents, listed, hist, me, origins)
+            for k, v in enumerate(agents):
+                want = features._neighbor_rows(v.id, listed, hist, origins[k])
+                assert rows[k, 0] == me[k] and near[k] == len(want)
+                assert rows[k, 1 : 1 + near[k]].tolist() == want.tolist()
 
 
 def test_kept_lane_plan_follows_the_vehicles_lane_and_route(road):
