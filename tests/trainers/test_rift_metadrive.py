@@ -30,6 +30,7 @@ def test_one_rift_iteration_on_metadrive_then_eval(ray_session, tmp_path):
     m = result.metrics
     assert result.iteration == 1 and m["env/env_steps_total"] >= 32
     assert math.isfinite(m["learner/policy_loss"]) and "learner/dual_clip_frac" in m
+    assert 0.0 <= m["learner/top1_best"] <= 1.0  # the ranking metric reaches the results
     from regrl.trainers.checkpoint import latest_checkpoint
     from regrl.trainers.evaluate import load_module
 
