@@ -70,6 +70,13 @@ class ModelConfig:
     """A policy file (weights-only ``.pt`` with its JSON sidecar, ``trainers/rllib/policy_file.py``)
     whose weights the policy and value networks start from (after ``action_init_*``), e.g. a
     shipped SMARL policy to fine-tune or the supervised closure. null: fresh initialisation."""
+    trainable: Optional[Literal["head", "scorer"]] = None
+    """RIFT's candidate scorer (``rift_metadrive`` in candidate mode) only: which of the stage-1
+    planner's weights fine-tuning trains. ``head`` (null means the same): only the scoring
+    head ``pi_head``, RIFT's ``trainable_layers``; ``scorer``: also the encoders, context,
+    mode embeddings and decoder that compute the head's features (the trajectory head stays
+    frozen; the env's candidates come from the frozen stage-1 planner either way).
+    docs/rift.md, "Can the scoring head learn RIFT's ranking?", says why."""
 
     def __post_init__(self) -> None:
         _require(

@@ -47,3 +47,25 @@ def test_one_rift_iteration_on_metadrive_then_eval(ray_session, tmp_path):
         assert key in saved["mean"], key
     assert saved["mean"]["rp"] > 0 and report["table"] == "eval.md"
     assert "| RIFT | 1 |" in (result.run_dir / "eval.md").read_text()
+
+
+def test_model_trainable_scorer_fine_tunes_the_scorer_but_not_the_trajectory_head(
+    ray_session, tmp_path
+):
+    torch.manual_seed(0)
+    planner = tmp_path / "planner.pt"
+    save_planner(planner, Planner(scene_planner_config(num_modes=4, dim=8)))
+    cfg = load_config(
+        CONFIGS / "rift_ci.yaml",
+        [f"runs_root={tmp_path}", f"env.kwargs.planner={planner}", "model.trainable=scorer"],
+    )
+    result = train(cfg, progress=False)
+    from regrl.trainers.checkpoint import latest_checkpoint
+    from regrl.trainers.evaluate import load_module
+
+    before = torch.load(planner, weights_only=True)["state_dict"]
+    after = load_module(latest_checkpoint(result.run_dir), "cbv").planner.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("pi_head.") for k in moved), moved
+    assert any(k.startswith(("agent_enc.", "decoder.")) for k in moved), moved
+    assert not any(k.startswith("traj_head.") for k in moved), moved

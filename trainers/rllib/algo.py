@@ -7,7 +7,7 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.tune.registry import register_env
 
 from regrl.agents.objectives.terms import needs
-from regrl.trainers.config import ExperimentConfig, to_dict
+from regrl.trainers.config import ConfigError, ExperimentConfig, to_dict
 from regrl.trainers.envs import ENVS, MODULE_SPECS, env_entry, make_env
 from regrl.trainers.rllib.callbacks import RegrlCallbacks
 from regrl.trainers.rllib.data_parallel import RegrlLearnerGroup
@@ -37,6 +37,11 @@ def _custom_module(
     config: PPOConfig, cfg: ExperimentConfig, module_id: str, multi_agent: bool
 ) -> PPOConfig:
     spec = MODULE_SPECS.get(cfg.env.name)(cfg) if cfg.env.name in MODULE_SPECS else None
+    if spec is None and cfg.env.name not in MODULE_SPECS and cfg.model.trainable is not None:
+        raise ConfigError(
+            f"model.trainable applies to RIFT's candidate scorer (rift_metadrive) only, not "
+            f"{cfg.env.name}: remove it"
+        )
     if spec is None:  # RLlib's default MLP, with the configured initial policy if any
         spec = init_module_spec(cfg.model)
     if spec is None:

@@ -21,15 +21,32 @@ from regrl.trainers.traffic.planner_io import (
     scene_tensors,
 )
 
+FROZEN_FOR_SCORES = ("traj_head.",)
+"""Planner weights the candidate logits do not depend on: the trajectory head decodes the
+candidates, which the env takes from its own frozen copy of the stage-1 planner."""
+
+
+def trainable_filter(trainable: str):
+    """Parameter-name predicate of the weights a fine-tune trains: ``head`` = RIFT's
+    ``trainable_layers: ["planning_decoder.pi_head"]``; ``scorer`` = everything the logits
+    depend on."""
+    if trainable == "head":
+        return lambda name: name.startswith("pi_head.")
+    if trainable == "scorer":
+        return lambda name: not name.startswith(FROZEN_FOR_SCORES)
+    raise ValueError(f"model.trainable must be head or scorer, got {trainable!r}")
+
 
 class CandidateScorerModule(TorchRLModule, ValueFunctionAPI):
     """The RIFT policy: logits over the G = R·M candidates of the frozen stage-1 planner.
 
-    Only ``planner.pi_head`` is trainable (RIFT's ``trainable_layers``, docs/methods.md#rift-planner).
-    ``model_config``: ``planner`` (path of planner.pt, loaded at construction when present;
-    a restored checkpoint overwrites every weight anyway), ``planner_config`` (its
-    PlannerConfig as a dict) and ``greedy_rollout`` (execute the argmax candidate, as RIFT
-    does; false samples from the categorical). RIFT has no critic: values are 0.
+    Only ``planner.pi_head`` is trainable (RIFT's ``trainable_layers``, docs/methods.md#rift-planner)
+    unless ``trainable`` is ``scorer``: then every weight the logits depend on (all but the
+    trajectory head). ``model_config``: ``planner`` (path of planner.pt, loaded at
+    construction when present; a restored checkpoint overwrites every weight anyway),
+    ``planner_config`` (its PlannerConfig as a dict), ``trainable`` (head | scorer) and
+    ``greedy_rollout`` (execute the argmax candidate, as RIFT does; false samples from the
+    categorical). RIFT has no critic: values are 0.
     """
 
     def setup(self) -> None:
@@ -38,8 +55,9 @@ class CandidateScorerModule(TorchRLModule, ValueFunctionAPI):
         path = mc.get("planner")
         if path and Path(path).is_file():
             self.planner.load_state_dict(load_planner(path).state_dict())
+        trains = trainable_filter(mc.get("trainable") or "head")
         for name, p in self.planner.named_parameters():
-            p.requires_grad_(name.startswith("pi_head."))
+            p.requires_grad_(trains(name))
         self.greedy = bool(mc.get("greedy_rollout", True))
 
     def _forward(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
@@ -67,6 +85,11 @@ def rift_module_spec(cfg):
 
     kw = dict(cfg.env.kwargs)
     if kw.get("action_mode", "candidate") != "candidate":
+        if cfg.model.trainable is not None:
+            raise ValueError(
+                "model.trainable applies to RIFT's candidate scorer only; in raw action mode "
+                "the whole MLP trains (remove model.trainable)"
+            )
         return None
     if "planner" not in kw:
         raise ValueError(
@@ -81,6 +104,7 @@ def rift_module_spec(cfg):
         model_config={
             "planner": str(path),
             "planner_config": asdict(planner.config),
+            "trainable": cfg.model.trainable or "head",
             "greedy_rollout": True,
         },
     )
