@@ -52,3 +52,22 @@ def test_trainable_is_checked_in_the_config_and_refused_outside_the_candidate_sc
     cfg = config_from_dict({"env": {"name": "CartPole-v1"}, "model": {"trainable": "scorer"}})
     with pytest.raises(ConfigError, match="candidate scorer"):
         build_algorithm_config(cfg)
+
+
+def test_tables_name_a_scorer_trainable_run_apart_from_rift():
+    from regrl.trainers.traffic.evaluation import method_name
+
+    def cfg(**model):
+        return config_from_dict(
+            {
+                "env": {"name": "rift_metadrive", "kwargs": {"planner": "p.pt"}},
+                "objective": {
+                    "advantages": {"estimator": "candidates"},
+                    "terms": [{"name": "candidate_policy", "dual_clip": 3.0}],
+                },
+                "model": model,
+            }
+        )
+
+    assert method_name(cfg()) == "RIFT" == method_name(cfg(trainable="head"))
+    assert method_name(cfg(trainable="scorer")) == "RIFT (scorer trainable)"

@@ -189,15 +189,17 @@ def run_policy(run_dir: Path, cfg, ckpt: Path) -> Policy:
 
 
 def method_name(cfg) -> str:
-    """Label of a run in tables: IL only / PPO / GRPO+KL / demo-KL / RIFT (from its terms)."""
+    """Label of a run in tables: IL only / PPO / GRPO+KL / demo-KL / RIFT (from its terms),
+    with " (scorer trainable)" when ``model.trainable`` is ``scorer``."""
     if dict(cfg.env.kwargs).get("action_mode", "candidate") == "raw":
         return "PPO (raw actions)"
+    suffix = " (scorer trainable)" if cfg.model.trainable == "scorer" else ""
     for t in cfg.objective.terms:
         if t.name == "candidate_policy":
             p = t.params
             if p.kl_coeff > 0:
-                return "demo-KL" if p.kl == "demo" else "GRPO+KL"
-            return "RIFT" if p.dual_clip else "RIFT w/o dual clip"
+                return ("demo-KL" if p.kl == "demo" else "GRPO+KL") + suffix
+            return ("RIFT" if p.dual_clip else "RIFT w/o dual clip") + suffix
     return cfg.name
 
 
