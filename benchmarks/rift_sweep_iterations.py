@@ -20,6 +20,7 @@ COLUMNS = (
     ("learner/dual_clip_frac", "dual-clipped share", "{:.4f}"),
     ("learner/kl_to_il", "KL(π‖π_IL)", "{:.3f}"),
     ("learner/neg_ratio_max", "max ratio, A<0", "{:.2f}"),
+    ("learner/top1_best", "greedy = best return", "{:.3f}"),  # runs from its introduction on
 )
 
 
@@ -40,12 +41,13 @@ def table(arms: dict) -> str:
     for arm, seeds in arms.items():
         if not any(COLUMNS[1][0] in it for s in seeds for it in s):
             continue  # no candidate policy (PPO on raw actions)
+        columns = [c for c in COLUMNS if any(c[0] in it for s in seeds for it in s)]
         out += [f"**{arm}** ({len(seeds)} seeds; mean over seeds, min–max in brackets)", ""]
-        out += ["| iteration | " + " | ".join(c[1] for c in COLUMNS) + " |"]
-        out += ["|---|" + "---|" * len(COLUMNS)]
+        out += ["| iteration | " + " | ".join(c[1] for c in columns) + " |"]
+        out += ["|---|" + "---|" * len(columns)]
         for i in range(min(len(s) for s in seeds)):
             cells = []
-            for key, _, fmt in COLUMNS:
+            for key, _, fmt in columns:
                 vals = np.array([s[i].get(key, np.nan) for s in seeds], float)
                 cells.append(
                     f"{fmt.format(np.nanmean(vals))} [{fmt.format(np.nanmin(vals))}–"
