@@ -515,8 +515,8 @@ def _neighbor_table(vs, vehicles, histories: Histories, me: list, origins) -> tu
         index = histories.index
         cols = np.array([index[o.id] for o in vehicles if o.id in index], np.intp)
         pos = histories.stack[cols, -1, :2]
-    if not len(pos):
-        return np.array(me, np.intp)[:, None], [0] * len(vs)
+    if not len(pos) or not len(me):  # no vehicle recorded, or no agent asking (K = 0)
+        return np.array(me, np.intp).reshape(-1, 1), [0] * len(vs)
     diff = pos[None] - origins[:, None]  # [K, V, 2]
     dist = np.hypot(diff[..., 0], diff[..., 1])
     own, ids = me, None if recorded else cols.tolist()

@@ -135,6 +135,17 @@ def test_neighbor_table_is_the_per_agent_selection():
                 assert rows[k, 1 : 1 + near[k]].tolist() == want.tolist()
 
 
+def test_neighbor_table_of_no_agents_is_empty():
+    """K = 0 (every CBV done while the scene still has vehicles): no rows, not a crash (a RIFT
+    sweep's env runner died on max() of an empty list here)."""
+    vs = [vehicle(f"v{i}", 4.0 * i, 0.0) for i in range(3)]
+    hist = features.Histories()
+    hist.record(vs)
+    for listed in (vs, vs[:2]):
+        rows, near = features._neighbor_table([], listed, hist, [], np.zeros((0, 2)))
+        assert rows.shape == (0, 1) and near == []
+
+
 def test_kept_lane_plan_follows_the_vehicles_lane_and_route(road):
     """A LaneCache reused step after step gives the scene of a fresh cache when the vehicle
     changes lane or is given a new route (the per-vehicle plan is not stale)."""
