@@ -45,10 +45,12 @@ import torch.nn as nn
 from regrl.agents.models.planner import POS_SCALE
 from regrl.envs.traffic.scene import DT
 from regrl.files import write_text_atomic
+from regrl.trainers.checkpoint import latest_checkpoint
 from regrl.trainers.stats import t_interval
 from regrl.trainers.traffic.env_factory import make_rift_env
 from regrl.trainers.traffic.planner_io import load_planner, scene_tensors
 from regrl.trainers.traffic.ranking import listwise_target, per_group_means, regret, regret_closed
+from regrl.trainers.traffic.scorer_module import trainable_filter
 
 TRAIN_ENV_SEED, HELDOUT_ENV_SEED = 0, 1000  # the scenarios of demos/stage 1/RL vs evaluation
 FUTURE_STEPS = torch.arange(4, 40, 5)  # 8 of the candidate's 40 steps (0.5 s apart)
@@ -120,8 +122,9 @@ def make_scorer(il, kind: str):
     """(score function, trainable parameters) of a copy of the IL planner."""
     net = copy.deepcopy(il)
     inter = Interaction() if kind == "head + interaction" else None
+    trains = trainable_filter("scorer" if kind == "whole scorer" else "head")
     for name, p in net.named_parameters():
-        p.requires_grad_(kind == "whole scorer" or name.startswith("pi_head."))
+        p.requires_grad_(trains(name))
 
     def score(scene):
         f = net.features(scene)
@@ -198,18 +201,12 @@ def drive(score, a) -> dict:
 def checkpoints(sweeps):
     out = []
     for sweep in sweeps:
+        name = Path(sweep).parent.name  # runs/sweeps/NAME/TIMESTAMP
         for trial in sorted(glob.glob(str(Path(sweep) / "trials" / "*"))):
-            ck = sorted(glob.glob(str(Path(trial) / "*" / "checkpoints" / "iter_*")))
-            if ck:
-                out.append(
-                    (
-                        Path(sweep).parent.name
-                        if Path(sweep).name[:2] == "20"
-                        else Path(sweep).name,
-                        Path(trial).name,
-                        ck[-1],
-                    )
-                )
+            runs = sorted(glob.glob(str(Path(trial) / "*" / "checkpoints")))
+            ck = latest_checkpoint(Path(runs[-1]).parent) if runs else None
+            if ck is not None:
+                out.append((name, Path(trial).name, str(ck)))
     return out
 
 
@@ -251,12 +248,12 @@ def main() -> None:
     train_all = collect(a.planner, a.family, TRAIN_ENV_SEED, max(a.train_episodes))
     held = collect(a.planner, a.family, HELDOUT_ENV_SEED, a.heldout_episodes)
     il_scores = lambda s: il(s, with_traj=False)["logits"]  # noqa: E731
-    il_held = regret(held[1], held[2], scored(il_scores, held))[0]
+    il_held, il_top1 = regret(held[1], held[2], scored(il_scores, held))
     rows = [
         {
             "scorer": "IL only (stage 1)",
             "train states": "—",
-            "top1_heldout": float((il_held <= 1e-9).mean()),
+            "top1_heldout": float(il_top1.mean()),
             "closed": [0.0],
             "critical": [0.0],
             "delta": None,

@@ -52,6 +52,10 @@ def test_trainable_is_checked_in_the_config_and_refused_outside_the_candidate_sc
     cfg = config_from_dict({"env": {"name": "CartPole-v1"}, "model": {"trainable": "scorer"}})
     with pytest.raises(ConfigError, match="candidate scorer"):
         build_algorithm_config(cfg)
+    raw = {"name": "rift_metadrive", "kwargs": {"action_mode": "raw"}}  # PPO's MLP, not a scorer
+    cfg = config_from_dict({"env": raw, "model": {"trainable": "head"}})
+    with pytest.raises(ConfigError, match="candidate scorer"):
+        build_algorithm_config(cfg)
 
 
 def test_tables_name_a_scorer_trainable_run_apart_from_rift():

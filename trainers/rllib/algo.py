@@ -37,10 +37,11 @@ def _custom_module(
     config: PPOConfig, cfg: ExperimentConfig, module_id: str, multi_agent: bool
 ) -> PPOConfig:
     spec = MODULE_SPECS.get(cfg.env.name)(cfg) if cfg.env.name in MODULE_SPECS else None
-    if spec is None and cfg.env.name not in MODULE_SPECS and cfg.model.trainable is not None:
+    if spec is None and cfg.model.trainable is not None:  # an MLP, or RIFT in raw mode
         raise ConfigError(
-            f"model.trainable applies to RIFT's candidate scorer (rift_metadrive) only, not "
-            f"{cfg.env.name}: remove it"
+            "model.trainable applies to RIFT's candidate scorer (rift_metadrive in candidate "
+            f"mode) only, not {cfg.env.name} with {dict(cfg.env.kwargs).get('action_mode')} "
+            "actions: there the whole MLP trains (remove model.trainable)"
         )
     if spec is None:  # RLlib's default MLP, with the configured initial policy if any
         spec = init_module_spec(cfg.model)

@@ -85,11 +85,6 @@ def rift_module_spec(cfg):
 
     kw = dict(cfg.env.kwargs)
     if kw.get("action_mode", "candidate") != "candidate":
-        if cfg.model.trainable is not None:
-            raise ValueError(
-                "model.trainable applies to RIFT's candidate scorer only; in raw action mode "
-                "the whole MLP trains (remove model.trainable)"
-            )
         return None
     if "planner" not in kw:
         raise ValueError(
