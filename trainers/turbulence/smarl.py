@@ -152,12 +152,90 @@ def rollout(
             e.append(sim.energy_spectrum().double().cpu().numpy())
             fields.append(sim.omega.double().cpu().numpy())
     seconds = time.time() - start
-    out = _summarise(ref, z, e, fields, alive, seconds, sim.time)
+    out = summarise(ref, z, e, fields, alive, seconds, sim.time)
     out["diverged_at"] = [None if np.isnan(t) else round(float(t), 3) for t in diverged_at]
     return out
 
 
-def _summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]:
+def dns_rollout(
+    ref: Reference,
+    *,
+    sims: int = 16,
+    time_units: float = 20.0,
+    spinup: float = 2.0,
+    sample_every: float = 0.5,
+    n_dns: Optional[int] = None,
+    dt: Optional[float] = None,
+    steps_per_check: Optional[int] = None,
+    dtype=torch.float32,
+    say: Callable[[str], None] = lambda msg: None,
+) -> Dict[str, object]:
+    """The evaluation of :func:`rollout` with the closure replaced by resolution: ``sims``
+    DNS on the reference's ``n_dns`` grid (default its own, 256²) started from the same
+    initial conditions as the LES (the filtered fields, spectrally interpolated, so the first
+    time units regrow the small scales as the LES's spin-up does), filtered to the LES grid
+    with the reference's filter at the LES's sample times (after ``spinup``, every
+    ``sample_every``, counted in blocks of ``steps_per_check`` steps — by default the
+    physical time of 10 LES steps, the agents' decision interval — so that the samples fall
+    at the LES's times), and summarised by the same statistics. Its spectrum error is the
+    floor a perfect closure would reach on this evaluation: the sampling noise of the
+    reference's one 20-time-unit trajectory and of the evaluation's own window. Diverged
+    simulations are frozen and reported, as in :func:`rollout`."""
+    from regrl.envs.turbulence.reference import les_dt
+    from regrl.envs.turbulence.sgs import les_filter, spectral_upsample
+
+    p = ref.provenance["spec"]
+    n_dns = int(n_dns or p["n_dns"])
+    dt = float(dt or p["dt"])
+    if n_dns < ref.n_les or n_dns % 2:
+        raise ValueError(f"n_dns must be even and >= the LES grid {ref.n_les}, got {n_dns}")
+    if steps_per_check is None:
+        steps_per_check = max(1, int(round(10 * les_dt(p) / dt)))
+    sims = min(sims, len(ref.initial_conditions))
+    ics = torch.as_tensor(ref.initial_conditions[:sims], dtype=torch.float64)
+    dns = Turbulence2D(
+        n_dns,
+        nu=p["nu"],
+        alpha=p["alpha"],
+        dt=dt,
+        kf=p["kf"],
+        beta=p["beta"],
+        batch=sims,
+        dtype=dtype,
+    )
+    dns.omega = spectral_upsample(ics, n_dns).to(dtype)
+    view = les_from_reference(ref, sims)  # LES-grid solver, used for its diagnostics only
+    spa = steps_per_check
+    n_total, n_spin = int(round((spinup + time_units) / dt)), int(round(spinup / dt))
+    every = max(spa, int(round(sample_every / dt)) // spa * spa)
+    z, e, fields = [], [], []
+    alive = np.ones(sims, bool)
+    diverged_at = np.full(sims, np.nan)
+    start = time.time()
+    for step in range(0, n_total, spa):
+        dns.step(spa)
+        now_alive = alive & dns.is_finite().cpu().numpy()
+        diverged_at[alive & ~now_alive] = dns.time
+        alive = now_alive
+        if not alive.any():
+            break
+        if step >= n_spin and (step - n_spin) % every == 0:
+            view.omega = les_filter(dns.omega, ref.n_les, p.get("filter", "spectral")).double()
+            z.append(view.enstrophy_spectrum().cpu().numpy())
+            e.append(view.energy_spectrum().cpu().numpy())
+            fields.append(view.omega.cpu().numpy())
+            say(
+                f"DNS {n_dns}² x {sims}: t = {dns.time:6.2f} / {spinup + time_units:g}, "
+                f"sample {len(z)} ({time.time() - start:.0f} s)"
+            )
+    out = summarise(ref, z, e, fields, alive, time.time() - start, dns.time)
+    out["diverged_at"] = [None if np.isnan(t) else round(float(t), 3) for t in diverged_at]
+    return out
+
+
+def summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]:
+    """The evaluation's statistics of sampled LES-grid spectra ``z``, ``e`` [time, sims, k]
+    and fields [time, sims, n, n] of the surviving simulations ``alive`` [sims]."""
     # the batch advances together: cost per simulation = wall time / batch size
     out: Dict[str, object] = {
         "diverged": int((~alive).sum()),
