@@ -139,3 +139,38 @@ def test_adaptive_entropy_controller_runs_in_the_rllib_learner(tmp_path):
     steps = m["learner/adaptive_entropy_coeff"] / 0.001
     assert steps >= 3 - 1e-6 and abs(steps - round(steps)) < 1e-4, steps
     assert 0 < m["learner/adaptive_entropy"] < 5.0
+
+
+def test_learner_metrics_are_per_iteration_means_over_mini_batches(tmp_path, monkeypatch):
+    """Through RLlib's whole reduce chain (learner, learner group, algorithm): a probe metric
+    that counts the learner's mini-batch updates reads as each iteration's mean, max and last
+    value, and the second iteration does not average in the first (a lifetime mean, or the
+    last mini-batch alone, as before, fail this)."""
+    import regrl.trainers.rllib.learner as learner_mod
+
+    count = [0]
+    real = learner_mod.log_minibatch_metrics
+
+    def probe(logger, module_id, metrics):
+        count[0] += 1
+        n = float(count[0])
+        real(logger, module_id, dict(metrics, probe=n, probe_max=n, probe_coeff=n))
+
+    monkeypatch.setattr(learner_mod, "log_minibatch_metrics", probe)
+    c = cfg(
+        "cartpole_ppo.yaml",
+        tmp_path,
+        "training.iterations=2",
+        "training.train_batch_size=1000",
+        "training.minibatch_size=500",
+        "training.num_epochs=2",
+    )
+    run_dir = train(c, progress=False).run_dir
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    per_iter = count[0] // 2
+    assert count[0] == 2 * per_iter and per_iter >= 4  # 2 epochs x >= 2 mini-batches
+    for i, row in enumerate(rows[:2]):
+        first, last = i * per_iter + 1, (i + 1) * per_iter
+        assert row["learner/probe"] == pytest.approx((first + last) / 2)
+        assert row["learner/probe_max"] == pytest.approx(last)
+        assert row["learner/probe_coeff"] == pytest.approx(last)

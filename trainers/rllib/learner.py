@@ -38,6 +38,32 @@ from regrl.trainers.rllib.connectors import (
 from regrl.trainers.rllib.data_parallel import all_reduce_sum, shard_shares, world_size
 from regrl.trainers.rllib.terms import step_context
 
+LAST_SUFFIXES = ("_coeff",)
+"""Metrics that are a controller's state (the adaptive entropy coefficient): the value after
+the iteration's last mini-batch, the one the next update starts from."""
+
+
+def metric_reduce(key: str) -> str:
+    """How the iteration reduces a term metric over its mini-batches: ``last`` for controller
+    state, ``max`` / ``min`` for extremes (``neg_ratio_max``), otherwise the ``mean`` (losses,
+    clip and dual-clip shares, KLs)."""
+    if key.endswith(LAST_SUFFIXES):
+        return "last"
+    return "max" if key.endswith("_max") else "min" if key.endswith("_min") else "mean"
+
+
+def log_minibatch_metrics(logger, module_id: str, metrics: Dict[str, Any]) -> None:
+    """Log one mini-batch's term metrics so that RLlib's per-update reduce reports each
+    iteration's mean (or extreme) over all its mini-batches and epochs, cleared between
+    iterations — not the last mini-batch's value alone."""
+    for key, value in metrics.items():
+        how = metric_reduce(key)
+        if how == "last":
+            logger.log_value((module_id, key), value, window=1)
+        else:
+            logger.log_value((module_id, key), value, reduce=how, clear_on_reduce=True)
+
+
 CONFIG_KEY = "regrl"
 TERM_STATE_KEY = "regrl_term_state"  # learner state entry: stateful terms' controllers
 
@@ -120,7 +146,7 @@ class RegrlLearner(PPOTorchLearner):
             loss = loss * world_size()  # DDP averages the learners' gradients
         # controllers step on this mini-batch's metrics; the next mini-batch uses the new state
         update_state(terms, ctx.term_state, metrics)
-        self.metrics.log_dict(metrics, key=module_id, window=1)
+        log_minibatch_metrics(self.metrics, module_id, metrics)
         return loss
 
     def _context(self, module_id: str, batch: Dict[str, Any], fwd_out) -> TermContext:
