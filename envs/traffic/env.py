@@ -331,22 +331,21 @@ class TrafficEnv(ParallelEnv):
         agents, term, trunc, infos = self.agents, {}, {}, {}
         batch = self._observe_batch(agents)
         obs = dict(zip(agents, batch))
-        md_infos = [md_info.get(self._md_names[a], {}) for a in agents]
+        md_names = [self._md_names[a] for a in agents]
+        md_infos = [md_info.get(n, {}) for n in md_names]
         readings = step_readings(batch)
-        step_metrics = dict(zip(agents, self._step_metrics(agents, md_infos, readings)))
-        rew = dict(zip(agents, self._rewards(readings, [step_metrics[a] for a in agents])))
-        for a, info in zip(agents, md_infos):
-            metrics = step_metrics[a]
-            term[a] = bool(
-                md_term.get(self._md_names[a], False)
-                or metrics["collision"]
-                or metrics["offroad"]
-                or info.get("arrive_dest", False)
+        step_metrics = self._step_metrics(agents, md_infos, readings)
+        rew = dict(zip(agents, self._rewards(readings, step_metrics)))
+        late, live, arrived = self._t >= self.horizon, [], self._arrived
+        for a, name, info, metrics in zip(agents, md_names, md_infos, step_metrics):
+            arrived[a] = arrive = bool(info.get("arrive_dest", False))
+            term[a] = done = bool(
+                md_term.get(name, False) or metrics["collision"] or metrics["offroad"] or arrive
             )
-            trunc[a] = not term[a] and self._t >= self.horizon
-            self._arrived[a] = bool(info.get("arrive_dest", False))
+            trunc[a] = cut = not done and late
             infos[a] = {"metrics": metrics}
-        live = [a for a in self.agents if not (term[a] or trunc[a])]
+            if not (done or cut):
+                live.append(a)
         if self.action_mode == "candidate":
             self._attach_candidates({a: obs[a] for a in live}, infos)
         if not live:
@@ -382,8 +381,12 @@ class TrafficEnv(ParallelEnv):
                     raise ValueError(
                         f"raw action of {agent} must be [steer, throttle], got {action!r}"
                     )
-            # np.minimum(np.maximum(act, -1), 1) in Python floats (exact for float32; NaN stays)
-            return np.array([min(max(x, -1.0), 1.0) for x in act.tolist()], np.float32)
+            # np.minimum(np.maximum(act, -1), 1) in Python floats (exact for float32; NaN stays);
+            # an action within the box (the usual case) is copied as it is
+            steer, throttle = values = act.tolist()
+            if -1.0 <= steer <= 1.0 and -1.0 <= throttle <= 1.0:
+                return act.copy()
+            return np.array([min(max(x, -1.0), 1.0) for x in values], np.float32)
         g = int(np.asarray(action).reshape(-1)[0])
         if not 0 <= g < self.num_candidates:
             raise ValueError(
@@ -622,7 +625,7 @@ def step_readings(batch: np.ndarray) -> Dict[str, list]:
     vehicle: zero observation), ``speed``, ``progress`` (distance moved over the last step),
     ``yaw_acc`` (second difference of the last three headings), and the current lane's
     offset ``d`` and heading error ``theta`` (0 without a lane)."""
-    g = batch[:, _READ].T  # [18, K] float32, a copy
+    g = batch.take(_READ, axis=1).T  # [18, K] float32, a copy
     g[10:15:4] -= g[16:18]  # lane y1 − y0, lane x1 − x0
     speed, progress, d = np.hypot(g[1:4], g[4:7]).tolist()
     h0, h1, h2, theta = np.arctan2(g[7:11], g[11:15]).tolist()  # h(t−2), h(t−1), h(t), θ

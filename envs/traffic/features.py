@@ -313,12 +313,6 @@ def _metadrive_lanes() -> tuple:
     return StraightLane, CircularLane
 
 
-def _straight_local_coordinates():
-    """MetaDrive's ``StraightLane.local_coordinates`` (None without MetaDrive)."""
-    straight = _metadrive_lanes()[0]
-    return None if straight is None else straight.local_coordinates
-
-
 def centre_points(lane, xs: np.ndarray) -> np.ndarray:
     """``np.asarray([lane.position(x, 0) for x in xs])`` [n, 2]: the centre line at arc
     lengths ``xs``. For MetaDrive's straight and circular lanes the method's own arithmetic
@@ -339,15 +333,53 @@ def centre_points(lane, xs: np.ndarray) -> np.ndarray:
 
 
 def _projection(lane) -> Optional[tuple]:
-    """(start x, start y, direction x, direction y) as Python floats for a lane whose
-    ``local_coordinates`` is MetaDrive's ``StraightLane`` one, else None. Its longitudinal
-    coordinate ``(x − sx)·dx + (y − sy)·dy`` is then the same IEEE double arithmetic as the
-    method's on numpy scalars, at a fraction of the cost."""
-    method = _straight_local_coordinates()
-    if method is None or getattr(type(lane), "local_coordinates", None) is not method:
+    """The longitudinal projection of a MetaDrive lane as Python floats, None for other lanes
+    (their own ``local_coordinates`` is called):
+    - ``StraightLane``: (start x, start y, direction x, direction y); the coordinate
+      ``(x − sx)·dx + (y − sy)·dy`` is the method's IEEE double arithmetic on numpy scalars;
+    - ``CircularLane``: (centre x, centre y, wrapped start phase, wrapped end phase, start
+      phase, end phase, clockwise, radius, length) for ``_circular_longitudinal``.
+    Either replaces a method call that costs several times the arithmetic."""
+    straight, circular = _metadrive_lanes()
+    method = getattr(type(lane), "local_coordinates", None)
+    if straight is not None and method is straight.local_coordinates:
+        (sx, sy), (dx, dy) = (
+            np.asarray(a, np.float64).tolist() for a in (lane.start, lane.direction)
+        )
+        return sx, sy, dx, dy
+    if circular is not None and method is circular.local_coordinates:
+        values = (*lane.center, lane.start_phase, lane.end_phase, lane.radius, lane.length)
+        if len(values) != 6 or not all(type(x) in _DOUBLES for x in values):
+            return None  # e.g. float32 attributes: numpy would round each operation
+        cx, cy, start, end, radius, length = (float(x) for x in values)
+        clockwise = bool(lane.is_clockwise())
+        return cx, cy, _wrap_to_pi(start), _wrap_to_pi(end), start, end, clockwise, radius, length
+    return None
+
+
+_DOUBLES = (float, np.float64, int)  # int: exact as a double for the sizes of a map
+
+
+def _wrap_to_pi(x: float) -> float:
+    """MetaDrive's ``wrap_to_pi`` of a float (``x % 2π``, minus 2π above π): Python's float
+    remainder is numpy's (fmod, plus the divisor when the signs differ)."""
+    x %= 2 * math.pi
+    return x - 2 * math.pi * (x > math.pi)
+
+
+def _circular_longitudinal(x: float, y: float, proj: tuple) -> Optional[float]:
+    """``CircularLane.local_coordinates((x, y))[0]`` (MetaDrive 0.4.3) from ``_projection``'s
+    floats: the method's operations in its order (``math.atan2`` as in the method); None
+    where the method raises (both phase differences above π), to let it raise."""
+    cx, cy, start_w, end_w, start, end, clockwise, radius, length = proj
+    phase = _wrap_to_pi(math.atan2(y - cy, x - cx))
+    to_start = abs(_wrap_to_pi(phase - start_w))
+    to_end = abs(_wrap_to_pi(phase - end_w))
+    if to_start > math.pi and to_end > math.pi:
         return None
-    (sx, sy), (dx, dy) = (np.asarray(a, np.float64).tolist() for a in (lane.start, lane.direction))
-    return sx, sy, dx, dy
+    if to_start > to_end:
+        return _wrap_to_pi(end - phase if clockwise else phase - end) * radius + length
+    return _wrap_to_pi(start - phase if clockwise else phase - start) * radius
 
 
 # the last entries of a flat observation: lane_mask (R), lane_width (R), agent_size (2),
@@ -411,11 +443,12 @@ def _lanes_in_frame(flat, jobs, k: int, origins, rot) -> None:
     xy = origins.tolist()
     s0 = []
     for i, (_, _, lane, proj) in jobs:
-        if proj is None:
-            s0.append(float(lane.local_coordinates(origins[i])[0]))
-        else:
+        if proj is not None and len(proj) == 4:  # a straight lane
             (x, y), (sx, sy, dx, dy) = xy[i], proj
             s0.append((x - sx) * dx + (y - sy) * dy)
+            continue
+        s = None if proj is None else _circular_longitudinal(*xy[i], proj)
+        s0.append(float(lane.local_coordinates(origins[i])[0]) if s is None else s)
     points = [_NO_POINTS] * (2 * R * k)  # x and y of every slot, in order
     for s, (i, (r, (cum, _, xs, ys), _, _)) in zip(np.add.outer(s0, _AHEAD), jobs):
         j = 2 * (R * i + r)
@@ -485,7 +518,7 @@ def _frame_into(out, states, origins, headings, rot) -> None:
     scenes, rounded to float32 once at the end): the same float64 operations. Positions and
     velocities share the rotation: [x − x0, vx, y − y0, vy] is multiplied by cos and sin in
     one call and the products are paired into the rotated columns."""
-    d = states[..., _XV_YV]
+    d = states.take(_XV_YV, axis=-1)
     d[..., ::2] -= origins[:, None, None]  # [x − x0, vx, y − y0, vy]
     p = d[..., None, :] * rot[:, None, None, :, None]  # [K, M, H, cos | sin, 4]
     np.add(p[..., 0, :2], p[..., 1, 2:], out=out[..., _X_VX_OUT])  # c·along + s·across
@@ -561,8 +594,8 @@ def _fill_states_batch(flat, vs, vehicles, histories: Histories, me, origins, he
     rows, near = _neighbor_table(vs, vehicles, histories, me, origins)
     k, n = len(vs), rows.shape[1] - 1
     hist = flat[:, :_HIST_END].reshape(k, 1 + N, H, scene.STATE_DIM)[:, : 1 + n]
-    _frame_into(hist, histories.stack[rows], origins, headings, rot)
-    sizes = histories.sizes[rows]  # [K, 1 + n, 2]: vehicle_size, cached per vehicle
+    _frame_into(hist, histories.stack.take(rows, axis=0), origins, headings, rot)
+    sizes = histories.sizes.take(rows, axis=0)  # [K, 1 + n, 2]: vehicle_size, per vehicle
     flat[:, _AGENT_SIZE] = sizes[:, 0]
     neighbor_size = flat[:, _NEIGHBOR_SIZE].reshape(k, N, 2)
     neighbor_size[:, :n] = sizes[:, 1:]
@@ -583,7 +616,7 @@ def scene_batch(
     only lane look-ups and neighbour selection loop over agents."""
     flat = np.zeros((len(vs), scene.OBS_DIM))  # float64 until the end: no cast per write
     me = [histories.index[v.id] for v in vs]  # rows of the agents (a list of K)
-    current = histories.stack[me, -1]
+    current = histories.stack[:, -1].take(me, axis=0)  # take: cheaper than fancy indexing
     origins, headings = current[:, :2], current[:, 2]
     rot = _rotations(headings)
     _fill_lanes_batch(flat, vs, network, origins, rot, cache or LaneCache())

@@ -181,6 +181,28 @@ def test_straight_lane_projection_is_metadrives_local_coordinates():
     assert features._projection(Lane((0, 0), (1, 0))) is None  # not MetaDrive's: its own method
 
 
+def test_circular_lane_projection_is_metadrives_local_coordinates():
+    """``_circular_longitudinal`` gives MetaDrive's ``CircularLane.local_coordinates``
+    longitudinal bit for bit: both turning directions, phases around ±π, points inside,
+    outside and at the centre of the circle."""
+    pytest.importorskip("metadrive")
+    from metadrive.component.lane.circular_lane import CircularLane
+
+    rng = np.random.default_rng(5)
+    for k in range(200):
+        centre = rng.uniform(-300, 300, 2)
+        radius, angle = rng.uniform(2, 60), rng.uniform(0.1, 6.0)
+        start = rng.choice([np.pi, -np.pi, 0.0, rng.uniform(-7, 7)])
+        lane = CircularLane(centre, radius, start, angle, clockwise=bool(k % 2))
+        proj = features._projection(lane)
+        assert len(proj) == 9
+        points = centre + rng.uniform(-2, 2, (8, 1)) * radius * rng.standard_normal((8, 2))
+        for x, y in [*points.tolist(), centre.tolist()]:
+            want = lane.local_coordinates(np.array([x, y]))[0]
+            got = features._circular_longitudinal(x, y, proj)
+            assert np.float64(got).tobytes() == np.float64(want).tobytes()  # bit for bit
+
+
 def test_preferred_road_is_the_node_after_the_lane_end_on_the_route():
     assert features._preferred_road("B", ["A", "B", "C"]) == "C"
     assert features._preferred_road("C", ["A", "B", "C"]) is None  # end of the route
