@@ -59,14 +59,18 @@ def _key(name, roots) -> str:
 
 
 def scan(args) -> None:
-    ref = load_reference()
+    ref = load_reference(args.reference)
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
     done["args"] = {"sims": args.sims, "time": args.time, "spinup": args.spinup}
+    if args.reference is not None:
+        done["args"]["reference"] = str(args.reference)
     have = {r["name"] for r in done["rows"]}
     todo = [(n, p) for n in args.families for p in families.get_family(n).scan_points()]
     if args.fine:
         todo += [(n, p) for n, grid in FINE.items() for p in itertools.product(*grid)]
-    todo += args.extra
+    todo += args.extra + args.point
+    if args.point:
+        done["args"]["points"] = [_key(*t) for t in args.point]
     print(f"{len(todo) - len(have & {_key(*t) for t in todo})} rows to run", flush=True)
     for name, roots in todo:
         label = _key(name, roots)
@@ -109,7 +113,8 @@ def _paired(row, base, key) -> str:
 
 
 def report(path: Path) -> str:
-    rows = json.loads(path.read_text())["rows"]
+    data = json.loads(path.read_text())
+    rows = data["rows"]
     base = next((r for r in rows if r["name"] == _key(*BASELINE)), None)
     out = []
     for name in [n for n in ORDER if any(r["family"] == n for r in rows)]:
@@ -137,7 +142,8 @@ def report(path: Path) -> str:
         "| family | best constant | spectrum error | tails | Δ error vs C_s=0.17 |",
         "|---|---|---|---|---|",
     ]
-    grid = _grid_labels()
+    grid = _grid_labels() | set(data.get("args", {}).get("points", []))
+    bests = {}
     for name in [n for n in ORDER if any(r["family"] == n for r in rows)]:
         stable = [
             r for r in rows if r["family"] == name and not r["diverged"] and r["name"] in grid
@@ -145,12 +151,23 @@ def report(path: Path) -> str:
         if not stable:
             out.append(f"| {name} | none stable | | | |")
             continue
-        best = min(stable, key=lambda r: r["enstrophy_spectrum_error"])
+        best = bests[name] = min(stable, key=lambda r: r["enstrophy_spectrum_error"])
         d = _paired(best, base, KEYS[0]) if base is not None and best is not base else "—"
         out.append(
             f"| {name} | {best['name']} | {best['enstrophy_spectrum_error']:.4f} | "
             f"{best['tail_ratio']:.2f} | {d} |"
         )
+    smag = bests.get("smagorinsky")
+    if smag is not None and len(bests) > 1:
+        out.append(
+            f"\nPaired per simulation against the best Smagorinsky constant ({smag['name']}):"
+        )
+        for name, best in bests.items():
+            if name != "smagorinsky":
+                out.append(
+                    f"- {best['name']}: error {_paired(best, smag, KEYS[0])}, "
+                    f"tail ratio {_paired(best, smag, KEYS[1])}"
+                )
     return "\n".join(out)
 
 
@@ -174,6 +191,21 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print the tables and stop")
     parser.add_argument("--fine", action="store_true", help="add the FINE grids (after --out's)")
     parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="the reference to score against (default: the packaged one; e.g. the ensemble "
+        "reference of benchmarks/turbulence_dns_floor.py --write-reference)",
+    )
+    parser.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        metavar="FAMILY=R1,R2",
+        help="one more grid point (unlike --extra, it can be a family's best): a grid given on "
+        "the command line, e.g. for a scan against another --reference",
+    )
+    parser.add_argument(
         "--extra",
         action="append",
         default=[],
@@ -183,6 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
     args.extra = [_parse_extra(text) for text in args.extra]
+    args.point = [_parse_extra(text) for text in args.point]
     for name in args.families:
         families.get_family(name)  # unknown names: the registry's message, before any run
     if not args.report:

@@ -19,7 +19,7 @@ def test_on_the_les_grid_it_is_the_no_closure_les(ref):
     no-closure LES rollout: same initial conditions, sample times, pooling and statistics
     (a shifted sample time, a skipped spin-up or other physics would all move it)."""
     times = dict(time_units=0.05, spinup=0.02, sample_every=0.01)
-    les = rollout(ref, closure=None, seeds=2, steps_per_action=10, **times)
+    les = rollout(ref, closure=None, seeds=2, steps_per_action=10, spectra=True, **times)
     dns = dns_rollout(
         ref, sims=2, n_dns=ref.n_les, dt=5e-4, steps_per_check=10, dtype=torch.float64, **times
     )
@@ -31,6 +31,10 @@ def test_on_the_les_grid_it_is_the_no_closure_les(ref):
         les["per_simulation"]["enstrophy_spectrum_error"],
         rtol=1e-9,
     )
+    per_sim = np.asarray(dns["per_simulation"]["enstrophy_spectrum"])
+    assert per_sim.shape == (2, len(dns["enstrophy_spectrum"]))
+    np.testing.assert_allclose(per_sim, les["per_simulation"]["enstrophy_spectrum"], rtol=1e-9)
+    np.testing.assert_allclose(per_sim.mean(0), dns["enstrophy_spectrum"], rtol=1e-12)
 
 
 def test_the_finer_grid_starts_from_the_les_initial_conditions(ref):
@@ -105,3 +109,29 @@ def test_the_finer_grid_is_filtered_not_sampled(ref):
 def test_a_grid_coarser_than_the_les_is_refused(ref):
     with pytest.raises(ValueError, match="n_dns must be even and >= the LES grid 64"):
         dns_rollout(ref, sims=1, n_dns=32)
+
+
+def test_an_ensemble_reference_is_what_its_dns_rows_score_perfectly(ref, tmp_path):
+    """The reference built from the DNS rows' samples (pooled spectra, its own σ, PDF and
+    tails, the old initial conditions) is loadable, and the same DNS rows scored against it
+    have zero spectrum error, tail ratio 1 and a zero PDF distance (a wrong σ, bin edges,
+    pooling or spectrum fail this)."""
+    from regrl.envs.turbulence.reference import save_reference
+    from regrl.trainers.turbulence.smarl import ensemble_reference
+
+    times = dict(sims=2, n_dns=128, time_units=0.1, spinup=0.0, sample_every=0.05)
+    collect = {}
+    first = dns_rollout(ref, collect=collect, **times)
+    arrays = ensemble_reference(ref, collect, info=dict(times))
+    path = save_reference(tmp_path / "ensemble.npz", arrays)
+    new = load_reference(path)
+    np.testing.assert_array_equal(new.initial_conditions, ref.initial_conditions)
+    np.testing.assert_allclose(new.enstrophy_spectrum, first["enstrophy_spectrum"], rtol=1e-12)
+    assert (
+        new.provenance["ensemble"]["sims"] == 2 and new.provenance["spec"] == ref.provenance["spec"]
+    )
+    again = dns_rollout(new, **times)
+    assert again["enstrophy_spectrum_error"] < 1e-9
+    assert again["tail_ratio"] == pytest.approx(1.0, abs=1e-12)
+    assert again["pdf_hellinger"] < 1e-6
+    assert new.omega_std != pytest.approx(ref.omega_std, rel=1e-3)  # its own σ, not the old one

@@ -95,6 +95,7 @@ def rollout(
     field_closure: Optional[FieldClosure] = None,
     dtype=torch.float64,
     initial: Optional[np.ndarray] = None,
+    spectra: bool = False,
 ) -> Dict[str, object]:
     """Run ``seeds`` LES from the reference's initial conditions (or from the states
     ``initial`` [sims, n, n], then ``seeds`` is ignored); statistics over the window
@@ -103,7 +104,8 @@ def rollout(
     solver steps, as often as the RL agents act; alone it is the whole closure, with
     ``closure`` and ``coeff`` it is a learned correction added to that family's constant
     closure (``step_with_sgs``'s ``base``). ``dtype``: the LES's float precision (statistics
-    are computed in float64 either way)."""
+    are computed in float64 either way). ``spectra``: also each simulation's time-averaged
+    enstrophy spectrum (``per_simulation["enstrophy_spectrum"]``, [sims][k])."""
     if field_closure is not None and policy is not None:
         raise ValueError("rollout: give a policy or a field closure, not both")
     seeds = min(seeds, len(ref.initial_conditions)) if initial is None else len(initial)
@@ -152,7 +154,7 @@ def rollout(
             e.append(sim.energy_spectrum().double().cpu().numpy())
             fields.append(sim.omega.double().cpu().numpy())
     seconds = time.time() - start
-    out = summarise(ref, z, e, fields, alive, seconds, sim.time)
+    out = summarise(ref, z, e, fields, alive, seconds, sim.time, spectra=spectra)
     out["diverged_at"] = [None if np.isnan(t) else round(float(t), 3) for t in diverged_at]
     return out
 
@@ -169,6 +171,7 @@ def dns_rollout(
     steps_per_check: Optional[int] = None,
     dtype=torch.float32,
     say: Callable[[str], None] = lambda msg: None,
+    collect: Optional[Dict[str, list]] = None,
 ) -> Dict[str, object]:
     """The evaluation of :func:`rollout` with the closure replaced by resolution: ``sims``
     DNS on the reference's ``n_dns`` grid (default its own, 256²) started from the same
@@ -180,7 +183,10 @@ def dns_rollout(
     at the LES's times), and summarised by the same statistics. Its spectrum error is the
     floor a perfect closure would reach on this evaluation: the sampling noise of the
     reference's one 20-time-unit trajectory and of the evaluation's own window. Diverged
-    simulations are frozen and reported, as in :func:`rollout`."""
+    simulations are frozen and reported, as in :func:`rollout`; each simulation's spectrum is
+    kept (``per_simulation["enstrophy_spectrum"]``). ``collect`` (a dict) receives the samples
+    :func:`ensemble_reference` needs: the filtered ``fields`` and LES-grid spectra ``z``,
+    ``e`` and the DNS-grid spectra ``z_dns``, ``e_dns``, one entry per sample time."""
     from regrl.envs.turbulence.reference import les_dt
     from regrl.envs.turbulence.sgs import les_filter, spectral_upsample
 
@@ -224,18 +230,61 @@ def dns_rollout(
             z.append(view.enstrophy_spectrum().cpu().numpy())
             e.append(view.energy_spectrum().cpu().numpy())
             fields.append(view.omega.cpu().numpy())
+            if collect is not None:
+                collect.setdefault("z_dns", []).append(dns.enstrophy_spectrum().double().numpy())
+                collect.setdefault("e_dns", []).append(dns.energy_spectrum().double().numpy())
             say(
                 f"DNS {n_dns}² x {sims}: t = {dns.time:6.2f} / {spinup + time_units:g}, "
                 f"sample {len(z)} ({time.time() - start:.0f} s)"
             )
-    out = summarise(ref, z, e, fields, alive, time.time() - start, dns.time)
+    out = summarise(ref, z, e, fields, alive, time.time() - start, dns.time, spectra=True)
     out["diverged_at"] = [None if np.isnan(t) else round(float(t), 3) for t in diverged_at]
+    if collect is not None:
+        collect.update(fields=fields, z=z, e=e, alive=alive)
     return out
 
 
-def summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]:
+def ensemble_reference(ref: Reference, collect: Dict[str, list], info: dict) -> Dict[str, object]:
+    """A reference file's arrays (``save_reference``) from the samples of a
+    :func:`dns_rollout` (its ``collect``): the statistics of all its DNS trajectories pooled —
+    for 16 trajectories × 20 time units, 16 times the averaging of a reference made by
+    ``regrl turbulence reference`` — with the same initial conditions, physics and PDF bins
+    as ``ref``, so LES evaluations start exactly as before and only the target changes.
+    ``info`` (the rollout's settings) goes into the provenance."""
+    import json as _json
+
+    from regrl.files import package_commit
+
+    alive = np.asarray(collect["alive"], bool)
+    if not alive.all():
+        raise ValueError(f"{int((~alive).sum())} DNS diverged: no ensemble reference from them")
+    w = np.stack(collect["fields"])  # [time, sims, n, n]
+    sigma = float(w.std())
+    edges = np.linspace(-8 * sigma, 8 * sigma, len(ref.pdf_edges))
+    provenance = dict(
+        ref.provenance,
+        ensemble=dict(info, base=ref.provenance.get("created"), samples=int(w.shape[0])),
+        code_version=package_commit(short=True) or "unknown",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    return {
+        "enstrophy_spectrum": np.stack(collect["z"]).mean(axis=(0, 1)),
+        "energy_spectrum": np.stack(collect["e"]).mean(axis=(0, 1)),
+        "enstrophy_spectrum_dns": np.stack(collect["z_dns"]).mean(axis=(0, 1)),
+        "energy_spectrum_dns": np.stack(collect["e_dns"]).mean(axis=(0, 1)),
+        "pdf_edges": edges,
+        "pdf": pdf_histogram(w, edges),
+        "omega_std": np.array(sigma),
+        "tail_3sigma": np.array(tail_probability(w, sigma)),
+        "initial_conditions": np.asarray(ref.initial_conditions, np.float32),
+        "provenance": np.array(_json.dumps(provenance)),
+    }
+
+
+def summarise(ref, z, e, fields, alive, seconds, sim_time, spectra=False) -> Dict[str, object]:
     """The evaluation's statistics of sampled LES-grid spectra ``z``, ``e`` [time, sims, k]
-    and fields [time, sims, n, n] of the surviving simulations ``alive`` [sims]."""
+    and fields [time, sims, n, n] of the surviving simulations ``alive`` [sims]; with
+    ``spectra`` each surviving simulation's time-averaged enstrophy spectrum too."""
     # the batch advances together: cost per simulation = wall time / batch size
     out: Dict[str, object] = {
         "diverged": int((~alive).sum()),
@@ -261,6 +310,8 @@ def summarise(ref, z, e, fields, alive, seconds, sim_time) -> Dict[str, object]:
         ],
         "tail_ratio": [tail_probability(w[:, i], sigma) / tail_ref for i in range(w.shape[1])],
     }
+    if spectra:
+        per_sim["enstrophy_spectrum"] = z_alive.mean(0).tolist()
     pdf = pdf_histogram(w, edges)
     return dict(
         out,
