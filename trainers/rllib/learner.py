@@ -61,7 +61,7 @@ def log_minibatch_metrics(logger, module_id: str, metrics: Dict[str, Any]) -> No
         if how == "last":
             logger.log_value((module_id, key), value, window=1)
         else:
-            logger.log_value((module_id, key), value, reduce=how, clear_on_reduce=True)
+            logger.log_value((module_id, key), value, reduce=how)
 
 
 CONFIG_KEY = "regrl"
