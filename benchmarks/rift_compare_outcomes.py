@@ -5,7 +5,13 @@ held-out blocks); per method, mean ± 95% t-interval over its runs (one value pe
 mean over its blocks; a method with one run, IL only, over its blocks), then each method
 minus IL only per run (* = the interval excludes 0).
 
+``--across DIR DIR ...`` reads several compare outputs, each with its own IL only (e.g. one
+per stage-1 seed), and reports each method's difference to its own IL only: per directory
+(mean over its runs), mean ± 95% t over the directories (the stage-1 seed as the unit), and
+pooled over all runs.
+
 Run: python benchmarks/rift_compare_outcomes.py data/rift_dense_pilot [--out docs/X.md]
+     python benchmarks/rift_compare_outcomes.py --across data/A data/B data/C [--out docs/X.md]
 """
 
 from __future__ import annotations
@@ -76,15 +82,62 @@ def tables(runs: list) -> str:
     return "\n".join(lines)
 
 
+def across(named_runs: list) -> str:
+    """``named_runs``: [(label, runs of one compare output)]; every method against its own
+    directory's IL only."""
+    diffs: dict = {}  # method -> key -> [per-directory list of per-run differences]
+    for label, runs in named_runs:
+        base = [r for r in runs if r["method"] == BASELINE]
+        if len(base) != 1:
+            raise SystemExit(f"{label}: needs exactly one {BASELINE} run, found {len(base)}")
+        for r in runs:
+            if r["method"] == BASELINE:
+                continue
+            per_key = diffs.setdefault(r["method"], {}).setdefault(label, {})
+            for k, _, _ in COLUMNS:
+                per_key.setdefault(k, []).append(run_value(r, k) - run_value(base[0], k))
+    head = "| method − IL only | unit | n | " + " | ".join(t for _, t, _ in COLUMNS) + " |"
+    rule = "|---|---|---|" + "---|" * len(COLUMNS)
+    lines = [head, rule]
+    for method, by_dir in diffs.items():
+        for label, per_key in by_dir.items():
+            n = len(per_key[COLUMNS[0][0]])
+            cells = [cell(per_key[k], f, signed=True) for k, _, f in COLUMNS]
+            lines.append(f"| {method} | {label} (runs) | {n} | " + " | ".join(cells) + " |")
+        if len(by_dir) > 1:
+            cells = [
+                cell([float(np.mean(d[k])) for d in by_dir.values()], f, signed=True)
+                for k, _, f in COLUMNS
+            ]
+            lines.append(
+                f"| {method} | directories (mean of each) | {len(by_dir)} | "
+                + " | ".join(cells)
+                + " |"
+            )
+            cells = [
+                cell([v for d in by_dir.values() for v in d[k]], f, signed=True)
+                for k, _, f in COLUMNS
+            ]
+            total = sum(len(d[COLUMNS[0][0]]) for d in by_dir.values())
+            lines.append(f"| {method} | all runs pooled | {total} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("compare_dir", help="the --out directory of regrl traffic compare")
+    ap.add_argument("compare_dir", nargs="?", help="the --out directory of regrl traffic compare")
+    ap.add_argument("--across", nargs="+", help="several compare directories, each its own IL")
     ap.add_argument("--out", help="also write the tables to this markdown file")
     a = ap.parse_args()
-    path = Path(a.compare_dir) / "compare_runs.json"
-    if not path.is_file():
-        ap.error(f"{path} does not exist; run `regrl traffic compare ... --out {a.compare_dir}`")
-    text = tables(json.loads(path.read_text()))
+    if (a.compare_dir is None) == (a.across is None):
+        ap.error("give one compare directory or --across DIR DIR ...")
+    loaded = []
+    for d in a.across or [a.compare_dir]:
+        path = Path(d) / "compare_runs.json"
+        if not path.is_file():
+            ap.error(f"{path} does not exist; run `regrl traffic compare ... --out {d}`")
+        loaded.append((d, json.loads(path.read_text())))
+    text = across(loaded) if a.across else tables(loaded[0][1])
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
