@@ -145,6 +145,11 @@ RULES: List[Rule] = [
         "small",
         "--sims 1 --time 0.05 --spinup 0.01",
     ),
+    Rule(
+        r"\.venv/bin/python benchmarks/turbulence_dns_floor\.py",
+        "small",
+        "--against= --sims 1 --time 0.05 --spinup 0.01 --n-dns 128 --threads 1",
+    ),
     Rule(r"regrl eval runs/smarl_", "small", "--episodes 1"),
     Rule(r"regrl eval data/turbulence/policies/\w+\.pt", "small", "--episodes 1"),
     Rule(r"regrl export runs/smarl_\w+/<timestamp> --out runs/", "run"),

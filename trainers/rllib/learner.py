@@ -43,11 +43,16 @@ LAST_SUFFIXES = ("_coeff",)
 the iteration's last mini-batch, the one the next update starts from."""
 
 
+RLLIB_KEYS = ("total_loss",)
+"""Keys RLlib's own learner also logs for each module, as the last value (window 1, a tensor
+still in the graph): logged the same way, since one key has one reduction."""
+
+
 def metric_reduce(key: str) -> str:
     """How the iteration reduces a term metric over its mini-batches: ``last`` for controller
-    state, ``max`` / ``min`` for extremes (``neg_ratio_max``), otherwise the ``mean`` (losses,
-    clip and dual-clip shares, KLs)."""
-    if key.endswith(LAST_SUFFIXES):
+    state and RLlib's own keys, ``max`` / ``min`` for extremes (``neg_ratio_max``), otherwise
+    the ``mean`` (losses, clip and dual-clip shares, KLs)."""
+    if key.endswith(LAST_SUFFIXES) or key in RLLIB_KEYS:
         return "last"
     return "max" if key.endswith("_max") else "min" if key.endswith("_min") else "mean"
 
@@ -57,6 +62,8 @@ def log_minibatch_metrics(logger, module_id: str, metrics: Dict[str, Any]) -> No
     iteration's mean (or extreme) over all its mini-batches and epochs, cleared between
     iterations — not the last mini-batch's value alone."""
     for key, value in metrics.items():
+        if isinstance(value, torch.Tensor):  # the reduce reads values with numpy
+            value = value.detach()
         how = metric_reduce(key)
         if how == "last":
             logger.log_value((module_id, key), value, window=1)
