@@ -66,9 +66,19 @@ AGAINST = (  # SMARL's constant, the best constant of SMARL's family, of the two
 )
 
 
-def _interval(values) -> str:
+def _interval(values, signed: bool = True) -> str:
     mean, half = t_interval(values)
-    return f"{mean:+.4f} ± {half:.4f}" if half is not None else f"{mean:+.4f}"
+    text = f"{mean:+.4f}" if signed else f"{mean:.4f}"
+    return f"{text} ± {half:.4f}" if half is not None else text
+
+
+def _runs(args: dict) -> tuple:
+    """The evaluation settings two result files must share to be paired."""
+    return args["sims"], args["time"], args["spinup"]
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def report(result: dict) -> str:
@@ -85,14 +95,14 @@ def report(result: dict) -> str:
     per = dns["per_simulation"]
     lines.append(
         f"| filtered DNS | {dns['enstrophy_spectrum_error']:.4f} | "
-        f"{_interval(per['enstrophy_spectrum_error'])[1:]} | {dns['tail_ratio']:.2f} "
-        f"(per simulation {_interval(per['tail_ratio'])[1:]}) | — | — |"
+        f"{_interval(per['enstrophy_spectrum_error'], signed=False)} | {dns['tail_ratio']:.2f} "
+        f"(per simulation {_interval(per['tail_ratio'], signed=False)}) | — | — |"
     )
     for row in rows:
         d = {k: paired_differences(row, dns, k) for k in KEYS}
         lines.append(
             f"| {row['name']} | {row['enstrophy_spectrum_error']:.4f} | "
-            f"{_interval(row['per_simulation']['enstrophy_spectrum_error'])[1:]} | "
+            f"{_interval(row['per_simulation']['enstrophy_spectrum_error'], signed=False)} | "
             f"{row['tail_ratio']:.2f} | {_interval(d[KEYS[0]])} | {_interval(d[KEYS[1]])} |"
         )
     return "\n".join(lines)
@@ -144,12 +154,7 @@ def rescore_rows(result: dict, out: Path, ref, say) -> None:
 def rescore_report(result: dict, scan: dict) -> str:
     dns, rows = result["dns"], result.get("rescored", [])
     z_dns = np.asarray(dns["enstrophy_spectrum"])
-    a = result["args"]
-    same_runs = (scan["args"]["sims"], scan["args"]["time"], scan["args"]["spinup"]) == (
-        a["sims"],
-        a["time"],
-        a["spinup"],
-    )
+    same_runs = _runs(scan["args"]) == _runs(result["args"])
     scan = {r["name"]: r for r in scan["rows"]} if same_runs else {}
     lines = [
         f"Against the DNS rows' pooled spectrum ({dns['simulations']} trajectories): its own "
@@ -173,7 +178,7 @@ def rescore_report(result: dict, scan: dict) -> str:
     for pooled, r, per in sorted(scored, key=lambda x: x[0]):
         lines.append(
             f"| {r['name']} | {r['enstrophy_spectrum_error']:.4f} | {pooled:.4f} | "
-            f"{_interval(per)[1:]} | {r['tail_ratio'] / dns['tail_ratio']:.2f} |"
+            f"{_interval(per, signed=False)} | {r['tail_ratio'] / dns['tail_ratio']:.2f} |"
         )
     best = {}
     for pooled, r, per in scored:
@@ -222,8 +227,7 @@ def main(argv=None) -> int:
         scan = json.loads(Path(args.scan).read_text())
         if args.rescore:
             torch.set_num_threads(args.threads)
-            say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-            rescore_rows(result, Path(args.out), load_reference(), say)
+            rescore_rows(result, Path(args.out), load_reference(), _say)
         print(report(result) + "\n\n" + rescore_report(result, scan))
         return 0
     if args.threads < 1 or args.sims < 1 or args.time <= 0 or args.spinup < 0:
@@ -234,8 +238,7 @@ def main(argv=None) -> int:
     missing = [n for n in names if n not in by_name]
     if missing:
         ap.error(f"rows not in {args.scan}: {missing}; it has e.g. {sorted(by_name)[:4]}")
-    same = (scan["args"]["sims"], scan["args"]["time"], scan["args"]["spinup"])
-    if names and same != (args.sims, args.time, args.spinup):
+    if names and _runs(scan["args"]) != _runs(vars(args)):
         ap.error(f"{args.scan} ran {scan['args']}: pair it with the same --sims and --time")
     torch.set_num_threads(args.threads)
     ref = load_reference()
@@ -247,7 +250,7 @@ def main(argv=None) -> int:
         time_units=args.time,
         spinup=args.spinup,
         n_dns=args.n_dns,
-        say=lambda msg: print(msg, file=sys.stderr, flush=True),
+        say=_say,
         collect=collect,
     )
     dns["seconds"] = time.time() - start
@@ -257,7 +260,7 @@ def main(argv=None) -> int:
 
         info = dict(sims=args.sims, time=args.time, spinup=args.spinup, n_dns=args.n_dns)
         path = save_reference(args.write_reference, ensemble_reference(ref, collect, info))
-        print(f"wrote the ensemble reference {path}", file=sys.stderr)
+        _say(f"wrote the ensemble reference {path}")
     result = {
         "args": dict(
             vars(args),

@@ -61,16 +61,25 @@ def _key(name, roots) -> str:
 def scan(args) -> None:
     ref = load_reference(args.reference)
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
+    before = done.get("args", {})
+    reference = None if args.reference is None else str(args.reference)
+    if done["rows"] and before.get("reference") != reference:
+        raise SystemExit(
+            f"error: {args.out} was scored against {before.get('reference') or 'the packaged'} "
+            f"reference, not {reference or 'the packaged one'}: use another --out"
+        )
     done["args"] = {"sims": args.sims, "time": args.time, "spinup": args.spinup}
-    if args.reference is not None:
-        done["args"]["reference"] = str(args.reference)
+    if reference is not None:
+        done["args"]["reference"] = reference
+    points = list(before.get("points", []))  # earlier invocations' command-line grid points
+    points += [k for k in (_key(*t) for t in args.point) if k not in points]
+    if points:
+        done["args"]["points"] = points
     have = {r["name"] for r in done["rows"]}
     todo = [(n, p) for n in args.families for p in families.get_family(n).scan_points()]
     if args.fine:
         todo += [(n, p) for n, grid in FINE.items() for p in itertools.product(*grid)]
     todo += args.extra + args.point
-    if args.point:
-        done["args"]["points"] = [_key(*t) for t in args.point]
     print(f"{len(todo) - len(have & {_key(*t) for t in todo})} rows to run", flush=True)
     for name, roots in todo:
         label = _key(name, roots)

@@ -248,21 +248,37 @@ def _average_window(dns, spec: ReferenceSpec, chunk: int, say, start: float):
         fields.append(les.omega[0].cpu().numpy())
         say(f"averaging {i + 1}/{n_samples} t={dns.time:7.2f}  ({time.time() - start:.0f} s)")
     fields_np = np.stack(fields)
-    sigma = float(fields_np.std())
-    edges = np.linspace(-8 * sigma, 8 * sigma, spec.pdf_bins + 1)
+    keep = np.linspace(0, n_samples - 1, min(spec.n_init, n_samples)).round().astype(int)
+    return dict(
+        pooled_statistics(z_les, e_les, z_dns, e_dns, fields_np, spec.pdf_bins),
+        initial_conditions=fields_np[keep].astype(np.float32),
+    )
+
+
+def pooled_statistics(z_les, e_les, z_dns, e_dns, fields, pdf_bins: int) -> Dict[str, np.ndarray]:
+    """A reference's statistics, all but its initial conditions, from filtered samples: the
+    spectra (LES grid ``z_les``, ``e_les``; DNS grid ``z_dns``, ``e_dns``; [..., k]) averaged
+    over every leading axis (samples, and trajectories when there are several), and of the
+    filtered vorticity ``fields`` [..., n, n] its σ, its PDF on ``pdf_bins`` bins over ±8σ and
+    P(|ω| > 3σ)."""
     from regrl.envs.turbulence.metrics import pdf_histogram, tail_probability
 
-    keep = np.linspace(0, n_samples - 1, min(spec.n_init, n_samples)).round().astype(int)
+    def mean(a):
+        a = np.asarray(a)
+        return a.mean(axis=tuple(range(a.ndim - 1)))
+
+    fields = np.asarray(fields)
+    sigma = float(fields.std())
+    edges = np.linspace(-8 * sigma, 8 * sigma, pdf_bins + 1)
     return {
-        "enstrophy_spectrum": np.mean(z_les, axis=0),
-        "energy_spectrum": np.mean(e_les, axis=0),
-        "enstrophy_spectrum_dns": np.mean(z_dns, axis=0),
-        "energy_spectrum_dns": np.mean(e_dns, axis=0),
+        "enstrophy_spectrum": mean(z_les),
+        "energy_spectrum": mean(e_les),
+        "enstrophy_spectrum_dns": mean(z_dns),
+        "energy_spectrum_dns": mean(e_dns),
         "pdf_edges": edges,
-        "pdf": pdf_histogram(fields_np, edges),
+        "pdf": pdf_histogram(fields, edges),
         "omega_std": np.array(sigma),
-        "tail_3sigma": np.array(tail_probability(fields_np, sigma)),
-        "initial_conditions": fields_np[keep].astype(np.float32),
+        "tail_3sigma": np.array(tail_probability(fields, sigma)),
     }
 
 

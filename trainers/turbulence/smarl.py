@@ -30,7 +30,13 @@ from regrl.envs.turbulence.metrics import (
     pdf_histogram,
     tail_probability,
 )
-from regrl.envs.turbulence.reference import Reference, les_from_reference, load_reference
+from regrl.envs.turbulence.reference import (
+    Reference,
+    les_from_reference,
+    les_physics,
+    load_reference,
+    pooled_statistics,
+)
 from regrl.envs.turbulence.sgs import step_with_sgs
 from regrl.envs.turbulence.solver import Turbulence2D
 from regrl.files import write_text_atomic
@@ -187,28 +193,19 @@ def dns_rollout(
     kept (``per_simulation["enstrophy_spectrum"]``). ``collect`` (a dict) receives the samples
     :func:`ensemble_reference` needs: the filtered ``fields`` and LES-grid spectra ``z``,
     ``e`` and the DNS-grid spectra ``z_dns``, ``e_dns``, one entry per sample time."""
-    from regrl.envs.turbulence.reference import les_dt
     from regrl.envs.turbulence.sgs import les_filter, spectral_upsample
 
     p = ref.provenance["spec"]
     n_dns = int(n_dns or p["n_dns"])
+    physics = les_physics(p)  # the reference's physics; the DNS's own time step below
     dt = float(dt or p["dt"])
     if n_dns < ref.n_les or n_dns % 2:
         raise ValueError(f"n_dns must be even and >= the LES grid {ref.n_les}, got {n_dns}")
     if steps_per_check is None:
-        steps_per_check = max(1, int(round(10 * les_dt(p) / dt)))
+        steps_per_check = max(1, int(round(10 * physics["dt"] / dt)))
     sims = min(sims, len(ref.initial_conditions))
     ics = torch.as_tensor(ref.initial_conditions[:sims], dtype=torch.float64)
-    dns = Turbulence2D(
-        n_dns,
-        nu=p["nu"],
-        alpha=p["alpha"],
-        dt=dt,
-        kf=p["kf"],
-        beta=p["beta"],
-        batch=sims,
-        dtype=dtype,
-    )
+    dns = Turbulence2D(n_dns, batch=sims, dtype=dtype, **dict(physics, dt=dt))
     dns.omega = spectral_upsample(ics, n_dns).to(dtype)
     view = les_from_reference(ref, sims)  # LES-grid solver, used for its diagnostics only
     spa = steps_per_check
@@ -259,26 +256,20 @@ def ensemble_reference(ref: Reference, collect: Dict[str, list], info: dict) -> 
     if not alive.all():
         raise ValueError(f"{int((~alive).sum())} DNS diverged: no ensemble reference from them")
     w = np.stack(collect["fields"])  # [time, sims, n, n]
-    sigma = float(w.std())
-    edges = np.linspace(-8 * sigma, 8 * sigma, len(ref.pdf_edges))
     provenance = dict(
         ref.provenance,
         ensemble=dict(info, base=ref.provenance.get("created"), samples=int(w.shape[0])),
         code_version=package_commit(short=True) or "unknown",
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    return {
-        "enstrophy_spectrum": np.stack(collect["z"]).mean(axis=(0, 1)),
-        "energy_spectrum": np.stack(collect["e"]).mean(axis=(0, 1)),
-        "enstrophy_spectrum_dns": np.stack(collect["z_dns"]).mean(axis=(0, 1)),
-        "energy_spectrum_dns": np.stack(collect["e_dns"]).mean(axis=(0, 1)),
-        "pdf_edges": edges,
-        "pdf": pdf_histogram(w, edges),
-        "omega_std": np.array(sigma),
-        "tail_3sigma": np.array(tail_probability(w, sigma)),
-        "initial_conditions": np.asarray(ref.initial_conditions, np.float32),
-        "provenance": np.array(_json.dumps(provenance)),
-    }
+    stats = pooled_statistics(
+        *(np.stack(collect[k]) for k in ("z", "e", "z_dns", "e_dns")), w, len(ref.pdf_edges) - 1
+    )
+    return dict(
+        stats,
+        initial_conditions=np.asarray(ref.initial_conditions, np.float32),
+        provenance=np.array(_json.dumps(provenance)),
+    )
 
 
 def summarise(ref, z, e, fields, alive, seconds, sim_time, spectra=False) -> Dict[str, object]:
