@@ -6,7 +6,10 @@ LES × 20 time units as the scanned constants.
 
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_fits.py --out docs/smarl_fits.json
          [--families smagorinsky_hyper,jansen_held] [--targets spectrum,spectrum+tails]
-         [--seeds 3] [--iterations 150] [--method solver|eki]
+         [--seeds 3] [--iterations 150] [--method solver|eki] [--reference FILE.npz]
+``--reference``: fit against another reference file (e.g. the 16-trajectory ensemble of
+``benchmarks/turbulence_dns_floor.py --write-reference``); a file fitted against one reference
+refuses rows against another.
 ``--method eki``: ensemble Kalman inversion of the same constants (trainers/turbulence/eki.py,
 the derivative-free cross-check), spectrum target; its rows join the same file.
 """
@@ -47,13 +50,26 @@ def main() -> None:
         help="print only the scan's --extra arguments of each family and target's mean roots "
         "over the seeds in --out, and stop",
     )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="the reference to fit against (default: the packaged one)",
+    )
     args = parser.parse_args()
     if args.extra_means:
         print(" ".join(extra_means(json.loads(args.out.read_text())["fits"])))
         return
     torch.set_num_threads(1)
-    ref = load_reference()
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"fits": []}
+    reference = None if args.reference is None else str(args.reference)
+    if done["fits"] and done.get("reference") != reference:
+        raise SystemExit(
+            f"error: {args.out} was fitted against {done.get('reference') or 'the packaged'} "
+            f"reference, not {reference or 'the packaged one'}: use another --out"
+        )
+    if reference is not None:
+        done["reference"] = reference
+    ref = load_reference(args.reference)
     have = {(f["closure"], f["target"], _method(f), f["seed"]) for f in done["fits"]}
     targets = ["spectrum"] if args.method == "eki" else args.targets.split(",")
     for name in args.families.split(","):

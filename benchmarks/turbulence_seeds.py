@@ -5,7 +5,10 @@ interval is over the simulations (docs/smarl.md §Results).
 
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_seeds.py [RUN_DIR ...]
          [--arm NAME=PATH,PATH,...] [--sims 4] [--time 20] [--spinup 2] [--out seeds.json]
-         [--baselines-from seeds.json] [--paired-from seeds.json]
+         [--baselines-from seeds.json] [--paired-from seeds.json] [--reference FILE.npz]
+``--reference`` scores every row (and feeds the policies' spectrum observation) against another
+reference file, e.g. the 16-trajectory ensemble of ``benchmarks/turbulence_dns_floor.py
+--write-reference``; ``--baselines-from`` and ``--constants-from`` files must have used the same.
 A PATH is a run directory (its latest checkpoint) or a policy file (FILE.pt with FILE.json,
 ``regrl export`` / ``regrl turbulence pretrain-policy``); positional RUN_DIRs form the arm
 "learned". ``--baselines-from`` reuses the baseline rows of an earlier ``--out`` with the same
@@ -82,11 +85,16 @@ def learned_rows(arm: str, paths, ref, opts, sample_seed=None) -> list:
     return rows
 
 
-def baseline_rows(ref, opts, earlier) -> list:
+def baseline_rows(ref, opts, earlier, reference=None) -> list:
     if earlier:
         data = json.loads(Path(earlier).read_text())
         if data["options"] != opts:
             raise SystemExit(f"error: {earlier} was evaluated with {data['options']}, not {opts}")
+        if data.get("reference") != reference:
+            raise SystemExit(
+                f"error: {earlier} was scored against {data.get('reference') or 'the packaged'} "
+                f"reference, not {reference or 'the packaged one'}"
+            )
         names = {b.name for b in BASELINES}
         return [r for r in data["rows"] if r["name"] in names]
     rows = []
@@ -201,6 +209,9 @@ def main() -> None:
     parser.add_argument(
         "--paired-from", default=None, help="print the paired table of an earlier --out and stop"
     )
+    parser.add_argument(
+        "--reference", default=None, help="reference file to score against (default: packaged)"
+    )
     args = parser.parse_args()
     if args.paired_from:
         data = json.loads(Path(args.paired_from).read_text())
@@ -212,10 +223,19 @@ def main() -> None:
         return
     arms = parse_arms(args.runs, args.arm)
     torch.set_num_threads(1)
-    ref = load_reference()
     opts = dict(seeds=args.sims, time_units=args.time, spinup=args.spinup)
+    scan_rows = []
+    if args.constants_from:
+        scan = json.loads(Path(args.constants_from).read_text())
+        want = {"sims": opts["seeds"], "time": opts["time_units"], "spinup": opts["spinup"]}
+        want["reference"] = args.reference
+        used = {k: scan["args"].get(k) for k in want}
+        if used != want:
+            raise SystemExit(f"error: {args.constants_from} used {used}, not {want}")
+        scan_rows = scan["rows"]
+    ref = load_reference(args.reference)
     start = time.time()
-    rows = baseline_rows(ref, opts, args.baselines_from)
+    rows = baseline_rows(ref, opts, args.baselines_from, args.reference)
     learned = {arm: learned_rows(arm, paths, ref, opts) for arm, paths in arms.items()}
     if args.sampled:
         for arm, paths in arms.items():
@@ -235,13 +255,6 @@ def main() -> None:
             f"| {row['name']} | {_cell(row, 'enstrophy_spectrum_error')} | "
             f"{_cell(row, 'tail_ratio')} |"
         )
-    scan_rows = []
-    if args.constants_from:
-        scan = json.loads(Path(args.constants_from).read_text())
-        want = {"sims": opts["seeds"], "time": opts["time_units"], "spinup": opts["spinup"]}
-        if scan["args"] != want:
-            raise SystemExit(f"error: {args.constants_from} used {scan['args']}, not {want}")
-        scan_rows = scan["rows"]
     paired = paired_rows(learned, rows, scan_rows)
     print_paired(paired)
     print(f"wall time {time.time() - start:.0f} s", flush=True)
@@ -256,6 +269,7 @@ def main() -> None:
                     "paired": paired,
                     "options": opts,
                     "paths": arms,
+                    **({"reference": args.reference} if args.reference else {}),
                 },
                 indent=2,
             )

@@ -91,3 +91,22 @@ def test_a_difference_of_float_rounding_is_neither_better_nor_worse(routes):
     assert routes._paired([same, same], base, key) == "+0.0000 ± 0.0000"
     lower = {"per_simulation": {key: [0.03, 0.04, 0.02]}}
     assert routes._paired([lower, lower], base, key).endswith("(better)")
+
+
+def test_fits_refuse_a_file_fitted_against_another_reference(routes, tmp_path, monkeypatch):
+    """benchmarks/turbulence_fits.py: rows fitted against the packaged reference and rows
+    against another ``--reference`` must not share a file (their means would mix targets);
+    the refusal comes before any fit runs."""
+    import turbulence_fits
+
+    out = tmp_path / "fits.json"
+    row = {"closure": "jansen_held", "target": "spectrum", "seed": 0, "roots": [0.3, 0.5]}
+    out.write_text(json.dumps({"fits": [row]}))
+    other = tmp_path / "ens.npz"
+    monkeypatch.setattr(sys, "argv", ["x", "--out", str(out), "--reference", str(other)])
+    with pytest.raises(SystemExit, match="packaged"):
+        turbulence_fits.main()
+    out.write_text(json.dumps({"fits": [row], "reference": str(other)}))
+    monkeypatch.setattr(sys, "argv", ["x", "--out", str(out)])
+    with pytest.raises(SystemExit, match="use another --out"):
+        turbulence_fits.main()

@@ -1,0 +1,85 @@
+"""benchmarks/turbulence_correction.py: the learned correction's report pairs each seed with its
+base constant and the held-out best constant on the same simulations, and files of another
+reference or run never mix."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY, TAILS = "enstrophy_spectrum_error", "tail_ratio"
+
+
+@pytest.fixture(scope="module")
+def corr():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling import (turbulence_routes)
+    spec = importlib.util.spec_from_file_location(
+        "turbulence_correction", ROOT / "benchmarks" / "turbulence_correction.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _row(name, errs, tails, family="jansen_held"):
+    return {"name": name, "family": family, "diverged": 0, "simulations": len(errs),
+            KEY: sum(errs) / len(errs), TAILS: sum(tails) / len(tails),
+            "per_simulation": {KEY: errs, TAILS: tails}}  # fmt: skip
+
+
+def _scan(tmp_path, reference="ens.npz"):
+    rows = [
+        _row("jansen_held C_4=0.31 c_b=1", [0.040, 0.030, 0.040, 0.030], [1.0] * 4),
+        _row("jansen_held C_4=0.3 c_b=1", [0.050, 0.020, 0.050, 0.020], [0.9] * 4),
+        _row("smagorinsky C_s=0.15", [0.01] * 4, [0.6] * 4, family="smagorinsky"),
+    ]
+    path = tmp_path / "scan.json"
+    args = {"sims": 4, "time": 20.0, "spinup": 2.0, "reference": reference}
+    path.write_text(json.dumps({"args": args, "rows": rows}))
+    return path
+
+
+def _args(scan, reference="ens.npz"):
+    return SimpleNamespace(reference=reference, constants_from=scan, family="jansen_held")
+
+
+def test_report_pairs_each_seed_with_its_base_and_the_held_out_best(corr, tmp_path):
+    """Base = the family's lowest pooled error (0.035, C_4=0.31; Smagorinsky's lower row is
+    another family). Held out: fold 0 (sims 0, 2) takes the constant best on sims 1, 3 (C_4=0.3,
+    0.020), fold 1 the one best on sims 0, 2 (C_4=0.31). A seed 0.005 better on every simulation
+    is −0.005 against its base, and against the held-out row −0.005 on fold 1 and −0.015 on
+    fold 0 (−0.010): a swapped difference or a pairing against another family fails here."""
+    scan = _scan(tmp_path)
+    seed = dict(_row("x", [0.035, 0.025, 0.035, 0.025], [1.0] * 4), seed=0,
+                selected_update=30, train_seconds=1.0,
+                validation=[{"updates": 0, "score": 0.05}, {"updates": 30, "score": 0.04}])  # fmt: skip
+    text = corr.report(_args(scan), {"rows": {"x": seed}})
+    assert "C_4=0.31 c_b=1: spectrum error 0.0350" in text
+    assert "jansen_held C_4=0.3 c_b=1 / jansen_held C_4=0.31 c_b=1" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("| 0 | 30 |"))
+    assert "-0.0050 ± 0.0000 (better)" in line
+    assert "-0.0100 ± " in line
+    assert "0: 0.050, 30: 0.040; kept 30" in text
+
+
+def test_scan_of_another_reference_is_refused(corr, tmp_path):
+    scan = _scan(tmp_path, reference=None)
+    with pytest.raises(SystemExit, match="packaged reference"):
+        corr.report(_args(scan), {"rows": {"x": {}}})
+
+
+def test_resuming_with_other_options_is_refused(corr, tmp_path, monkeypatch):
+    scan = _scan(tmp_path)
+    out = tmp_path / "corr.json"
+    out.write_text(json.dumps({"rows": {"x": {}}, "options": {"lr": "0.1"}}))
+    argv = ["x", "--reference", "ens.npz", "--constants-from", str(scan), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv + ["--report"])
+    with pytest.raises(SystemExit, match="use another --out"):
+        corr.main()

@@ -1,0 +1,50 @@
+"""benchmarks/turbulence_seeds.py --reference: rows scored against one reference never pair
+with baselines or scan constants scored against another."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OPTS = {"seeds": 16, "time_units": 20.0, "spinup": 2.0}
+
+
+@pytest.fixture(scope="module")
+def seeds():
+    spec = importlib.util.spec_from_file_location(
+        "turbulence_seeds", ROOT / "benchmarks" / "turbulence_seeds.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_baselines_from_another_reference_are_refused(seeds, tmp_path):
+    earlier = tmp_path / "seeds.json"
+    earlier.write_text(json.dumps({"options": OPTS, "rows": [{"name": "x"}]}))
+    with pytest.raises(SystemExit, match="packaged"):
+        seeds.baseline_rows(None, OPTS, str(earlier), reference="ens.npz")
+    earlier.write_text(json.dumps({"options": OPTS, "rows": [], "reference": "ens.npz"}))
+    assert seeds.baseline_rows(None, OPTS, str(earlier), reference="ens.npz") == []
+    with pytest.raises(SystemExit, match="ens.npz"):
+        seeds.baseline_rows(None, OPTS, str(earlier))
+
+
+def test_constants_from_a_scan_against_another_reference_are_refused(seeds, tmp_path, monkeypatch):
+    """The scan's args carry its --reference (and its --point list, which does not matter):
+    a scan against the ensemble reference cannot pair with a packaged-reference evaluation,
+    and the refusal comes before any rollout."""
+    scan = tmp_path / "scan.json"
+    args = {"sims": 16, "time": 20.0, "spinup": 2.0, "reference": "ens.npz", "points": ["a"]}
+    scan.write_text(json.dumps({"args": args, "rows": []}))
+    policy = tmp_path / "p.pt"
+    policy.write_bytes(b"")
+    argv = ["x", "--arm", f"a={policy}", "--sims", "16", "--constants-from", str(scan)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match="reference"):
+        seeds.main()
