@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from turbulence_family_scan import grid_rows  # this folder: which rows may be a family's best
 from turbulence_routes import (  # this folder: the routes' CNN, fit settings and validation
     GOAL_TAILS,
     KEY,
@@ -89,7 +90,8 @@ def _options(args) -> dict:
 
 
 def _scan(args) -> tuple:
-    """(the family's best grid constant row, its grid rows) of the scan, checked to be scored
+    """(the family's best grid constant row, its stable grid rows; ``--extra`` rows are never
+    candidates) of the scan, checked to be scored
     against ``--reference`` with this evaluation's size."""
     scan = json.loads(args.constants_from.read_text())
     a = scan["args"]
@@ -98,7 +100,7 @@ def _scan(args) -> tuple:
             f"error: {args.constants_from} was scored against "
             f"{a.get('reference') or 'the packaged reference'}, not {args.reference}"
         )
-    rows = [r for r in scan["rows"] if r.get("family") == args.family and not r["diverged"]]
+    rows = [r for r in grid_rows(scan) if r.get("family") == args.family and not r["diverged"]]
     if not rows:
         raise SystemExit(f"error: {args.constants_from} has no stable {args.family} row")
     args.sims, args.time, args.spinup = int(a["sims"]), float(a["time"]), float(a["spinup"])

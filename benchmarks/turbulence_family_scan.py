@@ -116,6 +116,13 @@ def _grid_labels() -> set:
     return {_key(n, p) for n, p in points}
 
 
+def grid_rows(data: dict) -> list:
+    """The rows of a scan file that are grid points (the families' grids, the fine grids and
+    ``--point``s), not ``--extra`` constants: the only candidates for a family's best."""
+    grid = _grid_labels() | set(data.get("args", {}).get("points", []))
+    return [r for r in data["rows"] if r["name"] in grid]
+
+
 def _paired(row, base, key) -> str:
     mean, half = t_interval(paired_differences(row, base, key))
     return "n/a" if half is None else f"{mean:+.4f} ± {half:.4f}"
@@ -151,12 +158,10 @@ def report(path: Path) -> str:
         "| family | best constant | spectrum error | tails | Δ error vs C_s=0.17 |",
         "|---|---|---|---|---|",
     ]
-    grid = _grid_labels() | set(data.get("args", {}).get("points", []))
+    grid = grid_rows(data)
     bests = {}
     for name in [n for n in ORDER if any(r["family"] == n for r in rows)]:
-        stable = [
-            r for r in rows if r["family"] == name and not r["diverged"] and r["name"] in grid
-        ]
+        stable = [r for r in grid if r["family"] == name and not r["diverged"]]
         if not stable:
             out.append(f"| {name} | none stable | | | |")
             continue

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from turbulence_family_scan import grid_rows  # this folder: which rows may be a family's best
 
 from regrl.envs.turbulence.reference import load_reference
 from regrl.trainers.checkpoint import latest_checkpoint
@@ -232,7 +233,7 @@ def main() -> None:
         used = {k: scan["args"].get(k) for k in want}
         if used != want:
             raise SystemExit(f"error: {args.constants_from} used {used}, not {want}")
-        scan_rows = scan["rows"]
+        scan_rows = grid_rows(scan)  # a fitted --extra constant is never the family's best
     ref = load_reference(args.reference)
     start = time.time()
     rows = baseline_rows(ref, opts, args.baselines_from, args.reference)

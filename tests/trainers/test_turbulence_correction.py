@@ -39,9 +39,11 @@ def _scan(tmp_path, reference="ens.npz"):
         _row("jansen_held C_4=0.31 c_b=1", [0.040, 0.030, 0.040, 0.030], [1.0] * 4),
         _row("jansen_held C_4=0.3 c_b=1", [0.050, 0.020, 0.050, 0.020], [0.9] * 4),
         _row("smagorinsky C_s=0.15", [0.01] * 4, [0.6] * 4, family="smagorinsky"),
+        _row("jansen_held C_4=0.3092 c_b=0.3354", [0.001] * 4, [1.0] * 4),  # an --extra row
     ]
     path = tmp_path / "scan.json"
-    args = {"sims": 4, "time": 20.0, "spinup": 2.0, "reference": reference}
+    points = [r["name"] for r in rows[:3]]
+    args = {"sims": 4, "time": 20.0, "spinup": 2.0, "reference": reference, "points": points}
     path.write_text(json.dumps({"args": args, "rows": rows}))
     return path
 
@@ -51,8 +53,8 @@ def _args(scan, reference="ens.npz"):
 
 
 def test_report_pairs_each_seed_with_its_base_and_the_held_out_best(corr, tmp_path):
-    """Base = the family's lowest pooled error (0.035, C_4=0.31; Smagorinsky's lower row is
-    another family). Held out: fold 0 (sims 0, 2) takes the constant best on sims 1, 3 (C_4=0.3,
+    """Base = the family's lowest pooled error among grid points (0.035, C_4=0.31; Smagorinsky's
+    lower row is another family, the lowest jansen_held row a fitted --extra constant). Held out: fold 0 (sims 0, 2) takes the constant best on sims 1, 3 (C_4=0.3,
     0.020), fold 1 the one best on sims 0, 2 (C_4=0.31). A seed 0.005 better on every simulation
     is −0.005 against its base, and against the held-out row −0.005 on fold 1 and −0.015 on
     fold 0 (−0.010): a swapped difference or a pairing against another family fails here."""

@@ -16,12 +16,14 @@ OPTS = {"seeds": 16, "time_units": 20.0, "spinup": 2.0}
 
 @pytest.fixture(scope="module")
 def seeds():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling import (turbulence_family_scan)
     spec = importlib.util.spec_from_file_location(
         "turbulence_seeds", ROOT / "benchmarks" / "turbulence_seeds.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def test_baselines_from_another_reference_are_refused(seeds, tmp_path):
