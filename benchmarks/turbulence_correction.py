@@ -44,9 +44,9 @@ from turbulence_routes import (  # this folder: the routes' CNN, fit settings an
     TAILS,
     VALIDATION_SIMS,
     VALIDATION_START,
-    _cnn,
-    _fit,
+    cnn_architecture,
     cross_fitted,
+    fit_field,
     validator,
 )
 
@@ -122,9 +122,9 @@ def run(args, state: dict) -> None:
         states = spun_up_states(ref, fam.name, coeff, VALIDATION_SIMS, 1000 + seed,
                                 VALIDATION_START)  # fmt: skip
         torch.manual_seed(seed)
-        model = zero_output(_cnn(files, size))
+        model = zero_output(cnn_architecture(files, size))
         print(f"fit: {name} on {best['name']}", flush=True)
-        fit = _fit(ref, model, files, args, seed, args.lr, base=(fam.name, coeff),
+        fit = fit_field(ref, model, files, args, seed, args.lr, base=(fam.name, coeff),
                    validate=validator(ref, fam, coeff, states, files),
                    validate_every=args.validate_every)  # fmt: skip
         kept = fit["selected_update"]

@@ -169,7 +169,7 @@ def _evaluate(ref, field, args, closure=None, coeff=None) -> dict:
     )
 
 
-def _fit(ref, model, files, args, seed: int, lr: float, **kw) -> dict:
+def fit_field(ref, model, files, args, seed: int, lr: float, **kw) -> dict:
     """``fit_field_closure`` of ``model`` with the arms' unroll settings (200-step unrolls
     over ``--fit-sims`` LES, spectra every 20 steps, Π every 10)."""
     spec = FitSpec(
@@ -187,7 +187,7 @@ def _fit(ref, model, files, args, seed: int, lr: float, **kw) -> dict:
     )
 
 
-def _cnn(files: dict, size: int):
+def cnn_architecture(files: dict, size: int):
     """The supervised CNN's architecture, untrained (weights are loaded into it)."""
     cfg = load_offline_config(
         CONFIGS["cnn"],
@@ -211,7 +211,7 @@ def run_cnn_arms(args, state: dict) -> None:
         seconds_file = weights.with_suffix(".json")
         if sup not in rows and args.arms != "fine-tuned":
             if weights.is_file() and seconds_file.is_file():  # trained before an interruption
-                model = _cnn(files, train["x"].shape[1])
+                model = cnn_architecture(files, train["x"].shape[1])
                 model.load_state_dict(torch.load(weights, weights_only=True))
                 model.eval()
                 seconds = json.loads(seconds_file.read_text())["train_seconds"]
@@ -249,10 +249,10 @@ def run_cnn_arms(args, state: dict) -> None:
                 if sup in rows
                 else json.loads(seconds_file.read_text())["train_seconds"]
             )
-            model = _cnn(files, train["x"].shape[1])
+            model = cnn_architecture(files, train["x"].shape[1])
             model.load_state_dict(torch.load(weights, weights_only=True))
             print(f"fine-tune: {fine}", flush=True)
-            fit = _fit(
+            fit = fit_field(
                 ref,
                 model,
                 files,
@@ -345,9 +345,11 @@ def run_correction_arm(args, state: dict) -> None:
                 validate_every=args.validate_every,
             )
         torch.manual_seed(seed)
-        model = zero_output(_cnn(files, size))
+        model = zero_output(cnn_architecture(files, size))
         print(f"fit: {name} on {best['name']}", flush=True)
-        fit = _fit(ref, model, files, args, seed, args.correction_lr, base=(fam.name, coeff), **kw)
+        fit = fit_field(
+            ref, model, files, args, seed, args.correction_lr, base=(fam.name, coeff), **kw
+        )
         print(f"eval: {name}", flush=True)
         field = cnn_closure(model, files["sigma_omega"], files["sigma_pi"])
         row = _evaluate(ref, field, args, closure=fam.name, coeff=list(coeff))
