@@ -216,28 +216,34 @@ def _reads_plain_state(cls) -> bool:
     return _FAST_CLASSES[cls]
 
 
-def state_rows(vehicles) -> np.ndarray:
+def state_rows(vehicles, history: bool = False) -> np.ndarray:
     """Global [x, y, heading, vx, vy] of each vehicle, [V, 5] float64: the same floats as the
     ``position``, ``heading_theta`` and ``velocity`` properties (MetaDrive 0.4.3), read from the
     panda3d node and the Bullet body node directly instead of through three properties per
     vehicle and step (Vector / array construction and the ``body`` python-tag look-up; the
-    tag holds a wrapper of the same Bullet node)."""
+    tag holds a wrapper of the same Bullet node). ``history``: [V, 6] rows in the layout
+    ``features.Histories`` keeps, [x, y, cos h, sin h, vx, vy] (``math``'s cos and sin)."""
     rows, plain = [], _FAST_CLASSES
+    cos, sin = math.cos, math.sin
     for v in vehicles:
         cls = type(v)
         if not (plain[cls] if cls in plain else _reads_plain_state(cls)):
-            rows.append(vehicle_state(v))  # a subclass overrides a property: use them
-            continue
-        origin = v.origin
-        pos, vel = origin.getPos(), v._body.get_linear_velocity()
-        heading = origin.getH() / 180 * math.pi  # wrap_to_pi(wrap_to_pi(h) + π/2), inlined
-        heading %= _TWO_PI
-        heading -= _TWO_PI * (heading > _PI)
-        heading += _HALF_PI
-        heading %= _TWO_PI
-        heading -= _TWO_PI * (heading > _PI)
-        rows.append((pos[0], pos[1], heading, vel[0], vel[1]))
-    return np.array(rows, np.float64) if rows else np.zeros((0, 5))
+            x, y, heading, vx, vy = vehicle_state(v).tolist()  # a subclass overrides one
+        else:
+            origin = v.origin
+            pos, vel = origin.getPos(), v._body.get_linear_velocity()
+            x, y, vx, vy = pos[0], pos[1], vel[0], vel[1]
+            heading = origin.getH() / 180 * math.pi  # wrap_to_pi(wrap_to_pi(h) + π/2), inlined
+            heading %= _TWO_PI
+            heading -= _TWO_PI * (heading > _PI)
+            heading += _HALF_PI
+            heading %= _TWO_PI
+            heading -= _TWO_PI * (heading > _PI)
+        if history:
+            rows.append((x, y, cos(heading), sin(heading), vx, vy))
+        else:
+            rows.append((x, y, heading, vx, vy))
+    return np.array(rows, np.float64) if rows else np.zeros((0, 6 if history else 5))
 
 
 def _idm_policy():

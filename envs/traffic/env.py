@@ -49,6 +49,7 @@ from regrl.envs.traffic.scoring import FORECASTS, GAMMA, dense_reward_rows, scor
 
 ACTION_MODES = ("candidate", "raw")
 OBS_BOUND = 1e4
+_OBS_LOW, _OBS_HIGH = np.float32(-OBS_BOUND), np.float32(OBS_BOUND)  # the scenes' dtype
 UNCOMFORTABLE = 4.0  # |a| or |yaw acc| above this is uncomfortable (RIFT's UC metric)
 BRAKE = np.array([0.0, -1.0], np.float32)
 _FLOAT32 = np.dtype(np.float32)
@@ -273,7 +274,7 @@ class TrafficEnv(ParallelEnv):
         self._network = self._engine.current_map.road_network
         self._lanes = self._lane_cache(self._network)
         self._now = backend.vehicles_of(self._engine)
-        self._hist.record(self._now, backend.state_rows(self._now))
+        self._hist.record(self._now, backend.state_rows(self._now, history=True))
         self._prev_speed = {a: float(self._vehicle[a].speed) for a in self.agents}
         # per CBV: speeds (stuck metric), route completion, infractions (driving score)
         self._speeds: Dict[str, list] = {a: [] for a in self.agents}
@@ -321,7 +322,7 @@ class TrafficEnv(ParallelEnv):
         try:
             _, _, md_term, _, md_info = self._md.step(controls)
             self._now = backend.vehicles_of(self._engine)
-            self._hist.record(self._now, backend.state_rows(self._now))
+            self._hist.record(self._now, backend.state_rows(self._now, history=True))
         except Exception as exc:  # a simulator blow-up must not crash training
             return self._blow_up(exc)
         self._t += 1
@@ -449,7 +450,7 @@ class TrafficEnv(ParallelEnv):
         """Flat scenes [len(vs), OBS_DIM] of recorded vehicles, computed as one batch."""
         vehicles = self._now if vehicles is None else vehicles
         flat = features.scene_batch(vs, vehicles, self._hist, self._network, self._lanes)
-        return _clip(flat, -OBS_BOUND, OBS_BOUND, out=flat)
+        return _clip(flat, _OBS_LOW, _OBS_HIGH, out=flat)
 
     def _observe(self, agent: str) -> np.ndarray:
         return self.scene_of(self._vehicle[agent])

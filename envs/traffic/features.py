@@ -25,7 +25,6 @@ _AHEAD = LANE_SPACING * np.arange(P)  # arc length of the lane points
 # np.interp minus its Python wrapper (complex-value dispatch); the same compiled routine
 fast_interp = getattr(getattr(np, "_core", None), "multiarray", None)
 fast_interp = getattr(fast_interp, "interp", np.interp)
-_interp = fast_interp
 _LAYOUT = []  # (name, start, end, shape) in flat
 for _name, _shape in scene.OBS_LAYOUT.items():
     _start = _LAYOUT[-1][2] if _LAYOUT else 0
@@ -68,8 +67,12 @@ def vehicle_size(v) -> np.ndarray:
 
 class Histories:
     """The last H global states of every vehicle, by object id, kept as one array
-    ``stack [V, H, 5]`` (oldest first) in the order of the last ``record`` so that the
-    features of all neighbours are computed with a few vectorised numpy calls.
+    ``stack [V, H, 6]`` (oldest first) in the order of the last ``record`` so that the
+    features of all neighbours are computed with a few vectorised numpy calls. A state is
+    [x, y, cos h, sin h, vx, vy] (``HISTORY_LAYOUT``), agent_hist's columns in the global
+    frame: the frame change of a scene is then one rotation of the three 2-vectors of each
+    state (``_frame_into``), cos(h − h0) = cos h·cos h0 + sin h·sin h0 included, instead of
+    taking cos and sin of every relative heading of every scene again.
 
     A vehicle seen for fewer than H steps is extended backwards at constant velocity from
     its first state (so spawned vehicles have smooth histories). Those extension rows depend
@@ -82,21 +85,25 @@ class Histories:
         self.ids: List[str] = []
         self.index: Dict[str, int] = {}
         self.vehicles: Optional[list] = None  # the list last recorded (rows in its order)
-        self.stack = np.zeros((0, H, 5), np.float64)
+        self.stack = np.zeros((0, H, STATE_COLUMNS), np.float64)
         self.sizes = np.zeros((0, 2))
 
     def record(self, vehicles: Iterable, states: Optional[np.ndarray] = None) -> None:
         """Append the current state of each vehicle; vehicles gone from the scene are dropped.
-        ``states`` [V, 5], when given, are those states already read (``vehicle_state`` rows)."""
+        ``states`` [V, 5] (``vehicle_state`` rows) or [V, 6] (``HISTORY_LAYOUT``,
+        ``backend.state_rows(..., history=True)``), when given, are those states already
+        read."""
         self.vehicles = vehicles if isinstance(vehicles, list) else None
         vehicles = list(vehicles)
         ids = [v.id for v in vehicles]
         if states is None:
             states = np.array([_state_row(v) for v in vehicles], np.float64).reshape(-1, 5)
+        if states.shape[1] == 5:
+            states = history_rows(states)
         if ids == self.ids:  # the usual step: same vehicles in the same order (one call)
             self.stack = np.concatenate((self.stack[:, 1:], states[:, None]), axis=1)
             return
-        stack = np.empty((len(ids), H, 5), np.float64)
+        stack = np.empty((len(ids), H, STATE_COLUMNS), np.float64)
         old = [self.index.get(i, -1) for i in ids]
         seen = np.array([k for k, j in enumerate(old) if j >= 0], np.intp)
         new = np.array([k for k, j in enumerate(old) if j < 0], np.intp)
@@ -104,7 +111,7 @@ class Histories:
             stack[seen, :-1] = self.stack[[old[k] for k in seen], 1:]
         if len(new):
             first = states[new]
-            back = first[:, None, 3:5] * DT * _BACK_STEPS[None, :, None]  # [n, H-1, 2]
+            back = first[:, None, 4:6] * DT * _BACK_STEPS[None, :, None]  # [n, H-1, 2]
             stack[new, :-1, :2] = first[:, None, :2] - back
             stack[new, :-1, 2:] = first[:, None, 2:]
         stack[:, -1] = states
@@ -115,15 +122,27 @@ class Histories:
         self.stack, self.sizes = stack, sizes
 
     def get(self, vid: str) -> np.ndarray:
-        """[H, 5] oldest first."""
+        """[H, 6] oldest first (``HISTORY_LAYOUT``)."""
         return self.stack[self.index[vid]]
 
     def current(self, vid: str) -> np.ndarray:
-        """The latest recorded [x, y, heading, vx, vy]."""
+        """The latest recorded [x, y, cos h, sin h, vx, vy]."""
         return self.stack[self.index[vid], -1]
 
     def __contains__(self, vid: str) -> bool:
         return vid in self.index
+
+
+HISTORY_LAYOUT = ("x", "y", "cos h", "sin h", "vx", "vy")  # a Histories state
+STATE_COLUMNS = len(HISTORY_LAYOUT)
+
+
+def history_rows(states: np.ndarray) -> np.ndarray:
+    """[V, 5] states [x, y, heading, vx, vy] -> [V, 6] ``HISTORY_LAYOUT`` rows (cos and sin
+    by ``math``, as ``backend.state_rows(..., history=True)``)."""
+    trig = [(math.cos(h), math.sin(h)) for h in states[:, 2].tolist()]
+    trig = np.array(trig, np.float64).reshape(-1, 2)
+    return np.concatenate((states[:, :2], trig, states[:, 3:5]), axis=1)
 
 
 def _preferred_road(end, checkpoints: Optional[List[str]]):
@@ -177,11 +196,13 @@ class LaneCache:
         self._sides: Dict[tuple, list] = {}
         self._lanes: Dict[tuple, np.ndarray] = {}  # densified lane by index, shared by chains
         self._plans: Dict[str, tuple] = {}  # by vehicle id, see ``_lane_plan``
+        self._joined: Dict[tuple, tuple] = {}  # by the ids of K plans, see ``_join_plans``
 
     def clear(self) -> None:
         for kept in (self._chains, self._paths, self._next, self._sides, self._lanes):
             kept.clear()
         self._plans.clear()
+        self._joined.clear()
 
     def _dense(self, lane, index) -> np.ndarray:
         if index not in self._lanes:
@@ -391,10 +412,10 @@ PLAN_CACHE = 256  # vehicles whose lane plans are kept (a reset brings new vehic
 
 
 def _lane_plan(v, network, cache: LaneCache) -> tuple:
-    """(jobs, tail, absent) of vehicle ``v``'s reference lanes: jobs [(slot r, chain_xy, lane,
-    ``_projection`` of the lane)] of the lanes present, tail float32 [OBS_DIM − _TAIL] the
-    lane_mask, lane_width and speed limit (of its current lane) entries of its observation,
-    absent the slots r without a lane.
+    """(jobs, tail) of vehicle ``v``'s reference lanes: jobs [(slot r, chain_xy, lane,
+    ``_projection`` of the lane)] of the lanes present, tail [OBS_DIM − _TAIL] the lane_mask,
+    lane_width and speed limit (of its current lane) entries of its observation (float32
+    values in float64; the slots r without a lane have no job and a zero mask).
     Kept per vehicle while its lane, lane index and route are the same objects (MetaDrive
     assigns a new route list rather than changing it; a new map has new lane objects)."""
     lane, index = getattr(v, "lane", None), getattr(v, "lane_index", None)
@@ -402,10 +423,9 @@ def _lane_plan(v, network, cache: LaneCache) -> tuple:
     plan = cache._plans.get(v.id)
     if plan is not None and plan[0] is lane and plan[1] == index and plan[2] is checkpoints:
         return plan[3]
-    jobs, tail, limit, absent = [], np.zeros(scene.OBS_DIM - _TAIL, np.float32), 20.0, []
+    jobs, tail, limit = [], np.zeros(scene.OBS_DIM - _TAIL, np.float32), 20.0
     for r, entry in enumerate(reference_lanes(v, network, cache)):
         if entry is None:
-            absent.append(r)
             continue
         lane_r, index_r = entry
         chain = cache.chain_xy(network, lane_r, index_r, checkpoints)
@@ -417,53 +437,95 @@ def _lane_plan(v, network, cache: LaneCache) -> tuple:
     if len(cache._plans) >= PLAN_CACHE:
         cache._plans.clear()
     tail = tail.astype(np.float64)  # float32 values, written into the float64 scene
-    cache._plans[v.id] = (lane, index, checkpoints, (jobs, tail, absent))
-    return jobs, tail, absent
+    plan = cache._plans[v.id] = (lane, index, checkpoints, (jobs, tail))
+    return plan[3]
 
 
-def _fill_lanes_batch(flat, vs, network, origins, rot, cache: LaneCache) -> None:
-    """Reference lanes of K agents (rows of ``flat``, agent_size left zero). Points are
-    sampled from the cached chains (``np.interp`` clamps to the chain's ends, as
-    ``_arc_samples`` does), pass through float32 (the observation's dtype) and then change
-    frame in one vectorised call for all K·R slots (``scene.to_frame``'s arithmetic, per-agent
-    pose ``rot`` [K, 2] = cos, sin); absent lanes are zeroed afterwards."""
+def _fill_lanes_batch(flat, vs, network, pose, rot, cache: LaneCache) -> None:
+    """Reference lanes of K agents (rows of ``flat``, agent_size left zero; the slots of absent
+    lanes are not written). ``pose`` [K, 6]: the agents' current ``Histories`` states, ``rot``
+    their ``_rotations``. Points are sampled from the cached chains (clamped to each chain's
+    ends, as ``_arc_samples`` does), pass through float32 (the observation's dtype) and then
+    change frame in one matrix product for all lanes of all agents (``scene.to_frame``'s
+    arithmetic up to round-off)."""
     plans = [_lane_plan(v, network, cache) for v in vs]
-    jobs = [(k, job) for k, plan in enumerate(plans) for job in plan[0]]
-    if jobs:
-        _lanes_in_frame(flat, jobs, len(vs), origins, rot)
-    for row, (_, tail, absent) in zip(flat, plans):
-        row[_TAIL:] = tail
-        for r in absent:  # computed from the point (0, 0)
-            row[_LANE_SLOTS[r]] = 0.0
+    key = tuple(map(id, plans))
+    joined = cache._joined.get(key)
+    if joined is None:
+        joined = _join_plans(plans, key, cache)
+    if joined[1] is not None:
+        _lanes_in_frame(flat, joined, pose, rot)
+    flat[:, _TAIL:] = joined[-1]
 
 
-def _lanes_in_frame(flat, jobs, k: int, origins, rot) -> None:
-    """The P points of each job's lane (``_lane_plan``) of K agents, in agent k's frame,
-    written into the lanes of ``flat``; the slots without a job are filled from (0, 0)."""
-    xy = origins.tolist()
-    s0 = []
-    for i, (_, _, lane, proj) in jobs:
+JOINED_CACHE = 128  # sets of lane plans (one per agent) whose joined chains are kept
+
+
+def _join_plans(plans: list, key: tuple, cache: LaneCache) -> tuple:
+    """The lanes of K agents' plans (``_lane_plan``) as one polyline for one interpolation
+    call: the chains laid end to end along the arc-length axis, chain j shifted by offset_j
+    (at least 1 m apart), x and y as the real and imaginary parts of one complex array.
+    Returns (plans, arc lengths [n], points complex [n], per lane (agent, lane, projection,
+    offset, end), agents [J], slots r [J], tails [K, OBS_DIM − _TAIL]); kept by the
+    plans' ids (the entry holds the plans, so their ids are not reused while it is kept)."""
+    arcs, points, lanes, offset = [], [], [], 0.0
+    for k, plan in enumerate(plans):
+        for r, (cum, _, xs, ys), lane, proj in plan[0]:
+            arcs.append(cum + offset)
+            points.append(xs + 1j * ys)
+            end = float(arcs[-1][-1])  # the shifted end, as the interpolation sees it
+            lanes.append((k, r, lane, proj, offset, end))
+            offset = math.floor(end) + 2.0
+    tails = np.array([plan[1] for plan in plans], np.float64).reshape(
+        len(plans), scene.OBS_DIM - _TAIL
+    )
+    if len(cache._joined) >= JOINED_CACHE:
+        cache._joined.clear()
+    if not lanes:
+        joined = cache._joined[key] = (plans, None, None, None, None, None, tails)
+        return joined
+    agents, slots = (np.array([e[i] for e in lanes], np.intp) for i in (0, 1))
+    joined = (plans, np.concatenate(arcs), np.concatenate(points), lanes, agents, slots, tails)
+    cache._joined[key] = joined
+    return joined
+
+
+def _lanes_in_frame(flat, joined: tuple, pose, rot) -> None:
+    """The P points of each lane of ``joined`` (``_join_plans``), in its agent's frame,
+    written into the lanes of ``flat``. The arc-length samples of each lane are shifted by its
+    offset and clamped to its end (the sample at a chain's end or start is its end or start
+    point exactly); shifting rounds like a change of the arc origin (~1e-13 m)."""
+    _, arcs, points, lanes, agents, slots, _ = joined
+    xy = pose[:, :2].tolist()
+    s0, clamp = [], False
+    for i, _, lane, proj, offset, end in lanes:
         if proj is not None and len(proj) == 4:  # a straight lane
             (x, y), (sx, sy, dx, dy) = xy[i], proj
-            s0.append((x - sx) * dx + (y - sy) * dy)
-            continue
-        s = None if proj is None else _circular_longitudinal(*xy[i], proj)
-        s0.append(float(lane.local_coordinates(origins[i])[0]) if s is None else s)
-    points = [_NO_POINTS] * (2 * R * k)  # x and y of every slot, in order
-    for s, (i, (r, (cum, _, xs, ys), _, _)) in zip(np.add.outer(s0, _AHEAD), jobs):
-        j = 2 * (R * i + r)
-        points[j], points[j + 1] = _interp(s, cum, xs), _interp(s, cum, ys)
-    world = np.array(points, np.float32).reshape(k, R, 2, P)  # points pass through float32
-    d = world - origins[:, None, :, None]  # float64 [K, R, 2, P] (float32 → float64 is exact)
-    q = d[:, :, None] * rot[:, None, :, None, None]  # [K, R, cos | sin, dx | dy, P]
-    lanes = flat[:, _LANES].reshape(k, R, P, 2)
-    np.add(q[:, :, 0, 0], q[:, :, 1, 1], out=lanes[..., 0])
-    np.subtract(q[:, :, 0, 1], q[:, :, 1, 0], out=lanes[..., 1])  # −s·dx + c·dy, the same float
+            s = (x - sx) * dx + (y - sy) * dy
+        else:
+            s = None if proj is None else _circular_longitudinal(*xy[i], proj)
+            if s is None:
+                s = float(lane.local_coordinates(pose[i, :2])[0])
+        s += offset
+        s0.append(s)
+        clamp = clamp or s < offset or s + _AHEAD_END > end
+    s = np.add.outer(s0, _AHEAD)  # [J, P]
+    if clamp:
+        s = np.minimum(np.maximum(s, [[e[4]] for e in lanes]), [[e[5]] for e in lanes])
+    world = _interp_complex(s.reshape(-1), arcs, points).view(np.float64)
+    world = world.reshape(len(lanes), P, 2).astype(np.float32)  # points pass through float32
+    d = world - pose[:, None, :2].take(agents, axis=0)  # float64 [J, P, 2] (exact from float32)
+    out = np.matmul(d, rot.take(agents, axis=0))  # [J, P, 2] in the agents' frames
+    flat[:, _LANES].reshape(len(flat), R, 2 * P)[agents, slots] = out.reshape(len(lanes), 2 * P)
+
+
+_AHEAD_END = float(_AHEAD[-1])
+# np.interp's routine for complex values (x and y in one call), without its Python wrapper
+_interp_complex = getattr(getattr(np, "_core", None), "multiarray", None)
+_interp_complex = getattr(_interp_complex, "interp_complex", None) or np.interp
 
 
 _LANES = field_slice("lanes")
-_LANE_SLOTS = [slice(_LANES.start + 2 * P * r, _LANES.start + 2 * P * (r + 1)) for r in range(R)]
-_NO_POINTS = np.zeros(P)  # stands for an absent lane (its slot is zeroed afterwards)
 
 
 def fill_lanes(
@@ -472,22 +534,14 @@ def fill_lanes(
     """Fill ``lanes``, ``lane_mask``, ``lane_width`` and ``speed_limit`` of one agent's
     ``obs`` (unbatched; the slots of absent lanes are left as they are)."""
     flat = np.zeros((1, scene.OBS_DIM), np.float32)
-    headings = np.array([heading], np.float64)
-    origins = np.asarray(origin, np.float64)[None]
-    _fill_lanes_batch(flat, [v], network, origins, _rotations(headings), cache or LaneCache())
+    x, y = np.asarray(origin, np.float64).tolist()
+    pose = history_rows(np.array([[x, y, float(heading), 0.0, 0.0]]))
+    _fill_lanes_batch(flat, [v], network, pose, _rotations(pose), cache or LaneCache())
     row = scene.unflatten(flat[0])
     present = row["lane_mask"] > 0.5
     for name in ("lanes", "lane_mask", "lane_width"):
         obs[name][present] = row[name][present]
     obs["speed_limit"][...] = row["speed_limit"]
-
-
-def _rotations(headings: np.ndarray) -> np.ndarray:
-    """[K, 2] cos and sin of K headings (np.cos / np.sin of the array)."""
-    rot = np.empty((len(headings), 2))
-    np.cos(headings, out=rot[:, 0])
-    np.sin(headings, out=rot[:, 1])
-    return rot
 
 
 def _neighbor_rows(vid: str, vehicles, histories: Histories, origin) -> np.ndarray:
@@ -503,33 +557,29 @@ def _neighbor_rows(vid: str, vehicles, histories: Histories, origin) -> np.ndarr
     return rows[order[dist[order] <= NEIGHBOR_RADIUS][:N]]
 
 
-def fill_neighbors(obs, v, vehicles, histories: Histories, origin, heading) -> None:
-    near = _neighbor_rows(v.id, vehicles, histories, origin)
-    if not len(near):
+def _rotations(pose: np.ndarray) -> np.ndarray:
+    """[K, 2, 2] matrices that take a global row vector (u, w) into the frames of K agents
+    (``pose`` [K, 6] their ``Histories`` states): (u, w) @ rot = (c·u + s·w, c·w − s·u)."""
+    return (pose.take(_ROT_COLUMNS, axis=1) * _ROT_SIGNS).reshape(-1, 2, 2)
+
+
+_ROT_COLUMNS, _ROT_SIGNS = np.array([2, 3, 3, 2]), np.array([1.0, -1.0, 1.0, 1.0])  # c −s s c
+
+
+def _frame_into(out, states, pose, rot) -> None:
+    """``scene.states_to_frame`` of [K, M, H, 6] ``Histories`` states (a copy, changed in
+    place) in agent k's frame (``pose`` [K, 6] its current state, ``rot`` its
+    ``_rotations``), written into ``out`` [K, M, H, 6] (a float64 view of the scenes, rounded
+    to float32 once at the end). The positions relative to the agent, the heading's (cos, sin)
+    and the velocity of each state are three row vectors rotated by one matrix product
+    (``np.matmul``) for all states of an agent; equal to ``states_to_frame``'s arithmetic up
+    to round-off (the product may fuse a multiply and an add; cos(h − h0) and sin(h − h0) come
+    from the angle-difference identities)."""
+    k = len(states)
+    if not k:  # no agent asking (every CBV done while vehicles remain)
         return
-    obs["neighbors"][: len(near)] = scene.states_to_frame(histories.stack[near], origin, heading)
-    obs["neighbor_mask"][: len(near)] = 1.0
-    obs["neighbor_size"][: len(near)] = histories.sizes[near]
-
-
-def _frame_into(out, states, origins, headings, rot) -> None:
-    """``scene.states_to_frame`` of [K, M, H, 5] states with agent k's origin and heading
-    (``rot`` [K, 2] its cos and sin), written into ``out`` [K, M, H, 6] (float64 views of the
-    scenes, rounded to float32 once at the end): the same float64 operations. Positions and
-    velocities share the rotation: [x − x0, vx, y − y0, vy] is multiplied by cos and sin in
-    one call and the products are paired into the rotated columns."""
-    d = states.take(_XV_YV, axis=-1)
-    d[..., ::2] -= origins[:, None, None]  # [x − x0, vx, y − y0, vy]
-    p = d[..., None, :] * rot[:, None, None, :, None]  # [K, M, H, cos | sin, 4]
-    np.add(p[..., 0, :2], p[..., 1, 2:], out=out[..., _X_VX_OUT])  # c·along + s·across
-    np.subtract(p[..., 0, 2:], p[..., 1, :2], out=out[..., _Y_VY_OUT])  # c·across − s·along
-    rel = states[..., 2] - headings[:, None, None]
-    np.cos(rel, out=out[..., 2])
-    np.sin(rel, out=out[..., 3])
-
-
-_XV_YV = np.array([0, 3, 1, 4])  # columns [x, vx, y, vy] of a [x, y, h, vx, vy] state
-_X_VX_OUT, _Y_VY_OUT = slice(0, 6, 4), slice(1, 6, 4)  # columns 0, 4 and 1, 5 of agent_hist
+    states[..., :2] -= pose[:, None, None, :2]  # [x − x0, y − y0, cos h, sin h, vx, vy]
+    np.matmul(states.reshape(k, -1, 2), rot, out=out.reshape(k, -1, 2))
 
 
 def _neighbor_table(vs, vehicles, histories: Histories, me: list, origins) -> tuple:
@@ -587,23 +637,24 @@ _NEIGHBOR_SIZE = field_slice("neighbor_size")
 _AGENT_SIZE = field_slice("agent_size")
 
 
-def _fill_states_batch(flat, vs, vehicles, histories: Histories, me, origins, headings, rot):
+def _fill_states_batch(flat, vs, vehicles, histories: Histories, me, pose, rot):
     """Agent histories, sizes and nearest neighbours of K agents (rows of ``flat``): one frame
     change of the [K, 1 + n, H] states of the agents and their neighbour slots
     (``_neighbor_table``); slots beyond an agent's neighbours are zero."""
-    rows, near = _neighbor_table(vs, vehicles, histories, me, origins)
+    rows, near = _neighbor_table(vs, vehicles, histories, me, pose[:, :2])
     k, n = len(vs), rows.shape[1] - 1
-    hist = flat[:, :_HIST_END].reshape(k, 1 + N, H, scene.STATE_DIM)[:, : 1 + n]
-    _frame_into(hist, histories.stack.take(rows, axis=0), origins, headings, rot)
+    hist = flat[:, : (1 + n) * H * scene.STATE_DIM].reshape(k, 1 + n, H, scene.STATE_DIM)
+    _frame_into(hist, histories.stack.take(rows, axis=0), pose, rot)
     sizes = histories.sizes.take(rows, axis=0)  # [K, 1 + n, 2]: vehicle_size, per vehicle
     flat[:, _AGENT_SIZE] = sizes[:, 0]
     neighbor_size = flat[:, _NEIGHBOR_SIZE].reshape(k, N, 2)
     neighbor_size[:, :n] = sizes[:, 1:]
+    flat[:, _NEIGHBOR_MASK : _NEIGHBOR_MASK + n] = 1.0
     for j, filled in enumerate(near):
         if filled < n:
             hist[j, 1 + filled :] = 0.0
             neighbor_size[j, filled:n] = 0.0
-        flat[j, _NEIGHBOR_MASK : _NEIGHBOR_MASK + filled] = 1.0
+            flat[j, _NEIGHBOR_MASK + filled : _NEIGHBOR_MASK + n] = 0.0
 
 
 def scene_batch(
@@ -616,11 +667,10 @@ def scene_batch(
     only lane look-ups and neighbour selection loop over agents."""
     flat = np.zeros((len(vs), scene.OBS_DIM))  # float64 until the end: no cast per write
     me = [histories.index[v.id] for v in vs]  # rows of the agents (a list of K)
-    current = histories.stack[:, -1].take(me, axis=0)  # take: cheaper than fancy indexing
-    origins, headings = current[:, :2], current[:, 2]
-    rot = _rotations(headings)
-    _fill_lanes_batch(flat, vs, network, origins, rot, cache or LaneCache())
-    _fill_states_batch(flat, vs, vehicles, histories, me, origins, headings, rot)
+    pose = histories.stack[:, -1].take(me, axis=0)  # take: cheaper than fancy indexing
+    rot = _rotations(pose)
+    _fill_lanes_batch(flat, vs, network, pose, rot, cache or LaneCache())
+    _fill_states_batch(flat, vs, vehicles, histories, me, pose, rot)
     return flat.astype(np.float32)  # each entry rounded once, as before
 
 

@@ -22,6 +22,7 @@ All functions are numpy-only and vectorised over candidates G, steps T and neigh
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
@@ -104,11 +105,12 @@ def dense_reward(*, d, theta, v, a, yaw_acc, collision, offroad) -> np.ndarray:
 
 def dense_reward_rows(*, d, theta, v, a, yaw_acc, collision, offroad) -> list:
     """``dense_reward`` of a few rows (the env's K agents of one step), inputs [K] (lists of
-    floats or arrays): the same floats, with cos and exp taken by numpy and the rest in
-    Python arithmetic (IEEE double, the same operations in the same order), since numpy's
+    floats or arrays): the same operations in the same order in Python arithmetic (IEEE
+    double), cos and exp by ``math`` (numpy's may differ in the last bit), since numpy's
     per-call overhead dominates ~50 calls on arrays of 2."""
     d, theta = ([abs(x) for x in _floats(col)] for col in (d, theta))
-    cos, decay = np.cos(theta).tolist(), np.exp([x - 0.5 for x in d]).tolist()
+    cos = [math.cos(x) for x in theta]  # θ from arctan2: finite or NaN
+    decay = [math.exp(x - 0.5) if x < 700.0 else math.inf for x in d]  # np.exp's overflow
     rows = zip(d, theta, cos, decay, *(_floats(x) for x in (v, a, yaw_acc, collision, offroad)))
     out = []
     for dk, th, c, e, vk, ak, yk, hit, off in rows:

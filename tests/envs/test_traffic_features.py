@@ -58,8 +58,10 @@ def test_history_is_extended_back_at_constant_velocity():
     v = vehicle("v", 5.0, 1.0, v=10.0)
     hist.record([v])
     h = hist.get("v")
-    assert h.shape == (scene.H, 5)
+    assert h.shape == (scene.H, features.STATE_COLUMNS)
     np.testing.assert_allclose(h[:, 0], 5.0 - 1.0 * np.arange(scene.H - 1, -1, -1))
+    # [x, y, cos h, sin h, vx, vy], extension rows included
+    np.testing.assert_array_equal(h[:, 2:], [[1.0, 0.0, 10.0, 0.0]] * scene.H)
     hist.record([])  # gone from the scene -> dropped
     assert "v" not in hist
 
@@ -146,6 +148,15 @@ def test_neighbor_table_of_no_agents_is_empty():
         assert rows.shape == (0, 1) and near == []
 
 
+def test_scene_batch_of_no_agents_is_empty(road):
+    """K = 0 with vehicles in the scene: an empty batch (the frame change has no agent)."""
+    network, a0, _ = road
+    vs = [vehicle(f"v{i}", 4.0 * i, 0.0, lane=a0, index=("A", "B", 0)) for i in range(3)]
+    hist = features.Histories()
+    hist.record(vs)
+    assert features.scene_batch([], vs, hist, network).shape == (0, scene.OBS_DIM)
+
+
 def test_kept_lane_plan_follows_the_vehicles_lane_and_route(road):
     """A LaneCache reused step after step gives the scene of a fresh cache when the vehicle
     changes lane or is given a new route (the per-vehicle plan is not stale)."""
@@ -227,12 +238,65 @@ def test_routes_through_the_same_lanes_share_one_chain(road):
     np.testing.assert_allclose(turn[1][-1], [10.0, -50.0])  # ends on B->D
 
 
-def test_rotations_are_numpys_cos_and_sin_bit_for_bit():
+def test_frame_change_is_states_to_frame_to_round_off():
+    """``_frame_into`` (one matrix product per agent over the rows [x − x0, y − y0], [cos h,
+    sin h], [vx, vy] of ``Histories`` states) gives ``states_to_frame``'s float64 columns up to
+    round-off; an agent's own current state is exactly at the origin."""
     rng = np.random.default_rng(6)
-    for k in (1, 2, 3, 7):
-        h = rng.uniform(-10, 10, k)
-        want = np.array((np.cos(h), np.sin(h))).T
-        np.testing.assert_array_equal(features._rotations(h).view(np.uint64), want.view(np.uint64))
+    k, m = 3, 4
+    states = rng.uniform(-100, 100, (k, m, scene.H, 5))
+    states[..., 2] = rng.uniform(-4, 4, (k, m, scene.H))
+    kept = features.history_rows(states.reshape(-1, 5)).reshape(k, m, scene.H, -1)
+    kept[:, 0, -1] = pose = features.history_rows(states[:, 0, -1])  # slot 0: the agent itself
+    out = np.zeros((k, m, scene.H, scene.STATE_DIM))
+    features._frame_into(out, kept.copy(), pose, features._rotations(pose))
+    for j in range(k):
+        x0, y0, h0 = states[j, 0, -1, :3]
+        c, s = math.cos(h0), math.sin(h0)
+        dx, dy = states[j, ..., 0] - x0, states[j, ..., 1] - y0
+        vx, vy, rel = states[j, ..., 3], states[j, ..., 4], states[j, ..., 2] - h0
+        want = [c * dx + s * dy, c * dy - s * dx, np.cos(rel), np.sin(rel)]
+        want += [c * vx + s * vy, c * vy - s * vx]
+        np.testing.assert_allclose(out[j], np.stack(want, -1), rtol=0, atol=1e-12)
+        assert out[j, 0, -1, :2].tolist() == [0.0, 0.0]
+
+
+def test_joined_lanes_are_each_lanes_own_samples(road):
+    """The lanes of several agents sampled in one interpolation over their joined chains
+    (``_join_plans``) are each lane's ``sample_lane`` points in the agent's frame, also where
+    the samples are clamped to a chain's start or end; kept joins follow plan changes."""
+    network, a0, a1 = road
+    bc = network.graph["B"]["C"][0]
+    cache = features.LaneCache()
+    cases = [
+        [(2.0, 0.3, 0.1, a0, ("A", "B", 0), ["A", "B", "C"])],
+        [
+            (2.0, 3.2, 0.0, a1, ("A", "B", 1), ["A", "B", "C"]),
+            (5.0, 0.0, 0.0, bc, ("B", "C", 0), ["B", "C"]),
+        ],
+        [(40.0, 0.5, 0.2, bc, ("B", "C", 0), ["B", "C"])],  # past the chain's end: clamped
+        [
+            (7.0, -0.4, -0.1, bc, ("B", "C", 0), ["B", "C"]),
+            (1.0, 0.2, 0.0, a0, ("A", "B", 0), None),
+        ],
+    ]
+    for case in cases:
+        vs = [
+            vehicle(f"v{i}", x, y, h, v=3.0, lane=lane, index=index, route=route)
+            for i, (x, y, h, lane, index, route) in enumerate(case)
+        ]
+        hist = features.Histories()
+        hist.record(vs)
+        flat = features.scene_batch(vs, vs, hist, network, cache)
+        for row, v in zip(flat, vs):
+            o = scene.unflatten(row)
+            for r, entry in enumerate(features.reference_lanes(v, network, cache)):
+                if entry is None:
+                    assert o["lane_mask"][r] == 0 and not o["lanes"][r].any()
+                    continue
+                pts = features.sample_lane(network, *entry, v.position, v.navigation.checkpoints)
+                want = scene.to_frame(pts.astype(np.float32), np.array(v.position), v.heading_theta)
+                np.testing.assert_allclose(o["lanes"][r], want, rtol=0, atol=1e-5)
 
 
 def test_centre_points_are_metadrives_lane_positions_bit_for_bit():
