@@ -37,7 +37,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from turbulence_family_scan import grid_rows  # this folder: which rows may be a family's best
+from turbulence_family_scan import (  # this folder: which rows may be a family's best
+    check_reference,
+    grid_rows,
+)
 from turbulence_routes import (  # this folder: the routes' CNN, fit settings and validation
     GOAL_TAILS,
     KEY,
@@ -211,6 +214,7 @@ def main() -> None:
             f"{_options(args)}: use another --out"
         )
     if not args.report:
+        check_reference(args.reference)
         torch.set_num_threads(args.threads)
         args.work.mkdir(parents=True, exist_ok=True)
         state["options"] = _options(args)

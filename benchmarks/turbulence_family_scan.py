@@ -116,6 +116,17 @@ def _grid_labels() -> set:
     return {_key(n, p) for n, p in points}
 
 
+def check_reference(path) -> None:
+    """A clear error for a ``--reference`` file that does not exist, before any run (the
+    benchmarks against the ensemble reference name a file another command writes)."""
+    if path is not None and not Path(path).is_file():
+        raise SystemExit(
+            f"error: --reference {path}: no such file (the packaged one is the default; an "
+            "ensemble reference is written by benchmarks/turbulence_dns_floor.py "
+            "--write-reference PATH)"
+        )
+
+
 def grid_rows(data: dict) -> list:
     """The rows of a scan file that are grid points (the families' grids, the fine grids and
     ``--point``s), not ``--extra`` constants: the only candidates for a family's best."""
@@ -233,6 +244,7 @@ def main() -> None:
     for name in args.families:
         families.get_family(name)  # unknown names: the registry's message, before any run
     if not args.report:
+        check_reference(args.reference)
         torch.set_num_threads(1)
         scan(args)
     print(report(args.out))

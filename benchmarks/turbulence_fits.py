@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import torch
+from turbulence_family_scan import check_reference  # this folder: one --reference check
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
@@ -69,6 +70,7 @@ def main() -> None:
         )
     if reference is not None:
         done["reference"] = reference
+    check_reference(args.reference)
     ref = load_reference(args.reference)
     have = {(f["closure"], f["target"], _method(f), f["seed"]) for f in done["fits"]}
     targets = ["spectrum"] if args.method == "eki" else args.targets.split(",")

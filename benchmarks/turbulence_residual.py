@@ -20,6 +20,7 @@ import argparse
 
 import numpy as np
 import torch
+from turbulence_family_scan import check_reference  # this folder: one --reference check
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.metrics import EPS
@@ -67,6 +68,7 @@ def main() -> None:
     p.add_argument("--spinup", type=float, default=2.0)
     args = p.parse_args()
     points = [_point(t) for t in args.point]
+    check_reference(args.reference)
     torch.set_num_threads(1)
     ref = load_reference(args.reference)
     print(

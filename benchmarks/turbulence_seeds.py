@@ -28,7 +28,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from turbulence_family_scan import grid_rows  # this folder: which rows may be a family's best
+from turbulence_family_scan import (  # this folder: which rows may be a family's best
+    check_reference,
+    grid_rows,
+)
 
 from regrl.envs.turbulence.reference import load_reference
 from regrl.trainers.checkpoint import latest_checkpoint
@@ -223,6 +226,7 @@ def main() -> None:
         print_paired(paired_rows(learned, data["rows"]))
         return
     arms = parse_arms(args.runs, args.arm)
+    check_reference(args.reference)
     torch.set_num_threads(1)
     opts = dict(seeds=args.sims, time_units=args.time, spinup=args.spinup)
     scan_rows = []

@@ -85,3 +85,14 @@ def test_resuming_with_other_options_is_refused(corr, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", argv + ["--report"])
     with pytest.raises(SystemExit, match="use another --out"):
         corr.main()
+
+
+def test_a_missing_reference_file_is_a_message_before_any_run(corr, tmp_path, monkeypatch):
+    """The ensemble reference is a file another command writes: naming one that is not there
+    stops with a message naming that command, not load_reference's traceback after the
+    validation states were built."""
+    scan = _scan(tmp_path, reference=str(tmp_path / "ens.npz"))
+    argv = ["x", "--reference", str(tmp_path / "ens.npz"), "--constants-from", str(scan)]
+    monkeypatch.setattr(sys, "argv", argv + ["--out", str(tmp_path / "c.json")])
+    with pytest.raises(SystemExit, match="no such file.*--write-reference"):
+        corr.main()
