@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,20 +11,13 @@ import torch
 
 from regrl.agents.models import MLP
 from regrl.agents.offline.lipschitz import model_lipschitz_bound
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def lbc():
-    spec = importlib.util.spec_from_file_location(
-        "lipschitz_bc", ROOT / "benchmarks" / "lipschitz_bc.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lipschitz_bc"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("lipschitz_bc", None)
+    with benchmark_module("lipschitz_bc", register=True) as module:
+        yield module
 
 
 def _tiny_model(seed: int = 0) -> MLP:

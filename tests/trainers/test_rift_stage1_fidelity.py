@@ -4,29 +4,23 @@ missing inputs."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from regrl.trainers.traffic.pretrain import PretrainSession, load_pretrain_config
+from tests.benchmark_modules import benchmark_module
 from tests.trainers.test_rift_pretrain import synthetic_demos
 
-ROOT = Path(__file__).resolve().parents[2]
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def fidelity():
-    spec = importlib.util.spec_from_file_location(
-        "rift_stage1_fidelity", ROOT / "benchmarks" / "rift_stage1_fidelity.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_module("rift_stage1_fidelity") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

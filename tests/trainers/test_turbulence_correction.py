@@ -4,28 +4,21 @@ reference or run never mix."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
+
 KEY, TAILS = "enstrophy_spectrum_error", "tail_ratio"
 
 
 @pytest.fixture(scope="module")
 def corr():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling import (turbulence_routes)
-    spec = importlib.util.spec_from_file_location(
-        "turbulence_correction", ROOT / "benchmarks" / "turbulence_correction.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_module("turbulence_correction") as module:
+        yield module
 
 
 def _row(name, errs, tails, family="jansen_held"):

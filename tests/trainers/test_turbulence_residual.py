@@ -3,28 +3,17 @@ spectrum error is made of."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from regrl.envs.turbulence.metrics import log_spectrum_error
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def res():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling import (turbulence_family_scan)
-    spec = importlib.util.spec_from_file_location(
-        "turbulence_residual", ROOT / "benchmarks" / "turbulence_residual.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_module("turbulence_residual") as module:
+        yield module
 
 
 def test_pooled_residual_is_the_evaluations_error(res):

@@ -3,26 +3,18 @@ of the best constant."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def routes():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling import (turbulence_fits)
-    spec = importlib.util.spec_from_file_location(
-        "turbulence_routes", ROOT / "benchmarks" / "turbulence_routes.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_module("turbulence_routes") as module:
+        yield module
 
 
 def test_rows_added_after_a_save_reach_the_file(routes, tmp_path):

@@ -3,27 +3,20 @@ with baselines or scan constants scored against another."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark_modules import benchmark_module
+
 OPTS = {"seeds": 16, "time_units": 20.0, "spinup": 2.0}
 
 
 @pytest.fixture(scope="module")
 def seeds():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling import (turbulence_family_scan)
-    spec = importlib.util.spec_from_file_location(
-        "turbulence_seeds", ROOT / "benchmarks" / "turbulence_seeds.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_module("turbulence_seeds") as module:
+        yield module
 
 
 def test_baselines_from_another_reference_are_refused(seeds, tmp_path):
