@@ -24,12 +24,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from traffic_env import CLOCK, time_metadrive_steps  # this folder: one MetaDrive step timer
 
-CLOCK = time.process_time
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -67,17 +66,8 @@ class Alternation:
         )
         self.env.reset(seed=0)
         self.home = type(self.env)
-        self.seed, self.inside = 0, [0.0]
-        md_step, inside = self.env._md.step, self.inside
-
-        def timed_step(*args, **kwargs):
-            t = CLOCK()
-            try:
-                return md_step(*args, **kwargs)
-            finally:
-                inside[0] += CLOCK() - t
-
-        self.env._md.step = timed_step
+        self.seed = 0
+        self.inside = time_metadrive_steps(self.env)
         self.state = {
             k: (mod.env.TrafficEnv, mod.features.Histories(), {}) for k, mod in versions.items()
         }
