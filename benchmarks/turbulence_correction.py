@@ -40,6 +40,7 @@ import torch
 from turbulence_family_scan import (  # this folder: which rows may be a family's best
     check_reference,
     grid_rows,
+    same_reference,
 )
 from turbulence_routes import (  # this folder: the routes' CNN, fit settings and validation
     GOAL_TAILS,
@@ -98,11 +99,7 @@ def _scan(args) -> tuple:
     against ``--reference`` with this evaluation's size."""
     scan = json.loads(args.constants_from.read_text())
     a = scan["args"]
-    if a.get("reference") != args.reference:
-        raise SystemExit(
-            f"error: {args.constants_from} was scored against "
-            f"{a.get('reference') or 'the packaged reference'}, not {args.reference}"
-        )
+    same_reference(args.constants_from, a.get("reference"), args.reference)
     rows = [r for r in grid_rows(scan) if r.get("family") == args.family and not r["diverged"]]
     if not rows:
         raise SystemExit(f"error: {args.constants_from} has no stable {args.family} row")

@@ -63,11 +63,8 @@ def scan(args) -> None:
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
     before = done.get("args", {})
     reference = None if args.reference is None else str(args.reference)
-    if done["rows"] and before.get("reference") != reference:
-        raise SystemExit(
-            f"error: {args.out} was scored against {before.get('reference') or 'the packaged'} "
-            f"reference, not {reference or 'the packaged one'}: use another --out"
-        )
+    if done["rows"]:
+        same_reference(args.out, before.get("reference"), reference, hint=": use another --out")
     done["args"] = {"sims": args.sims, "time": args.time, "spinup": args.spinup}
     if reference is not None:
         done["args"]["reference"] = reference
@@ -124,6 +121,16 @@ def check_reference(path) -> None:
             f"error: --reference {path}: no such file (the packaged one is the default; an "
             "ensemble reference is written by benchmarks/turbulence_dns_floor.py "
             "--write-reference PATH)"
+        )
+
+
+def same_reference(path, had, want, verb: str = "scored", hint: str = "") -> None:
+    """Refuse to mix references: ``path`` was made against reference ``had``, this run is
+    against ``want`` (None: the packaged one)."""
+    if had != want:
+        raise SystemExit(
+            f"error: {path} was {verb} against {had or 'the packaged'} reference, not "
+            f"{want or 'the packaged one'}{hint}"
         )
 
 
@@ -196,13 +203,19 @@ def report(path: Path) -> str:
     return "\n".join(out)
 
 
-def _parse_extra(text: str):
-    name, _, values = text.partition("=")
+def parse_point(text: str, flag: str, decimals=None) -> tuple:
+    """``FAMILY=R1,R2,...`` of a command-line flag → (family name, roots), the roots rounded
+    to ``decimals`` if given; a clear error naming ``flag`` for a malformed text, an unknown
+    family or the wrong number of coefficients."""
+    name, sep, values = text.partition("=")
     try:
-        roots = tuple(round(float(v), 4) for v in values.split(","))
+        if not sep:
+            raise ValueError("wants FAMILY=R1,R2,...")
+        roots = tuple(float(v) for v in values.split(","))
+        roots = roots if decimals is None else tuple(round(r, decimals) for r in roots)
         families.get_family(name).coefficient(roots)  # right number of coefficients
     except ValueError as exc:
-        raise SystemExit(f"error: --extra {text!r}: {exc}") from None
+        raise SystemExit(f"error: {flag} {text!r}: {exc}") from None
     return name, roots
 
 
@@ -239,8 +252,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
-    args.extra = [_parse_extra(text) for text in args.extra]
-    args.point = [_parse_extra(text) for text in args.point]
+    args.extra = [parse_point(text, "--extra", decimals=4) for text in args.extra]
+    args.point = [parse_point(text, "--point", decimals=4) for text in args.point]
     for name in args.families:
         families.get_family(name)  # unknown names: the registry's message, before any run
     if not args.report:

@@ -21,7 +21,10 @@ import json
 from pathlib import Path
 
 import torch
-from turbulence_family_scan import check_reference  # this folder: one --reference check
+from turbulence_family_scan import (  # this folder: one --reference check
+    check_reference,
+    same_reference,
+)
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
@@ -63,11 +66,8 @@ def main() -> None:
     torch.set_num_threads(1)
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"fits": []}
     reference = None if args.reference is None else str(args.reference)
-    if done["fits"] and done.get("reference") != reference:
-        raise SystemExit(
-            f"error: {args.out} was fitted against {done.get('reference') or 'the packaged'} "
-            f"reference, not {reference or 'the packaged one'}: use another --out"
-        )
+    if done["fits"]:
+        same_reference(args.out, done.get("reference"), reference, "fitted", ": use another --out")
     if reference is not None:
         done["reference"] = reference
     check_reference(args.reference)

@@ -20,7 +20,10 @@ import argparse
 
 import numpy as np
 import torch
-from turbulence_family_scan import check_reference  # this folder: one --reference check
+from turbulence_family_scan import (  # this folder: one --reference check, one point parser
+    check_reference,
+    parse_point,
+)
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.metrics import EPS
@@ -48,17 +51,6 @@ def residual(z_sims: np.ndarray, z_ref: np.ndarray) -> dict:
     }
 
 
-def _point(text: str):
-    name, sep, roots = text.partition("=")
-    if not sep:
-        raise SystemExit(f"error: --point wants FAMILY=R1,R2,..., got {text!r}")
-    try:
-        fam = families.get_family(name)
-        return fam, tuple(float(r) for r in roots.split(","))
-    except (KeyError, ValueError) as exc:
-        raise SystemExit(f"error: --point {text!r}: {exc}") from None
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reference", default=None, help="reference file (default: the packaged)")
@@ -67,7 +59,7 @@ def main() -> None:
     p.add_argument("--time", type=float, default=20.0)
     p.add_argument("--spinup", type=float, default=2.0)
     args = p.parse_args()
-    points = [_point(t) for t in args.point]
+    points = [parse_point(t, "--point") for t in args.point]
     check_reference(args.reference)
     torch.set_num_threads(1)
     ref = load_reference(args.reference)
@@ -76,7 +68,8 @@ def main() -> None:
         f"reference; {args.sims} LES × {args.time:g} time units after {args.spinup:g}; per k: "
         "mean over simulations ± 95% t, and the pooled residual's share of the squared error."
     )
-    for fam, roots in points:
+    for name, roots in points:
+        fam = families.get_family(name)
         out = rollout(ref, closure=fam.name, coeff=list(fam.coefficient(roots)), seeds=args.sims,
                       time_units=args.time, spinup=args.spinup, spectra=True)  # fmt: skip
         if out["diverged"]:

@@ -31,6 +31,7 @@ import torch
 from turbulence_family_scan import (  # this folder: which rows may be a family's best
     check_reference,
     grid_rows,
+    same_reference,
 )
 
 from regrl.envs.turbulence.reference import load_reference
@@ -94,11 +95,7 @@ def baseline_rows(ref, opts, earlier, reference=None) -> list:
         data = json.loads(Path(earlier).read_text())
         if data["options"] != opts:
             raise SystemExit(f"error: {earlier} was evaluated with {data['options']}, not {opts}")
-        if data.get("reference") != reference:
-            raise SystemExit(
-                f"error: {earlier} was scored against {data.get('reference') or 'the packaged'} "
-                f"reference, not {reference or 'the packaged one'}"
-            )
+        same_reference(earlier, data.get("reference"), reference)
         names = {b.name for b in BASELINES}
         return [r for r in data["rows"] if r["name"] in names]
     rows = []
