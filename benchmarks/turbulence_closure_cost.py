@@ -32,7 +32,12 @@ Seconds are this
 process's CPU seconds (``--clock cpu``, the default: on a machine shared with other jobs the
 wall clock mostly measures the scheduler; one torch thread, so CPU time is the cost) or wall
 seconds (``--clock wall``); the header gives the load average.
+``--dt``: the LES's time step (default the reference's, 5·10⁻⁴); the decisions stay 5·10⁻³ time
+units apart (10 steps of 5·10⁻⁴, SMARL's), so a longer step takes fewer steps per decision, and
+the rows' "every N steps" say how many (benchmarks/turbulence_float32.py checks the longer
+steps on the evaluation's metrics).
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_closure_cost.py [--rounds 7] [--dtype float32]
+         [--dt 1e-3]
 On a GPU: python benchmarks/turbulence_closure_cost.py --device cuda --batches 1,64,256 --no-learned
 """
 
@@ -55,11 +60,16 @@ from regrl.envs.turbulence.closures import (
     upsample_agent_actions,
 )  # noqa: E402
 from regrl.envs.turbulence.env import advance, agent_points, observe_agents  # noqa: E402
-from regrl.envs.turbulence.reference import les_physics, load_reference  # noqa: E402
+from regrl.envs.turbulence.reference import (  # noqa: E402
+    STEPS_PER_DECISION,
+    les_physics,
+    load_reference,
+    steps_per_decision,
+)
 from regrl.envs.turbulence.solver import Turbulence2D  # noqa: E402
 
 POLICY = "data/turbulence/policies/smarl_ppo.pt"
-STEPS_PER_ACTION = 10
+STEPS_PER_ACTION = STEPS_PER_DECISION
 DNS_ROW = "reference DNS 256² float32, 1 simulation (the DNS / LES column's numerator)"
 # a round of the DNS row steps it steps/10 times (a 256² step costs ~5-10 64² steps), so that
 # its rounds take about as long as the LES rows' and the whole run stays short
@@ -67,14 +77,15 @@ DNS_STEPS_PER_LES_STEP = 10
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-def les(batch: int, n: int = 64, dtype=torch.float64, device="cpu") -> Turbulence2D:
+def les(batch: int, n: int = 64, dtype=torch.float64, device="cpu", dt=None) -> Turbulence2D:
     physics = les_physics(load_reference().provenance["spec"])
+    physics["dt"] = dt or physics["dt"]
     return Turbulence2D(n, batch=batch, seed=0, dtype=dtype, device=device, **physics)
 
 
-def learned_stepper(sim: Turbulence2D, policy, log_ref):
-    """fn(k): k steps of the learned closure, a decision (observe, act) every 10 steps, through
-    the evaluation's own decision function (``smarl.closure_coefficients``)."""
+def learned_stepper(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_ACTION):
+    """fn(k): k steps of the learned closure, a decision (observe, act) every ``every`` steps,
+    through the evaluation's own decision function (``smarl.closure_coefficients``)."""
     from regrl.trainers.turbulence.smarl import closure_coefficients
 
     ix, iy = agent_points(sim.n, 4)
@@ -83,14 +94,14 @@ def learned_stepper(sim: Turbulence2D, policy, log_ref):
         return observe_agents(s, ix, iy, log_ref)
 
     def run(k):
-        for _ in range(0, k, STEPS_PER_ACTION):
+        for _ in range(0, k, every):
             coeff = closure_coefficients(sim, "smagorinsky", None, policy, 4, observe)
-            advance(sim, coeff, "smagorinsky", STEPS_PER_ACTION)
+            advance(sim, coeff, "smagorinsky", every)
 
     return run
 
 
-def steppers(sim: Turbulence2D, policy, log_ref) -> dict:
+def steppers(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_ACTION) -> dict:
     """name -> fn(k) advancing k steps; the coefficient field is fixed like one RL decision."""
     gen = torch.Generator().manual_seed(0)
     field = upsample_agent_actions(
@@ -116,19 +127,19 @@ def steppers(sim: Turbulence2D, policy, log_ref) -> dict:
         ),
         "Leith, outside the step": leith,
     }
-    fns.update(family_steppers(sim))
+    fns.update(family_steppers(sim, every))
     fns["bare LES + strain rows' inverse transform (a grid field's floor)"] = strain_floor(sim)
     ix, iy = agent_points(sim.n, 4)
 
     def observed(k):
-        for _ in range(0, k, STEPS_PER_ACTION):
+        for _ in range(0, k, every):
             observe_agents(sim, ix, iy, log_ref)
-            sim.step(STEPS_PER_ACTION)
+            sim.step(every)
 
-    fns["bare LES + observations every 10 steps"] = observed
+    fns[f"bare LES + observations every {every} steps"] = observed
     if policy is not None:
-        fns["learned closure: observations + policy every 10 steps"] = learned_stepper(
-            les(sim.batch, dtype=sim.dtype, device=sim.device), policy, log_ref
+        fns[f"learned closure: observations + policy every {every} steps"] = learned_stepper(
+            les(sim.batch, dtype=sim.dtype, device=sim.device, dt=sim.dt), policy, log_ref, every
         )
     return fns
 
@@ -147,9 +158,9 @@ def strain_floor(sim: Turbulence2D):
     return run
 
 
-def family_steppers(sim: Turbulence2D) -> dict:
+def family_steppers(sim: Turbulence2D, every: int = STEPS_PER_ACTION) -> dict:
     """'<family>, agents' field' and '<family>, uniform' -> fn(k): k steps, a decision every
-    ``STEPS_PER_ACTION`` steps (coefficients held between, as in the env)."""
+    ``every`` steps (coefficients held between, as in the env)."""
     gen = torch.Generator().manual_seed(1)
     fns = {}
     for name, fam in families.FAMILIES.items():
@@ -160,8 +171,8 @@ def family_steppers(sim: Turbulence2D) -> dict:
         for label, coeff in (("agents' field", field), ("uniform", uniform)):
 
             def run(k, fam=fam, coeff=coeff):
-                for _ in range(0, k, STEPS_PER_ACTION):
-                    families.advance(sim, fam, coeff, STEPS_PER_ACTION)
+                for _ in range(0, k, every):
+                    families.advance(sim, fam, coeff, every)
 
             fns[f"{name}, {label}"] = run
     return fns
@@ -213,12 +224,20 @@ def main() -> None:
         help="the LES's precision (the DNS row is the reference's float32 either way; "
         "benchmarks/turbulence_float32.py checks float32 against float64 on the evaluation)",
     )
+    parser.add_argument(
+        "--dt", type=float, default=None, help="the LES's time step (default the reference's)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     clock = time.perf_counter if cuda or args.clock == "wall" else time.process_time
     p = load_reference().provenance["spec"]
+    les_dt = args.dt or les_physics(p)["dt"]
+    try:
+        every = steps_per_decision(les_dt, les_physics(p)["dt"])
+    except ValueError as exc:
+        raise SystemExit(f"error: --dt: {exc}") from None
     dns = Turbulence2D(
         p["n_dns"],
         nu=p["nu"],
@@ -244,14 +263,14 @@ def main() -> None:
         "same batch's interleaved rounds"
     )
     print(
-        f"| batch | LES 64² {args.dtype} | ms per step | x bare step | s per time unit per "
+        f"| batch | LES 64² {args.dtype} dt {les_dt:g} | ms per step | x bare step | s per time unit per "
         "simulation | DNS / LES cost |\n|---|---|---|---|---|---|"
     )
     policy = None if args.no_learned else load_learned_policy()
     log_ref = np.log10(load_reference().enstrophy_spectrum[1:] + 1e-30)
     for batch in [int(b) for b in args.batches.split(",")]:
-        sim = les(batch, dtype=DTYPES[args.dtype], device=args.device)
-        fns = steppers(sim, policy, log_ref)
+        sim = les(batch, dtype=DTYPES[args.dtype], device=args.device, dt=les_dt)
+        fns = steppers(sim, policy, log_ref, every)
         fns[DNS_ROW] = lambda k: dns.step(max(1, k // DNS_STEPS_PER_LES_STEP))
         best = best_seconds(fns, args.steps, args.rounds, sync, clock)
         best[DNS_ROW] *= DNS_STEPS_PER_LES_STEP  # seconds per DNS step

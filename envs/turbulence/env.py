@@ -9,7 +9,9 @@ through a normalised action a ∈ [−1, 1]^m mapped linearly onto ``coeff_range
 [0, 2·C₀] around the family's base coefficient C₀, e.g. 0.17², so the closure never
 anti-diffuses; SMARL's own range is [−0.125, 0.125], docs/smarl.md says why we narrow it). The
 agent values are interpolated periodically to the grid. One decision every
-``steps_per_action`` solver steps; all agents get the same spectrum-matching reward.
+``steps_per_action`` solver steps (default: SMARL's interval of 5·10⁻³ time units, 10 steps of
+the reference's LES dt, in as many steps of ``dt`` as that takes); all agents get the same
+spectrum-matching reward.
 
 ``sims``: one env steps that many LES as one batch (the solver's batching makes S simulations
 much cheaper than S separate ones), each with its own a×a agents (``sim{b}_agent_{i}``; the
@@ -45,7 +47,13 @@ from pettingzoo import ParallelEnv
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.metrics import kurtosis, log_spectrum_error, weighted_spectrum_error
-from regrl.envs.turbulence.reference import Reference, les_dt, les_physics, load_reference
+from regrl.envs.turbulence.reference import (
+    Reference,
+    les_dt,
+    les_physics,
+    load_reference,
+    steps_per_decision,
+)
 from regrl.envs.turbulence.solver import Turbulence2D
 
 ACTION_BOUND = 0.125  # [−0.5³, 0.5³], SMARL's bounds for C_s² and C_L³
@@ -161,6 +169,17 @@ def coefficient_to_action(coeff, coeff_range) -> np.ndarray:
     return np.clip(2.0 * (np.asarray(coeff, np.float64) - low) / (high - low) - 1.0, -1.0, 1.0)
 
 
+def resolve_steps_per_action(steps_per_action: Optional[int], dt: Optional[float], spec) -> int:
+    """``steps_per_action`` as given, or (None) the steps of time step ``dt`` (default the
+    reference's LES dt) in SMARL's decision interval (``reference.steps_per_decision``)."""
+    if steps_per_action is not None:
+        return int(steps_per_action)
+    try:
+        return steps_per_decision(float(dt or les_dt(spec)), les_dt(spec))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or set steps_per_action") from None
+
+
 def advance(sim: Turbulence2D, coeff: torch.Tensor, closure: str, n_steps: int) -> None:
     """Step the LES ``n_steps`` with closure family ``closure`` and the agents' coefficients
     [B, a, a] or [B, a, a, m], interpolated to the grid (``families.advance``)."""
@@ -177,7 +196,7 @@ class TurbulenceEnv(ParallelEnv):
         *,
         agents_per_side: int = 4,
         closure: str = "smagorinsky",
-        steps_per_action: int = 10,
+        steps_per_action: Optional[int] = None,
         episode_actions: int = 100,
         reward: str = "log",
         divergence_penalty: float = -10.0,
@@ -201,7 +220,7 @@ class TurbulenceEnv(ParallelEnv):
         baseline = family.coefficient(paired_baseline or family.classical)
         for name, value in (
             ("agents_per_side", agents_per_side),
-            ("steps_per_action", steps_per_action),
+            ("steps_per_action", 1 if steps_per_action is None else steps_per_action),
             ("episode_actions", episode_actions),
             ("sims", sims),
         ):
@@ -213,6 +232,7 @@ class TurbulenceEnv(ParallelEnv):
             torch.set_num_threads(int(torch_threads))  # 2-core machine were up to 40x slower
         self.ref: Reference = load_reference(reference)
         p = self.ref.provenance["spec"]
+        steps_per_action = resolve_steps_per_action(steps_per_action, dt, p)
         self.n = self.ref.n_les
         if self.n % agents_per_side:
             raise ValueError(f"agents_per_side={agents_per_side} must divide the grid {self.n}")

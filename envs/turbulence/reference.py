@@ -422,6 +422,25 @@ def les_dt(spec: dict) -> float:
     return float(spec.get("les_dt", spec["dt"]))
 
 
+# SMARL's decision interval: 10 solver steps of the paper's dt 5e-4 = 5e-3 time units (1000
+# decisions per 5-time-unit episode, Mojgani et al. 2023 §3)
+STEPS_PER_DECISION = 10
+
+
+def steps_per_decision(dt: float, ref_dt: float) -> int:
+    """Solver steps per decision for an LES of time step ``dt`` that keeps the decision interval
+    in time (``STEPS_PER_DECISION`` steps of the reference's LES dt ``ref_dt``); a ValueError
+    when ``dt`` does not divide the interval into a whole number of steps."""
+    interval = STEPS_PER_DECISION * ref_dt
+    steps = interval / dt if math.isfinite(dt) and dt > 0 else 0.0
+    if not (abs(steps - round(steps)) < 1e-9 and round(steps) >= 1):
+        raise ValueError(
+            f"dt {dt!r} must divide the decision interval {interval:g} "
+            f"({STEPS_PER_DECISION} steps of the reference's LES dt {ref_dt:g})"
+        )
+    return int(round(steps))
+
+
 def les_physics(spec: dict) -> Dict[str, float]:
     """Solver arguments (nu, alpha, dt, kf, beta) of the LES a reference's spec describes."""
     return {
@@ -433,9 +452,20 @@ def les_physics(spec: dict) -> Dict[str, float]:
     }
 
 
-def les_from_reference(ref: "Reference", batch: int, dtype=torch.float64) -> Turbulence2D:
-    """``batch`` LES started from the reference's first ``batch`` initial conditions."""
+def les_from_reference(
+    ref: "Reference", batch: int, dtype=torch.float64, dt: Optional[float] = None
+) -> Turbulence2D:
+    """``batch`` LES started from the reference's first ``batch`` initial conditions, with the
+    reference's LES time step or ``dt`` (checked against the CFL-style bound of the grid)."""
     physics = les_physics(ref.provenance["spec"])
+    if dt is not None:
+        bound = 2 * math.pi / ref.n_les / VELOCITY_SCALE
+        if not (math.isfinite(dt) and 0 < dt <= bound):
+            raise ValueError(
+                f"LES dt must be in (0, {bound:.3g}] (CFL bound dx/|u| on the {ref.n_les}² "
+                f"grid at |u| = {VELOCITY_SCALE:g}), got {dt!r}"
+            )
+        physics["dt"] = float(dt)
     sim = Turbulence2D(ref.n_les, batch=batch, dtype=dtype, **physics)
     sim.omega = torch.as_tensor(ref.initial_conditions[:batch], dtype=sim.dtype)
     return sim

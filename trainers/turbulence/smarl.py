@@ -23,6 +23,7 @@ from regrl.envs.turbulence.env import (
     agent_points,
     coeff_ranges,
     observe_agents,
+    resolve_steps_per_action,
 )
 from regrl.envs.turbulence.metrics import (
     hellinger,
@@ -31,6 +32,7 @@ from regrl.envs.turbulence.metrics import (
     tail_probability,
 )
 from regrl.envs.turbulence.reference import (
+    STEPS_PER_DECISION,
     Reference,
     les_from_reference,
     les_physics,
@@ -69,8 +71,8 @@ Policy = Callable[[np.ndarray], np.ndarray]
 FieldClosure = Callable[[Turbulence2D], torch.Tensor]
 
 
-def _sim(ref: Reference, batch: int, dtype=torch.float64) -> Turbulence2D:
-    return les_from_reference(ref, batch, dtype)
+def _sim(ref: Reference, batch: int, dtype=torch.float64, dt=None) -> Turbulence2D:
+    return les_from_reference(ref, batch, dtype, dt)
 
 
 def closure_coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
@@ -95,13 +97,14 @@ def rollout(
     seeds: int = 4,
     time_units: float = 20.0,
     spinup: float = 2.0,
-    steps_per_action: int = 10,
+    steps_per_action: int = STEPS_PER_DECISION,
     agents_per_side: int = 4,
     sample_every: float = 0.5,
     field_closure: Optional[FieldClosure] = None,
     dtype=torch.float64,
     initial: Optional[np.ndarray] = None,
     spectra: bool = False,
+    dt: Optional[float] = None,
 ) -> Dict[str, object]:
     """Run ``seeds`` LES from the reference's initial conditions (or from the states
     ``initial`` [sims, n, n], then ``seeds`` is ignored); statistics over the window
@@ -111,11 +114,13 @@ def rollout(
     ``closure`` and ``coeff`` it is a learned correction added to that family's constant
     closure (``step_with_sgs``'s ``base``). ``dtype``: the LES's float precision (statistics
     are computed in float64 either way). ``spectra``: also each simulation's time-averaged
-    enstrophy spectrum (``per_simulation["enstrophy_spectrum"]``, [sims][k])."""
+    enstrophy spectrum (``per_simulation["enstrophy_spectrum"]``, [sims][k]). ``dt``: the LES
+    time step (default the reference's); the caller scales ``steps_per_action`` with it to
+    keep the decision interval in time (benchmarks/turbulence_float32.py)."""
     if field_closure is not None and policy is not None:
         raise ValueError("rollout: give a policy or a field closure, not both")
     seeds = min(seeds, len(ref.initial_conditions)) if initial is None else len(initial)
-    sim = _sim(ref, seeds, dtype)
+    sim = _sim(ref, seeds, dtype, dt)
     if initial is not None:
         if initial.ndim != 3 or tuple(initial.shape[1:]) != (sim.n, sim.n):
             raise ValueError(
@@ -406,8 +411,12 @@ def compare(
     spinup: float,
     steps_per_action: int,
     agents_per_side: int,
+    dt: Optional[float] = None,
     say: Callable[[str], None] = print,
 ) -> List[Dict[str, object]]:
+    """Every baseline, the learned family's own constants and the ``policy`` (if any) on the
+    same ``seeds`` LES (``rollout``'s arguments; ``dt`` the LES time step, default the
+    reference's)."""
     rows = []
     runs = [(b.name, b.closure, b.coeff, None, b.family) for b in BASELINES]
     fam = families.get_family(closure)
@@ -430,6 +439,7 @@ def compare(
             spinup=spinup,
             steps_per_action=steps_per_action,
             agents_per_side=agents_per_side,
+            dt=dt,
         )
         rows.append(dict(r, name=name, family=family))
     dns_cost = _dns_seconds_per_time_unit(ref)
@@ -536,8 +546,12 @@ def evaluate_run(
         seeds=int(episodes or opts["seeds"]),
         time_units=float(opts["time_units"]),
         spinup=float(opts["spinup"]),
-        steps_per_action=int(env_kw.get("steps_per_action", 10)),
+        # the env's time step and decision interval (TurbulenceEnv's rule when unset)
+        steps_per_action=resolve_steps_per_action(
+            env_kw.get("steps_per_action"), env_kw.get("dt"), ref.provenance["spec"]
+        ),
         agents_per_side=int(env_kw.get("agents_per_side", 4)),
+        dt=env_kw.get("dt"),
     )
     table = markdown_table(rows)
     verdict = versus_best_constant(rows, closure)
