@@ -446,6 +446,7 @@ def cross_fitted(rows: list, family: str, folds: int = 2) -> dict:
         for key in (KEY, TAILS):
             for i in test:
                 out[key][i] = best["per_simulation"][key][i]
+    out["simulation"] = list(range(n))  # no candidate lost one: all n, for index pairing
     return {"name": " / ".join(chosen), "per_simulation": out}
 
 

@@ -168,6 +168,38 @@ def test_rollout_reports_blow_ups_instead_of_raising(reference):
     assert "| 2/2 (t = " in table
 
 
+def test_paired_differences_match_simulations_when_one_diverged(reference):
+    """A simulation that blows up leaves the per-simulation lists; pairing goes by the
+    survivors' indices (zipping the lists paired simulation 2 of one row with 1 of the other)."""
+    from regrl.trainers.turbulence.smarl import paired_differences, rollout
+
+    ref = load_reference(reference)
+
+    def first_sim_nan(obs):
+        out = np.full(obs.shape[:2], 0.17**2)
+        out[0] = np.nan
+        return out
+
+    kwargs = dict(closure="smagorinsky", seeds=3, time_units=0.1, spinup=0.02, steps_per_action=2)
+    broken = rollout(ref, policy=first_sim_nan, **kwargs)
+    base = rollout(ref, coeff=0.17**2, **kwargs)
+    assert broken["diverged"] == 1 and broken["per_simulation"]["simulation"] == [1, 2]
+    assert base["per_simulation"]["simulation"] == [0, 1, 2]
+    key = "enstrophy_spectrum_error"
+    got = paired_differences(broken, base, key)
+    want = [broken["per_simulation"][key][i] - base["per_simulation"][key][i + 1] for i in (0, 1)]
+    assert got == pytest.approx(want, abs=0) and len(got) == 2
+    assert paired_differences(base, broken, key) == pytest.approx([-w for w in want], abs=0)
+    old = {k: v for k, v in broken["per_simulation"].items() if k != "simulation"}
+    with pytest.raises(ValueError, match="records no simulation indices"):
+        paired_differences(dict(broken, per_simulation=old), base, key)
+    lone = {k: v for k, v in base["per_simulation"].items() if k != "simulation"}
+    assert (
+        paired_differences(dict(base, per_simulation=lone), dict(base, per_simulation=lone), key)
+        == [0.0] * 3
+    )
+
+
 def _module(model_cfg, obs_dim=13):
     """Build the RLModule ``init_module_spec`` describes, as RLlib would (merged model config)."""
     from dataclasses import asdict

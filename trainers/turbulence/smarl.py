@@ -300,6 +300,7 @@ def summarise(ref, z, e, fields, alive, seconds, sim_time, spectra=False) -> Dic
     edges, sigma = ref.pdf_edges, ref.omega_std
     tail_ref = max(ref.tail_3sigma, 1e-12)
     per_sim = {  # each surviving simulation on its own: the spread behind the pooled numbers
+        "simulation": np.flatnonzero(alive).tolist(),  # which ones: pairing goes by these
         "enstrophy_spectrum_error": [
             log_spectrum_error(z_alive[:, i].mean(0), ref.enstrophy_spectrum)
             for i in range(z_alive.shape[1])
@@ -488,8 +489,21 @@ def markdown_table(
 
 def paired_differences(row: Dict[str, object], base: Dict[str, object], key: str) -> List[float]:
     """Per-simulation ``key`` of ``row`` minus ``base``, evaluated on the same simulations
-    (``rollout``'s ``per_simulation``, same initial conditions in the same order)."""
-    return [a - b for a, b in zip(row["per_simulation"][key], base["per_simulation"][key])]
+    (``rollout``'s ``per_simulation``, same initial conditions in the same order), over the
+    simulations that survived in both: the lists hold survivors only, so they are matched by
+    their ``simulation`` indices (zipping them paired the wrong simulations once one diverged).
+    Rows without indices (files written before they were recorded) pair only when neither
+    lost a simulation; otherwise a ValueError."""
+    a, b = row["per_simulation"], base["per_simulation"]
+    if "simulation" in a and "simulation" in b:
+        where = {sim: i for i, sim in enumerate(b["simulation"])}
+        return [a[key][i] - b[key][where[s]] for i, s in enumerate(a["simulation"]) if s in where]
+    if row.get("diverged") or base.get("diverged") or len(a[key]) != len(b[key]):
+        raise ValueError(
+            "paired_differences: a row lost simulations and records no simulation indices "
+            "(written before they were recorded): rerun it to pair it"
+        )
+    return [x - y for x, y in zip(a[key], b[key])]
 
 
 def versus_best_constant(
