@@ -8,9 +8,9 @@ the LES's precision, the policy itself runs in float32 either way).
 ``--variants``: ``DTYPE`` or ``DTYPE@DT`` (e.g. ``float32,float64@1e-3``). A variant with a
 longer time step keeps the agents' decision interval in time (10 steps of the reference's
 5·10⁻⁴ = 5·10⁻³ time units, SMARL's): ``steps_per_action`` = interval / dt, which must be a whole
-number. Why a longer step is worth checking: at 5·10⁻⁴ the 64² LES runs at a tenth of the
-dx/|u| bound, a quarter of the Courant number of the 256² reference DNS (dt 2.5·10⁻⁴); dt 10⁻³
-puts the LES at the DNS's own Courant number.
+number. Why a longer step is worth checking: at 5·10⁻⁴ the 64² LES runs at a Courant number
+|u|dt/dx ≈ 0.03, half that of the 256² reference DNS (dt 2.5·10⁻⁴); dt 10⁻³ puts the LES at
+the DNS's own Courant number.
 
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_float32.py [--sims 16] [--time 20]
          [--spinup 2] [--policies A.pt,B.pt] [--variants float32,float64@1e-3]
