@@ -142,7 +142,8 @@ def observe_agents(
     spectrum = np.asarray(spectrum, dtype=dtype)[: len(at_agents)]
     spec = np.log10(spectrum[:, 1:] + dtype.type(1e-30)) - np.asarray(log_ref, dtype=dtype)
     out = np.empty(at_agents.shape[:1] + at_agents.shape[2:] + (6 + spec.shape[1],), np.float32)
-    out[..., :6] = (at_agents / scale[..., None]).transpose(0, 2, 1)
+    with np.errstate(invalid="ignore"):  # a blown-up sim's NaN/inf: its caller reports it
+        out[..., :6] = (at_agents / scale[..., None]).transpose(0, 2, 1)
     out[..., 6:] = spec[:, None, :]
     return np.clip(out, -10.0, 10.0, out=out)
 

@@ -200,3 +200,25 @@ def test_metric_functions_by_hand():
     assert kurtosis(np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(1.0)
     rng = np.random.default_rng(0)
     assert kurtosis(rng.normal(size=200_000)) == pytest.approx(3.0, abs=0.05)
+
+
+def test_observing_a_blown_up_simulation_warns_nothing_and_reads_nan(tiny_reference):
+    """The evaluation keeps observing a simulation after it blows up (and reports it): its
+    overflowed invariants read NaN without a numpy RuntimeWarning in the user's output (the
+    evaluation printed one per blown-up decision); the other simulation's are untouched."""
+    import warnings
+
+    from regrl.envs.turbulence.env import agent_points, observe_agents
+    from regrl.envs.turbulence.reference import les_from_reference
+
+    ref = load_reference(tiny_reference)
+    sim = les_from_reference(ref, 2)
+    good = observe_agents(sim, *agent_points(sim.n, 4), np.zeros(sim.n // 2 - 1))
+    omega = sim.omega.clone()
+    omega[0] *= 1e200  # a blow-up: the invariants overflow to inf, their ratios inf/inf
+    sim.omega = omega
+    ix, iy = agent_points(sim.n, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        obs = observe_agents(sim, ix, iy, np.zeros(sim.n // 2 - 1))
+    assert np.isnan(obs[0, :, :6]).any() and np.array_equal(obs[1], good[1])
