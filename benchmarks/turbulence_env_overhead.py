@@ -4,8 +4,12 @@ LES per env and for S LES stepped as one batch by one env (``env.kwargs.sims``).
 the simulation-decision: one decision of the 16 agents of one LES (S per env step), so the
 ratios against S = 1 in the same run are the gain in experience per core-second.
 
+``--dt``: the LES time step (default the reference's 5·10⁻⁴); the env then takes SMARL's
+decision interval in steps of it (``steps_per_action`` unset: 2 steps per decision at 2.5·10⁻³),
+so the rates say how much experience per core-second a longer step buys.
+
 Run: .venv/bin/python benchmarks/turbulence_env_overhead.py [--steps 200] [--sims 1,4,8]
-         [--reference PATH]
+         [--reference PATH] [--dt 2.5e-3]
 """
 
 from __future__ import annotations
@@ -53,13 +57,24 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200, help="environment steps (decisions)")
     p.add_argument("--reference", default=None, help="reference .npz (default: packaged)")
     p.add_argument("--sims", default="1,4,8", help="LES per env, comma-separated")
+    p.add_argument("--dt", type=float, default=None, help="LES time step (default the reference's)")
     args = p.parse_args()
+    from regrl.envs.turbulence.env import resolve_steps_per_action
+    from regrl.envs.turbulence.reference import load_reference
+
+    try:
+        per_decision = resolve_steps_per_action(
+            None, args.dt, load_reference(args.reference).provenance["spec"]
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: --dt: {exc}") from None
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     print(
-        f"SMARL env, 16 agents per LES, 10 solver steps per decision, {args.steps} env steps; "
+        f"SMARL env, 16 agents per LES, {per_decision} solver steps per decision"
+        f"{f' of dt {args.dt:g}' if args.dt else ''}, {args.steps} env steps; "
         f"rates in simulation-decisions/s (wall clock; load avg {os.getloadavg()[0]:.2f} "
         f"(1 min) on {os.cpu_count()} cores)"
     )
@@ -67,7 +82,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     first = None
     for sims in [int(x) for x in args.sims.split(",")]:
-        kw = {"episode_actions": 50, "steps_per_action": 10, "sims": sims}
+        kw = {"episode_actions": 50, "steps_per_action": per_decision, "sims": sims}
+        if args.dt:
+            kw["dt"] = args.dt
         if args.reference:
             kw["reference"] = args.reference
         bare = sims * bare_loop(kw, args.steps)
