@@ -69,7 +69,6 @@ from regrl.envs.turbulence.reference import (  # noqa: E402
 from regrl.envs.turbulence.solver import Turbulence2D  # noqa: E402
 
 POLICY = "data/turbulence/policies/smarl_ppo.pt"
-STEPS_PER_ACTION = STEPS_PER_DECISION
 DNS_ROW = "reference DNS 256² float32, 1 simulation (the DNS / LES column's numerator)"
 # a round of the DNS row steps it steps/10 times (a 256² step costs ~5-10 64² steps), so that
 # its rounds take about as long as the LES rows' and the whole run stays short
@@ -83,7 +82,7 @@ def les(batch: int, n: int = 64, dtype=torch.float64, device="cpu", dt=None) -> 
     return Turbulence2D(n, batch=batch, seed=0, dtype=dtype, device=device, **physics)
 
 
-def learned_stepper(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_ACTION):
+def learned_stepper(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_DECISION):
     """fn(k): k steps of the learned closure, a decision (observe, act) every ``every`` steps,
     through the evaluation's own decision function (``smarl.closure_coefficients``)."""
     from regrl.trainers.turbulence.smarl import closure_coefficients
@@ -101,7 +100,7 @@ def learned_stepper(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_A
     return run
 
 
-def steppers(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_ACTION) -> dict:
+def steppers(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_DECISION) -> dict:
     """name -> fn(k) advancing k steps; the coefficient field is fixed like one RL decision."""
     gen = torch.Generator().manual_seed(0)
     field = upsample_agent_actions(
@@ -158,7 +157,7 @@ def strain_floor(sim: Turbulence2D):
     return run
 
 
-def family_steppers(sim: Turbulence2D, every: int = STEPS_PER_ACTION) -> dict:
+def family_steppers(sim: Turbulence2D, every: int = STEPS_PER_DECISION) -> dict:
     """'<family>, agents' field' and '<family>, uniform' -> fn(k): k steps, a decision every
     ``every`` steps (coefficients held between, as in the env)."""
     gen = torch.Generator().manual_seed(1)

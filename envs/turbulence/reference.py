@@ -129,7 +129,7 @@ def _time_problems(spec: ReferenceSpec) -> List[str]:
     if out:
         return out
     for name, dt, n in (("dt", spec.dt, spec.n_dns), ("les_dt", spec.les_dt, spec.n_les)):
-        bound = 2 * math.pi / n / VELOCITY_SCALE  # CFL number 1 at |u| = VELOCITY_SCALE
+        bound = cfl_dt_bound(n)
         if dt > bound:
             out.append(
                 f"{name} must be <= {bound:.3g} (CFL bound dx/|u| on the {n}² grid at "
@@ -417,6 +417,12 @@ class Reference:
         return int(self.initial_conditions.shape[-1])
 
 
+def cfl_dt_bound(n: int) -> float:
+    """The largest time step the project accepts on an n² grid of [0, 2π]²: dx / |u| at
+    |u| = ``VELOCITY_SCALE`` (CFL number 1)."""
+    return 2 * math.pi / n / VELOCITY_SCALE
+
+
 def les_dt(spec: dict) -> float:
     """LES time step recorded with a reference (files without one: the DNS time step)."""
     return float(spec.get("les_dt", spec["dt"]))
@@ -459,7 +465,7 @@ def les_from_reference(
     reference's LES time step or ``dt`` (checked against the CFL-style bound of the grid)."""
     physics = les_physics(ref.provenance["spec"])
     if dt is not None:
-        bound = 2 * math.pi / ref.n_les / VELOCITY_SCALE
+        bound = cfl_dt_bound(ref.n_les)
         if not (math.isfinite(dt) and 0 < dt <= bound):
             raise ValueError(
                 f"LES dt must be in (0, {bound:.3g}] (CFL bound dx/|u| on the {ref.n_les}² "

@@ -284,7 +284,13 @@ def _check_dataset_args(args) -> None:
     from dataclasses import fields
 
     from regrl.envs.turbulence.dataset import DatasetSpec
-    from regrl.envs.turbulence.reference import MAX_GRID, MAX_SAMPLES, MAX_STEPS, VELOCITY_SCALE
+    from regrl.envs.turbulence.reference import (
+        MAX_GRID,
+        MAX_SAMPLES,
+        MAX_STEPS,
+        VELOCITY_SCALE,
+        cfl_dt_bound,
+    )
 
     try:
         spec = DatasetSpec(
@@ -300,7 +306,7 @@ def _check_dataset_args(args) -> None:
         raise ConfigError(
             "turbulence dataset: --dt, --spinup-time and --sample-every must be finite"
         )
-    bound = 2 * math.pi / spec.n_dns / VELOCITY_SCALE
+    bound = cfl_dt_bound(spec.n_dns)
     samples = spec.snapshots + spec.heldout_snapshots
     runs = spec.train_trajectories + spec.heldout_trajectories
     steps = (runs * spec.spinup_time + samples * spec.sample_every) / spec.dt
