@@ -36,6 +36,7 @@ ORDER = (  # the baseline's family first, the two-term families (the question) n
     "smagorinsky",
     "smagorinsky_hyper",
     "jansen_held",
+    "smagorinsky_hyper8",
     "smagorinsky_local",
     "leith_local",
     "leith",
@@ -146,7 +147,9 @@ def _paired(row, base, key) -> str:
     return "n/a" if half is None else f"{mean:+.4f} ± {half:.4f}"
 
 
-def report(path: Path) -> str:
+def report(path: Path, against=()) -> str:
+    """The scan file's tables; ``against``: (family, roots) rows of the file (grid points or
+    --extra constants) to pair every family's best constant with, beside C_s = 0.17."""
     data = json.loads(path.read_text())
     rows = data["rows"]
     base = next((r for r in rows if r["name"] == _key(*BASELINE)), None)
@@ -181,7 +184,8 @@ def report(path: Path) -> str:
     for name in [n for n in ORDER if any(r["family"] == n for r in rows)]:
         stable = [r for r in grid if r["family"] == name and not r["diverged"]]
         if not stable:
-            out.append(f"| {name} | none stable | | | |")
+            gridded = any(r["family"] == name for r in grid)
+            out.append(f"| {name} | {'none stable' if gridded else 'no grid point'} | | | |")
             continue
         best = bests[name] = min(stable, key=lambda r: r["enstrophy_spectrum_error"])
         d = _paired(best, base, KEYS[0]) if base is not None and best is not base else "—"
@@ -200,6 +204,18 @@ def report(path: Path) -> str:
                     f"- {best['name']}: error {_paired(best, smag, KEYS[0])}, "
                     f"tail ratio {_paired(best, smag, KEYS[1])}"
                 )
+    for name, roots in against:
+        label = _key(name, roots)
+        row = next((r for r in rows if r["name"] == label), None)
+        if row is None:
+            raise SystemExit(f"error: --against {label!r}: no such row in {path}")
+        out.append(f"\nPaired per simulation against {label}:")
+        out += [
+            f"- {best['name']}: error {_paired(best, row, KEYS[0])}, "
+            f"tail ratio {_paired(best, row, KEYS[1])}"
+            for best in bests.values()
+            if best is not row
+        ]
     return "\n".join(out)
 
 
@@ -244,6 +260,13 @@ def main() -> None:
         "the command line, e.g. for a scan against another --reference",
     )
     parser.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="FAMILY=R1,R2",
+        help="with --report: also pair each family's best constant against this row of --out",
+    )
+    parser.add_argument(
         "--extra",
         action="append",
         default=[],
@@ -254,13 +277,14 @@ def main() -> None:
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
     args.extra = [parse_point(text, "--extra", decimals=4) for text in args.extra]
     args.point = [parse_point(text, "--point", decimals=4) for text in args.point]
+    args.against = [parse_point(text, "--against", decimals=4) for text in args.against]
     for name in args.families:
         families.get_family(name)  # unknown names: the registry's message, before any run
     if not args.report:
         check_reference(args.reference)
         torch.set_num_threads(1)
         scan(args)
-    print(report(args.out))
+    print(report(args.out, args.against))
 
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ class VorticityScaled:
     scalar, [batch] or a grid field."""
 
     field: Union[float, Tensor]
+    order: int = 4
+    """The operator's order p: −(−∇²)^{p/4}(ν (−∇²)^{p/4} ω), i.e. −ν k^p ω̂ for a uniform ν.
+    4 (biharmonic, the default) or 8 (a steeper cut-off, ``families/hyperviscous8.py``; then
+    ``field`` = C₈⁸ Δ⁸)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class _Closure:
     hyper_mean: Optional[Tensor] = None  # ⟨field⟩ of ν₄ [batch, 1, 1] (× ⟨ω²⟩^½ if scaled)
     hyper_departure: Optional[Tensor] = None  # field − ⟨field⟩ [batch, n, n], None if uniform
     hyper_scaled: bool = False
+    hyper_order: int = 4  # ``VorticityScaled.order``
 
     @property
     def needs_rms(self) -> bool:
@@ -126,6 +131,9 @@ class _Closure:
 
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+# ``VorticityScaled.order``: the biharmonic closure and the steeper k⁸ cut-off
+HYPERVISCOSITY_ORDERS = (4, 8)
 
 
 # ``enstrophy_spectrum`` as one matrix product up to n·c·n entries (the 64² LES: 90k; the 256²
@@ -353,7 +361,8 @@ class Turbulence2D:
         # τ11 − τ22 (τ = −2 ν_e S̄), in the order of the momentum-flux rows
         self._scaled_uv = math.sqrt(1.5) * self._to_phys[:2]
         self._tau_rows = torch.stack([-2.0 * self._to_strain[1], -4.0 * self._to_strain[0]])
-        self._flux_op_cache: Dict[Tuple[bool, bool, bool], Tensor] = {}  # ``_flux_ops``
+        self._flux_op_cache: Dict[Tuple[bool, bool, bool, int], Tensor] = {}  # ``_flux_ops``
+        self._hyper_op_cache: Dict[int, Tuple[Tensor, Tensor, Tensor]] = {}  # ``_hyper_ops``
         self._moment_weights: Optional[Tensor] = None  # ``_rms_and_mean_square_wavenumber``
         self._padded: Dict[Tuple[int, ...], Tensor] = {}  # ``_step_grid``
         # ∇×∇·T of a symmetric tensor T: (k_y² − k_x²) T̂12 + k_x k_y (T̂11 − T̂22)
@@ -486,10 +495,20 @@ class Turbulence2D:
         nu_4 = self._eddy_viscosity(
             hyperviscosity.field if hyper_scaled else hyperviscosity, "hyperviscosity"
         )
+        order = int(hyperviscosity.order) if hyper_scaled else 4
+        if order not in HYPERVISCOSITY_ORDERS:
+            raise ValueError(
+                f"VorticityScaled.order must be one of {HYPERVISCOSITY_ORDERS}, got {order}"
+            )
         if kind == "return" and nu_4 is None:
             raise ValueError(
                 "EnergyReturn returns a fraction of a hyperviscosity's energy drain: "
                 "give hyperviscosity= too"
+            )
+        if kind == "return" and order != 4:
+            raise ValueError(
+                "EnergyReturn's budget (Σk²|ω̂|²) is that of a biharmonic hyperviscosity: "
+                f"order 4, got {order}"
             )
         mean = departure = None
         if nu_4 is not None and nu_4.shape[-1] != 1:  # ⟨ν₄⟩ implicit, ν₄ − ⟨ν₄⟩ explicit
@@ -497,7 +516,7 @@ class Turbulence2D:
             departure = nu_4 - mean
         elif nu_4 is not None:
             mean = nu_4
-        return _Closure(kind, nu, pointwise, on_grid, mean, departure, hyper_scaled)
+        return _Closure(kind, nu, pointwise, on_grid, mean, departure, hyper_scaled, order)
 
     def _eddy_viscosity(self, value, name: str = "eddy_viscosity") -> Optional[Tensor]:
         if value is None:
@@ -549,17 +568,19 @@ class Turbulence2D:
                 w_new.addcmul_(pi, self._neg_dt_inv_den)
             self._jac_prev = jac
             departure_hat = None
-            if c.hyper_departure is not None:  # −∇²ω and the product, transformed apart
-                minus_lap = _to_grid(w * self._k2_complex, self.n)
+            if c.hyper_departure is not None:  # (−∇²)^{p/4}ω and the product, apart
+                row, _, _ = self._hyper_ops(c.hyper_order)
+                minus_lap = _to_grid(w * row, self.n)
                 departure_hat = _to_spectral(c.hyper_departure * minus_lap, self._c)
         if nu_e is not None and not c.on_grid:  # a uniform ν_e: Π̂ = ν_e k² ω̂
             w_new.addcmul_(w, nu_e * self._neg_sgs_scalar)
         if nu_4 is not None:
-            if departure_hat is not None:  # − dt k² FFT[(ν₄ − ⟨ν₄⟩)(−∇²ω)] / den
+            _, hyper_weight, hyper_den = self._hyper_ops(c.hyper_order)
+            if departure_hat is not None:  # − dt k² FFT[(ν₄ − ⟨ν₄⟩)(−∇²ω)] / den (p = 4)
                 scale = rms if c.hyper_scaled else None  # the departure row is ν₄'s field's
-                weight = self._neg_sgs_scalar if scale is None else scale * self._neg_sgs_scalar
+                weight = hyper_weight if scale is None else scale * hyper_weight
                 w_new.addcmul_(departure_hat, weight)
-            factor = (nu_4 * self._hyper_den).add_(1.0).reciprocal_()  # real: cheaper than dividing
+            factor = (nu_4 * hyper_den).add_(1.0).reciprocal_()  # real: cheaper than dividing
             # in place unless autograd records (then w_new's value is needed for ∂/∂ν₄)
             w_new = w_new * factor if tracking else w_new.mul_(factor)
         self._w_hat = w_new
@@ -666,15 +687,37 @@ class Turbulence2D:
         total = power.sum((-2, -1))
         return (power * self._k2).sum((-2, -1)) / total.clamp_min(torch.finfo(self.dtype).tiny)
 
-    def _flux_ops(self, tau: bool, gradient: bool, minus_lap: bool) -> Tensor:
+    def _hyper_ops(self, order: int) -> Tuple[Tensor, Tensor, Tensor]:
+        """The order-p hyperviscosity's spectral operators (``VorticityScaled.order``): the
+        grid row of a field's departure, (−∇²)^{p/4} ω ↔ k^{p/2} ω̂ (complex); its weight on
+        the transformed product, −dt k^{p/2}/den (complex); and the backward-Euler term of the
+        uniform part, dt k^p / (1 + dt α + ½ dt ν k²) (real). p = 4 returns the step's own
+        tensors (the two-term families' numbers, unchanged); other orders are built once."""
+        if order == 4:
+            return self._k2_complex, self._neg_sgs_scalar, self._hyper_den
+        if order not in self._hyper_op_cache:
+            dt, k2 = self.dt, self._k2
+            half = k2 ** (order // 4)
+            cn_den = 1.0 + dt * self.alpha + 0.5 * dt * self.nu * k2
+            inv_den = self._mask / cn_den
+            cdt = _COMPLEX[self.dtype]
+            self._hyper_op_cache[order] = (
+                half.to(cdt),
+                (-dt * inv_den * half).to(cdt),
+                dt * k2 ** (order // 2) / cn_den,
+            )
+        return self._hyper_op_cache[order]
+
+    def _flux_ops(self, tau: bool, gradient: bool, minus_lap: bool, order: int = 4) -> Tensor:
         """[rows, n, c] ω̂ → grid operators of the dealiased step (``_ab2_flux_into``): √1.5 u,
-        √1.5 v, then −2 S̄12, −4 S̄11 (``tau``), ∂xω, ∂yω (``gradient``), −∇²ω (``minus_lap``)."""
-        key = (tau, gradient, minus_lap)
+        √1.5 v, then −2 S̄12, −4 S̄11 (``tau``), ∂xω, ∂yω (``gradient``), −∇²ω (``minus_lap``;
+        (−∇²)^{p/4}ω for a hyperviscosity of ``order`` p)."""
+        key = (tau, gradient, minus_lap, order)
         if key not in self._flux_op_cache:
             rows = [self._scaled_uv]
             rows += [self._tau_rows] if tau else []
             rows += [self._to_phys[2:4]] if gradient else []
-            rows += [self._k2_complex[None]] if minus_lap else []
+            rows += [self._hyper_ops(order)[0][None]] if minus_lap else []
             self._flux_op_cache[key] = torch.cat(rows)
         return self._flux_op_cache[key]
 
@@ -730,7 +773,7 @@ class Turbulence2D:
         both weights multiplied out once (``_step_curl``): two multiply-adds into ``w_new``."""
         lap = c.hyper_departure is not None
         gradient = c.kind == "gradient"
-        ops = self._flux_ops(c.on_grid, gradient, lap)
+        ops = self._flux_ops(c.on_grid, gradient, lap, c.hyper_order)
         phys = self._step_grid(self._w_hat.unsqueeze(1) * ops)
         u, v = phys[:, 0], phys[:, 1]  # √1.5 u, √1.5 v
         row = 4 if c.on_grid else 2

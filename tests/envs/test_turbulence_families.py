@@ -117,6 +117,70 @@ def test_leith_in_the_step_equals_the_closure_formed_before_each_step(dealias, p
 
 
 @pytest.mark.parametrize("dealias", [True, False])
+def test_order_8_hyperviscosity_is_k8_backward_euler_with_the_rms_of_each_step(dealias):
+    """``VorticityScaled(order=8)``: −ν₈ k⁸ ω̂ (k⁸ = 13⁴ here), implicit, ν₈ = field·⟨ω²⟩^½ of
+    each step's start state; a k⁴ operator (13²) or a missing rescaling would fail."""
+    dt, alpha, field = 1e-3, 5.0, 2e-5
+    sim, _ = single_mode(dt=dt, alpha=alpha, dealias=dealias)
+    w0 = sim.omega.clone()
+    sim.step(2, hyperviscosity=VorticityScaled(field, order=8))
+    rms, expected = 1 / math.sqrt(2), w0.clone()
+    for _ in range(2):
+        g = 1 / (1 + dt * alpha + dt * field * rms * 13**4)
+        expected, rms = expected * g, rms * g
+    torch.testing.assert_close(sim.omega, expected, rtol=1e-12, atol=1e-14)
+    assert (expected - w0 / (1 + dt * alpha)).abs().max() > 1e-3  # the k⁸ term mattered
+
+
+@pytest.mark.parametrize("dealias", [True, False])
+def test_order_8_hyperviscosity_field_departure_against_numpy(dealias):
+    """ω¹ = [ω_bare − dt ∇⁴((ν₈ − ⟨ν₈⟩)∇⁴ω⁰)] / (1 + dt ⟨ν₈⟩ k⁸), ν₈ = field·⟨ω²⟩^½ and ω_bare
+    the step without closure (its advection), with numpy's FFT on a multi-mode state (so the
+    explicit product couples modes): the k² row and weight of the biharmonic term, a sign
+    error or the departure on the new state would fail."""
+    n, dt = 32, 1e-3
+    kw = dict(nu=0.0, alpha=0.0, dt=dt, forcing=False, dealias=dealias, seed=3)
+    sim, bare = Turbulence2D(n, **kw), Turbulence2D(n, **kw)
+    x = torch.arange(n, dtype=D) * 2 * math.pi / n
+    gx, _ = torch.meshgrid(x, x, indexing="ij")
+    field = 1e-6 * (1.0 + 0.5 * torch.cos(gx))  # mean 1e-6
+    w0 = sim.omega[0].numpy()
+    rms = float(np.sqrt((w0**2).mean()))
+    sim.step(1, hyperviscosity=VorticityScaled(field, order=8))
+    bare.step(1)
+    k = np.fft.fftfreq(n, 1 / n)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    bilap = lambda f: np.real(np.fft.ifft2(k2**2 * np.fft.fft2(f)))  # noqa: E731  ∇⁴
+    departure = (field.numpy() - 1e-6) * rms
+    explicit = bare.omega[0].numpy() - dt * bilap(departure * bilap(w0))
+    cut = n / 3 if dealias else n / 2
+    keep = (np.abs(k)[:, None] < cut) & (np.abs(k)[None, :] < cut) & (k2 > 0)
+    implicit = 1 + dt * 1e-6 * rms * k2**4
+    expected = np.real(np.fft.ifft2(np.fft.fft2(explicit) * keep / implicit))
+    scale = np.abs(w0).max()
+    np.testing.assert_allclose(sim.omega[0].numpy(), expected, rtol=0, atol=1e-10 * scale)
+    uniform = np.real(np.fft.ifft2(np.fft.fft2(bare.omega[0].numpy()) * keep / implicit))
+    assert np.abs(expected - uniform).max() > 1e-4 * scale  # the departure mattered
+
+
+def test_order_8_refuses_other_orders_and_the_energy_return():
+    sim, _ = single_mode()
+    with pytest.raises(ValueError, match="order must be one of"):
+        sim.step(1, hyperviscosity=VorticityScaled(1e-5, order=6))
+    with pytest.raises(ValueError, match="order 4, got 8"):
+        sim.step(1, eddy_viscosity=EnergyReturn(0.5), hyperviscosity=VorticityScaled(1e-5, 8))
+
+
+def test_hyper8_family_is_registered_with_its_scan_and_a_nonzero_action_range():
+    fam = families.get_family("smagorinsky_hyper8")
+    assert fam.powers == (2, 8) and len(fam.scan_points()) == 16
+    assert all(high > low for low, high in fam.default_range())
+    # C₈ = 0.39 matches the best biharmonic C₄ = 0.31 at k_c = 21 (module), to its rounding
+    kc_delta = 21 * 2 * math.pi / 64
+    assert fam.classical[1] ** 8 * kc_delta**8 == pytest.approx(0.31**4 * kc_delta**4, rel=0.05)
+
+
+@pytest.mark.parametrize("dealias", [True, False])
 @pytest.mark.parametrize("uniform", [True, False])
 def test_jansen_held_in_the_step_equals_its_viscosities_before_each_step(dealias, uniform):
     """``EnergyReturn`` + ``VorticityScaled`` (one ⟨ω²⟩^½ and the hyperviscosity's rows in the

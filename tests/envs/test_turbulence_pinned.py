@@ -118,6 +118,28 @@ PINNED = {
         421.8078904252509,
         395.83875963486787,
     ),
+    # the order-8 family's, recorded when it came in (its terms are checked against numpy in
+    # tests/envs/test_turbulence_families.py): a later faster path must reproduce them too
+    "smagorinsky_hyper8/field": (
+        443.55155659167224,
+        -1194.715255124927,
+        213.56695487970566,
+        -206.39149961747012,
+        -134.07960357447087,
+        34.09648442434957,
+        419.05123299413117,
+        392.7558673176506,
+    ),
+    "smagorinsky_hyper8/uniform": (
+        454.05681634527144,
+        -1201.3639633088062,
+        215.5944846681832,
+        -210.06883685306877,
+        -131.92133277968523,
+        33.182900643145075,
+        423.3898409473384,
+        397.1949537053603,
+    ),
     "smagorinsky_local/field": (
         445.10975196897124,
         -1195.7166363618182,

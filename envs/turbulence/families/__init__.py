@@ -13,7 +13,13 @@ rollouts of the evaluation, the SMARL env, the constant scan, the cost benchmark
 from __future__ import annotations
 
 # importing a family's module registers it
-from regrl.envs.turbulence.families import backscatter, hyperviscous, leith, smagorinsky  # noqa: F401
+from regrl.envs.turbulence.families import (  # noqa: F401
+    backscatter,
+    hyperviscous,
+    hyperviscous8,
+    leith,
+    smagorinsky,
+)
 from regrl.envs.turbulence.families.base import (
     FAMILIES,
     ClosureFamily,
