@@ -1,10 +1,12 @@
-"""A/B of the RIFT traffic wrapper's raw-mode code in one process: the env code of a git commit
+"""A/B of the RIFT traffic wrapper's code in one process: the env code of a git commit
 (``--against``, exported from git into a temporary package) and this checkout's take turns
 on one MetaDrive engine every ``--block`` steps of one continuous run, so both meet the same
 load (issue 25 item 4).
 
 The loop is ``traffic_env.py``'s raw-mode loop (intersection, 2 CBVs, IDM ego and traffic,
-density 0.05, horizon 100, seeds 0, 1, … one after another, resets excluded); per block, the
+density 0.05, horizon 100, seeds 0, 1, … one after another, resets excluded), or with
+``--mode candidate`` its candidate-mode loop (36 candidates per CBV, the built-in lane-following
+candidates scored by RIFT's dense reward, the last index chosen); per block, the
 CPU time of the wrapper's code around MetaDrive's ``step`` and of that step, per step. A
 block of each version makes a pair (the order alternates); the report gives the median of
 each version, the per-step difference (mean with its 95 % Student t interval over pairs,
@@ -13,6 +15,7 @@ keeps one engine per process, so the versions share it: the old class is swapped
 own state histories and lane caches, which stay between its blocks (as the new one's do).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/traffic_env_ab.py --against b1d8eba
+[--mode candidate]
 """
 
 from __future__ import annotations
@@ -56,13 +59,13 @@ def export(commit: str, where: Path) -> str:
 
 
 class Alternation:
-    """One raw-mode env whose class (and histories and lane caches) is swapped per block."""
+    """One env whose class (and histories and lane caches) is swapped per block."""
 
-    def __init__(self, versions: dict):
+    def __init__(self, versions: dict, mode: str = "raw"):
         from regrl.envs.traffic import parallel_env
 
         self.env = parallel_env(
-            num_cbv=2, action_mode="raw", num_modes=12, horizon=100, traffic_density=0.05
+            num_cbv=2, action_mode=mode, num_modes=12, horizon=100, traffic_density=0.05
         )
         self.env.reset(seed=0)
         self.home = type(self.env)
@@ -71,7 +74,7 @@ class Alternation:
         self.state = {
             k: (mod.env.TrafficEnv, mod.features.Histories(), {}) for k, mod in versions.items()
         }
-        self.act = np.array([0.0, 0.5], np.float32)
+        self.act = np.array([0.0, 0.5], np.float32) if mode == "raw" else 11
 
     def block(self, version: str, steps: int) -> tuple:
         """(wrapper, MetaDrive) CPU seconds per step over ``steps`` steps of ``version``."""
@@ -107,6 +110,7 @@ def main() -> None:
     p.add_argument("--against", required=True, help="git commit of the old code")
     p.add_argument("--pairs", type=int, default=150)
     p.add_argument("--block", type=int, default=20, help="steps per block")
+    p.add_argument("--mode", choices=("raw", "candidate"), default="raw")
     args = p.parse_args()
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +121,7 @@ def main() -> None:
 
         for mod in (old, new):
             importlib.import_module(mod.__name__ + ".env")
-        alt = Alternation({"old": old, "new": new})
+        alt = Alternation({"old": old, "new": new}, args.mode)
         try:
             for version in ("old", "new", "old", "new"):  # warm-up: caches, first visits
                 alt.block(version, args.block)
@@ -132,7 +136,7 @@ def main() -> None:
 
 def report(args, res: dict, load0: float, load1: float) -> None:
     print(
-        f"raw mode, intersection, 2 CBVs: {args.against} (old) vs this checkout (new), "
+        f"{args.mode} mode, intersection, 2 CBVs: {args.against} (old) vs this checkout (new), "
         f"{args.pairs} pairs of {args.block}-step blocks alternated in one process, CPU time; "
         f"load average {load0:.1f} at the start, {load1:.1f} at the end"
     )

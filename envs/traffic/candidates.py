@@ -188,16 +188,18 @@ def _follow_lanes(lines: np.ndarray, rs: np.ndarray, speed: np.ndarray, arcs: np
         (length > 1e-6).all(1) & (np.abs(turn) < np.pi).all(1) & (seg_len > 1e-6).all(1)
     ).tolist()
     out = np.empty(speed.shape + (2,))
-    for i, ok in enumerate(plain):
-        if not ok:
+    ok = [i for i, p in enumerate(plain) if p]
+    if ok:  # the curve cap of every plain lane, then its arc lengths in one call each
+        capped = np.stack([_interp(arcs[i], at[i], cap[i]) for i in ok])  # [l, M, T]
+        capped = (np.minimum(speed[ok], np.maximum(capped, 0.0)) * DT).cumsum(2)
+        arcs[ok] = capped  # kept for the extrapolation below
+    for i, p in enumerate(plain):
+        if not p:
             s = _capped_arcs(speed[i], arcs[i], curvature_cap(lines[i]))
             out[i] = along_polyline(lines[i], s)
             continue
-        s = speed[i]
-        s = (np.minimum(s, np.maximum(_interp(arcs[i], at[i], cap[i]), 0.0)) * DT).cumsum(1)
-        out[i, ..., 0] = _interp(s, cum[i], lines[i, :, 0])
-        out[i, ..., 1] = _interp(s, cum[i], lines[i, :, 1])
-        arcs[i] = s  # kept for the extrapolation below
+        out[i, ..., 0] = _interp(arcs[i], cum[i], lines[i, :, 0])
+        out[i, ..., 1] = _interp(arcs[i], cum[i], lines[i, :, 1])
     _extrapolate(out, arcs, lines, cum, plain)
     fade = np.where((rs == 0)[:, None], _FADES[0], _FADES[1])  # [L, T]
     return out - fade[:, None, :, None] * lines[:, None, None, 0]
@@ -205,9 +207,12 @@ def _follow_lanes(lines: np.ndarray, rs: np.ndarray, speed: np.ndarray, arcs: np
 
 def _extrapolate(out, arcs, lines, cum, plain) -> None:
     """``along_polyline``'s extrapolation along the end segments, in place, for the
-    ``plain`` lanes (points ``out`` [L, M, T, 2] at arc lengths ``arcs`` [L, M, T])."""
+    ``plain`` lanes (points ``out`` [L, M, T, 2] at arc lengths ``arcs`` [L, M, T]); which
+    lanes reach beyond an end is found for all lanes in one call per end."""
+    beyond = (arcs > cum[:, -1, None, None]).any(axis=(1, 2)).tolist()
+    before = (arcs < 0).any(axis=(1, 2)).tolist()
     for i, ok in enumerate(plain):
-        if not ok:
+        if not ok or not (beyond[i] or before[i]):
             continue
         s, line, total = arcs[i], lines[i], cum[i, -1]
         for end, (a, b), edge in ((s > total, (-2, -1), total), (s < 0, (0, 1), 0.0)):

@@ -9,6 +9,7 @@ acceleration. Everything runs in the agent frame of the decision (agent at the o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Tuple
 
@@ -70,11 +71,22 @@ def target_motion(
 ) -> Tuple[float, float]:
     """Target speed (mean over the first ``horizon`` steps of the candidate) and the
     candidate's acceleration over those steps relative to the current ``speed``."""
-    pts = np.concatenate([np.zeros((1, 2)), traj[: horizon + 1]], 0)
-    step = pts[1:] - pts[:-1]
-    step_speed = np.hypot(step[:, 0], step[:, 1]) / dt
-    v_target = float(step_speed[:horizon].mean())
-    return v_target, (float(step_speed[horizon - 1]) - speed) / (horizon * dt)
+    step = traj[: horizon + 1].copy()  # displacements: the first from the origin
+    step[1:] -= traj[: len(step) - 1]
+    step_speed = (np.hypot(step[:, 0], step[:, 1]) / dt).tolist()
+    v_target = _mean(step_speed[:horizon])
+    return v_target, (step_speed[horizon - 1] - speed) / (horizon * dt)
+
+
+def _mean(xs: list) -> float:
+    """``np.mean`` of a few floats: their sum in order, ((x0 + x1) + x2) + …, as numpy adds
+    fewer than 8 values, divided by their number (NaN for none, as numpy)."""
+    if not xs:
+        return math.nan
+    total = xs[0]
+    for x in xs[1:]:
+        total += x
+    return total / len(xs)
 
 
 class TrajectoryTracker:

@@ -43,3 +43,28 @@ def test_tracker_brakes_to_hold_and_accelerates_to_follow():
     assert steer == 0.0 and 0.0 < throttle <= 1.0
     steer, throttle = tracker(line(2.0), 10.0)
     assert throttle < 0.0
+
+
+def _target_motion_reference(traj, speed, horizon=3, dt=DT):
+    """target_motion as numpy computed it before (concatenate, diff, np.mean)."""
+    pts = np.concatenate([np.zeros((1, 2)), traj[: horizon + 1]], 0)
+    step = pts[1:] - pts[:-1]
+    step_speed = np.hypot(step[:, 0], step[:, 1]) / dt
+    v_target = float(step_speed[:horizon].mean())
+    return v_target, (float(step_speed[horizon - 1]) - speed) / (horizon * dt)
+
+
+def test_target_motion_gives_numpys_floats():
+    # random candidates (float32 values, as the env's), steps of very different sizes
+    # (where the order of the mean's additions shows), a standing one, other horizons
+    rng = np.random.default_rng(5)
+    for case in range(3000):
+        scale = rng.choice([1e-3, 1.0, 30.0], (T, 1))
+        traj = np.cumsum(rng.normal(0, 1, (T, 2)) * scale, 0).astype(np.float32)
+        if case % 50 == 0:
+            traj[:] = 0.0
+        traj = traj.astype(np.float64)
+        speed, horizon = float(rng.uniform(0, 20)), int(rng.choice([3, 3, 1, 5]))
+        ours = target_motion(traj, speed, horizon)
+        assert ours == _target_motion_reference(traj, speed, horizon)
+        assert all(type(x) is float for x in ours)

@@ -374,3 +374,59 @@ def test_batched_lane_following_candidates_match_the_one_lane_functions():
         single, single_valid = candidates.lane_following_candidates(flat, 5)
         np.testing.assert_array_equal(batch[k], single)
         np.testing.assert_array_equal(valid[k], single_valid)
+
+
+def _offroad_reference(points, lanes, own, present, half_width):
+    """What scoring computed from ``lane_relations`` before ``lane_offroad``."""
+    dist, lat, heading = scoring.lane_relations(points, lanes, own, present)
+    return ~np.any(dist <= half_width, axis=-1), lat, heading
+
+
+def test_lane_offroad_gives_lane_relations_bits():
+    # random curved lanes (some absent), candidates lanes-major (the batched path) and in
+    # any order with absent own lanes (the per-lane path); points within a few float32 ulps
+    # of the half width of a 3.4 m lane (0.5·3.4 is no float32 and rounds up: the test is in
+    # float64), non-finite points, and a lane with repeated points
+    rng = np.random.default_rng(3)
+    t = np.arange(scene.P) * scene.LANE_SPACING
+    edge = np.float32(1.7) + np.arange(-4, 5) * np.spacing(np.float32(1.7))
+    for case in range(60):
+        lanes = np.zeros((scene.R, scene.P, 2))
+        for r in range(scene.R):
+            bend = rng.normal(0, 0.01)
+            lanes[r] = np.stack([t, 3.5 * (r - 1) + bend * t**2], -1) + rng.normal(0, 5, 2)
+        lanes[0] = np.stack([t, 0 * t], -1)  # straight along x: the edge points' lane
+        if case % 7 == 3:
+            lanes[1, 12:] = lanes[1, 11]
+        present = rng.random(scene.R) < 0.7
+        present[0] = True
+        half_width = 0.5 * np.array([3.4, *rng.choice([3.3, 3.5, 4.0], scene.R - 1)])
+        m = 1 + case % 4
+        if case % 2:  # lanes-major, m candidates per present lane
+            own = np.repeat(present.nonzero()[0], m)
+        else:  # any order, absent own lanes included
+            own = np.concatenate([[0], rng.integers(0, scene.R, 3 * m)])
+        g = len(own)
+        points = lanes[own][:, :1] + rng.normal(0, 2.5, (g, scene.T, 2))
+        points[0, : len(edge)] = np.stack([np.full_like(edge, 10.0), edge], -1)
+        if case % 5 == 4:
+            points[0, -1] = [np.nan, 1.0]
+            points[-1, -2] = [np.inf, 0.0]
+        with np.errstate(invalid="ignore"):
+            ours = scoring.lane_offroad(points, lanes, own, present, half_width)
+            reference = _offroad_reference(points, lanes, own, present, half_width)
+        for a, b in zip(ours, reference):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def test_batched_scoring_of_an_agent_without_valid_candidates_is_zero():
+    # its candidates are still simulated (``_scored_rows``) but every return reads 0
+    o = straight_scene()
+    add_neighbor(o, 0, x=20.0, y=0.0)
+    t, v = group(straight(), straight(8.0, 0.05), straight(12.0))
+    obs = np.stack([scene.flatten(o)] * 2)
+    valid = np.stack([v, np.zeros_like(v)])
+    batch = scoring.score_candidates_batch(np.stack([t, t]), obs, valid)
+    np.testing.assert_array_equal(batch[1], 0.0)
+    np.testing.assert_array_equal(batch[0], scoring.score_candidates(t, obs[0], v)[0])
+    assert (batch[0] != 0).all()
