@@ -9,6 +9,8 @@ lidar observation; the wrapper in raw mode (scene features, metrics, reward) and
 mode (plus candidate generation and RIFT scoring of R·M candidates per CBV per step).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/traffic_env.py [--steps 300] [--num-cbv 2]
+[--against COMMIT]  (the env code of a git commit instead of this checkout's, for a
+before/after pair of runs)
 Goals (issue 25 item 4): raw mode <= 15 % over the bare (null-observation) loop, candidate
 mode <= 2x raw mode. On a loaded machine the separate loops' rates drift by tens of percent
 between rounds; the last line (wrapper code vs MetaDrive's step inside the same raw-mode loop)
@@ -30,7 +32,12 @@ Num_agents: 2``). Several traffic envs therefore need several processes (env run
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -144,8 +151,31 @@ def main() -> None:
     p.add_argument("--num-cbv", type=int, default=2)
     p.add_argument("--num-modes", type=int, default=12, help="M (candidates per CBV: 3·M)")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--against", help="git commit whose env code to run (default: this checkout)")
     args = p.parse_args()
+    if args.against:
+        with tempfile.TemporaryDirectory() as tmp:
+            use_commit(args.against, Path(tmp))
+            measure(args)
+    else:
+        measure(args)
+
+
+def use_commit(commit: str, where: Path) -> None:
+    """Make ``regrl.envs.traffic`` the env code of ``commit`` (exported as
+    ``traffic_env_ab.py`` does) for the loops of this process."""
+    from traffic_env_ab import export  # this folder
+
+    sys.path.insert(0, str(where))
+    name = export(commit, where)
+    for module in ("backend", "env"):  # attributes of the package, as the loops import them
+        importlib.import_module(f"{name}.{module}")
+    sys.modules["regrl.envs.traffic"] = importlib.import_module(name)
+
+
+def measure(args) -> None:
     kw = dict(horizon=100, traffic_density=0.05, num_modes=args.num_modes)
+    load0 = os.getloadavg()[0]
     split: dict = {}
     split_cand: dict = {}
     runs = {
@@ -178,8 +208,9 @@ def main() -> None:
                 )
     base = best["bare MetaDrive, null observation"]
     print(
-        f"intersection, {args.num_cbv} CBVs + IDM ego + IDM traffic, {args.steps} steps "
-        f"(0.1 s each), best of {args.rounds} rounds"
+        f"{args.against or 'this checkout'}: intersection, {args.num_cbv} CBVs + IDM ego + IDM "
+        f"traffic, {args.steps} steps (0.1 s each), best of {args.rounds} rounds; load average "
+        f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     )
     for name, rate in best.items():
         print(
