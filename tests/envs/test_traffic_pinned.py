@@ -3,8 +3,15 @@
 of the rewards, of the candidate returns (candidate mode) and of the episode metrics. The
 numbers were recorded before the speed work of issue 25 item 4 (MetaDrive's unused reward and
 cost skipped, leaner candidate generation and scoring): the faster paths must reproduce
-them to 1e-9 relative, so every documented traffic result stays reproducible. A changed
-observation entry, reward term or candidate moves them by far more."""
+them to round-off, so every documented traffic result stays reproducible. A changed
+observation entry, reward term or candidate moves them by far more.
+
+Round-off here is numpy's: the observation projections and episode metrics reproduce bit for
+bit across numpy versions, but the float32 rewards and candidate returns moved by up to
+3·10⁻⁹ relative (sums with cancellation) from the environment they were recorded in to a
+fresh install with numpy 2.4.6, whose float32 kernels round a few results differently. So the tolerance is 1e-7 relative (below one float32
+ulp of a single reward, ~30x the library drift seen); a reward term or candidate changed by
+the code moves these sums by 1e-4 or more."""
 
 import numpy as np
 import pytest
@@ -13,7 +20,7 @@ pytest.importorskip("metadrive")  # the `traffic` extra
 
 from regrl.envs.traffic import parallel_env, scene  # noqa: E402
 
-RTOL = 1e-9
+RTOL = 1e-7  # round-off across numpy versions (module docstring)
 SEEDS, STEPS, M = (0, 3, 7), 40, 4
 EPISODE_KEYS = ("cpk", "orr", "uc", "rp", "stuck", "cbv_rc", "cbv_ds", "collided", "arrived")
 # [obs · w0, obs · w1, obs · w2, Σ reward, Σ reward², Σ returns · u, Σ returns, Σ episode metrics]
@@ -81,4 +88,4 @@ def digest(mode: str) -> tuple:
 
 @pytest.mark.parametrize("mode", ["raw", "candidate"])
 def test_rollouts_reproduce_the_pinned_numbers(mode):
-    np.testing.assert_allclose(digest(mode), PINNED[mode], rtol=RTOL, atol=1e-9)
+    np.testing.assert_allclose(digest(mode), PINNED[mode], rtol=RTOL, atol=1e-7)
