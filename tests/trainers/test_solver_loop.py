@@ -34,6 +34,27 @@ def test_bounded_parameterisation_round_trips_and_stays_in_range():
     )
     far = solver_loop.bounded(torch.tensor([-50.0, 50.0], dtype=D), low, high)
     assert torch.all(far >= low) and torch.all(far <= high)
+    with pytest.raises(ValueError, match="not strictly inside"):  # θ = −∞: no gradient
+        solver_loop.unbounded(torch.tensor([0.0, 0.5], dtype=D), low, high)
+
+
+def test_fit_start_moves_an_edge_base_inside_and_keeps_a_middle_one():
+    """smagorinsky_hyper8's base C_s = 0 sits on its range's edge: the fit starts 5 % of the
+    range inside, where σ' > 0, and a family whose base is its range's middle starts there."""
+    for name in ("smagorinsky_hyper8", "jansen_held"):
+        fam = families.get_family(name)
+        low, high = (torch.tensor(b, dtype=D) for b in zip(*fam.default_range()))
+        base = torch.tensor(fam.base(), dtype=D)
+        start = solver_loop.fit_start(base, low, high)
+        theta = solver_loop.unbounded(start, low, high)  # finite: no error
+        assert torch.isfinite(theta).all()
+        inside = (base - low > 0) & (high - base > 0)
+        torch.testing.assert_close(start[inside], base[inside])  # the middle ones unchanged
+    assert float(start[0]) == float(base[0])  # jansen_held's C_4 at its middle
+    fam = families.get_family("smagorinsky_hyper8")
+    low, high = (torch.tensor(b, dtype=D) for b in zip(*fam.default_range()))
+    start = solver_loop.fit_start(torch.tensor(fam.base(), dtype=D), low, high)
+    assert float(start[0]) == pytest.approx(0.05 * float(high[0]))
 
 
 def test_log_spectrum_loss_and_soft_tails_by_hand():

@@ -36,7 +36,7 @@ import torch
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import Reference, les_physics
 from regrl.envs.turbulence.solver import Turbulence2D
-from regrl.trainers.turbulence.solver_loop import bounded, unbounded
+from regrl.trainers.turbulence.solver_loop import bounded, fit_start, unbounded
 
 VARIANCE_FLOOR = 1e-8
 """Floor on Γ's diagonal (log10 spectrum units²): a wavenumber with no spread between the
@@ -117,8 +117,8 @@ def fit_eki(ref: Reference, spec: EKISpec, say: Callable[[str], None] = print) -
         return bounded(torch.as_tensor(theta), lo_t, hi_t).numpy()
 
     rng = np.random.default_rng(spec.seed)
-    base = np.array(fam.base())
-    theta0 = unbounded(torch.as_tensor(base), lo_t, hi_t).numpy()
+    base = fit_start(torch.as_tensor(np.array(fam.base())), lo_t, hi_t)
+    theta0 = unbounded(base, lo_t, hi_t).numpy()
     k_cut = int(np.flatnonzero(ref.enstrophy_spectrum > 1e-30).max()) + 1
     y = np.log10(ref.enstrophy_spectrum[1:k_cut])
     sim = _les(ref, spec.members)

@@ -101,9 +101,28 @@ def bounded(theta: Tensor, low: Tensor, high: Tensor) -> Tensor:
 
 
 def unbounded(coeff: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    """θ with ``bounded(θ) = coeff`` (coeff strictly inside the range)."""
+    """θ with ``bounded(θ) = coeff`` (coeff strictly inside the range: on its edge θ = ±∞,
+    where σ' = 0 and no gradient could move it, so that is an error)."""
     p = (coeff - low) / (high - low)
+    if not bool(((p > 0) & (p < 1)).all()):
+        raise ValueError(
+            f"coefficients {coeff.tolist()} are not strictly inside their range "
+            f"[{low.tolist()}, {high.tolist()}]"
+        )
     return torch.log(p) - torch.log1p(-p)
+
+
+# A constant fit starts at the family's base, moved inside its range by at least this share of
+# the range: a base on the range's edge (C_s = 0 of ``smagorinsky_hyper8``) would be θ = −∞.
+# Every other family's base is the middle of its range (share 0.5), unchanged by it.
+START_MARGIN = 0.05
+
+
+def fit_start(base: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """The constant fit's first coefficients: ``base`` clamped to the inner part of the range
+    that leaves ``START_MARGIN`` of it on each side."""
+    margin = START_MARGIN * (high - low)
+    return torch.minimum(torch.maximum(base, low + margin), high - margin)
 
 
 def log_spectrum_loss(z: Tensor, z_ref: Tensor, k_cut: int) -> Tensor:
@@ -286,7 +305,7 @@ def fit_constants(
     number of skipped (blown-up) unrolls."""
     fam = families.get_family(spec.closure)
     low, high = (torch.tensor(b, dtype=torch.float64) for b in zip(*fam.default_range()))
-    base = torch.tensor(fam.base(), dtype=torch.float64)
+    base = fit_start(torch.tensor(fam.base(), dtype=torch.float64), low, high)
     theta = unbounded(base, low, high).clone().requires_grad_(True)
 
     def decide(sim):
