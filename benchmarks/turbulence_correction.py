@@ -10,7 +10,7 @@ arguments (the 16-trajectory ensemble reference leaves ≈ 0.02 of spectrum erro
 floor at the best constants, docs/smarl_families.md §5b) and pairs every seed
 
   * against its own base constant, which the fit starts from exactly (what the correction adds);
-  * against the family's best constant chosen **held out** (``turbulence_routes.cross_fitted``:
+  * against the family's best constant chosen **held out** (``trainers.turbulence.smarl.cross_fitted``:
     per fold of interleaved simulations, the grid point best on the other fold), which removes
     the winner's curse of the base constant being the best of a grid on the same simulations.
 
@@ -49,7 +49,6 @@ from turbulence_routes import (  # this folder: the routes' CNN, fit settings an
     VALIDATION_SIMS,
     VALIDATION_START,
     cnn_architecture,
-    cross_fitted,
     fit_field,
     validator,
 )
@@ -59,7 +58,7 @@ from regrl.envs.turbulence.reference import load_reference
 from regrl.files import write_text_atomic
 from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.closures import cnn_closure, training_files
-from regrl.trainers.turbulence.smarl import paired_differences, rollout
+from regrl.trainers.turbulence.smarl import cross_fitted, paired_differences, rollout
 from regrl.trainers.turbulence.solver_loop import spun_up_states, zero_output
 
 ARM = "best constant + learned D4-CNN correction (early-stopped)"

@@ -29,7 +29,7 @@ from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import load_reference
 from regrl.trainers.data_cli import atomic_output
 from regrl.trainers.stats import t_interval
-from regrl.trainers.turbulence.smarl import paired_differences, rollout
+from regrl.trainers.turbulence.smarl import cross_fitted, paired_differences, rollout
 
 BASELINE = ("smagorinsky", (0.17,))
 ORDER = (  # the baseline's family first, the two-term families (the question) next
@@ -147,9 +147,13 @@ def _paired(row, base, key) -> str:
     return "n/a" if half is None else f"{mean:+.4f} ± {half:.4f}"
 
 
-def report(path: Path, against=()) -> str:
+def report(path: Path, against=(), held_out=()) -> str:
     """The scan file's tables; ``against``: (family, roots) rows of the file (grid points or
-    --extra constants) to pair every family's best constant with, beside C_s = 0.17."""
+    --extra constants) to pair every family's best constant with, beside C_s = 0.17;
+    ``held_out``: families whose best constant is also chosen held out (two interleaved folds
+    of the simulations, each scored by the grid point best on the other: ``cross_fitted`` of
+    benchmarks/turbulence_routes.py), to pair against the same rows without the winner's
+    curse of a grid's minimum."""
     data = json.loads(path.read_text())
     rows = data["rows"]
     base = next((r for r in rows if r["name"] == _key(*BASELINE)), None)
@@ -204,6 +208,14 @@ def report(path: Path, against=()) -> str:
                     f"- {best['name']}: error {_paired(best, smag, KEYS[0])}, "
                     f"tail ratio {_paired(best, smag, KEYS[1])}"
                 )
+    chosen = []
+    for name in held_out:
+        stable = [r for r in grid if r["family"] == name and not r["diverged"]]
+        if not stable:
+            raise SystemExit(f"error: --held-out {name}: no stable grid point in {path}")
+        held = cross_fitted(stable, name)
+        held["name"] = f"{name} chosen held out ({held['name']})"
+        chosen.append(held)
     for name, roots in against:
         label = _key(name, roots)
         row = next((r for r in rows if r["name"] == label), None)
@@ -213,7 +225,7 @@ def report(path: Path, against=()) -> str:
         out += [
             f"- {best['name']}: error {_paired(best, row, KEYS[0])}, "
             f"tail ratio {_paired(best, row, KEYS[1])}"
-            for best in bests.values()
+            for best in list(bests.values()) + chosen
             if best is not row
         ]
     return "\n".join(out)
@@ -267,6 +279,13 @@ def main() -> None:
         help="with --report: also pair each family's best constant against this row of --out",
     )
     parser.add_argument(
+        "--held-out",
+        default="",
+        metavar="FAMILY,...",
+        help="with --report and --against: also pair these families' best constants chosen "
+        "held out (two folds of the simulations)",
+    )
+    parser.add_argument(
         "--extra",
         action="append",
         default=[],
@@ -278,13 +297,14 @@ def main() -> None:
     args.extra = [parse_point(text, "--extra", decimals=4) for text in args.extra]
     args.point = [parse_point(text, "--point", decimals=4) for text in args.point]
     args.against = [parse_point(text, "--against", decimals=4) for text in args.against]
+    args.held_out = [f.strip() for f in args.held_out.split(",") if f.strip()]
     for name in args.families:
         families.get_family(name)  # unknown names: the registry's message, before any run
     if not args.report:
         check_reference(args.reference)
         torch.set_num_threads(1)
         scan(args)
-    print(report(args.out, args.against))
+    print(report(args.out, args.against, args.held_out))
 
 
 if __name__ == "__main__":

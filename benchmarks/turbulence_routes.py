@@ -48,7 +48,7 @@ from regrl.trainers.turbulence.closures import (
     train_closure,
     training_files,
 )
-from regrl.trainers.turbulence.smarl import paired_differences, rollout
+from regrl.trainers.turbulence.smarl import cross_fitted, paired_differences, rollout
 from regrl.trainers.turbulence.solver_loop import (
     FitSpec,
     fit_field_closure,
@@ -425,29 +425,6 @@ def _external(args) -> tuple:
         for arm in got.get("paths", {}):
             arms[arm] = _seeded(rows, arm)
     return consts, arms, grid
-
-
-def cross_fitted(rows: list, family: str, folds: int = 2) -> dict:
-    """The family's best constant chosen **held out**: the simulations split into ``folds``
-    interleaved folds; each fold's per-simulation values come from the constant with the lowest
-    mean per-simulation spectrum error on the other folds. Pairing against it removes the
-    winner's curse of pairing against the best of a grid on the same simulations."""
-    cands = [r for r in rows if r["family"] == family and not r["diverged"]]
-    n = len(cands[0]["per_simulation"][KEY])
-    out = {KEY: [0.0] * n, TAILS: [0.0] * n}
-    chosen = []
-    for f in range(folds):
-        test = [i for i in range(n) if i % folds == f]
-        train = [i for i in range(n) if i % folds != f]
-        best = min(
-            cands, key=lambda r: statistics.fmean(r["per_simulation"][KEY][i] for i in train)
-        )
-        chosen.append(best["name"])
-        for key in (KEY, TAILS):
-            for i in test:
-                out[key][i] = best["per_simulation"][key][i]
-    out["simulation"] = list(range(n))  # no candidate lost one: all n, for index pairing
-    return {"name": " / ".join(chosen), "per_simulation": out}
 
 
 def _cost(rows: list) -> str:

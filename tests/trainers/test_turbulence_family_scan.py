@@ -59,3 +59,20 @@ def test_report_refuses_an_against_row_that_is_not_in_the_file(scan_file):
     with benchmark_module("turbulence_family_scan") as scan:
         with pytest.raises(SystemExit, match="no such row"):
             scan.report(scan_file, [("jansen_held", (0.31, 0.3))])
+
+
+def test_report_pairs_the_best_chosen_held_out(scan_file):
+    """Two folds (even, odd simulations): hyper8's (0, 0.37) row is best on the even ones,
+    (0.06, 0.40) on the odd ones, so each fold is scored by the other's choice."""
+    data = json.loads(scan_file.read_text())
+    row = data["rows"][1]  # (0, 0.37)
+    row["per_simulation"]["enstrophy_spectrum_error"] = [0.02, 0.05, 0.02]
+    data["rows"][1] = row
+    scan_file.write_text(json.dumps(data))
+    with benchmark_module("turbulence_family_scan") as scan:
+        text = scan.report(scan_file, [("jansen_held", (0.315, 1.0))], ["smagorinsky_hyper8"])
+    # fold 0 = simulations 0, 2, chosen on simulation 1: (0.06, 0.40) with 0.025 < 0.05;
+    # fold 1 = simulation 1, chosen on 0 and 2: (0, 0.37) with 0.02 < 0.0325 → 0.05
+    # → per simulation 0.03, 0.05, 0.035 − (0.04, 0.035, 0.045) = −0.01, +0.015, −0.01
+    held = "smagorinsky_hyper8 C_s=0.06 C_8=0.4 / smagorinsky_hyper8 C_s=0 C_8=0.37"
+    assert f"- smagorinsky_hyper8 chosen held out ({held}): error -0.0017 ± 0.0359" in text

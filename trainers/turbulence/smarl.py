@@ -7,6 +7,7 @@ vorticity PDF with the filtered-DNS reference (docs/methods.md#smarl-evaluation)
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ from regrl.envs.turbulence.reference import (
 from regrl.envs.turbulence.sgs import step_with_sgs
 from regrl.envs.turbulence.solver import Turbulence2D
 from regrl.files import write_text_atomic
+
+_ERROR, _TAILS = "enstrophy_spectrum_error", "tail_ratio"  # ``cross_fitted``'s keys
 
 
 @dataclass(frozen=True)
@@ -504,6 +507,29 @@ def paired_differences(row: Dict[str, object], base: Dict[str, object], key: str
             "(written before they were recorded): rerun it to pair it"
         )
     return [x - y for x, y in zip(a[key], b[key])]
+
+
+def cross_fitted(rows: List[Dict[str, object]], family: str, folds: int = 2) -> Dict[str, object]:
+    """The family's best constant chosen **held out**: the simulations split into ``folds``
+    interleaved folds; each fold's per-simulation values come from the constant with the lowest
+    mean per-simulation spectrum error on the other folds. Pairing against it removes the
+    winner's curse of pairing against the best of a grid on the same simulations."""
+    cands = [r for r in rows if r["family"] == family and not r["diverged"]]
+    n = len(cands[0]["per_simulation"][_ERROR])
+    out = {_ERROR: [0.0] * n, _TAILS: [0.0] * n}
+    chosen = []
+    for f in range(folds):
+        test = [i for i in range(n) if i % folds == f]
+        train = [i for i in range(n) if i % folds != f]
+        best = min(
+            cands, key=lambda r: statistics.fmean(r["per_simulation"][_ERROR][i] for i in train)
+        )
+        chosen.append(best["name"])
+        for key in (_ERROR, _TAILS):
+            for i in test:
+                out[key][i] = best["per_simulation"][key][i]
+    out["simulation"] = list(range(n))  # no candidate lost one: all n, for index pairing
+    return {"name": " / ".join(chosen), "per_simulation": out}
 
 
 def versus_best_constant(
