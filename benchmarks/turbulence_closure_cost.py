@@ -100,7 +100,9 @@ def learned_stepper(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_D
     return run
 
 
-def steppers(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_DECISION) -> dict:
+def steppers(
+    sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_DECISION, names=None
+) -> dict:
     """name -> fn(k) advancing k steps; the coefficient field is fixed like one RL decision."""
     gen = torch.Generator().manual_seed(0)
     field = upsample_agent_actions(
@@ -126,7 +128,7 @@ def steppers(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_DECISION
         ),
         "Leith, outside the step": leith,
     }
-    fns.update(family_steppers(sim, every))
+    fns.update(family_steppers(sim, every, names))
     fns["bare LES + strain rows' inverse transform (a grid field's floor)"] = strain_floor(sim)
     ix, iy = agent_points(sim.n, 4)
 
@@ -157,12 +159,15 @@ def strain_floor(sim: Turbulence2D):
     return run
 
 
-def family_steppers(sim: Turbulence2D, every: int = STEPS_PER_DECISION) -> dict:
+def family_steppers(sim: Turbulence2D, every: int = STEPS_PER_DECISION, names=None) -> dict:
     """'<family>, agents' field' and '<family>, uniform' -> fn(k): k steps, a decision every
-    ``every`` steps (coefficients held between, as in the env)."""
+    ``every`` steps (coefficients held between, as in the env); ``names``: only these
+    families (default all)."""
     gen = torch.Generator().manual_seed(1)
     fns = {}
     for name, fam in families.FAMILIES.items():
+        if names is not None and name not in names:
+            continue
         low, high = (torch.tensor(b, dtype=sim.dtype) for b in zip(*fam.default_range()))
         unit = torch.rand(sim.batch, 4, 4, fam.size, generator=gen, dtype=sim.dtype)
         field = low + unit * (high - low)
@@ -226,7 +231,21 @@ def main() -> None:
     parser.add_argument(
         "--dt", type=float, default=None, help="the LES's time step (default the reference's)"
     )
+    parser.add_argument(
+        "--families",
+        default=None,
+        metavar="NAME,...",
+        help="time only these closure families (default all), beside the bare and floor rows",
+    )
     args = parser.parse_args()
+    names = None
+    if args.families is not None:
+        names = [n.strip() for n in args.families.split(",") if n.strip()]
+        for name in names:
+            try:
+                families.get_family(name)
+            except ValueError as exc:
+                raise SystemExit(f"error: --families: {exc}") from None
     torch.set_num_threads(1)
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -269,7 +288,7 @@ def main() -> None:
     log_ref = np.log10(load_reference().enstrophy_spectrum[1:] + 1e-30)
     for batch in [int(b) for b in args.batches.split(",")]:
         sim = les(batch, dtype=DTYPES[args.dtype], device=args.device, dt=les_dt)
-        fns = steppers(sim, policy, log_ref, every)
+        fns = steppers(sim, policy, log_ref, every, names)
         fns[DNS_ROW] = lambda k: dns.step(max(1, k // DNS_STEPS_PER_LES_STEP))
         best = best_seconds(fns, args.steps, args.rounds, sync, clock)
         best[DNS_ROW] *= DNS_STEPS_PER_LES_STEP  # seconds per DNS step
