@@ -469,8 +469,9 @@ class Turbulence2D:
         ``pointwise`` the local norm |S̄(x)|), ``GradientScaled`` by the vorticity-gradient norm
         (Leith), and ``EnergyReturn`` is the Jansen–Held backscatter of the hyperviscosity.
         ``hyperviscosity`` ν₄ (same shapes, or ``VorticityScaled``) adds −∇²(ν₄ ∇²ω) (= −ν₄∇⁴ω
-        for a uniform ν₄): its domain mean per simulation backward Euler (unconditionally
-        stable), a field's departure from that mean explicit, like Π. Every closure is evaluated
+        for a uniform ν₄; with ``VorticityScaled(order=8)`` −∇⁴(ν₈ ∇⁴ω)): its domain mean per
+        simulation backward Euler (unconditionally stable), a field's departure from that mean
+        explicit, like Π. Every closure is evaluated
         at the state its step starts from; the grid rows it needs (strain, vorticity gradient,
         −∇²ω) join the step's own inverse transform and its products the forward one."""
         closure = self._closure(eddy_viscosity, hyperviscosity)
