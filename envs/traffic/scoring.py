@@ -348,16 +348,24 @@ def _overlaps(traj, heading, agent_size, nb_c, nb_h, neighbor_size, inflation) -
 
 
 def _segments(line: np.ndarray):
-    """Per segment of one polyline [P, 2] (float32 [S, 1] columns): start point, unit
-    direction, and arc-length limits; the first segment reaches back and the last one
-    forward indefinitely."""
+    """Per segment of a polyline [..., P, 2] (one, or several stacked along leading axes;
+    float32 [..., S, 1] columns): start point, unit direction, and arc-length limits; the
+    first segment reaches back and the last one forward indefinitely."""
     line = np.asarray(line, np.float32)
-    seg = line[1:] - line[:-1]
-    length = np.hypot(seg[:, 0], seg[:, 1])
-    u = seg / np.maximum(length, 1e-9)[:, None]
+    seg = line[..., 1:, :] - line[..., :-1, :]
+    length = np.hypot(seg[..., 0], seg[..., 1])
+    u = seg / np.maximum(length, 1e-9)[..., None]
     lo, hi = np.zeros_like(length), length.copy()
-    lo[0], hi[-1] = -np.inf, np.inf
-    return tuple(x[:, None].copy() for x in (line[:-1, 0], line[:-1, 1], u[:, 0], u[:, 1], lo, hi))
+    lo[..., 0], hi[..., -1] = -np.inf, np.inf
+    cols = (line[..., :-1, 0], line[..., :-1, 1], u[..., 0], u[..., 1], lo, hi)
+    return tuple(x[..., None].copy() for x in cols)
+
+
+def _segment_headings(line) -> np.ndarray:
+    """Heading of each segment of a polyline [..., P, 2] in float32 -> [..., S]."""
+    line = np.asarray(line, np.float32)
+    seg = line[..., 1:, :] - line[..., :-1, :]
+    return np.arctan2(seg[..., 1], seg[..., 0])
 
 
 def segment_offsets(px, py, line):
@@ -410,10 +418,8 @@ def lane_relations(
             if q[-1] - q[0] + 1 == len(q):  # contiguous (lanes-major candidates): views
                 q = slice(q[0], q[-1] + 1)
             j = dist2[:, q].argmin(0)
-            line = np.asarray(lanes[r], np.float32)
-            seg = line[1:] - line[:-1]
             lat_own[q] = lat[:, q][j, np.arange(len(j))]  # np.take_along_axis, leaner
-            head_own[q] = np.arctan2(seg[:, 1], seg[:, 0])[j]
+            head_own[q] = _segment_headings(lanes[r])[j]
     return dist.reshape(G, T, -1), lat_own.reshape(G, T), head_own.reshape(G, T)
 
 
@@ -434,7 +440,8 @@ def lane_offroad(points, lanes, own, present, half_width):
     if len(rs) and G % len(rs) == 0 and np.array_equal(own, np.repeat(rs, G // len(rs))):
         pts = np.asarray(points, np.float32).reshape(len(rs), -1, 2)
         px, py = pts[..., 0].copy(), pts[..., 1].copy()  # [L, Q]: lane l's own points
-        segments, heading = _segments_batch(np.asarray(lanes)[rs])
+        segments = _segments(np.asarray(lanes)[rs])  # [L, S, 1] columns
+        heading = _segment_headings(np.asarray(lanes)[rs])  # [L, S]
         dist2, lat = _offsets(px[:, None], py[:, None], segments)  # [L, S, Q]
         j = dist2.argmin(1)[:, None]
         within = np.sqrt(dist2.min(1)) <= half_width[rs][:, None]
@@ -479,26 +486,6 @@ def _own_lane_rows(points, lanes, own, rs, half_width) -> tuple:
         head_own[q] = _segment_headings(lanes[r])[j]
     stacked = tuple(np.concatenate(x) for x in zip(*segments)) if segments else None
     return px, py, within, lat_own, head_own, stacked
-
-
-def _segments_batch(lines: np.ndarray) -> tuple:
-    """``_segments`` of L polylines [L, P, 2] at once (the same float32 operations, [L, S, 1]
-    columns) and the segments' headings [L, S] (``lane_relations``'s arctan2)."""
-    line = np.asarray(lines, np.float32)
-    seg = line[:, 1:] - line[:, :-1]
-    length = np.hypot(seg[..., 0], seg[..., 1])
-    u = seg / np.maximum(length, 1e-9)[..., None]
-    lo, hi = np.zeros_like(length), length.copy()
-    lo[:, 0], hi[:, -1] = -np.inf, np.inf
-    cols = (line[:, :-1, 0], line[:, :-1, 1], u[..., 0], u[..., 1], lo, hi)
-    return tuple(x[..., None] for x in cols), np.arctan2(seg[..., 1], seg[..., 0])
-
-
-def _segment_headings(line) -> np.ndarray:
-    """Heading of each segment of ``line`` [P, 2] in float32 (``lane_relations``'s)."""
-    line = np.asarray(line, np.float32)
-    seg = line[1:] - line[:-1]
-    return np.arctan2(seg[:, 1], seg[:, 0])
 
 
 # ----------------------------------------------------------------------------- scoring
