@@ -325,7 +325,9 @@ class Turbulence2D:
         inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1.0), torch.zeros_like(k2))
         self._kx, self._ky, self._k2, self._inv_k2 = kx, ky, k2, inv_k2
         self._mask = retained_modes(n, self.dealias, self.device, self.dtype)[:, : self._c]
-        inv_den = self._mask / (1.0 + dt * self.alpha + 0.5 * dt * self.nu * k2)
+        cn_den = 1.0 + dt * self.alpha + 0.5 * dt * self.nu * k2  # Crank–Nicolson, drag
+        inv_den = self._mask / cn_den
+        self._cn_den, self._inv_den = cn_den, inv_den  # ``_hyper_ops`` of other orders
         cdt = _COMPLEX[self.dtype]  # complex-typed weights: no real→complex promotion per step
         beta_v = -1j * dt * self.beta * kx * inv_k2  # dt·β·v̂ = dt·β·(−i k_x) ω̂ / k²
         self._lin = ((1.0 - 0.5 * dt * self.nu * k2 + beta_v) * inv_den).to(cdt)
@@ -334,7 +336,7 @@ class Turbulence2D:
         self._neg_sgs_scalar = (-dt * inv_den * k2).to(cdt)  # Π̂ = ν_e k² ω̂, constant ν_e
         # hyperviscosity −ν₄∇⁴ω, backward Euler beside Crank–Nicolson: ω̂ⁿ⁺¹ = (what the
         # step forms) / (1 + ν₄ · dt k⁴ / (1 + dt α + ½ dt ν k²))
-        self._hyper_den = dt * k2**2 / (1.0 + dt * self.alpha + 0.5 * dt * self.nu * k2)
+        self._hyper_den = dt * k2**2 / cn_den
         self._k2_complex = k2.to(cdt)
         # ⟨ω²⟩^½ = ‖ω̂ · √weight‖ / n² over the stored half plane (k_y > 0 columns count twice)
         half = torch.full_like(ky, math.sqrt(2.0))
@@ -699,13 +701,11 @@ class Turbulence2D:
         if order not in self._hyper_op_cache:
             dt, k2 = self.dt, self._k2
             half = k2 ** (order // 4)
-            cn_den = 1.0 + dt * self.alpha + 0.5 * dt * self.nu * k2
-            inv_den = self._mask / cn_den
             cdt = _COMPLEX[self.dtype]
             self._hyper_op_cache[order] = (
                 half.to(cdt),
-                (-dt * inv_den * half).to(cdt),
-                dt * k2 ** (order // 2) / cn_den,
+                (-dt * self._inv_den * half).to(cdt),
+                dt * k2 ** (order // 2) / self._cn_den,
             )
         return self._hyper_op_cache[order]
 
