@@ -3,9 +3,9 @@ on demand, on this machine: Ray's fake multi-node provider launches each "node" 
 process. Nothing runs at start but the head; a learner's demand (1 GPU + ``learner_slot``)
 starts a ``gpu_worker``, the actor lands there with GPU 0 and RLlib would put it on ``cuda:0``;
 idle nodes go again; a real ``regrl train --address`` gets a ``cpu_worker`` started for its
-env runner, and when that node's raylet is killed mid-run the autoscaler starts another and the
-run finishes. In ``make test`` (122 s on the loaded 2-core machine). The head runs in its own process group, which teardown kills (never
-``ray stop``: it would kill every Ray process of the machine)."""
+env runner, and (``make test-all`` only: slow) when that node's raylet is killed mid-run the
+autoscaler starts another and the run finishes. The head runs in its own process group, which
+teardown kills (never ``ray stop``: it would kill every Ray process of the machine)."""
 
 import json
 import os
@@ -284,6 +284,11 @@ def _raylet_pids(node_id: str) -> list:
     return pids
 
 
+# ~60 s of a 40-iteration run. Its two halves run fast in make test: a lost worker node's
+# env runners restarted and training going on (test_multinode.py::
+# test_removed_worker_node_training_continues_on_the_other), and an env runner's demand
+# starting a cpu_worker for a real regrl train --address (the test above).
+@pytest.mark.slow
 def test_a_lost_cpu_worker_is_replaced_and_training_goes_on(cluster, tmp_path):
     """SIGKILL the raylet of the cpu_worker hosting the env runners mid-run: RLlib restarts the
     runners, their demand makes the autoscaler start another cpu_worker, the run finishes."""

@@ -18,6 +18,7 @@ pytest.importorskip(
 )
 ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
+TEARDOWN_GRACE_S = 5.0
 
 
 def _free_port() -> int:
@@ -70,7 +71,9 @@ def head(tmp_path_factory):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=60)
+            # `ray start --block` stops its processes one by one on SIGTERM (~30 s here);
+            # the head's state is this test's temp dir, so a SIGKILL after a grace loses nothing
+            proc.wait(timeout=TEARDOWN_GRACE_S)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
 

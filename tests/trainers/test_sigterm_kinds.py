@@ -3,7 +3,7 @@ has CartPole PPO), the offline kind also data-parallel on two Ray Train workers:
 SIGTERM after its first logged iteration, finishes the running one, checkpoints it, prints one
 line and exits 143; ``--resume`` continues from that checkpoint. Tiny configs (well under a
 second per iteration); the stopped run is a subprocess, its resume runs in this process (about
-6 s of CPU per kind; the data-parallel one starts Ray Train twice, about 40 s)."""
+6 s of CPU per kind; the data-parallel one starts Ray Train twice, about 60 s: slow)."""
 
 import json
 
@@ -133,6 +133,11 @@ def test_sigterm_checkpoints_exits_143_and_resumes(tmp_path, capsys, make, unit)
     sigterm_and_resume(tmp_path, capsys, make, unit)
 
 
+# ~60 s (Ray Train started twice). Its parts run fast in make test: the driver's relay
+# (test_sigterm.py::test_relay_*), both DDP ranks stopping after the requested epoch and
+# checkpointing it (test_offline.py::test_data_parallel_group_stops_together_after_the_requested_epoch)
+# and Ray Train's two workers writing per-rank plugin state (test_offline.py::test_ray_train_two_workers).
+@pytest.mark.slow
 def test_data_parallel_offline_sigterm_checkpoints_exits_143_and_resumes(tmp_path, capsys):
     """Two Ray Train workers: the SIGTERM reaches the driver only, which passes it on; both
     workers stop after the same epoch and checkpoint it (rank 0 the model, each rank its plugin
