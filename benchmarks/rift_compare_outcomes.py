@@ -8,10 +8,13 @@ minus IL only per run (* = the interval excludes 0).
 ``--across DIR DIR ...`` reads several compare outputs, each with its own IL only (e.g. one
 per stage-1 seed), and reports each method's difference to its own IL only: per directory
 (mean over its runs), mean ± 95% t over the directories (the stage-1 seed as the unit), and
-pooled over all runs.
+pooled over all runs. ``--unit-table MD ...`` adds units known only by the per-run difference
+table of an outcomes file this script wrote (the table's rounded means): they count in the mean
+over units, not in the pooled runs.
 
 Run: python benchmarks/rift_compare_outcomes.py data/rift_dense_pilot [--out docs/X.md]
      python benchmarks/rift_compare_outcomes.py --across data/A data/B data/C [--out docs/X.md]
+     python benchmarks/rift_compare_outcomes.py --across data/D data/E --unit-table docs/A.md docs/B.md
 """
 
 from __future__ import annotations
@@ -82,9 +85,35 @@ def tables(runs: list) -> str:
     return "\n".join(lines)
 
 
-def across(named_runs: list) -> str:
+def read_unit_table(path) -> dict:
+    """{method: {key: mean}} from the per-run difference table of an outcomes file this script
+    wrote (``--out`` of one compare directory): each method's mean difference to its IL only
+    over its runs, as printed (rounded to the table's digits). For a stage-1 unit whose compare
+    directory is gone but whose table was kept."""
+    text = Path(path).read_text()
+    _, sep, rest = text.partition(f"Difference to {BASELINE} per run")
+    if not sep:
+        raise SystemExit(f"error: {path}: no 'Difference to {BASELINE} per run' table")
+    out = {}
+    for line in rest.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != len(COLUMNS) + 2 or not cells[0].endswith(f" − {BASELINE}"):
+            continue
+        method = cells[0][: -len(f" − {BASELINE}")]
+        means = {}
+        for (key, _, _), text_cell in zip(COLUMNS, cells[2:]):
+            value = text_cell.split(" ± ")[0].rstrip(" *")
+            means[key] = float("nan") if value == "n/a" else float(value)
+        out[method] = means
+    if not out:
+        raise SystemExit(f"error: {path}: the difference table has no method rows")
+    return out
+
+
+def across(named_runs: list, tables_: list = ()) -> str:
     """``named_runs``: [(label, runs of one compare output)]; every method against its own
-    directory's IL only."""
+    directory's IL only. ``tables_``: [(label, ``read_unit_table``'s dict)], more units known
+    only by their mean differences: they join the mean over units, not the pooled runs."""
     diffs: dict = {}  # method -> key -> [per-directory list of per-run differences]
     for label, runs in named_runs:
         base = [r for r in runs if r["method"] == BASELINE]
@@ -99,27 +128,34 @@ def across(named_runs: list) -> str:
     head = "| method − IL only | unit | n | " + " | ".join(t for _, t, _ in COLUMNS) + " |"
     rule = "|---|---|---|" + "---|" * len(COLUMNS)
     lines = [head, rule]
-    for method, by_dir in diffs.items():
+    for method in list(dict.fromkeys([*diffs, *(m for _, t in tables_ for m in t)])):
+        by_dir = diffs.get(method, {})
+        unit_means = []  # one {key: mean} per unit: the tables' first, then the directories'
+        for label, table in tables_:
+            if method in table:
+                unit_means.append(table[method])
+                cells = [cell([table[method][k]], f, signed=True) for k, _, f in COLUMNS]
+                lines.append(f"| {method} | {label} (table) | — | " + " | ".join(cells) + " |")
         for label, per_key in by_dir.items():
+            unit_means.append({k: float(np.mean(per_key[k])) for k, _, _ in COLUMNS})
             n = len(per_key[COLUMNS[0][0]])
             cells = [cell(per_key[k], f, signed=True) for k, _, f in COLUMNS]
             lines.append(f"| {method} | {label} (runs) | {n} | " + " | ".join(cells) + " |")
-        if len(by_dir) > 1:
-            cells = [
-                cell([float(np.mean(d[k])) for d in by_dir.values()], f, signed=True)
-                for k, _, f in COLUMNS
-            ]
+        if len(unit_means) > 1:
+            cells = [cell([u[k] for u in unit_means], f, signed=True) for k, _, f in COLUMNS]
             lines.append(
-                f"| {method} | directories (mean of each) | {len(by_dir)} | "
+                f"| {method} | units (mean of each) | {len(unit_means)} | "
                 + " | ".join(cells)
                 + " |"
             )
+        if len(by_dir) > 1:
             cells = [
                 cell([v for d in by_dir.values() for v in d[k]], f, signed=True)
                 for k, _, f in COLUMNS
             ]
             total = sum(len(d[COLUMNS[0][0]]) for d in by_dir.values())
-            lines.append(f"| {method} | all runs pooled | {total} | " + " | ".join(cells) + " |")
+            which = "all runs pooled" + (" (directories only)" if tables_ else "")
+            lines.append(f"| {method} | {which} | {total} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -127,17 +163,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("compare_dir", nargs="?", help="the --out directory of regrl traffic compare")
     ap.add_argument("--across", nargs="+", help="several compare directories, each its own IL")
+    ap.add_argument(
+        "--unit-table",
+        nargs="+",
+        default=[],
+        metavar="MD",
+        help="with --across: more units given by an outcomes file this script wrote for one "
+        "compare directory (its per-run difference table's means), e.g. when the directory is gone",
+    )
     ap.add_argument("--out", help="also write the tables to this markdown file")
     a = ap.parse_args()
     if (a.compare_dir is None) == (a.across is None):
         ap.error("give one compare directory or --across DIR DIR ...")
+    if a.unit_table and not a.across:
+        ap.error("--unit-table goes with --across")
     loaded = []
     for d in a.across or [a.compare_dir]:
         path = Path(d) / "compare_runs.json"
         if not path.is_file():
             ap.error(f"{path} does not exist; run `regrl traffic compare ... --out {d}`")
         loaded.append((d, json.loads(path.read_text())))
-    text = across(loaded) if a.across else tables(loaded[0][1])
+    units = [(md, read_unit_table(md)) for md in a.unit_table]
+    text = across(loaded, units) if a.across else tables(loaded[0][1])
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
