@@ -7,9 +7,14 @@ policy cannot place dissipation by it. This probe asks whether a closure that *c
 gain anything: a family's best constant, with every coefficient multiplied by a fixed field
 1 + a·P(x, y) of zero mean, for two patterns of the forcing
 
-- ``forcing``: P = (cos k_f x + cos k_f y) / 2 — more dissipation where F > 0 (a > 0);
+- ``forcing``: P = (cos k_f x + cos k_f y) / 2 — more dissipation where F > 0 (a > 0) or
+  where F < 0 (a < 0). The two are the same flow statistically: the shift by a half forcing
+  wavelength in x and y turns F into −F and P into −P, and the mirror x → −x with ω → −ω turns
+  the −F flow back into the F flow, leaving P, the spectrum and |ω|'s distribution as they
+  were. So its effect is even in a: what it measures is dissipation that follows the forcing's
+  cells, not its sign;
 - ``strength``: P = cos k_f x · cos k_f y — more where F's two parts add (|F| large), less on
-  its nodal lines,
+  its nodal lines (a > 0), or the reverse (no such symmetry relates the two signs),
 
 and amplitudes |a| ≤ 0.5 (ν stays ≥ 0.5 of the constant's everywhere). The field is set on a
 16×16 agent lattice (a quarter forcing wavelength apart) through the env's own periodic Fourier
@@ -45,6 +50,12 @@ from regrl.trainers.turbulence.smarl import paired_differences, rollout
 
 PATTERNS = ("forcing", "strength")
 AMPLITUDES = (-0.5, -0.25, 0.25, 0.5)  # fixed before the probe ran
+# Added after seeing the first rows (every amplitude of the forcing pattern, of either sign,
+# scored below the constant): a modulation 1000× smaller takes the same field path through
+# the solver (the departure from the mean explicit) with no measurable change of the closure.
+# Any shift of its paired mean is the field path's, not the modulation's; its spread is the
+# decorrelation of chaotic trajectories under any perturbation.
+CONTROL = ("forcing", 1e-3)
 LATTICE = 16  # agents per side: a quarter forcing wavelength apart at k_f = 4 on 64²
 KEYS = ("enstrophy_spectrum_error", "tail_ratio")
 
@@ -97,7 +108,7 @@ def run(args) -> None:
         raise SystemExit(f"error: {args.out} holds rows of another setup: {done.get('args')}")
     done["args"] = setup
     have = {r["name"] for r in done["rows"]}
-    todo = [("none", 0.0)] + [(p, a) for p in PATTERNS for a in AMPLITUDES]
+    todo = [("none", 0.0)] + [(p, a) for p in PATTERNS for a in AMPLITUDES] + [CONTROL]
     for name, amp in todo:
         label = f"{name} a={amp:+g}" if name != "none" else "constant"
         if label in have:
