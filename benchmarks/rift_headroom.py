@@ -70,6 +70,7 @@ CRUISE_SPEED = 6.0  # m/s: about the demonstrations' mean CBV speed (docs/rift.m
 DEFAULT_HORIZON = 100  # the documented experiments' horizon for the default family
 POLICIES = ("IL only", "best return", "IDM (privileged)", "cruise", "stand still")
 REFERENCES = ("best return", "IDM (privileged)")
+DEFAULT_POLICIES = tuple(p for p in POLICIES if p != "stand still")  # its outcome is known
 COLUMNS = (  # key, title, format
     ("rp", "RP m ↑", "{:.0f}"),
     ("cbv_rc", "RC % ↑", "{:.0f}"),
@@ -219,7 +220,10 @@ def verdict(family: str, res: dict, seeds: list) -> str:
     completion / progress) with the 95% interval of the paired difference above 0."""
     units = res["units"]
     found = []
-    for ref in [r for r in REFERENCES if r in res["args"]["policies"]]:
+    refs = [r for r in REFERENCES if r in res["args"]["policies"]]
+    if not refs:
+        return "no reference policy run (--policies)"
+    for ref in refs:
         for key, better in (("cbv_ds", 1), ("cbv_rc", 1), ("rp", 1), ("stuck", -1)):
             d = [
                 units[f"{family}|{ref}|{s}"][key] - units[f"{family}|IL only|{s}"][key]
@@ -238,7 +242,13 @@ def write_markdown(res: dict, families: list, seeds: list, path: Path) -> None:
         "",
         f"Command: `python benchmarks/rift_headroom.py --families {' '.join(families)} "
         f"--seeds {a['seeds']} --episodes {a['episodes']} --demo-episodes {a['demo_episodes']} "
-        f"--epochs {a['epochs']}` ({res.get('minutes', float('nan')):.0f} min on the 2 shared "
+        f"--epochs {a['epochs']}"
+        + (
+            " --policies " + " ".join(f'"{q}"' for q in a["policies"])
+            if list(a["policies"]) != list(DEFAULT_POLICIES)
+            else ""
+        )
+        + f"` ({res.get('minutes', float('nan')):.0f} min on the 2 shared "
         "cores). Per seed s: a stage-1 planner trained with seed s on the family's own "
         f"demonstrations ({a['demo_episodes']} IDM episodes, scenarios 0..{a['demo_episodes'] - 1}),"
         f" and {a['episodes']} held-out episodes (MetaDrive scenarios {EVAL_ENV_SEED} + "
@@ -278,7 +288,7 @@ def main() -> None:
     ap.add_argument(
         "--policies",
         nargs="+",
-        default=[p for p in POLICIES if p != "stand still"],
+        default=list(DEFAULT_POLICIES),
         choices=list(POLICIES),
         help="IL only must be among them (stand still: off by default, its outcome is known)",
     )
