@@ -110,10 +110,12 @@ def read_unit_table(path) -> dict:
     return out
 
 
-def across(named_runs: list, tables_: list = ()) -> str:
+def across(named_runs: list, tables_: list = (), leave_one_out: bool = False) -> str:
     """``named_runs``: [(label, runs of one compare output)]; every method against its own
     directory's IL only. ``tables_``: [(label, ``read_unit_table``'s dict)], more units known
-    only by their mean differences: they join the mean over units, not the pooled runs."""
+    only by their mean differences: they join the mean over units, not the pooled runs.
+    ``leave_one_out``: also the mean over units with each unit left out in turn (does one
+    stage-1 planner carry the result?)."""
     diffs: dict = {}  # method -> key -> [per-directory list of per-run differences]
     for label, runs in named_runs:
         base = [r for r in runs if r["method"] == BASELINE]
@@ -148,6 +150,16 @@ def across(named_runs: list, tables_: list = ()) -> str:
                 + " | ".join(cells)
                 + " |"
             )
+        if leave_one_out and len(unit_means) > 2:
+            labels = [lab for lab, t in tables_ if method in t] + list(by_dir)
+            for drop, label in enumerate(labels):
+                rest = [u for i, u in enumerate(unit_means) if i != drop]
+                cells = [cell([u[k] for u in rest], f, signed=True) for k, _, f in COLUMNS]
+                lines.append(
+                    f"| {method} | units without {label} | {len(rest)} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
         if len(by_dir) > 1:
             cells = [
                 cell([v for d in by_dir.values() for v in d[k]], f, signed=True)
@@ -171,6 +183,11 @@ def main() -> None:
         help="with --across: more units given by an outcomes file this script wrote for one "
         "compare directory (its per-run difference table's means), e.g. when the directory is gone",
     )
+    ap.add_argument(
+        "--leave-one-out",
+        action="store_true",
+        help="with --across: also the mean over units with each left out in turn",
+    )
     ap.add_argument("--out", help="also write the tables to this markdown file")
     a = ap.parse_args()
     if (a.compare_dir is None) == (a.across is None):
@@ -184,7 +201,7 @@ def main() -> None:
             ap.error(f"{path} does not exist; run `regrl traffic compare ... --out {d}`")
         loaded.append((d, json.loads(path.read_text())))
     units = [(md, read_unit_table(md)) for md in a.unit_table]
-    text = across(loaded, units) if a.across else tables(loaded[0][1])
+    text = across(loaded, units, a.leave_one_out) if a.across else tables(loaded[0][1])
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")

@@ -36,6 +36,17 @@ def test_a_table_round_trips_into_a_unit_of_the_mean_over_units(tmp_path):
     assert units.split("|")[4].strip().startswith("+4.0 ± ")  # t(2)·2/√3 = 4.97: not separated
     pooled = _row(text, "| RIFT | all runs pooled (directories only) | 4 |")
     assert pooled.split("|")[4].strip().startswith("+3.0 ± ")  # the table's runs are not in it
+    assert "units without" not in text
+    with benchmark_module("rift_compare_outcomes") as m:
+        loo = m.across(
+            [("b", _dir(50.0, [52.0, 52.0])), ("c", _dir(50.0, [54.0, 54.0]))],
+            [("a.md", unit)],
+            leave_one_out=True,
+        )
+    # each unit left out in turn: (+2, +4) = +3, (+6, +4) = +5, (+6, +2) = +4
+    for label, mean in (("a.md", "+3.0"), ("b", "+5.0"), ("c", "+4.0")):
+        row = _row(loo, f"| RIFT | units without {label} | 2 |")
+        assert row.split("|")[4].strip().startswith(mean + " ± "), row
 
 
 def test_a_file_without_the_difference_table_is_one_clear_error(tmp_path):
