@@ -192,8 +192,11 @@ def main() -> None:
     a = ap.parse_args()
     if (a.compare_dir is None) == (a.across is None):
         ap.error("give one compare directory or --across DIR DIR ...")
-    if a.unit_table and not a.across:
-        ap.error("--unit-table goes with --across")
+    if (a.unit_table or a.leave_one_out) and not a.across:
+        ap.error("--unit-table and --leave-one-out go with --across")
+    for md in a.unit_table:
+        if not Path(md).is_file():
+            ap.error(f"--unit-table {md}: no such file")
     loaded = []
     for d in a.across or [a.compare_dir]:
         path = Path(d) / "compare_runs.json"
