@@ -132,28 +132,25 @@ def across(named_runs: list, tables_: list = (), leave_one_out: bool = False) ->
     lines = [head, rule]
     for method in list(dict.fromkeys([*diffs, *(m for _, t in tables_ for m in t)])):
         by_dir = diffs.get(method, {})
-        unit_means = []  # one {key: mean} per unit: the tables' first, then the directories'
+        units = []  # (label, {key: mean}) per unit: the tables' first, then the directories'
         for label, table in tables_:
             if method in table:
-                unit_means.append(table[method])
+                units.append((label, table[method]))
                 cells = [cell([table[method][k]], f, signed=True) for k, _, f in COLUMNS]
                 lines.append(f"| {method} | {label} (table) | — | " + " | ".join(cells) + " |")
         for label, per_key in by_dir.items():
-            unit_means.append({k: float(np.mean(per_key[k])) for k, _, _ in COLUMNS})
+            units.append((label, {k: float(np.mean(per_key[k])) for k, _, _ in COLUMNS}))
             n = len(per_key[COLUMNS[0][0]])
             cells = [cell(per_key[k], f, signed=True) for k, _, f in COLUMNS]
             lines.append(f"| {method} | {label} (runs) | {n} | " + " | ".join(cells) + " |")
-        if len(unit_means) > 1:
-            cells = [cell([u[k] for u in unit_means], f, signed=True) for k, _, f in COLUMNS]
+        if len(units) > 1:
+            cells = [cell([u[k] for _, u in units], f, signed=True) for k, _, f in COLUMNS]
             lines.append(
-                f"| {method} | units (mean of each) | {len(unit_means)} | "
-                + " | ".join(cells)
-                + " |"
+                f"| {method} | units (mean of each) | {len(units)} | " + " | ".join(cells) + " |"
             )
-        if leave_one_out and len(unit_means) > 2:
-            labels = [lab for lab, t in tables_ if method in t] + list(by_dir)
-            for drop, label in enumerate(labels):
-                rest = [u for i, u in enumerate(unit_means) if i != drop]
+        if leave_one_out and len(units) > 2:
+            for drop, (label, _) in enumerate(units):
+                rest = [u for i, (_, u) in enumerate(units) if i != drop]
                 cells = [cell([u[k] for u in rest], f, signed=True) for k, _, f in COLUMNS]
                 lines.append(
                     f"| {method} | units without {label} | {len(rest)} | "

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from turbulence_family_scan import check_reference  # this folder: one --reference check
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.reference import les_from_reference, load_reference
@@ -187,8 +188,7 @@ def main() -> None:
     except ValueError as exc:
         raise SystemExit(f"error: --family/--roots: {exc}") from None
     if not args.report:
-        if args.reference is not None and not args.reference.is_file():
-            raise SystemExit(f"error: --reference {args.reference}: no such file")
+        check_reference(args.reference)
         torch.set_num_threads(1)
         run(args)
     print(report(args.out))
