@@ -12,7 +12,13 @@ pooled over all runs. ``--unit-table MD ...`` adds units known only by the per-r
 table of an outcomes file this script wrote (the table's rounded means): they count in the mean
 over units, not in the pooled runs.
 
+Several compare directories of one stage-1 planner (arms compared in different sessions, each
+against the same IL only) merge into one table: their IL only runs must be the same run, block
+for block, or the script refuses. ``--versus METHOD`` adds every other method minus METHOD
+(Welch's interval over runs: training seeds are not paired across arms).
+
 Run: python benchmarks/rift_compare_outcomes.py data/rift_dense_pilot [--out docs/X.md]
+     python benchmarks/rift_compare_outcomes.py data/A data/A_more --versus "RIFT" [--out ...]
      python benchmarks/rift_compare_outcomes.py --across data/A data/B data/C [--out docs/X.md]
      python benchmarks/rift_compare_outcomes.py --across data/D data/E --unit-table docs/A.md docs/B.md
 """
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from regrl.trainers.stats import t_interval
+from regrl.trainers.stats import t_interval, welch_interval
 
 COLUMNS = (  # key, title, format
     ("cbv_ds", "DS % ↑", "{:.1f}"),
@@ -55,7 +61,46 @@ def cell(values, fmt: str, signed: bool = False) -> str:
     return text + " ± " + fmt.format(half) + (" *" if signed and abs(mean) > half else "")
 
 
-def tables(runs: list) -> str:
+def baseline_run(label: str, runs: list) -> dict:
+    """The one IL only run of a compare output (refuses none or several)."""
+    base = [r for r in runs if r["method"] == BASELINE]
+    if len(base) != 1:
+        raise SystemExit(f"{label}: needs exactly one {BASELINE} run, found {len(base)}")
+    return base[0]
+
+
+def merged(named_runs: list) -> list:
+    """The runs of several compare outputs of one stage-1 planner as one list, with one IL only:
+    refuses when their IL only runs differ (another planner or other episodes), since every
+    method's difference is taken to that one run."""
+    runs, base = [], None
+    for label, rs in named_runs:
+        il = baseline_run(label, rs)
+        if base is None:
+            base = (label, il)
+            runs.append(il)
+        elif il["blocks"] != base[1]["blocks"]:
+            raise SystemExit(
+                f"{label}: its {BASELINE} run differs from {base[0]}'s: not the same stage-1 "
+                "planner and episodes, so they cannot share one table (use --across)"
+            )
+        runs += [r for r in rs if r["method"] != BASELINE]
+    return runs
+
+
+def welch_cell(a, b, fmt: str) -> str:
+    a = [v for v in a if np.isfinite(v)]
+    b = [v for v in b if np.isfinite(v)]
+    if not a or not b:
+        return "n/a"
+    mean, half = welch_interval(a, b)
+    text = fmt.replace("{:", "{:+").format(mean)
+    if half is None:
+        return text
+    return text + " ± " + fmt.format(half) + (" *" if abs(mean) > half else "")
+
+
+def tables(runs: list, versus: str = None) -> str:
     groups: dict = {}
     for r in runs:
         groups.setdefault(r["method"], []).append(r)
@@ -82,6 +127,20 @@ def tables(runs: list) -> str:
                 for k, _, f in COLUMNS
             ]
             lines.append(f"| {method} − {BASELINE} | {len(rs)} | " + " | ".join(cells) + " |")
+    if versus is not None:
+        if versus not in groups:
+            raise SystemExit(f"--versus {versus!r}: no such method (have: {', '.join(groups)})")
+        ref = groups[versus]
+        lines += ["", f"Difference to {versus} (Welch's 95% interval over runs; * = excludes 0):"]
+        lines += ["", head, rule]
+        for method, rs in groups.items():
+            if method in (versus, BASELINE):
+                continue
+            cells = [
+                welch_cell([run_value(r, k) for r in rs], [run_value(r, k) for r in ref], f)
+                for k, _, f in COLUMNS
+            ]
+            lines.append(f"| {method} − {versus} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -118,9 +177,7 @@ def across(named_runs: list, tables_: list = (), leave_one_out: bool = False) ->
     stage-1 planner carry the result?)."""
     diffs: dict = {}  # method -> key -> [per-directory list of per-run differences]
     for label, runs in named_runs:
-        base = [r for r in runs if r["method"] == BASELINE]
-        if len(base) != 1:
-            raise SystemExit(f"{label}: needs exactly one {BASELINE} run, found {len(base)}")
+        base = [baseline_run(label, runs)]
         for r in runs:
             if r["method"] == BASELINE:
                 continue
@@ -170,7 +227,11 @@ def across(named_runs: list, tables_: list = (), leave_one_out: bool = False) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("compare_dir", nargs="?", help="the --out directory of regrl traffic compare")
+    ap.add_argument(
+        "compare_dir",
+        nargs="*",
+        help="the --out directory of regrl traffic compare (several: one planner's, merged)",
+    )
     ap.add_argument("--across", nargs="+", help="several compare directories, each its own IL")
     ap.add_argument(
         "--unit-table",
@@ -185,23 +246,33 @@ def main() -> None:
         action="store_true",
         help="with --across: also the mean over units with each left out in turn",
     )
+    ap.add_argument(
+        "--versus",
+        metavar="METHOD",
+        help="without --across: also every method minus METHOD (Welch over runs)",
+    )
     ap.add_argument("--out", help="also write the tables to this markdown file")
     a = ap.parse_args()
-    if (a.compare_dir is None) == (a.across is None):
-        ap.error("give one compare directory or --across DIR DIR ...")
+    if bool(a.compare_dir) == (a.across is not None):
+        ap.error("give compare directories or --across DIR DIR ...")
+    if a.versus and a.across:
+        ap.error("--versus goes with compare directories, not --across")
     if (a.unit_table or a.leave_one_out) and not a.across:
         ap.error("--unit-table and --leave-one-out go with --across")
     for md in a.unit_table:
         if not Path(md).is_file():
             ap.error(f"--unit-table {md}: no such file")
     loaded = []
-    for d in a.across or [a.compare_dir]:
+    for d in a.across or a.compare_dir:
         path = Path(d) / "compare_runs.json"
         if not path.is_file():
             ap.error(f"{path} does not exist; run `regrl traffic compare ... --out {d}`")
         loaded.append((d, json.loads(path.read_text())))
     units = [(md, read_unit_table(md)) for md in a.unit_table]
-    text = across(loaded, units, a.leave_one_out) if a.across else tables(loaded[0][1])
+    if a.across:
+        text = across(loaded, units, a.leave_one_out)
+    else:
+        text = tables(merged(loaded), a.versus)
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")

@@ -55,3 +55,23 @@ def test_a_file_without_the_difference_table_is_one_clear_error(tmp_path):
     with benchmark_module("rift_compare_outcomes") as m:
         with pytest.raises(SystemExit, match="no 'Difference to IL only per run' table"):
             m.read_unit_table(md)
+
+
+def test_one_planners_directories_merge_and_versus_is_welch_over_runs():
+    with benchmark_module("rift_compare_outcomes") as m:
+        a = _dir(40.0, [44.0, 46.0, 48.0])  # RIFT: 46 ± 2
+        b = [_run("IL only", 40.0, 100.0)] + [_run("GRPO+KL", d, 100.0) for d in (40.0, 42.0)]
+        runs = m.merged([("a", a), ("b", b)])
+        assert [r["method"] for r in runs] == ["IL only"] + ["RIFT"] * 3 + ["GRPO+KL"] * 2
+        text = m.tables(runs, versus="RIFT")
+        # GRPO+KL (41) − RIFT (46): -5; Welch: se = √(2/2 + 4/3) = 1.53, ν = 2.9 → ±4.9: separated
+        row = _row(text, "| GRPO+KL − RIFT | 2 |")
+        mean, half = m.welch_interval([40.0, 42.0], [44.0, 46.0, 48.0])
+        assert row.split("|")[3].strip() == f"{mean:+.1f} ± {half:.1f} *" and mean == -5.0
+        assert _row(text, "| GRPO+KL − IL only | 2 |").split("|")[3].strip().startswith("+1.0 ± ")
+        assert "RIFT − RIFT" not in text and "IL only − RIFT" not in text
+        with pytest.raises(SystemExit, match="no such method"):
+            m.tables(runs, versus="PPO")
+        other_il = [_run("IL only", 41.0, 100.0)] + b[1:]  # another planner's IL only
+        with pytest.raises(SystemExit, match="differs from a's"):
+            m.merged([("a", a), ("c", other_il)])
