@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -50,15 +51,19 @@ def run_value(run: dict, key: str) -> float:
     return float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
 
 
-def cell(values, fmt: str, signed: bool = False) -> str:
-    vals = [v for v in values if np.isfinite(v)]
-    if not vals:
-        return "n/a"
-    mean, half = t_interval(vals)
+def interval_text(mean: float, half, fmt: str, signed: bool) -> str:
+    """'mean ± half' in ``fmt`` (a sign with ``signed``, then * where the interval excludes 0)."""
     text = (fmt.replace("{:", "{:+") if signed else fmt).format(mean)
     if half is None:
         return text
     return text + " ± " + fmt.format(half) + (" *" if signed and abs(mean) > half else "")
+
+
+def cell(values, fmt: str, signed: bool = False) -> str:
+    vals = [v for v in values if np.isfinite(v)]
+    if not vals:
+        return "n/a"
+    return interval_text(*t_interval(vals), fmt, signed)
 
 
 def baseline_run(label: str, runs: list) -> dict:
@@ -89,18 +94,15 @@ def merged(named_runs: list) -> list:
 
 
 def welch_cell(a, b, fmt: str) -> str:
+    """mean(a) − mean(b) with Welch's interval, as ``cell`` prints a signed difference."""
     a = [v for v in a if np.isfinite(v)]
     b = [v for v in b if np.isfinite(v)]
     if not a or not b:
         return "n/a"
-    mean, half = welch_interval(a, b)
-    text = fmt.replace("{:", "{:+").format(mean)
-    if half is None:
-        return text
-    return text + " ± " + fmt.format(half) + (" *" if abs(mean) > half else "")
+    return interval_text(*welch_interval(a, b), fmt, signed=True)
 
 
-def tables(runs: list, versus: str = None) -> str:
+def tables(runs: list, versus: Optional[str] = None) -> str:
     groups: dict = {}
     for r in runs:
         groups.setdefault(r["method"], []).append(r)
