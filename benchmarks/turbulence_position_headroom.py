@@ -91,11 +91,15 @@ def fixed_policy(values: np.ndarray):
     return lambda obs: np.broadcast_to(values, (obs.shape[0],) + values.shape).copy()
 
 
-def run(args) -> None:
+def run_probe(args, variants, setup_extra=None) -> None:
+    """Run every row of a modulation probe not yet in ``args.out`` and append it there (a
+    rerun skips finished rows): the unmodulated constant ("constant"), then each of
+    ``variants`` [(name, amplitude, make_policy)], ``make_policy(coeff, ref)`` the fixed
+    'policy' of that row on the ``LATTICE``. Each row records ``name`` under the key
+    ``args.kind`` ('pattern' here, 'feature' in the state probe); ``setup_extra`` joins the
+    setup a rerun must match."""
     ref = load_reference(args.reference)
-    family = families.get_family(args.family)
-    coeff = family.coefficient(args.roots)
-    kf = les_from_reference(ref, 1).kf  # the forcing wavenumber the LES runs with
+    coeff = families.get_family(args.family).coefficient(args.roots)
     done = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
     setup = {
         "reference": str(args.reference),
@@ -104,30 +108,24 @@ def run(args) -> None:
         "sims": args.sims,
         "time": args.time,
         "spinup": args.spinup,
+        **(setup_extra or {}),
     }
     if done["rows"] and done.get("args") != setup:
         raise SystemExit(f"error: {args.out} holds rows of another setup: {done.get('args')}")
     done["args"] = setup
     have = {r["name"] for r in done["rows"]}
-    todo = [("none", 0.0)] + [(p, a) for p in PATTERNS for a in AMPLITUDES] + [CONTROL]
-    for name, amp in todo:
+    for name, amp, make_policy in [("none", 0.0, None)] + list(variants):
         label = f"{name} a={amp:+g}" if name != "none" else "constant"
         if label in have:
             continue
         start = time.time()
         kwargs = dict(seeds=args.sims, time_units=args.time, spinup=args.spinup)
-        if name == "none":
+        if make_policy is None:
             r = rollout(ref, closure=args.family, coeff=coeff, **kwargs)
         else:
-            values = modulated(coeff, name, amp, LATTICE, kf)
-            r = rollout(
-                ref,
-                closure=args.family,
-                policy=fixed_policy(values),
-                agents_per_side=LATTICE,
-                **kwargs,
-            )
-        r.update(name=label, pattern=name, amplitude=amp)
+            policy = make_policy(coeff, ref)
+            r = rollout(ref, closure=args.family, policy=policy, agents_per_side=LATTICE, **kwargs)
+        r.update({"name": label, args.kind: name, "amplitude": amp})
         for key in ("enstrophy_spectrum", "energy_spectrum", "pdf"):
             r.pop(key, None)
         done["rows"].append(r)
@@ -138,6 +136,20 @@ def run(args) -> None:
             f"{r['tail_ratio']:.2f}, diverged {r['diverged']}, {time.time() - start:.0f} s",
             flush=True,
         )
+
+
+def forcing_variants():
+    """The position probe's rows: each pattern and amplitude, then the field-path control."""
+    todo = [(p, a) for p in PATTERNS for a in AMPLITUDES] + [CONTROL]
+
+    def make(name, amp):
+        def policy_of(coeff, ref):
+            kf = les_from_reference(ref, 1).kf  # the forcing wavenumber the LES runs with
+            return fixed_policy(modulated(coeff, name, amp, LATTICE, kf))
+
+        return policy_of
+
+    return [(name, amp, make(name, amp)) for name, amp in todo]
 
 
 def report(path: Path) -> str:
@@ -171,8 +183,10 @@ def report(path: Path) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def probe_arguments(doc: str, kind: str):
+    """The probes' shared command line, parsed and checked (``--family``/``--roots`` before
+    any run); ``kind`` names what a row varies ('pattern', 'feature')."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reference", type=Path, default=None)
     parser.add_argument("--family", default="smagorinsky_hyper8")
@@ -182,6 +196,7 @@ def main() -> None:
     parser.add_argument("--spinup", type=float, default=2.0)
     parser.add_argument("--report", action="store_true", help="print the table and stop")
     args = parser.parse_args()
+    args.kind = kind
     try:
         args.roots = tuple(float(v) for v in args.roots.split(","))
         families.get_family(args.family).coefficient(args.roots)
@@ -190,7 +205,13 @@ def main() -> None:
     if not args.report:
         check_reference(args.reference)
         torch.set_num_threads(1)
-        run(args)
+    return args
+
+
+def main() -> None:
+    args = probe_arguments(__doc__, "pattern")
+    if not args.report:
+        run_probe(args, forcing_variants())
     print(report(args.out))
 
 

@@ -40,24 +40,16 @@ Run:  nice -n 5 .venv/bin/python benchmarks/turbulence_state_headroom.py \\
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
-
 import numpy as np
-import torch
-from turbulence_family_scan import check_reference  # this folder: one --reference check
-from turbulence_position_headroom import report  # the same paired table
-
-from regrl.envs.turbulence import families
-from regrl.envs.turbulence.reference import load_reference
-from regrl.trainers.data_cli import atomic_output
-from regrl.trainers.turbulence.smarl import rollout
+from turbulence_position_headroom import (  # the same rows, command line and paired table
+    LATTICE,
+    probe_arguments,
+    report,
+    run_probe,
+)
 
 FEATURES = ("strain", "rotation", "okubo_weiss")
 AMPLITUDES = (-0.5, 0.5)  # fixed before the probe ran
-LATTICE = 16  # agents per side, the position probe's lattice
 # observe_agents' columns: 0 tr S (zero, incompressible), 1 tr S², 2 tr R² (≤ 0), then H's
 TR_S2, TR_R2 = 1, 2
 
@@ -101,69 +93,19 @@ def state_policy(coeff, name: str, amplitude: float):
     return policy
 
 
-def run(args) -> None:
-    ref = load_reference(args.reference)
-    family = families.get_family(args.family)
-    coeff = family.coefficient(args.roots)
-    done = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
-    setup = {
-        "reference": str(args.reference),
-        "family": args.family,
-        "roots": list(args.roots),
-        "sims": args.sims,
-        "time": args.time,
-        "spinup": args.spinup,
-        "lattice": LATTICE,
-    }
-    if done["rows"] and done.get("args") != setup:
-        raise SystemExit(f"error: {args.out} holds rows of another setup: {done.get('args')}")
-    done["args"] = setup
-    have = {r["name"] for r in done["rows"]}
-    todo = [("none", 0.0)] + [(f, a) for f in FEATURES for a in AMPLITUDES]
-    for name, amp in todo:
-        label = f"{name} a={amp:+g}" if name != "none" else "constant"
-        if label in have:
-            continue
-        start = time.time()
-        kwargs = dict(seeds=args.sims, time_units=args.time, spinup=args.spinup)
-        if name == "none":
-            r = rollout(ref, closure=args.family, coeff=coeff, **kwargs)
-        else:
-            policy = state_policy(coeff, name, amp)
-            r = rollout(ref, closure=args.family, policy=policy, agents_per_side=LATTICE, **kwargs)
-        r.update(name=label, feature=name, amplitude=amp)
-        for key in ("enstrophy_spectrum", "energy_spectrum", "pdf"):
-            r.pop(key, None)
-        done["rows"].append(r)
-        with atomic_output(args.out) as fh:
-            fh.write(json.dumps(done, indent=1).encode())
-        print(
-            f"  {label}: error {r['enstrophy_spectrum_error']:.4f}, tails "
-            f"{r['tail_ratio']:.2f}, diverged {r['diverged']}, {time.time() - start:.0f} s",
-            flush=True,
-        )
+def state_variants():
+    """The state probe's rows: each feature at each amplitude."""
+    return [
+        (name, amp, lambda coeff, ref, name=name, amp=amp: state_policy(coeff, name, amp))
+        for name in FEATURES
+        for amp in AMPLITUDES
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--reference", type=Path, default=None)
-    parser.add_argument("--family", default="smagorinsky_hyper8")
-    parser.add_argument("--roots", default="0.03,0.38", help="the family's best constant")
-    parser.add_argument("--sims", type=int, default=16)
-    parser.add_argument("--time", type=float, default=20.0)
-    parser.add_argument("--spinup", type=float, default=2.0)
-    parser.add_argument("--report", action="store_true", help="print the table and stop")
-    args = parser.parse_args()
-    try:
-        args.roots = tuple(float(v) for v in args.roots.split(","))
-        families.get_family(args.family).coefficient(args.roots)
-    except ValueError as exc:
-        raise SystemExit(f"error: --family/--roots: {exc}") from None
+    args = probe_arguments(__doc__, "feature")
     if not args.report:
-        check_reference(args.reference)
-        torch.set_num_threads(1)
-        run(args)
+        run_probe(args, state_variants(), {"lattice": LATTICE})
     print(
         "P = each agent's rank by its local feature (strain tr S², rotation −tr R², "
         f"Okubo-Weiss their difference), mapped onto [-1, 1]; {LATTICE}x{LATTICE} agents."
