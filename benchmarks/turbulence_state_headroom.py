@@ -20,7 +20,8 @@ Ranks rather than values: the features' distributions are heavy-tailed, and rank
 row the same spread of coefficients whatever the feature; a decentralised policy can reach the
 same map through a fixed monotone function of its own observation, since the features'
 distribution over the domain is statistically steady. Features, amplitudes (±0.5, so every
-coefficient stays within 0.5–1.5 of the constant) and the 16×16 lattice were fixed in this
+coefficient stays within 0.5–1.5 of the constant at the agent points; the interpolated field
+between them can overshoot a little) and the 16×16 lattice were fixed in this
 module before the probe ran. The lattice is the position probe's: 16×16 agents a quarter
 forcing wavelength apart, the finest field the env's Fourier interpolation places at a few
 grid cells (SMARL's and our RL configs' 4×4 agents interpolate to wavenumbers ≤ 2 only, so
