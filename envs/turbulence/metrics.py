@@ -50,3 +50,47 @@ def kurtosis(omega: np.ndarray) -> float:
     w = w - w.mean()
     var = np.mean(w**2)
     return float(np.mean(w**4) / var**2) if var > 0 else float("nan")
+
+
+def pooled_error_difference(arm: np.ndarray, base: np.ndarray, ref: np.ndarray) -> float:
+    """The ensemble spectrum error of ``arm`` minus that of ``base`` on the same simulations:
+    ``log_spectrum_error`` of the simulations' mean spectrum, for ``arm`` [seeds, sims, k]
+    (each training seed's own mean spectrum, the differences averaged over seeds) and
+    ``base`` [sims, k]. Unlike the mean of per-simulation errors it leaves out each
+    simulation's own sampling noise (the square of its spectrum's scatter about the closure's
+    mean spectrum), so it scores the closure's spectrum, not the weather of one window."""
+    arm, base = np.asarray(arm, dtype=np.float64), np.asarray(base, dtype=np.float64)
+    if arm.ndim == 2:
+        arm = arm[None]
+    if arm.ndim != 3 or base.ndim != 2 or arm.shape[1:] != base.shape:
+        raise ValueError(
+            f"pooled_error_difference: arm [seeds, sims, k] and base [sims, k] of the same "
+            f"simulations, got {list(arm.shape)} and {list(base.shape)}"
+        )
+    base_error = log_spectrum_error(base.mean(0), ref)
+    return float(np.mean([log_spectrum_error(a.mean(0), ref) for a in arm]) - base_error)
+
+
+def paired_bootstrap(
+    arm: np.ndarray,
+    base: np.ndarray,
+    ref: np.ndarray,
+    resamples: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple:
+    """(difference, low, high): ``pooled_error_difference`` and its percentile bootstrap
+    interval over the simulations (Efron & Tibshirani 1993, ch. 13), resampled with
+    replacement with the same draw for every seed of ``arm`` and for ``base``, so that each
+    simulation's arms stay paired (they started from one state)."""
+    arm, base = np.asarray(arm, dtype=np.float64), np.asarray(base, dtype=np.float64)
+    point = pooled_error_difference(arm, base, ref)
+    arm = arm[None] if arm.ndim == 2 else arm
+    rng = np.random.default_rng(seed)
+    sims = base.shape[0]
+    draws = [
+        pooled_error_difference(arm[:, idx], base[idx], ref)
+        for idx in rng.integers(0, sims, size=(int(resamples), sims))
+    ]
+    low, high = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return point, float(low), float(high)

@@ -459,10 +459,15 @@ def les_physics(spec: dict) -> Dict[str, float]:
 
 
 def les_from_reference(
-    ref: "Reference", batch: int, dtype=torch.float64, dt: Optional[float] = None
+    ref: "Reference",
+    batch: int,
+    dtype=torch.float64,
+    dt: Optional[float] = None,
+    initial: Optional[np.ndarray] = None,
 ) -> Turbulence2D:
-    """``batch`` LES started from the reference's first ``batch`` initial conditions, with the
-    reference's LES time step or ``dt`` (checked against the CFL-style bound of the grid)."""
+    """``batch`` LES started from the reference's first ``batch`` initial conditions (or from
+    the states ``initial`` [batch, n, n]), with the reference's LES time step or ``dt``
+    (checked against the CFL-style bound of the grid)."""
     physics = les_physics(ref.provenance["spec"])
     if dt is not None:
         bound = cfl_dt_bound(ref.n_les)
@@ -472,8 +477,17 @@ def les_from_reference(
                 f"grid at |u| = {VELOCITY_SCALE:g}), got {dt!r}"
             )
         physics["dt"] = float(dt)
-    sim = Turbulence2D(ref.n_les, batch=batch, dtype=dtype, **physics)
-    sim.omega = torch.as_tensor(ref.initial_conditions[:batch], dtype=sim.dtype)
+    n, held = ref.n_les, len(ref.initial_conditions)
+    if initial is None and batch > held:
+        raise ValueError(
+            f"the reference holds {held} initial conditions, not {batch}: give the states "
+            "(initial=) for more simulations"
+        )
+    if initial is not None and tuple(np.shape(initial)) != (batch, n, n):
+        raise ValueError(f"initial states must be [{batch}, {n}, {n}], got {np.shape(initial)}")
+    sim = Turbulence2D(n, batch=batch, dtype=dtype, **physics)
+    start = ref.initial_conditions[:batch] if initial is None else initial
+    sim.omega = torch.as_tensor(start, dtype=sim.dtype)
     return sim
 
 

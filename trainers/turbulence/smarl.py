@@ -74,8 +74,8 @@ Policy = Callable[[np.ndarray], np.ndarray]
 FieldClosure = Callable[[Turbulence2D], torch.Tensor]
 
 
-def _sim(ref: Reference, batch: int, dtype=torch.float64, dt=None) -> Turbulence2D:
-    return les_from_reference(ref, batch, dtype, dt)
+def _sim(ref: Reference, batch: int, dtype=torch.float64, dt=None, initial=None) -> Turbulence2D:
+    return les_from_reference(ref, batch, dtype, dt, initial)
 
 
 def closure_coefficients(sim, closure, coeff, policy, a, obs_fn) -> torch.Tensor:
@@ -123,13 +123,7 @@ def rollout(
     if field_closure is not None and policy is not None:
         raise ValueError("rollout: give a policy or a field closure, not both")
     seeds = min(seeds, len(ref.initial_conditions)) if initial is None else len(initial)
-    sim = _sim(ref, seeds, dtype, dt)
-    if initial is not None:
-        if initial.ndim != 3 or tuple(initial.shape[1:]) != (sim.n, sim.n):
-            raise ValueError(
-                f"initial states must be [sims, {sim.n}, {sim.n}], got {initial.shape}"
-            )
-        sim.omega = torch.as_tensor(initial, dtype=sim.dtype)
+    sim = _sim(ref, seeds, dtype, dt, initial)
     ix, iy = agent_points(sim.n, agents_per_side)
     log_ref = np.log10(ref.enstrophy_spectrum[1:] + 1e-30)
     obs_fn = lambda s: observe_agents(s, ix, iy, log_ref)  # noqa: E731
