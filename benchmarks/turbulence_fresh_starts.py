@@ -15,18 +15,21 @@ Setup (fixed before the run):
   the linear friction's time is 1/α = 10) by the LES with the family's best constant: fresh
   states of the LES's statistically steady flow that no training episode, scan or earlier
   evaluation started from;
-- rows: the best constant; the null control (the constant times 1 + 0.001·P on the position
-  probe's 16×16 lattice, the learned fields' path through the solver with no real change); and
-  each learned closure given by ``--arm NAME=PATH,...`` (one path per training seed), mean
-  action; 20 time units after 2, each simulation's time-averaged spectrum kept;
+- rows: the best constant; the null control, three closures that differ from the constant by
+  nothing measurable but take the learned fields' path through the solver (the constant times
+  1 + a·P on the position probe's 16×16 lattice: its forcing pattern at a = ±0.001 and its
+  strength pattern at +0.001), analysed like the three seeds of a learned arm (the second and
+  third were added after the run had started, before any of its rows was looked at); and each
+  learned closure given by ``--arm NAME=PATH,...`` (one path per training seed), mean action;
+  20 time units after 2, each simulation's time-averaged spectrum kept;
 - primary statistic: the ensemble (pooled) spectrum error difference learned − constant
   (``pooled_error_difference``), mean ± 95 % t over training seeds, and the paired bootstrap
   percentile interval over the 32 starts of its seed average (``paired_bootstrap``, 2000
   draws); secondary: the per-simulation paired difference (the earlier metric) and the
   per-simulation tail ratio P(|ω| > 3σ) difference, each mean ± 95 % t over seeds;
 - rule: an arm beats the constant (goal (a)) only if both intervals of its pooled difference
-  lie below 0, the null control's bootstrap interval holds 0, and its tail ratio is not
-  farther from 1 than the constant's by more than the tails interval allows.
+  lie below 0, both of the null control's hold 0, and its tail ratio is not farther from 1
+  than the constant's by more than the tails interval allows.
 
 Rows are appended to ``--out`` as they finish (a rerun skips them; the starts are rebuilt from
 their seed and checked against the file's checksum).
@@ -59,6 +62,9 @@ from regrl.trainers.stats import t_interval
 from regrl.trainers.turbulence.smarl import paired_differences, rollout
 
 CONSTANT, NULL = "best constant", "null control (constant × (1 + 0.001·P))"
+# the null control's members: (pattern, amplitude) of the position probe; the first (its own
+# control) is stored with path None, the others under their label
+NULL_MEMBERS = (CONTROL, ("forcing", -1e-3), ("strength", 1e-3))
 RESAMPLES = 2000  # bootstrap draws: the interval's ends move by < 1e-4 between draw seeds
 SPIN_CHUNK = 10  # steps per ``advance`` call of the spin-up (a decision's worth)
 
@@ -209,15 +215,21 @@ def main() -> None:
             fh.write(json.dumps(done, indent=1).encode())
 
     kf = les_from_reference(ref, 1).kf
-    fixed = [(CONSTANT, None), (NULL, fixed_policy(modulated(coeff, *CONTROL, LATTICE, kf)))]
-    for name, policy in fixed:
-        if (name, None) in have:
+    fixed = [(CONSTANT, None, None)]
+    for i, (pattern, amp) in enumerate(NULL_MEMBERS):
+        label = None if i == 0 else f"{pattern} a={amp:+g}"
+        fixed.append((NULL, label, fixed_policy(modulated(coeff, pattern, amp, LATTICE, kf))))
+    for name, label, policy in fixed:
+        if (name, label) in have:
             continue
         t0 = time.time()
         kw = dict(policy=policy, agents_per_side=LATTICE) if policy else dict(coeff=coeff)
         r = rollout(ref, closure=args.family, **kw, **opts)
-        save(dict(r, name=name, arm=name, path=None))
-        print(f"  {name}: error {r['enstrophy_spectrum_error']:.4f} ({time.time() - t0:.0f} s)")
+        save(dict(r, name=name if label is None else f"{name}, {label}", arm=name, path=label))
+        print(
+            f"  {name} {label or ''}: error {r['enstrophy_spectrum_error']:.4f} "
+            f"({time.time() - t0:.0f} s)"
+        )
     for arm, paths in arms.items():
         for path in paths:
             if (arm, str(path)) in have:
