@@ -19,7 +19,10 @@ Rows, per batch size (simulations advancing together):
   ``GradientScaled``, ``VorticityScaled``, ``EnergyReturn``: its grid rows in the step's own
   transforms);
 - bare LES + the inverse transform of the two strain rows alone (the part of an agents' field
-  that no exact grid closure avoids) and bare LES + the agents' observations every 10 steps;
+  that no exact grid closure avoids), bare LES + the transforms alone of a two-coefficient
+  field (the strain rows, the hyperviscosity's (−∇²)^{p/4}ω row and its product's forward row:
+  the floor of the two-term families' agents' fields, no arithmetic) and bare LES + the
+  agents' observations every 10 steps;
 - the learned closure as the evaluation runs it: every 10 steps the agents' observations
   (``env.observe_agents``), the shipped policy's mean (``data/turbulence/policies/smarl_ppo.pt``,
   actor only) and the interpolated coefficient field, then 10 in-step Smagorinsky steps.
@@ -66,7 +69,7 @@ from regrl.envs.turbulence.reference import (  # noqa: E402
     load_reference,
     steps_per_decision,
 )
-from regrl.envs.turbulence.solver import Turbulence2D  # noqa: E402
+from regrl.envs.turbulence.solver import Turbulence2D, _to_spectral  # noqa: E402
 
 POLICY = "data/turbulence/policies/smarl_ppo.pt"
 DNS_ROW = "reference DNS 256² float32, 1 simulation (the DNS / LES column's numerator)"
@@ -130,6 +133,7 @@ def steppers(
     }
     fns.update(family_steppers(sim, every, names))
     fns["bare LES + strain rows' inverse transform (a grid field's floor)"] = strain_floor(sim)
+    fns["bare LES + a two-coefficient field's transforms (its floor)"] = two_field_floor(sim)
     ix, iy = agent_points(sim.n, 4)
 
     def observed(k):
@@ -155,6 +159,21 @@ def strain_floor(sim: Turbulence2D):
         for _ in range(k):
             sim.step(1)
             sim._step_grid(sim._w_hat.unsqueeze(1) * ops)
+
+    return run
+
+
+def two_field_floor(sim: Turbulence2D, order: int = 8):
+    """fn(k): k bare steps, each followed by the transforms an agents' field of a two-term
+    family adds (``_ab2_flux_into``: the two strain rows and the order-``order``
+    hyperviscosity's row inverse, its product's row forward), with none of its arithmetic."""
+    ops = sim._flux_ops(True, False, True, order)[2:]
+
+    def run(k):
+        for _ in range(k):
+            sim.step(1)
+            phys = sim._step_grid(sim._w_hat.unsqueeze(1) * ops)
+            _to_spectral(phys[:, 2:3], sim._c)
 
     return run
 

@@ -222,3 +222,21 @@ def test_observing_a_blown_up_simulation_warns_nothing_and_reads_nan(tiny_refere
         warnings.simplefilter("error")
         obs = observe_agents(sim, ix, iy, np.zeros(sim.n // 2 - 1))
     assert np.isnan(obs[0, :, :6]).any() and np.array_equal(obs[1], good[1])
+
+
+def test_les_from_reference_starts_from_given_states_and_refuses_too_many(tiny_reference):
+    """More simulations than the reference's initial conditions need their own states (the
+    fresh-start evaluation's 32); the states are used as given, and a wrong shape is refused."""
+    from regrl.envs.turbulence.reference import les_from_reference
+
+    ref = load_reference(tiny_reference)
+    held = len(ref.initial_conditions)
+    with pytest.raises(ValueError, match=f"holds {held} initial conditions"):
+        les_from_reference(ref, held + 1)
+    ics = np.asarray(ref.initial_conditions, dtype=np.float64)  # resolved fields
+    states = np.concatenate([ics[::-1], 0.5 * ics[:1]])
+    sim = les_from_reference(ref, held + 1, initial=states)
+    assert sim.batch == held + 1
+    np.testing.assert_allclose(sim.omega.numpy(), states, atol=1e-6 * np.abs(states).max())
+    with pytest.raises(ValueError, match="initial states must be"):
+        les_from_reference(ref, held + 1, initial=states[:-1])
