@@ -23,6 +23,12 @@ Rows, per batch size (simulations advancing together):
   field (the strain rows, the hyperviscosity's (−∇²)^{p/4}ω row and its product's forward row:
   the floor of the two-term families' agents' fields, no arithmetic) and bare LES + the
   agents' observations every 10 steps;
+- with ``--cnn``, the supervised field closure as the evaluation runs it (``regrl turbulence
+  compare``'s D4-CNN, ``configs/closure_cnn.yaml``'s architecture: 3×3 circular convolutions
+  with 8, 8 channels, averaged over the square's 8 symmetries in one batched pass, float32):
+  Π of the state every 10 steps through ``sgs.step_with_sgs``, held between (its weights
+  are random: the cost does not depend on them, and Π is scaled small enough to leave the
+  flow as it is);
 - the learned closure as the evaluation runs it: every 10 steps the agents' observations
   (``env.observe_agents``), the shipped policy's mean (``data/turbulence/policies/smarl_ppo.pt``,
   actor only) and the interpolated coefficient field, then 10 in-step Smagorinsky steps.
@@ -40,7 +46,7 @@ units apart (10 steps of 5·10⁻⁴, SMARL's), so a longer step takes fewer ste
 the rows' "every N steps" say how many (benchmarks/turbulence_float32.py checks the longer
 steps on the evaluation's metrics).
 Run: nice -n 5 .venv/bin/python benchmarks/turbulence_closure_cost.py [--rounds 7] [--dtype float32]
-         [--dt 1e-3]
+         [--dt 1e-3] [--cnn]
 On a GPU: python benchmarks/turbulence_closure_cost.py --device cuda --batches 1,64,256 --no-learned
 """
 
@@ -104,7 +110,7 @@ def learned_stepper(sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_D
 
 
 def steppers(
-    sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_DECISION, names=None
+    sim: Turbulence2D, policy, log_ref, every: int = STEPS_PER_DECISION, names=None, cnn=False
 ) -> dict:
     """name -> fn(k) advancing k steps; the coefficient field is fixed like one RL decision."""
     gen = torch.Generator().manual_seed(0)
@@ -142,11 +148,32 @@ def steppers(
             sim.step(every)
 
     fns[f"bare LES + observations every {every} steps"] = observed
+    if cnn:
+        fns[f"supervised D4-CNN Π every {every} steps"] = cnn_stepper(
+            les(sim.batch, dtype=sim.dtype, device=sim.device, dt=sim.dt), every
+        )
     if policy is not None:
         fns[f"learned closure: observations + policy every {every} steps"] = learned_stepper(
             les(sim.batch, dtype=sim.dtype, device=sim.device, dt=sim.dt), policy, log_ref, every
         )
     return fns
+
+
+def cnn_stepper(sim: Turbulence2D, every: int = STEPS_PER_DECISION):
+    """fn(k): k steps of the supervised D4-CNN closure (module docstring), Π every ``every``."""
+    from regrl.agents.models.closure import ClosureCNN
+    from regrl.envs.turbulence.sgs import step_with_sgs
+    from regrl.trainers.turbulence.closures import cnn_closure
+
+    torch.manual_seed(0)
+    model = ClosureCNN(hidden=(8, 8), activation="tanh", symmetric=True).to(sim.device)
+    model.eval()
+    sgs = cnn_closure(model, sigma_omega=1.0, sigma_pi=1e-9)
+
+    def run(k):
+        step_with_sgs(sim, sgs, k, every=every)
+
+    return run
 
 
 def strain_floor(sim: Turbulence2D):
@@ -238,6 +265,9 @@ def main() -> None:
         "--no-learned", action="store_true", help="skip the learned-closure row (needs RLlib)"
     )
     parser.add_argument(
+        "--cnn", action="store_true", help="add the supervised D4-CNN closure's row"
+    )
+    parser.add_argument(
         "--clock", choices=["cpu", "wall"], default="cpu", help="process CPU or wall seconds"
     )
     parser.add_argument(
@@ -307,7 +337,7 @@ def main() -> None:
     log_ref = np.log10(load_reference().enstrophy_spectrum[1:] + 1e-30)
     for batch in [int(b) for b in args.batches.split(",")]:
         sim = les(batch, dtype=DTYPES[args.dtype], device=args.device, dt=les_dt)
-        fns = steppers(sim, policy, log_ref, every, names)
+        fns = steppers(sim, policy, log_ref, every, names, cnn=args.cnn)
         fns[DNS_ROW] = lambda k: dns.step(max(1, k // DNS_STEPS_PER_LES_STEP))
         best = best_seconds(fns, args.steps, args.rounds, sync, clock)
         best[DNS_ROW] *= DNS_STEPS_PER_LES_STEP  # seconds per DNS step
