@@ -42,7 +42,6 @@ Run:  nice -n 5 .venv/bin/python benchmarks/turbulence_fresh_starts.py \\
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -51,7 +50,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from turbulence_family_scan import check_reference  # this folder: one --reference check
-from turbulence_position_headroom import CONTROL, LATTICE, fixed_policy, modulated
+from turbulence_position_headroom import (
+    CONTROL,
+    LATTICE,
+    constant_options,
+    fixed_policy,
+    modulated,
+    parse_constant,
+)
 from turbulence_seeds import learned_rows, parse_arms
 
 from regrl.envs.turbulence import families
@@ -69,15 +75,27 @@ RESAMPLES = 2000  # bootstrap draws: the interval's ends move by < 1e-4 between 
 SPIN_CHUNK = 10  # steps per ``advance`` call of the spin-up (a decision's worth)
 
 
+def random_les(ref, sims: int, seed: int):
+    """``sims`` LES of the reference's physics started from random fields of ``seed`` (the
+    solver's ``random_initial_condition``)."""
+    n = ref.n_les
+    sim = les_from_reference(ref, sims, initial=np.zeros((sims, n, n)))
+    sim.random_initial_condition(seed)
+    return sim
+
+
+def uniform_coefficients(sim, fam, roots) -> torch.Tensor:
+    """The family's constant ``roots`` as every agent's coefficients [batch, 4, 4, m], the
+    input of ``families.advance`` (uniform: no field, no transforms)."""
+    return torch.tensor(fam.coefficient(roots), dtype=sim.dtype).expand(sim.batch, 4, 4, fam.size)
+
+
 def fresh_starts(ref, family: str, roots, sims: int, seed: int, spin: float) -> np.ndarray:
     """``sims`` states [sims, n, n]: random fields of ``seed`` advanced ``spin`` time units by
     the LES with the family's constant ``roots``; refuses a state that diverged."""
     fam = families.get_family(family)
-    n = ref.n_les
-    sim = les_from_reference(ref, sims, initial=np.zeros((sims, n, n)))
-    sim.random_initial_condition(seed)
-    a = 4
-    coeff = torch.tensor(fam.coefficient(roots), dtype=sim.dtype).expand(sims, a, a, fam.size)
+    sim = random_les(ref, sims, seed)
+    coeff = uniform_coefficients(sim, fam, roots)
     for _ in range(int(round(spin / sim.dt)) // SPIN_CHUNK):
         families.advance(sim, fam, coeff, SPIN_CHUNK)
     bad = ~sim.is_finite().cpu().numpy()
@@ -158,28 +176,19 @@ def report(path: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
+    parser = constant_options(__doc__)
     parser.add_argument("--arm", action="append", metavar="NAME=PATH,PATH,...")
-    parser.add_argument("--reference", type=Path, default=None)
-    parser.add_argument("--family", default="smagorinsky_hyper8")
-    parser.add_argument("--roots", default="0.03,0.38", help="the family's best constant")
     parser.add_argument("--sims", type=int, default=32)
     parser.add_argument("--start-seed", type=int, default=1000)
     parser.add_argument("--spin", type=float, default=30.0)
     parser.add_argument("--time", type=float, default=20.0)
     parser.add_argument("--spinup", type=float, default=2.0)
-    parser.add_argument("--report", action="store_true", help="print the table and stop")
     args = parser.parse_args()
     if args.report:
         print(report(args.out))
         return
-    try:
-        roots = tuple(float(v) for v in args.roots.split(","))
-        family = families.get_family(args.family)
-        coeff = family.coefficient(roots)
-    except ValueError as exc:
-        raise SystemExit(f"error: --family/--roots: {exc}") from None
+    coeff = parse_constant(args)
+    roots = args.roots
     arms = parse_arms([], args.arm)
     check_reference(args.reference)
     torch.set_num_threads(1)

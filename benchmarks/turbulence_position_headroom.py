@@ -183,25 +183,40 @@ def report(path: Path) -> str:
     return "\n".join(out)
 
 
-def probe_arguments(doc: str, kind: str):
-    """The probes' shared command line, parsed and checked (``--family``/``--roots`` before
-    any run); ``kind`` names what a row varies ('pattern', 'feature')."""
+def constant_options(doc: str) -> argparse.ArgumentParser:
+    """A parser with the options every run of one family constant takes (this probe, the
+    state probe, ``turbulence_fresh_starts``, ``turbulence_stationarity``): ``--out``,
+    ``--reference``, ``--family``, ``--roots`` (the order-8 best constant by default) and
+    ``--report``; ``parse_constant`` checks the pair."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reference", type=Path, default=None)
     parser.add_argument("--family", default="smagorinsky_hyper8")
     parser.add_argument("--roots", default="0.03,0.38", help="the family's best constant")
+    parser.add_argument("--report", action="store_true", help="print the table and stop")
+    return parser
+
+
+def parse_constant(args) -> tuple:
+    """``args.roots`` as a tuple of floats, checked against ``args.family`` (a SystemExit
+    naming both options, before any run); returns the family's coefficients."""
+    try:
+        args.roots = tuple(float(v) for v in args.roots.split(","))
+        return families.get_family(args.family).coefficient(args.roots)
+    except ValueError as exc:
+        raise SystemExit(f"error: --family/--roots: {exc}") from None
+
+
+def probe_arguments(doc: str, kind: str):
+    """The probes' shared command line, parsed and checked (``--family``/``--roots`` before
+    any run); ``kind`` names what a row varies ('pattern', 'feature')."""
+    parser = constant_options(doc)
     parser.add_argument("--sims", type=int, default=16)
     parser.add_argument("--time", type=float, default=20.0)
     parser.add_argument("--spinup", type=float, default=2.0)
-    parser.add_argument("--report", action="store_true", help="print the table and stop")
     args = parser.parse_args()
     args.kind = kind
-    try:
-        args.roots = tuple(float(v) for v in args.roots.split(","))
-        families.get_family(args.family).coefficient(args.roots)
-    except ValueError as exc:
-        raise SystemExit(f"error: --family/--roots: {exc}") from None
+    parse_constant(args)
     if not args.report:
         check_reference(args.reference)
         torch.set_num_threads(1)

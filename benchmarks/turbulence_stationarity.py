@@ -20,14 +20,14 @@ Run:  nice -n 5 .venv/bin/python benchmarks/turbulence_stationarity.py \\
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from turbulence_family_scan import check_reference  # this folder: one --reference check
+from turbulence_fresh_starts import random_les, uniform_coefficients
+from turbulence_position_headroom import constant_options, parse_constant
 
 from regrl.envs.turbulence import families
 from regrl.envs.turbulence.metrics import log_spectrum_error
@@ -55,13 +55,11 @@ def run(ref, family: str, roots, sims: int, total: float, random_seed=None) -> d
     P(|ω| > 3σ)), spectra [time, sims, k] and energy [time, sims]; from the reference's first
     ``sims`` starts, or from random fields of ``random_seed``."""
     fam = families.get_family(family)
-    n = ref.n_les
     if random_seed is None:
         sim = les_from_reference(ref, sims)
     else:
-        sim = les_from_reference(ref, sims, initial=np.zeros((sims, n, n)))
-        sim.random_initial_condition(random_seed)
-    coeff = torch.tensor(fam.coefficient(roots), dtype=sim.dtype).expand(sims, 4, 4, fam.size)
+        sim = random_les(ref, sims, random_seed)
+    coeff = uniform_coefficients(sim, fam, roots)
     per_sample = int(round(SAMPLE_EVERY / sim.dt)) // STEPS
     times, tails, spectra, energy = [], [], [], []
     threshold = 3.0 * ref.omega_std
@@ -127,26 +125,18 @@ def report(data: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--reference", type=Path, default=None)
-    parser.add_argument("--family", default="smagorinsky_hyper8")
-    parser.add_argument("--roots", default="0.03,0.38")
+    parser = constant_options(__doc__)
     parser.add_argument("--sims", type=int, default=16)
     parser.add_argument("--time", type=float, default=80.0)
     parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--steady-from", type=float, default=20.0)
     parser.add_argument("--start-seed", type=int, default=1000)
-    parser.add_argument("--report", action="store_true", help="print the table and stop")
     args = parser.parse_args()
     if args.report:
         print(report(json.loads(args.out.read_text())))
         return
-    try:
-        roots = tuple(float(v) for v in args.roots.split(","))
-        families.get_family(args.family).coefficient(roots)
-    except ValueError as exc:
-        raise SystemExit(f"error: --family/--roots: {exc}") from None
+    parse_constant(args)
+    roots = args.roots
     if not (0 < args.steady_from < args.time and 0 < args.window <= args.time):
         raise SystemExit("error: need 0 < --steady-from < --time and 0 < --window <= --time")
     check_reference(args.reference)
